@@ -1,0 +1,93 @@
+package eventstore
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Signal is a broadcast wake-up: C returns a channel that the next Notify closes. Adapters use it
+// to wake their own subscribers after an append, so no append transaction ever needs NOTIFY.
+type Signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// C returns the channel the next Notify closes. Take it before checking for work, then wait on it.
+func (s *Signal) C() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+// Notify wakes every waiter.
+func (s *Signal) Notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// ReadAllFunc reads one page of $all, as Store.ReadAll does.
+type ReadAllFunc func(ctx context.Context, from Position, opts ReadAllOptions) (Page, error)
+
+// PollingSubscription turns a ReadAll into a Subscription: it reads pages until it reaches the
+// end of the log, then waits for wake (appends made through this process) or, at the latest,
+// for interval (appends made elsewhere, transactions committing out of order).
+type PollingSubscription struct {
+	read     ReadAllFunc
+	from     Position
+	opts     ReadAllOptions
+	wake     *Signal
+	interval time.Duration
+	closed   chan struct{}
+	once     sync.Once
+}
+
+// NewPollingSubscription follows $all after from with read. wake may be nil.
+func NewPollingSubscription(read ReadAllFunc, from Position, opts SubscribeOptions, wake *Signal, interval time.Duration) *PollingSubscription {
+	if wake == nil {
+		wake = &Signal{}
+	}
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	return &PollingSubscription{
+		read: read, from: from, wake: wake, interval: interval, closed: make(chan struct{}),
+		opts: ReadAllOptions{Filter: opts.Filter, Limit: opts.BatchSize},
+	}
+}
+
+// Next implements Subscription.
+func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
+	timer := time.NewTimer(s.interval)
+	defer timer.Stop()
+	for {
+		woken := s.wake.C()
+		page, err := s.read(ctx, s.from, s.opts)
+		if err != nil {
+			return Batch{}, err
+		}
+		if len(page.Events) > 0 || page.Position.Compare(s.from) > 0 {
+			s.from = page.Position
+			return Batch{Events: page.Events, Position: page.Position, CaughtUp: page.AtEnd}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Batch{}, ctx.Err()
+		case <-s.closed:
+			return Batch{}, context.Canceled
+		case <-woken:
+		case <-timer.C:
+			timer.Reset(s.interval)
+		}
+	}
+}
+
+// Close implements Subscription.
+func (s *PollingSubscription) Close() { s.once.Do(func() { close(s.closed) }) }

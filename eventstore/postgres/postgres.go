@@ -1,0 +1,477 @@
+// Package postgres is the PostgreSQL event store adapter (pgx/v5).
+//
+// # Why no subscriber ever skips an event
+//
+// A sequence number is taken when a row is inserted but becomes visible when its transaction
+// commits, so transactions commit out of sequence order. A reader that follows
+// "global_position > checkpoint" can pass a row whose transaction commits later and never see it.
+//
+// Every row therefore records the id of the transaction that wrote it
+// (tx_id xid8 default pg_current_xact_id()). Readers take only rows whose transaction is older
+// than the oldest transaction still running, tx_id < pg_snapshot_xmin(pg_current_snapshot()):
+// every such transaction has finished, so no row can still appear below that horizon. Rows are
+// read in (tx_id, global_position) order and that pair is the checkpoint (eventstore.Position's
+// Commit and Prepare). A transaction still running holds the horizon, and with it every reader,
+// until it ends; it never causes a skip.
+//
+// Appends stay concurrent: there is no lock around appends, only the unique index on
+// (stream_id, stream_version), which serializes writers of one stream and nothing else.
+//
+// Rules that keep this correct and fast:
+//   - the append is the first write of its transaction (the xid is taken at the first write, and
+//     everything the transaction does before the append holds every reader back);
+//   - no NOTIFY in an append transaction: a pending NOTIFY takes a cluster-wide lock at commit and
+//     serializes committers. Subscribers in this process are woken in memory after each append;
+//     others poll (SubscribeOptions, Options.PollInterval);
+//   - every transaction on the cluster is short: any long one (a rebuild batch, CREATE INDEX)
+//     holds the horizon back, and HorizonAge reports how far.
+//
+// When a read reaches the end of what is committed below the horizon, the page's position moves
+// to (horizon, 0): every event at or before it has been seen, whether the filter kept it or not.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/eventstore"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Schema holds the events table; default "eventstore".
+	Schema string
+	// PollInterval bounds how long a subscriber waits to see appends made by other processes
+	// or transactions committed out of order; default 50ms.
+	PollInterval time.Duration
+}
+
+// Store is an eventstore.Store over PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	opts Options
+	wake eventstore.Signal
+	sql  statements
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+type statements struct {
+	append, findIDs, head, readFwd, readBack, readAll, horizonAge string
+}
+
+// New returns a store over pool. Call Migrate once before the first append.
+func New(pool *pgxpool.Pool, opts Options) *Store {
+	if opts.Schema == "" {
+		opts.Schema = "eventstore"
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 50 * time.Millisecond
+	}
+	t := pgx.Identifier{opts.Schema, "events"}.Sanitize()
+	cols := "tx_id::text, global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at"
+	return &Store{pool: pool, opts: opts, sql: statements{
+		// One round trip: read the head, check the expectation, insert every event.
+		append: `with head as (select coalesce(max(stream_version), -1) as v from ` + t + ` where stream_id = $1),
+ins as (
+  insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
+  select $1, head.v + e.ord, e.id, e.typ, e.data, e.meta
+    from head, unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) with ordinality as e(id, typ, data, meta, ord)
+   where $6::int = 0 or ($6 = 1 and head.v = -1) or ($6 = 2 and head.v >= 0) or ($6 = 3 and head.v = $7::bigint)
+  returning tx_id, global_position, stream_version)
+select head.v, ins.tx_id::text, ins.global_position, ins.stream_version
+  from head left join ins on true order by ins.stream_version desc limit 1`,
+		findIDs:  `select event_id, stream_id, stream_version, tx_id::text, global_position from ` + t + ` where event_id = any($1::uuid[]) order by stream_version`,
+		head:     `select coalesce(max(stream_version), -1) from ` + t + ` where stream_id = $1`,
+		readFwd:  `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
+		readBack: `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version <= $2 order by stream_version desc limit $3`,
+		readAll: `with h as (select pg_snapshot_xmin(pg_current_snapshot()) as x)
+select h.x::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
+  from h left join lateral (
+  select * from ` + t + `
+   where (tx_id, global_position) > ($1::text::xid8, $2::bigint)
+     and tx_id < h.x
+     and left(stream_id, 1) <> '$'
+     and (cardinality($3::text[]) = 0 or exists (select 1 from unnest($3::text[]) p where starts_with(event_type, p)))
+     and (cardinality($4::text[]) = 0 or exists (select 1 from unnest($4::text[]) p where starts_with(stream_id, p)))
+   order by tx_id, global_position
+   limit $5) e on true
+ order by e.tx_id, e.global_position`,
+		horizonAge: `select coalesce(extract(epoch from now() - min(xact_start)), 0)::float8
+  from pg_stat_activity where backend_xid is not null or backend_xmin is not null`,
+	}}
+}
+
+// Migrate creates the schema and table if they do not exist. Safe to run concurrently with itself
+// only once per database at a time (run it at start, before appends).
+func (s *Store) Migrate(ctx context.Context) error {
+	schema := pgx.Identifier{s.opts.Schema}.Sanitize()
+	t := pgx.Identifier{s.opts.Schema, "events"}.Sanitize()
+	ddl := `create schema if not exists ` + schema + `;
+create table if not exists ` + t + ` (
+  global_position bigint generated always as identity primary key,
+  tx_id xid8 not null default pg_current_xact_id(),
+  stream_id text not null,
+  stream_version bigint not null,
+  event_id uuid not null unique,
+  event_type text not null,
+  data jsonb not null,
+  metadata jsonb not null default '{}',
+  recorded_at timestamptz not null default now(),
+  unique (stream_id, stream_version));
+create index if not exists events_tx_position on ` + t + ` (tx_id, global_position);`
+	if _, err := s.pool.Exec(ctx, ddl); err != nil {
+		return fmt.Errorf("migrate event store schema %s: %w", s.opts.Schema, err)
+	}
+	return nil
+}
+
+// Querier is what AppendTx needs of a transaction: pgx.Tx and *pgxpool.Conn both fit.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	args, err := appendArgs(stream, expected, events)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	// "Any" has no revision to conflict on: a unique violation only means another writer took the
+	// next revision first, so try again with the new head.
+	for attempt := 0; ; attempt++ {
+		res, err := s.appendOnce(ctx, s.pool, stream, expected, events, args)
+		if err == nil {
+			s.wake.Notify()
+			return res, nil
+		}
+		if !expected.IsAny() || !errors.Is(err, errRaced) || attempt == 20 {
+			return s.translate(ctx, stream, expected, events, err)
+		}
+	}
+}
+
+// AppendTx appends within the caller's transaction, for writes that must commit atomically with
+// the events. The append must be tx's first write (see the package doc), and tx must commit
+// promptly: until it ends, no subscriber sees any later event. Subscribers of this Store learn of
+// the commit by polling.
+func (s *Store) AppendTx(ctx context.Context, tx Querier, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	args, err := appendArgs(stream, expected, events)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	res, err := s.appendOnce(ctx, tx, stream, expected, events, args)
+	if err != nil {
+		if errors.Is(err, errRaced) {
+			// The transaction is aborted; it cannot look up what raced it.
+			return res, fmt.Errorf("append to %s: %w", stream, eventstore.ErrWrongVersion)
+		}
+		return s.translate(ctx, stream, expected, events, err)
+	}
+	return res, nil
+}
+
+// errRaced: the insert hit a unique index (a concurrent writer of the same stream, or an event id
+// already stored). errExpectation: the head did not satisfy the expected revision.
+var (
+	errRaced       = errors.New("unique violation")
+	errExpectation = errors.New("expectation not met")
+)
+
+type expectationError struct{ actual int64 }
+
+func (e expectationError) Error() string { return errExpectation.Error() }
+func (e expectationError) Unwrap() error { return errExpectation }
+
+func appendArgs(stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) ([]any, error) {
+	ids := make([]string, len(events))
+	types := make([]string, len(events))
+	data := make([]string, len(events))
+	meta := make([]string, len(events))
+	for i, e := range events {
+		ids[i], types[i] = e.ID.String(), e.Type
+		if !json.Valid(e.Data) {
+			return nil, fmt.Errorf("append to %s: event %s: data is not JSON: %w", stream, e.ID, eventstore.ErrInvalid)
+		}
+		data[i] = string(e.Data)
+		m, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("append to %s: event %s metadata: %w", stream, e.ID, err)
+		}
+		meta[i] = string(m)
+	}
+	kind, rev := 0, int64(0)
+	switch {
+	case expected.IsAny():
+	case expected.IsStreamExists():
+		kind = 2
+	default:
+		r, _ := expected.Revision()
+		kind, rev = 3, r
+		if r == eventstore.NoRevision {
+			kind = 1
+		}
+	}
+	return []any{stream, ids, types, data, meta, kind, rev}, nil
+}
+
+func (s *Store) appendOnce(ctx context.Context, q Querier, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData, args []any) (eventstore.AppendResult, error) {
+	var (
+		head     int64
+		txID     *string
+		position *int64
+		version  *int64
+	)
+	err := q.QueryRow(ctx, s.sql.append, args...).Scan(&head, &txID, &position, &version)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			return eventstore.AppendResult{}, errRaced
+		}
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	if txID == nil {
+		return eventstore.AppendResult{}, expectationError{actual: head}
+	}
+	commit, err := strconv.ParseUint(*txID, 10, 64)
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: transaction id %q: %w", stream, *txID, err)
+	}
+	return eventstore.AppendResult{NextRevision: *version, Position: eventstore.Position{Commit: commit, Prepare: uint64(*position)}}, nil
+}
+
+// translate turns a refused append into the port's answer: success for a retry of an append that
+// already happened, ErrDuplicateEvent for ids stored elsewhere, else *WrongVersionError.
+func (s *Store) translate(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData, cause error) (eventstore.AppendResult, error) {
+	if !errors.Is(cause, errRaced) && !errors.Is(cause, errExpectation) {
+		return eventstore.AppendResult{}, cause
+	}
+	if res, ok, err := s.retried(ctx, stream, expected, events); ok || err != nil {
+		return res, err
+	}
+	var actual int64
+	if e, isExp := cause.(expectationError); isExp {
+		actual = e.actual
+	} else if err := s.pool.QueryRow(ctx, s.sql.head, stream).Scan(&actual); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: read head: %w", stream, err)
+	}
+	return eventstore.AppendResult{}, &eventstore.WrongVersionError{Stream: stream, Expected: expected, Actual: actual}
+}
+
+func (s *Store) retried(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID.String()
+	}
+	rows, err := s.pool.Query(ctx, s.sql.findIDs, ids)
+	if err != nil {
+		return eventstore.AppendResult{}, false, fmt.Errorf("append to %s: look up event ids: %w", stream, err)
+	}
+	type found struct {
+		stream  string
+		version int64
+		pos     eventstore.Position
+	}
+	byID := map[uuid.UUID]found{}
+	for rows.Next() {
+		var (
+			id   uuid.UUID
+			f    found
+			txID string
+			gp   int64
+		)
+		if err := rows.Scan(&id, &f.stream, &f.version, &txID, &gp); err != nil {
+			rows.Close()
+			return eventstore.AppendResult{}, false, fmt.Errorf("append to %s: scan event ids: %w", stream, err)
+		}
+		commit, _ := strconv.ParseUint(txID, 10, 64)
+		f.pos = eventstore.Position{Commit: commit, Prepare: uint64(gp)}
+		byID[id] = f
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return eventstore.AppendResult{}, false, fmt.Errorf("append to %s: look up event ids: %w", stream, err)
+	}
+	if len(byID) == 0 {
+		return eventstore.AppendResult{}, false, nil
+	}
+	for _, f := range byID {
+		if f.stream != stream {
+			return eventstore.AppendResult{}, false, fmt.Errorf("append to %s: an event id is stored in stream %s: %w", stream, f.stream, eventstore.ErrDuplicateEvent)
+		}
+	}
+	first, okFirst := byID[events[0].ID]
+	last, okLast := byID[events[len(events)-1].ID]
+	if len(byID) != len(events) || !okFirst || !okLast || last.version-first.version != int64(len(events)-1) {
+		return eventstore.AppendResult{}, false, fmt.Errorf("append to %s: some event ids are stored already: %w", stream, eventstore.ErrDuplicateEvent)
+	}
+	if rev, exact := expected.Revision(); exact && first.version != rev+1 {
+		return eventstore.AppendResult{}, false, fmt.Errorf("append to %s: events stored at revision %d, not after %s: %w", stream, first.version, expected, eventstore.ErrDuplicateEvent)
+	}
+	// The position of the stream's last retried event: its transaction is committed (we read it).
+	return eventstore.AppendResult{NextRevision: last.version, Position: last.pos}, true, nil
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
+	limit := int64(opts.Limit)
+	if limit <= 0 {
+		limit = 1<<63 - 1
+	}
+	query, from := s.sql.readFwd, max(opts.From, 0)
+	if opts.Direction == eventstore.Backwards {
+		query, from = s.sql.readBack, opts.From
+		if from < 0 {
+			from = 1<<63 - 1
+		}
+	}
+	rows, err := s.pool.Query(ctx, query, stream, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	events, err := scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	if len(events) == 0 {
+		var head int64
+		if err := s.pool.QueryRow(ctx, s.sql.head, stream).Scan(&head); err != nil {
+			return nil, fmt.Errorf("read stream %s: %w", stream, err)
+		}
+		if head == eventstore.NoRevision {
+			return nil, fmt.Errorf("read stream %s: %w", stream, eventstore.ErrStreamNotFound)
+		}
+	}
+	return events, nil
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts eventstore.ReadAllOptions) (eventstore.Page, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	types, streams := opts.Filter.EventTypePrefixes, opts.Filter.StreamPrefixes
+	if types == nil {
+		types = []string{}
+	}
+	if streams == nil {
+		streams = []string{}
+	}
+	rows, err := s.pool.Query(ctx, s.sql.readAll, strconv.FormatUint(from.Commit, 10), int64(from.Prepare), types, streams, limit)
+	if err != nil {
+		return eventstore.Page{}, fmt.Errorf("read $all from %s: %w", from, err)
+	}
+	var horizon uint64
+	events, err := scanAll(rows, &horizon)
+	if err != nil {
+		return eventstore.Page{}, fmt.Errorf("read $all from %s: %w", from, err)
+	}
+	page := eventstore.Page{Events: events, Position: from}
+	if len(events) > 0 {
+		page.Position = events[len(events)-1].Position
+	}
+	if len(events) < limit {
+		// Everything committed below the horizon after from has been read.
+		page.AtEnd = true
+		if end := (eventstore.Position{Commit: horizon}); end.Compare(page.Position) > 0 {
+			page.Position = end
+		}
+	}
+	return page, nil
+}
+
+// SubscribeAll implements eventstore.Store.
+func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, opts eventstore.SubscribeOptions) (eventstore.Subscription, error) {
+	return eventstore.NewPollingSubscription(s.ReadAll, from, opts, &s.wake, s.opts.PollInterval), nil
+}
+
+// HorizonAge reports how long the oldest transaction on the cluster has been running: the time
+// by which it holds every subscriber back. Export it as a metric.
+func (s *Store) HorizonAge(ctx context.Context) (time.Duration, error) {
+	var secs float64
+	if err := s.pool.QueryRow(ctx, s.sql.horizonAge).Scan(&secs); err != nil {
+		return 0, fmt.Errorf("horizon age: %w", err)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
+func scanAll(rows pgx.Rows, horizon *uint64) ([]eventstore.RecordedEvent, error) {
+	defer rows.Close()
+	var out []eventstore.RecordedEvent
+	for rows.Next() {
+		var (
+			h, txID, stream, typ *string
+			gp, version          *int64
+			id                   *uuid.UUID
+			at                   *time.Time
+			data, meta           []byte
+		)
+		if err := rows.Scan(&h, &txID, &gp, &stream, &version, &id, &typ, &data, &meta, &at); err != nil {
+			return nil, err
+		}
+		x, err := strconv.ParseUint(*h, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("horizon %q: %w", *h, err)
+		}
+		*horizon = x
+		if txID == nil {
+			continue // nothing below the horizon: the lateral join's empty row
+		}
+		e := eventstore.RecordedEvent{ID: *id, Stream: *stream, Revision: *version, Type: *typ, Data: data, RecordedAt: *at}
+		if err := decodeRow(&e, *txID, *gp, meta); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func scanEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) {
+	defer rows.Close()
+	var out []eventstore.RecordedEvent
+	for rows.Next() {
+		var (
+			e    eventstore.RecordedEvent
+			txID string
+			gp   int64
+			meta []byte
+		)
+		if err := rows.Scan(&txID, &gp, &e.Stream, &e.Revision, &e.ID, &e.Type, &e.Data, &meta, &e.RecordedAt); err != nil {
+			return nil, err
+		}
+		if err := decodeRow(&e, txID, gp, meta); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func decodeRow(e *eventstore.RecordedEvent, txID string, gp int64, meta []byte) error {
+	commit, err := strconv.ParseUint(txID, 10, 64)
+	if err != nil {
+		return fmt.Errorf("transaction id %q: %w", txID, err)
+	}
+	e.Position = eventstore.Position{Commit: commit, Prepare: uint64(gp)}
+	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		return fmt.Errorf("event %s metadata: %w", e.ID, err)
+	}
+	return nil
+}

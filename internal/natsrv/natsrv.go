@@ -1,0 +1,59 @@
+// Package natsrv runs an embedded NATS server with JetStream (nats-server as a library) for
+// `orderflow dev` and for tests on a machine without NATS_URL.
+package natsrv
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configure Start.
+type Options struct {
+	// StoreDir keeps JetStream's data; required.
+	StoreDir string
+	// Port to listen on at 127.0.0.1; 0 picks a free one.
+	Port int
+}
+
+// Server is a running embedded NATS server.
+type Server struct{ ns *server.Server }
+
+// Start starts the server and waits until it accepts connections.
+func Start(opts Options) (*Server, error) {
+	if opts.StoreDir == "" {
+		return nil, errors.New("embedded nats: StoreDir is required")
+	}
+	port := opts.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	ns, err := server.NewServer(&server.Options{
+		Host:      "127.0.0.1",
+		Port:      port,
+		JetStream: true,
+		StoreDir:  opts.StoreDir,
+		NoSigs:    true,
+		NoLog:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats: not ready within 10s")
+	}
+	return &Server{ns: ns}, nil
+}
+
+// URL is the client URL of the server.
+func (s *Server) URL() string { return s.ns.ClientURL() }
+
+// Stop shuts the server down and waits for it.
+func (s *Server) Stop() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}

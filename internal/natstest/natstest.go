@@ -1,0 +1,64 @@
+// Package natstest gives tests a real NATS server: NATS_URL when set, otherwise one embedded
+// server with JetStream per test binary.
+package natstest
+
+import (
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/orderflow/orderflow/internal/natsrv"
+)
+
+var (
+	once sync.Once
+	url  string
+	srv  *natsrv.Server
+	dir  string
+	err  error
+)
+
+// URL returns the test server's URL. It skips the test under -short.
+func URL(tb testing.TB) string {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs NATS; skipped with -short")
+	}
+	once.Do(func() {
+		if u := os.Getenv("NATS_URL"); u != "" {
+			url = u
+			return
+		}
+		if dir, err = os.MkdirTemp("", "orderflow-natstest-"); err != nil {
+			return
+		}
+		if srv, err = natsrv.Start(natsrv.Options{StoreDir: dir}); err == nil {
+			url = srv.URL()
+		}
+	})
+	if err != nil {
+		tb.Fatalf("start test nats: %v", err)
+	}
+	return url
+}
+
+// Connect returns a connection to the test server, closed at cleanup.
+func Connect(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(URL(tb))
+	if err != nil {
+		tb.Fatalf("connect to nats: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// Stop shuts down the embedded server, if one was started. Call it at the end of TestMain.
+func Stop() {
+	if srv != nil {
+		srv.Stop()
+		_ = os.RemoveAll(dir)
+	}
+}

@@ -1,0 +1,271 @@
+// Package pgcluster starts a private PostgreSQL cluster from the machine's PostgreSQL server
+// binaries, for `orderflow dev` and for tests on a machine without DATABASE_URL.
+//
+// The cluster listens on 127.0.0.1 on a free port (never a port another server holds), trusts
+// local connections, and keeps no Unix socket. PostgreSQL refuses to run as root, so when this
+// process is root the cluster runs as the unprivileged "postgres" user (or "nobody").
+package pgcluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Options configure Start.
+type Options struct {
+	// Dir holds the cluster's data directory ("data") and its log ("postgres.log").
+	Dir string
+	// Ephemeral trades durability for speed (fsync off): for tests, never for data you keep.
+	Ephemeral bool
+	// Log receives progress lines; may be nil.
+	Log func(msg string, args ...any)
+}
+
+// Cluster is a running private cluster.
+type Cluster struct {
+	dir  string
+	port int
+	proc *os.Process
+	done chan struct{} // closed when the postmaster we started exits
+}
+
+// Start initialises the cluster under opts.Dir if needed and starts it, or adopts the one already
+// running there (a previous run that was killed). It returns once the cluster accepts connections.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	logf := opts.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "data")
+	cred, err := credential()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("postgres cluster dir: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("postgres cluster dir: %w", err)
+		}
+	}
+	if pid, port, ok := running(data); ok {
+		logf("adopting running postgres cluster", "dir", data, "port", port)
+		c := &Cluster{dir: dir, port: port, done: make(chan struct{})}
+		c.proc, _ = os.FindProcess(pid)
+		if err := c.wait(ctx, 30*time.Second); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
+		logf("initialising postgres cluster", "dir", data)
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("initdb %s: %w: %s", data, err, lastLines(string(out), 5))
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "postgres.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("postgres log: %w", err)
+	}
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", "",
+		"-c", "max_connections=300", "-c", "shared_buffers=256MB"}
+	if opts.Ephemeral {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
+	// Own process group: a Ctrl-C to the terminal reaches us, and we stop the cluster in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	c := &Cluster{dir: dir, port: port, proc: cmd.Process, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(c.done)
+	}()
+	if err := c.wait(ctx, 60*time.Second); err != nil {
+		_ = c.Stop()
+		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	logf("postgres cluster started", "port", port, "dir", data)
+	return c, nil
+}
+
+// URL returns a connection URL for database db.
+func (c *Cluster) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// Stop shuts the cluster down (fast shutdown: running transactions roll back) and waits for it.
+func (c *Cluster) Stop() error {
+	if c.proc == nil {
+		return nil
+	}
+	if err := c.proc.Signal(syscall.SIGINT); err != nil {
+		return nil // already gone
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case <-c.done:
+			return nil
+		case <-deadline:
+			_ = c.proc.Kill()
+			return errors.New("postgres did not stop within 30s; killed")
+		case <-time.After(100 * time.Millisecond):
+			// An adopted postmaster is not our child: poll for its exit.
+			if c.proc.Signal(syscall.Signal(0)) != nil {
+				return nil
+			}
+		}
+	}
+}
+
+func (c *Cluster) wait(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.done:
+			return errors.New("postgres exited during start")
+		default:
+		}
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("postgres not accepting connections after %s: %w", limit, last)
+}
+
+// BinDir finds the PostgreSQL server binaries: PG_BINDIR, pg_config --bindir, or the newest
+// /usr/lib/postgresql/*/bin.
+func BinDir() (string, error) {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		return d, nil
+	}
+	var candidates []string
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		candidates = append(candidates, strings.TrimSpace(string(out)))
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	candidates = append(candidates, dirs...)
+	if p, err := exec.LookPath("initdb"); err == nil {
+		candidates = append(candidates, filepath.Dir(p))
+	}
+	for _, d := range candidates {
+		if fileExists(filepath.Join(d, "initdb")) && fileExists(filepath.Join(d, "postgres")) {
+			return d, nil
+		}
+	}
+	return "", errors.New("no PostgreSQL server binaries found (initdb, postgres): install the PostgreSQL server package, or set DATABASE_URL")
+}
+
+func version(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// credential returns who the cluster runs as: nil (this process's user) unless we are root.
+func credential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	}
+	return nil, errors.New("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as")
+}
+
+// running reports the pid and port of a postmaster already serving data.
+func running(data string) (pid, port int, ok bool) {
+	f, err := os.Open(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return 0, 0, false
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) < 4 {
+		return 0, 0, false
+	}
+	pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
+	if pid <= 0 || port <= 0 || syscall.Kill(pid, 0) != nil {
+		return 0, 0, false
+	}
+	return pid, port, true
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

@@ -1,0 +1,194 @@
+// Package pgtest gives tests real PostgreSQL databases: from DATABASE_URL when set, otherwise
+// from one private ephemeral cluster per test binary (internal/pgcluster). Each test gets its own
+// database, cloned from a migrated template and dropped when the test ends.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/orderflow/orderflow/internal/pgcluster"
+)
+
+var (
+	serverOnce sync.Once
+	serverURL  string
+	serverErr  error
+	cluster    *pgcluster.Cluster
+	clusterDir string
+
+	templatesMu sync.Mutex
+	templates   = map[string]*template{}
+)
+
+type template struct {
+	once sync.Once
+	name string
+	err  error
+}
+
+// Main runs the package's tests and then stops the private cluster, if one was started.
+// Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if serverURL != "" && cluster == nil {
+		dropTemplates()
+	}
+	if cluster != nil {
+		_ = cluster.Stop()
+		_ = os.RemoveAll(clusterDir)
+	}
+	os.Exit(code)
+}
+
+// ServerURL returns a URL of an administrative database on the test server. It skips the test
+// under -short.
+func ServerURL(tb testing.TB) string {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs PostgreSQL; skipped with -short")
+	}
+	serverOnce.Do(func() {
+		if u := os.Getenv("DATABASE_URL"); u != "" {
+			serverURL = u
+			return
+		}
+		clusterDir, serverErr = os.MkdirTemp("", "orderflow-pgtest-")
+		if serverErr != nil {
+			return
+		}
+		_ = os.Chmod(clusterDir, 0o755)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cluster, serverErr = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(clusterDir, "pg"), Ephemeral: true})
+		if serverErr == nil {
+			serverURL = cluster.URL("postgres")
+		}
+	})
+	if serverErr != nil {
+		tb.Fatalf("start test postgres: %v", serverErr)
+	}
+	return serverURL
+}
+
+// NewDatabase creates an empty database for this test, dropped at cleanup, and returns its URL.
+func NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	return clone(tb, "")
+}
+
+// MigratedDatabase returns a new database for this test cloned from a template that migrate
+// prepared once per test binary under the given name.
+func MigratedDatabase(tb testing.TB, name string, migrate func(ctx context.Context, url string) error) string {
+	tb.Helper()
+	admin := ServerURL(tb)
+	templatesMu.Lock()
+	t, ok := templates[name]
+	if !ok {
+		t = &template{name: "tpl_" + name + "_" + randomSuffix()}
+		templates[name] = t
+	}
+	templatesMu.Unlock()
+	t.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if t.err = exec(ctx, admin, "create database "+pgx.Identifier{t.name}.Sanitize()); t.err != nil {
+			return
+		}
+		t.err = migrate(ctx, WithDatabase(admin, t.name))
+	})
+	if t.err != nil {
+		tb.Fatalf("prepare template %s: %v", name, t.err)
+	}
+	return clone(tb, t.name)
+}
+
+func clone(tb testing.TB, tpl string) string {
+	tb.Helper()
+	admin := ServerURL(tb)
+	name := "test_" + randomSuffix()
+	stmt := "create database " + pgx.Identifier{name}.Sanitize()
+	if tpl != "" {
+		stmt += " template " + pgx.Identifier{tpl}.Sanitize()
+	}
+	ctx := context.Background()
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		// 55006: another clone of the same template is being made; they take turns.
+		if err = exec(ctx, admin, stmt); !isCode(err, "55006") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		_ = exec(context.Background(), admin, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
+	})
+	return WithDatabase(admin, name)
+}
+
+func dropTemplates() {
+	templatesMu.Lock()
+	defer templatesMu.Unlock()
+	for _, t := range templates {
+		_ = exec(context.Background(), serverURL, "drop database if exists "+pgx.Identifier{t.name}.Sanitize()+" with (force)")
+	}
+}
+
+// WithDatabase returns base with its database replaced by db.
+func WithDatabase(base, db string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	u.Path = "/" + db
+	return u.String()
+}
+
+func exec(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Exec runs one statement on the database at dsn, failing the test on error.
+func Exec(tb testing.TB, dsn, sql string, args ...any) {
+	tb.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		tb.Fatalf("%s: %v", sql, fmt.Sprint(err))
+	}
+}
