@@ -1,0 +1,146 @@
+// Package commands owns how every command service carries out a command: load the aggregate's
+// stream, decide, append with the exact expected revision, retry a bounded number of times on a
+// concurrent write, and never append twice for one command id.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/orderflow/orderflow/domain"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Meta identifies a command and the flow it belongs to; it becomes every event's metadata.
+// CommandID is required and makes the command idempotent: the same id never appends twice.
+type Meta = wire.CommandMeta
+
+// Result is what a carried-out command answers.
+type Result struct {
+	// Position of the command's last event in $all: read models at or past it show the command.
+	Position eventstore.Position
+	// Revision of the stream after the command.
+	Revision int64
+}
+
+// Aggregate tells Execute how to fold and store one kind of stream.
+type Aggregate[S any, E any] struct {
+	Evolve func(S, E) S
+	Decode func(typ string, data []byte) (E, error)
+	Encode func(E) (typ string, data []byte, err error)
+}
+
+// MaxAttempts bounds the load-decide-append loop when other writers keep moving the stream.
+const MaxAttempts = 5
+
+// ErrTooBusy: the stream kept changing under the command for MaxAttempts tries.
+var ErrTooBusy = fmt.Errorf("stream too busy, try again: %w", domain.ErrConflict)
+
+// Execute carries out one command on stream: it folds the stream into state, asks decide for
+// events and appends them expecting the revision it read. On a concurrent write it reloads and
+// decides again, at most MaxAttempts times. If the stream already holds this command's events
+// (a retry, or a duplicate delivery), it answers with their position and decides nothing.
+func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (Result, error) {
+	if meta.CommandID == "" {
+		return Result{}, domain.Rule("commandId", "is required")
+	}
+	first := eventstore.DeriveID(meta.CommandID, 0)
+	for attempt := 1; ; attempt++ {
+		recorded, err := store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
+		if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+			return Result{}, fmt.Errorf("load %s: %w", stream, err)
+		}
+		var state S
+		revision := eventstore.NoRevision
+		done := -1
+		for i, r := range recorded {
+			if r.ID == first {
+				done = i
+			}
+			e, err := agg.Decode(r.Type, r.Data)
+			if err != nil {
+				return Result{}, fmt.Errorf("load %s at revision %d: %w", stream, r.Revision, err)
+			}
+			state, revision = agg.Evolve(state, e), r.Revision
+		}
+		if done >= 0 {
+			return replayed(recorded[done:], meta.CommandID), nil
+		}
+		events, err := decide(state)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(events) == 0 { // nothing to do: the state already is what the command wants
+			var pos eventstore.Position
+			if len(recorded) > 0 {
+				pos = recorded[len(recorded)-1].Position
+			}
+			return Result{Position: pos, Revision: revision}, nil
+		}
+		data, err := encode(agg, events, meta)
+		if err != nil {
+			return Result{}, fmt.Errorf("encode events for %s: %w", stream, err)
+		}
+		res, err := store.Append(ctx, stream, eventstore.Exact(revision), data)
+		switch {
+		case err == nil:
+			return Result{Position: res.Position, Revision: res.NextRevision}, nil
+		case errors.Is(err, eventstore.ErrWrongVersion) && attempt < MaxAttempts:
+			continue
+		case errors.Is(err, eventstore.ErrWrongVersion):
+			return Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, ErrTooBusy)
+		default:
+			return Result{}, fmt.Errorf("append to %s: %w", stream, err)
+		}
+	}
+}
+
+// replayed answers a repeated command with the position of the last event it appended.
+func replayed(from []eventstore.RecordedEvent, commandID string) Result {
+	last := from[0]
+	for i, r := range from {
+		if r.ID != eventstore.DeriveID(commandID, i) {
+			break
+		}
+		last = r
+	}
+	return Result{Position: last.Position, Revision: last.Revision}
+}
+
+func encode[S, E any](agg Aggregate[S, E], events []E, meta Meta) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, len(events))
+	for i, e := range events {
+		typ, data, err := agg.Encode(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = eventstore.EventData{
+			ID: eventstore.DeriveID(meta.CommandID, i), Type: typ, Data: data,
+			Metadata: eventstore.Metadata{
+				CorrelationID: meta.CorrelationID, CausationID: meta.CommandID,
+				TraceParent: meta.TraceParent, TraceState: meta.TraceState,
+			},
+		}
+	}
+	return out, nil
+}
+
+// Classify maps a command's error to the answer a command service sends: invalid commands,
+// unknown aggregates and illegal transitions are the caller's to fix; anything else is internal.
+func Classify(err error) *rpc.Error {
+	var rule *domain.RuleError
+	switch {
+	case errors.As(err, &rule):
+		return &rpc.Error{Code: rpc.CodeInvalid, Message: rule.Reason, Field: rule.Field}
+	case errors.Is(err, domain.ErrNotFound):
+		return &rpc.Error{Code: rpc.CodeNotFound, Message: err.Error()}
+	case errors.Is(err, domain.ErrConflict):
+		return &rpc.Error{Code: rpc.CodeConflict, Message: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &rpc.Error{Code: rpc.CodeUnavailable, Message: "timed out"}
+	}
+	return &rpc.Error{Code: rpc.CodeInternal, Message: "internal error"}
+}

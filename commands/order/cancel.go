@@ -1,0 +1,22 @@
+package order
+
+import (
+	"context"
+
+	"github.com/orderflow/orderflow/domain"
+	model "github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Cancel cancels a placed order. Safe to retry by command id. An unknown order is
+// model.ErrNotFound; a cancelled one model.ErrAlreadyCancelled.
+func (h Handlers) Cancel(ctx context.Context, req wire.CancelOrder) (wire.CommandReply, error) {
+	if domain.IsBlank(req.OrderID) {
+		return wire.CommandReply{}, domain.Rule("orderId", "is required")
+	}
+	res, err := h.execute(ctx, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason})
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return reply(req.OrderID, res), nil
+}

@@ -1,0 +1,78 @@
+// Package order is the order command service: one handler per command, served on NATS micro.
+package order
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/orderflow/orderflow/commands"
+	model "github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Handlers carries out order commands against an event store.
+type Handlers struct {
+	Store eventstore.Store
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+var aggregate = commands.Aggregate[model.State, model.Event]{
+	Evolve: model.Evolve,
+	Decode: model.Decode,
+	Encode: model.Encode,
+}
+
+func (h Handlers) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (commands.Result, error) {
+	now := h.now()
+	return commands.Execute(ctx, h.Store, aggregate, model.Stream(id), meta, func(s model.State) ([]model.Event, error) {
+		return model.Decide(s, c, now)
+	})
+}
+
+func reply(id string, r commands.Result) wire.CommandReply {
+	return wire.CommandReply{ID: id, Position: r.Position.String()}
+}
+
+// Register serves the handlers as the order-commands NATS micro service. It stops with ctx.
+func Register(ctx context.Context, nc *nats.Conn, log *slog.Logger, h Handlers) (micro.Service, error) {
+	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceOrderCommands), 64, 10*time.Second, commands.Classify)
+	svc, err := micro.AddService(nc, micro.Config{
+		Name: wire.ServiceOrderCommands, Version: "0.1.0",
+		Description: "places and cancels orders",
+	})
+	if err != nil {
+		return nil, err
+	}
+	endpoints := []struct {
+		name, subject string
+		handler       micro.Handler
+	}{
+		{"place", wire.SubjectPlaceOrder, rpc.Handle(srv, "place", h.Place)},
+		{"cancel", wire.SubjectCancelOrder, rpc.Handle(srv, "cancel", h.Cancel)},
+	}
+	for _, e := range endpoints {
+		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
+			_ = svc.Stop()
+			return nil, err
+		}
+	}
+	go func() {
+		<-ctx.Done()
+		_ = svc.Stop()
+	}()
+	return svc, nil
+}

@@ -1,0 +1,22 @@
+package order
+
+import (
+	"context"
+
+	model "github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Place places an order. Safe to retry: a repeated command id appends nothing twice and answers
+// with the position of the first attempt.
+func (h Handlers) Place(ctx context.Context, req wire.PlaceOrder) (wire.CommandReply, error) {
+	lines := make([]model.Line, len(req.Lines))
+	for i, l := range req.Lines {
+		lines[i] = model.Line(l)
+	}
+	res, err := h.execute(ctx, req.OrderID, req.Meta, model.Place{OrderID: req.OrderID, CustomerID: req.CustomerID, Lines: lines})
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return reply(req.OrderID, res), nil
+}

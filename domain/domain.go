@@ -1,0 +1,36 @@
+// Package domain holds what every bounded context shares: the kinds of error a decision can
+// end in. Each context's errors wrap one of them, so one function at each edge (REST, GraphQL,
+// NATS) maps any domain error to a status without knowing the context.
+package domain
+
+import (
+	"errors"
+	"strings"
+)
+
+var (
+	// ErrNotFound: the command or query names something that does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the command is valid but the current state forbids it (an illegal transition).
+	ErrConflict = errors.New("conflict")
+)
+
+// RuleError is an invalid command: a field that breaks a rule. Field uses the API's JSON path
+// ("lines[1].quantity").
+type RuleError struct {
+	Field  string
+	Reason string
+}
+
+func (e *RuleError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// Rule returns a *RuleError.
+func Rule(field, reason string) error { return &RuleError{Field: field, Reason: reason} }
+
+// IsBlank reports whether s is empty after trimming spaces.
+func IsBlank(s string) bool { return strings.TrimSpace(s) == "" }

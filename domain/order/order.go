@@ -1,0 +1,166 @@
+// Package order owns the order aggregate: its commands, events, state and the pure rules that
+// decide which events a command produces.
+package order
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/orderflow/orderflow/domain"
+)
+
+// Limits of one order.
+const (
+	MaxLines    = 100
+	MaxQuantity = 10_000
+	MaxIDLength = 100
+)
+
+// Errors of the order lifecycle. Each wraps a domain error kind.
+var (
+	ErrNotFound         = fmt.Errorf("order %w", domain.ErrNotFound)
+	ErrAlreadyPlaced    = fmt.Errorf("order already placed: %w", domain.ErrConflict)
+	ErrAlreadyCancelled = fmt.Errorf("order already cancelled: %w", domain.ErrConflict)
+)
+
+// Stream is the event stream of order id.
+func Stream(id string) string { return "order-" + id }
+
+// StreamPrefix selects every order stream in $all.
+const StreamPrefix = "order-"
+
+// Status of an order.
+type Status string
+
+// Statuses. StatusNone is an order that has not been placed.
+const (
+	StatusNone      Status = ""
+	StatusPlaced    Status = "PLACED"
+	StatusCancelled Status = "CANCELLED"
+)
+
+// Line is one product of an order. Money is in integer cents.
+type Line struct {
+	ProductID      string `json:"productId"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unitPriceCents"`
+}
+
+// Command is Place or Cancel.
+type Command interface{ isCommand() }
+
+// Place places a new order.
+type Place struct {
+	OrderID    string
+	CustomerID string
+	Lines      []Line
+}
+
+// Cancel cancels a placed order.
+type Cancel struct {
+	OrderID string
+	Reason  string
+}
+
+func (Place) isCommand()  {}
+func (Cancel) isCommand() {}
+
+// State is what Decide needs to know of an order, folded from its events by Evolve.
+type State struct {
+	ID         string
+	CustomerID string
+	Status     Status
+	TotalCents int64
+}
+
+// Decide returns the events a command produces in state s, or why it cannot be carried out.
+// It is pure: the same state, command and time always give the same answer.
+func Decide(s State, c Command, now time.Time) ([]Event, error) {
+	switch c := c.(type) {
+	case Place:
+		if err := validatePlace(c); err != nil {
+			return nil, err
+		}
+		if s.Status != StatusNone {
+			return nil, ErrAlreadyPlaced
+		}
+		return []Event{Placed{OrderID: c.OrderID, CustomerID: c.CustomerID, Lines: c.Lines, TotalCents: Total(c.Lines), At: now.UTC()}}, nil
+	case Cancel:
+		if len(c.Reason) > 500 {
+			return nil, domain.Rule("reason", "must be at most 500 characters")
+		}
+		switch s.Status {
+		case StatusNone:
+			return nil, ErrNotFound
+		case StatusCancelled:
+			return nil, ErrAlreadyCancelled
+		}
+		return []Event{Cancelled{OrderID: s.ID, Reason: c.Reason, At: now.UTC()}}, nil
+	}
+	return nil, fmt.Errorf("order: unknown command %T", c)
+}
+
+// Evolve returns the state after event e.
+func Evolve(s State, e Event) State {
+	switch e := e.(type) {
+	case Placed:
+		s.ID, s.CustomerID, s.Status, s.TotalCents = e.OrderID, e.CustomerID, StatusPlaced, e.TotalCents
+	case Cancelled:
+		s.Status = StatusCancelled
+	}
+	return s
+}
+
+// Total is the sum of quantity × unit price over lines. validatePlace keeps it within int64.
+func Total(lines []Line) int64 {
+	var t int64
+	for _, l := range lines {
+		t += l.Quantity * l.UnitPriceCents
+	}
+	return t
+}
+
+func validatePlace(c Place) error {
+	switch {
+	case domain.IsBlank(c.OrderID):
+		return domain.Rule("orderId", "is required")
+	case len(c.OrderID) > MaxIDLength:
+		return domain.Rule("orderId", fmt.Sprintf("must be at most %d characters", MaxIDLength))
+	case domain.IsBlank(c.CustomerID):
+		return domain.Rule("customerId", "is required")
+	case len(c.CustomerID) > MaxIDLength:
+		return domain.Rule("customerId", fmt.Sprintf("must be at most %d characters", MaxIDLength))
+	case len(c.Lines) == 0:
+		return domain.Rule("lines", "an order needs at least one line")
+	case len(c.Lines) > MaxLines:
+		return domain.Rule("lines", fmt.Sprintf("an order has at most %d lines", MaxLines))
+	}
+	var total int64
+	for i, l := range c.Lines {
+		field := func(name string) string { return fmt.Sprintf("lines[%d].%s", i, name) }
+		switch {
+		case domain.IsBlank(l.ProductID):
+			return domain.Rule(field("productId"), "is required")
+		case len(l.ProductID) > MaxIDLength:
+			return domain.Rule(field("productId"), fmt.Sprintf("must be at most %d characters", MaxIDLength))
+		case l.Quantity <= 0:
+			return domain.Rule(field("quantity"), "must be positive")
+		case l.Quantity > MaxQuantity:
+			return domain.Rule(field("quantity"), fmt.Sprintf("must be at most %d", MaxQuantity))
+		case l.UnitPriceCents < 0:
+			return domain.Rule(field("unitPriceCents"), "must not be negative")
+		case l.UnitPriceCents > (math.MaxInt64-total)/l.Quantity:
+			return domain.Rule(field("unitPriceCents"), "the order total is too large")
+		}
+		total += l.Quantity * l.UnitPriceCents
+	}
+	return nil
+}
+
+// IsRuleError reports whether err is an invalid command.
+func IsRuleError(err error) bool {
+	var r *domain.RuleError
+	return errors.As(err, &r)
+}

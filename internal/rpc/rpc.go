@@ -1,0 +1,179 @@
+// Package rpc is the request/reply convention of orderflow's services over NATS micro: JSON
+// bodies, typed errors carried in the micro error headers, one log line per request, bounded
+// concurrency, and deadlines on every call.
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Codes of Error. Edges map them to HTTP statuses and GraphQL error codes.
+const (
+	CodeInvalid     = "invalid"
+	CodeNotFound    = "not_found"
+	CodeConflict    = "conflict"
+	CodeStale       = "stale_read"
+	CodeUnavailable = "unavailable"
+	CodeInternal    = "internal"
+)
+
+// Error is a service's answer that the request failed, and why.
+type Error struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Field   string            `json:"field,omitempty"`
+	Details map[string]string `json:"details,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return e.Code + ": " + e.Field + ": " + e.Message
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsError returns err's *Error, or an internal one.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeInternal, Message: "internal error"}
+}
+
+// Server runs endpoints: it owns their root context, logger and concurrency limit.
+type Server struct {
+	ctx      context.Context
+	log      *slog.Logger
+	sem      chan struct{}
+	timeout  time.Duration
+	classify func(error) *Error
+}
+
+// NewServer returns a Server whose handlers run under ctx with at most concurrency requests at
+// once, each bounded by timeout. classify turns a handler's error into the *Error sent back;
+// errors it calls internal are logged and answered "internal error".
+func NewServer(ctx context.Context, log *slog.Logger, concurrency int, timeout time.Duration, classify func(error) *Error) *Server {
+	if concurrency <= 0 {
+		concurrency = 64
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &Server{ctx: ctx, log: log, sem: make(chan struct{}, concurrency), timeout: timeout, classify: classify}
+}
+
+// Handle adapts fn into a micro handler: decode Req, call fn, answer Resp or an *Error.
+func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.ctx.Done():
+			_ = r.Error(CodeUnavailable, "shutting down", nil)
+			return
+		}
+		go func() {
+			defer func() { <-s.sem }()
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+			defer cancel()
+			resp, err := decodeAndCall(ctx, r.Data(), fn)
+			if err == nil {
+				err = r.RespondJSON(resp)
+				s.log.Debug("request", "endpoint", name, "outcome", "ok", "duration_ms", time.Since(start).Milliseconds())
+				if err != nil {
+					s.log.Warn("respond", "endpoint", name, "err", err)
+				}
+				return
+			}
+			e := s.toError(err)
+			level := slog.LevelInfo
+			if e.Code == CodeInternal {
+				level = slog.LevelError
+			}
+			s.log.Log(ctx, level, "request", "endpoint", name, "outcome", e.Code, "err", err, "duration_ms", time.Since(start).Milliseconds())
+			body, _ := json.Marshal(e)
+			if err := r.Error(e.Code, e.Message, body); err != nil {
+				s.log.Warn("respond", "endpoint", name, "err", err)
+			}
+		}()
+	})
+}
+
+func decodeAndCall[Req, Resp any](ctx context.Context, data []byte, fn func(context.Context, Req) (Resp, error)) (resp Resp, err error) {
+	var req Req
+	if err := json.Unmarshal(data, &req); err != nil {
+		return resp, &Error{Code: CodeInvalid, Message: "malformed request: " + err.Error()}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return fn(ctx, req)
+}
+
+func (s *Server) toError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if s.classify != nil {
+		if e := s.classify(err); e != nil {
+			if e.Code == CodeInternal {
+				e.Message = "internal error"
+			}
+			return e
+		}
+	}
+	return &Error{Code: CodeInternal, Message: "internal error"}
+}
+
+// DefaultTimeout bounds a Call whose context has no deadline.
+const DefaultTimeout = 5 * time.Second
+
+// Call sends req to subject and decodes the answer into Resp. A service error comes back as
+// *Error; no responder, a timeout or a broken connection as an *Error with CodeUnavailable.
+func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any) (Resp, error) {
+	var resp Resp
+	data, err := json.Marshal(req)
+	if err != nil {
+		return resp, fmt.Errorf("call %s: encode: %w", subject, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	msg, err := nc.RequestWithContext(ctx, subject, data)
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return resp, ctx.Err()
+		}
+		return resp, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: %v", subject, err)}
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		e := &Error{}
+		if json.Unmarshal(msg.Data, e) != nil || e.Code == "" {
+			e = &Error{Code: code, Message: msg.Header.Get(micro.ErrorHeader)}
+		}
+		return resp, e
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return resp, fmt.Errorf("call %s: decode answer: %w", subject, err)
+	}
+	return resp, nil
+}

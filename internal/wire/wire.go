@@ -1,0 +1,102 @@
+// Package wire is the contract between the gateway and the services it calls over NATS: the
+// subjects and the JSON shapes of requests and answers. It holds plain data, no behaviour, so
+// both sides depend on it and neither on the other.
+package wire
+
+import "time"
+
+// Service names, as NATS micro discovery lists them.
+const (
+	ServiceOrderCommands = "order-commands"
+	ServiceOrderQueries  = "order-queries"
+)
+
+// Subjects of the order command and query endpoints.
+const (
+	SubjectPlaceOrder  = "orderflow.order.place"
+	SubjectCancelOrder = "orderflow.order.cancel"
+	SubjectOrderByID   = "orderflow.orders.get"
+	SubjectListOrders  = "orderflow.orders.list"
+)
+
+// ProgressSubject is where the projector of read model name publishes the position it has
+// committed (a Progress message) after every batch.
+func ProgressSubject(name string) string { return "orderflow.projection." + name + ".progress" }
+
+// Progress announces that a read model reflects the log up to Position.
+type Progress struct {
+	Projection string `json:"projection"`
+	Position   string `json:"position"`
+}
+
+// CommandMeta identifies a command; see commands.Meta.
+type CommandMeta struct {
+	CommandID     string `json:"commandId"`
+	CorrelationID string `json:"correlationId,omitempty"`
+	TraceParent   string `json:"traceparent,omitempty"`
+	TraceState    string `json:"tracestate,omitempty"`
+}
+
+// OrderLine is one product of an order; money in integer cents.
+type OrderLine struct {
+	ProductID      string `json:"productId"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unitPriceCents"`
+}
+
+// PlaceOrder asks the order service to place an order.
+type PlaceOrder struct {
+	Meta       CommandMeta `json:"meta"`
+	OrderID    string      `json:"orderId"`
+	CustomerID string      `json:"customerId"`
+	Lines      []OrderLine `json:"lines"`
+}
+
+// CancelOrder asks the order service to cancel an order.
+type CancelOrder struct {
+	Meta    CommandMeta `json:"meta"`
+	OrderID string      `json:"orderId"`
+	Reason  string      `json:"reason,omitempty"`
+}
+
+// CommandReply answers a carried-out command.
+type CommandReply struct {
+	ID       string `json:"id"`
+	Position string `json:"position"`
+}
+
+// OrderByID asks for one order. MinPosition, when set, asks for an answer from a read model at
+// or past that position (read your writes).
+type OrderByID struct {
+	ID          string `json:"id"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// ListOrders asks for a page of orders, newest first.
+type ListOrders struct {
+	CustomerID  string `json:"customerId,omitempty"`
+	Status      string `json:"status,omitempty"`
+	First       int    `json:"first,omitempty"`
+	After       string `json:"after,omitempty"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// Order is the orders read model's view of an order.
+type Order struct {
+	ID           string      `json:"id"`
+	CustomerID   string      `json:"customerId"`
+	Status       string      `json:"status"`
+	TotalCents   int64       `json:"totalCents"`
+	Lines        []OrderLine `json:"lines"`
+	PlacedAt     time.Time   `json:"placedAt"`
+	UpdatedAt    time.Time   `json:"updatedAt"`
+	CancelledAt  *time.Time  `json:"cancelledAt,omitempty"`
+	CancelReason string      `json:"cancelReason,omitempty"`
+}
+
+// OrderPage is one page of ListOrders.
+type OrderPage struct {
+	Orders      []Order `json:"orders"`
+	EndCursor   string  `json:"endCursor,omitempty"`
+	HasNextPage bool    `json:"hasNextPage"`
+}
