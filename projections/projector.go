@@ -1,0 +1,211 @@
+// Package projections owns the projector engine: it follows $all from a read model's checkpoint,
+// applies events in batches, and commits each batch's rows and the new checkpoint in one
+// transaction, so a read model is exactly as far as its checkpoint says, after any crash.
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Projection is one read model's handling of events.
+type Projection interface {
+	// Name identifies the read model: its checkpoint row and its progress subject.
+	Name() string
+	// Filter selects the events Apply needs.
+	Filter() eventstore.Filter
+	// Migrate creates the read model's tables (unqualified: the pool's search_path is the read
+	// model's schema). It must be safe to run again.
+	Migrate(ctx context.Context, tx pgx.Tx) error
+	// Apply applies events, in log order, within tx. It is called once per committed batch.
+	Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error
+}
+
+// Options tune a Projector.
+type Options struct {
+	// BatchSize caps the events of one transaction; default 500.
+	BatchSize int
+	// IdleCheckpoint is how often a position that moved past filtered-out events only is saved;
+	// default 1s. (Batches with events always save their checkpoint.)
+	IdleCheckpoint time.Duration
+	// Publish announces a committed position, e.g. on NATS; may be nil.
+	Publish func(wire.Progress)
+	Log     *slog.Logger
+}
+
+// Projector runs one projection.
+type Projector struct {
+	store eventstore.Store
+	pool  *pgxpool.Pool
+	proj  Projection
+	opts  Options
+
+	mu      sync.Mutex
+	pos     eventstore.Position
+	running bool
+	lastErr error
+}
+
+// New returns a projector of proj over pool's schema, reading store.
+func New(store eventstore.Store, pool *pgxpool.Pool, proj Projection, opts Options) *Projector {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.IdleCheckpoint <= 0 {
+		opts.IdleCheckpoint = time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	opts.Log = opts.Log.With("projection", proj.Name())
+	return &Projector{store: store, pool: pool, proj: proj, opts: opts}
+}
+
+// Migrate creates the checkpoint table and the read model's tables.
+func (p *Projector) Migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, checkpointDDL); err != nil {
+			return fmt.Errorf("migrate checkpoints: %w", err)
+		}
+		if err := p.proj.Migrate(ctx, tx); err != nil {
+			return fmt.Errorf("migrate %s: %w", p.proj.Name(), err)
+		}
+		return nil
+	})
+}
+
+// checkpointDDL: the table progress.ReadCheckpoint reads.
+const checkpointDDL = `create table if not exists projection_checkpoints (
+  name text primary key,
+  commit_position bigint not null,
+  prepare_position bigint not null,
+  updated_at timestamptz not null default now())`
+
+// Position is the last committed position.
+func (p *Projector) Position() eventstore.Position {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pos
+}
+
+// Health is nil while the projector runs without error.
+func (p *Projector) Health() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.lastErr != nil:
+		return fmt.Errorf("projection %s: %w", p.proj.Name(), p.lastErr)
+	case !p.running:
+		return fmt.Errorf("projection %s is not running", p.proj.Name())
+	}
+	return nil
+}
+
+func (p *Projector) setState(running bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running, p.lastErr = running, err
+}
+
+// Run projects until ctx ends. A failure (database down, a handler error) is logged, reported by
+// Health, and retried with backoff from the last committed checkpoint.
+func (p *Projector) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := p.run(ctx)
+		if ctx.Err() != nil {
+			p.setState(false, nil)
+			return nil
+		}
+		p.setState(true, err)
+		p.opts.Log.Error("projector stopped; restarting from its checkpoint", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			p.setState(false, nil)
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (p *Projector) run(ctx context.Context) error {
+	from, err := progress.ReadCheckpoint(ctx, p.pool, p.proj.Name())
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.pos = from
+	p.mu.Unlock()
+	sub, err := p.store.SubscribeAll(ctx, from, eventstore.SubscribeOptions{Filter: p.proj.Filter(), BatchSize: p.opts.BatchSize})
+	if err != nil {
+		return fmt.Errorf("subscribe from %s: %w", from, err)
+	}
+	defer sub.Close()
+	p.setState(true, nil)
+	p.opts.Log.Info("projector started", "position", from.String())
+	var saved time.Time
+	for {
+		b, err := sub.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if len(b.Events) == 0 && time.Since(saved) < p.opts.IdleCheckpoint {
+			continue // nothing for this read model; the position is saved at the next batch
+		}
+		if err := p.commit(ctx, b); err != nil {
+			return err
+		}
+		saved = time.Now()
+		p.mu.Lock()
+		p.pos = b.Position
+		p.lastErr = nil
+		p.mu.Unlock()
+		if p.opts.Publish != nil {
+			p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: b.Position.String()})
+		}
+	}
+}
+
+func (p *Projector) commit(ctx context.Context, b eventstore.Batch) error {
+	start := time.Now()
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if len(b.Events) > 0 {
+			if err := p.proj.Apply(ctx, tx, b.Events); err != nil {
+				return fmt.Errorf("apply %d events from %s: %w", len(b.Events), b.Events[0].Position, err)
+			}
+		}
+		_, err := tx.Exec(ctx, `insert into projection_checkpoints (name, commit_position, prepare_position, updated_at)
+values ($1, $2, $3, now())
+on conflict (name) do update set commit_position = excluded.commit_position,
+  prepare_position = excluded.prepare_position, updated_at = excluded.updated_at`,
+			p.proj.Name(), int64(b.Position.Commit), int64(b.Position.Prepare))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("commit batch at %s: %w", b.Position, err)
+	}
+	if len(b.Events) > 0 {
+		p.opts.Log.Debug("batch committed", "events", len(b.Events), "position", b.Position.String(), "duration_ms", time.Since(start).Milliseconds())
+	}
+	return nil
+}
+
+// PublishJSON returns an Options.Publish that sends progress on NATS with publish.
+func PublishJSON(publish func(subject string, data []byte) error) func(wire.Progress) {
+	return func(pr wire.Progress) {
+		data, _ := json.Marshal(pr)
+		_ = publish(wire.ProgressSubject(pr.Projection), data)
+	}
+}

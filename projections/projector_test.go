@@ -1,0 +1,166 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/memory"
+	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/projections"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// tally counts events per stream; it fails on an event whose data is {"fail": true} while failing is set.
+type tally struct{ failing atomic.Bool }
+
+func (*tally) Name() string              { return "tally" }
+func (*tally) Filter() eventstore.Filter { return eventstore.Filter{StreamPrefixes: []string{"t-"}} }
+func (*tally) Migrate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `create table if not exists tally (stream text primary key, n int not null)`)
+	return err
+}
+func (tl *tally) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	for _, e := range events {
+		var d struct{ Fail bool }
+		_ = json.Unmarshal(e.Data, &d)
+		if d.Fail && tl.failing.Load() {
+			return errors.New("handler refuses this event")
+		}
+		if _, err := tx.Exec(ctx, `insert into tally values ($1, 1) on conflict (stream) do update set n = tally.n + 1`, e.Stream); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setup(t *testing.T) (*pgxpool.Pool, *memory.Store) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	pool, err := pgschema.Open(t.Context(), url, "rm", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, memory.New()
+}
+
+func appendN(t *testing.T, s eventstore.Store, stream string, n int, data string) eventstore.Position {
+	t.Helper()
+	var pos eventstore.Position
+	for i := range n {
+		res, err := s.Append(t.Context(), stream, eventstore.Any(), []eventstore.EventData{{ID: eventstore.DeriveID(fmt.Sprintf("%s-%s-%d", stream, data, i), 0), Type: "t.v1", Data: []byte(data)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos = res.Position
+	}
+	return pos
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, stream string) int {
+	t.Helper()
+	var n int
+	err := pool.QueryRow(t.Context(), `select coalesce((select n from tally where stream = $1), 0)`, stream).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func waitPosition(t *testing.T, pool *pgxpool.Pool, pos eventstore.Position) {
+	t.Helper()
+	w, _ := progress.NewWaiter(nil, "tally", func(ctx context.Context) (eventstore.Position, error) {
+		return progress.ReadCheckpoint(ctx, pool, "tally")
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.Wait(ctx, pos); err != nil {
+		t.Fatalf("projection did not reach %s: %v", pos, err)
+	}
+}
+
+func start(t *testing.T, p *projections.Projector) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestRestartResumesExactlyAtTheCheckpoint(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	p := projections.New(store, pool, &tally{}, projections.Options{BatchSize: 3, Log: quiet})
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	waitPosition(t, pool, appendN(t, store, "t-a", 10, `{}`))
+	appendN(t, store, "other", 5, `{}`) // filtered out
+	stop()
+	if got := count(t, pool, "t-a"); got != 10 {
+		t.Fatalf("before restart: %d events applied, want 10", got)
+	}
+	pos := appendN(t, store, "t-a", 7, `{"more":1}`)
+	p2 := projections.New(store, pool, &tally{}, projections.Options{BatchSize: 3, Log: quiet})
+	stop = start(t, p2)
+	defer stop()
+	waitPosition(t, pool, pos)
+	if got := count(t, pool, "t-a"); got != 17 {
+		t.Fatalf("after restart: %d events applied, want 17 (none twice, none lost)", got)
+	}
+}
+
+func TestFailedBatchCommitsNothing(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	proj := &tally{}
+	proj.failing.Store(true)
+	p := projections.New(store, pool, proj, projections.Options{BatchSize: 100, Log: quiet})
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	good := appendN(t, store, "t-b", 3, `{}`)
+	stop := start(t, p)
+	defer stop()
+	waitPosition(t, pool, good)
+	appendN(t, store, "t-c", 2, `{}`)
+	bad := appendN(t, store, "t-c", 1, `{"fail":true}`)
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Health() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the handler error never showed in Health")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The batch holding the bad event rolled back whole: its good events too, and the checkpoint.
+	if got := count(t, pool, "t-c"); got != 0 {
+		t.Errorf("%d events of the failed batch committed, want 0", got)
+	}
+	if cp, _ := progress.ReadCheckpoint(t.Context(), pool, "tally"); cp.Compare(bad) >= 0 {
+		t.Errorf("checkpoint %s moved past the failed event %s", cp, bad)
+	}
+	proj.failing.Store(false) // the fix: the projector retries from its checkpoint
+	waitPosition(t, pool, bad)
+	if got := count(t, pool, "t-c"); got != 3 {
+		t.Errorf("after the fix %d events of t-c applied, want 3", got)
+	}
+	if err := p.Health(); err != nil {
+		t.Errorf("Health after recovery: %v", err)
+	}
+}

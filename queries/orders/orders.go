@@ -1,0 +1,78 @@
+// Package orders is the order query service: order by id and filtered, cursor-paginated lists,
+// over the orders read model's own database, served on NATS micro.
+package orders
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// ReadModel is the name of the read model these queries read.
+const ReadModel = "orders"
+
+// Service answers order queries.
+type Service struct {
+	Pool *pgxpool.Pool
+	// Waiter makes queries with a MinPosition wait for the read model; nil answers at once.
+	Waiter *progress.Waiter
+	// ConsistencyTimeout bounds that wait; default 3s.
+	ConsistencyTimeout time.Duration
+}
+
+// waitFor returns once the read model is at or past min, or a stale_read *rpc.Error.
+func (s Service) waitFor(ctx context.Context, min string) error {
+	pos, err := eventstore.ParsePosition(min)
+	if err != nil {
+		return &rpc.Error{Code: rpc.CodeInvalid, Field: "minPosition", Message: err.Error()}
+	}
+	if pos.IsZero() || s.Waiter == nil {
+		return nil
+	}
+	timeout := s.ConsistencyTimeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err = s.Waiter.Wait(wctx, pos)
+	var stale *progress.StaleError
+	if errors.As(err, &stale) {
+		return &rpc.Error{Code: rpc.CodeStale, Message: stale.Error(), Details: map[string]string{
+			"readModel": stale.Projection, "wanted": stale.Wanted.String(), "reached": stale.Reached.String(),
+		}}
+	}
+	return err
+}
+
+// Register serves s as the order-queries NATS micro service until ctx ends.
+func Register(ctx context.Context, nc *nats.Conn, log *slog.Logger, s Service) (micro.Service, error) {
+	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceOrderQueries), 128, 10*time.Second, nil)
+	svc, err := micro.AddService(nc, micro.Config{Name: wire.ServiceOrderQueries, Version: "0.1.0", Description: "reads orders"})
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.AddEndpoint("get", rpc.Handle(srv, "get", s.OrderByID), micro.WithEndpointSubject(wire.SubjectOrderByID)); err != nil {
+		_ = svc.Stop()
+		return nil, err
+	}
+	if err := svc.AddEndpoint("list", rpc.Handle(srv, "list", s.List), micro.WithEndpointSubject(wire.SubjectListOrders)); err != nil {
+		_ = svc.Stop()
+		return nil, err
+	}
+	go func() {
+		<-ctx.Done()
+		_ = svc.Stop()
+	}()
+	return svc, nil
+}
