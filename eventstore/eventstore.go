@@ -14,6 +14,7 @@ package eventstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -30,8 +31,8 @@ var (
 	ErrWrongVersion = errors.New("wrong expected version")
 	// ErrStreamNotFound: reading a stream that has no events.
 	ErrStreamNotFound = errors.New("stream not found")
-	// ErrDuplicateEvent: an event id already stored in another stream or at another revision;
-	// an append that is not a retry of the one that stored it.
+	// ErrDuplicateEvent: some of the appended event ids are stored in the stream already, but not
+	// as the retry of one append (other ids with them, or at another revision).
 	ErrDuplicateEvent = errors.New("duplicate event id")
 	// ErrInvalid: the call itself is malformed (empty stream name, no events, bad ids).
 	ErrInvalid = errors.New("invalid event store request")
@@ -300,6 +301,7 @@ type Store interface {
 	// Append adds events to the end of stream if its revision satisfies expected, atomically:
 	// all or none. Appending the same event ids a stream already holds, with the same expected
 	// revision, succeeds without writing and returns the original result (an idempotent retry).
+	// Event ids identify retries; stores do not promise to refuse an id they hold elsewhere.
 	// Errors: *WrongVersionError (ErrWrongVersion), ErrDuplicateEvent, ErrInvalid.
 	Append(ctx context.Context, stream string, expected ExpectedRevision, events []EventData) (AppendResult, error)
 
@@ -351,7 +353,7 @@ func DeriveID(commandID string, i int) uuid.UUID {
 }
 
 // ValidateAppend checks an append's arguments the way every adapter must: a stream name, at
-// least one event, and unique non-nil ids and non-empty types. Errors match ErrInvalid.
+// least one event, unique non-nil ids, non-empty types and JSON data. Errors match ErrInvalid.
 func ValidateAppend(stream string, events []EventData) error {
 	if stream == "" {
 		return fmt.Errorf("append: empty stream name: %w", ErrInvalid)
@@ -363,6 +365,9 @@ func ValidateAppend(stream string, events []EventData) error {
 	for _, e := range events {
 		if e.ID == uuid.Nil || e.Type == "" || seen[e.ID] {
 			return fmt.Errorf("append to %s: every event needs a unique id and a type: %w", stream, ErrInvalid)
+		}
+		if !json.Valid(e.Data) {
+			return fmt.Errorf("append to %s: event %s: data is not JSON: %w", stream, e.ID, ErrInvalid)
 		}
 		seen[e.ID] = true
 	}

@@ -83,7 +83,7 @@ func count(t *testing.T, pool *pgxpool.Pool, stream string) int {
 
 func waitPosition(t *testing.T, pool *pgxpool.Pool, pos eventstore.Position) {
 	t.Helper()
-	w, _ := progress.NewWaiter(nil, "tally", func(ctx context.Context) (eventstore.Position, error) {
+	w, _ := progress.NewWaiter(nil, "", "tally", func(ctx context.Context) (eventstore.Position, error) {
 		return progress.ReadCheckpoint(ctx, pool, "tally")
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

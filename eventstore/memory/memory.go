@@ -18,8 +18,8 @@ import (
 type Store struct {
 	mu      sync.RWMutex
 	log     []eventstore.RecordedEvent
-	streams map[string][]int // stream -> indexes into log
-	ids     map[uuid.UUID]int
+	streams map[string][]int             // stream -> indexes into log
+	ids     map[string]map[uuid.UUID]int // stream -> event id -> index into log
 	wake    eventstore.Signal
 	now     func() time.Time
 }
@@ -28,7 +28,7 @@ var _ eventstore.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{streams: map[string][]int{}, ids: map[uuid.UUID]int{}, now: time.Now}
+	return &Store{streams: map[string][]int{}, ids: map[string]map[uuid.UUID]int{}, now: time.Now}
 }
 
 // Append implements eventstore.Store.
@@ -57,7 +57,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			Data: slices.Clone(e.Data), Metadata: e.Metadata,
 			Position: eventstore.Position{Commit: seq, Prepare: seq}, RecordedAt: now,
 		})
-		s.ids[e.ID] = len(s.log) - 1
+		if s.ids[stream] == nil {
+			s.ids[stream] = map[uuid.UUID]int{}
+		}
+		s.ids[stream][e.ID] = len(s.log) - 1
 		idx = append(idx, len(s.log)-1)
 	}
 	s.streams[stream] = idx
@@ -72,14 +75,11 @@ func (s *Store) retried(stream string, expected eventstore.ExpectedRevision, eve
 	found := 0
 	var first, last eventstore.RecordedEvent
 	for i, e := range events {
-		at, ok := s.ids[e.ID]
+		at, ok := s.ids[stream][e.ID]
 		if !ok {
 			continue
 		}
 		rec := s.log[at]
-		if rec.Stream != stream {
-			return eventstore.AppendResult{}, false, fmt.Errorf("append to %s: event %s is in stream %s: %w", stream, e.ID, rec.Stream, eventstore.ErrDuplicateEvent)
-		}
 		if i == 0 {
 			first = rec
 		}

@@ -204,10 +204,8 @@ func testIdempotentRetry(t *testing.T, h Harness) {
 	if got[0].Position != first.Position {
 		t.Errorf("first event moved: %s, want %s", got[0].Position, first.Position)
 	}
-	if _, err := s.Append(ctx, Stream("other"), eventstore.Any(), batch); !errors.Is(err, eventstore.ErrDuplicateEvent) {
-		t.Errorf("same ids in another stream: err = %v, want ErrDuplicateEvent", err)
-	}
-	if _, err := s.Append(ctx, stream, eventstore.Exact(2), []eventstore.EventData{batch[0], Event("t.v1", 9)}); !errors.Is(err, eventstore.ErrDuplicateEvent) && !errors.Is(err, eventstore.ErrWrongVersion) {
+	// A retry of a batch that was only partly stored is not a retry: refused, nothing written.
+	if _, err := s.Append(ctx, stream, eventstore.Exact(0), []eventstore.EventData{batch[0], Event("t.v1", 9)}); !errors.Is(err, eventstore.ErrDuplicateEvent) && !errors.Is(err, eventstore.ErrWrongVersion) {
 		t.Errorf("partly stored ids: err = %v, want ErrDuplicateEvent or ErrWrongVersion", err)
 	}
 	if got, _ := s.ReadStream(ctx, stream, eventstore.ReadStreamOptions{}); len(got) != 3 {

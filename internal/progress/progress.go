@@ -47,15 +47,16 @@ type Waiter struct {
 	sub    *nats.Subscription
 }
 
-// NewWaiter follows the progress of read model name. checkpoint reads the position committed in
-// the read model's database; it is consulted when announcements are not enough (a waiter that
-// started after the last one, a lost message). nc may be nil: then only checkpoint is polled.
-func NewWaiter(nc *nats.Conn, name string, checkpoint func(ctx context.Context) (eventstore.Position, error)) (*Waiter, error) {
+// NewWaiter follows the progress of read model name, announced on subject (normally
+// wire.ProgressSubject(name)). checkpoint reads the position committed in the read model's
+// database; it is consulted when announcements are not enough (a waiter that started after the
+// last one, a lost message). nc may be nil: then only checkpoint is polled.
+func NewWaiter(nc *nats.Conn, subject, name string, checkpoint func(ctx context.Context) (eventstore.Position, error)) (*Waiter, error) {
 	w := &Waiter{name: name, checkpoint: checkpoint, poll: 200 * time.Millisecond}
 	if nc != nil {
-		sub, err := nc.Subscribe(wire.ProgressSubject(name), func(m *nats.Msg) {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 			var p wire.Progress
-			if json.Unmarshal(m.Data, &p) != nil {
+			if json.Unmarshal(m.Data, &p) != nil || p.Projection != name {
 				return
 			}
 			if pos, err := eventstore.ParsePosition(p.Position); err == nil {

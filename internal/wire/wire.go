@@ -94,9 +94,10 @@ type Order struct {
 	CancelReason string      `json:"cancelReason,omitempty"`
 }
 
-// OrderPage is one page of ListOrders.
+// OrderPage is one page of ListOrders. Cursors[i] is Orders[i]'s cursor.
 type OrderPage struct {
-	Orders      []Order `json:"orders"`
-	EndCursor   string  `json:"endCursor,omitempty"`
-	HasNextPage bool    `json:"hasNextPage"`
+	Orders      []Order  `json:"orders"`
+	Cursors     []string `json:"cursors"`
+	EndCursor   string   `json:"endCursor,omitempty"`
+	HasNextPage bool     `json:"hasNextPage"`
 }

@@ -74,8 +74,12 @@ func (s Service) List(ctx context.Context, req wire.ListOrders) (wire.OrderPage,
 	if len(page.Orders) > first {
 		page.Orders, page.HasNextPage = page.Orders[:first], true
 	}
-	if n := len(page.Orders); n > 0 {
-		page.EndCursor = encodeCursor(page.Orders[n-1].PlacedAt, page.Orders[n-1].ID)
+	page.Cursors = make([]string, len(page.Orders))
+	for i, o := range page.Orders {
+		page.Cursors[i] = encodeCursor(o.PlacedAt, o.ID)
+	}
+	if n := len(page.Cursors); n > 0 {
+		page.EndCursor = page.Cursors[n-1]
 	}
 	return page, nil
 }

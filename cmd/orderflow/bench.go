@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/internal/bench"
+	"github.com/orderflow/orderflow/internal/pgcluster"
+)
+
+// runBench runs `orderflow bench append`: postgres event store appends from N writers against a
+// raw single-row INSERT baseline, on the same database, in the same run.
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "append" {
+		return fmt.Errorf("bench: want `orderflow bench append`")
+	}
+	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	writers := fs.Int("writers", 16, "concurrent writers")
+	duration := fs.Duration("duration", 5*time.Second, "length of each measured round")
+	rounds := fs.Int("rounds", 3, "rounds of each workload, interleaved")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	url := getenv("DATABASE_URL")
+	if url == "" {
+		dir, err := os.MkdirTemp("", "orderflow-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		_ = os.Chmod(dir, 0o755)
+		fmt.Fprintln(stdout, "no DATABASE_URL: starting a private PostgreSQL cluster (default settings, fsync on)")
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg")})
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop()
+		url = cluster.URL("postgres")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	cfg.MaxConns = int32(*writers)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	res, err := bench.AppendVsInsert(ctx, pool, bench.Options{Writers: *writers, Duration: *duration, Rounds: *rounds, Progress: stdout})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "raw INSERT+commit: %.0f rows/s (%d writers)\n", res.InsertsPerSec, *writers)
+	fmt.Fprintf(stdout, "event store append: %.0f appends/s (%d writers, 1 event each)\n", res.AppendsPerSec, *writers)
+	fmt.Fprintf(stdout, "postgres append vs raw insert: ratio %.2f (goal >= 0.70)\n", res.Ratio())
+	return nil
+}

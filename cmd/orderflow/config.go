@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Targets a process can run. "all" is every one of them.
+var allTargets = []string{"order-commands", "projector", "order-queries", "gateway"}
+
+// Config is read once, here, from flags and the environment.
+type Config struct {
+	// Dev starts what is missing (a private PostgreSQL cluster, an embedded NATS server).
+	Dev bool
+	// Targets to run in this process.
+	Targets []string
+	// HTTPAddr is the gateway's address (ORDERFLOW_HTTP_ADDR).
+	HTTPAddr string
+	// DatabaseURL is the default for every database below (DATABASE_URL).
+	DatabaseURL string
+	// EventStoreURL selects the event store: postgres://… (EVENTSTORE_URL; default DatabaseURL).
+	EventStoreURL string
+	// OrdersDatabaseURL holds the orders read model (ORDERS_DATABASE_URL; default DatabaseURL).
+	OrdersDatabaseURL string
+	// NATSURL of the NATS server (NATS_URL); empty starts an embedded server.
+	NATSURL string
+	// DataDir keeps the dev cluster and embedded NATS data (ORDERFLOW_DATA_DIR; default .orderflow).
+	DataDir string
+	// LogFormat is text or json (ORDERFLOW_LOG_FORMAT; text in dev, json otherwise).
+	LogFormat string
+	// LogLevel is debug, info, warn or error (ORDERFLOW_LOG_LEVEL; default info).
+	LogLevel string
+	// ConsistencyTimeout bounds a read-your-writes wait (ORDERFLOW_CONSISTENCY_TIMEOUT; default 3s).
+	ConsistencyTimeout time.Duration
+}
+
+// ParseFlags reads the command line of `serve` or `dev` and the environment into a Config.
+func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{Dev: cmd == "dev"}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	targets := fs.String("target", "all", "comma-separated targets to run: all, or any of "+strings.Join(allTargets, ", "))
+	fs.StringVar(&c.HTTPAddr, "http-addr", env("ORDERFLOW_HTTP_ADDR", "127.0.0.1:8080"), "gateway listen address")
+	fs.StringVar(&c.DataDir, "data-dir", env("ORDERFLOW_DATA_DIR", ".orderflow"), "where dev keeps its PostgreSQL cluster and NATS data")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("%s: unexpected arguments %q", cmd, fs.Args())
+	}
+	c.DatabaseURL = getenv("DATABASE_URL")
+	c.EventStoreURL = getenv("EVENTSTORE_URL")
+	c.OrdersDatabaseURL = getenv("ORDERS_DATABASE_URL")
+	c.NATSURL = getenv("NATS_URL")
+	c.LogFormat = env("ORDERFLOW_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Dev])
+	c.LogLevel = env("ORDERFLOW_LOG_LEVEL", "info")
+	timeout, err := time.ParseDuration(env("ORDERFLOW_CONSISTENCY_TIMEOUT", "3s"))
+	if err != nil || timeout <= 0 {
+		return Config{}, fmt.Errorf("ORDERFLOW_CONSISTENCY_TIMEOUT: want a positive duration such as 3s")
+	}
+	c.ConsistencyTimeout = timeout
+	for _, t := range strings.Split(*targets, ",") {
+		t = strings.TrimSpace(t)
+		switch {
+		case t == "all":
+			c.Targets = append(c.Targets, allTargets...)
+		case slices.Contains(allTargets, t):
+			c.Targets = append(c.Targets, t)
+		default:
+			return Config{}, fmt.Errorf("unknown target %q: want all or any of %s", t, strings.Join(allTargets, ", "))
+		}
+	}
+	slices.Sort(c.Targets)
+	c.Targets = slices.Compact(c.Targets)
+	return c, nil
+}
+
+// resolve fills database URLs from DatabaseURL and checks what the targets need.
+func (c *Config) resolve() error {
+	if c.EventStoreURL == "" {
+		c.EventStoreURL = c.DatabaseURL
+	}
+	if c.OrdersDatabaseURL == "" {
+		c.OrdersDatabaseURL = c.DatabaseURL
+	}
+	needsStore := c.runs("order-commands") || c.runs("projector")
+	if needsStore && c.EventStoreURL == "" {
+		return errors.New("no event store: set EVENTSTORE_URL or DATABASE_URL (postgres://…), or run `orderflow dev`")
+	}
+	if needsStore && !strings.HasPrefix(c.EventStoreURL, "postgres://") && !strings.HasPrefix(c.EventStoreURL, "postgresql://") {
+		return fmt.Errorf("EVENTSTORE_URL %s: only postgres:// is supported by this build", mask(c.EventStoreURL))
+	}
+	if (c.runs("projector") || c.runs("order-queries")) && c.OrdersDatabaseURL == "" {
+		return errors.New("no orders database: set ORDERS_DATABASE_URL or DATABASE_URL")
+	}
+	return nil
+}
+
+func (c Config) runs(target string) bool { return slices.Contains(c.Targets, target) }
+
+// mask hides a URL's password for printing.
+func mask(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	ordercmd "github.com/orderflow/orderflow/commands/order"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/gateway"
+	"github.com/orderflow/orderflow/internal/natsrv"
+	"github.com/orderflow/orderflow/internal/pgcluster"
+	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/projections"
+	orderrm "github.com/orderflow/orderflow/projections/orders"
+	orderqueries "github.com/orderflow/orderflow/queries/orders"
+)
+
+const usage = `orderflow: a CQRS and event-sourced order platform
+
+Usage:
+  orderflow dev   [--http-addr ADDR] [--data-dir DIR]   the whole platform, zero configuration
+  orderflow serve [--target=all|T1,T2] [--http-addr ADDR] targets: %s
+  orderflow bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
+
+Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, NATS_URL, ORDERFLOW_HTTP_ADDR,
+ORDERFLOW_DATA_DIR, ORDERFLOW_LOG_FORMAT (text|json), ORDERFLOW_LOG_LEVEL,
+ORDERFLOW_CONSISTENCY_TIMEOUT. See README.md.
+`
+
+// Main runs the command line args; it returns when the command is done or ctx ends.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, usage, strings.Join(allTargets, ", "))
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "dev", "serve":
+		cfg, err := ParseFlags(args[0], args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return Run(ctx, cfg, stdout, stderr, nil)
+	case "bench":
+		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintf(stdout, usage, strings.Join(allTargets, ", "))
+		return nil
+	}
+	fmt.Fprintf(stderr, usage, strings.Join(allTargets, ", "))
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// cleanup runs functions in reverse order of registration.
+type cleanup []func()
+
+func (c *cleanup) add(f func()) { *c = append(*c, f) }
+func (c cleanup) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
+// Run starts cfg's targets and blocks until ctx ends, then shuts down in order. onReady, if set,
+// is called with the gateway's address once every target is up.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func(httpAddr string)) (err error) {
+	log := newLogger(cfg, stderr)
+	var done cleanup
+	defer func() { done.run() }()
+
+	if cfg.Dev && cfg.DatabaseURL == "" && cfg.EventStoreURL == "" {
+		url, stop, err := devDatabase(ctx, cfg.DataDir, log)
+		if err != nil {
+			return err
+		}
+		done.add(stop)
+		cfg.DatabaseURL = url
+	}
+	if err := cfg.resolve(); err != nil {
+		return err
+	}
+	if cfg.NATSURL == "" {
+		ns, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(cfg.DataDir, "nats")})
+		if err != nil {
+			return err
+		}
+		done.add(ns.Stop)
+		cfg.NATSURL = ns.URL()
+		log.Info("embedded nats started", "url", cfg.NATSURL)
+	}
+	log.Info("config", "targets", strings.Join(cfg.Targets, ","), "http_addr", cfg.HTTPAddr,
+		"eventstore_url", mask(cfg.EventStoreURL), "orders_database_url", mask(cfg.OrdersDatabaseURL), "nats_url", mask(cfg.NATSURL))
+
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("orderflow "+strings.Join(cfg.Targets, ",")), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect to nats %s: %w", mask(cfg.NATSURL), err)
+	}
+	done.add(func() { _ = nc.Drain() })
+
+	svcCtx, stopServices := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	done.add(func() { stopServices(); wg.Wait() })
+	var checks []func(context.Context) error
+	checks = append(checks, func(context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("nats: not connected")
+		}
+		return nil
+	})
+
+	var store *postgres.Store
+	if cfg.runs("order-commands") || cfg.runs("projector") {
+		pool, err := openPool(ctx, cfg.EventStoreURL, "", 20)
+		if err != nil {
+			return fmt.Errorf("event store: %w", err)
+		}
+		done.add(pool.Close)
+		checks = append(checks, pool.Ping)
+		store = postgres.New(pool, postgres.Options{})
+		if err := store.Migrate(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.runs("order-commands") {
+		if _, err := ordercmd.Register(svcCtx, nc, log, ordercmd.Handlers{Store: store}); err != nil {
+			return fmt.Errorf("order-commands: %w", err)
+		}
+	}
+	var rmPool *pgxpool.Pool
+	if cfg.runs("projector") || cfg.runs("order-queries") {
+		rmPool, err = openPool(ctx, cfg.OrdersDatabaseURL, "orders", 20)
+		if err != nil {
+			return fmt.Errorf("orders read model: %w", err)
+		}
+		done.add(rmPool.Close)
+		checks = append(checks, rmPool.Ping)
+	}
+	if cfg.runs("projector") {
+		p := projections.New(store, rmPool, orderrm.Projection{}, projections.Options{
+			Log: log, Publish: projections.PublishJSON(nc.Publish, wire.ProgressSubject(orderrm.Name)),
+		})
+		if err := p.Migrate(ctx); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.Run(svcCtx) }()
+		checks = append(checks, func(context.Context) error { return p.Health() })
+	}
+	if cfg.runs("order-queries") {
+		w, err := progress.NewWaiter(nc, wire.ProgressSubject(orderrm.Name), orderrm.Name, func(ctx context.Context) (eventstore.Position, error) {
+			return progress.ReadCheckpoint(ctx, rmPool, orderrm.Name)
+		})
+		if err != nil {
+			return err
+		}
+		done.add(w.Close)
+		if _, err := orderqueries.Register(svcCtx, nc, log, orderqueries.Service{Pool: rmPool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}); err != nil {
+			return fmt.Errorf("order-queries: %w", err)
+		}
+	}
+
+	serverErr := make(chan error, 1)
+	addr := ""
+	if cfg.runs("gateway") {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("gateway listen on %s (set ORDERFLOW_HTTP_ADDR to use another address): %w", cfg.HTTPAddr, err)
+		}
+		addr = ln.Addr().String()
+		srv := &http.Server{
+			Handler: gateway.New(gateway.Options{NC: nc, Log: log, Ready: func(ctx context.Context) error {
+				for _, check := range checks {
+					if err := check(ctx); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, CallTimeout: cfg.ConsistencyTimeout + 2*time.Second}),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		}
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				serverErr <- err
+			}
+		}()
+		done.add(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		})
+		fmt.Fprintf(stdout, "orderflow is up: REST http://%s/api/v1  GraphQL http://%s/graphql  (Ctrl-C stops)\n", addr, addr)
+	}
+	log.Info("started", "targets", strings.Join(cfg.Targets, ","))
+	if onReady != nil {
+		onReady(addr)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-serverErr:
+		return fmt.Errorf("gateway: %w", err)
+	}
+}
+
+func openPool(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	pool, err := pgschema.Open(ctx, url, schema, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", mask(url), err)
+	}
+	return pool, nil
+}
+
+// devDatabase starts (or adopts) the private cluster under dataDir and returns the URL of its
+// "orderflow" database.
+func devDatabase(ctx context.Context, dataDir string, log *slog.Logger) (string, func(), error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return "", nil, err
+	}
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dataDir, "pg"), Log: func(msg string, args ...any) { log.Info(msg, args...) }})
+	if err != nil {
+		return "", nil, fmt.Errorf("dev database: %w (or set DATABASE_URL)", err)
+	}
+	stop := func() {
+		if err := cluster.Stop(); err != nil {
+			log.Warn("stop postgres", "err", err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, cluster.URL("postgres"))
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `select exists (select 1 from pg_database where datname = 'orderflow')`).Scan(&exists); err != nil {
+		stop()
+		return "", nil, err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `create database orderflow`); err != nil {
+			stop()
+			return "", nil, err
+		}
+	}
+	return cluster.URL("orderflow"), stop, nil
+}

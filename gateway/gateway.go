@@ -1,0 +1,120 @@
+// Package gateway is orderflow's front door: the REST command API under /api/v1 and the GraphQL
+// BFF at /graphql. It owns no data: commands and queries go to the services over NATS.
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+)
+
+// Options configure the gateway.
+type Options struct {
+	NC  *nats.Conn
+	Log *slog.Logger
+	// Ready reports whether the platform can serve (database, NATS, projectors); /readyz.
+	Ready func(ctx context.Context) error
+	// CallTimeout bounds each NATS call, read-your-writes wait included; default 5s.
+	CallTimeout time.Duration
+}
+
+// New returns the gateway's HTTP handler.
+func New(opts Options) http.Handler {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 5 * time.Second
+	}
+	g := &gateway{opts: opts, log: opts.Log}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, g.correlation, g.accessLog, g.recoverer)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", g.ready)
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Post("/orders", g.placeOrder)
+		r.Post("/orders/{id}/cancel", g.cancelOrder)
+	})
+	gql := g.graphQL()
+	r.Handle("/graphql", gql)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, &problem{Status: http.StatusNotFound, Type: "not-found", Title: "Not found", Detail: "no route " + r.Method + " " + r.URL.Path})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, &problem{Status: http.StatusMethodNotAllowed, Type: "method-not-allowed", Title: "Method not allowed", Detail: r.Method + " is not served at " + r.URL.Path})
+	})
+	return r
+}
+
+type gateway struct {
+	opts Options
+	log  *slog.Logger
+}
+
+type correlationKey struct{}
+
+// correlation takes the caller's X-Correlation-ID, or makes one, and echoes it back.
+func (g *gateway) correlation(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Correlation-ID")
+		if id == "" || len(id) > 100 {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Correlation-ID", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), correlationKey{}, id)))
+	})
+}
+
+func correlationID(ctx context.Context) string {
+	id, _ := ctx.Value(correlationKey{}).(string)
+	return id
+}
+
+func (g *gateway) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		level := slog.LevelDebug
+		if ww.Status() >= 500 {
+			level = slog.LevelError
+		}
+		g.log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+			"duration_ms", time.Since(start).Milliseconds(), "correlation_id", correlationID(r.Context()))
+	})
+}
+
+func (g *gateway) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				g.log.Error("panic in handler", "panic", p, "path", r.URL.Path)
+				writeProblem(w, r, internalProblem())
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *gateway) ready(w http.ResponseWriter, r *http.Request) {
+	if g.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := g.opts.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

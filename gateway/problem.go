@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/orderflow/orderflow/internal/rpc"
+)
+
+// problemBase prefixes every problem type: one stable URI per kind of error (RFC 9457).
+const problemBase = "https://orderflow.dev/problems/"
+
+// problem is an RFC 9457 problem details body.
+type problem struct {
+	Type     string            `json:"type"`
+	Title    string            `json:"title"`
+	Status   int               `json:"status"`
+	Detail   string            `json:"detail,omitempty"`
+	Instance string            `json:"instance,omitempty"`
+	Field    string            `json:"field,omitempty"`
+	Details  map[string]string `json:"details,omitempty"`
+}
+
+func internalProblem() *problem {
+	return &problem{Status: http.StatusInternalServerError, Type: "internal", Title: "Internal error", Detail: "internal error"}
+}
+
+// problemFor is the one place that maps a service error to HTTP. Internal errors say only
+// "internal error"; the detail was logged where it happened.
+func problemFor(err error) *problem {
+	var e *rpc.Error
+	if !errors.As(err, &e) {
+		return internalProblem()
+	}
+	p := &problem{Detail: e.Message, Field: e.Field, Details: e.Details}
+	switch e.Code {
+	case rpc.CodeInvalid:
+		p.Status, p.Type, p.Title = http.StatusUnprocessableEntity, "invalid", "Invalid request"
+	case rpc.CodeNotFound:
+		p.Status, p.Type, p.Title = http.StatusNotFound, "not-found", "Not found"
+	case rpc.CodeConflict:
+		p.Status, p.Type, p.Title = http.StatusConflict, "conflict", "Conflict with the current state"
+	case rpc.CodeStale:
+		p.Status, p.Type, p.Title = http.StatusGatewayTimeout, "stale-read", "Read model behind the requested position"
+	case rpc.CodeUnavailable:
+		p.Status, p.Type, p.Title = http.StatusServiceUnavailable, "unavailable", "Service unavailable"
+	default:
+		return internalProblem()
+	}
+	return p
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, p *problem) {
+	p.Type = problemBase + p.Type
+	if p.Instance == "" {
+		p.Instance = r.URL.Path
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

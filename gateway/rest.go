@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// MaxBodyBytes caps a request body; larger ones are 413.
+const MaxBodyBytes = 1 << 20
+
+// decodeBody reads one JSON object into v, strictly: unknown fields, wrong types, trailing data
+// and oversized bodies are the client's error, answered as a problem naming the field.
+// An empty body decodes as {} when allowEmpty.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) *problem {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return &problem{Status: http.StatusUnsupportedMediaType, Type: "unsupported-media-type", Title: "Unsupported media type", Detail: "send application/json"}
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON object")
+	}
+	if errors.Is(err, io.EOF) && allowEmpty {
+		return nil
+	}
+	if err == nil {
+		return nil
+	}
+	bad := &problem{Status: http.StatusBadRequest, Type: "malformed", Title: "Malformed request body"}
+	var (
+		tooBig    *http.MaxBytesError
+		syntax    *json.SyntaxError
+		typeError *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		return &problem{Status: http.StatusRequestEntityTooLarge, Type: "too-large", Title: "Request body too large", Detail: fmt.Sprintf("the body must be at most %d bytes", MaxBodyBytes)}
+	case errors.As(err, &syntax):
+		bad.Detail = fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax)
+	case errors.As(err, &typeError):
+		bad.Type, bad.Title = "invalid-type", "Wrong type"
+		bad.Field = typeError.Field
+		bad.Detail = fmt.Sprintf("%s must be %s, not %s", typeError.Field, jsonKind(typeError.Type.Kind().String()), typeError.Value)
+	case errors.Is(err, io.EOF):
+		bad.Detail = "the body is empty; send a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		bad.Detail = "the JSON ends too early"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		bad.Type, bad.Title = "unknown-field", "Unknown field"
+		bad.Field = strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		bad.Detail = "unknown field " + bad.Field
+	default:
+		bad.Detail = err.Error()
+	}
+	return bad
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "true or false"
+	}
+	return goKind
+}
+
+// meta builds a command's identity from the request: Idempotency-Key when given (a retried
+// request then appends nothing twice), else a fresh id; correlation and trace context.
+func meta(r *http.Request, scope string) wire.CommandMeta {
+	id := r.Header.Get("Idempotency-Key")
+	if id == "" {
+		id = uuid.NewString()
+	} else {
+		id = scope + ":" + id
+	}
+	return wire.CommandMeta{
+		CommandID: id, CorrelationID: correlationID(r.Context()),
+		TraceParent: r.Header.Get("traceparent"), TraceState: r.Header.Get("tracestate"),
+	}
+}
+
+type placeOrderBody struct {
+	OrderID    string           `json:"orderId"`
+	CustomerID string           `json:"customerId"`
+	Lines      []wire.OrderLine `json:"lines"`
+}
+
+type commandAnswer struct {
+	OrderID  string `json:"orderId"`
+	Position string `json:"position"`
+}
+
+func (g *gateway) placeOrder(w http.ResponseWriter, r *http.Request) {
+	var body placeOrderBody
+	if p := decodeBody(w, r, &body, false); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if body.OrderID == "" {
+		body.OrderID = uuid.NewString()
+	}
+	reply, err := g.command(r.Context(), wire.SubjectPlaceOrder, wire.PlaceOrder{
+		Meta: meta(r, "place-order"), OrderID: body.OrderID, CustomerID: body.CustomerID, Lines: body.Lines,
+	})
+	if err != nil {
+		writeProblem(w, r, problemFor(err))
+		return
+	}
+	w.Header().Set("Location", "/api/v1/orders/"+reply.ID)
+	w.Header().Set("X-Consistency-Position", reply.Position)
+	writeJSON(w, http.StatusCreated, commandAnswer{OrderID: reply.ID, Position: reply.Position})
+}
+
+type cancelOrderBody struct {
+	Reason string `json:"reason"`
+}
+
+func (g *gateway) cancelOrder(w http.ResponseWriter, r *http.Request) {
+	var body cancelOrderBody
+	if p := decodeBody(w, r, &body, true); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	id := chi.URLParam(r, "id")
+	reply, err := g.command(r.Context(), wire.SubjectCancelOrder, wire.CancelOrder{
+		Meta: meta(r, "cancel-order:"+id), OrderID: id, Reason: body.Reason,
+	})
+	if err != nil {
+		writeProblem(w, r, problemFor(err))
+		return
+	}
+	w.Header().Set("X-Consistency-Position", reply.Position)
+	writeJSON(w, http.StatusOK, commandAnswer{OrderID: reply.ID, Position: reply.Position})
+}
+
+func (g *gateway) command(ctx context.Context, subject string, req any) (wire.CommandReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.opts.CallTimeout)
+	defer cancel()
+	reply, err := rpc.Call[wire.CommandReply](ctx, g.opts.NC, subject, req)
+	if err != nil {
+		var rerr *rpc.Error
+		if !errors.As(err, &rerr) || rerr.Code == rpc.CodeInternal {
+			g.log.Error("command failed", "subject", subject, "err", err, "correlation_id", correlationID(ctx))
+		}
+	}
+	return reply, err
+}
