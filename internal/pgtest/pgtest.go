@@ -12,7 +12,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,11 +68,13 @@ func ServerURL(tb testing.TB) string {
 			serverURL = u
 			return
 		}
+		reapOrphans()
 		clusterDir, serverErr = os.MkdirTemp("", "orderflow-pgtest-")
 		if serverErr != nil {
 			return
 		}
 		_ = os.Chmod(clusterDir, 0o755)
+		_ = os.WriteFile(filepath.Join(clusterDir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cluster, serverErr = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(clusterDir, "pg"), Ephemeral: true})
@@ -146,6 +151,27 @@ func dropTemplates() {
 	defer templatesMu.Unlock()
 	for _, t := range templates {
 		_ = exec(context.Background(), serverURL, "drop database if exists "+pgx.Identifier{t.name}.Sanitize()+" with (force)")
+	}
+}
+
+// reapOrphans stops the clusters of test binaries that died without cleaning up (killed by a
+// timeout, say), so they do not pile up across runs.
+func reapOrphans() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "orderflow-pgtest-*"))
+	for _, dir := range dirs {
+		owner, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(string(owner)); err == nil && syscall.Kill(pid, 0) == nil {
+			continue // its test binary still runs
+		}
+		if pm, err := os.ReadFile(filepath.Join(dir, "pg", "data", "postmaster.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(pm), "\n", 2)[0])); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGQUIT)
+			}
+		}
+		_ = os.RemoveAll(dir)
 	}
 }
 

@@ -1,0 +1,32 @@
+# orderflow: `make run` starts the whole platform, `make test` runs every test.
+GO ?= go
+
+.PHONY: run test test-short bench build generate vet fmt
+
+## run: the whole platform in one process, zero configuration (see README.md)
+run: build
+	./bin/orderflow dev
+
+## build: the orderflow binary in bin/
+build:
+	$(GO) build -o bin/orderflow ./cmd/orderflow
+
+## test: every test, with real PostgreSQL and NATS (DATABASE_URL/NATS_URL, else started here)
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+## test-short: the tests that need neither PostgreSQL nor NATS
+test-short:
+	$(GO) test -short ./...
+
+## bench: throughput figures, each against a baseline measured in the same run
+bench:
+	$(GO) run ./cmd/orderflow bench append --writers 16 --duration 5s --rounds 3
+
+## generate: regenerate gqlgen code after editing gateway/schema.graphql
+generate:
+	cd gateway && $(GO) tool gqlgen generate
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

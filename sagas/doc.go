@@ -1,0 +1,2 @@
+// Package sagas will hold the process managers (first: order fulfillment, issue 5).
+package sagas
