@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/internal/natstest"
+	"github.com/orderflow/orderflow/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	defer natstest.Stop()
+	pgtest.Main(m)
+}
+
+// startPlatform runs the real program (every target) on a fresh database and a :0 port.
+func startPlatform(t *testing.T) string {
+	t.Helper()
+	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": natstest.URL(t), "ORDERFLOW_LOG_LEVEL": "warn"}
+	cfg, err := ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, io.Discard, io.Discard, func(a string) { addr <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	select {
+	case a := <-addr:
+		base := "http://" + a
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if status, _, _ := call(t, "GET", base+"/readyz", "", nil); status == http.StatusOK {
+				return base
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("platform not ready within 30s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	case err := <-done:
+		t.Fatalf("run ended before ready: %v", err)
+	}
+	return ""
+}
+
+func call(t *testing.T, method, url, body string, header map[string]string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+type gqlAnswer struct {
+	Data   map[string]json.RawMessage `json:"data"`
+	Errors []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	} `json:"errors"`
+}
+
+func graphQL(t *testing.T, base, query string, vars map[string]any, header map[string]string) gqlAnswer {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	status, _, b := call(t, "POST", base+"/graphql", string(body), header)
+	if status != http.StatusOK {
+		t.Fatalf("graphql: %d %s", status, b)
+	}
+	var a gqlAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatalf("graphql answer %s: %v", b, err)
+	}
+	return a
+}
+
+const orderQuery = `query($id: ID!) { order(id: $id) { id status customerId totalCents lines { productId quantity unitPriceCents } placedAt cancelledAt } }`
+
+type order struct {
+	ID, Status, CustomerID string
+	TotalCents             int64
+	Lines                  []struct {
+		ProductID      string
+		Quantity       int64
+		UnitPriceCents int64
+	}
+	PlacedAt    time.Time
+	CancelledAt *time.Time
+}
+
+func readOrder(t *testing.T, base, id, position string) order {
+	t.Helper()
+	a := graphQL(t, base, orderQuery, map[string]any{"id": id}, map[string]string{"X-Consistency-Position": position})
+	if len(a.Errors) > 0 {
+		t.Fatalf("order %s at %s: %+v", id, position, a.Errors)
+	}
+	var o order
+	if err := json.Unmarshal(a.Data["order"], &o); err != nil || o.ID != id {
+		t.Fatalf("order %s at %s: %s (%v)", id, position, a.Data["order"], err)
+	}
+	return o
+}
+
+func TestOrderFromRESTToGraphQL(t *testing.T) {
+	base := startPlatform(t)
+	status, h, b := call(t, "POST", base+"/api/v1/orders", `{"customerId":"c-1","lines":[{"productId":"sku-1","quantity":2,"unitPriceCents":1250},{"productId":"sku-2","quantity":1,"unitPriceCents":499}]}`, nil)
+	var placed struct{ OrderID, Position string }
+	if status != http.StatusCreated || json.Unmarshal(b, &placed) != nil || placed.OrderID == "" || placed.Position == "" {
+		t.Fatalf("place: %d %s", status, b)
+	}
+	if h.Get("Location") != "/api/v1/orders/"+placed.OrderID {
+		t.Errorf("Location = %q", h.Get("Location"))
+	}
+	o := readOrder(t, base, placed.OrderID, placed.Position)
+	if o.Status != "PLACED" || o.CustomerID != "c-1" || o.TotalCents != 2*1250+499 || len(o.Lines) != 2 || o.Lines[1].ProductID != "sku-2" || o.PlacedAt.IsZero() {
+		t.Fatalf("placed order read back as %+v", o)
+	}
+
+	status, _, b = call(t, "POST", base+"/api/v1/orders/"+placed.OrderID+"/cancel", `{"reason":"changed my mind"}`, nil)
+	var cancelled struct{ OrderID, Position string }
+	if status != http.StatusOK || json.Unmarshal(b, &cancelled) != nil || cancelled.Position == "" {
+		t.Fatalf("cancel: %d %s", status, b)
+	}
+	if o := readOrder(t, base, placed.OrderID, cancelled.Position); o.Status != "CANCELLED" || o.CancelledAt == nil {
+		t.Fatalf("after cancel: %+v", o)
+	}
+
+	// The list, by customer and status, through the same consistency header.
+	a := graphQL(t, base, `{ orders(customerId: "c-1", status: CANCELLED, first: 5) { nodes { id } pageInfo { hasNextPage } } }`, nil, map[string]string{"X-Consistency-Position": cancelled.Position})
+	if len(a.Errors) > 0 || !bytes.Contains(a.Data["orders"], []byte(placed.OrderID)) {
+		t.Fatalf("orders list: %s %+v", a.Data["orders"], a.Errors)
+	}
+
+	// An Idempotency-Key makes a retried place append nothing twice and answer the same.
+	body := `{"customerId":"c-2","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`
+	key := map[string]string{"Idempotency-Key": "k-1"}
+	s1, _, b1 := call(t, "POST", base+"/api/v1/orders", `{"orderId":"o-idem",`+body[1:], key)
+	s2, _, b2 := call(t, "POST", base+"/api/v1/orders", `{"orderId":"o-idem",`+body[1:], key)
+	if s1 != http.StatusCreated || s2 != http.StatusCreated || !bytes.Equal(b1, b2) {
+		t.Fatalf("idempotent retry: %d %s then %d %s", s1, b1, s2, b2)
+	}
+
+	// A position no read model has reached: a STALE_READ error, not old data.
+	a = graphQL(t, base, `query($id: ID!) { order(id: $id, consistentWith: "999999999999-1") { id } }`, map[string]any{"id": placed.OrderID}, nil)
+	if len(a.Errors) != 1 || a.Errors[0].Extensions["code"] != "STALE_READ" || a.Errors[0].Extensions["wanted"] != "999999999999-1" {
+		t.Fatalf("stale read: %+v", a.Errors)
+	}
+	// An unknown order is null, not an error.
+	if a := graphQL(t, base, orderQuery, map[string]any{"id": "nope"}, nil); len(a.Errors) > 0 || string(a.Data["order"]) != "null" {
+		t.Fatalf("unknown order: %s %+v", a.Data["order"], a.Errors)
+	}
+}
+
+func TestBadInputIsAClientError(t *testing.T) {
+	base := startPlatform(t)
+	status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"o-bad-1","customerId":"c","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`, nil)
+	if status != http.StatusCreated {
+		t.Fatalf("place: %d %s", status, b)
+	}
+	cases := []struct {
+		name, path, body string
+		status           int
+		field            string
+	}{
+		{"malformed JSON", "/api/v1/orders", `{not json`, 400, ""},
+		{"empty body", "/api/v1/orders", ``, 400, ""},
+		{"trailing data", "/api/v1/orders", `{"customerId":"c"} {}`, 400, ""},
+		{"wrong type", "/api/v1/orders", `{"customerId":"c","lines":[{"productId":"p","quantity":"two","unitPriceCents":1}]}`, 400, "lines.quantity"},
+		{"unknown field", "/api/v1/orders", `{"customerId":"c","colour":"red","lines":[]}`, 400, "colour"},
+		{"missing customer", "/api/v1/orders", `{"lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`, 422, "customerId"},
+		{"no lines", "/api/v1/orders", `{"customerId":"c","lines":[]}`, 422, "lines"},
+		{"negative quantity", "/api/v1/orders", `{"customerId":"c","lines":[{"productId":"p","quantity":-1,"unitPriceCents":1}]}`, 422, "lines[0].quantity"},
+		{"negative price", "/api/v1/orders", `{"customerId":"c","lines":[{"productId":"p","quantity":1,"unitPriceCents":-1}]}`, 422, "lines[0].unitPriceCents"},
+		{"fractional quantity", "/api/v1/orders", `{"customerId":"c","lines":[{"productId":"p","quantity":1.5,"unitPriceCents":1}]}`, 400, "lines.quantity"},
+		{"order placed twice", "/api/v1/orders", `{"orderId":"o-bad-1","customerId":"c","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`, 409, ""},
+		{"cancel unknown order", "/api/v1/orders/does-not-exist/cancel", `{}`, 404, ""},
+		{"cancel with bad body", "/api/v1/orders/o-bad-1/cancel", `{"reason":5}`, 400, "reason"},
+		{"too large", "/api/v1/orders", `{"customerId":"` + strings.Repeat("x", 1<<20) + `"}`, 413, ""},
+		{"no route", "/api/v1/nothing", `{}`, 404, ""},
+	}
+	for _, c := range cases {
+		status, h, b := call(t, "POST", base+c.path, c.body, nil)
+		var p struct {
+			Type, Title, Field string
+			Status             int
+		}
+		if status != c.status || !strings.HasPrefix(h.Get("Content-Type"), "application/problem+json") || json.Unmarshal(b, &p) != nil || p.Status != c.status || p.Type == "" {
+			t.Errorf("%s: %d %s %.200s, want %d problem+json", c.name, status, h.Get("Content-Type"), b, c.status)
+			continue
+		}
+		if c.field != "" && p.Field != c.field {
+			t.Errorf("%s: field %q, want %q", c.name, p.Field, c.field)
+		}
+	}
+	if status, _, _ := call(t, "POST", base+"/api/v1/orders/o-bad-1/cancel", ``, nil); status != http.StatusOK {
+		t.Errorf("cancel with an empty body: %d", status)
+	}
+	if status, _, _ := call(t, "POST", base+"/api/v1/orders/o-bad-1/cancel", `{}`, nil); status != http.StatusConflict {
+		t.Errorf("cancel twice: %d, want 409", status)
+	}
+	// GraphQL: bad arguments are errors with a code, never a 5xx.
+	for _, q := range []string{`{ orders(first: 0) { nodes { id } } }`, `{ orders(after: "garbage!") { nodes { id } } }`, `{ order(id: "x", consistentWith: "nope") { id } }`} {
+		a := graphQL(t, base, q, nil, nil)
+		if len(a.Errors) == 0 || a.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+			t.Errorf("%s: errors %+v, want BAD_USER_INPUT", q, a.Errors)
+		}
+	}
+	status, _, b = call(t, "POST", base+"/graphql", `{"query": "{ nope }"}`, nil)
+	if status >= 500 || !bytes.Contains(b, []byte("GRAPHQL_VALIDATION_FAILED")) {
+		t.Errorf("invalid graphql: %d %s", status, b)
+	}
+}
