@@ -12,12 +12,16 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+
+	"github.com/orderflow/orderflow/internal/wire"
 )
 
 // Options configure the gateway.
 type Options struct {
-	NC  *nats.Conn
-	Log *slog.Logger
+	NC *nats.Conn
+	// Namespace of the services' subjects; default wire.DefaultNamespace.
+	Namespace wire.Namespace
+	Log       *slog.Logger
 	// Ready reports whether the platform can serve (database, NATS, projectors); /readyz.
 	Ready func(ctx context.Context) error
 	// CallTimeout bounds each NATS call, read-your-writes wait included; default 5s.

@@ -26,7 +26,7 @@ const (
 )
 
 func (g *gateway) graphQL() http.Handler {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{NC: g.opts.NC, Timeout: g.opts.CallTimeout}}))
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout}}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})

@@ -121,7 +121,7 @@ func (g *gateway) placeOrder(w http.ResponseWriter, r *http.Request) {
 	if body.OrderID == "" {
 		body.OrderID = uuid.NewString()
 	}
-	reply, err := g.command(r.Context(), wire.SubjectPlaceOrder, wire.PlaceOrder{
+	reply, err := g.command(r.Context(), wire.EndpointPlaceOrder, wire.PlaceOrder{
 		Meta: meta(r, "place-order"), OrderID: body.OrderID, CustomerID: body.CustomerID, Lines: body.Lines,
 	})
 	if err != nil {
@@ -144,7 +144,7 @@ func (g *gateway) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	reply, err := g.command(r.Context(), wire.SubjectCancelOrder, wire.CancelOrder{
+	reply, err := g.command(r.Context(), wire.EndpointCancelOrder, wire.CancelOrder{
 		Meta: meta(r, "cancel-order:"+id), OrderID: id, Reason: body.Reason,
 	})
 	if err != nil {
@@ -155,7 +155,8 @@ func (g *gateway) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, commandAnswer{OrderID: reply.ID, Position: reply.Position})
 }
 
-func (g *gateway) command(ctx context.Context, subject string, req any) (wire.CommandReply, error) {
+func (g *gateway) command(ctx context.Context, endpoint string, req any) (wire.CommandReply, error) {
+	subject := g.opts.Namespace.Subject(endpoint)
 	ctx, cancel := context.WithTimeout(ctx, g.opts.CallTimeout)
 	defer cancel()
 	reply, err := rpc.Call[wire.CommandReply](ctx, g.opts.NC, subject, req)

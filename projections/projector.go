@@ -203,7 +203,7 @@ on conflict (name) do update set commit_position = excluded.commit_position,
 }
 
 // PublishJSON returns an Options.Publish that sends progress as JSON on subject (normally
-// wire.ProgressSubject of the projection's name) with publish, e.g. nats.Conn.Publish.
+// Namespace.Progress of the projection's name) with publish, e.g. nats.Conn.Publish.
 func PublishJSON(publish func(subject string, data []byte) error, subject string) func(wire.Progress) {
 	return func(pr wire.Progress) {
 		data, _ := json.Marshal(pr)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/wire"
 )
 
 // Targets a process can run. "all" is every one of them.
@@ -30,6 +32,8 @@ type Config struct {
 	OrdersDatabaseURL string
 	// NATSURL of the NATS server (NATS_URL); empty starts an embedded server.
 	NATSURL string
+	// NATSNamespace prefixes every subject (ORDERFLOW_NATS_PREFIX; default orderflow).
+	NATSNamespace wire.Namespace
 	// DataDir keeps the dev cluster and embedded NATS data (ORDERFLOW_DATA_DIR; default .orderflow).
 	DataDir string
 	// LogFormat is text or json (ORDERFLOW_LOG_FORMAT; text in dev, json otherwise).
@@ -64,6 +68,10 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	c.EventStoreURL = getenv("EVENTSTORE_URL")
 	c.OrdersDatabaseURL = getenv("ORDERS_DATABASE_URL")
 	c.NATSURL = getenv("NATS_URL")
+	c.NATSNamespace = wire.Namespace(env("ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)))
+	if strings.ContainsAny(string(c.NATSNamespace), " *>\t") || strings.HasPrefix(string(c.NATSNamespace), ".") || strings.HasSuffix(string(c.NATSNamespace), ".") {
+		return Config{}, fmt.Errorf("ORDERFLOW_NATS_PREFIX %q: want NATS subject tokens such as orderflow or staging.orderflow", c.NATSNamespace)
+	}
 	c.LogFormat = env("ORDERFLOW_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Dev])
 	c.LogLevel = env("ORDERFLOW_LOG_LEVEL", "info")
 	timeout, err := time.ParseDuration(env("ORDERFLOW_CONSISTENCY_TIMEOUT", "3s"))

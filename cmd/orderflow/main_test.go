@@ -22,7 +22,8 @@ func TestMain(m *testing.M) {
 // startPlatform runs the real program (every target) on a fresh database and a :0 port.
 func startPlatform(t *testing.T) string {
 	t.Helper()
-	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": natstest.URL(t), "ORDERFLOW_LOG_LEVEL": "warn"}
+	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": natstest.URL(t), "ORDERFLOW_LOG_LEVEL": "warn",
+		"ORDERFLOW_NATS_PREFIX": string(natstest.Namespace(t))}
 	cfg, err := ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,6 @@ import (
 	"github.com/orderflow/orderflow/internal/pgcluster"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/internal/wire"
 	"github.com/orderflow/orderflow/projections"
 	orderrm "github.com/orderflow/orderflow/projections/orders"
 	orderqueries "github.com/orderflow/orderflow/queries/orders"
@@ -41,7 +40,7 @@ Usage:
 
 Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, NATS_URL, ORDERFLOW_HTTP_ADDR,
 ORDERFLOW_DATA_DIR, ORDERFLOW_LOG_FORMAT (text|json), ORDERFLOW_LOG_LEVEL,
-ORDERFLOW_CONSISTENCY_TIMEOUT. See README.md.
+ORDERFLOW_CONSISTENCY_TIMEOUT, ORDERFLOW_NATS_PREFIX. See README.md.
 `
 
 // Main runs the command line args; it returns when the command is done or ctx ends.
@@ -115,7 +114,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		log.Info("embedded nats started", "url", cfg.NATSURL)
 	}
 	log.Info("config", "targets", strings.Join(cfg.Targets, ","), "http_addr", cfg.HTTPAddr,
-		"eventstore_url", mask(cfg.EventStoreURL), "orders_database_url", mask(cfg.OrdersDatabaseURL), "nats_url", mask(cfg.NATSURL))
+		"eventstore_url", mask(cfg.EventStoreURL), "orders_database_url", mask(cfg.OrdersDatabaseURL), "nats_url", mask(cfg.NATSURL), "nats_prefix", string(cfg.NATSNamespace))
 
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("orderflow "+strings.Join(cfg.Targets, ",")), nats.MaxReconnects(-1))
 	if err != nil {
@@ -148,7 +147,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 	}
 	if cfg.runs("order-commands") {
-		if _, err := ordercmd.Register(svcCtx, nc, log, ordercmd.Handlers{Store: store}); err != nil {
+		if _, err := ordercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, ordercmd.Handlers{Store: store}); err != nil {
 			return fmt.Errorf("order-commands: %w", err)
 		}
 	}
@@ -163,7 +162,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	}
 	if cfg.runs("projector") {
 		p := projections.New(store, rmPool, orderrm.Projection{}, projections.Options{
-			Log: log, Publish: projections.PublishJSON(nc.Publish, wire.ProgressSubject(orderrm.Name)),
+			Log: log, Publish: projections.PublishJSON(nc.Publish, cfg.NATSNamespace.Progress(orderrm.Name)),
 		})
 		if err := p.Migrate(ctx); err != nil {
 			return err
@@ -173,14 +172,14 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		checks = append(checks, func(context.Context) error { return p.Health() })
 	}
 	if cfg.runs("order-queries") {
-		w, err := progress.NewWaiter(nc, wire.ProgressSubject(orderrm.Name), orderrm.Name, func(ctx context.Context) (eventstore.Position, error) {
+		w, err := progress.NewWaiter(nc, cfg.NATSNamespace.Progress(orderrm.Name), orderrm.Name, func(ctx context.Context) (eventstore.Position, error) {
 			return progress.ReadCheckpoint(ctx, rmPool, orderrm.Name)
 		})
 		if err != nil {
 			return err
 		}
 		done.add(w.Close)
-		if _, err := orderqueries.Register(svcCtx, nc, log, orderqueries.Service{Pool: rmPool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}); err != nil {
+		if _, err := orderqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, orderqueries.Service{Pool: rmPool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}); err != nil {
 			return fmt.Errorf("order-queries: %w", err)
 		}
 	}
@@ -194,7 +193,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		addr = ln.Addr().String()
 		srv := &http.Server{
-			Handler: gateway.New(gateway.Options{NC: nc, Log: log, Ready: func(ctx context.Context) error {
+			Handler: gateway.New(gateway.Options{NC: nc, Namespace: cfg.NATSNamespace, Log: log, Ready: func(ctx context.Context) error {
 				for _, check := range checks {
 					if err := check(ctx); err != nil {
 						return err

@@ -47,8 +47,9 @@ func reply(id string, r commands.Result) wire.CommandReply {
 	return wire.CommandReply{ID: id, Position: r.Position.String()}
 }
 
-// Register serves the handlers as the order-commands NATS micro service. It stops with ctx.
-func Register(ctx context.Context, nc *nats.Conn, log *slog.Logger, h Handlers) (micro.Service, error) {
+// Register serves the handlers as the order-commands NATS micro service in namespace ns.
+// It stops with ctx.
+func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
 	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceOrderCommands), 64, 10*time.Second, commands.Classify)
 	svc, err := micro.AddService(nc, micro.Config{
 		Name: wire.ServiceOrderCommands, Version: "0.1.0",
@@ -61,8 +62,8 @@ func Register(ctx context.Context, nc *nats.Conn, log *slog.Logger, h Handlers) 
 		name, subject string
 		handler       micro.Handler
 	}{
-		{"place", wire.SubjectPlaceOrder, rpc.Handle(srv, "place", h.Place)},
-		{"cancel", wire.SubjectCancelOrder, rpc.Handle(srv, "cancel", h.Cancel)},
+		{"place", ns.Subject(wire.EndpointPlaceOrder), rpc.Handle(srv, "place", h.Place)},
+		{"cancel", ns.Subject(wire.EndpointCancelOrder), rpc.Handle(srv, "cancel", h.Cancel)},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {

@@ -107,23 +107,24 @@ func TestServedOnNATSMicro(t *testing.T) {
 	nc := natstest.Connect(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	svc, err := order.Register(ctx, nc, slog.New(slog.NewTextHandler(io.Discard, nil)), order.Handlers{Store: memory.New()})
+	ns := natstest.Namespace(t)
+	svc, err := order.Register(ctx, nc, ns, slog.New(slog.NewTextHandler(io.Discard, nil)), order.Handlers{Store: memory.New()})
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
 	id := "nats-" + time.Now().Format("150405.000000000")
-	got, err := rpc.Call[wire.CommandReply](ctx, nc, wire.SubjectPlaceOrder, place(id, "cmd-"+id))
+	got, err := rpc.Call[wire.CommandReply](ctx, nc, ns.Subject(wire.EndpointPlaceOrder), place(id, "cmd-"+id))
 	if err != nil || got.ID != id || got.Position == "" {
 		t.Fatalf("place over NATS = %+v, %v", got, err)
 	}
 	bad := place(id+"-bad", "cmd-bad-"+id)
 	bad.Lines = []wire.OrderLine{{ProductID: "p", Quantity: -1, UnitPriceCents: 5}}
-	_, err = rpc.Call[wire.CommandReply](ctx, nc, wire.SubjectPlaceOrder, bad)
+	_, err = rpc.Call[wire.CommandReply](ctx, nc, ns.Subject(wire.EndpointPlaceOrder), bad)
 	var rerr *rpc.Error
 	if !errors.As(err, &rerr) || rerr.Code != rpc.CodeInvalid || rerr.Field != "lines[0].quantity" {
 		t.Fatalf("invalid place over NATS: err = %v, want invalid on lines[0].quantity", err)
 	}
-	_, err = rpc.Call[wire.CommandReply](ctx, nc, wire.SubjectCancelOrder, wire.CancelOrder{Meta: wire.CommandMeta{CommandID: "x-" + id}, OrderID: "missing-" + id})
+	_, err = rpc.Call[wire.CommandReply](ctx, nc, ns.Subject(wire.EndpointCancelOrder), wire.CancelOrder{Meta: wire.CommandMeta{CommandID: "x-" + id}, OrderID: "missing-" + id})
 	if !errors.As(err, &rerr) || rerr.Code != rpc.CodeNotFound {
 		t.Fatalf("cancel unknown over NATS: err = %v, want not_found", err)
 	}

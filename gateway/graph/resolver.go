@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/orderflow/orderflow/internal/wire"
 )
 
 // Resolver is the root resolver. Its dependencies are set once, at start.
 type Resolver struct {
 	NC *nats.Conn
+	NS wire.Namespace
 	// Timeout bounds each call to a query service, consistency wait included.
 	Timeout time.Duration
 }

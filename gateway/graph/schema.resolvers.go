@@ -26,7 +26,7 @@ func (r *orderResolver) Status(ctx context.Context, obj *wire.Order) (OrderStatu
 func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *string) (*wire.Order, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	o, err := rpc.Call[wire.Order](ctx, r.NC, wire.SubjectOrderByID, wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+	o, err := rpc.Call[wire.Order](ctx, r.NC, r.NS.Subject(wire.EndpointOrderByID), wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
 	var rerr *rpc.Error
 	if errors.As(err, &rerr) && rerr.Code == rpc.CodeNotFound {
 		return nil, nil
@@ -57,7 +57,7 @@ func (r *queryResolver) Orders(ctx context.Context, customerID *string, status *
 	}
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	page, err := rpc.Call[wire.OrderPage](ctx, r.NC, wire.SubjectListOrders, req)
+	page, err := rpc.Call[wire.OrderPage](ctx, r.NC, r.NS.Subject(wire.EndpointListOrders), req)
 	if err != nil {
 		return nil, err
 	}

@@ -4,12 +4,15 @@ package natstest
 
 import (
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/internal/natsrv"
+	"github.com/orderflow/orderflow/internal/wire"
 )
 
 var (
@@ -53,6 +56,12 @@ func Connect(tb testing.TB) *nats.Conn {
 	}
 	tb.Cleanup(nc.Close)
 	return nc
+}
+
+// Namespace returns a NATS subject namespace of this test's own, so that tests sharing a server
+// (NATS_URL) never answer each other's requests.
+func Namespace(tb testing.TB) wire.Namespace {
+	return wire.Namespace("t" + strings.ReplaceAll(uuid.NewString(), "-", ""))
 }
 
 // Stop shuts down the embedded server, if one was started. Call it at the end of TestMain.

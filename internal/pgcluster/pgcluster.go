@@ -58,11 +58,18 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
 	cred, err := credential()
 	if err != nil {
 		return nil, err
 	}
+	if cred != nil && !traversable(filepath.Dir(dir), cred.Uid) {
+		// A checkout under /root, say: the unprivileged user cannot reach it. Keep the cluster in
+		// a directory of its own, named after dir so the next run finds it again.
+		alt := filepath.Join(os.TempDir(), fmt.Sprintf("orderflow-pg-%x", fnv64(dir)))
+		logf("cluster directory not reachable by the unprivileged postgres user; using another", "wanted", dir, "using", alt)
+		dir = alt
+	}
+	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("postgres cluster dir: %w", err)
 	}
@@ -251,6 +258,34 @@ func running(data string) (pid, port int, ok bool) {
 		return 0, 0, false
 	}
 	return pid, port, true
+}
+
+// traversable reports whether user uid can reach entries of dir: every directory from the root
+// down must be searchable by it (owned with u+x, or o+x).
+func traversable(dir string, uid uint32) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		mode := fi.Mode().Perm()
+		if !(mode&0o001 != 0 || (ok && st.Uid == uid && mode&0o100 != 0)) {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
+}
+
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 func freePort() (int, error) {

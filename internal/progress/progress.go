@@ -48,7 +48,7 @@ type Waiter struct {
 }
 
 // NewWaiter follows the progress of read model name, announced on subject (normally
-// wire.ProgressSubject(name)). checkpoint reads the position committed in the read model's
+// Namespace.Progress(name)). checkpoint reads the position committed in the read model's
 // database; it is consulted when announcements are not enough (a waiter that started after the
 // last one, a lost message). nc may be nil: then only checkpoint is polled.
 func NewWaiter(nc *nats.Conn, subject, name string, checkpoint func(ctx context.Context) (eventstore.Position, error)) (*Waiter, error) {

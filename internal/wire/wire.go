@@ -11,17 +11,33 @@ const (
 	ServiceOrderQueries  = "order-queries"
 )
 
-// Subjects of the order command and query endpoints.
-const (
-	SubjectPlaceOrder  = "orderflow.order.place"
-	SubjectCancelOrder = "orderflow.order.cancel"
-	SubjectOrderByID   = "orderflow.orders.get"
-	SubjectListOrders  = "orderflow.orders.list"
-)
+// Namespace prefixes every subject of one orderflow installation, so that several (a staging
+// and a production, parallel test runs) can share one NATS cluster without answering each
+// other's requests. The zero value is DefaultNamespace.
+type Namespace string
 
-// ProgressSubject is where the projector of read model name publishes the position it has
-// committed (a Progress message) after every batch.
-func ProgressSubject(name string) string { return "orderflow.projection." + name + ".progress" }
+// DefaultNamespace is the prefix when none is configured.
+const DefaultNamespace Namespace = "orderflow"
+
+// Subject returns endpoint e (one of the Endpoint constants) in namespace n.
+func (n Namespace) Subject(e string) string {
+	if n == "" {
+		n = DefaultNamespace
+	}
+	return string(n) + "." + e
+}
+
+// Progress is where the projector of read model name publishes the position it has committed
+// (a Progress message) after every batch.
+func (n Namespace) Progress(name string) string { return n.Subject("projection." + name + ".progress") }
+
+// Endpoints of the order command and query services, relative to a Namespace.
+const (
+	EndpointPlaceOrder  = "order.place"
+	EndpointCancelOrder = "order.cancel"
+	EndpointOrderByID   = "orders.get"
+	EndpointListOrders  = "orders.list"
+)
 
 // Progress announces that a read model reflects the log up to Position.
 type Progress struct {

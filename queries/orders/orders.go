@@ -55,18 +55,18 @@ func (s Service) waitFor(ctx context.Context, min string) error {
 	return err
 }
 
-// Register serves s as the order-queries NATS micro service until ctx ends.
-func Register(ctx context.Context, nc *nats.Conn, log *slog.Logger, s Service) (micro.Service, error) {
+// Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.
+func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
 	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceOrderQueries), 128, 10*time.Second, nil)
 	svc, err := micro.AddService(nc, micro.Config{Name: wire.ServiceOrderQueries, Version: "0.1.0", Description: "reads orders"})
 	if err != nil {
 		return nil, err
 	}
-	if err := svc.AddEndpoint("get", rpc.Handle(srv, "get", s.OrderByID), micro.WithEndpointSubject(wire.SubjectOrderByID)); err != nil {
+	if err := svc.AddEndpoint("get", rpc.Handle(srv, "get", s.OrderByID), micro.WithEndpointSubject(ns.Subject(wire.EndpointOrderByID))); err != nil {
 		_ = svc.Stop()
 		return nil, err
 	}
-	if err := svc.AddEndpoint("list", rpc.Handle(srv, "list", s.List), micro.WithEndpointSubject(wire.SubjectListOrders)); err != nil {
+	if err := svc.AddEndpoint("list", rpc.Handle(srv, "list", s.List), micro.WithEndpointSubject(ns.Subject(wire.EndpointListOrders))); err != nil {
 		_ = svc.Stop()
 		return nil, err
 	}

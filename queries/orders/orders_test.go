@@ -52,7 +52,7 @@ func setup(t *testing.T) (ordercmd.Handlers, orders.Service) {
 	}
 	t.Cleanup(rmPool.Close)
 	nc := natstest.Connect(t)
-	subject := wire.ProgressSubject(orderrm.Name) + "." + t.Name() // tests share one NATS server
+	subject := natstest.Namespace(t).Progress(orderrm.Name)
 	p := projections.New(store, rmPool, orderrm.Projection{}, projections.Options{Log: quiet, Publish: projections.PublishJSON(nc.Publish, subject)})
 	if err := p.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -175,13 +175,12 @@ func TestServedOnNATSMicro(t *testing.T) {
 	nc := natstest.Connect(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	// Queue groups spread requests over every registered instance; this test's service answers
-	// only ids its own database holds, so use ids no other test places.
-	if _, err := orders.Register(ctx, nc, quiet, q); err != nil {
+	ns := natstest.Namespace(t)
+	if _, err := orders.Register(ctx, nc, ns, quiet, q); err != nil {
 		t.Fatal(err)
 	}
 	r := placeOrder(t, cmds, "nats-o-1", "nats-c-1", 2)
-	got, err := rpc.Call[wire.Order](ctx, nc, wire.SubjectOrderByID, wire.OrderByID{ID: "nats-o-1", MinPosition: r.Position})
+	got, err := rpc.Call[wire.Order](ctx, nc, ns.Subject(wire.EndpointOrderByID), wire.OrderByID{ID: "nats-o-1", MinPosition: r.Position})
 	if err != nil || got.ID != "nats-o-1" {
 		t.Fatalf("order over NATS = %+v, %v", got, err)
 	}
