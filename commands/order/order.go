@@ -51,29 +51,8 @@ func reply(id string, r commands.Result) wire.CommandReply {
 // It stops with ctx.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
 	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceOrderCommands), 64, 10*time.Second, commands.Classify)
-	svc, err := micro.AddService(nc, micro.Config{
-		Name: wire.ServiceOrderCommands, Version: "0.1.0",
-		Description: "places and cancels orders",
-	})
-	if err != nil {
-		return nil, err
-	}
-	endpoints := []struct {
-		name, subject string
-		handler       micro.Handler
-	}{
-		{"place", ns.Subject(wire.EndpointPlaceOrder), rpc.Handle(srv, "place", h.Place)},
-		{"cancel", ns.Subject(wire.EndpointCancelOrder), rpc.Handle(srv, "cancel", h.Cancel)},
-	}
-	for _, e := range endpoints {
-		if err := svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
-			_ = svc.Stop()
-			return nil, err
-		}
-	}
-	go func() {
-		<-ctx.Done()
-		_ = svc.Stop()
-	}()
-	return svc, nil
+	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceOrderCommands, Version: "0.1.0", Description: "places and cancels orders"},
+		rpc.Endpoint{Name: "place", Subject: ns.Subject(wire.EndpointPlaceOrder), Handler: rpc.Handle(srv, "place", h.Place)},
+		rpc.Endpoint{Name: "cancel", Subject: ns.Subject(wire.EndpointCancelOrder), Handler: rpc.Handle(srv, "cancel", h.Cancel)},
+	)
 }

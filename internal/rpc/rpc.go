@@ -142,6 +142,32 @@ func (s *Server) toError(err error) *Error {
 	return &Error{Code: CodeInternal, Message: "internal error"}
 }
 
+// Endpoint is one endpoint of a service: its name in discovery, its subject, its handler.
+type Endpoint struct {
+	Name, Subject string
+	Handler       micro.Handler
+}
+
+// Serve adds service cfg with endpoints on nc (queue group "q": instances share the load) and
+// stops it when ctx ends.
+func Serve(ctx context.Context, nc *nats.Conn, cfg micro.Config, endpoints ...Endpoint) (micro.Service, error) {
+	svc, err := micro.AddService(nc, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	for _, e := range endpoints {
+		if err := svc.AddEndpoint(e.Name, e.Handler, micro.WithEndpointSubject(e.Subject)); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("service %s endpoint %s: %w", cfg.Name, e.Name, err)
+		}
+	}
+	go func() {
+		<-ctx.Done()
+		_ = svc.Stop()
+	}()
+	return svc, nil
+}
+
 // DefaultTimeout bounds a Call whose context has no deadline.
 const DefaultTimeout = 5 * time.Second
 
