@@ -34,6 +34,8 @@ var (
 	// ErrDuplicateEvent: some of the appended event ids are stored in the stream already, but not
 	// as the retry of one append (other ids with them, or at another revision).
 	ErrDuplicateEvent = errors.New("duplicate event id")
+	// ErrStreamDeleted: the stream was deleted for good (an EventStoreDB tombstone).
+	ErrStreamDeleted = errors.New("stream deleted")
 	// ErrInvalid: the call itself is malformed (empty stream name, no events, bad ids).
 	ErrInvalid = errors.New("invalid event store request")
 )

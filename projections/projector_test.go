@@ -139,8 +139,16 @@ func TestFailedBatchCommitsNothing(t *testing.T) {
 	stop := start(t, p)
 	defer stop()
 	waitPosition(t, pool, good)
-	appendN(t, store, "t-c", 2, `{}`)
-	bad := appendN(t, store, "t-c", 1, `{"fail":true}`)
+	// Two good events and a bad one, in one append so that they arrive in one batch.
+	res, err := store.Append(t.Context(), "t-c", eventstore.NoStream(), []eventstore.EventData{
+		{ID: eventstore.DeriveID("c", 0), Type: "t.v1", Data: []byte(`{}`)},
+		{ID: eventstore.DeriveID("c", 1), Type: "t.v1", Data: []byte(`{}`)},
+		{ID: eventstore.DeriveID("c", 2), Type: "t.v1", Data: []byte(`{"fail":true}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := res.Position
 	deadline := time.Now().Add(10 * time.Second)
 	for p.Health() == nil {
 		if time.Now().After(deadline) {

@@ -1,0 +1,263 @@
+// Package esdb is the EventStoreDB (KurrentDB) event store adapter, through the official Go
+// client github.com/EventStore/EventStore-Client-Go/v4.
+//
+// Mapping to the port:
+//   - expected revisions map one to one (Any, NoStream, StreamExists, Exact → Revision); a wrong
+//     expected version becomes *eventstore.WrongVersionError with the server's current revision;
+//   - positions are EventStoreDB's (commit, prepare) pair, kept opaque;
+//   - eventstore.Metadata travels as the event's custom metadata (JSON); data is JSON;
+//   - idempotency is the server's: the same event ids at the same expected revision succeed
+//     without writing (with Any or StreamExists the server only checks a bounded cache);
+//   - $all subscriptions filter on the server (by event type prefix when the filter names types,
+//     else by stream prefix, else excluding system events) and again in the client, so a filter
+//     on both types and streams, and the exclusion of $-prefixed system events, always hold. The
+//     server's checkpoint messages advance a filtered subscriber's position past events it never
+//     sees. A dropped subscription is re-established from the last position it delivered, with
+//     exponential backoff, without loss or duplicates (subscription starts are exclusive).
+//   - ReadAll reads without a server filter (the client's ReadAll has none) and filters in the
+//     client; EventStoreDB read starts are inclusive, so the event at the start is skipped.
+package esdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/orderflow/orderflow/eventstore"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Log receives subscription drops and reconnections; default slog.Default().
+	Log *slog.Logger
+	// MaxBackoff caps the wait between re-subscription attempts; default 5s.
+	MaxBackoff time.Duration
+}
+
+// Store is an eventstore.Store over EventStoreDB.
+type Store struct {
+	client *esdb.Client
+	opts   Options
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open connects to the server at url (esdb://host:2113?tls=false, esdb+discover://…).
+func Open(url string, opts Options) (*Store, error) {
+	cfg, err := esdb.ParseConnectionString(url)
+	if err != nil {
+		return nil, fmt.Errorf("eventstoredb url: %w", err)
+	}
+	client, err := esdb.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("eventstoredb client: %w", err)
+	}
+	return New(client, opts), nil
+}
+
+// New returns a store over client.
+func New(client *esdb.Client, opts Options) *Store {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Second
+	}
+	return &Store{client: client, opts: opts}
+}
+
+// Close closes the client's connection.
+func (s *Store) Close() error { return s.client.Close() }
+
+// Ping checks that the server answers a read.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.ReadAll(ctx, eventstore.Start, eventstore.ReadAllOptions{Limit: 1})
+	return err
+}
+
+func expectedRevision(e eventstore.ExpectedRevision) esdb.ExpectedRevision {
+	switch {
+	case e.IsAny():
+		return esdb.Any{}
+	case e.IsStreamExists():
+		return esdb.StreamExists{}
+	}
+	r, _ := e.Revision()
+	if r == eventstore.NoRevision {
+		return esdb.NoStream{}
+	}
+	return esdb.Revision(uint64(r))
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	data := make([]esdb.EventData, len(events))
+	for i, e := range events {
+		meta, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("append to %s: metadata: %w", stream, err)
+		}
+		data[i] = esdb.EventData{EventID: e.ID, EventType: e.Type, ContentType: esdb.ContentTypeJson, Data: e.Data, Metadata: meta}
+	}
+	res, err := s.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}, data...)
+	if err != nil {
+		return eventstore.AppendResult{}, translate(ctx, fmt.Sprintf("append to %s", stream), err, stream, expected)
+	}
+	return eventstore.AppendResult{
+		NextRevision: int64(res.NextExpectedVersion),
+		Position:     eventstore.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition},
+	}, nil
+}
+
+// The client reports a wrong expected version only as text: "… expecting 'E' but got 'C'".
+var currentRevision = regexp.MustCompile(`but got '([^']*)'`)
+
+// translate turns client errors into the port's.
+func translate(ctx context.Context, op string, err error, stream string, expected eventstore.ExpectedRevision) error {
+	var e *esdb.Error
+	if !errors.As(err, &e) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", op, ctx.Err())
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	switch e.Code() {
+	case esdb.ErrorCodeWrongExpectedVersion:
+		actual := eventstore.NoRevision
+		if m := currentRevision.FindStringSubmatch(e.Error()); m != nil && m[1] != "no_stream" {
+			if n, perr := strconv.ParseInt(m[1], 10, 64); perr == nil {
+				actual = n
+			}
+		}
+		return &eventstore.WrongVersionError{Stream: stream, Expected: expected, Actual: actual}
+	case esdb.ErrorCodeResourceNotFound:
+		return fmt.Errorf("%s: %w", op, eventstore.ErrStreamNotFound)
+	case esdb.ErrorCodeStreamDeleted:
+		return fmt.Errorf("%s: %w", op, eventstore.ErrStreamDeleted)
+	case esdb.ErrorCodeDeadlineExceeded:
+		return fmt.Errorf("%s: %w", op, context.DeadlineExceeded)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
+	count := uint64(1<<63 - 1)
+	if opts.Limit > 0 {
+		count = uint64(opts.Limit)
+	}
+	ro := esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(uint64(max(opts.From, 0)))}
+	if opts.Direction == eventstore.Backwards {
+		ro.Direction, ro.From = esdb.Backwards, esdb.End{}
+		if opts.From >= 0 {
+			ro.From = esdb.Revision(uint64(opts.From))
+		}
+	}
+	op := "read stream " + stream
+	rs, err := s.client.ReadStream(ctx, stream, ro, count)
+	if err != nil {
+		return nil, translate(ctx, op, err, stream, eventstore.Any())
+	}
+	defer rs.Close()
+	var out []eventstore.RecordedEvent
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, translate(ctx, op, err, stream, eventstore.Any())
+		}
+		rec, err := recorded(ev.Event)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out = append(out, rec)
+	}
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts eventstore.ReadAllOptions) (eventstore.Page, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	start := esdb.AllPosition(esdb.Start{})
+	count := uint64(limit)
+	if !from.IsZero() {
+		start = esdb.Position{Commit: from.Commit, Prepare: from.Prepare}
+		count++ // the read starts at from, inclusive
+	}
+	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: start}, count)
+	if err != nil {
+		return eventstore.Page{}, translate(ctx, "read $all", err, "$all", eventstore.Any())
+	}
+	defer rs.Close()
+	page := eventstore.Page{Position: from}
+	received := uint64(0)
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return eventstore.Page{}, translate(ctx, "read $all", err, "$all", eventstore.Any())
+		}
+		received++
+		e := ev.Event
+		pos := eventstore.Position{Commit: e.Position.Commit, Prepare: e.Position.Prepare}
+		if pos.Compare(from) <= 0 {
+			continue
+		}
+		page.Position = pos
+		if !opts.Filter.Match(e.StreamID, e.EventType) {
+			continue
+		}
+		rec, err := recorded(e)
+		if err != nil {
+			return eventstore.Page{}, fmt.Errorf("read $all: %w", err)
+		}
+		page.Events = append(page.Events, rec)
+	}
+	page.AtEnd = received < count
+	return page, nil
+}
+
+func recorded(e *esdb.RecordedEvent) (eventstore.RecordedEvent, error) {
+	rec := eventstore.RecordedEvent{
+		ID: e.EventID, Stream: e.StreamID, Revision: int64(e.EventNumber), Type: e.EventType,
+		Data: e.Data, RecordedAt: e.CreatedDate,
+		Position: eventstore.Position{Commit: e.Position.Commit, Prepare: e.Position.Prepare},
+	}
+	if len(e.UserMetadata) > 0 {
+		if err := json.Unmarshal(e.UserMetadata, &rec.Metadata); err != nil {
+			return rec, fmt.Errorf("event %s metadata: %w", e.EventID, err)
+		}
+	}
+	return rec, nil
+}
+
+// serverFilter is the part of f EventStoreDB can apply: one kind of filter per subscription.
+func serverFilter(f eventstore.Filter) *esdb.SubscriptionFilter {
+	switch {
+	case len(f.EventTypePrefixes) > 0:
+		return &esdb.SubscriptionFilter{Type: esdb.EventFilterType, Prefixes: f.EventTypePrefixes}
+	case len(f.StreamPrefixes) > 0:
+		return &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: f.StreamPrefixes}
+	}
+	return esdb.ExcludeSystemEventsFilter()
+}

@@ -1,0 +1,183 @@
+package esdb_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	client "github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/google/uuid"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/esdb"
+	"github.com/orderflow/orderflow/eventstore/storetest"
+	"github.com/orderflow/orderflow/internal/esdbtest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// double starts a protocol double for this test and a store on it.
+func double(t *testing.T) (*esdb.Store, *esdbtest.Server) {
+	t.Helper()
+	srv, err := esdbtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	store, err := esdb.Open(srv.URL(), esdb.Options{Log: quiet, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return store, srv
+}
+
+// TestContractOnProtocolDouble runs the contract suite through the real client against the
+// in-process double of the server protocol.
+func TestContractOnProtocolDouble(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		store, _ := double(t)
+		return storetest.Harness{Store: store}
+	})
+}
+
+// TestContractOnRealServer runs the same suite against EventStoreDB at ESDB_URL, e.g.
+// ESDB_URL='esdb://127.0.0.1:2113?tls=false'.
+func TestContractOnRealServer(t *testing.T) {
+	url := os.Getenv("ESDB_URL")
+	if url == "" {
+		t.Skip("ESDB_URL not set: no real EventStoreDB to run against")
+	}
+	store, err := esdb.Open(url, esdb.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	storetest.Run(t, func(t *testing.T) storetest.Harness { return storetest.Harness{Store: store} })
+}
+
+func appendOne(t *testing.T, s eventstore.Store, stream string, i int) eventstore.AppendResult {
+	t.Helper()
+	res, err := s.Append(t.Context(), stream, eventstore.Any(), []eventstore.EventData{storetest.Event("drop.test.v1", i)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestDroppedSubscriptionResumesWithoutLossOrDuplicates(t *testing.T) {
+	t.Parallel()
+	store, srv := double(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	sub, err := store.SubscribeAll(ctx, eventstore.Start, eventstore.SubscribeOptions{Filter: eventstore.Filter{EventTypePrefixes: []string{"drop."}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	const total = 60
+	seen := map[uuid.UUID]int{}
+	go func() {
+		for i := range total {
+			appendOne(t, store, "drop-"+uuid.NewString()[:4], i)
+			if i%15 == 7 {
+				srv.DropSubscriptions()
+			}
+		}
+	}()
+	var last eventstore.Position
+	for n := 0; n < total; {
+		b, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v", n, total, err)
+		}
+		for _, e := range b.Events {
+			if e.Position.Compare(last) <= 0 {
+				t.Fatalf("event at %s after %s", e.Position, last)
+			}
+			last = e.Position
+			seen[e.ID]++
+			n++
+		}
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("event %s delivered %d times", id, c)
+		}
+	}
+	if len(seen) != total {
+		t.Errorf("%d distinct events, want %d", len(seen), total)
+	}
+}
+
+func TestSystemEventsAreNeverDelivered(t *testing.T) {
+	t.Parallel()
+	store, srv := double(t)
+	ctx := t.Context()
+	appendOne(t, store, "user-1", 0)
+	srv.AppendSystemEvent("$stats-node", "$statsCollected")
+	appendOne(t, store, "user-2", 1)
+	page, err := store.ReadAll(ctx, eventstore.Start, eventstore.ReadAllOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 2 {
+		t.Fatalf("ReadAll gave %d events, want the 2 user events", len(page.Events))
+	}
+	sub, err := store.SubscribeAll(ctx, eventstore.Start, eventstore.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var got []eventstore.RecordedEvent
+	for len(got) < 2 {
+		b, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b.Events...)
+	}
+	for _, e := range got {
+		if e.Stream[0] == '$' || e.Type[0] == '$' {
+			t.Errorf("system event delivered: %s %s", e.Stream, e.Type)
+		}
+	}
+}
+
+func TestDeletedStreams(t *testing.T) {
+	t.Parallel()
+	store, srv := double(t)
+	ctx := t.Context()
+	cfg, err := client.ParseConnectionString(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := client.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	appendOne(t, store, "gone-1", 0)
+	res, err := raw.TombstoneStream(ctx, "gone-1", client.TombstoneStreamOptions{ExpectedRevision: client.Any{}})
+	if err != nil || res.Position.Commit == 0 {
+		t.Fatalf("tombstone = %+v, %v; want a position", res, err)
+	}
+	if _, err := store.Append(ctx, "gone-1", eventstore.Any(), []eventstore.EventData{storetest.Event("t.v1", 1)}); !errors.Is(err, eventstore.ErrStreamDeleted) {
+		t.Errorf("append to a tombstoned stream: err = %v, want ErrStreamDeleted", err)
+	}
+	if _, err := store.ReadStream(ctx, "gone-1", eventstore.ReadStreamOptions{}); !errors.Is(err, eventstore.ErrStreamDeleted) {
+		t.Errorf("read a tombstoned stream: err = %v, want ErrStreamDeleted", err)
+	}
+	appendOne(t, store, "soft-1", 0)
+	del, err := raw.DeleteStream(ctx, "soft-1", client.DeleteStreamOptions{ExpectedRevision: client.Any{}})
+	if err != nil || del.Position.Commit == 0 {
+		t.Fatalf("delete = %+v, %v; want a position", del, err)
+	}
+	if _, err := store.ReadStream(ctx, "soft-1", eventstore.ReadStreamOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Errorf("read a deleted stream: err = %v, want ErrStreamNotFound", err)
+	}
+}
