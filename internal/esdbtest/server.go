@@ -23,8 +23,8 @@ package esdbtest
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"strconv"
