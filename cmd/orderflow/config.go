@@ -26,7 +26,8 @@ type Config struct {
 	HTTPAddr string
 	// DatabaseURL is the default for every database below (DATABASE_URL).
 	DatabaseURL string
-	// EventStoreURL selects the event store: postgres://… (EVENTSTORE_URL; default DatabaseURL).
+	// EventStoreURL selects the event store: esdb://… for EventStoreDB, postgres://… for
+	// PostgreSQL (EVENTSTORE_URL; default DatabaseURL).
 	EventStoreURL string
 	// OrdersDatabaseURL holds the orders read model (ORDERS_DATABASE_URL; default DatabaseURL).
 	OrdersDatabaseURL string
@@ -107,13 +108,17 @@ func (c *Config) resolve() error {
 	if needsStore && c.EventStoreURL == "" {
 		return errors.New("no event store: set EVENTSTORE_URL or DATABASE_URL (postgres://…), or run `orderflow dev`")
 	}
-	if needsStore && !strings.HasPrefix(c.EventStoreURL, "postgres://") && !strings.HasPrefix(c.EventStoreURL, "postgresql://") {
-		return fmt.Errorf("EVENTSTORE_URL %s: only postgres:// is supported by this build", mask(c.EventStoreURL))
+	if needsStore && !isESDB(c.EventStoreURL) && !strings.HasPrefix(c.EventStoreURL, "postgres://") && !strings.HasPrefix(c.EventStoreURL, "postgresql://") {
+		return fmt.Errorf("EVENTSTORE_URL %s: want esdb://… (EventStoreDB) or postgres://… (PostgreSQL)", mask(c.EventStoreURL))
 	}
 	if (c.runs("projector") || c.runs("order-queries")) && c.OrdersDatabaseURL == "" {
 		return errors.New("no orders database: set ORDERS_DATABASE_URL or DATABASE_URL")
 	}
 	return nil
+}
+
+func isESDB(url string) bool {
+	return strings.HasPrefix(url, "esdb://") || strings.HasPrefix(url, "esdb+discover://")
 }
 
 func (c Config) runs(target string) bool { return slices.Contains(c.Targets, target) }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/internal/esdbtest"
 	"github.com/orderflow/orderflow/internal/natstest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
@@ -19,11 +20,15 @@ func TestMain(m *testing.M) {
 	pgtest.Main(m)
 }
 
-// startPlatform runs the real program (every target) on a fresh database and a :0 port.
-func startPlatform(t *testing.T) string {
+// startPlatform runs the real program (every target) on a fresh database and a :0 port, with
+// extra environment variables.
+func startPlatform(t *testing.T, extra ...string) string {
 	t.Helper()
 	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": natstest.URL(t), "ORDERFLOW_LOG_LEVEL": "warn",
 		"ORDERFLOW_NATS_PREFIX": string(natstest.Namespace(t))}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
 	cfg, err := ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +133,27 @@ func readOrder(t *testing.T, base, id, position string) order {
 }
 
 func TestOrderFromRESTToGraphQL(t *testing.T) {
-	base := startPlatform(t)
+	t.Parallel()
+	orderFromRESTToGraphQL(t, startPlatform(t))
+}
+
+// TestOrderFromRESTToGraphQLOnEventStoreDB runs the platform with EVENTSTORE_URL=esdb://…, on the
+// protocol double of EventStoreDB (through the real client).
+func TestOrderFromRESTToGraphQLOnEventStoreDB(t *testing.T) {
+	t.Parallel()
+	srv, err := esdbtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	orderFromRESTToGraphQL(t, startPlatform(t, "EVENTSTORE_URL", srv.URL()))
+	// placed + cancelled, and the idempotent order: all in EventStoreDB, none elsewhere.
+	if n := srv.Count("order-"); n != 3 {
+		t.Errorf("the EventStoreDB double holds %d order events, want 3", n)
+	}
+}
+
+func orderFromRESTToGraphQL(t *testing.T, base string) {
 	status, h, b := call(t, "POST", base+"/api/v1/orders", `{"customerId":"c-1","lines":[{"productId":"sku-1","quantity":2,"unitPriceCents":1250},{"productId":"sku-2","quantity":1,"unitPriceCents":499}]}`, nil)
 	var placed struct{ OrderID, Position string }
 	if status != http.StatusCreated || json.Unmarshal(b, &placed) != nil || placed.OrderID == "" || placed.Position == "" {
@@ -178,6 +203,7 @@ func TestOrderFromRESTToGraphQL(t *testing.T) {
 }
 
 func TestBadInputIsAClientError(t *testing.T) {
+	t.Parallel()
 	base := startPlatform(t)
 	status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"o-bad-1","customerId":"c","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`, nil)
 	if status != http.StatusCreated {

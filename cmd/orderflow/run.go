@@ -20,6 +20,7 @@ import (
 
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/esdb"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/natsrv"
@@ -93,7 +94,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	var done cleanup
 	defer func() { done.run() }()
 
-	if cfg.Dev && cfg.DatabaseURL == "" && cfg.EventStoreURL == "" {
+	// dev needs PostgreSQL for the read models, and for the event store unless it is EventStoreDB.
+	if cfg.Dev && cfg.DatabaseURL == "" && (cfg.EventStoreURL == "" || cfg.OrdersDatabaseURL == "") {
 		url, stop, err := devDatabase(ctx, cfg.DataDir, log)
 		if err != nil {
 			return err
@@ -133,18 +135,15 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		return nil
 	})
 
-	var store *postgres.Store
+	var store eventstore.Store
 	if cfg.runs("order-commands") || cfg.runs("projector") {
-		pool, err := openPool(ctx, cfg.EventStoreURL, "", 20)
+		var ping func(context.Context) error
+		var err error
+		store, ping, err = openEventStore(ctx, cfg.EventStoreURL, log, &done)
 		if err != nil {
-			return fmt.Errorf("event store: %w", err)
-		}
-		done.add(pool.Close)
-		checks = append(checks, pool.Ping)
-		store = postgres.New(pool, postgres.Options{})
-		if err := store.Migrate(ctx); err != nil {
 			return err
 		}
+		checks = append(checks, ping)
 	}
 	if cfg.runs("order-commands") {
 		if _, err := ordercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, ordercmd.Handlers{Store: store}); err != nil {
@@ -229,6 +228,32 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	case err := <-serverErr:
 		return fmt.Errorf("gateway: %w", err)
 	}
+}
+
+// openEventStore connects to the event store EVENTSTORE_URL names: postgres://… or esdb://….
+func openEventStore(ctx context.Context, url string, log *slog.Logger, done *cleanup) (eventstore.Store, func(context.Context) error, error) {
+	if isESDB(url) {
+		store, err := esdb.Open(url, esdb.Options{Log: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		done.add(func() { _ = store.Close() })
+		if err := store.Ping(ctx); err != nil {
+			return nil, nil, fmt.Errorf("eventstoredb at %s: %w", mask(url), err)
+		}
+		log.Info("event store: EventStoreDB", "url", mask(url))
+		return store, store.Ping, nil
+	}
+	pool, err := openPool(ctx, url, "", 20)
+	if err != nil {
+		return nil, nil, fmt.Errorf("event store: %w", err)
+	}
+	done.add(pool.Close)
+	store := postgres.New(pool, postgres.Options{})
+	if err := store.Migrate(ctx); err != nil {
+		return nil, nil, err
+	}
+	return store, pool.Ping, nil
 }
 
 func openPool(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {

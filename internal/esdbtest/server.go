@@ -116,6 +116,19 @@ func (s *Server) DropSubscriptions() {
 	}
 }
 
+// Count returns how many events the double holds in streams starting with prefix.
+func (s *Server) Count(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.log {
+		if strings.HasPrefix(r.stream, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
 // AppendSystemEvent writes an event to a $-prefixed stream, as the server's own subsystems do.
 func (s *Server) AppendSystemEvent(stream, typ string) {
 	s.mu.Lock()
