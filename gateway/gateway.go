@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/orderflow/orderflow/internal/ops"
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
@@ -39,10 +40,8 @@ func New(opts Options) http.Handler {
 	g := &gateway{opts: opts, log: opts.Log}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, g.correlation, g.accessLog, g.recoverer)
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	r.Get("/readyz", g.ready)
+	r.Get("/healthz", ops.Healthz)
+	r.Get("/readyz", ops.Readyz(opts.Ready))
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Post("/orders", g.placeOrder)
 		r.Post("/orders/{id}/cancel", g.cancelOrder)
@@ -109,16 +108,4 @@ func (g *gateway) recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-func (g *gateway) ready(w http.ResponseWriter, r *http.Request) {
-	if g.opts.Ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := g.opts.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -13,6 +13,13 @@ import (
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
+// envVars are every environment variable the binary reads (ParseFlags); deploy files and the
+// README may name only these, and must name them all (deploy_test.go).
+var envVars = []string{
+	"ORDERFLOW_HTTP_ADDR", "ORDERFLOW_DATA_DIR", "DATABASE_URL", "EVENTSTORE_URL", "ORDERS_DATABASE_URL",
+	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
+}
+
 // Targets a process can run. "all" is every one of them.
 var allTargets = []string{"order-commands", "projector", "order-queries", "gateway"}
 

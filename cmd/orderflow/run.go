@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/natsrv"
+	"github.com/orderflow/orderflow/internal/ops"
 	"github.com/orderflow/orderflow/internal/pgcluster"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
@@ -37,6 +39,7 @@ const usage = `orderflow: a CQRS and event-sourced order platform
 Usage:
   orderflow dev   [--http-addr ADDR] [--data-dir DIR]   the whole platform, zero configuration
   orderflow serve [--target=all|T1,T2] [--http-addr ADDR] targets: %s
+  orderflow health [--url URL]                          probe a running target (exit 0 when ready)
   orderflow bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
 
 Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, NATS_URL, ORDERFLOW_HTTP_ADDR,
@@ -57,6 +60,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return err
 		}
 		return Run(ctx, cfg, stdout, stderr, nil)
+	case "health":
+		return health(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
@@ -183,39 +188,46 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 	}
 
-	serverErr := make(chan error, 1)
-	addr := ""
-	if cfg.runs("gateway") {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("gateway listen on %s (set ORDERFLOW_HTTP_ADDR to use another address): %w", cfg.HTTPAddr, err)
-		}
-		addr = ln.Addr().String()
-		srv := &http.Server{
-			Handler: gateway.New(gateway.Options{NC: nc, Namespace: cfg.NATSNamespace, Log: log, Ready: func(ctx context.Context) error {
-				for _, check := range checks {
-					if err := check(ctx); err != nil {
-						return err
-					}
-				}
-				return nil
-			}, CallTimeout: cfg.ConsistencyTimeout + 2*time.Second}),
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      60 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-		}
-		go func() {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				serverErr <- err
+	// Every target serves HTTP: the gateway its API, the others /healthz and /readyz only.
+	ready := func(ctx context.Context) error {
+		for _, check := range checks {
+			if err := check(ctx); err != nil {
+				return err
 			}
-		}()
-		done.add(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		})
+		}
+		return nil
+	}
+	handler := ops.Handler(ready)
+	if cfg.runs("gateway") {
+		handler = gateway.New(gateway.Options{NC: nc, Namespace: cfg.NATSNamespace, Log: log, Ready: ready, CallTimeout: cfg.ConsistencyTimeout + 2*time.Second})
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set ORDERFLOW_HTTP_ADDR to use another address): %w", cfg.HTTPAddr, err)
+	}
+	addr := ln.Addr().String()
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	serverErr := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serverErr <- err
+		}
+	}()
+	done.add(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	if cfg.runs("gateway") {
 		fmt.Fprintf(stdout, "orderflow is up: REST http://%s/api/v1  GraphQL http://%s/graphql  (Ctrl-C stops)\n", addr, addr)
+	} else {
+		fmt.Fprintf(stdout, "orderflow %s is up: health http://%s/readyz\n", strings.Join(cfg.Targets, ","), addr)
 	}
 	log.Info("started", "targets", strings.Join(cfg.Targets, ","))
 	if onReady != nil {
@@ -226,7 +238,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		log.Info("shutting down")
 		return nil
 	case err := <-serverErr:
-		return fmt.Errorf("gateway: %w", err)
+		return fmt.Errorf("http server: %w", err)
 	}
 }
 
@@ -301,4 +313,39 @@ func devDatabase(ctx context.Context, dataDir string, log *slog.Logger) (string,
 		}
 	}
 	return cluster.URL("orderflow"), stop, nil
+}
+
+// health probes a running target's /readyz (or --url): for container health checks, where the
+// image has no curl.
+func health(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := getenv("ORDERFLOW_HTTP_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	url := fs.String("url", "http://"+addr+"/readyz", "URL to probe")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health %s: %w", *url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	fmt.Fprintf(stdout, "%s %s", resp.Status, body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health %s: %s", *url, resp.Status)
+	}
+	return nil
 }

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/orderflow/orderflow/internal/ops"
+)
+
+// We cannot run Docker or Kubernetes here, so these tests hold the deploy files to what the
+// binary really does: targets, flags, environment variables, ports, probes, health checks.
+
+func TestEnvVarsListIsWhatTheBinaryReads(t *testing.T) {
+	asked := map[string]bool{}
+	if _, err := ParseFlags("serve", nil, func(k string) string { asked[k] = true; return "" }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range envVars {
+		if !asked[k] {
+			t.Errorf("envVars lists %s, which ParseFlags never reads", k)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range asked {
+		if !slices.Contains(envVars, k) {
+			t.Errorf("ParseFlags reads %s, missing from envVars", k)
+		}
+		if !strings.Contains(string(readme), "`"+k+"`") {
+			t.Errorf("README does not document %s", k)
+		}
+	}
+}
+
+// checkTarget parses a container's command line and environment as the binary would.
+func checkTarget(t *testing.T, where string, args []string, env map[string]string) Config {
+	t.Helper()
+	if len(args) == 0 || args[0] != "serve" {
+		t.Fatalf("%s: command %q does not start with serve", where, args)
+	}
+	for k := range env {
+		if !slices.Contains(envVars, k) {
+			t.Errorf("%s: sets %s, which the binary does not read", where, k)
+		}
+	}
+	cfg, err := ParseFlags(args[0], args[1:], func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatalf("%s: %q: %v", where, args, err)
+	}
+	if err := cfg.resolve(); err != nil {
+		t.Errorf("%s: %v", where, err)
+	}
+	if len(cfg.Targets) != 1 {
+		t.Errorf("%s: runs %v, want one target per container", where, cfg.Targets)
+	}
+	if cfg.runs("order-commands") || cfg.runs("projector") {
+		if !isESDB(cfg.EventStoreURL) {
+			t.Errorf("%s: event store %q, want EventStoreDB in production", where, cfg.EventStoreURL)
+		}
+	}
+	return cfg
+}
+
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	return p
+}
+
+func TestComposeFile(t *testing.T) {
+	var compose struct {
+		Services map[string]struct {
+			Image       string
+			Command     []string
+			Environment map[string]string
+			Ports       []string
+			Healthcheck struct{ Test []string }
+			DependsOn   map[string]struct{ Condition string } `yaml:"depends_on"`
+		}
+	}
+	data, err := os.ReadFile("../../deploy/docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for name, svc := range compose.Services {
+		if !slices.ContainsFunc(svc.Command, func(a string) bool { return strings.HasPrefix(a, "--target=") }) {
+			continue
+		}
+		cfg := checkTarget(t, "compose "+name, svc.Command, svc.Environment)
+		seen[cfg.Targets[0]] = true
+		if got := strings.Join(svc.Healthcheck.Test, " "); got != "CMD /orderflow health" {
+			t.Errorf("compose %s: health check %q, want the binary's own health command", name, got)
+		}
+		if port(t, cfg.HTTPAddr) != "8080" {
+			t.Errorf("compose %s: listens on %s, the health check and ports assume 8080", name, cfg.HTTPAddr)
+		}
+		for dep, c := range svc.DependsOn {
+			if _, ok := compose.Services[dep]; !ok || c.Condition != "service_healthy" {
+				t.Errorf("compose %s: depends on %s (%s), want an existing service, healthy", name, dep, c.Condition)
+			}
+		}
+	}
+	for _, target := range allTargets {
+		if !seen[target] {
+			t.Errorf("compose runs no %s container", target)
+		}
+	}
+	for _, infra := range []string{"eventstore", "postgres", "nats"} {
+		if len(compose.Services[infra].Healthcheck.Test) == 0 {
+			t.Errorf("compose service %s has no health check", infra)
+		}
+	}
+}
+
+func TestKubernetesBase(t *testing.T) {
+	dir := "../../deploy/k8s/base"
+	var kust struct{ Resources []string }
+	readYAML(t, filepath.Join(dir, "kustomization.yaml"), &kust)
+	var config map[string]string
+	seen := map[string]bool{}
+	probes := ops.Handler(func(context.Context) error { return nil })
+	for _, file := range kust.Resources {
+		for _, doc := range readDocs(t, filepath.Join(dir, file)) {
+			kind, _ := doc["kind"].(string)
+			switch kind {
+			case "ConfigMap":
+				config = map[string]string{}
+				for k, v := range doc["data"].(map[string]any) {
+					config[k] = v.(string)
+				}
+			case "Deployment":
+				var d deployment
+				remarshal(t, doc, &d)
+				if config == nil {
+					t.Fatalf("%s: the ConfigMap must come first in kustomization.yaml", file)
+				}
+				c := d.Spec.Template.Spec.Containers[0]
+				env := map[string]string{}
+				for k, v := range config {
+					env[k] = v
+				}
+				for _, from := range c.EnvFrom {
+					if from.SecretRef.Name != "" {
+						env["ORDERS_DATABASE_URL"] = "postgres://from-secret/orders" // the Secret holds it
+					}
+				}
+				cfg := checkTarget(t, "k8s "+file, c.Args, env)
+				seen[cfg.Targets[0]] = true
+				if len(c.Ports) == 0 || port(t, cfg.HTTPAddr) != itoa(c.Ports[0].ContainerPort) {
+					t.Errorf("k8s %s: container port %v, the binary listens on %s", file, c.Ports, cfg.HTTPAddr)
+				}
+				for name, p := range map[string]probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+					rec := httptest.NewRecorder()
+					probes.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, p.HTTPGet.Path, nil))
+					if rec.Code != http.StatusOK {
+						t.Errorf("k8s %s: %s probe %s answers %d", file, name, p.HTTPGet.Path, rec.Code)
+					}
+				}
+				if c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" {
+					t.Errorf("k8s %s: no resource requests", file)
+				}
+			}
+		}
+	}
+	for _, target := range allTargets {
+		if !seen[target] {
+			t.Errorf("kubernetes base has no %s Deployment", target)
+		}
+	}
+}
+
+type probe struct {
+	HTTPGet struct{ Path string } `yaml:"httpGet"`
+}
+
+type deployment struct {
+	Spec struct {
+		Template struct {
+			Spec struct {
+				Containers []struct {
+					Args    []string
+					EnvFrom []struct {
+						SecretRef struct{ Name string } `yaml:"secretRef"`
+					} `yaml:"envFrom"`
+					Ports []struct {
+						ContainerPort int `yaml:"containerPort"`
+					}
+					LivenessProbe  probe `yaml:"livenessProbe"`
+					ReadinessProbe probe `yaml:"readinessProbe"`
+					Resources      struct{ Requests map[string]string }
+				}
+			}
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func readDocs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var docs []map[string]any
+	dec := yaml.NewDecoder(f)
+	for {
+		var d map[string]any
+		if err := dec.Decode(&d); err == io.EOF {
+			return docs
+		} else if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		docs = append(docs, d)
+	}
+}
+
+func remarshal(t *testing.T, in any, out any) {
+	t.Helper()
+	b, err := yaml.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, out); err != nil {
+		t.Fatal(err)
+	}
+}
