@@ -23,6 +23,8 @@ test-short:
 ## bench: throughput figures, each against a baseline measured in the same run
 bench:
 	$(GO) run ./cmd/orderflow bench append --writers 16 --duration 5s --rounds 3
+	@echo "event store adapters: appends (16 writers) and \$$all catch-up; esdb runs the real client against the protocol double (the client path, not EventStoreDB)"
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./eventstore/postgres/ ./eventstore/esdb/
 
 ## generate: regenerate gqlgen code after editing gateway/schema.graphql
 generate:

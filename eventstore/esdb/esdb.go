@@ -56,11 +56,33 @@ func Open(url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventstoredb url: %w", err)
 	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	cfg.Logger = clientLogger(opts.Log)
 	client, err := esdb.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("eventstoredb client: %w", err)
 	}
 	return New(client, opts), nil
+}
+
+// clientLogger routes the client's log lines into log. The client reports every subscription
+// end as an error, our own Close included; the adapter logs the drops that matter, so the
+// client's lines go to debug, but for warnings.
+func clientLogger(log *slog.Logger) esdb.LoggingFunc {
+	return func(level esdb.LogLevel, format string, args ...any) {
+		if len(args) == 1 { // v4.2.0 passes its arguments as one slice
+			if inner, ok := args[0].([]any); ok {
+				args = inner
+			}
+		}
+		l := slog.LevelDebug
+		if level == esdb.LogWarn {
+			l = slog.LevelWarn
+		}
+		log.Log(context.Background(), l, "eventstoredb client: "+fmt.Sprintf(format, args...))
+	}
 }
 
 // New returns a store over client.

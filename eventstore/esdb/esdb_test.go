@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,4 +181,104 @@ func TestDeletedStreams(t *testing.T) {
 	if _, err := store.ReadStream(ctx, "soft-1", eventstore.ReadStreamOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
 		t.Errorf("read a deleted stream: err = %v, want ErrStreamNotFound", err)
 	}
+}
+
+// TestWireMapping reads what the adapter wrote with the raw client: JSON content type, the
+// port's metadata as custom metadata, EventStoreDB's own created date, deterministic ids kept.
+func TestWireMapping(t *testing.T) {
+	t.Parallel()
+	store, srv := double(t)
+	ctx := t.Context()
+	in := storetest.Event("order.placed.v1", 1)
+	in.ID = eventstore.DeriveID("cmd-42", 0)
+	res, err := store.Append(ctx, "order-wire", eventstore.NoStream(), []eventstore.EventData{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := client.ParseConnectionString(srv.URL())
+	raw, err := client.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rs, err := raw.ReadStream(ctx, "order-wire", client.ReadStreamOptions{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	ev, err := rs.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ev.Event
+	if e.EventID != in.ID || e.EventType != "order.placed.v1" || e.ContentType != "application/json" || e.EventNumber != 0 {
+		t.Errorf("stored as id %s type %s content %s number %d", e.EventID, e.EventType, e.ContentType, e.EventNumber)
+	}
+	if !strings.Contains(string(e.UserMetadata), `"correlationId":"`+in.Metadata.CorrelationID+`"`) || !strings.Contains(string(e.UserMetadata), `"traceparent"`) {
+		t.Errorf("custom metadata = %s, want the port's metadata as JSON", e.UserMetadata)
+	}
+	if time.Since(e.CreatedDate) > time.Minute || time.Since(e.CreatedDate) < 0 {
+		t.Errorf("created %v, want now", e.CreatedDate)
+	}
+	if res.Position.Commit != e.Position.Commit || res.Position.Prepare != e.Position.Prepare {
+		t.Errorf("append answered %s, event is at %d/%d", res.Position, e.Position.Commit, e.Position.Prepare)
+	}
+}
+
+// TestUnreachableServer: no server, no hang: every call ends with its context.
+func TestUnreachableServer(t *testing.T) {
+	t.Parallel()
+	srv, err := esdbtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.URL()
+	srv.Stop() // nothing listens there any more
+	store, err := esdb.Open(url, esdb.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = store.Append(ctx, "s", eventstore.Any(), []eventstore.EventData{storetest.Event("t.v1", 0)})
+	if err == nil {
+		t.Fatal("append to no server succeeded")
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("append took %s to fail", time.Since(start))
+	}
+}
+
+// The double's figures measure the client path (gRPC, protobuf, the adapter), not EventStoreDB.
+
+func BenchmarkAppendThroughClientToDouble(b *testing.B) {
+	b.Log("esdb figures: real client against the in-process protocol double; they measure the client path, not EventStoreDB")
+	srv, err := esdbtest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop()
+	store, err := esdb.Open(srv.URL(), esdb.Options{Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	storetest.BenchmarkAppend(b, store)
+}
+
+func BenchmarkCatchUpThroughClientToDouble(b *testing.B) {
+	b.Log("esdb figures: real client against the in-process protocol double; they measure the client path, not EventStoreDB")
+	srv, err := esdbtest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop()
+	store, err := esdb.Open(srv.URL(), esdb.Options{Log: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	storetest.BenchmarkCatchUp(b, store, 20_000)
 }

@@ -25,6 +25,7 @@ func migrate(ctx context.Context, url string) error {
 
 // newStore returns a store over a fresh migrated database.
 func newStore(t testing.TB) (*postgres.Store, *pgxpool.Pool) {
+	t.Helper()
 	url := pgtest.MigratedDatabase(t, "eventstore", migrate)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -57,4 +58,14 @@ func TestContract(t *testing.T) {
 			},
 		}
 	})
+}
+
+func BenchmarkAppend(b *testing.B) {
+	store, _ := newStore(b)
+	storetest.BenchmarkAppend(b, store)
+}
+
+func BenchmarkCatchUp(b *testing.B) {
+	store, _ := newStore(b)
+	storetest.BenchmarkCatchUp(b, store, 20_000)
 }
