@@ -4,7 +4,9 @@
 package domain
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -34,3 +36,13 @@ func Rule(field, reason string) error { return &RuleError{Field: field, Reason: 
 
 // IsBlank reports whether s is empty after trimming spaces.
 func IsBlank(s string) bool { return strings.TrimSpace(s) == "" }
+
+
+// DecodeAs unmarshals an event payload into a T: the decoders of every context use it.
+func DecodeAs[T any](typ string, data []byte) (T, error) {
+	var e T
+	if err := json.Unmarshal(data, &e); err != nil {
+		return e, fmt.Errorf("decode %s: %w", typ, err)
+	}
+	return e, nil
+}

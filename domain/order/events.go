@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/orderflow/orderflow/domain"
 )
 
 // Event type names are a stored contract: never rename one; a changed payload gets a new
@@ -11,6 +13,10 @@ import (
 const (
 	TypePlaced    = "order.placed.v1"
 	TypeCancelled = "order.cancelled.v1"
+	TypeConfirmed = "order.confirmed.v1"
+	TypePaid      = "order.paid.v1"
+	TypeShipped   = "order.shipped.v1"
+	TypeDelivered = "order.delivered.v1"
 )
 
 // TypePrefix selects every order event in $all.
@@ -35,8 +41,36 @@ type Cancelled struct {
 	At      time.Time `json:"at"`
 }
 
+// Confirmed: stock is reserved and payment authorized.
+type Confirmed struct {
+	OrderID string    `json:"orderId"`
+	At      time.Time `json:"at"`
+}
+
+// Paid: the payment was captured.
+type Paid struct {
+	OrderID string    `json:"orderId"`
+	At      time.Time `json:"at"`
+}
+
+// Shipped: the order left the warehouse.
+type Shipped struct {
+	OrderID string    `json:"orderId"`
+	At      time.Time `json:"at"`
+}
+
+// Delivered: the order arrived.
+type Delivered struct {
+	OrderID string    `json:"orderId"`
+	At      time.Time `json:"at"`
+}
+
 func (Placed) EventType() string    { return TypePlaced }
 func (Cancelled) EventType() string { return TypeCancelled }
+func (Confirmed) EventType() string { return TypeConfirmed }
+func (Paid) EventType() string      { return TypePaid }
+func (Shipped) EventType() string   { return TypeShipped }
+func (Delivered) EventType() string { return TypeDelivered }
 
 // Encode returns e's type name and JSON payload.
 func Encode(e Event) (string, []byte, error) {
@@ -47,24 +81,19 @@ func Encode(e Event) (string, []byte, error) {
 // Decode parses a stored order event. An unknown type is an error: a reader of order streams
 // must know every order event.
 func Decode(typ string, data []byte) (Event, error) {
-	var (
-		e   Event
-		err error
-	)
 	switch typ {
 	case TypePlaced:
-		var p Placed
-		err = json.Unmarshal(data, &p)
-		e = p
+		return domain.DecodeAs[Placed](typ, data)
 	case TypeCancelled:
-		var c Cancelled
-		err = json.Unmarshal(data, &c)
-		e = c
-	default:
-		return nil, fmt.Errorf("order: unknown event type %q", typ)
+		return domain.DecodeAs[Cancelled](typ, data)
+	case TypeConfirmed:
+		return domain.DecodeAs[Confirmed](typ, data)
+	case TypePaid:
+		return domain.DecodeAs[Paid](typ, data)
+	case TypeShipped:
+		return domain.DecodeAs[Shipped](typ, data)
+	case TypeDelivered:
+		return domain.DecodeAs[Delivered](typ, data)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("order: decode %s: %w", typ, err)
-	}
-	return e, nil
+	return nil, fmt.Errorf("order: unknown event type %q", typ)
 }

@@ -23,6 +23,12 @@ var (
 	ErrNotFound         = fmt.Errorf("order %w", domain.ErrNotFound)
 	ErrAlreadyPlaced    = fmt.Errorf("order already placed: %w", domain.ErrConflict)
 	ErrAlreadyCancelled = fmt.Errorf("order already cancelled: %w", domain.ErrConflict)
+	ErrAlreadyConfirmed = fmt.Errorf("order already confirmed: %w", domain.ErrConflict)
+	ErrNotConfirmed     = fmt.Errorf("order not confirmed yet: %w", domain.ErrConflict)
+	ErrAlreadyPaid      = fmt.Errorf("order already paid: %w", domain.ErrConflict)
+	ErrAlreadyShipped   = fmt.Errorf("order already shipped: %w", domain.ErrConflict)
+	ErrNotShipped       = fmt.Errorf("order not shipped yet: %w", domain.ErrConflict)
+	ErrAlreadyDelivered = fmt.Errorf("order already delivered: %w", domain.ErrConflict)
 )
 
 // Stream is the event stream of order id.
@@ -38,6 +44,10 @@ type Status string
 const (
 	StatusNone      Status = ""
 	StatusPlaced    Status = "PLACED"
+	StatusConfirmed Status = "CONFIRMED"
+	StatusPaid      Status = "PAID"
+	StatusShipped   Status = "SHIPPED"
+	StatusDelivered Status = "DELIVERED"
 	StatusCancelled Status = "CANCELLED"
 )
 
@@ -48,7 +58,7 @@ type Line struct {
 	UnitPriceCents int64  `json:"unitPriceCents"`
 }
 
-// Command is Place or Cancel.
+// Command is Place, Confirm, MarkPaid, Ship, Deliver or Cancel.
 type Command interface{ isCommand() }
 
 // Place places a new order.
@@ -64,8 +74,63 @@ type Cancel struct {
 	Reason  string
 }
 
-func (Place) isCommand()  {}
-func (Cancel) isCommand() {}
+// Confirm confirms a placed order (stock reserved, payment authorized).
+type Confirm struct{ OrderID string }
+
+// MarkPaid records that a confirmed order's payment was captured.
+type MarkPaid struct{ OrderID string }
+
+// Ship records that a confirmed or paid order left the warehouse.
+type Ship struct{ OrderID string }
+
+// Deliver records that a shipped order arrived.
+type Deliver struct{ OrderID string }
+
+func (Place) isCommand()    {}
+func (Cancel) isCommand()   {}
+func (Confirm) isCommand()  {}
+func (MarkPaid) isCommand() {}
+func (Ship) isCommand()     {}
+func (Deliver) isCommand()  {}
+
+// transitions is the lifecycle: for each command after Place, the statuses it leaves from, and
+// the named error each other status answers with.
+var transitions = map[string]struct {
+	from    []Status
+	refused map[Status]error
+}{
+	"confirm": {[]Status{StatusPlaced}, map[Status]error{
+		StatusConfirmed: ErrAlreadyConfirmed, StatusPaid: ErrAlreadyConfirmed, StatusShipped: ErrAlreadyShipped,
+		StatusDelivered: ErrAlreadyDelivered, StatusCancelled: ErrAlreadyCancelled}},
+	"markPaid": {[]Status{StatusConfirmed}, map[Status]error{
+		StatusPlaced: ErrNotConfirmed, StatusPaid: ErrAlreadyPaid, StatusShipped: ErrAlreadyShipped,
+		StatusDelivered: ErrAlreadyDelivered, StatusCancelled: ErrAlreadyCancelled}},
+	"ship": {[]Status{StatusConfirmed, StatusPaid}, map[Status]error{
+		StatusPlaced: ErrNotConfirmed, StatusShipped: ErrAlreadyShipped, StatusDelivered: ErrAlreadyDelivered,
+		StatusCancelled: ErrAlreadyCancelled}},
+	"deliver": {[]Status{StatusShipped}, map[Status]error{
+		StatusPlaced: ErrNotShipped, StatusConfirmed: ErrNotShipped, StatusPaid: ErrNotShipped,
+		StatusDelivered: ErrAlreadyDelivered, StatusCancelled: ErrAlreadyCancelled}},
+	"cancel": {[]Status{StatusPlaced, StatusConfirmed, StatusPaid}, map[Status]error{
+		StatusShipped: ErrAlreadyShipped, StatusDelivered: ErrAlreadyDelivered, StatusCancelled: ErrAlreadyCancelled}},
+}
+
+// allowed returns nil if command name may leave status s, else its named error.
+func allowed(name string, s Status) error {
+	if s == StatusNone {
+		return ErrNotFound
+	}
+	t := transitions[name]
+	for _, f := range t.from {
+		if f == s {
+			return nil
+		}
+	}
+	if err, ok := t.refused[s]; ok {
+		return err
+	}
+	return fmt.Errorf("order: %s from %s: %w", name, s, domain.ErrConflict)
+}
 
 // State is what Decide needs to know of an order, folded from its events by Evolve.
 type State struct {
@@ -73,6 +138,7 @@ type State struct {
 	CustomerID string
 	Status     Status
 	TotalCents int64
+	Lines      []Line
 }
 
 // Decide returns the events a command produces in state s, or why it cannot be carried out.
@@ -91,13 +157,30 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 		if len(c.Reason) > 500 {
 			return nil, domain.Rule("reason", "must be at most 500 characters")
 		}
-		switch s.Status {
-		case StatusNone:
-			return nil, ErrNotFound
-		case StatusCancelled:
-			return nil, ErrAlreadyCancelled
+		if err := allowed("cancel", s.Status); err != nil {
+			return nil, err
 		}
 		return []Event{Cancelled{OrderID: s.ID, Reason: c.Reason, At: now.UTC()}}, nil
+	case Confirm:
+		if err := allowed("confirm", s.Status); err != nil {
+			return nil, err
+		}
+		return []Event{Confirmed{OrderID: s.ID, At: now.UTC()}}, nil
+	case MarkPaid:
+		if err := allowed("markPaid", s.Status); err != nil {
+			return nil, err
+		}
+		return []Event{Paid{OrderID: s.ID, At: now.UTC()}}, nil
+	case Ship:
+		if err := allowed("ship", s.Status); err != nil {
+			return nil, err
+		}
+		return []Event{Shipped{OrderID: s.ID, At: now.UTC()}}, nil
+	case Deliver:
+		if err := allowed("deliver", s.Status); err != nil {
+			return nil, err
+		}
+		return []Event{Delivered{OrderID: s.ID, At: now.UTC()}}, nil
 	}
 	return nil, fmt.Errorf("order: unknown command %T", c)
 }
@@ -106,9 +189,17 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 func Evolve(s State, e Event) State {
 	switch e := e.(type) {
 	case Placed:
-		s.ID, s.CustomerID, s.Status, s.TotalCents = e.OrderID, e.CustomerID, StatusPlaced, e.TotalCents
+		s.ID, s.CustomerID, s.Status, s.TotalCents, s.Lines = e.OrderID, e.CustomerID, StatusPlaced, e.TotalCents, e.Lines
 	case Cancelled:
 		s.Status = StatusCancelled
+	case Confirmed:
+		s.Status = StatusConfirmed
+	case Paid:
+		s.Status = StatusPaid
+	case Shipped:
+		s.Status = StatusShipped
+	case Delivered:
+		s.Status = StatusDelivered
 	}
 	return s
 }

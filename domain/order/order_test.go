@@ -80,8 +80,8 @@ func TestErrorKinds(t *testing.T) {
 func TestEvolve(t *testing.T) {
 	t.Parallel()
 	s := order.Evolve(order.State{}, placed)
-	if want := (order.State{ID: "o1", CustomerID: "c1", Status: order.StatusPlaced, TotalCents: 2999}); s != want {
-		t.Fatalf("after Placed: %+v, want %+v", s, want)
+	if d := cmp.Diff(order.State{ID: "o1", CustomerID: "c1", Status: order.StatusPlaced, TotalCents: 2999, Lines: lines}, s); d != "" {
+		t.Fatalf("after Placed (-want +got):\n%s", d)
 	}
 	if s = order.Evolve(s, order.Cancelled{OrderID: "o1"}); s.Status != order.StatusCancelled {
 		t.Fatalf("after Cancelled: status %s", s.Status)
@@ -90,7 +90,8 @@ func TestEvolve(t *testing.T) {
 
 func TestCodecRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, e := range []order.Event{placed, order.Cancelled{OrderID: "o1", Reason: "r", At: now}} {
+	for _, e := range []order.Event{placed, order.Cancelled{OrderID: "o1", Reason: "r", At: now}, order.Confirmed{OrderID: "o1", At: now},
+		order.Paid{OrderID: "o1", At: now}, order.Shipped{OrderID: "o1", At: now}, order.Delivered{OrderID: "o1", At: now}} {
 		typ, data, err := order.Encode(e)
 		if err != nil {
 			t.Fatalf("encode %T: %v", e, err)
@@ -105,5 +106,66 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 	if _, err := order.Decode("order.unknown.v1", []byte(`{}`)); err == nil {
 		t.Error("decoding an unknown type succeeded")
+	}
+}
+
+// TestLifecycle walks every command from every status: the allowed transitions produce their
+// event, every other one a named error.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	history := map[order.Status][]order.Event{
+		order.StatusNone:      nil,
+		order.StatusPlaced:    {placed},
+		order.StatusConfirmed: {placed, order.Confirmed{OrderID: "o1"}},
+		order.StatusPaid:      {placed, order.Confirmed{OrderID: "o1"}, order.Paid{OrderID: "o1"}},
+		order.StatusShipped:   {placed, order.Confirmed{OrderID: "o1"}, order.Shipped{OrderID: "o1"}},
+		order.StatusDelivered: {placed, order.Confirmed{OrderID: "o1"}, order.Shipped{OrderID: "o1"}, order.Delivered{OrderID: "o1"}},
+		order.StatusCancelled: {placed, order.Cancelled{OrderID: "o1"}},
+	}
+	type outcome struct {
+		event order.Event
+		err   error
+	}
+	c, p, sh, d, x := order.Confirmed{OrderID: "o1", At: now}, order.Paid{OrderID: "o1", At: now}, order.Shipped{OrderID: "o1", At: now}, order.Delivered{OrderID: "o1", At: now}, order.Cancelled{OrderID: "o1", At: now}
+	want := map[string]map[order.Status]outcome{
+		"confirm": {order.StatusNone: {err: order.ErrNotFound}, order.StatusPlaced: {event: c}, order.StatusConfirmed: {err: order.ErrAlreadyConfirmed},
+			order.StatusPaid: {err: order.ErrAlreadyConfirmed}, order.StatusShipped: {err: order.ErrAlreadyShipped},
+			order.StatusDelivered: {err: order.ErrAlreadyDelivered}, order.StatusCancelled: {err: order.ErrAlreadyCancelled}},
+		"markPaid": {order.StatusNone: {err: order.ErrNotFound}, order.StatusPlaced: {err: order.ErrNotConfirmed}, order.StatusConfirmed: {event: p},
+			order.StatusPaid: {err: order.ErrAlreadyPaid}, order.StatusShipped: {err: order.ErrAlreadyShipped},
+			order.StatusDelivered: {err: order.ErrAlreadyDelivered}, order.StatusCancelled: {err: order.ErrAlreadyCancelled}},
+		"ship": {order.StatusNone: {err: order.ErrNotFound}, order.StatusPlaced: {err: order.ErrNotConfirmed}, order.StatusConfirmed: {event: sh},
+			order.StatusPaid: {event: sh}, order.StatusShipped: {err: order.ErrAlreadyShipped},
+			order.StatusDelivered: {err: order.ErrAlreadyDelivered}, order.StatusCancelled: {err: order.ErrAlreadyCancelled}},
+		"deliver": {order.StatusNone: {err: order.ErrNotFound}, order.StatusPlaced: {err: order.ErrNotShipped}, order.StatusConfirmed: {err: order.ErrNotShipped},
+			order.StatusPaid: {err: order.ErrNotShipped}, order.StatusShipped: {event: d},
+			order.StatusDelivered: {err: order.ErrAlreadyDelivered}, order.StatusCancelled: {err: order.ErrAlreadyCancelled}},
+		"cancel": {order.StatusNone: {err: order.ErrNotFound}, order.StatusPlaced: {event: x}, order.StatusConfirmed: {event: x},
+			order.StatusPaid: {event: x}, order.StatusShipped: {err: order.ErrAlreadyShipped},
+			order.StatusDelivered: {err: order.ErrAlreadyDelivered}, order.StatusCancelled: {err: order.ErrAlreadyCancelled}},
+	}
+	commands := map[string]order.Command{"confirm": order.Confirm{OrderID: "o1"}, "markPaid": order.MarkPaid{OrderID: "o1"},
+		"ship": order.Ship{OrderID: "o1"}, "deliver": order.Deliver{OrderID: "o1"}, "cancel": order.Cancel{OrderID: "o1"}}
+	for name, cmd := range commands {
+		for status, given := range history {
+			var s order.State
+			for _, e := range given {
+				s = order.Evolve(s, e)
+			}
+			if s.Status != status {
+				t.Fatalf("history for %s folds to %s", status, s.Status)
+			}
+			w := want[name][status]
+			got, err := order.Decide(s, cmd, now)
+			if w.err != nil {
+				if !errors.Is(err, w.err) || !errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound) {
+					t.Errorf("%s from %s: err = %v, want %v", name, status, err, w.err)
+				}
+				continue
+			}
+			if err != nil || len(got) != 1 || cmp.Diff(w.event, got[0]) != "" {
+				t.Errorf("%s from %s = %v, %v; want %v", name, status, got, err, w.event)
+			}
+		}
 	}
 }

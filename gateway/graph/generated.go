@@ -317,8 +317,16 @@ scalar Time
 Where an order is in its lifecycle.
 """
 enum OrderStatus {
-  "Placed by the customer and not cancelled."
+  "Placed by the customer; stock and payment not settled yet."
   PLACED
+  "Stock reserved and payment authorized."
+  CONFIRMED
+  "Payment captured."
+  PAID
+  "Left the warehouse."
+  SHIPPED
+  "Arrived; final."
+  DELIVERED
   "Cancelled; final."
   CANCELLED
 }

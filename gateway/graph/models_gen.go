@@ -47,20 +47,32 @@ type Query struct {
 type OrderStatus string
 
 const (
-	// Placed by the customer and not cancelled.
+	// Placed by the customer; stock and payment not settled yet.
 	OrderStatusPlaced OrderStatus = "PLACED"
+	// Stock reserved and payment authorized.
+	OrderStatusConfirmed OrderStatus = "CONFIRMED"
+	// Payment captured.
+	OrderStatusPaid OrderStatus = "PAID"
+	// Left the warehouse.
+	OrderStatusShipped OrderStatus = "SHIPPED"
+	// Arrived; final.
+	OrderStatusDelivered OrderStatus = "DELIVERED"
 	// Cancelled; final.
 	OrderStatusCancelled OrderStatus = "CANCELLED"
 )
 
 var AllOrderStatus = []OrderStatus{
 	OrderStatusPlaced,
+	OrderStatusConfirmed,
+	OrderStatusPaid,
+	OrderStatusShipped,
+	OrderStatusDelivered,
 	OrderStatusCancelled,
 }
 
 func (e OrderStatus) IsValid() bool {
 	switch e {
-	case OrderStatusPlaced, OrderStatusCancelled:
+	case OrderStatusPlaced, OrderStatusConfirmed, OrderStatusPaid, OrderStatusShipped, OrderStatusDelivered, OrderStatusCancelled:
 		return true
 	}
 	return false

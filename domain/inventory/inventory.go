@@ -1,0 +1,336 @@
+// Package inventory owns products: catalog data (sku, name, price) and stock (on hand and
+// reserved per order). Stock never goes negative: a reservation needs available units, and the
+// product stream's expected revision serializes concurrent reservations.
+package inventory
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow/domain"
+)
+
+// Errors of the product lifecycle.
+var (
+	ErrNotFound          = fmt.Errorf("product %w", domain.ErrNotFound)
+	ErrAlreadyAdded      = fmt.Errorf("product already added: %w", domain.ErrConflict)
+	ErrDiscontinued      = fmt.Errorf("product is discontinued: %w", domain.ErrConflict)
+	ErrInsufficientStock = fmt.Errorf("not enough stock: %w", domain.ErrConflict)
+	ErrNoReservation     = fmt.Errorf("no reservation for this order: %w", domain.ErrConflict)
+	ErrSKUTaken          = fmt.Errorf("sku already used by another product: %w", domain.ErrConflict)
+)
+
+// Stream is the event stream of product id.
+func Stream(id string) string { return "product-" + id }
+
+// SKUStream records which product holds a sku, as customer.EmailStream does for e-mails.
+func SKUStream(sku string) string { return "product_sku-" + NormalizeSKU(sku) }
+
+// NormalizeSKU is the form in which skus are compared.
+func NormalizeSKU(sku string) string { return strings.ToUpper(strings.TrimSpace(sku)) }
+
+// Limits.
+const (
+	MaxQuantity = 1_000_000
+	MaxPrice    = 100_000_000_00 // cents
+)
+
+// Commands.
+type (
+	AddProduct struct {
+		ProductID, SKU, Name string
+		PriceCents           int64
+	}
+	ChangePrice struct {
+		ProductID  string
+		PriceCents int64
+	}
+	Restock struct {
+		ProductID string
+		Quantity  int64
+	}
+	Discontinue struct{ ProductID string }
+	// Reserve holds Quantity units for OrderID. Reserving again for the same order is a no-op.
+	Reserve struct {
+		ProductID, OrderID string
+		Quantity           int64
+	}
+	// Release gives an order's reserved units back. Releasing nothing is a no-op.
+	Release struct{ ProductID, OrderID string }
+	// Commit turns an order's reservation into a shipment: the units leave the stock.
+	Commit struct{ ProductID, OrderID string }
+)
+
+// Command is one of the commands above.
+type Command interface{ isCommand() }
+
+func (AddProduct) isCommand()  {}
+func (ChangePrice) isCommand() {}
+func (Restock) isCommand()     {}
+func (Discontinue) isCommand() {}
+func (Reserve) isCommand()     {}
+func (Release) isCommand()     {}
+func (Commit) isCommand()      {}
+
+// Event type names: a stored contract.
+const (
+	TypeAdded        = "inventory.product_added.v1"
+	TypePriceChanged = "inventory.price_changed.v1"
+	TypeRestocked    = "inventory.restocked.v1"
+	TypeDiscontinued = "inventory.discontinued.v1"
+	TypeReserved     = "inventory.stock_reserved.v1"
+	TypeReleased     = "inventory.stock_released.v1"
+	TypeCommitted    = "inventory.stock_committed.v1"
+	TypeSKUClaimed   = "inventory.sku_claimed.v1"
+	TypePrefix       = "inventory."
+)
+
+// Events.
+type (
+	Added struct {
+		ProductID  string    `json:"productId"`
+		SKU        string    `json:"sku"`
+		Name       string    `json:"name"`
+		PriceCents int64     `json:"priceCents"`
+		At         time.Time `json:"at"`
+	}
+	PriceChanged struct {
+		ProductID  string    `json:"productId"`
+		PriceCents int64     `json:"priceCents"`
+		At         time.Time `json:"at"`
+	}
+	Restocked struct {
+		ProductID string    `json:"productId"`
+		Quantity  int64     `json:"quantity"`
+		At        time.Time `json:"at"`
+	}
+	Discontinued struct {
+		ProductID string    `json:"productId"`
+		At        time.Time `json:"at"`
+	}
+	Reserved struct {
+		ProductID string    `json:"productId"`
+		OrderID   string    `json:"orderId"`
+		Quantity  int64     `json:"quantity"`
+		At        time.Time `json:"at"`
+	}
+	Released struct {
+		ProductID string    `json:"productId"`
+		OrderID   string    `json:"orderId"`
+		Quantity  int64     `json:"quantity"`
+		At        time.Time `json:"at"`
+	}
+	Committed struct {
+		ProductID string    `json:"productId"`
+		OrderID   string    `json:"orderId"`
+		Quantity  int64     `json:"quantity"`
+		At        time.Time `json:"at"`
+	}
+	SKUClaimed struct {
+		SKU       string `json:"sku"`
+		ProductID string `json:"productId"`
+	}
+)
+
+// Event is an inventory event.
+type Event interface{ EventType() string }
+
+func (Added) EventType() string        { return TypeAdded }
+func (PriceChanged) EventType() string { return TypePriceChanged }
+func (Restocked) EventType() string    { return TypeRestocked }
+func (Discontinued) EventType() string { return TypeDiscontinued }
+func (Reserved) EventType() string     { return TypeReserved }
+func (Released) EventType() string     { return TypeReleased }
+func (Committed) EventType() string    { return TypeCommitted }
+func (SKUClaimed) EventType() string   { return TypeSKUClaimed }
+
+// State of a product.
+type State struct {
+	ID           string
+	Added        bool
+	Discontinued bool
+	PriceCents   int64
+	OnHand       int64
+	Reserved     map[string]int64 // order id → units
+}
+
+// ReservedTotal is the sum of all reservations.
+func (s State) ReservedTotal() int64 {
+	var n int64
+	for _, q := range s.Reserved {
+		n += q
+	}
+	return n
+}
+
+// Available is what a new reservation can take.
+func (s State) Available() int64 { return s.OnHand - s.ReservedTotal() }
+
+// Decide returns the events of command c in state s, or why it cannot be carried out. Pure.
+func Decide(s State, c Command, now time.Time) ([]Event, error) {
+	now = now.UTC()
+	if a, ok := c.(AddProduct); ok {
+		if err := validateAdd(a); err != nil {
+			return nil, err
+		}
+		if s.Added {
+			return nil, ErrAlreadyAdded
+		}
+		return []Event{Added{ProductID: a.ProductID, SKU: NormalizeSKU(a.SKU), Name: strings.TrimSpace(a.Name), PriceCents: a.PriceCents, At: now}}, nil
+	}
+	if !s.Added {
+		return nil, ErrNotFound
+	}
+	switch c := c.(type) {
+	case ChangePrice:
+		if err := validatePrice(c.PriceCents); err != nil {
+			return nil, err
+		}
+		if s.Discontinued {
+			return nil, ErrDiscontinued
+		}
+		if c.PriceCents == s.PriceCents {
+			return nil, nil
+		}
+		return []Event{PriceChanged{ProductID: s.ID, PriceCents: c.PriceCents, At: now}}, nil
+	case Restock:
+		if err := validateQuantity(c.Quantity); err != nil {
+			return nil, err
+		}
+		if s.Discontinued {
+			return nil, ErrDiscontinued
+		}
+		if s.OnHand+c.Quantity > MaxQuantity {
+			return nil, domain.Rule("quantity", fmt.Sprintf("stock would exceed %d units", MaxQuantity))
+		}
+		return []Event{Restocked{ProductID: s.ID, Quantity: c.Quantity, At: now}}, nil
+	case Discontinue:
+		if s.Discontinued {
+			return nil, nil
+		}
+		return []Event{Discontinued{ProductID: s.ID, At: now}}, nil
+	case Reserve:
+		if err := validateQuantity(c.Quantity); err != nil {
+			return nil, err
+		}
+		if domain.IsBlank(c.OrderID) {
+			return nil, domain.Rule("orderId", "is required")
+		}
+		if _, done := s.Reserved[c.OrderID]; done {
+			return nil, nil
+		}
+		if s.Discontinued {
+			return nil, ErrDiscontinued
+		}
+		if c.Quantity > s.Available() {
+			return nil, fmt.Errorf("%w: %d available, %d asked", ErrInsufficientStock, s.Available(), c.Quantity)
+		}
+		return []Event{Reserved{ProductID: s.ID, OrderID: c.OrderID, Quantity: c.Quantity, At: now}}, nil
+	case Release:
+		q, held := s.Reserved[c.OrderID]
+		if !held {
+			return nil, nil
+		}
+		return []Event{Released{ProductID: s.ID, OrderID: c.OrderID, Quantity: q, At: now}}, nil
+	case Commit:
+		q, held := s.Reserved[c.OrderID]
+		if !held {
+			return nil, ErrNoReservation
+		}
+		return []Event{Committed{ProductID: s.ID, OrderID: c.OrderID, Quantity: q, At: now}}, nil
+	}
+	return nil, fmt.Errorf("inventory: unknown command %T", c)
+}
+
+// Evolve returns the state after e.
+func Evolve(s State, e Event) State {
+	switch e := e.(type) {
+	case Added:
+		s.ID, s.Added, s.PriceCents = e.ProductID, true, e.PriceCents
+	case PriceChanged:
+		s.PriceCents = e.PriceCents
+	case Restocked:
+		s.OnHand += e.Quantity
+	case Discontinued:
+		s.Discontinued = true
+	case Reserved:
+		s.Reserved = withReservation(s.Reserved, e.OrderID, e.Quantity)
+	case Released:
+		s.Reserved = withReservation(s.Reserved, e.OrderID, 0)
+	case Committed:
+		s.Reserved = withReservation(s.Reserved, e.OrderID, 0)
+		s.OnHand -= e.Quantity
+	}
+	return s
+}
+
+// withReservation copies m (states are values) with order's reservation set, or removed if 0.
+func withReservation(m map[string]int64, order string, q int64) map[string]int64 {
+	out := make(map[string]int64, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	if q == 0 {
+		delete(out, order)
+	} else {
+		out[order] = q
+	}
+	return out
+}
+
+func validateAdd(a AddProduct) error {
+	switch {
+	case domain.IsBlank(a.ProductID) || len(a.ProductID) > 100:
+		return domain.Rule("productId", "is required, at most 100 characters")
+	case domain.IsBlank(a.SKU) || len(a.SKU) > 64 || strings.ContainsAny(strings.TrimSpace(a.SKU), " \t\n"):
+		return domain.Rule("sku", "is required: up to 64 characters without spaces")
+	case domain.IsBlank(a.Name) || len(a.Name) > 200:
+		return domain.Rule("name", "is required, at most 200 characters")
+	}
+	return validatePrice(a.PriceCents)
+}
+
+func validatePrice(p int64) error {
+	if p < 0 || p > MaxPrice {
+		return domain.Rule("priceCents", fmt.Sprintf("must be between 0 and %d", int64(MaxPrice)))
+	}
+	return nil
+}
+
+func validateQuantity(q int64) error {
+	if q <= 0 || q > MaxQuantity {
+		return domain.Rule("quantity", fmt.Sprintf("must be between 1 and %d", MaxQuantity))
+	}
+	return nil
+}
+
+// Encode returns e's type and JSON payload.
+func Encode(e Event) (string, []byte, error) {
+	data, err := json.Marshal(e)
+	return e.EventType(), data, err
+}
+
+// Decode parses a stored inventory event.
+func Decode(typ string, data []byte) (Event, error) {
+	switch typ {
+	case TypeAdded:
+		return domain.DecodeAs[Added](typ, data)
+	case TypePriceChanged:
+		return domain.DecodeAs[PriceChanged](typ, data)
+	case TypeRestocked:
+		return domain.DecodeAs[Restocked](typ, data)
+	case TypeDiscontinued:
+		return domain.DecodeAs[Discontinued](typ, data)
+	case TypeReserved:
+		return domain.DecodeAs[Reserved](typ, data)
+	case TypeReleased:
+		return domain.DecodeAs[Released](typ, data)
+	case TypeCommitted:
+		return domain.DecodeAs[Committed](typ, data)
+	case TypeSKUClaimed:
+		return domain.DecodeAs[SKUClaimed](typ, data)
+	}
+	return nil, fmt.Errorf("inventory: unknown event type %q", typ)
+}

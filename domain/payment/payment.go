@@ -1,0 +1,222 @@
+// Package payment owns payments of orders: authorization (approved or declined by the card
+// provider: a decline is an event, not an error), capture, void and refunds.
+package payment
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/orderflow/orderflow/domain"
+)
+
+// Errors of the payment lifecycle.
+var (
+	ErrNotFound          = fmt.Errorf("payment %w", domain.ErrNotFound)
+	ErrAlreadyAuthorized = fmt.Errorf("payment already authorized or declined: %w", domain.ErrConflict)
+	ErrNotAuthorized     = fmt.Errorf("payment is not authorized: %w", domain.ErrConflict)
+	ErrNotCaptured       = fmt.Errorf("payment is not captured: %w", domain.ErrConflict)
+	ErrRefundTooLarge    = fmt.Errorf("refund exceeds what was captured and not yet refunded: %w", domain.ErrConflict)
+)
+
+// Stream is the event stream of payment id.
+func Stream(id string) string { return "payment-" + id }
+
+// Status of a payment.
+type Status string
+
+// Statuses.
+const (
+	StatusNone       Status = ""
+	StatusAuthorized Status = "AUTHORIZED"
+	StatusDeclined   Status = "DECLINED"
+	StatusCaptured   Status = "CAPTURED"
+	StatusVoided     Status = "VOIDED"
+	StatusRefunded   Status = "REFUNDED" // fully refunded
+)
+
+// Commands. Authorize carries the provider's answer: deciding is pure, calling the provider is
+// the command service's job.
+type (
+	Authorize struct {
+		PaymentID, OrderID string
+		AmountCents        int64
+		Approved           bool
+		DeclineReason      string
+		ProviderRef        string
+	}
+	Capture struct{ PaymentID string }
+	Void    struct{ PaymentID string }
+	Refund  struct {
+		PaymentID   string
+		AmountCents int64
+	}
+)
+
+// Command is one of the commands above.
+type Command interface{ isCommand() }
+
+func (Authorize) isCommand() {}
+func (Capture) isCommand()   {}
+func (Void) isCommand()      {}
+func (Refund) isCommand()    {}
+
+// Event type names: a stored contract.
+const (
+	TypeAuthorized = "payment.authorized.v1"
+	TypeDeclined   = "payment.declined.v1"
+	TypeCaptured   = "payment.captured.v1"
+	TypeVoided     = "payment.voided.v1"
+	TypeRefunded   = "payment.refunded.v1"
+	TypePrefix     = "payment."
+)
+
+// Events.
+type (
+	Authorized struct {
+		PaymentID   string    `json:"paymentId"`
+		OrderID     string    `json:"orderId"`
+		AmountCents int64     `json:"amountCents"`
+		ProviderRef string    `json:"providerRef,omitempty"`
+		At          time.Time `json:"at"`
+	}
+	Declined struct {
+		PaymentID   string    `json:"paymentId"`
+		OrderID     string    `json:"orderId"`
+		AmountCents int64     `json:"amountCents"`
+		Reason      string    `json:"reason"`
+		At          time.Time `json:"at"`
+	}
+	Captured struct {
+		PaymentID   string    `json:"paymentId"`
+		OrderID     string    `json:"orderId"`
+		AmountCents int64     `json:"amountCents"`
+		At          time.Time `json:"at"`
+	}
+	Voided struct {
+		PaymentID string    `json:"paymentId"`
+		OrderID   string    `json:"orderId"`
+		At        time.Time `json:"at"`
+	}
+	Refunded struct {
+		PaymentID   string    `json:"paymentId"`
+		OrderID     string    `json:"orderId"`
+		AmountCents int64     `json:"amountCents"`
+		At          time.Time `json:"at"`
+	}
+)
+
+// Event is a payment event.
+type Event interface{ EventType() string }
+
+func (Authorized) EventType() string { return TypeAuthorized }
+func (Declined) EventType() string   { return TypeDeclined }
+func (Captured) EventType() string   { return TypeCaptured }
+func (Voided) EventType() string     { return TypeVoided }
+func (Refunded) EventType() string   { return TypeRefunded }
+
+// State of a payment.
+type State struct {
+	ID, OrderID   string
+	Status        Status
+	AmountCents   int64
+	CapturedCents int64
+	RefundedCents int64
+}
+
+// Decide returns the events of command c in state s, or why it cannot be carried out. Pure.
+func Decide(s State, c Command, now time.Time) ([]Event, error) {
+	now = now.UTC()
+	switch c := c.(type) {
+	case Authorize:
+		switch {
+		case domain.IsBlank(c.PaymentID):
+			return nil, domain.Rule("paymentId", "is required")
+		case domain.IsBlank(c.OrderID):
+			return nil, domain.Rule("orderId", "is required")
+		case c.AmountCents <= 0:
+			return nil, domain.Rule("amountCents", "must be positive")
+		case s.Status != StatusNone:
+			return nil, ErrAlreadyAuthorized
+		case !c.Approved:
+			return []Event{Declined{PaymentID: c.PaymentID, OrderID: c.OrderID, AmountCents: c.AmountCents, Reason: c.DeclineReason, At: now}}, nil
+		}
+		return []Event{Authorized{PaymentID: c.PaymentID, OrderID: c.OrderID, AmountCents: c.AmountCents, ProviderRef: c.ProviderRef, At: now}}, nil
+	case Capture:
+		switch s.Status {
+		case StatusNone:
+			return nil, ErrNotFound
+		case StatusCaptured, StatusRefunded:
+			return nil, nil // captured already: a repeated capture changes nothing
+		case StatusAuthorized:
+			return []Event{Captured{PaymentID: s.ID, OrderID: s.OrderID, AmountCents: s.AmountCents, At: now}}, nil
+		}
+		return nil, ErrNotAuthorized
+	case Void:
+		switch s.Status {
+		case StatusNone:
+			return nil, ErrNotFound
+		case StatusVoided, StatusDeclined:
+			return nil, nil // nothing is held
+		case StatusAuthorized:
+			return []Event{Voided{PaymentID: s.ID, OrderID: s.OrderID, At: now}}, nil
+		}
+		return nil, ErrNotAuthorized // captured: refund instead
+	case Refund:
+		switch {
+		case c.AmountCents <= 0:
+			return nil, domain.Rule("amountCents", "must be positive")
+		case s.Status == StatusNone:
+			return nil, ErrNotFound
+		case s.Status != StatusCaptured:
+			return nil, ErrNotCaptured
+		case c.AmountCents > s.CapturedCents-s.RefundedCents:
+			return nil, fmt.Errorf("%w: %d refundable", ErrRefundTooLarge, s.CapturedCents-s.RefundedCents)
+		}
+		return []Event{Refunded{PaymentID: s.ID, OrderID: s.OrderID, AmountCents: c.AmountCents, At: now}}, nil
+	}
+	return nil, fmt.Errorf("payment: unknown command %T", c)
+}
+
+// Evolve returns the state after e.
+func Evolve(s State, e Event) State {
+	switch e := e.(type) {
+	case Authorized:
+		s.ID, s.OrderID, s.AmountCents, s.Status = e.PaymentID, e.OrderID, e.AmountCents, StatusAuthorized
+	case Declined:
+		s.ID, s.OrderID, s.AmountCents, s.Status = e.PaymentID, e.OrderID, e.AmountCents, StatusDeclined
+	case Captured:
+		s.CapturedCents, s.Status = e.AmountCents, StatusCaptured
+	case Voided:
+		s.Status = StatusVoided
+	case Refunded:
+		s.RefundedCents += e.AmountCents
+		if s.RefundedCents == s.CapturedCents {
+			s.Status = StatusRefunded
+		}
+	}
+	return s
+}
+
+// Encode returns e's type and JSON payload.
+func Encode(e Event) (string, []byte, error) {
+	data, err := json.Marshal(e)
+	return e.EventType(), data, err
+}
+
+// Decode parses a stored payment event.
+func Decode(typ string, data []byte) (Event, error) {
+	switch typ {
+	case TypeAuthorized:
+		return domain.DecodeAs[Authorized](typ, data)
+	case TypeDeclined:
+		return domain.DecodeAs[Declined](typ, data)
+	case TypeCaptured:
+		return domain.DecodeAs[Captured](typ, data)
+	case TypeVoided:
+		return domain.DecodeAs[Voided](typ, data)
+	case TypeRefunded:
+		return domain.DecodeAs[Refunded](typ, data)
+	}
+	return nil, fmt.Errorf("payment: unknown event type %q", typ)
+}
