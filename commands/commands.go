@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/eventstore"
@@ -34,7 +36,9 @@ type Aggregate[S any, E any] struct {
 }
 
 // MaxAttempts bounds the load-decide-append loop when other writers keep moving the stream.
-const MaxAttempts = 5
+// Between attempts Execute waits a short, growing, jittered time so that writers of a hot
+// stream (the last units of a product) spread out instead of colliding again.
+const MaxAttempts = 12
 
 // ErrTooBusy: the stream kept changing under the command for MaxAttempts tries.
 var ErrTooBusy = fmt.Errorf("stream too busy, try again: %w", domain.ErrConflict)
@@ -89,6 +93,11 @@ func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregat
 		case err == nil:
 			return Result{Position: res.Position, Revision: res.NextRevision}, nil
 		case errors.Is(err, eventstore.ErrWrongVersion) && attempt < MaxAttempts:
+			select {
+			case <-ctx.Done():
+				return Result{}, ctx.Err()
+			case <-time.After(time.Duration(rand.Int64N(int64(attempt)*int64(2*time.Millisecond)) + 1)):
+			}
 			continue
 		case errors.Is(err, eventstore.ErrWrongVersion):
 			return Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, ErrTooBusy)

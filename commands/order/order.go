@@ -51,8 +51,12 @@ func reply(id string, r commands.Result) wire.CommandReply {
 // It stops with ctx.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
 	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceOrderCommands), 64, 10*time.Second, commands.Classify)
-	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceOrderCommands, Version: "0.1.0", Description: "places and cancels orders"},
+	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceOrderCommands, Version: "0.1.0", Description: "places orders and moves them through their lifecycle"},
 		rpc.Endpoint{Name: "place", Subject: ns.Subject(wire.EndpointPlaceOrder), Handler: rpc.Handle(srv, "place", h.Place)},
 		rpc.Endpoint{Name: "cancel", Subject: ns.Subject(wire.EndpointCancelOrder), Handler: rpc.Handle(srv, "cancel", h.Cancel)},
+		rpc.Endpoint{Name: "confirm", Subject: ns.Subject(wire.EndpointConfirmOrder), Handler: rpc.Handle(srv, "confirm", h.Confirm)},
+		rpc.Endpoint{Name: "mark_paid", Subject: ns.Subject(wire.EndpointMarkOrderPaid), Handler: rpc.Handle(srv, "mark_paid", h.MarkPaid)},
+		rpc.Endpoint{Name: "ship", Subject: ns.Subject(wire.EndpointShipOrder), Handler: rpc.Handle(srv, "ship", h.Ship)},
+		rpc.Endpoint{Name: "deliver", Subject: ns.Subject(wire.EndpointDeliverOrder), Handler: rpc.Handle(srv, "deliver", h.Deliver)},
 	)
 }

@@ -134,7 +134,7 @@ func TestServedOnNATSMicro(t *testing.T) {
 		t.Fatalf("service info: %v", err)
 	}
 	var info micro.Info
-	if err := json.Unmarshal(msg.Data, &info); err != nil || len(info.Endpoints) != 2 {
-		t.Fatalf("service info = %s (err %v), want 2 endpoints", msg.Data, err)
+	if err := json.Unmarshal(msg.Data, &info); err != nil || len(info.Endpoints) != 6 {
+		t.Fatalf("service info = %s (err %v), want 6 endpoints", msg.Data, err)
 	}
 }

@@ -1,0 +1,42 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/orderflow/orderflow/eventstore"
+)
+
+// ErrClaimed: the value is claimed by another owner.
+var ErrClaimed = errors.New("claimed by another owner")
+
+// Claim makes owner the only holder of a unique value (an e-mail address, a sku) without a shared
+// table: the value has its own stream, and the claim is its first event, appended expecting no
+// stream. Of two racing claims exactly one wins; the loser gets ErrClaimed. Claiming again for
+// the same owner succeeds (a retried command). event is the claim's payload, typ its type.
+func Claim(ctx context.Context, store eventstore.Store, stream, typ string, event any, owner string, meta Meta) error {
+	data, err := json.Marshal(event)
+	if err != nil {
+		return err
+	}
+	_, err = store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{
+		ID: eventstore.DeriveID("claim:"+stream+":"+owner, 0), Type: typ, Data: data,
+		Metadata: eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: meta.CommandID, TraceParent: meta.TraceParent, TraceState: meta.TraceState},
+	}})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, eventstore.ErrWrongVersion) && !errors.Is(err, eventstore.ErrDuplicateEvent) {
+		return fmt.Errorf("claim %s: %w", stream, err)
+	}
+	first, rerr := store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Limit: 1})
+	if rerr != nil || len(first) == 0 {
+		return fmt.Errorf("claim %s: read the holder: %w", stream, errors.Join(err, rerr))
+	}
+	if first[0].ID == eventstore.DeriveID("claim:"+stream+":"+owner, 0) {
+		return nil
+	}
+	return ErrClaimed
+}

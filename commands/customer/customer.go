@@ -1,0 +1,82 @@
+// Package customer is the customer command service: register (with a unique e-mail address),
+// change address, deactivate. Served on NATS micro.
+package customer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/orderflow/orderflow/commands"
+	model "github.com/orderflow/orderflow/domain/customer"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Handlers carries out customer commands.
+type Handlers struct {
+	Store eventstore.Store
+	Now   func() time.Time
+}
+
+var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode}
+
+func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	res, err := commands.Execute(ctx, h.Store, aggregate, model.Stream(id), meta, func(s model.State) ([]model.Event, error) {
+		return model.Decide(s, c, now())
+	})
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return wire.CommandReply{ID: id, Position: res.Position.String()}, nil
+}
+
+func address(a wire.Address) model.Address { return model.Address(a) }
+
+// Register registers a customer. The e-mail address is claimed first, on its own stream: of two
+// registrations with one address, exactly one succeeds (model.ErrEmailTaken for the other).
+// Safe to retry by command id.
+func (h Handlers) Register(ctx context.Context, req wire.RegisterCustomer) (wire.CommandReply, error) {
+	c := model.Register{CustomerID: req.CustomerID, Name: req.Name, Email: req.Email, Address: address(req.Address)}
+	if _, err := model.Decide(model.State{}, c, time.Now()); err != nil {
+		return wire.CommandReply{}, err // validate before claiming anything
+	}
+	email := model.NormalizeEmail(req.Email)
+	err := commands.Claim(ctx, h.Store, model.EmailStream(email), model.TypeEmailClaimed, model.EmailClaimed{Email: email, CustomerID: req.CustomerID}, req.CustomerID, req.Meta)
+	if errors.Is(err, commands.ErrClaimed) {
+		return wire.CommandReply{}, model.ErrEmailTaken
+	}
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return h.execute(ctx, req.CustomerID, req.Meta, c)
+}
+
+// ChangeAddress changes a customer's shipping address.
+func (h Handlers) ChangeAddress(ctx context.Context, req wire.ChangeAddress) (wire.CommandReply, error) {
+	return h.execute(ctx, req.CustomerID, req.Meta, model.ChangeAddress{CustomerID: req.CustomerID, Address: address(req.Address)})
+}
+
+// Deactivate deactivates a customer.
+func (h Handlers) Deactivate(ctx context.Context, req wire.IDCommand) (wire.CommandReply, error) {
+	return h.execute(ctx, req.ID, req.Meta, model.Deactivate{CustomerID: req.ID})
+}
+
+// Register serves the handlers as the customer-commands NATS micro service until ctx ends.
+func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
+	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceCustomerCommands), 64, 10*time.Second, commands.Classify)
+	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceCustomerCommands, Version: "0.1.0", Description: "registers and changes customers"},
+		rpc.Endpoint{Name: "register", Subject: ns.Subject(wire.EndpointRegisterCustomer), Handler: rpc.Handle(srv, "register", h.Register)},
+		rpc.Endpoint{Name: "change_address", Subject: ns.Subject(wire.EndpointChangeAddress), Handler: rpc.Handle(srv, "change_address", h.ChangeAddress)},
+		rpc.Endpoint{Name: "deactivate", Subject: ns.Subject(wire.EndpointDeactivateCustomer), Handler: rpc.Handle(srv, "deactivate", h.Deactivate)},
+	)
+}

@@ -1,0 +1,156 @@
+// Package inventory is the inventory command service: the catalog (add, price, discontinue) and
+// stock (restock, and reservations of orders: all lines or none). Served on NATS micro.
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/domain"
+	model "github.com/orderflow/orderflow/domain/inventory"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Handlers carries out inventory commands.
+type Handlers struct {
+	Store eventstore.Store
+	Now   func() time.Time
+}
+
+var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode}
+
+func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	res, err := commands.Execute(ctx, h.Store, aggregate, model.Stream(id), meta, func(s model.State) ([]model.Event, error) {
+		return model.Decide(s, c, now())
+	})
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return wire.CommandReply{ID: id, Position: res.Position.String()}, nil
+}
+
+// AddProduct adds a product. Its sku is claimed first: two products never share one.
+func (h Handlers) AddProduct(ctx context.Context, req wire.AddProduct) (wire.CommandReply, error) {
+	c := model.AddProduct{ProductID: req.ProductID, SKU: req.SKU, Name: req.Name, PriceCents: req.PriceCents}
+	if _, err := model.Decide(model.State{}, c, time.Now()); err != nil {
+		return wire.CommandReply{}, err
+	}
+	sku := model.NormalizeSKU(req.SKU)
+	err := commands.Claim(ctx, h.Store, model.SKUStream(sku), model.TypeSKUClaimed, model.SKUClaimed{SKU: sku, ProductID: req.ProductID}, req.ProductID, req.Meta)
+	if errors.Is(err, commands.ErrClaimed) {
+		return wire.CommandReply{}, model.ErrSKUTaken
+	}
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return h.execute(ctx, req.ProductID, req.Meta, c)
+}
+
+// ChangePrice sets a product's price.
+func (h Handlers) ChangePrice(ctx context.Context, req wire.ChangePrice) (wire.CommandReply, error) {
+	return h.execute(ctx, req.ProductID, req.Meta, model.ChangePrice{ProductID: req.ProductID, PriceCents: req.PriceCents})
+}
+
+// Restock adds units.
+func (h Handlers) Restock(ctx context.Context, req wire.Restock) (wire.CommandReply, error) {
+	return h.execute(ctx, req.ProductID, req.Meta, model.Restock{ProductID: req.ProductID, Quantity: req.Quantity})
+}
+
+// Discontinue takes a product out of sale.
+func (h Handlers) Discontinue(ctx context.Context, req wire.IDCommand) (wire.CommandReply, error) {
+	return h.execute(ctx, req.ID, req.Meta, model.Discontinue{ProductID: req.ID})
+}
+
+// lineMeta derives a per-product command from an order-level one, so each product stream
+// sees its own idempotent command id.
+func lineMeta(m commands.Meta, step, product string) commands.Meta {
+	m.CommandID = m.CommandID + ":" + step + ":" + product
+	return m
+}
+
+// ReserveStock reserves every line of an order, all or none: products are reserved one stream at
+// a time in product id order; if one cannot be, the ones already reserved are released and the
+// error says which product failed. Each product stream's expected revision keeps its stock from
+// going negative under any number of concurrent reservations. Safe to retry by command id.
+func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire.CommandReply, error) {
+	if len(req.Lines) == 0 {
+		return wire.CommandReply{}, domain.Rule("lines", "an order needs at least one line")
+	}
+	qty := map[string]int64{}
+	for _, l := range req.Lines {
+		qty[l.ProductID] += l.Quantity
+	}
+	products := make([]string, 0, len(qty))
+	for p := range qty {
+		products = append(products, p)
+	}
+	slices.Sort(products)
+	var last wire.CommandReply
+	for i, p := range products {
+		reply, err := h.execute(ctx, p, lineMeta(req.Meta, "reserve", p), model.Reserve{ProductID: p, OrderID: req.OrderID, Quantity: qty[p]})
+		if err != nil {
+			if _, rerr := h.ReleaseStock(ctx, wire.OrderStock{Meta: req.Meta, OrderID: req.OrderID, ProductIDs: products[:i]}); rerr != nil {
+				return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w; and releasing the others: %v", p, req.OrderID, err, rerr)
+			}
+			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
+		}
+		last = reply
+	}
+	return wire.CommandReply{ID: req.OrderID, Position: last.Position}, nil
+}
+
+// ReleaseStock gives an order's reservations on products back. Releasing what is not reserved
+// is a no-op.
+func (h Handlers) ReleaseStock(ctx context.Context, req wire.OrderStock) (wire.CommandReply, error) {
+	return h.eachProduct(ctx, req, "release", func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} })
+}
+
+// CommitStock turns an order's reservations into shipped units.
+func (h Handlers) CommitStock(ctx context.Context, req wire.OrderStock) (wire.CommandReply, error) {
+	return h.eachProduct(ctx, req, "commit", func(p string) model.Command { return model.Commit{ProductID: p, OrderID: req.OrderID} })
+}
+
+func (h Handlers) eachProduct(ctx context.Context, req wire.OrderStock, step string, cmd func(string) model.Command) (wire.CommandReply, error) {
+	last := wire.CommandReply{ID: req.OrderID}
+	for _, p := range req.ProductIDs {
+		reply, err := h.execute(ctx, p, lineMeta(req.Meta, step, p), cmd(p))
+		if err != nil {
+			return wire.CommandReply{}, fmt.Errorf("%s %s for order %s: %w", step, p, req.OrderID, err)
+		}
+		if reply.Position != "" {
+			last.Position = reply.Position
+		}
+	}
+	return last, nil
+}
+
+// Register serves the handlers as the inventory-commands NATS micro service until ctx ends.
+func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
+	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceInventoryCommands), 64, 10*time.Second, commands.Classify)
+	e := func(name, endpoint string, hd micro.Handler) rpc.Endpoint {
+		return rpc.Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: hd}
+	}
+	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceInventoryCommands, Version: "0.1.0", Description: "catalog and stock"},
+		e("add", wire.EndpointAddProduct, rpc.Handle(srv, "add", h.AddProduct)),
+		e("change_price", wire.EndpointChangePrice, rpc.Handle(srv, "change_price", h.ChangePrice)),
+		e("restock", wire.EndpointRestock, rpc.Handle(srv, "restock", h.Restock)),
+		e("discontinue", wire.EndpointDiscontinueProduct, rpc.Handle(srv, "discontinue", h.Discontinue)),
+		e("reserve", wire.EndpointReserveStock, rpc.Handle(srv, "reserve", h.ReserveStock)),
+		e("release", wire.EndpointReleaseStock, rpc.Handle(srv, "release", h.ReleaseStock)),
+		e("commit", wire.EndpointCommitStock, rpc.Handle(srv, "commit", h.CommitStock)),
+	)
+}

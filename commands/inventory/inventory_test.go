@@ -1,0 +1,143 @@
+package inventory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/commands/inventory"
+	model "github.com/orderflow/orderflow/domain/inventory"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/memory"
+	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func meta(id string) wire.CommandMeta { return wire.CommandMeta{CommandID: id} }
+
+func stock(t *testing.T, s eventstore.Store, product string) model.State {
+	t.Helper()
+	events, err := s.ReadStream(t.Context(), model.Stream(product), eventstore.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st model.State
+	for _, r := range events {
+		e, err := model.Decode(r.Type, r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = model.Evolve(st, e)
+	}
+	return st
+}
+
+func addProduct(t *testing.T, h inventory.Handlers, id string, units int64) {
+	t.Helper()
+	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("add-" + id), ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Restock(t.Context(), wire.Restock{Meta: meta("restock-" + id), ProductID: id, Quantity: units}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLastUnits: 20 orders race for the last 5 units of a product (each also wants a plentiful
+// one), on PostgreSQL. Exactly 5 get them; the others reserve nothing anywhere.
+func TestLastUnits(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	cfg, _ := pgxpool.ParseConfig(url)
+	cfg.MaxConns = 24
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := postgres.New(pool, postgres.Options{})
+	if err := store.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h := inventory.Handlers{Store: store}
+	addProduct(t, h, "scarce", 5)
+	addProduct(t, h, "plenty", 1000)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, out := 0, 0
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			order := fmt.Sprintf("o%d", i)
+			_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: meta("reserve-" + order), OrderID: order,
+				Lines: []wire.OrderLine{{ProductID: "plenty", Quantity: 2}, {ProductID: "scarce", Quantity: 1}}})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, model.ErrInsufficientStock):
+				out++
+			default:
+				t.Errorf("order %s: %v", order, err)
+			}
+		}()
+	}
+	wg.Wait()
+	scarce, plenty := stock(t, store, "scarce"), stock(t, store, "plenty")
+	if won != 5 || out != 15 {
+		t.Errorf("%d orders got the last 5 units, %d were refused; want 5 and 15", won, out)
+	}
+	if scarce.ReservedTotal() != 5 || scarce.Available() != 0 {
+		t.Errorf("scarce: reserved %d, available %d; want 5 and 0", scarce.ReservedTotal(), scarce.Available())
+	}
+	if plenty.ReservedTotal() != 2*int64(won) {
+		t.Errorf("plenty: reserved %d for %d orders: a refused order kept a reservation", plenty.ReservedTotal(), won)
+	}
+}
+
+func TestSKUIsUnique(t *testing.T) {
+	t.Parallel()
+	h := inventory.Handlers{Store: memory.New()}
+	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a2"), ProductID: "p2", SKU: " SKU-1", Name: "B", PriceCents: 1}); !errors.Is(err, model.ErrSKUTaken) {
+		t.Fatalf("second product with one sku: %v", err)
+	}
+	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}); err != nil {
+		t.Fatalf("retried add: %v", err)
+	}
+}
+
+func TestReleaseAndCommit(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	h := inventory.Handlers{Store: store}
+	addProduct(t, h, "p", 10)
+	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("x1"), OrderID: "o1", ProductIDs: []string{"p"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.CommitStock(t.Context(), wire.OrderStock{Meta: meta("c2"), OrderID: "o2", ProductIDs: []string{"p"}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := stock(t, store, "p"); s.OnHand != 7 || s.Available() != 7 {
+		t.Errorf("on hand %d available %d, want 7 and 7", s.OnHand, s.Available())
+	}
+	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r3"), OrderID: "o3", Lines: []wire.OrderLine{{ProductID: "nope", Quantity: 1}}}); !errors.Is(err, model.ErrNotFound) {
+		t.Errorf("reserve an unknown product: %v", err)
+	}
+}

@@ -1,0 +1,120 @@
+// Package payment is the payment command service: authorize (through a card provider), capture,
+// void, refund. Served on NATS micro.
+package payment
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/orderflow/orderflow/commands"
+	model "github.com/orderflow/orderflow/domain/payment"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Answer is a card provider's decision.
+type Answer struct {
+	Approved      bool
+	DeclineReason string
+	Ref           string
+}
+
+// Provider authorizes amounts with a card provider. It must be idempotent by payment id: the
+// service may ask again for a payment after a crash.
+type Provider interface {
+	Authorize(ctx context.Context, paymentID, orderID string, amountCents int64) (Answer, error)
+}
+
+// ErrNoProvider: this process has no card provider to authorize with.
+var ErrNoProvider = errors.New("no payment provider configured")
+
+// Handlers carries out payment commands.
+type Handlers struct {
+	Store eventstore.Store
+	// Provider authorizes payments; nil refuses Authorize with ErrNoProvider.
+	Provider Provider
+	Now      func() time.Time
+}
+
+var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode}
+
+func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, decide func(model.State, time.Time) ([]model.Event, error)) (wire.CommandReply, error) {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	res, err := commands.Execute(ctx, h.Store, aggregate, model.Stream(id), meta, func(s model.State) ([]model.Event, error) {
+		return decide(s, now())
+	})
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return wire.CommandReply{ID: id, Position: res.Position.String()}, nil
+}
+
+func (h Handlers) command(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
+	return h.execute(ctx, id, meta, func(s model.State, now time.Time) ([]model.Event, error) { return model.Decide(s, c, now) })
+}
+
+// Authorize asks the provider for the amount, unless the payment was already decided, and
+// records its answer: Authorized, or Declined (an event, not an error).
+func (h Handlers) Authorize(ctx context.Context, req wire.AuthorizePayment) (wire.CommandReply, error) {
+	return h.execute(ctx, req.PaymentID, req.Meta, func(s model.State, now time.Time) ([]model.Event, error) {
+		c := model.Authorize{PaymentID: req.PaymentID, OrderID: req.OrderID, AmountCents: req.AmountCents}
+		if s.Status != model.StatusNone {
+			return model.Decide(s, c, now) // already decided: the domain says so, the provider is not asked
+		}
+		if _, err := model.Decide(s, model.Authorize{PaymentID: c.PaymentID, OrderID: c.OrderID, AmountCents: c.AmountCents, Approved: true}, now); err != nil {
+			return nil, err
+		}
+		if h.Provider == nil {
+			return nil, ErrNoProvider
+		}
+		a, err := h.Provider.Authorize(ctx, req.PaymentID, req.OrderID, req.AmountCents)
+		if err != nil {
+			return nil, err
+		}
+		c.Approved, c.DeclineReason, c.ProviderRef = a.Approved, a.DeclineReason, a.Ref
+		return model.Decide(s, c, now)
+	})
+}
+
+// Capture captures an authorized payment. Capturing twice changes nothing.
+func (h Handlers) Capture(ctx context.Context, req wire.IDCommand) (wire.CommandReply, error) {
+	return h.command(ctx, req.ID, req.Meta, model.Capture{PaymentID: req.ID})
+}
+
+// Void releases an authorization.
+func (h Handlers) Void(ctx context.Context, req wire.IDCommand) (wire.CommandReply, error) {
+	return h.command(ctx, req.ID, req.Meta, model.Void{PaymentID: req.ID})
+}
+
+// Refund refunds part or all of a captured payment.
+func (h Handlers) Refund(ctx context.Context, req wire.RefundPayment) (wire.CommandReply, error) {
+	return h.command(ctx, req.PaymentID, req.Meta, model.Refund{PaymentID: req.PaymentID, AmountCents: req.AmountCents})
+}
+
+// Classify adds the payment service's own errors to commands.Classify.
+func Classify(err error) *rpc.Error {
+	if errors.Is(err, ErrNoProvider) {
+		return &rpc.Error{Code: rpc.CodeUnavailable, Message: err.Error()}
+	}
+	return commands.Classify(err)
+}
+
+// Register serves the handlers as the payment-commands NATS micro service until ctx ends.
+func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
+	srv := rpc.NewServer(ctx, log.With("service", wire.ServicePaymentCommands), 64, 30*time.Second, Classify)
+	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServicePaymentCommands, Version: "0.1.0", Description: "authorizes, captures and refunds payments"},
+		rpc.Endpoint{Name: "authorize", Subject: ns.Subject(wire.EndpointAuthorizePayment), Handler: rpc.Handle(srv, "authorize", h.Authorize)},
+		rpc.Endpoint{Name: "capture", Subject: ns.Subject(wire.EndpointCapturePayment), Handler: rpc.Handle(srv, "capture", h.Capture)},
+		rpc.Endpoint{Name: "void", Subject: ns.Subject(wire.EndpointVoidPayment), Handler: rpc.Handle(srv, "void", h.Void)},
+		rpc.Endpoint{Name: "refund", Subject: ns.Subject(wire.EndpointRefundPayment), Handler: rpc.Handle(srv, "refund", h.Refund)},
+	)
+}

@@ -1,0 +1,119 @@
+package wire
+
+// Service names of the other contexts.
+const (
+	ServiceCustomerCommands  = "customer-commands"
+	ServiceInventoryCommands = "inventory-commands"
+	ServicePaymentCommands   = "payment-commands"
+	ServiceCatalogQueries    = "catalog-queries"
+	ServiceCustomerQueries   = "customer-queries"
+)
+
+// Command endpoints, relative to a Namespace.
+const (
+	EndpointConfirmOrder  = "order.confirm"
+	EndpointMarkOrderPaid = "order.mark_paid"
+	EndpointShipOrder     = "order.ship"
+	EndpointDeliverOrder  = "order.deliver"
+
+	EndpointRegisterCustomer   = "customer.register"
+	EndpointChangeAddress      = "customer.change_address"
+	EndpointDeactivateCustomer = "customer.deactivate"
+
+	EndpointAddProduct         = "product.add"
+	EndpointChangePrice        = "product.change_price"
+	EndpointRestock            = "product.restock"
+	EndpointDiscontinueProduct = "product.discontinue"
+	EndpointReserveStock       = "stock.reserve"
+	EndpointReleaseStock       = "stock.release"
+	EndpointCommitStock        = "stock.commit"
+
+	EndpointAuthorizePayment = "payment.authorize"
+	EndpointCapturePayment   = "payment.capture"
+	EndpointVoidPayment      = "payment.void"
+	EndpointRefundPayment    = "payment.refund"
+)
+
+// IDCommand is a command that names only its aggregate: confirm, mark paid, ship, deliver,
+// deactivate, discontinue, capture, void.
+type IDCommand struct {
+	Meta CommandMeta `json:"meta"`
+	ID   string      `json:"id"`
+}
+
+// Address is a shipping address.
+type Address struct {
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postalCode"`
+	Country    string `json:"country"`
+}
+
+// RegisterCustomer registers a customer; the e-mail address must be free.
+type RegisterCustomer struct {
+	Meta       CommandMeta `json:"meta"`
+	CustomerID string      `json:"customerId"`
+	Name       string      `json:"name"`
+	Email      string      `json:"email"`
+	Address    Address     `json:"shippingAddress"`
+}
+
+// ChangeAddress changes a customer's shipping address.
+type ChangeAddress struct {
+	Meta       CommandMeta `json:"meta"`
+	CustomerID string      `json:"customerId"`
+	Address    Address     `json:"shippingAddress"`
+}
+
+// AddProduct adds a product to the catalog; the sku must be free.
+type AddProduct struct {
+	Meta       CommandMeta `json:"meta"`
+	ProductID  string      `json:"productId"`
+	SKU        string      `json:"sku"`
+	Name       string      `json:"name"`
+	PriceCents int64       `json:"priceCents"`
+}
+
+// ChangePrice sets a product's price.
+type ChangePrice struct {
+	Meta       CommandMeta `json:"meta"`
+	ProductID  string      `json:"productId"`
+	PriceCents int64       `json:"priceCents"`
+}
+
+// Restock adds units to a product's stock.
+type Restock struct {
+	Meta      CommandMeta `json:"meta"`
+	ProductID string      `json:"productId"`
+	Quantity  int64       `json:"quantity"`
+}
+
+// ReserveStock reserves every line of an order, all or none.
+type ReserveStock struct {
+	Meta    CommandMeta `json:"meta"`
+	OrderID string      `json:"orderId"`
+	Lines   []OrderLine `json:"lines"`
+}
+
+// OrderStock names an order's reservation on some products: release or commit it.
+type OrderStock struct {
+	Meta       CommandMeta `json:"meta"`
+	OrderID    string      `json:"orderId"`
+	ProductIDs []string    `json:"productIds"`
+}
+
+// AuthorizePayment asks the card provider to authorize an order's amount.
+type AuthorizePayment struct {
+	Meta        CommandMeta `json:"meta"`
+	PaymentID   string      `json:"paymentId"`
+	OrderID     string      `json:"orderId"`
+	AmountCents int64       `json:"amountCents"`
+}
+
+// RefundPayment refunds part or all of a captured payment.
+type RefundPayment struct {
+	Meta        CommandMeta `json:"meta"`
+	PaymentID   string      `json:"paymentId"`
+	AmountCents int64       `json:"amountCents"`
+}
