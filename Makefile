@@ -15,6 +15,7 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -run '^$$' -fuzz FuzzDecodeBody -fuzztime 10s ./gateway/
 
 ## test-short: the tests that need neither PostgreSQL nor NATS
 test-short:

@@ -27,6 +27,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// CallTimeout bounds each NATS call, read-your-writes wait included; default 5s.
 	CallTimeout time.Duration
+	// Idempotency stores Idempotency-Key records; nil ignores the header (commands stay
+	// idempotent by the command id derived from it, but responses are not replayed).
+	Idempotency *IdempotencyKeys
 }
 
 // New returns the gateway's HTTP handler.
@@ -42,10 +45,10 @@ func New(opts Options) http.Handler {
 	r.Use(middleware.RequestID, g.correlation, g.accessLog, g.recoverer)
 	r.Get("/healthz", ops.Healthz)
 	r.Get("/readyz", ops.Readyz(opts.Ready))
-	r.Route("/api/v1", func(r chi.Router) {
-		r.Post("/orders", g.placeOrder)
-		r.Post("/orders/{id}/cancel", g.cancelOrder)
-	})
+	for _, op := range operations {
+		r.With(g.idempotent).Method(op.method, op.path, g.handler(op))
+	}
+	r.Get("/api/v1/openapi.json", serveOpenAPI)
 	gql := g.graphQL()
 	r.Handle("/graphql", gql)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

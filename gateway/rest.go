@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -99,60 +98,6 @@ func meta(r *http.Request, scope string) wire.CommandMeta {
 		CommandID: id, CorrelationID: correlationID(r.Context()),
 		TraceParent: r.Header.Get("traceparent"), TraceState: r.Header.Get("tracestate"),
 	}
-}
-
-type placeOrderBody struct {
-	OrderID    string           `json:"orderId"`
-	CustomerID string           `json:"customerId"`
-	Lines      []wire.OrderLine `json:"lines"`
-}
-
-type commandAnswer struct {
-	OrderID  string `json:"orderId"`
-	Position string `json:"position"`
-}
-
-func (g *gateway) placeOrder(w http.ResponseWriter, r *http.Request) {
-	var body placeOrderBody
-	if p := decodeBody(w, r, &body, false); p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	if body.OrderID == "" {
-		body.OrderID = uuid.NewString()
-	}
-	reply, err := g.command(r.Context(), wire.EndpointPlaceOrder, wire.PlaceOrder{
-		Meta: meta(r, "place-order"), OrderID: body.OrderID, CustomerID: body.CustomerID, Lines: body.Lines,
-	})
-	if err != nil {
-		writeProblem(w, r, problemFor(err))
-		return
-	}
-	w.Header().Set("Location", "/api/v1/orders/"+reply.ID)
-	w.Header().Set("X-Consistency-Position", reply.Position)
-	writeJSON(w, http.StatusCreated, commandAnswer{OrderID: reply.ID, Position: reply.Position})
-}
-
-type cancelOrderBody struct {
-	Reason string `json:"reason"`
-}
-
-func (g *gateway) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	var body cancelOrderBody
-	if p := decodeBody(w, r, &body, true); p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	id := chi.URLParam(r, "id")
-	reply, err := g.command(r.Context(), wire.EndpointCancelOrder, wire.CancelOrder{
-		Meta: meta(r, "cancel-order:"+id), OrderID: id, Reason: body.Reason,
-	})
-	if err != nil {
-		writeProblem(w, r, problemFor(err))
-		return
-	}
-	w.Header().Set("X-Consistency-Position", reply.Position)
-	writeJSON(w, http.StatusOK, commandAnswer{OrderID: reply.ID, Position: reply.Position})
 }
 
 func (g *gateway) command(ctx context.Context, endpoint string, req any) (wire.CommandReply, error) {

@@ -21,7 +21,7 @@ var envVars = []string{
 }
 
 // Targets a process can run. "all" is every one of them.
-var allTargets = []string{"order-commands", "projector", "order-queries", "gateway"}
+var allTargets = []string{"order-commands", "customer-commands", "inventory-commands", "payment-commands", "projector", "order-queries", "gateway"}
 
 // Config is read once, here, from flags and the environment.
 type Config struct {
@@ -111,7 +111,7 @@ func (c *Config) resolve() error {
 	if c.OrdersDatabaseURL == "" {
 		c.OrdersDatabaseURL = c.DatabaseURL
 	}
-	needsStore := c.runs("order-commands") || c.runs("projector")
+	needsStore := c.needsEventStore()
 	if needsStore && c.EventStoreURL == "" {
 		return errors.New("no event store: set EVENTSTORE_URL or DATABASE_URL (postgres://…), or run `orderflow dev`")
 	}
@@ -126,6 +126,10 @@ func (c *Config) resolve() error {
 
 func isESDB(url string) bool {
 	return strings.HasPrefix(url, "esdb://") || strings.HasPrefix(url, "esdb+discover://")
+}
+
+func (c Config) needsEventStore() bool {
+	return c.runs("order-commands") || c.runs("customer-commands") || c.runs("inventory-commands") || c.runs("payment-commands") || c.runs("projector")
 }
 
 func (c Config) runs(target string) bool { return slices.Contains(c.Targets, target) }

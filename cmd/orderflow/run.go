@@ -19,7 +19,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
+	customercmd "github.com/orderflow/orderflow/commands/customer"
+	inventorycmd "github.com/orderflow/orderflow/commands/inventory"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
+	paymentcmd "github.com/orderflow/orderflow/commands/payment"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/esdb"
 	"github.com/orderflow/orderflow/eventstore/postgres"
@@ -141,7 +144,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	})
 
 	var store eventstore.Store
-	if cfg.runs("order-commands") || cfg.runs("projector") {
+	if cfg.needsEventStore() {
 		var ping func(context.Context) error
 		var err error
 		store, ping, err = openEventStore(ctx, cfg.EventStoreURL, log, &done)
@@ -150,9 +153,30 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		checks = append(checks, ping)
 	}
-	if cfg.runs("order-commands") {
-		if _, err := ordercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, ordercmd.Handlers{Store: store}); err != nil {
-			return fmt.Errorf("order-commands: %w", err)
+	for target, register := range map[string]func() error{
+		"order-commands": func() error {
+			_, err := ordercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, ordercmd.Handlers{Store: store})
+			return err
+		},
+		"customer-commands": func() error {
+			_, err := customercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, customercmd.Handlers{Store: store})
+			return err
+		},
+		"inventory-commands": func() error {
+			_, err := inventorycmd.Register(svcCtx, nc, cfg.NATSNamespace, log, inventorycmd.Handlers{Store: store})
+			return err
+		},
+		"payment-commands": func() error {
+			// The card provider arrives with the fulfillment saga (issue 5); until then authorize
+			// answers "unavailable" and capture, void and refund work on recorded payments.
+			_, err := paymentcmd.Register(svcCtx, nc, cfg.NATSNamespace, log, paymentcmd.Handlers{Store: store})
+			return err
+		},
+	} {
+		if cfg.runs(target) {
+			if err := register(); err != nil {
+				return fmt.Errorf("%s: %w", target, err)
+			}
 		}
 	}
 	var rmPool *pgxpool.Pool
@@ -199,7 +223,11 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	}
 	handler := ops.Handler(ready)
 	if cfg.runs("gateway") {
-		handler = gateway.New(gateway.Options{NC: nc, Namespace: cfg.NATSNamespace, Log: log, Ready: ready, CallTimeout: cfg.ConsistencyTimeout + 2*time.Second})
+		keys, err := gateway.NewIdempotencyKeys(ctx, nc, cfg.NATSNamespace)
+		if err != nil {
+			return err
+		}
+		handler = gateway.New(gateway.Options{NC: nc, Namespace: cfg.NATSNamespace, Log: log, Ready: ready, Idempotency: keys, CallTimeout: cfg.ConsistencyTimeout + 2*time.Second})
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
