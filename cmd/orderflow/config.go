@@ -17,11 +17,13 @@ import (
 // README may name only these, and must name them all (deploy_test.go).
 var envVars = []string{
 	"ORDERFLOW_HTTP_ADDR", "ORDERFLOW_DATA_DIR", "DATABASE_URL", "EVENTSTORE_URL", "ORDERS_DATABASE_URL",
+	"CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL",
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 }
 
 // Targets a process can run. "all" is every one of them.
-var allTargets = []string{"order-commands", "customer-commands", "inventory-commands", "payment-commands", "projector", "order-queries", "gateway"}
+var allTargets = []string{"order-commands", "customer-commands", "inventory-commands", "payment-commands", "projector",
+	"order-queries", "catalog-queries", "customer-queries", "gateway"}
 
 // Config is read once, here, from flags and the environment.
 type Config struct {
@@ -38,6 +40,10 @@ type Config struct {
 	EventStoreURL string
 	// OrdersDatabaseURL holds the orders read model (ORDERS_DATABASE_URL; default DatabaseURL).
 	OrdersDatabaseURL string
+	// CatalogDatabaseURL holds the catalog read model (CATALOG_DATABASE_URL; default DatabaseURL).
+	CatalogDatabaseURL string
+	// CustomersDatabaseURL holds the customers read model (CUSTOMERS_DATABASE_URL; default DatabaseURL).
+	CustomersDatabaseURL string
 	// NATSURL of the NATS server (NATS_URL); empty starts an embedded server.
 	NATSURL string
 	// NATSNamespace prefixes every subject (ORDERFLOW_NATS_PREFIX; default orderflow).
@@ -75,6 +81,8 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	c.DatabaseURL = getenv("DATABASE_URL")
 	c.EventStoreURL = getenv("EVENTSTORE_URL")
 	c.OrdersDatabaseURL = getenv("ORDERS_DATABASE_URL")
+	c.CatalogDatabaseURL = getenv("CATALOG_DATABASE_URL")
+	c.CustomersDatabaseURL = getenv("CUSTOMERS_DATABASE_URL")
 	c.NATSURL = getenv("NATS_URL")
 	c.NATSNamespace = wire.Namespace(env("ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)))
 	if strings.ContainsAny(string(c.NATSNamespace), " *>\t") || strings.HasPrefix(string(c.NATSNamespace), ".") || strings.HasSuffix(string(c.NATSNamespace), ".") {
@@ -108,8 +116,10 @@ func (c *Config) resolve() error {
 	if c.EventStoreURL == "" {
 		c.EventStoreURL = c.DatabaseURL
 	}
-	if c.OrdersDatabaseURL == "" {
-		c.OrdersDatabaseURL = c.DatabaseURL
+	for _, u := range []*string{&c.OrdersDatabaseURL, &c.CatalogDatabaseURL, &c.CustomersDatabaseURL} {
+		if *u == "" {
+			*u = c.DatabaseURL
+		}
 	}
 	needsStore := c.needsEventStore()
 	if needsStore && c.EventStoreURL == "" {
@@ -118,8 +128,14 @@ func (c *Config) resolve() error {
 	if needsStore && !isESDB(c.EventStoreURL) && !strings.HasPrefix(c.EventStoreURL, "postgres://") && !strings.HasPrefix(c.EventStoreURL, "postgresql://") {
 		return fmt.Errorf("EVENTSTORE_URL %s: want esdb://… (EventStoreDB) or postgres://… (PostgreSQL)", mask(c.EventStoreURL))
 	}
-	if (c.runs("projector") || c.runs("order-queries")) && c.OrdersDatabaseURL == "" {
-		return errors.New("no orders database: set ORDERS_DATABASE_URL or DATABASE_URL")
+	for _, rm := range []struct{ url, target, env string }{
+		{c.OrdersDatabaseURL, "order-queries", "ORDERS_DATABASE_URL"},
+		{c.CatalogDatabaseURL, "catalog-queries", "CATALOG_DATABASE_URL"},
+		{c.CustomersDatabaseURL, "customer-queries", "CUSTOMERS_DATABASE_URL"},
+	} {
+		if (c.runs("projector") || c.runs(rm.target)) && rm.url == "" {
+			return fmt.Errorf("no database for %s: set %s or DATABASE_URL", rm.target, rm.env)
+		}
 	}
 	return nil
 }

@@ -161,7 +161,9 @@ func TestKubernetesBase(t *testing.T) {
 				}
 				for _, from := range c.EnvFrom {
 					if from.SecretRef.Name != "" {
-						env["ORDERS_DATABASE_URL"] = "postgres://from-secret/orders" // the Secret holds it
+						for _, k := range []string{"ORDERS_DATABASE_URL", "CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL"} {
+							env[k] = "postgres://from-secret/db" // the Secret holds them
+						}
 					}
 				}
 				cfg := checkTarget(t, "k8s "+file, c.Args, env)

@@ -33,7 +33,11 @@ import (
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/projections"
+	catalogrm "github.com/orderflow/orderflow/projections/catalog"
+	customersrm "github.com/orderflow/orderflow/projections/customers"
 	orderrm "github.com/orderflow/orderflow/projections/orders"
+	catalogqueries "github.com/orderflow/orderflow/queries/catalog"
+	customerqueries "github.com/orderflow/orderflow/queries/customers"
 	orderqueries "github.com/orderflow/orderflow/queries/orders"
 )
 
@@ -45,7 +49,8 @@ Usage:
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
   orderflow bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
 
-Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, NATS_URL, ORDERFLOW_HTTP_ADDR,
+Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, CATALOG_DATABASE_URL,
+CUSTOMERS_DATABASE_URL, NATS_URL, ORDERFLOW_HTTP_ADDR,
 ORDERFLOW_DATA_DIR, ORDERFLOW_LOG_FORMAT (text|json), ORDERFLOW_LOG_LEVEL,
 ORDERFLOW_CONSISTENCY_TIMEOUT, ORDERFLOW_NATS_PREFIX. See README.md.
 `
@@ -103,7 +108,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	defer func() { done.run() }()
 
 	// dev needs PostgreSQL for the read models, and for the event store unless it is EventStoreDB.
-	if cfg.Dev && cfg.DatabaseURL == "" && (cfg.EventStoreURL == "" || cfg.OrdersDatabaseURL == "") {
+	if cfg.Dev && cfg.DatabaseURL == "" && (cfg.EventStoreURL == "" || cfg.OrdersDatabaseURL == "" || cfg.CatalogDatabaseURL == "" || cfg.CustomersDatabaseURL == "") {
 		url, stop, err := devDatabase(ctx, cfg.DataDir, log)
 		if err != nil {
 			return err
@@ -124,7 +129,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		log.Info("embedded nats started", "url", cfg.NATSURL)
 	}
 	log.Info("config", "targets", strings.Join(cfg.Targets, ","), "http_addr", cfg.HTTPAddr,
-		"eventstore_url", mask(cfg.EventStoreURL), "orders_database_url", mask(cfg.OrdersDatabaseURL), "nats_url", mask(cfg.NATSURL), "nats_prefix", string(cfg.NATSNamespace))
+		"eventstore_url", mask(cfg.EventStoreURL), "orders_database_url", mask(cfg.OrdersDatabaseURL),
+		"catalog_database_url", mask(cfg.CatalogDatabaseURL), "customers_database_url", mask(cfg.CustomersDatabaseURL), "nats_url", mask(cfg.NATSURL), "nats_prefix", string(cfg.NATSNamespace))
 
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("orderflow "+strings.Join(cfg.Targets, ",")), nats.MaxReconnects(-1))
 	if err != nil {
@@ -179,36 +185,59 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			}
 		}
 	}
-	var rmPool *pgxpool.Pool
-	if cfg.runs("projector") || cfg.runs("order-queries") {
-		rmPool, err = openPool(ctx, cfg.OrdersDatabaseURL, "orders", 20)
-		if err != nil {
-			return fmt.Errorf("orders read model: %w", err)
-		}
-		done.add(rmPool.Close)
-		checks = append(checks, rmPool.Ping)
-	}
-	if cfg.runs("projector") {
-		p := projections.New(store, rmPool, orderrm.Projection{}, projections.Options{
-			Log: log, Publish: projections.PublishJSON(nc.Publish, cfg.NATSNamespace.Progress(orderrm.Name)),
-		})
-		if err := p.Migrate(ctx); err != nil {
+	// Each read model: its own database (schema), its projection, its query service.
+	readModels := []struct {
+		url         string
+		projection  projections.Projection
+		queryTarget string
+		serve       func(pool *pgxpool.Pool, w *progress.Waiter) error
+	}{
+		{cfg.OrdersDatabaseURL, orderrm.Projection{}, "order-queries", func(pool *pgxpool.Pool, w *progress.Waiter) error {
+			_, err := orderqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, orderqueries.Service{Pool: pool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout})
 			return err
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = p.Run(svcCtx) }()
-		checks = append(checks, func(context.Context) error { return p.Health() })
-	}
-	if cfg.runs("order-queries") {
-		w, err := progress.NewWaiter(nc, cfg.NATSNamespace.Progress(orderrm.Name), orderrm.Name, func(ctx context.Context) (eventstore.Position, error) {
-			return progress.ReadCheckpoint(ctx, rmPool, orderrm.Name)
-		})
-		if err != nil {
+		}},
+		{cfg.CatalogDatabaseURL, catalogrm.Projection{}, "catalog-queries", func(pool *pgxpool.Pool, w *progress.Waiter) error {
+			_, err := catalogqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, catalogqueries.Service{Pool: pool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout})
 			return err
+		}},
+		{cfg.CustomersDatabaseURL, customersrm.Projection{}, "customer-queries", func(pool *pgxpool.Pool, w *progress.Waiter) error {
+			_, err := customerqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, customerqueries.Service{Pool: pool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout})
+			return err
+		}},
+	}
+	for _, rm := range readModels {
+		name := rm.projection.Name()
+		if !cfg.runs("projector") && !cfg.runs(rm.queryTarget) {
+			continue
 		}
-		done.add(w.Close)
-		if _, err := orderqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, orderqueries.Service{Pool: rmPool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}); err != nil {
-			return fmt.Errorf("order-queries: %w", err)
+		pool, err := openPool(ctx, rm.url, name, 10)
+		if err != nil {
+			return fmt.Errorf("%s read model: %w", name, err)
+		}
+		done.add(pool.Close)
+		checks = append(checks, pool.Ping)
+		if cfg.runs("projector") {
+			p := projections.New(store, pool, rm.projection, projections.Options{
+				Log: log, Publish: projections.PublishJSON(nc.Publish, cfg.NATSNamespace.Progress(name)),
+			})
+			if err := p.Migrate(ctx); err != nil {
+				return err
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = p.Run(svcCtx) }()
+			checks = append(checks, func(context.Context) error { return p.Health() })
+		}
+		if cfg.runs(rm.queryTarget) {
+			w, err := progress.NewWaiter(nc, cfg.NATSNamespace.Progress(name), name, func(ctx context.Context) (eventstore.Position, error) {
+				return progress.ReadCheckpoint(ctx, pool, name)
+			})
+			if err != nil {
+				return err
+			}
+			done.add(w.Close)
+			if err := rm.serve(pool, w); err != nil {
+				return fmt.Errorf("%s: %w", rm.queryTarget, err)
+			}
 		}
 	}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
@@ -136,4 +137,28 @@ func ReadCheckpoint(ctx context.Context, q interface {
 		return eventstore.Position{}, fmt.Errorf("read checkpoint %s: %w", name, err)
 	}
 	return eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}, nil
+}
+
+// WaitFor is the read-your-writes step of a query: it parses min (a position from a command;
+// empty means none) and waits at most timeout for the read model, answering the caller's errors
+// as *rpc.Error: invalid for a malformed position, stale_read with both positions on timeout.
+// A nil Waiter answers at once.
+func (w *Waiter) WaitFor(ctx context.Context, min string, timeout time.Duration) error {
+	pos, err := eventstore.ParsePosition(min)
+	if err != nil {
+		return &rpc.Error{Code: rpc.CodeInvalid, Field: "minPosition", Message: err.Error()}
+	}
+	if pos.IsZero() || w == nil {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err = w.Wait(wctx, pos)
+	var stale *StaleError
+	if errors.As(err, &stale) {
+		return &rpc.Error{Code: rpc.CodeStale, Message: stale.Error(), Details: map[string]string{
+			"readModel": stale.Projection, "wanted": stale.Wanted.String(), "reached": stale.Reached.String(),
+		}}
+	}
+	return err
 }

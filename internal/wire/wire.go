@@ -108,6 +108,8 @@ type Order struct {
 	UpdatedAt    time.Time   `json:"updatedAt"`
 	CancelledAt  *time.Time  `json:"cancelledAt,omitempty"`
 	CancelReason string      `json:"cancelReason,omitempty"`
+	// History is every status the order went through, oldest first.
+	History []StatusChange `json:"history"`
 }
 
 // OrderPage is one page of ListOrders. Cursors[i] is Orders[i]'s cursor.
@@ -116,4 +118,86 @@ type OrderPage struct {
 	Cursors     []string `json:"cursors"`
 	EndCursor   string   `json:"endCursor,omitempty"`
 	HasNextPage bool     `json:"hasNextPage"`
+}
+
+// StatusChange is one step of an order's history.
+type StatusChange struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+}
+
+// Query endpoints of the catalog and customers read models.
+const (
+	EndpointProductByID   = "catalog.product.get"
+	EndpointProductsByIDs = "catalog.products.get_many"
+	EndpointSearchProduct = "catalog.products.search"
+	EndpointLowStock      = "catalog.products.low_stock"
+	EndpointCustomerByID  = "customers.get"
+)
+
+// Product is the catalog's view of a product.
+type Product struct {
+	ID           string    `json:"id"`
+	SKU          string    `json:"sku"`
+	Name         string    `json:"name"`
+	PriceCents   int64     `json:"priceCents"`
+	OnHand       int64     `json:"onHand"`
+	Reserved     int64     `json:"reserved"`
+	Available    int64     `json:"available"`
+	Discontinued bool      `json:"discontinued"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// ProductByID asks for one product; see OrderByID for MinPosition.
+type ProductByID struct {
+	ID          string `json:"id"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// ProductsByIDs asks for many products at once; unknown ids are left out.
+type ProductsByIDs struct {
+	IDs         []string `json:"ids"`
+	MinPosition string   `json:"minPosition,omitempty"`
+}
+
+// SearchProducts asks for products whose name or sku starts with Query (case-insensitive),
+// by name.
+type SearchProducts struct {
+	Query       string `json:"query,omitempty"`
+	First       int    `json:"first,omitempty"`
+	After       string `json:"after,omitempty"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// LowStock asks for products on sale with at most Threshold units available, fewest first.
+type LowStock struct {
+	Threshold   int64  `json:"threshold"`
+	First       int    `json:"first,omitempty"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// ProductPage is one page of products. Cursors[i] is Products[i]'s cursor.
+type ProductPage struct {
+	Products    []Product `json:"products"`
+	Cursors     []string  `json:"cursors"`
+	EndCursor   string    `json:"endCursor,omitempty"`
+	HasNextPage bool      `json:"hasNextPage"`
+}
+
+// Customer is the customers read model's view of a customer.
+type Customer struct {
+	ID                 string    `json:"id"`
+	Name               string    `json:"name"`
+	Email              string    `json:"email"`
+	Address            Address   `json:"shippingAddress"`
+	Active             bool      `json:"active"`
+	RegisteredAt       time.Time `json:"registeredAt"`
+	OrderCount         int64     `json:"orderCount"`
+	LifetimeSpendCents int64     `json:"lifetimeSpendCents"`
+}
+
+// CustomerByID asks for one customer.
+type CustomerByID struct {
+	ID          string `json:"id"`
+	MinPosition string `json:"minPosition,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -42,11 +43,17 @@ create table if not exists orders (
   cancel_reason text not null default '');
 create index if not exists orders_by_customer on orders (customer_id, placed_at desc, order_id desc);
 create index if not exists orders_by_status on orders (status, placed_at desc, order_id desc);
-create index if not exists orders_by_time on orders (placed_at desc, order_id desc);`)
+create index if not exists orders_by_time on orders (placed_at desc, order_id desc);
+create table if not exists order_history (
+  order_id text not null,
+  revision bigint not null,
+  status text not null,
+  at timestamptz not null,
+  primary key (order_id, revision));`)
 	return err
 }
 
-// Apply implements projections.Projection: every event becomes one statement, all sent in one
+// Apply implements projections.Projection: every event becomes statements, all sent in one
 // round trip. Statements are idempotent, so a replay over existing rows changes nothing.
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
 	batch := &pgx.Batch{}
@@ -55,6 +62,8 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 		if err != nil {
 			return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
 		}
+		var status model.Status
+		var at time.Time
 		switch e := e.(type) {
 		case model.Placed:
 			lines, err := json.Marshal(e.Lines)
@@ -64,13 +73,49 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 			batch.Queue(`insert into orders (order_id, customer_id, status, total_cents, lines, placed_at, updated_at)
 values ($1, $2, $3, $4, $5, $6, $6) on conflict (order_id) do nothing`,
 				e.OrderID, e.CustomerID, string(model.StatusPlaced), e.TotalCents, lines, e.At)
+			status, at = model.StatusPlaced, e.At
 		case model.Cancelled:
-			batch.Queue(`update orders set status = $2, cancelled_at = $3, cancel_reason = $4, updated_at = $3
-where order_id = $1 and status <> $2`, e.OrderID, string(model.StatusCancelled), e.At, e.Reason)
+			batch.Queue(`update orders set status = $2, cancelled_at = $3, cancel_reason = $4, updated_at = $3 where order_id = $1`,
+				e.OrderID, string(model.StatusCancelled), e.At, e.Reason)
+			status, at = model.StatusCancelled, e.At
+		case model.Confirmed:
+			status, at = model.StatusConfirmed, e.At
+		case model.Paid:
+			status, at = model.StatusPaid, e.At
+		case model.Shipped:
+			status, at = model.StatusShipped, e.At
+		case model.Delivered:
+			status, at = model.StatusDelivered, e.At
 		}
+		if status == "" {
+			continue
+		}
+		if status != model.StatusPlaced && status != model.StatusCancelled {
+			batch.Queue(`update orders set status = $2, updated_at = $3 where order_id = $1`, orderID(e), string(status), at)
+		}
+		batch.Queue(`insert into order_history (order_id, revision, status, at) values ($1, $2, $3, $4) on conflict do nothing`,
+			orderID(e), r.Revision, string(status), at)
 	}
 	if batch.Len() == 0 {
 		return nil
 	}
 	return tx.SendBatch(ctx, batch).Close()
+}
+
+func orderID(e model.Event) string {
+	switch e := e.(type) {
+	case model.Placed:
+		return e.OrderID
+	case model.Cancelled:
+		return e.OrderID
+	case model.Confirmed:
+		return e.OrderID
+	case model.Paid:
+		return e.OrderID
+	case model.Shipped:
+		return e.OrderID
+	case model.Delivered:
+		return e.OrderID
+	}
+	return ""
 }

@@ -74,6 +74,9 @@ func (s Service) List(ctx context.Context, req wire.ListOrders) (wire.OrderPage,
 	if len(page.Orders) > first {
 		page.Orders, page.HasNextPage = page.Orders[:first], true
 	}
+	if err := s.withHistory(ctx, page.Orders); err != nil {
+		return wire.OrderPage{}, err
+	}
 	page.Cursors = make([]string, len(page.Orders))
 	for i, o := range page.Orders {
 		page.Cursors[i] = encodeCursor(o.PlacedAt, o.ID)

@@ -28,7 +28,38 @@ func (s Service) OrderByID(ctx context.Context, req wire.OrderByID) (wire.Order,
 	if err != nil {
 		return wire.Order{}, fmt.Errorf("order %s: %w", req.ID, err)
 	}
-	return o, nil
+	orders := []wire.Order{o}
+	if err := s.withHistory(ctx, orders); err != nil {
+		return wire.Order{}, err
+	}
+	return orders[0], nil
+}
+
+// withHistory fills the status history of orders, in one query.
+func (s Service) withHistory(ctx context.Context, orders []wire.Order) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	ids := make([]string, len(orders))
+	at := make(map[string]int, len(orders))
+	for i, o := range orders {
+		ids[i], at[o.ID] = o.ID, i
+		orders[i].History = []wire.StatusChange{}
+	}
+	rows, err := s.Pool.Query(ctx, `select order_id, status, at from order_history where order_id = any($1) order by order_id, revision`, ids)
+	if err != nil {
+		return fmt.Errorf("order history: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var c wire.StatusChange
+		if err := rows.Scan(&id, &c.Status, &c.At); err != nil {
+			return fmt.Errorf("order history: %w", err)
+		}
+		orders[at[id]].History = append(orders[at[id]].History, c)
+	}
+	return rows.Err()
 }
 
 func scanOrder(row pgx.Row) (wire.Order, error) {

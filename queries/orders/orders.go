@@ -4,7 +4,6 @@ package orders
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
@@ -32,27 +30,11 @@ type Service struct {
 
 // waitFor returns once the read model is at or past min, or a stale_read *rpc.Error.
 func (s Service) waitFor(ctx context.Context, min string) error {
-	pos, err := eventstore.ParsePosition(min)
-	if err != nil {
-		return &rpc.Error{Code: rpc.CodeInvalid, Field: "minPosition", Message: err.Error()}
-	}
-	if pos.IsZero() || s.Waiter == nil {
-		return nil
-	}
 	timeout := s.ConsistencyTimeout
 	if timeout <= 0 {
 		timeout = 3 * time.Second
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	err = s.Waiter.Wait(wctx, pos)
-	var stale *progress.StaleError
-	if errors.As(err, &stale) {
-		return &rpc.Error{Code: rpc.CodeStale, Message: stale.Error(), Details: map[string]string{
-			"readModel": stale.Projection, "wanted": stale.Wanted.String(), "reached": stale.Reached.String(),
-		}}
-	}
-	return err
+	return s.Waiter.WaitFor(ctx, min, timeout)
 }
 
 // Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.

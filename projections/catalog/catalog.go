@@ -1,0 +1,79 @@
+// Package catalog is the catalog read model: products with price, stock on hand, reserved and
+// available, searchable by name or sku prefix, with a low-stock listing.
+package catalog
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	model "github.com/orderflow/orderflow/domain/inventory"
+	"github.com/orderflow/orderflow/eventstore"
+)
+
+// Name of the read model.
+const Name = "catalog"
+
+// Projection builds the products table.
+type Projection struct{}
+
+// Name implements projections.Projection.
+func (Projection) Name() string { return Name }
+
+// Filter implements projections.Projection: product streams only (not the sku claims).
+func (Projection) Filter() eventstore.Filter {
+	return eventstore.Filter{StreamPrefixes: []string{model.Stream("")}}
+}
+
+// Migrate implements projections.Projection.
+func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `
+create table if not exists products (
+  product_id text primary key,
+  sku text not null,
+  name text not null,
+  price_cents bigint not null,
+  on_hand bigint not null default 0,
+  reserved bigint not null default 0,
+  discontinued boolean not null default false,
+  added_at timestamptz not null,
+  updated_at timestamptz not null);
+create index if not exists products_by_name on products (lower(name) text_pattern_ops, product_id);
+create index if not exists products_by_sku on products (sku text_pattern_ops);
+create index if not exists products_by_available on products ((on_hand - reserved), product_id) where not discontinued;`)
+	return err
+}
+
+// Apply implements projections.Projection. Stock events carry their quantities, so counters
+// move without reading rows; every statement is keyed by product.
+func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	batch := &pgx.Batch{}
+	for _, r := range events {
+		e, err := model.Decode(r.Type, r.Data)
+		if err != nil {
+			return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
+		}
+		switch e := e.(type) {
+		case model.Added:
+			batch.Queue(`insert into products (product_id, sku, name, price_cents, added_at, updated_at) values ($1, $2, $3, $4, $5, $5)
+on conflict (product_id) do nothing`, e.ProductID, e.SKU, e.Name, e.PriceCents, e.At)
+		case model.PriceChanged:
+			batch.Queue(`update products set price_cents = $2, updated_at = $3 where product_id = $1`, e.ProductID, e.PriceCents, e.At)
+		case model.Restocked:
+			batch.Queue(`update products set on_hand = on_hand + $2, updated_at = $3 where product_id = $1`, e.ProductID, e.Quantity, e.At)
+		case model.Discontinued:
+			batch.Queue(`update products set discontinued = true, updated_at = $2 where product_id = $1`, e.ProductID, e.At)
+		case model.Reserved:
+			batch.Queue(`update products set reserved = reserved + $2, updated_at = $3 where product_id = $1`, e.ProductID, e.Quantity, e.At)
+		case model.Released:
+			batch.Queue(`update products set reserved = reserved - $2, updated_at = $3 where product_id = $1`, e.ProductID, e.Quantity, e.At)
+		case model.Committed:
+			batch.Queue(`update products set reserved = reserved - $2, on_hand = on_hand - $2, updated_at = $3 where product_id = $1`, e.ProductID, e.Quantity, e.At)
+		}
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, batch).Close()
+}

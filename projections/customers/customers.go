@@ -1,0 +1,95 @@
+// Package customers is the customers read model: profiles from customer events, and each
+// customer's number of orders and lifetime spend from order events (a projection may read the
+// events of several contexts; it never reads another service's tables).
+package customers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	customer "github.com/orderflow/orderflow/domain/customer"
+	order "github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/eventstore"
+)
+
+// Name of the read model.
+const Name = "customers"
+
+// Projection builds the customers and customer_orders tables.
+type Projection struct{}
+
+// Name implements projections.Projection.
+func (Projection) Name() string { return Name }
+
+// Filter implements projections.Projection: customer streams and order events.
+func (Projection) Filter() eventstore.Filter {
+	return eventstore.Filter{StreamPrefixes: []string{customer.Stream(""), order.StreamPrefix}}
+}
+
+// Migrate implements projections.Projection.
+func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `
+create table if not exists customers (
+  customer_id text primary key,
+  name text not null,
+  email text not null,
+  shipping_address jsonb not null,
+  active boolean not null default true,
+  registered_at timestamptz not null,
+  updated_at timestamptz not null);
+-- One row per order: what it adds to its customer's figures. Kept here because a cancellation
+-- names only the order.
+create table if not exists customer_orders (
+  order_id text primary key,
+  customer_id text not null,
+  total_cents bigint not null,
+  cancelled boolean not null default false,
+  placed_at timestamptz not null);
+create index if not exists customer_orders_by_customer on customer_orders (customer_id);`)
+	return err
+}
+
+// Apply implements projections.Projection.
+func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	batch := &pgx.Batch{}
+	for _, r := range events {
+		switch {
+		case strings.HasPrefix(r.Type, customer.TypePrefix):
+			e, err := customer.Decode(r.Type, r.Data)
+			if err != nil {
+				return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
+			}
+			switch e := e.(type) {
+			case customer.Registered:
+				addr, _ := json.Marshal(e.Address)
+				batch.Queue(`insert into customers (customer_id, name, email, shipping_address, registered_at, updated_at) values ($1, $2, $3, $4, $5, $5)
+on conflict (customer_id) do nothing`, e.CustomerID, e.Name, e.Email, addr, e.At)
+			case customer.AddressChanged:
+				addr, _ := json.Marshal(e.Address)
+				batch.Queue(`update customers set shipping_address = $2, updated_at = $3 where customer_id = $1`, e.CustomerID, addr, e.At)
+			case customer.Deactivated:
+				batch.Queue(`update customers set active = false, updated_at = $2 where customer_id = $1`, e.CustomerID, e.At)
+			}
+		default:
+			e, err := order.Decode(r.Type, r.Data)
+			if err != nil {
+				return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
+			}
+			switch e := e.(type) {
+			case order.Placed:
+				batch.Queue(`insert into customer_orders (order_id, customer_id, total_cents, placed_at) values ($1, $2, $3, $4)
+on conflict (order_id) do nothing`, e.OrderID, e.CustomerID, e.TotalCents, e.At)
+			case order.Cancelled:
+				batch.Queue(`update customer_orders set cancelled = true where order_id = $1`, e.OrderID)
+			}
+		}
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, batch).Close()
+}

@@ -1,0 +1,187 @@
+// Package catalog is the catalog query service: products by id (one or many), search by name or
+// sku prefix with cursor pagination, and the low-stock listing, over the catalog read model.
+package catalog
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// ReadModel is the name of the read model these queries read.
+const ReadModel = "catalog"
+
+// Page sizes.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+	MaxIDs          = 500
+)
+
+// Service answers catalog queries.
+type Service struct {
+	Pool               *pgxpool.Pool
+	Waiter             *progress.Waiter
+	ConsistencyTimeout time.Duration
+}
+
+func (s Service) waitFor(ctx context.Context, min string) error {
+	timeout := s.ConsistencyTimeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	return s.Waiter.WaitFor(ctx, min, timeout)
+}
+
+const columns = `product_id, sku, name, price_cents, on_hand, reserved, on_hand - reserved, discontinued, updated_at`
+
+func scan(row pgx.Row) (wire.Product, error) {
+	var p wire.Product
+	err := row.Scan(&p.ID, &p.SKU, &p.Name, &p.PriceCents, &p.OnHand, &p.Reserved, &p.Available, &p.Discontinued, &p.UpdatedAt)
+	return p, err
+}
+
+// ProductByID returns one product; not_found if there is none.
+func (s Service) ProductByID(ctx context.Context, req wire.ProductByID) (wire.Product, error) {
+	if req.ID == "" {
+		return wire.Product{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "id", Message: "is required"}
+	}
+	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+		return wire.Product{}, err
+	}
+	p, err := scan(s.Pool.QueryRow(ctx, `select `+columns+` from products where product_id = $1`, req.ID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return wire.Product{}, rpc.Errorf(rpc.CodeNotFound, "product %s not found", req.ID)
+	}
+	if err != nil {
+		return wire.Product{}, fmt.Errorf("product %s: %w", req.ID, err)
+	}
+	return p, nil
+}
+
+// ProductsByIDs returns the products of ids that exist, in one query: for batched readers.
+func (s Service) ProductsByIDs(ctx context.Context, req wire.ProductsByIDs) ([]wire.Product, error) {
+	if len(req.IDs) > MaxIDs {
+		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "ids", Message: fmt.Sprintf("at most %d ids", MaxIDs)}
+	}
+	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+		return nil, err
+	}
+	return s.list(ctx, `select `+columns+` from products where product_id = any($1)`, req.IDs)
+}
+
+func (s Service) list(ctx context.Context, q string, args ...any) ([]wire.Product, error) {
+	rows, err := s.Pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("products: %w", err)
+	}
+	defer rows.Close()
+	out := []wire.Product{}
+	for rows.Next() {
+		p, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("products: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func pageSize(first int) (int, error) {
+	switch {
+	case first == 0:
+		return DefaultPageSize, nil
+	case first < 0 || first > MaxPageSize:
+		return 0, &rpc.Error{Code: rpc.CodeInvalid, Field: "first", Message: fmt.Sprintf("must be between 1 and %d", MaxPageSize)}
+	}
+	return first, nil
+}
+
+// SearchProducts lists products whose name or sku starts with the query (case-insensitive), by
+// name; an empty query lists every product.
+func (s Service) SearchProducts(ctx context.Context, req wire.SearchProducts) (wire.ProductPage, error) {
+	first, err := pageSize(req.First)
+	if err != nil {
+		return wire.ProductPage{}, err
+	}
+	if len(req.Query) > 200 {
+		return wire.ProductPage{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "query", Message: "at most 200 characters"}
+	}
+	afterName, afterID := "", ""
+	if req.After != "" {
+		b, err := base64.RawURLEncoding.DecodeString(req.After)
+		name, id, ok := strings.Cut(string(b), "\x00")
+		if err != nil || !ok {
+			return wire.ProductPage{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "after", Message: "not a cursor from this API"}
+		}
+		afterName, afterID = name, id
+	}
+	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+		return wire.ProductPage{}, err
+	}
+	prefix := likePrefix(strings.ToLower(req.Query))
+	products, err := s.list(ctx, `select `+columns+` from products
+ where (lower(name) like $1 or lower(sku) like $1)
+   and ($2 = '' or (lower(name), product_id) > ($2, $3))
+ order by lower(name), product_id limit $4`, prefix, afterName, afterID, first+1)
+	if err != nil {
+		return wire.ProductPage{}, err
+	}
+	page := wire.ProductPage{Products: products}
+	if len(page.Products) > first {
+		page.Products, page.HasNextPage = page.Products[:first], true
+	}
+	page.Cursors = make([]string, len(page.Products))
+	for i, p := range page.Products {
+		page.Cursors[i] = base64.RawURLEncoding.EncodeToString([]byte(strings.ToLower(p.Name) + "\x00" + p.ID))
+	}
+	if n := len(page.Cursors); n > 0 {
+		page.EndCursor = page.Cursors[n-1]
+	}
+	return page, nil
+}
+
+// likePrefix escapes s for LIKE and appends the wildcard.
+func likePrefix(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
+}
+
+// LowStock lists products on sale with at most Threshold units available, fewest first.
+func (s Service) LowStock(ctx context.Context, req wire.LowStock) ([]wire.Product, error) {
+	first, err := pageSize(req.First)
+	if err != nil {
+		return nil, err
+	}
+	if req.Threshold < 0 {
+		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "threshold", Message: "must not be negative"}
+	}
+	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+		return nil, err
+	}
+	return s.list(ctx, `select `+columns+` from products where not discontinued and on_hand - reserved <= $1
+ order by on_hand - reserved, product_id limit $2`, req.Threshold, first)
+}
+
+// Register serves s as the catalog-queries NATS micro service until ctx ends.
+func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
+	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceCatalogQueries), 128, 10*time.Second, nil)
+	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceCatalogQueries, Version: "0.1.0", Description: "reads the catalog"},
+		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointProductByID), Handler: rpc.Handle(srv, "get", s.ProductByID)},
+		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointProductsByIDs), Handler: rpc.Handle(srv, "get_many", s.ProductsByIDs)},
+		rpc.Endpoint{Name: "search", Subject: ns.Subject(wire.EndpointSearchProduct), Handler: rpc.Handle(srv, "search", s.SearchProducts)},
+		rpc.Endpoint{Name: "low_stock", Subject: ns.Subject(wire.EndpointLowStock), Handler: rpc.Handle(srv, "low_stock", s.LowStock)},
+	)
+}
