@@ -37,6 +37,24 @@ type PageInfo struct {
 	HasNextPage bool `json:"hasNextPage"`
 }
 
+// A page of products, by name.
+type ProductConnection struct {
+	// The products of the page with their cursors.
+	Edges []*ProductEdge `json:"edges"`
+	// The products of the page.
+	Nodes []*wire.Product `json:"nodes"`
+	// Where the page ends.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A product in a connection, with its cursor.
+type ProductEdge struct {
+	// Cursor of this product: pass as `after` to continue after it.
+	Cursor string `json:"cursor"`
+	// The product.
+	Node *wire.Product `json:"node"`
+}
+
 // Reads. Every field accepts the consistency position a command answered with, either as the
 // `consistentWith` argument or as the `X-Consistency-Position` header; the answer then comes from a
 // read model at or past it, or a `STALE_READ` error after a bounded wait.

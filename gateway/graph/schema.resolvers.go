@@ -13,6 +13,11 @@ import (
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
+// Orders is the resolver for the orders field.
+func (r *customerResolver) Orders(ctx context.Context, obj *wire.Customer, first *int64, after *string) (*OrderConnection, error) {
+	return r.orders(ctx, wire.ListOrders{CustomerID: obj.ID}, first, after)
+}
+
 // Status is the resolver for the status field.
 func (r *orderResolver) Status(ctx context.Context, obj *wire.Order) (OrderStatus, error) {
 	s := OrderStatus(obj.Status)
@@ -22,19 +27,19 @@ func (r *orderResolver) Status(ctx context.Context, obj *wire.Order) (OrderStatu
 	return s, nil
 }
 
+// Customer is the resolver for the customer field.
+func (r *orderResolver) Customer(ctx context.Context, obj *wire.Order) (*wire.Customer, error) {
+	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: obj.CustomerID, MinPosition: minPosition(ctx, nil)})
+}
+
+// Product is the resolver for the product field.
+func (r *orderLineResolver) Product(ctx context.Context, obj *wire.OrderLine) (*wire.Product, error) {
+	return one[wire.Product](ctx, r.Resolver, wire.EndpointProductByID, wire.ProductByID{ID: obj.ProductID, MinPosition: minPosition(ctx, nil)})
+}
+
 // Order is the resolver for the order field.
 func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *string) (*wire.Order, error) {
-	ctx, cancel := r.callCtx(ctx)
-	defer cancel()
-	o, err := rpc.Call[wire.Order](ctx, r.NC, r.NS.Subject(wire.EndpointOrderByID), wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
-	var rerr *rpc.Error
-	if errors.As(err, &rerr) && rerr.Code == rpc.CodeNotFound {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &o, nil
+	return one[wire.Order](ctx, r.Resolver, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
 }
 
 // Orders is the resolver for the orders field.
@@ -46,38 +51,91 @@ func (r *queryResolver) Orders(ctx context.Context, customerID *string, status *
 	if status != nil {
 		req.Status = string(*status)
 	}
-	if first != nil {
-		if *first < 1 || *first > 100 {
-			return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "first", Message: "must be between 1 and 100"}
-		}
-		req.First = int(*first)
+	return r.orders(ctx, req, first, after)
+}
+
+// Product is the resolver for the product field.
+func (r *queryResolver) Product(ctx context.Context, id string, consistentWith *string) (*wire.Product, error) {
+	return one[wire.Product](ctx, r.Resolver, wire.EndpointProductByID, wire.ProductByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+}
+
+// Products is the resolver for the products field.
+func (r *queryResolver) Products(ctx context.Context, query *string, first *int64, after *string, consistentWith *string) (*ProductConnection, error) {
+	req := wire.SearchProducts{MinPosition: minPosition(ctx, consistentWith)}
+	if query != nil {
+		req.Query = *query
 	}
-	if after != nil {
-		req.After = *after
+	if err := pageArgs(first, after, &req.First, &req.After); err != nil {
+		return nil, err
 	}
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	page, err := rpc.Call[wire.OrderPage](ctx, r.NC, r.NS.Subject(wire.EndpointListOrders), req)
+	page, err := rpc.Call[wire.ProductPage](ctx, r.NC, r.NS.Subject(wire.EndpointSearchProduct), req)
 	if err != nil {
 		return nil, err
 	}
-	conn := &OrderConnection{PageInfo: &PageInfo{HasNextPage: page.HasNextPage}, Edges: []*OrderEdge{}, Nodes: []*wire.Order{}}
-	if page.EndCursor != "" {
-		conn.PageInfo.EndCursor = &page.EndCursor
-	}
-	for i := range page.Orders {
-		o := &page.Orders[i]
-		conn.Nodes = append(conn.Nodes, o)
-		conn.Edges = append(conn.Edges, &OrderEdge{Node: o, Cursor: page.Cursors[i]})
+	conn := &ProductConnection{PageInfo: pageInfo(page.EndCursor, page.HasNextPage), Edges: []*ProductEdge{}, Nodes: []*wire.Product{}}
+	for i := range page.Products {
+		p := &page.Products[i]
+		conn.Nodes = append(conn.Nodes, p)
+		conn.Edges = append(conn.Edges, &ProductEdge{Node: p, Cursor: page.Cursors[i]})
 	}
 	return conn, nil
 }
 
+// LowStock is the resolver for the lowStock field.
+func (r *queryResolver) LowStock(ctx context.Context, threshold *int64, first *int64) ([]*wire.Product, error) {
+	req := wire.LowStock{Threshold: 5}
+	if threshold != nil {
+		req.Threshold = *threshold
+	}
+	if err := pageArgs(first, nil, &req.First, nil); err != nil {
+		return nil, err
+	}
+	ctx, cancel := r.callCtx(ctx)
+	defer cancel()
+	products, err := rpc.Call[[]wire.Product](ctx, r.NC, r.NS.Subject(wire.EndpointLowStock), req)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*wire.Product, len(products))
+	for i := range products {
+		out[i] = &products[i]
+	}
+	return out, nil
+}
+
+// Customer is the resolver for the customer field.
+func (r *queryResolver) Customer(ctx context.Context, id string, consistentWith *string) (*wire.Customer, error) {
+	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+}
+
+// Status is the resolver for the status field.
+func (r *statusChangeResolver) Status(ctx context.Context, obj *wire.StatusChange) (OrderStatus, error) {
+	s := OrderStatus(obj.Status)
+	if !s.IsValid() {
+		return "", errors.New("unknown order status " + obj.Status)
+	}
+	return s, nil
+}
+
+// Customer returns CustomerResolver implementation.
+func (r *Resolver) Customer() CustomerResolver { return &customerResolver{r} }
+
 // Order returns OrderResolver implementation.
 func (r *Resolver) Order() OrderResolver { return &orderResolver{r} }
+
+// OrderLine returns OrderLineResolver implementation.
+func (r *Resolver) OrderLine() OrderLineResolver { return &orderLineResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// StatusChange returns StatusChangeResolver implementation.
+func (r *Resolver) StatusChange() StatusChangeResolver { return &statusChangeResolver{r} }
+
+type customerResolver struct{ *Resolver }
 type orderResolver struct{ *Resolver }
+type orderLineResolver struct{ *Resolver }
 type queryResolver struct{ *Resolver }
+type statusChangeResolver struct{ *Resolver }
