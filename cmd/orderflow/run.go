@@ -46,6 +46,7 @@ const usage = `orderflow: a CQRS and event-sourced order platform
 Usage:
   orderflow dev   [--http-addr ADDR] [--data-dir DIR]   the whole platform, zero configuration
   orderflow serve [--target=all|T1,T2] [--http-addr ADDR] targets: %s
+  orderflow services [--json]                           live service instances, endpoints, request stats
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
   orderflow bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
 
@@ -68,6 +69,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return err
 		}
 		return Run(ctx, cfg, stdout, stderr, nil)
+	case "services":
+		return services(ctx, args[1:], getenv, stdout, stderr)
 	case "health":
 		return health(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
@@ -127,6 +130,11 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		done.add(ns.Stop)
 		cfg.NATSURL = ns.URL()
 		log.Info("embedded nats started", "url", cfg.NATSURL)
+		// Let the CLI run from this checkout find this platform.
+		urlFile := filepath.Join(cfg.DataDir, natsURLFile)
+		if err := os.WriteFile(urlFile, []byte(cfg.NATSURL+"\n"), 0o644); err == nil {
+			done.add(func() { _ = os.Remove(urlFile) })
+		}
 	}
 	log.Info("config", "targets", strings.Join(cfg.Targets, ","), "http_addr", cfg.HTTPAddr,
 		"eventstore_url", mask(cfg.EventStoreURL), "orders_database_url", mask(cfg.OrdersDatabaseURL),

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// natsURLFile is where `orderflow dev` writes the URL of its embedded NATS server, so that the
+// CLI run from the same checkout finds the platform with no configuration.
+const natsURLFile = "nats.url"
+
+// cliNATSURL is NATS_URL, else the URL a running `orderflow dev` left in its data directory, else
+// the default local server.
+func cliNATSURL(getenv func(string) string) string {
+	if u := getenv("NATS_URL"); u != "" {
+		return u
+	}
+	dir := getenv("ORDERFLOW_DATA_DIR")
+	if dir == "" {
+		dir = ".orderflow"
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, natsURLFile)); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return nats.DefaultURL
+}
+
+// services lists the live instances of every orderflow service, with their endpoints and request
+// statistics, from NATS micro discovery ($SRV.INFO and $SRV.STATS).
+func services(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("services", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	wait := fs.Duration("wait", 500*time.Millisecond, "how long to collect answers")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	url := cliNATSURL(getenv)
+	nc, err := nats.Connect(url, nats.Name("orderflow services"), nats.Timeout(3*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s (set NATS_URL, or start the platform with make run): %w", url, err)
+	}
+	defer nc.Close()
+	ns := wire.Namespace(getenv("ORDERFLOW_NATS_PREFIX"))
+	infos, err := collect[micro.Info](ctx, nc, "$SRV.INFO", *wait)
+	if err != nil {
+		return err
+	}
+	stats, err := collect[micro.Stats](ctx, nc, "$SRV.STATS", *wait)
+	if err != nil {
+		return err
+	}
+	byID := map[string]micro.Stats{}
+	for _, s := range stats {
+		byID[s.ID] = s
+	}
+	type endpoint struct {
+		Name, Subject         string
+		Requests, Errors      int
+		AverageProcessingTime time.Duration
+	}
+	type instance struct {
+		Service, ID, Version string
+		Started              time.Time
+		Endpoints            []endpoint
+	}
+	var out []instance
+	prefix := ns.Subject("")
+	for _, info := range infos {
+		in := instance{Service: info.Name, ID: info.ID, Version: info.Version, Started: byID[info.ID].Started}
+		mine := false
+		for _, e := range info.Endpoints {
+			mine = mine || strings.HasPrefix(e.Subject, prefix)
+			ep := endpoint{Name: e.Name, Subject: e.Subject}
+			for _, es := range byID[info.ID].Endpoints {
+				if es.Name == e.Name {
+					ep.Requests, ep.Errors, ep.AverageProcessingTime = es.NumRequests, es.NumErrors, es.AverageProcessingTime
+				}
+			}
+			in.Endpoints = append(in.Endpoints, ep)
+		}
+		if mine {
+			out = append(out, in)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Service < out[j].Service || out[i].Service == out[j].Service && out[i].ID < out[j].ID
+	})
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(out) == 0 {
+		fmt.Fprintf(stdout, "no orderflow services answer on %s (subjects %s*)\n", url, prefix)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tVERSION\tUP\tENDPOINT\tSUBJECT\tREQUESTS\tERRORS\tAVG")
+	for _, in := range out {
+		for i, e := range in.Endpoints {
+			svc, id, ver, up := in.Service, in.ID, in.Version, time.Since(in.Started).Round(time.Second).String()
+			if i > 0 {
+				svc, id, ver, up = "", "", "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", svc, id, ver, up, e.Name, e.Subject, e.Requests, e.Errors, e.AverageProcessingTime.Round(time.Microsecond))
+		}
+	}
+	return tw.Flush()
+}
+
+// collect sends one discovery request and gathers every answer that arrives within wait.
+func collect[T any](ctx context.Context, nc *nats.Conn, subject string, wait time.Duration) ([]T, error) {
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		return nil, err
+	}
+	var out []T
+	deadline := time.Now().Add(wait)
+	for {
+		msg, err := sub.NextMsg(time.Until(deadline))
+		if err != nil || ctx.Err() != nil {
+			return out, nil // the window closed
+		}
+		var v T
+		if json.Unmarshal(msg.Data, &v) == nil {
+			out = append(out, v)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+// Package rmtest runs a read model for a test: a PostgreSQL event store and the read model's
+// schema in a fresh database, its projector running, and a waiter for read-your-writes.
+package rmtest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/projections"
+)
+
+// ReadModel is a running read model.
+type ReadModel struct {
+	Store  *postgres.Store
+	Pool   *pgxpool.Pool // confined to the read model's schema
+	Waiter *progress.Waiter
+}
+
+// Start runs p over a new database until the test ends.
+func Start(t *testing.T, p projections.Projection) ReadModel {
+	t.Helper()
+	ctx := t.Context()
+	url := pgtest.NewDatabase(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 24
+	esPool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(esPool.Close)
+	store := postgres.New(esPool, postgres.Options{})
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgschema.Open(ctx, url, p.Name(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	proj := projections.New(store, pool, p, projections.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := proj.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = proj.Run(pctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	w, err := progress.NewWaiter(nil, "", p.Name(), func(ctx context.Context) (eventstore.Position, error) {
+		return progress.ReadCheckpoint(ctx, pool, p.Name())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ReadModel{Store: store, Pool: pool, Waiter: w}
+}
