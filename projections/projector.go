@@ -6,6 +6,7 @@ package projections
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -156,25 +157,46 @@ func (p *Projector) run(ctx context.Context) error {
 	p.setState(true, nil)
 	p.opts.Log.Info("projector started", "position", from.String())
 	var saved time.Time
+	// pending is a position reached past filtered-out events only, announced but not saved yet:
+	// it is saved after IdleCheckpoint even if nothing else comes.
+	var pending *eventstore.Position
 	for {
-		b, err := sub.Next(ctx)
+		nctx, cancel := ctx, context.CancelFunc(func() {})
+		if pending != nil {
+			nctx, cancel = context.WithTimeout(ctx, p.opts.IdleCheckpoint)
+		}
+		b, err := sub.Next(nctx)
+		cancel()
+		if err != nil && pending != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			b, err = eventstore.Batch{Position: *pending}, nil
+		}
 		if err != nil {
 			return err
 		}
-		if len(b.Events) == 0 && time.Since(saved) < p.opts.IdleCheckpoint {
-			continue // nothing for this read model; the position is saved at the next batch
+		if len(b.Events) == 0 && time.Since(saved) < p.opts.IdleCheckpoint && (pending == nil || b.Position != *pending) {
+			// Nothing for this read model up to here: announce it (read-your-writes waits on
+			// positions of events it ignores) and save it later.
+			pos := b.Position
+			pending = &pos
+			p.advanced(pos)
+			continue
 		}
 		if err := p.commit(ctx, b); err != nil {
 			return err
 		}
-		saved = time.Now()
-		p.mu.Lock()
-		p.pos = b.Position
-		p.lastErr = nil
-		p.mu.Unlock()
-		if p.opts.Publish != nil {
-			p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: b.Position.String()})
-		}
+		saved, pending = time.Now(), nil
+		p.advanced(b.Position)
+	}
+}
+
+// advanced records and announces that the read model reflects the log up to pos.
+func (p *Projector) advanced(pos eventstore.Position) {
+	p.mu.Lock()
+	p.pos = pos
+	p.lastErr = nil
+	p.mu.Unlock()
+	if p.opts.Publish != nil {
+		p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: pos.String()})
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/wire"
 	"github.com/orderflow/orderflow/projections"
 )
 
@@ -171,4 +172,35 @@ func TestFailedBatchCommitsNothing(t *testing.T) {
 	if err := p.Health(); err != nil {
 		t.Errorf("Health after recovery: %v", err)
 	}
+}
+
+// TestPositionPastIgnoredEventsIsAnnouncedThenSaved: events the projection ignores still move its
+// position: announced at once (read-your-writes waits on such positions), saved shortly after
+// even when nothing else comes.
+func TestPositionPastIgnoredEventsIsAnnouncedThenSaved(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	announced := make(chan eventstore.Position, 100)
+	p := projections.New(store, pool, &tally{}, projections.Options{Log: quiet, IdleCheckpoint: 200 * time.Millisecond,
+		Publish: func(pr wire.Progress) {
+			pos, _ := eventstore.ParsePosition(pr.Position)
+			announced <- pos
+		}})
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	defer stop()
+	waitPosition(t, pool, appendN(t, store, "t-a", 1, `{}`))
+	ignored := appendN(t, store, "other", 3, `{}`)
+	deadline := time.After(10 * time.Second)
+	for got := false; !got; {
+		select {
+		case pos := <-announced:
+			got = pos.Compare(ignored) >= 0
+		case <-deadline:
+			t.Fatal("position past ignored events never announced")
+		}
+	}
+	waitPosition(t, pool, ignored) // reads the saved checkpoint only
 }
