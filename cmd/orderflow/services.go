@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
@@ -87,7 +88,15 @@ func services(ctx context.Context, args []string, getenv func(string) string, st
 			mine = mine || strings.HasPrefix(e.Subject, prefix)
 			ep := endpoint{Name: e.Name, Subject: e.Subject}
 			for _, es := range byID[info.ID].Endpoints {
-				if es.Name == e.Name {
+				if es.Name != e.Name {
+					continue
+				}
+				// The service's own figures (rpc.EndpointStats) when it publishes them: micro's
+				// cannot see handlers that answer from their own goroutines.
+				var own rpc.EndpointStats
+				if json.Unmarshal(es.Data, &own) == nil && own.Requests > 0 {
+					ep.Requests, ep.Errors, ep.AverageProcessingTime = int(own.Requests), int(own.Errors), time.Duration(own.AverageMs*float64(time.Millisecond))
+				} else {
 					ep.Requests, ep.Errors, ep.AverageProcessingTime = es.NumRequests, es.NumErrors, es.AverageProcessingTime
 				}
 			}

@@ -140,11 +140,11 @@ func (h Handlers) eachProduct(ctx context.Context, req wire.OrderStock, step str
 
 // Register serves the handlers as the inventory-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceInventoryCommands), 64, 10*time.Second, commands.Classify)
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceInventoryCommands), 64, 10*time.Second, commands.Classify)
 	e := func(name, endpoint string, hd micro.Handler) rpc.Endpoint {
 		return rpc.Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: hd}
 	}
-	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceInventoryCommands, Version: "0.1.0", Description: "catalog and stock"},
+	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceInventoryCommands, Version: "0.1.0", Description: "catalog and stock"},
 		e("add", wire.EndpointAddProduct, rpc.Handle(srv, "add", h.AddProduct)),
 		e("change_price", wire.EndpointChangePrice, rpc.Handle(srv, "change_price", h.ChangePrice)),
 		e("restock", wire.EndpointRestock, rpc.Handle(srv, "restock", h.Restock)),

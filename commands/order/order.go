@@ -50,8 +50,8 @@ func reply(id string, r commands.Result) wire.CommandReply {
 // Register serves the handlers as the order-commands NATS micro service in namespace ns.
 // It stops with ctx.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceOrderCommands), 64, 10*time.Second, commands.Classify)
-	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceOrderCommands, Version: "0.1.0", Description: "places orders and moves them through their lifecycle"},
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderCommands), 64, 10*time.Second, commands.Classify)
+	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceOrderCommands, Version: "0.1.0", Description: "places orders and moves them through their lifecycle"},
 		rpc.Endpoint{Name: "place", Subject: ns.Subject(wire.EndpointPlaceOrder), Handler: rpc.Handle(srv, "place", h.Place)},
 		rpc.Endpoint{Name: "cancel", Subject: ns.Subject(wire.EndpointCancelOrder), Handler: rpc.Handle(srv, "cancel", h.Cancel)},
 		rpc.Endpoint{Name: "confirm", Subject: ns.Subject(wire.EndpointConfirmOrder), Handler: rpc.Handle(srv, "confirm", h.Confirm)},

@@ -110,8 +110,8 @@ func Classify(err error) *rpc.Error {
 
 // Register serves the handlers as the payment-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, log.With("service", wire.ServicePaymentCommands), 64, 30*time.Second, Classify)
-	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServicePaymentCommands, Version: "0.1.0", Description: "authorizes, captures and refunds payments"},
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServicePaymentCommands), 64, 30*time.Second, Classify)
+	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServicePaymentCommands, Version: "0.1.0", Description: "authorizes, captures and refunds payments"},
 		rpc.Endpoint{Name: "authorize", Subject: ns.Subject(wire.EndpointAuthorizePayment), Handler: rpc.Handle(srv, "authorize", h.Authorize)},
 		rpc.Endpoint{Name: "capture", Subject: ns.Subject(wire.EndpointCapturePayment), Handler: rpc.Handle(srv, "capture", h.Capture)},
 		rpc.Endpoint{Name: "void", Subject: ns.Subject(wire.EndpointVoidPayment), Handler: rpc.Handle(srv, "void", h.Void)},

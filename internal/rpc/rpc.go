@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,31 +55,76 @@ func AsError(err error) *Error {
 	return &Error{Code: CodeInternal, Message: "internal error"}
 }
 
-// Server runs endpoints: it owns their root context, logger and concurrency limit.
+// Server runs endpoints: it owns their root context, logger, concurrency limit and statistics.
+//
+// Handlers run in their own goroutines (micro calls a handler on the subscription's goroutine, one
+// request at a time), so they answer on the request's reply subject themselves, with micro's error
+// headers, instead of through micro.Request, which must not be used after its handler returns.
+// Because micro then sees every request as answered at once, its own statistics count requests
+// only; the real ones (errors, latency) are kept here and published as each endpoint's stats data.
 type Server struct {
 	ctx      context.Context
+	nc       *nats.Conn
 	log      *slog.Logger
 	sem      chan struct{}
 	timeout  time.Duration
 	classify func(error) *Error
+
+	mu    sync.Mutex
+	stats map[string]*EndpointStats
+}
+
+// EndpointStats are an endpoint's own figures, in micro's stats "data".
+type EndpointStats struct {
+	Requests     int64   `json:"requests"`
+	Errors       int64   `json:"errors"`
+	AverageMs    float64 `json:"averageMs"`
+	totalSeconds float64
+}
+
+func (s *Server) record(endpoint string, d time.Duration, failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats[endpoint]
+	if st == nil {
+		st = &EndpointStats{}
+		s.stats[endpoint] = st
+	}
+	st.Requests++
+	if failed {
+		st.Errors++
+	}
+	st.totalSeconds += d.Seconds()
+	st.AverageMs = st.totalSeconds / float64(st.Requests) * 1000
+}
+
+// Stats returns a copy of endpoint's figures.
+func (s *Server) Stats(endpoint string) EndpointStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.stats[endpoint]; st != nil {
+		return *st
+	}
+	return EndpointStats{}
 }
 
 // NewServer returns a Server whose handlers run under ctx with at most concurrency requests at
 // once, each bounded by timeout. classify turns a handler's error into the *Error sent back;
 // errors it calls internal are logged and answered "internal error".
-func NewServer(ctx context.Context, log *slog.Logger, concurrency int, timeout time.Duration, classify func(error) *Error) *Server {
+func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, concurrency int, timeout time.Duration, classify func(error) *Error) *Server {
 	if concurrency <= 0 {
 		concurrency = 64
 	}
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	return &Server{ctx: ctx, log: log, sem: make(chan struct{}, concurrency), timeout: timeout, classify: classify}
+	return &Server{ctx: ctx, nc: nc, log: log, sem: make(chan struct{}, concurrency), timeout: timeout, classify: classify, stats: map[string]*EndpointStats{}}
 }
 
 // Handle adapts fn into a micro handler: decode Req, call fn, answer Resp or an *Error.
 func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
+		reply, data := r.Reply(), r.Data()
 		select {
 		case s.sem <- struct{}{}:
 		case <-s.ctx.Done():
@@ -90,23 +136,30 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 			defer cancel()
-			resp, err := decodeAndCall(ctx, r.Data(), fn)
+			resp, err := decodeAndCall(ctx, data, fn)
+			msg := &nats.Msg{Subject: reply, Header: nats.Header{}}
 			if err == nil {
-				err = r.RespondJSON(resp)
+				msg.Data, err = json.Marshal(resp)
+			}
+			if err == nil {
+				s.record(name, time.Since(start), false)
 				s.log.Debug("request", "endpoint", name, "outcome", "ok", "duration_ms", time.Since(start).Milliseconds())
-				if err != nil {
-					s.log.Warn("respond", "endpoint", name, "err", err)
+			} else {
+				e := s.toError(err)
+				s.record(name, time.Since(start), true)
+				level := slog.LevelInfo
+				if e.Code == CodeInternal {
+					level = slog.LevelError
 				}
+				s.log.Log(ctx, level, "request", "endpoint", name, "outcome", e.Code, "err", err, "duration_ms", time.Since(start).Milliseconds())
+				msg.Data, _ = json.Marshal(e)
+				msg.Header.Set(micro.ErrorCodeHeader, e.Code)
+				msg.Header.Set(micro.ErrorHeader, e.Message)
+			}
+			if reply == "" {
 				return
 			}
-			e := s.toError(err)
-			level := slog.LevelInfo
-			if e.Code == CodeInternal {
-				level = slog.LevelError
-			}
-			s.log.Log(ctx, level, "request", "endpoint", name, "outcome", e.Code, "err", err, "duration_ms", time.Since(start).Milliseconds())
-			body, _ := json.Marshal(e)
-			if err := r.Error(e.Code, e.Message, body); err != nil {
+			if err := s.nc.PublishMsg(msg); err != nil {
 				s.log.Warn("respond", "endpoint", name, "err", err)
 			}
 		}()
@@ -148,9 +201,11 @@ type Endpoint struct {
 	Handler       micro.Handler
 }
 
-// Serve adds service cfg with endpoints on nc (queue group "q": instances share the load) and
-// stops it when ctx ends.
-func Serve(ctx context.Context, nc *nats.Conn, cfg micro.Config, endpoints ...Endpoint) (micro.Service, error) {
+// Serve adds service cfg with endpoints on nc (queue group "q": instances share the load),
+// publishing srv's statistics, and stops it when ctx ends.
+func Serve(ctx context.Context, srv *Server, cfg micro.Config, endpoints ...Endpoint) (micro.Service, error) {
+	nc := srv.nc
+	cfg.StatsHandler = func(e *micro.Endpoint) any { return srv.Stats(e.Name) }
 	svc, err := micro.AddService(nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)

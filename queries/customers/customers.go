@@ -60,8 +60,8 @@ func (s Service) CustomerByID(ctx context.Context, req wire.CustomerByID) (wire.
 
 // Register serves s as the customer-queries NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceCustomerQueries), 128, 10*time.Second, nil)
-	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceCustomerQueries, Version: "0.1.0", Description: "reads customers"},
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerQueries), 128, 10*time.Second, nil)
+	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCustomerQueries, Version: "0.1.0", Description: "reads customers"},
 		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointCustomerByID), Handler: rpc.Handle(srv, "get", s.CustomerByID)},
 	)
 }

@@ -39,8 +39,8 @@ func (s Service) waitFor(ctx context.Context, min string) error {
 
 // Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, log.With("service", wire.ServiceOrderQueries), 128, 10*time.Second, nil)
-	return rpc.Serve(ctx, nc, micro.Config{Name: wire.ServiceOrderQueries, Version: "0.1.0", Description: "reads orders"},
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderQueries), 128, 10*time.Second, nil)
+	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceOrderQueries, Version: "0.1.0", Description: "reads orders"},
 		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointOrderByID), Handler: rpc.Handle(srv, "get", s.OrderByID)},
 		rpc.Endpoint{Name: "list", Subject: ns.Subject(wire.EndpointListOrders), Handler: rpc.Handle(srv, "list", s.List)},
 	)
