@@ -70,6 +70,16 @@ func TestCustomersOverREST(t *testing.T) {
 		s, h, b := call(t, "POST", base+"/api/v1/customers", c.body, nil)
 		expectProblem(t, name, s, h, b, c.status, c.field)
 	}
+	s, _, placed := call(t, "POST", base+"/api/v1/orders", `{"customerId":"`+ada["customerId"]+`","lines":[{"productId":"p","quantity":3,"unitPriceCents":700}]}`, nil)
+	if s != 201 {
+		t.Fatalf("place: %d %s", s, placed)
+	}
+	a := graphQL(t, base, `query($id: ID!) { customer(id: $id) { orderCount lifetimeSpendCents orders(first: 5) { nodes { id customer { name } } } } }`,
+		map[string]any{"id": ada["customerId"]}, map[string]string{"X-Consistency-Position": answer(t, placed)["position"]})
+	want := `{"orderCount":1,"lifetimeSpendCents":2100,"orders":{"nodes":[{"id":"` + answer(t, placed)["orderId"] + `","customer":{"name":"Ada Lovelace"}}]}}`
+	if len(a.Errors) > 0 || string(a.Data["customer"]) != want {
+		t.Errorf("customer with orders:\n got %s %+v\nwant %s", a.Data["customer"], a.Errors, want)
+	}
 	moved := `{"shippingAddress":{"line1":"2 Side St","city":"Lyon","postalCode":"69001","country":"FR"}}`
 	if s, _, b := call(t, "POST", base+"/api/v1/customers/"+ada["customerId"]+"/address", moved, nil); s != 200 {
 		t.Errorf("change address: %d %s", s, b)
@@ -83,7 +93,7 @@ func TestCustomersOverREST(t *testing.T) {
 	s, h, b2 = call(t, "POST", base+"/api/v1/customers/"+ada["customerId"]+"/deactivate", "", nil)
 	expectProblem(t, "deactivate twice", s, h, b2, 409, "")
 
-	a := graphQL(t, base, `query($id: ID!) { customer(id: $id) { name email active shippingAddress { city } orderCount } }`,
+	a = graphQL(t, base, `query($id: ID!) { customer(id: $id) { name email active shippingAddress { city } orderCount } }`,
 		map[string]any{"id": ada["customerId"]}, map[string]string{"X-Consistency-Position": answer(t, deactivated)["position"]})
 	if len(a.Errors) > 0 || !strings.Contains(string(a.Data["customer"]), `"active":false`) || !strings.Contains(string(a.Data["customer"]), `"ada@example.com"`) {
 		t.Errorf("customer over GraphQL: %s %+v", a.Data["customer"], a.Errors)

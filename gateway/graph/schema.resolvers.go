@@ -15,7 +15,7 @@ import (
 
 // Orders is the resolver for the orders field.
 func (r *customerResolver) Orders(ctx context.Context, obj *wire.Customer, first *int64, after *string) (*OrderConnection, error) {
-	return r.orders(ctx, wire.ListOrders{CustomerID: obj.ID}, first, after)
+	return r.orders(ctx, wire.ListOrders{CustomerID: obj.ID, MinPosition: minPosition(ctx, nil)}, first, after)
 }
 
 // Status is the resolver for the status field.
