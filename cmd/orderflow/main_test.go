@@ -24,7 +24,15 @@ func TestMain(m *testing.M) {
 // extra environment variables.
 func startPlatform(t *testing.T, extra ...string) string {
 	t.Helper()
-	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": natstest.URL(t), "ORDERFLOW_LOG_LEVEL": "warn",
+	base, _ := startPlatformDB(t, extra...)
+	return base
+}
+
+// startPlatformDB is startPlatform that also returns the database URL.
+func startPlatformDB(t *testing.T, extra ...string) (string, string) {
+	t.Helper()
+	db := pgtest.NewDatabase(t)
+	env := map[string]string{"DATABASE_URL": db, "NATS_URL": natstest.URL(t), "ORDERFLOW_LOG_LEVEL": "warn",
 		"ORDERFLOW_NATS_PREFIX": string(natstest.Namespace(t))}
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
@@ -49,7 +57,7 @@ func startPlatform(t *testing.T, extra ...string) string {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			if status, _, _ := call(t, "GET", base+"/readyz", "", nil); status == http.StatusOK {
-				return base
+				return base, db
 			}
 			if time.Now().After(deadline) {
 				t.Fatal("platform not ready within 30s")
@@ -59,7 +67,7 @@ func startPlatform(t *testing.T, extra ...string) string {
 	case err := <-done:
 		t.Fatalf("run ended before ready: %v", err)
 	}
-	return ""
+	return "", ""
 }
 
 func call(t *testing.T, method, url, body string, header map[string]string) (int, http.Header, []byte) {

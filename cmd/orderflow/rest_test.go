@@ -5,8 +5,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+
+	"github.com/orderflow/orderflow/domain/payment"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/postgres"
 
 	"github.com/orderflow/orderflow/internal/natstest"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -173,5 +180,36 @@ func TestProductsAndOrderLifecycleOverREST(t *testing.T) {
 	want := `{"status":"DELIVERED","history":[{"status":"PLACED"},{"status":"CONFIRMED"},{"status":"SHIPPED"},{"status":"DELIVERED"}],"lines":[{"product":{"name":"Widget"}}]}`
 	if len(a.Errors) > 0 || string(a.Data["order"]) != want {
 		t.Fatalf("order over GraphQL:\n got %s %+v\nwant %s", a.Data["order"], a.Errors, want)
+	}
+}
+
+// TestPaymentsOverREST captures and refunds a payment. Authorization needs the card provider of
+// the fulfillment saga (issue 5), so the test records an authorized payment in the event store,
+// as the payment service would.
+func TestPaymentsOverREST(t *testing.T) {
+	t.Parallel()
+	base, db := startPlatformDB(t)
+	pool, err := pgxpool.New(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	_, data, _ := payment.Encode(payment.Authorized{PaymentID: "pay-1", OrderID: "o-1", AmountCents: 5000, At: time.Now()})
+	if _, err := postgres.New(pool, postgres.Options{}).Append(t.Context(), payment.Stream("pay-1"), eventstore.NoStream(),
+		[]eventstore.EventData{{ID: uuid.New(), Type: payment.TypeAuthorized, Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+	s, h, b := call(t, "POST", base+"/api/v1/payments/pay-1/refund", `{"amountCents":100}`, nil)
+	expectProblem(t, "refund before capture", s, h, b, 409, "")
+	if s, _, b := call(t, "POST", base+"/api/v1/payments/pay-1/capture", "", map[string]string{"Idempotency-Key": "cap-1"}); s != 200 || answer(t, b)["paymentId"] != "pay-1" {
+		t.Fatalf("capture: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/payments/pay-1/refund", `{"amountCents":3000}`, nil); s != 200 {
+		t.Fatalf("refund: %d %s", s, b)
+	}
+	s, h, b = call(t, "POST", base+"/api/v1/payments/pay-1/refund", `{"amountCents":2001}`, nil)
+	expectProblem(t, "refund more than is left", s, h, b, 409, "")
+	if s, _, b := call(t, "POST", base+"/api/v1/payments/pay-1/refund", `{"amountCents":2000}`, nil); s != 200 {
+		t.Fatalf("refund the rest: %d %s", s, b)
 	}
 }
