@@ -153,3 +153,21 @@ func Classify(err error) *rpc.Error {
 	}
 	return &rpc.Error{Code: rpc.CodeInternal, Message: "internal error"}
 }
+
+// Answer carries out a command with Execute and answers as every command service does: the
+// aggregate's id and the log position of the command's events.
+func Answer[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream, id string, meta Meta, decide func(S) ([]E, error)) (wire.CommandReply, error) {
+	res, err := Execute(ctx, store, agg, stream, meta, decide)
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return wire.CommandReply{ID: id, Position: res.Position.String()}, nil
+}
+
+// Now is now() when a handler was given a clock, else time.Now().
+func Now(now func() time.Time) time.Time {
+	if now != nil {
+		return now()
+	}
+	return time.Now()
+}

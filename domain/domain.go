@@ -37,7 +37,6 @@ func Rule(field, reason string) error { return &RuleError{Field: field, Reason: 
 // IsBlank reports whether s is empty after trimming spaces.
 func IsBlank(s string) bool { return strings.TrimSpace(s) == "" }
 
-
 // DecodeAs unmarshals an event payload into a T: the decoders of every context use it.
 func DecodeAs[T any](typ string, data []byte) (T, error) {
 	var e T

@@ -201,15 +201,15 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		serve       func(pool *pgxpool.Pool, w *progress.Waiter) error
 	}{
 		{cfg.OrdersDatabaseURL, orderrm.Projection{}, "order-queries", func(pool *pgxpool.Pool, w *progress.Waiter) error {
-			_, err := orderqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, orderqueries.Service{Pool: pool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout})
+			_, err := orderqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, orderqueries.Service{Pool: pool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}})
 			return err
 		}},
 		{cfg.CatalogDatabaseURL, catalogrm.Projection{}, "catalog-queries", func(pool *pgxpool.Pool, w *progress.Waiter) error {
-			_, err := catalogqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, catalogqueries.Service{Pool: pool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout})
+			_, err := catalogqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, catalogqueries.Service{Pool: pool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}})
 			return err
 		}},
 		{cfg.CustomersDatabaseURL, customersrm.Projection{}, "customer-queries", func(pool *pgxpool.Pool, w *progress.Waiter) error {
-			_, err := customerqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, customerqueries.Service{Pool: pool, Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout})
+			_, err := customerqueries.Register(svcCtx, nc, cfg.NATSNamespace, log, customerqueries.Service{Pool: pool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}})
 			return err
 		}},
 	}

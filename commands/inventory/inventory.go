@@ -30,17 +30,10 @@ type Handlers struct {
 var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode}
 
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
-	res, err := commands.Execute(ctx, h.Store, aggregate, model.Stream(id), meta, func(s model.State) ([]model.Event, error) {
-		return model.Decide(s, c, now())
+	now := commands.Now(h.Now)
+	return commands.Answer(ctx, h.Store, aggregate, model.Stream(id), id, meta, func(s model.State) ([]model.Event, error) {
+		return model.Decide(s, c, now)
 	})
-	if err != nil {
-		return wire.CommandReply{}, err
-	}
-	return wire.CommandReply{ID: id, Position: res.Position.String()}, nil
 }
 
 // AddProduct adds a product. Its sku is claimed first: two products never share one.

@@ -29,15 +29,8 @@ var aggregate = commands.Aggregate[model.State, model.Event]{
 	Encode: model.Encode,
 }
 
-func (h Handlers) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
-}
-
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (commands.Result, error) {
-	now := h.now()
+	now := commands.Now(h.Now)
 	return commands.Execute(ctx, h.Store, aggregate, model.Stream(id), meta, func(s model.State) ([]model.Event, error) {
 		return model.Decide(s, c, now)
 	})

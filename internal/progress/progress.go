@@ -162,3 +162,21 @@ func (w *Waiter) WaitFor(ctx context.Context, min string, timeout time.Duration)
 	}
 	return err
 }
+
+// ReadModel is what a query service needs to answer "at or past a position": its waiter and how
+// long to wait. Query services embed it.
+type ReadModel struct {
+	// Waiter makes queries with a minimum position wait for the read model; nil answers at once.
+	Waiter *Waiter
+	// ConsistencyTimeout bounds the wait; default 3s.
+	ConsistencyTimeout time.Duration
+}
+
+// WaitFor waits as Waiter.WaitFor does, for at most ConsistencyTimeout.
+func (r ReadModel) WaitFor(ctx context.Context, min string) error {
+	timeout := r.ConsistencyTimeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	return r.Waiter.WaitFor(ctx, min, timeout)
+}

@@ -33,17 +33,8 @@ const (
 
 // Service answers catalog queries.
 type Service struct {
-	Pool               *pgxpool.Pool
-	Waiter             *progress.Waiter
-	ConsistencyTimeout time.Duration
-}
-
-func (s Service) waitFor(ctx context.Context, min string) error {
-	timeout := s.ConsistencyTimeout
-	if timeout <= 0 {
-		timeout = 3 * time.Second
-	}
-	return s.Waiter.WaitFor(ctx, min, timeout)
+	Pool *pgxpool.Pool
+	progress.ReadModel
 }
 
 const columns = `product_id, sku, name, price_cents, on_hand, reserved, on_hand - reserved, discontinued, updated_at`
@@ -59,7 +50,7 @@ func (s Service) ProductByID(ctx context.Context, req wire.ProductByID) (wire.Pr
 	if req.ID == "" {
 		return wire.Product{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "id", Message: "is required"}
 	}
-	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return wire.Product{}, err
 	}
 	p, err := scan(s.Pool.QueryRow(ctx, `select `+columns+` from products where product_id = $1`, req.ID))
@@ -77,7 +68,7 @@ func (s Service) ProductsByIDs(ctx context.Context, req wire.ProductsByIDs) ([]w
 	if len(req.IDs) > MaxIDs {
 		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "ids", Message: fmt.Sprintf("at most %d ids", MaxIDs)}
 	}
-	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return nil, err
 	}
 	return s.list(ctx, `select `+columns+` from products where product_id = any($1)`, req.IDs)
@@ -129,7 +120,7 @@ func (s Service) SearchProducts(ctx context.Context, req wire.SearchProducts) (w
 		}
 		afterName, afterID = name, id
 	}
-	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return wire.ProductPage{}, err
 	}
 	prefix := likePrefix(strings.ToLower(req.Query))
@@ -168,7 +159,7 @@ func (s Service) LowStock(ctx context.Context, req wire.LowStock) ([]wire.Produc
 	if req.Threshold < 0 {
 		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "threshold", Message: "must not be negative"}
 	}
-	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return nil, err
 	}
 	return s.list(ctx, `select `+columns+` from products where not discontinued and on_hand - reserved <= $1

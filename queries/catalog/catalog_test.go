@@ -10,6 +10,7 @@ import (
 
 	"github.com/orderflow/orderflow/commands/inventory"
 	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rmtest"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
@@ -21,7 +22,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func setup(t *testing.T) (inventory.Handlers, catalog.Service) {
 	rm := rmtest.Start(t, catalogrm.Projection{})
-	return inventory.Handlers{Store: rm.Store}, catalog.Service{Pool: rm.Pool, Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}
+	return inventory.Handlers{Store: rm.Store}, catalog.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}
 }
 
 func meta(id string) wire.CommandMeta { return wire.CommandMeta{CommandID: id} }

@@ -24,9 +24,8 @@ const ReadModel = "customers"
 
 // Service answers customer queries.
 type Service struct {
-	Pool               *pgxpool.Pool
-	Waiter             *progress.Waiter
-	ConsistencyTimeout time.Duration
+	Pool *pgxpool.Pool
+	progress.ReadModel
 }
 
 // CustomerByID returns a customer; not_found if none is registered under id. The lifetime spend
@@ -35,11 +34,7 @@ func (s Service) CustomerByID(ctx context.Context, req wire.CustomerByID) (wire.
 	if req.ID == "" {
 		return wire.Customer{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "id", Message: "is required"}
 	}
-	timeout := s.ConsistencyTimeout
-	if timeout <= 0 {
-		timeout = 3 * time.Second
-	}
-	if err := s.Waiter.WaitFor(ctx, req.MinPosition, timeout); err != nil {
+	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return wire.Customer{}, err
 	}
 	var c wire.Customer

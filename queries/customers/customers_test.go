@@ -7,6 +7,7 @@ import (
 	customercmd "github.com/orderflow/orderflow/commands/customer"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rmtest"
 	"github.com/orderflow/orderflow/internal/wire"
 	customersrm "github.com/orderflow/orderflow/projections/customers"
@@ -22,7 +23,7 @@ func TestFiguresFromOrderEvents(t *testing.T) {
 	rm := rmtest.Start(t, customersrm.Projection{})
 	cust := customercmd.Handlers{Store: rm.Store}
 	orders := ordercmd.Handlers{Store: rm.Store}
-	q := customers.Service{Pool: rm.Pool, Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}
+	q := customers.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}
 	ctx := t.Context()
 	addr := wire.Address{Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}
 	if _, err := cust.Register(ctx, wire.RegisterCustomer{Meta: wire.CommandMeta{CommandID: "reg"}, CustomerID: "c1", Name: "Ada", Email: "ada@example.com", Address: addr}); err != nil {

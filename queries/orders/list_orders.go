@@ -47,7 +47,7 @@ func (s Service) List(ctx context.Context, req wire.ListOrders) (wire.OrderPage,
 		}
 		where = append(where, "(placed_at, order_id) < ("+arg(at)+", "+arg(id)+")")
 	}
-	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return wire.OrderPage{}, err
 	}
 	q := `select ` + orderColumns + ` from orders`

@@ -18,7 +18,7 @@ func (s Service) OrderByID(ctx context.Context, req wire.OrderByID) (wire.Order,
 	if req.ID == "" {
 		return wire.Order{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "id", Message: "is required"}
 	}
-	if err := s.waitFor(ctx, req.MinPosition); err != nil {
+	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return wire.Order{}, err
 	}
 	o, err := scanOrder(s.Pool.QueryRow(ctx, `select `+orderColumns+` from orders where order_id = $1`, req.ID))

@@ -22,19 +22,7 @@ const ReadModel = "orders"
 // Service answers order queries.
 type Service struct {
 	Pool *pgxpool.Pool
-	// Waiter makes queries with a MinPosition wait for the read model; nil answers at once.
-	Waiter *progress.Waiter
-	// ConsistencyTimeout bounds that wait; default 3s.
-	ConsistencyTimeout time.Duration
-}
-
-// waitFor returns once the read model is at or past min, or a stale_read *rpc.Error.
-func (s Service) waitFor(ctx context.Context, min string) error {
-	timeout := s.ConsistencyTimeout
-	if timeout <= 0 {
-		timeout = 3 * time.Second
-	}
-	return s.Waiter.WaitFor(ctx, min, timeout)
+	progress.ReadModel
 }
 
 // Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.

@@ -68,7 +68,7 @@ func setup(t *testing.T) (ordercmd.Handlers, orders.Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Close)
-	return ordercmd.Handlers{Store: store}, orders.Service{Pool: rmPool, Waiter: w, ConsistencyTimeout: 5 * time.Second}
+	return ordercmd.Handlers{Store: store}, orders.Service{Pool: rmPool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: 5 * time.Second}}
 }
 
 func placeOrder(t *testing.T, h ordercmd.Handlers, id, customer string, qty int64) wire.CommandReply {
