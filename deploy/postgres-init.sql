@@ -3,3 +3,4 @@
 create database orders;
 create database catalog;
 create database customers;
+create database sagas;

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/internal/cardsim"
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
@@ -17,13 +19,14 @@ import (
 // README may name only these, and must name them all (deploy_test.go).
 var envVars = []string{
 	"ORDERFLOW_HTTP_ADDR", "ORDERFLOW_DATA_DIR", "DATABASE_URL", "EVENTSTORE_URL", "ORDERS_DATABASE_URL",
-	"CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL",
+	"CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL", "SAGAS_DATABASE_URL", "FULFILLMENT_PAYMENT_TIMEOUT",
+	"PAYMENT_PROVIDER_URL", "PAYMENT_PROVIDER_ADDR", "PAYMENT_PROVIDER_LATENCY", "PAYMENT_PROVIDER_DECLINE_RATE", "PAYMENT_PROVIDER_OUTAGE",
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 }
 
 // Targets a process can run. "all" is every one of them.
 var allTargets = []string{"order-commands", "customer-commands", "inventory-commands", "payment-commands", "projector",
-	"order-queries", "catalog-queries", "customer-queries", "gateway"}
+	"order-queries", "catalog-queries", "customer-queries", "fulfillment-saga", "payment-provider", "gateway"}
 
 // Config is read once, here, from flags and the environment.
 type Config struct {
@@ -44,6 +47,18 @@ type Config struct {
 	CatalogDatabaseURL string
 	// CustomersDatabaseURL holds the customers read model (CUSTOMERS_DATABASE_URL; default DatabaseURL).
 	CustomersDatabaseURL string
+	// SagasDatabaseURL holds the sagas' state (SAGAS_DATABASE_URL; default DatabaseURL).
+	SagasDatabaseURL string
+	// PaymentTimeout is how long the fulfillment saga waits for a payment authorization
+	// (FULFILLMENT_PAYMENT_TIMEOUT; default 2m).
+	PaymentTimeout time.Duration
+	// PaymentProviderURL is the card gateway the payment service calls (PAYMENT_PROVIDER_URL);
+	// empty uses the payment-provider target of this process, if it runs one.
+	PaymentProviderURL string
+	// PaymentProvider configures the simulated gateway of the payment-provider target:
+	// PAYMENT_PROVIDER_ADDR (default 127.0.0.1:0), _LATENCY (20ms), _DECLINE_RATE (0), _OUTAGE.
+	PaymentProvider     cardsim.Options
+	PaymentProviderAddr string
 	// NATSURL of the NATS server (NATS_URL); empty starts an embedded server.
 	NATSURL string
 	// NATSNamespace prefixes every subject (ORDERFLOW_NATS_PREFIX; default orderflow).
@@ -83,6 +98,28 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	c.OrdersDatabaseURL = getenv("ORDERS_DATABASE_URL")
 	c.CatalogDatabaseURL = getenv("CATALOG_DATABASE_URL")
 	c.CustomersDatabaseURL = getenv("CUSTOMERS_DATABASE_URL")
+	c.SagasDatabaseURL = getenv("SAGAS_DATABASE_URL")
+	c.PaymentProviderURL = getenv("PAYMENT_PROVIDER_URL")
+	c.PaymentProviderAddr = env("PAYMENT_PROVIDER_ADDR", "127.0.0.1:0")
+	var perr error
+	durationEnv := func(key, def string) time.Duration {
+		d, err := time.ParseDuration(env(key, def))
+		if err != nil || d < 0 {
+			perr = errors.Join(perr, fmt.Errorf("%s: want a duration such as %s", key, def))
+		}
+		return d
+	}
+	c.PaymentTimeout = durationEnv("FULFILLMENT_PAYMENT_TIMEOUT", "2m")
+	c.PaymentProvider.Latency = durationEnv("PAYMENT_PROVIDER_LATENCY", "20ms")
+	if rate, err := strconv.ParseFloat(env("PAYMENT_PROVIDER_DECLINE_RATE", "0"), 64); err != nil || rate < 0 || rate > 1 {
+		perr = errors.Join(perr, errors.New("PAYMENT_PROVIDER_DECLINE_RATE: want a number between 0 and 1"))
+	} else {
+		c.PaymentProvider.DeclineRate = rate
+	}
+	c.PaymentProvider.Outage = env("PAYMENT_PROVIDER_OUTAGE", "false") == "true"
+	if perr != nil {
+		return Config{}, perr
+	}
 	c.NATSURL = getenv("NATS_URL")
 	c.NATSNamespace = wire.Namespace(env("ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)))
 	if strings.ContainsAny(string(c.NATSNamespace), " *>\t") || strings.HasPrefix(string(c.NATSNamespace), ".") || strings.HasSuffix(string(c.NATSNamespace), ".") {
@@ -116,7 +153,7 @@ func (c *Config) resolve() error {
 	if c.EventStoreURL == "" {
 		c.EventStoreURL = c.DatabaseURL
 	}
-	for _, u := range []*string{&c.OrdersDatabaseURL, &c.CatalogDatabaseURL, &c.CustomersDatabaseURL} {
+	for _, u := range []*string{&c.OrdersDatabaseURL, &c.CatalogDatabaseURL, &c.CustomersDatabaseURL, &c.SagasDatabaseURL} {
 		if *u == "" {
 			*u = c.DatabaseURL
 		}
@@ -128,13 +165,17 @@ func (c *Config) resolve() error {
 	if needsStore && !isESDB(c.EventStoreURL) && !strings.HasPrefix(c.EventStoreURL, "postgres://") && !strings.HasPrefix(c.EventStoreURL, "postgresql://") {
 		return fmt.Errorf("EVENTSTORE_URL %s: want esdb://… (EventStoreDB) or postgres://… (PostgreSQL)", mask(c.EventStoreURL))
 	}
-	for _, rm := range []struct{ url, target, env string }{
-		{c.OrdersDatabaseURL, "order-queries", "ORDERS_DATABASE_URL"},
-		{c.CatalogDatabaseURL, "catalog-queries", "CATALOG_DATABASE_URL"},
-		{c.CustomersDatabaseURL, "customer-queries", "CUSTOMERS_DATABASE_URL"},
+	for _, db := range []struct {
+		url, target, env string
+		needed           bool
+	}{
+		{c.OrdersDatabaseURL, "order-queries", "ORDERS_DATABASE_URL", c.runs("projector") || c.runs("order-queries")},
+		{c.CatalogDatabaseURL, "catalog-queries", "CATALOG_DATABASE_URL", c.runs("projector") || c.runs("catalog-queries")},
+		{c.CustomersDatabaseURL, "customer-queries", "CUSTOMERS_DATABASE_URL", c.runs("projector") || c.runs("customer-queries")},
+		{c.SagasDatabaseURL, "fulfillment-saga", "SAGAS_DATABASE_URL", c.runs("fulfillment-saga")},
 	} {
-		if (c.runs("projector") || c.runs(rm.target)) && rm.url == "" {
-			return fmt.Errorf("no database for %s: set %s or DATABASE_URL", rm.target, rm.env)
+		if db.needed && db.url == "" {
+			return fmt.Errorf("no database for %s: set %s or DATABASE_URL", db.target, db.env)
 		}
 	}
 	return nil
@@ -145,7 +186,8 @@ func isESDB(url string) bool {
 }
 
 func (c Config) needsEventStore() bool {
-	return c.runs("order-commands") || c.runs("customer-commands") || c.runs("inventory-commands") || c.runs("payment-commands") || c.runs("projector")
+	return c.runs("order-commands") || c.runs("customer-commands") || c.runs("inventory-commands") || c.runs("payment-commands") ||
+		c.runs("projector") || c.runs("fulfillment-saga")
 }
 
 func (c Config) runs(target string) bool { return slices.Contains(c.Targets, target) }

@@ -88,7 +88,7 @@ func TestComposeFile(t *testing.T) {
 		Services map[string]struct {
 			Image       string
 			Command     []string
-			Environment map[string]string
+			Environment map[string]string `yaml:"environment"`
 			Ports       []string
 			Healthcheck struct{ Test []string }
 			DependsOn   map[string]struct{ Condition string } `yaml:"depends_on"`
@@ -161,10 +161,13 @@ func TestKubernetesBase(t *testing.T) {
 				}
 				for _, from := range c.EnvFrom {
 					if from.SecretRef.Name != "" {
-						for _, k := range []string{"ORDERS_DATABASE_URL", "CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL"} {
+						for _, k := range []string{"ORDERS_DATABASE_URL", "CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL", "SAGAS_DATABASE_URL"} {
 							env[k] = "postgres://from-secret/db" // the Secret holds them
 						}
 					}
+				}
+				for _, e := range c.Env {
+					env[e.Name] = e.Value
 				}
 				cfg := checkTarget(t, "k8s "+file, c.Args, env)
 				seen[cfg.Targets[0]] = true
@@ -204,6 +207,7 @@ type deployment struct {
 					EnvFrom []struct {
 						SecretRef struct{ Name string } `yaml:"secretRef"`
 					} `yaml:"envFrom"`
+					Env []struct{ Name, Value string }
 					Ports []struct {
 						ContainerPort int `yaml:"containerPort"`
 					}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	customercmd "github.com/orderflow/orderflow/commands/customer"
 	inventorycmd "github.com/orderflow/orderflow/commands/inventory"
@@ -27,11 +28,14 @@ import (
 	"github.com/orderflow/orderflow/eventstore/esdb"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/gateway"
+	"github.com/orderflow/orderflow/internal/cardsim"
+	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/natsrv"
 	"github.com/orderflow/orderflow/internal/ops"
 	"github.com/orderflow/orderflow/internal/pgcluster"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/wire"
 	"github.com/orderflow/orderflow/projections"
 	catalogrm "github.com/orderflow/orderflow/projections/catalog"
 	customersrm "github.com/orderflow/orderflow/projections/customers"
@@ -39,6 +43,7 @@ import (
 	catalogqueries "github.com/orderflow/orderflow/queries/catalog"
 	customerqueries "github.com/orderflow/orderflow/queries/customers"
 	orderqueries "github.com/orderflow/orderflow/queries/orders"
+	"github.com/orderflow/orderflow/sagas/fulfillment"
 )
 
 const usage = `orderflow: a CQRS and event-sourced order platform
@@ -111,7 +116,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	defer func() { done.run() }()
 
 	// dev needs PostgreSQL for the read models, and for the event store unless it is EventStoreDB.
-	if cfg.Dev && cfg.DatabaseURL == "" && (cfg.EventStoreURL == "" || cfg.OrdersDatabaseURL == "" || cfg.CatalogDatabaseURL == "" || cfg.CustomersDatabaseURL == "") {
+	if cfg.Dev && cfg.DatabaseURL == "" && (cfg.EventStoreURL == "" || cfg.OrdersDatabaseURL == "" || cfg.CatalogDatabaseURL == "" ||
+		cfg.CustomersDatabaseURL == "" || cfg.SagasDatabaseURL == "") {
 		url, stop, err := devDatabase(ctx, cfg.DataDir, log)
 		if err != nil {
 			return err
@@ -167,32 +173,74 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		checks = append(checks, ping)
 	}
-	for target, register := range map[string]func() error{
-		"order-commands": func() error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	// The simulated card gateway: a separate HTTP service, here in this process.
+	providerURL := cfg.PaymentProviderURL
+	if cfg.runs("payment-provider") {
+		url, stop, err := servePaymentProvider(cfg)
+		if err != nil {
+			return err
+		}
+		done.add(stop)
+		if providerURL == "" {
+			providerURL = url
+		}
+		log.Info("payment provider (simulated card gateway) listening", "url", url)
+	}
+	var provider paymentcmd.Provider
+	if providerURL != "" {
+		p := paymentcmd.NewHTTPProvider(providerURL, paymentcmd.HTTPProviderOptions{OnStateChange: func(from, to string) {
+			log.Warn("payment provider circuit breaker", "from", from, "to", to)
+		}})
+		provider = p
+	}
+	commandTargets := []struct {
+		target   string
+		register func() error
+		jobs     map[string]jobs.Handler
+	}{
+		{"order-commands", func() error {
 			_, err := ordercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, ordercmd.Handlers{Store: store})
 			return err
-		},
-		"customer-commands": func() error {
+		}, ordercmd.Handlers{Store: store}.Jobs()},
+		{"customer-commands", func() error {
 			_, err := customercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, customercmd.Handlers{Store: store})
 			return err
-		},
-		"inventory-commands": func() error {
+		}, nil},
+		{"inventory-commands", func() error {
 			_, err := inventorycmd.Register(svcCtx, nc, cfg.NATSNamespace, log, inventorycmd.Handlers{Store: store})
 			return err
-		},
-		"payment-commands": func() error {
-			// The card provider arrives with the fulfillment saga (issue 5); until then authorize
-			// answers "unavailable" and capture, void and refund work on recorded payments.
-			_, err := paymentcmd.Register(svcCtx, nc, cfg.NATSNamespace, log, paymentcmd.Handlers{Store: store})
+		}, inventorycmd.Handlers{Store: store}.Jobs()},
+		{"payment-commands", func() error {
+			if provider == nil {
+				log.Warn("payment-commands without a card gateway: set PAYMENT_PROVIDER_URL or run the payment-provider target; authorizations wait")
+			}
+			_, err := paymentcmd.Register(svcCtx, nc, cfg.NATSNamespace, log, paymentcmd.Handlers{Store: store, Provider: provider})
 			return err
-		},
-	} {
-		if cfg.runs(target) {
-			if err := register(); err != nil {
-				return fmt.Errorf("%s: %w", target, err)
+		}, paymentcmd.Handlers{Store: store, Provider: provider}.Jobs()},
+	}
+	for _, t := range commandTargets {
+		if !cfg.runs(t.target) {
+			continue
+		}
+		if err := t.register(); err != nil {
+			return fmt.Errorf("%s: %w", t.target, err)
+		}
+		if t.jobs != nil {
+			if err := jobs.Consume(svcCtx, js, cfg.NATSNamespace, t.target, log, t.jobs); err != nil {
+				return fmt.Errorf("%s: %w", t.target, err)
 			}
 		}
 	}
+	if cfg.runs("fulfillment-saga") {
+		if err := runSaga(ctx, svcCtx, cfg, store, nc, js, log, &done, &wg, &checks); err != nil {
+			return err
+		}
+	}
+
 	// Each read model: its own database (schema), its projection, its query service.
 	readModels := []struct {
 		url         string
@@ -413,4 +461,53 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("health %s: %s", *url, resp.Status)
 	}
 	return nil
+}
+
+// servePaymentProvider runs the simulated card gateway on cfg.PaymentProviderAddr.
+func servePaymentProvider(cfg Config) (string, func(), error) {
+	ln, err := net.Listen("tcp", cfg.PaymentProviderAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("payment provider: listen on %s (PAYMENT_PROVIDER_ADDR): %w", cfg.PaymentProviderAddr, err)
+	}
+	srv := &http.Server{Handler: cardsim.New(cfg.PaymentProvider).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "0.0.0.0" || host == "::") {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	return "http://" + addr, func() { _ = srv.Close() }, nil
+}
+
+// runSaga starts the fulfillment saga: its projection, its outbox dispatcher, its deadlines and
+// its query endpoints.
+func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, done *cleanup, wg *sync.WaitGroup, checks *[]func(context.Context) error) error {
+	pool, err := openPool(ctx, cfg.SagasDatabaseURL, fulfillment.Name, 10)
+	if err != nil {
+		return fmt.Errorf("fulfillment saga: %w", err)
+	}
+	done.add(pool.Close)
+	*checks = append(*checks, pool.Ping)
+	saga := fulfillment.New(pool, fulfillment.Options{PaymentTimeout: cfg.PaymentTimeout}, log)
+	publish := projections.PublishJSON(nc.Publish, cfg.NATSNamespace.Progress(fulfillment.Name))
+	p := projections.New(store, pool, saga, projections.Options{Log: log, Publish: func(pr wire.Progress) {
+		saga.Wake()
+		publish(pr)
+	}})
+	if err := p.Migrate(ctx); err != nil {
+		return err
+	}
+	*checks = append(*checks, func(context.Context) error { return p.Health() })
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = p.Run(svcCtx) }()
+	go func() { defer wg.Done(); _ = saga.Dispatch(svcCtx, js, cfg.NATSNamespace) }()
+	go func() { defer wg.Done(); _ = saga.Deadlines(svcCtx, 250*time.Millisecond) }()
+	w, err := progress.NewWaiter(nc, cfg.NATSNamespace.Progress(fulfillment.Name), fulfillment.Name, func(ctx context.Context) (eventstore.Position, error) {
+		return progress.ReadCheckpoint(ctx, pool, fulfillment.Name)
+	})
+	if err != nil {
+		return err
+	}
+	done.add(w.Close)
+	_, err = fulfillment.Register(svcCtx, nc, cfg.NATSNamespace, log, fulfillment.Queries{Saga: saga, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}})
+	return err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -92,24 +93,50 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 		products = append(products, p)
 	}
 	slices.Sort(products)
-	var last wire.CommandReply
 	for i, p := range products {
-		reply, err := h.execute(ctx, p, lineMeta(req.Meta, "reserve", p), model.Reserve{ProductID: p, OrderID: req.OrderID, Quantity: qty[p]})
-		if err != nil {
-			if _, rerr := h.ReleaseStock(ctx, wire.OrderStock{Meta: req.Meta, OrderID: req.OrderID, ProductIDs: products[:i]}); rerr != nil {
-				return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w; and releasing the others: %v", p, req.OrderID, err, rerr)
-			}
-			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
+		_, err := h.execute(ctx, p, lineMeta(req.Meta, "reserve", p), model.Reserve{ProductID: p, OrderID: req.OrderID, Quantity: qty[p]})
+		if err == nil {
+			continue
 		}
-		last = reply
+		if !errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound) {
+			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err) // transient: retry the whole command
+		}
+		if _, rerr := h.eachProduct(ctx, wire.OrderStock{Meta: req.Meta, OrderID: req.OrderID, ProductIDs: products[:i]}, "release",
+			func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} }); rerr != nil {
+			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w; and releasing the others: %v", p, req.OrderID, err, rerr)
+		}
+		if _, oerr := h.outcome(ctx, req.OrderID, req.Meta, model.OrderRejected{OrderID: req.OrderID, ProductID: p, Reason: err.Error(), At: commands.Now(h.Now)}); oerr != nil {
+			return wire.CommandReply{}, oerr
+		}
+		return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
 	}
-	return wire.CommandReply{ID: req.OrderID, Position: last.Position}, nil
+	return h.outcome(ctx, req.OrderID, req.Meta, model.OrderReserved{OrderID: req.OrderID, ProductIDs: products, At: commands.Now(h.Now)})
 }
 
-// ReleaseStock gives an order's reservations on products back. Releasing what is not reserved
-// is a no-op.
+// outcome records what became of an order's reservation on its reservation stream. The event id
+// derives from the command id: a retried command records it once.
+func (h Handlers) outcome(ctx context.Context, orderID string, meta commands.Meta, e model.Event) (wire.CommandReply, error) {
+	typ, data, err := model.Encode(e)
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	res, err := h.Store.Append(ctx, model.ReservationStream(orderID), eventstore.Any(), []eventstore.EventData{{
+		ID: eventstore.DeriveID(meta.CommandID+":outcome", 0), Type: typ, Data: data,
+		Metadata: eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: meta.CommandID, TraceParent: meta.TraceParent, TraceState: meta.TraceState},
+	}})
+	if err != nil {
+		return wire.CommandReply{}, fmt.Errorf("record reservation outcome of order %s: %w", orderID, err)
+	}
+	return wire.CommandReply{ID: orderID, Position: res.Position.String()}, nil
+}
+
+// ReleaseStock gives an order's reservations on products back, and records it on the order's
+// reservation stream. Releasing what is not reserved is a no-op.
 func (h Handlers) ReleaseStock(ctx context.Context, req wire.OrderStock) (wire.CommandReply, error) {
-	return h.eachProduct(ctx, req, "release", func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} })
+	if _, err := h.eachProduct(ctx, req, "release", func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} }); err != nil {
+		return wire.CommandReply{}, err
+	}
+	return h.outcome(ctx, req.OrderID, req.Meta, model.OrderReleased{OrderID: req.OrderID, ProductIDs: req.ProductIDs, At: commands.Now(h.Now)})
 }
 
 // CommitStock turns an order's reservations into shipped units.
@@ -146,4 +173,14 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		e("release", wire.EndpointReleaseStock, rpc.Handle(srv, "release", h.ReleaseStock)),
 		e("commit", wire.EndpointCommitStock, rpc.Handle(srv, "commit", h.CommitStock)),
 	)
+}
+
+// Jobs are the inventory commands process managers queue (package jobs). A rejected reservation
+// is final: its outcome is recorded on the order's reservation stream.
+func (h Handlers) Jobs() map[string]jobs.Handler {
+	return map[string]jobs.Handler{
+		wire.EndpointReserveStock: commands.Job(commands.Classify, h.ReserveStock),
+		wire.EndpointReleaseStock: commands.Job(commands.Classify, h.ReleaseStock),
+		wire.EndpointCommitStock:  commands.Job(commands.Classify, h.CommitStock),
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/orderflow/orderflow/commands"
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -52,4 +53,12 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		rpc.Endpoint{Name: "ship", Subject: ns.Subject(wire.EndpointShipOrder), Handler: rpc.Handle(srv, "ship", h.Ship)},
 		rpc.Endpoint{Name: "deliver", Subject: ns.Subject(wire.EndpointDeliverOrder), Handler: rpc.Handle(srv, "deliver", h.Deliver)},
 	)
+}
+
+// Jobs are the order commands process managers queue (package jobs).
+func (h Handlers) Jobs() map[string]jobs.Handler {
+	return map[string]jobs.Handler{
+		wire.EndpointConfirmOrder: commands.Job(commands.Classify, h.Confirm),
+		wire.EndpointCancelOrder:  commands.Job(commands.Classify, h.Cancel),
+	}
 }

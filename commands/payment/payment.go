@@ -14,6 +14,7 @@ import (
 	"github.com/orderflow/orderflow/commands"
 	model "github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -95,7 +96,7 @@ func (h Handlers) Refund(ctx context.Context, req wire.RefundPayment) (wire.Comm
 
 // Classify adds the payment service's own errors to commands.Classify.
 func Classify(err error) *rpc.Error {
-	if errors.Is(err, ErrNoProvider) {
+	if errors.Is(err, ErrNoProvider) || errors.Is(err, ErrProviderUnavailable) {
 		return &rpc.Error{Code: rpc.CodeUnavailable, Message: err.Error()}
 	}
 	return commands.Classify(err)
@@ -110,4 +111,13 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		rpc.Endpoint{Name: "void", Subject: ns.Subject(wire.EndpointVoidPayment), Handler: rpc.Handle(srv, "void", h.Void)},
 		rpc.Endpoint{Name: "refund", Subject: ns.Subject(wire.EndpointRefundPayment), Handler: rpc.Handle(srv, "refund", h.Refund)},
 	)
+}
+
+// Jobs are the payment commands process managers queue (package jobs). While the provider is
+// unavailable (down, breaker open) an authorization is retried later: the payment stays pending.
+func (h Handlers) Jobs() map[string]jobs.Handler {
+	return map[string]jobs.Handler{
+		wire.EndpointAuthorizePayment: commands.Job(Classify, h.Authorize),
+		wire.EndpointVoidPayment:      commands.Job(Classify, h.Void),
+	}
 }

@@ -31,6 +31,10 @@ func SKUStream(sku string) string { return "product_sku-" + NormalizeSKU(sku) }
 // NormalizeSKU is the form in which skus are compared.
 func NormalizeSKU(sku string) string { return strings.ToUpper(strings.TrimSpace(sku)) }
 
+// ReservationStream records the outcome of an order's stock reservation as a whole (all lines or
+// none): the one place a process manager learns whether an order's stock is held.
+func ReservationStream(orderID string) string { return "stock_reservation-" + orderID }
+
 // Limits.
 const (
 	MaxQuantity = 1_000_000
@@ -84,7 +88,11 @@ const (
 	TypeReleased     = "inventory.stock_released.v1"
 	TypeCommitted    = "inventory.stock_committed.v1"
 	TypeSKUClaimed   = "inventory.sku_claimed.v1"
-	TypePrefix       = "inventory."
+
+	TypeOrderReserved = "inventory.order_reserved.v1"
+	TypeOrderRejected = "inventory.order_rejected.v1"
+	TypeOrderReleased = "inventory.order_released.v1"
+	TypePrefix        = "inventory."
 )
 
 // Events.
@@ -132,6 +140,25 @@ type (
 		SKU       string `json:"sku"`
 		ProductID string `json:"productId"`
 	}
+	// OrderReserved: every line of the order is reserved.
+	OrderReserved struct {
+		OrderID    string    `json:"orderId"`
+		ProductIDs []string  `json:"productIds"`
+		At         time.Time `json:"at"`
+	}
+	// OrderRejected: the order's stock could not be reserved; nothing of it is held.
+	OrderRejected struct {
+		OrderID   string    `json:"orderId"`
+		ProductID string    `json:"productId"`
+		Reason    string    `json:"reason"`
+		At        time.Time `json:"at"`
+	}
+	// OrderReleased: whatever the order held is given back.
+	OrderReleased struct {
+		OrderID    string    `json:"orderId"`
+		ProductIDs []string  `json:"productIds"`
+		At         time.Time `json:"at"`
+	}
 )
 
 // Event is an inventory event.
@@ -145,6 +172,10 @@ func (Reserved) EventType() string     { return TypeReserved }
 func (Released) EventType() string     { return TypeReleased }
 func (Committed) EventType() string    { return TypeCommitted }
 func (SKUClaimed) EventType() string   { return TypeSKUClaimed }
+
+func (OrderReserved) EventType() string { return TypeOrderReserved }
+func (OrderRejected) EventType() string { return TypeOrderRejected }
+func (OrderReleased) EventType() string { return TypeOrderReleased }
 
 // State of a product.
 type State struct {
@@ -331,6 +362,12 @@ func Decode(typ string, data []byte) (Event, error) {
 		return domain.DecodeAs[Committed](typ, data)
 	case TypeSKUClaimed:
 		return domain.DecodeAs[SKUClaimed](typ, data)
+	case TypeOrderReserved:
+		return domain.DecodeAs[OrderReserved](typ, data)
+	case TypeOrderRejected:
+		return domain.DecodeAs[OrderRejected](typ, data)
+	case TypeOrderReleased:
+		return domain.DecodeAs[OrderReleased](typ, data)
 	}
 	return nil, fmt.Errorf("inventory: unknown event type %q", typ)
 }

@@ -60,11 +60,24 @@ type ComplexityRoot struct {
 		RegisteredAt       func(childComplexity int) int
 	}
 
+	Fulfillment struct {
+		Attempts          func(childComplexity int) int
+		Deadline          func(childComplexity int) int
+		LastError         func(childComplexity int) int
+		Outcome           func(childComplexity int) int
+		PaymentAuthorized func(childComplexity int) int
+		StartedAt         func(childComplexity int) int
+		Step              func(childComplexity int) int
+		StockHeld         func(childComplexity int) int
+		UpdatedAt         func(childComplexity int) int
+	}
+
 	Order struct {
 		CancelReason func(childComplexity int) int
 		CancelledAt  func(childComplexity int) int
 		Customer     func(childComplexity int) int
 		CustomerID   func(childComplexity int) int
+		Fulfillment  func(childComplexity int) int
 		History      func(childComplexity int) int
 		ID           func(childComplexity int) int
 		Lines        func(childComplexity int) int
@@ -141,6 +154,8 @@ type OrderResolver interface {
 	Status(ctx context.Context, obj *wire.Order) (OrderStatus, error)
 
 	Customer(ctx context.Context, obj *wire.Order) (*wire.Customer, error)
+
+	Fulfillment(ctx context.Context, obj *wire.Order) (*wire.Fulfillment, error)
 }
 type OrderLineResolver interface {
 	Product(ctx context.Context, obj *wire.OrderLine) (*wire.Product, error)
@@ -262,6 +277,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Customer.RegisteredAt(childComplexity), true
 
+	case "Fulfillment.attempts":
+		if e.ComplexityRoot.Fulfillment.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.Attempts(childComplexity), true
+	case "Fulfillment.deadline":
+		if e.ComplexityRoot.Fulfillment.Deadline == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.Deadline(childComplexity), true
+	case "Fulfillment.lastError":
+		if e.ComplexityRoot.Fulfillment.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.LastError(childComplexity), true
+	case "Fulfillment.outcome":
+		if e.ComplexityRoot.Fulfillment.Outcome == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.Outcome(childComplexity), true
+	case "Fulfillment.paymentAuthorized":
+		if e.ComplexityRoot.Fulfillment.PaymentAuthorized == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.PaymentAuthorized(childComplexity), true
+	case "Fulfillment.startedAt":
+		if e.ComplexityRoot.Fulfillment.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.StartedAt(childComplexity), true
+	case "Fulfillment.step":
+		if e.ComplexityRoot.Fulfillment.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.Step(childComplexity), true
+	case "Fulfillment.stockHeld":
+		if e.ComplexityRoot.Fulfillment.StockHeld == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.StockHeld(childComplexity), true
+	case "Fulfillment.updatedAt":
+		if e.ComplexityRoot.Fulfillment.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.UpdatedAt(childComplexity), true
+
 	case "Order.cancelReason":
 		if e.ComplexityRoot.Order.CancelReason == nil {
 			break
@@ -286,6 +356,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.CustomerID(childComplexity), true
+	case "Order.fulfillment":
+		if e.ComplexityRoot.Order.Fulfillment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Fulfillment(childComplexity), true
 	case "Order.history":
 		if e.ComplexityRoot.Order.History == nil {
 			break
@@ -691,6 +767,33 @@ type Order {
   customer: Customer
   "Every status the order went through, oldest first."
   history: [StatusChange!]!
+  "Where the fulfillment saga is with this order; null if it has not seen it yet."
+  fulfillment: Fulfillment
+}
+
+"""
+The order fulfillment process manager's view of an order: reserve stock, authorize payment,
+confirm, or compensate.
+"""
+type Fulfillment {
+  "RESERVING, AUTHORIZING, CONFIRMING, CONFIRMED or CANCELLED."
+  step: String!
+  "How it ended: confirmed, compensated or timed_out; null while in flight."
+  outcome: String
+  "Commands the saga has sent for this order."
+  attempts: Int!
+  "When the saga stops waiting for the payment, while it waits."
+  deadline: Time
+  "Why the order is not confirmed, if it is not."
+  lastError: String
+  "Whether the order holds stock now."
+  stockHeld: Boolean!
+  "Whether its payment is authorized now."
+  paymentAuthorized: Boolean!
+  "When the saga started."
+  startedAt: Time!
+  "When the saga last moved."
+  updatedAt: Time!
 }
 
 """
@@ -931,6 +1034,30 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type Customer", field.Name)
 }
 
+func (ec *executionContext) childFields_Fulfillment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "step":
+		return ec.fieldContext_Fulfillment_step(ctx, field)
+	case "outcome":
+		return ec.fieldContext_Fulfillment_outcome(ctx, field)
+	case "attempts":
+		return ec.fieldContext_Fulfillment_attempts(ctx, field)
+	case "deadline":
+		return ec.fieldContext_Fulfillment_deadline(ctx, field)
+	case "lastError":
+		return ec.fieldContext_Fulfillment_lastError(ctx, field)
+	case "stockHeld":
+		return ec.fieldContext_Fulfillment_stockHeld(ctx, field)
+	case "paymentAuthorized":
+		return ec.fieldContext_Fulfillment_paymentAuthorized(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_Fulfillment_startedAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Fulfillment_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Fulfillment", field.Name)
+}
+
 func (ec *executionContext) childFields_Order(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -955,6 +1082,8 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_customer(ctx, field)
 	case "history":
 		return ec.fieldContext_Order_history(ctx, field)
+	case "fulfillment":
+		return ec.fieldContext_Order_fulfillment(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Order", field.Name)
 }
@@ -1799,6 +1928,213 @@ func (ec *executionContext) fieldContext_Customer_orders(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Fulfillment_step(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_step(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Step, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_step(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_outcome(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_outcome(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outcome, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_outcome(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_attempts(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_deadline(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_deadline(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deadline, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_deadline(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_lastError(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_stockHeld(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_stockHeld(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StockHeld, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_stockHeld(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_paymentAuthorized(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_paymentAuthorized(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PaymentAuthorized, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_paymentAuthorized(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_startedAt(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_updatedAt(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
 func (ec *executionContext) _Order_id(ctx context.Context, field graphql.CollectedField, obj *wire.Order) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2074,6 +2410,38 @@ func (ec *executionContext) fieldContext_Order_history(_ context.Context, field 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_StatusChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Order_fulfillment(ctx context.Context, field graphql.CollectedField, obj *wire.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_fulfillment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Order().Fulfillment(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.Fulfillment) graphql.Marshaler {
+			return ec.marshalOFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐFulfillment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Order_fulfillment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Fulfillment(ctx, field)
 		},
 	}
 	return fc, nil
@@ -4331,6 +4699,76 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var fulfillmentImplementors = []string{"Fulfillment"}
+
+func (ec *executionContext) _Fulfillment(ctx context.Context, sel ast.SelectionSet, obj *wire.Fulfillment) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, fulfillmentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Fulfillment")
+		case "step":
+			out.Values[i] = ec._Fulfillment_step(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "outcome":
+			out.Values[i] = ec._Fulfillment_outcome(ctx, field, obj)
+		case "attempts":
+			out.Values[i] = ec._Fulfillment_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deadline":
+			out.Values[i] = ec._Fulfillment_deadline(ctx, field, obj)
+		case "lastError":
+			out.Values[i] = ec._Fulfillment_lastError(ctx, field, obj)
+		case "stockHeld":
+			out.Values[i] = ec._Fulfillment_stockHeld(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "paymentAuthorized":
+			out.Values[i] = ec._Fulfillment_paymentAuthorized(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._Fulfillment_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Fulfillment_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var orderImplementors = []string{"Order"}
 
 func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, obj *wire.Order) graphql.Marshaler {
@@ -4450,6 +4888,39 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "fulfillment":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Order_fulfillment(ctx, field, obj)
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5891,6 +6362,13 @@ func (ec *executionContext) marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorder
 		return graphql.Null
 	}
 	return ec._Customer(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐFulfillment(ctx context.Context, sel ast.SelectionSet, v *wire.Fulfillment) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Fulfillment(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {

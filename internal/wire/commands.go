@@ -1,5 +1,7 @@
 package wire
 
+import "time"
+
 // Service names of the other contexts.
 const (
 	ServiceCustomerCommands  = "customer-commands"
@@ -116,4 +118,47 @@ type RefundPayment struct {
 	Meta        CommandMeta `json:"meta"`
 	PaymentID   string      `json:"paymentId"`
 	AmountCents int64       `json:"amountCents"`
+}
+
+// Saga endpoints.
+const (
+	ServiceSagas              = "sagas"
+	EndpointFulfillment       = "sagas.fulfillment.get"
+	EndpointFulfillments      = "sagas.fulfillment.list"
+	EndpointFulfillmentCounts = "sagas.fulfillment.counts"
+)
+
+// Fulfillment is an order's fulfillment saga, as operators and frontends see it.
+type Fulfillment struct {
+	OrderID           string     `json:"orderId"`
+	Step              string     `json:"step"`
+	Outcome           string     `json:"outcome,omitempty"`
+	Attempts          int64      `json:"attempts"`
+	Deadline          *time.Time `json:"deadline,omitempty"`
+	LastError         string     `json:"lastError,omitempty"`
+	StockHeld         bool       `json:"stockHeld"`
+	PaymentAuthorized bool       `json:"paymentAuthorized"`
+	StartedAt         time.Time  `json:"startedAt"`
+	UpdatedAt         time.Time  `json:"updatedAt"`
+}
+
+// FulfillmentByOrder asks for one order's saga.
+type FulfillmentByOrder struct {
+	OrderID     string `json:"orderId"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// ListFulfillments asks for the latest sagas, optionally in one step.
+type ListFulfillments struct {
+	Step  string `json:"step,omitempty"`
+	First int    `json:"first,omitempty"`
+}
+
+// FulfillmentCounts are the saga's figures: in flight and finished by outcome.
+type FulfillmentCounts struct {
+	InFlight    int64 `json:"inFlight"`
+	Confirmed   int64 `json:"confirmed"`
+	Compensated int64 `json:"compensated"`
+	TimedOut    int64 `json:"timedOut"`
+	Outbox      int64 `json:"outbox"`
 }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestFulfillmentThroughThePlatform runs every target, the saga and the simulated card gateway
+// included: 12 orders race for 5 units; each ends CONFIRMED or CANCELLED by itself, exactly 5 are
+// confirmed, and the catalog agrees.
+func TestFulfillmentThroughThePlatform(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t, "targets", "all", "PAYMENT_PROVIDER_LATENCY", "1ms")
+	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"last","sku":"LAST-1","name":"Last units","priceCents":1000}`, nil); s != 201 {
+		t.Fatalf("add product: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products/last/restock", `{"quantity":5}`, nil); s != 200 {
+		t.Fatalf("restock: %d %s", s, b)
+	}
+	const orders = 12
+	var wg sync.WaitGroup
+	for i := range orders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"orderId":"o%d","customerId":"c%d","lines":[{"productId":"last","quantity":1,"unitPriceCents":1000}]}`, i, i)
+			if s, _, b := call(t, "POST", base+"/api/v1/orders", body, nil); s != 201 {
+				t.Errorf("place o%d: %d %s", i, s, b)
+			}
+		}()
+	}
+	wg.Wait()
+	var q strings.Builder
+	q.WriteString("{")
+	for i := range orders {
+		fmt.Fprintf(&q, `o%d: order(id: "o%d") { status fulfillment { step outcome attempts lastError } } `, i, i)
+	}
+	q.WriteString(`product(id: "last") { onHand reserved available } }`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		a := graphQL(t, base, q.String(), nil, nil)
+		confirmed, cancelled := 0, 0
+		for i := range orders {
+			var o struct {
+				Status      string
+				Fulfillment struct{ Step, Outcome string }
+			}
+			_ = json.Unmarshal(a.Data[fmt.Sprintf("o%d", i)], &o)
+			switch {
+			case o.Status == "CONFIRMED" && o.Fulfillment.Outcome == "confirmed":
+				confirmed++
+			case o.Status == "CANCELLED" && o.Fulfillment.Outcome == "compensated":
+				cancelled++
+			}
+		}
+		var p struct{ OnHand, Reserved, Available int }
+		_ = json.Unmarshal(a.Data["product"], &p)
+		if confirmed+cancelled == orders && p.Reserved == confirmed {
+			if confirmed != 5 || p.Available != 0 || p.OnHand != 5 {
+				t.Fatalf("%d confirmed, %d cancelled; stock %+v; want 5 confirmed holding the 5 units", confirmed, cancelled, p)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s: %d confirmed, %d cancelled of %d; stock %+v; errors %+v", confirmed, cancelled, orders, p, a.Errors)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

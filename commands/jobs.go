@@ -1,0 +1,27 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/internal/rpc"
+)
+
+// Job adapts a handler to a queued command (package jobs): a refusal the sender must live with
+// (invalid, unknown, illegal transition) is final; anything else is retried by the queue.
+func Job[Req, Resp any](classify func(error) *rpc.Error, fn func(context.Context, Req) (Resp, error)) jobs.Handler {
+	return func(ctx context.Context, data []byte) error {
+		var req Req
+		if err := json.Unmarshal(data, &req); err != nil {
+			return &rpc.Error{Code: rpc.CodeInvalid, Message: "malformed queued command: " + err.Error()}
+		}
+		if _, err := fn(ctx, req); err != nil {
+			if e := classify(err); e.Code == rpc.CodeInvalid || e.Code == rpc.CodeNotFound || e.Code == rpc.CodeConflict {
+				return e
+			}
+			return err
+		}
+		return nil
+	}
+}

@@ -1,0 +1,126 @@
+// Package jobs carries commands that must not be lost over NATS JetStream: a work-queue stream
+// per namespace, messages deduplicated by id (a re-sent command is dropped by the server within
+// the duplicate window, and by the command service's idempotency after it), one durable consumer
+// per command service, redelivery with growing delays while a command fails for a reason that
+// may pass (a provider down, a breaker open).
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// DuplicateWindow is how long the stream remembers message ids.
+const DuplicateWindow = 10 * time.Minute
+
+func streamName(ns wire.Namespace) string {
+	if ns == "" {
+		ns = wire.DefaultNamespace
+	}
+	return strings.NewReplacer(".", "_", "-", "_").Replace(string(ns)) + "_jobs"
+}
+
+// Subject is where commands for endpoint (a wire.Endpoint…) are queued.
+func Subject(ns wire.Namespace, endpoint string) string { return ns.Subject("jobs." + endpoint) }
+
+// Ensure creates or updates the jobs stream of ns.
+func Ensure(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) error {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: streamName(ns), Description: "commands sent by orderflow process managers",
+		Subjects: []string{ns.Subject("jobs.>")}, Retention: jetstream.WorkQueuePolicy,
+		Duplicates: DuplicateWindow, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("jobs stream %s (NATS needs JetStream): %w", streamName(ns), err)
+	}
+	return nil
+}
+
+// Publish queues data for endpoint under id, and waits for the server to store it. Publishing the
+// same id again within DuplicateWindow stores nothing.
+func Publish(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, endpoint, id string, data []byte) error {
+	_, err := js.PublishMsg(ctx, &nats.Msg{Subject: Subject(ns, endpoint), Data: data}, jetstream.WithMsgID(id))
+	if err != nil {
+		return fmt.Errorf("queue %s %s: %w", endpoint, id, err)
+	}
+	return nil
+}
+
+// Handler carries out one queued command. A *rpc.Error with a code the caller must fix (invalid,
+// not found, conflict) is final: the message is acknowledged and logged. Any other error is
+// retried later.
+type Handler func(ctx context.Context, data []byte) error
+
+// Consume runs a durable consumer named durable for the given endpoints until ctx ends.
+func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, durable string, log *slog.Logger, handlers map[string]Handler) error {
+	if err := Ensure(ctx, js, ns); err != nil {
+		return err
+	}
+	bySubject := map[string]Handler{}
+	var subjects []string
+	for endpoint, h := range handlers {
+		bySubject[Subject(ns, endpoint)] = h
+		subjects = append(subjects, Subject(ns, endpoint))
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, streamName(ns), jetstream.ConsumerConfig{
+		Durable: durable, FilterSubjects: subjects, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxDeliver: -1, MaxAckPending: 256,
+	})
+	if err != nil {
+		return fmt.Errorf("jobs consumer %s: %w", durable, err)
+	}
+	log = log.With("consumer", durable)
+	sem := make(chan struct{}, 32)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			handle(ctx, m, bySubject[m.Subject()], log)
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("jobs consumer %s: %w", durable, err)
+	}
+	go func() {
+		<-ctx.Done()
+		cc.Stop()
+	}()
+	return nil
+}
+
+func handle(ctx context.Context, m jetstream.Msg, h Handler, log *slog.Logger) {
+	if h == nil {
+		_ = m.Term()
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, 25*time.Second)
+	defer cancel()
+	err := h(hctx, m.Data())
+	if err == nil {
+		_ = m.Ack()
+		return
+	}
+	var rerr *rpc.Error
+	if errors.As(err, &rerr) && (rerr.Code == rpc.CodeInvalid || rerr.Code == rpc.CodeNotFound || rerr.Code == rpc.CodeConflict) {
+		log.Info("queued command refused", "subject", m.Subject(), "err", err)
+		_ = m.Ack()
+		return
+	}
+	delivered := uint64(1)
+	if md, mderr := m.Metadata(); mderr == nil {
+		delivered = md.NumDelivered
+	}
+	delay := min(time.Duration(1<<min(delivered, 6))*250*time.Millisecond, 15*time.Second)
+	log.Warn("queued command failed; will retry", "subject", m.Subject(), "attempt", delivered, "retry_in", delay, "err", err)
+	_ = m.NakWithDelay(delay)
+}

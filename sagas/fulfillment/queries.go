@@ -1,0 +1,93 @@
+package fulfillment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"log/slog"
+
+	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+func view(st State) wire.Fulfillment {
+	return wire.Fulfillment{OrderID: st.OrderID, Step: st.Step, Outcome: st.Outcome, Attempts: st.Attempts, Deadline: st.Deadline,
+		LastError: st.LastError, StockHeld: st.StockHeld, PaymentAuthorized: st.PaymentAuthorized, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt}
+}
+
+// Queries answers questions about sagas from the saga's own tables.
+type Queries struct {
+	Saga *Saga
+	progress.ReadModel
+}
+
+// ByOrder returns an order's saga; not_found if the saga never saw the order.
+func (q Queries) ByOrder(ctx context.Context, req wire.FulfillmentByOrder) (wire.Fulfillment, error) {
+	if req.OrderID == "" {
+		return wire.Fulfillment{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "orderId", Message: "is required"}
+	}
+	if err := q.WaitFor(ctx, req.MinPosition); err != nil {
+		return wire.Fulfillment{}, err
+	}
+	var st State
+	err := q.Saga.Pool.QueryRow(ctx, `select state from fulfillment where order_id = $1`, req.OrderID).Scan(&st)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return wire.Fulfillment{}, rpc.Errorf(rpc.CodeNotFound, "no fulfillment for order %s", req.OrderID)
+	}
+	if err != nil {
+		return wire.Fulfillment{}, fmt.Errorf("fulfillment %s: %w", req.OrderID, err)
+	}
+	return view(st), nil
+}
+
+// List returns the most recently changed sagas, optionally of one step.
+func (q Queries) List(ctx context.Context, req wire.ListFulfillments) ([]wire.Fulfillment, error) {
+	first := req.First
+	if first <= 0 || first > 500 {
+		first = 50
+	}
+	rows, err := q.Saga.Pool.Query(ctx, `select state from fulfillment where $1 = '' or step = $1 order by updated_at desc limit $2`, req.Step, first)
+	if err != nil {
+		return nil, fmt.Errorf("list fulfillments: %w", err)
+	}
+	defer rows.Close()
+	out := []wire.Fulfillment{}
+	for rows.Next() {
+		var st State
+		if err := rows.Scan(&st); err != nil {
+			return nil, err
+		}
+		out = append(out, view(st))
+	}
+	return out, rows.Err()
+}
+
+// Counts returns the saga's figures.
+func (q Queries) Counts(ctx context.Context, _ struct{}) (wire.FulfillmentCounts, error) {
+	var c wire.FulfillmentCounts
+	err := q.Saga.Pool.QueryRow(ctx, `select
+  count(*) filter (where step not in ('CONFIRMED', 'CANCELLED')),
+  count(*) filter (where outcome = 'confirmed'),
+  count(*) filter (where outcome = 'compensated'),
+  count(*) filter (where outcome = 'timed_out'),
+  (select count(*) from fulfillment_outbox)
+from fulfillment`).Scan(&c.InFlight, &c.Confirmed, &c.Compensated, &c.TimedOut, &c.Outbox)
+	return c, err
+}
+
+// Register serves q as the sagas NATS micro service until ctx ends.
+func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, q Queries) (micro.Service, error) {
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceSagas), 64, 10*time.Second, nil)
+	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceSagas, Version: "0.1.0", Description: "process managers: order fulfillment"},
+		rpc.Endpoint{Name: "fulfillment", Subject: ns.Subject(wire.EndpointFulfillment), Handler: rpc.Handle(srv, "fulfillment", q.ByOrder)},
+		rpc.Endpoint{Name: "fulfillments", Subject: ns.Subject(wire.EndpointFulfillments), Handler: rpc.Handle(srv, "fulfillments", q.List)},
+		rpc.Endpoint{Name: "counts", Subject: ns.Subject(wire.EndpointFulfillmentCounts), Handler: rpc.Handle(srv, "counts", q.Counts)},
+	)
+}

@@ -1,0 +1,296 @@
+package fulfillment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orderflow/orderflow/domain/inventory"
+	"github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/domain/payment"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/internal/wire"
+)
+
+// Name of the saga: its schema, checkpoint and progress subject.
+const Name = "fulfillment"
+
+// Saga is the fulfillment process manager: a projections.Projection over order, inventory and
+// payment events, plus the loops that send its commands and fire its deadlines.
+type Saga struct {
+	Pool *pgxpool.Pool // confined to the saga's schema
+	Opts Options
+	Log  *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now  func() time.Time
+	wake chan struct{}
+}
+
+// New returns a saga over pool.
+func New(pool *pgxpool.Pool, opts Options, log *slog.Logger) *Saga {
+	if opts.PaymentTimeout <= 0 {
+		opts.PaymentTimeout = 2 * time.Minute
+	}
+	return &Saga{Pool: pool, Opts: opts, Log: log.With("saga", Name), wake: make(chan struct{}, 1)}
+}
+
+func (s *Saga) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Name implements projections.Projection.
+func (s *Saga) Name() string { return Name }
+
+// Filter implements projections.Projection.
+func (s *Saga) Filter() eventstore.Filter {
+	return eventstore.Filter{EventTypePrefixes: []string{order.TypePrefix, "inventory.order_", payment.TypePrefix}}
+}
+
+// Migrate implements projections.Projection.
+func (s *Saga) Migrate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `
+create table if not exists fulfillment (
+  order_id text primary key,
+  state jsonb not null,
+  step text not null,
+  outcome text not null default '',
+  deadline timestamptz,
+  updated_at timestamptz not null);
+create index if not exists fulfillment_deadlines on fulfillment (deadline) where deadline is not null;
+create index if not exists fulfillment_by_step on fulfillment (step, updated_at desc);
+create table if not exists fulfillment_outbox (
+  id text primary key,
+  endpoint text not null,
+  payload jsonb not null,
+  created_at timestamptz not null default clock_timestamp());`)
+	return err
+}
+
+func decode(r eventstore.RecordedEvent) (any, error) {
+	switch {
+	case strings.HasPrefix(r.Type, order.TypePrefix):
+		return order.Decode(r.Type, r.Data)
+	case strings.HasPrefix(r.Type, inventory.TypePrefix):
+		return inventory.Decode(r.Type, r.Data)
+	case strings.HasPrefix(r.Type, payment.TypePrefix):
+		return payment.Decode(r.Type, r.Data)
+	}
+	return nil, fmt.Errorf("fulfillment: unexpected event type %q", r.Type)
+}
+
+// Apply implements projections.Projection: it loads the batch's sagas in one query, folds the
+// events in memory and writes each changed saga and every command once, in the projector's
+// transaction.
+func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	type item struct {
+		event any
+		id    string
+	}
+	items := make([]item, 0, len(events))
+	var ids []string
+	for _, r := range events {
+		e, err := decode(r)
+		if err != nil {
+			return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
+		}
+		if id := orderOf(e); id != "" {
+			items = append(items, item{e, id})
+			ids = append(ids, id)
+		}
+	}
+	states, err := load(ctx, tx, `select state from fulfillment where order_id = any($1) for update`, ids)
+	if err != nil {
+		return err
+	}
+	changed := map[string]bool{}
+	var cmds []Command
+	for _, it := range items {
+		before := states[it.id]
+		after, c := React(before, it.event, s.now(), s.Opts)
+		if after == nil {
+			s.Log.Debug("event of an order without a saga", "order_id", it.id, "event", fmt.Sprintf("%T", it.event))
+			continue
+		}
+		if after != before {
+			states[it.id], changed[it.id] = after, true
+		}
+		cmds = append(cmds, c...)
+	}
+	return save(ctx, tx, states, changed, cmds)
+}
+
+func load(ctx context.Context, tx pgx.Tx, query string, args ...any) (map[string]*State, error) {
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load sagas: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*State{}
+	for rows.Next() {
+		var st State
+		if err := rows.Scan(&st); err != nil {
+			return nil, fmt.Errorf("load sagas: %w", err)
+		}
+		out[st.OrderID] = &st
+	}
+	return out, rows.Err()
+}
+
+func save(ctx context.Context, tx pgx.Tx, states map[string]*State, changed map[string]bool, cmds []Command) error {
+	batch := &pgx.Batch{}
+	for id := range changed {
+		st := states[id]
+		data, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		batch.Queue(`insert into fulfillment (order_id, state, step, outcome, deadline, updated_at) values ($1, $2, $3, $4, $5, $6)
+on conflict (order_id) do update set state = excluded.state, step = excluded.step, outcome = excluded.outcome,
+  deadline = excluded.deadline, updated_at = excluded.updated_at`, id, data, st.Step, st.Outcome, st.Deadline, st.UpdatedAt)
+	}
+	for _, c := range cmds {
+		data, err := payload(c)
+		if err != nil {
+			return err
+		}
+		batch.Queue(`insert into fulfillment_outbox (id, endpoint, payload) values ($1, $2, $3) on conflict (id) do nothing`, c.ID, c.Endpoint, data)
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, batch).Close()
+}
+
+// Wake tells the dispatcher that the outbox may have new commands (after a committed batch).
+func (s *Saga) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Dispatch queues the outbox's commands on JetStream, oldest first, until ctx ends. A command is
+// deleted from the outbox only once the server stored it; a crash in between sends it again,
+// which the stream's duplicate window and the command's id make harmless.
+func (s *Saga) Dispatch(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) error {
+	if err := jobs.Ensure(ctx, js, ns); err != nil {
+		return err
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n, err := s.dispatchOnce(ctx, js, ns)
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("dispatch saga commands", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue // maybe more
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Saga) dispatchOnce(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) (int, error) {
+	sent := 0
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `select id, endpoint, payload from fulfillment_outbox order by created_at, id limit 200 for update skip locked`)
+		if err != nil {
+			return err
+		}
+		type cmd struct {
+			id, endpoint string
+			payload      []byte
+		}
+		var cmds []cmd
+		for rows.Next() {
+			var c cmd
+			if err := rows.Scan(&c.id, &c.endpoint, &c.payload); err != nil {
+				rows.Close()
+				return err
+			}
+			cmds = append(cmds, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var done []string
+		for _, c := range cmds {
+			if err := jobs.Publish(ctx, js, ns, c.endpoint, c.id, c.payload); err != nil {
+				break // keep the rest for the next round
+			}
+			done = append(done, c.id)
+		}
+		sent = len(done)
+		if len(done) == 0 {
+			if len(cmds) > 0 {
+				return errors.New("the jobs stream refused every command")
+			}
+			return nil
+		}
+		_, err = tx.Exec(ctx, `delete from fulfillment_outbox where id = any($1)`, done)
+		return err
+	})
+	return sent, err
+}
+
+// Deadlines fires due deadlines until ctx ends: each due saga is claimed (FOR UPDATE SKIP
+// LOCKED), reacts to DeadlinePassed (which ignores a deadline that no longer applies), and its new
+// state and commands commit together.
+func (s *Saga) Deadlines(ctx context.Context, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		fired := false
+		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+			now := s.now()
+			states, err := load(ctx, tx, `select state from fulfillment where deadline <= $1 order by deadline limit 100 for update skip locked`, now)
+			if err != nil || len(states) == 0 {
+				return err
+			}
+			changed := map[string]bool{}
+			var cmds []Command
+			for id, st := range states {
+				after, c := React(st, DeadlinePassed{At: now}, now, s.Opts)
+				states[id] = after
+				changed[id] = true // a deadline that no longer applies is cleared too
+				if after == st {
+					cp := *st
+					cp.Deadline = nil
+					states[id] = &cp
+				}
+				cmds = append(cmds, c...)
+			}
+			fired = len(cmds) > 0
+			return save(ctx, tx, states, changed, cmds)
+		})
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("fire saga deadlines", "err", err)
+		}
+		if fired {
+			s.Wake()
+		}
+	}
+}
