@@ -84,6 +84,11 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 	if len(req.Lines) == 0 {
 		return wire.CommandReply{}, domain.Rule("lines", "an order needs at least one line")
 	}
+	// A command that already has an outcome (a redelivered job) answers with it and does nothing:
+	// stock freed since a rejection must not be taken by the retry of the rejected command.
+	if reply, done, err := h.decided(ctx, req.OrderID, req.Meta); done {
+		return reply, err
+	}
 	qty := map[string]int64{}
 	for _, l := range req.Lines {
 		qty[l.ProductID] += l.Quantity
@@ -111,6 +116,28 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 		return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
 	}
 	return h.outcome(ctx, req.OrderID, req.Meta, model.OrderReserved{OrderID: req.OrderID, ProductIDs: products, At: commands.Now(h.Now)})
+}
+
+// decided looks for this command's outcome on the order's reservation stream.
+func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Meta) (wire.CommandReply, bool, error) {
+	events, err := h.Store.ReadStream(ctx, model.ReservationStream(orderID), eventstore.ReadStreamOptions{})
+	if err != nil {
+		return wire.CommandReply{}, false, nil // none yet (or unreadable: the append below will tell)
+	}
+	id := eventstore.DeriveID(meta.CommandID+":outcome", 0)
+	for _, r := range events {
+		if r.ID != id {
+			continue
+		}
+		reply := wire.CommandReply{ID: orderID, Position: r.Position.String()}
+		if r.Type == model.TypeOrderRejected {
+			e, _ := model.Decode(r.Type, r.Data)
+			rej, _ := e.(model.OrderRejected)
+			return reply, true, fmt.Errorf("order %s: %w (%s)", orderID, model.ErrInsufficientStock, rej.Reason)
+		}
+		return reply, true, nil
+	}
+	return wire.CommandReply{}, false, nil
 }
 
 // outcome records what became of an order's reservation on its reservation stream. The event id

@@ -141,3 +141,25 @@ func TestReleaseAndCommit(t *testing.T) {
 		t.Errorf("reserve an unknown product: %v", err)
 	}
 }
+
+// TestRedeliveredRejectedReservation: a reserve command rejected for want of stock stays rejected
+// when it is delivered again after stock arrived: it must not take the new units.
+func TestRedeliveredRejectedReservation(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	h := inventory.Handlers{Store: store}
+	addProduct(t, h, "p", 1)
+	req := wire.ReserveStock{Meta: meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2}}}
+	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("first delivery: %v", err)
+	}
+	if _, err := h.Restock(t.Context(), wire.Restock{Meta: meta("more"), ProductID: "p", Quantity: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("redelivery: %v, want the first answer", err)
+	}
+	if s := stock(t, store, "p"); s.ReservedTotal() != 0 {
+		t.Fatalf("the redelivered command reserved %d units", s.ReservedTotal())
+	}
+}
