@@ -102,6 +102,21 @@ func Classify(err error) *rpc.Error {
 	return commands.Classify(err)
 }
 
+// ProviderStatus is the card provider's circuit breaker as the service sees it.
+type ProviderStatus struct {
+	Configured bool   `json:"configured"`
+	Breaker    string `json:"breaker,omitempty"` // closed, half-open or open
+}
+
+// Status reports the provider's breaker.
+func (h Handlers) Status(context.Context, struct{}) (ProviderStatus, error) {
+	p, ok := h.Provider.(interface{ BreakerState() string })
+	if !ok {
+		return ProviderStatus{Configured: h.Provider != nil}, nil
+	}
+	return ProviderStatus{Configured: true, Breaker: p.BreakerState()}, nil
+}
+
 // Register serves the handlers as the payment-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
 	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServicePaymentCommands), 64, 30*time.Second, Classify)
@@ -110,6 +125,7 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		rpc.Endpoint{Name: "capture", Subject: ns.Subject(wire.EndpointCapturePayment), Handler: rpc.Handle(srv, "capture", h.Capture)},
 		rpc.Endpoint{Name: "void", Subject: ns.Subject(wire.EndpointVoidPayment), Handler: rpc.Handle(srv, "void", h.Void)},
 		rpc.Endpoint{Name: "refund", Subject: ns.Subject(wire.EndpointRefundPayment), Handler: rpc.Handle(srv, "refund", h.Refund)},
+		rpc.Endpoint{Name: "provider", Subject: ns.Subject(wire.EndpointPaymentProvider), Handler: rpc.Handle(srv, "provider", h.Status)},
 	)
 }
 

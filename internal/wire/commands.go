@@ -34,6 +34,7 @@ const (
 	EndpointCapturePayment   = "payment.capture"
 	EndpointVoidPayment      = "payment.void"
 	EndpointRefundPayment    = "payment.refund"
+	EndpointPaymentProvider  = "payment.provider"
 )
 
 // IDCommand is a command that names only its aggregate: confirm, mark paid, ship, deliver,
