@@ -39,7 +39,7 @@ type HTTPProviderOptions struct {
 // NewHTTPProvider returns a provider for the gateway at baseURL (POST baseURL/v1/authorizations).
 func NewHTTPProvider(baseURL string, opts HTTPProviderOptions) *HTTPProvider {
 	if opts.Timeout <= 0 {
-		opts.Timeout = 2 * time.Second
+		opts.Timeout = 1500 * time.Millisecond
 	}
 	if opts.Retries <= 0 {
 		opts.Retries = 2

@@ -23,6 +23,14 @@ import (
 // DuplicateWindow is how long the stream remembers message ids.
 const DuplicateWindow = 10 * time.Minute
 
+// AckWait is how long a consumer that died with a command in hand delays it: the server delivers
+// it again after that. Handlers get HandlerTimeout, less, so that a slow one is not redelivered
+// while it still runs.
+const (
+	AckWait        = 10 * time.Second
+	HandlerTimeout = 8 * time.Second
+)
+
 func streamName(ns wire.Namespace) string {
 	if ns == "" {
 		ns = wire.DefaultNamespace
@@ -74,7 +82,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, streamName(ns), jetstream.ConsumerConfig{
 		Durable: durable, FilterSubjects: subjects, AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: 30 * time.Second, MaxDeliver: -1, MaxAckPending: 256,
+		AckWait: AckWait, MaxDeliver: -1, MaxAckPending: 256,
 	})
 	if err != nil {
 		return fmt.Errorf("jobs consumer %s: %w", durable, err)
@@ -103,11 +111,15 @@ func handle(ctx context.Context, m jetstream.Msg, h Handler, log *slog.Logger) {
 		_ = m.Term()
 		return
 	}
-	hctx, cancel := context.WithTimeout(ctx, 25*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, HandlerTimeout)
 	defer cancel()
 	err := h(hctx, m.Data())
 	if err == nil {
 		_ = m.Ack()
+		return
+	}
+	if ctx.Err() != nil {
+		_ = m.Nak() // this consumer is stopping: let another take it now
 		return
 	}
 	var rerr *rpc.Error

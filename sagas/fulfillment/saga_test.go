@@ -227,7 +227,7 @@ func TestCrashesAtAnyMoment(t *testing.T) {
 	time.Sleep(3 * time.Second) // crash away while the orders move
 	close(stop)
 	n := <-crashed
-	statuses := r.settle(ids, 60*time.Second)
+	statuses := r.settle(ids, 90*time.Second)
 	confirmed := 0
 	for _, id := range ids {
 		if statuses[id] == order.StatusConfirmed {
