@@ -207,7 +207,7 @@ type deployment struct {
 					EnvFrom []struct {
 						SecretRef struct{ Name string } `yaml:"secretRef"`
 					} `yaml:"envFrom"`
-					Env []struct{ Name, Value string }
+					Env   []struct{ Name, Value string }
 					Ports []struct {
 						ContainerPort int `yaml:"containerPort"`
 					}

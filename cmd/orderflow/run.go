@@ -52,6 +52,7 @@ Usage:
   orderflow dev   [--http-addr ADDR] [--data-dir DIR]   the whole platform, zero configuration
   orderflow serve [--target=all|T1,T2] [--http-addr ADDR] targets: %s
   orderflow services [--json]                           live service instances, endpoints, request stats
+  orderflow sagas list [--step S] | show ORDER_ID       fulfillment sagas, their figures, the breaker
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
   orderflow bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
 
@@ -74,6 +75,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return err
 		}
 		return Run(ctx, cfg, stdout, stderr, nil)
+	case "sagas":
+		return sagasCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "services":
 		return services(ctx, args[1:], getenv, stdout, stderr)
 	case "health":

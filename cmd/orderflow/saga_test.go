@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/natstest"
 )
 
 // TestFulfillmentThroughThePlatform runs every target, the saga and the simulated card gateway
@@ -69,5 +73,34 @@ func TestFulfillmentThroughThePlatform(t *testing.T) {
 			t.Fatalf("after 60s: %d confirmed, %d cancelled of %d; stock %+v; errors %+v", confirmed, cancelled, orders, p, a.Errors)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestSagasCommand(t *testing.T) {
+	t.Parallel()
+	ns := "t" + strings.ReplaceAll(t.Name(), "/", "")
+	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms")
+	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"unknown-product","customerId":"c","lines":[{"productId":"none","quantity":1,"unitPriceCents":5}]}`, nil); s != 201 {
+		t.Fatalf("place: %d %s", s, b)
+	}
+	env := map[string]string{"NATS_URL": natstest.URL(t), "ORDERFLOW_NATS_PREFIX": ns}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out bytes.Buffer
+		err := sagasCmd(t.Context(), []string{"show", "unknown-product"}, func(k string) string { return env[k] }, &out, io.Discard)
+		if err == nil && strings.Contains(out.String(), `"outcome": "compensated"`) && strings.Contains(out.String(), "out of stock") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sagas show: %v %s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var out bytes.Buffer
+	if err := sagasCmd(t.Context(), []string{"list"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "0 in flight, 0 confirmed, 1 compensated") || !strings.Contains(out.String(), "circuit breaker closed") || !strings.Contains(out.String(), "unknown-product") {
+		t.Fatalf("sagas list:\n%s", out.String())
 	}
 }
