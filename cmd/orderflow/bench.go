@@ -18,8 +18,11 @@ import (
 // runBench runs `orderflow bench append`: postgres event store appends from N writers against a
 // raw single-row INSERT baseline, on the same database, in the same run.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "saga" {
+		return benchSaga(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "append" {
-		return fmt.Errorf("bench: want `orderflow bench append`")
+		return fmt.Errorf("bench: want `orderflow bench append` or `orderflow bench saga`")
 	}
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -55,6 +55,7 @@ Usage:
   orderflow sagas list [--step S] | show ORDER_ID       fulfillment sagas, their figures, the breaker
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
   orderflow bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
+  orderflow bench saga [--orders N] [--rate R]          orders/s and latency placed→confirmed
 
 Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, CATALOG_DATABASE_URL,
 CUSTOMERS_DATABASE_URL, NATS_URL, ORDERFLOW_HTTP_ADDR,

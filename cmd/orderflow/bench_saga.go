@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/internal/pgcluster"
+)
+
+// benchSaga runs `orderflow bench saga`: the whole platform in this process (a private
+// PostgreSQL cluster unless DATABASE_URL is set, embedded NATS, every target), orders placed over
+// REST, and placed→confirmed latency taken from the event store's own timestamps. Two phases:
+// as fast as the platform goes, then a steady 100 orders/s.
+func benchSaga(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench saga", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	burst := fs.Int("orders", 2000, "orders of the throughput phase")
+	rate := fs.Int("rate", 100, "orders per second of the latency phase")
+	steady := fs.Duration("duration", 10*time.Second, "length of the latency phase")
+	clients := fs.Int("clients", 32, "concurrent REST clients of the throughput phase")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "orderflow-bench-saga-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	_ = os.Chmod(dir, 0o755)
+	url := getenv("DATABASE_URL")
+	if url == "" {
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg")})
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop()
+		url = cluster.URL("postgres")
+		fmt.Fprintln(stdout, "no DATABASE_URL: a private PostgreSQL cluster (default settings, fsync on)")
+	}
+	db := "bench_saga_" + fmt.Sprint(time.Now().UnixNano())
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	if _, err := admin.Exec(ctx, "create database "+db); err != nil {
+		admin.Close(ctx)
+		return err
+	}
+	defer func() {
+		_, _ = admin.Exec(context.Background(), "drop database if exists "+db+" with (force)")
+		admin.Close(context.Background())
+	}()
+	dbURL := withDatabase(url, db)
+	env := map[string]string{"DATABASE_URL": dbURL, "ORDERFLOW_LOG_LEVEL": "error", "PAYMENT_PROVIDER_LATENCY": "5ms"}
+	cfg, err := ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dir}, func(k string) string { return env[k] }, stderr)
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(runCtx, cfg, io.Discard, io.Discard, func(a string) { ready <- a }) }()
+	var base string
+	select {
+	case a := <-ready:
+		base = "http://" + a
+	case err := <-done:
+		return fmt.Errorf("platform: %w", err)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+	post := func(path, body string) error {
+		resp, err := client.Post(base+path, "application/json", bytes.NewBufferString(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("POST %s: %s", path, resp.Status)
+		}
+		return nil
+	}
+	// A catalog of 50 products with ample stock: orders spread over them as a shop's do.
+	const products = 50
+	for p := range products {
+		if err := post("/api/v1/products", fmt.Sprintf(`{"productId":"bench-%d","sku":"BENCH-%d","name":"Bench %d","priceCents":999}`, p, p, p)); err != nil {
+			return err
+		}
+		if err := post(fmt.Sprintf("/api/v1/products/bench-%d/restock", p), `{"quantity":1000000}`); err != nil {
+			return err
+		}
+	}
+	var seq atomic.Int64
+	order := func(id string) error {
+		p := seq.Add(1) % products
+		return post("/api/v1/orders", fmt.Sprintf(`{"orderId":"%s","customerId":"c","lines":[{"productId":"bench-%d","quantity":1,"unitPriceCents":999}]}`, id, p))
+	}
+
+	// Phase 1: throughput.
+	fmt.Fprintf(stdout, "throughput: %d orders from %d REST clients…\n", *burst, *clients)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range *clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(*burst); i = next.Add(1) {
+				if order(fmt.Sprintf("burst-%d", i)) != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := waitConfirmed(ctx, dbURL, "burst-", *burst-int(failed.Load()), 5*time.Minute); err != nil {
+		return err
+	}
+	lat, span, err := latencies(ctx, dbURL, "burst-")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "saga throughput: %.0f orders/s placed→confirmed (%d orders in %s; %d refused by the API)\n",
+		float64(len(lat))/span.Seconds(), len(lat), span.Round(time.Millisecond), failed.Load())
+
+	// Phase 2: latency at a steady rate.
+	fmt.Fprintf(stdout, "latency: %d orders/s for %s…\n", *rate, *steady)
+	tick := time.NewTicker(time.Second / time.Duration(*rate))
+	n := 0
+	end := time.Now().Add(*steady)
+	for time.Now().Before(end) {
+		<-tick.C
+		n++
+		id := fmt.Sprintf("steady-%d", n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if order(id) != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	tick.Stop()
+	wg.Wait()
+	if err := waitConfirmed(ctx, dbURL, "steady-", n, 2*time.Minute); err != nil {
+		return err
+	}
+	lat, _, err = latencies(ctx, dbURL, "steady-")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "saga latency at %d orders/s: p50 %s, p99 %s, max %s placed→confirmed (%d orders)\n", *rate,
+		pct(lat, 50), pct(lat, 99), pct(lat, 100), len(lat))
+	stop()
+	<-done
+	return nil
+}
+
+func withDatabase(url, db string) string {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return url
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, db)
+}
+
+func waitConfirmed(ctx context.Context, url, prefix string, want int, within time.Duration) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(within)
+	for {
+		var n int
+		var cancelled int
+		if err := conn.QueryRow(ctx, `select count(*) filter (where event_type = 'order.confirmed.v1'), count(*) filter (where event_type = 'order.cancelled.v1')
+  from eventstore.events where stream_id like $1`, "order-"+prefix+"%").Scan(&n, &cancelled); err != nil {
+			return err
+		}
+		if cancelled > 0 {
+			return fmt.Errorf("%d orders cancelled: the bench's stock is ample, so none should be", cancelled)
+		}
+		if n >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d orders confirmed after %s", n, want, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// latencies returns placed→confirmed per order, and the span from the first placed to the last
+// confirmed.
+func latencies(ctx context.Context, url, prefix string) ([]time.Duration, time.Duration, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `select p.recorded_at, c.recorded_at from eventstore.events p
+  join eventstore.events c on c.stream_id = p.stream_id and c.event_type = 'order.confirmed.v1'
+ where p.event_type = 'order.placed.v1' and p.stream_id like $1`, "order-"+prefix+"%")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []time.Duration
+	var first, last time.Time
+	for rows.Next() {
+		var placed, confirmed time.Time
+		if err := rows.Scan(&placed, &confirmed); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, confirmed.Sub(placed))
+		if first.IsZero() || placed.Before(first) {
+			first = placed
+		}
+		if confirmed.After(last) {
+			last = confirmed
+		}
+	}
+	slices.Sort(out)
+	return out, last.Sub(first), rows.Err()
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(0, min(len(sorted)-1, i-1))].Round(time.Millisecond)
+}
