@@ -64,6 +64,38 @@ func Publish(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, end
 	return nil
 }
 
+// Message is one command to queue.
+type Message struct {
+	Endpoint, ID string
+	Data         []byte
+}
+
+// PublishAll queues msgs without waiting for each acknowledgement in turn, then waits for them
+// all. It returns how many of msgs, from the first, the server stored: a caller deletes those
+// from its outbox and keeps the rest.
+func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, msgs []Message) (int, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	var err error
+	for _, m := range msgs {
+		f, perr := js.PublishMsgAsync(&nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data}, jetstream.WithMsgID(m.ID))
+		if perr != nil {
+			err = perr
+			break
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case ferr := <-f.Err():
+			return i, fmt.Errorf("queue %s %s: %w", msgs[i].Endpoint, msgs[i].ID, ferr)
+		case <-ctx.Done():
+			return i, ctx.Err()
+		}
+	}
+	return len(futures), err
+}
+
 // Handler carries out one queued command. A *rpc.Error with a code the caller must fix (invalid,
 // not found, conflict) is final: the message is acknowledged and logged. Any other error is
 // retried later.

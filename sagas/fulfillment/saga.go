@@ -231,12 +231,17 @@ func (s *Saga) dispatchOnce(ctx context.Context, js jetstream.JetStream, ns wire
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		var done []string
-		for _, c := range cmds {
-			if err := jobs.Publish(ctx, js, ns, c.endpoint, c.id, c.payload); err != nil {
-				break // keep the rest for the next round
-			}
-			done = append(done, c.id)
+		msgs := make([]jobs.Message, len(cmds))
+		for i, c := range cmds {
+			msgs[i] = jobs.Message{Endpoint: c.endpoint, ID: c.id, Data: c.payload}
+		}
+		n, perr := jobs.PublishAll(ctx, js, ns, msgs) // the rest stay for the next round
+		if perr != nil {
+			s.Log.Warn("queue saga commands", "err", perr, "queued", n, "of", len(msgs))
+		}
+		done := make([]string, n)
+		for i := range done {
+			done[i] = cmds[i].id
 		}
 		sent = len(done)
 		if len(done) == 0 {
