@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderflow/orderflow/internal/ops"
 	"github.com/orderflow/orderflow/internal/wire"
@@ -27,6 +28,8 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// CallTimeout bounds each NATS call, read-your-writes wait included; default 5s.
 	CallTimeout time.Duration
+	// Metrics, if set, is served at /metrics.
+	Metrics *prometheus.Registry
 	// Idempotency stores Idempotency-Key records; nil ignores the header (commands stay
 	// idempotent by the command id derived from it, but responses are not replayed).
 	Idempotency *IdempotencyKeys
@@ -45,6 +48,9 @@ func New(opts Options) http.Handler {
 	r.Use(middleware.RequestID, g.correlation, g.accessLog, g.recoverer)
 	r.Get("/healthz", ops.Healthz)
 	r.Get("/readyz", ops.Readyz(opts.Ready))
+	if opts.Metrics != nil {
+		r.Method("GET", "/metrics", ops.Metrics(opts.Metrics))
+	}
 	for _, op := range operations {
 		r.With(g.idempotent).Method(op.method, op.path, g.handler(op))
 	}

@@ -138,7 +138,7 @@ func TestKubernetesBase(t *testing.T) {
 	readYAML(t, filepath.Join(dir, "kustomization.yaml"), &kust)
 	var config map[string]string
 	seen := map[string]bool{}
-	probes := ops.Handler(func(context.Context) error { return nil })
+	probes := ops.Handler(func(context.Context) error { return nil }, nil)
 	for _, file := range kust.Resources {
 		for _, doc := range readDocs(t, filepath.Join(dir, file)) {
 			kind, _ := doc["kind"].(string)

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	customercmd "github.com/orderflow/orderflow/commands/customer"
 	inventorycmd "github.com/orderflow/orderflow/commands/inventory"
@@ -160,6 +161,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	var wg sync.WaitGroup
 	done.add(func() { stopServices(); wg.Wait() })
 	var checks []func(context.Context) error
+	metrics := prometheus.NewRegistry()
 	checks = append(checks, func(context.Context) error {
 		if !nc.IsConnected() {
 			return errors.New("nats: not connected")
@@ -200,6 +202,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			log.Warn("payment provider circuit breaker", "from", from, "to", to)
 		}})
 		provider = p
+		if cfg.runs("payment-commands") {
+			breakerMetrics(metrics, p.BreakerState)
+		}
 	}
 	commandTargets := []struct {
 		target   string
@@ -240,7 +245,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 	}
 	if cfg.runs("fulfillment-saga") {
-		if err := runSaga(ctx, svcCtx, cfg, store, nc, js, log, &done, &wg, &checks); err != nil {
+		if err := runSaga(ctx, svcCtx, cfg, store, nc, js, log, &done, &wg, &checks, metrics); err != nil {
 			return err
 		}
 	}
@@ -310,13 +315,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		return nil
 	}
-	handler := ops.Handler(ready)
+	handler := ops.Handler(ready, metrics)
 	if cfg.runs("gateway") {
 		keys, err := gateway.NewIdempotencyKeys(ctx, nc, cfg.NATSNamespace)
 		if err != nil {
 			return err
 		}
-		handler = gateway.New(gateway.Options{NC: nc, Namespace: cfg.NATSNamespace, Log: log, Ready: ready, Idempotency: keys, CallTimeout: cfg.ConsistencyTimeout + 2*time.Second})
+		handler = gateway.New(gateway.Options{NC: nc, Namespace: cfg.NATSNamespace, Log: log, Ready: ready, Idempotency: keys, Metrics: metrics, CallTimeout: cfg.ConsistencyTimeout + 2*time.Second})
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -484,7 +489,7 @@ func servePaymentProvider(cfg Config) (string, func(), error) {
 
 // runSaga starts the fulfillment saga: its projection, its outbox dispatcher, its deadlines and
 // its query endpoints.
-func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, done *cleanup, wg *sync.WaitGroup, checks *[]func(context.Context) error) error {
+func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, done *cleanup, wg *sync.WaitGroup, checks *[]func(context.Context) error, metrics *prometheus.Registry) error {
 	pool, err := openPool(ctx, cfg.SagasDatabaseURL, fulfillment.Name, 10)
 	if err != nil {
 		return fmt.Errorf("fulfillment saga: %w", err)
@@ -512,6 +517,8 @@ func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc
 		return err
 	}
 	done.add(w.Close)
-	_, err = fulfillment.Register(svcCtx, nc, cfg.NATSNamespace, log, fulfillment.Queries{Saga: saga, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}})
+	q := fulfillment.Queries{Saga: saga, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: cfg.ConsistencyTimeout}}
+	sagaMetrics(metrics, func(ctx context.Context) (wire.FulfillmentCounts, error) { return q.Counts(ctx, struct{}{}) })
+	_, err = fulfillment.Register(svcCtx, nc, cfg.NATSNamespace, log, q)
 	return err
 }

@@ -103,4 +103,18 @@ func TestSagasCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "0 in flight, 0 confirmed, 1 compensated") || !strings.Contains(out.String(), "circuit breaker closed") || !strings.Contains(out.String(), "unknown-product") {
 		t.Fatalf("sagas list:\n%s", out.String())
 	}
+	// The same figures and the breaker as Prometheus metrics.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, _, metrics := call(t, "GET", base+"/metrics", "", nil)
+		m := string(metrics)
+		if strings.Contains(m, `orderflow_fulfillment_sagas{state="compensated"} 1`) && strings.Contains(m, `orderflow_payment_provider_breaker{state="closed"} 1`) &&
+			strings.Contains(m, `orderflow_fulfillment_sagas{state="in_flight"} 0`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics:\n%s", m)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -1,5 +1,5 @@
-// Package ops serves what operators and orchestrators probe: /healthz (the process lives) and
-// /readyz (it can do its work), on every target, gateway or not.
+// Package ops serves what operators and orchestrators probe: /healthz (the process lives),
+// /readyz (it can do its work) and /metrics (Prometheus), on every target, gateway or not.
 package ops
 
 import (
@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Healthz answers 200 while the process can answer at all.
@@ -29,12 +32,21 @@ func Readyz(ready func(context.Context) error) http.HandlerFunc {
 	}
 }
 
-// Handler serves only /healthz and /readyz: the HTTP face of a target without the gateway.
-func Handler(ready func(context.Context) error) http.Handler {
+// Handler serves /healthz, /readyz and, with a registry, /metrics: the HTTP face of a target
+// without the gateway.
+func Handler(ready func(context.Context) error, metrics *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", Healthz)
 	mux.Handle("GET /readyz", Readyz(ready))
+	if metrics != nil {
+		mux.Handle("GET /metrics", Metrics(metrics))
+	}
 	return mux
+}
+
+// Metrics serves a registry in the Prometheus text format.
+func Metrics(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 func write(w http.ResponseWriter, status int, v any) {
