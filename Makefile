@@ -26,6 +26,7 @@ bench:
 	$(GO) run ./cmd/orderflow bench append --writers 16 --duration 5s --rounds 3
 	@echo "event store adapters: appends (16 writers) and \$$all catch-up; esdb runs the real client against the protocol double (the client path, not EventStoreDB)"
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./eventstore/postgres/ ./eventstore/esdb/
+	$(GO) run ./cmd/orderflow bench saga --orders 2000 --rate 100 --duration 10s
 
 ## generate: regenerate gqlgen code after editing gateway/schema.graphql
 generate:
