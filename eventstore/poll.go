@@ -64,9 +64,14 @@ func NewPollingSubscription(read ReadAllFunc, from Position, opts SubscribeOptio
 }
 
 // Next implements Subscription.
+//
+// A wake-up that finds nothing new usually means the append is committed but not yet readable
+// (the postgres store waits for older transactions still running): the subscription then looks
+// again after 2 ms, 4 ms, … up to the poll interval, rather than sleeping a whole interval.
 func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
 	timer := time.NewTimer(s.interval)
 	defer timer.Stop()
+	var retry time.Duration // > 0 while chasing a wake-up that found nothing yet
 	for {
 		woken := s.wake.C()
 		page, err := s.read(ctx, s.from, s.opts)
@@ -77,14 +82,28 @@ func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
 			s.from = page.Position
 			return Batch{Events: page.Events, Position: page.Position, CaughtUp: page.AtEnd}, nil
 		}
+		wait := s.interval
+		if retry > 0 {
+			wait = retry
+			if retry *= 2; retry >= s.interval {
+				retry = 0
+			}
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return Batch{}, ctx.Err()
 		case <-s.closed:
 			return Batch{}, context.Canceled
 		case <-woken:
+			retry = 2 * time.Millisecond
 		case <-timer.C:
-			timer.Reset(s.interval)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
 		}
 	}
 }
