@@ -108,7 +108,7 @@ func (p *Projector) Health() error {
 	case p.lastErr != nil:
 		return fmt.Errorf("projection %s: %w", p.proj.Name(), p.lastErr)
 	case !p.running:
-		return fmt.Errorf("projection %s is not running", p.proj.Name())
+		return fmt.Errorf("projection %s: %w", p.proj.Name(), errNotRunning)
 	}
 	return nil
 }
@@ -128,6 +128,10 @@ func (p *Projector) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			p.setState(false, nil)
 			return nil
+		}
+		if errors.Is(err, errCheckpointMoved) {
+			p.opts.Log.Info("checkpoint moved; following it", "err", err)
+			continue
 		}
 		p.setState(true, err)
 		p.opts.Log.Error("projector stopped; restarting from its checkpoint", "err", err, "retry_in", backoff)
@@ -157,6 +161,7 @@ func (p *Projector) run(ctx context.Context) error {
 	p.setState(true, nil)
 	p.opts.Log.Info("projector started", "position", from.String())
 	var saved time.Time
+	savedAt := from // the checkpoint as this projector last saved it
 	// pending is a position reached past filtered-out events only, announced but not saved yet:
 	// it is saved after IdleCheckpoint even if nothing else comes.
 	var pending *eventstore.Position
@@ -181,10 +186,10 @@ func (p *Projector) run(ctx context.Context) error {
 			p.advanced(pos)
 			continue
 		}
-		if err := p.commit(ctx, b); err != nil {
+		if err := p.commit(ctx, b, savedAt); err != nil {
 			return err
 		}
-		saved, pending = time.Now(), nil
+		saved, pending, savedAt = time.Now(), nil, b.Position
 		p.advanced(b.Position)
 	}
 }
@@ -200,15 +205,39 @@ func (p *Projector) advanced(pos eventstore.Position) {
 	}
 }
 
-func (p *Projector) commit(ctx context.Context, b eventstore.Batch) error {
+// errCheckpointMoved: the saved checkpoint is not the one this projector last saved. Someone else
+// moved it (a rebuild swapped the read model in, another worker ran): start again from it.
+var errCheckpointMoved = errors.New("checkpoint moved under the projector")
+
+var errNotRunning = errors.New("not running")
+
+// commit applies b and saves its position, in one transaction, if the saved checkpoint is still
+// expected: the checkpoint row is locked first, so two writers of one read model never both apply.
+func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eventstore.Position) error {
 	start := time.Now()
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		// The batch lock of this read model (schema and name): a rebuild's swap takes it too.
+		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('orderflow:projection:' || current_schema() || ':' || $1))`, p.proj.Name()); err != nil {
+			return err
+		}
+		var c, pr int64
+		err := tx.QueryRow(ctx, `select commit_position, prepare_position from projection_checkpoints where name = $1 for update`, p.proj.Name()).Scan(&c, &pr)
+		saved := eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			saved = eventstore.Start
+		case err != nil:
+			return err
+		}
+		if saved != expected {
+			return fmt.Errorf("%w: saved %s, expected %s", errCheckpointMoved, saved, expected)
+		}
 		if len(b.Events) > 0 {
 			if err := p.proj.Apply(ctx, tx, b.Events); err != nil {
 				return fmt.Errorf("apply %d events from %s: %w", len(b.Events), b.Events[0].Position, err)
 			}
 		}
-		_, err := tx.Exec(ctx, `insert into projection_checkpoints (name, commit_position, prepare_position, updated_at)
+		_, err = tx.Exec(ctx, `insert into projection_checkpoints (name, commit_position, prepare_position, updated_at)
 values ($1, $2, $3, now())
 on conflict (name) do update set commit_position = excluded.commit_position,
   prepare_position = excluded.prepare_position, updated_at = excluded.updated_at`,

@@ -54,6 +54,7 @@ Usage:
   orderflow serve [--target=all|T1,T2] [--http-addr ADDR] targets: %s
   orderflow services [--json]                           live service instances, endpoints, request stats
   orderflow sagas list [--step S] | show ORDER_ID       fulfillment sagas, their figures, the breaker
+  orderflow projections list | status NAME | rebuild NAME   read models: position, lag; blue/green rebuild
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
   orderflow bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
   orderflow bench saga [--orders N] [--rate R]          orders/s and latency placed→confirmed
@@ -77,6 +78,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return err
 		}
 		return Run(ctx, cfg, stdout, stderr, nil)
+	case "projections":
+		return projectionsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "sagas":
 		return sagasCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "services":
@@ -129,6 +132,11 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		done.add(stop)
 		cfg.DatabaseURL = url
+		// Let the CLI run from this checkout find this platform's database.
+		urlFile := filepath.Join(cfg.DataDir, databaseURLFile)
+		if err := os.WriteFile(urlFile, []byte(url+"\n"), 0o600); err == nil {
+			done.add(func() { _ = os.Remove(urlFile) })
+		}
 	}
 	if err := cfg.resolve(); err != nil {
 		return err

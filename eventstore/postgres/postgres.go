@@ -498,3 +498,14 @@ func decodeRow(e *eventstore.RecordedEvent, txID string, gp int64, meta []byte) 
 	}
 	return nil
 }
+
+// Head returns the position of the last event appended (committed or not yet visible): for
+// progress reports, not for reading.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
+	var gp int64
+	err := s.pool.QueryRow(ctx, `select coalesce(max(global_position), 0) from `+pgx.Identifier{s.opts.Schema, "events"}.Sanitize()).Scan(&gp)
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("head of the log: %w", err)
+	}
+	return eventstore.Position{Prepare: uint64(gp)}, nil
+}

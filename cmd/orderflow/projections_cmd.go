@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/projections"
+	catalogrm "github.com/orderflow/orderflow/projections/catalog"
+	customersrm "github.com/orderflow/orderflow/projections/customers"
+	orderrm "github.com/orderflow/orderflow/projections/orders"
+)
+
+// databaseURLFile is where `orderflow dev` writes its database URL, so that the CLI run from the
+// same checkout works on that platform with no configuration.
+const databaseURLFile = "database.url"
+
+// readModel is a rebuildable read model: its projection and the database that holds it.
+type readModel struct {
+	projection projections.Projection
+	url        func(Config) string
+}
+
+var readModels = map[string]readModel{
+	orderrm.Name:     {orderrm.Projection{}, func(c Config) string { return c.OrdersDatabaseURL }},
+	catalogrm.Name:   {catalogrm.Projection{}, func(c Config) string { return c.CatalogDatabaseURL }},
+	customersrm.Name: {customersrm.Projection{}, func(c Config) string { return c.CustomersDatabaseURL }},
+}
+
+// cliConfig is the platform's configuration as the CLI sees it: the usual environment, and when
+// DATABASE_URL is not set, the database of a `make run` in this checkout.
+func cliConfig(getenv func(string) string) (Config, error) {
+	env := getenv
+	if getenv("DATABASE_URL") == "" {
+		dir := getenv("ORDERFLOW_DATA_DIR")
+		if dir == "" {
+			dir = ".orderflow"
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, databaseURLFile)); err == nil {
+			url := strings.TrimSpace(string(b))
+			env = func(k string) string {
+				if k == "DATABASE_URL" {
+					return url
+				}
+				return getenv(k)
+			}
+		}
+	}
+	cfg, err := ParseFlags("serve", nil, env, io.Discard)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.resolve(); err != nil {
+		return Config{}, fmt.Errorf("%w (run from the checkout while `make run` is up, or set DATABASE_URL)", err)
+	}
+	return cfg, nil
+}
+
+// projectionsCmd is `orderflow projections list | status NAME | rebuild NAME`.
+func projectionsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	usage := errors.New("projections: want `orderflow projections list`, `status NAME` or `rebuild NAME`")
+	if len(args) == 0 {
+		return usage
+	}
+	cfg, err := cliConfig(getenv)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "list":
+		return listProjections(ctx, cfg, "", stdout)
+	case "status":
+		if len(args) != 2 {
+			return usage
+		}
+		return listProjections(ctx, cfg, args[1], stdout)
+	case "rebuild":
+		if len(args) != 2 {
+			return usage
+		}
+		return rebuild(ctx, cfg, args[1], stdout)
+	}
+	return usage
+}
+
+func lookup(name string) (readModel, error) {
+	rm, ok := readModels[name]
+	if !ok {
+		var names []string
+		for n := range readModels {
+			names = append(names, n)
+		}
+		return readModel{}, fmt.Errorf("no read model %q: want one of %s", name, strings.Join(names, ", "))
+	}
+	return rm, nil
+}
+
+func listProjections(ctx context.Context, cfg Config, only string, stdout io.Writer) error {
+	if isESDB(cfg.EventStoreURL) {
+		return errors.New("projections list: the figures read the PostgreSQL event store; EventStoreDB's are in its UI")
+	}
+	es, err := pgx.Connect(ctx, cfg.EventStoreURL)
+	if err != nil {
+		return err
+	}
+	defer es.Close(ctx)
+	var head int64
+	var headAt *time.Time
+	if err := es.QueryRow(ctx, `select coalesce(max(global_position), 0), max(recorded_at) from eventstore.events`).Scan(&head, &headAt); err != nil {
+		return fmt.Errorf("head of the log: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "READ MODEL\tPOSITION\tHEAD\tLAG (EVENTS)\tLAG (TIME)\tUPDATED\tREBUILD")
+	for _, name := range []string{orderrm.Name, catalogrm.Name, customersrm.Name} {
+		if only != "" && only != name {
+			continue
+		}
+		conn, err := pgx.Connect(ctx, readModels[name].url(cfg))
+		if err != nil {
+			return err
+		}
+		var c, p int64
+		var updated *time.Time
+		err = conn.QueryRow(ctx, `select commit_position, prepare_position, updated_at from `+pgx.Identifier{name, "projection_checkpoints"}.Sanitize()+` where name = $1`, name).Scan(&c, &p, &updated)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			conn.Close(ctx)
+			return fmt.Errorf("%s checkpoint: %w", name, err)
+		}
+		var behind int64
+		var lagTime time.Duration
+		_ = es.QueryRow(ctx, `select count(*) from eventstore.events where (tx_id, global_position) > ($1::text::xid8, $2)`, fmt.Sprint(c), p).Scan(&behind)
+		if behind > 0 {
+			var oldest time.Time
+			if es.QueryRow(ctx, `select min(recorded_at) from eventstore.events where (tx_id, global_position) > ($1::text::xid8, $2)`, fmt.Sprint(c), p).Scan(&oldest) == nil {
+				lagTime = time.Since(oldest).Round(time.Millisecond)
+			}
+		}
+		var rebuilding bool
+		_ = conn.QueryRow(ctx, `select exists (select 1 from pg_namespace where nspname = $1)`, name+"_rebuild").Scan(&rebuilding)
+		conn.Close(ctx)
+		status := ""
+		if rebuilding {
+			status = "in progress or interrupted (rebuild again to resume)"
+		}
+		upd := "never"
+		if updated != nil {
+			upd = updated.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%d-%d\t%d\t%d\t%s\t%s\t%s\n", name, c, p, head, behind, lagTime, upd, status)
+	}
+	return tw.Flush()
+}
+
+func rebuild(ctx context.Context, cfg Config, name string, stdout io.Writer) error {
+	rm, err := lookup(name)
+	if err != nil {
+		return err
+	}
+	if isESDB(cfg.EventStoreURL) {
+		return errors.New("projections rebuild: only the PostgreSQL event store is supported by this command yet")
+	}
+	pool, err := openPool(ctx, cfg.EventStoreURL, "", 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := postgres.New(pool, postgres.Options{})
+	tty := false
+	if f, ok := stdout.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	start := time.Now()
+	err = projections.Rebuild(ctx, store, rm.url(cfg), rm.projection, projections.RebuildOptions{
+		Schema: name, Head: store.Head,
+		Progress: func(p projections.RebuildProgress) {
+			pct := 100.0
+			if p.Total > 0 {
+				pct = min(100, 100*float64(p.Done)/float64(p.Total))
+			}
+			line := fmt.Sprintf("%s: %s %5.1f%%  %d/%d events  %.0f events/s  ETA %s", name, p.Phase, pct, p.Done, p.Total, p.Rate, p.ETA.Round(time.Second))
+			if tty {
+				bar := strings.Repeat("█", int(pct/5)) + strings.Repeat("░", 20-int(pct/5))
+				fmt.Fprintf(stdout, "\r%s %s\033[K", bar, line)
+				if p.Phase == "done" {
+					fmt.Fprintln(stdout)
+				}
+				return
+			}
+			fmt.Fprintln(stdout, line)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s rebuilt in %s and swapped in; the old version is dropped\n", name, time.Since(start).Round(time.Millisecond))
+	return nil
+}

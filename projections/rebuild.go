@@ -1,0 +1,204 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/pgschema"
+)
+
+// ErrRebuildRunning: another rebuild of the same read model holds its lock.
+var ErrRebuildRunning = errors.New("a rebuild of this read model is already running")
+
+// RebuildProgress is what a rebuild reports about once a second.
+type RebuildProgress struct {
+	Phase    string // "replaying", "swapping", "done"
+	Position eventstore.Position
+	Head     eventstore.Position
+	// Done and Total count log positions (PostgreSQL: global positions), not only the events the
+	// read model takes: a fair measure of the replay's way to the head.
+	Done, Total int64
+	Rate        float64 // events per second
+	ETA         time.Duration
+}
+
+// RebuildOptions tune Rebuild.
+type RebuildOptions struct {
+	// Schema is the live read model's schema; the new version is built in Schema+"_rebuild".
+	Schema    string
+	BatchSize int // default 2000
+	Progress  func(RebuildProgress)
+	Log       *slog.Logger
+	// Head returns the log's last position (for progress); nil reports no total.
+	Head func(ctx context.Context) (eventstore.Position, error)
+	// RetireAfter is how long the old version is kept after the swap for queries still running on
+	// it; default 5s.
+	RetireAfter time.Duration
+}
+
+// Rebuild replays the log from its start into a new version of proj's read model, in its own
+// schema, while the live version keeps serving; once the new version has caught up with the live
+// one it swaps in atomically and the old one is dropped. A rebuild that stops resumes from the new
+// version's checkpoint. Only one rebuild of a read model runs at a time (ErrRebuildRunning).
+func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Projection, opts RebuildOptions) error {
+	if opts.Schema == "" {
+		opts.Schema = proj.Name()
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 2000
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.RetireAfter <= 0 {
+		opts.RetireAfter = 5 * time.Second
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(RebuildProgress) {}
+	}
+	shadow := opts.Schema + "_rebuild"
+	lockConn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
+	}
+	defer lockConn.Close(context.Background())
+	var locked bool
+	if err := lockConn.QueryRow(ctx, `select pg_try_advisory_lock(hashtext('orderflow:rebuild:' || $1))`, opts.Schema).Scan(&locked); err != nil {
+		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
+	}
+	if !locked {
+		return fmt.Errorf("rebuild %s: %w", proj.Name(), ErrRebuildRunning)
+	}
+	pool, err := pgschema.Open(ctx, url, shadow, 4)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
+	}
+	defer pool.Close()
+	p := New(store, pool, proj, Options{BatchSize: opts.BatchSize, Log: opts.Log})
+	if err := p.Migrate(ctx); err != nil {
+		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = p.Run(runCtx); close(done) }()
+	stopped := false
+	stopRebuild := func() {
+		if !stopped {
+			stop()
+			<-done
+			stopped = true
+		}
+	}
+	defer stopRebuild()
+
+	// Replay until the new version is within reach of the live one.
+	started, startPos := time.Now(), eventstore.Start
+	if cp, err := progressCheckpoint(ctx, pool, proj.Name()); err == nil {
+		startPos = cp // resuming
+	}
+	report := func(phase string) (eventstore.Position, eventstore.Position) {
+		pos := p.Position()
+		var head eventstore.Position
+		if opts.Head != nil {
+			head, _ = opts.Head(ctx)
+		}
+		pr := RebuildProgress{Phase: phase, Position: pos, Head: head, Done: int64(pos.Prepare), Total: int64(head.Prepare)}
+		if pos.Prepare == 0 && pos.Commit > 0 { // a horizon position: past every event below it
+			pr.Done = pr.Total
+		}
+		if secs := time.Since(started).Seconds(); secs > 0 {
+			pr.Rate = float64(pr.Done-int64(startPos.Prepare)) / secs
+			if pr.Rate > 0 && pr.Total > pr.Done {
+				pr.ETA = time.Duration(float64(pr.Total-pr.Done) / pr.Rate * float64(time.Second))
+			}
+		}
+		opts.Progress(pr)
+		return pos, head
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		live, err := progressCheckpoint(ctx, lockConn, proj.Name(), opts.Schema)
+		if err != nil {
+			return fmt.Errorf("rebuild %s: read the live checkpoint: %w", proj.Name(), err)
+		}
+		if pos := p.Position(); pos.Compare(live) >= 0 && p.Health() == nil {
+			break
+		}
+		if err := p.Health(); err != nil && !errors.Is(err, errNotRunning) {
+			opts.Log.Warn("rebuild projector", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			report("replaying")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	report("swapping")
+
+	// Swap: hold the live batch lock (no live batch runs), let the new version pass the live
+	// checkpoint, stop it, rename, commit. The live projector then finds its checkpoint moved and
+	// follows the new version from there.
+	retired := opts.Schema + "_retired_" + strconv.FormatInt(time.Now().Unix(), 10)
+	err = pgx.BeginFunc(ctx, lockConn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('orderflow:projection:' || $1 || ':' || $2))`, opts.Schema, proj.Name()); err != nil {
+			return err
+		}
+		live, err := progressCheckpoint(ctx, tx, proj.Name(), opts.Schema)
+		if err != nil {
+			return err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for p.Position().Compare(live) < 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the new version did not reach the live position %s in 30s", live)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		stopRebuild()
+		ident := func(s string) string { return pgx.Identifier{s}.Sanitize() }
+		_, err = tx.Exec(ctx, `alter schema `+ident(opts.Schema)+` rename to `+ident(retired)+`;
+alter schema `+ident(shadow)+` rename to `+ident(opts.Schema))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild %s: swap: %w", proj.Name(), err)
+	}
+	report("done")
+	// Queries that started on the old version finish on it; then it goes.
+	select {
+	case <-ctx.Done():
+	case <-time.After(opts.RetireAfter):
+	}
+	if _, err := lockConn.Exec(context.Background(), `drop schema if exists `+pgx.Identifier{retired}.Sanitize()+` cascade`); err != nil {
+		opts.Log.Warn("drop the retired read model", "schema", retired, "err", err)
+	}
+	return nil
+}
+
+// progressCheckpoint reads a projection's checkpoint, in schema if one is given (else the
+// connection's search path).
+func progressCheckpoint(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, name string, schema ...string) (eventstore.Position, error) {
+	table := "projection_checkpoints"
+	if len(schema) > 0 {
+		table = pgx.Identifier{schema[0], table}.Sanitize()
+	}
+	var c, pr int64
+	err := q.QueryRow(ctx, `select commit_position, prepare_position from `+table+` where name = $1`, name).Scan(&c, &pr)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Start, nil
+	}
+	return eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}, err
+}
