@@ -1,0 +1,188 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/memory"
+	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/projections"
+)
+
+// weighed counts events per stream times a weight: version 1 weighs 1, version 2 weighs 10, so
+// a reader can tell which version answered.
+type weighed struct {
+	weight int
+	slow   time.Duration // per batch, to stretch a rebuild
+}
+
+func (*weighed) Name() string              { return "weighed" }
+func (*weighed) Filter() eventstore.Filter { return eventstore.Filter{StreamPrefixes: []string{"w-"}} }
+func (*weighed) Migrate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `create table if not exists weights (stream text primary key, n int not null)`)
+	return err
+}
+func (w *weighed) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	time.Sleep(w.slow)
+	for _, e := range events {
+		if _, err := tx.Exec(ctx, `insert into weights values ($1, $2) on conflict (stream) do update set n = weights.n + $2`, e.Stream, w.weight); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// live runs version 1 of the read model on schema "weighed" of a fresh database.
+func live(t *testing.T, store eventstore.Store) (url string, total func() (int, error)) {
+	t.Helper()
+	url = pgtest.NewDatabase(t)
+	pool, err := pgschema.Open(t.Context(), url, "weighed", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	p := projections.New(store, pool, &weighed{weight: 1}, projections.Options{Log: quiet, BatchSize: 50})
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	t.Cleanup(stop)
+	return url, func() (int, error) {
+		var n int
+		err := pool.QueryRow(context.Background(), `select coalesce(sum(n), 0) from weights`).Scan(&n)
+		return n, err
+	}
+}
+
+func appendEvents(t *testing.T, s eventstore.Store, streams, each int) {
+	t.Helper()
+	for i := range streams {
+		evs := make([]eventstore.EventData, each)
+		for j := range evs {
+			evs[j] = eventstore.EventData{ID: eventstore.DeriveID(fmt.Sprintf("w-%d-%d-%d", i, j, time.Now().UnixNano()), 0), Type: "w.v1", Data: []byte(`{}`)}
+		}
+		if _, err := s.Append(t.Context(), fmt.Sprintf("w-%d", i), eventstore.Any(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRebuildUnderLiveQueries: queries run throughout a rebuild; none fails or sees an empty or
+// partial read model; after the swap they see version 2's answers, and the live projector goes on
+// from the new version (events appended during and after the rebuild are counted once).
+func TestRebuildUnderLiveQueries(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	appendEvents(t, store, 20, 50) // 1000 events
+	url, total := live(t, store)
+	deadline := time.Now().Add(20 * time.Second)
+	for n, _ := total(); n != 1000; n, _ = total() {
+		if time.Now().After(deadline) {
+			t.Fatalf("version 1 has %d of 1000", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var bad atomic.Int64
+	var lastErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, err := total()
+			// Version 1 answers ≥ 1000 (1 per event), version 2 ≥ 10000: anything else is partial.
+			if err != nil || (n < 1000) || (n > 1100 && n < 10000) {
+				bad.Add(1)
+				lastErr.Store(fmt.Sprintf("n=%d err=%v", n, err))
+			}
+		}
+	}()
+	wg.Add(1)
+	go func() { // 50 more while the rebuild runs
+		defer wg.Done()
+		for i := range 5 {
+			evs := make([]eventstore.EventData, 10)
+			for j := range evs {
+				evs[j] = eventstore.EventData{ID: eventstore.DeriveID(fmt.Sprintf("during-%d-%d", i, j), 0), Type: "w.v1", Data: []byte(`{}`)}
+			}
+			if _, err := store.Append(context.Background(), fmt.Sprintf("w-during-%d", i), eventstore.NoStream(), evs); err != nil {
+				bad.Add(1)
+				lastErr.Store(err.Error())
+			}
+		}
+	}()
+	err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 10, slow: 2 * time.Millisecond}, projections.RebuildOptions{
+		Schema: "weighed", BatchSize: 100, RetireAfter: 200 * time.Millisecond})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.Load() > 0 {
+		t.Fatalf("%d queries failed or saw a partial read model, e.g. %v", bad.Load(), lastErr.Load())
+	}
+	appendEvents(t, store, 1, 1) // after the swap: the live projector (version 1 code) counts it once
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		n, err := total()
+		if err == nil && n == 10*1050+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the swap: total %d (%v), want %d: version 2's 1050 events and one more counted once", n, err, 10*1050+1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRebuildResumesAndIsExclusive: a rebuild stopped halfway resumes from its own checkpoint;
+// while one runs, a second is refused.
+func TestRebuildResumesAndIsExclusive(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	appendEvents(t, store, 40, 50) // 2000 events
+	url, total := live(t, store)
+	ctx, cancel := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() {
+		first <- projections.Rebuild(ctx, store, url, &weighed{weight: 10, slow: 20 * time.Millisecond}, projections.RebuildOptions{Schema: "weighed", BatchSize: 100})
+	}()
+	time.Sleep(300 * time.Millisecond) // let it get halfway
+	if err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 10}, projections.RebuildOptions{Schema: "weighed"}); !errors.Is(err, projections.ErrRebuildRunning) {
+		t.Errorf("second rebuild: %v, want ErrRebuildRunning", err)
+	}
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped rebuild: %v", err)
+	}
+	var resumedFrom int64
+	shadow, err := pgschema.Open(t.Context(), url, "weighed_rebuild", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shadow.Close()
+	if err := shadow.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weights`).Scan(&resumedFrom); err != nil || resumedFrom == 0 || resumedFrom >= 20000 {
+		t.Fatalf("the stopped rebuild left %d (%v): want part of 20000", resumedFrom, err)
+	}
+	if err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 10}, projections.RebuildOptions{Schema: "weighed", BatchSize: 500, RetireAfter: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := total(); err != nil || n != 20000 {
+		t.Fatalf("after the resumed rebuild: %d (%v), want 20000: every event counted once", n, err)
+	}
+}
