@@ -42,7 +42,11 @@ type Options struct {
 	IdleCheckpoint time.Duration
 	// Publish announces a committed position, e.g. on NATS; may be nil.
 	Publish func(wire.Progress)
-	Log     *slog.Logger
+	// LeaseRetry is how often a standby worker tries to take the lease; default 1s. Each
+	// projection has one active worker: the one holding a PostgreSQL advisory lock on a session of
+	// its own. When that session ends (the worker died), a standby takes over.
+	LeaseRetry time.Duration
+	Log        *slog.Logger
 }
 
 // Projector runs one projection.
@@ -65,6 +69,9 @@ func New(store eventstore.Store, pool *pgxpool.Pool, proj Projection, opts Optio
 	}
 	if opts.IdleCheckpoint <= 0 {
 		opts.IdleCheckpoint = time.Second
+	}
+	if opts.LeaseRetry <= 0 {
+		opts.LeaseRetry = time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -119,15 +126,80 @@ func (p *Projector) setState(running bool, err error) {
 	p.running, p.lastErr = running, err
 }
 
-// Run projects until ctx ends. A failure (database down, a handler error) is logged, reported by
-// Health, and retried with backoff from the last committed checkpoint.
+// Run projects until ctx ends, while it holds the projection's lease (else it stands by). A
+// failure (database down, a handler error) is logged, reported by Health, and retried with backoff
+// from the last committed checkpoint.
 func (p *Projector) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		lease, err := p.acquire(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.opts.Log.Warn("projection lease", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(p.opts.LeaseRetry):
+				}
+			}
+			continue
+		}
+		p.opts.Log.Info("projection lease taken: this worker is active")
+		lctx, cancel := context.WithCancel(ctx)
+		watching := make(chan struct{})
+		go func() { // a lost lease session stops the work at once
+			defer close(watching)
+			for lctx.Err() == nil {
+				if lease.Ping(lctx) != nil && lctx.Err() == nil {
+					p.opts.Log.Warn("projection lease lost")
+					cancel()
+					return
+				}
+				select {
+				case <-lctx.Done():
+				case <-time.After(p.opts.LeaseRetry):
+				}
+			}
+		}()
+		p.work(lctx)
+		cancel()
+		<-watching
+		lease.Close(context.Background())
+	}
+	p.setState(false, nil)
+	return nil
+}
+
+// acquire waits until this worker holds the projection's lease and returns its session.
+func (p *Projector) acquire(ctx context.Context) (*pgx.Conn, error) {
+	for {
+		conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return nil, err
+		}
+		var got bool
+		err = conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtext('orderflow:lease:' || current_schema() || ':' || $1))`, p.proj.Name()).Scan(&got)
+		if err == nil && got {
+			return conn, nil
+		}
+		conn.Close(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		p.setState(true, nil) // standing by is healthy
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(p.opts.LeaseRetry):
+		}
+	}
+}
+
+// work projects while ctx lasts.
+func (p *Projector) work(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for {
 		err := p.run(ctx)
 		if ctx.Err() != nil {
-			p.setState(false, nil)
-			return nil
+			return
 		}
 		if errors.Is(err, errCheckpointMoved) {
 			p.opts.Log.Info("checkpoint moved; following it", "err", err)
@@ -137,8 +209,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		p.opts.Log.Error("projector stopped; restarting from its checkpoint", "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
-			p.setState(false, nil)
-			return nil
+			return
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)

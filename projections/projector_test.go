@@ -204,3 +204,44 @@ func TestPositionPastIgnoredEventsIsAnnouncedThenSaved(t *testing.T) {
 	}
 	waitPosition(t, pool, ignored) // reads the saved checkpoint only
 }
+
+// TestStandbyTakesOver: two workers of one projection; one is active. Its lease session is
+// terminated, as a dying worker's would be: the standby takes over within 5 seconds, and every
+// event is applied exactly once (the tally is not idempotent: a double apply would show).
+func TestStandbyTakesOver(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	newWorker := func() *projections.Projector {
+		return projections.New(store, pool, &tally{}, projections.Options{Log: quiet, BatchSize: 5, LeaseRetry: 200 * time.Millisecond})
+	}
+	a, b := newWorker(), newWorker()
+	if err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stopA := start(t, a)
+	defer stopA()
+	waitPosition(t, pool, appendN(t, store, "t-f", 20, `{}`))
+	stopB := start(t, b)
+	defer stopB()
+	// Terminate the lease session (the one holding the advisory lock).
+	var pid int
+	if err := pool.QueryRow(t.Context(), `select pid from pg_locks where locktype = 'advisory' and granted limit 1`).Scan(&pid); err != nil {
+		t.Fatalf("no lease held: %v", err)
+	}
+	died := time.Now()
+	if _, err := pool.Exec(t.Context(), `select pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	last := appendN(t, store, "t-f", 30, `{"more":1}`)
+	waitPosition(t, pool, last)
+	if took := time.Since(died); took > 5*time.Second {
+		t.Errorf("takeover and catch-up took %s, want under 5s", took)
+	}
+	if got := count(t, pool, "t-f"); got != 50 {
+		t.Fatalf("%d events applied, want 50: none lost, none twice", got)
+	}
+	var holders int
+	if err := pool.QueryRow(t.Context(), `select count(*) from pg_locks where locktype = 'advisory' and granted`).Scan(&holders); err != nil || holders != 1 {
+		t.Errorf("%d lease holders (%v), want exactly one", holders, err)
+	}
+}
