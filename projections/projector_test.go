@@ -223,9 +223,12 @@ func TestStandbyTakesOver(t *testing.T) {
 	waitPosition(t, pool, appendN(t, store, "t-f", 20, `{}`))
 	stopB := start(t, b)
 	defer stopB()
-	// Terminate the lease session (the one holding the advisory lock).
+	// Terminate the lease session (the one holding the lease's advisory lock).
+	const leaseHolders = `select pid from pg_locks where locktype = 'advisory' and granted
+   and database = (select oid from pg_database where datname = current_database())
+   and objid::bigint = (hashtext('orderflow:lease:rm:tally')::bigint & 4294967295)`
 	var pid int
-	if err := pool.QueryRow(t.Context(), `select pid from pg_locks where locktype = 'advisory' and granted limit 1`).Scan(&pid); err != nil {
+	if err := pool.QueryRow(t.Context(), leaseHolders+` limit 1`).Scan(&pid); err != nil {
 		t.Fatalf("no lease held: %v", err)
 	}
 	died := time.Now()
@@ -241,7 +244,7 @@ func TestStandbyTakesOver(t *testing.T) {
 		t.Fatalf("%d events applied, want 50: none lost, none twice", got)
 	}
 	var holders int
-	if err := pool.QueryRow(t.Context(), `select count(*) from pg_locks where locktype = 'advisory' and granted`).Scan(&holders); err != nil || holders != 1 {
+	if err := pool.QueryRow(t.Context(), `select count(*) from (`+leaseHolders+`) h`).Scan(&holders); err != nil || holders != 1 {
 		t.Errorf("%d lease holders (%v), want exactly one", holders, err)
 	}
 }
