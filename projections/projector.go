@@ -42,6 +42,12 @@ type Options struct {
 	IdleCheckpoint time.Duration
 	// Publish announces a committed position, e.g. on NATS; may be nil.
 	Publish func(wire.Progress)
+	// MaxAttempts is how many times a failing batch is tried (with growing waits) before the
+	// events that fail are parked and the projection goes on; default 5.
+	MaxAttempts int
+	// HaltOnFailure stops the projection at a failing batch instead of parking: it waits, reported
+	// by Health, until the handler is fixed and the process restarted.
+	HaltOnFailure bool
 	// LeaseRetry is how often a standby worker tries to take the lease; default 1s. Each
 	// projection has one active worker: the one holding a PostgreSQL advisory lock on a session of
 	// its own. When that session ends (the worker died), a standby takes over.
@@ -60,6 +66,10 @@ type Projector struct {
 	pos     eventstore.Position
 	running bool
 	lastErr error
+
+	// failing is the first position of the batch that keeps failing, and how often it failed.
+	failing  eventstore.Position
+	attempts int
 }
 
 // New returns a projector of proj over pool's schema, reading store.
@@ -72,6 +82,9 @@ func New(store eventstore.Store, pool *pgxpool.Pool, proj Projection, opts Optio
 	}
 	if opts.LeaseRetry <= 0 {
 		opts.LeaseRetry = time.Second
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -98,7 +111,17 @@ const checkpointDDL = `create table if not exists projection_checkpoints (
   name text primary key,
   commit_position bigint not null,
   prepare_position bigint not null,
-  updated_at timestamptz not null default now())`
+  updated_at timestamptz not null default now());
+create table if not exists projection_parked (
+  name text not null,
+  event_id uuid not null,
+  stream text not null,
+  event_type text not null,
+  position text not null,
+  error text not null,
+  attempts int not null,
+  parked_at timestamptz not null default now(),
+  primary key (name, event_id))`
 
 // Position is the last committed position.
 func (p *Projector) Position() eventstore.Position {
@@ -257,7 +280,10 @@ func (p *Projector) run(ctx context.Context) error {
 			p.advanced(pos)
 			continue
 		}
-		if err := p.commit(ctx, b, savedAt); err != nil {
+		if err := p.commit(ctx, b, savedAt, p.isolate(b)); err != nil {
+			if len(b.Events) > 0 && !errors.Is(err, errCheckpointMoved) && ctx.Err() == nil {
+				p.failed(b)
+			}
 			return err
 		}
 		saved, pending, savedAt = time.Now(), nil, b.Position
@@ -276,6 +302,24 @@ func (p *Projector) advanced(pos eventstore.Position) {
 	}
 }
 
+// failed counts a failure of the batch starting at b's first event.
+func (p *Projector) failed(b eventstore.Batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b.Events[0].Position != p.failing {
+		p.failing, p.attempts = b.Events[0].Position, 0
+	}
+	p.attempts++
+}
+
+// isolate reports whether b has failed often enough to be applied event by event, parking the
+// events that fail.
+func (p *Projector) isolate(b eventstore.Batch) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.opts.HaltOnFailure && len(b.Events) > 0 && b.Events[0].Position == p.failing && p.attempts >= p.opts.MaxAttempts-1
+}
+
 // errCheckpointMoved: the saved checkpoint is not the one this projector last saved. Someone else
 // moved it (a rebuild swapped the read model in, another worker ran): start again from it.
 var errCheckpointMoved = errors.New("checkpoint moved under the projector")
@@ -284,7 +328,7 @@ var errNotRunning = errors.New("not running")
 
 // commit applies b and saves its position, in one transaction, if the saved checkpoint is still
 // expected: the checkpoint row is locked first, so two writers of one read model never both apply.
-func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eventstore.Position) error {
+func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eventstore.Position, isolate bool) error {
 	start := time.Now()
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		// The batch lock of this read model (schema and name): a rebuild's swap takes it too.
@@ -303,7 +347,12 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eve
 		if saved != expected {
 			return fmt.Errorf("%w: saved %s, expected %s", errCheckpointMoved, saved, expected)
 		}
-		if len(b.Events) > 0 {
+		switch {
+		case isolate:
+			if err := p.applyParking(ctx, tx, b.Events); err != nil {
+				return err
+			}
+		case len(b.Events) > 0:
 			if err := p.proj.Apply(ctx, tx, b.Events); err != nil {
 				return fmt.Errorf("apply %d events from %s: %w", len(b.Events), b.Events[0].Position, err)
 			}
@@ -322,6 +371,104 @@ on conflict (name) do update set commit_position = excluded.commit_position,
 		p.opts.Log.Debug("batch committed", "events", len(b.Events), "position", b.Position.String(), "duration_ms", time.Since(start).Milliseconds())
 	}
 	return nil
+}
+
+// applyParking applies events one by one, each under a savepoint; an event that fails is parked
+// with its error and the others go on.
+func (p *Projector) applyParking(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	p.mu.Lock()
+	attempts := p.attempts + 1
+	p.mu.Unlock()
+	for _, e := range events {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		if aerr := p.proj.Apply(ctx, sp, []eventstore.RecordedEvent{e}); aerr != nil {
+			if err := sp.Rollback(ctx); err != nil {
+				return err
+			}
+			p.opts.Log.Error("event parked", "event_id", e.ID, "stream", e.Stream, "type", e.Type, "position", e.Position.String(), "err", aerr)
+			if _, err := tx.Exec(ctx, `insert into projection_parked (name, event_id, stream, event_type, position, error, attempts)
+values ($1, $2, $3, $4, $5, $6, $7) on conflict (name, event_id) do update set error = excluded.error, attempts = excluded.attempts, parked_at = now()`,
+				p.proj.Name(), e.ID, e.Stream, e.Type, e.Position.String(), aerr.Error(), attempts); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := sp.Commit(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Parked is an event a projection could not apply.
+type Parked struct {
+	EventID             string
+	Stream, Type, Error string
+	Position            string
+	Attempts            int
+	ParkedAt            time.Time
+}
+
+// ListParked returns the events projection name parked, oldest first.
+func ListParked(ctx context.Context, pool *pgxpool.Pool, name string) ([]Parked, error) {
+	rows, err := pool.Query(ctx, `select event_id::text, stream, event_type, error, position, attempts, parked_at from projection_parked where name = $1 order by parked_at, position`, name)
+	if err != nil {
+		return nil, fmt.Errorf("parked events of %s: %w", name, err)
+	}
+	defer rows.Close()
+	var out []Parked
+	for rows.Next() {
+		var pk Parked
+		if err := rows.Scan(&pk.EventID, &pk.Stream, &pk.Type, &pk.Error, &pk.Position, &pk.Attempts, &pk.ParkedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, pk)
+	}
+	return out, rows.Err()
+}
+
+// ReplayParked applies the parked events of proj again, in log order (after a fix of its handler);
+// each one that applies leaves the parked list, each one that fails again stays with its new error.
+// It returns how many applied.
+func ReplayParked(ctx context.Context, store eventstore.Store, pool *pgxpool.Pool, proj Projection) (int, error) {
+	parked, err := ListParked(ctx, pool, proj.Name())
+	if err != nil {
+		return 0, err
+	}
+	applied := 0
+	for _, pk := range parked {
+		events, err := store.ReadStream(ctx, pk.Stream, eventstore.ReadStreamOptions{})
+		if err != nil {
+			return applied, fmt.Errorf("replay %s: read %s: %w", pk.EventID, pk.Stream, err)
+		}
+		var event *eventstore.RecordedEvent
+		for i := range events {
+			if events[i].ID.String() == pk.EventID {
+				event = &events[i]
+			}
+		}
+		if event == nil {
+			return applied, fmt.Errorf("replay %s: not in stream %s any more", pk.EventID, pk.Stream)
+		}
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if err := proj.Apply(ctx, tx, []eventstore.RecordedEvent{*event}); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `delete from projection_parked where name = $1 and event_id = $2`, proj.Name(), event.ID)
+			return err
+		})
+		if err != nil {
+			if _, uerr := pool.Exec(ctx, `update projection_parked set error = $3, attempts = attempts + 1 where name = $1 and event_id = $2`, proj.Name(), event.ID, err.Error()); uerr != nil {
+				return applied, uerr
+			}
+			continue
+		}
+		applied++
+	}
+	return applied, nil
 }
 
 // PublishJSON returns an Options.Publish that sends progress as JSON on subject (normally

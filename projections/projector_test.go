@@ -132,7 +132,7 @@ func TestFailedBatchCommitsNothing(t *testing.T) {
 	pool, store := setup(t)
 	proj := &tally{}
 	proj.failing.Store(true)
-	p := projections.New(store, pool, proj, projections.Options{BatchSize: 100, Log: quiet})
+	p := projections.New(store, pool, proj, projections.Options{BatchSize: 100, Log: quiet, HaltOnFailure: true})
 	if err := p.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -246,5 +246,50 @@ func TestStandbyTakesOver(t *testing.T) {
 	var holders int
 	if err := pool.QueryRow(t.Context(), `select count(*) from (`+leaseHolders+`) h`).Scan(&holders); err != nil || holders != 1 {
 		t.Errorf("%d lease holders (%v), want exactly one", holders, err)
+	}
+}
+
+// TestFailingEventIsParked: a batch that keeps failing is retried MaxAttempts times; then the
+// event that fails is parked, the others are applied and the projection goes on. After the fix,
+// replaying the parked event applies it.
+func TestFailingEventIsParked(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	proj := &tally{}
+	proj.failing.Store(true)
+	p := projections.New(store, pool, proj, projections.Options{BatchSize: 100, Log: quiet, MaxAttempts: 3})
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	defer stop()
+	res, err := store.Append(t.Context(), "t-p", eventstore.NoStream(), []eventstore.EventData{
+		{ID: eventstore.DeriveID("p", 0), Type: "t.v1", Data: []byte(`{}`)},
+		{ID: eventstore.DeriveID("p", 1), Type: "t.v1", Data: []byte(`{"fail":true}`)},
+		{ID: eventstore.DeriveID("p", 2), Type: "t.v1", Data: []byte(`{}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPosition(t, pool, res.Position)
+	later := appendN(t, store, "t-p", 2, `{"later":1}`)
+	waitPosition(t, pool, later)
+	if got := count(t, pool, "t-p"); got != 4 {
+		t.Fatalf("%d events applied, want 4: all but the parked one", got)
+	}
+	parked, err := projections.ListParked(t.Context(), pool, "tally")
+	if err != nil || len(parked) != 1 || parked[0].EventID != eventstore.DeriveID("p", 1).String() || parked[0].Attempts != 3 || parked[0].Error == "" {
+		t.Fatalf("parked = %+v (%v), want the failing event after 3 attempts with its error", parked, err)
+	}
+	proj.failing.Store(false) // the fix
+	n, err := projections.ReplayParked(t.Context(), store, pool, proj)
+	if err != nil || n != 1 {
+		t.Fatalf("replay: %d, %v", n, err)
+	}
+	if got := count(t, pool, "t-p"); got != 5 {
+		t.Fatalf("after the replay %d events applied, want 5", got)
+	}
+	if parked, _ := projections.ListParked(t.Context(), pool, "tally"); len(parked) != 0 {
+		t.Fatalf("still parked: %+v", parked)
 	}
 }

@@ -67,7 +67,7 @@ func cliConfig(getenv func(string) string) (Config, error) {
 
 // projectionsCmd is `orderflow projections list | status NAME | rebuild NAME`.
 func projectionsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	usage := errors.New("projections: want `orderflow projections list`, `status NAME` or `rebuild NAME`")
+	usage := errors.New("projections: want `orderflow projections list`, `status NAME`, `rebuild NAME`, `parked NAME` or `replay-parked NAME`")
 	if len(args) == 0 {
 		return usage
 	}
@@ -88,6 +88,11 @@ func projectionsCmd(ctx context.Context, args []string, getenv func(string) stri
 			return usage
 		}
 		return rebuild(ctx, cfg, args[1], stdout)
+	case "parked", "replay-parked":
+		if len(args) != 2 {
+			return usage
+		}
+		return parked(ctx, cfg, args[1], args[0] == "replay-parked", stdout)
 	}
 	return usage
 }
@@ -205,4 +210,46 @@ func rebuild(ctx context.Context, cfg Config, name string, stdout io.Writer) err
 	}
 	fmt.Fprintf(stdout, "%s rebuilt in %s and swapped in; the old version is dropped\n", name, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// parked lists a read model's parked events, or replays them (after a fix of its handler).
+func parked(ctx context.Context, cfg Config, name string, replay bool, stdout io.Writer) error {
+	rm, err := lookup(name)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, rm.url(cfg), name, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if replay {
+		if isESDB(cfg.EventStoreURL) {
+			return errors.New("replay-parked: only the PostgreSQL event store is supported by this command yet")
+		}
+		es, err := openPool(ctx, cfg.EventStoreURL, "", 2)
+		if err != nil {
+			return err
+		}
+		defer es.Close()
+		n, err := projections.ReplayParked(ctx, postgres.New(es, postgres.Options{}), pool, rm.projection)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %d parked events applied\n", name, n)
+	}
+	list, err := projections.ListParked(ctx, pool, name)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(stdout, "%s: no parked events\n", name)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\tSTREAM\tTYPE\tPOSITION\tATTEMPTS\tPARKED\tERROR")
+	for _, p := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.EventID, p.Stream, p.Type, p.Position, p.Attempts, p.ParkedAt.Format(time.RFC3339), p.Error)
+	}
+	return tw.Flush()
 }
