@@ -52,7 +52,9 @@ type Options struct {
 	// projection has one active worker: the one holding a PostgreSQL advisory lock on a session of
 	// its own. When that session ends (the worker died), a standby takes over.
 	LeaseRetry time.Duration
-	Log        *slog.Logger
+	// Metrics, if set, counts applied events and times batches.
+	Metrics *Metrics
+	Log     *slog.Logger
 }
 
 // Projector runs one projection.
@@ -70,6 +72,9 @@ type Projector struct {
 	// failing is the first position of the batch that keeps failing, and how often it failed.
 	failing  eventstore.Position
 	attempts int
+
+	caughtUp bool      // the last batch reached what was committed
+	movedAt  time.Time // when the position last moved
 }
 
 // New returns a projector of proj over pool's schema, reading store.
@@ -280,6 +285,9 @@ func (p *Projector) run(ctx context.Context) error {
 			p.advanced(pos)
 			continue
 		}
+		p.mu.Lock()
+		p.caughtUp = b.CaughtUp
+		p.mu.Unlock()
 		if err := p.commit(ctx, b, savedAt, p.isolate(b)); err != nil {
 			if len(b.Events) > 0 && !errors.Is(err, errCheckpointMoved) && ctx.Err() == nil {
 				p.failed(b)
@@ -294,7 +302,7 @@ func (p *Projector) run(ctx context.Context) error {
 // advanced records and announces that the read model reflects the log up to pos.
 func (p *Projector) advanced(pos eventstore.Position) {
 	p.mu.Lock()
-	p.pos = pos
+	p.pos, p.movedAt = pos, time.Now()
 	p.lastErr = nil
 	p.mu.Unlock()
 	if p.opts.Publish != nil {
@@ -366,6 +374,10 @@ on conflict (name) do update set commit_position = excluded.commit_position,
 	})
 	if err != nil {
 		return fmt.Errorf("commit batch at %s: %w", b.Position, err)
+	}
+	if m := p.opts.Metrics; m != nil && len(b.Events) > 0 {
+		m.applied.WithLabelValues(p.proj.Name()).Add(float64(len(b.Events)))
+		m.batch.WithLabelValues(p.proj.Name()).Observe(time.Since(start).Seconds())
 	}
 	if len(b.Events) > 0 {
 		p.opts.Log.Debug("batch committed", "events", len(b.Events), "position", b.Position.String(), "duration_ms", time.Since(start).Milliseconds())

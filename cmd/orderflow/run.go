@@ -171,6 +171,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	done.add(func() { stopServices(); wg.Wait() })
 	var checks []func(context.Context) error
 	metrics := prometheus.NewRegistry()
+	projMetrics := projections.NewMetrics(metrics)
 	checks = append(checks, func(context.Context) error {
 		if !nc.IsConnected() {
 			return errors.New("nats: not connected")
@@ -187,6 +188,16 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			return err
 		}
 		checks = append(checks, ping)
+		if pg, ok := store.(*postgres.Store); ok {
+			metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_eventstore_horizon_age_seconds",
+				Help: "Age of the oldest transaction on the event store's cluster: how long it holds every subscriber back."},
+				func() float64 {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					defer cancel()
+					age, _ := pg.HorizonAge(ctx)
+					return age.Seconds()
+				}))
+		}
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -254,7 +265,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 	}
 	if cfg.runs("fulfillment-saga") {
-		if err := runSaga(ctx, svcCtx, cfg, store, nc, js, log, &done, &wg, &checks, metrics); err != nil {
+		if err := runSaga(ctx, svcCtx, cfg, store, nc, js, log, &done, &wg, &checks, metrics, projMetrics); err != nil {
 			return err
 		}
 	}
@@ -292,8 +303,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		checks = append(checks, pool.Ping)
 		if cfg.runs("projector") {
 			p := projections.New(store, pool, rm.projection, projections.Options{
-				Log: log, Publish: projections.PublishJSON(nc.Publish, cfg.NATSNamespace.Progress(name)),
+				Log: log, Publish: projections.PublishJSON(nc.Publish, cfg.NATSNamespace.Progress(name)), Metrics: projMetrics,
 			})
+			projMetrics.Watch(p, headOf(store))
 			if err := p.Migrate(ctx); err != nil {
 				return err
 			}
@@ -399,6 +411,16 @@ func openEventStore(ctx context.Context, url string, log *slog.Logger, done *cle
 	return store, pool.Ping, nil
 }
 
+// headOf returns the store's head-of-log function, if it has one.
+func headOf(store eventstore.Store) func(context.Context) (eventstore.Position, error) {
+	if h, ok := store.(interface {
+		Head(context.Context) (eventstore.Position, error)
+	}); ok {
+		return h.Head
+	}
+	return nil
+}
+
 func openPool(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
 	pool, err := pgschema.Open(ctx, url, schema, maxConns)
 	if err != nil {
@@ -498,7 +520,7 @@ func servePaymentProvider(cfg Config) (string, func(), error) {
 
 // runSaga starts the fulfillment saga: its projection, its outbox dispatcher, its deadlines and
 // its query endpoints.
-func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, done *cleanup, wg *sync.WaitGroup, checks *[]func(context.Context) error, metrics *prometheus.Registry) error {
+func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, done *cleanup, wg *sync.WaitGroup, checks *[]func(context.Context) error, metrics *prometheus.Registry, projMetrics *projections.Metrics) error {
 	pool, err := openPool(ctx, cfg.SagasDatabaseURL, fulfillment.Name, 10)
 	if err != nil {
 		return fmt.Errorf("fulfillment saga: %w", err)
@@ -507,10 +529,11 @@ func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc
 	*checks = append(*checks, pool.Ping)
 	saga := fulfillment.New(pool, fulfillment.Options{PaymentTimeout: cfg.PaymentTimeout}, log)
 	publish := projections.PublishJSON(nc.Publish, cfg.NATSNamespace.Progress(fulfillment.Name))
-	p := projections.New(store, pool, saga, projections.Options{Log: log, Publish: func(pr wire.Progress) {
+	p := projections.New(store, pool, saga, projections.Options{Log: log, Metrics: projMetrics, Publish: func(pr wire.Progress) {
 		saga.Wake()
 		publish(pr)
 	}})
+	projMetrics.Watch(p, headOf(store))
 	if err := p.Migrate(ctx); err != nil {
 		return err
 	}

@@ -109,7 +109,10 @@ func TestSagasCommand(t *testing.T) {
 		_, _, metrics := call(t, "GET", base+"/metrics", "", nil)
 		m := string(metrics)
 		if strings.Contains(m, `orderflow_fulfillment_sagas{state="compensated"} 1`) && strings.Contains(m, `orderflow_payment_provider_breaker{state="closed"} 1`) &&
-			strings.Contains(m, `orderflow_fulfillment_sagas{state="in_flight"} 0`) {
+			strings.Contains(m, `orderflow_fulfillment_sagas{state="in_flight"} 0`) &&
+			strings.Contains(m, `orderflow_projection_events_applied_total{projection="orders"}`) && strings.Contains(m, `orderflow_projection_lag_events{projection="orders"} 0`) &&
+			strings.Contains(m, `orderflow_projection_parked{projection="catalog"} 0`) && strings.Contains(m, `orderflow_projection_up{projection="fulfillment"} 1`) &&
+			strings.Contains(m, "orderflow_eventstore_horizon_age_seconds") && strings.Contains(m, `orderflow_projection_batch_seconds_count{projection="orders"}`) {
 			break
 		}
 		if time.Now().After(deadline) {
