@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/pgschema"
@@ -154,9 +155,16 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('orderflow:projection:' || $1 || ':' || $2))`, opts.Schema, proj.Name()); err != nil {
 			return err
 		}
-		live, err := progressCheckpoint(ctx, tx, proj.Name(), opts.Schema)
-		if err != nil {
+		var exists bool
+		if err := tx.QueryRow(ctx, `select exists (select 1 from pg_namespace where nspname = $1)`, opts.Schema).Scan(&exists); err != nil {
 			return err
+		}
+		live := eventstore.Start
+		if exists {
+			var err error
+			if live, err = progressCheckpoint(ctx, tx, proj.Name(), opts.Schema); err != nil {
+				return err
+			}
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for p.Position().Compare(live) < 0 {
@@ -167,8 +175,12 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		}
 		stopRebuild()
 		ident := func(s string) string { return pgx.Identifier{s}.Sanitize() }
-		_, err = tx.Exec(ctx, `alter schema `+ident(opts.Schema)+` rename to `+ident(retired)+`;
-alter schema `+ident(shadow)+` rename to `+ident(opts.Schema))
+		if exists {
+			if _, err := tx.Exec(ctx, `alter schema `+ident(opts.Schema)+` rename to `+ident(retired)); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `alter schema `+ident(shadow)+` rename to `+ident(opts.Schema))
 		return err
 	})
 	if err != nil {
@@ -197,8 +209,9 @@ func progressCheckpoint(ctx context.Context, q interface {
 	}
 	var c, pr int64
 	err := q.QueryRow(ctx, `select commit_position, prepare_position from `+table+` where name = $1`, name).Scan(&c, &pr)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return eventstore.Start, nil
+	var pgErr *pgconn.PgError
+	if errors.Is(err, pgx.ErrNoRows) || (errors.As(err, &pgErr) && pgErr.Code == "42P01") {
+		return eventstore.Start, nil // nothing yet, or no live version at all (a new read model)
 	}
 	return eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}, err
 }

@@ -2,8 +2,10 @@ package projections_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,5 +186,87 @@ func TestRebuildResumesAndIsExclusive(t *testing.T) {
 	}
 	if n, err := total(); err != nil || n != 20000 {
 		t.Fatalf("after the resumed rebuild: %d (%v), want 20000: every event counted once", n, err)
+	}
+}
+
+// line is the read model of TestRebuildWithUpcaster: it knows only the current (v2) shape.
+type line struct{}
+
+func (line) Name() string { return "lines" }
+func (line) Filter() eventstore.Filter {
+	return eventstore.Filter{EventTypePrefixes: []string{"line."}}
+}
+func (line) Migrate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `create table if not exists lines (id text primary key, quantity int not null, unit_price_cents bigint not null)`)
+	return err
+}
+func (line) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	for _, e := range events {
+		if e.Type != "line.added.v2" {
+			return fmt.Errorf("line projection knows only line.added.v2, got %s", e.Type)
+		}
+		var v2 struct {
+			ID             string `json:"id"`
+			Quantity       int    `json:"quantity"`
+			UnitPriceCents int64  `json:"unitPriceCents"`
+		}
+		if err := json.Unmarshal(e.Data, &v2); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `insert into lines values ($1, $2, $3) on conflict (id) do nothing`, v2.ID, v2.Quantity, v2.UnitPriceCents); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestRebuildWithUpcaster: events stored in the v1 shape ({"id", "qty", "price"} in euros) are
+// upcast at read time to v2 ({"id", "quantity", "unitPriceCents"}); a rebuild of a read model
+// that knows only v2 gives correct rows for old and new events alike.
+func TestRebuildWithUpcaster(t *testing.T) {
+	t.Parallel()
+	raw := memory.New()
+	for i, v1 := range []string{`{"id":"a","qty":2,"price":12.5}`, `{"id":"b","qty":1,"price":0.99}`} {
+		if _, err := raw.Append(t.Context(), "lines-"+fmt.Sprint(i), eventstore.NoStream(), []eventstore.EventData{{ID: eventstore.DeriveID("v1", i), Type: "line.added.v1", Data: []byte(v1)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.Append(t.Context(), "lines-2", eventstore.NoStream(), []eventstore.EventData{{ID: eventstore.DeriveID("v2", 0), Type: "line.added.v2", Data: []byte(`{"id":"c","quantity":3,"unitPriceCents":100}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	store := eventstore.WithUpcasters(raw, eventstore.Upcasters{
+		"line.added.v1": func(e eventstore.RecordedEvent) (eventstore.RecordedEvent, error) {
+			var v1 struct {
+				ID    string  `json:"id"`
+				Qty   int     `json:"qty"`
+				Price float64 `json:"price"`
+			}
+			if err := json.Unmarshal(e.Data, &v1); err != nil {
+				return e, err
+			}
+			e.Type = "line.added.v2"
+			e.Data, _ = json.Marshal(map[string]any{"id": v1.ID, "quantity": v1.Qty, "unitPriceCents": int64(math.Round(v1.Price * 100))})
+			return e, nil
+		},
+	})
+	url := pgtest.NewDatabase(t)
+	if err := projections.Rebuild(t.Context(), store, url, line{}, projections.RebuildOptions{Schema: "lines", RetireAfter: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgschema.Open(t.Context(), url, "lines", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	rows, err := pool.Query(t.Context(), `select id || ':' || quantity || ':' || unit_price_cents from lines order by id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a:2:1250", "b:1:99", "c:3:100"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("rows %v, want %v", got, want)
 	}
 }

@@ -1,0 +1,98 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+)
+
+// Upcaster turns a stored event of an old shape into the next shape (usually its type's next
+// version). Event type names are a stored contract: a changed payload gets a new type name and an
+// upcaster from the old one, never an edit of stored events.
+type Upcaster func(e RecordedEvent) (RecordedEvent, error)
+
+// Upcasters maps an old event type to its upcaster. Upcasters chain: v1 → v2 → v3.
+type Upcasters map[string]Upcaster
+
+// MaxUpcasts bounds a chain, against a cycle in the map.
+const MaxUpcasts = 16
+
+// Upcast returns e in its current shape.
+func (u Upcasters) Upcast(e RecordedEvent) (RecordedEvent, error) {
+	for i := 0; i < MaxUpcasts; i++ {
+		up, ok := u[e.Type]
+		if !ok {
+			return e, nil
+		}
+		next, err := up(e)
+		if err != nil {
+			return e, fmt.Errorf("upcast %s event %s: %w", e.Type, e.ID, err)
+		}
+		e = next
+	}
+	return e, fmt.Errorf("upcast event %s: more than %d steps (a cycle?)", e.ID, MaxUpcasts)
+}
+
+func (u Upcasters) all(events []RecordedEvent) ([]RecordedEvent, error) {
+	for i, e := range events {
+		up, err := u.Upcast(e)
+		if err != nil {
+			return nil, err
+		}
+		events[i] = up
+	}
+	return events, nil
+}
+
+// WithUpcasters returns store as its readers should see it: every event read, from a stream, from
+// $all or from a subscription, in its current shape. Appends pass through unchanged. Filters see
+// stored types, so an old type must keep its category prefix (order.placed.v1 → order.placed.v2).
+func WithUpcasters(store Store, u Upcasters) Store {
+	if len(u) == 0 {
+		return store
+	}
+	return upcasting{Store: store, u: u}
+}
+
+type upcasting struct {
+	Store
+	u Upcasters
+}
+
+func (s upcasting) ReadStream(ctx context.Context, stream string, opts ReadStreamOptions) ([]RecordedEvent, error) {
+	events, err := s.Store.ReadStream(ctx, stream, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.u.all(events)
+}
+
+func (s upcasting) ReadAll(ctx context.Context, from Position, opts ReadAllOptions) (Page, error) {
+	page, err := s.Store.ReadAll(ctx, from, opts)
+	if err != nil {
+		return page, err
+	}
+	page.Events, err = s.u.all(page.Events)
+	return page, err
+}
+
+func (s upcasting) SubscribeAll(ctx context.Context, from Position, opts SubscribeOptions) (Subscription, error) {
+	sub, err := s.Store.SubscribeAll(ctx, from, opts)
+	if err != nil {
+		return nil, err
+	}
+	return upcastingSubscription{Subscription: sub, u: s.u}, nil
+}
+
+type upcastingSubscription struct {
+	Subscription
+	u Upcasters
+}
+
+func (s upcastingSubscription) Next(ctx context.Context) (Batch, error) {
+	b, err := s.Subscription.Next(ctx)
+	if err != nil {
+		return b, err
+	}
+	b.Events, err = s.u.all(b.Events)
+	return b, err
+}
