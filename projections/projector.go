@@ -135,6 +135,13 @@ func (p *Projector) Position() eventstore.Position {
 	return p.pos
 }
 
+// CaughtUp reports whether the projector's last batch reached what was committed.
+func (p *Projector) CaughtUp() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.caughtUp
+}
+
 // Health is nil while the projector runs without error.
 func (p *Projector) Health() error {
 	p.mu.Lock()
@@ -271,8 +278,13 @@ func (p *Projector) run(ctx context.Context) error {
 		}
 		b, err := sub.Next(nctx)
 		cancel()
-		if err != nil && pending != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			b, err = eventstore.Batch{Position: *pending}, nil
+		switch {
+		case err != nil && pending != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			b, err = eventstore.Batch{Position: *pending, CaughtUp: p.CaughtUp()}, nil // save the pending position
+		case err == nil:
+			p.mu.Lock()
+			p.caughtUp = b.CaughtUp
+			p.mu.Unlock()
 		}
 		if err != nil {
 			return err
@@ -285,9 +297,6 @@ func (p *Projector) run(ctx context.Context) error {
 			p.advanced(pos)
 			continue
 		}
-		p.mu.Lock()
-		p.caughtUp = b.CaughtUp
-		p.mu.Unlock()
 		if err := p.commit(ctx, b, savedAt, p.isolate(b)); err != nil {
 			if len(b.Events) > 0 && !errors.Is(err, errCheckpointMoved) && ctx.Err() == nil {
 				p.failed(b)

@@ -131,7 +131,8 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		if err != nil {
 			return fmt.Errorf("rebuild %s: read the live checkpoint: %w", proj.Name(), err)
 		}
-		if pos := p.Position(); pos.Compare(live) >= 0 && p.Health() == nil {
+		// Caught up with the tip of the log and at or past the live version.
+		if pos := p.Position(); p.CaughtUp() && pos.Compare(live) >= 0 && p.Health() == nil {
 			break
 		}
 		if err := p.Health(); err != nil && !errors.Is(err, errNotRunning) {

@@ -270,3 +270,24 @@ func TestRebuildWithUpcaster(t *testing.T) {
 		t.Fatalf("rows %v, want %v", got, want)
 	}
 }
+
+// TestRebuildNewReadModelEndsAtTheTip: a read model with no live version is rebuilt to the tip of
+// the log, also when the last page is exactly full (caught up is then learnt from an empty read).
+func TestRebuildNewReadModelEndsAtTheTip(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	appendEvents(t, store, 4, 50) // 200 events, pages of 100
+	url := pgtest.NewDatabase(t)
+	if err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 1}, projections.RebuildOptions{Schema: "weighed", BatchSize: 100, RetireAfter: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgschema.Open(t.Context(), url, "weighed", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weights`).Scan(&n); err != nil || n != 200 {
+		t.Fatalf("the new read model holds %d (%v), want 200", n, err)
+	}
+}
