@@ -54,7 +54,10 @@ type Options struct {
 	LeaseRetry time.Duration
 	// Metrics, if set, counts applied events and times batches.
 	Metrics *Metrics
-	Log     *slog.Logger
+	// AsyncCommit commits batches with synchronous_commit off: for rebuilds, whose work a crash can
+	// repeat from the checkpoint, never for live read models that announce what they committed.
+	AsyncCommit bool
+	Log         *slog.Logger
 }
 
 // Projector runs one projection.
@@ -351,6 +354,11 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eve
 		// The batch lock of this read model (schema and name): a rebuild's swap takes it too.
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('orderflow:projection:' || current_schema() || ':' || $1))`, p.proj.Name()); err != nil {
 			return err
+		}
+		if p.opts.AsyncCommit {
+			if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
+				return err
+			}
 		}
 		var c, pr int64
 		err := tx.QueryRow(ctx, `select commit_position, prepare_position from projection_checkpoints where name = $1 for update`, p.proj.Name()).Scan(&c, &pr)

@@ -35,7 +35,7 @@ type RebuildProgress struct {
 type RebuildOptions struct {
 	// Schema is the live read model's schema; the new version is built in Schema+"_rebuild".
 	Schema    string
-	BatchSize int // default 2000
+	BatchSize int // default 5000
 	Progress  func(RebuildProgress)
 	Log       *slog.Logger
 	// Head returns the log's last position (for progress); nil reports no total.
@@ -54,7 +54,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		opts.Schema = proj.Name()
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 2000
+		opts.BatchSize = 5000
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -83,7 +83,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
 	}
 	defer pool.Close()
-	p := New(store, pool, proj, Options{BatchSize: opts.BatchSize, Log: opts.Log})
+	p := New(store, pool, proj, Options{BatchSize: opts.BatchSize, Log: opts.Log, AsyncCommit: true})
 	if err := p.Migrate(ctx); err != nil {
 		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
@@ -53,14 +54,37 @@ create table if not exists order_history (
 	return err
 }
 
-// Apply implements projections.Projection: every event becomes statements, all sent in one
-// round trip. Statements are idempotent, so a replay over existing rows changes nothing.
+// Apply implements projections.Projection. A batch is folded in memory first (an order placed
+// and moved on in the same batch is written once, in its last state) and then written with three
+// statements whatever its size: new orders, changes to orders of earlier batches, history rows.
+// Every statement is idempotent (on conflict do nothing, updates to a final value).
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
-	batch := &pgx.Batch{}
-	for _, r := range events {
-		e, err := model.Decode(r.Type, r.Data)
+	type row struct {
+		id, customer, status, reason string
+		total                        int64
+		lines                        []byte
+		placedAt, updatedAt          time.Time
+		cancelledAt                  pgtype.Timestamptz
+		isNew, cancelled             bool
+	}
+	rows := map[string]*row{}
+	var ids []string
+	get := func(id string) *row {
+		r, ok := rows[id]
+		if !ok {
+			r = &row{id: id}
+			rows[id] = r
+			ids = append(ids, id)
+		}
+		return r
+	}
+	var hOrder, hStatus []string
+	var hRevision []int64
+	var hAt []time.Time
+	for _, rec := range events {
+		e, err := model.Decode(rec.Type, rec.Data)
 		if err != nil {
-			return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
+			return fmt.Errorf("event %s at %s: %w", rec.ID, rec.Position, err)
 		}
 		var status model.Status
 		var at time.Time
@@ -70,13 +94,12 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 			if err != nil {
 				return err
 			}
-			batch.Queue(`insert into orders (order_id, customer_id, status, total_cents, lines, placed_at, updated_at)
-values ($1, $2, $3, $4, $5, $6, $6) on conflict (order_id) do nothing`,
-				e.OrderID, e.CustomerID, string(model.StatusPlaced), e.TotalCents, lines, e.At)
+			r := get(e.OrderID)
+			r.isNew, r.customer, r.total, r.lines, r.placedAt = true, e.CustomerID, e.TotalCents, lines, e.At
 			status, at = model.StatusPlaced, e.At
 		case model.Cancelled:
-			batch.Queue(`update orders set status = $2, cancelled_at = $3, cancel_reason = $4, updated_at = $3 where order_id = $1`,
-				e.OrderID, string(model.StatusCancelled), e.At, e.Reason)
+			r := get(e.OrderID)
+			r.cancelled, r.reason, r.cancelledAt = true, e.Reason, pgtype.Timestamptz{Time: e.At, Valid: true}
 			status, at = model.StatusCancelled, e.At
 		case model.Confirmed:
 			status, at = model.StatusConfirmed, e.At
@@ -90,11 +113,50 @@ values ($1, $2, $3, $4, $5, $6, $6) on conflict (order_id) do nothing`,
 		if status == "" {
 			continue
 		}
-		if status != model.StatusPlaced && status != model.StatusCancelled {
-			batch.Queue(`update orders set status = $2, updated_at = $3 where order_id = $1`, orderID(e), string(status), at)
+		id := orderID(e)
+		r := get(id)
+		r.status, r.updatedAt = string(status), at
+		hOrder, hRevision, hStatus, hAt = append(hOrder, id), append(hRevision, rec.Revision), append(hStatus, string(status)), append(hAt, at)
+	}
+	var (
+		nID, nCustomer, nStatus, nLines, nReason []string
+		nTotal                                   []int64
+		nPlaced, nUpdated                        []time.Time
+		nCancelled                               []pgtype.Timestamptz
+		uID, uStatus, uReason                    []string
+		uUpdated                                 []time.Time
+		uCancelled                               []pgtype.Timestamptz
+		uIsCancel                                []bool
+	)
+	for _, id := range ids {
+		r := rows[id]
+		if r.isNew {
+			nID, nCustomer, nStatus, nLines, nReason = append(nID, id), append(nCustomer, r.customer), append(nStatus, r.status), append(nLines, string(r.lines)), append(nReason, r.reason)
+			nTotal, nPlaced, nUpdated, nCancelled = append(nTotal, r.total), append(nPlaced, r.placedAt), append(nUpdated, r.updatedAt), append(nCancelled, r.cancelledAt)
+			continue
 		}
-		batch.Queue(`insert into order_history (order_id, revision, status, at) values ($1, $2, $3, $4) on conflict do nothing`,
-			orderID(e), r.Revision, string(status), at)
+		if r.status == "" {
+			continue
+		}
+		uID, uStatus, uReason = append(uID, id), append(uStatus, r.status), append(uReason, r.reason)
+		uUpdated, uCancelled, uIsCancel = append(uUpdated, r.updatedAt), append(uCancelled, r.cancelledAt), append(uIsCancel, r.cancelled)
+	}
+	batch := &pgx.Batch{}
+	if len(nID) > 0 {
+		batch.Queue(`insert into orders (order_id, customer_id, status, total_cents, lines, placed_at, updated_at, cancelled_at, cancel_reason)
+select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[])
+on conflict (order_id) do nothing`, nID, nCustomer, nStatus, nTotal, nLines, nPlaced, nUpdated, nCancelled, nReason)
+	}
+	if len(uID) > 0 {
+		batch.Queue(`update orders o set status = v.status, updated_at = v.updated_at,
+  cancelled_at = case when v.cancel then v.cancelled_at else o.cancelled_at end,
+  cancel_reason = case when v.cancel then v.reason else o.cancel_reason end
+from unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::bool[]) v(id, status, updated_at, cancelled_at, reason, cancel)
+where o.order_id = v.id`, uID, uStatus, uUpdated, uCancelled, uReason, uIsCancel)
+	}
+	if len(hOrder) > 0 {
+		batch.Queue(`insert into order_history (order_id, revision, status, at)
+select * from unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) on conflict do nothing`, hOrder, hRevision, hStatus, hAt)
 	}
 	if batch.Len() == 0 {
 		return nil
