@@ -253,32 +253,27 @@ func TestUnreachableServer(t *testing.T) {
 
 // The double's figures measure the client path (gRPC, protobuf, the adapter), not EventStoreDB.
 
-func BenchmarkAppendThroughClientToDouble(b *testing.B) {
+// benchDouble starts a double and a store on it for a benchmark.
+func benchDouble(b *testing.B) *esdb.Store {
+	b.Helper()
 	b.Log("esdb figures: real client against the in-process protocol double; they measure the client path, not EventStoreDB")
 	srv, err := esdbtest.Start()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer srv.Stop()
+	b.Cleanup(srv.Stop)
 	store, err := esdb.Open(srv.URL(), esdb.Options{Log: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
-	storetest.BenchmarkAppend(b, store)
+	b.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+func BenchmarkAppendThroughClientToDouble(b *testing.B) {
+	storetest.BenchmarkAppend(b, benchDouble(b))
 }
 
 func BenchmarkCatchUpThroughClientToDouble(b *testing.B) {
-	b.Log("esdb figures: real client against the in-process protocol double; they measure the client path, not EventStoreDB")
-	srv, err := esdbtest.Start()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Stop()
-	store, err := esdb.Open(srv.URL(), esdb.Options{Log: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	storetest.BenchmarkCatchUp(b, store, 20_000)
+	storetest.BenchmarkCatchUp(b, benchDouble(b), 20_000)
 }
