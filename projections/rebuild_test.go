@@ -164,7 +164,22 @@ func TestRebuildResumesAndIsExclusive(t *testing.T) {
 	go func() {
 		first <- projections.Rebuild(ctx, store, url, &weighed{weight: 10, slow: 20 * time.Millisecond}, projections.RebuildOptions{Schema: "weighed", BatchSize: 100})
 	}()
-	time.Sleep(300 * time.Millisecond) // let it get halfway
+	// Wait until it has committed part of the replay.
+	probe, err := pgschema.Open(t.Context(), url, "weighed_rebuild", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var part int64
+		if probe.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weights`).Scan(&part) == nil && part > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rebuild committed nothing in 20s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 10}, projections.RebuildOptions{Schema: "weighed"}); !errors.Is(err, projections.ErrRebuildRunning) {
 		t.Errorf("second rebuild: %v, want ErrRebuildRunning", err)
 	}

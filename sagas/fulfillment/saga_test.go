@@ -307,7 +307,7 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 	r := newRig(t, fulfillment.Options{PaymentTimeout: 1500 * time.Millisecond}, cardsim.Options{Outage: true})
 	r.product("p", 10)
 	r.place("late", wire.OrderLine{ProductID: "p", Quantity: 3, UnitPriceCents: 100})
-	time.Sleep(500 * time.Millisecond)
+	r.waitStep("late", fulfillment.StepAuthorizing) // the deadline is set
 	r.crash("saga")
 	if st := r.settle([]string{"late"}, 30*time.Second)["late"]; st != order.StatusCancelled {
 		t.Fatalf("order %s, want CANCELLED by the deadline", st)
