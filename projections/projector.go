@@ -120,6 +120,10 @@ const checkpointDDL = `create table if not exists projection_checkpoints (
   commit_position bigint not null,
   prepare_position bigint not null,
   updated_at timestamptz not null default now());
+create table if not exists projection_control (
+  name text primary key,
+  paused boolean not null default false,
+  updated_at timestamptz not null default now());
 create table if not exists projection_parked (
   name text not null,
   event_id uuid not null,
@@ -239,6 +243,20 @@ func (p *Projector) work(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errPaused) {
+			p.opts.Log.Info("projection paused")
+			for ctx.Err() == nil {
+				if paused, perr := Paused(ctx, p.pool, p.proj.Name()); perr == nil && !paused {
+					p.opts.Log.Info("projection resumed")
+					break
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
 		if errors.Is(err, errCheckpointMoved) {
 			p.opts.Log.Info("checkpoint moved; following it", "err", err)
 			continue
@@ -269,7 +287,7 @@ func (p *Projector) run(ctx context.Context) error {
 	defer sub.Close()
 	p.setState(true, nil)
 	p.opts.Log.Info("projector started", "position", from.String())
-	var saved time.Time
+	var saved, checkedPause time.Time
 	savedAt := from // the checkpoint as this projector last saved it
 	// pending is a position reached past filtered-out events only, announced but not saved yet:
 	// it is saved after IdleCheckpoint even if nothing else comes.
@@ -299,6 +317,16 @@ func (p *Projector) run(ctx context.Context) error {
 			pending = &pos
 			p.advanced(pos)
 			continue
+		}
+		if time.Since(checkedPause) > time.Second {
+			paused, err := Paused(ctx, p.pool, p.proj.Name())
+			if err != nil {
+				return err
+			}
+			if paused {
+				return errPaused
+			}
+			checkedPause = time.Now()
 		}
 		if err := p.commit(ctx, b, savedAt, p.isolate(b)); err != nil {
 			if len(b.Events) > 0 && !errors.Is(err, errCheckpointMoved) && ctx.Err() == nil {
@@ -345,6 +373,26 @@ func (p *Projector) isolate(b eventstore.Batch) bool {
 var errCheckpointMoved = errors.New("checkpoint moved under the projector")
 
 var errNotRunning = errors.New("not running")
+
+// errPaused: an operator paused the projection.
+var errPaused = errors.New("paused")
+
+// Paused reports whether projection name is paused in the read model behind q.
+func Paused(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, name string) (bool, error) {
+	var paused bool
+	err := q.QueryRow(ctx, `select coalesce((select paused from projection_control where name = $1), false)`, name).Scan(&paused)
+	return paused, err
+}
+
+// SetPaused pauses or resumes projection name: a paused projector applies nothing until resumed
+// (it notices within about a second); queries keep reading what it had applied.
+func SetPaused(ctx context.Context, pool *pgxpool.Pool, name string, paused bool) error {
+	_, err := pool.Exec(ctx, `insert into projection_control (name, paused, updated_at) values ($1, $2, now())
+on conflict (name) do update set paused = excluded.paused, updated_at = excluded.updated_at`, name, paused)
+	return err
+}
 
 // commit applies b and saves its position, in one transaction, if the saved checkpoint is still
 // expected: the checkpoint row is locked first, so two writers of one read model never both apply.

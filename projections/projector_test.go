@@ -293,3 +293,37 @@ func TestFailingEventIsParked(t *testing.T) {
 		t.Fatalf("still parked: %+v", parked)
 	}
 }
+
+// TestPauseAndResume: a paused projection applies nothing until resumed, then everything once.
+func TestPauseAndResume(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	p := projections.New(store, pool, &tally{}, projections.Options{Log: quiet})
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	defer stop()
+	waitPosition(t, pool, appendN(t, store, "t-x", 3, `{}`))
+	if err := projections.SetPaused(t.Context(), pool, "tally", true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the projector looks at most once a second
+	held := appendN(t, store, "t-x", 4, `{"held":1}`)
+	// Absence takes a bounded wait: for 1.5s nothing more may be applied.
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if got := count(t, pool, "t-x"); got != 3 {
+			t.Fatalf("paused, yet %d events applied, want 3", got)
+		}
+	}
+	if paused, err := projections.Paused(t.Context(), pool, "tally"); err != nil || !paused {
+		t.Fatalf("Paused = %v, %v", paused, err)
+	}
+	if err := projections.SetPaused(t.Context(), pool, "tally", false); err != nil {
+		t.Fatal(err)
+	}
+	waitPosition(t, pool, held)
+	if got := count(t, pool, "t-x"); got != 7 {
+		t.Fatalf("after resume %d events applied, want 7", got)
+	}
+}

@@ -67,7 +67,7 @@ func cliConfig(getenv func(string) string) (Config, error) {
 
 // projectionsCmd is `orderflow projections list | status NAME | rebuild NAME`.
 func projectionsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	usage := errors.New("projections: want `orderflow projections list`, `status NAME`, `rebuild NAME`, `parked NAME` or `replay-parked NAME`")
+	usage := errors.New("projections: want `orderflow projections list`, `status NAME`, `rebuild NAME`, `pause NAME`, `resume NAME`, `parked NAME` or `replay-parked NAME`")
 	if len(args) == 0 {
 		return usage
 	}
@@ -88,6 +88,24 @@ func projectionsCmd(ctx context.Context, args []string, getenv func(string) stri
 			return usage
 		}
 		return rebuild(ctx, cfg, args[1], stdout)
+	case "pause", "resume":
+		if len(args) != 2 {
+			return usage
+		}
+		rm, err := lookup(args[1])
+		if err != nil {
+			return err
+		}
+		pool, err := openPool(ctx, rm.url(cfg), args[1], 2)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		if err := projections.SetPaused(ctx, pool, args[1], args[0] == "pause"); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s %sd: its projector notices within a second\n", args[1], args[0])
+		return nil
 	case "parked", "replay-parked":
 		if len(args) != 2 {
 			return usage
@@ -124,7 +142,7 @@ func listProjections(ctx context.Context, cfg Config, only string, stdout io.Wri
 		return fmt.Errorf("head of the log: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "READ MODEL\tPOSITION\tHEAD\tLAG (EVENTS)\tLAG (TIME)\tUPDATED\tREBUILD")
+	fmt.Fprintln(tw, "READ MODEL\tPOSITION\tHEAD\tLAG (EVENTS)\tLAG (TIME)\tUPDATED\tSTATUS")
 	for _, name := range []string{orderrm.Name, catalogrm.Name, customersrm.Name} {
 		if only != "" && only != name {
 			continue
@@ -149,12 +167,16 @@ func listProjections(ctx context.Context, cfg Config, only string, stdout io.Wri
 				lagTime = time.Since(oldest).Round(time.Millisecond)
 			}
 		}
-		var rebuilding bool
+		var rebuilding, paused bool
 		_ = conn.QueryRow(ctx, `select exists (select 1 from pg_namespace where nspname = $1)`, name+"_rebuild").Scan(&rebuilding)
+		_ = conn.QueryRow(ctx, `select coalesce((select paused from `+pgx.Identifier{name, "projection_control"}.Sanitize()+` where name = $1), false)`, name).Scan(&paused)
 		conn.Close(ctx)
 		status := ""
 		if rebuilding {
-			status = "in progress or interrupted (rebuild again to resume)"
+			status = "rebuild in progress or interrupted (rebuild again to resume)"
+		}
+		if paused {
+			status = strings.TrimPrefix(status+"; paused", "; ")
 		}
 		upd := "never"
 		if updated != nil {

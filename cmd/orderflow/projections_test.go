@@ -45,6 +45,15 @@ func TestProjectionsCommand(t *testing.T) {
 	if out := run("status", "orders"); !strings.Contains(out, "orders") || strings.Contains(out, "in progress") {
 		t.Fatalf("status:\n%s", out)
 	}
+	if out := run("pause", "catalog"); !strings.Contains(out, "catalog paused") {
+		t.Fatalf("pause:\n%s", out)
+	}
+	if out := run("status", "catalog"); !strings.Contains(out, "paused") {
+		t.Fatalf("status of a paused read model:\n%s", out)
+	}
+	if out := run("resume", "catalog"); !strings.Contains(out, "catalog resumed") {
+		t.Fatalf("resume:\n%s", out)
+	}
 	if out := run("parked", "orders"); !strings.Contains(out, "no parked events") {
 		t.Fatalf("parked:\n%s", out)
 	}

@@ -54,7 +54,7 @@ Usage:
   orderflow serve [--target=all|T1,T2] [--http-addr ADDR] targets: %s
   orderflow services [--json]                           live service instances, endpoints, request stats
   orderflow sagas list [--step S] | show ORDER_ID       fulfillment sagas, their figures, the breaker
-  orderflow projections list | status NAME | rebuild NAME | parked NAME | replay-parked NAME
+  orderflow projections list | status NAME | rebuild NAME | pause NAME | resume NAME | parked NAME | replay-parked NAME
                                                         read models: position, lag, blue/green rebuild, parked events
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
   orderflow bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
