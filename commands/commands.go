@@ -40,8 +40,9 @@ type Aggregate[S any, E any] struct {
 // stream (the last units of a product) spread out instead of colliding again.
 const MaxAttempts = 12
 
-// ErrTooBusy: the stream kept changing under the command for MaxAttempts tries.
-var ErrTooBusy = fmt.Errorf("stream too busy, try again: %w", domain.ErrConflict)
+// ErrTooBusy: the stream kept changing under the command for MaxAttempts tries. It is transient,
+// not a conflict with the state: callers retry (REST answers 503, queued commands are redelivered).
+var ErrTooBusy = errors.New("stream too busy, try again")
 
 // Execute carries out one command on stream: it folds the stream into state, asks decide for
 // events and appends them expecting the revision it read. On a concurrent write it reloads and
@@ -148,6 +149,8 @@ func Classify(err error) *rpc.Error {
 		return &rpc.Error{Code: rpc.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, domain.ErrConflict):
 		return &rpc.Error{Code: rpc.CodeConflict, Message: err.Error()}
+	case errors.Is(err, ErrTooBusy):
+		return &rpc.Error{Code: rpc.CodeUnavailable, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &rpc.Error{Code: rpc.CodeUnavailable, Message: "timed out"}
 	}

@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"encoding/json"
-	"errors"
 
 	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -18,9 +17,6 @@ func Job[Req, Resp any](classify func(error) *rpc.Error, fn func(context.Context
 			return &rpc.Error{Code: rpc.CodeInvalid, Message: "malformed queued command: " + err.Error()}
 		}
 		if _, err := fn(ctx, req); err != nil {
-			if errors.Is(err, ErrTooBusy) {
-				return err // contention passes: retry, never a refusal
-			}
 			if e := classify(err); e.Code == rpc.CodeInvalid || e.Code == rpc.CodeNotFound || e.Code == rpc.CodeConflict {
 				return e
 			}

@@ -103,7 +103,7 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 		if err == nil {
 			continue
 		}
-		if errors.Is(err, commands.ErrTooBusy) || (!errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound)) {
+		if !errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound) {
 			// Transient (a busy stream, a database hiccup): the whole command is retried, the
 			// reservations made so far stand and are found again.
 			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)

@@ -72,6 +72,25 @@ func (Paid) EventType() string      { return TypePaid }
 func (Shipped) EventType() string   { return TypeShipped }
 func (Delivered) EventType() string { return TypeDelivered }
 
+// IDOf returns the order an order event is about.
+func IDOf(e Event) string {
+	switch e := e.(type) {
+	case Placed:
+		return e.OrderID
+	case Cancelled:
+		return e.OrderID
+	case Confirmed:
+		return e.OrderID
+	case Paid:
+		return e.OrderID
+	case Shipped:
+		return e.OrderID
+	case Delivered:
+		return e.OrderID
+	}
+	return ""
+}
+
 // Encode returns e's type name and JSON payload.
 func Encode(e Event) (string, []byte, error) {
 	data, err := json.Marshal(e)

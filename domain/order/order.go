@@ -3,7 +3,6 @@
 package order
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -248,10 +247,4 @@ func validatePlace(c Place) error {
 		total += l.Quantity * l.UnitPriceCents
 	}
 	return nil
-}
-
-// IsRuleError reports whether err is an invalid command.
-func IsRuleError(err error) bool {
-	var r *domain.RuleError
-	return errors.As(err, &r)
 }

@@ -54,16 +54,6 @@ func Ensure(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) erro
 	return nil
 }
 
-// Publish queues data for endpoint under id, and waits for the server to store it. Publishing the
-// same id again within DuplicateWindow stores nothing.
-func Publish(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, endpoint, id string, data []byte) error {
-	_, err := js.PublishMsg(ctx, &nats.Msg{Subject: Subject(ns, endpoint), Data: data}, jetstream.WithMsgID(id))
-	if err != nil {
-		return fmt.Errorf("queue %s %s: %w", endpoint, id, err)
-	}
-	return nil
-}
-
 // Message is one command to queue.
 type Message struct {
 	Endpoint, ID string

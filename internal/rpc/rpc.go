@@ -46,15 +46,6 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// AsError returns err's *Error, or an internal one.
-func AsError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return &Error{Code: CodeInternal, Message: "internal error"}
-}
-
 // Server runs endpoints: it owns their root context, logger, concurrency limit and statistics.
 //
 // Handlers run in their own goroutines (micro calls a handler on the subscription's goroutine, one

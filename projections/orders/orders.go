@@ -113,7 +113,7 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 		if status == "" {
 			continue
 		}
-		id := orderID(e)
+		id := model.IDOf(e)
 		r := get(id)
 		r.status, r.updatedAt = string(status), at
 		hOrder, hRevision, hStatus, hAt = append(hOrder, id), append(hRevision, rec.Revision), append(hStatus, string(status)), append(hAt, at)
@@ -162,22 +162,4 @@ select * from unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) on
 		return nil
 	}
 	return tx.SendBatch(ctx, batch).Close()
-}
-
-func orderID(e model.Event) string {
-	switch e := e.(type) {
-	case model.Placed:
-		return e.OrderID
-	case model.Cancelled:
-		return e.OrderID
-	case model.Confirmed:
-		return e.OrderID
-	case model.Paid:
-		return e.OrderID
-	case model.Shipped:
-		return e.OrderID
-	case model.Delivered:
-		return e.OrderID
-	}
-	return ""
 }

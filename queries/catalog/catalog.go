@@ -21,9 +21,6 @@ import (
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
-// ReadModel is the name of the read model these queries read.
-const ReadModel = "catalog"
-
 // Page sizes.
 const (
 	DefaultPageSize = 20

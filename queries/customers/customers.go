@@ -19,9 +19,6 @@ import (
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
-// ReadModel is the name of the read model these queries read.
-const ReadModel = "customers"
-
 // Service answers customer queries.
 type Service struct {
 	Pool *pgxpool.Pool

@@ -16,9 +16,6 @@ import (
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
-// ReadModel is the name of the read model these queries read.
-const ReadModel = "orders"
-
 // Service answers order queries.
 type Service struct {
 	Pool *pgxpool.Pool

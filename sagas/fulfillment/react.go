@@ -229,13 +229,10 @@ func react(s *State, e any, now time.Time, opts Options) []Command {
 
 // orderOf returns the order an event concerns, "" for none.
 func orderOf(e any) string {
+	if o, ok := e.(order.Event); ok && order.IDOf(o) != "" { // every domain event has EventType: check the id
+		return order.IDOf(o)
+	}
 	switch e := e.(type) {
-	case order.Placed:
-		return e.OrderID
-	case order.Confirmed:
-		return e.OrderID
-	case order.Cancelled:
-		return e.OrderID
 	case inventory.OrderReserved:
 		return e.OrderID
 	case inventory.OrderRejected:
