@@ -26,7 +26,8 @@ const (
 )
 
 func (g *gateway) graphQL() http.Handler {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout}}))
+	resolver := &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout}
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -39,6 +40,7 @@ func (g *gateway) graphQL() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		ctx := graph.WithConsistencyPosition(r.Context(), r.Header.Get("X-Consistency-Position"))
+		ctx = resolver.WithLoaders(ctx)
 		srv.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

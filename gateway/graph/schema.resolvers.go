@@ -29,7 +29,7 @@ func (r *orderResolver) Status(ctx context.Context, obj *wire.Order) (OrderStatu
 
 // Customer is the resolver for the customer field.
 func (r *orderResolver) Customer(ctx context.Context, obj *wire.Order) (*wire.Customer, error) {
-	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: obj.CustomerID, MinPosition: minPosition(ctx, nil)})
+	return load(ctx, func(l *loaders) *loader[string, wire.Customer] { return l.customers }, obj.CustomerID)
 }
 
 // Fulfillment is the resolver for the fulfillment field.
@@ -39,7 +39,7 @@ func (r *orderResolver) Fulfillment(ctx context.Context, obj *wire.Order) (*wire
 
 // Product is the resolver for the product field.
 func (r *orderLineResolver) Product(ctx context.Context, obj *wire.OrderLine) (*wire.Product, error) {
-	return one[wire.Product](ctx, r.Resolver, wire.EndpointProductByID, wire.ProductByID{ID: obj.ProductID, MinPosition: minPosition(ctx, nil)})
+	return load(ctx, func(l *loaders) *loader[string, wire.Product] { return l.products }, obj.ProductID)
 }
 
 // Order is the resolver for the order field.

@@ -128,11 +128,12 @@ type StatusChange struct {
 
 // Query endpoints of the catalog and customers read models.
 const (
-	EndpointProductByID   = "catalog.product.get"
-	EndpointProductsByIDs = "catalog.products.get_many"
-	EndpointSearchProduct = "catalog.products.search"
-	EndpointLowStock      = "catalog.products.low_stock"
-	EndpointCustomerByID  = "customers.get"
+	EndpointProductByID    = "catalog.product.get"
+	EndpointProductsByIDs  = "catalog.products.get_many"
+	EndpointSearchProduct  = "catalog.products.search"
+	EndpointLowStock       = "catalog.products.low_stock"
+	EndpointCustomerByID   = "customers.get"
+	EndpointCustomersByIDs = "customers.get_many"
 )
 
 // Product is the catalog's view of a product.
@@ -194,6 +195,12 @@ type Customer struct {
 	RegisteredAt       time.Time `json:"registeredAt"`
 	OrderCount         int64     `json:"orderCount"`
 	LifetimeSpendCents int64     `json:"lifetimeSpendCents"`
+}
+
+// CustomersByIDs asks for many customers at once; unknown ids are left out.
+type CustomersByIDs struct {
+	IDs         []string `json:"ids"`
+	MinPosition string   `json:"minPosition,omitempty"`
 }
 
 // CustomerByID asks for one customer.

@@ -4,12 +4,10 @@ package customers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -34,20 +32,47 @@ func (s Service) CustomerByID(ctx context.Context, req wire.CustomerByID) (wire.
 	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return wire.Customer{}, err
 	}
-	var c wire.Customer
-	err := s.Pool.QueryRow(ctx, `select c.customer_id, c.name, c.email, c.shipping_address, c.active, c.registered_at,
-       coalesce(o.n, 0), coalesce(o.spend, 0)
-  from customers c
-  left join (select customer_id, count(*) n, sum(total_cents) filter (where not cancelled) spend
-               from customer_orders where customer_id = $1 group by customer_id) o using (customer_id)
- where c.customer_id = $1`, req.ID).Scan(&c.ID, &c.Name, &c.Email, &c.Address, &c.Active, &c.RegisteredAt, &c.OrderCount, &c.LifetimeSpendCents)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return wire.Customer{}, rpc.Errorf(rpc.CodeNotFound, "customer %s not found", req.ID)
-	}
+	list, err := s.list(ctx, []string{req.ID})
 	if err != nil {
 		return wire.Customer{}, fmt.Errorf("customer %s: %w", req.ID, err)
 	}
-	return c, nil
+	if len(list) == 0 {
+		return wire.Customer{}, rpc.Errorf(rpc.CodeNotFound, "customer %s not found", req.ID)
+	}
+	return list[0], nil
+}
+
+// CustomersByIDs returns the customers of ids that exist, in one query: for batched readers.
+func (s Service) CustomersByIDs(ctx context.Context, req wire.CustomersByIDs) ([]wire.Customer, error) {
+	if len(req.IDs) > 500 {
+		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "ids", Message: "at most 500 ids"}
+	}
+	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
+		return nil, err
+	}
+	return s.list(ctx, req.IDs)
+}
+
+func (s Service) list(ctx context.Context, ids []string) ([]wire.Customer, error) {
+	rows, err := s.Pool.Query(ctx, `select c.customer_id, c.name, c.email, c.shipping_address, c.active, c.registered_at,
+       coalesce(o.n, 0), coalesce(o.spend, 0)
+  from customers c
+  left join (select customer_id, count(*) n, sum(total_cents) filter (where not cancelled) spend
+               from customer_orders where customer_id = any($1) group by customer_id) o using (customer_id)
+ where c.customer_id = any($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []wire.Customer{}
+	for rows.Next() {
+		var c wire.Customer
+		if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.Address, &c.Active, &c.RegisteredAt, &c.OrderCount, &c.LifetimeSpendCents); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // Register serves s as the customer-queries NATS micro service until ctx ends.
@@ -55,5 +80,6 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerQueries), 128, 10*time.Second, nil)
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCustomerQueries, Version: "0.1.0", Description: "reads customers"},
 		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointCustomerByID), Handler: rpc.Handle(srv, "get", s.CustomerByID)},
+		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointCustomersByIDs), Handler: rpc.Handle(srv, "get_many", s.CustomersByIDs)},
 	)
 }
