@@ -27,6 +27,8 @@ bench:
 	@echo "event store adapters: appends (16 writers) and \$$all catch-up; esdb runs the real client against the protocol double (the client path, not EventStoreDB)"
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./eventstore/postgres/ ./eventstore/esdb/
 	$(GO) run ./cmd/orderflow bench saga --orders 2000 --rate 100 --duration 10s
+	$(GO) run ./cmd/orderflow bench rebuild --events 1000000
+	$(GO) run ./cmd/orderflow bench gateway --clients 32 --duration 5s
 
 ## generate: regenerate gqlgen code after editing gateway/schema.graphql
 generate:

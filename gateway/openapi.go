@@ -20,6 +20,9 @@ func openAPI() map[string]any {
 		413: "Body over 1 MiB", 415: "Body is not application/json",
 		422: "Invalid command (a rule is broken; `field` names it), or an Idempotency-Key reused with another request",
 		503: "A service is unavailable; retry",
+		401: "No bearer token, or an invalid or expired one",
+		403: "The token's role may not do this (customers act only on their own orders and profile)",
+		429: "Too many requests from this client; `Retry-After` says when to come back",
 	}
 	paths := map[string]any{}
 	for _, op := range operations {
@@ -44,10 +47,14 @@ func openAPI() map[string]any {
 			ok["headers"].(map[string]any)["Location"] = map[string]any{"description": "The new resource", "schema": map[string]any{"type": "string"}}
 		}
 		responses := map[string]any{status: ok}
-		for _, code := range append([]int{400, 413, 415, 422, 503}, op.errors...) {
+		for _, code := range append([]int{400, 401, 403, 413, 415, 422, 429, 503}, op.errors...) {
 			responses[strconv.Itoa(code)] = problemResponse(errorDesc[code])
 		}
-		o := map[string]any{"operationId": op.id, "summary": op.summary, "tags": []string{op.tag}, "parameters": params, "responses": responses}
+		who := "Admins only."
+		if op.customer != nil {
+			who = "Admins, and customers for themselves."
+		}
+		o := map[string]any{"operationId": op.id, "summary": op.summary, "description": who, "tags": []string{op.tag}, "parameters": params, "responses": responses}
 		if op.body != nil {
 			o["requestBody"] = map[string]any{"required": !op.optionalBody, "content": map[string]any{
 				"application/json": map[string]any{"schema": op.schema, "example": op.example}}}
@@ -60,6 +67,7 @@ func openAPI() map[string]any {
 		item[strings.ToLower(op.method)] = o
 	}
 	paths["/api/v1/openapi.json"] = map[string]any{"get": map[string]any{"operationId": "openAPI", "summary": "This document", "tags": []string{"meta"},
+		"security":  []any{},
 		"responses": map[string]any{"200": map[string]any{"description": "The OpenAPI 3.1 document", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}}}}
 	return map[string]any{
 		"openapi": "3.1.0",
@@ -68,16 +76,20 @@ func openAPI() map[string]any {
 		"servers": []any{map[string]any{"url": "/"}},
 		"tags": []any{map[string]any{"name": "orders"}, map[string]any{"name": "customers"}, map[string]any{"name": "products"},
 			map[string]any{"name": "payments"}, map[string]any{"name": "meta"}},
-		"paths": paths,
-		"components": map[string]any{"schemas": map[string]any{"Problem": map[string]any{
-			"type": "object", "description": "RFC 9457 problem details", "required": []string{"type", "title", "status"},
-			"properties": map[string]any{
-				"type":  map[string]any{"type": "string", "format": "uri", "description": "stable identifier of the kind of error"},
-				"title": str("short summary of the kind"), "status": map[string]any{"type": "integer"}, "detail": str("what happened here"),
-				"instance": str("the request path"), "field": str("the offending field, when there is one"),
-				"details": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
-			},
-		}}},
+		"paths":    paths,
+		"security": []any{map[string]any{"bearer": []any{}}},
+		"components": map[string]any{"securitySchemes": map[string]any{"bearer": map[string]any{
+			"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+			"description": "HS256 or RS256 token with `sub` and `role` (customer: its customer id; admin). `orderflow token` issues development tokens."}},
+			"schemas": map[string]any{"Problem": map[string]any{
+				"type": "object", "description": "RFC 9457 problem details", "required": []string{"type", "title", "status"},
+				"properties": map[string]any{
+					"type":  map[string]any{"type": "string", "format": "uri", "description": "stable identifier of the kind of error"},
+					"title": str("short summary of the kind"), "status": map[string]any{"type": "integer"}, "detail": str("what happened here"),
+					"instance": str("the request path"), "field": str("the offending field, when there is one"),
+					"details": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
+				},
+			}}},
 	}
 }
 

@@ -28,7 +28,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 			return &problem{Status: http.StatusUnsupportedMediaType, Type: "unsupported-media-type", Title: "Unsupported media type", Detail: "send application/json"}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	return decodeJSON(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v, allowEmpty)
+}
+
+// decodeJSON is decodeBody's strict decoding, for bodies from elsewhere (GraphQL mutations).
+func decodeJSON(in io.Reader, v any, allowEmpty bool) *problem {
+	dec := json.NewDecoder(in)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.More() {
@@ -88,16 +93,19 @@ func jsonKind(goKind string) string {
 // meta builds a command's identity from the request: Idempotency-Key when given (a retried
 // request then appends nothing twice), else a fresh id; correlation and trace context.
 func meta(r *http.Request, scope string) wire.CommandMeta {
-	id := r.Header.Get("Idempotency-Key")
-	if id == "" {
-		id = uuid.NewString()
-	} else {
-		id = scope + ":" + id
+	m := commandMeta(r.Context(), scope, r.Header.Get("Idempotency-Key"))
+	m.TraceParent, m.TraceState = r.Header.Get("traceparent"), r.Header.Get("tracestate")
+	return m
+}
+
+// commandMeta is a command's identity: with an idempotency key (REST's header, GraphQL's
+// argument), the same command id for the same operation, aggregate and key; else a fresh one.
+func commandMeta(ctx context.Context, scope, key string) wire.CommandMeta {
+	id := uuid.NewString()
+	if key != "" {
+		id = scope + ":" + key
 	}
-	return wire.CommandMeta{
-		CommandID: id, CorrelationID: correlationID(r.Context()),
-		TraceParent: r.Header.Get("traceparent"), TraceState: r.Header.Get("tracestate"),
-	}
+	return wire.CommandMeta{CommandID: id, CorrelationID: correlationID(ctx)}
 }
 
 func (g *gateway) command(ctx context.Context, endpoint string, req any) (wire.CommandReply, error) {

@@ -287,6 +287,8 @@ func (p *Projector) run(ctx context.Context) error {
 	defer sub.Close()
 	p.setState(true, nil)
 	p.opts.Log.Info("projector started", "position", from.String())
+	// The rows may have changed under this position (a rebuild swapped a new version in): say so.
+	p.advanced(from, true)
 	var saved, checkedPause time.Time
 	savedAt := from // the checkpoint as this projector last saved it
 	// pending is a position reached past filtered-out events only, announced but not saved yet:
@@ -315,7 +317,7 @@ func (p *Projector) run(ctx context.Context) error {
 			// positions of events it ignores) and save it later.
 			pos := b.Position
 			pending = &pos
-			p.advanced(pos)
+			p.advanced(pos, false)
 			continue
 		}
 		if time.Since(checkedPause) > time.Second {
@@ -335,18 +337,18 @@ func (p *Projector) run(ctx context.Context) error {
 			return err
 		}
 		saved, pending, savedAt = time.Now(), nil, b.Position
-		p.advanced(b.Position)
+		p.advanced(b.Position, len(b.Events) > 0)
 	}
 }
 
 // advanced records and announces that the read model reflects the log up to pos.
-func (p *Projector) advanced(pos eventstore.Position) {
+func (p *Projector) advanced(pos eventstore.Position, changed bool) {
 	p.mu.Lock()
 	p.pos, p.movedAt = pos, time.Now()
 	p.lastErr = nil
 	p.mu.Unlock()
 	if p.opts.Publish != nil {
-		p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: pos.String()})
+		p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: pos.String(), Unchanged: !changed})
 	}
 }
 
@@ -430,12 +432,7 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eve
 				return fmt.Errorf("apply %d events from %s: %w", len(b.Events), b.Events[0].Position, err)
 			}
 		}
-		_, err = tx.Exec(ctx, `insert into projection_checkpoints (name, commit_position, prepare_position, updated_at)
-values ($1, $2, $3, now())
-on conflict (name) do update set commit_position = excluded.commit_position,
-  prepare_position = excluded.prepare_position, updated_at = excluded.updated_at`,
-			p.proj.Name(), int64(b.Position.Commit), int64(b.Position.Prepare))
-		return err
+		return saveCheckpoint(ctx, tx, p.proj.Name(), b.Position)
 	})
 	if err != nil {
 		return fmt.Errorf("commit batch at %s: %w", b.Position, err)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +42,10 @@ type RebuildOptions struct {
 	Log       *slog.Logger
 	// Head returns the log's last position (for progress); nil reports no total.
 	Head func(ctx context.Context) (eventstore.Position, error)
+	// BulkPage and BulkCommitEvery tune the bulk load of a BulkLoader: events per read (default
+	// 10,000) and how often a batch commits (default 1s).
+	BulkPage        int
+	BulkCommitEvery time.Duration
 	// RetireAfter is how long the old version is kept after the swap for queries still running on
 	// it; default 5s.
 	RetireAfter time.Duration
@@ -83,30 +89,17 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
 	}
 	defer pool.Close()
-	p := New(store, pool, proj, Options{BatchSize: opts.BatchSize, Log: opts.Log, AsyncCommit: true})
-	if err := p.Migrate(ctx); err != nil {
-		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = p.Run(runCtx); close(done) }()
-	stopped := false
-	stopRebuild := func() {
-		if !stopped {
-			stop()
-			<-done
-			stopped = true
-		}
-	}
-	defer stopRebuild()
-
-	// Replay until the new version is within reach of the live one.
 	started, startPos := time.Now(), eventstore.Start
 	if cp, err := progressCheckpoint(ctx, pool, proj.Name()); err == nil {
 		startPos = cp // resuming
 	}
+	var bulkPos atomicPosition
+	p := New(store, pool, proj, Options{BatchSize: opts.BatchSize, Log: opts.Log, AsyncCommit: true})
 	report := func(phase string) (eventstore.Position, eventstore.Position) {
 		pos := p.Position()
+		if phase == "bulk loading" || phase == "indexing" {
+			pos = bulkPos.Load()
+		}
 		var head eventstore.Position
 		if opts.Head != nil {
 			head, _ = opts.Head(ctx)
@@ -126,6 +119,45 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	if bulk, ok := proj.(BulkLoader); ok {
+		// Up to the tip of the log: the bulk load, with progress reports while it runs.
+		var phase atomic.Value
+		phase.Store("bulk loading")
+		bulkDone := make(chan error, 1)
+		go func() {
+			_, err := bulkLoad(ctx, store, pool, bulk, bulkOptions{PageSize: opts.BulkPage, CommitEvery: opts.BulkCommitEvery, Moved: bulkPos.Store, Finishing: func() { phase.Store("indexing") }})
+			bulkDone <- err
+		}()
+	bulkLoop:
+		for {
+			select {
+			case err := <-bulkDone:
+				if err != nil {
+					return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
+				}
+				break bulkLoop
+			case <-tick.C:
+				report(phase.Load().(string))
+			}
+		}
+	}
+	if err := p.Migrate(ctx); err != nil {
+		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = p.Run(runCtx); close(done) }()
+	stopped := false
+	stopRebuild := func() {
+		if !stopped {
+			stop()
+			<-done
+			stopped = true
+		}
+	}
+	defer stopRebuild()
+
+	// Replay until the new version is within reach of the live one.
 	for {
 		live, err := progressCheckpoint(ctx, lockConn, proj.Name(), opts.Schema)
 		if err != nil {
@@ -181,6 +213,10 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 				return err
 			}
 		}
+		// The bulk load's marker has done its work.
+		if _, err := tx.Exec(ctx, `drop table if exists `+pgx.Identifier{shadow, "projection_bulk"}.Sanitize()); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `alter schema `+ident(shadow)+` rename to `+ident(opts.Schema))
 		return err
 	})
@@ -215,4 +251,22 @@ func progressCheckpoint(ctx context.Context, q interface {
 		return eventstore.Start, nil // nothing yet, or no live version at all (a new read model)
 	}
 	return eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}, err
+}
+
+// atomicPosition is a position read and written from several goroutines.
+type atomicPosition struct {
+	mu  sync.Mutex
+	pos eventstore.Position
+}
+
+func (a *atomicPosition) Store(p eventstore.Position) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pos = p
+}
+
+func (a *atomicPosition) Load() eventstore.Position {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pos
 }

@@ -5,14 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/internal/bench"
-	"github.com/orderflow/orderflow/internal/pgcluster"
 )
 
 // runBench runs `orderflow bench append`: postgres event store appends from N writers against a
@@ -21,8 +18,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) > 0 && args[0] == "saga" {
 		return benchSaga(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "gateway" {
+		return benchGateway(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "rebuild" {
+		return benchRebuild(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "append" {
-		return fmt.Errorf("bench: want `orderflow bench append` or `orderflow bench saga`")
+		return fmt.Errorf("bench: want `orderflow bench append`, `orderflow bench saga`, `orderflow bench rebuild` or `orderflow bench gateway`")
 	}
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -32,22 +35,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	url := getenv("DATABASE_URL")
-	if url == "" {
-		dir, err := os.MkdirTemp("", "orderflow-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		_ = os.Chmod(dir, 0o755)
-		fmt.Fprintln(stdout, "no DATABASE_URL: starting a private PostgreSQL cluster (default settings, fsync on)")
-		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg")})
-		if err != nil {
-			return err
-		}
-		defer cluster.Stop()
-		url = cluster.URL("postgres")
+	url, stopServer, err := benchServer(ctx, getenv, stdout)
+	if err != nil {
+		return err
 	}
+	defer stopServer()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return err

@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/pgcluster"
 )
 
@@ -33,66 +35,12 @@ func benchSaga(ctx context.Context, args []string, getenv func(string) string, s
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "orderflow-bench-saga-")
+	p, err := startBenchPlatform(ctx, "saga", map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms"}, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	_ = os.Chmod(dir, 0o755)
-	url := getenv("DATABASE_URL")
-	if url == "" {
-		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg")})
-		if err != nil {
-			return err
-		}
-		defer cluster.Stop()
-		url = cluster.URL("postgres")
-		fmt.Fprintln(stdout, "no DATABASE_URL: a private PostgreSQL cluster (default settings, fsync on)")
-	}
-	db := "bench_saga_" + fmt.Sprint(time.Now().UnixNano())
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	if _, err := admin.Exec(ctx, "create database "+db); err != nil {
-		admin.Close(ctx)
-		return err
-	}
-	defer func() {
-		_, _ = admin.Exec(context.Background(), "drop database if exists "+db+" with (force)")
-		admin.Close(context.Background())
-	}()
-	dbURL := withDatabase(url, db)
-	env := map[string]string{"DATABASE_URL": dbURL, "ORDERFLOW_LOG_LEVEL": "error", "PAYMENT_PROVIDER_LATENCY": "5ms"}
-	cfg, err := ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dir}, func(k string) string { return env[k] }, stderr)
-	if err != nil {
-		return err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- Run(runCtx, cfg, io.Discard, io.Discard, func(a string) { ready <- a }) }()
-	var base string
-	select {
-	case a := <-ready:
-		base = "http://" + a
-	case err := <-done:
-		return fmt.Errorf("platform: %w", err)
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
-	post := func(path, body string) error {
-		resp, err := client.Post(base+path, "application/json", bytes.NewBufferString(body))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode >= 300 {
-			return fmt.Errorf("POST %s: %s", path, resp.Status)
-		}
-		return nil
-	}
+	defer p.stop()
+	post, dbURL := p.post, p.dbURL
 	// A catalog of 50 products with ample stock: orders spread over them as a shop's do.
 	const products = 50
 	for p := range products {
@@ -164,8 +112,6 @@ func benchSaga(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	fmt.Fprintf(stdout, "saga latency at %d orders/s: p50 %s, p99 %s, max %s placed→confirmed (%d orders)\n", *rate,
 		pct(lat, 50), pct(lat, 99), pct(lat, 100), len(lat))
-	stop()
-	<-done
 	return nil
 }
 
@@ -243,5 +189,135 @@ func pct(sorted []time.Duration, p int) time.Duration {
 		return 0
 	}
 	i := (len(sorted)*p + 99) / 100
-	return sorted[max(0, min(len(sorted)-1, i-1))].Round(time.Millisecond)
+	return sorted[max(0, min(len(sorted)-1, i-1))].Round(100 * time.Microsecond)
+}
+
+// benchPlatform is the whole platform in this process for a benchmark: a fresh database (on
+// DATABASE_URL's server, else a private cluster), embedded NATS, every target, an admin token.
+type benchPlatform struct {
+	base, dbURL, natsURL, token string
+	client                      *http.Client
+	stop                        func()
+}
+
+func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]string, getenv func(string) string, stdout, stderr io.Writer) (_ *benchPlatform, err error) {
+	var cleanup []func()
+	p := &benchPlatform{stop: func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}}
+	defer func() {
+		if err != nil {
+			p.stop()
+		}
+	}()
+	dir, err := os.MkdirTemp("", "orderflow-bench-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { os.RemoveAll(dir) })
+	url, stopServer, err := benchServer(ctx, getenv, stdout)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, stopServer)
+	dbURL, drop, err := benchDatabase(ctx, url, name)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, drop)
+	p.dbURL = dbURL
+	secret := strings.Repeat("bench-secret-", 3)
+	env := map[string]string{"DATABASE_URL": p.dbURL, "ORDERFLOW_LOG_LEVEL": "error", "ORDERFLOW_JWT_SECRET": secret}
+	for k, v := range extraEnv {
+		env[k] = v
+	}
+	if p.token, err = auth.Issue([]byte(secret), "bench", auth.Admin, time.Hour); err != nil {
+		return nil, err
+	}
+	cfg, err := ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dir}, func(k string) string { return env[k] }, stderr)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(runCtx, cfg, io.Discard, io.Discard, func(a string) { ready <- a }) }()
+	cleanup = append(cleanup, func() { stopRun(); <-done })
+	select {
+	case a := <-ready:
+		p.base = "http://" + a
+	case err := <-done:
+		done <- err
+		return nil, fmt.Errorf("platform: %w", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, natsURLFile)); err == nil {
+		p.natsURL = strings.TrimSpace(string(b))
+	}
+	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+	return p, nil
+}
+
+// post sends a command as the bench's admin.
+func (p *benchPlatform) post(path, body string) error {
+	_, err := p.postAnswer(context.Background(), path, []byte(body))
+	return err
+}
+
+// postAnswer POSTs JSON as the bench's admin and answers the body of a 2xx response.
+func (p *benchPlatform) postAnswer(ctx context.Context, path string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode >= 300 {
+		err = fmt.Errorf("POST %s: %s %.200s", path, resp.Status, b)
+	}
+	return b, err
+}
+
+// benchServer is DATABASE_URL's PostgreSQL server, else a private cluster (default settings,
+// fsync on) started for the benchmark; stop runs when done.
+func benchServer(ctx context.Context, getenv func(string) string, stdout io.Writer) (url string, stop func(), err error) {
+	if url := getenv("DATABASE_URL"); url != "" {
+		return url, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "orderflow-bench-pg-")
+	if err != nil {
+		return "", nil, err
+	}
+	_ = os.Chmod(dir, 0o755) // the cluster may run as the postgres user
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg")})
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	fmt.Fprintln(stdout, "no DATABASE_URL: a private PostgreSQL cluster (default settings, fsync on)")
+	return cluster.URL("postgres"), func() { _ = cluster.Stop(); os.RemoveAll(dir) }, nil
+}
+
+// benchDatabase creates a fresh database on url's server for benchmark name; drop removes it.
+func benchDatabase(ctx context.Context, url, name string) (dbURL string, drop func(), err error) {
+	db := "bench_" + name + "_" + fmt.Sprint(time.Now().UnixNano())
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := admin.Exec(ctx, "create database "+db); err != nil {
+		admin.Close(ctx)
+		return "", nil, err
+	}
+	return withDatabase(url, db), func() {
+		_, _ = admin.Exec(context.Background(), "drop database if exists "+db+" with (force)")
+		admin.Close(context.Background())
+	}, nil
 }

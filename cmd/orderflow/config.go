@@ -22,6 +22,7 @@ var envVars = []string{
 	"CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL", "SAGAS_DATABASE_URL", "FULFILLMENT_PAYMENT_TIMEOUT",
 	"PAYMENT_PROVIDER_URL", "PAYMENT_PROVIDER_ADDR", "PAYMENT_PROVIDER_LATENCY", "PAYMENT_PROVIDER_DECLINE_RATE", "PAYMENT_PROVIDER_OUTAGE",
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
+	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
 }
 
 // Targets a process can run. "all" is every one of them.
@@ -71,6 +72,19 @@ type Config struct {
 	LogLevel string
 	// ConsistencyTimeout bounds a read-your-writes wait (ORDERFLOW_CONSISTENCY_TIMEOUT; default 3s).
 	ConsistencyTimeout time.Duration
+	// JWTSecret verifies HS256 bearer tokens (ORDERFLOW_JWT_SECRET, at least 32 bytes); dev
+	// makes one and keeps it in DataDir. JWKSFile verifies RS256 tokens instead
+	// (ORDERFLOW_JWKS_FILE). The gateway target needs one of them.
+	JWTSecret, JWKSFile string
+	// RateLimit is requests per second per customer token at the gateway (GATEWAY_RATE_LIMIT;
+	// default 20; 0 turns it off); AdminRateLimit the same per admin token
+	// (GATEWAY_ADMIN_RATE_LIMIT; default 0: admins are not limited).
+	RateLimit, AdminRateLimit int
+	// CORSOrigins may call the gateway from a browser (GATEWAY_CORS_ORIGINS, comma-separated, *
+	// for any; default none, * in dev).
+	CORSOrigins []string
+	// Introspection of the GraphQL schema (GATEWAY_INTROSPECTION; default true in dev, else false).
+	Introspection bool
 }
 
 // ParseFlags reads the command line of `serve` or `dev` and the environment into a Config.
@@ -132,6 +146,21 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 		return Config{}, fmt.Errorf("ORDERFLOW_CONSISTENCY_TIMEOUT: want a positive duration such as 3s")
 	}
 	c.ConsistencyTimeout = timeout
+	c.JWTSecret, c.JWKSFile = getenv("ORDERFLOW_JWT_SECRET"), getenv("ORDERFLOW_JWKS_FILE")
+	if c.RateLimit, err = strconv.Atoi(env("GATEWAY_RATE_LIMIT", "20")); err != nil || c.RateLimit < 0 {
+		return Config{}, fmt.Errorf("GATEWAY_RATE_LIMIT: want requests per second per client, such as 20 (0: no limit)")
+	}
+	if c.AdminRateLimit, err = strconv.Atoi(env("GATEWAY_ADMIN_RATE_LIMIT", "0")); err != nil || c.AdminRateLimit < 0 {
+		return Config{}, fmt.Errorf("GATEWAY_ADMIN_RATE_LIMIT: want requests per second per admin, such as 200 (0: no limit)")
+	}
+	for _, o := range strings.Split(env("GATEWAY_CORS_ORIGINS", map[bool]string{true: "*"}[c.Dev]), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+	}
+	if c.Introspection, err = strconv.ParseBool(env("GATEWAY_INTROSPECTION", strconv.FormatBool(c.Dev))); err != nil {
+		return Config{}, fmt.Errorf("GATEWAY_INTROSPECTION: want true or false")
+	}
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
 		switch {

@@ -3,8 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/internal/auth"
 )
 
 // TestProjectionsCommand runs the CLI against a running platform found through its environment:
@@ -60,5 +65,62 @@ func TestProjectionsCommand(t *testing.T) {
 	var out bytes.Buffer
 	if err := projectionsCmd(context.Background(), []string{"rebuild", "nope"}, getenv, &out, &out); err == nil || !strings.Contains(err.Error(), "want one of") {
 		t.Fatalf("unknown read model: %v", err)
+	}
+}
+
+// TestProjectionOperationsOverGraphQL: an admin lists the projections, pauses and resumes one,
+// lists parked events and rebuilds the orders read model through the gateway; a customer may not.
+func TestProjectionOperationsOverGraphQL(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t)
+	status, _, body := call(t, "POST", base+"/api/v1/orders", `{"customerId":"c-1","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, nil)
+	var placed struct{ OrderID, Position string }
+	if status != http.StatusCreated || json.Unmarshal(body, &placed) != nil {
+		t.Fatalf("place: %d %s", status, body)
+	}
+	a := graphQL(t, base, `{ projections { name position head lagEvents paused rebuilding parked } }`, nil, nil)
+	for _, name := range []string{`"orders"`, `"catalog"`, `"customers"`} {
+		if !strings.Contains(string(a.Data["projections"]), name) {
+			t.Fatalf("projections: %s %+v", a.Data["projections"], a.Errors)
+		}
+	}
+	if a = graphQL(t, base, `mutation { pauseProjection(name: "catalog") { name paused } }`, nil, nil); !strings.Contains(string(a.Data["pauseProjection"]), `"paused":true`) {
+		t.Errorf("pause: %s %+v", a.Data["pauseProjection"], a.Errors)
+	}
+	if a = graphQL(t, base, `mutation { resumeProjection(name: "catalog") { name paused } }`, nil, nil); !strings.Contains(string(a.Data["resumeProjection"]), `"paused":false`) {
+		t.Errorf("resume: %s %+v", a.Data["resumeProjection"], a.Errors)
+	}
+	if a = graphQL(t, base, `{ parkedEvents(projection: "orders") { eventId } }`, nil, nil); len(a.Errors) > 0 || string(a.Data["parkedEvents"]) != "[]" {
+		t.Errorf("parked: %s %+v", a.Data["parkedEvents"], a.Errors)
+	}
+	if a = graphQL(t, base, `mutation { pauseProjection(name: "nope") { name } }`, nil, nil); errorCode(a) != "NOT_FOUND" {
+		t.Errorf("pause an unknown projection: %+v", a.Errors)
+	}
+	customer := map[string]string{"Authorization": tokenFor(t, "c-1", auth.Customer)}
+	if a = graphQL(t, base, `{ projections { name } }`, nil, customer); errorCode(a) != "FORBIDDEN" {
+		t.Errorf("a customer lists projections: %+v", a.Errors)
+	}
+	if a = graphQL(t, base, `mutation { rebuildProjection(name: "orders") { name } }`, nil, customer); errorCode(a) != "FORBIDDEN" {
+		t.Errorf("a customer rebuilds: %+v", a.Errors)
+	}
+	// A rebuild started over GraphQL runs to done; a second one meanwhile is a conflict.
+	a = graphQL(t, base, `mutation { rebuildProjection(name: "orders") { name rebuild { phase } } }`, nil, nil)
+	if len(a.Errors) > 0 {
+		t.Fatalf("rebuild: %+v", a.Errors)
+	}
+	if again := graphQL(t, base, `mutation { rebuildProjection(name: "orders") { name } }`, nil, nil); errorCode(again) != "CONFLICT" {
+		t.Errorf("a second rebuild meanwhile: %+v", again.Errors)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		a = graphQL(t, base, `{ projections { name rebuild { phase error } } }`, nil, nil)
+		if strings.Contains(string(a.Data["projections"]), `"phase":"done"`) {
+			break
+		}
+		if strings.Contains(string(a.Data["projections"]), `"phase":"failed"`) || time.Now().After(deadline) {
+			t.Fatalf("rebuild: %s %+v", a.Data["projections"], a.Errors)
+		}
+	}
+	if o := readOrder(t, base, placed.OrderID, placed.Position); o.CustomerID != "c-1" {
+		t.Errorf("after the rebuild: %+v", o)
 	}
 }

@@ -14,7 +14,7 @@ func (h Handlers) Cancel(ctx context.Context, req wire.CancelOrder) (wire.Comman
 	if domain.IsBlank(req.OrderID) {
 		return wire.CommandReply{}, domain.Rule("orderId", "is required")
 	}
-	res, err := h.execute(ctx, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason})
+	res, err := h.execute(ctx, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason, ByCustomer: req.ByCustomer})
 	if err != nil {
 		return wire.CommandReply{}, err
 	}

@@ -71,6 +71,8 @@ type Place struct {
 type Cancel struct {
 	OrderID string
 	Reason  string
+	// ByCustomer, when set, is the customer asking: another customer's order is not found to it.
+	ByCustomer string
 }
 
 // Confirm confirms a placed order (stock reserved, payment authorized).
@@ -155,6 +157,9 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 	case Cancel:
 		if len(c.Reason) > 500 {
 			return nil, domain.Rule("reason", "must be at most 500 characters")
+		}
+		if c.ByCustomer != "" && s.Status != StatusNone && s.CustomerID != c.ByCustomer {
+			return nil, ErrNotFound
 		}
 		if err := allowed("cancel", s.Status); err != nil {
 			return nil, err

@@ -41,6 +41,8 @@ func TestDecide(t *testing.T) {
 		{name: "cancel", given: []order.Event{placed}, when: order.Cancel{OrderID: "o1", Reason: "changed my mind"}, then: []order.Event{order.Cancelled{OrderID: "o1", Reason: "changed my mind", At: now}}},
 		{name: "cancel twice", given: []order.Event{placed, order.Cancelled{OrderID: "o1", At: now}}, when: order.Cancel{OrderID: "o1"}, wantErr: order.ErrAlreadyCancelled},
 		{name: "cancel unknown order", when: order.Cancel{OrderID: "nope"}, wantErr: order.ErrNotFound},
+		{name: "a customer cancels its own order", given: []order.Event{placed}, when: order.Cancel{OrderID: "o1", ByCustomer: placed.CustomerID}, then: []order.Event{order.Cancelled{OrderID: "o1", At: now}}},
+		{name: "a customer cannot cancel another's order", given: []order.Event{placed}, when: order.Cancel{OrderID: "o1", ByCustomer: "someone-else"}, wantErr: order.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -212,6 +212,24 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 	}
 }
 
+// Head returns the position of the last event in $all (Start for an empty log): rebuilds
+// report their progress against it.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
+	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	if err != nil {
+		return eventstore.Start, translate(ctx, "read the head of $all", err, "$all", eventstore.Any())
+	}
+	defer rs.Close()
+	ev, err := rs.Recv()
+	if errors.Is(err, io.EOF) {
+		return eventstore.Start, nil
+	}
+	if err != nil {
+		return eventstore.Start, translate(ctx, "read the head of $all", err, "$all", eventstore.Any())
+	}
+	return eventstore.Position{Commit: ev.Event.Position.Commit, Prepare: ev.Event.Position.Prepare}, nil
+}
+
 // ReadAll implements eventstore.Store.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts eventstore.ReadAllOptions) (eventstore.Page, error) {
 	limit := opts.Limit

@@ -171,7 +171,9 @@ func (s *subscription) Next(ctx context.Context) (eventstore.Batch, error) {
 				break drain
 			}
 		}
-		if len(b.Events) > 0 || s.pos.Compare(start) > 0 {
+		// A caught-up signal is news even where the position did not move (a subscription that
+		// starts at the head).
+		if len(b.Events) > 0 || s.pos.Compare(start) > 0 || b.CaughtUp {
 			b.Position = s.pos
 			return b, nil
 		}

@@ -30,10 +30,12 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Customer() CustomerResolver
+	Mutation() MutationResolver
 	Order() OrderResolver
 	OrderLine() OrderLineResolver
 	Query() QueryResolver
 	StatusChange() StatusChangeResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -46,6 +48,11 @@ type ComplexityRoot struct {
 		Line1      func(childComplexity int) int
 		Line2      func(childComplexity int) int
 		PostalCode func(childComplexity int) int
+	}
+
+	CommandResult struct {
+		ID       func(childComplexity int) int
+		Position func(childComplexity int) int
 	}
 
 	Customer struct {
@@ -70,6 +77,26 @@ type ComplexityRoot struct {
 		Step              func(childComplexity int) int
 		StockHeld         func(childComplexity int) int
 		UpdatedAt         func(childComplexity int) int
+	}
+
+	Mutation struct {
+		AddProduct         func(childComplexity int, input AddProductInput, idempotencyKey *string) int
+		CancelOrder        func(childComplexity int, id string, reason *string, idempotencyKey *string) int
+		CapturePayment     func(childComplexity int, paymentID string, idempotencyKey *string) int
+		ChangeAddress      func(childComplexity int, customerID string, shippingAddress AddressInput, idempotencyKey *string) int
+		ChangePrice        func(childComplexity int, productID string, priceCents int64, idempotencyKey *string) int
+		DeactivateCustomer func(childComplexity int, customerID string, idempotencyKey *string) int
+		DeliverOrder       func(childComplexity int, id string, idempotencyKey *string) int
+		DiscontinueProduct func(childComplexity int, productID string, idempotencyKey *string) int
+		PauseProjection    func(childComplexity int, name string) int
+		PlaceOrder         func(childComplexity int, input PlaceOrderInput, idempotencyKey *string) int
+		RebuildProjection  func(childComplexity int, name string) int
+		RefundPayment      func(childComplexity int, paymentID string, amountCents int64, idempotencyKey *string) int
+		RegisterCustomer   func(childComplexity int, input RegisterCustomerInput, idempotencyKey *string) int
+		ReplayParkedEvents func(childComplexity int, projection string) int
+		Restock            func(childComplexity int, productID string, quantity int64, idempotencyKey *string) int
+		ResumeProjection   func(childComplexity int, name string) int
+		ShipOrder          func(childComplexity int, id string, idempotencyKey *string) int
 	}
 
 	Order struct {
@@ -110,6 +137,16 @@ type ComplexityRoot struct {
 		HasNextPage func(childComplexity int) int
 	}
 
+	ParkedEvent struct {
+		Attempts func(childComplexity int) int
+		Error    func(childComplexity int) int
+		EventID  func(childComplexity int) int
+		ParkedAt func(childComplexity int) int
+		Position func(childComplexity int) int
+		Stream   func(childComplexity int) int
+		Type     func(childComplexity int) int
+	}
+
 	Product struct {
 		Available    func(childComplexity int) int
 		Discontinued func(childComplexity int) int
@@ -132,23 +169,73 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	Projection struct {
+		Head       func(childComplexity int) int
+		LagEvents  func(childComplexity int) int
+		LagSeconds func(childComplexity int) int
+		Name       func(childComplexity int) int
+		Parked     func(childComplexity int) int
+		Paused     func(childComplexity int) int
+		Position   func(childComplexity int) int
+		Rebuild    func(childComplexity int) int
+		Rebuilding func(childComplexity int) int
+		UpdatedAt  func(childComplexity int) int
+	}
+
 	Query struct {
-		Customer func(childComplexity int, id string, consistentWith *string) int
-		LowStock func(childComplexity int, threshold *int64, first *int64) int
-		Order    func(childComplexity int, id string, consistentWith *string) int
-		Orders   func(childComplexity int, customerID *string, status *OrderStatus, first *int64, after *string, consistentWith *string) int
-		Product  func(childComplexity int, id string, consistentWith *string) int
-		Products func(childComplexity int, query *string, first *int64, after *string, consistentWith *string) int
+		Customer     func(childComplexity int, id string, consistentWith *string) int
+		LowStock     func(childComplexity int, threshold *int64, first *int64) int
+		Me           func(childComplexity int, consistentWith *string) int
+		Order        func(childComplexity int, id string, consistentWith *string) int
+		Orders       func(childComplexity int, customerID *string, status *OrderStatus, first *int64, after *string, consistentWith *string) int
+		ParkedEvents func(childComplexity int, projection string) int
+		Product      func(childComplexity int, id string, consistentWith *string) int
+		Products     func(childComplexity int, query *string, first *int64, after *string, consistentWith *string) int
+		Projections  func(childComplexity int) int
+	}
+
+	RebuildProgress struct {
+		Done       func(childComplexity int) int
+		ETASeconds func(childComplexity int) int
+		Error      func(childComplexity int) int
+		Phase      func(childComplexity int) int
+		Rate       func(childComplexity int) int
+		StartedAt  func(childComplexity int) int
+		Total      func(childComplexity int) int
 	}
 
 	StatusChange struct {
 		At     func(childComplexity int) int
 		Status func(childComplexity int) int
 	}
+
+	Subscription struct {
+		MyOrdersChanged func(childComplexity int) int
+		OrderChanged    func(childComplexity int, id string) int
+	}
 }
 
 type CustomerResolver interface {
 	Orders(ctx context.Context, obj *wire.Customer, first *int64, after *string) (*OrderConnection, error)
+}
+type MutationResolver interface {
+	PlaceOrder(ctx context.Context, input PlaceOrderInput, idempotencyKey *string) (*CommandResult, error)
+	CancelOrder(ctx context.Context, id string, reason *string, idempotencyKey *string) (*CommandResult, error)
+	ShipOrder(ctx context.Context, id string, idempotencyKey *string) (*CommandResult, error)
+	DeliverOrder(ctx context.Context, id string, idempotencyKey *string) (*CommandResult, error)
+	RegisterCustomer(ctx context.Context, input RegisterCustomerInput, idempotencyKey *string) (*CommandResult, error)
+	ChangeAddress(ctx context.Context, customerID string, shippingAddress AddressInput, idempotencyKey *string) (*CommandResult, error)
+	DeactivateCustomer(ctx context.Context, customerID string, idempotencyKey *string) (*CommandResult, error)
+	AddProduct(ctx context.Context, input AddProductInput, idempotencyKey *string) (*CommandResult, error)
+	ChangePrice(ctx context.Context, productID string, priceCents int64, idempotencyKey *string) (*CommandResult, error)
+	Restock(ctx context.Context, productID string, quantity int64, idempotencyKey *string) (*CommandResult, error)
+	DiscontinueProduct(ctx context.Context, productID string, idempotencyKey *string) (*CommandResult, error)
+	CapturePayment(ctx context.Context, paymentID string, idempotencyKey *string) (*CommandResult, error)
+	RefundPayment(ctx context.Context, paymentID string, amountCents int64, idempotencyKey *string) (*CommandResult, error)
+	PauseProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error)
+	ResumeProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error)
+	ReplayParkedEvents(ctx context.Context, projection string) (int64, error)
+	RebuildProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error)
 }
 type OrderResolver interface {
 	Status(ctx context.Context, obj *wire.Order) (OrderStatus, error)
@@ -166,10 +253,17 @@ type QueryResolver interface {
 	Product(ctx context.Context, id string, consistentWith *string) (*wire.Product, error)
 	Products(ctx context.Context, query *string, first *int64, after *string, consistentWith *string) (*ProductConnection, error)
 	LowStock(ctx context.Context, threshold *int64, first *int64) ([]*wire.Product, error)
+	Me(ctx context.Context, consistentWith *string) (*wire.Customer, error)
+	Projections(ctx context.Context) ([]*wire.ProjectionStatus, error)
+	ParkedEvents(ctx context.Context, projection string) ([]*wire.ParkedEvent, error)
 	Customer(ctx context.Context, id string, consistentWith *string) (*wire.Customer, error)
 }
 type StatusChangeResolver interface {
 	Status(ctx context.Context, obj *wire.StatusChange) (OrderStatus, error)
+}
+type SubscriptionResolver interface {
+	OrderChanged(ctx context.Context, id string) (<-chan *wire.Order, error)
+	MyOrdersChanged(ctx context.Context) (<-chan *wire.Order, error)
 }
 
 type executableSchema graphql.ExecutableSchemaState[ResolverRoot, DirectiveRoot, ComplexityRoot]
@@ -216,6 +310,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Address.PostalCode(childComplexity), true
+
+	case "CommandResult.id":
+		if e.ComplexityRoot.CommandResult.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandResult.ID(childComplexity), true
+	case "CommandResult.position":
+		if e.ComplexityRoot.CommandResult.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommandResult.Position(childComplexity), true
 
 	case "Customer.active":
 		if e.ComplexityRoot.Customer.Active == nil {
@@ -331,6 +438,194 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Fulfillment.UpdatedAt(childComplexity), true
+
+	case "Mutation.addProduct":
+		if e.ComplexityRoot.Mutation.AddProduct == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addProduct_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddProduct(childComplexity, args["input"].(AddProductInput), args["idempotencyKey"].(*string)), true
+	case "Mutation.cancelOrder":
+		if e.ComplexityRoot.Mutation.CancelOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelOrder(childComplexity, args["id"].(string), args["reason"].(*string), args["idempotencyKey"].(*string)), true
+	case "Mutation.capturePayment":
+		if e.ComplexityRoot.Mutation.CapturePayment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_capturePayment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CapturePayment(childComplexity, args["paymentId"].(string), args["idempotencyKey"].(*string)), true
+	case "Mutation.changeAddress":
+		if e.ComplexityRoot.Mutation.ChangeAddress == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changeAddress_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangeAddress(childComplexity, args["customerId"].(string), args["shippingAddress"].(AddressInput), args["idempotencyKey"].(*string)), true
+	case "Mutation.changePrice":
+		if e.ComplexityRoot.Mutation.ChangePrice == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changePrice_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangePrice(childComplexity, args["productId"].(string), args["priceCents"].(int64), args["idempotencyKey"].(*string)), true
+	case "Mutation.deactivateCustomer":
+		if e.ComplexityRoot.Mutation.DeactivateCustomer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deactivateCustomer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeactivateCustomer(childComplexity, args["customerId"].(string), args["idempotencyKey"].(*string)), true
+	case "Mutation.deliverOrder":
+		if e.ComplexityRoot.Mutation.DeliverOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deliverOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeliverOrder(childComplexity, args["id"].(string), args["idempotencyKey"].(*string)), true
+	case "Mutation.discontinueProduct":
+		if e.ComplexityRoot.Mutation.DiscontinueProduct == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_discontinueProduct_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DiscontinueProduct(childComplexity, args["productId"].(string), args["idempotencyKey"].(*string)), true
+	case "Mutation.pauseProjection":
+		if e.ComplexityRoot.Mutation.PauseProjection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_pauseProjection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PauseProjection(childComplexity, args["name"].(string)), true
+	case "Mutation.placeOrder":
+		if e.ComplexityRoot.Mutation.PlaceOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_placeOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PlaceOrder(childComplexity, args["input"].(PlaceOrderInput), args["idempotencyKey"].(*string)), true
+	case "Mutation.rebuildProjection":
+		if e.ComplexityRoot.Mutation.RebuildProjection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rebuildProjection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RebuildProjection(childComplexity, args["name"].(string)), true
+	case "Mutation.refundPayment":
+		if e.ComplexityRoot.Mutation.RefundPayment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refundPayment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RefundPayment(childComplexity, args["paymentId"].(string), args["amountCents"].(int64), args["idempotencyKey"].(*string)), true
+	case "Mutation.registerCustomer":
+		if e.ComplexityRoot.Mutation.RegisterCustomer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_registerCustomer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RegisterCustomer(childComplexity, args["input"].(RegisterCustomerInput), args["idempotencyKey"].(*string)), true
+	case "Mutation.replayParkedEvents":
+		if e.ComplexityRoot.Mutation.ReplayParkedEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_replayParkedEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReplayParkedEvents(childComplexity, args["projection"].(string)), true
+	case "Mutation.restock":
+		if e.ComplexityRoot.Mutation.Restock == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_restock_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Restock(childComplexity, args["productId"].(string), args["quantity"].(int64), args["idempotencyKey"].(*string)), true
+	case "Mutation.resumeProjection":
+		if e.ComplexityRoot.Mutation.ResumeProjection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumeProjection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumeProjection(childComplexity, args["name"].(string)), true
+	case "Mutation.shipOrder":
+		if e.ComplexityRoot.Mutation.ShipOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_shipOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ShipOrder(childComplexity, args["id"].(string), args["idempotencyKey"].(*string)), true
 
 	case "Order.cancelReason":
 		if e.ComplexityRoot.Order.CancelReason == nil {
@@ -475,6 +770,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "ParkedEvent.attempts":
+		if e.ComplexityRoot.ParkedEvent.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ParkedEvent.Attempts(childComplexity), true
+	case "ParkedEvent.error":
+		if e.ComplexityRoot.ParkedEvent.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ParkedEvent.Error(childComplexity), true
+	case "ParkedEvent.eventId":
+		if e.ComplexityRoot.ParkedEvent.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ParkedEvent.EventID(childComplexity), true
+	case "ParkedEvent.parkedAt":
+		if e.ComplexityRoot.ParkedEvent.ParkedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ParkedEvent.ParkedAt(childComplexity), true
+	case "ParkedEvent.position":
+		if e.ComplexityRoot.ParkedEvent.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ParkedEvent.Position(childComplexity), true
+	case "ParkedEvent.stream":
+		if e.ComplexityRoot.ParkedEvent.Stream == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ParkedEvent.Stream(childComplexity), true
+	case "ParkedEvent.type":
+		if e.ComplexityRoot.ParkedEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ParkedEvent.Type(childComplexity), true
+
 	case "Product.available":
 		if e.ComplexityRoot.Product.Available == nil {
 			break
@@ -556,6 +894,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProductEdge.Node(childComplexity), true
 
+	case "Projection.head":
+		if e.ComplexityRoot.Projection.Head == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Head(childComplexity), true
+	case "Projection.lagEvents":
+		if e.ComplexityRoot.Projection.LagEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.LagEvents(childComplexity), true
+	case "Projection.lagSeconds":
+		if e.ComplexityRoot.Projection.LagSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.LagSeconds(childComplexity), true
+	case "Projection.name":
+		if e.ComplexityRoot.Projection.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Name(childComplexity), true
+	case "Projection.parked":
+		if e.ComplexityRoot.Projection.Parked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Parked(childComplexity), true
+	case "Projection.paused":
+		if e.ComplexityRoot.Projection.Paused == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Paused(childComplexity), true
+	case "Projection.position":
+		if e.ComplexityRoot.Projection.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Position(childComplexity), true
+	case "Projection.rebuild":
+		if e.ComplexityRoot.Projection.Rebuild == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Rebuild(childComplexity), true
+	case "Projection.rebuilding":
+		if e.ComplexityRoot.Projection.Rebuilding == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Rebuilding(childComplexity), true
+	case "Projection.updatedAt":
+		if e.ComplexityRoot.Projection.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.UpdatedAt(childComplexity), true
+
 	case "Query.customer":
 		if e.ComplexityRoot.Query.Customer == nil {
 			break
@@ -579,6 +978,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.LowStock(childComplexity, args["threshold"].(*int64), args["first"].(*int64)), true
+	case "Query.me":
+		if e.ComplexityRoot.Query.Me == nil {
+			break
+		}
+
+		args, err := ec.field_Query_me_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Me(childComplexity, args["consistentWith"].(*string)), true
 	case "Query.order":
 		if e.ComplexityRoot.Query.Order == nil {
 			break
@@ -601,6 +1011,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Orders(childComplexity, args["customerId"].(*string), args["status"].(*OrderStatus), args["first"].(*int64), args["after"].(*string), args["consistentWith"].(*string)), true
+	case "Query.parkedEvents":
+		if e.ComplexityRoot.Query.ParkedEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_parkedEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ParkedEvents(childComplexity, args["projection"].(string)), true
 	case "Query.product":
 		if e.ComplexityRoot.Query.Product == nil {
 			break
@@ -623,6 +1044,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Products(childComplexity, args["query"].(*string), args["first"].(*int64), args["after"].(*string), args["consistentWith"].(*string)), true
+	case "Query.projections":
+		if e.ComplexityRoot.Query.Projections == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Projections(childComplexity), true
+
+	case "RebuildProgress.done":
+		if e.ComplexityRoot.RebuildProgress.Done == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebuildProgress.Done(childComplexity), true
+	case "RebuildProgress.etaSeconds":
+		if e.ComplexityRoot.RebuildProgress.ETASeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebuildProgress.ETASeconds(childComplexity), true
+	case "RebuildProgress.error":
+		if e.ComplexityRoot.RebuildProgress.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebuildProgress.Error(childComplexity), true
+	case "RebuildProgress.phase":
+		if e.ComplexityRoot.RebuildProgress.Phase == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebuildProgress.Phase(childComplexity), true
+	case "RebuildProgress.rate":
+		if e.ComplexityRoot.RebuildProgress.Rate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebuildProgress.Rate(childComplexity), true
+	case "RebuildProgress.startedAt":
+		if e.ComplexityRoot.RebuildProgress.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebuildProgress.StartedAt(childComplexity), true
+	case "RebuildProgress.total":
+		if e.ComplexityRoot.RebuildProgress.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RebuildProgress.Total(childComplexity), true
 
 	case "StatusChange.at":
 		if e.ComplexityRoot.StatusChange.At == nil {
@@ -637,6 +1107,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StatusChange.Status(childComplexity), true
 
+	case "Subscription.myOrdersChanged":
+		if e.ComplexityRoot.Subscription.MyOrdersChanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.MyOrdersChanged(childComplexity), true
+	case "Subscription.orderChanged":
+		if e.ComplexityRoot.Subscription.OrderChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_orderChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.OrderChanged(childComplexity, args["id"].(string)), true
+
 	}
 	return 0, false
 }
@@ -644,7 +1132,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
-	inputUnmarshalMap := graphql.BuildUnmarshalerMap()
+	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputAddProductInput,
+		ec.unmarshalInputAddressInput,
+		ec.unmarshalInputOrderLineInput,
+		ec.unmarshalInputPlaceOrderInput,
+		ec.unmarshalInputRegisterCustomerInput,
+	)
 	first := true
 
 	switch opCtx.Operation.Operation {
@@ -677,6 +1171,38 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			}
 
 			return &response
+		}
+	case ast.Mutation:
+		return func(ctx context.Context) *graphql.Response {
+			if !first {
+				return nil
+			}
+			first = false
+			ctx = graphql.WithUnmarshalerMap(ctx, inputUnmarshalMap)
+			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
+			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
 		}
 
 	default:
@@ -978,6 +1504,18 @@ type Query {
     "How many, 1 to 100."
     first: Int = 20
   ): [Product!]!
+  "The caller's customer profile (the token's subject); null if it has none yet."
+  me(
+    "Answer from a read model at or past this position."
+    consistentWith: String
+  ): Customer
+  "Every read model's projection: position, lag, pause, parked events, rebuilds (admins)."
+  projections: [Projection!]!
+  "The events a read model's projection could not apply (admins)."
+  parkedEvents(
+    "The read model: orders, catalog or customers."
+    projection: String!
+  ): [ParkedEvent!]!
   "One customer by id; null if there is no such customer."
   customer(
     "The customer's id."
@@ -985,6 +1523,294 @@ type Query {
     "Answer from a read model at or past this position."
     consistentWith: String
   ): Customer
+}
+
+"""
+What a command answers: the id of what it acted on and where its events are in the log. Pass
+` + "`" + `position` + "`" + ` as ` + "`" + `consistentWith` + "`" + ` (or the ` + "`" + `X-Consistency-Position` + "`" + ` header) to read its effects.
+"""
+type CommandResult {
+  "Id of the order, customer, product or payment."
+  id: ID!
+  "Log position of the command's events."
+  position: String!
+}
+
+"One line of a new order."
+input OrderLineInput {
+  "Product ordered."
+  productId: ID!
+  "Units, at least 1."
+  quantity: Int!
+  "Price of one unit in cents."
+  unitPriceCents: Int!
+}
+
+"A new order."
+input PlaceOrderInput {
+  "Your id for the order; a UUID is made otherwise."
+  orderId: ID
+  "Who orders; a customer token orders for itself (empty means the caller)."
+  customerId: ID
+  "1 to 100 lines."
+  lines: [OrderLineInput!]!
+}
+
+"A postal address."
+input AddressInput {
+  "Street and number."
+  line1: String!
+  "Apartment, floor…"
+  line2: String
+  "City."
+  city: String!
+  "Postal code."
+  postalCode: String!
+  "ISO 3166 alpha-2 country code, e.g. FR."
+  country: String!
+}
+
+"A new customer."
+input RegisterCustomerInput {
+  "Your id for the customer; a customer token registers itself (empty means the caller)."
+  customerId: ID
+  "Full name."
+  name: String!
+  "E-mail address, unique among customers."
+  email: String!
+  "Where orders go."
+  shippingAddress: AddressInput!
+}
+
+"A new product."
+input AddProductInput {
+  "Your id for the product."
+  productId: ID
+  "Unique stock keeping unit, no spaces."
+  sku: String!
+  "Display name."
+  name: String!
+  "Price in cents."
+  priceCents: Int!
+}
+
+"""
+Commands: the REST API's, with the same validation, authorization and answers. An
+` + "`" + `idempotencyKey` + "`" + ` makes a retry safe: the same key and command append nothing twice.
+"""
+type Mutation {
+  "Place an order (admins; customers for themselves)."
+  placeOrder(
+    "What to create."
+    input: PlaceOrderInput!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Cancel an order (admins; customers their own orders)."
+  cancelOrder(
+    "The order's id."
+    id: ID!
+    "Why, at most 500 characters."
+    reason: String
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Mark an order shipped (admins)."
+  shipOrder(
+    "The order's id."
+    id: ID!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Mark an order delivered (admins)."
+  deliverOrder(
+    "The order's id."
+    id: ID!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Register a customer (admins; customers themselves)."
+  registerCustomer(
+    "What to create."
+    input: RegisterCustomerInput!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Change a customer's shipping address (admins; customers their own)."
+  changeAddress(
+    "The customer's id."
+    customerId: ID!
+    "The new address."
+    shippingAddress: AddressInput!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Deactivate a customer (admins)."
+  deactivateCustomer(
+    "The customer's id."
+    customerId: ID!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Add a product to the catalog (admins)."
+  addProduct(
+    "What to create."
+    input: AddProductInput!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Change a product's price (admins)."
+  changePrice(
+    "The product's id."
+    productId: ID!
+    "New price in cents."
+    priceCents: Int!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Add units to a product's stock (admins)."
+  restock(
+    "The product's id."
+    productId: ID!
+    "Units received, at least 1."
+    quantity: Int!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Take a product out of sale (admins)."
+  discontinueProduct(
+    "The product's id."
+    productId: ID!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Capture an authorized payment (admins)."
+  capturePayment(
+    "The payment's id."
+    paymentId: ID!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Refund part or all of a captured payment (admins)."
+  refundPayment(
+    "The payment's id."
+    paymentId: ID!
+    "Amount to refund in cents."
+    amountCents: Int!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): CommandResult!
+  "Stop a read model's projection applying events; queries keep reading it (admins)."
+  pauseProjection(
+    "The read model: orders, catalog or customers."
+    name: String!
+  ): Projection!
+  "Let a paused projection go on (admins)."
+  resumeProjection(
+    "The read model: orders, catalog or customers."
+    name: String!
+  ): Projection!
+  "Apply a read model's parked events again, after a fix; answers how many applied (admins)."
+  replayParkedEvents(
+    "The read model: orders, catalog or customers."
+    projection: String!
+  ): Int!
+  """
+  Rebuild a read model from the event log, blue/green: queries keep reading the live version
+  until the new one swaps in. Starts it and answers at once; ` + "`" + `projections { rebuild }` + "`" + ` shows the
+  progress (admins).
+  """
+  rebuildProjection(
+    "The read model: orders, catalog or customers."
+    name: String!
+  ): Projection!
+}
+
+"""
+A read model's projection, as operators see it.
+"""
+type Projection {
+  "The read model: orders, catalog or customers."
+  name: String!
+  "Log position its rows reflect."
+  position: String!
+  "Head of the log (PostgreSQL: the last global position)."
+  head: String!
+  "Events after its position (PostgreSQL event store; 0 on EventStoreDB)."
+  lagEvents: Int!
+  "Age of the oldest of those events, in seconds."
+  lagSeconds: Float!
+  "When its checkpoint last moved."
+  updatedAt: Time
+  "Whether an operator paused it."
+  paused: Boolean!
+  "Whether a new version is being built (or an interrupted rebuild waits to be resumed)."
+  rebuilding: Boolean!
+  "How many events it parked."
+  parked: Int!
+  "Progress of a rebuild started through the gateway, if any."
+  rebuild: RebuildProgress
+}
+
+"""
+Progress of a rebuild.
+"""
+type RebuildProgress {
+  "starting, bulk loading, indexing, replaying, swapping, done or failed."
+  phase: String!
+  "Log positions replayed."
+  done: Int!
+  "Head of the log."
+  total: Int!
+  "Events per second so far."
+  rate: Float!
+  "Seconds to go, estimated."
+  etaSeconds: Float!
+  "Why it failed."
+  error: String
+  "When it started."
+  startedAt: Time!
+}
+
+"""
+An event a projection could not apply.
+"""
+type ParkedEvent {
+  "The event's id."
+  eventId: ID!
+  "Its stream."
+  stream: String!
+  "Its type."
+  type: String!
+  "Its log position."
+  position: String!
+  "The last error applying it."
+  error: String!
+  "How many times it was tried."
+  attempts: Int!
+  "When it was parked."
+  parkedAt: Time!
+}
+
+"""
+Live updates over websocket (graphql-transport-ws; the token goes in connection_init's payload
+as ` + "`" + `Authorization` + "`" + `). Each message is the read model's state after a change.
+"""
+type Subscription {
+  """
+  The order now (once it exists) and after each change, until it reaches a final status
+  (DELIVERED or CANCELLED). A subscriber that reconnects gets the current state first, so it
+  never misses the last one.
+  """
+  orderChanged(
+    "The order's id; it need not exist yet."
+    id: ID!
+  ): Order!
+  """
+  The caller's orders (the 50 newest): each as it is now, then again each time it changes or a
+  new one appears.
+  """
+  myOrdersChanged: Order!
 }
 `, BuiltIn: false},
 }
@@ -1008,6 +1834,16 @@ func (ec *executionContext) childFields_Address(ctx context.Context, field graph
 		return ec.fieldContext_Address_country(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Address", field.Name)
+}
+
+func (ec *executionContext) childFields_CommandResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CommandResult_id(ctx, field)
+	case "position":
+		return ec.fieldContext_CommandResult_position(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CommandResult", field.Name)
 }
 
 func (ec *executionContext) childFields_Customer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1134,6 +1970,26 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_ParkedEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "eventId":
+		return ec.fieldContext_ParkedEvent_eventId(ctx, field)
+	case "stream":
+		return ec.fieldContext_ParkedEvent_stream(ctx, field)
+	case "type":
+		return ec.fieldContext_ParkedEvent_type(ctx, field)
+	case "position":
+		return ec.fieldContext_ParkedEvent_position(ctx, field)
+	case "error":
+		return ec.fieldContext_ParkedEvent_error(ctx, field)
+	case "attempts":
+		return ec.fieldContext_ParkedEvent_attempts(ctx, field)
+	case "parkedAt":
+		return ec.fieldContext_ParkedEvent_parkedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ParkedEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_Product(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1176,6 +2032,52 @@ func (ec *executionContext) childFields_ProductEdge(ctx context.Context, field g
 		return ec.fieldContext_ProductEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProductEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Projection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_Projection_name(ctx, field)
+	case "position":
+		return ec.fieldContext_Projection_position(ctx, field)
+	case "head":
+		return ec.fieldContext_Projection_head(ctx, field)
+	case "lagEvents":
+		return ec.fieldContext_Projection_lagEvents(ctx, field)
+	case "lagSeconds":
+		return ec.fieldContext_Projection_lagSeconds(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Projection_updatedAt(ctx, field)
+	case "paused":
+		return ec.fieldContext_Projection_paused(ctx, field)
+	case "rebuilding":
+		return ec.fieldContext_Projection_rebuilding(ctx, field)
+	case "parked":
+		return ec.fieldContext_Projection_parked(ctx, field)
+	case "rebuild":
+		return ec.fieldContext_Projection_rebuild(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Projection", field.Name)
+}
+
+func (ec *executionContext) childFields_RebuildProgress(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "phase":
+		return ec.fieldContext_RebuildProgress_phase(ctx, field)
+	case "done":
+		return ec.fieldContext_RebuildProgress_done(ctx, field)
+	case "total":
+		return ec.fieldContext_RebuildProgress_total(ctx, field)
+	case "rate":
+		return ec.fieldContext_RebuildProgress_rate(ctx, field)
+	case "etaSeconds":
+		return ec.fieldContext_RebuildProgress_etaSeconds(ctx, field)
+	case "error":
+		return ec.fieldContext_RebuildProgress_error(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_RebuildProgress_startedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RebuildProgress", field.Name)
 }
 
 func (ec *executionContext) childFields_StatusChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1326,6 +2228,388 @@ func (ec *executionContext) field_Customer_orders_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_addProduct_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (AddProductInput, error) {
+			return ec.unmarshalNAddProductInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐAddProductInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cancelOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "reason",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_capturePayment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "paymentId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["paymentId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_changeAddress_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "shippingAddress",
+		func(ctx context.Context, v any) (AddressInput, error) {
+			return ec.unmarshalNAddressInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐAddressInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["shippingAddress"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_changePrice_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["productId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "priceCents",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNInt2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["priceCents"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deactivateCustomer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deliverOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_discontinueProduct_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["productId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_pauseProjection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_placeOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (PlaceOrderInput, error) {
+			return ec.unmarshalNPlaceOrderInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐPlaceOrderInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_rebuildProjection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_refundPayment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "paymentId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["paymentId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "amountCents",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNInt2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["amountCents"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_registerCustomer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RegisterCustomerInput, error) {
+			return ec.unmarshalNRegisterCustomerInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐRegisterCustomerInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_replayParkedEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "projection",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["projection"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_restock_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["productId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "quantity",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNInt2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["quantity"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resumeProjection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_shipOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1381,6 +2665,20 @@ func (ec *executionContext) field_Query_lowStock_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["first"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_me_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "consistentWith",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["consistentWith"] = arg0
 	return args, nil
 }
 
@@ -1452,6 +2750,20 @@ func (ec *executionContext) field_Query_orders_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_parkedEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "projection",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["projection"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_product_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1509,6 +2821,20 @@ func (ec *executionContext) field_Query_products_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["consistentWith"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_orderChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -1689,6 +3015,52 @@ func (ec *executionContext) _Address_country(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Address_country(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Address", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CommandResult_id(ctx context.Context, field graphql.CollectedField, obj *CommandResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandResult_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandResult_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandResult", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _CommandResult_position(ctx context.Context, field graphql.CollectedField, obj *CommandResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CommandResult_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CommandResult_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CommandResult", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Customer_id(ctx context.Context, field graphql.CollectedField, obj *wire.Customer) (ret graphql.Marshaler) {
@@ -2133,6 +3505,754 @@ func (ec *executionContext) _Fulfillment_updatedAt(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_Fulfillment_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Mutation_placeOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_placeOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PlaceOrder(ctx, fc.Args["input"].(PlaceOrderInput), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_placeOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_placeOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelOrder(ctx, fc.Args["id"].(string), fc.Args["reason"].(*string), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_shipOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_shipOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ShipOrder(ctx, fc.Args["id"].(string), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_shipOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_shipOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deliverOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deliverOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeliverOrder(ctx, fc.Args["id"].(string), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deliverOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deliverOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_registerCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_registerCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RegisterCustomer(ctx, fc.Args["input"].(RegisterCustomerInput), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_registerCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_registerCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_changeAddress(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_changeAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ChangeAddress(ctx, fc.Args["customerId"].(string), fc.Args["shippingAddress"].(AddressInput), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_changeAddress(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_changeAddress_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deactivateCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deactivateCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeactivateCustomer(ctx, fc.Args["customerId"].(string), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deactivateCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deactivateCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addProduct(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addProduct(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddProduct(ctx, fc.Args["input"].(AddProductInput), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addProduct(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addProduct_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_changePrice(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_changePrice(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ChangePrice(ctx, fc.Args["productId"].(string), fc.Args["priceCents"].(int64), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_changePrice(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_changePrice_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_restock(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_restock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().Restock(ctx, fc.Args["productId"].(string), fc.Args["quantity"].(int64), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_restock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_restock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_discontinueProduct(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_discontinueProduct(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DiscontinueProduct(ctx, fc.Args["productId"].(string), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_discontinueProduct(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_discontinueProduct_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_capturePayment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_capturePayment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CapturePayment(ctx, fc.Args["paymentId"].(string), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_capturePayment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_capturePayment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_refundPayment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_refundPayment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RefundPayment(ctx, fc.Args["paymentId"].(string), fc.Args["amountCents"].(int64), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+			return ec.marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_refundPayment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CommandResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refundPayment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_pauseProjection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_pauseProjection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PauseProjection(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
+			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_pauseProjection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Projection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_pauseProjection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resumeProjection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resumeProjection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResumeProjection(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
+			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resumeProjection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Projection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resumeProjection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_replayParkedEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_replayParkedEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReplayParkedEvents(ctx, fc.Args["projection"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_replayParkedEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_replayParkedEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_rebuildProjection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_rebuildProjection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RebuildProjection(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
+			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_rebuildProjection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Projection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_rebuildProjection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Order_id(ctx context.Context, field graphql.CollectedField, obj *wire.Order) (ret graphql.Marshaler) {
@@ -2745,6 +4865,167 @@ func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context,
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
+func (ec *executionContext) _ParkedEvent_eventId(ctx context.Context, field graphql.CollectedField, obj *wire.ParkedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ParkedEvent_eventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ParkedEvent_eventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ParkedEvent", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ParkedEvent_stream(ctx context.Context, field graphql.CollectedField, obj *wire.ParkedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ParkedEvent_stream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stream, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ParkedEvent_stream(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ParkedEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ParkedEvent_type(ctx context.Context, field graphql.CollectedField, obj *wire.ParkedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ParkedEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ParkedEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ParkedEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ParkedEvent_position(ctx context.Context, field graphql.CollectedField, obj *wire.ParkedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ParkedEvent_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ParkedEvent_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ParkedEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ParkedEvent_error(ctx context.Context, field graphql.CollectedField, obj *wire.ParkedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ParkedEvent_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ParkedEvent_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ParkedEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ParkedEvent_attempts(ctx context.Context, field graphql.CollectedField, obj *wire.ParkedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ParkedEvent_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ParkedEvent_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ParkedEvent", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ParkedEvent_parkedAt(ctx context.Context, field graphql.CollectedField, obj *wire.ParkedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ParkedEvent_parkedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ParkedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ParkedEvent_parkedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ParkedEvent", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
 func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *wire.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3080,6 +5361,245 @@ func (ec *executionContext) fieldContext_ProductEdge_node(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Projection_name(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_position(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_head(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_head(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Head, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_head(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_lagEvents(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_lagEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LagEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_lagEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_lagSeconds(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_lagSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LagSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_lagSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_updatedAt(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_paused(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_paused(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Paused, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_paused(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_rebuilding(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_rebuilding(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rebuilding, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_rebuilding(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_parked(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_parked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Parked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_parked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Projection_rebuild(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_rebuild(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rebuild, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.RebuildStatus) graphql.Marshaler {
+			return ec.marshalORebuildProgress2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐRebuildStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_rebuild(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Projection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RebuildProgress(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_order(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3300,6 +5820,126 @@ func (ec *executionContext) fieldContext_Query_lowStock(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_me(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_me(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Me(ctx, fc.Args["consistentWith"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.Customer) graphql.Marshaler {
+			return ec.marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐCustomer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_me(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_me_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_projections(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_projections(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Projections(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*wire.ProjectionStatus) graphql.Marshaler {
+			return ec.marshalNProjection2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatusᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_projections(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Projection(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_parkedEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_parkedEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ParkedEvents(ctx, fc.Args["projection"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*wire.ParkedEvent) graphql.Marshaler {
+			return ec.marshalNParkedEvent2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐParkedEventᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_parkedEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ParkedEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_parkedEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3420,6 +6060,167 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _RebuildProgress_phase(ctx context.Context, field graphql.CollectedField, obj *wire.RebuildStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebuildProgress_phase(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Phase, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebuildProgress_phase(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebuildProgress", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RebuildProgress_done(ctx context.Context, field graphql.CollectedField, obj *wire.RebuildStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebuildProgress_done(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Done, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebuildProgress_done(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebuildProgress", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _RebuildProgress_total(ctx context.Context, field graphql.CollectedField, obj *wire.RebuildStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebuildProgress_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebuildProgress_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebuildProgress", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _RebuildProgress_rate(ctx context.Context, field graphql.CollectedField, obj *wire.RebuildStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebuildProgress_rate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebuildProgress_rate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebuildProgress", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _RebuildProgress_etaSeconds(ctx context.Context, field graphql.CollectedField, obj *wire.RebuildStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebuildProgress_etaSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ETASeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebuildProgress_etaSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebuildProgress", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _RebuildProgress_error(ctx context.Context, field graphql.CollectedField, obj *wire.RebuildStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebuildProgress_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RebuildProgress_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebuildProgress", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RebuildProgress_startedAt(ctx context.Context, field graphql.CollectedField, obj *wire.RebuildStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RebuildProgress_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RebuildProgress_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RebuildProgress", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
 func (ec *executionContext) _StatusChange_status(ctx context.Context, field graphql.CollectedField, obj *wire.StatusChange) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3464,6 +6265,82 @@ func (ec *executionContext) _StatusChange_at(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_StatusChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StatusChange", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Subscription_orderChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_orderChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().OrderChanged(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.Order) graphql.Marshaler {
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_orderChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_orderChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_myOrdersChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_myOrdersChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().MyOrdersChanged(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.Order) graphql.Marshaler {
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_myOrdersChanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -4525,6 +7402,254 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAddProductInput(ctx context.Context, obj any) (AddProductInput, error) {
+	var it AddProductInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "sku", "name", "priceCents"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "sku":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sku"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sku = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "priceCents":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priceCents"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PriceCents = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputAddressInput(ctx context.Context, obj any) (AddressInput, error) {
+	var it AddressInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"line1", "line2", "city", "postalCode", "country"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "line1":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("line1"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Line1 = data
+		case "line2":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("line2"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Line2 = data
+		case "city":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("city"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.City = data
+		case "postalCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("postalCode"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PostalCode = data
+		case "country":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("country"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Country = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputOrderLineInput(ctx context.Context, obj any) (OrderLineInput, error) {
+	var it OrderLineInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "quantity", "unitPriceCents"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		case "unitPriceCents":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unitPriceCents"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UnitPriceCents = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputPlaceOrderInput(ctx context.Context, obj any) (PlaceOrderInput, error) {
+	var it PlaceOrderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"orderId", "customerId", "lines"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "orderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderID = data
+		case "customerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerID = data
+		case "lines":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lines"))
+			data, err := ec.unmarshalNOrderLineInput2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐOrderLineInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Lines = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRegisterCustomerInput(ctx context.Context, obj any) (RegisterCustomerInput, error) {
+	var it RegisterCustomerInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"customerId", "name", "email", "shippingAddress"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "customerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "shippingAddress":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("shippingAddress"))
+			data, err := ec.unmarshalNAddressInput2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐAddressInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ShippingAddress = data
+		}
+	}
+	return it, nil
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -4563,6 +7688,50 @@ func (ec *executionContext) _Address(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "country":
 			out.Values[i] = ec._Address_country(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var commandResultImplementors = []string{"CommandResult"}
+
+func (ec *executionContext) _CommandResult(ctx context.Context, sel ast.SelectionSet, obj *CommandResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, commandResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CommandResult")
+		case "id":
+			out.Values[i] = ec._CommandResult_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._CommandResult_position(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -4743,6 +7912,167 @@ func (ec *executionContext) _Fulfillment(ctx context.Context, sel ast.SelectionS
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Fulfillment_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var mutationImplementors = []string{"Mutation"}
+
+func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, mutationImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Mutation",
+	})
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
+			Object: field.Name,
+			Field:  field,
+		})
+
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Mutation")
+		case "placeOrder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_placeOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelOrder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "shipOrder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_shipOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deliverOrder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deliverOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "registerCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_registerCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changeAddress":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_changeAddress(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deactivateCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deactivateCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addProduct":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addProduct(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changePrice":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_changePrice(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restock":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_restock(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "discontinueProduct":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_discontinueProduct(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "capturePayment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_capturePayment(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refundPayment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refundPayment(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pauseProjection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_pauseProjection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resumeProjection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resumeProjection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "replayParkedEvents":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_replayParkedEvents(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rebuildProjection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rebuildProjection(ctx, field)
+			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -5160,6 +8490,75 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var parkedEventImplementors = []string{"ParkedEvent"}
+
+func (ec *executionContext) _ParkedEvent(ctx context.Context, sel ast.SelectionSet, obj *wire.ParkedEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, parkedEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ParkedEvent")
+		case "eventId":
+			out.Values[i] = ec._ParkedEvent_eventId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stream":
+			out.Values[i] = ec._ParkedEvent_stream(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._ParkedEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._ParkedEvent_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._ParkedEvent_error(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._ParkedEvent_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "parkedAt":
+			out.Values[i] = ec._ParkedEvent_parkedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var productImplementors = []string{"Product"}
 
 func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *wire.Product) graphql.Marshaler {
@@ -5327,6 +8726,84 @@ func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var projectionImplementors = []string{"Projection"}
+
+func (ec *executionContext) _Projection(ctx context.Context, sel ast.SelectionSet, obj *wire.ProjectionStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Projection")
+		case "name":
+			out.Values[i] = ec._Projection_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._Projection_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "head":
+			out.Values[i] = ec._Projection_head(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lagEvents":
+			out.Values[i] = ec._Projection_lagEvents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lagSeconds":
+			out.Values[i] = ec._Projection_lagSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Projection_updatedAt(ctx, field, obj)
+		case "paused":
+			out.Values[i] = ec._Projection_paused(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rebuilding":
+			out.Values[i] = ec._Projection_rebuilding(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "parked":
+			out.Values[i] = ec._Projection_parked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rebuild":
+			out.Values[i] = ec._Projection_rebuild(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -5450,6 +8927,69 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "me":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_me(ctx, field)
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "projections":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_projections(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "parkedEvents":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_parkedEvents(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "customer":
 			field := field
 
@@ -5477,6 +9017,72 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___schema(ctx, field)
 			})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var rebuildProgressImplementors = []string{"RebuildProgress"}
+
+func (ec *executionContext) _RebuildProgress(ctx context.Context, sel ast.SelectionSet, obj *wire.RebuildStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rebuildProgressImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RebuildProgress")
+		case "phase":
+			out.Values[i] = ec._RebuildProgress_phase(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "done":
+			out.Values[i] = ec._RebuildProgress_done(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "total":
+			out.Values[i] = ec._RebuildProgress_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rate":
+			out.Values[i] = ec._RebuildProgress_rate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "etaSeconds":
+			out.Values[i] = ec._RebuildProgress_etaSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._RebuildProgress_error(ctx, field, obj)
+		case "startedAt":
+			out.Values[i] = ec._RebuildProgress_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5573,6 +9179,28 @@ func (ec *executionContext) _StatusChange(ctx context.Context, sel ast.Selection
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "orderChanged":
+		return ec._Subscription_orderChanged(ctx, fields[0])
+	case "myOrdersChanged":
+		return ec._Subscription_myOrdersChanged(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -5910,8 +9538,23 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAddProductInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐAddProductInput(ctx context.Context, v any) (AddProductInput, error) {
+	res, err := ec.unmarshalInputAddProductInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNAddress2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐAddress(ctx context.Context, sel ast.SelectionSet, v wire.Address) graphql.Marshaler {
 	return ec._Address(ctx, sel, &v)
+}
+
+func (ec *executionContext) unmarshalNAddressInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐAddressInput(ctx context.Context, v any) (AddressInput, error) {
+	res, err := ec.unmarshalInputAddressInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNAddressInput2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐAddressInput(ctx context.Context, v any) (*AddressInput, error) {
+	res, err := ec.unmarshalInputAddressInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
@@ -5928,6 +9571,36 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNCommandResult2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx context.Context, sel ast.SelectionSet, v CommandResult) graphql.Marshaler {
+	return ec._CommandResult(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx context.Context, sel ast.SelectionSet, v *CommandResult) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._CommandResult(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -5960,6 +9633,10 @@ func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.Selec
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNOrder2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx context.Context, sel ast.SelectionSet, v wire.Order) graphql.Marshaler {
+	return ec._Order(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalNOrder2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrderᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.Order) graphql.Marshaler {
@@ -6048,6 +9725,26 @@ func (ec *executionContext) marshalNOrderLine2ᚕgithubᚗcomᚋorderflowᚋorde
 	return ret
 }
 
+func (ec *executionContext) unmarshalNOrderLineInput2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐOrderLineInputᚄ(ctx context.Context, v any) ([]*OrderLineInput, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]*OrderLineInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNOrderLineInput2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐOrderLineInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNOrderLineInput2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐOrderLineInput(ctx context.Context, v any) (*OrderLineInput, error) {
+	res, err := ec.unmarshalInputOrderLineInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNOrderStatus2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐOrderStatus(ctx context.Context, v any) (OrderStatus, error) {
 	var res OrderStatus
 	err := res.UnmarshalGQL(v)
@@ -6066,6 +9763,37 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋorderflowᚋorder
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNParkedEvent2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐParkedEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.ParkedEvent) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNParkedEvent2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐParkedEvent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNParkedEvent2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐParkedEvent(ctx context.Context, sel ast.SelectionSet, v *wire.ParkedEvent) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ParkedEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPlaceOrderInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐPlaceOrderInput(ctx context.Context, v any) (PlaceOrderInput, error) {
+	res, err := ec.unmarshalInputPlaceOrderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNProduct2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProductᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.Product) graphql.Marshaler {
@@ -6132,6 +9860,41 @@ func (ec *executionContext) marshalNProductEdge2ᚖgithubᚗcomᚋorderflowᚋor
 		return graphql.Null
 	}
 	return ec._ProductEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProjection2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v wire.ProjectionStatus) graphql.Marshaler {
+	return ec._Projection(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProjection2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.ProjectionStatus) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Projection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRegisterCustomerInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐRegisterCustomerInput(ctx context.Context, v any) (RegisterCustomerInput, error) {
+	res, err := ec.unmarshalInputRegisterCustomerInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNStatusChange2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐStatusChange(ctx context.Context, sel ast.SelectionSet, v wire.StatusChange) graphql.Marshaler {
@@ -6435,6 +10198,13 @@ func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋorderflowᚋorderf
 		return graphql.Null
 	}
 	return ec._Product(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalORebuildProgress2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐRebuildStatus(ctx context.Context, sel ast.SelectionSet, v *wire.RebuildStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RebuildProgress(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {

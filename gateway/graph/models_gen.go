@@ -11,6 +11,46 @@ import (
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
+// A new product.
+type AddProductInput struct {
+	// Your id for the product.
+	ProductID *string `json:"productId,omitempty"`
+	// Unique stock keeping unit, no spaces.
+	Sku string `json:"sku"`
+	// Display name.
+	Name string `json:"name"`
+	// Price in cents.
+	PriceCents int64 `json:"priceCents"`
+}
+
+// A postal address.
+type AddressInput struct {
+	// Street and number.
+	Line1 string `json:"line1"`
+	// Apartment, floor…
+	Line2 *string `json:"line2,omitempty"`
+	// City.
+	City string `json:"city"`
+	// Postal code.
+	PostalCode string `json:"postalCode"`
+	// ISO 3166 alpha-2 country code, e.g. FR.
+	Country string `json:"country"`
+}
+
+// What a command answers: the id of what it acted on and where its events are in the log. Pass
+// `position` as `consistentWith` (or the `X-Consistency-Position` header) to read its effects.
+type CommandResult struct {
+	// Id of the order, customer, product or payment.
+	ID string `json:"id"`
+	// Log position of the command's events.
+	Position string `json:"position"`
+}
+
+// Commands: the REST API's, with the same validation, authorization and answers. An
+// `idempotencyKey` makes a retry safe: the same key and command append nothing twice.
+type Mutation struct {
+}
+
 // A page of orders, newest first.
 type OrderConnection struct {
 	// The orders of the page with their cursors.
@@ -29,12 +69,32 @@ type OrderEdge struct {
 	Node *wire.Order `json:"node"`
 }
 
+// One line of a new order.
+type OrderLineInput struct {
+	// Product ordered.
+	ProductID string `json:"productId"`
+	// Units, at least 1.
+	Quantity int64 `json:"quantity"`
+	// Price of one unit in cents.
+	UnitPriceCents int64 `json:"unitPriceCents"`
+}
+
 // Relay-style pagination state of a connection.
 type PageInfo struct {
 	// Pass as `after` to get the next page.
 	EndCursor *string `json:"endCursor,omitempty"`
 	// Whether another page follows.
 	HasNextPage bool `json:"hasNextPage"`
+}
+
+// A new order.
+type PlaceOrderInput struct {
+	// Your id for the order; a UUID is made otherwise.
+	OrderID *string `json:"orderId,omitempty"`
+	// Who orders; a customer token orders for itself (empty means the caller).
+	CustomerID *string `json:"customerId,omitempty"`
+	// 1 to 100 lines.
+	Lines []*OrderLineInput `json:"lines"`
 }
 
 // A page of products, by name.
@@ -59,6 +119,23 @@ type ProductEdge struct {
 // `consistentWith` argument or as the `X-Consistency-Position` header; the answer then comes from a
 // read model at or past it, or a `STALE_READ` error after a bounded wait.
 type Query struct {
+}
+
+// A new customer.
+type RegisterCustomerInput struct {
+	// Your id for the customer; a customer token registers itself (empty means the caller).
+	CustomerID *string `json:"customerId,omitempty"`
+	// Full name.
+	Name string `json:"name"`
+	// E-mail address, unique among customers.
+	Email string `json:"email"`
+	// Where orders go.
+	ShippingAddress *AddressInput `json:"shippingAddress"`
+}
+
+// Live updates over websocket (graphql-transport-ws; the token goes in connection_init's payload
+// as `Authorization`). Each message is the read model's state after a change.
+type Subscription struct {
 }
 
 // Where an order is in its lifecycle.

@@ -8,8 +8,12 @@ import (
 	"errors"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/nats-io/nats.go"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -20,6 +24,22 @@ type Resolver struct {
 	NS wire.Namespace
 	// Timeout bounds each call to a query service, consistency wait included.
 	Timeout time.Duration
+	// Command carries out the REST operation op (its operationId) on id with body, as the
+	// REST API does: the same decoding, authorization, idempotency and answer.
+	Command func(ctx context.Context, op, id string, body any, idempotencyKey *string) (*CommandResult, error)
+}
+
+// caller is the request's principal; without one (authentication off), an admin.
+func caller(ctx context.Context) auth.Principal {
+	if p, ok := auth.From(ctx); ok {
+		return p
+	}
+	return auth.Principal{Subject: "anonymous", Role: auth.Admin}
+}
+
+// forbidden is a FORBIDDEN GraphQL error.
+func forbidden(msg string) error {
+	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": "FORBIDDEN"}}
 }
 
 type consistencyKey struct{}
@@ -89,12 +109,13 @@ func (r *Resolver) orders(ctx context.Context, req wire.ListOrders, first *int64
 	if err := pageArgs(first, after, &req.First, &req.After); err != nil {
 		return nil, err
 	}
-	ctx, cancel := r.callCtx(ctx)
+	cctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	page, err := rpc.Call[wire.OrderPage](ctx, r.NC, r.NS.Subject(wire.EndpointListOrders), req)
+	page, err := rpc.Call[wire.OrderPage](cctx, r.NC, r.NS.Subject(wire.EndpointListOrders), req)
 	if err != nil {
 		return nil, err
 	}
+	prime(ctx, page.Orders)
 	conn := &OrderConnection{PageInfo: pageInfo(page.EndCursor, page.HasNextPage), Edges: []*OrderEdge{}, Nodes: []*wire.Order{}}
 	for i := range page.Orders {
 		o := &page.Orders[i]
@@ -102,4 +123,84 @@ func (r *Resolver) orders(ctx context.Context, req wire.ListOrders, first *int64
 		conn.Edges = append(conn.Edges, &OrderEdge{Node: o, Cursor: page.Cursors[i]})
 	}
 	return conn, nil
+}
+
+// admin calls an operators' endpoint (the projections service) for an admin caller only.
+func admin[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*T, error) {
+	if !caller(ctx).IsAdmin() {
+		return nil, forbidden("projection operations are for admins")
+	}
+	ctx, cancel := r.callCtx(ctx)
+	defer cancel()
+	v, err := rpc.Call[T](ctx, r.NC, r.NS.Subject(endpoint), req)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+func pointers[T any](list []T) []*T {
+	out := make([]*T, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out
+}
+
+// prime hands the request's loaders every customer, product and saga a list of orders will ask
+// for, at once, when the query selects them: each is then fetched in one batch whatever the
+// order in which the field resolvers run (they run concurrently, and a busy machine spreads
+// them past any batching wait).
+func prime(ctx context.Context, orders []wire.Order) {
+	l, ok := ctx.Value(loadersKey{}).(*loaders)
+	fc := graphql.GetFieldContext(ctx)
+	if !ok || fc == nil || len(orders) == 0 {
+		return
+	}
+	sel, frags := fc.Field.Selections, graphql.GetOperationContext(ctx).Doc.Fragments
+	var customers, products, ids []string
+	wantCustomers, wantProducts, wantSagas := selects(sel, frags, "customer"), selects(sel, frags, "product"), selects(sel, frags, "fulfillment")
+	for _, o := range orders {
+		if wantCustomers {
+			customers = append(customers, o.CustomerID)
+		}
+		if wantProducts {
+			for _, line := range o.Lines {
+				products = append(products, line.ProductID)
+			}
+		}
+		if wantSagas {
+			ids = append(ids, o.ID)
+		}
+	}
+	if len(customers) > 0 {
+		l.customers.LoadAllThunk(ctx, customers)
+	}
+	if len(products) > 0 {
+		l.products.LoadAllThunk(ctx, products)
+	}
+	if len(ids) > 0 {
+		l.fulfillments.LoadAllThunk(ctx, ids)
+	}
+}
+
+// selects reports whether a field called name is selected anywhere under set.
+func selects(set ast.SelectionSet, frags ast.FragmentDefinitionList, name string) bool {
+	for _, s := range set {
+		switch s := s.(type) {
+		case *ast.Field:
+			if s.Name == name || selects(s.SelectionSet, frags, name) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if selects(s.SelectionSet, frags, name) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if f := frags.ForName(s.Name); f != nil && selects(f.SelectionSet, frags, name) {
+				return true
+			}
+		}
+	}
+	return false
 }

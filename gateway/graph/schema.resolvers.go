@@ -11,11 +11,105 @@ import (
 
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/vikstrous/dataloadgen"
 )
 
 // Orders is the resolver for the orders field.
 func (r *customerResolver) Orders(ctx context.Context, obj *wire.Customer, first *int64, after *string) (*OrderConnection, error) {
 	return r.orders(ctx, wire.ListOrders{CustomerID: obj.ID, MinPosition: minPosition(ctx, nil)}, first, after)
+}
+
+// PlaceOrder is the resolver for the placeOrder field.
+func (r *mutationResolver) PlaceOrder(ctx context.Context, input PlaceOrderInput, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "placeOrder", "", input, idempotencyKey)
+}
+
+// CancelOrder is the resolver for the cancelOrder field.
+func (r *mutationResolver) CancelOrder(ctx context.Context, id string, reason *string, idempotencyKey *string) (*CommandResult, error) {
+	var b any
+	if reason != nil {
+		b = map[string]any{"reason": *reason}
+	}
+	return r.Command(ctx, "cancelOrder", id, b, idempotencyKey)
+}
+
+// ShipOrder is the resolver for the shipOrder field.
+func (r *mutationResolver) ShipOrder(ctx context.Context, id string, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "shipOrder", id, nil, idempotencyKey)
+}
+
+// DeliverOrder is the resolver for the deliverOrder field.
+func (r *mutationResolver) DeliverOrder(ctx context.Context, id string, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "deliverOrder", id, nil, idempotencyKey)
+}
+
+// RegisterCustomer is the resolver for the registerCustomer field.
+func (r *mutationResolver) RegisterCustomer(ctx context.Context, input RegisterCustomerInput, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "registerCustomer", "", input, idempotencyKey)
+}
+
+// ChangeAddress is the resolver for the changeAddress field.
+func (r *mutationResolver) ChangeAddress(ctx context.Context, customerID string, shippingAddress AddressInput, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "changeAddress", customerID, map[string]any{"shippingAddress": shippingAddress}, idempotencyKey)
+}
+
+// DeactivateCustomer is the resolver for the deactivateCustomer field.
+func (r *mutationResolver) DeactivateCustomer(ctx context.Context, customerID string, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "deactivateCustomer", customerID, nil, idempotencyKey)
+}
+
+// AddProduct is the resolver for the addProduct field.
+func (r *mutationResolver) AddProduct(ctx context.Context, input AddProductInput, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "addProduct", "", input, idempotencyKey)
+}
+
+// ChangePrice is the resolver for the changePrice field.
+func (r *mutationResolver) ChangePrice(ctx context.Context, productID string, priceCents int64, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "changePrice", productID, map[string]any{"priceCents": priceCents}, idempotencyKey)
+}
+
+// Restock is the resolver for the restock field.
+func (r *mutationResolver) Restock(ctx context.Context, productID string, quantity int64, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "restock", productID, map[string]any{"quantity": quantity}, idempotencyKey)
+}
+
+// DiscontinueProduct is the resolver for the discontinueProduct field.
+func (r *mutationResolver) DiscontinueProduct(ctx context.Context, productID string, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "discontinueProduct", productID, nil, idempotencyKey)
+}
+
+// CapturePayment is the resolver for the capturePayment field.
+func (r *mutationResolver) CapturePayment(ctx context.Context, paymentID string, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "capturePayment", paymentID, nil, idempotencyKey)
+}
+
+// RefundPayment is the resolver for the refundPayment field.
+func (r *mutationResolver) RefundPayment(ctx context.Context, paymentID string, amountCents int64, idempotencyKey *string) (*CommandResult, error) {
+	return r.Command(ctx, "refundPayment", paymentID, map[string]any{"amountCents": amountCents}, idempotencyKey)
+}
+
+// PauseProjection is the resolver for the pauseProjection field.
+func (r *mutationResolver) PauseProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error) {
+	return admin[wire.ProjectionStatus](ctx, r.Resolver, wire.EndpointProjectionPause, wire.ProjectionName{Name: name})
+}
+
+// ResumeProjection is the resolver for the resumeProjection field.
+func (r *mutationResolver) ResumeProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error) {
+	return admin[wire.ProjectionStatus](ctx, r.Resolver, wire.EndpointProjectionResume, wire.ProjectionName{Name: name})
+}
+
+// ReplayParkedEvents is the resolver for the replayParkedEvents field.
+func (r *mutationResolver) ReplayParkedEvents(ctx context.Context, projection string) (int64, error) {
+	res, err := admin[wire.ReplayResult](ctx, r.Resolver, wire.EndpointProjectionReplay, wire.ProjectionName{Name: projection})
+	if err != nil {
+		return 0, err
+	}
+	return res.Applied, nil
+}
+
+// RebuildProjection is the resolver for the rebuildProjection field.
+func (r *mutationResolver) RebuildProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error) {
+	return admin[wire.ProjectionStatus](ctx, r.Resolver, wire.EndpointProjectionRebuild, wire.ProjectionName{Name: name})
 }
 
 // Status is the resolver for the status field.
@@ -29,22 +123,29 @@ func (r *orderResolver) Status(ctx context.Context, obj *wire.Order) (OrderStatu
 
 // Customer is the resolver for the customer field.
 func (r *orderResolver) Customer(ctx context.Context, obj *wire.Order) (*wire.Customer, error) {
-	return load(ctx, func(l *loaders) *loader[string, wire.Customer] { return l.customers }, obj.CustomerID)
+	return load(ctx, func(l *loaders) *dataloadgen.Loader[string, wire.Customer] { return l.customers }, obj.CustomerID)
 }
 
 // Fulfillment is the resolver for the fulfillment field.
 func (r *orderResolver) Fulfillment(ctx context.Context, obj *wire.Order) (*wire.Fulfillment, error) {
-	return one[wire.Fulfillment](ctx, r.Resolver, wire.EndpointFulfillment, wire.FulfillmentByOrder{OrderID: obj.ID, MinPosition: minPosition(ctx, nil)})
+	return load(ctx, func(l *loaders) *dataloadgen.Loader[string, wire.Fulfillment] { return l.fulfillments }, obj.ID)
 }
 
 // Product is the resolver for the product field.
 func (r *orderLineResolver) Product(ctx context.Context, obj *wire.OrderLine) (*wire.Product, error) {
-	return load(ctx, func(l *loaders) *loader[string, wire.Product] { return l.products }, obj.ProductID)
+	return load(ctx, func(l *loaders) *dataloadgen.Loader[string, wire.Product] { return l.products }, obj.ProductID)
 }
 
 // Order is the resolver for the order field.
 func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *string) (*wire.Order, error) {
-	return one[wire.Order](ctx, r.Resolver, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+	o, err := one[wire.Order](ctx, r.Resolver, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+	if o != nil && !caller(ctx).Owns(o.CustomerID) {
+		return nil, nil // another customer's order does not exist for this caller
+	}
+	if o != nil {
+		prime(ctx, []wire.Order{*o})
+	}
+	return o, err
 }
 
 // Orders is the resolver for the orders field.
@@ -52,6 +153,12 @@ func (r *queryResolver) Orders(ctx context.Context, customerID *string, status *
 	req := wire.ListOrders{MinPosition: minPosition(ctx, consistentWith)}
 	if customerID != nil {
 		req.CustomerID = *customerID
+	}
+	if p := caller(ctx); !p.IsAdmin() {
+		if req.CustomerID != "" && req.CustomerID != p.Subject {
+			return nil, forbidden("a customer lists only its own orders")
+		}
+		req.CustomerID = p.Subject
 	}
 	if status != nil {
 		req.Status = string(*status)
@@ -110,8 +217,35 @@ func (r *queryResolver) LowStock(ctx context.Context, threshold *int64, first *i
 	return out, nil
 }
 
+// Me is the resolver for the me field.
+func (r *queryResolver) Me(ctx context.Context, consistentWith *string) (*wire.Customer, error) {
+	p := caller(ctx)
+	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: p.Subject, MinPosition: minPosition(ctx, consistentWith)})
+}
+
+// Projections is the resolver for the projections field.
+func (r *queryResolver) Projections(ctx context.Context) ([]*wire.ProjectionStatus, error) {
+	list, err := admin[[]wire.ProjectionStatus](ctx, r.Resolver, wire.EndpointProjectionsList, struct{}{})
+	if err != nil {
+		return nil, err
+	}
+	return pointers(*list), nil
+}
+
+// ParkedEvents is the resolver for the parkedEvents field.
+func (r *queryResolver) ParkedEvents(ctx context.Context, projection string) ([]*wire.ParkedEvent, error) {
+	list, err := admin[[]wire.ParkedEvent](ctx, r.Resolver, wire.EndpointProjectionParked, wire.ProjectionName{Name: projection})
+	if err != nil {
+		return nil, err
+	}
+	return pointers(*list), nil
+}
+
 // Customer is the resolver for the customer field.
 func (r *queryResolver) Customer(ctx context.Context, id string, consistentWith *string) (*wire.Customer, error) {
+	if !caller(ctx).Owns(id) {
+		return nil, nil
+	}
 	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
 }
 
@@ -124,8 +258,21 @@ func (r *statusChangeResolver) Status(ctx context.Context, obj *wire.StatusChang
 	return s, nil
 }
 
+// OrderChanged is the resolver for the orderChanged field.
+func (r *subscriptionResolver) OrderChanged(ctx context.Context, id string) (<-chan *wire.Order, error) {
+	return r.orderChanged(ctx, id)
+}
+
+// MyOrdersChanged is the resolver for the myOrdersChanged field.
+func (r *subscriptionResolver) MyOrdersChanged(ctx context.Context) (<-chan *wire.Order, error) {
+	return r.myOrdersChanged(ctx)
+}
+
 // Customer returns CustomerResolver implementation.
 func (r *Resolver) Customer() CustomerResolver { return &customerResolver{r} }
+
+// Mutation returns MutationResolver implementation.
+func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 // Order returns OrderResolver implementation.
 func (r *Resolver) Order() OrderResolver { return &orderResolver{r} }
@@ -139,19 +286,13 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 // StatusChange returns StatusChangeResolver implementation.
 func (r *Resolver) StatusChange() StatusChangeResolver { return &statusChangeResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type customerResolver struct{ *Resolver }
+type mutationResolver struct{ *Resolver }
 type orderResolver struct{ *Resolver }
 type orderLineResolver struct{ *Resolver }
 type queryResolver struct{ *Resolver }
 type statusChangeResolver struct{ *Resolver }
-
-// !!! WARNING !!!
-// The code below was going to be deleted when updating resolvers. It has been copied here so you have
-// one last chance to move it out of harms way if you want. There are two reasons this happens:
-//  - When renaming or deleting a resolver the old code will be put in here. You can safely delete
-//    it when you're done.
-//  - You have helper methods in this file. Move them out to keep these resolver files clean.
-/*
-	func (r *Resolver) Fulfillment() FulfillmentResolver { return &fulfillmentResolver{r} }
-type fulfillmentResolver struct{ *Resolver }
-*/
+type subscriptionResolver struct{ *Resolver }

@@ -49,7 +49,7 @@ func AppendVsInsert(ctx context.Context, pool *pgxpool.Pool, opts Options) (Resu
 create table `+schema+`.raw (
   id bigint generated always as identity primary key,
   stream_id text not null, stream_version bigint not null, event_id uuid not null,
-  event_type text not null, data jsonb not null, metadata jsonb not null,
+  event_type text not null, data json not null, metadata json not null,
   recorded_at timestamptz not null default now())`); err != nil {
 		return Result{}, fmt.Errorf("bench schema: %w", err)
 	}

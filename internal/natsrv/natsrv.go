@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // Options configure Start.
@@ -51,6 +52,10 @@ func Start(opts Options) (*Server, error) {
 
 // URL is the client URL of the server.
 func (s *Server) URL() string { return s.ns.ClientURL() }
+
+// InProcess connects a client of this process to the server without a socket (nats.Connect
+// with this option and any URL): no system call per message.
+func (s *Server) InProcess() nats.Option { return nats.InProcessServer(s.ns) }
 
 // Stop shuts the server down and waits for it.
 func (s *Server) Stop() {

@@ -42,10 +42,11 @@ type Waiter struct {
 	checkpoint func(ctx context.Context) (eventstore.Position, error)
 	poll       time.Duration
 
-	mu     sync.Mutex
-	latest eventstore.Position
-	moved  eventstore.Signal
-	sub    *nats.Subscription
+	mu      sync.Mutex
+	latest  eventstore.Position
+	moved   eventstore.Signal
+	sub     *nats.Subscription
+	onMoved []func(p eventstore.Position, changed bool)
 }
 
 // NewWaiter follows the progress of read model name, announced on subject (normally
@@ -61,7 +62,7 @@ func NewWaiter(nc *nats.Conn, subject, name string, checkpoint func(ctx context.
 				return
 			}
 			if pos, err := eventstore.ParsePosition(p.Position); err == nil {
-				w.advance(pos)
+				w.advance(pos, !p.Unchanged)
 			}
 		})
 		if err != nil {
@@ -79,10 +80,20 @@ func (w *Waiter) Close() {
 	}
 }
 
-func (w *Waiter) advance(p eventstore.Position) {
+// advance records that the read model reached p; changed says whether its rows may differ from
+// the previous announcement's (a new version swapped in announces its unmoved position as
+// changed).
+func (w *Waiter) advance(p eventstore.Position, changed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if p.Compare(w.latest) > 0 {
+	cmp := p.Compare(w.latest)
+	if cmp > 0 || (cmp == 0 && changed) {
+		// Caches drop what they hold before any waiting query can see the new position.
+		for _, f := range w.onMoved {
+			f(p, changed)
+		}
+	}
+	if cmp > 0 {
 		w.latest = p
 		w.moved.Notify()
 	}
@@ -106,7 +117,7 @@ func (w *Waiter) Wait(ctx context.Context, pos eventstore.Position) error {
 			return nil
 		}
 		if cp, err := w.checkpoint(ctx); err == nil {
-			w.advance(cp)
+			w.advance(cp, true) // a checkpoint says nothing of what changed
 			if cp.Compare(pos) >= 0 {
 				return nil
 			}
@@ -179,4 +190,83 @@ func (r ReadModel) WaitFor(ctx context.Context, min string) error {
 		timeout = 3 * time.Second
 	}
 	return r.Waiter.WaitFor(ctx, min, timeout)
+}
+
+// Cache keeps rows of a read model in memory between queries. Each read takes the rows and the
+// read model's checkpoint in one snapshot; rows are kept only if no change of the read model is
+// known past that checkpoint, and everything goes when a change is announced (or a wait had to
+// read the checkpoint, which tells nothing of what changed). Announcements of positions the read
+// model moved to without changing its rows (events it ignores) keep the cache.
+//
+// Why that keeps read-your-writes: a query waits until the announced position reaches the one it
+// asks for; announcements come in commit order, so if a change at c came before that, its
+// announcement cleared the cache first (the waiter runs the cache's hook before it lets waiting
+// queries see the position); if not, the asked position is before c, where the cached rows are
+// the read model's state. It pays where reads repeat between writes: products and customers
+// behind pages of orders.
+type Cache[K comparable, V any] struct {
+	mu      sync.Mutex
+	changed eventstore.Position // the latest position where the rows are known to have changed
+	items   map[K]V
+	max     int
+}
+
+// NewCache returns a cache of at most max rows (then it starts over) that follows w.
+func NewCache[K comparable, V any](w *Waiter, max int) *Cache[K, V] {
+	c := &Cache[K, V]{items: map[K]V{}, max: max}
+	if w == nil {
+		return c
+	}
+	w.mu.Lock()
+	c.changed = w.latest // unknown before: as if changed there
+	w.onMoved = append(w.onMoved, c.moved)
+	w.mu.Unlock()
+	return c
+}
+
+func (c *Cache[K, V]) moved(p eventstore.Position, changed bool) {
+	if !changed {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.Compare(c.changed) > 0 {
+		c.changed = p
+	}
+	clear(c.items)
+}
+
+// Get returns the cached rows of keys, and the keys it has not.
+func (c *Cache[K, V]) Get(keys []K) (found []V, missing []K) {
+	if c == nil {
+		return nil, keys
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if v, ok := c.items[k]; ok {
+			found = append(found, v)
+		} else {
+			missing = append(missing, k)
+		}
+	}
+	return found, missing
+}
+
+// Put keeps rows read when the read model's checkpoint was at (unless a change is known past it).
+func (c *Cache[K, V]) Put(at eventstore.Position, rows map[K]V) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if at.Compare(c.changed) < 0 {
+		return // read before a known change
+	}
+	if len(c.items)+len(rows) > c.max {
+		clear(c.items)
+	}
+	for k, v := range rows {
+		c.items[k] = v
+	}
 }

@@ -126,6 +126,7 @@ const (
 	ServiceSagas              = "sagas"
 	EndpointFulfillment       = "sagas.fulfillment.get"
 	EndpointFulfillments      = "sagas.fulfillment.list"
+	EndpointFulfillmentsByIDs = "sagas.fulfillment.get_many"
 	EndpointFulfillmentCounts = "sagas.fulfillment.counts"
 )
 
@@ -147,6 +148,12 @@ type Fulfillment struct {
 type FulfillmentByOrder struct {
 	OrderID     string `json:"orderId"`
 	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// FulfillmentsByOrders asks for the sagas of many orders (those that have none are left out).
+type FulfillmentsByOrders struct {
+	OrderIDs    []string `json:"orderIds"`
+	MinPosition string   `json:"minPosition,omitempty"`
 }
 
 // ListFulfillments asks for the latest sagas, optionally in one step.

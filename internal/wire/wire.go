@@ -43,6 +43,9 @@ const (
 type Progress struct {
 	Projection string `json:"projection"`
 	Position   string `json:"position"`
+	// Unchanged: the read model's rows are as they were at the previous announcement (the log
+	// moved past events it ignores). Caches of its rows stay valid.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // CommandMeta identifies a command; see commands.Meta.
@@ -73,6 +76,9 @@ type CancelOrder struct {
 	Meta    CommandMeta `json:"meta"`
 	OrderID string      `json:"orderId"`
 	Reason  string      `json:"reason,omitempty"`
+	// ByCustomer, when set, is the customer asking (the gateway sets it for customer tokens):
+	// another customer's order is not found to it.
+	ByCustomer string `json:"byCustomer,omitempty"`
 }
 
 // CommandReply answers a carried-out command.

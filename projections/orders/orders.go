@@ -5,11 +5,13 @@ package orders
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
@@ -29,11 +31,15 @@ func (Projection) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypePrefixes: []string{model.TypePrefix}}
 }
 
-// Migrate implements projections.Projection.
-func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `
+// Tables are the read model's tables, for tools that copy them.
+var Tables = []string{"orders", "order_history"}
+
+// The read model's DDL in three parts, so that a bulk load can build keys and indexes after
+// loading the rows: tables, primary keys, secondary indexes.
+const (
+	tables = `
 create table if not exists orders (
-  order_id text primary key,
+  order_id text not null,
   customer_id text not null,
   status text not null,
   total_cents bigint not null,
@@ -42,15 +48,33 @@ create table if not exists orders (
   updated_at timestamptz not null,
   cancelled_at timestamptz,
   cancel_reason text not null default '');
-create index if not exists orders_by_customer on orders (customer_id, placed_at desc, order_id desc);
-create index if not exists orders_by_status on orders (status, placed_at desc, order_id desc);
-create index if not exists orders_by_time on orders (placed_at desc, order_id desc);
 create table if not exists order_history (
   order_id text not null,
   revision bigint not null,
   status text not null,
-  at timestamptz not null,
-  primary key (order_id, revision));`)
+  at timestamptz not null)`
+	ordersKey  = `alter table orders add primary key (order_id)`
+	historyKey = `alter table order_history add primary key (order_id, revision)`
+	// Keys are the tables' primary keys.
+	Keys = ordersKey + "; " + historyKey
+	// Indexes are the read model's secondary indexes.
+	Indexes = `
+create index if not exists orders_by_customer on orders (customer_id, placed_at desc, order_id desc);
+create index if not exists orders_by_status on orders (status, placed_at desc, order_id desc);
+create index if not exists orders_by_time on orders (placed_at desc, order_id desc)`
+)
+
+// Migrate implements projections.Projection.
+func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `select to_regclass('orders') is not null`).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		_, err := tx.Exec(ctx, Indexes)
+		return err
+	}
+	_, err := tx.Exec(ctx, tables+"; "+Keys+"; "+Indexes)
 	return err
 }
 
@@ -59,32 +83,174 @@ create table if not exists order_history (
 // statements whatever its size: new orders, changes to orders of earlier batches, history rows.
 // Every statement is idempotent (on conflict do nothing, updates to a final value).
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
-	type row struct {
-		id, customer, status, reason string
-		total                        int64
-		lines                        []byte
-		placedAt, updatedAt          time.Time
-		cancelledAt                  pgtype.Timestamptz
-		isNew, cancelled             bool
+	f, err := foldBatch(events)
+	if err != nil {
+		return err
 	}
-	rows := map[string]*row{}
-	var ids []string
+	batch := &pgx.Batch{}
+	if len(f.newRows) > 0 {
+		batch.Queue(`insert into orders (order_id, customer_id, status, total_cents, lines, placed_at, updated_at, cancelled_at, cancel_reason)
+select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[])
+on conflict (order_id) do nothing`, newColumns(f.newRows)...)
+	}
+	f.queueUpdates(batch)
+	if len(f.history) > 0 {
+		batch.Queue(`insert into order_history (order_id, revision, status, at)
+select * from unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) on conflict do nothing`, historyColumns(f.history)...)
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, batch).Close()
+}
+
+// BulkMigrate implements projections.BulkLoader: the tables with no key or index at all, and
+// order_changes, where each batch leaves the changes to orders placed in earlier batches, applied
+// once at the end with one join instead of an indexed update per batch.
+func (Projection) BulkMigrate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, tables+`;
+create table if not exists order_changes (
+  commit_position bigint not null,
+  prepare_position bigint not null,
+  order_id text not null,
+  status text not null,
+  updated_at timestamptz not null,
+  cancel boolean not null,
+  cancelled_at timestamptz,
+  cancel_reason text not null)`)
+	return err
+}
+
+// BulkApply implements projections.BulkLoader: new orders, history rows and changes to earlier
+// orders by binary COPY.
+func (Projection) BulkApply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	f, err := foldBatch(events)
+	if err != nil {
+		return err
+	}
+	at := events[len(events)-1].Position
+	copies := []struct {
+		table string
+		cols  []string
+		n     int
+		row   func(int) []any
+	}{
+		{"orders", []string{"order_id", "customer_id", "status", "total_cents", "lines", "placed_at", "updated_at", "cancelled_at", "cancel_reason"},
+			len(f.newRows), func(i int) []any {
+				r := f.newRows[i]
+				return []any{r.id, r.customer, r.status, r.total, r.lines, r.placedAt, r.updatedAt, r.cancelledAt, r.reason}
+			}},
+		{"order_history", []string{"order_id", "revision", "status", "at"},
+			len(f.history), func(i int) []any {
+				h := f.history[i]
+				return []any{h.order, h.revision, h.status, h.at}
+			}},
+		{"order_changes", []string{"commit_position", "prepare_position", "order_id", "status", "updated_at", "cancel", "cancelled_at", "cancel_reason"},
+			len(f.changed), func(i int) []any {
+				r := f.changed[i]
+				return []any{int64(at.Commit), int64(at.Prepare), r.id, r.status, r.updatedAt, r.cancelled, r.cancelledAt, r.reason}
+			}},
+	}
+	for _, c := range copies {
+		if c.n == 0 {
+			continue
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromSlice(c.n, func(i int) ([]any, error) { return c.row(i), nil })); err != nil {
+			return fmt.Errorf("copy %s: %w", c.table, err)
+		}
+	}
+	return nil
+}
+
+// BulkFinish implements projections.BulkLoader: the staged changes applied (the latest status
+// of each order, and its latest cancellation), then keys and indexes built on two connections at
+// once, the orders' beside the history's, in transactions of their own. Each step can run again.
+func (Projection) BulkFinish(ctx context.Context, pool *pgxpool.Pool) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var staged bool
+		if err := tx.QueryRow(ctx, `select to_regclass('order_changes') is not null`).Scan(&staged); err != nil || !staged {
+			return err
+		}
+		_, err := tx.Exec(ctx, `update orders o set status = l.status, updated_at = l.updated_at,
+  cancelled_at = coalesce(c.cancelled_at, o.cancelled_at), cancel_reason = coalesce(c.cancel_reason, o.cancel_reason)
+  from (select distinct on (order_id) order_id, status, updated_at from order_changes
+         order by order_id, commit_position desc, prepare_position desc) l
+  left join (select distinct on (order_id) order_id, cancelled_at, cancel_reason from order_changes where cancel
+              order by order_id, commit_position desc, prepare_position desc) c using (order_id)
+ where o.order_id = l.order_id;
+drop table order_changes`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("apply staged changes: %w", err)
+	}
+	build := func(ddl string) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `set local maintenance_work_mem = '256MB'; `+ddl)
+			return err
+		})
+	}
+	errs := make(chan error, 2)
+	go func() {
+		errs <- build(`create unique index if not exists order_history_pkey on order_history (order_id, revision)`)
+	}()
+	go func() {
+		errs <- build(`create unique index if not exists orders_pkey on orders (order_id); ` + Indexes)
+	}()
+	if err := errors.Join(<-errs, <-errs); err != nil {
+		return fmt.Errorf("build indexes: %w", err)
+	}
+	_, err = pool.Exec(ctx, `do $$ begin
+  if not exists (select 1 from pg_constraint where conname = 'orders_pkey' and connamespace = current_schema()::regnamespace) then
+    alter table orders add constraint orders_pkey primary key using index orders_pkey;
+  end if;
+  if not exists (select 1 from pg_constraint where conname = 'order_history_pkey' and connamespace = current_schema()::regnamespace) then
+    alter table order_history add constraint order_history_pkey primary key using index order_history_pkey;
+  end if;
+end $$`)
+	return err
+}
+
+// row is an order's row as a batch leaves it.
+type row struct {
+	id, customer, status, reason string
+	total                        int64
+	lines                        []byte
+	placedAt, updatedAt          time.Time
+	cancelledAt                  pgtype.Timestamptz
+	isNew, cancelled             bool
+}
+
+type historyRow struct {
+	order, status string
+	revision      int64
+	at            time.Time
+}
+
+// folded is a batch folded in memory: orders placed in it (newRows), changes to orders placed
+// before it (changed), and a history row per status change.
+type folded struct {
+	newRows, changed []*row
+	history          []historyRow
+}
+
+func foldBatch(events []eventstore.RecordedEvent) (folded, error) {
+	rows := make(map[string]*row, len(events)/2)
+	var order []*row
 	get := func(id string) *row {
 		r, ok := rows[id]
 		if !ok {
 			r = &row{id: id}
 			rows[id] = r
-			ids = append(ids, id)
+			order = append(order, r)
 		}
 		return r
 	}
-	var hOrder, hStatus []string
-	var hRevision []int64
-	var hAt []time.Time
+	f := folded{history: make([]historyRow, 0, len(events))}
 	for _, rec := range events {
 		e, err := model.Decode(rec.Type, rec.Data)
 		if err != nil {
-			return fmt.Errorf("event %s at %s: %w", rec.ID, rec.Position, err)
+			return f, fmt.Errorf("event %s at %s: %w", rec.ID, rec.Position, err)
 		}
 		var status model.Status
 		var at time.Time
@@ -92,7 +258,7 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 		case model.Placed:
 			lines, err := json.Marshal(e.Lines)
 			if err != nil {
-				return err
+				return f, err
 			}
 			r := get(e.OrderID)
 			r.isNew, r.customer, r.total, r.lines, r.placedAt = true, e.CustomerID, e.TotalCents, lines, e.At
@@ -116,50 +282,70 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 		id := model.IDOf(e)
 		r := get(id)
 		r.status, r.updatedAt = string(status), at
-		hOrder, hRevision, hStatus, hAt = append(hOrder, id), append(hRevision, rec.Revision), append(hStatus, string(status)), append(hAt, at)
+		f.history = append(f.history, historyRow{order: id, revision: rec.Revision, status: string(status), at: at})
 	}
-	var (
-		nID, nCustomer, nStatus, nLines, nReason []string
-		nTotal                                   []int64
-		nPlaced, nUpdated                        []time.Time
-		nCancelled                               []pgtype.Timestamptz
-		uID, uStatus, uReason                    []string
-		uUpdated                                 []time.Time
-		uCancelled                               []pgtype.Timestamptz
-		uIsCancel                                []bool
-	)
-	for _, id := range ids {
-		r := rows[id]
-		if r.isNew {
-			nID, nCustomer, nStatus, nLines, nReason = append(nID, id), append(nCustomer, r.customer), append(nStatus, r.status), append(nLines, string(r.lines)), append(nReason, r.reason)
-			nTotal, nPlaced, nUpdated, nCancelled = append(nTotal, r.total), append(nPlaced, r.placedAt), append(nUpdated, r.updatedAt), append(nCancelled, r.cancelledAt)
-			continue
+	for _, r := range order {
+		switch {
+		case r.isNew:
+			f.newRows = append(f.newRows, r)
+		case r.status != "":
+			f.changed = append(f.changed, r)
 		}
-		if r.status == "" {
-			continue
-		}
-		uID, uStatus, uReason = append(uID, id), append(uStatus, r.status), append(uReason, r.reason)
-		uUpdated, uCancelled, uIsCancel = append(uUpdated, r.updatedAt), append(uCancelled, r.cancelledAt), append(uIsCancel, r.cancelled)
 	}
-	batch := &pgx.Batch{}
-	if len(nID) > 0 {
-		batch.Queue(`insert into orders (order_id, customer_id, status, total_cents, lines, placed_at, updated_at, cancelled_at, cancel_reason)
-select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[])
-on conflict (order_id) do nothing`, nID, nCustomer, nStatus, nTotal, nLines, nPlaced, nUpdated, nCancelled, nReason)
+	return f, nil
+}
+
+// queueUpdates queues the changes to orders of earlier batches as one statement.
+func (f folded) queueUpdates(batch *pgx.Batch) {
+	if len(f.changed) == 0 {
+		return
 	}
-	if len(uID) > 0 {
-		batch.Queue(`update orders o set status = v.status, updated_at = v.updated_at,
+	batch.Queue(`update orders o set status = v.status, updated_at = v.updated_at,
   cancelled_at = case when v.cancel then v.cancelled_at else o.cancelled_at end,
   cancel_reason = case when v.cancel then v.reason else o.cancel_reason end
 from unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::bool[]) v(id, status, updated_at, cancelled_at, reason, cancel)
-where o.order_id = v.id`, uID, uStatus, uUpdated, uCancelled, uReason, uIsCancel)
+where o.order_id = v.id`, updateColumns(f.changed)...)
+}
+
+// newColumns are new orders as unnest arrays.
+func newColumns(rows []*row) []any {
+	var (
+		id, customer, status, lines, reason []string
+		total                               []int64
+		placed, updated                     []time.Time
+		cancelled                           []pgtype.Timestamptz
+	)
+	for _, r := range rows {
+		id, customer, status, lines, reason = append(id, r.id), append(customer, r.customer), append(status, r.status), append(lines, string(r.lines)), append(reason, r.reason)
+		total, placed, updated, cancelled = append(total, r.total), append(placed, r.placedAt), append(updated, r.updatedAt), append(cancelled, r.cancelledAt)
 	}
-	if len(hOrder) > 0 {
-		batch.Queue(`insert into order_history (order_id, revision, status, at)
-select * from unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) on conflict do nothing`, hOrder, hRevision, hStatus, hAt)
+	return []any{id, customer, status, total, lines, placed, updated, cancelled, reason}
+}
+
+// updateColumns are changes as unnest arrays.
+func updateColumns(rows []*row) []any {
+	var (
+		id, status, reason []string
+		updated            []time.Time
+		cancelledAt        []pgtype.Timestamptz
+		cancel             []bool
+	)
+	for _, r := range rows {
+		id, status, reason = append(id, r.id), append(status, r.status), append(reason, r.reason)
+		updated, cancelledAt, cancel = append(updated, r.updatedAt), append(cancelledAt, r.cancelledAt), append(cancel, r.cancelled)
 	}
-	if batch.Len() == 0 {
-		return nil
+	return []any{id, status, updated, cancelledAt, reason, cancel}
+}
+
+// historyColumns are history rows as unnest arrays.
+func historyColumns(rows []historyRow) []any {
+	var (
+		order, status []string
+		revision      []int64
+		at            []time.Time
+	)
+	for _, h := range rows {
+		order, revision, status, at = append(order, h.order), append(revision, h.revision), append(status, h.status), append(at, h.at)
 	}
-	return tx.SendBatch(ctx, batch).Close()
+	return []any{order, revision, status, at}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
@@ -32,13 +33,16 @@ const (
 type Service struct {
 	Pool *pgxpool.Pool
 	progress.ReadModel
+	// Cache, if set, keeps products between get_many calls (see progress.Cache).
+	Cache *progress.Cache[string, wire.Product]
 }
 
 const columns = `product_id, sku, name, price_cents, on_hand, reserved, on_hand - reserved, discontinued, updated_at`
 
-func scan(row pgx.Row) (wire.Product, error) {
+// scan reads a product's columns, then into extra the row's further columns, if any.
+func scan(row pgx.Row, extra ...any) (wire.Product, error) {
 	var p wire.Product
-	err := row.Scan(&p.ID, &p.SKU, &p.Name, &p.PriceCents, &p.OnHand, &p.Reserved, &p.Available, &p.Discontinued, &p.UpdatedAt)
+	err := row.Scan(append([]any{&p.ID, &p.SKU, &p.Name, &p.PriceCents, &p.OnHand, &p.Reserved, &p.Available, &p.Discontinued, &p.UpdatedAt}, extra...)...)
 	return p, err
 }
 
@@ -68,7 +72,46 @@ func (s Service) ProductsByIDs(ctx context.Context, req wire.ProductsByIDs) ([]w
 	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return nil, err
 	}
-	return s.list(ctx, `select `+columns+` from products where product_id = any($1)`, req.IDs)
+	out, missing := s.Cache.Get(req.IDs)
+	if len(missing) == 0 {
+		return nonNil(out), nil
+	}
+	// The rows and the checkpoint they reflect, in one snapshot.
+	rows, err := s.Pool.Query(ctx, `select `+columns+`, cp.commit_position, cp.prepare_position
+  from products left join lateral (select commit_position, prepare_position from projection_checkpoints where name = 'catalog') cp on true
+ where product_id = any($1)`, missing)
+	if err != nil {
+		return nil, fmt.Errorf("products: %w", err)
+	}
+	defer rows.Close()
+	read := map[string]wire.Product{}
+	var at eventstore.Position
+	for rows.Next() {
+		var c, pr *int64
+		p, err := scan(rows, &c, &pr)
+		if err != nil {
+			return nil, fmt.Errorf("products: %w", err)
+		}
+		if c != nil && pr != nil {
+			at = eventstore.Position{Commit: uint64(*c), Prepare: uint64(*pr)}
+		}
+		read[p.ID] = p
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("products: %w", err)
+	}
+	if !at.IsZero() {
+		s.Cache.Put(at, read)
+	}
+	return nonNil(out), nil
+}
+
+func nonNil(ps []wire.Product) []wire.Product {
+	if ps == nil {
+		return []wire.Product{}
+	}
+	return ps
 }
 
 func (s Service) list(ctx context.Context, q string, args ...any) ([]wire.Product, error) {

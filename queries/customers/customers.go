@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
@@ -21,6 +22,8 @@ import (
 type Service struct {
 	Pool *pgxpool.Pool
 	progress.ReadModel
+	// Cache, if set, keeps customers between get_many calls (see progress.Cache).
+	Cache *progress.Cache[string, wire.Customer]
 }
 
 // CustomerByID returns a customer; not_found if none is registered under id. The lifetime spend
@@ -50,29 +53,56 @@ func (s Service) CustomersByIDs(ctx context.Context, req wire.CustomersByIDs) ([
 	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return nil, err
 	}
-	return s.list(ctx, req.IDs)
+	cached, missing := s.Cache.Get(req.IDs)
+	if len(missing) == 0 && cached != nil {
+		return cached, nil
+	}
+	read, at, err := s.listAt(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	if !at.IsZero() {
+		rows := make(map[string]wire.Customer, len(read))
+		for _, c := range read {
+			rows[c.ID] = c
+		}
+		s.Cache.Put(at, rows)
+	}
+	return append(cached, read...), nil
 }
 
 func (s Service) list(ctx context.Context, ids []string) ([]wire.Customer, error) {
+	out, _, err := s.listAt(ctx, ids)
+	return out, err
+}
+
+// listAt reads customers and the checkpoint they reflect, in one snapshot.
+func (s Service) listAt(ctx context.Context, ids []string) ([]wire.Customer, eventstore.Position, error) {
+	var at eventstore.Position
 	rows, err := s.Pool.Query(ctx, `select c.customer_id, c.name, c.email, c.shipping_address, c.active, c.registered_at,
-       coalesce(o.n, 0), coalesce(o.spend, 0)
+       coalesce(o.n, 0), coalesce(o.spend, 0), cp.commit_position, cp.prepare_position
   from customers c
+  left join projection_checkpoints cp on cp.name = 'customers'
   left join (select customer_id, count(*) n, sum(total_cents) filter (where not cancelled) spend
                from customer_orders where customer_id = any($1) group by customer_id) o using (customer_id)
  where c.customer_id = any($1)`, ids)
 	if err != nil {
-		return nil, err
+		return nil, at, err
 	}
 	defer rows.Close()
 	out := []wire.Customer{}
 	for rows.Next() {
 		var c wire.Customer
-		if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.Address, &c.Active, &c.RegisteredAt, &c.OrderCount, &c.LifetimeSpendCents); err != nil {
-			return nil, err
+		var cc, cp *int64
+		if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.Address, &c.Active, &c.RegisteredAt, &c.OrderCount, &c.LifetimeSpendCents, &cc, &cp); err != nil {
+			return nil, at, err
+		}
+		if cc != nil && cp != nil {
+			at = eventstore.Position{Commit: uint64(*cc), Prepare: uint64(*cp)}
 		}
 		out = append(out, c)
 	}
-	return out, rows.Err()
+	return out, at, rows.Err()
 }
 
 // Register serves s as the customer-queries NATS micro service until ctx ends.

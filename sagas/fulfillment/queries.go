@@ -47,15 +47,32 @@ func (q Queries) ByOrder(ctx context.Context, req wire.FulfillmentByOrder) (wire
 	return view(st), nil
 }
 
+// ByOrders returns the sagas of many orders (at most 500), in one query: the GraphQL gateway's
+// batched `fulfillment` field.
+func (q Queries) ByOrders(ctx context.Context, req wire.FulfillmentsByOrders) ([]wire.Fulfillment, error) {
+	if len(req.OrderIDs) > 500 {
+		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "orderIds", Message: "at most 500"}
+	}
+	if err := q.WaitFor(ctx, req.MinPosition); err != nil {
+		return nil, err
+	}
+	return q.views(ctx, `select state from fulfillment where order_id = any($1)`, req.OrderIDs)
+}
+
 // List returns the most recently changed sagas, optionally of one step.
 func (q Queries) List(ctx context.Context, req wire.ListFulfillments) ([]wire.Fulfillment, error) {
 	first := req.First
 	if first <= 0 || first > 500 {
 		first = 50
 	}
-	rows, err := q.Saga.Pool.Query(ctx, `select state from fulfillment where $1 = '' or step = $1 order by updated_at desc limit $2`, req.Step, first)
+	return q.views(ctx, `select state from fulfillment where $1 = '' or step = $1 order by updated_at desc limit $2`, req.Step, first)
+}
+
+// views runs a query of saga states and answers their views.
+func (q Queries) views(ctx context.Context, query string, args ...any) ([]wire.Fulfillment, error) {
+	rows, err := q.Saga.Pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list fulfillments: %w", err)
+		return nil, fmt.Errorf("fulfillments: %w", err)
 	}
 	defer rows.Close()
 	out := []wire.Fulfillment{}
@@ -87,6 +104,7 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceSagas), 64, 10*time.Second, nil)
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceSagas, Version: "0.1.0", Description: "process managers: order fulfillment"},
 		rpc.Endpoint{Name: "fulfillment", Subject: ns.Subject(wire.EndpointFulfillment), Handler: rpc.Handle(srv, "fulfillment", q.ByOrder)},
+		rpc.Endpoint{Name: "fulfillments_by_orders", Subject: ns.Subject(wire.EndpointFulfillmentsByIDs), Handler: rpc.Handle(srv, "fulfillments_by_orders", q.ByOrders)},
 		rpc.Endpoint{Name: "fulfillments", Subject: ns.Subject(wire.EndpointFulfillments), Handler: rpc.Handle(srv, "fulfillments", q.List)},
 		rpc.Endpoint{Name: "counts", Subject: ns.Subject(wire.EndpointFulfillmentCounts), Handler: rpc.Handle(srv, "counts", q.Counts)},
 	)

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/bench"
+	"github.com/orderflow/orderflow/projections"
+	orderrm "github.com/orderflow/orderflow/projections/orders"
+)
+
+// benchRebuild runs `orderflow bench rebuild`: a synthetic order history of N events in a fresh
+// database's postgres event store, a rebuild of the orders read model from it (the code path of
+// `orderflow projections rebuild`), and, in the same run, a raw binary COPY of the rebuilt read
+// model's final rows into empty tables followed by the same indexes: the floor a rebuild can
+// approach.
+func benchRebuild(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench rebuild", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	events := fs.Int("events", 1_000_000, "events in the log")
+	spread := fs.Int("spread", 2000, "orders placed between two steps of one order")
+	rounds := fs.Int("rounds", 3, "rebuilds measured, each followed by a COPY")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	url, stopServer, err := benchServer(ctx, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
+	dbURL, drop, err := benchDatabase(ctx, url, "rebuild")
+	if err != nil {
+		return err
+	}
+	defer drop()
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := postgres.New(pool, postgres.Options{})
+	if err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	n, err := bench.OrderHistory(ctx, pool, *events, *spread, stdout)
+	if err != nil {
+		return err
+	}
+	// Each measurement starts after a CHECKPOINT, so that none pays for the writes of another.
+	// Rebuilds (each replaces the previous one's read model, as an operator's does) and COPYs
+	// alternate, so that the machine's drift hits both; the medians are compared.
+	checkpoint := func() error { _, err := pool.Exec(ctx, `checkpoint`); return err }
+	debug.SetGCPercent(400) // as `orderflow projections rebuild` runs
+	var rebuilds, copies []time.Duration
+	var rows int64
+	copyRound := func() error {
+		if err := checkpoint(); err != nil {
+			return err
+		}
+		took, n, err := bench.CopyBaseline(ctx, pool, orderrm.Name, orderrm.Tables, orderrm.Keys+"; "+orderrm.Indexes)
+		if err != nil {
+			return err
+		}
+		copies, rows = append(copies, took), n
+		return nil
+	}
+	for round := range *rounds {
+		if err := checkpoint(); err != nil {
+			return err
+		}
+		// Measured until the new version is live (the old one is dropped after that).
+		start, took := time.Now(), time.Duration(0)
+		err = rebuildReadModel(ctx, store, store.Head, dbURL, orderrm.Name, orderrm.Projection{}, time.Millisecond, func(p projections.RebuildProgress) {
+			if p.Phase == "done" {
+				took = time.Since(start)
+			}
+			fmt.Fprintf(stdout, "rebuild %d: %s %d/%d events, %.0f events/s\n", round+1, p.Phase, p.Done, p.Total, p.Rate)
+		})
+		if err != nil {
+			return err
+		}
+		rebuilds = append(rebuilds, took)
+		if err := copyRound(); err != nil {
+			return err
+		}
+	}
+	took, copyTook := median(rebuilds), median(copies)
+	fmt.Fprintf(stdout, "rebuild of the orders read model: %d events in %s (median of %s): %.0f events/s (goal >= 50000)\n",
+		n, took.Round(time.Millisecond), roundAll(rebuilds), float64(n)/took.Seconds())
+	fmt.Fprintf(stdout, "raw binary COPY of the same %d final rows, then the same keys and indexes: %s (median of %s)\n",
+		rows, copyTook.Round(time.Millisecond), roundAll(copies))
+	fmt.Fprintf(stdout, "rebuild vs raw COPY: ratio %.2f (goal >= 0.50)\n", copyTook.Seconds()/took.Seconds())
+	return nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func roundAll(ds []time.Duration) string {
+	var parts []string
+	for _, d := range ds {
+		parts = append(parts, d.Round(10*time.Millisecond).String())
+	}
+	return strings.Join(parts, ", ")
+}

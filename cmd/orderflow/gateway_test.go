@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/orderflow/orderflow/internal/auth"
+)
+
+func errorCode(a gqlAnswer) string {
+	if len(a.Errors) == 0 {
+		return ""
+	}
+	c, _ := a.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// TestTokensAndRoles: no token is 401; a customer places, reads and cancels only its own orders
+// and profile; admin-only commands are refused to it.
+func TestTokensAndRoles(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t)
+	a, b := map[string]string{"Authorization": tokenFor(t, "cust-a", auth.Customer)}, map[string]string{"Authorization": tokenFor(t, "cust-b", auth.Customer)}
+	order := `{"lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`
+
+	status, h, body := call(t, "POST", base+"/api/v1/orders", order, map[string]string{"Authorization": ""})
+	expectProblem(t, "no token", status, h, body, http.StatusUnauthorized, "")
+	status, _, _ = call(t, "POST", base+"/graphql", `{"query":"{ me { id } }"}`, map[string]string{"Authorization": "Bearer not.a.token"})
+	if status != http.StatusUnauthorized {
+		t.Errorf("graphql with a bad token: %d, want 401", status)
+	}
+	expired, _ := auth.Issue([]byte(testSecret), "cust-a", auth.Customer, -time.Hour)
+	if status, _, _ = call(t, "POST", base+"/graphql", `{"query":"{ me { id } }"}`, map[string]string{"Authorization": "Bearer " + expired}); status != http.StatusUnauthorized {
+		t.Errorf("graphql with an expired token: %d, want 401", status)
+	}
+	other, _ := auth.Issue([]byte(strings.Repeat("x", 40)), "cust-a", auth.Admin, time.Hour)
+	if status, _, _ = call(t, "POST", base+"/graphql", `{"query":"{ me { id } }"}`, map[string]string{"Authorization": "Bearer " + other}); status != http.StatusUnauthorized {
+		t.Errorf("graphql with a token of another secret: %d, want 401", status)
+	}
+
+	// A customer orders for itself (an empty customerId is the caller).
+	status, _, body = call(t, "POST", base+"/api/v1/orders", order, a)
+	var placed struct{ OrderID, Position string }
+	if status != http.StatusCreated || json.Unmarshal(body, &placed) != nil {
+		t.Fatalf("customer A places: %d %s", status, body)
+	}
+	if got := readOrder(t, base, placed.OrderID, placed.Position); got.CustomerID != "cust-a" {
+		t.Fatalf("A's order belongs to %q", got.CustomerID)
+	}
+	status, h, body = call(t, "POST", base+"/api/v1/orders", `{"customerId":"cust-a","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, b)
+	expectProblem(t, "B orders for A", status, h, body, http.StatusForbidden, "")
+
+	// B cannot see or cancel A's order, nor list A's orders.
+	pos := map[string]string{"X-Consistency-Position": placed.Position}
+	ans := graphQL(t, base, `query($id: ID!) { order(id: $id) { id } }`, map[string]any{"id": placed.OrderID}, merge(b, pos))
+	if string(ans.Data["order"]) != "null" {
+		t.Errorf("B reads A's order: %s", ans.Data["order"])
+	}
+	status, h, body = call(t, "POST", base+"/api/v1/orders/"+placed.OrderID+"/cancel", "", b)
+	expectProblem(t, "B cancels A's order", status, h, body, http.StatusNotFound, "")
+	if ans = graphQL(t, base, `{ orders(customerId: "cust-a") { nodes { id } } }`, nil, b); errorCode(ans) != "FORBIDDEN" {
+		t.Errorf("B lists A's orders: %+v", ans)
+	}
+	ans = graphQL(t, base, `mutation($id: ID!) { cancelOrder(id: $id) { id } }`, map[string]any{"id": placed.OrderID}, b)
+	if errorCode(ans) != "NOT_FOUND" {
+		t.Errorf("B cancels A's order over GraphQL: %+v", ans)
+	}
+	// B's own list is empty; A's has the order.
+	ans = graphQL(t, base, `{ orders { nodes { id } } }`, nil, merge(b, pos))
+	if len(ans.Errors) > 0 || strings.Contains(string(ans.Data["orders"]), placed.OrderID) {
+		t.Errorf("B's orders: %s %+v", ans.Data["orders"], ans.Errors)
+	}
+	ans = graphQL(t, base, `{ orders { nodes { id } } }`, nil, merge(a, pos))
+	if !strings.Contains(string(ans.Data["orders"]), placed.OrderID) {
+		t.Errorf("A's orders: %s %+v", ans.Data["orders"], ans.Errors)
+	}
+	// A cancels its own order.
+	if status, _, body = call(t, "POST", base+"/api/v1/orders/"+placed.OrderID+"/cancel", "", a); status != http.StatusOK {
+		t.Errorf("A cancels its order: %d %s", status, body)
+	}
+	// Admin-only commands.
+	status, h, body = call(t, "POST", base+"/api/v1/products", `{"sku":"X-1","name":"X","priceCents":100}`, a)
+	expectProblem(t, "a customer adds a product", status, h, body, http.StatusForbidden, "")
+	if ans = graphQL(t, base, `mutation { restock(productId: "p", quantity: 1) { id } }`, nil, a); errorCode(ans) != "FORBIDDEN" {
+		t.Errorf("a customer restocks over GraphQL: %+v", ans)
+	}
+
+	// A registers itself over GraphQL, then `me` is its profile; B's `customer(id: A)` is null.
+	ans = graphQL(t, base, `mutation { registerCustomer(input: {name: "Ada", email: "ada@example.com", shippingAddress: {line1: "1 Main St", city: "Paris", postalCode: "75001", country: "FR"}}) { id position } }`, nil, a)
+	var reg struct{ ID, Position string }
+	if len(ans.Errors) > 0 || json.Unmarshal(ans.Data["registerCustomer"], &reg) != nil || reg.ID != "cust-a" {
+		t.Fatalf("A registers: %s %+v", ans.Data["registerCustomer"], ans.Errors)
+	}
+	ans = graphQL(t, base, `query($p: String) { me(consistentWith: $p) { id name email } }`, map[string]any{"p": reg.Position}, a)
+	if !strings.Contains(string(ans.Data["me"]), `"name":"Ada"`) {
+		t.Errorf("A's me: %s %+v", ans.Data["me"], ans.Errors)
+	}
+	ans = graphQL(t, base, `query($p: String) { customer(id: "cust-a", consistentWith: $p) { id } }`, map[string]any{"p": reg.Position}, b)
+	if string(ans.Data["customer"]) != "null" {
+		t.Errorf("B reads A's profile: %s", ans.Data["customer"])
+	}
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// TestMutationsAreTheRESTCommands: the same validation (a problem's field becomes the error's),
+// the same idempotency (a key gives the same answer), the same position for read-your-writes.
+func TestMutationsAreTheRESTCommands(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t)
+	place := `mutation($key: String) { placeOrder(input: {customerId: "c-9", lines: [{productId: "sku-1", quantity: 2, unitPriceCents: 150}]}, idempotencyKey: $key) { id position } }`
+	first := graphQL(t, base, place, map[string]any{"key": "k-1"}, nil)
+	again := graphQL(t, base, place, map[string]any{"key": "k-1"}, nil)
+	if len(first.Errors) > 0 || string(first.Data["placeOrder"]) != string(again.Data["placeOrder"]) {
+		t.Fatalf("placeOrder twice with one key: %s %+v, then %s %+v", first.Data["placeOrder"], first.Errors, again.Data["placeOrder"], again.Errors)
+	}
+	var r struct{ ID, Position string }
+	if err := json.Unmarshal(first.Data["placeOrder"], &r); err != nil {
+		t.Fatal(err)
+	}
+	if o := readOrder(t, base, r.ID, r.Position); o.TotalCents != 300 || o.Status != "PLACED" {
+		t.Errorf("placed over GraphQL: %+v", o)
+	}
+	bad := graphQL(t, base, `mutation { placeOrder(input: {customerId: "c-9", lines: [{productId: "sku-1", quantity: 0, unitPriceCents: 150}]}) { id } }`, nil, nil)
+	if errorCode(bad) != "BAD_USER_INPUT" || !strings.Contains(fmt.Sprint(bad.Errors[0].Extensions["field"]), "quantity") {
+		t.Errorf("a zero quantity: %+v", bad.Errors)
+	}
+	if bad = graphQL(t, base, `mutation { shipOrder(id: "nope") { id } }`, nil, nil); errorCode(bad) != "NOT_FOUND" {
+		t.Errorf("ship an unknown order: %+v", bad.Errors)
+	}
+}
+
+// TestQueryLimits: too deep is refused with a code, introspection is off outside dev, APQ
+// answers a known hash.
+func TestQueryLimits(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t)
+	deep := `{ me { orders(first: 1) { edges { node { customer { orders(first: 1) { edges { node { customer { orders(first: 1) { edges { node { id } } } } } } } } } } } } }`
+	status, _, body := call(t, "POST", base+"/graphql", mustJSON(map[string]any{"query": deep}), nil)
+	if status >= 500 || !strings.Contains(string(body), "DEPTH_LIMIT_EXCEEDED") {
+		t.Errorf("deep query: %d %s", status, body)
+	}
+	status, _, body = call(t, "POST", base+"/graphql", `{"query":"{ __schema { types { name } } }"}`, nil)
+	if status >= 500 || !strings.Contains(string(body), "INTROSPECTION_DISABLED") {
+		t.Errorf("introspection in serve: %d %s", status, body)
+	}
+	q := `{ products(first: 1) { nodes { id } } }`
+	sum := sha256.Sum256([]byte(q))
+	ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
+	_, _, body = call(t, "POST", base+"/graphql", mustJSON(map[string]any{"extensions": ext}), nil)
+	if !strings.Contains(string(body), "PersistedQueryNotFound") {
+		t.Errorf("unknown APQ hash: %s", body)
+	}
+	if _, _, body = call(t, "POST", base+"/graphql", mustJSON(map[string]any{"query": q, "extensions": ext}), nil); strings.Contains(string(body), "errors") {
+		t.Errorf("APQ register: %s", body)
+	}
+	if _, _, body = call(t, "POST", base+"/graphql", mustJSON(map[string]any{"extensions": ext}), nil); !strings.Contains(string(body), `"products"`) {
+		t.Errorf("APQ by hash: %s", body)
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestRateLimit: a customer over GATEWAY_RATE_LIMIT gets 429 with Retry-After; an admin does not,
+// unless GATEWAY_ADMIN_RATE_LIMIT is set.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	count := func(base string, h map[string]string) (limited int, retryAfter bool) {
+		for range 30 {
+			status, hdr, _ := call(t, "POST", base+"/graphql", `{"query":"{ me { id } }"}`, h)
+			if status == http.StatusTooManyRequests {
+				limited++
+				retryAfter = hdr.Get("Retry-After") != ""
+			}
+		}
+		return limited, retryAfter
+	}
+	base := startPlatform(t, "GATEWAY_RATE_LIMIT", "5")
+	if n, ra := count(base, map[string]string{"Authorization": tokenFor(t, "busy", auth.Customer)}); n == 0 || !ra {
+		t.Errorf("30 quick requests of a customer limited to 5/s: %d limited, Retry-After %v", n, ra)
+	}
+	if n, _ := count(base, nil); n > 0 {
+		t.Errorf("an admin was limited %d times", n)
+	}
+	if n, ra := count(startPlatform(t, "GATEWAY_ADMIN_RATE_LIMIT", "5"), nil); n == 0 || !ra {
+		t.Errorf("30 quick requests of an admin limited to 5/s: %d limited, Retry-After %v", n, ra)
+	}
+}
+
+// TestOrderChangedSubscription: a graphql-transport-ws subscriber of an order that does not exist
+// yet sees it placed, then cancelled, and the subscription completes.
+func TestOrderChangedSubscription(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t)
+	ws := dialGraphQL(t, base)
+	send := func(v any) {
+		if err := ws.WriteJSON(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type msg struct {
+		Type    string          `json:"type"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	read := func() msg {
+		_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			var m msg
+			if err := ws.ReadJSON(&m); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if m.Type != "ping" && m.Type != "pong" && m.Type != "ka" {
+				return m
+			}
+		}
+	}
+	send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": tokenFor(t, "c-live", auth.Customer)}})
+	if m := read(); m.Type != "connection_ack" {
+		t.Fatalf("after init: %+v", m)
+	}
+	id := fmt.Sprintf("live-%d", time.Now().UnixNano())
+	send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription($id: ID!) { orderChanged(id: $id) { id status } }`, "variables": map[string]any{"id": id}}})
+	time.Sleep(200 * time.Millisecond) // most often subscribed before the order exists; either way its first state is PLACED
+	customer := map[string]string{"Authorization": tokenFor(t, "c-live", auth.Customer)}
+	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"`+id+`","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, customer); status != http.StatusCreated {
+		t.Fatalf("place: %d %s", status, b)
+	}
+	var statuses []string
+	for {
+		m := read()
+		if m.Type == "complete" {
+			break
+		}
+		if m.Type != "next" {
+			t.Fatalf("message %s %s", m.Type, m.Payload)
+		}
+		var p struct {
+			Data struct{ OrderChanged struct{ ID, Status string } }
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Data.OrderChanged.ID != id {
+			t.Fatalf("next: %s", m.Payload)
+		}
+		statuses = append(statuses, p.Data.OrderChanged.Status)
+		if p.Data.OrderChanged.Status == "PLACED" && len(statuses) == 1 {
+			if status, _, b := call(t, "POST", base+"/api/v1/orders/"+id+"/cancel", "", customer); status != http.StatusOK {
+				t.Fatalf("cancel: %d %s", status, b)
+			}
+		}
+	}
+	if strings.Join(statuses, ",") != "PLACED,CANCELLED" {
+		t.Errorf("statuses %v, want PLACED then CANCELLED", statuses)
+	}
+	// A subscriber that (re)connects after the end gets the final state at once, then complete.
+	send(map[string]any{"id": "2", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription($id: ID!) { orderChanged(id: $id) { id status } }`, "variables": map[string]any{"id": id}}})
+	if m := read(); m.Type != "next" || !strings.Contains(string(m.Payload), "CANCELLED") {
+		t.Errorf("late subscriber: %s %s", m.Type, m.Payload)
+	}
+	if m := read(); m.Type != "complete" {
+		t.Errorf("late subscriber then: %s %s", m.Type, m.Payload)
+	}
+	// Another customer's subscription to it is refused.
+	ws2 := dialGraphQL(t, base)
+	_ = ws2.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": tokenFor(t, "c-other", auth.Customer)}})
+	_ = ws2.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription($id: ID!) { orderChanged(id: $id) { id status } }`, "variables": map[string]any{"id": id}}})
+	_ = ws2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var got bytes.Buffer
+	for !strings.Contains(got.String(), "FORBIDDEN") {
+		_, data, err := ws2.ReadMessage()
+		if err != nil {
+			t.Fatalf("another customer's subscription: %v after %s", err, got.String())
+		}
+		if strings.Contains(string(data), `"next"`) && strings.Contains(string(data), `"status"`) {
+			t.Fatalf("another customer got the order: %s", data)
+		}
+		got.Write(data)
+	}
+}
+
+// TestAServiceDownIsAPartialResult: with no saga service running, an order's fulfillment field
+// is null with an UNAVAILABLE error on its path, and the rest of the order is answered.
+func TestAServiceDownIsAPartialResult(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t) // every target but the saga
+	status, _, body := call(t, "POST", base+"/api/v1/orders", `{"customerId":"c-1","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, nil)
+	var placed struct{ OrderID, Position string }
+	if status != http.StatusCreated || json.Unmarshal(body, &placed) != nil {
+		t.Fatalf("place: %d %s", status, body)
+	}
+	start := time.Now()
+	status, _, body = call(t, "POST", base+"/graphql", mustJSON(map[string]any{"query": `query($id: ID!) { order(id: $id) { id status fulfillment { step } } }`,
+		"variables": map[string]any{"id": placed.OrderID}}), map[string]string{"X-Consistency-Position": placed.Position})
+	var a struct {
+		Data struct {
+			Order struct {
+				ID, Status  string
+				Fulfillment *struct{ Step string }
+			}
+		}
+		Errors []struct {
+			Path       []any
+			Extensions map[string]any
+		}
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &a) != nil {
+		t.Fatalf("query: %d %s", status, body)
+	}
+	if a.Data.Order.ID != placed.OrderID || a.Data.Order.Status != "PLACED" || a.Data.Order.Fulfillment != nil {
+		t.Errorf("partial result: %s", body)
+	}
+	if len(a.Errors) != 1 || a.Errors[0].Extensions["code"] != "UNAVAILABLE" || fmt.Sprint(a.Errors[0].Path) != "[order fulfillment]" {
+		t.Errorf("errors: %s", body)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the partial answer took %s", took)
+	}
+}
+
+// TestMyOrdersChangedSubscription: a customer's subscription sees its own order (as it is when
+// the subscription starts, or as it appears) and its cancellation, and nothing of another
+// customer's order.
+func TestMyOrdersChangedSubscription(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t)
+	ws := dialGraphQL(t, base)
+	mine := map[string]string{"Authorization": tokenFor(t, "c-mine", auth.Customer)}
+	_ = ws.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": mine["Authorization"]}})
+	_ = ws.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": `subscription { myOrdersChanged { id customerId status } }`}})
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var ack struct{ Type string }
+	if err := ws.ReadJSON(&ack); err != nil || ack.Type != "connection_ack" {
+		t.Fatalf("ack: %+v %v", ack, err)
+	}
+	other := map[string]string{"Authorization": tokenFor(t, "c-other", auth.Customer)}
+	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"theirs","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, other); status != http.StatusCreated {
+		t.Fatalf("place theirs: %d %s", status, b)
+	}
+	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"ours","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, mine); status != http.StatusCreated {
+		t.Fatalf("place ours: %d %s", status, b)
+	}
+	var seen []string
+	for len(seen) < 2 {
+		var m struct {
+			Type    string
+			Payload struct {
+				Data struct {
+					MyOrdersChanged struct{ ID, CustomerID, Status string }
+				}
+			}
+		}
+		if err := ws.ReadJSON(&m); err != nil {
+			t.Fatalf("read after %v: %v", seen, err)
+		}
+		if m.Type == "ping" || m.Type == "pong" {
+			continue
+		}
+		o := m.Payload.Data.MyOrdersChanged
+		if m.Type != "next" || o.CustomerID != "c-mine" {
+			t.Fatalf("message %+v", m)
+		}
+		seen = append(seen, o.ID+":"+o.Status)
+		if o.Status == "PLACED" {
+			if status, _, b := call(t, "POST", base+"/api/v1/orders/ours/cancel", "", mine); status != http.StatusOK {
+				t.Fatalf("cancel: %d %s", status, b)
+			}
+		}
+	}
+	if strings.Join(seen, ",") != "ours:PLACED,ours:CANCELLED" {
+		t.Errorf("seen %v", seen)
+	}
+}
+
+// dialGraphQL opens a graphql-transport-ws connection to the gateway, closed with the test.
+func dialGraphQL(t *testing.T, base string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(base, "http", "ws", 1)+"/graphql", http.Header{"Sec-WebSocket-Protocol": {"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}

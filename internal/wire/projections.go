@@ -1,0 +1,66 @@
+package wire
+
+import "time"
+
+// The projections service: operators' view of the read models and their operations, served by
+// the projector target (and used by the gateway's admin fields).
+const (
+	ServiceProjections           = "projections"
+	EndpointProjectionsList      = "projections.list"
+	EndpointProjectionPause      = "projections.pause"
+	EndpointProjectionResume     = "projections.resume"
+	EndpointProjectionParked     = "projections.parked"
+	EndpointProjectionReplay     = "projections.replay_parked"
+	EndpointProjectionRebuild    = "projections.rebuild"
+	EndpointProjectionRebuildGet = "projections.rebuild.status"
+)
+
+// ProjectionName names one read model's projection.
+type ProjectionName struct {
+	Name string `json:"name"`
+}
+
+// ProjectionStatus is a read model's projection as operators see it.
+type ProjectionStatus struct {
+	Name     string `json:"name"`
+	Position string `json:"position"`
+	Head     string `json:"head"`
+	// LagEvents and LagSeconds: events after Position, and the age of the oldest of them
+	// (PostgreSQL event store only; zero on EventStoreDB).
+	LagEvents  int64      `json:"lagEvents"`
+	LagSeconds float64    `json:"lagSeconds"`
+	UpdatedAt  *time.Time `json:"updatedAt,omitempty"`
+	Paused     bool       `json:"paused"`
+	// Rebuilding: a new version is being built (or an interrupted rebuild left one to resume).
+	Rebuilding bool  `json:"rebuilding"`
+	Parked     int64 `json:"parked"`
+	// Rebuild is the progress of a rebuild started through this service, if any.
+	Rebuild *RebuildStatus `json:"rebuild,omitempty"`
+}
+
+// RebuildStatus is the progress of a rebuild.
+type RebuildStatus struct {
+	Phase      string    `json:"phase"` // bulk loading, indexing, replaying, swapping, done, failed
+	Done       int64     `json:"done"`
+	Total      int64     `json:"total"`
+	Rate       float64   `json:"rate"`
+	ETASeconds float64   `json:"etaSeconds"`
+	Error      string    `json:"error,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+}
+
+// ParkedEvent is an event a projection could not apply.
+type ParkedEvent struct {
+	EventID  string    `json:"eventId"`
+	Stream   string    `json:"stream"`
+	Type     string    `json:"type"`
+	Position string    `json:"position"`
+	Error    string    `json:"error"`
+	Attempts int64     `json:"attempts"`
+	ParkedAt time.Time `json:"parkedAt"`
+}
+
+// ReplayResult says how many parked events applied.
+type ReplayResult struct {
+	Applied int64 `json:"applied"`
+}

@@ -1,0 +1,179 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/eventstore"
+)
+
+// BulkLoader is a projection with a faster way to build its read model from nothing. Rebuild
+// uses it to replay the log up to its tip, then finishes the tables and follows the log with
+// Apply as usual.
+type BulkLoader interface {
+	Projection
+	// BulkMigrate creates the read model's tables for a bulk load: the keys its BulkApply needs,
+	// no other index. It must be safe to run again.
+	BulkMigrate(ctx context.Context, tx pgx.Tx) error
+	// BulkApply applies a large batch of events, in log order, to the tables BulkMigrate made.
+	// A batch commits with its checkpoint, so it may take rows it inserts to be new (COPY).
+	BulkApply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error
+	// BulkFinish turns the bulk-loaded tables into the ones Migrate makes (keys, indexes). It may
+	// build on several of pool's connections at once, each in short transactions of its own, and
+	// must be safe to run again after it stopped halfway.
+	BulkFinish(ctx context.Context, pool *pgxpool.Pool) error
+}
+
+// bulkDDL records, in the new version's schema, that its bulk load is finished.
+const bulkDDL = `create table if not exists projection_bulk (
+  name text primary key,
+  finished_at timestamptz not null default now())`
+
+// bulkOptions tune bulkLoad.
+type bulkOptions struct {
+	PageSize    int           // events per read; default 10,000
+	CommitEvery time.Duration // a batch commits after this long at most; default 1s
+	MaxBatch    int           // events per batch at most; default 200,000
+	// Moved is called with each committed position.
+	Moved func(eventstore.Position)
+	// Finishing is called when the replay is done, before BulkFinish.
+	Finishing func()
+}
+
+// bulkLoad replays the log from the read model's checkpoint to the tip of the log with
+// proj.BulkApply: pages are read ahead while a batch is written, batches commit with their
+// checkpoint every CommitEvery (short transactions: a long one would hold back the event store's
+// read horizon), with synchronous_commit off. Then BulkFinish runs, once. It returns the last
+// committed position.
+func bulkLoad(ctx context.Context, store eventstore.Store, pool *pgxpool.Pool, proj BulkLoader, opts bulkOptions) (eventstore.Position, error) {
+	if opts.PageSize <= 0 {
+		opts.PageSize = 10_000
+	}
+	if opts.CommitEvery <= 0 {
+		opts.CommitEvery = time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 200_000
+	}
+	if opts.Moved == nil {
+		opts.Moved = func(eventstore.Position) {}
+	}
+	var finished bool
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, checkpointDDL+"; "+bulkDDL); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `select exists (select 1 from projection_bulk where name = $1)`, proj.Name()).Scan(&finished); err != nil {
+			return err
+		}
+		if finished {
+			return nil
+		}
+		return proj.BulkMigrate(ctx, tx)
+	})
+	if err != nil {
+		return eventstore.Start, fmt.Errorf("bulk load %s: migrate: %w", proj.Name(), err)
+	}
+	from, err := progressCheckpoint(ctx, pool, proj.Name())
+	if err != nil || finished {
+		return from, err
+	}
+	opts.Moved(from)
+
+	// Read ahead: pages arrive while the previous batch is written.
+	pages := make(chan eventstore.Page, 2*opts.MaxBatch/opts.PageSize)
+	readErr := make(chan error, 1)
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() {
+		defer close(pages)
+		pos := from
+		for {
+			page, err := store.ReadAll(rctx, pos, eventstore.ReadAllOptions{Filter: proj.Filter(), Limit: opts.PageSize})
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case pages <- page:
+			case <-rctx.Done():
+				return
+			}
+			if page.AtEnd {
+				return
+			}
+			pos = page.Position
+		}
+	}()
+
+	pos := from
+	var batch []eventstore.RecordedEvent
+	batchPos, started := pos, time.Now()
+	flush := func() error {
+		if batchPos == pos {
+			return nil
+		}
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
+				return err
+			}
+			if len(batch) > 0 {
+				if err := proj.BulkApply(ctx, tx, batch); err != nil {
+					return fmt.Errorf("apply %d events from %s: %w", len(batch), batch[0].Position, err)
+				}
+			}
+			return saveCheckpoint(ctx, tx, proj.Name(), batchPos)
+		})
+		if err != nil {
+			return err
+		}
+		pos, batch, started = batchPos, batch[:0], time.Now()
+		opts.Moved(pos)
+		return nil
+	}
+	for page := range pages {
+		batch = append(batch, page.Events...)
+		batchPos = page.Position
+		if time.Since(started) >= opts.CommitEvery || len(batch) >= opts.MaxBatch {
+			if err := flush(); err != nil {
+				return pos, fmt.Errorf("bulk load %s: %w", proj.Name(), err)
+			}
+		}
+	}
+	select {
+	case err := <-readErr:
+		return pos, fmt.Errorf("bulk load %s: read $all from %s: %w", proj.Name(), batchPos, err)
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return pos, err
+	}
+	if err := flush(); err != nil {
+		return pos, fmt.Errorf("bulk load %s: %w", proj.Name(), err)
+	}
+	if opts.Finishing != nil {
+		opts.Finishing()
+	}
+	err = proj.BulkFinish(ctx, pool)
+	if err == nil {
+		_, err = pool.Exec(ctx, `insert into projection_bulk (name) values ($1) on conflict do nothing`, proj.Name())
+	}
+	if err != nil {
+		return pos, fmt.Errorf("bulk load %s: finish: %w", proj.Name(), err)
+	}
+	return pos, nil
+}
+
+// saveCheckpoint writes name's checkpoint in tx.
+func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos eventstore.Position) error {
+	_, err := tx.Exec(ctx, `insert into projection_checkpoints (name, commit_position, prepare_position, updated_at)
+values ($1, $2, $3, now())
+on conflict (name) do update set commit_position = excluded.commit_position,
+  prepare_position = excluded.prepare_position, updated_at = excluded.updated_at`,
+		name, int64(pos.Commit), int64(pos.Prepare))
+	return err
+}
