@@ -175,32 +175,50 @@ func TestFailedBatchCommitsNothing(t *testing.T) {
 }
 
 // TestPositionPastIgnoredEventsIsAnnouncedThenSaved: events the projection ignores still move its
-// position: announced at once (read-your-writes waits on such positions), saved shortly after
-// even when nothing else comes.
+// position: announced at once (read-your-writes waits on such positions) as unchanged (caches of
+// the read model's rows stay valid), saved shortly after even when nothing else comes. A batch
+// that applied events is announced as a change.
 func TestPositionPastIgnoredEventsIsAnnouncedThenSaved(t *testing.T) {
 	t.Parallel()
 	pool, store := setup(t)
-	announced := make(chan eventstore.Position, 100)
+	type note struct {
+		pos       eventstore.Position
+		unchanged bool
+	}
+	announced := make(chan note, 100)
 	p := projections.New(store, pool, &tally{}, projections.Options{Log: quiet, IdleCheckpoint: 200 * time.Millisecond,
 		Publish: func(pr wire.Progress) {
 			pos, _ := eventstore.ParsePosition(pr.Position)
-			announced <- pos
+			announced <- note{pos, pr.Unchanged}
 		}})
 	if err := p.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	stop := start(t, p)
 	defer stop()
-	waitPosition(t, pool, appendN(t, store, "t-a", 1, `{}`))
+	applied := appendN(t, store, "t-a", 1, `{}`)
+	waitPosition(t, pool, applied)
 	ignored := appendN(t, store, "other", 3, `{}`)
 	deadline := time.After(10 * time.Second)
+	sawChange := false
 	for got := false; !got; {
 		select {
-		case pos := <-announced:
-			got = pos.Compare(ignored) >= 0
+		case n := <-announced:
+			if n.pos.Compare(applied) >= 0 && n.pos.Compare(ignored) < 0 && !n.unchanged {
+				sawChange = true
+			}
+			if n.pos.Compare(ignored) >= 0 {
+				got = true
+				if !n.unchanged {
+					t.Errorf("the position past ignored events was announced as a change")
+				}
+			}
 		case <-deadline:
 			t.Fatal("position past ignored events never announced")
 		}
+	}
+	if !sawChange {
+		t.Error("the batch that applied t-a was not announced as a change")
 	}
 	waitPosition(t, pool, ignored) // reads the saved checkpoint only
 }
@@ -236,6 +254,21 @@ func TestStandbyTakesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := appendN(t, store, "t-f", 30, `{"more":1}`)
+	// The old worker may apply for up to one LeaseRetry after its lease session died (it checks the
+	// session that often; its checkpoint guard keeps that safe), so the new holder is waited for.
+	var holders int
+	for {
+		if err := pool.QueryRow(t.Context(), `select count(*) from (`+leaseHolders+`) h`).Scan(&holders); err != nil {
+			t.Fatal(err)
+		}
+		if holders == 1 || time.Since(died) > 5*time.Second {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if holders != 1 {
+		t.Fatalf("%d lease holders 5s after the active one died, want exactly one", holders)
+	}
 	waitPosition(t, pool, last)
 	if took := time.Since(died); took > 5*time.Second {
 		t.Errorf("takeover and catch-up took %s, want under 5s", took)
@@ -243,7 +276,6 @@ func TestStandbyTakesOver(t *testing.T) {
 	if got := count(t, pool, "t-f"); got != 50 {
 		t.Fatalf("%d events applied, want 50: none lost, none twice", got)
 	}
-	var holders int
 	if err := pool.QueryRow(t.Context(), `select count(*) from (`+leaseHolders+`) h`).Scan(&holders); err != nil || holders != 1 {
 		t.Errorf("%d lease holders (%v), want exactly one", holders, err)
 	}
