@@ -78,7 +78,9 @@ func TestFulfillmentThroughThePlatform(t *testing.T) {
 
 func TestSagasCommand(t *testing.T) {
 	t.Parallel()
-	ns := "t" + strings.ReplaceAll(t.Name(), "/", "")
+	// A namespace of its own per run: JetStream would drop a repeated run's commands as duplicates
+	// of the last run's (their message ids derive from the order id).
+	ns := string(natstest.Namespace(t))
 	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms")
 	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"unknown-product","customerId":"c","lines":[{"productId":"none","quantity":1,"unitPriceCents":5}]}`, nil); s != 201 {
 		t.Fatalf("place: %d %s", s, b)
