@@ -28,7 +28,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./eventstore/postgres/ ./eventstore/esdb/
 	$(GO) run ./cmd/orderflow bench saga --orders 2000 --rate 100 --duration 10s
 	$(GO) run ./cmd/orderflow bench rebuild --events 1000000
-	$(GO) run ./cmd/orderflow bench gateway --clients 32 --duration 5s
+	$(GO) run ./cmd/orderflow bench gateway --clients 32 --duration 2s --rounds 6
 
 ## generate: regenerate gqlgen code after editing gateway/schema.graphql
 generate:

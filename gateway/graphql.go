@@ -55,7 +55,7 @@ func (g *gateway) graphQL() http.Handler {
 			if err != nil {
 				return ctx, nil, err
 			}
-			return resolver.WithLoaders(auth.With(ctx, p)), nil, nil
+			return auth.With(ctx, p), nil, nil
 		},
 	})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000)) // parsed and validated once per query text
@@ -76,6 +76,11 @@ func (g *gateway) graphQL() http.Handler {
 		}
 		return sec.MaxComplexity
 	}})
+	// Loaders live for one response: a query's, or one event of a subscription (whose products
+	// and customers must be read afresh each time).
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		return next(resolver.WithLoaders(ctx))
+	})
 	srv.SetErrorPresenter(g.presentError)
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		g.log.Error("panic in resolver", "panic", p)
@@ -84,7 +89,6 @@ func (g *gateway) graphQL() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		ctx := graph.WithConsistencyPosition(r.Context(), r.Header.Get("X-Consistency-Position"))
-		ctx = resolver.WithLoaders(ctx)
 		srv.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -36,11 +36,15 @@ func benchGateway(ctx context.Context, args []string, getenv func(string) string
 	fs := flag.NewFlagSet("bench gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	clients := fs.Int("clients", 32, "concurrent clients")
-	duration := fs.Duration("duration", 5*time.Second, "length of each round")
-	rounds := fs.Int("rounds", 2, "rounds of each path, alternating")
+	duration := fs.Duration("duration", 2*time.Second, "length of each round")
+	rounds := fs.Int("rounds", 6, "rounds of each path, alternating")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the measured rounds to this file")
+	only := fs.String("only", "", "measure one path only, gateway or direct (to profile it)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *only != "" && *only != "gateway" && *only != "direct" {
+		return fmt.Errorf("--only: %q is neither gateway nor direct", *only)
 	}
 	uuid.EnableRandPool() // as main does
 	p, err := startBenchPlatform(ctx, "gateway", nil, getenv, stdout, stderr)
@@ -153,8 +157,10 @@ func benchGateway(ctx context.Context, args []string, getenv func(string) string
 		return lat, time.Since(start), firstErr
 	}
 	// Warm both paths, then alternate rounds.
-	if _, _, err := run(direct); err != nil {
-		return err
+	for _, read := range []func(context.Context, string) error{direct, gateway} {
+		if _, _, err := run(read); err != nil {
+			return err
+		}
 	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
@@ -170,15 +176,29 @@ func benchGateway(ctx context.Context, args []string, getenv func(string) string
 	var dLat, gLat []time.Duration
 	var dTime, gTime time.Duration
 	for range *rounds {
-		l, took, err := run(gateway)
-		if err != nil {
-			return err
+		if *only != "direct" {
+			l, took, err := run(gateway)
+			if err != nil {
+				return err
+			}
+			gLat, gTime = append(gLat, l...), gTime+took
 		}
-		gLat, gTime = append(gLat, l...), gTime+took
-		if l, took, err = run(direct); err != nil {
-			return err
+		if *only != "gateway" {
+			l, took, err := run(direct)
+			if err != nil {
+				return err
+			}
+			dLat, dTime = append(dLat, l...), dTime+took
 		}
-		dLat, dTime = append(dLat, l...), dTime+took
+	}
+	if *only != "" {
+		lat, took := gLat, gTime
+		if *only == "direct" {
+			lat, took = dLat, dTime
+		}
+		slices.Sort(lat)
+		fmt.Fprintf(stdout, "%s only: %.0f/s, p50 %s, p99 %s (%d clients)\n", *only, float64(len(lat))/took.Seconds(), pct(lat, 50), pct(lat, 99), *clients)
+		return nil
 	}
 	slices.Sort(dLat)
 	slices.Sort(gLat)

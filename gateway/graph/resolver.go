@@ -6,6 +6,8 @@ package graph
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -150,14 +152,20 @@ func pointers[T any](list []T) []*T {
 // prime hands the request's loaders every customer, product and saga a list of orders will ask
 // for, at once, when the query selects them: each is then fetched in one batch whatever the
 // order in which the field resolvers run (they run concurrently, and a busy machine spreads
-// them past any batching wait).
+// them past any batching wait). Under the operation's only root field nothing else can join
+// those batches: they are fetched at once, without the batching wait.
 func prime(ctx context.Context, orders []wire.Order) {
 	l, ok := ctx.Value(loadersKey{}).(*loaders)
 	fc := graphql.GetFieldContext(ctx)
-	if !ok || fc == nil || len(orders) == 0 {
+	if !ok || fc == nil {
 		return
 	}
-	sel, frags := fc.Field.Selections, graphql.GetOperationContext(ctx).Doc.Fragments
+	primeChildren(ctx, l, orders, fc.Field.Selections, fc.Object == "Query" && alone(ctx))
+}
+
+// primeChildren hands l the customers, products and sagas of orders that sel selects.
+func primeChildren(ctx context.Context, l *loaders, orders []wire.Order, sel ast.SelectionSet, now bool) {
+	frags := graphql.GetOperationContext(ctx).Doc.Fragments
 	var customers, products, ids []string
 	wantCustomers, wantProducts, wantSagas := selects(sel, frags, "customer"), selects(sel, frags, "product"), selects(sel, frags, "fulfillment")
 	for _, o := range orders {
@@ -173,15 +181,55 @@ func prime(ctx context.Context, orders []wire.Order) {
 			ids = append(ids, o.ID)
 		}
 	}
-	if len(customers) > 0 {
-		l.customers.LoadAllThunk(ctx, customers)
+	l.customers.prefetch(ctx, customers, now)
+	l.products.prefetch(ctx, products, now)
+	l.fulfillments.prefetch(ctx, ids, now)
+}
+
+// prefetchRoot starts, before any resolver runs, the fetch of every order a query names at its
+// root (`order(id: ...)`, aliases included, with no position of their own), in one call, and
+// once they are in, the fetch of their customers, products and sagas the query selects: one
+// call per service, none waiting for a batching window, whatever the number of aliases.
+func prefetchRoot(ctx context.Context, l *loaders) {
+	if !graphql.HasOperationContext(ctx) {
+		return
 	}
-	if len(products) > 0 {
-		l.products.LoadAllThunk(ctx, products)
+	op := graphql.GetOperationContext(ctx)
+	if op.Operation == nil || op.Operation.Operation != ast.Query {
+		return
 	}
-	if len(ids) > 0 {
-		l.fulfillments.LoadAllThunk(ctx, ids)
+	var ids []string
+	var sel ast.SelectionSet
+	for _, s := range op.Operation.SelectionSet {
+		f, ok := s.(*ast.Field)
+		if !ok || f.Name != "order" || f.Arguments.ForName("consistentWith") != nil || f.Arguments.ForName("id") == nil {
+			continue
+		}
+		v, err := f.Arguments.ForName("id").Value.Value(op.Variables)
+		if id, ok := v.(string); err == nil && ok {
+			ids = append(ids, id)
+			sel = append(sel, f.SelectionSet...)
+		}
 	}
+	if len(ids) == 0 {
+		return
+	}
+	// The children are asked for before the orders' fields can see them, so none of their
+	// resolvers reaches a loader first.
+	l.orders.start(ctx, ids, func(found map[string]wire.Order) {
+		primeChildren(ctx, l, slices.Collect(maps.Values(found)), sel, true)
+	})
+}
+
+// alone reports whether the operation selects exactly one root field (so no sibling resolver
+// runs beside it to batch with).
+func alone(ctx context.Context) bool {
+	op := graphql.GetOperationContext(ctx).Operation
+	if op == nil || len(op.SelectionSet) != 1 {
+		return false
+	}
+	_, field := op.SelectionSet[0].(*ast.Field)
+	return field
 }
 
 // selects reports whether a field called name is selected anywhere under set.

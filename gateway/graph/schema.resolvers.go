@@ -11,7 +11,6 @@ import (
 
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
-	"github.com/vikstrous/dataloadgen"
 )
 
 // Orders is the resolver for the orders field.
@@ -123,27 +122,33 @@ func (r *orderResolver) Status(ctx context.Context, obj *wire.Order) (OrderStatu
 
 // Customer is the resolver for the customer field.
 func (r *orderResolver) Customer(ctx context.Context, obj *wire.Order) (*wire.Customer, error) {
-	return load(ctx, func(l *loaders) *dataloadgen.Loader[string, wire.Customer] { return l.customers }, obj.CustomerID)
+	return load(ctx, func(l *loaders) *source[wire.Customer] { return l.customers }, obj.CustomerID)
 }
 
 // Fulfillment is the resolver for the fulfillment field.
 func (r *orderResolver) Fulfillment(ctx context.Context, obj *wire.Order) (*wire.Fulfillment, error) {
-	return load(ctx, func(l *loaders) *dataloadgen.Loader[string, wire.Fulfillment] { return l.fulfillments }, obj.ID)
+	return load(ctx, func(l *loaders) *source[wire.Fulfillment] { return l.fulfillments }, obj.ID)
 }
 
 // Product is the resolver for the product field.
 func (r *orderLineResolver) Product(ctx context.Context, obj *wire.OrderLine) (*wire.Product, error) {
-	return load(ctx, func(l *loaders) *dataloadgen.Loader[string, wire.Product] { return l.products }, obj.ProductID)
+	return load(ctx, func(l *loaders) *source[wire.Product] { return l.products }, obj.ProductID)
 }
 
 // Order is the resolver for the order field.
 func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *string) (*wire.Order, error) {
-	o, err := one[wire.Order](ctx, r.Resolver, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+	var o *wire.Order
+	var err error
+	if consistentWith != nil { // a position of its own: not batched with the others
+		o, err = one[wire.Order](ctx, r.Resolver, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+		if o != nil {
+			prime(ctx, []wire.Order{*o})
+		}
+	} else { // fetched ahead with its children, see prefetchRoot
+		o, err = load(ctx, func(l *loaders) *source[wire.Order] { return l.orders }, id)
+	}
 	if o != nil && !caller(ctx).Owns(o.CustomerID) {
 		return nil, nil // another customer's order does not exist for this caller
-	}
-	if o != nil {
-		prime(ctx, []wire.Order{*o})
 	}
 	return o, err
 }

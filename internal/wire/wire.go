@@ -36,6 +36,7 @@ const (
 	EndpointPlaceOrder  = "order.place"
 	EndpointCancelOrder = "order.cancel"
 	EndpointOrderByID   = "orders.get"
+	EndpointOrdersByIDs = "orders.get_many"
 	EndpointListOrders  = "orders.list"
 )
 
@@ -92,6 +93,12 @@ type CommandReply struct {
 type OrderByID struct {
 	ID          string `json:"id"`
 	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// OrdersByIDs asks for many orders at once; unknown ids are left out.
+type OrdersByIDs struct {
+	IDs         []string `json:"ids"`
+	MinPosition string   `json:"minPosition,omitempty"`
 }
 
 // ListOrders asks for a page of orders, newest first.

@@ -27,6 +27,7 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderQueries), 128, 10*time.Second, nil)
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceOrderQueries, Version: "0.1.0", Description: "reads orders"},
 		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointOrderByID), Handler: rpc.Handle(srv, "get", s.OrderByID)},
+		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointOrdersByIDs), Handler: rpc.Handle(srv, "get_many", s.OrdersByIDs)},
 		rpc.Endpoint{Name: "list", Subject: ns.Subject(wire.EndpointListOrders), Handler: rpc.Handle(srv, "list", s.List)},
 	)
 }

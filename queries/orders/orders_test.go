@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -106,6 +107,33 @@ func TestReadYourWrites(t *testing.T) {
 	}
 	if _, err := q.OrderByID(t.Context(), wire.OrderByID{ID: "o-1", MinPosition: "garbage"}); !errors.As(err, &rerr) || rerr.Code != rpc.CodeInvalid {
 		t.Errorf("bad position: err = %v, want invalid", err)
+	}
+}
+
+// TestOrdersByIDs: many orders in one call, each with its own lines and history, equal to what
+// OrderByID answers; unknown ids are left out; too many ids is invalid.
+func TestOrdersByIDs(t *testing.T) {
+	t.Parallel()
+	cmds, q := setup(t)
+	placeOrder(t, cmds, "o-1", "c-1", 1)
+	placeOrder(t, cmds, "o-2", "c-2", 2)
+	c, err := cmds.Cancel(t.Context(), wire.CancelOrder{Meta: wire.CommandMeta{CommandID: "cancel-o-1"}, OrderID: "o-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.OrdersByIDs(t.Context(), wire.OrdersByIDs{IDs: []string{"o-2", "nope", "o-1"}, MinPosition: c.Position})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("orders = %+v, %v; want o-1 and o-2", got, err)
+	}
+	for _, o := range got {
+		one, err := q.OrderByID(t.Context(), wire.OrderByID{ID: o.ID})
+		if err != nil || !reflect.DeepEqual(o, one) {
+			t.Errorf("get_many answered %+v, get answers %+v (%v)", o, one, err)
+		}
+	}
+	var rerr *rpc.Error
+	if _, err := q.OrdersByIDs(t.Context(), wire.OrdersByIDs{IDs: make([]string, orders.MaxIDs+1)}); !errors.As(err, &rerr) || rerr.Code != rpc.CodeInvalid {
+		t.Errorf("%d ids: err = %v, want invalid", orders.MaxIDs+1, err)
 	}
 }
 
