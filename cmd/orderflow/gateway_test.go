@@ -238,9 +238,15 @@ func TestOrderChangedSubscription(t *testing.T) {
 	if m := read(); m.Type != "connection_ack" {
 		t.Fatalf("after init: %+v", m)
 	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"sku-1","sku":"LIVE-1","name":"Live","priceCents":100}`, nil); s != http.StatusCreated {
+		t.Fatalf("add product: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products/sku-1/restock", `{"quantity":5}`, nil); s != http.StatusOK {
+		t.Fatalf("restock: %d %s", s, b)
+	}
 	id := fmt.Sprintf("live-%d", time.Now().UnixNano())
 	send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
-		"query": `subscription($id: ID!) { orderChanged(id: $id) { id status } }`, "variables": map[string]any{"id": id}}})
+		"query": `subscription($id: ID!) { orderChanged(id: $id) { id status lines { product { available } } } }`, "variables": map[string]any{"id": id}}})
 	time.Sleep(200 * time.Millisecond) // most often subscribed before the order exists; either way its first state is PLACED
 	customer := map[string]string{"Authorization": tokenFor(t, "c-live", auth.Customer)}
 	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"`+id+`","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, customer); status != http.StatusCreated {
@@ -256,13 +262,31 @@ func TestOrderChangedSubscription(t *testing.T) {
 			t.Fatalf("message %s %s", m.Type, m.Payload)
 		}
 		var p struct {
-			Data struct{ OrderChanged struct{ ID, Status string } }
+			Data struct {
+				OrderChanged struct {
+					ID, Status string
+					Lines      []struct{ Product struct{ Available int } }
+				}
+			}
 		}
-		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Data.OrderChanged.ID != id {
+		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Data.OrderChanged.ID != id || len(p.Data.OrderChanged.Lines) != 1 {
 			t.Fatalf("next: %s", m.Payload)
 		}
 		statuses = append(statuses, p.Data.OrderChanged.Status)
+		// Each event reads the order's products afresh: restocked between the two events, the
+		// second shows the new stock (no saga runs here, so nothing is reserved).
+		if want := map[string]int{"PLACED": 5, "CANCELLED": 15}[p.Data.OrderChanged.Status]; p.Data.OrderChanged.Lines[0].Product.Available != want {
+			t.Errorf("%s: product available %d, want %d", p.Data.OrderChanged.Status, p.Data.OrderChanged.Lines[0].Product.Available, want)
+		}
 		if p.Data.OrderChanged.Status == "PLACED" && len(statuses) == 1 {
+			s, _, b := call(t, "POST", base+"/api/v1/products/sku-1/restock", `{"quantity":10}`, nil)
+			if s != http.StatusOK {
+				t.Fatalf("restock: %d %s", s, b)
+			}
+			// The catalog shows it before the order changes.
+			if a := graphQL(t, base, `{ product(id: "sku-1") { available } }`, nil, map[string]string{"X-Consistency-Position": answer(t, b)["position"]}); !strings.Contains(string(a.Data["product"]), `15`) {
+				t.Fatalf("product after restock: %s %+v", a.Data["product"], a.Errors)
+			}
 			if status, _, b := call(t, "POST", base+"/api/v1/orders/"+id+"/cancel", "", customer); status != http.StatusOK {
 				t.Fatalf("cancel: %d %s", status, b)
 			}
