@@ -33,6 +33,16 @@ type Projection interface {
 	Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error
 }
 
+// Keyed is a Projection that names what events change (e.g. "order:o-1"), announced with the
+// batch's position (wire.Progress.Changed) so that live queries read again only what moved.
+type Keyed interface {
+	Keys(events []eventstore.RecordedEvent) []string
+}
+
+// maxAnnouncedKeys bounds Progress.Changed: a larger batch is announced without it (anything may
+// have changed).
+const maxAnnouncedKeys = 1000
+
 // Options tune a Projector.
 type Options struct {
 	// BatchSize caps the events of one transaction; default 500.
@@ -337,18 +347,32 @@ func (p *Projector) run(ctx context.Context) error {
 			return err
 		}
 		saved, pending, savedAt = time.Now(), nil, b.Position
-		p.advanced(b.Position, len(b.Events) > 0)
+		p.advanced(b.Position, len(b.Events) > 0, p.keys(b.Events)...)
 	}
 }
 
-// advanced records and announces that the read model reflects the log up to pos.
-func (p *Projector) advanced(pos eventstore.Position, changed bool) {
+// keys names what events changed, if the projection says and they are not too many; else nil.
+func (p *Projector) keys(events []eventstore.RecordedEvent) []string {
+	k, ok := p.proj.(Keyed)
+	if !ok || len(events) == 0 {
+		return nil
+	}
+	keys := k.Keys(events)
+	if len(keys) > maxAnnouncedKeys {
+		return nil
+	}
+	return keys
+}
+
+// advanced records and announces that the read model reflects the log up to pos: changed says
+// whether the rows may have changed, keys (if any) which.
+func (p *Projector) advanced(pos eventstore.Position, changed bool, keys ...string) {
 	p.mu.Lock()
 	p.pos, p.movedAt = pos, time.Now()
 	p.lastErr = nil
 	p.mu.Unlock()
 	if p.opts.Publish != nil {
-		p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: pos.String(), Unchanged: !changed})
+		p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: pos.String(), Unchanged: !changed, Changed: keys})
 	}
 }
 

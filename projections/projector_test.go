@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -221,6 +222,70 @@ func TestPositionPastIgnoredEventsIsAnnouncedThenSaved(t *testing.T) {
 		t.Error("the batch that applied t-a was not announced as a change")
 	}
 	waitPosition(t, pool, ignored) // reads the saved checkpoint only
+}
+
+// keyedTally is a tally that names what a batch changes.
+type keyedTally struct {
+	tally
+	keys atomic.Pointer[func([]eventstore.RecordedEvent) []string]
+}
+
+func (k *keyedTally) Keys(events []eventstore.RecordedEvent) []string {
+	return (*k.keys.Load())(events)
+}
+
+// TestChangedKeysAreAnnounced: a Keyed projection's batch is announced with what it changed; a
+// batch that changed more than the bound is announced as a change without keys (anything may
+// have changed).
+func TestChangedKeysAreAnnounced(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	announced := make(chan wire.Progress, 100)
+	proj := &keyedTally{}
+	streams := func(events []eventstore.RecordedEvent) []string {
+		var keys []string
+		for _, e := range events {
+			if !slices.Contains(keys, e.Stream) {
+				keys = append(keys, e.Stream)
+			}
+		}
+		return keys
+	}
+	proj.keys.Store(&streams)
+	p := projections.New(store, pool, proj, projections.Options{Log: quiet, Publish: func(pr wire.Progress) { announced <- pr }})
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	defer stop()
+	// announcement waits for the announcement of a batch that applied events up to pos.
+	announcement := func(pos eventstore.Position) wire.Progress {
+		t.Helper()
+		for deadline := time.After(10 * time.Second); ; {
+			select {
+			case pr := <-announced:
+				if at, _ := eventstore.ParsePosition(pr.Position); at.Compare(pos) >= 0 && !pr.Unchanged {
+					return pr
+				}
+			case <-deadline:
+				t.Fatalf("no change announced at %s", pos)
+			}
+		}
+	}
+	if pr := announcement(appendN(t, store, "t-k1", 2, `{}`)); !slices.Equal(pr.Changed, []string{"t-k1"}) {
+		t.Errorf("announced %+v, want changed [t-k1]", pr)
+	}
+	many := func([]eventstore.RecordedEvent) []string {
+		keys := make([]string, 1001)
+		for i := range keys {
+			keys[i] = fmt.Sprint("k", i)
+		}
+		return keys
+	}
+	proj.keys.Store(&many)
+	if pr := announcement(appendN(t, store, "t-k2", 1, `{}`)); pr.Changed != nil {
+		t.Errorf("a batch of 1001 keys announced %d of them, want none (anything may have changed)", len(pr.Changed))
+	}
 }
 
 // TestStandbyTakesOver: two workers of one projection; one is active. Its lease session is

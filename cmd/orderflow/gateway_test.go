@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/internal/natstest"
+	"github.com/orderflow/orderflow/internal/wire"
 )
 
 func errorCode(a gqlAnswer) string {
@@ -425,4 +428,83 @@ func dialGraphQL(t *testing.T, base string) *websocket.Conn {
 	}
 	t.Cleanup(func() { ws.Close() })
 	return ws
+}
+
+// TestLiveQueriesReadOnlyWhatChanged: the projector says which orders and customers a batch
+// changed, so a live query reads again only when its own moved: other customers' orders cause no
+// read for orderChanged(A) or for A's customer's myOrdersChanged; A's cancellation reaches both.
+func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Namespace(t)
+	base := startPlatform(t, "ORDERFLOW_NATS_PREFIX", string(ns))
+	mine := map[string]string{"Authorization": tokenFor(t, "c-a", auth.Customer)}
+	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"a","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, mine); s != http.StatusCreated {
+		t.Fatalf("place a: %d %s", s, b)
+	}
+	ws := dialGraphQL(t, base)
+	_ = ws.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": mine["Authorization"]}})
+	_ = ws.WriteJSON(map[string]any{"id": "one", "type": "subscribe", "payload": map[string]any{"query": `subscription { orderChanged(id: "a") { status } }`}})
+	_ = ws.WriteJSON(map[string]any{"id": "mine", "type": "subscribe", "payload": map[string]any{"query": `subscription { myOrdersChanged { id status } }`}})
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	// next reads until both subscriptions have sent status.
+	next := func(status string) {
+		t.Helper()
+		got := map[string]bool{}
+		for !got["one"] || !got["mine"] {
+			var m struct {
+				ID, Type string
+				Payload  json.RawMessage
+			}
+			if err := ws.ReadJSON(&m); err != nil {
+				t.Fatalf("waiting for %s: %v", status, err)
+			}
+			if m.Type == "next" && strings.Contains(string(m.Payload), `"status":"`+status+`"`) {
+				got[m.ID] = true
+			}
+		}
+	}
+	next("PLACED")
+	nc := natstest.Connect(t)
+	var reads []*nats.Subscription
+	for _, e := range []string{wire.EndpointOrderByID, wire.EndpointListOrders, wire.EndpointOrdersByIDs} {
+		sub, err := nc.SubscribeSync(ns.Subject(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads = append(reads, sub)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Five orders of another customer, visible in the read model before counting.
+	var last string
+	for i := range 5 {
+		s, _, b := call(t, "POST", base+"/api/v1/orders", fmt.Sprintf(`{"orderId":"b-%d","customerId":"c-b","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, i), nil)
+		if s != http.StatusCreated {
+			t.Fatalf("place b-%d: %d %s", i, s, b)
+		}
+		last = answer(t, b)["position"]
+	}
+	if a := graphQL(t, base, `{ orders(customerId: "c-b") { nodes { id } } }`, nil, map[string]string{"X-Consistency-Position": last}); len(a.Errors) > 0 {
+		t.Fatal(a.Errors)
+	}
+	time.Sleep(100 * time.Millisecond) // the announcements reach the gateway's live queries
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range reads {
+		for {
+			m, err := sub.NextMsg(0)
+			if err != nil {
+				break
+			}
+			if bytes.Contains(m.Data, []byte(`"a"`)) || bytes.Contains(m.Data, []byte(`"c-a"`)) {
+				t.Errorf("a live query of c-a read on other customers' orders: %s %s", m.Subject, m.Data)
+			}
+		}
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/orders/a/cancel", "", mine); s != http.StatusOK {
+		t.Fatalf("cancel a: %d %s", s, b)
+	}
+	next("CANCELLED")
 }

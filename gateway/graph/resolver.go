@@ -8,6 +8,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -29,6 +30,9 @@ type Resolver struct {
 	// Command carries out the REST operation op (its operationId) on id with body, as the
 	// REST API does: the same decoding, authorization, idempotency and answer.
 	Command func(ctx context.Context, op, id string, body any, idempotencyKey *string) (*CommandResult, error)
+
+	liveMu sync.Mutex
+	live   *hub // the live queries' announcements, once one has started
 }
 
 // caller is the request's principal; without one (authentication off), an admin.

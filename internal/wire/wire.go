@@ -47,6 +47,11 @@ type Progress struct {
 	// Unchanged: the read model's rows are as they were at the previous announcement (the log
 	// moved past events it ignores). Caches of its rows stay valid.
 	Unchanged bool `json:"unchanged,omitempty"`
+	// Changed names what the batch changed, as its read model says (the orders read model:
+	// "order:ID" for each order, "customer:ID" for each customer with a new order), so that live
+	// queries read again only what moved. Absent: not said (too many, or a read model that does
+	// not say); a follower must then assume anything changed.
+	Changed []string `json:"changed,omitempty"`
 }
 
 // CommandMeta identifies a command; see commands.Meta.

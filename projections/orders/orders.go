@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 )
@@ -102,6 +104,35 @@ select * from unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) on
 		return nil
 	}
 	return tx.SendBatch(ctx, batch).Close()
+}
+
+// Keys implements projections.Keyed: "order:ID" for each order the events change and
+// "customer:ID" for each customer with a new order among them. Only placed orders are decoded
+// (an order's id is its stream's name).
+func (Projection) Keys(events []eventstore.RecordedEvent) []string {
+	seen := make(map[string]bool, len(events))
+	keys := make([]string, 0, len(events))
+	add := func(k string) {
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	for _, e := range events {
+		id, ok := strings.CutPrefix(e.Stream, model.StreamPrefix)
+		if !ok {
+			return nil // not an order stream: cannot say
+		}
+		add("order:" + id)
+		if e.Type == model.TypePlaced {
+			placed, err := domain.DecodeAs[model.Placed](e.Type, e.Data)
+			if err != nil {
+				return nil
+			}
+			add("customer:" + placed.CustomerID)
+		}
+	}
+	return keys
 }
 
 // BulkMigrate implements projections.BulkLoader: the tables with no key or index at all, and

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	model "github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/bench"
 	"github.com/orderflow/orderflow/internal/pgschema"
@@ -197,4 +199,22 @@ func TestBulkRebuildResumes(t *testing.T) {
 	}
 	same(t, snapshot(t, live), want)
 	t.Logf("stopped at position %d with %d orders, resumed, %d rows as live", stoppedAt, partial, len(want))
+}
+
+// TestKeys: a batch names each order it changes once, and the customer of each new order.
+func TestKeys(t *testing.T) {
+	ev := func(stream, typ, data string) eventstore.RecordedEvent {
+		return eventstore.RecordedEvent{Stream: stream, Type: typ, Data: []byte(data)}
+	}
+	got := orders.Projection{}.Keys([]eventstore.RecordedEvent{
+		ev(model.Stream("o-1"), model.TypePlaced, `{"orderId":"o-1","customerId":"c-1","lines":[],"totalCents":0}`),
+		ev(model.Stream("o-2"), model.TypeCancelled, `{"orderId":"o-2"}`),
+		ev(model.Stream("o-1"), model.TypeConfirmed, `{"orderId":"o-1"}`),
+	})
+	if want := []string{"order:o-1", "customer:c-1", "order:o-2"}; !slices.Equal(got, want) {
+		t.Errorf("keys = %v, want %v", got, want)
+	}
+	if got := (orders.Projection{}).Keys([]eventstore.RecordedEvent{ev("elsewhere", model.TypeCancelled, `{}`)}); got != nil {
+		t.Errorf("an event of another stream: keys = %v, want nil (cannot say)", got)
+	}
 }
