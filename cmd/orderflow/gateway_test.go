@@ -438,8 +438,13 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 	ns := natstest.Namespace(t)
 	base := startPlatform(t, "ORDERFLOW_NATS_PREFIX", string(ns))
 	mine := map[string]string{"Authorization": tokenFor(t, "c-a", auth.Customer)}
-	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"a","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, mine); s != http.StatusCreated {
+	s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"a","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, mine)
+	if s != http.StatusCreated {
 		t.Fatalf("place a: %d %s", s, b)
+	}
+	// Applied (and so announced) before the live queries start: no late announcement of a.
+	if a := graphQL(t, base, `{ order(id: "a") { id } }`, nil, map[string]string{"X-Consistency-Position": answer(t, b)["position"]}); len(a.Errors) > 0 {
+		t.Fatal(a.Errors)
 	}
 	ws := dialGraphQL(t, base)
 	_ = ws.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": mine["Authorization"]}})
