@@ -32,34 +32,6 @@ func (s Service) OrderByID(ctx context.Context, req wire.OrderByID) (wire.Order,
 	return o, nil
 }
 
-// MaxIDs is the most ids of one OrdersByIDs.
-const MaxIDs = 500
-
-// OrdersByIDs returns the orders of ids that exist, in one query: for batched readers.
-func (s Service) OrdersByIDs(ctx context.Context, req wire.OrdersByIDs) ([]wire.Order, error) {
-	if len(req.IDs) > MaxIDs {
-		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "ids", Message: fmt.Sprintf("at most %d ids", MaxIDs)}
-	}
-	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
-		return nil, err
-	}
-	rows, err := s.Pool.Query(ctx, selectOrders+`where o.order_id = any($1)`, req.IDs)
-	if err != nil {
-		return nil, fmt.Errorf("orders: %w", err)
-	}
-	out := []wire.Order{}
-	var o wire.Order
-	_, err = pgx.ForEachRow(rows, scanTargets(&o), func() error {
-		out = append(out, o)
-		o = wire.Order{} // the next row's lines and history decode into new slices
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("orders: %w", err)
-	}
-	return out, nil
-}
-
 // selectOrders reads orders with their history, in one round trip: the gateway's most frequent
 // read. Add the where clause.
 const selectOrders = `select ` + orderColumns + `,
