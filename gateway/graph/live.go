@@ -220,24 +220,40 @@ func (r *Resolver) orderChanged(ctx context.Context, id string) (<-chan *wire.Or
 }
 
 // myOrdersChanged sends the caller's 50 newest orders as they are now, then each again when it
-// changes (or a new one appears): a client that reconnects misses no final state.
+// changes (or a new one appears): a client that reconnects misses no final state. A change to
+// orders it holds reads those orders; a new order of the caller reads the newest 50 again.
 func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, error) {
 	p := caller(ctx)
 	out := make(chan *wire.Order, 8)
 	seen := map[string]*wire.Order{}
-	keys := []string{"customer:" + p.Subject} // a new order of the caller, or a change to one it holds
+	mine := "customer:" + p.Subject // a new order of the caller
+	keys := []string{mine}          // and a change to one it holds
 	err := r.progress(ctx, func(n *note) bool {
 		if !n.changes(keys...) {
 			return true
 		}
+		var orders []wire.Order
+		var err error
 		cctx, cancel := r.callCtx(ctx)
-		page, err := rpc.Call[wire.OrderPage](cctx, r.NC, r.NS.Subject(wire.EndpointListOrders), wire.ListOrders{CustomerID: p.Subject, First: 50, MinPosition: n.pos()})
+		if n.changes(mine) { // a new order, or not said: the newest 50 again
+			var page wire.OrderPage
+			page, err = rpc.Call[wire.OrderPage](cctx, r.NC, r.NS.Subject(wire.EndpointListOrders), wire.ListOrders{CustomerID: p.Subject, First: 50, MinPosition: n.pos()})
+			orders = page.Orders
+		} else { // only orders it holds: those
+			var moved []string
+			for id := range seen {
+				if n.changes("order:" + id) {
+					moved = append(moved, id)
+				}
+			}
+			orders, err = rpc.Call[[]wire.Order](cctx, r.NC, r.NS.Subject(wire.EndpointOrdersByIDs), wire.OrdersByIDs{IDs: moved, MinPosition: n.pos()})
+		}
 		cancel()
 		if err != nil {
 			return ctx.Err() == nil
 		}
-		for i := range page.Orders {
-			o := &page.Orders[i]
+		for i := range orders {
+			o := &orders[i]
 			if same(o, seen[o.ID]) {
 				continue
 			}
