@@ -152,7 +152,8 @@ func (p *Projector) Position() eventstore.Position {
 	return p.pos
 }
 
-// CaughtUp reports whether the projector's last batch reached what was committed.
+// CaughtUp reports whether the projector's last committed batch reached what was committed in
+// the log when it was read.
 func (p *Projector) CaughtUp() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -298,7 +299,7 @@ func (p *Projector) run(ctx context.Context) error {
 	p.setState(true, nil)
 	p.opts.Log.Info("projector started", "position", from.String())
 	// The rows may have changed under this position (a rebuild swapped a new version in): say so.
-	p.advanced(from, true)
+	p.advanced(from, false, true)
 	var saved, checkedPause time.Time
 	savedAt := from // the checkpoint as this projector last saved it
 	// pending is a position reached past filtered-out events only, announced but not saved yet:
@@ -311,13 +312,8 @@ func (p *Projector) run(ctx context.Context) error {
 		}
 		b, err := sub.Next(nctx)
 		cancel()
-		switch {
-		case err != nil && pending != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		if err != nil && pending != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			b, err = eventstore.Batch{Position: *pending, CaughtUp: p.CaughtUp()}, nil // save the pending position
-		case err == nil:
-			p.mu.Lock()
-			p.caughtUp = b.CaughtUp
-			p.mu.Unlock()
 		}
 		if err != nil {
 			return err
@@ -327,7 +323,7 @@ func (p *Projector) run(ctx context.Context) error {
 			// positions of events it ignores) and save it later.
 			pos := b.Position
 			pending = &pos
-			p.advanced(pos, false)
+			p.advanced(pos, b.CaughtUp, false)
 			continue
 		}
 		if time.Since(checkedPause) > time.Second {
@@ -347,7 +343,7 @@ func (p *Projector) run(ctx context.Context) error {
 			return err
 		}
 		saved, pending, savedAt = time.Now(), nil, b.Position
-		p.advanced(b.Position, len(b.Events) > 0, p.keys(b.Events)...)
+		p.advanced(b.Position, b.CaughtUp, len(b.Events) > 0, p.keys(b.Events)...)
 	}
 }
 
@@ -364,11 +360,13 @@ func (p *Projector) keys(events []eventstore.RecordedEvent) []string {
 	return keys
 }
 
-// advanced records and announces that the read model reflects the log up to pos: changed says
-// whether the rows may have changed, keys (if any) which.
-func (p *Projector) advanced(pos eventstore.Position, changed bool, keys ...string) {
+// advanced records and announces that the read model reflects the log up to pos (applied and
+// committed: caught up only then, so that whoever waits for CaughtUp finds the rows there):
+// caughtUp says whether pos was the tip when read, changed whether the rows may have changed,
+// keys (if any) which.
+func (p *Projector) advanced(pos eventstore.Position, caughtUp, changed bool, keys ...string) {
 	p.mu.Lock()
-	p.pos, p.movedAt = pos, time.Now()
+	p.pos, p.movedAt, p.caughtUp = pos, time.Now(), caughtUp
 	p.lastErr = nil
 	p.mu.Unlock()
 	if p.opts.Publish != nil {
