@@ -348,9 +348,10 @@ func (p *Projector) run(ctx context.Context) error {
 }
 
 // keys names what events changed, if the projection says and they are not too many; else nil.
+// Nobody hears them without Publish (a rebuild's projector): not computed then.
 func (p *Projector) keys(events []eventstore.RecordedEvent) []string {
 	k, ok := p.proj.(Keyed)
-	if !ok || len(events) == 0 {
+	if !ok || len(events) == 0 || p.opts.Publish == nil {
 		return nil
 	}
 	keys := k.Keys(events)

@@ -49,14 +49,7 @@ func Start(t *testing.T, p projections.Projection) ReadModel {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	proj := projections.New(store, pool, p, projections.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := proj.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = proj.Run(pctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	Run(t, projections.New(store, pool, p, projections.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	w, err := progress.NewWaiter(nil, "", p.Name(), func(ctx context.Context) (eventstore.Position, error) {
 		return progress.ReadCheckpoint(ctx, pool, p.Name())
 	})
@@ -64,4 +57,16 @@ func Start(t *testing.T, p projections.Projection) ReadModel {
 		t.Fatal(err)
 	}
 	return ReadModel{Store: store, Pool: pool, Waiter: w}
+}
+
+// Run migrates p's read model and runs p until the test ends.
+func Run(t testing.TB, p *projections.Projector) {
+	t.Helper()
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/orderflow/orderflow/internal/bench"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/rmtest"
 	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/projections/orders"
 )
@@ -49,14 +50,7 @@ func history(t *testing.T, events int) (url string, store *postgres.Store, live 
 		t.Fatal(err)
 	}
 	t.Cleanup(live.Close)
-	p := projections.New(store, live, orders.Projection{}, projections.Options{Log: quiet, BatchSize: 300})
-	if err := p.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = p.Run(pctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	rmtest.Run(t, projections.New(store, live, orders.Projection{}, projections.Options{Log: quiet, BatchSize: 300}))
 	// Every order event is a history row.
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var rows int

@@ -19,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/rmtest"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 	"github.com/orderflow/orderflow/projections"
@@ -54,14 +55,7 @@ func setup(t *testing.T) (ordercmd.Handlers, orders.Service) {
 	t.Cleanup(rmPool.Close)
 	nc := natstest.Connect(t)
 	subject := natstest.Namespace(t).Progress(orderrm.Name)
-	p := projections.New(store, rmPool, orderrm.Projection{}, projections.Options{Log: quiet, Publish: projections.PublishJSON(nc.Publish, subject)})
-	if err := p.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = p.Run(pctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	rmtest.Run(t, projections.New(store, rmPool, orderrm.Projection{}, projections.Options{Log: quiet, Publish: projections.PublishJSON(nc.Publish, subject)}))
 	w, err := progress.NewWaiter(nc, subject, orderrm.Name, func(ctx context.Context) (eventstore.Position, error) {
 		return progress.ReadCheckpoint(ctx, rmPool, orderrm.Name)
 	})
