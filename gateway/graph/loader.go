@@ -38,7 +38,10 @@ const (
 func (r *Resolver) WithLoaders(ctx context.Context) context.Context {
 	l := &loaders{
 		orders: newSource(func(ctx context.Context, ids []string) (map[string]wire.Order, error) {
-			if len(ids) == 1 { // the usual order(id): the query service's simplest read
+			// One id (the usual order(id)) through orders.get: PostgreSQL runs `= $1` from one cached
+			// plan, `= any($1)` costs more per call. Measured ad hoc: 20k vs 12k calls/s of the bare
+			// query in pgbench, and through the gateway benchmark 3.2k–4.1k vs 2.1k–2.7k queries/s.
+			if len(ids) == 1 {
 				o, err := one[wire.Order](ctx, r, wire.EndpointOrderByID, wire.OrderByID{ID: ids[0], MinPosition: minPosition(ctx, nil)})
 				if o == nil {
 					return nil, err
