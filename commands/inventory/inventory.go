@@ -103,14 +103,18 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound) {
+		if !final(err) {
 			// Transient (a busy stream, a database hiccup): the whole command is retried, the
 			// reservations made so far stand and are found again.
 			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
 		}
 		if _, rerr := h.eachProduct(ctx, wire.OrderStock{Meta: req.Meta, OrderID: req.OrderID, ProductIDs: products[:i]}, "release",
 			func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} }); rerr != nil {
-			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w; and releasing the others: %v", p, req.OrderID, err, rerr)
+			// The refusal is final, but the compensation is not done: the error is the release's
+			// (transient), so that the command is retried until the others are released and the
+			// rejection recorded. Wrapping the refusal would make the whole command final and
+			// leave its reservations held for ever.
+			return wire.CommandReply{}, fmt.Errorf("reserve for order %s: %s refused (%v); releasing the others: %w", req.OrderID, p, err, rerr)
 		}
 		if _, oerr := h.outcome(ctx, req.OrderID, req.Meta, model.OrderRejected{OrderID: req.OrderID, ProductID: p, Reason: err.Error(), At: commands.Now(h.Now)}); oerr != nil {
 			return wire.CommandReply{}, oerr
@@ -118,6 +122,14 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 		return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
 	}
 	return h.outcome(ctx, req.OrderID, req.Meta, model.OrderReserved{OrderID: req.OrderID, ProductIDs: products, At: commands.Now(h.Now)})
+}
+
+// final reports whether a product's refusal of a reservation is the order's answer (unknown,
+// out of stock, discontinued, or a quantity the product can never hold) rather than a fault
+// that may pass.
+func final(err error) bool {
+	var rule *domain.RuleError
+	return errors.Is(err, domain.ErrConflict) || errors.Is(err, domain.ErrNotFound) || errors.As(err, &rule)
 }
 
 // decided looks for this command's outcome on the order's reservation stream.

@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -9,12 +10,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/commands"
 	"github.com/orderflow/orderflow/commands/inventory"
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
@@ -43,6 +46,9 @@ func addProduct(t *testing.T, h inventory.Handlers, id string, units int64) {
 	t.Helper()
 	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("add-" + id), ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 100}); err != nil {
 		t.Fatal(err)
+	}
+	if units == 0 {
+		return
 	}
 	if _, err := h.Restock(t.Context(), wire.Restock{Meta: meta("restock-" + id), ProductID: id, Quantity: units}); err != nil {
 		t.Fatal(err)
@@ -161,5 +167,75 @@ func TestRedeliveredRejectedReservation(t *testing.T) {
 	}
 	if s := stock(t, store, "p"); s.ReservedTotal() != 0 {
 		t.Fatalf("the redelivered command reserved %d units", s.ReservedTotal())
+	}
+}
+
+// busyReleases is a store on which the next n appends of released units find the stream busy
+// (another writer got there first), as on a hot product during a sale.
+type busyReleases struct {
+	eventstore.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (s *busyReleases) Append(ctx context.Context, stream string, rev eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	s.mu.Lock()
+	busy := s.n > 0 && len(events) > 0 && events[0].Type == model.TypeReleased
+	if busy {
+		s.n--
+	}
+	s.mu.Unlock()
+	if busy {
+		return eventstore.AppendResult{}, eventstore.ErrWrongVersion
+	}
+	return s.Store.Append(ctx, stream, rev, events)
+}
+
+// TestRefusedReservationWhoseReleaseIsBusy: an order's second line is refused (out of stock) and
+// giving back the first line's units finds the stream busy. The queued command must be retried,
+// not acknowledged as refused: its units are released and its rejection recorded on the retry.
+func TestRefusedReservationWhoseReleaseIsBusy(t *testing.T) {
+	t.Parallel()
+	store := &busyReleases{Store: memory.New()}
+	h := inventory.Handlers{Store: store}
+	addProduct(t, h, "a-plenty", 100)
+	addProduct(t, h, "b-empty", 0)
+	req := wire.ReserveStock{Meta: meta("saga:o1:reserve"), OrderID: "o1",
+		Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 1}, {ProductID: "b-empty", Quantity: 1}}}
+	data, _ := json.Marshal(req)
+	job := h.Jobs()[wire.EndpointReserveStock]
+
+	store.n = commands.MaxAttempts // every attempt of the release finds the stream busy
+	err := job(t.Context(), data)
+	var rerr *rpc.Error
+	if err == nil || (errors.As(err, &rerr) && rerr.Code != rpc.CodeUnavailable) {
+		t.Fatalf("first delivery: %v; want a transient error, so that the queue delivers it again", err)
+	}
+	if s := stock(t, store, "a-plenty"); s.ReservedTotal() != 1 {
+		t.Fatalf("after the busy release: %d reserved, want the 1 the retry must release", s.ReservedTotal())
+	}
+
+	if err := job(t.Context(), data); !errors.As(err, &rerr) || rerr.Code != rpc.CodeConflict {
+		t.Fatalf("redelivery: %v; want the final refusal (conflict)", err)
+	}
+	if s := stock(t, store, "a-plenty"); s.ReservedTotal() != 0 {
+		t.Errorf("after the redelivery: %d units still reserved", s.ReservedTotal())
+	}
+	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
+		t.Errorf("the rejection was not recorded: a third delivery answers %v", err)
+	}
+}
+
+// TestReservationOverAProductsLimitIsRefused: lines of one product whose sum is more than a
+// product can ever hold are a final refusal with a recorded rejection, not a fault retried for ever.
+func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
+	t.Parallel()
+	h := inventory.Handlers{Store: memory.New()}
+	addProduct(t, h, "p", 10)
+	lines := []wire.OrderLine{{ProductID: "p", Quantity: model.MaxQuantity}, {ProductID: "p", Quantity: model.MaxQuantity}}
+	data, _ := json.Marshal(wire.ReserveStock{Meta: meta("saga:o2:reserve"), OrderID: "o2", Lines: lines})
+	var rerr *rpc.Error
+	if err := h.Jobs()[wire.EndpointReserveStock](t.Context(), data); !errors.As(err, &rerr) || rerr.Code == rpc.CodeUnavailable || rerr.Code == rpc.CodeInternal {
+		t.Fatalf("reserve twice the limit: %v; want a final refusal", err)
 	}
 }
