@@ -19,7 +19,7 @@ import (
 // README may name only these, and must name them all (deploy_test.go).
 var envVars = []string{
 	"ORDERFLOW_HTTP_ADDR", "ORDERFLOW_DATA_DIR", "DATABASE_URL", "EVENTSTORE_URL", "ORDERS_DATABASE_URL",
-	"CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL", "SAGAS_DATABASE_URL", "FULFILLMENT_PAYMENT_TIMEOUT",
+	"CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL", "SAGAS_DATABASE_URL", "FULFILLMENT_PAYMENT_TIMEOUT", "FULFILLMENT_STEP_TIMEOUT",
 	"PAYMENT_PROVIDER_URL", "PAYMENT_PROVIDER_ADDR", "PAYMENT_PROVIDER_LATENCY", "PAYMENT_PROVIDER_DECLINE_RATE", "PAYMENT_PROVIDER_OUTAGE",
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
@@ -53,6 +53,9 @@ type Config struct {
 	// PaymentTimeout is how long the fulfillment saga waits for a payment authorization
 	// (FULFILLMENT_PAYMENT_TIMEOUT; default 2m).
 	PaymentTimeout time.Duration
+	// StepTimeout is how long the fulfillment saga waits for the answer to a reservation,
+	// confirmation or compensation before sending it again (FULFILLMENT_STEP_TIMEOUT; default 30s).
+	StepTimeout time.Duration
 	// PaymentProviderURL is the card gateway the payment service calls (PAYMENT_PROVIDER_URL);
 	// empty uses the payment-provider target of this process, if it runs one.
 	PaymentProviderURL string
@@ -124,6 +127,7 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 		return d
 	}
 	c.PaymentTimeout = durationEnv("FULFILLMENT_PAYMENT_TIMEOUT", "2m")
+	c.StepTimeout = durationEnv("FULFILLMENT_STEP_TIMEOUT", "30s")
 	c.PaymentProvider.Latency = durationEnv("PAYMENT_PROVIDER_LATENCY", "20ms")
 	if rate, err := strconv.ParseFloat(env("PAYMENT_PROVIDER_DECLINE_RATE", "0"), 64); err != nil || rate < 0 || rate > 1 {
 		perr = errors.Join(perr, errors.New("PAYMENT_PROVIDER_DECLINE_RATE: want a number between 0 and 1"))

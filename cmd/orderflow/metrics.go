@@ -33,9 +33,10 @@ func sagaMetrics(reg *prometheus.Registry, counts func(context.Context) (wire.Fu
 		"confirmed":   func(c wire.FulfillmentCounts) int64 { return c.Confirmed },
 		"compensated": func(c wire.FulfillmentCounts) int64 { return c.Compensated },
 		"timed_out":   func(c wire.FulfillmentCounts) int64 { return c.TimedOut },
+		"stuck":       func(c wire.FulfillmentCounts) int64 { return c.Stuck },
 	} {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "orderflow_fulfillment_sagas", Help: "Fulfillment sagas by state: in flight, or finished by outcome.",
+			Name: "orderflow_fulfillment_sagas", Help: "Fulfillment sagas by state: in flight, finished by outcome, or stuck (parked for an operator).",
 			ConstLabels: prometheus.Labels{"state": name},
 		}, func() float64 { return float64(f(read())) }))
 	}

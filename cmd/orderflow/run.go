@@ -54,7 +54,7 @@ Usage:
   orderflow dev   [--http-addr ADDR] [--data-dir DIR]   the whole platform, zero configuration
   orderflow serve [--target=all|T1,T2] [--http-addr ADDR] targets: %s
   orderflow services [--json]                           live service instances, endpoints, request stats
-  orderflow sagas list [--step S] | show ORDER_ID       fulfillment sagas, their figures, the breaker
+  orderflow sagas list [--step S] [--stuck] | show ID  fulfillment sagas, their figures, the breaker
   orderflow projections list | status NAME | rebuild NAME | pause NAME | resume NAME | parked NAME | replay-parked NAME
                                                         read models: position, lag, blue/green rebuild, parked events
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
@@ -571,7 +571,7 @@ func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc
 	}
 	done.add(pool.Close)
 	*checks = append(*checks, pool.Ping)
-	saga := fulfillment.New(pool, fulfillment.Options{PaymentTimeout: cfg.PaymentTimeout}, log)
+	saga := fulfillment.New(pool, fulfillment.Options{PaymentTimeout: cfg.PaymentTimeout, StepTimeout: cfg.StepTimeout}, log)
 	publish := projections.PublishJSON(nc.Publish, cfg.NATSNamespace.Progress(fulfillment.Name))
 	p := projections.New(store, pool, saga, projections.Options{Log: log, Metrics: projMetrics, Publish: func(pr wire.Progress) {
 		saga.Wake()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,16 +16,17 @@ import (
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
-// sagasCmd is `orderflow sagas list [--step S] [--first N]` and `orderflow sagas show ORDER_ID`:
+// sagasCmd is `orderflow sagas list [--step S] [--stuck] [--first N]` and `orderflow sagas show ORDER_ID`:
 // the fulfillment saga's figures and its sagas, from the running platform.
 func sagasCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
-		return fmt.Errorf("sagas: want `orderflow sagas list [--step STEP] [--first N]` or `orderflow sagas show ORDER_ID`")
+		return fmt.Errorf("sagas: want `orderflow sagas list [--step STEP] [--stuck] [--first N]` or `orderflow sagas show ORDER_ID`")
 	}
 	fs := flag.NewFlagSet("sagas "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	step := fs.String("step", "", "only sagas in this step (RESERVING, AUTHORIZING, CONFIRMING, CONFIRMED, CANCELLED)")
 	first := fs.Int("first", 20, "how many, newest first")
+	stuck := fs.Bool("stuck", false, "only sagas that stopped re-sending and wait for an operator")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -53,12 +55,12 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("sagas list: %w", err)
 	}
-	list, err := rpc.Call[[]wire.Fulfillment](ctx, nc, ns.Subject(wire.EndpointFulfillments), wire.ListFulfillments{Step: *step, First: *first})
+	list, err := rpc.Call[[]wire.Fulfillment](ctx, nc, ns.Subject(wire.EndpointFulfillments), wire.ListFulfillments{Step: *step, First: *first, Stuck: *stuck})
 	if err != nil {
 		return fmt.Errorf("sagas list: %w", err)
 	}
-	fmt.Fprintf(stdout, "fulfillment: %d in flight, %d confirmed, %d compensated, %d timed out; %d commands waiting to be sent\n",
-		counts.InFlight, counts.Confirmed, counts.Compensated, counts.TimedOut, counts.Outbox)
+	fmt.Fprintf(stdout, "fulfillment: %d in flight, %d confirmed, %d compensated, %d timed out, %d stuck; %d commands waiting to be sent\n",
+		counts.InFlight, counts.Confirmed, counts.Compensated, counts.TimedOut, counts.Stuck, counts.Outbox)
 	if breaker, err := rpc.Call[struct {
 		Configured bool
 		Breaker    string
@@ -66,13 +68,17 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "payment provider: configured %v, circuit breaker %s\n", breaker.Configured, breaker.Breaker)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tSTEP\tOUTCOME\tATTEMPTS\tDEADLINE\tUPDATED\tLAST ERROR")
+	fmt.Fprintln(tw, "ORDER\tSTEP\tOUTCOME\tATTEMPTS\tDEADLINE\tAWAITING\tUPDATED\tLAST ERROR")
 	for _, f := range list {
 		deadline := ""
 		if f.Deadline != nil {
 			deadline = time.Until(*f.Deadline).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", f.OrderID, f.Step, f.Outcome, f.Attempts, deadline, f.UpdatedAt.Format(time.RFC3339), f.LastError)
+		if f.Stuck {
+			deadline = "STUCK"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", f.OrderID, f.Step, f.Outcome, f.Attempts, deadline, strings.Join(f.Awaiting, ","),
+			f.UpdatedAt.Format(time.RFC3339), f.LastError)
 	}
 	return tw.Flush()
 }

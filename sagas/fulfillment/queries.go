@@ -19,7 +19,7 @@ import (
 
 func view(st State) wire.Fulfillment {
 	return wire.Fulfillment{OrderID: st.OrderID, Step: st.Step, Outcome: st.Outcome, Attempts: st.Attempts, Deadline: st.Deadline,
-		LastError: st.LastError, StockHeld: st.StockHeld, PaymentAuthorized: st.PaymentAuthorized, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt}
+		LastError: st.LastError, Retries: st.Retries, Awaiting: st.Awaiting, Stuck: st.Stuck, StockHeld: st.StockHeld, PaymentAuthorized: st.PaymentAuthorized, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt}
 }
 
 // Queries answers questions about sagas from the saga's own tables.
@@ -65,7 +65,7 @@ func (q Queries) List(ctx context.Context, req wire.ListFulfillments) ([]wire.Fu
 	if first <= 0 || first > 500 {
 		first = 50
 	}
-	return q.views(ctx, `select state from fulfillment where $1 = '' or step = $1 order by updated_at desc limit $2`, req.Step, first)
+	return q.views(ctx, `select state from fulfillment where ($1 = '' or step = $1) and (not $3 or stuck) order by updated_at desc limit $2`, req.Step, first, req.Stuck)
 }
 
 // views runs a query of saga states and answers their views.
@@ -94,8 +94,9 @@ func (q Queries) Counts(ctx context.Context, _ struct{}) (wire.FulfillmentCounts
   count(*) filter (where outcome = 'confirmed'),
   count(*) filter (where outcome = 'compensated'),
   count(*) filter (where outcome = 'timed_out'),
+  count(*) filter (where stuck),
   (select count(*) from fulfillment_outbox)
-from fulfillment`).Scan(&c.InFlight, &c.Confirmed, &c.Compensated, &c.TimedOut, &c.Outbox)
+from fulfillment`).Scan(&c.InFlight, &c.Confirmed, &c.Compensated, &c.TimedOut, &c.Stuck, &c.Outbox)
 	return c, err
 }
 

@@ -10,10 +10,20 @@
 // sent twice (a crash between queueing and deleting the outbox row, a duplicate event) appends
 // nothing twice. Deadlines are a column of the state row: they survive restarts, are claimed with
 // FOR UPDATE SKIP LOCKED, and are checked against the state again when they fire.
+//
+// Every step that waits has a deadline, so no saga waits for ever: RESERVING and CONFIRMING send
+// their command again (the same command id, a new message id) after StepTimeout, with growing
+// delays; RESERVING gives up after MaxRetries (it cancels the order and releases whatever was
+// reserved). A compensation (release stock, void the payment, cancel the order) is awaited until
+// its event arrives and sent again until then; after MaxRetries the saga is parked: marked stuck,
+// counted by the orderflow_fulfillment_sagas{state="stuck"} metric and listed by
+// `orderflow sagas list --stuck`, for an operator to look at.
 package fulfillment
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/orderflow/orderflow/domain/inventory"
@@ -50,9 +60,15 @@ type State struct {
 	PaymentAuthorized bool             `json:"paymentAuthorized"`
 	Attempts          int64            `json:"attempts"` // commands sent
 	Deadline          *time.Time       `json:"deadline,omitempty"`
-	LastError         string           `json:"lastError,omitempty"`
-	StartedAt         time.Time        `json:"startedAt"`
-	UpdatedAt         time.Time        `json:"updatedAt"`
+	// Retries counts the re-sends of the current step's commands (0 when a step begins).
+	Retries int `json:"retries,omitempty"`
+	// Awaiting lists the compensations sent and not yet seen done ("release", "void", "cancel").
+	Awaiting []string `json:"awaiting,omitempty"`
+	// Stuck: the saga gave up re-sending (MaxRetries) and waits for an operator.
+	Stuck     bool      `json:"stuck,omitempty"`
+	LastError string    `json:"lastError,omitempty"`
+	StartedAt time.Time `json:"startedAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // Command is what the saga sends: a queued command for a command service's endpoint.
@@ -69,12 +85,72 @@ type DeadlinePassed struct{ At time.Time }
 type Options struct {
 	// PaymentTimeout is how long the saga waits for an authorization once stock is held.
 	PaymentTimeout time.Duration
+	// StepTimeout is how long the saga waits for the answer to a reservation, a confirmation or a
+	// compensation before it sends the command again; each re-send doubles it (up to 16 times).
+	// Default 30s.
+	StepTimeout time.Duration
+	// MaxRetries bounds the re-sends of one step: then a reservation gives up (the order is
+	// cancelled) and a confirmation or compensation is parked as stuck. Default 8.
+	MaxRetries int
 }
 
+func (o Options) withDefaults() Options {
+	if o.PaymentTimeout <= 0 {
+		o.PaymentTimeout = 2 * time.Minute
+	}
+	if o.StepTimeout <= 0 {
+		o.StepTimeout = 30 * time.Second
+	}
+	if o.MaxRetries <= 0 {
+		o.MaxRetries = 8
+	}
+	return o
+}
+
+// send returns the command of step. A re-send keeps the command id (the command service appends
+// nothing twice) but gets a message id of its own: the queue would drop a repeated one as a
+// duplicate.
 func (s *State) send(step, endpoint string, payload func(wire.CommandMeta) any) Command {
 	s.Attempts++
 	m := wire.CommandMeta{CommandID: "fulfillment:" + s.OrderID + ":" + step, CorrelationID: s.OrderID}
-	return Command{ID: m.CommandID, Endpoint: endpoint, Payload: payload(m)}
+	id := m.CommandID
+	if s.Retries > 0 {
+		id = fmt.Sprintf("%s#%d", id, s.Retries)
+	}
+	return Command{ID: id, Endpoint: endpoint, Payload: payload(m)}
+}
+
+// wait sets the step's deadline: StepTimeout, doubled for each re-send so far.
+func (s *State) wait(now time.Time, opts Options) {
+	d := now.Add(opts.StepTimeout << min(s.Retries, 4))
+	s.Deadline = &d
+}
+
+func (s *State) reserve() Command {
+	return s.send("reserve", wire.EndpointReserveStock, func(m wire.CommandMeta) any {
+		return wire.ReserveStock{Meta: m, OrderID: s.OrderID, Lines: s.Lines}
+	})
+}
+
+// compensate sends the compensation named (release, void or cancel) and awaits its event.
+func (s *State) compensate(name, reason string) Command {
+	if !slices.Contains(s.Awaiting, name) {
+		s.Awaiting = append(slices.Clip(s.Awaiting), name)
+	}
+	switch name {
+	case "release":
+		return s.release()
+	case "void":
+		return s.void()
+	}
+	return s.cancel(reason)
+}
+
+// done records that a compensation's event arrived.
+func (s *State) done(name string) {
+	if i := slices.Index(s.Awaiting, name); i >= 0 {
+		s.Awaiting = slices.Delete(slices.Clone(s.Awaiting), i, i+1)
+	}
 }
 
 func (s *State) productIDs() []string {
@@ -106,13 +182,14 @@ func (s *State) cancel(reason string) Command {
 	})
 }
 
+// confirm sends the confirmation; the caller resets Retries when the step begins.
 func (s *State) confirm() Command {
-	s.Step, s.Deadline = StepConfirming, nil
+	s.Step = StepConfirming
 	return s.send("confirm", wire.EndpointConfirmOrder, func(m wire.CommandMeta) any { return wire.IDCommand{Meta: m, ID: s.OrderID} })
 }
 
 func (s *State) end(outcome string) {
-	s.Step, s.Outcome, s.Deadline = StepCancelled, outcome, nil
+	s.Step, s.Outcome, s.Deadline, s.Retries = StepCancelled, outcome, nil, 0
 }
 
 // React returns the saga's state after event e (a domain event of order, inventory or payment, or
@@ -120,6 +197,7 @@ func (s *State) end(outcome string) {
 // pure; duplicates, late events and events of unknown orders change nothing and send nothing.
 func React(s *State, e any, now time.Time, opts Options) (*State, []Command) {
 	now = now.UTC()
+	opts = opts.withDefaults()
 	if p, ok := e.(order.Placed); ok {
 		if s != nil {
 			return s, nil // a duplicate
@@ -129,22 +207,34 @@ func React(s *State, e any, now time.Time, opts Options) (*State, []Command) {
 			lines[i] = wire.OrderLine(l)
 		}
 		s = &State{OrderID: p.OrderID, CustomerID: p.CustomerID, TotalCents: p.TotalCents, Lines: lines, Step: StepReserving, StartedAt: now, UpdatedAt: now}
-		c := s.send("reserve", wire.EndpointReserveStock, func(m wire.CommandMeta) any {
-			return wire.ReserveStock{Meta: m, OrderID: s.OrderID, Lines: s.Lines}
-		})
-		return s, []Command{c}
+		s.wait(now, opts)
+		return s, []Command{s.reserve()}
 	}
 	if s == nil {
 		return nil, nil // an order placed before the saga existed, or another saga's
 	}
 	next := *s
-	next.Lines = s.Lines
 	cmds := react(&next, e, now, opts)
-	if cmds == nil && next.Step == s.Step && next.StockHeld == s.StockHeld && next.PaymentAuthorized == s.PaymentAuthorized {
+	switch {
+	case next.Step == StepConfirming && (next.Deadline == nil || next.Step != s.Step):
+		next.wait(now, opts)
+	case next.Step == StepCancelled && len(next.Awaiting) > 0 && !next.Stuck && (next.Deadline == nil || len(cmds) > 0 && next.Retries == s.Retries):
+		next.wait(now, opts) // compensations sent: await them
+	case next.Step == StepCancelled && len(next.Awaiting) == 0:
+		next.Deadline, next.Stuck = nil, false // nothing left to wait for
+	}
+	if cmds == nil && unchanged(s, &next) {
 		return s, nil
 	}
 	next.UpdatedAt = now
 	return &next, cmds
+}
+
+// unchanged reports whether b is the same saga state as a, but for UpdatedAt.
+func unchanged(a, b *State) bool {
+	sameDeadline := (a.Deadline == nil) == (b.Deadline == nil) && (a.Deadline == nil || a.Deadline.Equal(*b.Deadline))
+	return a.Step == b.Step && a.Outcome == b.Outcome && a.StockHeld == b.StockHeld && a.PaymentAuthorized == b.PaymentAuthorized &&
+		a.Retries == b.Retries && a.Stuck == b.Stuck && slices.Equal(a.Awaiting, b.Awaiting) && sameDeadline
 }
 
 func react(s *State, e any, now time.Time, opts Options) []Command {
@@ -152,51 +242,54 @@ func react(s *State, e any, now time.Time, opts Options) []Command {
 	case inventory.OrderReserved:
 		switch s.Step {
 		case StepReserving:
-			s.StockHeld = true
+			s.StockHeld, s.Retries = true, 0
 			if s.TotalCents == 0 {
 				return []Command{s.confirm()}
 			}
 			deadline := now.Add(opts.PaymentTimeout)
-			s.Step, s.Deadline = StepAuthorizing, &deadline
+			s.Step, s.Deadline, s.Retries = StepAuthorizing, &deadline, 0
 			return []Command{s.send("authorize", wire.EndpointAuthorizePayment, func(m wire.CommandMeta) any {
 				return wire.AuthorizePayment{Meta: m, PaymentID: s.OrderID, OrderID: s.OrderID, AmountCents: s.TotalCents}
 			})}
 		case StepCancelled:
 			if !s.StockHeld && s.Outcome != "" { // the reservation answer raced a cancellation
 				s.StockHeld = true
-				return []Command{s.release()}
+				return []Command{s.compensate("release", "")}
 			}
 		}
 	case inventory.OrderRejected:
 		if s.Step == StepReserving {
 			s.LastError = "out of stock: " + e.Reason
 			s.end(OutcomeCompensated)
-			return []Command{s.cancel("out of stock")}
+			return []Command{s.compensate("cancel", "out of stock")}
 		}
 	case inventory.OrderReleased:
 		s.StockHeld = false
+		s.done("release")
 	case payment.Authorized:
 		switch s.Step {
 		case StepAuthorizing:
-			s.PaymentAuthorized = true
+			s.PaymentAuthorized, s.Retries = true, 0
 			return []Command{s.confirm()}
 		case StepCancelled:
 			s.PaymentAuthorized = true // too late: give it back
-			return []Command{s.void()}
+			return []Command{s.compensate("void", "")}
 		}
 	case payment.Declined:
 		if s.Step == StepAuthorizing {
 			s.LastError = "payment declined: " + e.Reason
 			s.end(OutcomeCompensated)
-			return []Command{s.release(), s.cancel("payment declined")}
+			return []Command{s.compensate("release", ""), s.compensate("cancel", "payment declined")}
 		}
 	case payment.Voided:
 		s.PaymentAuthorized = false
+		s.done("void")
 	case order.Confirmed:
 		if s.Step == StepConfirming {
-			s.Step, s.Outcome = StepConfirmed, OutcomeConfirmed
+			s.Step, s.Outcome, s.Deadline, s.Retries = StepConfirmed, OutcomeConfirmed, nil, 0
 		}
 	case order.Cancelled:
+		s.done("cancel")
 		var cmds []Command
 		switch s.Step {
 		case StepCancelled:
@@ -205,10 +298,10 @@ func react(s *State, e any, now time.Time, opts Options) []Command {
 			// The reservation may still succeed: OrderReserved will release it.
 		default:
 			if s.StockHeld {
-				cmds = append(cmds, s.release())
+				cmds = append(cmds, s.compensate("release", ""))
 			}
 			if s.PaymentAuthorized {
-				cmds = append(cmds, s.void())
+				cmds = append(cmds, s.compensate("void", ""))
 			}
 		}
 		s.LastError = "cancelled by the customer"
@@ -218,13 +311,66 @@ func react(s *State, e any, now time.Time, opts Options) []Command {
 		s.end(OutcomeCompensated)
 		return cmds
 	case DeadlinePassed:
-		if s.Step == StepAuthorizing && s.Deadline != nil && !e.At.Before(*s.Deadline) {
-			s.LastError = "payment not authorized in time"
-			s.end(OutcomeTimedOut)
-			return []Command{s.release(), s.cancel("payment timed out")}
+		if s.Deadline == nil || e.At.Before(*s.Deadline) {
+			return nil
 		}
+		return s.deadlinePassed(e.At, opts)
 	}
 	return nil
+}
+
+// deadlinePassed is what the saga does when the current step's deadline passes.
+func (s *State) deadlinePassed(now time.Time, opts Options) []Command {
+	retry := s.Retries < opts.MaxRetries
+	if retry {
+		s.Retries++
+	}
+	switch s.Step {
+	case StepReserving:
+		if retry {
+			s.LastError = "no answer to the reservation yet: sent again"
+			s.wait(now, opts)
+			return []Command{s.reserve()}
+		}
+		s.LastError = "no answer to the reservation: gave up"
+		s.end(OutcomeTimedOut)
+		return []Command{s.compensate("release", ""), s.compensate("cancel", "stock not reserved in time")}
+	case StepAuthorizing:
+		s.LastError = "payment not authorized in time"
+		s.end(OutcomeTimedOut)
+		return []Command{s.compensate("release", ""), s.compensate("cancel", "payment timed out")}
+	case StepConfirming:
+		if retry {
+			s.LastError = "no answer to the confirmation yet: sent again"
+			s.wait(now, opts)
+			return []Command{s.confirm()}
+		}
+		s.park("the order was not confirmed")
+	case StepCancelled:
+		if len(s.Awaiting) == 0 {
+			s.Deadline = nil
+			return nil
+		}
+		if retry {
+			s.LastError = fmt.Sprintf("compensation not done yet (%v): sent again", s.Awaiting)
+			s.wait(now, opts)
+			var cmds []Command
+			for _, name := range s.Awaiting {
+				cmds = append(cmds, s.compensate(name, "compensation"))
+			}
+			return cmds
+		}
+		s.park(fmt.Sprintf("compensation not done (%v)", s.Awaiting))
+	default:
+		s.Deadline = nil
+	}
+	return nil
+}
+
+// park gives up re-sending: the saga is stuck until an operator looks.
+func (s *State) park(why string) {
+	s.Stuck, s.Deadline = true, nil
+	s.LastError = why + fmt.Sprintf(" after %d re-sends: stuck", s.Retries)
 }
 
 // orderOf returns the order an event concerns, "" for none.

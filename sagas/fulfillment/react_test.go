@@ -86,7 +86,10 @@ func TestPaths(t *testing.T) {
 		{"stock that lands after the end is released", []any{placed, rejected, cancelled, reserved}, fulfillment.StepCancelled, fulfillment.OutcomeCompensated, []string{reserve, cancel, release}},
 		{"deadline", []any{placed, reserved, fulfillment.DeadlinePassed{At: t0.Add(time.Minute)}}, fulfillment.StepCancelled, fulfillment.OutcomeTimedOut, []string{reserve, authorize, release, cancel}},
 		{"authorization after the deadline is voided", []any{placed, reserved, fulfillment.DeadlinePassed{At: t0.Add(time.Hour)}, authorized}, fulfillment.StepCancelled, fulfillment.OutcomeTimedOut, []string{reserve, authorize, release, cancel, void}},
-		{"a deadline that no longer applies is ignored", []any{placed, reserved, authorized, fulfillment.DeadlinePassed{At: t0.Add(time.Hour)}}, fulfillment.StepConfirming, "", []string{reserve, authorize, confirm}},
+		{"a deadline that no longer applies is ignored", []any{placed, reserved, authorized, fulfillment.DeadlinePassed{At: t0.Add(time.Second)}}, fulfillment.StepConfirming, "", []string{reserve, authorize, confirm}},
+		{"a confirmation with no answer is sent again", []any{placed, reserved, authorized, fulfillment.DeadlinePassed{At: t0.Add(time.Hour)}, confirmed}, fulfillment.StepConfirmed, fulfillment.OutcomeConfirmed, []string{reserve, authorize, confirm, confirm}},
+		{"a reservation with no answer is sent again", []any{placed, fulfillment.DeadlinePassed{At: t0.Add(time.Hour)}, reserved}, fulfillment.StepAuthorizing, "", []string{reserve, reserve, authorize}},
+		{"a compensation with no answer is sent again", []any{placed, reserved, declined, fulfillment.DeadlinePassed{At: t0.Add(time.Hour)}}, fulfillment.StepCancelled, fulfillment.OutcomeCompensated, []string{reserve, authorize, release, cancel, release, cancel}},
 		{"an early deadline is ignored", []any{placed, reserved, fulfillment.DeadlinePassed{At: t0.Add(time.Second)}}, fulfillment.StepAuthorizing, "", []string{reserve, authorize}},
 	}
 	for _, tt := range tests {
@@ -130,4 +133,67 @@ func TestFreeOrderSkipsPayment(t *testing.T) {
 	free.TotalCents = 0
 	s, sent := run(t, free, reserved, confirmed)
 	check(t, s, sent, fulfillment.StepConfirmed, fulfillment.OutcomeConfirmed, wire.EndpointReserveStock, wire.EndpointConfirmOrder)
+}
+
+// deadlines fires the saga's deadline until it has none, returning the state and the commands sent.
+func deadlines(s *fulfillment.State, limit int) (*fulfillment.State, []fulfillment.Command) {
+	var sent []fulfillment.Command
+	for i := 0; i < limit && s.Deadline != nil; i++ {
+		var cmds []fulfillment.Command
+		s, cmds = fulfillment.React(s, fulfillment.DeadlinePassed{At: *s.Deadline}, *s.Deadline, opts)
+		sent = append(sent, cmds...)
+	}
+	return s, sent
+}
+
+// TestEveryWaitHasADeadline: a saga whose commands are never answered neither waits for ever nor
+// re-sends for ever: a reservation gives up and compensates, a compensation parks as stuck.
+func TestEveryWaitHasADeadline(t *testing.T) {
+	t.Parallel()
+	s, cmds := fulfillment.React(nil, placed, t0, opts)
+	if s.Deadline == nil {
+		t.Fatal("RESERVING has no deadline")
+	}
+	s, sent := deadlines(s, 100)
+	sent = append(cmds, sent...)
+	if s.Step != fulfillment.StepCancelled || s.Outcome != fulfillment.OutcomeTimedOut || !s.Stuck || s.Deadline != nil {
+		t.Fatalf("after every deadline: %+v; want CANCELLED, timed out, stuck, no deadline", s)
+	}
+	ids := map[string]bool{}
+	byEndpoint := map[string]int{}
+	for _, c := range sent {
+		if ids[c.ID] {
+			t.Errorf("message id %s sent twice: the queue would drop the re-send", c.ID)
+		}
+		ids[c.ID] = true
+		byEndpoint[c.Endpoint]++
+	}
+	const max = 8 // the default MaxRetries
+	if byEndpoint[wire.EndpointReserveStock] != 1+max || byEndpoint[wire.EndpointReleaseStock] != 1+max || byEndpoint[wire.EndpointCancelOrder] != 1+max {
+		t.Errorf("sent %v; want the reservation, then the release and the cancellation, each %d times", byEndpoint, 1+max)
+	}
+	for _, c := range sent {
+		if c.Endpoint == wire.EndpointReserveStock && c.Payload.(wire.ReserveStock).Meta.CommandID != "fulfillment:o1:reserve" {
+			t.Errorf("a re-sent reservation has command id %q: the inventory service would not know it", c.Payload.(wire.ReserveStock).Meta.CommandID)
+		}
+	}
+	// The compensations' events arrive at last: the saga is done, and no longer stuck.
+	s, cmds = fulfillment.React(s, inventory.OrderReleased{OrderID: "o1"}, t0, opts)
+	s, _ = fulfillment.React(s, order.Cancelled{OrderID: "o1"}, t0, opts)
+	if s.Stuck || len(s.Awaiting) != 0 || s.Deadline != nil || cmds != nil {
+		t.Errorf("after the compensations' events: %+v, sent %v", s, cmds)
+	}
+}
+
+// TestCompensationDoneStopsTheDeadline: a compensation answered in time leaves no deadline.
+func TestCompensationDoneStopsTheDeadline(t *testing.T) {
+	t.Parallel()
+	s, _ := run(t, placed, reserved, declined)
+	if s.Deadline == nil || len(s.Awaiting) != 2 {
+		t.Fatalf("compensating: %+v; want a deadline awaiting release and cancel", s)
+	}
+	s, _ = run(t, placed, reserved, declined, inventory.OrderReleased{OrderID: "o1"}, cancelled)
+	if s.Deadline != nil || len(s.Awaiting) != 0 || s.Stuck {
+		t.Fatalf("compensated: %+v; want no deadline", s)
+	}
 }

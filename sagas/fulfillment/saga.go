@@ -37,10 +37,7 @@ type Saga struct {
 
 // New returns a saga over pool.
 func New(pool *pgxpool.Pool, opts Options, log *slog.Logger) *Saga {
-	if opts.PaymentTimeout <= 0 {
-		opts.PaymentTimeout = 2 * time.Minute
-	}
-	return &Saga{Pool: pool, Opts: opts, Log: log.With("saga", Name), wake: make(chan struct{}, 1)}
+	return &Saga{Pool: pool, Opts: opts.withDefaults(), Log: log.With("saga", Name), wake: make(chan struct{}, 1)}
 }
 
 func (s *Saga) now() time.Time {
@@ -70,6 +67,8 @@ create table if not exists fulfillment (
   updated_at timestamptz not null);
 create index if not exists fulfillment_deadlines on fulfillment (deadline) where deadline is not null;
 create index if not exists fulfillment_by_step on fulfillment (step, updated_at desc);
+alter table fulfillment add column if not exists stuck boolean not null default false;
+create index if not exists fulfillment_stuck on fulfillment (updated_at desc) where stuck;
 create table if not exists fulfillment_outbox (
   id text primary key,
   endpoint text not null,
@@ -156,9 +155,9 @@ func save(ctx context.Context, tx pgx.Tx, states map[string]*State, changed map[
 		if err != nil {
 			return err
 		}
-		batch.Queue(`insert into fulfillment (order_id, state, step, outcome, deadline, updated_at) values ($1, $2, $3, $4, $5, $6)
+		batch.Queue(`insert into fulfillment (order_id, state, step, outcome, deadline, stuck, updated_at) values ($1, $2, $3, $4, $5, $6, $7)
 on conflict (order_id) do update set state = excluded.state, step = excluded.step, outcome = excluded.outcome,
-  deadline = excluded.deadline, updated_at = excluded.updated_at`, id, data, st.Step, st.Outcome, st.Deadline, st.UpdatedAt)
+  deadline = excluded.deadline, stuck = excluded.stuck, updated_at = excluded.updated_at`, id, data, st.Step, st.Outcome, st.Deadline, st.Stuck, st.UpdatedAt)
 	}
 	for _, c := range cmds {
 		data, err := payload(c)
