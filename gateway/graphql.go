@@ -68,6 +68,7 @@ func (g *gateway) graphQL() http.Handler {
 		srv.Use(noIntrospection{})
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	srv.Use(inputHygiene{})
 	srv.Use(depthLimit{max: sec.MaxDepth})
 	// Admins' batch queries (hundreds of orders by alias) may weigh ten times a customer's.
 	srv.Use(&extension.ComplexityLimit{Func: func(ctx context.Context, _ *graphql.OperationContext) int {

@@ -313,3 +313,55 @@ func TestBadInputIsAClientError(t *testing.T) {
 		t.Errorf("invalid graphql: %d %s", status, b)
 	}
 }
+
+// TestNULAndControlCharactersAreRefused: identifiers and text with NUL bytes, other control
+// characters or broken UTF-8 are 422 (REST, naming the field) or BAD_USER_INPUT (GraphQL), never
+// 201 or a 5xx; nothing of them reaches the log, so no projector ever parks one.
+func TestNULAndControlCharactersAreRefused(t *testing.T) {
+	t.Parallel()
+	base := startPlatform(t)
+	line := func(product string) string {
+		return `[{"productId":` + mustJSON(product) + `,"quantity":1,"unitPriceCents":1}]`
+	}
+	address := `{"line1":"1 rue","city":"Paris","postalCode":"75001","country":"FR"}`
+	cases := []struct {
+		name, path, body, field string
+	}{
+		{"NUL in customerId", "/api/v1/orders", `{"customerId":"c\u0000x","lines":` + line("p") + `}`, "customerId"},
+		{"NUL in productId", "/api/v1/orders", `{"customerId":"c","lines":` + line("p\u0000x") + `}`, "lines[0].productId"},
+		{"NUL in orderId", "/api/v1/orders", `{"orderId":"o\u0000","customerId":"c","lines":` + line("p") + `}`, "orderId"},
+		{"escape in orderId", "/api/v1/orders", `{"orderId":"o\u001b[2J","customerId":"c","lines":` + line("p") + `}`, "orderId"},
+		{"NUL in a reason", "/api/v1/orders/o-1/cancel", `{"reason":"x\u0000"}`, "reason"},
+		{"NUL in a path id", "/api/v1/orders/%00/cancel", `{}`, "orderId"},
+		{"C1 control in a path id", "/api/v1/products/p%C2%85/restock", `{"quantity":1}`, "productId"},
+		{"NUL in a sku", "/api/v1/products", `{"sku":"S\u0000","name":"n","priceCents":1}`, "sku"},
+		{"NUL in a product name", "/api/v1/products", `{"sku":"S-1","name":"bad\u0000name","priceCents":1}`, "name"},
+		{"NUL in a customer name", "/api/v1/customers", `{"name":"A\u0000","email":"a@example.com","shippingAddress":` + address + `}`, "name"},
+		{"NUL in a country", "/api/v1/customers", `{"name":"A","email":"a@example.com","shippingAddress":{"line1":"1 rue","city":"Paris","postalCode":"75001","country":"F\u0000"}}`, "shippingAddress.country"},
+		{"NUL in an e-mail", "/api/v1/customers", `{"name":"A","email":"a\u0000@example.com","shippingAddress":` + address + `}`, "email"},
+	}
+	for _, c := range cases {
+		status, h, b := call(t, "POST", base+c.path, c.body, nil)
+		var p struct{ Field string }
+		_ = json.Unmarshal(b, &p)
+		if status != http.StatusUnprocessableEntity || !strings.HasPrefix(h.Get("Content-Type"), "application/problem+json") || p.Field != c.field {
+			t.Errorf("%s: %d %.200s, want 422 naming %s", c.name, status, b, c.field)
+		}
+	}
+	for _, q := range []struct{ query, vars string }{
+		{`{ order(id: "o\u0000x") { id } }`, ``},
+		{`query($id: ID!) { order(id: $id) { id } }`, `{"id": "o\u0000x"}`},
+		{`{ products(query: "a\u0000") { nodes { id } } }`, ``},
+		{`query($q: String) { products(query: $q) { nodes { id } } }`, `{"q": "a\u0007"}`},
+		{`mutation { cancelOrder(id: "o\u0000") { id } }`, ``},
+	} {
+		body := `{"query":` + mustJSON(q.query)
+		if q.vars != "" {
+			body += `,"variables":` + q.vars
+		}
+		status, _, b := call(t, "POST", base+"/graphql", body+`}`, nil)
+		if status >= 500 || !bytes.Contains(b, []byte(`"BAD_USER_INPUT"`)) {
+			t.Errorf("%s %s: %d %s, want BAD_USER_INPUT", q.query, q.vars, status, b)
+		}
+	}
+}

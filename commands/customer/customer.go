@@ -27,6 +27,9 @@ type Handlers struct {
 var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode}
 
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
+	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id
+		return wire.CommandReply{}, err
+	}
 	now := commands.Now(h.Now)
 	return commands.Answer(ctx, h.Store, aggregate, model.Stream(id), id, meta, func(s model.State) ([]model.Event, error) {
 		return model.Decide(s, c, now)

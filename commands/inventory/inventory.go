@@ -31,6 +31,9 @@ type Handlers struct {
 var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode}
 
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
+	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id
+		return wire.CommandReply{}, err
+	}
 	now := commands.Now(h.Now)
 	return commands.Answer(ctx, h.Store, aggregate, model.Stream(id), id, meta, func(s model.State) ([]model.Event, error) {
 		return model.Decide(s, c, now)
@@ -83,6 +86,9 @@ func lineMeta(m commands.Meta, step, product string) commands.Meta {
 func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire.CommandReply, error) {
 	if len(req.Lines) == 0 {
 		return wire.CommandReply{}, domain.Rule("lines", "an order needs at least one line")
+	}
+	if err := domain.CheckID("orderId", req.OrderID); err != nil { // it names the reservation stream
+		return wire.CommandReply{}, err
 	}
 	// A command that already has an outcome (a redelivered job) answers with it and does nothing:
 	// stock freed since a rejection must not be taken by the retry of the rejected command.
@@ -174,6 +180,9 @@ func (h Handlers) outcome(ctx context.Context, orderID string, meta commands.Met
 // ReleaseStock gives an order's reservations on products back, and records it on the order's
 // reservation stream. Releasing what is not reserved is a no-op.
 func (h Handlers) ReleaseStock(ctx context.Context, req wire.OrderStock) (wire.CommandReply, error) {
+	if err := domain.CheckID("orderId", req.OrderID); err != nil { // it names the reservation stream
+		return wire.CommandReply{}, err
+	}
 	if _, err := h.eachProduct(ctx, req, "release", func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} }); err != nil {
 		return wire.CommandReply{}, err
 	}

@@ -31,6 +31,9 @@ var aggregate = commands.Aggregate[model.State, model.Event]{
 }
 
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (commands.Result, error) {
+	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id
+		return commands.Result{}, err
+	}
 	now := commands.Now(h.Now)
 	return commands.Execute(ctx, h.Store, aggregate, model.Stream(id), meta, func(s model.State) ([]model.Event, error) {
 		return model.Decide(s, c, now)

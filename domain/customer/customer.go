@@ -113,19 +113,16 @@ type State struct {
 // Decide returns the events of command c in state s, or why it cannot be carried out. Pure.
 func Decide(s State, c Command, now time.Time) ([]Event, error) {
 	now = now.UTC()
+	if err := Validate(c); err != nil {
+		return nil, err
+	}
 	switch c := c.(type) {
 	case Register:
-		if err := validateRegister(c); err != nil {
-			return nil, err
-		}
 		if s.Registered {
 			return nil, ErrAlreadyRegistered
 		}
 		return []Event{Registered{CustomerID: c.CustomerID, Name: strings.TrimSpace(c.Name), Email: NormalizeEmail(c.Email), Address: c.Address, At: now}}, nil
 	case ChangeAddress:
-		if err := validateAddress(c.Address); err != nil {
-			return nil, err
-		}
 		if err := active(s); err != nil {
 			return nil, err
 		}
@@ -160,45 +157,39 @@ func Evolve(s State, e Event) State {
 	return s
 }
 
-func validateRegister(c Register) error {
-	switch {
-	case domain.IsBlank(c.CustomerID) || len(c.CustomerID) > 100:
-		return domain.Rule("customerId", "is required, at most 100 characters")
-	case domain.IsBlank(c.Name) || len(c.Name) > 200:
-		return domain.Rule("name", "is required, at most 200 characters")
+// Validate checks a command's fields, whatever the state: identifiers and text are valid UTF-8
+// without control characters and within their lengths. Decide calls it; command services call it
+// before they load a stream.
+func Validate(c Command) error {
+	switch c := c.(type) {
+	case Register:
+		return domain.FirstError(domain.CheckID("customerId", c.CustomerID), domain.CheckText("name", c.Name, 200, true),
+			ValidateEmail(c.Email), validateAddress(c.Address))
+	case ChangeAddress:
+		return domain.FirstError(domain.CheckID("customerId", c.CustomerID), validateAddress(c.Address))
+	case Deactivate:
+		return domain.CheckID("customerId", c.CustomerID)
 	}
-	if err := ValidateEmail(c.Email); err != nil {
-		return err
-	}
-	return validateAddress(c.Address)
+	return nil
 }
 
 // ValidateEmail checks that email is one plain address.
 func ValidateEmail(email string) error {
 	e := NormalizeEmail(email)
 	a, err := mail.ParseAddress(e)
-	if e == "" || len(e) > 254 || err != nil || a.Address != e || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") {
+	if e == "" || len(e) > 254 || domain.CheckID("email", e) != nil || err != nil || a.Address != e || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") {
 		return domain.Rule("email", "must be an e-mail address such as ada@example.com")
 	}
 	return nil
 }
 
 func validateAddress(a Address) error {
-	field := func(name, v string, max int) error {
-		if domain.IsBlank(v) || len(v) > max {
-			return domain.Rule("shippingAddress."+name, fmt.Sprintf("is required, at most %d characters", max))
-		}
-		return nil
+	const f = "shippingAddress."
+	if err := domain.FirstError(domain.CheckText(f+"line1", a.Line1, 200, true), domain.CheckText(f+"line2", a.Line2, 200, false),
+		domain.CheckText(f+"city", a.City, 100, true), domain.CheckText(f+"postalCode", a.PostalCode, 20, true)); err != nil {
+		return err
 	}
-	for _, f := range []error{field("line1", a.Line1, 200), field("city", a.City, 100), field("postalCode", a.PostalCode, 20)} {
-		if f != nil {
-			return f
-		}
-	}
-	if len(a.Line2) > 200 {
-		return domain.Rule("shippingAddress.line2", "must be at most 200 characters")
-	}
-	if len(a.Country) != 2 || strings.ToUpper(a.Country) != a.Country {
+	if len(a.Country) != 2 || strings.Trim(a.Country, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
 		return domain.Rule("shippingAddress.country", "must be an ISO 3166 alpha-2 code such as FR")
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/orderflow/orderflow/domain"
 )
@@ -202,10 +204,10 @@ func (s State) Available() int64 { return s.OnHand - s.ReservedTotal() }
 // Decide returns the events of command c in state s, or why it cannot be carried out. Pure.
 func Decide(s State, c Command, now time.Time) ([]Event, error) {
 	now = now.UTC()
+	if err := Validate(c); err != nil {
+		return nil, err
+	}
 	if a, ok := c.(AddProduct); ok {
-		if err := validateAdd(a); err != nil {
-			return nil, err
-		}
 		if s.Added {
 			return nil, ErrAlreadyAdded
 		}
@@ -216,9 +218,6 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 	}
 	switch c := c.(type) {
 	case ChangePrice:
-		if err := validatePrice(c.PriceCents); err != nil {
-			return nil, err
-		}
 		if s.Discontinued {
 			return nil, ErrDiscontinued
 		}
@@ -227,9 +226,6 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 		}
 		return []Event{PriceChanged{ProductID: s.ID, PriceCents: c.PriceCents, At: now}}, nil
 	case Restock:
-		if err := validateQuantity(c.Quantity); err != nil {
-			return nil, err
-		}
 		if s.Discontinued {
 			return nil, ErrDiscontinued
 		}
@@ -243,12 +239,6 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 		}
 		return []Event{Discontinued{ProductID: s.ID, At: now}}, nil
 	case Reserve:
-		if err := validateQuantity(c.Quantity); err != nil {
-			return nil, err
-		}
-		if domain.IsBlank(c.OrderID) {
-			return nil, domain.Rule("orderId", "is required")
-		}
 		if _, done := s.Reserved[c.OrderID]; done {
 			return nil, nil
 		}
@@ -311,14 +301,39 @@ func withReservation(m map[string]int64, order string, q int64) map[string]int64
 	return out
 }
 
+// Validate checks a command's fields, whatever the state: identifiers and text are valid UTF-8
+// without control characters and within their lengths, quantities and prices within bounds. Decide
+// calls it; command services call it before they load a stream.
+func Validate(c Command) error {
+	switch c := c.(type) {
+	case AddProduct:
+		return validateAdd(c)
+	case ChangePrice:
+		return domain.FirstError(domain.CheckID("productId", c.ProductID), validatePrice(c.PriceCents))
+	case Restock:
+		return domain.FirstError(domain.CheckID("productId", c.ProductID), validateQuantity(c.Quantity))
+	case Discontinue:
+		return domain.CheckID("productId", c.ProductID)
+	case Reserve:
+		return domain.FirstError(domain.CheckID("productId", c.ProductID), domain.CheckID("orderId", c.OrderID), validateQuantity(c.Quantity))
+	case Release:
+		return domain.FirstError(domain.CheckID("productId", c.ProductID), domain.CheckID("orderId", c.OrderID))
+	case Commit:
+		return domain.FirstError(domain.CheckID("productId", c.ProductID), domain.CheckID("orderId", c.OrderID))
+	}
+	return nil
+}
+
 func validateAdd(a AddProduct) error {
-	switch {
-	case domain.IsBlank(a.ProductID) || len(a.ProductID) > 100:
-		return domain.Rule("productId", "is required, at most 100 characters")
-	case domain.IsBlank(a.SKU) || len(a.SKU) > 64 || strings.ContainsAny(strings.TrimSpace(a.SKU), " \t\n"):
-		return domain.Rule("sku", "is required: up to 64 characters without spaces")
-	case domain.IsBlank(a.Name) || len(a.Name) > 200:
-		return domain.Rule("name", "is required, at most 200 characters")
+	if err := domain.CheckID("productId", a.ProductID); err != nil {
+		return err
+	}
+	sku := strings.TrimSpace(a.SKU)
+	if sku == "" || utf8.RuneCountInString(sku) > 64 || strings.ContainsFunc(sku, unicode.IsSpace) || domain.CheckID("sku", sku) != nil {
+		return domain.Rule("sku", "is required: up to 64 characters without spaces or control characters")
+	}
+	if err := domain.CheckText("name", a.Name, 200, true); err != nil {
+		return err
 	}
 	return validatePrice(a.PriceCents)
 }

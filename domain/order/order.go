@@ -14,7 +14,9 @@ import (
 const (
 	MaxLines    = 100
 	MaxQuantity = 10_000
-	MaxIDLength = 100
+	MaxIDLength = domain.MaxIDLength
+	// MaxReasonLength bounds a cancellation's reason, in characters.
+	MaxReasonLength = 500
 )
 
 // Errors of the order lifecycle. Each wraps a domain error kind.
@@ -145,19 +147,16 @@ type State struct {
 // Decide returns the events a command produces in state s, or why it cannot be carried out.
 // It is pure: the same state, command and time always give the same answer.
 func Decide(s State, c Command, now time.Time) ([]Event, error) {
+	if err := Validate(c); err != nil {
+		return nil, err
+	}
 	switch c := c.(type) {
 	case Place:
-		if err := validatePlace(c); err != nil {
-			return nil, err
-		}
 		if s.Status != StatusNone {
 			return nil, ErrAlreadyPlaced
 		}
 		return []Event{Placed{OrderID: c.OrderID, CustomerID: c.CustomerID, Lines: c.Lines, TotalCents: Total(c.Lines), At: now.UTC()}}, nil
 	case Cancel:
-		if len(c.Reason) > 500 {
-			return nil, domain.Rule("reason", "must be at most 500 characters")
-		}
 		if c.ByCustomer != "" && s.Status != StatusNone && s.CustomerID != c.ByCustomer {
 			return nil, ErrNotFound
 		}
@@ -217,16 +216,37 @@ func Total(lines []Line) int64 {
 	return t
 }
 
+// Validate checks a command's fields, whatever the state: identifiers and text are valid UTF-8
+// without control characters and within their lengths, quantities and prices within bounds. Decide
+// calls it; command services call it before they load a stream, so that nothing invalid reaches the
+// event store.
+func Validate(c Command) error {
+	switch c := c.(type) {
+	case Place:
+		return validatePlace(c)
+	case Cancel:
+		err := domain.FirstError(domain.CheckID("orderId", c.OrderID), domain.CheckText("reason", c.Reason, MaxReasonLength, false))
+		if err == nil && c.ByCustomer != "" {
+			err = domain.CheckID("byCustomer", c.ByCustomer)
+		}
+		return err
+	case Confirm:
+		return domain.CheckID("orderId", c.OrderID)
+	case MarkPaid:
+		return domain.CheckID("orderId", c.OrderID)
+	case Ship:
+		return domain.CheckID("orderId", c.OrderID)
+	case Deliver:
+		return domain.CheckID("orderId", c.OrderID)
+	}
+	return nil
+}
+
 func validatePlace(c Place) error {
+	if err := domain.FirstError(domain.CheckID("orderId", c.OrderID), domain.CheckID("customerId", c.CustomerID)); err != nil {
+		return err
+	}
 	switch {
-	case domain.IsBlank(c.OrderID):
-		return domain.Rule("orderId", "is required")
-	case len(c.OrderID) > MaxIDLength:
-		return domain.Rule("orderId", fmt.Sprintf("must be at most %d characters", MaxIDLength))
-	case domain.IsBlank(c.CustomerID):
-		return domain.Rule("customerId", "is required")
-	case len(c.CustomerID) > MaxIDLength:
-		return domain.Rule("customerId", fmt.Sprintf("must be at most %d characters", MaxIDLength))
 	case len(c.Lines) == 0:
 		return domain.Rule("lines", "an order needs at least one line")
 	case len(c.Lines) > MaxLines:
@@ -235,11 +255,10 @@ func validatePlace(c Place) error {
 	var total int64
 	for i, l := range c.Lines {
 		field := func(name string) string { return fmt.Sprintf("lines[%d].%s", i, name) }
+		if err := domain.CheckID(field("productId"), l.ProductID); err != nil {
+			return err
+		}
 		switch {
-		case domain.IsBlank(l.ProductID):
-			return domain.Rule(field("productId"), "is required")
-		case len(l.ProductID) > MaxIDLength:
-			return domain.Rule(field("productId"), fmt.Sprintf("must be at most %d characters", MaxIDLength))
 		case l.Quantity <= 0:
 			return domain.Rule(field("quantity"), "must be positive")
 		case l.Quantity > MaxQuantity:

@@ -124,24 +124,40 @@ type State struct {
 	RefundedCents int64
 }
 
+// Validate checks a command's identifiers (valid UTF-8, no control characters, within their
+// length), whatever the state. Decide calls it; command services call it before they load a stream.
+// The provider's decline reason and reference are the provider's words, not checked here.
+func Validate(c Command) error {
+	switch c := c.(type) {
+	case Authorize:
+		return domain.FirstError(domain.CheckID("paymentId", c.PaymentID), domain.CheckID("orderId", c.OrderID))
+	case Capture:
+		return domain.CheckID("paymentId", c.PaymentID)
+	case Void:
+		return domain.CheckID("paymentId", c.PaymentID)
+	case Refund:
+		return domain.CheckID("paymentId", c.PaymentID)
+	}
+	return nil
+}
+
 // Decide returns the events of command c in state s, or why it cannot be carried out. Pure.
 func Decide(s State, c Command, now time.Time) ([]Event, error) {
 	now = now.UTC()
+	if err := Validate(c); err != nil {
+		return nil, err
+	}
 	switch c := c.(type) {
 	case Authorize:
 		switch {
-		case domain.IsBlank(c.PaymentID):
-			return nil, domain.Rule("paymentId", "is required")
-		case domain.IsBlank(c.OrderID):
-			return nil, domain.Rule("orderId", "is required")
 		case c.AmountCents <= 0:
 			return nil, domain.Rule("amountCents", "must be positive")
 		case s.Status != StatusNone:
 			return nil, ErrAlreadyAuthorized
 		case !c.Approved:
-			return []Event{Declined{PaymentID: c.PaymentID, OrderID: c.OrderID, AmountCents: c.AmountCents, Reason: c.DeclineReason, At: now}}, nil
+			return []Event{Declined{PaymentID: c.PaymentID, OrderID: c.OrderID, AmountCents: c.AmountCents, Reason: domain.Printable(c.DeclineReason, 500), At: now}}, nil
 		}
-		return []Event{Authorized{PaymentID: c.PaymentID, OrderID: c.OrderID, AmountCents: c.AmountCents, ProviderRef: c.ProviderRef, At: now}}, nil
+		return []Event{Authorized{PaymentID: c.PaymentID, OrderID: c.OrderID, AmountCents: c.AmountCents, ProviderRef: domain.Printable(c.ProviderRef, 200), At: now}}, nil
 	case Capture:
 		switch s.Status {
 		case StatusNone:

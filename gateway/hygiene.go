@@ -1,0 +1,120 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// inputHygiene refuses a GraphQL operation any of whose string arguments (inline or in variables)
+// is not valid UTF-8 or holds a control character other than tab, line feed and carriage return:
+// BAD_USER_INPUT naming the argument, before any resolver runs. Command arguments are checked
+// again, field by field, by the domain; this keeps NUL bytes away from the query services too.
+type inputHygiene struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = inputHygiene{}
+
+func (inputHygiene) ExtensionName() string                   { return "InputHygiene" }
+func (inputHygiene) Validate(graphql.ExecutableSchema) error { return nil }
+func (inputHygiene) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	for name, v := range oc.Variables {
+		if path, ok := cleanValue(v, "$"+name); !ok {
+			return badInput(path)
+		}
+	}
+	if oc.Doc == nil {
+		return nil
+	}
+	var bad string
+	var walk func(ast.SelectionSet)
+	walk = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			if bad != "" {
+				return
+			}
+			switch s := sel.(type) {
+			case *ast.Field:
+				for _, a := range s.Arguments {
+					if !cleanLiteral(a.Value) {
+						bad = s.Name + "(" + a.Name + ")"
+						return
+					}
+				}
+				walk(s.SelectionSet)
+			case *ast.InlineFragment:
+				walk(s.SelectionSet)
+			}
+		}
+	}
+	for _, op := range oc.Doc.Operations {
+		walk(op.SelectionSet)
+	}
+	for _, f := range oc.Doc.Fragments {
+		walk(f.SelectionSet)
+	}
+	if bad != "" {
+		return badInput(bad)
+	}
+	return nil
+}
+
+func badInput(where string) *gqlerror.Error {
+	return &gqlerror.Error{Message: fmt.Sprintf("%s: text must be valid UTF-8 without control characters", where),
+		Extensions: map[string]any{"code": CodeBadUserInput, "field": where}}
+}
+
+// cleanText reports whether s is valid UTF-8 without control characters but tab, LF and CR.
+func cleanText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
+	})
+}
+
+// cleanValue checks every string in a decoded JSON value; it answers the path of the first bad one.
+func cleanValue(v any, path string) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return path, cleanText(v)
+	case []any:
+		for i, e := range v {
+			if p, ok := cleanValue(e, fmt.Sprintf("%s[%d]", path, i)); !ok {
+				return p, false
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if !cleanText(k) {
+				return path, false
+			}
+			if p, ok := cleanValue(e, path+"."+k); !ok {
+				return p, false
+			}
+		}
+	}
+	return path, true
+}
+
+// cleanLiteral checks every string of an inline argument value.
+func cleanLiteral(v *ast.Value) bool {
+	if v == nil {
+		return true
+	}
+	if (v.Kind == ast.StringValue || v.Kind == ast.BlockValue) && !cleanText(v.Raw) {
+		return false
+	}
+	for _, c := range v.Children {
+		if !cleanLiteral(c.Value) {
+			return false
+		}
+	}
+	return true
+}
