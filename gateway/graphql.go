@@ -38,16 +38,19 @@ const (
 	CodeForbidden       = "FORBIDDEN"
 	// CodeDepthLimit: the operation nests deeper than the gateway allows.
 	CodeDepthLimit = "DEPTH_LIMIT_EXCEEDED"
+	// CodeComplexityLimit: the operation would select more fields than the gateway allows.
+	CodeComplexityLimit = "COMPLEXITY_LIMIT_EXCEEDED"
 	// CodeIntrospectionDisabled: introspection is off (GATEWAY_INTROSPECTION).
 	CodeIntrospectionDisabled = "INTROSPECTION_DISABLED"
 )
 
 func (g *gateway) graphQL() http.Handler {
-	resolver := &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout, Command: g.graphCommand}
+	resolver := &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout, Command: g.graphCommand, MaxLive: g.opts.Security.MaxSubscriptions}
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}))
 	sec := g.opts.Security
 	srv.AddTransport(transport.Websocket{
 		KeepAlivePingInterval: 10 * time.Second,
+		InitTimeout:           10 * time.Second, // a socket that never says connection_init is closed
 		Upgrader:              websocket.Upgrader{CheckOrigin: g.allowedOrigin},
 		// graphql-transport-ws: the token travels in connection_init's payload.
 		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
@@ -69,7 +72,8 @@ func (g *gateway) graphQL() http.Handler {
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	srv.Use(inputHygiene{})
-	srv.Use(depthLimit{max: sec.MaxDepth})
+	// Before the complexity limit: it expands fragments, this measures each once.
+	srv.Use(depthLimit{max: sec.MaxDepth, maxFields: 10 * sec.MaxComplexity})
 	// Admins' batch queries (hundreds of orders by alias) may weigh ten times a customer's.
 	srv.Use(&extension.ComplexityLimit{Func: func(ctx context.Context, _ *graphql.OperationContext) int {
 		if p, ok := auth.From(ctx); ok && p.IsAdmin() {

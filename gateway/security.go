@@ -32,6 +32,8 @@ type Security struct {
 	// MaxDepth and MaxComplexity bound a GraphQL operation; defaults 10 and 1000 (admins: ten
 	// times the complexity).
 	MaxDepth, MaxComplexity int
+	// MaxSubscriptions bounds the live subscriptions one gateway serves at once; default 5,000.
+	MaxSubscriptions int
 	// RequestTimeout bounds a request (not a websocket); default 15s.
 	RequestTimeout time.Duration
 	// GraphiQL serves the GraphiQL page at /graphiql (development).
@@ -149,8 +151,12 @@ func (g *gateway) timeout(next http.Handler) http.Handler {
 	})
 }
 
-// depthLimit refuses GraphQL operations nested deeper than max fields.
-type depthLimit struct{ max int }
+// depthLimit refuses GraphQL operations nested deeper than max fields, and operations whose
+// fragments expand to more than maxFields field selections (a fragment that spreads another twice,
+// 26 levels deep, is 1 KB of text and 2^26 fields). Each fragment is measured once (memoized), so
+// the check is linear in the text whatever the expansion; it runs before the complexity
+// calculation, which expands fragments.
+type depthLimit struct{ max, maxFields int }
 
 var _ interface {
 	graphql.HandlerExtension
@@ -163,36 +169,57 @@ func (d depthLimit) MutateOperationContext(_ context.Context, oc *graphql.Operat
 	if oc.Operation == nil {
 		return nil
 	}
-	if depth := selectionDepth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); depth > d.max {
-		return &gqlerror.Error{Message: fmt.Sprintf("operation is %d levels deep: the limit is %d", depth, d.max),
+	m := measure{fragments: oc.Doc.Fragments, done: map[string]shape{}}
+	s := m.set(oc.Operation.SelectionSet, 0)
+	if s.fields > d.maxFields {
+		return &gqlerror.Error{Message: fmt.Sprintf("operation selects more than %d fields once its fragments are expanded", d.maxFields),
+			Extensions: map[string]any{"code": CodeComplexityLimit}}
+	}
+	if s.depth > d.max {
+		return &gqlerror.Error{Message: fmt.Sprintf("operation is %d levels deep: the limit is %d", s.depth, d.max),
 			Extensions: map[string]any{"code": CodeDepthLimit}}
 	}
 	return nil
 }
 
-func selectionDepth(set ast.SelectionSet, fragments ast.FragmentDefinitionList, seen int) int {
-	if seen > 64 { // a fragment cycle (validation refuses it anyway)
-		return seen
+// shape is what an expanded selection set measures: its depth and its number of fields
+// (saturating, never past maxShape).
+type shape struct{ depth, fields int }
+
+const maxShape = 1 << 40
+
+type measure struct {
+	fragments ast.FragmentDefinitionList
+	done      map[string]shape // fragments measured
+}
+
+func (m *measure) set(set ast.SelectionSet, nesting int) shape {
+	var out shape
+	if nesting > 64 { // a fragment cycle (validation refuses it anyway)
+		return shape{depth: nesting}
 	}
-	deepest := 0
 	for _, sel := range set {
-		var d int
-		switch s := sel.(type) {
+		var s shape
+		switch x := sel.(type) {
 		case *ast.Field:
-			d = 1
-			if len(s.SelectionSet) > 0 {
-				d += selectionDepth(s.SelectionSet, fragments, seen+1)
-			}
+			s = m.set(x.SelectionSet, nesting+1)
+			s.depth++
+			s.fields++
 		case *ast.InlineFragment:
-			d = selectionDepth(s.SelectionSet, fragments, seen+1)
+			s = m.set(x.SelectionSet, nesting+1)
 		case *ast.FragmentSpread:
-			if f := fragments.ForName(s.Name); f != nil {
-				d = selectionDepth(f.SelectionSet, fragments, seen+1)
+			var ok bool
+			if s, ok = m.done[x.Name]; !ok {
+				if f := m.fragments.ForName(x.Name); f != nil {
+					s = m.set(f.SelectionSet, nesting+1)
+				}
+				m.done[x.Name] = s
 			}
 		}
-		deepest = max(deepest, d)
+		out.depth = max(out.depth, s.depth)
+		out.fields = min(out.fields+s.fields, maxShape)
 	}
-	return deepest
+	return out
 }
 
 // noIntrospection refuses introspection queries with a code, when introspection is off.

@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -79,6 +83,53 @@ func TestSchemaIsDescribed(t *testing.T) {
 			if v.Description == "" {
 				t.Errorf("%s.%s has no description", name, v.Name)
 			}
+		}
+	}
+}
+
+// fragmentBomb is a query of about 1 KB whose fragments expand to 2^levels fields.
+func fragmentBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("query { ...F0 }")
+	for i := range levels {
+		fmt.Fprintf(&b, " fragment F%d on Query { ...F%d ...F%d }", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, " fragment F%d on Query { products { nodes { id } } }", levels)
+	return b.String()
+}
+
+func postGraphQL(h http.Handler, query string) *httptest.ResponseRecorder {
+	body, _ := json.Marshal(map[string]string{"query": query})
+	r := httptest.NewRequest("POST", "/graphql", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// TestFragmentBombIsRefusedAtOnce: fragments that spread each other twice, 26 levels deep, are
+// refused with COMPLEXITY_LIMIT_EXCEEDED from a measure of each fragment once; a fragment that
+// hides depth is measured as deep as it is. BenchmarkFragmentBomb shows what refusing it costs.
+func TestFragmentBombIsRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Log: slog.New(slog.DiscardHandler)})
+	if rec := postGraphQL(h, fragmentBomb(26)); !strings.Contains(rec.Body.String(), CodeComplexityLimit) {
+		t.Errorf("fragment bomb: %d %s", rec.Code, rec.Body.String())
+	}
+	deep := `query { ...A } fragment A on Query { orders { nodes { customer { orders { nodes { ...B } } } } } }
+fragment B on Order { customer { orders { nodes { customer { orders { nodes { id } } } } } } }`
+	if rec := postGraphQL(h, deep); !strings.Contains(rec.Body.String(), CodeDepthLimit) {
+		t.Errorf("depth through fragments: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+func BenchmarkFragmentBomb(b *testing.B) {
+	h := New(Options{Log: slog.New(slog.DiscardHandler)})
+	q := fragmentBomb(26)
+	b.SetBytes(int64(len(q)))
+	for b.Loop() {
+		if rec := postGraphQL(h, q); !strings.Contains(rec.Body.String(), CodeComplexityLimit) {
+			b.Fatal(rec.Body.String())
 		}
 	}
 }

@@ -23,6 +23,7 @@ var envVars = []string{
 	"PAYMENT_PROVIDER_URL", "PAYMENT_PROVIDER_ADDR", "PAYMENT_PROVIDER_LATENCY", "PAYMENT_PROVIDER_DECLINE_RATE", "PAYMENT_PROVIDER_OUTAGE",
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
+	"GATEWAY_MAX_SUBSCRIPTIONS",
 }
 
 // Targets a process can run. "all" is every one of them.
@@ -83,6 +84,9 @@ type Config struct {
 	// default 20; 0 turns it off); AdminRateLimit the same per admin token
 	// (GATEWAY_ADMIN_RATE_LIMIT; default 0: admins are not limited).
 	RateLimit, AdminRateLimit int
+	// MaxSubscriptions bounds the live GraphQL subscriptions one gateway serves
+	// (GATEWAY_MAX_SUBSCRIPTIONS; default 5000).
+	MaxSubscriptions int
 	// CORSOrigins may call the gateway from a browser (GATEWAY_CORS_ORIGINS, comma-separated, *
 	// for any; default none, * in dev).
 	CORSOrigins []string
@@ -156,6 +160,9 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	}
 	if c.AdminRateLimit, err = strconv.Atoi(env("GATEWAY_ADMIN_RATE_LIMIT", "0")); err != nil || c.AdminRateLimit < 0 {
 		return Config{}, fmt.Errorf("GATEWAY_ADMIN_RATE_LIMIT: want requests per second per admin, such as 200 (0: no limit)")
+	}
+	if c.MaxSubscriptions, err = strconv.Atoi(env("GATEWAY_MAX_SUBSCRIPTIONS", "5000")); err != nil || c.MaxSubscriptions <= 0 {
+		return Config{}, fmt.Errorf("GATEWAY_MAX_SUBSCRIPTIONS: want a positive number of live subscriptions per gateway, such as 5000")
 	}
 	for _, o := range strings.Split(env("GATEWAY_CORS_ORIGINS", map[bool]string{true: "*"}[c.Dev]), ",") {
 		if o = strings.TrimSpace(o); o != "" {

@@ -308,14 +308,14 @@ func TestOrderChangedSubscription(t *testing.T) {
 	if m := read(); m.Type != "complete" {
 		t.Errorf("late subscriber then: %s %s", m.Type, m.Payload)
 	}
-	// Another customer's subscription to it is refused.
+	// Another customer's subscription to it is refused as if the order did not exist.
 	ws2 := dialGraphQL(t, base)
 	_ = ws2.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": tokenFor(t, "c-other", auth.Customer)}})
 	_ = ws2.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
 		"query": `subscription($id: ID!) { orderChanged(id: $id) { id status } }`, "variables": map[string]any{"id": id}}})
 	_ = ws2.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var got bytes.Buffer
-	for !strings.Contains(got.String(), "FORBIDDEN") {
+	for !strings.Contains(got.String(), "NOT_FOUND") {
 		_, data, err := ws2.ReadMessage()
 		if err != nil {
 			t.Fatalf("another customer's subscription: %v after %s", err, got.String())
@@ -324,6 +324,9 @@ func TestOrderChangedSubscription(t *testing.T) {
 			t.Fatalf("another customer got the order: %s", data)
 		}
 		got.Write(data)
+	}
+	if strings.Contains(got.String(), "not yours") || strings.Contains(got.String(), "FORBIDDEN") {
+		t.Errorf("the refusal says the order exists: %s", got.String())
 	}
 }
 

@@ -68,8 +68,8 @@ Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, CATALOG_DATABASE
 CUSTOMERS_DATABASE_URL, NATS_URL, ORDERFLOW_HTTP_ADDR,
 ORDERFLOW_DATA_DIR, ORDERFLOW_LOG_FORMAT (text|json), ORDERFLOW_LOG_LEVEL,
 ORDERFLOW_CONSISTENCY_TIMEOUT, ORDERFLOW_NATS_PREFIX, ORDERFLOW_JWT_SECRET, ORDERFLOW_JWKS_FILE,
-GATEWAY_RATE_LIMIT, GATEWAY_ADMIN_RATE_LIMIT, GATEWAY_CORS_ORIGINS, GATEWAY_INTROSPECTION.
-See README.md.
+GATEWAY_RATE_LIMIT, GATEWAY_ADMIN_RATE_LIMIT, GATEWAY_CORS_ORIGINS, GATEWAY_INTROSPECTION,
+GATEWAY_MAX_SUBSCRIPTIONS. See README.md.
 `
 
 // Main runs the command line args; it returns when the command is done or ctx ends.
@@ -374,7 +374,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		handler = gateway.New(gateway.Options{NC: nc, Namespace: cfg.NATSNamespace, Log: log, Ready: ready, Idempotency: keys, Metrics: metrics,
 			CallTimeout: cfg.ConsistencyTimeout + 2*time.Second,
 			Security: gateway.Security{Verifier: v, RateLimit: cfg.RateLimit, AdminRateLimit: cfg.AdminRateLimit, CORSOrigins: cfg.CORSOrigins,
-				Introspection: cfg.Introspection, GraphiQL: cfg.Dev}})
+				Introspection: cfg.Introspection, GraphiQL: cfg.Dev, MaxSubscriptions: cfg.MaxSubscriptions}})
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

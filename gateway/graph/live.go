@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -53,10 +54,14 @@ func (n *note) pos() string {
 	return n.position
 }
 
+// maxMergedKeys bounds what a subscriber that does not read holds: past it, its pending
+// announcement says "anything changed" instead of naming keys.
+const maxMergedKeys = 1000
+
 // merge is a then b, for a subscriber that has not read a yet.
 func merge(a, b *note) *note {
 	m := &note{position: b.position, unchanged: a.unchanged && b.unchanged}
-	if a.changed != nil && b.changed != nil {
+	if a.changed != nil && b.changed != nil && len(a.changed)+len(b.changed) <= maxMergedKeys {
 		m.changed = make(map[string]bool, len(a.changed)+len(b.changed))
 		maps.Copy(m.changed, a.changed)
 		maps.Copy(m.changed, b.changed)
@@ -72,8 +77,12 @@ type hub struct {
 	outs map[chan *note]bool
 }
 
+// DefaultMaxLive is the default bound of live subscriptions per gateway.
+const DefaultMaxLive = 5000
+
 // join returns a channel of announcements (coalesced while the subscriber reads: it holds at most
-// one, the merge of those it missed) and the function that leaves.
+// one, the merge of those it missed) and the function that leaves. Past MaxLive subscribers it
+// refuses with UNAVAILABLE.
 func (r *Resolver) join() (<-chan *note, func(), error) {
 	r.liveMu.Lock()
 	defer r.liveMu.Unlock()
@@ -111,10 +120,17 @@ func (r *Resolver) join() (<-chan *note, func(), error) {
 		}()
 	}
 	h := r.live
+	limit := r.MaxLive
+	if limit <= 0 {
+		limit = DefaultMaxLive
+	}
 	out := make(chan *note, 1)
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.outs) >= limit {
+		return nil, nil, &rpc.Error{Code: rpc.CodeUnavailable, Message: fmt.Sprintf("this gateway serves its limit of %d live subscriptions: retry later", limit)}
+	}
 	h.outs[out] = true
-	h.mu.Unlock()
 	return out, func() {
 		h.mu.Lock()
 		delete(h.outs, out)
@@ -178,12 +194,14 @@ func same(a, b *wire.Order) bool {
 func final(o *wire.Order) bool { return o.Status == "DELIVERED" || o.Status == "CANCELLED" }
 
 // orderChanged sends the order's state now (once it exists) and after each change, and closes
-// after a final status. Another customer's order ends the subscription with FORBIDDEN.
+// after a final status. Another customer's order reads as one that does not exist (as `order`
+// answers null): the subscription ends with NOT_FOUND, which an unknown order's does not until
+// it exists, so a customer learns nothing of orders that are not theirs.
 func (r *Resolver) orderChanged(ctx context.Context, id string) (<-chan *wire.Order, error) {
 	p := caller(ctx)
-	// An order that exists already and is another customer's is refused at once.
+	notYours := func() error { return &rpc.Error{Code: rpc.CodeNotFound, Message: "no order " + id} }
 	if o, err := one[wire.Order](ctx, r, wire.EndpointOrderByID, wire.OrderByID{ID: id}); err == nil && o != nil && !p.Owns(o.CustomerID) {
-		return nil, forbidden("this order is not yours")
+		return nil, notYours()
 	}
 	out := make(chan *wire.Order, 1)
 	var last *wire.Order
@@ -197,7 +215,7 @@ func (r *Resolver) orderChanged(ctx context.Context, id string) (<-chan *wire.Or
 			return ctx.Err() == nil // not there yet, or a read to retry at the next notification
 		}
 		if !p.Owns(o.CustomerID) {
-			graphql.AddError(ctx, forbidden("this order is not yours"))
+			graphql.AddError(ctx, notYours())
 			close(out)
 			return false
 		}
@@ -219,29 +237,42 @@ func (r *Resolver) orderChanged(ctx context.Context, id string) (<-chan *wire.Or
 	return out, nil
 }
 
+// maxHeld is how many orders myOrdersChanged follows: the caller's newest.
+const maxHeld = 50
+
+// mark is what a live query keeps of an order it sent: enough to tell a change.
+type mark struct {
+	status    string
+	updatedAt time.Time
+}
+
+func markOf(o *wire.Order) mark { return mark{o.Status, o.UpdatedAt} }
+
 // myOrdersChanged sends the caller's 50 newest orders as they are now, then each again when it
 // changes (or a new one appears): a client that reconnects misses no final state. A change to
-// orders it holds reads those orders; a new order of the caller reads the newest 50 again.
+// orders it holds reads those orders; a new order of the caller reads the newest 50 again, and
+// the query then follows those 50 only. It keeps a mark per followed order, never the orders.
 func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, error) {
 	p := caller(ctx)
 	out := make(chan *wire.Order, 8)
-	seen := map[string]*wire.Order{}
-	mine := "customer:" + p.Subject // a new order of the caller
-	keys := []string{mine}          // and a change to one it holds
+	held := make(map[string]mark, maxHeld) // the orders followed, as last sent
+	mine := "customer:" + p.Subject        // a new order of the caller
+	keys := []string{mine}                 // and a change to one it holds
 	err := r.progress(ctx, func(n *note) bool {
 		if !n.changes(keys...) {
 			return true
 		}
 		var orders []wire.Order
 		var err error
+		list := n.changes(mine) // a new order, or not said: the newest 50 again
 		cctx, cancel := r.callCtx(ctx)
-		if n.changes(mine) { // a new order, or not said: the newest 50 again
+		if list {
 			var page wire.OrderPage
-			page, err = rpc.Call[wire.OrderPage](cctx, r.NC, r.NS.Subject(wire.EndpointListOrders), wire.ListOrders{CustomerID: p.Subject, First: 50, MinPosition: n.pos()})
+			page, err = rpc.Call[wire.OrderPage](cctx, r.NC, r.NS.Subject(wire.EndpointListOrders), wire.ListOrders{CustomerID: p.Subject, First: maxHeld, MinPosition: n.pos()})
 			orders = page.Orders
 		} else { // only orders it holds: those
 			var moved []string
-			for id := range seen {
+			for id := range held {
 				if n.changes("order:" + id) {
 					moved = append(moved, id)
 				}
@@ -252,15 +283,24 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 		if err != nil {
 			return ctx.Err() == nil
 		}
+		var send []*wire.Order
 		for i := range orders {
 			o := &orders[i]
-			if same(o, seen[o.ID]) {
-				continue
+			if m, ok := held[o.ID]; !ok || m != markOf(o) {
+				send = append(send, o)
 			}
-			if seen[o.ID] == nil {
-				keys = append(keys, "order:"+o.ID)
-			}
-			seen[o.ID] = o
+		}
+		if list { // follow exactly the newest page from now on
+			clear(held)
+		}
+		for i := range orders {
+			held[orders[i].ID] = markOf(&orders[i])
+		}
+		keys = keys[:1]
+		for id := range held {
+			keys = append(keys, "order:"+id)
+		}
+		for _, o := range send {
 			select {
 			case out <- o:
 			case <-ctx.Done():

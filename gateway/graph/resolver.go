@@ -30,6 +30,9 @@ type Resolver struct {
 	// Command carries out the REST operation op (its operationId) on id with body, as the
 	// REST API does: the same decoding, authorization, idempotency and answer.
 	Command func(ctx context.Context, op, id string, body any, idempotencyKey *string) (*CommandResult, error)
+	// MaxLive bounds the live subscriptions this gateway serves at once (default 5,000): past it,
+	// a new subscription is refused with UNAVAILABLE.
+	MaxLive int
 
 	liveMu sync.Mutex
 	live   *hub // the live queries' announcements, once one has started
