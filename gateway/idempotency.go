@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -22,9 +23,9 @@ import (
 // IdempotencyTTL is how long an Idempotency-Key is remembered.
 const IdempotencyTTL = 24 * time.Hour
 
-// abandonAfter: a request still "in progress" after this long died with its gateway; its key may
-// be taken over.
-const abandonAfter = time.Minute
+// abandonMargin: a request still "in progress" this long after its gateway's request timeout
+// died with its gateway (or lost its answer to an outage); its key may be taken over.
+const abandonMargin = 5 * time.Second
 
 // IdempotencyKeys remembers, for each Idempotency-Key, the request it came with and the response
 // it got, in a NATS JetStream key-value bucket shared by every gateway replica. Entries expire
@@ -68,7 +69,10 @@ var replayedHeaders = []string{"Content-Type", "Location", "X-Consistency-Positi
 // idempotent makes a POST with an Idempotency-Key safe to retry: the first request runs and its
 // response is stored; a retry with the same key and the same method, path and body gets that
 // response again (status and body, with Idempotent-Replayed: true); the same key with another
-// request is 422; a retry while the first is still running is 409 with Retry-After.
+// request is 422; a retry while the first is still running is 409 with Retry-After. Keys are the
+// caller's own: another caller's same key is another record. A request that failed on our side
+// (5xx) leaves nothing: its record is deleted (retried in the background while NATS is away), and
+// a record still in progress after the request timeout is taken over by a retry.
 func (g *gateway) idempotent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
@@ -93,10 +97,10 @@ func (g *gateway) idempotent(next http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		sum := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\n" + string(body)))
 		fingerprint := hex.EncodeToString(sum[:])
-		k := sha256.Sum256([]byte(key))
+		k := sha256.Sum256([]byte(callerKey(r.Context()) + "\n" + key))
 		kvKey := hex.EncodeToString(k[:])
 
-		rev, existing, err := g.opts.Idempotency.begin(r.Context(), kvKey, fingerprint)
+		rev, existing, err := g.opts.Idempotency.begin(r.Context(), kvKey, fingerprint, g.opts.Security.RequestTimeout+abandonMargin)
 		if err != nil {
 			g.log.Error("idempotency store", "err", err)
 			writeProblem(w, r, &problem{Status: http.StatusServiceUnavailable, Type: "unavailable", Title: "Service unavailable", Detail: "the idempotency store is unavailable; retry"})
@@ -127,7 +131,7 @@ func (g *gateway) idempotent(next http.Handler) http.Handler {
 		// Store what the client got; forget a failure of ours so that a retry runs again.
 		ctx := context.WithoutCancel(r.Context())
 		if rec.status >= 500 {
-			_ = g.opts.Idempotency.kv.Delete(ctx, kvKey, jetstream.LastRevision(rev))
+			go g.opts.Idempotency.forget(ctx, kvKey, rev, g.log)
 			return
 		}
 		done := idempotencyRecord{Fingerprint: fingerprint, Done: true, Status: rec.status, Body: rec.body.Bytes(), Header: map[string]string{}}
@@ -145,7 +149,7 @@ func (g *gateway) idempotent(next http.Handler) http.Handler {
 
 // begin claims key for a request with fingerprint, or returns the record already there. The
 // revision is the claim's, for the update that stores the response.
-func (s *IdempotencyKeys) begin(ctx context.Context, key, fingerprint string) (uint64, *idempotencyRecord, error) {
+func (s *IdempotencyKeys) begin(ctx context.Context, key, fingerprint string, abandonAfter time.Duration) (uint64, *idempotencyRecord, error) {
 	pending, _ := json.Marshal(idempotencyRecord{Fingerprint: fingerprint, Started: time.Now()})
 	for attempt := 0; attempt < 3; attempt++ {
 		rev, err := s.kv.Create(ctx, key, pending)
@@ -176,6 +180,24 @@ func (s *IdempotencyKeys) begin(ctx context.Context, key, fingerprint string) (u
 		return entry.Revision(), &rec, nil
 	}
 	return 0, nil, errors.New("idempotency key keeps changing")
+}
+
+// forget deletes the claim of a request that failed on our side, so that a retry runs again. NATS
+// may be what failed: it tries for a minute. A claim it cannot delete is taken over by a retry
+// once abandoned (begin).
+func (s *IdempotencyKeys) forget(ctx context.Context, key string, rev uint64, log *slog.Logger) {
+	for attempt := range 30 {
+		err := s.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+		var apiErr *jetstream.APIError
+		if err == nil || errors.As(err, &apiErr) { // deleted, or changed since: not ours any more
+			return
+		}
+		if attempt == 29 {
+			log.Warn("idempotency store: forget a failed request", "err", err)
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 // recorder captures a response while writing it.

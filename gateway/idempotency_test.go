@@ -9,10 +9,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/gateway"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/natstest"
 )
 
@@ -24,10 +26,13 @@ func TestMain(m *testing.M) {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func post(t *testing.T, url, key, body string) (int, http.Header, string) {
+func post(t *testing.T, url, key, body string, token ...string) (int, http.Header, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if len(token) > 0 {
+		req.Header.Set("Authorization", "Bearer "+token[0])
+	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
@@ -87,5 +92,42 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	if s, _, b := post(t, url, strings.Repeat("k", 300), body); s != 400 {
 		t.Errorf("300-character key: %d %s", s, b)
+	}
+}
+
+// TestIdempotencyKeysAreTheCallers: customer B sending customer A's request with A's key does not
+// get A's answer (A's order id and position): B's request runs as B's, and is refused.
+func TestIdempotencyKeysAreTheCallers(t *testing.T) {
+	t.Parallel()
+	nc := natstest.Connect(t)
+	ns := natstest.Namespace(t)
+	if _, err := ordercmd.Register(t.Context(), nc, ns, quiet, ordercmd.Handlers{Store: memory.New()}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := gateway.NewIdempotencyKeys(t.Context(), nc, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("idempotency-test-secret-0123456789abcdef")
+	v, err := auth.HS256(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gateway.New(gateway.Options{NC: nc, Namespace: ns, Log: quiet, Idempotency: keys, Security: gateway.Security{Verifier: v}}))
+	defer srv.Close()
+	token := func(sub string) string {
+		tok, err := auth.Issue(secret, sub, auth.Customer, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	body := `{"customerId":"cust-a","lines":[{"productId":"p","quantity":1,"unitPriceCents":100}]}`
+	if s, _, b := post(t, srv.URL+"/api/v1/orders", "shared-key", body, token("cust-a")); s != 201 {
+		t.Fatalf("a: %d %s", s, b)
+	}
+	s, h, b := post(t, srv.URL+"/api/v1/orders", "shared-key", body, token("cust-b"))
+	if s != http.StatusForbidden || h.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("b replaying a's key and body: %d %s (replayed %q); want 403 of its own", s, b, h.Get("Idempotent-Replayed"))
 	}
 }

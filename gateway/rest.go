@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -100,10 +101,12 @@ func meta(r *http.Request, scope string) wire.CommandMeta {
 
 // commandMeta is a command's identity: with an idempotency key (REST's header, GraphQL's
 // argument), the same command id for the same operation, aggregate and key; else a fresh one.
+// The command id of a keyed request is the caller's own: two callers that happen to choose one
+// key never share a command (one would get the other's answer).
 func commandMeta(ctx context.Context, scope, key string) wire.CommandMeta {
 	id := uuid.NewString()
 	if key != "" {
-		id = scope + ":" + key
+		id = scope + ":" + callerKey(ctx) + ":" + key
 	}
 	return wire.CommandMeta{CommandID: id, CorrelationID: correlationID(ctx)}
 }
@@ -120,4 +123,13 @@ func (g *gateway) command(ctx context.Context, endpoint string, req any) (wire.C
 		}
 	}
 	return reply, err
+}
+
+// callerKey names the caller of a request (role and subject) in idempotency keys and command ids.
+func callerKey(ctx context.Context) string {
+	p, ok := auth.From(ctx)
+	if !ok {
+		p = anonymousAdmin
+	}
+	return string(p.Role) + "/" + p.Subject
 }
