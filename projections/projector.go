@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -111,9 +112,13 @@ func New(store eventstore.Store, pool *pgxpool.Pool, proj Projection, opts Optio
 	return &Projector{store: store, pool: pool, proj: proj, opts: opts}
 }
 
-// Migrate creates the checkpoint table and the read model's tables.
+// Migrate creates the checkpoint table and the read model's tables. Safe to run concurrently:
+// migrations of one database take turns (pgschema.MigrationLock).
 func (p *Projector) Migrate(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if err := pgschema.Lock(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, checkpointDDL); err != nil {
 			return fmt.Errorf("migrate checkpoints: %w", err)
 		}

@@ -58,6 +58,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/pgschema"
 )
 
 // Options configure a Store.
@@ -135,8 +136,8 @@ select h.x::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_versio
 	}}
 }
 
-// Migrate creates the schema and table if they do not exist. Safe to run concurrently with itself
-// only once per database at a time (run it at start, before appends).
+// Migrate creates the schema and table if they do not exist. Safe to run concurrently: migrations
+// of one database take turns (pgschema.MigrationLock).
 func (s *Store) Migrate(ctx context.Context) error {
 	schema := pgx.Identifier{s.opts.Schema}.Sanitize()
 	t := pgx.Identifier{s.opts.Schema, "events"}.Sanitize()
@@ -153,7 +154,14 @@ create table if not exists ` + t + ` (
   recorded_at timestamptz not null default now(),
   unique (stream_id, stream_version));
 create index if not exists events_tx_position on ` + t + ` (tx_id, global_position);`
-	if _, err := s.pool.Exec(ctx, ddl); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := pgschema.Lock(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, ddl)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("migrate event store schema %s: %w", s.opts.Schema, err)
 	}
 	return nil

@@ -11,8 +11,22 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Open creates schema if it does not exist and returns a pool whose connections use it as their
-// search_path. maxConns 0 keeps pgx's default.
+// MigrationLock is the transaction-scoped advisory lock every orderflow migration of a database
+// takes first: DDL such as CREATE SCHEMA IF NOT EXISTS is not safe against itself (two targets
+// starting at once on a fresh database: "duplicate key value violates unique constraint
+// pg_namespace_nspname_index"), so migrations of one database run one at a time.
+const MigrationLock = `select pg_advisory_xact_lock(7306394211836745729)`
+
+// Lock takes MigrationLock in tx; it is released when tx ends.
+func Lock(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, MigrationLock); err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	return nil
+}
+
+// Open creates schema if it does not exist (under MigrationLock) and returns a pool whose
+// connections use it as their search_path. maxConns 0 keeps pgx's default.
 func Open(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -26,7 +40,13 @@ func Open(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Poo
 		if err != nil {
 			return nil, fmt.Errorf("connect: %w", err)
 		}
-		_, err = conn.Exec(ctx, "create schema if not exists "+pgx.Identifier{schema}.Sanitize())
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := Lock(ctx, tx); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "create schema if not exists "+pgx.Identifier{schema}.Sanitize())
+			return err
+		})
 		conn.Close(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("create schema %s: %w", schema, err)
