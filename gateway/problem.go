@@ -57,6 +57,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *problem) {
 		p.Instance = r.URL.Path
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1") // every 503 is an outage that passes: say when to retry
+	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }

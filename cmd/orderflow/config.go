@@ -232,6 +232,44 @@ func (c Config) needsEventStore() bool {
 
 func (c Config) runs(target string) bool { return slices.Contains(c.Targets, target) }
 
+// connections is what each target may hold of each database at once: a process's pool of a
+// database is the sum over the targets it runs, so that every target run as its own process
+// (eleven of them) holds at most 61 connections in all, well under PostgreSQL's default 100, and
+// the whole platform in one process 57. A projector's lease is one more connection per read
+// model, outside the pools.
+var connections = map[string]struct{ events, readModel, sagas int32 }{
+	"order-commands":     {events: 6},
+	"customer-commands":  {events: 3},
+	"inventory-commands": {events: 6},
+	"payment-commands":   {events: 3},
+	"projector":          {events: 4, readModel: 3}, // readModel: of each read model
+	"order-queries":      {readModel: 6},
+	"catalog-queries":    {readModel: 6},
+	"customer-queries":   {readModel: 6},
+	"fulfillment-saga":   {events: 2, sagas: 6},
+}
+
+// eventStoreConns is the size of this process's event store pool: its targets' shares, 2 to 20.
+func (c Config) eventStoreConns() int32 {
+	var n int32
+	for _, t := range c.Targets {
+		n += connections[t].events
+	}
+	return min(max(n, 2), 20)
+}
+
+// readModelConns is the size of this process's pool of the read model its query target serves.
+func (c Config) readModelConns(queryTarget string) int32 {
+	var n int32
+	if c.runs("projector") {
+		n += connections["projector"].readModel
+	}
+	if c.runs(queryTarget) {
+		n += connections[queryTarget].readModel
+	}
+	return max(n, 2)
+}
+
 // mask hides a URL's password for printing.
 func mask(raw string) string {
 	u, err := url.Parse(raw)

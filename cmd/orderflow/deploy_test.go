@@ -263,3 +263,37 @@ func remarshal(t *testing.T, in any, out any) {
 		t.Fatal(err)
 	}
 }
+
+// TestConnectionsAreBounded: every target run as its own process, and all of them in one, hold
+// fewer connections than PostgreSQL's default max_connections (100), leases included.
+func TestConnectionsAreBounded(t *testing.T) {
+	t.Parallel()
+	readModels := map[string]string{"order-queries": "orders", "catalog-queries": "catalog", "customer-queries": "customers"}
+	holds := func(cfg Config) int32 {
+		var n int32
+		if cfg.needsEventStore() {
+			n += cfg.eventStoreConns()
+		}
+		for q := range readModels {
+			if cfg.runs("projector") || cfg.runs(q) {
+				n += cfg.readModelConns(q)
+			}
+			if cfg.runs("projector") {
+				n++ // the lease
+			}
+		}
+		if cfg.runs("fulfillment-saga") {
+			n += connections["fulfillment-saga"].sagas + 1
+		}
+		return n
+	}
+	var apart int32
+	for _, target := range allTargets {
+		apart += holds(Config{Targets: []string{target}})
+	}
+	together := holds(Config{Targets: allTargets})
+	if apart >= 90 || together >= 90 {
+		t.Errorf("every target apart holds up to %d connections, all in one process %d: keep both under 90 of PostgreSQL's 100", apart, together)
+	}
+	t.Logf("connections: %d with every target apart, %d in one process", apart, together)
+}

@@ -301,7 +301,7 @@ func rebuildReadModel(ctx context.Context, store eventstore.Store, head func(con
 // the same upcasters as every other reader. Run the cleanup when done, even after an error.
 func cliEventStore(ctx context.Context, cfg Config) (eventstore.Store, func(context.Context) (eventstore.Position, error), *cleanup, error) {
 	done := &cleanup{}
-	raw, _, err := openEventStore(ctx, cfg.EventStoreURL, slog.New(slog.NewTextHandler(io.Discard, nil)), done)
+	raw, _, err := openEventStore(ctx, cfg.EventStoreURL, 4, slog.New(slog.NewTextHandler(io.Discard, nil)), done)
 	if err != nil {
 		return nil, nil, done, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 	"github.com/orderflow/orderflow/projections"
@@ -35,7 +36,7 @@ type projectionOps struct {
 
 func registerProjectionOps(ctx context.Context, nc *nats.Conn, o *projectionOps) error {
 	o.rebuilds = map[string]*wire.RebuildStatus{}
-	srv := rpc.NewServer(ctx, nc, o.log.With("service", wire.ServiceProjections), 8, 30*time.Second, nil)
+	srv := rpc.NewServer(ctx, nc, o.log.With("service", wire.ServiceProjections), 8, 30*time.Second, pgerr.Classify(nil))
 	ns := o.cfg.NATSNamespace
 	_, err := rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceProjections, Version: "0.1.0", Description: "read models' projections: figures, pause, resume, parked events, rebuilds"},
 		rpc.Endpoint{Name: "list", Subject: ns.Subject(wire.EndpointProjectionsList), Handler: rpc.Handle(srv, "list", o.list)},

@@ -195,7 +195,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	if cfg.needsEventStore() {
 		var ping func(context.Context) error
 		var err error
-		store, ping, err = openEventStore(ctx, cfg.EventStoreURL, log, &done)
+		store, ping, err = openEventStore(ctx, cfg.EventStoreURL, cfg.eventStoreConns(), log, &done)
 		if err != nil {
 			return err
 		}
@@ -312,7 +312,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		if !cfg.runs("projector") && !cfg.runs(rm.queryTarget) {
 			continue
 		}
-		pool, err := openPool(ctx, rm.url, name, 10)
+		pool, err := openPool(ctx, rm.url, name, cfg.readModelConns(rm.queryTarget))
 		if err != nil {
 			return fmt.Errorf("%s read model: %w", name, err)
 		}
@@ -425,7 +425,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 }
 
 // openEventStore connects to the event store EVENTSTORE_URL names: postgres://… or esdb://….
-func openEventStore(ctx context.Context, url string, log *slog.Logger, done *cleanup) (eventstore.Store, func(context.Context) error, error) {
+func openEventStore(ctx context.Context, url string, conns int32, log *slog.Logger, done *cleanup) (eventstore.Store, func(context.Context) error, error) {
 	if isESDB(url) {
 		store, err := esdb.Open(url, esdb.Options{Log: log})
 		if err != nil {
@@ -438,7 +438,7 @@ func openEventStore(ctx context.Context, url string, log *slog.Logger, done *cle
 		log.Info("event store: EventStoreDB", "url", mask(url))
 		return store, store.Ping, nil
 	}
-	pool, err := openPool(ctx, url, "", 20)
+	pool, err := openPool(ctx, url, "", conns)
 	if err != nil {
 		return nil, nil, fmt.Errorf("event store: %w", err)
 	}
@@ -565,7 +565,7 @@ func servePaymentProvider(cfg Config) (string, func(), error) {
 // runSaga starts the fulfillment saga: its projection, its outbox dispatcher, its deadlines and
 // its query endpoints.
 func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, done *cleanup, wg *sync.WaitGroup, checks *[]func(context.Context) error, metrics *prometheus.Registry, projMetrics *projections.Metrics) error {
-	pool, err := openPool(ctx, cfg.SagasDatabaseURL, fulfillment.Name, 10)
+	pool, err := openPool(ctx, cfg.SagasDatabaseURL, fulfillment.Name, connections["fulfillment-saga"].sagas)
 	if err != nil {
 		return fmt.Errorf("fulfillment saga: %w", err)
 	}

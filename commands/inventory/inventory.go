@@ -18,6 +18,7 @@ import (
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -210,7 +211,7 @@ func (h Handlers) eachProduct(ctx context.Context, req wire.OrderStock, step str
 
 // Register serves the handlers as the inventory-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceInventoryCommands), 64, 10*time.Second, commands.Classify)
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceInventoryCommands), 64, 10*time.Second, pgerr.Classify(commands.Classify))
 	e := func(name, endpoint string, hd micro.Handler) rpc.Endpoint {
 		return rpc.Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: hd}
 	}

@@ -15,6 +15,7 @@ import (
 	model "github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -122,7 +123,7 @@ func (h Handlers) Status(context.Context, struct{}) (ProviderStatus, error) {
 
 // Register serves the handlers as the payment-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServicePaymentCommands), 64, 30*time.Second, Classify)
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServicePaymentCommands), 64, 30*time.Second, pgerr.Classify(Classify))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServicePaymentCommands, Version: "0.1.0", Description: "authorizes, captures and refunds payments"},
 		rpc.Endpoint{Name: "authorize", Subject: ns.Subject(wire.EndpointAuthorizePayment), Handler: rpc.Handle(srv, "authorize", h.Authorize)},
 		rpc.Endpoint{Name: "capture", Subject: ns.Subject(wire.EndpointCapturePayment), Handler: rpc.Handle(srv, "capture", h.Capture)},

@@ -248,6 +248,11 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
+	if !nc.IsConnected() {
+		// While reconnecting, a request would wait in the connection's buffer until its deadline:
+		// answer at once, so that callers answer "unavailable, retry" instead of hanging.
+		return resp, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: NATS is not connected (%s)", subject, nc.Status())}
+	}
 	msg, err := nc.RequestWithContext(ctx, subject, data)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
@@ -107,7 +108,7 @@ func (s Service) listAt(ctx context.Context, ids []string) ([]wire.Customer, eve
 
 // Register serves s as the customer-queries NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerQueries), 128, 10*time.Second, nil)
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerQueries), 128, 10*time.Second, pgerr.Classify(nil))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCustomerQueries, Version: "0.1.0", Description: "reads customers"},
 		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointCustomerByID), Handler: rpc.Handle(srv, "get", s.CustomerByID)},
 		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointCustomersByIDs), Handler: rpc.Handle(srv, "get_many", s.CustomersByIDs)},
