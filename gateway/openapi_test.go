@@ -63,6 +63,7 @@ func TestExamplesAndSchemasMatchTheBodies(t *testing.T) {
 		}
 		raw, _ := json.Marshal(op.example)
 		r := httptest.NewRequest("POST", op.path, bytes.NewReader(raw))
+		r.Header.Set("Content-Type", "application/json")
 		if p := decodeBody(httptest.NewRecorder(), r, op.body(), op.optionalBody); p != nil {
 			t.Errorf("%s: example %s does not decode: %+v", op.id, raw, p)
 		}
@@ -94,7 +95,8 @@ func TestExamplesAndSchemasMatchTheBodies(t *testing.T) {
 func FuzzDecodeBody(f *testing.F) {
 	for _, seed := range []string{``, `{}`, `{"customerId":"c","lines":[{"productId":"p","quantity":1,"unitPriceCents":5}]}`,
 		`{"quantity":"two"}`, `{"quantity":1e400}`, `[1,2]`, `null`, `{"a":1} {"b":2}`, `{"lines":[{"quantity":-9223372036854775809}]}`,
-		"\xff\xfe", `{"shippingAddress":{"line1":{}}}`, `{"priceCents":1.5}`, `"\ud800"`} {
+		"\xff\xfe", `{"shippingAddress":{"line1":{}}}`, `{"priceCents":1.5}`, `"\ud800"`, `{"customerId":"c\u0000"}`,
+		`{"customerId":"a","customerid":"b"}`, `{"lines":[{"productId":"p","productId":"q"}]}`, "{\"reason\":\"\xc3\"}"} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

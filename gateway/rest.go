@@ -1,14 +1,18 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -20,16 +24,130 @@ import (
 // MaxBodyBytes caps a request body; larger ones are 413.
 const MaxBodyBytes = 1 << 20
 
-// decodeBody reads one JSON object into v, strictly: unknown fields, wrong types, trailing data
-// and oversized bodies are the client's error, answered as a problem naming the field.
-// An empty body decodes as {} when allowEmpty.
+// decodeBody reads one JSON object into v, strictly: a body without a JSON Content-Type (415),
+// unknown fields, field names in another case, a field given twice, wrong types, trailing data,
+// bytes that are not UTF-8 and oversized bodies are the client's error, answered as a problem
+// naming the field. An empty body decodes as {} when allowEmpty.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) *problem {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &problem{Status: http.StatusRequestEntityTooLarge, Type: "too-large", Title: "Request body too large", Detail: fmt.Sprintf("the body must be at most %d bytes", MaxBodyBytes)}
+	}
+	if err != nil {
+		return &problem{Status: http.StatusBadRequest, Type: "malformed", Title: "Malformed request body", Detail: err.Error()}
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" && len(bytes.TrimSpace(data)) > 0 {
+		return &problem{Status: http.StatusUnsupportedMediaType, Type: "unsupported-media-type", Title: "Unsupported media type", Detail: "say Content-Type: application/json"}
+	}
+	if ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return &problem{Status: http.StatusUnsupportedMediaType, Type: "unsupported-media-type", Title: "Unsupported media type", Detail: "send application/json"}
 		}
 	}
-	return decodeJSON(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v, allowEmpty)
+	if !utf8.Valid(data) {
+		return &problem{Status: http.StatusBadRequest, Type: "malformed", Title: "Malformed request body", Detail: "the body must be UTF-8"}
+	}
+	if p := checkKeys(data, reflect.TypeOf(v)); p != nil {
+		return p
+	}
+	return decodeJSON(bytes.NewReader(data), v, allowEmpty)
+}
+
+// checkKeys refuses what encoding/json lets through silently: a key given twice in one object
+// (the last would win) and a key that matches a field only in another case ("customerid" for
+// "customerId"). Malformed JSON passes here, for decodeJSON to describe.
+func checkKeys(data []byte, t reflect.Type) *problem {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	p, _ := checkValue(dec, t, "")
+	return p
+}
+
+func checkValue(dec *json.Decoder, t reflect.Type, path string) (*problem, error) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch tok {
+	case json.Delim('{'):
+		var fields map[string]reflect.Type
+		if t != nil && t.Kind() == reflect.Struct {
+			fields = jsonFields(t)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			key, _ := tok.(string)
+			field := strings.TrimPrefix(path+"."+key, ".")
+			if seen[strings.ToLower(key)] {
+				return &problem{Status: http.StatusBadRequest, Type: "duplicate-field", Title: "Field given twice", Field: field,
+					Detail: field + " is given more than once (in some case)"}, nil
+			}
+			seen[strings.ToLower(key)] = true
+			var ft reflect.Type
+			if fields != nil {
+				var ok bool
+				if ft, ok = fields[key]; !ok {
+					for name := range fields {
+						if strings.EqualFold(name, key) {
+							return &problem{Status: http.StatusBadRequest, Type: "unknown-field", Title: "Unknown field", Field: field,
+								Detail: fmt.Sprintf("unknown field %s: field names are case-sensitive (%s)", field, name)}, nil
+						}
+					}
+				}
+			} else if t != nil && t.Kind() == reflect.Map {
+				ft = t.Elem()
+			}
+			if p, err := checkValue(dec, ft, field); p != nil || err != nil {
+				return p, err
+			}
+		}
+		_, err = dec.Token()
+		return nil, err
+	case json.Delim('['):
+		var et reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			et = t.Elem()
+		}
+		for dec.More() {
+			if p, err := checkValue(dec, et, path); p != nil || err != nil {
+				return p, err
+			}
+		}
+		_, err = dec.Token()
+		return nil, err
+	}
+	return nil, nil
+}
+
+// jsonFields maps the JSON names of a struct's fields (embedded structs' included) to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			maps.Copy(out, jsonFields(f.Type))
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
 }
 
 // decodeJSON is decodeBody's strict decoding, for bodies from elsewhere (GraphQL mutations).

@@ -280,6 +280,11 @@ func TestBadInputIsAClientError(t *testing.T) {
 		{"cancel with bad body", "/api/v1/orders/o-bad-1/cancel", `{"reason":5}`, 400, "reason"},
 		{"too large", "/api/v1/orders", `{"customerId":"` + strings.Repeat("x", 1<<20) + `"}`, 413, ""},
 		{"no route", "/api/v1/nothing", `{}`, 404, ""},
+		{"a field twice", "/api/v1/orders", `{"customerId":"c","customerId":"d","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`, 400, "customerId"},
+		{"a field twice in another case", "/api/v1/orders", `{"customerId":"c","CustomerID":"d","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`, 400, "CustomerID"},
+		{"a field in another case", "/api/v1/orders", `{"customerid":"c","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`, 400, "customerid"},
+		{"a nested field in another case", "/api/v1/orders", `{"customerId":"c","lines":[{"ProductId":"p","quantity":1,"unitPriceCents":1}]}`, 400, "lines.ProductId"},
+		{"bytes that are not UTF-8", "/api/v1/orders", "{\"customerId\":\"c\xff\",\"lines\":[]}", 400, ""},
 	}
 	for _, c := range cases {
 		status, h, b := call(t, "POST", base+c.path, c.body, nil)
@@ -294,6 +299,13 @@ func TestBadInputIsAClientError(t *testing.T) {
 		if c.field != "" && p.Field != c.field {
 			t.Errorf("%s: field %q, want %q", c.name, p.Field, c.field)
 		}
+	}
+	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"customerId":"c","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`,
+		map[string]string{"Content-Type": "text/plain"}); status != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain: %d %s, want 415", status, b)
+	}
+	if status, b := postWithoutContentType(t, base+"/api/v1/orders", `{"customerId":"c","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`); status != http.StatusUnsupportedMediaType {
+		t.Errorf("no Content-Type: %d %s, want 415", status, b)
 	}
 	if status, _, _ := call(t, "POST", base+"/api/v1/orders/o-bad-1/cancel", ``, nil); status != http.StatusOK {
 		t.Errorf("cancel with an empty body: %d", status)
@@ -364,4 +376,21 @@ func TestNULAndControlCharactersAreRefused(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want BAD_USER_INPUT", q.query, q.vars, status, b)
 		}
 	}
+}
+
+// postWithoutContentType posts body as an admin with no Content-Type header at all.
+func postWithoutContentType(t *testing.T, url, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", tokenFor(t, "test-admin", auth.Admin))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
