@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/esdbtest"
 	"github.com/orderflow/orderflow/internal/natstest"
@@ -393,4 +395,36 @@ func postWithoutContentType(t *testing.T, url, body string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+// TestOldNATSServerIsRefusedClearly: a server older than 2.10 is refused at start with a message
+// that names the version needed; the machine's own nats-server (127.0.0.1:4222) is such a one
+// where it runs.
+func TestOldNATSServerIsRefusedClearly(t *testing.T) {
+	t.Parallel()
+	for v, ok := range map[string]bool{"2.9.10": false, "2.10.0": true, "2.15.2": true, "v2.10.24-RC.1": true, "2.2": false, "3.0.0": true} {
+		if err := checkNATSServer(v); (err == nil) != ok {
+			t.Errorf("%s: %v, want ok=%v", v, err, ok)
+		}
+	}
+	nc, err := nats.Connect("nats://127.0.0.1:4222", nats.Timeout(time.Second))
+	if err != nil {
+		t.Skip("no nats-server on 127.0.0.1:4222")
+	}
+	version := nc.ConnectedServerVersion()
+	nc.Close()
+	if checkNATSServer(version) == nil {
+		t.Skipf("the nats-server on 127.0.0.1:4222 is %s, new enough", version)
+	}
+	cfg, err := ParseFlags("serve", []string{"--target=order-commands", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()},
+		func(k string) string {
+			return map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": "nats://127.0.0.1:4222", "ORDERFLOW_JWT_SECRET": testSecret}[k]
+		}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Run(t.Context(), cfg, io.Discard, io.Discard, func(string) {})
+	if err == nil || !strings.Contains(err.Error(), "needs 2.10 or newer") {
+		t.Fatalf("run on nats-server %s: %v; want a refusal naming 2.10", version, err)
+	}
 }

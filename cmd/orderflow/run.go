@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -177,6 +179,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		return fmt.Errorf("connect to nats %s: %w", mask(cfg.NATSURL), err)
 	}
 	done.add(func() { _ = nc.Drain() })
+	if err := checkNATSServer(nc.ConnectedServerVersion()); err != nil {
+		return fmt.Errorf("nats %s: %w", mask(cfg.NATSURL), err)
+	}
 
 	svcCtx, stopServices := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -597,4 +602,27 @@ func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc
 	sagaMetrics(metrics, func(ctx context.Context) (wire.FulfillmentCounts, error) { return q.Counts(ctx, struct{}{}) })
 	_, err = fulfillment.Register(svcCtx, nc, cfg.NATSNamespace, log, q)
 	return err
+}
+
+// minNATSServer is the oldest nats-server orderflow's JetStream consumers work with (multiple
+// filter subjects on one consumer came with 2.10).
+var minNATSServer = [3]int{2, 10, 0}
+
+// checkNATSServer refuses a server older than minNATSServer with a message that says so, instead
+// of the JetStream error the first consumer would meet.
+func checkNATSServer(version string) error {
+	var v [3]int
+	core, _, _ := strings.Cut(strings.TrimPrefix(version, "v"), "-")
+	parts := strings.SplitN(core, ".", 3)
+	for i := range min(len(parts), 3) {
+		n, err := strconv.Atoi(parts[i])
+		if err != nil {
+			return fmt.Errorf("cannot read the server's version %q: orderflow needs nats-server %d.%d or newer", version, minNATSServer[0], minNATSServer[1])
+		}
+		v[i] = n
+	}
+	if slices.Compare(v[:], minNATSServer[:]) < 0 {
+		return fmt.Errorf("the server is nats-server %s: orderflow needs %d.%d or newer, with JetStream (or leave NATS_URL unset: the binary embeds one)", version, minNATSServer[0], minNATSServer[1])
+	}
+	return nil
 }
