@@ -514,7 +514,11 @@ func devDatabase(ctx context.Context, dataDir string, log *slog.Logger) (string,
 			return "", nil, err
 		}
 	}
-	return cluster.URL("orderflow"), stop, nil
+	// A cluster that dies (killed, crashed, stopped from outside) is said loudly and started again:
+	// the services answer "unavailable" meanwhile and their pools reconnect.
+	superviseCtx, stopSupervising := context.WithCancel(context.WithoutCancel(ctx))
+	go cluster.Supervise(superviseCtx, func(msg string, args ...any) { log.Error(msg, args...) })
+	return cluster.URL("orderflow"), func() { stopSupervising(); stop() }, nil
 }
 
 // health probes a running target's /readyz (or --url): for container health checks, where the

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,10 +38,15 @@ type Options struct {
 
 // Cluster is a running private cluster.
 type Cluster struct {
-	dir  string
-	port int
-	proc *os.Process
-	done chan struct{} // closed when the postmaster we started exits
+	dir, data, bin string
+	port           int
+	args           []string
+	cred           *syscall.Credential
+
+	mu       sync.Mutex
+	proc     *os.Process
+	done     chan struct{} // closed when the postmaster serving the cluster exits
+	stopping bool
 }
 
 // Start initialises the cluster under opts.Dir if needed and starts it, or adopts the one already
@@ -78,10 +84,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, fmt.Errorf("postgres cluster dir: %w", err)
 		}
 	}
+	c := &Cluster{dir: dir, data: data, bin: bin, cred: cred}
 	if pid, port, ok := running(data); ok {
 		logf("adopting running postgres cluster", "dir", data, "port", port)
-		c := &Cluster{dir: dir, port: port, done: make(chan struct{})}
-		c.proc, _ = os.FindProcess(pid)
+		c.port = port
+		c.adopt(pid)
 		if err := c.wait(ctx, 30*time.Second); err != nil {
 			return nil, err
 		}
@@ -96,40 +103,116 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, fmt.Errorf("initdb %s: %w: %s", data, err, lastLines(string(out), 5))
 		}
 	}
-	port, err := freePort()
-	if err != nil {
+	if c.port, err = freePort(); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "postgres.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("postgres log: %w", err)
-	}
-	args := []string{"-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", "",
+	c.args = []string{"-D", data, "-p", strconv.Itoa(c.port), "-h", "127.0.0.1", "-k", "",
 		"-c", "max_connections=300", "-c", "shared_buffers=256MB"}
 	if opts.Ephemeral {
-		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+		c.args = append(c.args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
-	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
+	if err := c.launch(); err != nil {
+		return nil, err
+	}
+	if err := c.wait(ctx, 60*time.Second); err != nil {
+		_ = c.Stop()
+		return nil, fmt.Errorf("%w (log: %s)", err, c.logPath())
+	}
+	logf("postgres cluster started", "port", c.port, "dir", data)
+	return c, nil
+}
+
+func (c *Cluster) logPath() string { return filepath.Join(c.dir, "postgres.log") }
+
+// launch starts a postmaster on the cluster's data directory and port.
+func (c *Cluster) launch() error {
+	logFile, err := os.OpenFile(c.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("postgres log: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), c.args...)
 	// Own process group: a Ctrl-C to the terminal reaches us, and we stop the cluster in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	c := &Cluster{dir: dir, port: port, proc: cmd.Process, done: make(chan struct{})}
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.proc, c.done = cmd.Process, done
+	c.mu.Unlock()
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
-		close(c.done)
+		close(done)
 	}()
-	if err := c.wait(ctx, 60*time.Second); err != nil {
-		_ = c.Stop()
-		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
+	return nil
+}
+
+// adopt follows a postmaster this process did not start (it is not our child: its exit is polled).
+func (c *Cluster) adopt(pid int) {
+	proc, _ := os.FindProcess(pid)
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.proc, c.done = proc, done
+	c.mu.Unlock()
+	go func() {
+		for proc.Signal(syscall.Signal(0)) == nil {
+			time.Sleep(500 * time.Millisecond)
+		}
+		close(done)
+	}()
+}
+
+// Supervise keeps the cluster up until ctx ends or Stop is called: when its postmaster exits (a
+// crash, a kill, someone stopping it), it says so through logf and starts it again on the same
+// port, so that the platform's pools reconnect by themselves; a postmaster someone else started on
+// the same data directory meanwhile is adopted instead.
+func (c *Cluster) Supervise(ctx context.Context, logf func(msg string, args ...any)) {
+	for {
+		c.mu.Lock()
+		done := c.done
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-done:
+		}
+		c.mu.Lock()
+		stopping := c.stopping
+		c.mu.Unlock()
+		if stopping {
+			return
+		}
+		logf("postgres cluster exited: starting it again", "dir", c.data, "port", c.port, "log", c.logPath())
+		for attempt := 1; ; attempt++ {
+			var err error
+			if pid, port, ok := running(c.data); ok && port == c.port {
+				logf("postgres cluster was started by someone else: adopting it", "pid", pid)
+				c.adopt(pid)
+			} else {
+				_ = os.Remove(filepath.Join(c.data, "postmaster.pid")) // stale after a kill -9
+				err = c.launch()
+			}
+			if err == nil {
+				err = c.wait(ctx, 60*time.Second)
+			}
+			if err == nil {
+				logf("postgres cluster is back", "port", c.port)
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			logf("postgres cluster did not start again; retrying", "attempt", attempt, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
+			}
+		}
 	}
-	logf("postgres cluster started", "port", port, "dir", data)
-	return c, nil
 }
 
 // URL returns a connection URL for database db.
@@ -138,24 +221,34 @@ func (c *Cluster) URL(db string) string {
 }
 
 // Stop shuts the cluster down (fast shutdown: running transactions roll back) and waits for it.
+// It stops the postmaster that serves the data directory now, which is not the one Start found or
+// launched if someone restarted the cluster meanwhile.
 func (c *Cluster) Stop() error {
-	if c.proc == nil {
+	c.mu.Lock()
+	c.stopping = true
+	proc, done := c.proc, c.done
+	c.mu.Unlock()
+	if pid, _, ok := running(c.data); ok && (proc == nil || proc.Pid != pid) {
+		proc, _ = os.FindProcess(pid)
+		done = nil // not ours: poll
+	}
+	if proc == nil {
 		return nil
 	}
-	if err := c.proc.Signal(syscall.SIGINT); err != nil {
+	if err := proc.Signal(syscall.SIGINT); err != nil {
 		return nil // already gone
 	}
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
-		case <-c.done:
+		case <-done:
 			return nil
 		case <-deadline:
-			_ = c.proc.Kill()
+			_ = proc.Kill()
 			return errors.New("postgres did not stop within 30s; killed")
 		case <-time.After(100 * time.Millisecond):
-			// An adopted postmaster is not our child: poll for its exit.
-			if c.proc.Signal(syscall.Signal(0)) != nil {
+			// A postmaster that is not our child: poll for its exit.
+			if done == nil && proc.Signal(syscall.Signal(0)) != nil {
 				return nil
 			}
 		}
@@ -165,9 +258,12 @@ func (c *Cluster) Stop() error {
 func (c *Cluster) wait(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last error
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
 	for time.Now().Before(deadline) {
 		select {
-		case <-c.done:
+		case <-done:
 			return errors.New("postgres exited during start")
 		default:
 		}

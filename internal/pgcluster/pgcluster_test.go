@@ -4,7 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -65,5 +69,80 @@ func TestTraversable(t *testing.T) {
 	}
 	if traversable(filepath.Join(closed, "x"), 65534) {
 		t.Errorf("%s (0700, not nobody's) should not be traversable by nobody", closed)
+	}
+}
+
+// TestSuperviseStartsADeadClusterAgain: a postmaster killed with SIGKILL is started again on the
+// same port (its URL keeps working); a postmaster someone else started on the data directory is
+// the one Stop stops.
+func TestSuperviseStartsADeadClusterAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	if _, err := BinDir(); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	_ = os.Chmod(dir, 0o755)
+	c, err := Start(t.Context(), Options{Dir: filepath.Join(dir, "pg"), Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	var said []string
+	var mu sync.Mutex
+	ctx, cancel := context.WithCancel(t.Context())
+	go c.Supervise(ctx, func(msg string, _ ...any) { mu.Lock(); said = append(said, msg); mu.Unlock() })
+	select1 := func() error {
+		cctx, ccancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer ccancel()
+		conn, err := pgx.Connect(cctx, c.URL("postgres"))
+		if err != nil {
+			return err
+		}
+		defer conn.Close(cctx)
+		return conn.QueryRow(cctx, "select 1").Scan(new(int))
+	}
+	first, _, _ := running(c.data)
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pid, _, ok := running(c.data)
+		if ok && pid != first && select1() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not back within 60s: %v", said)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(said) == 0 || !strings.Contains(said[0], "exited") {
+		t.Errorf("the death was not said: %v", said)
+	}
+	mu.Unlock()
+
+	// Someone restarts it from outside while nobody supervises: Stop stops that one.
+	cancel()
+	second, _, _ := running(c.data)
+	_ = syscall.Kill(second, syscall.SIGKILL)
+	for syscall.Kill(second, 0) == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = os.Remove(filepath.Join(c.data, "postmaster.pid"))
+	other := &Cluster{dir: c.dir, data: c.data, bin: c.bin, cred: c.cred, port: c.port, args: c.args}
+	if err := other.launch(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.wait(t.Context(), 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if pid, _, ok := running(c.data); ok {
+		t.Errorf("postmaster %d still serves the data directory after Stop", pid)
 	}
 }
