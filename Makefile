@@ -16,6 +16,8 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBody -fuzztime 10s ./gateway/
+	$(GO) test -run '^$$' -fuzz FuzzPathIDs -fuzztime 5s ./gateway/
+	$(GO) test -run '^$$' -fuzz FuzzGraphQLVariables -fuzztime 5s ./gateway/
 
 ## test-short: the tests that need neither PostgreSQL nor NATS
 test-short:
