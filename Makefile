@@ -1,7 +1,7 @@
 # orderflow: `make run` starts the whole platform, `make test` runs every test.
 GO ?= go
 
-.PHONY: run test test-short bench build generate vet fmt
+.PHONY: run test test-short bench chaos build generate vet fmt
 
 ## run: the whole platform in one process, zero configuration (see README.md)
 run: build
@@ -18,6 +18,11 @@ test:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBody -fuzztime 10s ./gateway/
 	$(GO) test -run '^$$' -fuzz FuzzPathIDs -fuzztime 5s ./gateway/
 	$(GO) test -run '^$$' -fuzz FuzzGraphQLVariables -fuzztime 5s ./gateway/
+
+## chaos: every target as its own process under an open-loop load, each killed in turn (twice),
+## PostgreSQL killed, NATS restarted; then every order, saga, stock figure and read model checked
+chaos:
+	ORDERFLOW_CHAOS=full $(GO) test -count=1 -timeout 30m -v -run TestChaos ./chaos/
 
 ## test-short: the tests that need neither PostgreSQL nor NATS
 test-short:

@@ -19,8 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	defer natstest.Stop()
-	pgtest.Main(m)
+	pgtest.Main(m, natstest.Stop)
 }
 
 // withoutSaga is every target but the fulfillment saga: tests of the REST and GraphQL surface

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/internal/natstest"
 )
@@ -81,7 +84,7 @@ func TestSagasCommand(t *testing.T) {
 	// A namespace of its own per run: JetStream would drop a repeated run's commands as duplicates
 	// of the last run's (their message ids derive from the order id).
 	ns := string(natstest.Namespace(t))
-	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms")
+	base, db := startPlatformDB(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms")
 	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"unknown-product","customerId":"c","lines":[{"productId":"none","quantity":1,"unitPriceCents":5}]}`, nil); s != 201 {
 		t.Fatalf("place: %d %s", s, b)
 	}
@@ -121,5 +124,30 @@ func TestSagasCommand(t *testing.T) {
 			t.Fatalf("/metrics:\n%s", m)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// A saga parked for an operator (as after MaxRetries re-sends of a compensation) is listed
+	// by --stuck and counted by the metric.
+	conn, err := pgx.Connect(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `update fulfillment.fulfillment set stuck = true, state = jsonb_set(state, '{stuck}', 'true') where order_id = 'unknown-product'`); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := sagasCmd(t.Context(), []string{"list", "--stuck"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "1 stuck") || !strings.Contains(out.String(), "STUCK") || !strings.Contains(out.String(), "unknown-product") {
+		t.Fatalf("sagas list --stuck:\n%s", out.String())
+	}
+	for deadline = time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, _, metrics := call(t, "GET", base+"/metrics", "", nil); strings.Contains(string(metrics), `orderflow_fulfillment_sagas{state="stuck"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(`/metrics: no orderflow_fulfillment_sagas{state="stuck"} 1`)
+		}
 	}
 }

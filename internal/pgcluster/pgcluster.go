@@ -400,3 +400,12 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// PID is the process id of the postmaster serving the cluster's data directory now.
+func (c *Cluster) PID() (int, error) {
+	pid, _, ok := running(c.data)
+	if !ok {
+		return 0, errors.New("postgres cluster is not running")
+	}
+	return pid, nil
+}

@@ -20,8 +20,7 @@ func TestStartStopAndAdopt(t *testing.T) {
 	if _, err := BinDir(); err != nil {
 		t.Skip(err)
 	}
-	dir := t.TempDir()
-	_ = os.Chmod(dir, 0o755)
+	dir := reachableDir(t)
 	ctx := t.Context()
 	c, err := Start(ctx, Options{Dir: filepath.Join(dir, "pg"), Ephemeral: true})
 	if err != nil {
@@ -82,8 +81,7 @@ func TestSuperviseStartsADeadClusterAgain(t *testing.T) {
 	if _, err := BinDir(); err != nil {
 		t.Skip(err)
 	}
-	dir := t.TempDir()
-	_ = os.Chmod(dir, 0o755)
+	dir := reachableDir(t)
 	c, err := Start(t.Context(), Options{Dir: filepath.Join(dir, "pg"), Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
@@ -145,4 +143,17 @@ func TestSuperviseStartsADeadClusterAgain(t *testing.T) {
 	if pid, _, ok := running(c.data); ok {
 		t.Errorf("postmaster %d still serves the data directory after Stop", pid)
 	}
+}
+
+// reachableDir is a temporary directory the postgres user can reach when the test runs as root
+// (t.TempDir's parent is private: the cluster would go elsewhere and outlive the test).
+func reachableDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "orderflow-pgcluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }

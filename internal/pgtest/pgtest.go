@@ -41,10 +41,14 @@ type template struct {
 	err  error
 }
 
-// Main runs the package's tests and then stops the private cluster, if one was started.
+// Main runs the package's tests, then atExit (such as natstest.Stop), then stops the private
+// cluster, if one was started.
 // Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M, atExit ...func()) {
 	code := m.Run()
+	for _, f := range atExit {
+		f() // before os.Exit, which skips deferred calls
+	}
 	if serverURL != "" && cluster == nil {
 		dropTemplates()
 	}

@@ -28,8 +28,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	defer natstest.Stop()
-	pgtest.Main(m)
+	pgtest.Main(m, natstest.Stop)
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -1,0 +1,580 @@
+// Package chaos runs orderflow as it runs in production, every target its own process, under an
+// open-loop load, and breaks it: kill -9 of each target in turn, a kill -9 of PostgreSQL, a NATS
+// restart. Then it checks what an operator of a payment-adjacent system demands: every
+// acknowledged order is in the log once and in the read model, every saga is final (none stuck),
+// stock is exact (reservations are the confirmed orders' units, the catalog agrees with the log),
+// nothing is parked, and every read model reaches the head of the log. It prints a table of the
+// faults.
+//
+// `go test ./chaos/` (part of `make test`) kills one target of each kind; `make chaos`
+// (ORDERFLOW_CHAOS=full) kills every target, twice over, under a heavier load.
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/domain/inventory"
+	"github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/internal/natsrv"
+	"github.com/orderflow/orderflow/internal/pgcluster"
+)
+
+const secret = "orderflow-chaos-secret-0123456789abcdef"
+
+// schedule is what a run does: the load and the faults, in order.
+type schedule struct {
+	rate     int           // orders per second, open loop
+	down     time.Duration // how long a killed target stays down
+	settle   time.Duration // load between faults
+	faults   []string      // target names, "postgres" or "nats"
+	products int
+}
+
+func plan() schedule {
+	if os.Getenv("ORDERFLOW_CHAOS") == "full" {
+		all := []string{"order-commands", "customer-commands", "inventory-commands", "payment-commands", "projector",
+			"order-queries", "catalog-queries", "customer-queries", "fulfillment-saga", "payment-provider", "gateway", "postgres", "nats"}
+		return schedule{rate: 50, down: 2 * time.Second, settle: 3 * time.Second, faults: append(slices.Clone(all), all...), products: 5}
+	}
+	// One kill of each kind: a command service, the projector, the saga, a query service, the
+	// gateway, the database, the broker.
+	return schedule{rate: 20, down: time.Second, settle: 2 * time.Second, products: 3,
+		faults: []string{"inventory-commands", "projector", "fulfillment-saga", "order-queries", "gateway", "postgres", "nats"}}
+}
+
+// platform is the running system: its database, its broker and one process per target.
+type platform struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	pg      *pgcluster.Cluster
+	db      string
+	nats    *natsrv.Server
+	natsDir string
+	natsPt  int
+	gateway string
+	token   string
+
+	mu    sync.Mutex
+	procs map[string]*exec.Cmd
+	addrs map[string]string
+	env   []string
+}
+
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL, NATS and eleven orderflow processes")
+	}
+	if _, err := pgcluster.BinDir(); err != nil {
+		t.Skip(err)
+	}
+	s := plan()
+	p := start(t)
+	tok, err := auth.Issue([]byte(secret), "chaos-admin", auth.Admin, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.token = "Bearer " + tok
+
+	// Products with plenty of stock, and one with none (its orders are compensated).
+	var products []string
+	for i := range s.products + 1 {
+		id := fmt.Sprintf("chaos-p%d", i)
+		p.must("POST", "/api/v1/products", fmt.Sprintf(`{"productId":%q,"sku":"CHAOS-%d","name":"chaos %d","priceCents":100}`, id, i, i))
+		if i < s.products {
+			p.must("POST", "/api/v1/products/"+id+"/restock", `{"quantity":900000}`)
+		}
+		products = append(products, id)
+	}
+
+	load := newLoad(p, s.rate, products)
+	go load.run()
+	time.Sleep(s.settle)
+	var rows []faultRow
+	for _, f := range s.faults {
+		rows = append(rows, p.fault(f, s.down, load))
+		time.Sleep(s.settle)
+	}
+	load.stop()
+
+	// The end: a last order, restock and customer, whose positions every read model must reach.
+	p.settleAndCheck(load, products)
+	p.print(rows, load)
+}
+
+// faultRow is one line of the table.
+type faultRow struct {
+	fault        string
+	down         time.Duration
+	placed, fail int // requests answered 201 / otherwise while the fault lasted and until recovery
+	recovery     time.Duration
+}
+
+func start(t *testing.T) *platform {
+	t.Helper()
+	// Not t.TempDir: the cluster runs as the postgres user when we are root, and must reach it.
+	dir, err := os.MkdirTemp("", "orderflow-chaos-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	p := &platform{t: t, dir: dir, procs: map[string]*exec.Cmd{}, addrs: map[string]string{}}
+	p.bin = filepath.Join(dir, "orderflow")
+	build := exec.Command("go", "build", "-o", p.bin, "../cmd/orderflow")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	pg, err := pgcluster.Start(t.Context(), pgcluster.Options{Dir: filepath.Join(dir, "pg")}) // fsync on, as in production
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.pg, p.db = pg, pg.URL("postgres")
+	superviseCtx, stopSupervising := context.WithCancel(context.Background())
+	go pg.Supervise(superviseCtx, func(msg string, args ...any) { t.Logf("postgres: %s %v", msg, args) })
+	t.Cleanup(func() { stopSupervising(); _ = pg.Stop() })
+
+	p.natsDir, p.natsPt = filepath.Join(dir, "nats"), freePort(t)
+	if p.nats, err = natsrv.Start(natsrv.Options{StoreDir: p.natsDir, Port: p.natsPt}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.nats.Stop() })
+
+	p.addrs["gateway"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p.gateway = "http://" + p.addrs["gateway"]
+	provider := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // the simulated card gateway's own listener
+	p.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
+		"DATABASE_URL=" + p.db, "NATS_URL=" + p.nats.URL(), "ORDERFLOW_JWT_SECRET=" + secret, "ORDERFLOW_LOG_FORMAT=json", "ORDERFLOW_LOG_LEVEL=warn",
+		"PAYMENT_PROVIDER_ADDR=" + provider, "PAYMENT_PROVIDER_URL=http://" + provider,
+		"FULFILLMENT_STEP_TIMEOUT=3s", "GATEWAY_RATE_LIMIT=0"}
+	// The projector first: it migrates the read models the query services read.
+	for _, target := range []string{"projector", "order-commands", "customer-commands", "inventory-commands", "payment-provider", "payment-commands",
+		"order-queries", "catalog-queries", "customer-queries", "fulfillment-saga", "gateway"} {
+		p.launch(target)
+		p.ready(target, 60*time.Second)
+	}
+	t.Cleanup(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, cmd := range p.procs {
+			_ = cmd.Process.Signal(syscall.SIGINT)
+		}
+		for _, cmd := range p.procs {
+			_, _ = cmd.Process.Wait()
+		}
+	})
+	return p
+}
+
+// launch starts target as its own process (its log in the test's directory).
+func (p *platform) launch(target string) {
+	p.t.Helper()
+	addr, ok := p.addrs[target]
+	if !ok {
+		addr = fmt.Sprintf("127.0.0.1:%d", freePort(p.t))
+		p.addrs[target] = addr
+	}
+	logf, err := os.OpenFile(filepath.Join(p.dir, target+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command(p.bin, "serve", "--target="+target, "--http-addr="+addr, "--data-dir="+filepath.Join(p.dir, "data"))
+	cmd.Env, cmd.Stdout, cmd.Stderr = p.env, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); logf.Close() }()
+	p.mu.Lock()
+	p.procs[target] = cmd
+	p.mu.Unlock()
+}
+
+// ready waits for target's /readyz.
+func (p *platform) ready(target string, limit time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := http.Get("http://" + p.addrs[target] + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(p.dir, target+".log"))
+			p.t.Fatalf("%s not ready within %v: %v\n%s", target, limit, err, tail(string(log), 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fault breaks one part for down, brings it back and waits until orders are acknowledged again.
+func (p *platform) fault(name string, down time.Duration, l *load) faultRow {
+	p.t.Helper()
+	from := time.Now()
+	switch name {
+	case "postgres":
+		pid := postmaster(p.t, p.pg)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			p.t.Fatal(err)
+		}
+		time.Sleep(down) // the supervisor starts it again meanwhile, on the same port
+	case "nats":
+		p.nats.Stop()
+		time.Sleep(down)
+		var err error
+		if p.nats, err = natsrv.Start(natsrv.Options{StoreDir: p.natsDir, Port: p.natsPt}); err != nil {
+			p.t.Fatal(err)
+		}
+	default:
+		p.mu.Lock()
+		cmd := p.procs[name]
+		p.mu.Unlock()
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		time.Sleep(down)
+		p.launch(name)
+		p.ready(name, 60*time.Second)
+	}
+	back := time.Now()
+	recovered := l.firstPlacedAfter(back, 60*time.Second)
+	placed, failed := l.between(from, recovered)
+	return faultRow{fault: name, down: back.Sub(from), placed: placed, fail: failed, recovery: recovered.Sub(back)}
+}
+
+// settleAndCheck waits for the platform to finish what the load started and checks it all.
+func (p *platform) settleAndCheck(l *load, products []string) {
+	t := p.t
+	t.Helper()
+	ctx := t.Context()
+	// Markers placed after everything else: read models at or past their positions are at the head.
+	var orderPos, restockPos, customerPos string
+	lastOrder := "chaos-last-" + uuid.NewString()[:8]
+	orderPos = p.must("POST", "/api/v1/orders", fmt.Sprintf(`{"orderId":%q,"customerId":"chaos-c","lines":[{"productId":%q,"quantity":1,"unitPriceCents":100}]}`, lastOrder, products[0]))["position"]
+	restockPos = p.must("POST", "/api/v1/products/"+products[0]+"/restock", `{"quantity":1}`)["position"]
+	customerPos = p.must("POST", "/api/v1/customers", `{"customerId":"chaos-last","name":"Last","email":"last@example.com","shippingAddress":{"line1":"1 rue","city":"Paris","postalCode":"75001","country":"FR"}}`)["position"]
+	for _, q := range []struct{ query, pos string }{
+		{fmt.Sprintf(`{ order(id: %q) { id } }`, lastOrder), orderPos},
+		{fmt.Sprintf(`{ product(id: %q) { id } }`, products[0]), restockPos},
+		{`{ customer(id: "chaos-last") { id } }`, customerPos},
+	} {
+		if ans := p.graphQL(q.query, q.pos); strings.Contains(ans, `"errors"`) || strings.Contains(ans, "null") {
+			t.Errorf("read model not at the head (%s at %s): %s", q.query, q.pos, ans)
+		}
+	}
+
+	conn, err := pgx.Connect(ctx, p.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Every saga final, none stuck.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var open, stuck int
+		if err := conn.QueryRow(ctx, `select count(*) filter (where step not in ('CONFIRMED', 'CANCELLED')), count(*) filter (where stuck)
+from fulfillment.fulfillment`).Scan(&open, &stuck); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 && stuck == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 3 minutes, %d sagas not final and %d stuck", open, stuck)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Every acknowledged order once in the log, and final in the read model.
+	acked := l.acked()
+	rows, err := conn.Query(ctx, `select o.id, (select count(*) from eventstore.events e where e.stream_id = 'order-' || o.id and e.event_type = $2),
+  coalesce((select status from orders.orders r where r.order_id = o.id), '')
+from unnest($1::text[]) o(id)`, acked, order.TypePlaced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for rows.Next() {
+		var id, status string
+		var n int
+		if err := rows.Scan(&id, &n, &status); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 || (status != "CONFIRMED" && status != "CANCELLED") {
+			if missing++; missing <= 5 {
+				t.Errorf("acknowledged order %s: placed %d times in the log, %q in the read model", id, n, status)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acknowledged orders not once in the log and final in the read model", missing, len(acked))
+	}
+	// Stock exact: reservations are the confirmed orders' units; the catalog agrees with the log.
+	for _, id := range products {
+		st := fold(t, conn, id)
+		var wantReserved, onHand, reserved int64
+		if err := conn.QueryRow(ctx, `select coalesce(sum((l->>'quantity')::bigint), 0) from orders.orders, jsonb_array_elements(lines) l
+where status = 'CONFIRMED' and l->>'productId' = $1`, id).Scan(&wantReserved); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, `select on_hand, reserved from catalog.products where product_id = $1`, id).Scan(&onHand, &reserved); err != nil {
+			t.Fatal(err)
+		}
+		if st.ReservedTotal() != wantReserved || st.Available() < 0 {
+			t.Errorf("%s: %d units reserved in the log, the confirmed orders hold %d (available %d)", id, st.ReservedTotal(), wantReserved, st.Available())
+		}
+		if onHand != st.OnHand || reserved != st.ReservedTotal() {
+			t.Errorf("%s: catalog says on hand %d reserved %d, the log %d and %d", id, onHand, reserved, st.OnHand, st.ReservedTotal())
+		}
+	}
+	// Nothing parked.
+	for _, schema := range []string{"orders", "catalog", "customers", "fulfillment"} {
+		var parked int
+		if err := conn.QueryRow(ctx, `select count(*) from `+schema+`.projection_parked`).Scan(&parked); err != nil {
+			t.Fatal(err)
+		}
+		if parked != 0 {
+			t.Errorf("%s: %d events parked", schema, parked)
+		}
+	}
+}
+
+func fold(t *testing.T, conn *pgx.Conn, product string) inventory.State {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), `select event_type, data::text from eventstore.events where stream_id = $1 order by stream_version`, inventory.Stream(product))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var st inventory.State
+	for rows.Next() {
+		var typ, data string
+		if err := rows.Scan(&typ, &data); err != nil {
+			t.Fatal(err)
+		}
+		e, err := inventory.Decode(typ, []byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = inventory.Evolve(st, e)
+	}
+	return st
+}
+
+func (p *platform) print(rows []faultRow, l *load) {
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "fault\tdown\tplaced\tnot placed\trecovery\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%v\t\n", r.fault, r.down.Round(10*time.Millisecond), r.placed, r.fail, r.recovery.Round(10*time.Millisecond))
+	}
+	_ = tw.Flush()
+	placed, failed := l.between(time.Time{}, time.Now())
+	fmt.Fprintf(&b, "offered %d orders at %d/s: %d acknowledged, %d not (every acknowledged order once in the log and final, every saga final, stock exact, nothing parked, read models at the head)\n",
+		placed+failed, l.rate, placed, failed)
+	p.t.Log("\n" + b.String())
+	fmt.Print(b.String())
+}
+
+// must makes a request (as the chaos admin) until it succeeds, up to 30 s: the setup and the
+// markers are not what is measured.
+func (p *platform) must(method, path, body string) map[string]string {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, b, err := p.do(method, path, body, uuid.NewString())
+		if err == nil && status < 300 {
+			var out map[string]string
+			_ = json.Unmarshal(b, &out)
+			return out
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s %s: %d %s %v", method, path, status, b, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (p *platform) do(method, path, body, key string) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, p.gateway+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", p.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func (p *platform) graphQL(query, position string) string {
+	p.t.Helper()
+	body, _ := json.Marshal(map[string]string{"query": query})
+	req, _ := http.NewRequest("POST", p.gateway+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Authorization", p.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Consistency-Position", position)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// load places orders at a fixed rate, whatever the answers take (open loop), and records each
+// answer.
+type load struct {
+	p        *platform
+	rate     int
+	products []string
+	quit     chan struct{}
+	wg       sync.WaitGroup
+
+	mu      sync.Mutex
+	results []result
+}
+
+type result struct {
+	at     time.Time
+	id     string
+	placed bool
+}
+
+func newLoad(p *platform, rate int, products []string) *load {
+	return &load{p: p, rate: rate, products: products, quit: make(chan struct{})}
+}
+
+func (l *load) run() {
+	tick := time.NewTicker(time.Second / time.Duration(l.rate))
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-l.quit:
+			return
+		case <-tick.C:
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			id := fmt.Sprintf("chaos-%d-%s", n, uuid.NewString()[:8])
+			stocked := l.products[:len(l.products)-1]
+			lines := fmt.Sprintf(`{"productId":%q,"quantity":%d,"unitPriceCents":100}`, stocked[n%len(stocked)], 1+rand.IntN(3))
+			if n%10 == 0 { // one in ten also wants the product that has none: compensated
+				lines += fmt.Sprintf(`,{"productId":%q,"quantity":1,"unitPriceCents":100}`, l.products[len(l.products)-1])
+			}
+			body := fmt.Sprintf(`{"orderId":%q,"customerId":"chaos-c%d","lines":[%s]}`, id, n%20, lines)
+			status, _, err := l.p.do("POST", "/api/v1/orders", body, id)
+			l.mu.Lock()
+			l.results = append(l.results, result{at: time.Now(), id: id, placed: err == nil && status == http.StatusCreated})
+			l.mu.Unlock()
+		}()
+	}
+}
+
+func (l *load) stop() {
+	close(l.quit)
+	l.wg.Wait()
+}
+
+func (l *load) acked() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ids []string
+	for _, r := range l.results {
+		if r.placed {
+			ids = append(ids, r.id)
+		}
+	}
+	return ids
+}
+
+func (l *load) between(from, to time.Time) (placed, failed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.results {
+		if r.at.Before(from) || r.at.After(to) {
+			continue
+		}
+		if r.placed {
+			placed++
+		} else {
+			failed++
+		}
+	}
+	return placed, failed
+}
+
+// firstPlacedAfter is when the first order answered after t was acknowledged.
+func (l *load) firstPlacedAfter(t time.Time, limit time.Duration) time.Time {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		l.mu.Lock()
+		for _, r := range l.results {
+			if r.placed && !r.at.Before(t) {
+				l.mu.Unlock()
+				return r.at
+			}
+		}
+		l.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.p.t.Fatalf("no order acknowledged within %v of the recovery at %v", limit, t.Format(time.TimeOnly))
+	return time.Time{}
+}
+
+func postmaster(t *testing.T, c *pgcluster.Cluster) int {
+	t.Helper()
+	pid, err := c.PID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
