@@ -77,7 +77,7 @@ type platform struct {
 	token   string
 
 	mu    sync.Mutex
-	procs map[string]*exec.Cmd
+	procs map[string]*proc
 	addrs map[string]string
 	env   []string
 }
@@ -140,7 +140,7 @@ func start(t *testing.T) *platform {
 	}
 	_ = os.Chmod(dir, 0o755)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	p := &platform{t: t, dir: dir, procs: map[string]*exec.Cmd{}, addrs: map[string]string{}}
+	p := &platform{t: t, dir: dir, procs: map[string]*proc{}, addrs: map[string]string{}}
 	p.bin = filepath.Join(dir, "orderflow")
 	build := exec.Command("go", "build", "-o", p.bin, "../cmd/orderflow")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -168,22 +168,26 @@ func start(t *testing.T) *platform {
 		"DATABASE_URL=" + p.db, "NATS_URL=" + p.nats.URL(), "ORDERFLOW_JWT_SECRET=" + secret, "ORDERFLOW_LOG_FORMAT=json", "ORDERFLOW_LOG_LEVEL=warn",
 		"PAYMENT_PROVIDER_ADDR=" + provider, "PAYMENT_PROVIDER_URL=http://" + provider,
 		"FULFILLMENT_STEP_TIMEOUT=3s", "GATEWAY_RATE_LIMIT=0"}
+	t.Cleanup(func() { // registered before any launch: a failed start stops what it started
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, pr := range p.procs {
+			_ = pr.cmd.Process.Signal(syscall.SIGINT)
+		}
+		for _, pr := range p.procs {
+			select {
+			case <-pr.done:
+			case <-time.After(15 * time.Second):
+				_ = pr.cmd.Process.Kill()
+			}
+		}
+	})
 	// The projector first: it migrates the read models the query services read.
 	for _, target := range []string{"projector", "order-commands", "customer-commands", "inventory-commands", "payment-provider", "payment-commands",
 		"order-queries", "catalog-queries", "customer-queries", "fulfillment-saga", "gateway"} {
 		p.launch(target)
 		p.ready(target, 60*time.Second)
 	}
-	t.Cleanup(func() {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, cmd := range p.procs {
-			_ = cmd.Process.Signal(syscall.SIGINT)
-		}
-		for _, cmd := range p.procs {
-			_, _ = cmd.Process.Wait()
-		}
-	})
 	return p
 }
 
@@ -201,14 +205,22 @@ func (p *platform) launch(target string) {
 	}
 	cmd := exec.Command(p.bin, "serve", "--target="+target, "--http-addr="+addr, "--data-dir="+filepath.Join(p.dir, "data"))
 	cmd.Env, cmd.Stdout, cmd.Stderr = p.env, logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (a kill reaches it alone); killed with the test binary if that dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	go func() { _ = cmd.Wait(); logf.Close() }()
+	pr := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(pr.done) }()
 	p.mu.Lock()
-	p.procs[target] = cmd
+	p.procs[target] = pr
 	p.mu.Unlock()
+}
+
+// proc is a target's process; done closes when it has exited.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 // ready waits for target's /readyz.
@@ -251,9 +263,10 @@ func (p *platform) fault(name string, down time.Duration, l *load) faultRow {
 		}
 	default:
 		p.mu.Lock()
-		cmd := p.procs[name]
+		pr := p.procs[name]
 		p.mu.Unlock()
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(pr.cmd.Process.Pid, syscall.SIGKILL)
+		<-pr.done
 		time.Sleep(down)
 		p.launch(name)
 		p.ready(name, 60*time.Second)
