@@ -44,13 +44,17 @@ const MaxAttempts = 12
 // not a conflict with the state: callers retry (REST answers 503, queued commands are redelivered).
 var ErrTooBusy = errors.New("stream too busy, try again")
 
-// Execute carries out one command on stream: it folds the stream into state, asks decide for
-// events and appends them expecting the revision it read. On a concurrent write it reloads and
+// Execute carries out one command on stream. Given a *Writer as its store, through that stream's
+// one writer (cached state, group commit: see Writer). Otherwise it folds the stream into state,
+// asks decide for events and appends them expecting the revision it read. On a concurrent write it reloads and
 // decides again, at most MaxAttempts times. If the stream already holds this command's events
 // (a retry, or a duplicate delivery), it answers with their position and decides nothing.
 func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (Result, error) {
 	if meta.CommandID == "" {
 		return Result{}, domain.Rule("commandId", "is required")
+	}
+	if w, ok := store.(*Writer); ok {
+		return executeOn(ctx, w, agg, stream, meta, decide)
 	}
 	first := eventstore.DeriveID(meta.CommandID, 0)
 	for attempt := 1; ; attempt++ {

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orderflow/orderflow/commands"
 	customercmd "github.com/orderflow/orderflow/commands/customer"
 	inventorycmd "github.com/orderflow/orderflow/commands/inventory"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
@@ -245,30 +246,36 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			breakerMetrics(metrics, p.BreakerState)
 		}
 	}
+	// The command services of this process write through one Writer: one writer per stream, its
+	// decided state cached (see commands.Writer).
+	var writer eventstore.Store
+	if store != nil {
+		writer = commands.NewWriter(store, commands.WriterOptions{})
+	}
 	commandTargets := []struct {
 		target   string
 		register func() error
 		jobs     map[string]jobs.Handler
 	}{
 		{"order-commands", func() error {
-			_, err := ordercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, ordercmd.Handlers{Store: store})
+			_, err := ordercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, ordercmd.Handlers{Store: writer})
 			return err
-		}, ordercmd.Handlers{Store: store}.Jobs()},
+		}, ordercmd.Handlers{Store: writer}.Jobs()},
 		{"customer-commands", func() error {
-			_, err := customercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, customercmd.Handlers{Store: store})
+			_, err := customercmd.Register(svcCtx, nc, cfg.NATSNamespace, log, customercmd.Handlers{Store: writer})
 			return err
 		}, nil},
 		{"inventory-commands", func() error {
-			_, err := inventorycmd.Register(svcCtx, nc, cfg.NATSNamespace, log, inventorycmd.Handlers{Store: store})
+			_, err := inventorycmd.Register(svcCtx, nc, cfg.NATSNamespace, log, inventorycmd.Handlers{Store: writer})
 			return err
-		}, inventorycmd.Handlers{Store: store}.Jobs()},
+		}, inventorycmd.Handlers{Store: writer}.Jobs()},
 		{"payment-commands", func() error {
 			if provider == nil {
 				log.Warn("payment-commands without a card gateway: set PAYMENT_PROVIDER_URL or run the payment-provider target; authorizations wait")
 			}
-			_, err := paymentcmd.Register(svcCtx, nc, cfg.NATSNamespace, log, paymentcmd.Handlers{Store: store, Provider: provider})
+			_, err := paymentcmd.Register(svcCtx, nc, cfg.NATSNamespace, log, paymentcmd.Handlers{Store: writer, Provider: provider})
 			return err
-		}, paymentcmd.Handlers{Store: store, Provider: provider}.Jobs()},
+		}, paymentcmd.Handlers{Store: writer, Provider: provider}.Jobs()},
 	}
 	for _, t := range commandTargets {
 		if !cfg.runs(t.target) {

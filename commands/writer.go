@@ -1,0 +1,335 @@
+package commands
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow/domain"
+	"github.com/orderflow/orderflow/eventstore"
+)
+
+// Writer is the event store as a command service writes to it: one writer per stream and a cache
+// of decided state, so that a command costs the same on a stream of 10 events or 100,000 and
+// concurrent commands on one hot stream do not race each other into retries.
+//
+//   - State cache. For each stream it has written, the Writer keeps the folded state, its revision
+//     and the ids of the commands the stream holds (for idempotency), in an LRU bounded by the
+//     number of commands held (WriterOptions.MaxCommands). A command on a cached stream reads
+//     nothing; a cold stream is read once, whole.
+//   - One writer per stream, group commit. Commands for one stream queue up; whichever caller
+//     finds no writer at work becomes it and carries out the queue in batches: each command is
+//     decided against the state its predecessors in the batch left, and the batch's events are
+//     appended at once with one expected revision. Each command keeps its own answer: a refused
+//     one gets its error and takes no part in the append; a repeated command id gets the position
+//     of its first execution.
+//   - Other writers. Another process (an instance of the same service) may append to the stream:
+//     the append then fails on its expected revision, and the Writer reads only the events after
+//     its cached revision, folds them and decides the batch again (at most MaxAttempts times).
+//     Routing a stream's commands to one instance is left to the deployment; correctness does not
+//     depend on it.
+//
+// Execute and Answer use a Writer when they are given one as their store; any other store gets
+// the plain load-decide-append loop. A Writer is safe for concurrent use.
+type Writer struct {
+	eventstore.Store
+	opts WriterOptions
+
+	mu      sync.Mutex
+	streams map[string]*list.Element // of *cached
+	lru     *list.List               // front: most recently used
+	held    int                      // commands held by all cached streams
+}
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	// MaxCommands bounds the cache: the command ids (one per command a cached stream holds) of
+	// every cached stream together. Least recently used streams are forgotten past it.
+	// Default 500,000 (some 50 MB).
+	MaxCommands int
+	// MaxBatch bounds the commands decided and appended together. Default 256.
+	MaxBatch int
+	// Timeout bounds each store call a batch makes. Default 10s.
+	Timeout time.Duration
+}
+
+// NewWriter returns a Writer over store.
+func NewWriter(store eventstore.Store, opts WriterOptions) *Writer {
+	if opts.MaxCommands <= 0 {
+		opts.MaxCommands = 500_000
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	return &Writer{Store: store, opts: opts, streams: map[string]*list.Element{}, lru: list.New()}
+}
+
+// cached is one stream's entry. Its fields after mu are the current writer's alone.
+type cached struct {
+	name string
+
+	mu      sync.Mutex
+	pending []*request
+	writing bool
+
+	loaded   bool // state, revision and done are the stream's up to revision
+	stale    bool // an append failed without an answer: read what may have landed before deciding
+	state    any
+	revision int64
+	last     eventstore.Position
+	done     map[string]Result // by command id: where its last event landed
+}
+
+// request is one command waiting for its stream's writer.
+type request struct {
+	ctx  context.Context
+	meta Meta
+	// fold folds recorded events into a state (nil: the zero state).
+	fold func(state any, recorded []eventstore.RecordedEvent) (any, error)
+	// decide returns the state after the command and its events, or why it cannot be carried out.
+	decide func(state any) (any, []eventstore.EventData, error)
+	answer chan outcome
+}
+
+type outcome struct {
+	res Result
+	err error
+}
+
+// executeOn carries out one command through w's writer of stream.
+func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (Result, error) {
+	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1),
+		fold: func(state any, recorded []eventstore.RecordedEvent) (any, error) {
+			s, _ := state.(S)
+			for _, r := range recorded {
+				e, err := agg.Decode(r.Type, r.Data)
+				if err != nil {
+					return nil, fmt.Errorf("load %s at revision %d: %w", stream, r.Revision, err)
+				}
+				s = agg.Evolve(s, e)
+			}
+			return s, nil
+		},
+		decide: func(state any) (any, []eventstore.EventData, error) {
+			s, _ := state.(S)
+			events, err := decide(s)
+			if err != nil || len(events) == 0 {
+				return state, nil, err
+			}
+			data, err := encode(agg, events, meta)
+			if err != nil {
+				return nil, nil, fmt.Errorf("encode events for %s: %w", stream, err)
+			}
+			for _, e := range events {
+				s = agg.Evolve(s, e)
+			}
+			return s, data, nil
+		},
+	}
+	c := w.entry(stream)
+	c.mu.Lock()
+	c.pending = append(c.pending, req)
+	lead := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if lead {
+		w.drain(c)
+	}
+	select {
+	case o := <-req.answer:
+		return o.res, o.err
+	case <-ctx.Done():
+		return Result{}, ctx.Err() // it may still be carried out: a retry with its id is safe
+	}
+}
+
+// entry returns stream's cache entry, the most recently used from now on.
+func (w *Writer) entry(stream string) *cached {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if el, ok := w.streams[stream]; ok {
+		w.lru.MoveToFront(el)
+		return el.Value.(*cached)
+	}
+	c := &cached{name: stream, revision: eventstore.NoRevision, done: map[string]Result{}}
+	w.streams[stream] = w.lru.PushFront(c)
+	return c
+}
+
+// account records that c now holds n more command ids, and forgets least recently used streams
+// (not c, and none being written) while the cache holds more than MaxCommands.
+func (w *Writer) account(c *cached, n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.held += n
+	for el := w.lru.Back(); el != nil && w.held > w.opts.MaxCommands; {
+		prev := el.Prev()
+		old := el.Value.(*cached)
+		if old != c && old.mu.TryLock() {
+			if !old.writing && len(old.pending) == 0 {
+				w.held -= len(old.done)
+				delete(w.streams, old.name)
+				w.lru.Remove(el)
+			}
+			old.mu.Unlock()
+		}
+		el = prev
+	}
+}
+
+// drain carries out c's queue in batches until it is empty, then gives up being its writer.
+func (w *Writer) drain(c *cached) {
+	for {
+		c.mu.Lock()
+		n := min(len(c.pending), w.opts.MaxBatch)
+		if n == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		batch := c.pending[:n:n]
+		c.pending = c.pending[n:]
+		c.mu.Unlock()
+		w.process(c, batch)
+	}
+}
+
+// process decides and appends one batch, answering every request in it.
+func (w *Writer) process(c *cached, batch []*request) {
+	answered := make([]bool, len(batch))
+	answer := func(i int, res Result, err error) {
+		if !answered[i] {
+			answered[i] = true
+			batch[i].answer <- outcome{res, err}
+		}
+	}
+	answerAll := func(err error) {
+		for i := range batch {
+			answer(i, Result{}, err)
+		}
+	}
+	for i, r := range batch {
+		if r.meta.CommandID == "" {
+			answer(i, Result{}, domain.Rule("commandId", "is required"))
+		} else if r.ctx.Err() != nil {
+			answer(i, Result{}, r.ctx.Err()) // its caller is gone: not carried out
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		if err := w.catchUp(c, batch[0].fold); err != nil {
+			answerAll(err)
+			return
+		}
+		state := c.state
+		var events []eventstore.EventData
+		type planned struct {
+			i, last int // request, index of its last event in events (-1: none)
+		}
+		var plan []planned
+		inBatch := map[string]int{} // command id → request that carries it out
+		for i, r := range batch {
+			if answered[i] {
+				continue
+			}
+			if res, ok := c.done[r.meta.CommandID]; ok {
+				answer(i, res, nil) // carried out before: its first answer
+				continue
+			}
+			if j, ok := inBatch[r.meta.CommandID]; ok {
+				plan = append(plan, planned{i, plan[j].last})
+				continue
+			}
+			next, evs, err := r.decide(state)
+			if err != nil {
+				answer(i, Result{}, err)
+				continue
+			}
+			state = next
+			events = append(events, evs...)
+			inBatch[r.meta.CommandID] = len(plan)
+			plan = append(plan, planned{i, len(events) - 1})
+		}
+		if len(events) == 0 { // nothing to write: the state already is what they want
+			for _, p := range plan {
+				answer(p.i, Result{Position: c.last, Revision: c.revision}, nil)
+			}
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+		res, err := w.Store.Append(ctx, c.name, eventstore.Exact(c.revision), events)
+		cancel()
+		switch {
+		case err == nil:
+			first := c.revision + 1
+			c.state, c.revision, c.last = state, res.NextRevision, res.Position
+			added := 0
+			for _, p := range plan {
+				// Every command of the batch answers the batch's position: at or past its own
+				// events, which is what reading one's own writes needs.
+				r := Result{Position: res.Position, Revision: first + int64(p.last)}
+				if p.last < 0 {
+					r.Revision = c.revision
+				}
+				if _, ok := c.done[batch[p.i].meta.CommandID]; !ok && p.last >= 0 {
+					c.done[batch[p.i].meta.CommandID] = r
+					added++
+				}
+				answer(p.i, r, nil)
+			}
+			w.account(c, added)
+			return
+		case errors.Is(err, eventstore.ErrWrongVersion) && attempt < MaxAttempts:
+			c.stale = true // another process wrote: read its events, decide again
+		case errors.Is(err, eventstore.ErrWrongVersion):
+			answerAll(fmt.Errorf("%s after %d attempts: %w", c.name, attempt, ErrTooBusy))
+			return
+		default:
+			c.stale = true // the append may have landed: read before deciding again
+			answerAll(fmt.Errorf("append to %s: %w", c.name, err))
+			return
+		}
+	}
+}
+
+// catchUp makes c's state the stream's: all of it for a stream not loaded yet, else the events
+// after its revision when another writer may have appended.
+func (w *Writer) catchUp(c *cached, fold func(any, []eventstore.RecordedEvent) (any, error)) error {
+	if c.loaded && !c.stale {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+	defer cancel()
+	recorded, err := w.Store.ReadStream(ctx, c.name, eventstore.ReadStreamOptions{From: c.revision + 1})
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		return fmt.Errorf("load %s: %w", c.name, err)
+	}
+	state, err := fold(c.state, recorded)
+	if err != nil {
+		return err
+	}
+	added := 0
+	for _, r := range recorded {
+		id := r.Metadata.CausationID
+		if id == "" {
+			continue
+		}
+		if _, ok := c.done[id]; !ok {
+			added++
+		}
+		c.done[id] = Result{Position: r.Position, Revision: r.Revision} // the last event of the command wins
+		c.revision, c.last = r.Revision, r.Position
+	}
+	if len(recorded) > 0 {
+		last := recorded[len(recorded)-1]
+		c.revision, c.last = last.Revision, last.Position
+	}
+	c.state, c.loaded, c.stale = state, true, false
+	w.account(c, added)
+	return nil
+}
