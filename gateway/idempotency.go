@@ -100,6 +100,11 @@ func (g *gateway) idempotent(next http.Handler) http.Handler {
 		k := sha256.Sum256([]byte(callerKey(r.Context()) + "\n" + key))
 		kvKey := hex.EncodeToString(k[:])
 
+		if g.opts.NC != nil && !g.opts.NC.IsConnected() {
+			// The key store is a NATS bucket: answer now rather than wait in the reconnect buffer.
+			writeProblem(w, r, &problem{Status: http.StatusServiceUnavailable, Type: "unavailable", Title: "Service unavailable", Detail: "NATS is not connected; retry"})
+			return
+		}
 		rev, existing, err := g.opts.Idempotency.begin(r.Context(), kvKey, fingerprint, g.opts.Security.RequestTimeout+abandonMargin)
 		if err != nil {
 			g.log.Error("idempotency store", "err", err)

@@ -81,15 +81,22 @@ func TestNATSOutageIs503AtOnce(t *testing.T) {
 	}
 	defer nc.Close()
 	const callTimeout = 10 * time.Second
-	h := httptest.NewServer(gateway.New(gateway.Options{NC: nc, Log: slog.New(slog.DiscardHandler), CallTimeout: callTimeout}))
+	keys, err := gateway.NewIdempotencyKeys(t.Context(), nc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httptest.NewServer(gateway.New(gateway.Options{NC: nc, Log: slog.New(slog.DiscardHandler), CallTimeout: callTimeout, Idempotency: keys}))
 	defer h.Close()
 	srv.Stop()
 	for nc.IsConnected() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	start := time.Now()
-	status, hd, b := call(t, "POST", h.URL+"/api/v1/orders", `{"customerId":"c-1","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`, map[string]string{"Authorization": ""})
-	if took := time.Since(start); status != http.StatusServiceUnavailable || hd.Get("Retry-After") == "" || took > callTimeout/2 {
-		t.Fatalf("with NATS down: %d %s after %v (Retry-After %q); want 503 with Retry-After at once", status, b, took, hd.Get("Retry-After"))
+	for _, key := range []string{"", "key-1"} { // the command call, and the idempotency key store before it
+		start := time.Now()
+		status, hd, b := call(t, "POST", h.URL+"/api/v1/orders", `{"customerId":"c-1","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`,
+			map[string]string{"Authorization": "", "Idempotency-Key": key})
+		if took := time.Since(start); status != http.StatusServiceUnavailable || hd.Get("Retry-After") == "" || took > callTimeout/2 {
+			t.Fatalf("with NATS down (key %q): %d %s after %v (Retry-After %q); want 503 with Retry-After at once", key, status, b, took, hd.Get("Retry-After"))
+		}
 	}
 }
