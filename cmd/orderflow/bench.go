@@ -21,11 +21,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) > 0 && args[0] == "gateway" {
 		return benchGateway(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "open" {
+		return benchOpen(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "rebuild" {
 		return benchRebuild(ctx, args[1:], getenv, stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "append" {
-		return fmt.Errorf("bench: want `orderflow bench append`, `orderflow bench saga`, `orderflow bench rebuild` or `orderflow bench gateway`")
+		return fmt.Errorf("bench: want `orderflow bench append`, `orderflow bench saga`, `orderflow bench open`, `orderflow bench rebuild` or `orderflow bench gateway`")
 	}
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	fs.SetOutput(stderr)

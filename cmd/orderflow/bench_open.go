@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// openRun is one open-loop run: a product mix at an offered rate, on a freshly started platform.
+type openRun struct {
+	products, rate         int
+	achieved               float64
+	placed, failed         int
+	inFlight               int // sagas not final when the load stopped
+	visible, confirmed     []time.Duration
+	unconfirmed, cancelled int
+}
+
+// benchOpen runs `orderflow bench open`: for each product mix (50 products, one hot product) and
+// each offered rate, a freshly started platform (every target, the saga included, in this process)
+// is sent orders at that fixed rate whatever the answers take (open loop: queueing shows), and
+// each order is timed placed→visible (a GraphQL read with the command's consistency position) and
+// placed→confirmed (the event store's timestamps). It prints a table, the highest rate at which
+// placed→confirmed p99 stays within the goal, and writes a chart (SVG).
+func benchOpen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench open", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ratesFlag := fs.String("rates", "100,200,400", "offered rates, orders per second")
+	mixesFlag := fs.String("products", "50,1", "product mixes: how many products the orders spread over")
+	duration := fs.Duration("duration", 60*time.Second, "how long each run places orders")
+	goal := fs.Duration("goal", 250*time.Millisecond, "the placed→confirmed p99 a rate must keep to count as sustained")
+	chart := fs.String("chart", "", "write an SVG chart of p99 latency against offered rate here")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rates, err := ints(*ratesFlag)
+	if err != nil {
+		return fmt.Errorf("--rates: %w", err)
+	}
+	mixes, err := ints(*mixesFlag)
+	if err != nil {
+		return fmt.Errorf("--products: %w", err)
+	}
+	var runs []openRun
+	for _, products := range mixes {
+		for _, rate := range rates {
+			fmt.Fprintf(stdout, "open loop: %d orders/s over %d product(s) for %s, fresh platform…\n", rate, products, *duration)
+			r, err := openLoop(ctx, products, rate, *duration, getenv, stdout, stderr)
+			if err != nil {
+				return fmt.Errorf("%d/s over %d products: %w", rate, products, err)
+			}
+			runs = append(runs, r)
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "products\toffered/s\tachieved/s\tplaced\tfailed\tvisible p50\tp99\tmax\tconfirmed p50\tp99\tmax\tin flight at end\tnot confirmed\t")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", r.products, r.rate, r.achieved, r.placed, r.failed,
+			pct(r.visible, 50), pct(r.visible, 99), pct(r.visible, 100), pct(r.confirmed, 50), pct(r.confirmed, 99), pct(r.confirmed, 100),
+			r.inFlight, r.unconfirmed+r.cancelled)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	sustained := map[int]int{}
+	for _, r := range runs {
+		if r.failed == 0 && r.unconfirmed+r.cancelled == 0 && len(r.confirmed) > 0 && pct(r.confirmed, 99) <= *goal && r.rate > sustained[r.products] {
+			sustained[r.products] = r.rate
+		}
+	}
+	for _, products := range mixes {
+		fmt.Fprintf(stdout, "sustained (placed→confirmed p99 ≤ %s, no error): %d orders/s over %d product(s)\n", *goal, sustained[products], products)
+	}
+	if len(mixes) == 2 && sustained[mixes[0]] > 0 {
+		fmt.Fprintf(stdout, "open loop: sustained rate of %d product(s) against %d: ratio %.2f\n", mixes[1], mixes[0], float64(sustained[mixes[1]])/float64(sustained[mixes[0]]))
+	}
+	if *chart != "" {
+		if err := os.MkdirAll(filepath.Dir(*chart), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*chart, []byte(openChart(runs, mixes, rates, *goal)), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "chart: %s\n", *chart)
+	}
+	return nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("want positive numbers separated by commas, not %q", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// openLoop is one run on a fresh platform.
+func openLoop(ctx context.Context, products, rate int, duration time.Duration, getenv func(string) string, stdout, stderr io.Writer) (openRun, error) {
+	r := openRun{products: products, rate: rate}
+	p, err := startBenchPlatform(ctx, fmt.Sprintf("open_%d_%d", products, rate), map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms", "GATEWAY_RATE_LIMIT": "0"}, getenv, stdout, stderr)
+	if err != nil {
+		return r, err
+	}
+	defer p.stop()
+	for i := range products {
+		if err := p.post("/api/v1/products", fmt.Sprintf(`{"productId":"open-%d","sku":"OPEN-%d","name":"Open %d","priceCents":100}`, i, i, i)); err != nil {
+			return r, err
+		}
+		if err := p.post(fmt.Sprintf("/api/v1/products/open-%d/restock", i), `{"quantity":1000000}`); err != nil {
+			return r, err
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	start := time.Now()
+	n := 0
+	for time.Since(start) < duration {
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-tick.C:
+		}
+		n++
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			visible, err := p.placeAndRead(ctx, fmt.Sprintf("o-%d", i), fmt.Sprintf("c-%d", i%100), fmt.Sprintf("open-%d", i%products))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				r.failed++
+				return
+			}
+			r.placed++
+			r.visible = append(r.visible, visible)
+		}(n)
+	}
+	tick.Stop()
+	r.achieved = float64(n) / time.Since(start).Seconds()
+	wg.Wait()
+	conn, err := pgx.Connect(ctx, p.dbURL)
+	if err != nil {
+		return r, err
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(ctx, `select count(*) from fulfillment.fulfillment where step not in ('CONFIRMED', 'CANCELLED')`).Scan(&r.inFlight); err != nil {
+		return r, err
+	}
+	// Let the sagas finish (a minute at most), then take placed→confirmed from the log.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var open int
+		if err := conn.QueryRow(ctx, `select count(*) from fulfillment.fulfillment where step not in ('CONFIRMED', 'CANCELLED')`).Scan(&open); err != nil {
+			return r, err
+		}
+		if open == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if r.confirmed, _, err = latencies(ctx, p.dbURL, "o-"); err != nil {
+		return r, err
+	}
+	if err := conn.QueryRow(ctx, `select count(*) filter (where status = 'CANCELLED'), count(*) filter (where status not in ('CONFIRMED', 'CANCELLED'))
+from orders.orders`).Scan(&r.cancelled, &r.unconfirmed); err != nil {
+		return r, err
+	}
+	slices.Sort(r.visible)
+	fmt.Fprintf(stdout, "  %d placed (%d failed), %.0f/s achieved; visible p99 %s; confirmed p99 %s; %d sagas in flight at the end\n",
+		r.placed, r.failed, r.achieved, pct(r.visible, 99), pct(r.confirmed, 99), r.inFlight)
+	return r, nil
+}
+
+// placeAndRead places an order and reads it back through GraphQL at the command's position:
+// placed→visible as a client sees it.
+func (p *benchPlatform) placeAndRead(ctx context.Context, orderID, customer, product string) (time.Duration, error) {
+	t0 := time.Now()
+	b, err := p.postAnswer(ctx, "/api/v1/orders", fmt.Appendf(nil, `{"orderId":%q,"customerId":%q,"lines":[{"productId":%q,"quantity":1,"unitPriceCents":100}]}`, orderID, customer, product))
+	if err != nil {
+		return 0, err
+	}
+	var placed struct{ Position string }
+	if err := json.Unmarshal(b, &placed); err != nil {
+		return 0, err
+	}
+	q := fmt.Appendf(nil, `{"query":"{ order(id: %q) { id } }"}`, orderID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/graphql", strings.NewReader(string(q)))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set("X-Consistency-Position", placed.Position)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		Data   struct{ Order *struct{ ID string } }
+		Errors []any
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+		return 0, err
+	}
+	if ans.Data.Order == nil || len(ans.Errors) > 0 {
+		return 0, errors.New("the order was not visible at its position")
+	}
+	return time.Since(t0), nil
+}
+
+// openChart draws p99 placed→confirmed and placed→visible against the offered rate, one colour
+// per product mix, as an SVG.
+func openChart(runs []openRun, mixes, rates []int, goal time.Duration) string {
+	const w, h, left, right, top, bottom = 860, 420, 70, 270, 40, 50
+	maxMs := float64(goal.Milliseconds()) * 1.2
+	for _, r := range runs {
+		for _, d := range []time.Duration{pct(r.confirmed, 99), pct(r.visible, 99)} {
+			maxMs = max(maxMs, float64(d.Microseconds())/1000*1.1)
+		}
+	}
+	maxRate := float64(slices.Max(rates)) * 1.1
+	x := func(rate int) float64 { return left + float64(rate)/maxRate*float64(w-left-right) }
+	y := func(ms float64) float64 { return float64(h-bottom) - ms/maxMs*float64(h-top-bottom) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14">orderflow open loop: p99 latency against offered rate (fresh platform each run)</text>`+"\n", left)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/><line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n",
+		left, h-bottom, w-right, h-bottom, left, top, left, h-bottom)
+	for i := 0; i <= 5; i++ {
+		ms := maxMs * float64(i) / 5
+		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%.0f ms</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n",
+			left-6, y(ms)+4, ms, left, y(ms), w-right, y(ms))
+	}
+	for _, rate := range rates {
+		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%d/s</text>`+"\n", x(rate), h-bottom+18, rate)
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">offered orders per second</text>`+"\n", (left+w-right)/2, h-12)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#c00" stroke-dasharray="4 4"/><text x="%d" y="%.0f" fill="#c00">goal %s</text>`+"\n",
+		left, y(float64(goal.Milliseconds())), w-right, y(float64(goal.Milliseconds())), w-right+6, y(float64(goal.Milliseconds()))+4, goal)
+	colours := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"}
+	legend := top + 20
+	for i, products := range mixes {
+		colour := colours[i%len(colours)]
+		for _, series := range []struct {
+			name string
+			dash string
+			of   func(openRun) time.Duration
+		}{{"placed→confirmed", "", func(r openRun) time.Duration { return pct(r.confirmed, 99) }},
+			{"placed→visible", "6 3", func(r openRun) time.Duration { return pct(r.visible, 99) }}} {
+			var pts []string
+			for _, r := range runs {
+				if r.products == products {
+					ms := float64(series.of(r).Microseconds()) / 1000
+					pts = append(pts, fmt.Sprintf("%.0f,%.0f", x(r.rate), y(ms)))
+					fmt.Fprintf(&b, `<circle cx="%.0f" cy="%.0f" r="3" fill="%s"/>`+"\n", x(r.rate), y(ms), colour)
+				}
+			}
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s"/>`+"\n", strings.Join(pts, " "), colour, series.dash)
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="%s"/><text x="%d" y="%d">%d product(s), %s p99</text>`+"\n",
+				w-right+6, legend, w-right+26, legend, colour, series.dash, w-right+30, legend+4, products, series.name)
+			legend += 18
+		}
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
