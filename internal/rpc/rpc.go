@@ -101,7 +101,8 @@ func (s *Server) Stats(endpoint string) EndpointStats {
 }
 
 // NewServer returns a Server whose handlers run under ctx with at most concurrency requests at
-// once, each bounded by timeout. classify turns a handler's error into the *Error sent back;
+// once and as many again waiting (more are answered CodeUnavailable at once: load shed), each
+// bounded by timeout. classify turns a handler's error into the *Error sent back;
 // errors it calls internal are logged and answered "internal error".
 func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, concurrency int, timeout time.Duration, classify func(error) *Error) *Server {
 	if concurrency <= 0 {
@@ -110,7 +111,8 @@ func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, concurrency
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	s := &Server{ctx: ctx, nc: nc, log: log, work: make(chan func()), timeout: timeout, classify: classify, stats: map[string]*EndpointStats{}}
+	// The queue holds as many requests as there are workers: past that, requests are shed.
+	s := &Server{ctx: ctx, nc: nc, log: log, work: make(chan func(), concurrency), timeout: timeout, classify: classify, stats: map[string]*EndpointStats{}}
 	// Long-lived workers, not a goroutine per request: a fresh goroutine grows its stack anew for
 	// every request (JSON encoding and pgx go deep), and that copying was a sixth of a query's CPU in a
 	// profile of `orderflow bench gateway`.
@@ -167,10 +169,19 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 				s.log.Warn("respond", "endpoint", name, "err", err)
 			}
 		}
+		if s.ctx.Err() != nil {
+			_ = r.Error(CodeUnavailable, "shutting down", nil)
+			return
+		}
 		select {
 		case s.work <- job:
-		case <-s.ctx.Done():
-			_ = r.Error(CodeUnavailable, "shutting down", nil)
+		default:
+			// Every worker is busy and as many requests again wait: shed this one at once with an
+			// answer the caller can act on (retry shortly, or another instance), rather than queue
+			// work that would time out anyway.
+			s.record(name, 0, true)
+			s.log.Info("request shed", "endpoint", name, "outcome", CodeUnavailable)
+			_ = r.Error(CodeUnavailable, "busy: this instance has as much work queued as it can do; retry shortly", nil)
 		}
 	})
 }
