@@ -96,3 +96,20 @@ func (s upcastingSubscription) Next(ctx context.Context) (Batch, error) {
 	b.Events, err = s.u.all(b.Events)
 	return b, err
 }
+
+// SaveSnapshot implements Snapshots when the wrapped store does (snapshots hold folded states,
+// which upcasting does not touch).
+func (s upcasting) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) error {
+	if ss, ok := s.Store.(Snapshots); ok {
+		return ss.SaveSnapshot(ctx, stream, snap)
+	}
+	return nil
+}
+
+// LoadSnapshot implements Snapshots when the wrapped store does.
+func (s upcasting) LoadSnapshot(ctx context.Context, stream string) (Snapshot, error) {
+	if ss, ok := s.Store.(Snapshots); ok {
+		return ss.LoadSnapshot(ctx, stream)
+	}
+	return Snapshot{}, ErrSnapshotNotFound
+}

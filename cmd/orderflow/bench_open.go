@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -200,8 +201,11 @@ func (p *benchPlatform) placeAndRead(ctx context.Context, orderID, customer, pro
 	if err := json.Unmarshal(b, &placed); err != nil {
 		return 0, err
 	}
-	q := fmt.Appendf(nil, `{"query":"{ order(id: %q) { id } }"}`, orderID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/graphql", strings.NewReader(string(q)))
+	q, err := json.Marshal(map[string]any{"query": "query($id: ID!) { order(id: $id) { id } }", "variables": map[string]string{"id": orderID}})
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/graphql", bytes.NewReader(q))
 	if err != nil {
 		return 0, err
 	}

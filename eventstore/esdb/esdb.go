@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"io"
 	"log/slog"
 	"regexp"
@@ -300,4 +301,44 @@ func serverFilter(f eventstore.Filter) *esdb.SubscriptionFilter {
 		return &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: f.StreamPrefixes}
 	}
 	return esdb.ExcludeSystemEventsFilter()
+}
+
+// snapshotStream is where stream's snapshots are kept: an ordinary stream of snapshot events,
+// read backwards for the latest. No projection's filter selects it.
+func snapshotStream(stream string) string { return "snapshot-" + stream }
+
+const snapshotType = "orderflow.snapshot.v1"
+
+// SaveSnapshot implements eventstore.Snapshots: an event on the stream's snapshot stream, unless
+// the latest there has a higher revision.
+func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap eventstore.Snapshot) error {
+	if old, err := s.LoadSnapshot(ctx, stream); err == nil && old.Revision > snap.Revision {
+		return nil
+	}
+	data, err := json.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.AppendToStream(ctx, snapshotStream(stream), esdb.AppendToStreamOptions{ExpectedRevision: esdb.Any{}},
+		esdb.EventData{EventID: uuid.New(), EventType: snapshotType, ContentType: esdb.ContentTypeJson, Data: data})
+	if err != nil {
+		return translate(ctx, "save snapshot of "+stream, err, snapshotStream(stream), eventstore.Any())
+	}
+	return nil
+}
+
+// LoadSnapshot implements eventstore.Snapshots.
+func (s *Store) LoadSnapshot(ctx context.Context, stream string) (eventstore.Snapshot, error) {
+	var snap eventstore.Snapshot
+	events, err := s.ReadStream(ctx, snapshotStream(stream), eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: -1, Limit: 1})
+	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(events) == 0) {
+		return snap, fmt.Errorf("%s: %w", stream, eventstore.ErrSnapshotNotFound)
+	}
+	if err != nil {
+		return snap, err
+	}
+	if err := json.Unmarshal(events[0].Data, &snap); err != nil {
+		return snap, fmt.Errorf("snapshot of %s: %w", stream, err)
+	}
+	return snap, nil
 }

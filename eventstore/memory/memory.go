@@ -22,13 +22,17 @@ type Store struct {
 	ids     map[string]map[uuid.UUID]int // stream -> event id -> index into log
 	wake    eventstore.Signal
 	now     func() time.Time
+	snaps   map[string]eventstore.Snapshot
 }
 
-var _ eventstore.Store = (*Store)(nil)
+var (
+	_ eventstore.Store     = (*Store)(nil)
+	_ eventstore.Snapshots = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{streams: map[string][]int{}, ids: map[string]map[uuid.UUID]int{}, now: time.Now}
+	return &Store{streams: map[string][]int{}, ids: map[string]map[uuid.UUID]int{}, now: time.Now, snaps: map[string]eventstore.Snapshot{}}
 }
 
 // Append implements eventstore.Store.
@@ -157,4 +161,27 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts even
 // SubscribeAll implements eventstore.Store.
 func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, opts eventstore.SubscribeOptions) (eventstore.Subscription, error) {
 	return eventstore.NewPollingSubscription(s.ReadAll, from, opts, &s.wake, time.Second), nil
+}
+
+// SaveSnapshot implements eventstore.Snapshots.
+func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap eventstore.Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.snaps[stream]; !ok || old.Revision <= snap.Revision {
+		snap.Data = slices.Clone(snap.Data)
+		s.snaps[stream] = snap
+	}
+	return nil
+}
+
+// LoadSnapshot implements eventstore.Snapshots.
+func (s *Store) LoadSnapshot(ctx context.Context, stream string) (eventstore.Snapshot, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	snap, ok := s.snaps[stream]
+	if !ok {
+		return eventstore.Snapshot{}, fmt.Errorf("%s: %w", stream, eventstore.ErrSnapshotNotFound)
+	}
+	snap.Data = slices.Clone(snap.Data)
+	return snap, nil
 }

@@ -153,7 +153,13 @@ create table if not exists ` + t + ` (
   metadata json not null default '{}',
   recorded_at timestamptz not null default now(),
   unique (stream_id, stream_version));
-create index if not exists events_tx_position on ` + t + ` (tx_id, global_position);`
+create index if not exists events_tx_position on ` + t + ` (tx_id, global_position);
+create table if not exists ` + pgx.Identifier{s.opts.Schema, "snapshots"}.Sanitize() + ` (
+  stream_id text primary key,
+  revision bigint not null,
+  version text not null,
+  data bytea not null,
+  saved_at timestamptz not null default now());`
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := pgschema.Lock(ctx, tx); err != nil {
 			return err
@@ -619,4 +625,31 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 		return eventstore.Position{}, fmt.Errorf("head of the log: %w", err)
 	}
 	return eventstore.Position{Prepare: uint64(gp)}, nil
+}
+
+// SaveSnapshot implements eventstore.Snapshots: one row per stream, replaced by a snapshot of a
+// higher (or equal) revision, in a statement of its own (never inside an append's transaction).
+func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap eventstore.Snapshot) error {
+	t := pgx.Identifier{s.opts.Schema, "snapshots"}.Sanitize()
+	_, err := s.pool.Exec(ctx, `insert into `+t+` (stream_id, revision, version, data) values ($1, $2, $3, $4)
+on conflict (stream_id) do update set revision = excluded.revision, version = excluded.version, data = excluded.data, saved_at = now()
+ where `+t+`.revision <= excluded.revision`, stream, snap.Revision, snap.Version, snap.Data)
+	if err != nil {
+		return fmt.Errorf("save snapshot of %s: %w", stream, err)
+	}
+	return nil
+}
+
+// LoadSnapshot implements eventstore.Snapshots.
+func (s *Store) LoadSnapshot(ctx context.Context, stream string) (eventstore.Snapshot, error) {
+	var snap eventstore.Snapshot
+	err := s.pool.QueryRow(ctx, `select revision, version, data from `+pgx.Identifier{s.opts.Schema, "snapshots"}.Sanitize()+` where stream_id = $1`, stream).
+		Scan(&snap.Revision, &snap.Version, &snap.Data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return snap, fmt.Errorf("%s: %w", stream, eventstore.ErrSnapshotNotFound)
+	}
+	if err != nil {
+		return snap, fmt.Errorf("load snapshot of %s: %w", stream, err)
+	}
+	return snap, nil
 }
