@@ -33,6 +33,10 @@ type Aggregate[S any, E any] struct {
 	Evolve func(S, E) S
 	Decode func(typ string, data []byte) (E, error)
 	Encode func(E) (typ string, data []byte, err error)
+	// SnapshotVersion, when set, lets a Writer keep snapshots of this aggregate's state (S as
+	// JSON) every WriterOptions.SnapshotEvery events and start a cold load from the latest one of
+	// the same version. Change it whenever S or Evolve changes: older snapshots are then ignored.
+	SnapshotVersion string
 }
 
 // MaxAttempts bounds the load-decide-append loop when other writers keep moving the stream.

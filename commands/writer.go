@@ -1,10 +1,14 @@
 package commands
 
 import (
+	"cmp"
 	"container/list"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +36,12 @@ import (
 //     Routing a stream's commands to one instance is left to the deployment; correctness does not
 //     depend on it.
 //
+//   - Snapshots. For an aggregate with a SnapshotVersion, on a store that keeps snapshots, the
+//     Writer saves the state (with the ids of the stream's last SnapshotCommands commands) after
+//     SnapshotEvery events, and a cold load reads the latest snapshot of that version and the
+//     events after it. A command repeated with its id is recognised while its stream is cached,
+//     and after a cold load if it is among the snapshot's recent commands or after them.
+//
 // Execute and Answer use a Writer when they are given one as their store; any other store gets
 // the plain load-decide-append loop. A Writer is safe for concurrent use.
 type Writer struct {
@@ -54,6 +64,12 @@ type WriterOptions struct {
 	MaxBatch int
 	// Timeout bounds each store call a batch makes. Default 10s.
 	Timeout time.Duration
+	// SnapshotEvery is how many events a stream takes between two snapshots of its state (for
+	// aggregates that have a SnapshotVersion). Default 1,000.
+	SnapshotEvery int64
+	// SnapshotCommands is how many of a stream's latest command ids a snapshot keeps, so that a
+	// repeated command is recognised after a cold load. Default 1,000.
+	SnapshotCommands int
 }
 
 // NewWriter returns a Writer over store.
@@ -66,6 +82,12 @@ func NewWriter(store eventstore.Store, opts WriterOptions) *Writer {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
+	}
+	if opts.SnapshotEvery <= 0 {
+		opts.SnapshotEvery = 1000
+	}
+	if opts.SnapshotCommands <= 0 {
+		opts.SnapshotCommands = 1000
 	}
 	return &Writer{Store: store, opts: opts, streams: map[string]*list.Element{}, lru: list.New()}
 }
@@ -84,6 +106,21 @@ type cached struct {
 	revision int64
 	last     eventstore.Position
 	done     map[string]Result // by command id: where its last event landed
+	order    []string          // the latest command ids, oldest first (at most 2 × SnapshotCommands)
+	snapped  int64             // revision of the latest snapshot saved or loaded; -1: none
+}
+
+// remember records that command id's last event landed at res.
+func (w *Writer) remember(c *cached, id string, res Result) (added bool) {
+	_, had := c.done[id]
+	c.done[id] = res
+	if !had {
+		c.order = append(c.order, id)
+		if len(c.order) > 2*w.opts.SnapshotCommands {
+			c.order = append(c.order[:0], c.order[len(c.order)-w.opts.SnapshotCommands:]...)
+		}
+	}
+	return !had
 }
 
 // request is one command waiting for its stream's writer.
@@ -94,6 +131,10 @@ type request struct {
 	fold func(state any, recorded []eventstore.RecordedEvent) (any, error)
 	// decide returns the state after the command and its events, or why it cannot be carried out.
 	decide func(state any) (any, []eventstore.EventData, error)
+	// snapshot is the aggregate's snapshot version ("": none) and how its state reads and writes.
+	snapshot  string
+	marshal   func(state any) ([]byte, error)
+	unmarshal func([]byte) (any, error)
 	answer chan outcome
 }
 
@@ -104,7 +145,13 @@ type outcome struct {
 
 // executeOn carries out one command through w's writer of stream.
 func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (Result, error) {
-	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1),
+	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1), snapshot: agg.SnapshotVersion,
+		marshal: func(state any) ([]byte, error) { s, _ := state.(S); return json.Marshal(s) },
+		unmarshal: func(data []byte) (any, error) {
+			var s S
+			err := json.Unmarshal(data, &s)
+			return s, err
+		},
 		fold: func(state any, recorded []eventstore.RecordedEvent) (any, error) {
 			s, _ := state.(S)
 			for _, r := range recorded {
@@ -157,7 +204,7 @@ func (w *Writer) entry(stream string) *cached {
 		w.lru.MoveToFront(el)
 		return el.Value.(*cached)
 	}
-	c := &cached{name: stream, revision: eventstore.NoRevision, done: map[string]Result{}}
+	c := &cached{name: stream, revision: eventstore.NoRevision, done: map[string]Result{}, snapped: -1}
 	w.streams[stream] = w.lru.PushFront(c)
 	return c
 }
@@ -222,7 +269,7 @@ func (w *Writer) process(c *cached, batch []*request) {
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		if err := w.catchUp(c, batch[0].fold); err != nil {
+		if err := w.catchUp(c, batch[0]); err != nil {
 			answerAll(err)
 			return
 		}
@@ -276,13 +323,13 @@ func (w *Writer) process(c *cached, batch []*request) {
 				if p.last < 0 {
 					r.Revision = c.revision
 				}
-				if _, ok := c.done[batch[p.i].meta.CommandID]; !ok && p.last >= 0 {
-					c.done[batch[p.i].meta.CommandID] = r
+				if p.last >= 0 && w.remember(c, batch[p.i].meta.CommandID, r) {
 					added++
 				}
 				answer(p.i, r, nil)
 			}
 			w.account(c, added)
+			w.snapshot(c, batch[0])
 			return
 		case errors.Is(err, eventstore.ErrWrongVersion) && attempt < MaxAttempts:
 			c.stale = true // another process wrote: read its events, decide again
@@ -297,33 +344,37 @@ func (w *Writer) process(c *cached, batch []*request) {
 	}
 }
 
-// catchUp makes c's state the stream's: all of it for a stream not loaded yet, else the events
-// after its revision when another writer may have appended.
-func (w *Writer) catchUp(c *cached, fold func(any, []eventstore.RecordedEvent) (any, error)) error {
+// catchUp makes c's state the stream's: all of it for a stream not loaded yet (from its latest
+// snapshot when it has one), else the events after its revision when another writer may have
+// appended.
+func (w *Writer) catchUp(c *cached, r *request) error {
 	if c.loaded && !c.stale {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
 	defer cancel()
+	if !c.loaded && c.revision == eventstore.NoRevision {
+		if err := w.fromSnapshot(ctx, c, r); err != nil {
+			return err
+		}
+	}
 	recorded, err := w.Store.ReadStream(ctx, c.name, eventstore.ReadStreamOptions{From: c.revision + 1})
 	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
 		return fmt.Errorf("load %s: %w", c.name, err)
 	}
-	state, err := fold(c.state, recorded)
+	state, err := r.fold(c.state, recorded)
 	if err != nil {
 		return err
 	}
 	added := 0
-	for _, r := range recorded {
-		id := r.Metadata.CausationID
+	for _, e := range recorded {
+		id := e.Metadata.CausationID
 		if id == "" {
 			continue
 		}
-		if _, ok := c.done[id]; !ok {
+		if w.remember(c, id, Result{Position: e.Position, Revision: e.Revision}) { // the last event of the command wins
 			added++
 		}
-		c.done[id] = Result{Position: r.Position, Revision: r.Revision} // the last event of the command wins
-		c.revision, c.last = r.Revision, r.Position
 	}
 	if len(recorded) > 0 {
 		last := recorded[len(recorded)-1]
@@ -332,4 +383,72 @@ func (w *Writer) catchUp(c *cached, fold func(any, []eventstore.RecordedEvent) (
 	c.state, c.loaded, c.stale = state, true, false
 	w.account(c, added)
 	return nil
+}
+
+// snapshotData is what a snapshot holds: the state, where the stream ended, and its latest
+// commands with their answers.
+type snapshotData struct {
+	State  json.RawMessage     `json:"state"`
+	Last   eventstore.Position `json:"last"`
+	Recent map[string]Result   `json:"recent"`
+}
+
+// fromSnapshot starts c from the stream's latest snapshot of r's aggregate version, if any.
+func (w *Writer) fromSnapshot(ctx context.Context, c *cached, r *request) error {
+	snaps, ok := w.Store.(eventstore.Snapshots)
+	if r.snapshot == "" || !ok {
+		return nil
+	}
+	snap, err := snaps.LoadSnapshot(ctx, c.name)
+	if errors.Is(err, eventstore.ErrSnapshotNotFound) || (err == nil && snap.Version != r.snapshot) {
+		return nil // none, or of another fold: read the stream whole
+	}
+	if err != nil {
+		return fmt.Errorf("load %s: %w", c.name, err)
+	}
+	var data snapshotData
+	if err := json.Unmarshal(snap.Data, &data); err != nil {
+		return nil // unreadable: a cache, read the stream whole
+	}
+	state, err := r.unmarshal(data.State)
+	if err != nil {
+		return nil
+	}
+	c.state, c.revision, c.last, c.snapped = state, snap.Revision, data.Last, snap.Revision
+	ids := slices.SortedFunc(maps.Keys(data.Recent), func(a, b string) int { return cmp.Compare(data.Recent[a].Revision, data.Recent[b].Revision) })
+	for _, id := range ids {
+		w.remember(c, id, data.Recent[id])
+	}
+	w.account(c, len(ids))
+	return nil
+}
+
+// snapshot saves c's state when SnapshotEvery events have passed since the last one. A snapshot
+// that cannot be saved is skipped: the next load reads a few more events.
+func (w *Writer) snapshot(c *cached, r *request) {
+	if r.snapshot == "" || c.revision-c.snapped < w.opts.SnapshotEvery {
+		return
+	}
+	snaps, ok := w.Store.(eventstore.Snapshots)
+	if !ok {
+		return
+	}
+	state, err := r.marshal(c.state)
+	if err != nil {
+		return
+	}
+	ids := c.order[max(0, len(c.order)-w.opts.SnapshotCommands):]
+	recent := make(map[string]Result, len(ids))
+	for _, id := range ids {
+		recent[id] = c.done[id]
+	}
+	data, err := json.Marshal(snapshotData{State: state, Last: c.last, Recent: recent})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+	defer cancel()
+	if snaps.SaveSnapshot(ctx, c.name, eventstore.Snapshot{Revision: c.revision, Version: r.snapshot, Data: data}) == nil {
+		c.snapped = c.revision
+	}
 }

@@ -22,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var product = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode}
+var product = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode, SnapshotVersion: "test.v1"}
 
 func run(ctx context.Context, store eventstore.Store, id string, c model.Command, commandID string) (commands.Result, error) {
 	return commands.Execute(ctx, store, product, model.Stream(id), wire.CommandMeta{CommandID: commandID}, func(s model.State) ([]model.Event, error) {
@@ -61,14 +61,29 @@ func fold(t testing.TB, store eventstore.Store, id string) (model.State, int) {
 
 // counting is a store that counts what the writer asks of it, and may make each append slow.
 type counting struct {
+	*memoryOrPostgres
+	reads, appends, eventsRead atomic.Int64
+	appendDelay                time.Duration
+}
+
+// memoryOrPostgres is a store that keeps snapshots (every adapter does).
+type memoryOrPostgres struct {
 	eventstore.Store
-	reads, appends atomic.Int64
-	appendDelay    time.Duration
+	eventstore.Snapshots
+}
+
+func counted(s interface {
+	eventstore.Store
+	eventstore.Snapshots
+}) *counting {
+	return &counting{memoryOrPostgres: &memoryOrPostgres{Store: s, Snapshots: s}}
 }
 
 func (s *counting) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
 	s.reads.Add(1)
-	return s.Store.ReadStream(ctx, stream, opts)
+	events, err := s.Store.ReadStream(ctx, stream, opts)
+	s.eventsRead.Add(int64(len(events)))
+	return events, err
 }
 
 func (s *counting) Append(ctx context.Context, stream string, rev eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
@@ -94,7 +109,7 @@ func TestHotStreamOneWriter(t *testing.T) {
 	if err := pg.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	store := &counting{Store: pg}
+	store := counted(pg)
 	stocked(t, store, "hot", 50)
 	writers := []*commands.Writer{commands.NewWriter(store, commands.WriterOptions{}), commands.NewWriter(store, commands.WriterOptions{})}
 	before := store.appends.Load()
@@ -130,7 +145,7 @@ func TestHotStreamOneWriter(t *testing.T) {
 // long it is; a command repeated with its id appends nothing and answers as the first time.
 func TestCachedStreamReadsNothing(t *testing.T) {
 	t.Parallel()
-	store := &counting{Store: memory.New()}
+	store := counted(memory.New())
 	w := commands.NewWriter(store, commands.WriterOptions{})
 	stocked(t, w, "p", 1000)
 	reads := store.reads.Load()
@@ -168,7 +183,8 @@ func TestCachedStreamReadsNothing(t *testing.T) {
 // error, the others their events; a command twice in one batch is carried out once.
 func TestABatchKeepsEachAnswer(t *testing.T) {
 	t.Parallel()
-	store := &counting{Store: memory.New(), appendDelay: 20 * time.Millisecond}
+	store := counted(memory.New())
+	store.appendDelay = 20 * time.Millisecond
 	w := commands.NewWriter(store, commands.WriterOptions{})
 	stocked(t, w, "p", 10)
 	var wg sync.WaitGroup
@@ -208,7 +224,7 @@ func TestABatchKeepsEachAnswer(t *testing.T) {
 // again when needed, with the same answers.
 func TestTheCacheIsBounded(t *testing.T) {
 	t.Parallel()
-	store := &counting{Store: memory.New()}
+	store := counted(memory.New())
 	w := commands.NewWriter(store, commands.WriterOptions{MaxCommands: 10})
 	for i := range 20 {
 		stocked(t, w, fmt.Sprint("p", i), 5) // two commands each
@@ -228,6 +244,67 @@ func TestTheCacheIsBounded(t *testing.T) {
 	}
 }
 
+// TestColdLoadsStartFromASnapshot: a stream long enough has a snapshot; a writer that has not
+// seen it (a restarted service) reads the snapshot and the events after it, not the stream; a
+// command repeated with its id is still recognised; a snapshot of another fold version is ignored.
+func TestColdLoadsStartFromASnapshot(t *testing.T) {
+	t.Parallel()
+	store := counted(memory.New())
+	w := commands.NewWriter(store, commands.WriterOptions{SnapshotEvery: 100})
+	stocked(t, w, "p", 10_000)
+	for i := range 250 {
+		if _, err := run(t.Context(), w, "p", model.Reserve{ProductID: "p", OrderID: fmt.Sprint("o", i), Quantity: 1}, fmt.Sprint("r", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := store.LoadSnapshot(t.Context(), model.Stream("p"))
+	if err != nil || snap.Revision < 150 || snap.Version != "test.v1" {
+		t.Fatalf("snapshot after 252 events: revision %d version %q %v; want one within 100 events of the head", snap.Revision, snap.Version, err)
+	}
+	read := store.eventsRead.Load()
+	cold := commands.NewWriter(store, commands.WriterOptions{SnapshotEvery: 100})
+	again, err := run(t.Context(), cold, "p", model.Reserve{ProductID: "p", OrderID: "o249", Quantity: 1}, "r249")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := store.eventsRead.Load() - read; n > 100 {
+		t.Errorf("a cold load read %d events of 252: the snapshot was not used", n)
+	}
+	if _, n := fold(t, store, "p"); n != 252 {
+		t.Errorf("the repeated command appended: %d events, want 252 (answer %+v)", n, again)
+	}
+	if _, err := run(t.Context(), cold, "p", model.Reserve{ProductID: "p", OrderID: "new", Quantity: 1}, "r-new"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := fold(t, store, "p"); s.ReservedTotal() != 251 {
+		t.Errorf("reserved %d after a cold start from a snapshot, want 251", s.ReservedTotal())
+	}
+	// A changed fold ignores the snapshot and reads the stream whole.
+	changed := product
+	changed.SnapshotVersion = "test.v2"
+	read = store.eventsRead.Load()
+	if _, err := commands.Execute(t.Context(), commands.NewWriter(store, commands.WriterOptions{}), changed, model.Stream("p"),
+		wire.CommandMeta{CommandID: "r-v2"}, func(s model.State) ([]model.Event, error) {
+			return model.Decide(s, model.Reserve{ProductID: "p", OrderID: "v2", Quantity: 1}, time.Unix(0, 0))
+		}); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.eventsRead.Load() - read; n < 253 {
+		t.Errorf("a fold of another version read %d events: it used a snapshot it cannot read", n)
+	}
+}
+
+// longStream writes product "p" with length events through w.
+func longStream(b *testing.B, w *commands.Writer, length int) {
+	b.Helper()
+	stocked(b, w, "p", 100_000)
+	for i := range length - 2 {
+		if _, err := run(b.Context(), w, "p", model.Restock{ProductID: "p", Quantity: 1}, fmt.Sprint("fill", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkCommandOnALongStream: a command on a cached stream costs the same whatever its length
 // (compare the sub-benchmarks' ns/op; each op is a reservation and its release).
 func BenchmarkCommandOnALongStream(b *testing.B) {
@@ -235,12 +312,7 @@ func BenchmarkCommandOnALongStream(b *testing.B) {
 		b.Run(fmt.Sprint(length, "_events"), func(b *testing.B) {
 			store := memory.New()
 			w := commands.NewWriter(store, commands.WriterOptions{})
-			stocked(b, w, "p", 100_000)
-			for i := range length - 2 {
-				if _, err := run(b.Context(), w, "p", model.Restock{ProductID: "p", Quantity: 1}, fmt.Sprint("fill", i)); err != nil {
-					b.Fatal(err)
-				}
-			}
+			longStream(b, w, length)
 			i := 0
 			for b.Loop() {
 				i++
@@ -249,6 +321,21 @@ func BenchmarkCommandOnALongStream(b *testing.B) {
 				}
 				// Released again: the open reservations (what a decision folds over) stay few.
 				if _, err := run(b.Context(), w, "p", model.Release{ProductID: "p", OrderID: fmt.Sprint("o", i)}, fmt.Sprint("x", i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprint(length, "_events_cold_with_snapshot"), func(b *testing.B) {
+			store := memory.New()
+			longStream(b, commands.NewWriter(store, commands.WriterOptions{SnapshotEvery: int64(length)}), length)
+			i := 0
+			for b.Loop() {
+				i++
+				cold := commands.NewWriter(store, commands.WriterOptions{SnapshotEvery: 100}) // a restarted service: nothing cached
+				if _, err := run(b.Context(), cold, "p", model.Reserve{ProductID: "p", OrderID: fmt.Sprint("o", i), Quantity: 1}, fmt.Sprint("r", i)); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := run(b.Context(), cold, "p", model.Release{ProductID: "p", OrderID: fmt.Sprint("o", i)}, fmt.Sprint("x", i)); err != nil {
 					b.Fatal(err)
 				}
 			}

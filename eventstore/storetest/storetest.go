@@ -44,6 +44,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"SubscribeFilteredAdvancesPosition", testSubscribeFiltered},
 		{"ConcurrentWritersOneStream", testConcurrentSameStream},
 		{"NoSubscriberSkipsAnEvent", testNoSkip},
+		{"Snapshots", testSnapshots},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -646,5 +647,49 @@ func testNoSkip(t *testing.T, h Harness) {
 		if want > 0 && index[rest[0].ID] != len(got)-want {
 			t.Fatalf("resume from checkpoint %s starts at event %d, want %d", cp, index[rest[0].ID], len(got)-want)
 		}
+	}
+}
+
+// testSnapshots: a stream's latest snapshot comes back as saved; an older one never replaces a
+// newer; streams keep their own; a stream without one says ErrSnapshotNotFound.
+func testSnapshots(t *testing.T, h Harness) {
+	ctx := ctxFor(t)
+	snaps, ok := h.Store.(eventstore.Snapshots)
+	if !ok {
+		t.Fatalf("%T keeps no snapshots: every adapter must", h.Store)
+	}
+	a, b := Stream("snap"), Stream("snap")
+	if _, err := snaps.LoadSnapshot(ctx, a); !errors.Is(err, eventstore.ErrSnapshotNotFound) {
+		t.Fatalf("no snapshot yet: %v, want ErrSnapshotNotFound", err)
+	}
+	save := func(stream string, s eventstore.Snapshot) {
+		t.Helper()
+		if err := snaps.SaveSnapshot(ctx, stream, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(stream string) eventstore.Snapshot {
+		t.Helper()
+		s, err := snaps.LoadSnapshot(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	state := []byte(`{"onHand": 5, "reserved": {"o1": 2}, "name": "ünïcode"}`)
+	save(a, eventstore.Snapshot{Revision: 5, Version: "v1", Data: state})
+	if diff := cmp.Diff(eventstore.Snapshot{Revision: 5, Version: "v1", Data: state}, load(a)); diff != "" {
+		t.Errorf("load (-want +got):\n%s", diff)
+	}
+	save(a, eventstore.Snapshot{Revision: 3, Version: "v1", Data: []byte(`{}`)})
+	if got := load(a); got.Revision != 5 {
+		t.Errorf("an older snapshot replaced a newer: revision %d", got.Revision)
+	}
+	save(a, eventstore.Snapshot{Revision: 9, Version: "v2", Data: []byte(`{"onHand": 1}`)})
+	if got := load(a); got.Revision != 9 || got.Version != "v2" || string(got.Data) != `{"onHand": 1}` {
+		t.Errorf("latest: %+v", got)
+	}
+	if _, err := snaps.LoadSnapshot(ctx, b); !errors.Is(err, eventstore.ErrSnapshotNotFound) {
+		t.Errorf("another stream: %v, want ErrSnapshotNotFound", err)
 	}
 }
