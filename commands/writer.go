@@ -24,12 +24,14 @@ import (
 //     and the ids of the commands the stream holds (for idempotency), in an LRU bounded by the
 //     number of commands held (WriterOptions.MaxCommands). A command on a cached stream reads
 //     nothing; a cold stream is read once, whole.
+//
 //   - One writer per stream, group commit. Commands for one stream queue up; whichever caller
 //     finds no writer at work becomes it and carries out the queue in batches: each command is
 //     decided against the state its predecessors in the batch left, and the batch's events are
 //     appended at once with one expected revision. Each command keeps its own answer: a refused
 //     one gets its error and takes no part in the append; a repeated command id gets the position
 //     of its first execution.
+//
 //   - Other writers. Another process (an instance of the same service) may append to the stream:
 //     the append then fails on its expected revision, and the Writer reads only the events after
 //     its cached revision, folds them and decides the batch again (at most MaxAttempts times).
@@ -135,7 +137,7 @@ type request struct {
 	snapshot  string
 	marshal   func(state any) ([]byte, error)
 	unmarshal func([]byte) (any, error)
-	answer chan outcome
+	answer    chan outcome
 }
 
 type outcome struct {
