@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -234,25 +235,31 @@ func (p *benchPlatform) placeAndRead(ctx context.Context, orderID, customer, pro
 // per product mix, as an SVG.
 func openChart(runs []openRun, mixes, rates []int, goal time.Duration) string {
 	const w, h, left, right, top, bottom = 860, 420, 70, 270, 40, 50
-	maxMs := float64(goal.Milliseconds()) * 1.2
+	// A logarithmic latency axis: the runs within the goal and the ones far past it both read.
+	lo, hi := 5.0, float64(goal.Milliseconds())*2
 	for _, r := range runs {
 		for _, d := range []time.Duration{pct(r.confirmed, 99), pct(r.visible, 99)} {
-			maxMs = max(maxMs, float64(d.Microseconds())/1000*1.1)
+			hi = max(hi, float64(d.Microseconds())/1000*1.3)
 		}
 	}
 	maxRate := float64(slices.Max(rates)) * 1.1
 	x := func(rate int) float64 { return left + float64(rate)/maxRate*float64(w-left-right) }
-	y := func(ms float64) float64 { return float64(h-bottom) - ms/maxMs*float64(h-top-bottom) }
+	y := func(ms float64) float64 {
+		ms = max(ms, lo)
+		return float64(h-bottom) - (math.Log10(ms)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))*float64(h-top-bottom)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
-	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14">orderflow open loop: p99 latency against offered rate (fresh platform each run)</text>`+"\n", left)
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14">orderflow open loop: p99 latency (log scale) against offered rate, a fresh platform each run</text>`+"\n", left)
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/><line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n",
 		left, h-bottom, w-right, h-bottom, left, top, left, h-bottom)
-	for i := 0; i <= 5; i++ {
-		ms := maxMs * float64(i) / 5
-		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%.0f ms</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n",
-			left-6, y(ms)+4, ms, left, y(ms), w-right, y(ms))
+	for _, ms := range []float64{5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000} {
+		if ms < lo || ms > hi {
+			continue
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%s</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n",
+			left-6, y(ms)+4, time.Duration(ms*float64(time.Millisecond)), left, y(ms), w-right, y(ms))
 	}
 	for _, rate := range rates {
 		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%d/s</text>`+"\n", x(rate), h-bottom+18, rate)

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"encoding/xml"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestOpenChartIsAnSVGWithALinePerSeries: two mixes, two series each (placed→confirmed and
+// placed→visible), a point per run, the goal line, and well-formed XML.
+func TestOpenChartIsAnSVGWithALinePerSeries(t *testing.T) {
+	t.Parallel()
+	ms := func(n int) []time.Duration { return []time.Duration{time.Duration(n) * time.Millisecond} }
+	runs := []openRun{
+		{products: 50, rate: 100, confirmed: ms(120), visible: ms(60)}, {products: 50, rate: 200, confirmed: ms(200), visible: ms(100)},
+		{products: 1, rate: 100, confirmed: ms(125), visible: ms(58)}, {products: 1, rate: 200, confirmed: ms(4000), visible: ms(300)},
+	}
+	svg := openChart(runs, []int{50, 1}, []int{100, 200}, 250*time.Millisecond)
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	for {
+		if _, err := dec.Token(); err != nil {
+			if err.Error() != "EOF" {
+				t.Fatalf("not well-formed: %v", err)
+			}
+			break
+		}
+	}
+	if n := strings.Count(svg, "<polyline"); n != 4 {
+		t.Errorf("%d lines, want 4", n)
+	}
+	if n := strings.Count(svg, "<circle"); n != 8 {
+		t.Errorf("%d points, want 8", n)
+	}
+	if !strings.Contains(svg, "goal 250ms") {
+		t.Error("no goal line")
+	}
+}
