@@ -320,10 +320,12 @@ func TestStandbyTakesOver(t *testing.T) {
 	}
 	last := appendN(t, store, "t-f", 30, `{"more":1}`)
 	// The old worker may apply for up to one LeaseRetry after its lease session died (it checks the
-	// session that often; its checkpoint guard keeps that safe), so the new holder is waited for.
+	// session that often; its checkpoint guard keeps that safe), so the new holder is waited for:
+	// one holder that is not the terminated session (which may still show its lock for a moment
+	// while its backend exits).
 	var holders int
 	for {
-		if err := pool.QueryRow(t.Context(), `select count(*) from (`+leaseHolders+`) h`).Scan(&holders); err != nil {
+		if err := pool.QueryRow(t.Context(), `select count(*) from (`+leaseHolders+`) h where pid <> $1`, pid).Scan(&holders); err != nil {
 			t.Fatal(err)
 		}
 		if holders == 1 || time.Since(died) > 5*time.Second {
