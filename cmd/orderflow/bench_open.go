@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ func benchOpen(ctx context.Context, args []string, getenv func(string) string, s
 	duration := fs.Duration("duration", 60*time.Second, "how long each run places orders")
 	goal := fs.Duration("goal", 250*time.Millisecond, "the placed→confirmed p99 a rate must keep to count as sustained")
 	chart := fs.String("chart", "", "write an SVG chart of p99 latency against offered rate here")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +58,17 @@ func benchOpen(ctx context.Context, args []string, getenv func(string) string, s
 	mixes, err := ints(*mixesFlag)
 	if err != nil {
 		return fmt.Errorf("--products: %w", err)
+	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var runs []openRun
 	for _, products := range mixes {
