@@ -33,8 +33,10 @@ import (
 //     of its first execution.
 //
 //   - Other writers. Another process (an instance of the same service) may append to the stream:
-//     the append then fails on its expected revision, and the Writer reads only the events after
-//     its cached revision, folds them and decides the batch again (at most MaxAttempts times).
+//     the append then fails on its expected revision, and the Writer loads the stream again (its
+//     latest snapshot and the events after it) and decides the batch again (at most MaxAttempts
+//     times). It never reuses a state after a failed append: an aggregate's Evolve may update a
+//     state in place.
 //     Routing a stream's commands to one instance is left to the deployment; correctness does not
 //     depend on it.
 //
@@ -103,7 +105,6 @@ type cached struct {
 	writing bool
 
 	loaded   bool // state, revision and done are the stream's up to revision
-	stale    bool // an append failed without an answer: read what may have landed before deciding
 	state    any
 	revision int64
 	last     eventstore.Position
@@ -334,31 +335,38 @@ func (w *Writer) process(c *cached, batch []*request) {
 			w.snapshot(c, batch[0])
 			return
 		case errors.Is(err, eventstore.ErrWrongVersion) && attempt < MaxAttempts:
-			c.stale = true // another process wrote: read its events, decide again
+			w.forget(c) // another process wrote: load again (its snapshot and the events after), decide again
 		case errors.Is(err, eventstore.ErrWrongVersion):
+			w.forget(c)
 			answerAll(fmt.Errorf("%s after %d attempts: %w", c.name, attempt, ErrTooBusy))
 			return
 		default:
-			c.stale = true // the append may have landed: read before deciding again
+			w.forget(c) // the append may have landed: load again before deciding again
 			answerAll(fmt.Errorf("append to %s: %w", c.name, err))
 			return
 		}
 	}
 }
 
-// catchUp makes c's state the stream's: all of it for a stream not loaded yet (from its latest
-// snapshot when it has one), else the events after its revision when another writer may have
-// appended.
+// forget drops what c holds of its stream after an append that failed: the decisions of the batch
+// evolved c's state (Evolve may update a state in place), so it is read again, from the latest
+// snapshot and the events after it.
+func (w *Writer) forget(c *cached) {
+	w.account(c, -len(c.done))
+	c.loaded, c.state, c.revision, c.last, c.snapped = false, nil, eventstore.NoRevision, eventstore.Position{}, -1
+	c.done, c.order = map[string]Result{}, nil
+}
+
+// catchUp loads c's stream when it is not loaded: from its latest snapshot when it has one, then
+// the events after it.
 func (w *Writer) catchUp(c *cached, r *request) error {
-	if c.loaded && !c.stale {
+	if c.loaded {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
 	defer cancel()
-	if !c.loaded && c.revision == eventstore.NoRevision {
-		if err := w.fromSnapshot(ctx, c, r); err != nil {
-			return err
-		}
+	if err := w.fromSnapshot(ctx, c, r); err != nil {
+		return err
 	}
 	recorded, err := w.Store.ReadStream(ctx, c.name, eventstore.ReadStreamOptions{From: c.revision + 1})
 	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
@@ -382,7 +390,7 @@ func (w *Writer) catchUp(c *cached, r *request) error {
 		last := recorded[len(recorded)-1]
 		c.revision, c.last = last.Revision, last.Position
 	}
-	c.state, c.loaded, c.stale = state, true, false
+	c.state, c.loaded = state, true
 	w.account(c, added)
 	return nil
 }

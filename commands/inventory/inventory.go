@@ -32,7 +32,7 @@ type Handlers struct {
 // aggregate is a product's stream. Products are the long, hot streams (every reservation of every
 // order): their state is snapshotted. Bump the version with any change of State or Evolve.
 var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode,
-	SnapshotVersion: "inventory.product.v1"}
+	SnapshotVersion: "inventory.product.v2"}
 
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
 	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id

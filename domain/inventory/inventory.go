@@ -187,16 +187,13 @@ type State struct {
 	PriceCents   int64
 	OnHand       int64
 	Reserved     map[string]int64 // order id → units
+	// ReservedUnits is the sum of Reserved, kept by Evolve: a decision reads it in constant time
+	// however many orders hold units.
+	ReservedUnits int64
 }
 
 // ReservedTotal is the sum of all reservations.
-func (s State) ReservedTotal() int64 {
-	var n int64
-	for _, q := range s.Reserved {
-		n += q
-	}
-	return n
-}
+func (s State) ReservedTotal() int64 { return s.ReservedUnits }
 
 // Available is what a new reservation can take.
 func (s State) Available() int64 { return s.OnHand - s.ReservedTotal() }
@@ -265,7 +262,9 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 	return nil, fmt.Errorf("inventory: unknown command %T", c)
 }
 
-// Evolve returns the state after e.
+// Evolve returns the state after e. It updates s's reservation map in place, so that an event
+// costs the same however many orders hold units (a hot product holds thousands): the state given
+// must not be used again, only the one returned (a fold does exactly that).
 func Evolve(s State, e Event) State {
 	switch e := e.(type) {
 	case Added:
@@ -277,28 +276,28 @@ func Evolve(s State, e Event) State {
 	case Discontinued:
 		s.Discontinued = true
 	case Reserved:
-		s.Reserved = withReservation(s.Reserved, e.OrderID, e.Quantity)
+		s = s.reserve(e.OrderID, e.Quantity)
 	case Released:
-		s.Reserved = withReservation(s.Reserved, e.OrderID, 0)
+		s = s.reserve(e.OrderID, 0)
 	case Committed:
-		s.Reserved = withReservation(s.Reserved, e.OrderID, 0)
+		s = s.reserve(e.OrderID, 0)
 		s.OnHand -= e.Quantity
 	}
 	return s
 }
 
-// withReservation copies m (states are values) with order's reservation set, or removed if 0.
-func withReservation(m map[string]int64, order string, q int64) map[string]int64 {
-	out := make(map[string]int64, len(m)+1)
-	for k, v := range m {
-		out[k] = v
+// reserve sets order's reservation (0 removes it), in place.
+func (s State) reserve(order string, q int64) State {
+	if s.Reserved == nil {
+		s.Reserved = map[string]int64{}
 	}
+	s.ReservedUnits += q - s.Reserved[order]
 	if q == 0 {
-		delete(out, order)
+		delete(s.Reserved, order)
 	} else {
-		out[order] = q
+		s.Reserved[order] = q
 	}
-	return out
+	return s
 }
 
 // Validate checks a command's fields, whatever the state: identifiers and text are valid UTF-8
