@@ -146,7 +146,13 @@ func handle(ctx context.Context, m jetstream.Msg, h Handler, log *slog.Logger) {
 	}
 	var rerr *rpc.Error
 	if errors.As(err, &rerr) && (rerr.Code == rpc.CodeInvalid || rerr.Code == rpc.CodeNotFound || rerr.Code == rpc.CodeConflict) {
-		log.Info("queued command refused", "subject", m.Subject(), "err", err)
+		// A refusal (an unknown product, stock short) is a business outcome, recorded as an event:
+		// debug, not a line per order at the default level. A malformed command is a bug: info.
+		level := slog.LevelDebug
+		if rerr.Code == rpc.CodeInvalid {
+			level = slog.LevelInfo
+		}
+		log.Log(ctx, level, "queued command refused", "subject", m.Subject(), "err", err)
 		_ = m.Ack()
 		return
 	}

@@ -153,9 +153,13 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			} else {
 				e := s.toError(err)
 				s.record(name, time.Since(start), true)
-				level := slog.LevelInfo
-				if e.Code == CodeInternal {
+				// Refusals (invalid, not found, conflict, stale) are answers, not incidents: debug.
+				level := slog.LevelDebug
+				switch e.Code {
+				case CodeInternal:
 					level = slog.LevelError
+				case CodeUnavailable:
+					level = slog.LevelInfo
 				}
 				s.log.Log(ctx, level, "request", "endpoint", name, "outcome", e.Code, "err", err, "duration_ms", time.Since(start).Milliseconds())
 				msg.Data, _ = json.Marshal(e)
