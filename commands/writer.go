@@ -103,6 +103,7 @@ type cached struct {
 	mu      sync.Mutex
 	pending []*request
 	writing bool
+	evicted bool // no longer the stream's entry: callers take a new one
 
 	loaded   bool // state, revision and done are the stream's up to revision
 	state    any
@@ -184,6 +185,11 @@ func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], st
 	}
 	c := w.entry(stream)
 	c.mu.Lock()
+	for c.evicted { // forgotten between entry and here: take the stream's entry now
+		c.mu.Unlock()
+		c = w.entry(stream)
+		c.mu.Lock()
+	}
 	c.pending = append(c.pending, req)
 	lead := !c.writing
 	c.writing = true
@@ -224,6 +230,7 @@ func (w *Writer) account(c *cached, n int) {
 		if old != c && old.mu.TryLock() {
 			if !old.writing && len(old.pending) == 0 {
 				w.held -= len(old.done)
+				old.evicted = true
 				delete(w.streams, old.name)
 				w.lru.Remove(el)
 			}
@@ -301,9 +308,13 @@ func (w *Writer) process(c *cached, batch []*request) {
 				continue
 			}
 			state = next
-			events = append(events, evs...)
+			last := -1 // a command with nothing to do appends nothing and is not remembered
+			if len(evs) > 0 {
+				events = append(events, evs...)
+				last = len(events) - 1
+			}
 			inBatch[r.meta.CommandID] = len(plan)
-			plan = append(plan, planned{i, len(events) - 1})
+			plan = append(plan, planned{i, last})
 		}
 		if len(events) == 0 { // nothing to write: the state already is what they want
 			for _, p := range plan {
