@@ -93,7 +93,9 @@ func TestSagasCommand(t *testing.T) {
 	for {
 		var out bytes.Buffer
 		err := sagasCmd(t.Context(), []string{"show", "unknown-product"}, func(k string) string { return env[k] }, &out, io.Discard)
-		if err == nil && strings.Contains(out.String(), `"outcome": "compensated"`) && strings.Contains(out.String(), "out of stock") {
+		// Final: compensated, and its compensation (the order's cancellation) seen done.
+		if err == nil && strings.Contains(out.String(), `"outcome": "compensated"`) && strings.Contains(out.String(), "out of stock") &&
+			!strings.Contains(out.String(), `"awaiting"`) {
 			break
 		}
 		if time.Now().After(deadline) {
