@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -162,17 +160,11 @@ func benchGateway(ctx context.Context, args []string, getenv func(string) string
 			return err
 		}
 	}
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(*profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	var dLat, gLat []time.Duration
 	var dTime, gTime time.Duration
 	for range *rounds {

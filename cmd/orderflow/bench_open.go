@@ -28,7 +28,7 @@ type openRun struct {
 	products, rate         int
 	achieved               float64
 	placed, failed         int
-	inFlight               int // sagas not final when the load stopped
+	inFlight               int             // sagas not final when the load stopped
 	accepted, visible      []time.Duration // POST answered; the order readable at its position
 	confirmed              []time.Duration
 	unconfirmed, cancelled int
@@ -60,17 +60,11 @@ func benchOpen(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("--products: %w", err)
 	}
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(*profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	var runs []openRun
 	for _, products := range mixes {
 		for _, rate := range rates {
@@ -310,4 +304,20 @@ func openChart(runs []openRun, mixes, rates []int, goal time.Duration) string {
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// cpuProfile starts a CPU profile into path ("": none) and returns what stops it.
+func cpuProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
