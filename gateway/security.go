@@ -191,10 +191,12 @@ const maxShape = 1 << 40
 type measure struct {
 	fragments ast.FragmentDefinitionList
 	done      map[string]shape // fragments measured
+	visits    int              // selections looked at: linear in the text, whatever the expansion
 }
 
 func (m *measure) set(set ast.SelectionSet, nesting int) shape {
 	var out shape
+	m.visits += len(set)
 	if nesting > 64 { // a fragment cycle (validation refuses it anyway)
 		return shape{depth: nesting}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // TestGraphiQLOnlyWhenAsked: the page is served in dev (Security.GraphiQL) and nowhere else.
@@ -131,5 +132,20 @@ func BenchmarkFragmentBomb(b *testing.B) {
 		if rec := postGraphQL(h, q); !strings.Contains(rec.Body.String(), CodeComplexityLimit) {
 			b.Fatal(rec.Body.String())
 		}
+	}
+}
+
+// TestFragmentsAreMeasuredOnce: measuring the 26-level fragment bomb looks at each selection of its
+// text once (57 of them), not at its 2^26 expanded fields.
+func TestFragmentsAreMeasuredOnce(t *testing.T) {
+	t.Parallel()
+	doc, err := parser.ParseQuery(&ast.Source{Input: fragmentBomb(26)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := measure{fragments: doc.Fragments, done: map[string]shape{}}
+	s := m.set(doc.Operations[0].SelectionSet, 0)
+	if s.fields < 1<<26 || m.visits > 100 {
+		t.Errorf("measured %d fields (want at least 2^26) in %d visits (want at most 100)", s.fields, m.visits)
 	}
 }
