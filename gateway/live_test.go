@@ -214,13 +214,34 @@ func TestLiveSubscriptionsAreBounded(t *testing.T) {
 	srv := httptest.NewServer(gateway.New(gateway.Options{NC: nc, Namespace: ns, Log: quiet, Security: gateway.Security{MaxSubscriptions: 2}}))
 	t.Cleanup(srv.Close)
 	const q = `subscription { orderChanged(id: "nowhere") { status } }` // no order service: no answer, it waits
-	first := subscribe(t, srv.URL, q)
-	subscribe(t, srv.URL, q)
-	third := subscribe(t, srv.URL, q)
-	typ, p := next(t, third)
-	if !strings.Contains(string(p), `"UNAVAILABLE"`) {
-		t.Fatalf("third subscription: %s %s; want an UNAVAILABLE error", typ, p)
+	// Three at once: the gateway starts their resolvers in whatever order, so any one of them may
+	// be the one refused; exactly one is.
+	socks := []*websocket.Conn{subscribe(t, srv.URL, q), subscribe(t, srv.URL, q), subscribe(t, srv.URL, q)}
+	refused := make(chan int, 3)
+	for i, ws := range socks {
+		go func() {
+			_ = ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+			var m struct {
+				Type    string
+				Payload json.RawMessage
+			}
+			if ws.ReadJSON(&m) == nil && strings.Contains(string(m.Payload), `"UNAVAILABLE"`) {
+				refused <- i
+				return
+			}
+			refused <- -1 // nothing within 3 s: it is live, waiting for its order
+		}()
 	}
+	var which []int
+	for range socks {
+		if i := <-refused; i >= 0 {
+			which = append(which, i)
+		}
+	}
+	if len(which) != 1 {
+		t.Fatalf("%d of 3 subscriptions refused with a limit of 2 (%v), want exactly 1", len(which), which)
+	}
+	first := socks[(which[0]+1)%3] // a live one
 	_ = first.WriteJSON(map[string]any{"id": "1", "type": "complete"})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
