@@ -43,6 +43,19 @@ func TestDatabaseOutageIs503(t *testing.T) {
 			if _, err := admin.Exec(context.Background(), `select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, name); err != nil {
 				t.Fatal(err)
 			}
+			// Backends end a moment after they are told to: wait until none serves the database.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				var n int
+				if err := admin.QueryRow(context.Background(), `select count(*) from pg_stat_activity where datname = $1`, name).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d backends still serve %s 10 s after they were terminated", n, name)
+				}
+			}
 		}
 	}
 	outage(true)
