@@ -303,8 +303,8 @@ func serverFilter(f eventstore.Filter) *esdb.SubscriptionFilter {
 	return esdb.ExcludeSystemEventsFilter()
 }
 
-// snapshotStream is where stream's snapshots are kept: an ordinary stream of snapshot events,
-// read backwards for the latest. No projection's filter selects it.
+// snapshotStream is where stream's snapshots are kept: a stream of snapshot events with $maxCount 1
+// (the server keeps the latest), read backwards. No projection's filter selects it.
 func snapshotStream(stream string) string { return "snapshot-" + stream }
 
 const snapshotType = "orderflow.snapshot.v1"
@@ -312,8 +312,17 @@ const snapshotType = "orderflow.snapshot.v1"
 // SaveSnapshot implements eventstore.Snapshots: an event on the stream's snapshot stream, unless
 // the latest there has a higher revision.
 func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap eventstore.Snapshot) error {
-	if old, err := s.LoadSnapshot(ctx, stream); err == nil && old.Revision > snap.Revision {
+	old, err := s.LoadSnapshot(ctx, stream)
+	if err == nil && old.Revision > snap.Revision {
 		return nil
+	}
+	if errors.Is(err, eventstore.ErrSnapshotNotFound) {
+		// The first snapshot of the stream: the server keeps only the latest ($maxCount 1).
+		var meta esdb.StreamMetadata
+		meta.SetMaxCount(1)
+		if _, err := s.client.SetStreamMetadata(ctx, snapshotStream(stream), esdb.AppendToStreamOptions{ExpectedRevision: esdb.Any{}}, meta); err != nil {
+			return translate(ctx, "snapshot stream metadata of "+stream, err, snapshotStream(stream), eventstore.Any())
+		}
 	}
 	data, err := json.Marshal(snap)
 	if err != nil {
