@@ -84,20 +84,19 @@ func lineMeta(m commands.Meta, step, product string) commands.Meta {
 }
 
 // ReserveStock reserves every line of an order, all or none: products are reserved one stream at
-// a time in product id order; if one cannot be, the ones already reserved are released and the
-// error says which product failed. Each product stream's expected revision keeps its stock from
-// going negative under any number of concurrent reservations. Safe to retry by command id.
+// a time in product id order; if one cannot be, the order's rejection is recorded first and then
+// the ones already reserved are released, and the error says which product failed. Each product
+// stream's expected revision keeps its stock from going negative under any number of concurrent
+// reservations. Safe to retry by command id: a retry after a recorded rejection only finishes the
+// releases; recording the rejection before releasing is what keeps a retry from reserving the
+// other lines anew once stock came back (it would find the released lines' reservations "done"
+// and confirm an order that holds only part of its stock).
 func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire.CommandReply, error) {
 	if len(req.Lines) == 0 {
 		return wire.CommandReply{}, domain.Rule("lines", "an order needs at least one line")
 	}
 	if err := domain.CheckID("orderId", req.OrderID); err != nil { // it names the reservation stream
 		return wire.CommandReply{}, err
-	}
-	// A command that already has an outcome (a redelivered job) answers with it and does nothing:
-	// stock freed since a rejection must not be taken by the retry of the rejected command.
-	if reply, done, err := h.decided(ctx, req.OrderID, req.Meta); done {
-		return reply, err
 	}
 	qty := map[string]int64{}
 	for _, l := range req.Lines {
@@ -108,7 +107,26 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 		products = append(products, p)
 	}
 	slices.Sort(products)
-	for i, p := range products {
+	release := func(refusal error) (wire.CommandReply, error) {
+		if _, rerr := h.eachProduct(ctx, wire.OrderStock{Meta: req.Meta, OrderID: req.OrderID, ProductIDs: products}, "release",
+			func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} }); rerr != nil {
+			// The refusal is final, but its compensation is not done: the error is the release's
+			// (transient), so that the command is retried until every line is released. Wrapping
+			// the refusal would make the whole command final and leave its reservations held.
+			return wire.CommandReply{}, fmt.Errorf("reserve for order %s: refused (%v); releasing the lines: %w", req.OrderID, refusal, rerr)
+		}
+		return wire.CommandReply{}, refusal
+	}
+	// A command that already has an outcome (a redelivered job) answers with it: stock freed since
+	// a rejection must not be taken by the retry of the rejected command, whose lines are released
+	// (again: releasing what is not held is a no-op).
+	if reply, done, err := h.decided(ctx, req.OrderID, req.Meta); done {
+		if err != nil {
+			return release(err)
+		}
+		return reply, nil
+	}
+	for _, p := range products {
 		_, err := h.execute(ctx, p, lineMeta(req.Meta, "reserve", p), model.Reserve{ProductID: p, OrderID: req.OrderID, Quantity: qty[p]})
 		if err == nil {
 			continue
@@ -118,18 +136,10 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 			// reservations made so far stand and are found again.
 			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
 		}
-		if _, rerr := h.eachProduct(ctx, wire.OrderStock{Meta: req.Meta, OrderID: req.OrderID, ProductIDs: products[:i]}, "release",
-			func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} }); rerr != nil {
-			// The refusal is final, but the compensation is not done: the error is the release's
-			// (transient), so that the command is retried until the others are released and the
-			// rejection recorded. Wrapping the refusal would make the whole command final and
-			// leave its reservations held for ever.
-			return wire.CommandReply{}, fmt.Errorf("reserve for order %s: %s refused (%v); releasing the others: %w", req.OrderID, p, err, rerr)
-		}
 		if _, oerr := h.outcome(ctx, req.OrderID, req.Meta, model.OrderRejected{OrderID: req.OrderID, ProductID: p, Reason: err.Error(), At: commands.Now(h.Now)}); oerr != nil {
-			return wire.CommandReply{}, oerr
+			return wire.CommandReply{}, oerr // nothing released yet: the retry decides again
 		}
-		return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
+		return release(fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err))
 	}
 	return h.outcome(ctx, req.OrderID, req.Meta, model.OrderReserved{OrderID: req.OrderID, ProductIDs: products, At: commands.Now(h.Now)})
 }

@@ -239,3 +239,55 @@ func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 		t.Fatalf("reserve twice the limit: %v; want a final refusal", err)
 	}
 }
+
+// failingOutcome is a store on which the next append of a rejection outcome fails, as when the
+// inventory service dies between deciding a rejection and recording it.
+type failingOutcome struct {
+	eventstore.Store
+	mu   sync.Mutex
+	fail bool
+}
+
+func (s *failingOutcome) Append(ctx context.Context, stream string, rev eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	s.mu.Lock()
+	fail := s.fail && len(events) > 0 && events[0].Type == model.TypeOrderRejected
+	if fail {
+		s.fail = false
+	}
+	s.mu.Unlock()
+	if fail {
+		return eventstore.AppendResult{}, errors.New("connection reset")
+	}
+	return s.Store.Append(ctx, stream, rev, events)
+}
+
+// TestARetriedReservationHoldsAllItsLinesOrNone: an order's second line is refused, and recording
+// the rejection fails; before the retry, stock of that line comes back. The retry must end with
+// every line reserved (or none): it used to find its first line's reservation "done" (made, then
+// released by the compensation) and record the order reserved with that line not held.
+func TestARetriedReservationHoldsAllItsLinesOrNone(t *testing.T) {
+	t.Parallel()
+	store := &failingOutcome{Store: memory.New()}
+	h := inventory.Handlers{Store: store}
+	addProduct(t, h, "a-plenty", 100)
+	addProduct(t, h, "b-scarce", 1)
+	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("other"), OrderID: "other", Lines: []wire.OrderLine{{ProductID: "b-scarce", Quantity: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	req := wire.ReserveStock{Meta: meta("saga:x:reserve"), OrderID: "x", Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 2}, {ProductID: "b-scarce", Quantity: 1}}}
+	store.fail = true
+	if _, err := h.ReserveStock(t.Context(), req); err == nil || errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("first delivery: %v; want the transient failure of recording the rejection", err)
+	}
+	if _, err := h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("free"), OrderID: "other", ProductIDs: []string{"b-scarce"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.ReserveStock(t.Context(), req)
+	a, b := stock(t, store, "a-plenty"), stock(t, store, "b-scarce")
+	switch {
+	case err == nil && (a.Reserved["x"] != 2 || b.Reserved["x"] != 1):
+		t.Errorf("the retry reserved the order, but it holds a-plenty %d (want 2) and b-scarce %d (want 1)", a.Reserved["x"], b.Reserved["x"])
+	case err != nil && (a.Reserved["x"] != 0 || b.Reserved["x"] != 0):
+		t.Errorf("the retry refused the order (%v), but it holds a-plenty %d and b-scarce %d", err, a.Reserved["x"], b.Reserved["x"])
+	}
+}

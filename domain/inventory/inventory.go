@@ -148,7 +148,9 @@ type (
 		ProductIDs []string  `json:"productIds"`
 		At         time.Time `json:"at"`
 	}
-	// OrderRejected: the order's stock could not be reserved; nothing of it is held.
+	// OrderRejected: the order's stock could not be reserved. It is recorded before the lines
+	// reserved so far are released (by the same command, retried until they are), so nothing of
+	// the order stays held.
 	OrderRejected struct {
 		OrderID   string    `json:"orderId"`
 		ProductID string    `json:"productId"`
