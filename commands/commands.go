@@ -150,7 +150,10 @@ func encode[S, E any](agg Aggregate[S, E], events []E, meta Meta) ([]eventstore.
 // unknown aggregates and illegal transitions are the caller's to fix; anything else is internal.
 func Classify(err error) *rpc.Error {
 	var rule *domain.RuleError
+	var answer *rpc.Error
 	switch {
+	case errors.As(err, &answer): // another service's answer, passed on
+		return answer
 	case errors.As(err, &rule):
 		return &rpc.Error{Code: rpc.CodeInvalid, Message: rule.Reason, Field: rule.Field}
 	case errors.Is(err, domain.ErrNotFound):

@@ -37,8 +37,9 @@ import (
 //     latest snapshot and the events after it) and decides the batch again (at most MaxAttempts
 //     times). It never reuses a state after a failed append: an aggregate's Evolve may update a
 //     state in place.
-//     Routing a stream's commands to one instance is left to the deployment; correctness does not
-//     depend on it.
+//     Which instance writes a stream is the service's to route (the inventory service's Router
+//     sends a product's commands to the one instance that owns it); correctness never depends on
+//     it.
 //
 //   - Snapshots. For an aggregate with a SnapshotVersion, on a store that keeps snapshots, the
 //     Writer saves the state (with the ids of the stream's last SnapshotCommands commands) after

@@ -252,6 +252,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	if store != nil {
 		writer = commands.NewWriter(store, commands.WriterOptions{})
 	}
+	// Several inventory instances share out the products: each product's stock commands go to its
+	// owner (see inventorycmd.Router); alone, an instance owns them all.
+	inventoryRouter := inventorycmd.NewRouter(nc, cfg.NATSNamespace, log)
 	commandTargets := []struct {
 		target   string
 		register func() error
@@ -266,9 +269,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			return err
 		}, nil},
 		{"inventory-commands", func() error {
-			_, err := inventorycmd.Register(svcCtx, nc, cfg.NATSNamespace, log, inventorycmd.Handlers{Store: writer})
+			_, err := inventorycmd.Register(svcCtx, nc, cfg.NATSNamespace, log, inventorycmd.Handlers{Store: writer, Router: inventoryRouter})
 			return err
-		}, inventorycmd.Handlers{Store: writer}.Jobs()},
+		}, inventorycmd.Handlers{Store: writer, Router: inventoryRouter}.Jobs()},
 		{"payment-commands", func() error {
 			if provider == nil {
 				log.Warn("payment-commands without a card gateway: set PAYMENT_PROVIDER_URL or run the payment-provider target; authorizations wait")

@@ -27,6 +27,9 @@ import (
 type Handlers struct {
 	Store eventstore.Store
 	Now   func() time.Time
+	// Router, when set, sends each product's stock commands to the instance that owns the product
+	// (one writer per product stream across instances); nil carries everything out here.
+	Router *Router
 }
 
 // aggregate is a product's stream. Products are the long, hot streams (every reservation of every
@@ -108,8 +111,7 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 	}
 	slices.Sort(products)
 	release := func(refusal error) (wire.CommandReply, error) {
-		if _, rerr := h.eachProduct(ctx, wire.OrderStock{Meta: req.Meta, OrderID: req.OrderID, ProductIDs: products}, "release",
-			func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} }); rerr != nil {
+		if _, rerr := h.eachProduct(ctx, wire.OrderStock{Meta: req.Meta, OrderID: req.OrderID, ProductIDs: products}, "release"); rerr != nil {
 			// The refusal is final, but its compensation is not done: the error is the release's
 			// (transient), so that the command is retried until every line is released. Wrapping
 			// the refusal would make the whole command final and leave its reservations held.
@@ -127,7 +129,7 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 		return reply, nil
 	}
 	for _, p := range products {
-		_, err := h.execute(ctx, p, lineMeta(req.Meta, "reserve", p), model.Reserve{ProductID: p, OrderID: req.OrderID, Quantity: qty[p]})
+		_, err := h.stock(ctx, wire.ProductStock{Meta: lineMeta(req.Meta, "reserve", p), Kind: "reserve", ProductID: p, OrderID: req.OrderID, Quantity: qty[p]})
 		if err == nil {
 			continue
 		}
@@ -149,7 +151,9 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 // that may pass.
 func final(err error) bool {
 	var rule *domain.RuleError
-	return errors.Is(err, domain.ErrConflict) || errors.Is(err, domain.ErrNotFound) || errors.As(err, &rule)
+	var answer *rpc.Error // the owner's answer to a forwarded command
+	return errors.Is(err, domain.ErrConflict) || errors.Is(err, domain.ErrNotFound) || errors.As(err, &rule) ||
+		errors.As(err, &answer) && (answer.Code == rpc.CodeConflict || answer.Code == rpc.CodeNotFound || answer.Code == rpc.CodeInvalid)
 }
 
 // decided looks for this command's outcome on the order's reservation stream.
@@ -197,7 +201,7 @@ func (h Handlers) ReleaseStock(ctx context.Context, req wire.OrderStock) (wire.C
 	if err := domain.CheckID("orderId", req.OrderID); err != nil { // it names the reservation stream
 		return wire.CommandReply{}, err
 	}
-	if _, err := h.eachProduct(ctx, req, "release", func(p string) model.Command { return model.Release{ProductID: p, OrderID: req.OrderID} }); err != nil {
+	if _, err := h.eachProduct(ctx, req, "release"); err != nil {
 		return wire.CommandReply{}, err
 	}
 	return h.outcome(ctx, req.OrderID, req.Meta, model.OrderReleased{OrderID: req.OrderID, ProductIDs: req.ProductIDs, At: commands.Now(h.Now)})
@@ -205,13 +209,13 @@ func (h Handlers) ReleaseStock(ctx context.Context, req wire.OrderStock) (wire.C
 
 // CommitStock turns an order's reservations into shipped units.
 func (h Handlers) CommitStock(ctx context.Context, req wire.OrderStock) (wire.CommandReply, error) {
-	return h.eachProduct(ctx, req, "commit", func(p string) model.Command { return model.Commit{ProductID: p, OrderID: req.OrderID} })
+	return h.eachProduct(ctx, req, "commit")
 }
 
-func (h Handlers) eachProduct(ctx context.Context, req wire.OrderStock, step string, cmd func(string) model.Command) (wire.CommandReply, error) {
+func (h Handlers) eachProduct(ctx context.Context, req wire.OrderStock, step string) (wire.CommandReply, error) {
 	last := wire.CommandReply{ID: req.OrderID}
 	for _, p := range req.ProductIDs {
-		reply, err := h.execute(ctx, p, lineMeta(req.Meta, step, p), cmd(p))
+		reply, err := h.stock(ctx, wire.ProductStock{Meta: lineMeta(req.Meta, step, p), Kind: step, ProductID: p, OrderID: req.OrderID})
 		if err != nil {
 			return wire.CommandReply{}, fmt.Errorf("%s %s for order %s: %w", step, p, req.OrderID, err)
 		}
@@ -222,13 +226,45 @@ func (h Handlers) eachProduct(ctx context.Context, req wire.OrderStock, step str
 	return last, nil
 }
 
+// stock carries out one product's part of an order's stock command, on the instance that owns the
+// product when a Router says it is another (and here if that one cannot be reached: the expected
+// revision of every append keeps two writers right).
+func (h Handlers) stock(ctx context.Context, c wire.ProductStock) (wire.CommandReply, error) {
+	if owner, other := h.Router.Owner(c.ProductID); other {
+		reply, err := rpc.Call[wire.CommandReply](ctx, h.Router.nc, h.Router.subject(owner), c)
+		var rerr *rpc.Error
+		if err == nil || !errors.As(err, &rerr) || rerr.Code != rpc.CodeUnavailable {
+			return reply, err
+		}
+	}
+	return h.ownStock(ctx, c)
+}
+
+// ownStock carries out a product's stock command here: the forwarded ones, and the ones this
+// instance owns.
+func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.CommandReply, error) {
+	var cmd model.Command
+	switch c.Kind {
+	case "reserve":
+		cmd = model.Reserve{ProductID: c.ProductID, OrderID: c.OrderID, Quantity: c.Quantity}
+	case "release":
+		cmd = model.Release{ProductID: c.ProductID, OrderID: c.OrderID}
+	case "commit":
+		cmd = model.Commit{ProductID: c.ProductID, OrderID: c.OrderID}
+	default:
+		return wire.CommandReply{}, domain.Rule("kind", "must be reserve, release or commit")
+	}
+	return h.execute(ctx, c.ProductID, c.Meta, cmd)
+}
+
 // Register serves the handlers as the inventory-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
 	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceInventoryCommands), 64, 10*time.Second, pgerr.Classify(commands.Classify))
 	e := func(name, endpoint string, hd micro.Handler) rpc.Endpoint {
 		return rpc.Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: hd}
 	}
-	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceInventoryCommands, Version: "0.1.0", Description: "catalog and stock"},
+	svc, err := rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceInventoryCommands, Version: "0.1.0", Description: "catalog and stock",
+		Metadata: map[string]string{"namespace": string(ns)}}, // instances of other installations on the same NATS are not peers
 		e("add", wire.EndpointAddProduct, rpc.Handle(srv, "add", h.AddProduct)),
 		e("change_price", wire.EndpointChangePrice, rpc.Handle(srv, "change_price", h.ChangePrice)),
 		e("restock", wire.EndpointRestock, rpc.Handle(srv, "restock", h.Restock)),
@@ -237,6 +273,18 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		e("release", wire.EndpointReleaseStock, rpc.Handle(srv, "release", h.ReleaseStock)),
 		e("commit", wire.EndpointCommitStock, rpc.Handle(srv, "commit", h.CommitStock)),
 	)
+	if err != nil || h.Router == nil {
+		return svc, err
+	}
+	// This instance takes the stock commands of the products it owns from the others.
+	h.Router.mu.Lock()
+	h.Router.self = svc.Info().ID
+	h.Router.mu.Unlock()
+	if err := svc.AddEndpoint("route", rpc.Handle(srv, "route", h.ownStock), micro.WithEndpointSubject(h.Router.subject(svc.Info().ID))); err != nil {
+		return nil, fmt.Errorf("service %s endpoint route: %w", wire.ServiceInventoryCommands, err)
+	}
+	go h.Router.run(ctx)
+	return svc, nil
 }
 
 // Jobs are the inventory commands process managers queue (package jobs). A rejected reservation

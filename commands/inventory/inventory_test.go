@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -16,12 +19,13 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/natstest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/wire"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m, natstest.Stop) }
 
 func meta(id string) wire.CommandMeta { return wire.CommandMeta{CommandID: id} }
 
@@ -289,5 +293,91 @@ func TestARetriedReservationHoldsAllItsLinesOrNone(t *testing.T) {
 		t.Errorf("the retry reserved the order, but it holds a-plenty %d (want 2) and b-scarce %d (want 1)", a.Reserved["x"], b.Reserved["x"])
 	case err != nil && (a.Reserved["x"] != 0 || b.Reserved["x"] != 0):
 		t.Errorf("the retry refused the order (%v), but it holds a-plenty %d and b-scarce %d", err, a.Reserved["x"], b.Reserved["x"])
+	}
+}
+
+// conflicts is a store that counts the appends refused for their expected revision.
+type conflicts struct {
+	eventstore.Store
+	n atomic.Int64
+}
+
+func (s *conflicts) Append(ctx context.Context, stream string, rev eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	res, err := s.Store.Append(ctx, stream, rev, events)
+	if errors.Is(err, eventstore.ErrWrongVersion) {
+		s.n.Add(1)
+	}
+	return res, err
+}
+
+// TestOneWriterPerProductAcrossInstances: two instances of the inventory service over one
+// PostgreSQL store, each with its own Writer, take 200 orders for the 40 last units of one product
+// (and a plentiful one) at once: the owner of each product carries out all its commands (the other
+// forwards them), so no append meets another instance's, and exactly 40 orders get a unit.
+func TestOneWriterPerProductAcrossInstances(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	pg := postgres.New(pool, postgres.Options{})
+	if err := pg.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	store := &conflicts{Store: pg}
+	ns := natstest.Namespace(t)
+	quiet := slog.New(slog.DiscardHandler)
+	var instances []inventory.Handlers
+	for range 2 {
+		nc := natstest.Connect(t)
+		h := inventory.Handlers{Store: commands.NewWriter(store, commands.WriterOptions{}), Router: inventory.NewRouter(nc, ns, quiet)}
+		if _, err := inventory.Register(t.Context(), nc, ns, quiet, h); err != nil {
+			t.Fatal(err)
+		}
+		instances = append(instances, h)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		for _, h := range instances {
+			_ = h.Router.Refresh(t.Context())
+		}
+		if len(instances[0].Router.Peers()) == 2 && len(instances[1].Router.Peers()) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the instances did not find each other: %v, %v", instances[0].Router.Peers(), instances[1].Router.Peers())
+		}
+	}
+	addProduct(t, instances[0], "hot", 40)
+	addProduct(t, instances[0], "plenty", 10_000)
+	before := store.n.Load()
+	var won, refused atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			order := fmt.Sprintf("o%d", i)
+			_, err := instances[i%2].ReserveStock(context.Background(), wire.ReserveStock{Meta: meta("reserve-" + order), OrderID: order,
+				Lines: []wire.OrderLine{{ProductID: "hot", Quantity: 1}, {ProductID: "plenty", Quantity: 1}}})
+			var rerr *rpc.Error
+			switch {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, model.ErrInsufficientStock) || errors.As(err, &rerr) && rerr.Code == rpc.CodeConflict:
+				refused.Add(1)
+			default:
+				t.Errorf("order %s: %v", order, err)
+			}
+		}()
+	}
+	wg.Wait()
+	hot, plenty := stock(t, pg, "hot"), stock(t, pg, "plenty")
+	if won.Load() != 40 || refused.Load() != 160 || hot.ReservedTotal() != 40 || plenty.ReservedTotal() != 40 {
+		t.Errorf("%d won, %d refused; hot %d reserved, plenty %d; want 40, 160, 40, 40", won.Load(), refused.Load(), hot.ReservedTotal(), plenty.ReservedTotal())
+	}
+	if n := store.n.Load() - before; n != 0 {
+		t.Errorf("%d appends met another instance's: products have more than one writer", n)
 	}
 }

@@ -27,8 +27,11 @@ const (
 	EndpointRestock            = "product.restock"
 	EndpointDiscontinueProduct = "product.discontinue"
 	EndpointReserveStock       = "stock.reserve"
-	EndpointReleaseStock       = "stock.release"
-	EndpointCommitStock        = "stock.commit"
+	// EndpointRouteStock (plus an instance id) is where an inventory instance takes the stock
+	// commands of the products it owns from the other instances (ProductStock).
+	EndpointRouteStock   = "stock.route"
+	EndpointReleaseStock = "stock.release"
+	EndpointCommitStock  = "stock.commit"
 
 	EndpointAuthorizePayment = "payment.authorize"
 	EndpointCapturePayment   = "payment.capture"
@@ -176,4 +179,14 @@ type FulfillmentCounts struct {
 	TimedOut    int64 `json:"timedOut"`
 	Stuck       int64 `json:"stuck"`
 	Outbox      int64 `json:"outbox"`
+}
+
+// ProductStock is one product's part of an order's stock command (Kind: reserve, release or
+// commit), forwarded to the inventory instance that owns the product's stream.
+type ProductStock struct {
+	Meta      CommandMeta `json:"meta"`
+	Kind      string      `json:"kind"`
+	ProductID string      `json:"productId"`
+	OrderID   string      `json:"orderId"`
+	Quantity  int64       `json:"quantity,omitempty"`
 }
