@@ -8,9 +8,19 @@ import (
 
 // Signal is a broadcast wake-up: C returns a channel that the next Notify closes. Adapters use it
 // to wake their own subscribers after an append, so no append transaction ever needs NOTIFY.
+// Subscribers with a filter Watch it instead, and NotifyAppend wakes only those whose filter an
+// appended event passes: every append wakes every subscription of a process otherwise, and each
+// woken one reads $all.
 type Signal struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu       sync.Mutex
+	ch       chan struct{}
+	watchers map[*Watcher]struct{}
+}
+
+// Watcher is a filtered wake-up of a Signal, until Unwatch.
+type Watcher struct {
+	filter Filter
+	ch     chan struct{} // guarded by the Signal's mu
 }
 
 // C returns the channel the next Notify closes. Take it before checking for work, then wait on it.
@@ -23,13 +33,61 @@ func (s *Signal) C() <-chan struct{} {
 	return s.ch
 }
 
-// Notify wakes every waiter.
-func (s *Signal) Notify() {
+// Watch registers a wake-up for appends that pass f.
+func (s *Signal) Watch(f Filter) *Watcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watchers == nil {
+		s.watchers = map[*Watcher]struct{}{}
+	}
+	w := &Watcher{filter: f, ch: make(chan struct{})}
+	s.watchers[w] = struct{}{}
+	return w
+}
+
+// Unwatch ends w.
+func (s *Signal) Unwatch(w *Watcher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.watchers, w)
+}
+
+// WatchC returns the channel that the next notification w's filter passes closes. Take it before
+// checking for work, then wait on it.
+func (s *Signal) WatchC(w *Watcher) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return w.ch
+}
+
+// Notify wakes every waiter and every watcher.
+func (s *Signal) Notify() { s.notify(func(*Watcher) bool { return true }) }
+
+// NotifyAppend wakes every waiter, and the watchers whose filter one of events (appended to
+// stream) passes.
+func (s *Signal) NotifyAppend(stream string, events []EventData) {
+	s.notify(func(w *Watcher) bool {
+		for _, e := range events {
+			if w.filter.Match(stream, e.Type) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func (s *Signal) notify(wake func(*Watcher) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ch != nil {
 		close(s.ch)
 		s.ch = nil
+	}
+	for w := range s.watchers {
+		if wake(w) {
+			close(w.ch)
+			w.ch = make(chan struct{})
+		}
 	}
 }
 
@@ -37,13 +95,14 @@ func (s *Signal) Notify() {
 type ReadAllFunc func(ctx context.Context, from Position, opts ReadAllOptions) (Page, error)
 
 // PollingSubscription turns a ReadAll into a Subscription: it reads pages until it reaches the
-// end of the log, then waits for wake (appends made through this process) or, at the latest,
-// for interval (appends made elsewhere, transactions committing out of order).
+// end of the log, then waits for wake (appends made through this process that its filter passes)
+// or, at the latest, for interval (appends made elsewhere, transactions committing out of order).
 type PollingSubscription struct {
 	read     ReadAllFunc
 	from     Position
 	opts     ReadAllOptions
 	wake     *Signal
+	watcher  *Watcher
 	interval time.Duration
 	closed   chan struct{}
 	once     sync.Once
@@ -58,7 +117,7 @@ func NewPollingSubscription(read ReadAllFunc, from Position, opts SubscribeOptio
 		interval = 100 * time.Millisecond
 	}
 	return &PollingSubscription{
-		read: read, from: from, wake: wake, interval: interval, closed: make(chan struct{}),
+		read: read, from: from, wake: wake, watcher: wake.Watch(opts.Filter), interval: interval, closed: make(chan struct{}),
 		opts: ReadAllOptions{Filter: opts.Filter, Limit: opts.BatchSize},
 	}
 }
@@ -73,7 +132,7 @@ func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
 	defer timer.Stop()
 	var retry time.Duration // > 0 while chasing a wake-up that found nothing yet
 	for {
-		woken := s.wake.C()
+		woken := s.wake.WatchC(s.watcher) // appends its filter passes, not every append
 		page, err := s.read(ctx, s.from, s.opts)
 		if err != nil {
 			return Batch{}, err
@@ -109,4 +168,9 @@ func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
 }
 
 // Close implements Subscription.
-func (s *PollingSubscription) Close() { s.once.Do(func() { close(s.closed) }) }
+func (s *PollingSubscription) Close() {
+	s.once.Do(func() {
+		close(s.closed)
+		s.wake.Unwatch(s.watcher)
+	})
+}

@@ -68,7 +68,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		idx = append(idx, len(s.log)-1)
 	}
 	s.streams[stream] = idx
-	s.wake.Notify()
+	s.wake.NotifyAppend(stream, events)
 	last := s.log[len(s.log)-1]
 	return eventstore.AppendResult{NextRevision: last.Revision, Position: last.Position}, nil
 }

@@ -193,7 +193,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	for attempt := 0; ; attempt++ {
 		res, err := s.appendOnce(ctx, s.pool, stream, query, args)
 		if err == nil {
-			s.wake.Notify()
+			s.wake.NotifyAppend(stream, events)
 			return res, nil
 		}
 		if !expected.IsAny() || !errors.Is(err, errRaced) || attempt == 20 {
