@@ -9,13 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/orderflow/orderflow/commands"
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -101,18 +98,7 @@ func (s *counting) Append(ctx context.Context, stream string, rev eventstore.Exp
 // twice, none is told "too busy", and the commands were grouped into far fewer appends.
 func TestHotStreamOneWriter(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	cfg, _ := pgxpool.ParseConfig(url)
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	pg := postgres.New(pool, postgres.Options{})
-	if err := pg.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	pg := pgtest.EventStore(t, 8)
 	store := counted(pg)
 	stocked(t, store, "hot", 50)
 	writers := []*commands.Writer{commands.NewWriter(store, commands.WriterOptions{}), commands.NewWriter(store, commands.WriterOptions{})}

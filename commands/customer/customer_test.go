@@ -7,12 +7,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/orderflow/orderflow/commands/customer"
 	model "github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/wire"
 )
@@ -29,16 +26,7 @@ func register(id, email string) wire.RegisterCustomer {
 // exactly one wins, the others get ErrEmailTaken.
 func TestEmailRace(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	pool, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store := postgres.New(pool, postgres.Options{})
-	if err := store.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	store := pgtest.EventStore(t, 0)
 	h := customer.Handlers{Store: store}
 	var wg sync.WaitGroup
 	var mu sync.Mutex

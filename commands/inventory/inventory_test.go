@@ -11,14 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/orderflow/orderflow/commands"
 	"github.com/orderflow/orderflow/commands/inventory"
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/natstest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -63,18 +60,7 @@ func addProduct(t *testing.T, h inventory.Handlers, id string, units int64) {
 // one), on PostgreSQL. Exactly 5 get them; the others reserve nothing anywhere.
 func TestLastUnits(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	cfg, _ := pgxpool.ParseConfig(url)
-	cfg.MaxConns = 24
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store := postgres.New(pool, postgres.Options{})
-	if err := store.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	store := pgtest.EventStore(t, 24)
 	h := inventory.Handlers{Store: store}
 	addProduct(t, h, "scarce", 5)
 	addProduct(t, h, "plenty", 1000)
@@ -316,16 +302,7 @@ func (s *conflicts) Append(ctx context.Context, stream string, rev eventstore.Ex
 // forwards them), so no append meets another instance's, and exactly 40 orders get a unit.
 func TestOneWriterPerProductAcrossInstances(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	pool, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	pg := postgres.New(pool, postgres.Options{})
-	if err := pg.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	pg := pgtest.EventStore(t, 0)
 	store := &conflicts{Store: pg}
 	ns := natstest.Namespace(t)
 	quiet := slog.New(slog.DiscardHandler)

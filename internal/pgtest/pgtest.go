@@ -20,7 +20,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/pgcluster"
 )
 
@@ -207,4 +209,27 @@ func randomSuffix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// EventStore returns a PostgreSQL event store, migrated, on a fresh database of the test server,
+// over a pool of maxConns connections (0: pgx's default) closed with the test.
+func EventStore(tb testing.TB, maxConns int32) *postgres.Store {
+	tb.Helper()
+	cfg, err := pgxpool.ParseConfig(NewDatabase(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	store := postgres.New(pool, postgres.Options{})
+	if err := store.Migrate(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return store
 }
