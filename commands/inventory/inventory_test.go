@@ -160,23 +160,31 @@ func TestRedeliveredRejectedReservation(t *testing.T) {
 	}
 }
 
-// busyReleases is a store on which the next n appends of released units find the stream busy
-// (another writer got there first), as on a hot product during a sale.
-type busyReleases struct {
+// faulty is a store on which the next n appends of events of type typ fail with err: a stream
+// another writer keeps busy, a service dying between two appends.
+type faulty struct {
 	eventstore.Store
-	mu sync.Mutex
-	n  int
+	mu  sync.Mutex
+	typ string
+	n   int
+	err error
 }
 
-func (s *busyReleases) Append(ctx context.Context, stream string, rev eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+func (s *faulty) failNext(n int, typ string, err error) {
 	s.mu.Lock()
-	busy := s.n > 0 && len(events) > 0 && events[0].Type == model.TypeReleased
-	if busy {
+	defer s.mu.Unlock()
+	s.n, s.typ, s.err = n, typ, err
+}
+
+func (s *faulty) Append(ctx context.Context, stream string, rev eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	s.mu.Lock()
+	fail := s.n > 0 && len(events) > 0 && events[0].Type == s.typ
+	if fail {
 		s.n--
 	}
 	s.mu.Unlock()
-	if busy {
-		return eventstore.AppendResult{}, eventstore.ErrWrongVersion
+	if fail {
+		return eventstore.AppendResult{}, s.err
 	}
 	return s.Store.Append(ctx, stream, rev, events)
 }
@@ -186,7 +194,7 @@ func (s *busyReleases) Append(ctx context.Context, stream string, rev eventstore
 // not acknowledged as refused: its units are released and its rejection recorded on the retry.
 func TestRefusedReservationWhoseReleaseIsBusy(t *testing.T) {
 	t.Parallel()
-	store := &busyReleases{Store: memory.New()}
+	store := &faulty{Store: memory.New()}
 	h := inventory.Handlers{Store: store}
 	addProduct(t, h, "a-plenty", 100)
 	addProduct(t, h, "b-empty", 0)
@@ -195,7 +203,7 @@ func TestRefusedReservationWhoseReleaseIsBusy(t *testing.T) {
 	data, _ := json.Marshal(req)
 	job := h.Jobs()[wire.EndpointReserveStock]
 
-	store.n = commands.MaxAttempts // every attempt of the release finds the stream busy
+	store.failNext(commands.MaxAttempts, model.TypeReleased, eventstore.ErrWrongVersion) // every attempt of the release finds the stream busy
 	err := job(t.Context(), data)
 	var rerr *rpc.Error
 	if err == nil || (errors.As(err, &rerr) && rerr.Code != rpc.CodeUnavailable) {
@@ -230,34 +238,13 @@ func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 	}
 }
 
-// failingOutcome is a store on which the next append of a rejection outcome fails, as when the
-// inventory service dies between deciding a rejection and recording it.
-type failingOutcome struct {
-	eventstore.Store
-	mu   sync.Mutex
-	fail bool
-}
-
-func (s *failingOutcome) Append(ctx context.Context, stream string, rev eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	s.mu.Lock()
-	fail := s.fail && len(events) > 0 && events[0].Type == model.TypeOrderRejected
-	if fail {
-		s.fail = false
-	}
-	s.mu.Unlock()
-	if fail {
-		return eventstore.AppendResult{}, errors.New("connection reset")
-	}
-	return s.Store.Append(ctx, stream, rev, events)
-}
-
 // TestARetriedReservationHoldsAllItsLinesOrNone: an order's second line is refused, and recording
 // the rejection fails; before the retry, stock of that line comes back. The retry must end with
 // every line reserved (or none): it used to find its first line's reservation "done" (made, then
 // released by the compensation) and record the order reserved with that line not held.
 func TestARetriedReservationHoldsAllItsLinesOrNone(t *testing.T) {
 	t.Parallel()
-	store := &failingOutcome{Store: memory.New()}
+	store := &faulty{Store: memory.New()}
 	h := inventory.Handlers{Store: store}
 	addProduct(t, h, "a-plenty", 100)
 	addProduct(t, h, "b-scarce", 1)
@@ -265,7 +252,7 @@ func TestARetriedReservationHoldsAllItsLinesOrNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := wire.ReserveStock{Meta: meta("saga:x:reserve"), OrderID: "x", Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 2}, {ProductID: "b-scarce", Quantity: 1}}}
-	store.fail = true
+	store.failNext(1, model.TypeOrderRejected, errors.New("connection reset")) // recording the rejection fails once
 	if _, err := h.ReserveStock(t.Context(), req); err == nil || errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("first delivery: %v; want the transient failure of recording the rejection", err)
 	}
