@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -127,8 +128,20 @@ func checkValue(dec *json.Decoder, t reflect.Type, path string) (*problem, error
 	return nil, nil
 }
 
-// jsonFields maps the JSON names of a struct's fields (embedded structs' included) to their types.
+// jsonFields maps the JSON names of a struct's fields (embedded structs' included) to their types,
+// worked out once per type (every command body is checked with it).
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldsByType.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	f := structFields(t)
+	fieldsByType.Store(t, f)
+	return f
+}
+
+var fieldsByType sync.Map // reflect.Type → map[string]reflect.Type
+
+func structFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for f := range t.Fields() {
 		if !f.IsExported() {
@@ -139,7 +152,7 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 			continue
 		}
 		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
-			maps.Copy(out, jsonFields(f.Type))
+			maps.Copy(out, structFields(f.Type))
 			continue
 		}
 		if name == "" {
