@@ -198,6 +198,36 @@ type benchPlatform struct {
 	base, dbURL, natsURL, token string
 	client                      *http.Client
 	stop                        func()
+	log                         logTally // what the platform logged
+}
+
+// logTally counts the lines of a text log by level, and those that say a stream was too busy.
+type logTally struct {
+	mu                     sync.Mutex
+	warnings, errors, busy int
+}
+
+func (t *logTally) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for line := range bytes.Lines(b) {
+		switch {
+		case bytes.Contains(line, []byte("level=WARN")):
+			t.warnings++
+		case bytes.Contains(line, []byte("level=ERROR")):
+			t.errors++
+		}
+		if bytes.Contains(line, []byte("too busy")) {
+			t.busy++
+		}
+	}
+	return len(b), nil
+}
+
+func (t *logTally) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return fmt.Sprintf("%d WARN, %d ERROR, %d \"too busy\"", t.warnings, t.errors, t.busy)
 }
 
 func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]string, getenv func(string) string, stdout, stderr io.Writer) (_ *benchPlatform, err error) {
@@ -243,7 +273,7 @@ func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]st
 	runCtx, stopRun := context.WithCancel(ctx)
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- Run(runCtx, cfg, io.Discard, io.Discard, func(a string) { ready <- a }) }()
+	go func() { done <- Run(runCtx, cfg, io.Discard, &p.log, func(a string) { ready <- a }) }()
 	cleanup = append(cleanup, func() { stopRun(); <-done })
 	select {
 	case a := <-ready:
