@@ -36,8 +36,8 @@ import (
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/natsrv"
-	"github.com/orderflow/orderflow/internal/pgcluster"
+	"github.com/orderflow/orderflow/dev/natsrv"
+	"github.com/orderflow/orderflow/dev/pgcluster"
 )
 
 const secret = "orderflow-chaos-secret-0123456789abcdef"

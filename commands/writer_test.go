@@ -13,8 +13,8 @@ import (
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/internal/pgtest"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/dev/pgtest"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

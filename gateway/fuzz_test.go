@@ -16,7 +16,7 @@ import (
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/gateway"
-	"github.com/orderflow/orderflow/internal/natstest"
+	"github.com/orderflow/orderflow/dev/natstest"
 )
 
 // edge is a gateway with the real order command service behind it (memory event store); no query

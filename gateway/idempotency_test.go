@@ -15,7 +15,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/natstest"
+	"github.com/orderflow/orderflow/dev/natstest"
 )
 
 func TestMain(m *testing.M) {

@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/gateway"
-	"github.com/orderflow/orderflow/internal/natstest"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // TestLiveQueriesReadAgainAfterAReconnection: announcements may be lost while the gateway's

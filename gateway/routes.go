@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // operation is one REST command: how it is routed, documented and turned into a service call.

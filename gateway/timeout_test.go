@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/gateway"
-	"github.com/orderflow/orderflow/internal/natstest"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // TestRequestTimeout: a query service that does not answer in time bounds the request by the

@@ -17,8 +17,7 @@ import (
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/pgschema"
-	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Projection is one read model's handling of events.
@@ -129,7 +128,7 @@ func (p *Projector) Migrate(ctx context.Context) error {
 	})
 }
 
-// checkpointDDL: the table progress.ReadCheckpoint reads.
+// checkpointDDL: the table ReadCheckpoint reads.
 const checkpointDDL = `create table if not exists projection_checkpoints (
   name text primary key,
   commit_position bigint not null,
@@ -289,7 +288,7 @@ func (p *Projector) work(ctx context.Context) {
 }
 
 func (p *Projector) run(ctx context.Context) error {
-	from, err := progress.ReadCheckpoint(ctx, p.pool, p.proj.Name())
+	from, err := ReadCheckpoint(ctx, p.pool, p.proj.Name())
 	if err != nil {
 		return err
 	}

@@ -15,13 +15,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/internal/pgschema"
-	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/internal/wire"
 	"github.com/orderflow/orderflow/projections"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -86,7 +86,7 @@ func count(t *testing.T, pool *pgxpool.Pool, stream string) int {
 func waitPosition(t *testing.T, pool *pgxpool.Pool, pos eventstore.Position) {
 	t.Helper()
 	w, _ := progress.NewWaiter(nil, "", "tally", func(ctx context.Context) (eventstore.Position, error) {
-		return progress.ReadCheckpoint(ctx, pool, "tally")
+		return projections.ReadCheckpoint(ctx, pool, "tally")
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -162,7 +162,7 @@ func TestFailedBatchCommitsNothing(t *testing.T) {
 	if got := count(t, pool, "t-c"); got != 0 {
 		t.Errorf("%d events of the failed batch committed, want 0", got)
 	}
-	if cp, _ := progress.ReadCheckpoint(t.Context(), pool, "tally"); cp.Compare(bad) >= 0 {
+	if cp, _ := projections.ReadCheckpoint(t.Context(), pool, "tally"); cp.Compare(bad) >= 0 {
 		t.Errorf("checkpoint %s moved past the failed event %s", cp, bad)
 	}
 	proj.failing.Store(false) // the fix: the projector retries from its checkpoint

@@ -16,7 +16,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/internal/pgschema"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/projections"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderflow/orderflow/internal/natstest"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // TestOrdersWithCustomersAndProductsAreBatched: 50 orders of 2 lines each, read with their

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/orderflow/orderflow/internal/bench"
+	"github.com/orderflow/orderflow/bench"
 )
 
 // runBench runs `orderflow bench append`: postgres event store appends from N writers against a

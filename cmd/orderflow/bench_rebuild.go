@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/eventstore/postgres"
-	"github.com/orderflow/orderflow/internal/bench"
+	"github.com/orderflow/orderflow/bench"
 	"github.com/orderflow/orderflow/projections"
 	orderrm "github.com/orderflow/orderflow/projections/orders"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/pgcluster"
+	"github.com/orderflow/orderflow/dev/pgcluster"
 )
 
 // benchSaga runs `orderflow bench saga`: the whole platform in this process (a private

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orderflow/orderflow/internal/cardsim"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/dev/cardsim"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // envVars are every environment variable the binary reads (ParseFlags); deploy files and the

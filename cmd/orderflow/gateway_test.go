@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/natstest"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func errorCode(a gqlAnswer) string {

@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/esdbtest"
-	"github.com/orderflow/orderflow/internal/natstest"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
+	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/dev/pgtest"
 )
 
 func TestMain(m *testing.M) {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // sagaMetrics exports the fulfillment saga's figures as gauges, read from its tables at most once

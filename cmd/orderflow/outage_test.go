@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/gateway"
-	"github.com/orderflow/orderflow/internal/natsrv"
+	"github.com/orderflow/orderflow/dev/natsrv"
 )
 
 // TestDatabaseOutageIs503: while the database refuses connections (as while PostgreSQL restarts),

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/eventstore"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 	"github.com/orderflow/orderflow/projections"
 	catalogrm "github.com/orderflow/orderflow/projections/catalog"
 	customersrm "github.com/orderflow/orderflow/projections/customers"

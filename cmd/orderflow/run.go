@@ -33,14 +33,14 @@ import (
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/cardsim"
+	"github.com/orderflow/orderflow/dev/cardsim"
 	"github.com/orderflow/orderflow/internal/jobs"
-	"github.com/orderflow/orderflow/internal/natsrv"
+	"github.com/orderflow/orderflow/dev/natsrv"
 	"github.com/orderflow/orderflow/internal/ops"
-	"github.com/orderflow/orderflow/internal/pgcluster"
+	"github.com/orderflow/orderflow/dev/pgcluster"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 	"github.com/orderflow/orderflow/projections"
 	catalogrm "github.com/orderflow/orderflow/projections/catalog"
 	customersrm "github.com/orderflow/orderflow/projections/customers"
@@ -348,7 +348,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		if cfg.runs(rm.queryTarget) {
 			w, err := progress.NewWaiter(nc, cfg.NATSNamespace.Progress(name), name, func(ctx context.Context) (eventstore.Position, error) {
-				return progress.ReadCheckpoint(ctx, pool, name)
+				return projections.ReadCheckpoint(ctx, pool, name)
 			})
 			if err != nil {
 				return err
@@ -606,7 +606,7 @@ func runSaga(ctx, svcCtx context.Context, cfg Config, store eventstore.Store, nc
 	go func() { defer wg.Done(); _ = saga.Dispatch(svcCtx, js, cfg.NATSNamespace) }()
 	go func() { defer wg.Done(); _ = saga.Deadlines(svcCtx, 250*time.Millisecond) }()
 	w, err := progress.NewWaiter(nc, cfg.NATSNamespace.Progress(fulfillment.Name), fulfillment.Name, func(ctx context.Context) (eventstore.Position, error) {
-		return progress.ReadCheckpoint(ctx, pool, fulfillment.Name)
+		return projections.ReadCheckpoint(ctx, pool, fulfillment.Name)
 	})
 	if err != nil {
 		return err

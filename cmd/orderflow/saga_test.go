@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/orderflow/orderflow/internal/natstest"
+	"github.com/orderflow/orderflow/dev/natstest"
 )
 
 // TestFulfillmentThroughThePlatform runs every target, the saga and the simulated card gateway

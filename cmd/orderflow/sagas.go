@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // sagasCmd is `orderflow sagas list [--step S] [--stuck] [--first N]` and `orderflow sagas show ORDER_ID`:

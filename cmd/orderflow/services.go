@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // natsURLFile is where `orderflow dev` writes the URL of its embedded NATS server, so that the

@@ -9,9 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderflow/orderflow/internal/natstest"
+	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // TestServicesListsLiveInstances runs the platform and lists its services through discovery, with

@@ -10,8 +10,8 @@ import (
 	"github.com/orderflow/orderflow/commands/customer"
 	model "github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/internal/pgtest"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/dev/pgtest"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -16,10 +16,10 @@ import (
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/internal/natstest"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m, natstest.Stop) }

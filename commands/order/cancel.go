@@ -5,7 +5,7 @@ import (
 
 	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/order"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Cancel cancels a placed order. Safe to retry by command id. An unknown order is

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	model "github.com/orderflow/orderflow/domain/order"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Confirm confirms a placed order. Safe to retry by command id.

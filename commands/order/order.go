@@ -15,7 +15,7 @@ import (
 	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Handlers carries out order commands against an event store.

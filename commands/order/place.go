@@ -4,7 +4,7 @@ import (
 	"context"
 
 	model "github.com/orderflow/orderflow/domain/order"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Place places an order. Safe to retry: a repeated command id appends nothing twice and answers

@@ -17,7 +17,7 @@ import (
 	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Answer is a card provider's decision.

@@ -16,7 +16,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/esdb"
 	"github.com/orderflow/orderflow/eventstore/storetest"
-	"github.com/orderflow/orderflow/internal/esdbtest"
+	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -9,7 +9,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/eventstore/storetest"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/dev/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

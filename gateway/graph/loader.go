@@ -10,7 +10,7 @@ import (
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 type loadersKey struct{}

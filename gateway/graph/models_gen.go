@@ -8,7 +8,7 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // A new product.

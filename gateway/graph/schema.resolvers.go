@@ -10,7 +10,7 @@ import (
 	"errors"
 
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Orders is the resolver for the orders field.

@@ -11,12 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // ErrStale: the read model did not reach the asked position in time.
@@ -131,23 +130,6 @@ func (w *Waiter) Wait(ctx context.Context, pos eventstore.Position) error {
 		case <-time.After(w.poll):
 		}
 	}
-}
-
-// ReadCheckpoint reads the position projection name has committed in its read model's database
-// (table projection_checkpoints, kept by the projector in the same transaction as its rows).
-// A projection that has committed nothing is at eventstore.Start.
-func ReadCheckpoint(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, name string) (eventstore.Position, error) {
-	var c, p int64
-	err := q.QueryRow(ctx, `select commit_position, prepare_position from projection_checkpoints where name = $1`, name).Scan(&c, &p)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return eventstore.Start, nil
-	}
-	if err != nil {
-		return eventstore.Position{}, fmt.Errorf("read checkpoint %s: %w", name, err)
-	}
-	return eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}, nil
 }
 
 // WaitFor is the read-your-writes step of a query: it parses min (a position from a command;

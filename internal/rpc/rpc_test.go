@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/orderflow/orderflow/internal/natstest"
+	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/internal/rpc"
 )
 

@@ -13,10 +13,10 @@ import (
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
-	"github.com/orderflow/orderflow/internal/bench"
+	"github.com/orderflow/orderflow/bench"
 	"github.com/orderflow/orderflow/internal/pgschema"
-	"github.com/orderflow/orderflow/internal/pgtest"
-	"github.com/orderflow/orderflow/internal/rmtest"
+	"github.com/orderflow/orderflow/dev/pgtest"
+	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/projections/orders"
 )
@@ -50,7 +50,7 @@ func history(t *testing.T, events int) (url string, store *postgres.Store, live 
 		t.Fatal(err)
 	}
 	t.Cleanup(live.Close)
-	rmtest.Run(t, projections.New(store, live, orders.Projection{}, projections.Options{Log: quiet, BatchSize: 300}))
+	projectiontest.Run(t, projections.New(store, live, orders.Projection{}, projections.Options{Log: quiet, BatchSize: 300}))
 	// Every order event is a history row.
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var rows int

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/commands/inventory"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/internal/rmtest"
+	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 	catalogrm "github.com/orderflow/orderflow/projections/catalog"
 	"github.com/orderflow/orderflow/queries/catalog"
 )
@@ -21,7 +21,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func setup(t *testing.T) (inventory.Handlers, catalog.Service) {
-	rm := rmtest.Start(t, catalogrm.Projection{})
+	rm := projectiontest.Start(t, catalogrm.Projection{})
 	return inventory.Handlers{Store: rm.Store}, catalog.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}
 }
 

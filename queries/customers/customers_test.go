@@ -6,10 +6,10 @@ import (
 
 	customercmd "github.com/orderflow/orderflow/commands/customer"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/internal/rmtest"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/projections/projectiontest"
+	"github.com/orderflow/orderflow/wire"
 	customersrm "github.com/orderflow/orderflow/projections/customers"
 	"github.com/orderflow/orderflow/queries/customers"
 )
@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // not cancelled, from order events, without reading the orders service's tables.
 func TestFiguresFromOrderEvents(t *testing.T) {
 	t.Parallel()
-	rm := rmtest.Start(t, customersrm.Projection{})
+	rm := projectiontest.Start(t, customersrm.Projection{})
 	cust := customercmd.Handlers{Store: rm.Store}
 	orders := ordercmd.Handlers{Store: rm.Store}
 	q := customers.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}

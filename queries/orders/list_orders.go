@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Page sizes of List.

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 const orderColumns = `order_id, customer_id, status, total_cents, lines, placed_at, updated_at, cancelled_at, cancel_reason`

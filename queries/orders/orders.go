@@ -14,7 +14,7 @@ import (
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Service answers order queries.

@@ -13,18 +13,18 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	ordercmd "github.com/orderflow/orderflow/commands/order"
+	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
-	"github.com/orderflow/orderflow/internal/natstest"
 	"github.com/orderflow/orderflow/internal/pgschema"
-	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/internal/rmtest"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/internal/wire"
 	"github.com/orderflow/orderflow/projections"
 	orderrm "github.com/orderflow/orderflow/projections/orders"
+	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/queries/orders"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -54,9 +54,9 @@ func setup(t *testing.T) (ordercmd.Handlers, orders.Service) {
 	t.Cleanup(rmPool.Close)
 	nc := natstest.Connect(t)
 	subject := natstest.Namespace(t).Progress(orderrm.Name)
-	rmtest.Run(t, projections.New(store, rmPool, orderrm.Projection{}, projections.Options{Log: quiet, Publish: projections.PublishJSON(nc.Publish, subject)}))
+	projectiontest.Run(t, projections.New(store, rmPool, orderrm.Projection{}, projections.Options{Log: quiet, Publish: projections.PublishJSON(nc.Publish, subject)}))
 	w, err := progress.NewWaiter(nc, subject, orderrm.Name, func(ctx context.Context) (eventstore.Position, error) {
-		return progress.ReadCheckpoint(ctx, rmPool, orderrm.Name)
+		return projections.ReadCheckpoint(ctx, rmPool, orderrm.Name)
 	})
 	if err != nil {
 		t.Fatal(err)

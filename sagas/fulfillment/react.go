@@ -29,7 +29,7 @@ import (
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/domain/payment"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Steps of a fulfillment.

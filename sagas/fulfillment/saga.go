@@ -18,7 +18,7 @@ import (
 	"github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/jobs"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Name of the saga: its schema, checkpoint and progress subject.

@@ -1,5 +1,5 @@
 // Package pgtest gives tests real PostgreSQL databases: from DATABASE_URL when set, otherwise
-// from one private ephemeral cluster per test binary (internal/pgcluster). Each test gets its own
+// from one private ephemeral cluster per test binary (dev/pgcluster). Each test gets its own
 // database, cloned from a migrated template and dropped when the test ends.
 package pgtest
 
@@ -23,7 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/eventstore/postgres"
-	"github.com/orderflow/orderflow/internal/pgcluster"
+	"github.com/orderflow/orderflow/dev/pgcluster"
 )
 
 var (

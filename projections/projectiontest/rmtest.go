@@ -1,6 +1,6 @@
 // Package rmtest runs a read model for a test: a PostgreSQL event store and the read model's
 // schema in a fresh database, its projector running, and a waiter for read-your-writes.
-package rmtest
+package projectiontest
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/pgschema"
-	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/projections"
 )
@@ -51,7 +51,7 @@ func Start(t *testing.T, p projections.Projection) ReadModel {
 	t.Cleanup(pool.Close)
 	Run(t, projections.New(store, pool, p, projections.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	w, err := progress.NewWaiter(nil, "", p.Name(), func(ctx context.Context) (eventstore.Position, error) {
-		return progress.ReadCheckpoint(ctx, pool, p.Name())
+		return projections.ReadCheckpoint(ctx, pool, p.Name())
 	})
 	if err != nil {
 		t.Fatal(err)

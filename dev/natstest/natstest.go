@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderflow/orderflow/internal/natsrv"
-	"github.com/orderflow/orderflow/internal/wire"
+	"github.com/orderflow/orderflow/dev/natsrv"
+	"github.com/orderflow/orderflow/wire"
 )
 
 var (

@@ -1,0 +1,41 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/wire"
+)
+
+// ReadCheckpoint reads the position projection name has committed in its read model's database
+// (table projection_checkpoints, kept by the projector in the same transaction as its rows).
+// A projection that has committed nothing is at eventstore.Start.
+func ReadCheckpoint(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, name string) (eventstore.Position, error) {
+	var c, p int64
+	err := q.QueryRow(ctx, `select commit_position, prepare_position from projection_checkpoints where name = $1`, name).Scan(&c, &p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Start, nil
+	}
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoint %s: %w", name, err)
+	}
+	return eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}, nil
+}
+
+// Follow returns a Waiter that follows projection name's progress in its read model's database
+// (pool): the checkpoint at first and when its NATS progress notes are late, the notes of the
+// projector on the namespace's progress subject of name otherwise. Close it when done.
+func Follow(nc *nats.Conn, ns wire.Namespace, pool *pgxpool.Pool, name string) (*progress.Waiter, error) {
+	return progress.NewWaiter(nc, ns.Progress(name), name, func(ctx context.Context) (eventstore.Position, error) {
+		return ReadCheckpoint(ctx, pool, name)
+	})
+}

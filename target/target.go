@@ -1,0 +1,149 @@
+// Package target is what every deployable part of orderflow is: a named value its own package
+// exports (commands/order.Target, queries/orders.Target, fulfillment.Target, gateway.Target, …),
+// started from the dependencies its process shares (Deps). A process runs any set of targets:
+// `orderflow serve --target=a,b` starts those, `orderflow dev` all of them.
+//
+// A target declares what it holds of the shared resources (its share of the event store's
+// connections, the databases it keeps and its connections to each), so that the process opens each
+// pool once, sized for the targets it runs.
+package target
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/wire"
+)
+
+// Target is one deployable part of the platform.
+type Target struct {
+	// Name is what --target names it by.
+	Name string
+	// EventStoreConns is its share of the process's event store pool; 0: it does not use the store.
+	EventStoreConns int32
+	// Databases are the PostgreSQL schemas it keeps or reads, each with its share of connections.
+	Databases []Database
+	// Start starts it under ctx (which ends when the process stops) and returns once it serves.
+	Start func(ctx context.Context, d Deps, p *Process) error
+}
+
+// Database is a schema a target uses and what it may hold of it at once.
+type Database struct {
+	Schema string
+	Conns  int32
+}
+
+// Deps are the dependencies of one process, shared by the targets it runs.
+type Deps struct {
+	// Store is the event store, with every upcaster; nil when no target of the process needs it.
+	Store eventstore.Store
+	// Head is the position of the log's last event (nil: the store cannot tell).
+	Head func(context.Context) (eventstore.Position, error)
+	// Writer appends for the command services of this process: one writer per stream, its decided
+	// state cached (commands.Writer over Store).
+	Writer    eventstore.Store
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	Namespace wire.Namespace
+	Log       *slog.Logger
+	Metrics   *prometheus.Registry
+	// Pool is the process's pool of a schema some target declared in Databases.
+	Pool     func(schema string) *pgxpool.Pool
+	Settings Settings
+}
+
+// Settings are the configuration values targets read (the rest is the process's).
+type Settings struct {
+	// ConsistencyTimeout bounds a read-your-writes wait.
+	ConsistencyTimeout time.Duration
+	// PaymentTimeout is how long the fulfillment saga waits for a payment authorization;
+	// StepTimeout for any other answer before it sends the command again.
+	PaymentTimeout, StepTimeout time.Duration
+	// PaymentProviderURL is the card gateway the payment service calls; empty: the one the
+	// payment-provider target of this process serves, if any.
+	PaymentProviderURL string
+	// Dev is `orderflow dev`: development conveniences (GraphiQL) are on.
+	Dev bool
+}
+
+// Process is what the targets of one process share while they run: background work, readiness
+// checks, what to do on the way out.
+type Process struct {
+	ctx     context.Context
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	checks  []func(context.Context) error
+	cleanup []func()
+	values  map[any]any
+}
+
+// NewProcess returns a Process whose background work runs under ctx.
+func NewProcess(ctx context.Context) *Process { return &Process{ctx: ctx, values: map[any]any{}} }
+
+// Go runs f in the background until the process stops; Stop waits for it.
+func (p *Process) Go(f func(ctx context.Context)) {
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); f(p.ctx) }()
+}
+
+// Check adds a readiness check (/readyz).
+func (p *Process) Check(check func(context.Context) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checks = append(p.checks, check)
+}
+
+// OnStop registers f to run when the process stops, after its background work ended, in reverse
+// order of registration.
+func (p *Process) OnStop(f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cleanup = append(p.cleanup, f)
+}
+
+// Ready runs every readiness check; the first failure is the answer.
+func (p *Process) Ready(ctx context.Context) error {
+	p.mu.Lock()
+	checks := p.checks
+	p.mu.Unlock()
+	for _, check := range checks {
+		if err := check(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Share gives the targets of a process one value per key: the first caller makes it with make,
+// the others get the same. (The payment provider a process serves, the HTTP handler of the
+// gateway, the projector's metrics.)
+func Share[T any](p *Process, key any, make func() T) T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.values[key]; ok {
+		return v.(T)
+	}
+	v := make()
+	p.values[key] = v
+	return v
+}
+
+// Wait blocks until the background work ended (ctx must have ended), then runs the cleanups.
+func (p *Process) Wait() {
+	p.wg.Wait()
+	p.mu.Lock()
+	cleanup := p.cleanup
+	p.cleanup = nil
+	p.mu.Unlock()
+	for i := len(cleanup) - 1; i >= 0; i-- {
+		cleanup[i]()
+	}
+}
