@@ -30,14 +30,14 @@ test-short:
 
 ## bench: throughput figures, each against a baseline measured in the same run
 bench:
-	$(GO) run ./cmd/orderflow bench append --writers 16 --duration 5s --rounds 3
+	$(GO) run ./cmd/orderflow-bench append --writers 16 --duration 5s --rounds 3
 	@echo "event store adapters: appends (16 writers) and \$$all catch-up; esdb runs the real client against the protocol double (the client path, not EventStoreDB)"
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./eventstore/postgres/ ./eventstore/esdb/
-	$(GO) run ./cmd/orderflow bench saga --orders 2000 --rate 100 --duration 10s
+	$(GO) run ./cmd/orderflow-bench saga --orders 2000 --rate 100 --duration 10s
 	$(GO) test -run '^$$' -bench CommandOnALongStream -benchtime 2000x ./commands/
-	$(GO) run ./cmd/orderflow bench open --rates 100,200,400 --products 50,1 --duration 60s --chart docs/bench/open-loop.svg
-	$(GO) run ./cmd/orderflow bench rebuild --events 1000000
-	$(GO) run ./cmd/orderflow bench gateway --clients 32 --duration 2s --rounds 6
+	$(GO) run ./cmd/orderflow-bench open --rates 100,200,400 --products 50,1 --duration 60s --chart docs/bench/open-loop.svg
+	$(GO) run ./cmd/orderflow-bench rebuild --events 1000000
+	$(GO) run ./cmd/orderflow-bench gateway --clients 32 --duration 2s --rounds 6
 
 ## generate: regenerate gqlgen code after editing gateway/schema.graphql
 generate:

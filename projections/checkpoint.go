@@ -11,6 +11,7 @@ import (
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/target"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -38,4 +39,20 @@ func Follow(nc *nats.Conn, ns wire.Namespace, pool *pgxpool.Pool, name string) (
 	return progress.NewWaiter(nc, ns.Progress(name), name, func(ctx context.Context) (eventstore.Position, error) {
 		return ReadCheckpoint(ctx, pool, name)
 	})
+}
+
+// QueryTarget is the target of a read model's query service: the pool of the read model's
+// database, a Waiter on its projector's progress for read-your-writes, and serve, which registers
+// the service.
+func QueryTarget(name, readModel string, serve func(ctx context.Context, d target.Deps, pool *pgxpool.Pool, rm progress.ReadModel) error) target.Target {
+	return target.Target{Name: name, Databases: []target.Database{{Schema: readModel, Conns: 6}},
+		Start: func(ctx context.Context, d target.Deps, p *target.Process) error {
+			pool := d.Pool(readModel)
+			w, err := Follow(d.NC, d.Namespace, pool, readModel)
+			if err != nil {
+				return err
+			}
+			p.OnStop(w.Close)
+			return serve(ctx, d, pool, progress.ReadModel{Waiter: w, ConsistencyTimeout: d.Settings.ConsistencyTimeout})
+		}}
 }

@@ -11,6 +11,7 @@ package target
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -56,8 +58,12 @@ type Deps struct {
 	Log       *slog.Logger
 	Metrics   *prometheus.Registry
 	// Pool is the process's pool of a schema some target declared in Databases.
-	Pool     func(schema string) *pgxpool.Pool
-	Settings Settings
+	Pool func(schema string) *pgxpool.Pool
+	// EventStoreURL and DatabaseURL(schema) locate the databases, for what opens connections of
+	// its own (a rebuild builds its new version over a connection of its own).
+	EventStoreURL string
+	DatabaseURL   func(schema string) string
+	Settings      Settings
 }
 
 // Settings are the configuration values targets read (the rest is the process's).
@@ -70,8 +76,45 @@ type Settings struct {
 	// PaymentProviderURL is the card gateway the payment service calls; empty: the one the
 	// payment-provider target of this process serves, if any.
 	PaymentProviderURL string
-	// Dev is `orderflow dev`: development conveniences (GraphiQL) are on.
-	Dev bool
+	// PaymentProvider configures the simulated card gateway of the payment-provider target.
+	PaymentProvider CardGateway
+	// Gateway is the gateway target's security: who may call, how often, from where.
+	Gateway Security
+}
+
+// CardGateway configures the simulated card gateway (dev/cardsim).
+type CardGateway struct {
+	// Addr is where it listens.
+	Addr string
+	// Latency of every authorization.
+	Latency time.Duration
+	// DeclineRate in [0, 1]: the share of payments declined, chosen by payment id (stable).
+	DeclineRate float64
+	// Outage makes every authorization answer 503 until turned off (PUT /v1/outage).
+	Outage bool
+}
+
+// Security configures who may call the gateway and how much.
+type Security struct {
+	// Verifier checks bearer tokens. Nil turns authentication off: every caller is an admin
+	// (tests of other concerns only; the binary always sets one).
+	Verifier *auth.Verifier
+	// RateLimit is requests per second per client (a token's subject, else the address) for
+	// customers; 0 turns it off. AdminRateLimit is the same for admins; 0 is no limit.
+	RateLimit, AdminRateLimit int
+	// CORSOrigins may call from a browser ("*" for any); none turns CORS off.
+	CORSOrigins []string
+	// Introspection serves the schema to introspection queries.
+	Introspection bool
+	// MaxDepth and MaxComplexity bound a GraphQL operation; defaults 10 and 1000 (admins: ten
+	// times the complexity).
+	MaxDepth, MaxComplexity int
+	// MaxSubscriptions bounds the live subscriptions one gateway serves at once; default 5,000.
+	MaxSubscriptions int
+	// RequestTimeout bounds a request (not a websocket); default 15s.
+	RequestTimeout time.Duration
+	// GraphiQL serves the GraphiQL page at /graphiql (development).
+	GraphiQL bool
 }
 
 // Process is what the targets of one process share while they run: background work, readiness
@@ -83,6 +126,43 @@ type Process struct {
 	checks  []func(context.Context) error
 	cleanup []func()
 	values  map[any]any
+	handler http.Handler
+}
+
+// Keys of what one target of a process provides to the others (Provide, Lookup).
+const (
+	// PaymentProviderURL is the URL of the card gateway the payment-provider target serves.
+	PaymentProviderURL = "payment-provider.url"
+)
+
+// Provide makes v what Lookup(key) answers, for the targets started after this one.
+func (p *Process) Provide(key string, v any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.values[key] = v
+}
+
+// Lookup answers what a target of this process provided under key, if one did.
+func Lookup[T any](p *Process, key string) (T, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.values[key].(T)
+	return v, ok
+}
+
+// Serve makes h the process's HTTP handler (the gateway's API); without one, the process serves
+// its health and metrics only.
+func (p *Process) Serve(h http.Handler) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.handler = h
+}
+
+// Handler is what a target gave Serve, or nil.
+func (p *Process) Handler() http.Handler {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.handler
 }
 
 // NewProcess returns a Process whose background work runs under ctx.
@@ -123,8 +203,7 @@ func (p *Process) Ready(ctx context.Context) error {
 }
 
 // Share gives the targets of a process one value per key: the first caller makes it with make,
-// the others get the same. (The payment provider a process serves, the HTTP handler of the
-// gateway, the projector's metrics.)
+// the others get the same (the projection metrics of the projector and the saga).
 func Share[T any](p *Process, key any, make func() T) T {
 	p.mu.Lock()
 	defer p.mu.Unlock()

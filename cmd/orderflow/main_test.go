@@ -12,10 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
 	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/dev/pgtest"
+	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
+	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/platform"
 )
 
 func TestMain(m *testing.M) {
@@ -48,14 +49,14 @@ func startPlatformDB(t *testing.T, extra ...string) (string, string) {
 		}
 		env[extra[i]] = extra[i+1]
 	}
-	cfg, err := ParseFlags("serve", []string{"--target=" + targets, "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()}, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := platform.ParseFlags("serve", []string{"--target=" + targets, "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, io.Discard, io.Discard, func(a string) { addr <- a }) }()
+	go func() { done <- platform.Run(ctx, cfg, io.Discard, io.Discard, func(a string) { addr <- a }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -402,7 +403,7 @@ func postWithoutContentType(t *testing.T, url, body string) (int, []byte) {
 func TestOldNATSServerIsRefusedClearly(t *testing.T) {
 	t.Parallel()
 	for v, ok := range map[string]bool{"2.9.10": false, "2.10.0": true, "2.15.2": true, "v2.10.24-RC.1": true, "2.2": false, "3.0.0": true} {
-		if err := checkNATSServer(v); (err == nil) != ok {
+		if err := platform.CheckNATSServer(v); (err == nil) != ok {
 			t.Errorf("%s: %v, want ok=%v", v, err, ok)
 		}
 	}
@@ -412,17 +413,17 @@ func TestOldNATSServerIsRefusedClearly(t *testing.T) {
 	}
 	version := nc.ConnectedServerVersion()
 	nc.Close()
-	if checkNATSServer(version) == nil {
+	if platform.CheckNATSServer(version) == nil {
 		t.Skipf("the nats-server on 127.0.0.1:4222 is %s, new enough", version)
 	}
-	cfg, err := ParseFlags("serve", []string{"--target=order-commands", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()},
+	cfg, err := platform.ParseFlags("serve", []string{"--target=order-commands", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()},
 		func(k string) string {
 			return map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": "nats://127.0.0.1:4222", "ORDERFLOW_JWT_SECRET": testSecret}[k]
 		}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Run(t.Context(), cfg, io.Discard, io.Discard, func(string) {})
+	err = platform.Run(t.Context(), cfg, io.Discard, io.Discard, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "needs 2.10 or newer") {
 		t.Fatalf("run on nats-server %s: %v; want a refusal naming 2.10", version, err)
 	}

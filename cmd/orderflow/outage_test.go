@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/dev/natsrv"
+	"github.com/orderflow/orderflow/gateway"
 )
 
 // TestDatabaseOutageIs503: while the database refuses connections (as while PostgreSQL restarts),

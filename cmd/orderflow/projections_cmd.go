@@ -13,42 +13,22 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/orderflow/orderflow/eventstore"
-	"github.com/orderflow/orderflow/wire"
+	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/projections"
-	catalogrm "github.com/orderflow/orderflow/projections/catalog"
-	customersrm "github.com/orderflow/orderflow/projections/customers"
-	orderrm "github.com/orderflow/orderflow/projections/orders"
+	"github.com/orderflow/orderflow/wire"
 )
-
-// databaseURLFile is where `orderflow dev` writes its database URL, so that the CLI run from the
-// same checkout works on that platform with no configuration.
-const databaseURLFile = "database.url"
-
-// readModel is a rebuildable read model: its projection and the database that holds it.
-type readModel struct {
-	projection projections.Projection
-	url        func(Config) string
-}
-
-var readModels = map[string]readModel{
-	orderrm.Name:     {orderrm.Projection{}, func(c Config) string { return c.OrdersDatabaseURL }},
-	catalogrm.Name:   {catalogrm.Projection{}, func(c Config) string { return c.CatalogDatabaseURL }},
-	customersrm.Name: {customersrm.Projection{}, func(c Config) string { return c.CustomersDatabaseURL }},
-}
 
 // cliConfig is the platform's configuration as the CLI sees it: the usual environment, and when
 // DATABASE_URL is not set, the database of a `make run` in this checkout.
-func cliConfig(getenv func(string) string) (Config, error) {
+func cliConfig(getenv func(string) string) (platform.Config, error) {
 	env := getenv
 	if getenv("DATABASE_URL") == "" {
 		dir := getenv("ORDERFLOW_DATA_DIR")
 		if dir == "" {
 			dir = ".orderflow"
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, databaseURLFile)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, platform.DatabaseURLFile)); err == nil {
 			url := strings.TrimSpace(string(b))
 			env = func(k string) string {
 				if k == "DATABASE_URL" {
@@ -58,12 +38,12 @@ func cliConfig(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
-	cfg, err := ParseFlags("serve", nil, env, io.Discard)
+	cfg, err := platform.ParseFlags("serve", nil, env, io.Discard)
 	if err != nil {
-		return Config{}, err
+		return platform.Config{}, err
 	}
-	if err := cfg.resolve(); err != nil {
-		return Config{}, fmt.Errorf("%w (run from the checkout while `make run` is up, or set DATABASE_URL)", err)
+	if err := cfg.Resolve(); err != nil {
+		return platform.Config{}, fmt.Errorf("%w (run from the checkout while `make run` is up, or set DATABASE_URL)", err)
 	}
 	return cfg, nil
 }
@@ -95,11 +75,10 @@ func projectionsCmd(ctx context.Context, args []string, getenv func(string) stri
 		if len(args) != 2 {
 			return usage
 		}
-		rm, err := lookup(args[1])
-		if err != nil {
+		if _, err := lookup(args[1]); err != nil {
 			return err
 		}
-		pool, err := openPool(ctx, rm.url(cfg), args[1], 2)
+		pool, err := platform.OpenPool(ctx, cfg.SchemaURL(args[1]), args[1], 2)
 		if err != nil {
 			return err
 		}
@@ -118,21 +97,33 @@ func projectionsCmd(ctx context.Context, args []string, getenv func(string) stri
 	return usage
 }
 
-func lookup(name string) (readModel, error) {
-	rm, ok := readModels[name]
+// lookup finds a read model of the platform by name.
+func lookup(name string) (projections.Projection, error) {
+	rm, ok := platform.ReadModel(name)
 	if !ok {
 		var names []string
-		for n := range readModels {
-			names = append(names, n)
+		for _, rm := range platform.ReadModels {
+			names = append(names, rm.Name())
 		}
-		return readModel{}, fmt.Errorf("no read model %q: want one of %s", name, strings.Join(names, ", "))
+		return nil, fmt.Errorf("no read model %q: want one of %s", name, strings.Join(names, ", "))
 	}
 	return rm, nil
 }
 
-func listProjections(ctx context.Context, cfg Config, only string, stdout io.Writer) error {
-	list, err := projectionFigures(ctx, cfg, only)
-	if err != nil {
+func listProjections(ctx context.Context, cfg platform.Config, only string, stdout io.Writer) error {
+	var list []wire.ProjectionStatus
+	for _, rm := range platform.ReadModels {
+		if only != "" && rm.Name() != only {
+			continue
+		}
+		st, err := projections.Status(ctx, cfg.EventStoreURL, cfg.SchemaURL(rm.Name()), rm.Name())
+		if err != nil {
+			return err
+		}
+		list = append(list, st)
+	}
+	if only != "" && len(list) == 0 {
+		_, err := lookup(only)
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
@@ -155,63 +146,13 @@ func listProjections(ctx context.Context, cfg Config, only string, stdout io.Wri
 	return tw.Flush()
 }
 
-// projectionFigures reads each read model's checkpoint, control and parked rows, and its lag
-// behind the head of the log (PostgreSQL event store; on EventStoreDB the lag is not counted).
-func projectionFigures(ctx context.Context, cfg Config, only string) ([]wire.ProjectionStatus, error) {
-	var es *pgx.Conn
-	head := "unknown (EventStoreDB)"
-	if !isESDB(cfg.EventStoreURL) {
-		var err error
-		if es, err = pgx.Connect(ctx, cfg.EventStoreURL); err != nil {
-			return nil, err
-		}
-		defer es.Close(context.Background())
-		var gp int64
-		if err := es.QueryRow(ctx, `select coalesce(max(global_position), 0) from eventstore.events`).Scan(&gp); err != nil {
-			return nil, fmt.Errorf("head of the log: %w", err)
-		}
-		head = fmt.Sprint(gp)
-	}
-	var out []wire.ProjectionStatus
-	for _, name := range []string{orderrm.Name, catalogrm.Name, customersrm.Name} {
-		if only != "" && only != name {
-			continue
-		}
-		conn, err := pgx.Connect(ctx, readModels[name].url(cfg))
-		if err != nil {
-			return nil, err
-		}
-		st := wire.ProjectionStatus{Name: name, Head: head, Position: "0-0"}
-		table := func(t string) string { return pgx.Identifier{name, t}.Sanitize() }
-		var c, p int64
-		err = conn.QueryRow(ctx, `select commit_position, prepare_position, updated_at from `+table("projection_checkpoints")+` where name = $1`, name).Scan(&c, &p, &st.UpdatedAt)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			conn.Close(ctx)
-			return nil, fmt.Errorf("%s checkpoint: %w", name, err)
-		}
-		st.Position = fmt.Sprintf("%d-%d", c, p)
-		if es != nil {
-			var oldest *time.Time
-			if es.QueryRow(ctx, `select count(*), min(recorded_at) from eventstore.events where (tx_id, global_position) > ($1::text::xid8, $2)`, fmt.Sprint(c), p).Scan(&st.LagEvents, &oldest) == nil && oldest != nil {
-				st.LagSeconds = time.Since(*oldest).Seconds()
-			}
-		}
-		_ = conn.QueryRow(ctx, `select exists (select 1 from pg_namespace where nspname = $1)`, name+"_rebuild").Scan(&st.Rebuilding)
-		_ = conn.QueryRow(ctx, `select coalesce((select paused from `+table("projection_control")+` where name = $1), false)`, name).Scan(&st.Paused)
-		_ = conn.QueryRow(ctx, `select count(*) from `+table("projection_parked")+` where name = $1`, name).Scan(&st.Parked)
-		conn.Close(ctx)
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-func rebuild(ctx context.Context, cfg Config, name string, stdout io.Writer) error {
+func rebuild(ctx context.Context, cfg platform.Config, name string, stdout io.Writer) error {
 	rm, err := lookup(name)
 	if err != nil {
 		return err
 	}
 	store, head, done, err := cliEventStore(ctx, cfg)
-	defer done.run()
+	defer done.Run()
 	if err != nil {
 		return err
 	}
@@ -227,7 +168,7 @@ func rebuild(ctx context.Context, cfg Config, name string, stdout io.Writer) err
 	// live work and each other.
 	debug.SetGCPercent(400)
 	start := time.Now()
-	err = rebuildReadModel(ctx, store, head, rm.url(cfg), name, rm.projection, 0, func(p projections.RebuildProgress) {
+	err = projections.Rebuild(ctx, store, cfg.SchemaURL(name), rm, projections.RebuildOptions{Head: head, Progress: func(p projections.RebuildProgress) {
 		pct := 100.0
 		if p.Total > 0 {
 			pct = min(100, 100*float64(p.Done)/float64(p.Total))
@@ -242,7 +183,7 @@ func rebuild(ctx context.Context, cfg Config, name string, stdout io.Writer) err
 			return
 		}
 		fmt.Fprintln(stdout, line)
-	})
+	}})
 	if err != nil {
 		return err
 	}
@@ -251,23 +192,23 @@ func rebuild(ctx context.Context, cfg Config, name string, stdout io.Writer) err
 }
 
 // parked lists a read model's parked events, or replays them (after a fix of its handler).
-func parked(ctx context.Context, cfg Config, name string, replay bool, stdout io.Writer) error {
+func parked(ctx context.Context, cfg platform.Config, name string, replay bool, stdout io.Writer) error {
 	rm, err := lookup(name)
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, rm.url(cfg), name, 2)
+	pool, err := platform.OpenPool(ctx, cfg.SchemaURL(name), name, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	if replay {
 		store, _, done, err := cliEventStore(ctx, cfg)
-		defer done.run()
+		defer done.Run()
 		if err != nil {
 			return err
 		}
-		n, err := projections.ReplayParked(ctx, store, pool, rm.projection)
+		n, err := projections.ReplayParked(ctx, store, pool, rm)
 		if err != nil {
 			return err
 		}
@@ -289,21 +230,13 @@ func parked(ctx context.Context, cfg Config, name string, replay bool, stdout io
 	return tw.Flush()
 }
 
-// rebuildReadModel is a rebuild of one read model, as `projections rebuild`, its benchmark and
-// the projections service run it.
-func rebuildReadModel(ctx context.Context, store eventstore.Store, head func(context.Context) (eventstore.Position, error), url, name string, proj projections.Projection, retireAfter time.Duration, progress func(projections.RebuildProgress)) error {
-	return projections.Rebuild(ctx, store, url, proj, projections.RebuildOptions{
-		Schema: name, Head: head, RetireAfter: retireAfter, Progress: progress,
-	})
-}
-
 // cliEventStore opens the event store the platform uses, PostgreSQL or EventStoreDB, read through
 // the same upcasters as every other reader. Run the cleanup when done, even after an error.
-func cliEventStore(ctx context.Context, cfg Config) (eventstore.Store, func(context.Context) (eventstore.Position, error), *cleanup, error) {
-	done := &cleanup{}
-	raw, _, err := openEventStore(ctx, cfg.EventStoreURL, 4, slog.New(slog.NewTextHandler(io.Discard, nil)), done)
+func cliEventStore(ctx context.Context, cfg platform.Config) (eventstore.Store, func(context.Context) (eventstore.Position, error), *platform.Cleanup, error) {
+	done := &platform.Cleanup{}
+	raw, _, err := platform.OpenEventStore(ctx, cfg.EventStoreURL, 4, slog.New(slog.DiscardHandler), done)
 	if err != nil {
 		return nil, nil, done, err
 	}
-	return eventstore.WithUpcasters(raw, upcasters), headOf(raw), done, nil
+	return eventstore.WithUpcasters(raw, platform.Upcasters), platform.HeadOf(raw), done, nil
 }

@@ -17,12 +17,9 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/wire"
 )
-
-// natsURLFile is where `orderflow dev` writes the URL of its embedded NATS server, so that the
-// CLI run from the same checkout finds the platform with no configuration.
-const natsURLFile = "nats.url"
 
 // cliNATSURL is NATS_URL, else the URL a running `orderflow dev` left in its data directory, else
 // the default local server.
@@ -34,7 +31,7 @@ func cliNATSURL(getenv func(string) string) string {
 	if dir == "" {
 		dir = ".orderflow"
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, natsURLFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, platform.NATSURLFile)); err == nil {
 		return strings.TrimSpace(string(b))
 	}
 	return nats.DefaultURL

@@ -70,7 +70,7 @@ func (h Handlers) Deactivate(ctx context.Context, req wire.IDCommand) (wire.Comm
 
 // Register serves the handlers as the customer-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerCommands), 64, 10*time.Second, pgerr.Classify(commands.Classify))
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerCommands), rpc.CommandLimits, pgerr.Classify(commands.Classify))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCustomerCommands, Version: "0.1.0", Description: "registers and changes customers"},
 		rpc.Endpoint{Name: "register", Subject: ns.Subject(wire.EndpointRegisterCustomer), Handler: rpc.Handle(srv, "register", h.Register)},
 		rpc.Endpoint{Name: "change_address", Subject: ns.Subject(wire.EndpointChangeAddress), Handler: rpc.Handle(srv, "change_address", h.ChangeAddress)},

@@ -259,7 +259,7 @@ func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.Comma
 
 // Register serves the handlers as the inventory-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceInventoryCommands), 64, 10*time.Second, pgerr.Classify(commands.Classify))
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceInventoryCommands), rpc.CommandLimits, pgerr.Classify(commands.Classify))
 	e := func(name, endpoint string, hd micro.Handler) rpc.Endpoint {
 		return rpc.Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: hd}
 	}

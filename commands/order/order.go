@@ -48,7 +48,7 @@ func reply(id string, r commands.Result) wire.CommandReply {
 // Register serves the handlers as the order-commands NATS micro service in namespace ns.
 // It stops with ctx.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderCommands), 64, 10*time.Second, pgerr.Classify(commands.Classify))
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderCommands), rpc.CommandLimits, pgerr.Classify(commands.Classify))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceOrderCommands, Version: "0.1.0", Description: "places orders and moves them through their lifecycle"},
 		rpc.Endpoint{Name: "place", Subject: ns.Subject(wire.EndpointPlaceOrder), Handler: rpc.Handle(srv, "place", h.Place)},
 		rpc.Endpoint{Name: "cancel", Subject: ns.Subject(wire.EndpointCancelOrder), Handler: rpc.Handle(srv, "cancel", h.Cancel)},

@@ -121,9 +121,14 @@ func (h Handlers) Status(context.Context, struct{}) (ProviderStatus, error) {
 	return ProviderStatus{Configured: true, Breaker: p.BreakerState()}, nil
 }
 
+// authorizeTimeout bounds a payment command: an authorization calls the card gateway (each call
+// bounded by HTTPProviderOptions.Timeout, retried with backoff), so it gets longer than the
+// other commands' rpc.CommandLimits.
+const authorizeTimeout = 30 * time.Second
+
 // Register serves the handlers as the payment-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServicePaymentCommands), 64, 30*time.Second, pgerr.Classify(Classify))
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServicePaymentCommands), rpc.Limits{Concurrency: rpc.CommandLimits.Concurrency, Timeout: authorizeTimeout}, pgerr.Classify(Classify))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServicePaymentCommands, Version: "0.1.0", Description: "authorizes, captures and refunds payments"},
 		rpc.Endpoint{Name: "authorize", Subject: ns.Subject(wire.EndpointAuthorizePayment), Handler: rpc.Handle(srv, "authorize", h.Authorize)},
 		rpc.Endpoint{Name: "capture", Subject: ns.Subject(wire.EndpointCapturePayment), Handler: rpc.Handle(srv, "capture", h.Capture)},

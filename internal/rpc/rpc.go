@@ -100,16 +100,39 @@ func (s *Server) Stats(endpoint string) EndpointStats {
 	return EndpointStats{}
 }
 
-// NewServer returns a Server whose handlers run under ctx with at most concurrency requests at
-// once and as many again waiting (more are answered CodeUnavailable at once: load shed), each
-// bounded by timeout. classify turns a handler's error into the *Error sent back;
-// errors it calls internal are logged and answered "internal error".
-func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, concurrency int, timeout time.Duration, classify func(error) *Error) *Server {
+// Limits are how many requests a server handles at once and how long each may take.
+type Limits struct {
+	Concurrency int
+	Timeout     time.Duration
+}
+
+// The limits of each kind of service.
+var (
+	// CommandLimits: a command spends its time waiting for its stream's writer to append (a group
+	// commit, a few ms; see commands.Writer), not on a connection of its own, so many can wait at
+	// once; 64 keeps every writer's queue fed at the 2-core machine's saturation (~400 orders/s)
+	// and sheds beyond. 10 s is longer than any append under load takes.
+	CommandLimits = Limits{Concurrency: 64, Timeout: 10 * time.Second}
+	// QueryLimits: a query is an indexed read on a pool of a few connections, or a wait for
+	// read-your-writes that holds no connection (up to the consistency timeout, 3 s): 128 lets the
+	// waits pile up without shedding the reads behind them.
+	QueryLimits = Limits{Concurrency: 128, Timeout: 10 * time.Second}
+	// OperationLimits: operators' requests (figures, pause, parked events, starting a rebuild) are
+	// rare and may scan whole tables.
+	OperationLimits = Limits{Concurrency: 8, Timeout: 30 * time.Second}
+)
+
+// NewServer returns a Server whose handlers run under ctx with at most limits.Concurrency
+// requests at once and as many again waiting (more are answered CodeUnavailable at once: load
+// shed), each bounded by limits.Timeout. classify turns a handler's error into the *Error sent
+// back; errors it calls internal are logged and answered "internal error".
+func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, limits Limits, classify func(error) *Error) *Server {
+	concurrency, timeout := limits.Concurrency, limits.Timeout
 	if concurrency <= 0 {
-		concurrency = 64
+		concurrency = CommandLimits.Concurrency
 	}
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = CommandLimits.Timeout
 	}
 	// The queue holds as many requests as there are workers: past that, requests are shed.
 	s := &Server{ctx: ctx, nc: nc, log: log, work: make(chan func(), concurrency), timeout: timeout, classify: classify, stats: map[string]*EndpointStats{}}

@@ -30,7 +30,7 @@ func TestASaturatedServerSheds(t *testing.T) {
 	subject := string(natstest.Namespace(t)) + ".slow"
 	release := make(chan struct{})
 	started := make(chan struct{}, 4)
-	srv := rpc.NewServer(t.Context(), nc, slog.New(slog.NewTextHandler(io.Discard, nil)), 1, 10*time.Second, nil)
+	srv := rpc.NewServer(t.Context(), nc, slog.New(slog.NewTextHandler(io.Discard, nil)), rpc.Limits{Concurrency: 1, Timeout: 10 * time.Second}, nil)
 	if _, err := rpc.Serve(t.Context(), srv, micro.Config{Name: "slow", Version: "0.1.0"}, rpc.Endpoint{Name: "slow", Subject: subject,
 		Handler: rpc.Handle(srv, "slow", func(ctx context.Context, _ struct{}) (string, error) {
 			started <- struct{}{}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -209,7 +208,7 @@ func (s Service) LowStock(ctx context.Context, req wire.LowStock) ([]wire.Produc
 
 // Register serves s as the catalog-queries NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCatalogQueries), 128, 10*time.Second, pgerr.Classify(nil))
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCatalogQueries), rpc.QueryLimits, pgerr.Classify(nil))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCatalogQueries, Version: "0.1.0", Description: "reads the catalog"},
 		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointProductByID), Handler: rpc.Handle(srv, "get", s.ProductByID)},
 		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointProductsByIDs), Handler: rpc.Handle(srv, "get_many", s.ProductsByIDs)},

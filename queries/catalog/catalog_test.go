@@ -11,11 +11,11 @@ import (
 	"github.com/orderflow/orderflow/commands/inventory"
 	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/internal/rpc"
-	"github.com/orderflow/orderflow/wire"
 	catalogrm "github.com/orderflow/orderflow/projections/catalog"
+	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/queries/catalog"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

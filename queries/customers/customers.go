@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -108,7 +107,7 @@ func (s Service) listAt(ctx context.Context, ids []string) ([]wire.Customer, eve
 
 // Register serves s as the customer-queries NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerQueries), 128, 10*time.Second, pgerr.Classify(nil))
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerQueries), rpc.QueryLimits, pgerr.Classify(nil))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCustomerQueries, Version: "0.1.0", Description: "reads customers"},
 		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointCustomerByID), Handler: rpc.Handle(srv, "get", s.CustomerByID)},
 		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointCustomersByIDs), Handler: rpc.Handle(srv, "get_many", s.CustomersByIDs)},

@@ -8,10 +8,10 @@ import (
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
-	"github.com/orderflow/orderflow/projections/projectiontest"
-	"github.com/orderflow/orderflow/wire"
 	customersrm "github.com/orderflow/orderflow/projections/customers"
+	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/queries/customers"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -5,7 +5,6 @@ package orders
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -25,7 +24,7 @@ type Service struct {
 
 // Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderQueries), 128, 10*time.Second, pgerr.Classify(nil))
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderQueries), rpc.QueryLimits, pgerr.Classify(nil))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceOrderQueries, Version: "0.1.0", Description: "reads orders"},
 		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointOrderByID), Handler: rpc.Handle(srv, "get", s.OrderByID)},
 		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointOrdersByIDs), Handler: rpc.Handle(srv, "get_many", s.OrdersByIDs)},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
@@ -103,7 +102,7 @@ from fulfillment`).Scan(&c.InFlight, &c.Confirmed, &c.Compensated, &c.TimedOut, 
 
 // Register serves q as the sagas NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, q Queries) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceSagas), 64, 10*time.Second, pgerr.Classify(nil))
+	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceSagas), rpc.CommandLimits, pgerr.Classify(nil))
 	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceSagas, Version: "0.1.0", Description: "process managers: order fulfillment"},
 		rpc.Endpoint{Name: "fulfillment", Subject: ns.Subject(wire.EndpointFulfillment), Handler: rpc.Handle(srv, "fulfillment", q.ByOrder)},
 		rpc.Endpoint{Name: "fulfillments_by_orders", Subject: ns.Subject(wire.EndpointFulfillmentsByIDs), Handler: rpc.Handle(srv, "fulfillments_by_orders", q.ByOrders)},

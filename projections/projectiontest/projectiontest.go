@@ -1,4 +1,4 @@
-// Package rmtest runs a read model for a test: a PostgreSQL event store and the read model's
+// Package projectiontest runs a read model for a test: a PostgreSQL event store and the read model's
 // schema in a fresh database, its projector running, and a waiter for read-your-writes.
 package projectiontest
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/bench"
+	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/projections"
 	orderrm "github.com/orderflow/orderflow/projections/orders"
 )
@@ -79,12 +79,13 @@ func benchRebuild(ctx context.Context, args []string, getenv func(string) string
 		}
 		// Measured until the new version is live (the old one is dropped after that).
 		start, took := time.Now(), time.Duration(0)
-		err = rebuildReadModel(ctx, store, store.Head, dbURL, orderrm.Name, orderrm.Projection{}, time.Millisecond, func(p projections.RebuildProgress) {
-			if p.Phase == "done" {
-				took = time.Since(start)
-			}
-			fmt.Fprintf(stdout, "rebuild %d: %s %d/%d events, %.0f events/s\n", round+1, p.Phase, p.Done, p.Total, p.Rate)
-		})
+		err = projections.Rebuild(ctx, store, dbURL, orderrm.Projection{}, projections.RebuildOptions{Head: store.Head, RetireAfter: time.Millisecond,
+			Progress: func(p projections.RebuildProgress) {
+				if p.Phase == "done" {
+					took = time.Since(start)
+				}
+				fmt.Fprintf(stdout, "rebuild %d: %s %d/%d events, %.0f events/s\n", round+1, p.Phase, p.Done, p.Total, p.Rate)
+			}})
 		if err != nil {
 			return err
 		}

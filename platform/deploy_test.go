@@ -1,4 +1,4 @@
-package main
+package platform
 
 import (
 	"context"
@@ -26,18 +26,18 @@ func TestEnvVarsListIsWhatTheBinaryReads(t *testing.T) {
 	if _, err := ParseFlags("serve", nil, func(k string) string { asked[k] = true; return "" }, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range envVars {
+	for _, k := range EnvVars {
 		if !asked[k] {
-			t.Errorf("envVars lists %s, which ParseFlags never reads", k)
+			t.Errorf("EnvVars lists %s, which ParseFlags never reads", k)
 		}
 	}
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for k := range asked {
-		if !slices.Contains(envVars, k) {
-			t.Errorf("ParseFlags reads %s, missing from envVars", k)
+		if !slices.Contains(EnvVars, k) {
+			t.Errorf("ParseFlags reads %s, missing from EnvVars", k)
 		}
 		if !strings.Contains(string(readme), "`"+k+"`") {
 			t.Errorf("README does not document %s", k)
@@ -52,7 +52,7 @@ func checkTarget(t *testing.T, where string, args []string, env map[string]strin
 		t.Fatalf("%s: command %q does not start with serve", where, args)
 	}
 	for k := range env {
-		if !slices.Contains(envVars, k) {
+		if !slices.Contains(EnvVars, k) {
 			t.Errorf("%s: sets %s, which the binary does not read", where, k)
 		}
 	}
@@ -60,7 +60,7 @@ func checkTarget(t *testing.T, where string, args []string, env map[string]strin
 	if err != nil {
 		t.Fatalf("%s: %q: %v", where, args, err)
 	}
-	if err := cfg.resolve(); err != nil {
+	if err := cfg.Resolve(); err != nil {
 		t.Errorf("%s: %v", where, err)
 	}
 	if len(cfg.Targets) != 1 {
@@ -94,7 +94,7 @@ func TestComposeFile(t *testing.T) {
 			DependsOn   map[string]struct{ Condition string } `yaml:"depends_on"`
 		}
 	}
-	data, err := os.ReadFile("../../deploy/docker-compose.yml")
+	data, err := os.ReadFile("../deploy/docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestComposeFile(t *testing.T) {
 			}
 		}
 	}
-	for _, target := range allTargets {
+	for _, target := range TargetNames() {
 		if !seen[target] {
 			t.Errorf("compose runs no %s container", target)
 		}
@@ -133,7 +133,7 @@ func TestComposeFile(t *testing.T) {
 }
 
 func TestKubernetesBase(t *testing.T) {
-	dir := "../../deploy/k8s/base"
+	dir := "../deploy/k8s/base"
 	var kust struct{ Resources []string }
 	readYAML(t, filepath.Join(dir, "kustomization.yaml"), &kust)
 	var config map[string]string
@@ -187,7 +187,7 @@ func TestKubernetesBase(t *testing.T) {
 			}
 		}
 	}
-	for _, target := range allTargets {
+	for _, target := range TargetNames() {
 		if !seen[target] {
 			t.Errorf("kubernetes base has no %s Deployment", target)
 		}
@@ -268,30 +268,27 @@ func remarshal(t *testing.T, in any, out any) {
 // fewer connections than PostgreSQL's default max_connections (100), leases included.
 func TestConnectionsAreBounded(t *testing.T) {
 	t.Parallel()
-	readModels := map[string]string{"order-queries": "orders", "catalog-queries": "catalog", "customer-queries": "customers"}
 	holds := func(cfg Config) int32 {
-		var n int32
-		if cfg.needsEventStore() {
-			n += cfg.eventStoreConns()
+		selected := cfg.selected()
+		n := eventStoreConns(selected)
+		for _, db := range databaseConns(selected) {
+			n += db.Conns
 		}
-		for q := range readModels {
-			if cfg.runs("projector") || cfg.runs(q) {
-				n += cfg.readModelConns(q)
+		for _, t := range selected {
+			switch t.Name {
+			case "projector":
+				n += int32(len(t.Databases)) // a lease per read model
+			case "fulfillment-saga":
+				n++ // its lease
 			}
-			if cfg.runs("projector") {
-				n++ // the lease
-			}
-		}
-		if cfg.runs("fulfillment-saga") {
-			n += connections["fulfillment-saga"].sagas + 1
 		}
 		return n
 	}
 	var apart int32
-	for _, target := range allTargets {
+	for _, target := range TargetNames() {
 		apart += holds(Config{Targets: []string{target}})
 	}
-	together := holds(Config{Targets: allTargets})
+	together := holds(Config{Targets: TargetNames()})
 	if apart >= 90 || together >= 90 {
 		t.Errorf("every target apart holds up to %d connections, all in one process %d: keep both under 90 of PostgreSQL's 100", apart, together)
 	}

@@ -28,7 +28,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return benchRebuild(ctx, args[1:], getenv, stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "append" {
-		return fmt.Errorf("bench: want `orderflow bench append`, `orderflow bench saga`, `orderflow bench open`, `orderflow bench rebuild` or `orderflow bench gateway`")
+		return fmt.Errorf("bench: want append, saga, open, rebuild or gateway (orderflow-bench help)")
 	}
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	fs.SetOutput(stderr)

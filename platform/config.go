@@ -1,4 +1,4 @@
-package main
+package platform
 
 import (
 	"errors"
@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orderflow/orderflow/dev/cardsim"
+	"github.com/orderflow/orderflow/target"
 	"github.com/orderflow/orderflow/wire"
 )
 
-// envVars are every environment variable the binary reads (ParseFlags); deploy files and the
-// README may name only these, and must name them all (deploy_test.go).
-var envVars = []string{
+// EnvVars are every environment variable the binary reads (ParseFlags); deploy files and the
+// README may name only these, and must name them all (deploy tests).
+var EnvVars = []string{
 	"ORDERFLOW_HTTP_ADDR", "ORDERFLOW_DATA_DIR", "DATABASE_URL", "EVENTSTORE_URL", "ORDERS_DATABASE_URL",
 	"CATALOG_DATABASE_URL", "CUSTOMERS_DATABASE_URL", "SAGAS_DATABASE_URL", "FULFILLMENT_PAYMENT_TIMEOUT", "FULFILLMENT_STEP_TIMEOUT",
 	"PAYMENT_PROVIDER_URL", "PAYMENT_PROVIDER_ADDR", "PAYMENT_PROVIDER_LATENCY", "PAYMENT_PROVIDER_DECLINE_RATE", "PAYMENT_PROVIDER_OUTAGE",
@@ -25,10 +25,6 @@ var envVars = []string{
 	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
 	"GATEWAY_MAX_SUBSCRIPTIONS",
 }
-
-// Targets a process can run. "all" is every one of them.
-var allTargets = []string{"order-commands", "customer-commands", "inventory-commands", "payment-commands", "projector",
-	"order-queries", "catalog-queries", "customer-queries", "fulfillment-saga", "payment-provider", "gateway"}
 
 // Config is read once, here, from flags and the environment.
 type Config struct {
@@ -62,8 +58,7 @@ type Config struct {
 	PaymentProviderURL string
 	// PaymentProvider configures the simulated gateway of the payment-provider target:
 	// PAYMENT_PROVIDER_ADDR (default 127.0.0.1:0), _LATENCY (20ms), _DECLINE_RATE (0), _OUTAGE.
-	PaymentProvider     cardsim.Options
-	PaymentProviderAddr string
+	PaymentProvider target.CardGateway
 	// NATSURL of the NATS server (NATS_URL); empty starts an embedded server.
 	NATSURL string
 	// NATSNamespace prefixes every subject (ORDERFLOW_NATS_PREFIX; default orderflow).
@@ -105,7 +100,7 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	c := Config{Dev: cmd == "dev"}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	targets := fs.String("target", "all", "comma-separated targets to run: all, or any of "+strings.Join(allTargets, ", "))
+	targets := fs.String("target", "all", "comma-separated targets to run: all, or any of "+strings.Join(TargetNames(), ", "))
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("ORDERFLOW_HTTP_ADDR", "127.0.0.1:8080"), "gateway listen address")
 	fs.StringVar(&c.DataDir, "data-dir", env("ORDERFLOW_DATA_DIR", ".orderflow"), "where dev keeps its PostgreSQL cluster and NATS data")
 	if err := fs.Parse(args); err != nil {
@@ -121,7 +116,7 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	c.CustomersDatabaseURL = getenv("CUSTOMERS_DATABASE_URL")
 	c.SagasDatabaseURL = getenv("SAGAS_DATABASE_URL")
 	c.PaymentProviderURL = getenv("PAYMENT_PROVIDER_URL")
-	c.PaymentProviderAddr = env("PAYMENT_PROVIDER_ADDR", "127.0.0.1:0")
+	c.PaymentProvider.Addr = env("PAYMENT_PROVIDER_ADDR", "127.0.0.1:0")
 	var perr error
 	durationEnv := func(key, def string) time.Duration {
 		d, err := time.ParseDuration(env(key, def))
@@ -176,11 +171,11 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 		t = strings.TrimSpace(t)
 		switch {
 		case t == "all":
-			c.Targets = append(c.Targets, allTargets...)
-		case slices.Contains(allTargets, t):
+			c.Targets = append(c.Targets, TargetNames()...)
+		case slices.Contains(TargetNames(), t):
 			c.Targets = append(c.Targets, t)
 		default:
-			return Config{}, fmt.Errorf("unknown target %q: want all or any of %s", t, strings.Join(allTargets, ", "))
+			return Config{}, fmt.Errorf("unknown target %q: want all or any of %s", t, strings.Join(TargetNames(), ", "))
 		}
 	}
 	slices.Sort(c.Targets)
@@ -188,8 +183,8 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	return c, nil
 }
 
-// resolve fills database URLs from DatabaseURL and checks what the targets need.
-func (c *Config) resolve() error {
+// Resolve fills database URLs from DatabaseURL and checks what the targets need.
+func (c *Config) Resolve() error {
 	if c.EventStoreURL == "" {
 		c.EventStoreURL = c.DatabaseURL
 	}
@@ -203,19 +198,13 @@ func (c *Config) resolve() error {
 		return errors.New("no event store: set EVENTSTORE_URL or DATABASE_URL (postgres://…), or run `orderflow dev`")
 	}
 	if needsStore && !isESDB(c.EventStoreURL) && !strings.HasPrefix(c.EventStoreURL, "postgres://") && !strings.HasPrefix(c.EventStoreURL, "postgresql://") {
-		return fmt.Errorf("EVENTSTORE_URL %s: want esdb://… (EventStoreDB) or postgres://… (PostgreSQL)", mask(c.EventStoreURL))
+		return fmt.Errorf("EVENTSTORE_URL %s: want esdb://… (EventStoreDB) or postgres://… (PostgreSQL)", Mask(c.EventStoreURL))
 	}
-	for _, db := range []struct {
-		url, target, env string
-		needed           bool
-	}{
-		{c.OrdersDatabaseURL, "order-queries", "ORDERS_DATABASE_URL", c.runs("projector") || c.runs("order-queries")},
-		{c.CatalogDatabaseURL, "catalog-queries", "CATALOG_DATABASE_URL", c.runs("projector") || c.runs("catalog-queries")},
-		{c.CustomersDatabaseURL, "customer-queries", "CUSTOMERS_DATABASE_URL", c.runs("projector") || c.runs("customer-queries")},
-		{c.SagasDatabaseURL, "fulfillment-saga", "SAGAS_DATABASE_URL", c.runs("fulfillment-saga")},
-	} {
-		if db.needed && db.url == "" {
-			return fmt.Errorf("no database for %s: set %s or DATABASE_URL", db.target, db.env)
+	for _, t := range c.selected() {
+		for _, db := range t.Databases {
+			if c.SchemaURL(db.Schema) == "" {
+				return fmt.Errorf("no database for %s: set %s or DATABASE_URL", t.Name, databaseEnv[db.Schema])
+			}
 		}
 	}
 	return nil
@@ -225,53 +214,53 @@ func isESDB(url string) bool {
 	return strings.HasPrefix(url, "esdb://") || strings.HasPrefix(url, "esdb+discover://")
 }
 
-func (c Config) needsEventStore() bool {
-	return c.runs("order-commands") || c.runs("customer-commands") || c.runs("inventory-commands") || c.runs("payment-commands") ||
-		c.runs("projector") || c.runs("fulfillment-saga")
-}
+func (c Config) needsEventStore() bool { return eventStoreConns(c.selected()) > 0 }
 
 func (c Config) runs(target string) bool { return slices.Contains(c.Targets, target) }
 
-// connections is what each target may hold of each database at once: a process's pool of a
-// database is the sum over the targets it runs, so that every target run as its own process
-// (eleven of them) holds at most 61 connections in all, well under PostgreSQL's default 100, and
-// the whole platform in one process 57. A projector's lease is one more connection per read
-// model, outside the pools.
-var connections = map[string]struct{ events, readModel, sagas int32 }{
-	"order-commands":     {events: 6},
-	"customer-commands":  {events: 3},
-	"inventory-commands": {events: 6},
-	"payment-commands":   {events: 3},
-	"projector":          {events: 4, readModel: 3}, // readModel: of each read model
-	"order-queries":      {readModel: 6},
-	"catalog-queries":    {readModel: 6},
-	"customer-queries":   {readModel: 6},
-	"fulfillment-saga":   {events: 2, sagas: 6},
+// selected are the registry's targets c runs, in the registry's order.
+func (c Config) selected() []target.Target {
+	var out []target.Target
+	for _, t := range Targets {
+		if c.runs(t.Name) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
-// eventStoreConns is the size of this process's event store pool: its targets' shares, 2 to 20.
-func (c Config) eventStoreConns() int32 {
-	var n int32
-	for _, t := range c.Targets {
-		n += connections[t].events
-	}
-	return min(max(n, 2), 20)
+// databaseEnv names the variable that locates each schema's database (default DATABASE_URL).
+var databaseEnv = map[string]string{
+	"orders": "ORDERS_DATABASE_URL", "catalog": "CATALOG_DATABASE_URL", "customers": "CUSTOMERS_DATABASE_URL", "fulfillment": "SAGAS_DATABASE_URL",
 }
 
-// readModelConns is the size of this process's pool of the read model its query target serves.
-func (c Config) readModelConns(queryTarget string) int32 {
-	var n int32
-	if c.runs("projector") {
-		n += connections["projector"].readModel
+// SchemaURL is the database that holds schema.
+func (c Config) SchemaURL(schema string) string {
+	switch databaseEnv[schema] {
+	case "ORDERS_DATABASE_URL":
+		return c.OrdersDatabaseURL
+	case "CATALOG_DATABASE_URL":
+		return c.CatalogDatabaseURL
+	case "CUSTOMERS_DATABASE_URL":
+		return c.CustomersDatabaseURL
+	case "SAGAS_DATABASE_URL":
+		return c.SagasDatabaseURL
 	}
-	if c.runs(queryTarget) {
-		n += connections[queryTarget].readModel
-	}
-	return max(n, 2)
+	return c.DatabaseURL
 }
 
-// mask hides a URL's password for printing.
-func mask(raw string) string {
+// settings are what the targets read of c.
+func (c Config) settings() target.Settings {
+	return target.Settings{
+		ConsistencyTimeout: c.ConsistencyTimeout, PaymentTimeout: c.PaymentTimeout, StepTimeout: c.StepTimeout,
+		PaymentProviderURL: c.PaymentProviderURL, PaymentProvider: c.PaymentProvider,
+		Gateway: target.Security{RateLimit: c.RateLimit, AdminRateLimit: c.AdminRateLimit, CORSOrigins: c.CORSOrigins,
+			Introspection: c.Introspection, GraphiQL: c.Dev, MaxSubscriptions: c.MaxSubscriptions},
+	}
+}
+
+// Mask hides a URL's password for printing.
+func Mask(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
 		return raw

@@ -17,8 +17,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/dev/pgcluster"
+	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/platform"
 )
 
 // benchSaga runs `orderflow bench saga`: the whole platform in this process (a private
@@ -266,14 +267,14 @@ func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]st
 	if p.token, err = auth.Issue([]byte(secret), "bench", auth.Admin, time.Hour); err != nil {
 		return nil, err
 	}
-	cfg, err := ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dir}, func(k string) string { return env[k] }, stderr)
+	cfg, err := platform.ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dir}, func(k string) string { return env[k] }, stderr)
 	if err != nil {
 		return nil, err
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- Run(runCtx, cfg, io.Discard, &p.log, func(a string) { ready <- a }) }()
+	go func() { done <- platform.Run(runCtx, cfg, io.Discard, &p.log, func(a string) { ready <- a }) }()
 	cleanup = append(cleanup, func() { stopRun(); <-done })
 	select {
 	case a := <-ready:
@@ -282,7 +283,7 @@ func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]st
 		done <- err
 		return nil, fmt.Errorf("platform: %w", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, natsURLFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, platform.NATSURLFile)); err == nil {
 		p.natsURL = strings.TrimSpace(string(b))
 	}
 	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}

@@ -1,0 +1,428 @@
+// Package platform runs orderflow: its configuration (Config, read once from flags and the
+// environment), the registry of its targets (Targets), and Run, which opens what a process's
+// targets share (event store, NATS, database pools, metrics) and starts them. `orderflow serve`,
+// `orderflow dev`, the benchmarks and the platform's tests all start it through Run.
+package platform
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/dev/natsrv"
+	"github.com/orderflow/orderflow/dev/pgcluster"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/esdb"
+	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/internal/ops"
+	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/target"
+)
+
+// Files `orderflow dev` writes in its data directory, so that the CLI run from the same checkout
+// finds the platform with no configuration.
+const (
+	// DatabaseURLFile holds the URL of the dev cluster's database.
+	DatabaseURLFile = "database.url"
+	// NATSURLFile holds the URL of the embedded NATS server.
+	NATSURLFile = "nats.url"
+)
+
+// Run starts cfg's targets and blocks until ctx ends, then shuts down in order. onReady, if set,
+// is called with the HTTP address once every target is up.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func(httpAddr string)) (err error) {
+	log := NewLogger(cfg, stderr)
+	var done Cleanup
+	defer func() { done.Run() }()
+
+	// dev needs PostgreSQL for the read models, and for the event store unless it is EventStoreDB.
+	if cfg.Dev && cfg.DatabaseURL == "" && (cfg.EventStoreURL == "" || cfg.OrdersDatabaseURL == "" || cfg.CatalogDatabaseURL == "" ||
+		cfg.CustomersDatabaseURL == "" || cfg.SagasDatabaseURL == "") {
+		url, stop, err := devDatabase(ctx, cfg.DataDir, log)
+		if err != nil {
+			return err
+		}
+		done.Add(stop)
+		cfg.DatabaseURL = url
+		urlFile := filepath.Join(cfg.DataDir, DatabaseURLFile)
+		if err := os.WriteFile(urlFile, []byte(url+"\n"), 0o600); err == nil {
+			done.Add(func() { _ = os.Remove(urlFile) })
+		}
+	}
+	if err := cfg.Resolve(); err != nil {
+		return err
+	}
+	selected := cfg.selected()
+	natsOpts := []nats.Option{nats.Name("orderflow " + strings.Join(cfg.Targets, ",")), nats.MaxReconnects(-1)}
+	if cfg.NATSURL == "" {
+		ns, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(cfg.DataDir, "nats")})
+		if err != nil {
+			return err
+		}
+		// This process's services talk to the embedded server in memory, not over TCP: a third
+		// of a gateway query's CPU was system calls on loopback sockets.
+		natsOpts = append(natsOpts, ns.InProcess())
+		done.Add(ns.Stop)
+		cfg.NATSURL = ns.URL()
+		log.Info("embedded nats started", "url", cfg.NATSURL)
+		urlFile := filepath.Join(cfg.DataDir, NATSURLFile)
+		if err := os.WriteFile(urlFile, []byte(cfg.NATSURL+"\n"), 0o644); err == nil {
+			done.Add(func() { _ = os.Remove(urlFile) })
+		}
+	}
+	log.Info("config", "targets", strings.Join(cfg.Targets, ","), "http_addr", cfg.HTTPAddr,
+		"eventstore_url", Mask(cfg.EventStoreURL), "orders_database_url", Mask(cfg.OrdersDatabaseURL),
+		"catalog_database_url", Mask(cfg.CatalogDatabaseURL), "customers_database_url", Mask(cfg.CustomersDatabaseURL), "nats_url", Mask(cfg.NATSURL), "nats_prefix", string(cfg.NATSNamespace))
+
+	nc, err := nats.Connect(cfg.NATSURL, natsOpts...)
+	if err != nil {
+		return fmt.Errorf("connect to nats %s: %w", Mask(cfg.NATSURL), err)
+	}
+	done.Add(func() { _ = nc.Drain() })
+	if err := CheckNATSServer(nc.ConnectedServerVersion()); err != nil {
+		return fmt.Errorf("nats %s: %w", Mask(cfg.NATSURL), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	svcCtx, stopServices := context.WithCancel(context.Background())
+	proc := target.NewProcess(svcCtx)
+	done.Add(func() { stopServices(); proc.Wait() })
+	proc.Check(func(context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("nats: not connected")
+		}
+		return nil
+	})
+	d := target.Deps{NC: nc, JS: js, Namespace: cfg.NATSNamespace, Log: log, Metrics: prometheus.NewRegistry(),
+		EventStoreURL: cfg.EventStoreURL, DatabaseURL: cfg.SchemaURL, Settings: cfg.settings()}
+	if conns := eventStoreConns(selected); conns > 0 {
+		raw, ping, err := OpenEventStore(ctx, cfg.EventStoreURL, conns, log, &done)
+		if err != nil {
+			return err
+		}
+		proc.Check(ping)
+		d.Store, d.Head = eventstore.WithUpcasters(raw, Upcasters), HeadOf(raw)
+		// The command services of this process write through one Writer: one writer per stream,
+		// its decided state cached (see commands.Writer).
+		d.Writer = commands.NewWriter(d.Store, commands.WriterOptions{})
+		if pg, ok := raw.(*postgres.Store); ok {
+			d.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_eventstore_horizon_age_seconds",
+				Help: "Age of the oldest transaction on the event store's cluster: how long it holds every subscriber back."},
+				func() float64 {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					defer cancel()
+					age, _ := pg.HorizonAge(ctx)
+					return age.Seconds()
+				}))
+		}
+	}
+	pools := map[string]*pgxpool.Pool{}
+	for _, db := range databaseConns(selected) {
+		pool, err := OpenPool(ctx, cfg.SchemaURL(db.Schema), db.Schema, db.Conns)
+		if err != nil {
+			return fmt.Errorf("%s database: %w", db.Schema, err)
+		}
+		done.Add(pool.Close)
+		proc.Check(pool.Ping)
+		pools[db.Schema] = pool
+	}
+	d.Pool = func(schema string) *pgxpool.Pool { return pools[schema] }
+	if cfg.runs("gateway") {
+		if d.Settings.Gateway.Verifier, err = Verifier(cfg); err != nil {
+			return err
+		}
+	}
+	for _, t := range selected {
+		if err := t.Start(svcCtx, d, proc); err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
+		}
+	}
+
+	// Every process serves HTTP: the gateway its API, the others /healthz, /readyz and /metrics.
+	handler := proc.Handler()
+	if handler == nil {
+		handler = ops.Handler(proc.Ready, d.Metrics)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set ORDERFLOW_HTTP_ADDR to use another address): %w", cfg.HTTPAddr, err)
+	}
+	addr := ln.Addr().String()
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	serverErr := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serverErr <- err
+		}
+	}()
+	done.Add(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	if cfg.runs("gateway") {
+		fmt.Fprintf(stdout, "orderflow is up: REST http://%s/api/v1  GraphQL http://%s/graphql  (Ctrl-C stops)\n", addr, addr)
+		if cfg.Dev && cfg.JWKSFile == "" {
+			if secret, err := JWTSecret(cfg, false); err == nil {
+				if tok, err := auth.Issue(secret, "dev-admin", auth.Admin, 24*time.Hour); err == nil {
+					fmt.Fprintf(stdout, "GraphiQL: http://%s/graphiql   dev admin token (24 h; `orderflow token --sub ID --role customer|admin` makes others):\n  Authorization: Bearer %s\n", addr, tok)
+				}
+			}
+		}
+	} else {
+		fmt.Fprintf(stdout, "orderflow %s is up: health http://%s/readyz\n", strings.Join(cfg.Targets, ","), addr)
+	}
+	log.Info("started", "targets", strings.Join(cfg.Targets, ","))
+	if onReady != nil {
+		onReady(addr)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-serverErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+}
+
+// eventStoreConns is the size of a process's event store pool: its targets' shares, 2 to 20; 0
+// when none of them uses the store.
+func eventStoreConns(targets []target.Target) int32 {
+	var n int32
+	for _, t := range targets {
+		n += t.EventStoreConns
+	}
+	if n == 0 {
+		return 0
+	}
+	return min(max(n, 2), 20)
+}
+
+// databaseConns is the pool of each schema a process's targets use: the sum of their shares, at
+// least 2.
+func databaseConns(targets []target.Target) []target.Database {
+	var out []target.Database
+	for _, t := range targets {
+		for _, db := range t.Databases {
+			i := slices.IndexFunc(out, func(o target.Database) bool { return o.Schema == db.Schema })
+			if i < 0 {
+				out = append(out, target.Database{Schema: db.Schema})
+				i = len(out) - 1
+			}
+			out[i].Conns += db.Conns
+		}
+	}
+	for i := range out {
+		out[i].Conns = max(out[i].Conns, 2)
+	}
+	return out
+}
+
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Cleanup runs functions in reverse order of registration.
+type Cleanup []func()
+
+func (c *Cleanup) Add(f func()) { *c = append(*c, f) }
+func (c Cleanup) Run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
+// openEventStore connects to the event store EVENTSTORE_URL names: postgres://… or esdb://….
+func OpenEventStore(ctx context.Context, url string, conns int32, log *slog.Logger, done *Cleanup) (eventstore.Store, func(context.Context) error, error) {
+	if isESDB(url) {
+		store, err := esdb.Open(url, esdb.Options{Log: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		done.Add(func() { _ = store.Close() })
+		if err := store.Ping(ctx); err != nil {
+			return nil, nil, fmt.Errorf("eventstoredb at %s: %w", Mask(url), err)
+		}
+		log.Info("event store: EventStoreDB", "url", Mask(url))
+		return store, store.Ping, nil
+	}
+	pool, err := OpenPool(ctx, url, "", conns)
+	if err != nil {
+		return nil, nil, fmt.Errorf("event store: %w", err)
+	}
+	done.Add(pool.Close)
+	store := postgres.New(pool, postgres.Options{})
+	if err := store.Migrate(ctx); err != nil {
+		return nil, nil, err
+	}
+	return store, pool.Ping, nil
+}
+
+// Upcasters turn stored events of old shapes into current ones for every reader. None yet: no
+// event type has changed shape. A changed payload gets a new type name (order.placed.v2) and an
+// entry here from the old one.
+var Upcasters = eventstore.Upcasters{}
+
+// HeadOf returns the store's head-of-log function, if it has one.
+func HeadOf(store eventstore.Store) func(context.Context) (eventstore.Position, error) {
+	if h, ok := store.(interface {
+		Head(context.Context) (eventstore.Position, error)
+	}); ok {
+		return h.Head
+	}
+	return nil
+}
+
+func OpenPool(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	pool, err := pgschema.Open(ctx, url, schema, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", Mask(url), err)
+	}
+	return pool, nil
+}
+
+// devDatabase starts (or adopts) the private cluster under dataDir and returns the URL of its
+// "orderflow" database.
+func devDatabase(ctx context.Context, dataDir string, log *slog.Logger) (string, func(), error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return "", nil, err
+	}
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dataDir, "pg"), Log: func(msg string, args ...any) { log.Info(msg, args...) }})
+	if err != nil {
+		return "", nil, fmt.Errorf("dev database: %w (or set DATABASE_URL)", err)
+	}
+	stop := func() {
+		if err := cluster.Stop(); err != nil {
+			log.Warn("stop postgres", "err", err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, cluster.URL("postgres"))
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `select exists (select 1 from pg_database where datname = 'orderflow')`).Scan(&exists); err != nil {
+		stop()
+		return "", nil, err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `create database orderflow`); err != nil {
+			stop()
+			return "", nil, err
+		}
+	}
+	// A cluster that dies (killed, crashed, stopped from outside) is said loudly and started again:
+	// the services answer "unavailable" meanwhile and their pools reconnect.
+	superviseCtx, stopSupervising := context.WithCancel(context.WithoutCancel(ctx))
+	go cluster.Supervise(superviseCtx, func(msg string, args ...any) { log.Error(msg, args...) })
+	return cluster.URL("orderflow"), func() { stopSupervising(); stop() }, nil
+}
+
+// minNATSServer is the oldest nats-server orderflow's JetStream consumers work with (multiple
+// filter subjects on one consumer came with 2.10).
+var minNATSServer = [3]int{2, 10, 0}
+
+// CheckNATSServer refuses a server older than minNATSServer with a message that says so, instead
+// of the JetStream error the first consumer would meet.
+func CheckNATSServer(version string) error {
+	var v [3]int
+	core, _, _ := strings.Cut(strings.TrimPrefix(version, "v"), "-")
+	parts := strings.SplitN(core, ".", 3)
+	for i := range min(len(parts), 3) {
+		n, err := strconv.Atoi(parts[i])
+		if err != nil {
+			return fmt.Errorf("cannot read the server's version %q: orderflow needs nats-server %d.%d or newer", version, minNATSServer[0], minNATSServer[1])
+		}
+		v[i] = n
+	}
+	if slices.Compare(v[:], minNATSServer[:]) < 0 {
+		return fmt.Errorf("the server is nats-server %s: orderflow needs %d.%d or newer, with JetStream (or leave NATS_URL unset: the binary embeds one)", version, minNATSServer[0], minNATSServer[1])
+	}
+	return nil
+}
+
+// jwtSecretFile is where `orderflow dev` keeps the secret of its tokens, so that `orderflow
+// token` run from the same checkout issues tokens that platform accepts, across restarts.
+const jwtSecretFile = "jwt.secret"
+
+// JWTSecret is ORDERFLOW_JWT_SECRET, else (create) the dev secret in dataDir.
+func JWTSecret(cfg Config, create bool) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	path := filepath.Join(cfg.DataDir, jwtSecretFile)
+	if b, err := os.ReadFile(path); err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	} else if !create {
+		return nil, fmt.Errorf("no ORDERFLOW_JWT_SECRET and no %s: run `make run` first in this checkout, or set ORDERFLOW_JWT_SECRET", path)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("keep the dev token secret: %w", err)
+	}
+	return []byte(secret), nil
+}
+
+// Verifier is how the gateway checks tokens: the JWKS file's keys, else the HS256 secret (dev
+// makes one).
+func Verifier(cfg Config) (*auth.Verifier, error) {
+	switch {
+	case cfg.JWKSFile != "":
+		return auth.JWKSFile(cfg.JWKSFile)
+	case cfg.JWTSecret != "" || cfg.Dev:
+		secret, err := JWTSecret(cfg, cfg.Dev)
+		if err != nil {
+			return nil, err
+		}
+		return auth.HS256(secret)
+	}
+	return nil, errors.New("the gateway needs ORDERFLOW_JWT_SECRET (HS256, at least 32 bytes) or ORDERFLOW_JWKS_FILE (RS256)")
+}

@@ -1,0 +1,256 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/orderflow/orderflow/internal/pgerr"
+	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/target"
+	"github.com/orderflow/orderflow/wire"
+)
+
+// Target is the projector target: it runs the projection of each read model into its own
+// database (schema of the projection's name), and the projections service (figures, pause,
+// resume, parked events, rebuilds over NATS, for the gateway's admin fields and the console).
+func Target(readModels ...Projection) target.Target {
+	t := target.Target{Name: "projector", EventStoreConns: 4}
+	for _, rm := range readModels {
+		t.Databases = append(t.Databases, target.Database{Schema: rm.Name(), Conns: 3})
+	}
+	t.Start = func(ctx context.Context, d target.Deps, p *target.Process) error {
+		metrics := SharedMetrics(p, d)
+		ops := &operations{ctx: ctx, d: d, readModels: map[string]Projection{}}
+		for _, rm := range readModels {
+			ops.readModels[rm.Name()] = rm
+			pr := New(d.Store, d.Pool(rm.Name()), rm, Options{Log: d.Log, Publish: PublishJSON(d.NC.Publish, d.Namespace.Progress(rm.Name())), Metrics: metrics})
+			metrics.Watch(pr, d.Head)
+			if err := pr.Migrate(ctx); err != nil {
+				return err
+			}
+			p.Go(func(ctx context.Context) { _ = pr.Run(ctx) })
+			p.Check(func(context.Context) error { return pr.Health() })
+		}
+		if err := ops.register(ctx); err != nil {
+			return fmt.Errorf("projections service: %w", err)
+		}
+		return nil
+	}
+	return t
+}
+
+type metricsKey struct{}
+
+// SharedMetrics are the projection metrics of a process: every projector of it (read models, sagas)
+// reports to one set.
+func SharedMetrics(p *target.Process, d target.Deps) *Metrics {
+	return target.Share(p, metricsKey{}, func() *Metrics { return NewMetrics(d.Metrics) })
+}
+
+// Status reads read model name's checkpoint, control and parked rows in its database (dbURL),
+// and its lag behind the head of the log when the event store is PostgreSQL (eventsURL; for
+// EventStoreDB the lag is not counted).
+func Status(ctx context.Context, eventsURL, dbURL, name string) (wire.ProjectionStatus, error) {
+	var es *pgx.Conn
+	head := "unknown (EventStoreDB)"
+	if strings.HasPrefix(eventsURL, "postgres://") || strings.HasPrefix(eventsURL, "postgresql://") {
+		var err error
+		if es, err = pgx.Connect(ctx, eventsURL); err != nil {
+			return wire.ProjectionStatus{}, err
+		}
+		defer es.Close(context.Background())
+		var gp int64
+		if err := es.QueryRow(ctx, `select coalesce(max(global_position), 0) from eventstore.events`).Scan(&gp); err != nil {
+			return wire.ProjectionStatus{}, fmt.Errorf("head of the log: %w", err)
+		}
+		head = fmt.Sprint(gp)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return wire.ProjectionStatus{}, err
+	}
+	defer conn.Close(context.Background())
+	st := wire.ProjectionStatus{Name: name, Head: head, Position: "0-0"}
+	table := func(t string) string { return pgx.Identifier{name, t}.Sanitize() }
+	var c, p int64
+	err = conn.QueryRow(ctx, `select commit_position, prepare_position, updated_at from `+table("projection_checkpoints")+` where name = $1`, name).Scan(&c, &p, &st.UpdatedAt)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return wire.ProjectionStatus{}, fmt.Errorf("%s checkpoint: %w", name, err)
+	}
+	st.Position = fmt.Sprintf("%d-%d", c, p)
+	if es != nil {
+		var oldest *time.Time
+		if es.QueryRow(ctx, `select count(*), min(recorded_at) from eventstore.events where (tx_id, global_position) > ($1::text::xid8, $2)`, fmt.Sprint(c), p).Scan(&st.LagEvents, &oldest) == nil && oldest != nil {
+			st.LagSeconds = time.Since(*oldest).Seconds()
+		}
+	}
+	_ = conn.QueryRow(ctx, `select exists (select 1 from pg_namespace where nspname = $1)`, name+"_rebuild").Scan(&st.Rebuilding)
+	_ = conn.QueryRow(ctx, `select coalesce((select paused from `+table("projection_control")+` where name = $1), false)`, name).Scan(&st.Paused)
+	_ = conn.QueryRow(ctx, `select count(*) from `+table("projection_parked")+` where name = $1`, name).Scan(&st.Parked)
+	return st, nil
+}
+
+// operations is the projections service of the projector target: the figures and operations
+// of `orderflow projections`, over NATS, for the gateway's admin fields. A rebuild it starts runs
+// in this process, in the background; its progress is kept here.
+type operations struct {
+	ctx        context.Context // the service's lifetime: rebuilds stop with it
+	d          target.Deps
+	readModels map[string]Projection
+
+	mu       sync.Mutex
+	rebuilds map[string]*wire.RebuildStatus
+}
+
+func (o *operations) register(ctx context.Context) error {
+	o.rebuilds = map[string]*wire.RebuildStatus{}
+	srv := rpc.NewServer(ctx, o.d.NC, o.d.Log.With("service", wire.ServiceProjections), rpc.OperationLimits, pgerr.Classify(nil))
+	ns := o.d.Namespace
+	_, err := rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceProjections, Version: "0.1.0", Description: "read models' projections: figures, pause, resume, parked events, rebuilds"},
+		rpc.Endpoint{Name: "list", Subject: ns.Subject(wire.EndpointProjectionsList), Handler: rpc.Handle(srv, "list", o.list)},
+		rpc.Endpoint{Name: "pause", Subject: ns.Subject(wire.EndpointProjectionPause), Handler: rpc.Handle(srv, "pause", o.pause(true))},
+		rpc.Endpoint{Name: "resume", Subject: ns.Subject(wire.EndpointProjectionResume), Handler: rpc.Handle(srv, "resume", o.pause(false))},
+		rpc.Endpoint{Name: "parked", Subject: ns.Subject(wire.EndpointProjectionParked), Handler: rpc.Handle(srv, "parked", o.parked)},
+		rpc.Endpoint{Name: "replay_parked", Subject: ns.Subject(wire.EndpointProjectionReplay), Handler: rpc.Handle(srv, "replay_parked", o.replay)},
+		rpc.Endpoint{Name: "rebuild", Subject: ns.Subject(wire.EndpointProjectionRebuild), Handler: rpc.Handle(srv, "rebuild", o.rebuild)},
+	)
+	return err
+}
+
+// readModel returns the read model's projection and its pool.
+func (o *operations) readModel(name string) (Projection, *pgxpool.Pool, error) {
+	p, ok := o.readModels[name]
+	if !ok {
+		return nil, nil, &rpc.Error{Code: rpc.CodeNotFound, Field: "name", Message: fmt.Sprintf("no read model %q", name)}
+	}
+	return p, o.d.Pool(name), nil
+}
+
+func (o *operations) list(ctx context.Context, _ struct{}) ([]wire.ProjectionStatus, error) {
+	return o.figures(ctx, "")
+}
+
+func (o *operations) figures(ctx context.Context, only string) ([]wire.ProjectionStatus, error) {
+	var list []wire.ProjectionStatus
+	for name := range o.readModels {
+		if only != "" && name != only {
+			continue
+		}
+		st, err := Status(ctx, o.d.EventStoreURL, o.d.DatabaseURL(name), name)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, st)
+	}
+	slices.SortFunc(list, func(a, b wire.ProjectionStatus) int { return strings.Compare(a.Name, b.Name) })
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range list {
+		if r := o.rebuilds[list[i].Name]; r != nil {
+			copied := *r
+			list[i].Rebuild = &copied
+		}
+	}
+	return list, nil
+}
+
+func (o *operations) one(ctx context.Context, name string) (wire.ProjectionStatus, error) {
+	list, err := o.figures(ctx, name)
+	if err != nil || len(list) == 0 {
+		return wire.ProjectionStatus{}, err
+	}
+	return list[0], nil
+}
+
+func (o *operations) pause(paused bool) func(context.Context, wire.ProjectionName) (wire.ProjectionStatus, error) {
+	return func(ctx context.Context, req wire.ProjectionName) (wire.ProjectionStatus, error) {
+		_, pool, err := o.readModel(req.Name)
+		if err != nil {
+			return wire.ProjectionStatus{}, err
+		}
+		if err := SetPaused(ctx, pool, req.Name, paused); err != nil {
+			return wire.ProjectionStatus{}, err
+		}
+		return o.one(ctx, req.Name)
+	}
+}
+
+func (o *operations) parked(ctx context.Context, req wire.ProjectionName) ([]wire.ParkedEvent, error) {
+	_, pool, err := o.readModel(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	list, err := ListParked(ctx, pool, req.Name)
+	out := make([]wire.ParkedEvent, 0, len(list))
+	for _, p := range list {
+		out = append(out, wire.ParkedEvent{EventID: p.EventID, Stream: p.Stream, Type: p.Type, Position: p.Position, Error: p.Error, Attempts: int64(p.Attempts), ParkedAt: p.ParkedAt})
+	}
+	return out, err
+}
+
+func (o *operations) replay(ctx context.Context, req wire.ProjectionName) (wire.ReplayResult, error) {
+	rm, pool, err := o.readModel(req.Name)
+	if err != nil {
+		return wire.ReplayResult{}, err
+	}
+	n, err := ReplayParked(ctx, o.d.Store, pool, rm)
+	return wire.ReplayResult{Applied: int64(n)}, err
+}
+
+// rebuild starts a rebuild in the background and answers with the projection's figures once it
+// runs (or with the reason it could not start: another rebuild holds the lock).
+func (o *operations) rebuild(ctx context.Context, req wire.ProjectionName) (wire.ProjectionStatus, error) {
+	rm, _, err := o.readModel(req.Name)
+	if err != nil {
+		return wire.ProjectionStatus{}, err
+	}
+	o.mu.Lock()
+	if r := o.rebuilds[req.Name]; r != nil && r.Phase != "done" && r.Phase != "failed" {
+		o.mu.Unlock()
+		return wire.ProjectionStatus{}, rpc.Errorf(rpc.CodeConflict, "a rebuild of %s is already running (%s)", req.Name, r.Phase)
+	}
+	prev := o.rebuilds[req.Name]
+	status := &wire.RebuildStatus{Phase: "starting", StartedAt: time.Now().UTC()}
+	o.rebuilds[req.Name] = status
+	o.mu.Unlock()
+	ended := make(chan error, 1)
+	go func() {
+		err := Rebuild(o.ctx, o.d.Store, o.d.DatabaseURL(req.Name), rm, RebuildOptions{Head: o.d.Head, Progress: func(p RebuildProgress) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			status.Phase, status.Done, status.Total, status.Rate, status.ETASeconds = p.Phase, p.Done, p.Total, p.Rate, p.ETA.Seconds()
+		}})
+		o.mu.Lock()
+		switch {
+		case errors.Is(err, ErrRebuildRunning):
+			o.rebuilds[req.Name] = prev // refused: the running one's progress stays
+		case err != nil:
+			status.Phase, status.Error = "failed", err.Error()
+			o.d.Log.Error("rebuild failed", "projection", req.Name, "err", err)
+		default:
+			status.Phase = "done"
+		}
+		o.mu.Unlock()
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if errors.Is(err, ErrRebuildRunning) {
+			return wire.ProjectionStatus{}, rpc.Errorf(rpc.CodeConflict, "a rebuild of %s is already running elsewhere", req.Name)
+		}
+		if err != nil {
+			return wire.ProjectionStatus{}, err
+		}
+	case <-time.After(300 * time.Millisecond): // started: the lock is held, the replay runs
+	}
+	return o.one(ctx, req.Name)
+}
