@@ -33,11 +33,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/orderflow/orderflow/dev/natsrv"
+	"github.com/orderflow/orderflow/dev/pgcluster"
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/dev/natsrv"
-	"github.com/orderflow/orderflow/dev/pgcluster"
 )
 
 const secret = "orderflow-chaos-secret-0123456789abcdef"

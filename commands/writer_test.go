@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
 

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	ordercmd "github.com/orderflow/orderflow/commands/order"
+	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/dev/natstest"
 )
 
 func TestMain(m *testing.M) {

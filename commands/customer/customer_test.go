@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/orderflow/orderflow/commands/customer"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	model "github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
 

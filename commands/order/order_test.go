@@ -14,10 +14,10 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/commands/order"
+	"github.com/orderflow/orderflow/dev/natstest"
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )

@@ -22,8 +22,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/dev/pgcluster"
+	"github.com/orderflow/orderflow/eventstore/postgres"
 )
 
 var (

@@ -15,8 +15,8 @@ import (
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/esdb"
-	"github.com/orderflow/orderflow/eventstore/storetest"
 	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
+	"github.com/orderflow/orderflow/eventstore/storetest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -7,8 +7,8 @@ import (
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/domain/payment"
-	"github.com/orderflow/orderflow/wire"
 	"github.com/orderflow/orderflow/sagas/fulfillment"
+	"github.com/orderflow/orderflow/wire"
 )
 
 var (

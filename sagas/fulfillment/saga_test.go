@@ -17,19 +17,19 @@ import (
 	inventorycmd "github.com/orderflow/orderflow/commands/inventory"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	paymentcmd "github.com/orderflow/orderflow/commands/payment"
+	"github.com/orderflow/orderflow/dev/cardsim"
+	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
-	"github.com/orderflow/orderflow/dev/cardsim"
 	"github.com/orderflow/orderflow/internal/jobs"
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/internal/pgschema"
-	"github.com/orderflow/orderflow/dev/pgtest"
-	"github.com/orderflow/orderflow/wire"
 	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/sagas/fulfillment"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) {
