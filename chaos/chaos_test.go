@@ -389,7 +389,7 @@ func fold(t *testing.T, conn *pgx.Conn, product string) inventory.State {
 		if err := rows.Scan(&typ, &data); err != nil {
 			t.Fatal(err)
 		}
-		e, err := inventory.Decode(typ, []byte(data))
+		e, err := inventory.Codec.Decode(typ, []byte(data))
 		if err != nil {
 			t.Fatal(err)
 		}

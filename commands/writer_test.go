@@ -19,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var product = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode, SnapshotVersion: "test.v1"}
+var product = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode, SnapshotVersion: "test.v1"}
 
 func run(ctx context.Context, store eventstore.Store, id string, c model.Command, commandID string) (commands.Result, error) {
 	return commands.Execute(ctx, store, product, model.Stream(id), wire.CommandMeta{CommandID: commandID}, func(s model.State) ([]model.Event, error) {
@@ -47,7 +47,7 @@ func fold(t testing.TB, store eventstore.Store, id string) (model.State, int) {
 	}
 	var s model.State
 	for _, r := range recorded {
-		e, err := model.Decode(r.Type, r.Data)
+		e, err := model.Codec.Decode(r.Type, r.Data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,11 @@ import (
 	"github.com/orderflow/orderflow/commands"
 	"github.com/orderflow/orderflow/dev/natsrv"
 	"github.com/orderflow/orderflow/dev/pgcluster"
+	"github.com/orderflow/orderflow/domain"
+	"github.com/orderflow/orderflow/domain/customer"
+	"github.com/orderflow/orderflow/domain/inventory"
+	"github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/esdb"
 	"github.com/orderflow/orderflow/eventstore/postgres"
@@ -293,10 +298,23 @@ func OpenEventStore(ctx context.Context, url string, conns int32, log *slog.Logg
 	return store, pool.Ping, nil
 }
 
-// Upcasters turn stored events of old shapes into current ones for every reader. None yet: no
-// event type has changed shape. A changed payload gets a new type name (order.placed.v2) and an
-// entry here from the old one.
-var Upcasters = eventstore.Upcasters{}
+// Upcasters turn stored events of old shapes into current ones for every reader: the upcasts
+// each context's codec registers (domain.Codec.Upcast). None yet: no event type has changed shape.
+var Upcasters = upcastersOf(order.Codec.Upcasts(), customer.Codec.Upcasts(), inventory.Codec.Upcasts(), payment.Codec.Upcasts())
+
+func upcastersOf(codecs ...map[string]domain.Upcaster) eventstore.Upcasters {
+	out := eventstore.Upcasters{}
+	for _, upcasts := range codecs {
+		for from, up := range upcasts {
+			out[from] = func(e eventstore.RecordedEvent) (eventstore.RecordedEvent, error) {
+				typ, data, err := up(e.Data)
+				e.Type, e.Data = typ, data
+				return e, err
+			}
+		}
+	}
+	return out
+}
 
 // HeadOf returns the store's head-of-log function, if it has one.
 func HeadOf(store eventstore.Store) func(context.Context) (eventstore.Position, error) {

@@ -194,7 +194,7 @@ func TestPaymentsOverREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	_, data, _ := payment.Encode(payment.Authorized{PaymentID: "pay-1", OrderID: "o-1", AmountCents: 5000, At: time.Now()})
+	_, data, _ := payment.Codec.Encode(payment.Authorized{PaymentID: "pay-1", OrderID: "o-1", AmountCents: 5000, At: time.Now()})
 	if _, err := postgres.New(pool, postgres.Options{}).Append(t.Context(), payment.Stream("pay-1"), eventstore.NoStream(),
 		[]eventstore.EventData{{ID: uuid.New(), Type: payment.TypeAuthorized, Data: data}}); err != nil {
 		t.Fatal(err)

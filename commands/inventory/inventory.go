@@ -34,7 +34,7 @@ type Handlers struct {
 
 // aggregate is a product's stream. Products are the long, hot streams (every reservation of every
 // order): their state is snapshotted. Bump the version with any change of State or Evolve.
-var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode,
+var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode,
 	SnapshotVersion: "inventory.product.v2"}
 
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
@@ -169,7 +169,7 @@ func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Met
 		}
 		reply := wire.CommandReply{ID: orderID, Position: r.Position.String()}
 		if r.Type == model.TypeOrderRejected {
-			e, _ := model.Decode(r.Type, r.Data)
+			e, _ := model.Codec.Decode(r.Type, r.Data)
 			rej, _ := e.(model.OrderRejected)
 			return reply, true, fmt.Errorf("order %s: %w (%s)", orderID, model.ErrInsufficientStock, rej.Reason)
 		}
@@ -181,7 +181,7 @@ func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Met
 // outcome records what became of an order's reservation on its reservation stream. The event id
 // derives from the command id: a retried command records it once.
 func (h Handlers) outcome(ctx context.Context, orderID string, meta commands.Meta, e model.Event) (wire.CommandReply, error) {
-	typ, data, err := model.Encode(e)
+	typ, data, err := model.Codec.Encode(e)
 	if err != nil {
 		return wire.CommandReply{}, err
 	}

@@ -34,7 +34,7 @@ func stock(t *testing.T, s eventstore.Store, product string) model.State {
 	}
 	var st model.State
 	for _, r := range events {
-		e, err := model.Decode(r.Type, r.Data)
+		e, err := model.Codec.Decode(r.Type, r.Data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,8 +27,8 @@ type Handlers struct {
 
 var aggregate = commands.Aggregate[model.State, model.Event]{
 	Evolve: model.Evolve,
-	Decode: model.Decode,
-	Encode: model.Encode,
+	Decode: model.Codec.Decode,
+	Encode: model.Codec.Encode,
 }
 
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (commands.Result, error) {

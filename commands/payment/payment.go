@@ -44,7 +44,7 @@ type Handlers struct {
 	Now      func() time.Time
 }
 
-var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Decode, Encode: model.Encode}
+var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode}
 
 func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command, decide func(model.State, time.Time) ([]model.Event, error)) (wire.CommandReply, error) {
 	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id

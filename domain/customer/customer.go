@@ -3,7 +3,6 @@
 package customer
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -95,7 +94,7 @@ type (
 )
 
 // Event is a customer event.
-type Event interface{ EventType() string }
+type Event = domain.Event
 
 func (Registered) EventType() string     { return TypeRegistered }
 func (AddressChanged) EventType() string { return TypeAddressChanged }
@@ -195,23 +194,10 @@ func validateAddress(a Address) error {
 	return nil
 }
 
-// Encode returns e's type and JSON payload.
-func Encode(e Event) (string, []byte, error) {
-	data, err := json.Marshal(e)
-	return e.EventType(), data, err
-}
-
-// Decode parses a stored customer event.
-func Decode(typ string, data []byte) (Event, error) {
-	switch typ {
-	case TypeRegistered:
-		return domain.DecodeAs[Registered](typ, data)
-	case TypeAddressChanged:
-		return domain.DecodeAs[AddressChanged](typ, data)
-	case TypeDeactivated:
-		return domain.DecodeAs[Deactivated](typ, data)
-	case TypeEmailClaimed:
-		return domain.DecodeAs[EmailClaimed](typ, data)
-	}
-	return nil, fmt.Errorf("customer: unknown event type %q", typ)
-}
+// Codec encodes and decodes the customer events.
+var Codec = domain.NewCodec("customer",
+	domain.Of[Registered, Event](),
+	domain.Of[AddressChanged, Event](),
+	domain.Of[Deactivated, Event](),
+	domain.Of[EmailClaimed, Event](),
+)

@@ -46,11 +46,11 @@ func TestEmailStreamIsCaseInsensitive(t *testing.T) {
 func TestCodec(t *testing.T) {
 	t.Parallel()
 	for _, e := range []customer.Event{registered, customer.AddressChanged{CustomerID: "c1", Address: addr, At: now}, customer.Deactivated{CustomerID: "c1", At: now}, customer.EmailClaimed{Email: "a@b.co", CustomerID: "c1"}} {
-		typ, data, err := customer.Encode(e)
+		typ, data, err := customer.Codec.Encode(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := customer.Decode(typ, data)
+		got, err := customer.Codec.Decode(typ, data)
 		if err != nil || cmp.Diff(e, got) != "" {
 			t.Errorf("round trip of %T: %v %s", e, err, cmp.Diff(e, got))
 		}

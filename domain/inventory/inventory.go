@@ -4,7 +4,6 @@
 package inventory
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -166,7 +165,7 @@ type (
 )
 
 // Event is an inventory event.
-type Event interface{ EventType() string }
+type Event = domain.Event
 
 func (Added) EventType() string        { return TypeAdded }
 func (PriceChanged) EventType() string { return TypePriceChanged }
@@ -353,37 +352,17 @@ func validateQuantity(q int64) error {
 	return nil
 }
 
-// Encode returns e's type and JSON payload.
-func Encode(e Event) (string, []byte, error) {
-	data, err := json.Marshal(e)
-	return e.EventType(), data, err
-}
-
-// Decode parses a stored inventory event.
-func Decode(typ string, data []byte) (Event, error) {
-	switch typ {
-	case TypeAdded:
-		return domain.DecodeAs[Added](typ, data)
-	case TypePriceChanged:
-		return domain.DecodeAs[PriceChanged](typ, data)
-	case TypeRestocked:
-		return domain.DecodeAs[Restocked](typ, data)
-	case TypeDiscontinued:
-		return domain.DecodeAs[Discontinued](typ, data)
-	case TypeReserved:
-		return domain.DecodeAs[Reserved](typ, data)
-	case TypeReleased:
-		return domain.DecodeAs[Released](typ, data)
-	case TypeCommitted:
-		return domain.DecodeAs[Committed](typ, data)
-	case TypeSKUClaimed:
-		return domain.DecodeAs[SKUClaimed](typ, data)
-	case TypeOrderReserved:
-		return domain.DecodeAs[OrderReserved](typ, data)
-	case TypeOrderRejected:
-		return domain.DecodeAs[OrderRejected](typ, data)
-	case TypeOrderReleased:
-		return domain.DecodeAs[OrderReleased](typ, data)
-	}
-	return nil, fmt.Errorf("inventory: unknown event type %q", typ)
-}
+// Codec encodes and decodes the inventory events.
+var Codec = domain.NewCodec("inventory",
+	domain.Of[Added, Event](),
+	domain.Of[PriceChanged, Event](),
+	domain.Of[Restocked, Event](),
+	domain.Of[Discontinued, Event](),
+	domain.Of[Reserved, Event](),
+	domain.Of[Released, Event](),
+	domain.Of[Committed, Event](),
+	domain.Of[SKUClaimed, Event](),
+	domain.Of[OrderReserved, Event](),
+	domain.Of[OrderRejected, Event](),
+	domain.Of[OrderReleased, Event](),
+)

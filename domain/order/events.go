@@ -1,8 +1,6 @@
 package order
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/orderflow/orderflow/domain"
@@ -23,7 +21,7 @@ const (
 const TypePrefix = "order."
 
 // Event is an order event.
-type Event interface{ EventType() string }
+type Event = domain.Event
 
 // Placed: a customer placed an order.
 type Placed struct {
@@ -91,28 +89,12 @@ func IDOf(e Event) string {
 	return ""
 }
 
-// Encode returns e's type name and JSON payload.
-func Encode(e Event) (string, []byte, error) {
-	data, err := json.Marshal(e)
-	return e.EventType(), data, err
-}
-
-// Decode parses a stored order event. An unknown type is an error: a reader of order streams
-// must know every order event.
-func Decode(typ string, data []byte) (Event, error) {
-	switch typ {
-	case TypePlaced:
-		return domain.DecodeAs[Placed](typ, data)
-	case TypeCancelled:
-		return domain.DecodeAs[Cancelled](typ, data)
-	case TypeConfirmed:
-		return domain.DecodeAs[Confirmed](typ, data)
-	case TypePaid:
-		return domain.DecodeAs[Paid](typ, data)
-	case TypeShipped:
-		return domain.DecodeAs[Shipped](typ, data)
-	case TypeDelivered:
-		return domain.DecodeAs[Delivered](typ, data)
-	}
-	return nil, fmt.Errorf("order: unknown event type %q", typ)
-}
+// Codec encodes and decodes the order events.
+var Codec = domain.NewCodec("order",
+	domain.Of[Placed, Event](),
+	domain.Of[Cancelled, Event](),
+	domain.Of[Confirmed, Event](),
+	domain.Of[Paid, Event](),
+	domain.Of[Shipped, Event](),
+	domain.Of[Delivered, Event](),
+)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/orderflow/orderflow/domain"
+	"github.com/orderflow/orderflow/domain/domaintest"
 	"github.com/orderflow/orderflow/domain/order"
 )
 
@@ -20,56 +21,23 @@ var placed = order.Placed{OrderID: "o1", CustomerID: "c1", Lines: lines, TotalCe
 
 func TestDecide(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name    string
-		given   []order.Event
-		when    order.Command
-		then    []order.Event
-		wantErr error
-		field   string // for rule errors
-	}{
-		{name: "place", when: order.Place{OrderID: "o1", CustomerID: "c1", Lines: lines}, then: []order.Event{placed}},
-		{name: "place twice", given: []order.Event{placed}, when: order.Place{OrderID: "o1", CustomerID: "c1", Lines: lines}, wantErr: order.ErrAlreadyPlaced},
-		{name: "no lines", when: order.Place{OrderID: "o1", CustomerID: "c1"}, field: "lines"},
-		{name: "no customer", when: order.Place{OrderID: "o1", CustomerID: " ", Lines: lines}, field: "customerId"},
-		{name: "no order id", when: order.Place{CustomerID: "c1", Lines: lines}, field: "orderId"},
-		{name: "zero quantity", when: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 0, UnitPriceCents: 1}}}, field: "lines[0].quantity"},
-		{name: "negative quantity", when: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{lines[0], {ProductID: "p", Quantity: -1, UnitPriceCents: 1}}}, field: "lines[1].quantity"},
-		{name: "negative price", when: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 1, UnitPriceCents: -5}}}, field: "lines[0].unitPriceCents"},
-		{name: "no product", when: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{Quantity: 1, UnitPriceCents: 5}}}, field: "lines[0].productId"},
-		{name: "total overflows", when: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 10, UnitPriceCents: math.MaxInt64 / 5}}}, field: "lines[0].unitPriceCents"},
-		{name: "cancel", given: []order.Event{placed}, when: order.Cancel{OrderID: "o1", Reason: "changed my mind"}, then: []order.Event{order.Cancelled{OrderID: "o1", Reason: "changed my mind", At: now}}},
-		{name: "cancel twice", given: []order.Event{placed, order.Cancelled{OrderID: "o1", At: now}}, when: order.Cancel{OrderID: "o1"}, wantErr: order.ErrAlreadyCancelled},
-		{name: "cancel unknown order", when: order.Cancel{OrderID: "nope"}, wantErr: order.ErrNotFound},
-		{name: "a customer cancels its own order", given: []order.Event{placed}, when: order.Cancel{OrderID: "o1", ByCustomer: placed.CustomerID}, then: []order.Event{order.Cancelled{OrderID: "o1", At: now}}},
-		{name: "a customer cannot cancel another's order", given: []order.Event{placed}, when: order.Cancel{OrderID: "o1", ByCustomer: "someone-else"}, wantErr: order.ErrNotFound},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			var s order.State
-			for _, e := range tt.given {
-				s = order.Evolve(s, e)
-			}
-			got, err := order.Decide(s, tt.when, now)
-			switch {
-			case tt.field != "":
-				var re *domain.RuleError
-				if !errors.As(err, &re) || re.Field != tt.field {
-					t.Fatalf("Decide() error = %v, want a rule error on %s", err, tt.field)
-				}
-			case tt.wantErr != nil:
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("Decide() error = %v, want %v", err, tt.wantErr)
-				}
-			case err != nil:
-				t.Fatalf("Decide() error = %v", err)
-			}
-			if d := cmp.Diff(tt.then, got); d != "" {
-				t.Errorf("Decide() events (-want +got):\n%s", d)
-			}
-		})
-	}
+	domaintest.Run(t, order.Evolve, order.Decide, now, []domaintest.Case[order.Event, order.Command]{
+		{Name: "place", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: lines}, Then: []order.Event{placed}},
+		{Name: "place twice", Given: []order.Event{placed}, When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: lines}, Err: order.ErrAlreadyPlaced},
+		{Name: "no lines", When: order.Place{OrderID: "o1", CustomerID: "c1"}, Field: "lines"},
+		{Name: "no customer", When: order.Place{OrderID: "o1", CustomerID: " ", Lines: lines}, Field: "customerId"},
+		{Name: "no order id", When: order.Place{CustomerID: "c1", Lines: lines}, Field: "orderId"},
+		{Name: "zero quantity", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 0, UnitPriceCents: 1}}}, Field: "lines[0].quantity"},
+		{Name: "negative quantity", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{lines[0], {ProductID: "p", Quantity: -1, UnitPriceCents: 1}}}, Field: "lines[1].quantity"},
+		{Name: "negative price", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 1, UnitPriceCents: -5}}}, Field: "lines[0].unitPriceCents"},
+		{Name: "no product", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{Quantity: 1, UnitPriceCents: 5}}}, Field: "lines[0].productId"},
+		{Name: "total overflows", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 10, UnitPriceCents: math.MaxInt64 / 5}}}, Field: "lines[0].unitPriceCents"},
+		{Name: "cancel", Given: []order.Event{placed}, When: order.Cancel{OrderID: "o1", Reason: "changed my mind"}, Then: []order.Event{order.Cancelled{OrderID: "o1", Reason: "changed my mind", At: now}}},
+		{Name: "cancel twice", Given: []order.Event{placed, order.Cancelled{OrderID: "o1", At: now}}, When: order.Cancel{OrderID: "o1"}, Err: order.ErrAlreadyCancelled},
+		{Name: "cancel unknown order", When: order.Cancel{OrderID: "nope"}, Err: order.ErrNotFound},
+		{Name: "a customer cancels its own order", Given: []order.Event{placed}, When: order.Cancel{OrderID: "o1", ByCustomer: placed.CustomerID}, Then: []order.Event{order.Cancelled{OrderID: "o1", At: now}}},
+		{Name: "a customer cannot cancel another's order", Given: []order.Event{placed}, When: order.Cancel{OrderID: "o1", ByCustomer: "someone-else"}, Err: order.ErrNotFound},
+	})
 }
 
 func TestErrorKinds(t *testing.T) {
@@ -94,11 +62,11 @@ func TestCodecRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, e := range []order.Event{placed, order.Cancelled{OrderID: "o1", Reason: "r", At: now}, order.Confirmed{OrderID: "o1", At: now},
 		order.Paid{OrderID: "o1", At: now}, order.Shipped{OrderID: "o1", At: now}, order.Delivered{OrderID: "o1", At: now}} {
-		typ, data, err := order.Encode(e)
+		typ, data, err := order.Codec.Encode(e)
 		if err != nil {
 			t.Fatalf("encode %T: %v", e, err)
 		}
-		got, err := order.Decode(typ, data)
+		got, err := order.Codec.Decode(typ, data)
 		if err != nil {
 			t.Fatalf("decode %s: %v", typ, err)
 		}
@@ -106,7 +74,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Errorf("round trip (-want +got):\n%s", d)
 		}
 	}
-	if _, err := order.Decode("order.unknown.v1", []byte(`{}`)); err == nil {
+	if _, err := order.Codec.Decode("order.unknown.v1", []byte(`{}`)); err == nil {
 		t.Error("decoding an unknown type succeeded")
 	}
 }

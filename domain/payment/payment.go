@@ -3,7 +3,6 @@
 package payment
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -107,7 +106,7 @@ type (
 )
 
 // Event is a payment event.
-type Event interface{ EventType() string }
+type Event = domain.Event
 
 func (Authorized) EventType() string { return TypeAuthorized }
 func (Declined) EventType() string   { return TypeDeclined }
@@ -214,25 +213,11 @@ func Evolve(s State, e Event) State {
 	return s
 }
 
-// Encode returns e's type and JSON payload.
-func Encode(e Event) (string, []byte, error) {
-	data, err := json.Marshal(e)
-	return e.EventType(), data, err
-}
-
-// Decode parses a stored payment event.
-func Decode(typ string, data []byte) (Event, error) {
-	switch typ {
-	case TypeAuthorized:
-		return domain.DecodeAs[Authorized](typ, data)
-	case TypeDeclined:
-		return domain.DecodeAs[Declined](typ, data)
-	case TypeCaptured:
-		return domain.DecodeAs[Captured](typ, data)
-	case TypeVoided:
-		return domain.DecodeAs[Voided](typ, data)
-	case TypeRefunded:
-		return domain.DecodeAs[Refunded](typ, data)
-	}
-	return nil, fmt.Errorf("payment: unknown event type %q", typ)
-}
+// Codec encodes and decodes the payment events.
+var Codec = domain.NewCodec("payment",
+	domain.Of[Authorized, Event](),
+	domain.Of[Declined, Event](),
+	domain.Of[Captured, Event](),
+	domain.Of[Voided, Event](),
+	domain.Of[Refunded, Event](),
+)

@@ -50,7 +50,7 @@ create index if not exists products_by_available on products ((on_hand - reserve
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
 	batch := &pgx.Batch{}
 	for _, r := range events {
-		e, err := model.Decode(r.Type, r.Data)
+		e, err := model.Codec.Decode(r.Type, r.Data)
 		if err != nil {
 			return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
 		}

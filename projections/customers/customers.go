@@ -59,7 +59,7 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 	for _, r := range events {
 		switch {
 		case strings.HasPrefix(r.Type, customer.TypePrefix):
-			e, err := customer.Decode(r.Type, r.Data)
+			e, err := customer.Codec.Decode(r.Type, r.Data)
 			if err != nil {
 				return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
 			}
@@ -75,7 +75,7 @@ on conflict (customer_id) do nothing`, e.CustomerID, e.Name, e.Email, addr, e.At
 				batch.Queue(`update customers set active = false, updated_at = $2 where customer_id = $1`, e.CustomerID, e.At)
 			}
 		default:
-			e, err := order.Decode(r.Type, r.Data)
+			e, err := order.Codec.Decode(r.Type, r.Data)
 			if err != nil {
 				return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
 			}

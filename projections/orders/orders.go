@@ -279,7 +279,7 @@ func foldBatch(events []eventstore.RecordedEvent) (folded, error) {
 	}
 	f := folded{history: make([]historyRow, 0, len(events))}
 	for _, rec := range events {
-		e, err := model.Decode(rec.Type, rec.Data)
+		e, err := model.Codec.Decode(rec.Type, rec.Data)
 		if err != nil {
 			return f, fmt.Errorf("event %s at %s: %w", rec.ID, rec.Position, err)
 		}

@@ -80,11 +80,11 @@ create table if not exists fulfillment_outbox (
 func decode(r eventstore.RecordedEvent) (any, error) {
 	switch {
 	case strings.HasPrefix(r.Type, order.TypePrefix):
-		return order.Decode(r.Type, r.Data)
+		return order.Codec.Decode(r.Type, r.Data)
 	case strings.HasPrefix(r.Type, inventory.TypePrefix):
-		return inventory.Decode(r.Type, r.Data)
+		return inventory.Codec.Decode(r.Type, r.Data)
 	case strings.HasPrefix(r.Type, payment.TypePrefix):
-		return payment.Decode(r.Type, r.Data)
+		return payment.Codec.Decode(r.Type, r.Data)
 	}
 	return nil, fmt.Errorf("fulfillment: unexpected event type %q", r.Type)
 }

@@ -179,7 +179,7 @@ func (r *rig) settle(ids []string, within time.Duration) map[string]order.Status
 		out := map[string]order.Status{}
 		done := true
 		for _, id := range ids {
-			st, _ := fold(r.t, r.store, order.Stream(id), order.Decode, order.Evolve)
+			st, _ := fold(r.t, r.store, order.Stream(id), order.Codec.Decode, order.Evolve)
 			out[id] = st.Status
 			done = done && (st.Status == order.StatusConfirmed || st.Status == order.StatusCancelled)
 		}
@@ -232,7 +232,7 @@ func TestCrashesAtAnyMoment(t *testing.T) {
 		if statuses[id] == order.StatusConfirmed {
 			confirmed++
 		}
-		pay, events := fold(t, r.store, payment.Stream(id), payment.Decode, payment.Evolve)
+		pay, events := fold(t, r.store, payment.Stream(id), payment.Codec.Decode, payment.Evolve)
 		authorizations := 0
 		for _, e := range events {
 			if e.Type == payment.TypeAuthorized || e.Type == payment.TypeDeclined {
@@ -249,8 +249,8 @@ func TestCrashesAtAnyMoment(t *testing.T) {
 	// Compensations run after an order is cancelled: wait for the stock to settle too.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		scarce, _ := fold(t, r.store, inventory.Stream("scarce"), inventory.Decode, inventory.Evolve)
-		plenty, _ := fold(t, r.store, inventory.Stream("plenty"), inventory.Decode, inventory.Evolve)
+		scarce, _ := fold(t, r.store, inventory.Stream("scarce"), inventory.Codec.Decode, inventory.Evolve)
+		plenty, _ := fold(t, r.store, inventory.Stream("plenty"), inventory.Codec.Decode, inventory.Evolve)
 		ok := scarce.ReservedTotal() == int64(confirmed) && plenty.ReservedTotal() == int64(confirmed)
 		for o := range scarce.Reserved {
 			ok = ok && statuses[o] == order.StatusConfirmed
@@ -287,7 +287,7 @@ func TestProviderOutage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, id := range ids {
-		if st, _ := fold(t, r.store, order.Stream(id), order.Decode, order.Evolve); st.Status != order.StatusPlaced {
+		if st, _ := fold(t, r.store, order.Stream(id), order.Codec.Decode, order.Evolve); st.Status != order.StatusPlaced {
 			t.Fatalf("order %s is %s during the outage, want it waiting (PLACED)", id, st.Status)
 		}
 	}
@@ -313,7 +313,7 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p, _ := fold(t, r.store, inventory.Stream("p"), inventory.Decode, inventory.Evolve)
+		p, _ := fold(t, r.store, inventory.Stream("p"), inventory.Codec.Decode, inventory.Evolve)
 		if p.ReservedTotal() == 0 {
 			break
 		}
@@ -381,7 +381,7 @@ func TestCrashAtEveryStepBoundary(t *testing.T) {
 			t.Errorf("order %s ended %s", id, st)
 		}
 	}
-	p, events := fold(t, r.store, inventory.Stream("p"), inventory.Decode, inventory.Evolve)
+	p, events := fold(t, r.store, inventory.Stream("p"), inventory.Codec.Decode, inventory.Evolve)
 	reservations := 0
 	for _, e := range events {
 		if e.Type == inventory.TypeReserved {
