@@ -205,7 +205,7 @@ func (r *Resolver) orderChanged(ctx context.Context, id string) (<-chan *wire.Or
 	}
 	out := make(chan *wire.Order, 1)
 	var last *wire.Order
-	key := "order:" + id
+	key := wire.KeyOrder + id
 	err := r.progress(ctx, func(n *note) bool {
 		if !n.changes(key) {
 			return true // another order moved: nothing to read
@@ -255,9 +255,9 @@ func markOf(o *wire.Order) mark { return mark{o.Status, o.UpdatedAt} }
 func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, error) {
 	p := caller(ctx)
 	out := make(chan *wire.Order, 8)
-	held := make(map[string]mark, maxHeld) // the orders followed, as last sent
-	mine := "customer:" + p.Subject        // a new order of the caller
-	keys := []string{mine}                 // and a change to one it holds
+	held := make(map[string]mark, maxHeld)     // the orders followed, as last sent
+	mine := wire.KeyCustomerOrders + p.Subject // a new order of the caller
+	keys := []string{mine}                     // and a change to one it holds
 	err := r.progress(ctx, func(n *note) bool {
 		if !n.changes(keys...) {
 			return true
@@ -273,7 +273,7 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 		} else { // only orders it holds: those
 			var moved []string
 			for id := range held {
-				if n.changes("order:" + id) {
+				if n.changes(wire.KeyOrder + id) {
 					moved = append(moved, id)
 				}
 			}
@@ -298,7 +298,7 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 		}
 		keys = keys[:1]
 		for id := range held {
-			keys = append(keys, "order:"+id)
+			keys = append(keys, wire.KeyOrder+id)
 		}
 		for _, o := range send {
 			select {

@@ -17,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Name of the read model, its checkpoint and its progress subject.
@@ -123,13 +124,13 @@ func (Projection) Keys(events []eventstore.RecordedEvent) []string {
 		if !ok {
 			return nil // not an order stream: cannot say
 		}
-		add("order:" + id)
+		add(wire.KeyOrder + id)
 		if e.Type == model.TypePlaced {
 			placed, err := domain.DecodeAs[model.Placed](e.Type, e.Data)
 			if err != nil {
 				return nil
 			}
-			add("customer:" + placed.CustomerID)
+			add(wire.KeyCustomerOrders + placed.CustomerID)
 		}
 	}
 	return keys

@@ -1,0 +1,124 @@
+package wire
+
+import "time"
+
+// The inventory command service and the catalog query service.
+const (
+	ServiceInventoryCommands = "inventory-commands"
+	ServiceCatalogQueries    = "catalog-queries"
+)
+
+// Endpoints of the inventory and catalog services, relative to a Namespace.
+const (
+	EndpointAddProduct         = "product.add"
+	EndpointChangePrice        = "product.change_price"
+	EndpointRestock            = "product.restock"
+	EndpointDiscontinueProduct = "product.discontinue"
+	EndpointReserveStock       = "stock.reserve"
+	// EndpointRouteStock (plus an instance id) is where an inventory instance takes the stock
+	// commands of the products it owns from the other instances (ProductStock).
+	EndpointRouteStock   = "stock.route"
+	EndpointReleaseStock = "stock.release"
+	EndpointCommitStock  = "stock.commit"
+
+	EndpointProductByID   = "catalog.product.get"
+	EndpointProductsByIDs = "catalog.products.get_many"
+	EndpointSearchProduct = "catalog.products.search"
+	EndpointLowStock      = "catalog.products.low_stock"
+)
+
+// AddProduct adds a product to the catalog; the sku must be free.
+type AddProduct struct {
+	Meta       CommandMeta `json:"meta"`
+	ProductID  string      `json:"productId"`
+	SKU        string      `json:"sku"`
+	Name       string      `json:"name"`
+	PriceCents int64       `json:"priceCents"`
+}
+
+// ChangePrice sets a product's price.
+type ChangePrice struct {
+	Meta       CommandMeta `json:"meta"`
+	ProductID  string      `json:"productId"`
+	PriceCents int64       `json:"priceCents"`
+}
+
+// Restock adds units to a product's stock.
+type Restock struct {
+	Meta      CommandMeta `json:"meta"`
+	ProductID string      `json:"productId"`
+	Quantity  int64       `json:"quantity"`
+}
+
+// ReserveStock reserves every line of an order, all or none.
+type ReserveStock struct {
+	Meta    CommandMeta `json:"meta"`
+	OrderID string      `json:"orderId"`
+	Lines   []OrderLine `json:"lines"`
+}
+
+// OrderStock names an order's reservation on some products: release or commit it.
+type OrderStock struct {
+	Meta       CommandMeta `json:"meta"`
+	OrderID    string      `json:"orderId"`
+	ProductIDs []string    `json:"productIds"`
+}
+
+// ProductStock is one product's part of an order's stock command (Kind: reserve, release or
+// commit), forwarded to the inventory instance that owns the product's stream.
+type ProductStock struct {
+	Meta      CommandMeta `json:"meta"`
+	Kind      string      `json:"kind"`
+	ProductID string      `json:"productId"`
+	OrderID   string      `json:"orderId"`
+	Quantity  int64       `json:"quantity,omitempty"`
+}
+
+// Product is the catalog's view of a product.
+type Product struct {
+	ID           string    `json:"id"`
+	SKU          string    `json:"sku"`
+	Name         string    `json:"name"`
+	PriceCents   int64     `json:"priceCents"`
+	OnHand       int64     `json:"onHand"`
+	Reserved     int64     `json:"reserved"`
+	Available    int64     `json:"available"`
+	Discontinued bool      `json:"discontinued"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// ProductByID asks for one product; see OrderByID for MinPosition.
+type ProductByID struct {
+	ID          string `json:"id"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// ProductsByIDs asks for many products at once; unknown ids are left out.
+type ProductsByIDs struct {
+	IDs         []string `json:"ids"`
+	MinPosition string   `json:"minPosition,omitempty"`
+}
+
+// SearchProducts asks for products whose name or sku starts with Query (case-insensitive),
+// by name.
+type SearchProducts struct {
+	Query       string `json:"query,omitempty"`
+	First       int    `json:"first,omitempty"`
+	After       string `json:"after,omitempty"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// LowStock asks for products on sale with at most Threshold units available, fewest first.
+type LowStock struct {
+	Threshold   int64  `json:"threshold"`
+	First       int    `json:"first,omitempty"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// ProductPage is one page of products. Cursors[i] is Products[i]'s cursor.
+type ProductPage struct {
+	Products    []Product `json:"products"`
+	Cursors     []string  `json:"cursors"`
+	EndCursor   string    `json:"endCursor,omitempty"`
+	HasNextPage bool      `json:"hasNextPage"`
+}

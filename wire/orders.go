@@ -1,0 +1,99 @@
+package wire
+
+import "time"
+
+// The order services.
+const (
+	ServiceOrderCommands = "order-commands"
+	ServiceOrderQueries  = "order-queries"
+)
+
+// Endpoints of the order services, relative to a Namespace.
+const (
+	EndpointPlaceOrder    = "order.place"
+	EndpointCancelOrder   = "order.cancel"
+	EndpointConfirmOrder  = "order.confirm"
+	EndpointMarkOrderPaid = "order.mark_paid"
+	EndpointShipOrder     = "order.ship"
+	EndpointDeliverOrder  = "order.deliver"
+
+	EndpointOrderByID   = "orders.get"
+	EndpointOrdersByIDs = "orders.get_many"
+	EndpointListOrders  = "orders.list"
+)
+
+// OrderLine is one product of an order; money in integer cents.
+type OrderLine struct {
+	ProductID      string `json:"productId"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unitPriceCents"`
+}
+
+// PlaceOrder asks the order service to place an order.
+type PlaceOrder struct {
+	Meta       CommandMeta `json:"meta"`
+	OrderID    string      `json:"orderId"`
+	CustomerID string      `json:"customerId"`
+	Lines      []OrderLine `json:"lines"`
+}
+
+// CancelOrder asks the order service to cancel an order.
+type CancelOrder struct {
+	Meta    CommandMeta `json:"meta"`
+	OrderID string      `json:"orderId"`
+	Reason  string      `json:"reason,omitempty"`
+	// ByCustomer, when set, is the customer asking (the gateway sets it for customer tokens):
+	// another customer's order is not found to it.
+	ByCustomer string `json:"byCustomer,omitempty"`
+}
+
+// OrderByID asks for one order. MinPosition, when set, asks for an answer from a read model at
+// or past that position (read your writes).
+type OrderByID struct {
+	ID          string `json:"id"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// OrdersByIDs asks for many orders at once; unknown ids are left out.
+type OrdersByIDs struct {
+	IDs         []string `json:"ids"`
+	MinPosition string   `json:"minPosition,omitempty"`
+}
+
+// ListOrders asks for a page of orders, newest first.
+type ListOrders struct {
+	CustomerID  string `json:"customerId,omitempty"`
+	Status      string `json:"status,omitempty"`
+	First       int    `json:"first,omitempty"`
+	After       string `json:"after,omitempty"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// Order is the orders read model's view of an order.
+type Order struct {
+	ID           string      `json:"id"`
+	CustomerID   string      `json:"customerId"`
+	Status       string      `json:"status"`
+	TotalCents   int64       `json:"totalCents"`
+	Lines        []OrderLine `json:"lines"`
+	PlacedAt     time.Time   `json:"placedAt"`
+	UpdatedAt    time.Time   `json:"updatedAt"`
+	CancelledAt  *time.Time  `json:"cancelledAt,omitempty"`
+	CancelReason string      `json:"cancelReason,omitempty"`
+	// History is every status the order went through, oldest first.
+	History []StatusChange `json:"history"`
+}
+
+// OrderPage is one page of ListOrders. Cursors[i] is Orders[i]'s cursor.
+type OrderPage struct {
+	Orders      []Order  `json:"orders"`
+	Cursors     []string `json:"cursors"`
+	EndCursor   string   `json:"endCursor,omitempty"`
+	HasNextPage bool     `json:"hasNextPage"`
+}
+
+// StatusChange is one step of an order's history.
+type StatusChange struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+}
