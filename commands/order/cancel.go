@@ -14,9 +14,5 @@ func (h Handlers) Cancel(ctx context.Context, req wire.CancelOrder) (wire.Comman
 	if domain.IsBlank(req.OrderID) {
 		return wire.CommandReply{}, domain.Rule("orderId", "is required")
 	}
-	res, err := h.execute(ctx, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason, ByCustomer: req.ByCustomer})
-	if err != nil {
-		return wire.CommandReply{}, err
-	}
-	return reply(req.OrderID, res), nil
+	return h.execute(ctx, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason, ByCustomer: req.ByCustomer})
 }

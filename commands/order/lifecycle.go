@@ -28,9 +28,5 @@ func (h Handlers) Deliver(ctx context.Context, req wire.IDCommand) (wire.Command
 }
 
 func (h Handlers) transition(ctx context.Context, req wire.IDCommand, c model.Command) (wire.CommandReply, error) {
-	res, err := h.execute(ctx, req.ID, req.Meta, c)
-	if err != nil {
-		return wire.CommandReply{}, err
-	}
-	return reply(req.ID, res), nil
+	return h.execute(ctx, req.ID, req.Meta, c)
 }

@@ -31,18 +31,14 @@ var aggregate = commands.Aggregate[model.State, model.Event]{
 	Encode: model.Codec.Encode,
 }
 
-func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (commands.Result, error) {
+func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
 	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id
-		return commands.Result{}, err
+		return wire.CommandReply{}, err
 	}
 	now := commands.Now(h.Now)
-	return commands.Execute(ctx, h.Store, aggregate, model.Stream(id), meta, func(s model.State) ([]model.Event, error) {
+	return commands.Answer(ctx, h.Store, aggregate, model.Stream(id), id, meta, func(s model.State) ([]model.Event, error) {
 		return model.Decide(s, c, now)
 	})
-}
-
-func reply(id string, r commands.Result) wire.CommandReply {
-	return wire.CommandReply{ID: id, Position: r.Position.String()}
 }
 
 // Register serves the handlers as the order-commands NATS micro service in namespace ns.

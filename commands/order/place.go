@@ -14,9 +14,5 @@ func (h Handlers) Place(ctx context.Context, req wire.PlaceOrder) (wire.CommandR
 	for i, l := range req.Lines {
 		lines[i] = model.Line(l)
 	}
-	res, err := h.execute(ctx, req.OrderID, req.Meta, model.Place{OrderID: req.OrderID, CustomerID: req.CustomerID, Lines: lines})
-	if err != nil {
-		return wire.CommandReply{}, err
-	}
-	return reply(req.OrderID, res), nil
+	return h.execute(ctx, req.OrderID, req.Meta, model.Place{OrderID: req.OrderID, CustomerID: req.CustomerID, Lines: lines})
 }

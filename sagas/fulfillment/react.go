@@ -50,16 +50,16 @@ const (
 
 // State is one order's fulfillment.
 type State struct {
-	OrderID           string           `json:"orderId"`
-	CustomerID        string           `json:"customerId"`
-	TotalCents        int64            `json:"totalCents"`
-	Lines             []wire.OrderLine `json:"lines"`
-	Step              string           `json:"step"`
-	Outcome           string           `json:"outcome,omitempty"`
-	StockHeld         bool             `json:"stockHeld"`
-	PaymentAuthorized bool             `json:"paymentAuthorized"`
-	Attempts          int64            `json:"attempts"` // commands sent
-	Deadline          *time.Time       `json:"deadline,omitempty"`
+	OrderID           string       `json:"orderId"`
+	CustomerID        string       `json:"customerId"`
+	TotalCents        int64        `json:"totalCents"`
+	Lines             []order.Line `json:"lines"`
+	Step              string       `json:"step"`
+	Outcome           string       `json:"outcome,omitempty"`
+	StockHeld         bool         `json:"stockHeld"`
+	PaymentAuthorized bool         `json:"paymentAuthorized"`
+	Attempts          int64        `json:"attempts"` // commands sent
+	Deadline          *time.Time   `json:"deadline,omitempty"`
 	// Retries counts the re-sends of the current step's commands (0 when a step begins).
 	Retries int `json:"retries,omitempty"`
 	// Awaiting lists the compensations sent and not yet seen done ("release", "void", "cancel").
@@ -128,7 +128,11 @@ func (s *State) wait(now time.Time, opts Options) {
 
 func (s *State) reserve() Command {
 	return s.send("reserve", wire.EndpointReserveStock, func(m wire.CommandMeta) any {
-		return wire.ReserveStock{Meta: m, OrderID: s.OrderID, Lines: s.Lines}
+		lines := make([]wire.OrderLine, len(s.Lines))
+		for i, l := range s.Lines {
+			lines[i] = wire.OrderLine(l)
+		}
+		return wire.ReserveStock{Meta: m, OrderID: s.OrderID, Lines: lines}
 	})
 }
 
@@ -202,11 +206,7 @@ func React(s *State, e any, now time.Time, opts Options) (*State, []Command) {
 		if s != nil {
 			return s, nil // a duplicate
 		}
-		lines := make([]wire.OrderLine, len(p.Lines))
-		for i, l := range p.Lines {
-			lines[i] = wire.OrderLine(l)
-		}
-		s = &State{OrderID: p.OrderID, CustomerID: p.CustomerID, TotalCents: p.TotalCents, Lines: lines, Step: StepReserving, StartedAt: now, UpdatedAt: now}
+		s = &State{OrderID: p.OrderID, CustomerID: p.CustomerID, TotalCents: p.TotalCents, Lines: slices.Clone(p.Lines), Step: StepReserving, StartedAt: now, UpdatedAt: now}
 		s.wait(now, opts)
 		return s, []Command{s.reserve()}
 	}
