@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/ops"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -68,11 +69,11 @@ func New(opts Options) http.Handler {
 		r.Get("/graphiql", playground.Handler("orderflow GraphiQL", "/graphql"))
 	}
 	// The API: a token, then the caller's rate, then the request's time bound.
-	api := r.With(g.authenticate, g.rateLimit, g.timeout)
-	for _, op := range operations {
-		api.With(g.idempotent).Method(op.method, op.path, g.handler(op))
+	authed := r.With(g.authenticate, g.rateLimit, g.timeout)
+	for _, op := range api.Commands {
+		authed.With(g.idempotent).Method(op.Describe().Method, op.Describe().Path, g.handler(op))
 	}
-	api.Handle("/graphql", g.graphQL())
+	authed.Handle("/graphql", g.graphQL())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, &problem{Status: http.StatusNotFound, Type: "not-found", Title: "Not found", Detail: "no route " + r.Method + " " + r.URL.Path})
 	})

@@ -1,11 +1,8 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -45,7 +42,7 @@ const (
 )
 
 func (g *gateway) graphQL() http.Handler {
-	resolver := &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout, Command: g.graphCommand, MaxLive: g.opts.Security.MaxSubscriptions}
+	resolver := &graph.Resolver{NC: g.opts.NC, NS: g.opts.Namespace, Timeout: g.opts.CallTimeout, Edge: g, Meta: commandMeta, MaxLive: g.opts.Security.MaxSubscriptions}
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}))
 	sec := g.opts.Security
 	srv.AddTransport(transport.Websocket{
@@ -141,56 +138,4 @@ func (g *gateway) allowedOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host == r.Host
-}
-
-// graphCommand is a mutation: the REST operation op, decoded, authorized and carried out as the
-// REST API does it.
-func (g *gateway) graphCommand(ctx context.Context, opID, id string, input any, key *string) (*graph.CommandResult, error) {
-	op, ok := operationByID(opID)
-	if !ok {
-		return nil, fmt.Errorf("no operation %q", opID) // a programming error: INTERNAL
-	}
-	var body any
-	if op.body != nil {
-		body = op.body()
-		if input != nil {
-			raw, err := json.Marshal(input)
-			if err != nil {
-				return nil, err
-			}
-			if p := decodeJSON(bytes.NewReader(raw), body, op.optionalBody); p != nil {
-				return nil, problemError(p)
-			}
-		}
-	}
-	if pr := op.authorize(ctx, id, body); pr != nil {
-		return nil, problemError(pr)
-	}
-	k := ""
-	if key != nil {
-		k = *key
-	}
-	if len(k) > 255 {
-		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "idempotencyKey", Message: "must be at most 255 characters"}
-	}
-	m := commandMeta(ctx, op.id+":"+id, k) // as REST's Idempotency-Key: the same command id
-	endpoint, req, answerID := op.call(ctx, id, body, m)
-	reply, err := g.command(ctx, endpoint, req)
-	if err != nil {
-		return nil, err
-	}
-	return &graph.CommandResult{ID: answerID, Position: reply.Position}, nil
-}
-
-// problemError turns a REST problem into the GraphQL error of the same kind.
-func problemError(p *problem) error {
-	code := CodeBadUserInput
-	if p.Status == http.StatusForbidden {
-		code = CodeForbidden
-	}
-	ext := map[string]any{"code": code}
-	if p.Field != "" {
-		ext["field"] = p.Field
-	}
-	return &gqlerror.Error{Message: p.Detail, Extensions: ext}
 }

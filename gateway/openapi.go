@@ -6,9 +6,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/orderflow/orderflow/gateway/api"
 )
 
-// openAPI builds the OpenAPI 3.1 document of the REST API from the operations table.
+// openAPI builds the OpenAPI 3.1 document of the REST API from api.Commands.
 func openAPI() map[string]any {
 	problemRef := map[string]any{"$ref": "#/components/schemas/Problem"}
 	problemResponse := func(desc string) map[string]any {
@@ -25,46 +27,47 @@ func openAPI() map[string]any {
 		429: "Too many requests from this client; `Retry-After` says when to come back",
 	}
 	paths := map[string]any{}
-	for _, op := range operations {
+	for _, c := range api.Commands {
+		op := c.Describe()
 		params := []any{map[string]any{"name": "Idempotency-Key", "in": "header", "required": false,
 			"description": "Makes a retry safe: the same key with the same request replays the first response for 24 h",
 			"schema":      map[string]any{"type": "string", "maxLength": 255}}}
-		if op.idParam != "" {
-			params = append(params, map[string]any{"name": op.idParam, "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		if op.IDParam != "" {
+			params = append(params, map[string]any{"name": op.IDParam, "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		status := "200"
-		if op.created {
+		if op.Created {
 			status = "201"
 		}
 		ok := map[string]any{
 			"description": "Carried out; `position` is where its events are in the log",
 			"headers": map[string]any{"X-Consistency-Position": map[string]any{"description": "Pass to reads to see this command's effects",
 				"schema": map[string]any{"type": "string"}}},
-			"content": map[string]any{"application/json": map[string]any{"schema": object([]string{op.idField, "position"},
-				map[string]any{op.idField: str("id of the " + op.tag[:len(op.tag)-1]), "position": str("log position of the command's events")})}},
+			"content": map[string]any{"application/json": map[string]any{"schema": object([]string{op.IDField, "position"},
+				map[string]any{op.IDField: str("id of the " + op.Tag[:len(op.Tag)-1]), "position": str("log position of the command's events")})}},
 		}
-		if op.created {
+		if op.Created {
 			ok["headers"].(map[string]any)["Location"] = map[string]any{"description": "The new resource", "schema": map[string]any{"type": "string"}}
 		}
 		responses := map[string]any{status: ok}
-		for _, code := range append([]int{400, 401, 403, 413, 415, 422, 429, 503}, op.errors...) {
+		for _, code := range append([]int{400, 401, 403, 413, 415, 422, 429, 503}, op.Errors...) {
 			responses[strconv.Itoa(code)] = problemResponse(errorDesc[code])
 		}
 		who := "Admins only."
-		if op.customer != nil {
+		if op.ForCustomers {
 			who = "Admins, and customers for themselves."
 		}
-		o := map[string]any{"operationId": op.id, "summary": op.summary, "description": who, "tags": []string{op.tag}, "parameters": params, "responses": responses}
-		if op.body != nil {
-			o["requestBody"] = map[string]any{"required": !op.optionalBody, "content": map[string]any{
-				"application/json": map[string]any{"schema": op.schema, "example": op.example}}}
+		o := map[string]any{"operationId": op.ID, "summary": op.Summary, "description": who, "tags": []string{op.Tag}, "parameters": params, "responses": responses}
+		if !op.NoBody {
+			o["requestBody"] = map[string]any{"required": !op.OptionalBody, "content": map[string]any{
+				"application/json": map[string]any{"schema": op.Schema, "example": op.Example}}}
 		}
-		item, _ := paths[op.path].(map[string]any)
+		item, _ := paths[op.Path].(map[string]any)
 		if item == nil {
 			item = map[string]any{}
-			paths[op.path] = item
+			paths[op.Path] = item
 		}
-		item[strings.ToLower(op.method)] = o
+		item[strings.ToLower(op.Method)] = o
 	}
 	paths["/api/v1/openapi.json"] = map[string]any{"get": map[string]any{"operationId": "openAPI", "summary": "This document", "tags": []string{"meta"},
 		"security":  []any{},
@@ -100,6 +103,11 @@ var openAPIJSON = sync.OnceValue(func() []byte {
 	}
 	return b
 })
+
+func str(desc string) map[string]any { return map[string]any{"type": "string", "description": desc} }
+func object(required []string, props map[string]any) map[string]any {
+	return map[string]any{"type": "object", "additionalProperties": false, "required": required, "properties": props}
+}
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/orderflow/orderflow/gateway/api"
 )
 
 // TestRouterAndDocumentAgree: every route under /api/v1 is documented and every documented
@@ -54,22 +55,23 @@ func TestRouterAndDocumentAgree(t *testing.T) {
 // the handler reads, and the schema's properties are exactly the body's JSON fields.
 func TestExamplesAndSchemasMatchTheBodies(t *testing.T) {
 	t.Parallel()
-	for _, op := range operations {
-		if op.body == nil {
-			if op.schema != nil || op.example != nil {
-				t.Errorf("%s: documents a body it does not read", op.id)
+	for _, c := range api.Commands {
+		op := c.Describe()
+		if c.NewBody() == nil {
+			if op.Schema != nil || op.Example != nil {
+				t.Errorf("%s: documents a body it does not read", op.ID)
 			}
 			continue
 		}
-		raw, _ := json.Marshal(op.example)
-		r := httptest.NewRequest("POST", op.path, bytes.NewReader(raw))
+		raw, _ := json.Marshal(op.Example)
+		r := httptest.NewRequest("POST", op.Path, bytes.NewReader(raw))
 		r.Header.Set("Content-Type", "application/json")
-		if p := decodeBody(httptest.NewRecorder(), r, op.body(), op.optionalBody); p != nil {
-			t.Errorf("%s: example %s does not decode: %+v", op.id, raw, p)
+		if p := decodeBody(httptest.NewRecorder(), r, c.NewBody(), op.OptionalBody); p != nil {
+			t.Errorf("%s: example %s does not decode: %+v", op.ID, raw, p)
 		}
-		props := op.schema["properties"].(map[string]any)
+		props := op.Schema["properties"].(map[string]any)
 		var tags []string
-		typ := reflect.TypeOf(op.body()).Elem()
+		typ := reflect.TypeOf(c.NewBody()).Elem()
 		for i := range typ.NumField() {
 			tags = append(tags, strings.Split(typ.Field(i).Tag.Get("json"), ",")[0])
 		}
@@ -80,11 +82,11 @@ func TestExamplesAndSchemasMatchTheBodies(t *testing.T) {
 		slices.Sort(tags)
 		slices.Sort(keys)
 		if !slices.Equal(tags, keys) {
-			t.Errorf("%s: schema properties %v, body fields %v", op.id, keys, tags)
+			t.Errorf("%s: schema properties %v, body fields %v", op.ID, keys, tags)
 		}
-		for _, req := range op.schema["required"].([]string) {
+		for _, req := range op.Schema["required"].([]string) {
 			if _, ok := props[req]; !ok {
-				t.Errorf("%s: requires %s, which has no schema", op.id, req)
+				t.Errorf("%s: requires %s, which has no schema", op.ID, req)
 			}
 		}
 	}
@@ -100,15 +102,16 @@ func FuzzDecodeBody(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, op := range operations {
-			if op.body == nil {
+		for _, c := range api.Commands {
+			op := c.Describe()
+			if c.NewBody() == nil {
 				continue
 			}
-			r := httptest.NewRequest("POST", op.path, bytes.NewReader(data))
+			r := httptest.NewRequest("POST", op.Path, bytes.NewReader(data))
 			r.Header.Set("Content-Type", "application/json")
-			p := decodeBody(httptest.NewRecorder(), r, op.body(), op.optionalBody)
+			p := decodeBody(httptest.NewRecorder(), r, c.NewBody(), op.OptionalBody)
 			if p != nil && (p.Status < 400 || p.Status >= 500) {
-				t.Fatalf("%s: %q gave %d", op.id, data, p.Status)
+				t.Fatalf("%s: %q gave %d", op.ID, data, p.Status)
 			}
 		}
 	})

@@ -5,22 +5,15 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/rpc"
 )
 
 // problemBase prefixes every problem type: one stable URI per kind of error (RFC 9457).
 const problemBase = "https://orderflow.dev/problems/"
 
-// problem is an RFC 9457 problem details body.
-type problem struct {
-	Type     string            `json:"type"`
-	Title    string            `json:"title"`
-	Status   int               `json:"status"`
-	Detail   string            `json:"detail,omitempty"`
-	Instance string            `json:"instance,omitempty"`
-	Field    string            `json:"field,omitempty"`
-	Details  map[string]string `json:"details,omitempty"`
-}
+// problem is an RFC 9457 problem details body (api.Problem: commands refuse with it too).
+type problem = api.Problem
 
 func internalProblem() *problem {
 	return &problem{Status: http.StatusInternalServerError, Type: "internal", Title: "Internal error", Detail: "internal error"}

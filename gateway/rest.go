@@ -163,7 +163,7 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
-// decodeJSON is decodeBody's strict decoding, for bodies from elsewhere (GraphQL mutations).
+// decodeJSON is decodeBody's strict decoding of the bytes read.
 func decodeJSON(in io.Reader, v any, allowEmpty bool) *problem {
 	dec := json.NewDecoder(in)
 	dec.DisallowUnknownFields()

@@ -156,13 +156,22 @@ func Evolve(s State, e Event) State {
 	return s
 }
 
+// Limits of a customer's fields, in characters (an e-mail address: in bytes, as RFC 5321).
+const (
+	MaxNameLength        = 200
+	MaxEmailLength       = 254
+	MaxAddressLineLength = 200
+	MaxCityLength        = 100
+	MaxPostalCodeLength  = 20
+)
+
 // Validate checks a command's fields, whatever the state: identifiers and text are valid UTF-8
 // without control characters and within their lengths. Decide calls it; command services call it
 // before they load a stream.
 func Validate(c Command) error {
 	switch c := c.(type) {
 	case Register:
-		return domain.FirstError(domain.CheckID("customerId", c.CustomerID), domain.CheckText("name", c.Name, 200, true),
+		return domain.FirstError(domain.CheckID("customerId", c.CustomerID), domain.CheckText("name", c.Name, MaxNameLength, true),
 			ValidateEmail(c.Email), validateAddress(c.Address))
 	case ChangeAddress:
 		return domain.FirstError(domain.CheckID("customerId", c.CustomerID), validateAddress(c.Address))
@@ -176,7 +185,7 @@ func Validate(c Command) error {
 func ValidateEmail(email string) error {
 	e := NormalizeEmail(email)
 	a, err := mail.ParseAddress(e)
-	if e == "" || len(e) > 254 || domain.CheckID("email", e) != nil || err != nil || a.Address != e || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") {
+	if e == "" || len(e) > MaxEmailLength || domain.CheckID("email", e) != nil || err != nil || a.Address != e || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") {
 		return domain.Rule("email", "must be an e-mail address such as ada@example.com")
 	}
 	return nil
@@ -184,8 +193,8 @@ func ValidateEmail(email string) error {
 
 func validateAddress(a Address) error {
 	const f = "shippingAddress."
-	if err := domain.FirstError(domain.CheckText(f+"line1", a.Line1, 200, true), domain.CheckText(f+"line2", a.Line2, 200, false),
-		domain.CheckText(f+"city", a.City, 100, true), domain.CheckText(f+"postalCode", a.PostalCode, 20, true)); err != nil {
+	if err := domain.FirstError(domain.CheckText(f+"line1", a.Line1, MaxAddressLineLength, true), domain.CheckText(f+"line2", a.Line2, MaxAddressLineLength, false),
+		domain.CheckText(f+"city", a.City, MaxCityLength, true), domain.CheckText(f+"postalCode", a.PostalCode, MaxPostalCodeLength, true)); err != nil {
 		return err
 	}
 	if len(a.Country) != 2 || strings.Trim(a.Country, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {

@@ -40,6 +40,9 @@ func ReservationStream(orderID string) string { return "stock_reservation-" + or
 const (
 	MaxQuantity = 1_000_000
 	MaxPrice    = 100_000_000_00 // cents
+	// MaxSKULength and MaxNameLength bound a product's sku and name, in characters.
+	MaxSKULength  = 64
+	MaxNameLength = 200
 )
 
 // Commands.
@@ -329,10 +332,10 @@ func validateAdd(a AddProduct) error {
 		return err
 	}
 	sku := strings.TrimSpace(a.SKU)
-	if sku == "" || utf8.RuneCountInString(sku) > 64 || strings.ContainsFunc(sku, unicode.IsSpace) || domain.CheckID("sku", sku) != nil {
-		return domain.Rule("sku", "is required: up to 64 characters without spaces or control characters")
+	if sku == "" || utf8.RuneCountInString(sku) > MaxSKULength || strings.ContainsFunc(sku, unicode.IsSpace) || domain.CheckID("sku", sku) != nil {
+		return domain.Rule("sku", fmt.Sprintf("is required: up to %d characters without spaces or control characters", MaxSKULength))
 	}
-	if err := domain.CheckText("name", a.Name, 200, true); err != nil {
+	if err := domain.CheckText("name", a.Name, MaxNameLength, true); err != nil {
 		return err
 	}
 	return validatePrice(a.PriceCents)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
@@ -27,9 +29,10 @@ type Resolver struct {
 	NS wire.Namespace
 	// Timeout bounds each call to a query service, consistency wait included.
 	Timeout time.Duration
-	// Command carries out the REST operation op (its operationId) on id with body, as the
-	// REST API does: the same decoding, authorization, idempotency and answer.
-	Command func(ctx context.Context, op, id string, body any, idempotencyKey *string) (*CommandResult, error)
+	// Edge sends the mutations' commands (api.Command) to their services, as REST does; Meta is
+	// a command's identity for its scope (operation and id) and idempotency key, as REST's.
+	Edge api.Edge
+	Meta func(ctx context.Context, scope, idempotencyKey string) wire.CommandMeta
 	// MaxLive bounds the live subscriptions this gateway serves at once (default 5,000): past it,
 	// a new subscription is refused with UNAVAILABLE.
 	MaxLive int
@@ -44,6 +47,40 @@ func caller(ctx context.Context) auth.Principal {
 		return p
 	}
 	return auth.Principal{Subject: "anonymous", Role: auth.Admin}
+}
+
+// mutate carries out command c on id with body as the REST API does (the same authorization,
+// command identity and answer); the idempotency key makes a retry the same command.
+func mutate[B, Req any](ctx context.Context, r *Resolver, c *api.Command[B, Req], id string, body *B, idempotencyKey *string) (*CommandResult, error) {
+	key := ""
+	if idempotencyKey != nil {
+		key = *idempotencyKey
+	}
+	if len(key) > 255 {
+		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "idempotencyKey", Message: "must be at most 255 characters"}
+	}
+	res, err := api.Execute(ctx, r.Edge, c, id, body, r.Meta(ctx, c.Doc.ID+":"+id, key))
+	var p *api.Problem
+	if errors.As(err, &p) {
+		return nil, refused(p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &CommandResult{ID: res.ID, Position: res.Position}, nil
+}
+
+// refused turns the edge's refusal of a command into the GraphQL error of the same kind.
+func refused(p *api.Problem) error {
+	code := "BAD_USER_INPUT"
+	if p.Status == http.StatusForbidden {
+		code = "FORBIDDEN"
+	}
+	ext := map[string]any{"code": code}
+	if p.Field != "" {
+		ext["field"] = p.Field
+	}
+	return &gqlerror.Error{Message: p.Detail, Extensions: ext}
 }
 
 // forbidden is a FORBIDDEN GraphQL error.
@@ -258,4 +295,20 @@ func selects(set ast.SelectionSet, frags ast.FragmentDefinitionList, name string
 		}
 	}
 	return false
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// address is a GraphQL address input as the commands take it (nil: an empty one, which the
+// domain refuses field by field).
+func address(a *AddressInput) wire.Address {
+	if a == nil {
+		return wire.Address{}
+	}
+	return wire.Address{Line1: a.Line1, Line2: deref(a.Line2), City: a.City, PostalCode: a.PostalCode, Country: a.Country}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -20,71 +21,74 @@ func (r *customerResolver) Orders(ctx context.Context, obj *wire.Customer, first
 
 // PlaceOrder is the resolver for the placeOrder field.
 func (r *mutationResolver) PlaceOrder(ctx context.Context, input PlaceOrderInput, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "placeOrder", "", input, idempotencyKey)
+	lines := make([]wire.OrderLine, 0, len(input.Lines))
+	for _, l := range input.Lines {
+		if l != nil {
+			lines = append(lines, wire.OrderLine{ProductID: l.ProductID, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents})
+		}
+	}
+	return mutate(ctx, r.Resolver, api.PlaceOrder, "", &api.PlaceOrderBody{OrderID: deref(input.OrderID), CustomerID: deref(input.CustomerID), Lines: lines}, idempotencyKey)
 }
 
 // CancelOrder is the resolver for the cancelOrder field.
 func (r *mutationResolver) CancelOrder(ctx context.Context, id string, reason *string, idempotencyKey *string) (*CommandResult, error) {
-	var b any
-	if reason != nil {
-		b = map[string]any{"reason": *reason}
-	}
-	return r.Command(ctx, "cancelOrder", id, b, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.CancelOrder, id, &api.CancelOrderBody{Reason: deref(reason)}, idempotencyKey)
 }
 
 // ShipOrder is the resolver for the shipOrder field.
 func (r *mutationResolver) ShipOrder(ctx context.Context, id string, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "shipOrder", id, nil, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.ShipOrder, id, &api.NoBody{}, idempotencyKey)
 }
 
 // DeliverOrder is the resolver for the deliverOrder field.
 func (r *mutationResolver) DeliverOrder(ctx context.Context, id string, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "deliverOrder", id, nil, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.DeliverOrder, id, &api.NoBody{}, idempotencyKey)
 }
 
 // RegisterCustomer is the resolver for the registerCustomer field.
 func (r *mutationResolver) RegisterCustomer(ctx context.Context, input RegisterCustomerInput, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "registerCustomer", "", input, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.RegisterCustomer, "", &api.RegisterCustomerBody{CustomerID: deref(input.CustomerID), Name: input.Name, Email: input.Email,
+		Address: address(input.ShippingAddress)}, idempotencyKey)
 }
 
 // ChangeAddress is the resolver for the changeAddress field.
 func (r *mutationResolver) ChangeAddress(ctx context.Context, customerID string, shippingAddress AddressInput, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "changeAddress", customerID, map[string]any{"shippingAddress": shippingAddress}, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.ChangeAddress, customerID, &api.AddressBody{Address: address(&shippingAddress)}, idempotencyKey)
 }
 
 // DeactivateCustomer is the resolver for the deactivateCustomer field.
 func (r *mutationResolver) DeactivateCustomer(ctx context.Context, customerID string, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "deactivateCustomer", customerID, nil, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.DeactivateCustomer, customerID, &api.NoBody{}, idempotencyKey)
 }
 
 // AddProduct is the resolver for the addProduct field.
 func (r *mutationResolver) AddProduct(ctx context.Context, input AddProductInput, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "addProduct", "", input, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.AddProduct, "", &api.AddProductBody{ProductID: deref(input.ProductID), SKU: input.Sku, Name: input.Name, PriceCents: input.PriceCents}, idempotencyKey)
 }
 
 // ChangePrice is the resolver for the changePrice field.
 func (r *mutationResolver) ChangePrice(ctx context.Context, productID string, priceCents int64, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "changePrice", productID, map[string]any{"priceCents": priceCents}, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.ChangePrice, productID, &api.PriceBody{PriceCents: priceCents}, idempotencyKey)
 }
 
 // Restock is the resolver for the restock field.
 func (r *mutationResolver) Restock(ctx context.Context, productID string, quantity int64, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "restock", productID, map[string]any{"quantity": quantity}, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.Restock, productID, &api.QuantityBody{Quantity: quantity}, idempotencyKey)
 }
 
 // DiscontinueProduct is the resolver for the discontinueProduct field.
 func (r *mutationResolver) DiscontinueProduct(ctx context.Context, productID string, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "discontinueProduct", productID, nil, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.DiscontinueProduct, productID, &api.NoBody{}, idempotencyKey)
 }
 
 // CapturePayment is the resolver for the capturePayment field.
 func (r *mutationResolver) CapturePayment(ctx context.Context, paymentID string, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "capturePayment", paymentID, nil, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.CapturePayment, paymentID, &api.NoBody{}, idempotencyKey)
 }
 
 // RefundPayment is the resolver for the refundPayment field.
 func (r *mutationResolver) RefundPayment(ctx context.Context, paymentID string, amountCents int64, idempotencyKey *string) (*CommandResult, error) {
-	return r.Command(ctx, "refundPayment", paymentID, map[string]any{"amountCents": amountCents}, idempotencyKey)
+	return mutate(ctx, r.Resolver, api.RefundPayment, paymentID, &api.AmountBody{AmountCents: amountCents}, idempotencyKey)
 }
 
 // PauseProjection is the resolver for the pauseProjection field.

@@ -1,0 +1,131 @@
+// Package api is the typed edge of orderflow: each command the REST API and the GraphQL mutations
+// offer is one Command value, whose body type and service request type the compiler knows. The
+// REST router, the OpenAPI document and the GraphQL resolvers are all built from these values, so
+// a command is routed, documented, authorized and sent the same way wherever it comes from.
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/wire"
+)
+
+// Doc is how a command is routed and documented.
+type Doc struct {
+	Method, Path, ID, Summary, Tag string
+	// Created: answers 201 with a Location, else 200.
+	Created bool
+	// IDField names the id in the answer ("orderId", …); IDParam is the path parameter, if any.
+	IDField, IDParam string
+	// NoBody: the command takes no body; OptionalBody: an empty body is allowed.
+	NoBody, OptionalBody bool
+	// Schema is the JSON schema of the body, Example an example of one.
+	Schema  map[string]any
+	Example any
+	// Errors lists the documented error statuses beyond the ones every command may answer.
+	Errors []int
+	// ForCustomers: customer tokens may call it on what they own (else: admins only).
+	ForCustomers bool
+}
+
+// Command is one command of the edge: B is its request body, Req what it sends to Endpoint.
+type Command[B, Req any] struct {
+	Doc      Doc
+	Endpoint string
+	// Request turns the path id and the body into the service's request and the id to answer.
+	Request func(ctx context.Context, id string, body *B, m wire.CommandMeta) (req Req, answerID string)
+	// Customer, if set, lets a customer token call the command on what it owns: it checks (and
+	// may scope) the body, or refuses it. Without it, the command is for admins only.
+	Customer func(p auth.Principal, id string, body *B) *Problem
+}
+
+// Operation is any Command, as the REST router and the OpenAPI document list them.
+type Operation interface {
+	Describe() Doc
+	// NewBody is a pointer to a new body, nil for a command that takes none.
+	NewBody() any
+	// Run decodes a new body with decode (unless the command takes none), then carries it out as
+	// Execute does.
+	Run(ctx context.Context, e Edge, id string, decode func(body any, optional bool) *Problem, m wire.CommandMeta) (Result, error)
+}
+
+// Edge is how a command leaves the edge: sent to its service's endpoint.
+type Edge interface {
+	Send(ctx context.Context, endpoint string, req any) (wire.CommandReply, error)
+}
+
+// Result is a carried-out command: the id it names and the log position of its events.
+type Result struct {
+	ID, Position string
+}
+
+// Describe returns c's Doc.
+func (c *Command[B, Req]) Describe() Doc { return c.Doc }
+
+// NewBody implements Operation.
+func (c *Command[B, Req]) NewBody() any {
+	if c.Doc.NoBody {
+		return nil
+	}
+	return new(B)
+}
+
+// Authorize lets an admin do c, and a customer only what c.Customer allows (it may scope body to
+// the caller). Without a principal (authentication off) everyone is an admin.
+func (c *Command[B, Req]) Authorize(ctx context.Context, id string, body *B) *Problem {
+	p, ok := auth.From(ctx)
+	if !ok || p.IsAdmin() {
+		return nil
+	}
+	if c.Customer == nil {
+		return Forbidden(c.Doc.Summary + " is for admins")
+	}
+	return c.Customer(p, id, body)
+}
+
+// Execute authorizes body for the caller and sends c's request: a refusal is a *Problem, a
+// service's error an *rpc.Error.
+func Execute[B, Req any](ctx context.Context, e Edge, c *Command[B, Req], id string, body *B, m wire.CommandMeta) (Result, error) {
+	if p := c.Authorize(ctx, id, body); p != nil {
+		return Result{}, p
+	}
+	req, answerID := c.Request(ctx, id, body, m)
+	reply, err := e.Send(ctx, c.Endpoint, req)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{ID: answerID, Position: reply.Position}, nil
+}
+
+// Run implements Operation.
+func (c *Command[B, Req]) Run(ctx context.Context, e Edge, id string, decode func(body any, optional bool) *Problem, m wire.CommandMeta) (Result, error) {
+	body := new(B)
+	if c.Doc.NoBody {
+		if p := decode(&struct{}{}, true); p != nil {
+			return Result{}, p
+		}
+	} else if p := decode(body, c.Doc.OptionalBody); p != nil {
+		return Result{}, p
+	}
+	return Execute(ctx, e, c, id, body, m)
+}
+
+// Problem is an RFC 9457 problem details body: how the edge refuses a request.
+type Problem struct {
+	Type     string            `json:"type"`
+	Title    string            `json:"title"`
+	Status   int               `json:"status"`
+	Detail   string            `json:"detail,omitempty"`
+	Instance string            `json:"instance,omitempty"`
+	Field    string            `json:"field,omitempty"`
+	Details  map[string]string `json:"details,omitempty"`
+}
+
+func (p *Problem) Error() string { return p.Detail }
+
+// Forbidden is the answer to a caller acting beyond its role.
+func Forbidden(detail string) *Problem {
+	return &Problem{Status: http.StatusForbidden, Type: "forbidden", Title: "Forbidden", Detail: detail}
+}

@@ -1,0 +1,90 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/orderflow/orderflow/gateway/api"
+	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/wire"
+)
+
+// recorder is an Edge that keeps what it was sent.
+type recorder struct {
+	endpoint string
+	req      any
+}
+
+func (r *recorder) Send(_ context.Context, endpoint string, req any) (wire.CommandReply, error) {
+	r.endpoint, r.req = endpoint, req
+	return wire.CommandReply{Position: "7-7"}, nil
+}
+
+// TestExecuteAuthorizesAndSendsTheTypedRequest: a customer's order is scoped to the customer, an
+// order for someone else and an admin-only command are refused before anything is sent, and an
+// admin's command goes out as its service's request type.
+func TestExecuteAuthorizesAndSendsTheTypedRequest(t *testing.T) {
+	t.Parallel()
+	customer := auth.With(context.Background(), auth.Principal{Subject: "c-1", Role: auth.Customer})
+	admin := auth.With(context.Background(), auth.Principal{Subject: "ops", Role: auth.Admin})
+	m := wire.CommandMeta{CommandID: "cmd-1"}
+	lines := []wire.OrderLine{{ProductID: "p", Quantity: 1, UnitPriceCents: 5}}
+
+	e := &recorder{}
+	res, err := api.Execute(customer, e, api.PlaceOrder, "", &api.PlaceOrderBody{Lines: lines}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, ok := e.req.(wire.PlaceOrder)
+	if !ok || e.endpoint != wire.EndpointPlaceOrder || sent.CustomerID != "c-1" || sent.OrderID == "" || sent.OrderID != res.ID || res.Position != "7-7" {
+		t.Errorf("a customer's order: sent %s %#v, answered %+v; want it for c-1 with a derived id", e.endpoint, e.req, res)
+	}
+	again, _ := api.Execute(customer, &recorder{}, api.PlaceOrder, "", &api.PlaceOrderBody{Lines: lines}, m)
+	if again.ID != res.ID {
+		t.Errorf("the same command id named order %s, then %s", res.ID, again.ID)
+	}
+
+	for name, call := range map[string]func(*recorder) error{
+		"an order for another customer": func(e *recorder) error {
+			_, err := api.Execute(customer, e, api.PlaceOrder, "", &api.PlaceOrderBody{CustomerID: "c-2", Lines: lines}, m)
+			return err
+		},
+		"an admin's command": func(e *recorder) error {
+			_, err := api.Execute(customer, e, api.Restock, "p", &api.QuantityBody{Quantity: 5}, m)
+			return err
+		},
+	} {
+		e := &recorder{}
+		var p *api.Problem
+		if err := call(e); !errors.As(err, &p) || p.Status != http.StatusForbidden || e.endpoint != "" {
+			t.Errorf("%s by a customer: %v, sent to %q; want 403 and nothing sent", name, err, e.endpoint)
+		}
+	}
+
+	e = &recorder{}
+	if _, err := api.Execute(admin, e, api.Restock, "p", &api.QuantityBody{Quantity: 5}, m); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := e.req.(wire.Restock); !ok || got.ProductID != "p" || got.Quantity != 5 || got.Meta != m {
+		t.Errorf("an admin's restock sent %#v", e.req)
+	}
+}
+
+// TestEveryCommandIsDocumented: ids and routes are unique, and a body is documented exactly when
+// the command reads one.
+func TestEveryCommandIsDocumented(t *testing.T) {
+	t.Parallel()
+	ids, routes := map[string]bool{}, map[string]bool{}
+	for _, c := range api.Commands {
+		d := c.Describe()
+		if d.ID == "" || d.Summary == "" || d.Tag == "" || d.IDField == "" || ids[d.ID] || routes[d.Method+" "+d.Path] {
+			t.Errorf("%+v: want a unique id and route, a summary, a tag and an id field", d)
+		}
+		ids[d.ID], routes[d.Method+" "+d.Path] = true, true
+		if (c.NewBody() == nil) != (d.Schema == nil) {
+			t.Errorf("%s: body %T but schema %v", d.ID, c.NewBody(), d.Schema)
+		}
+	}
+}
