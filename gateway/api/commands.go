@@ -108,7 +108,9 @@ var (
 			id := newID(b.CustomerID, m)
 			return wire.RegisterCustomer{Meta: m, CustomerID: id, Name: b.Name, Email: b.Email, Address: b.Address}, id
 		},
-		Customer: func(p auth.Principal, _ string, b *RegisterCustomerBody) *Problem { return ownCustomerID(p, &b.CustomerID) },
+		Customer: func(p auth.Principal, _ string, b *RegisterCustomerBody) *Problem {
+			return ownCustomerID(p, &b.CustomerID)
+		},
 	}
 	ChangeAddress = &Command[AddressBody, wire.ChangeAddress]{
 		Doc: Doc{Method: "POST", Path: "/api/v1/customers/{id}/address", ID: "changeAddress", Summary: "Change a customer's shipping address", Tag: "customers",
