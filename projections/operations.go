@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -113,15 +112,15 @@ type operations struct {
 
 func (o *operations) register(ctx context.Context) error {
 	o.rebuilds = map[string]*wire.RebuildStatus{}
-	srv := rpc.NewServer(ctx, o.d.NC, o.d.Log.With("service", wire.ServiceProjections), rpc.OperationLimits, pgerr.Classify(nil))
-	ns := o.d.Namespace
-	_, err := rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceProjections, Version: "0.1.0", Description: "read models' projections: figures, pause, resume, parked events, rebuilds"},
-		rpc.Endpoint{Name: "list", Subject: ns.Subject(wire.EndpointProjectionsList), Handler: rpc.Handle(srv, "list", o.list)},
-		rpc.Endpoint{Name: "pause", Subject: ns.Subject(wire.EndpointProjectionPause), Handler: rpc.Handle(srv, "pause", o.pause(true))},
-		rpc.Endpoint{Name: "resume", Subject: ns.Subject(wire.EndpointProjectionResume), Handler: rpc.Handle(srv, "resume", o.pause(false))},
-		rpc.Endpoint{Name: "parked", Subject: ns.Subject(wire.EndpointProjectionParked), Handler: rpc.Handle(srv, "parked", o.parked)},
-		rpc.Endpoint{Name: "replay_parked", Subject: ns.Subject(wire.EndpointProjectionReplay), Handler: rpc.Handle(srv, "replay_parked", o.replay)},
-		rpc.Endpoint{Name: "rebuild", Subject: ns.Subject(wire.EndpointProjectionRebuild), Handler: rpc.Handle(srv, "rebuild", o.rebuild)},
+	svc := rpc.Service{Name: wire.ServiceProjections, Description: "read models' projections: figures, pause, resume, parked events, rebuilds",
+		Namespace: o.d.Namespace, Limits: rpc.OperationLimits, Classify: pgerr.Classify(nil)}
+	_, err := svc.Serve(ctx, o.d.NC, o.d.Log,
+		rpc.On("list", wire.EndpointProjectionsList, o.list),
+		rpc.On("pause", wire.EndpointProjectionPause, o.pause(true)),
+		rpc.On("resume", wire.EndpointProjectionResume, o.pause(false)),
+		rpc.On("parked", wire.EndpointProjectionParked, o.parked),
+		rpc.On("replay_parked", wire.EndpointProjectionReplay, o.replay),
+		rpc.On("rebuild", wire.EndpointProjectionRebuild, o.rebuild),
 	)
 	return err
 }

@@ -70,10 +70,11 @@ func (h Handlers) Deactivate(ctx context.Context, req wire.IDCommand) (wire.Comm
 
 // Register serves the handlers as the customer-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerCommands), rpc.CommandLimits, pgerr.Classify(commands.Classify))
-	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCustomerCommands, Version: "0.1.0", Description: "registers and changes customers"},
-		rpc.Endpoint{Name: "register", Subject: ns.Subject(wire.EndpointRegisterCustomer), Handler: rpc.Handle(srv, "register", h.Register)},
-		rpc.Endpoint{Name: "change_address", Subject: ns.Subject(wire.EndpointChangeAddress), Handler: rpc.Handle(srv, "change_address", h.ChangeAddress)},
-		rpc.Endpoint{Name: "deactivate", Subject: ns.Subject(wire.EndpointDeactivateCustomer), Handler: rpc.Handle(srv, "deactivate", h.Deactivate)},
+	svc := rpc.Service{Name: wire.ServiceCustomerCommands, Description: "registers and changes customers",
+		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(commands.Classify)}
+	return svc.Serve(ctx, nc, log,
+		rpc.On("register", wire.EndpointRegisterCustomer, h.Register),
+		rpc.On("change_address", wire.EndpointChangeAddress, h.ChangeAddress),
+		rpc.On("deactivate", wire.EndpointDeactivateCustomer, h.Deactivate),
 	)
 }

@@ -259,32 +259,30 @@ func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.Comma
 
 // Register serves the handlers as the inventory-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceInventoryCommands), rpc.CommandLimits, pgerr.Classify(commands.Classify))
-	e := func(name, endpoint string, hd micro.Handler) rpc.Endpoint {
-		return rpc.Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: hd}
-	}
-	svc, err := rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceInventoryCommands, Version: "0.1.0", Description: "catalog and stock",
-		Metadata: map[string]string{"namespace": string(ns)}}, // instances of other installations on the same NATS are not peers
-		e("add", wire.EndpointAddProduct, rpc.Handle(srv, "add", h.AddProduct)),
-		e("change_price", wire.EndpointChangePrice, rpc.Handle(srv, "change_price", h.ChangePrice)),
-		e("restock", wire.EndpointRestock, rpc.Handle(srv, "restock", h.Restock)),
-		e("discontinue", wire.EndpointDiscontinueProduct, rpc.Handle(srv, "discontinue", h.Discontinue)),
-		e("reserve", wire.EndpointReserveStock, rpc.Handle(srv, "reserve", h.ReserveStock)),
-		e("release", wire.EndpointReleaseStock, rpc.Handle(srv, "release", h.ReleaseStock)),
-		e("commit", wire.EndpointCommitStock, rpc.Handle(srv, "commit", h.CommitStock)),
+	svc := rpc.Service{Name: wire.ServiceInventoryCommands, Description: "catalog and stock",
+		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(commands.Classify),
+		Metadata: map[string]string{"namespace": string(ns)}} // instances of other installations on the same NATS are not peers
+	served, srv, err := svc.Start(ctx, nc, log,
+		rpc.On("add", wire.EndpointAddProduct, h.AddProduct),
+		rpc.On("change_price", wire.EndpointChangePrice, h.ChangePrice),
+		rpc.On("restock", wire.EndpointRestock, h.Restock),
+		rpc.On("discontinue", wire.EndpointDiscontinueProduct, h.Discontinue),
+		rpc.On("reserve", wire.EndpointReserveStock, h.ReserveStock),
+		rpc.On("release", wire.EndpointReleaseStock, h.ReleaseStock),
+		rpc.On("commit", wire.EndpointCommitStock, h.CommitStock),
 	)
 	if err != nil || h.Router == nil {
-		return svc, err
+		return served, err
 	}
 	// This instance takes the stock commands of the products it owns from the others.
 	h.Router.mu.Lock()
-	h.Router.self = svc.Info().ID
+	h.Router.self = served.Info().ID
 	h.Router.mu.Unlock()
-	if err := svc.AddEndpoint("route", rpc.Handle(srv, "route", h.ownStock), micro.WithEndpointSubject(h.Router.subject(svc.Info().ID))); err != nil {
+	if err := served.AddEndpoint("route", rpc.Handle(srv, "route", h.ownStock), micro.WithEndpointSubject(h.Router.subject(served.Info().ID))); err != nil {
 		return nil, fmt.Errorf("service %s endpoint route: %w", wire.ServiceInventoryCommands, err)
 	}
 	go h.Router.run(ctx)
-	return svc, nil
+	return served, nil
 }
 
 // Jobs are the inventory commands process managers queue (package jobs). A rejected reservation

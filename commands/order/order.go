@@ -44,14 +44,15 @@ func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c 
 // Register serves the handlers as the order-commands NATS micro service in namespace ns.
 // It stops with ctx.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderCommands), rpc.CommandLimits, pgerr.Classify(commands.Classify))
-	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceOrderCommands, Version: "0.1.0", Description: "places orders and moves them through their lifecycle"},
-		rpc.Endpoint{Name: "place", Subject: ns.Subject(wire.EndpointPlaceOrder), Handler: rpc.Handle(srv, "place", h.Place)},
-		rpc.Endpoint{Name: "cancel", Subject: ns.Subject(wire.EndpointCancelOrder), Handler: rpc.Handle(srv, "cancel", h.Cancel)},
-		rpc.Endpoint{Name: "confirm", Subject: ns.Subject(wire.EndpointConfirmOrder), Handler: rpc.Handle(srv, "confirm", h.Confirm)},
-		rpc.Endpoint{Name: "mark_paid", Subject: ns.Subject(wire.EndpointMarkOrderPaid), Handler: rpc.Handle(srv, "mark_paid", h.MarkPaid)},
-		rpc.Endpoint{Name: "ship", Subject: ns.Subject(wire.EndpointShipOrder), Handler: rpc.Handle(srv, "ship", h.Ship)},
-		rpc.Endpoint{Name: "deliver", Subject: ns.Subject(wire.EndpointDeliverOrder), Handler: rpc.Handle(srv, "deliver", h.Deliver)},
+	svc := rpc.Service{Name: wire.ServiceOrderCommands, Description: "places orders and moves them through their lifecycle",
+		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(commands.Classify)}
+	return svc.Serve(ctx, nc, log,
+		rpc.On("place", wire.EndpointPlaceOrder, h.Place),
+		rpc.On("cancel", wire.EndpointCancelOrder, h.Cancel),
+		rpc.On("confirm", wire.EndpointConfirmOrder, h.Confirm),
+		rpc.On("mark_paid", wire.EndpointMarkOrderPaid, h.MarkPaid),
+		rpc.On("ship", wire.EndpointShipOrder, h.Ship),
+		rpc.On("deliver", wire.EndpointDeliverOrder, h.Deliver),
 	)
 }
 

@@ -128,13 +128,14 @@ const authorizeTimeout = 30 * time.Second
 
 // Register serves the handlers as the payment-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServicePaymentCommands), rpc.Limits{Concurrency: rpc.CommandLimits.Concurrency, Timeout: authorizeTimeout}, pgerr.Classify(Classify))
-	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServicePaymentCommands, Version: "0.1.0", Description: "authorizes, captures and refunds payments"},
-		rpc.Endpoint{Name: "authorize", Subject: ns.Subject(wire.EndpointAuthorizePayment), Handler: rpc.Handle(srv, "authorize", h.Authorize)},
-		rpc.Endpoint{Name: "capture", Subject: ns.Subject(wire.EndpointCapturePayment), Handler: rpc.Handle(srv, "capture", h.Capture)},
-		rpc.Endpoint{Name: "void", Subject: ns.Subject(wire.EndpointVoidPayment), Handler: rpc.Handle(srv, "void", h.Void)},
-		rpc.Endpoint{Name: "refund", Subject: ns.Subject(wire.EndpointRefundPayment), Handler: rpc.Handle(srv, "refund", h.Refund)},
-		rpc.Endpoint{Name: "provider", Subject: ns.Subject(wire.EndpointPaymentProvider), Handler: rpc.Handle(srv, "provider", h.Status)},
+	svc := rpc.Service{Name: wire.ServicePaymentCommands, Description: "authorizes, captures and refunds payments",
+		Namespace: ns, Limits: rpc.Limits{Concurrency: rpc.CommandLimits.Concurrency, Timeout: authorizeTimeout}, Classify: pgerr.Classify(Classify)}
+	return svc.Serve(ctx, nc, log,
+		rpc.On("authorize", wire.EndpointAuthorizePayment, h.Authorize),
+		rpc.On("capture", wire.EndpointCapturePayment, h.Capture),
+		rpc.On("void", wire.EndpointVoidPayment, h.Void),
+		rpc.On("refund", wire.EndpointRefundPayment, h.Refund),
+		rpc.On("provider", wire.EndpointPaymentProvider, h.Status),
 	)
 }
 

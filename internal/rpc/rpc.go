@@ -15,6 +15,7 @@ import (
 	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // Codes of Error. Edges map them to HTTP statuses and GraphQL error codes.
@@ -269,6 +270,50 @@ func Serve(ctx context.Context, srv *Server, cfg micro.Config, endpoints ...Endp
 	}()
 	return svc, nil
 }
+
+// Service is one of orderflow's NATS micro services: its name in discovery, what it does, its
+// limits, how its handlers' errors become answers, and the namespace of its subjects.
+type Service struct {
+	Name, Description string
+	Namespace         wire.Namespace
+	Limits            Limits
+	// Classify turns a handler's error into the *Error answered (see NewServer).
+	Classify func(error) *Error
+	// Metadata is published with the service in discovery.
+	Metadata map[string]string
+}
+
+// Route is one endpoint of a Service: see On.
+type Route func(*Server, wire.Namespace) Endpoint
+
+// On routes endpoint (a wire.Endpoint constant, in the service's namespace) to fn, under name in
+// discovery.
+func On[Req, Resp any](name, endpoint string, fn func(ctx context.Context, req Req) (Resp, error)) Route {
+	return func(s *Server, ns wire.Namespace) Endpoint {
+		return Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: Handle(s, name, fn)}
+	}
+}
+
+// Serve serves s with routes on nc until ctx ends.
+func (s Service) Serve(ctx context.Context, nc *nats.Conn, log *slog.Logger, routes ...Route) (micro.Service, error) {
+	svc, _, err := s.Start(ctx, nc, log, routes...)
+	return svc, err
+}
+
+// Start is Serve that also answers the Server, for endpoints added once the service's instance id
+// is known.
+func (s Service) Start(ctx context.Context, nc *nats.Conn, log *slog.Logger, routes ...Route) (micro.Service, *Server, error) {
+	srv := NewServer(ctx, nc, log.With("service", s.Name), s.Limits, s.Classify)
+	endpoints := make([]Endpoint, len(routes))
+	for i, r := range routes {
+		endpoints[i] = r(srv, s.Namespace)
+	}
+	svc, err := Serve(ctx, srv, micro.Config{Name: s.Name, Version: Version, Description: s.Description, Metadata: s.Metadata}, endpoints...)
+	return svc, srv, err
+}
+
+// Version is every service's version in discovery.
+const Version = "0.1.0"
 
 // DefaultTimeout bounds a Call whose context has no deadline.
 const DefaultTimeout = 5 * time.Second

@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -69,5 +70,87 @@ func TestASaturatedServerSheds(t *testing.T) {
 	}
 	if queued := <-answers; queued.err != nil {
 		t.Errorf("the queued request: %v", queued.err)
+	}
+}
+
+// TestAnswersCarryTheirKind: a served handler's answers reach Call as the handler meant them: a
+// typed answer, an *Error with its code and field, a classified error, an unclassified one as
+// "internal error" (its detail stays in the log), a panic as internal, a malformed request as
+// invalid; and the endpoint's figures count them.
+func TestAnswersCarryTheirKind(t *testing.T) {
+	t.Parallel()
+	nc := natstest.Connect(t)
+	ns := natstest.Namespace(t)
+	errBusy := errors.New("busy")
+	type echo struct{ N int }
+	svc := rpc.Service{Name: "kinds", Description: "answers of every kind", Namespace: ns, Limits: rpc.QueryLimits,
+		Classify: func(err error) *rpc.Error {
+			if errors.Is(err, errBusy) {
+				return &rpc.Error{Code: rpc.CodeUnavailable, Message: "try later"}
+			}
+			return nil
+		}}
+	if _, err := svc.Serve(t.Context(), nc, slog.New(slog.DiscardHandler),
+		rpc.On("echo", "kinds.echo", func(_ context.Context, req echo) (echo, error) {
+			switch req.N {
+			case 1:
+				return echo{}, &rpc.Error{Code: rpc.CodeNotFound, Field: "n", Message: "no such n"}
+			case 2:
+				return echo{}, errBusy
+			case 3:
+				return echo{}, errors.New("secret detail")
+			case 4:
+				panic("boom")
+			}
+			return echo{N: req.N * 10}, nil
+		})); err != nil {
+		t.Fatal(err)
+	}
+	subject := ns.Subject("kinds.echo")
+	call := func(req any) (echo, error) { return rpc.Call[echo](t.Context(), nc, subject, req) }
+	if got, err := call(echo{N: 7}); err != nil || got.N != 70 {
+		t.Errorf("an answer: %v, %v", got, err)
+	}
+	for req, want := range map[int]rpc.Error{
+		1: {Code: rpc.CodeNotFound, Field: "n", Message: "no such n"},
+		2: {Code: rpc.CodeUnavailable, Message: "try later"},
+		3: {Code: rpc.CodeInternal, Message: "internal error"},
+		4: {Code: rpc.CodeInternal, Message: "internal error"},
+	} {
+		_, err := call(echo{N: req})
+		var got *rpc.Error
+		if !errors.As(err, &got) || got.Code != want.Code || got.Field != want.Field || got.Message != want.Message {
+			t.Errorf("request %d: %v, want %+v", req, err, want)
+		}
+	}
+	var got *rpc.Error
+	if _, err := call(json.RawMessage(`{"N":"seven"}`)); !errors.As(err, &got) || got.Code != rpc.CodeInvalid {
+		t.Errorf("a malformed request: %v, want invalid", err)
+	}
+	// Discovery's figures: 6 requests, 5 of them failed.
+	stats, err := rpc.Call[micro.Stats](t.Context(), nc, "$SRV.STATS.kinds", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var figures rpc.EndpointStats
+	if len(stats.Endpoints) != 1 || json.Unmarshal(stats.Endpoints[0].Data, &figures) != nil || figures.Requests != 6 || figures.Errors != 5 {
+		t.Errorf("endpoint figures: %+v; want 6 requests, 5 errors", figures)
+	}
+}
+
+// TestCallWithoutResponderIsUnavailable: nobody serves the subject, or the connection is closed:
+// an *Error the edges answer 503, at once.
+func TestCallWithoutResponderIsUnavailable(t *testing.T) {
+	t.Parallel()
+	nc := natstest.Connect(t)
+	subject := natstest.Namespace(t).Subject("nobody.home")
+	start := time.Now()
+	var got *rpc.Error
+	if _, err := rpc.Call[struct{}](t.Context(), nc, subject, struct{}{}); !errors.As(err, &got) || got.Code != rpc.CodeUnavailable || time.Since(start) > 2*time.Second {
+		t.Errorf("no responder: %v after %v", err, time.Since(start))
+	}
+	nc.Close()
+	if _, err := rpc.Call[struct{}](t.Context(), nc, subject, struct{}{}); !errors.As(err, &got) || got.Code != rpc.CodeUnavailable {
+		t.Errorf("a closed connection: %v", err)
 	}
 }

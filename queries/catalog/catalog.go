@@ -208,11 +208,12 @@ func (s Service) LowStock(ctx context.Context, req wire.LowStock) ([]wire.Produc
 
 // Register serves s as the catalog-queries NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCatalogQueries), rpc.QueryLimits, pgerr.Classify(nil))
-	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCatalogQueries, Version: "0.1.0", Description: "reads the catalog"},
-		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointProductByID), Handler: rpc.Handle(srv, "get", s.ProductByID)},
-		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointProductsByIDs), Handler: rpc.Handle(srv, "get_many", s.ProductsByIDs)},
-		rpc.Endpoint{Name: "search", Subject: ns.Subject(wire.EndpointSearchProduct), Handler: rpc.Handle(srv, "search", s.SearchProducts)},
-		rpc.Endpoint{Name: "low_stock", Subject: ns.Subject(wire.EndpointLowStock), Handler: rpc.Handle(srv, "low_stock", s.LowStock)},
+	svc := rpc.Service{Name: wire.ServiceCatalogQueries, Description: "reads the catalog",
+		Namespace: ns, Limits: rpc.QueryLimits, Classify: pgerr.Classify(nil)}
+	return svc.Serve(ctx, nc, log,
+		rpc.On("get", wire.EndpointProductByID, s.ProductByID),
+		rpc.On("get_many", wire.EndpointProductsByIDs, s.ProductsByIDs),
+		rpc.On("search", wire.EndpointSearchProduct, s.SearchProducts),
+		rpc.On("low_stock", wire.EndpointLowStock, s.LowStock),
 	)
 }

@@ -107,9 +107,10 @@ func (s Service) listAt(ctx context.Context, ids []string) ([]wire.Customer, eve
 
 // Register serves s as the customer-queries NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceCustomerQueries), rpc.QueryLimits, pgerr.Classify(nil))
-	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceCustomerQueries, Version: "0.1.0", Description: "reads customers"},
-		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointCustomerByID), Handler: rpc.Handle(srv, "get", s.CustomerByID)},
-		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointCustomersByIDs), Handler: rpc.Handle(srv, "get_many", s.CustomersByIDs)},
+	svc := rpc.Service{Name: wire.ServiceCustomerQueries, Description: "reads customers",
+		Namespace: ns, Limits: rpc.QueryLimits, Classify: pgerr.Classify(nil)}
+	return svc.Serve(ctx, nc, log,
+		rpc.On("get", wire.EndpointCustomerByID, s.CustomerByID),
+		rpc.On("get_many", wire.EndpointCustomersByIDs, s.CustomersByIDs),
 	)
 }

@@ -24,10 +24,11 @@ type Service struct {
 
 // Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceOrderQueries), rpc.QueryLimits, pgerr.Classify(nil))
-	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceOrderQueries, Version: "0.1.0", Description: "reads orders"},
-		rpc.Endpoint{Name: "get", Subject: ns.Subject(wire.EndpointOrderByID), Handler: rpc.Handle(srv, "get", s.OrderByID)},
-		rpc.Endpoint{Name: "get_many", Subject: ns.Subject(wire.EndpointOrdersByIDs), Handler: rpc.Handle(srv, "get_many", s.OrdersByIDs)},
-		rpc.Endpoint{Name: "list", Subject: ns.Subject(wire.EndpointListOrders), Handler: rpc.Handle(srv, "list", s.List)},
+	svc := rpc.Service{Name: wire.ServiceOrderQueries, Description: "reads orders",
+		Namespace: ns, Limits: rpc.QueryLimits, Classify: pgerr.Classify(nil)}
+	return svc.Serve(ctx, nc, log,
+		rpc.On("get", wire.EndpointOrderByID, s.OrderByID),
+		rpc.On("get_many", wire.EndpointOrdersByIDs, s.OrdersByIDs),
+		rpc.On("list", wire.EndpointListOrders, s.List),
 	)
 }

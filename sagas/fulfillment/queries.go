@@ -102,11 +102,12 @@ from fulfillment`).Scan(&c.InFlight, &c.Confirmed, &c.Compensated, &c.TimedOut, 
 
 // Register serves q as the sagas NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, q Queries) (micro.Service, error) {
-	srv := rpc.NewServer(ctx, nc, log.With("service", wire.ServiceSagas), rpc.CommandLimits, pgerr.Classify(nil))
-	return rpc.Serve(ctx, srv, micro.Config{Name: wire.ServiceSagas, Version: "0.1.0", Description: "process managers: order fulfillment"},
-		rpc.Endpoint{Name: "fulfillment", Subject: ns.Subject(wire.EndpointFulfillment), Handler: rpc.Handle(srv, "fulfillment", q.ByOrder)},
-		rpc.Endpoint{Name: "fulfillments_by_orders", Subject: ns.Subject(wire.EndpointFulfillmentsByIDs), Handler: rpc.Handle(srv, "fulfillments_by_orders", q.ByOrders)},
-		rpc.Endpoint{Name: "fulfillments", Subject: ns.Subject(wire.EndpointFulfillments), Handler: rpc.Handle(srv, "fulfillments", q.List)},
-		rpc.Endpoint{Name: "counts", Subject: ns.Subject(wire.EndpointFulfillmentCounts), Handler: rpc.Handle(srv, "counts", q.Counts)},
+	svc := rpc.Service{Name: wire.ServiceSagas, Description: "process managers: order fulfillment",
+		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(nil)}
+	return svc.Serve(ctx, nc, log,
+		rpc.On("fulfillment", wire.EndpointFulfillment, q.ByOrder),
+		rpc.On("fulfillments_by_orders", wire.EndpointFulfillmentsByIDs, q.ByOrders),
+		rpc.On("fulfillments", wire.EndpointFulfillments, q.List),
+		rpc.On("counts", wire.EndpointFulfillmentCounts, q.Counts),
 	)
 }
