@@ -10,11 +10,16 @@ const (
 
 // Endpoints of the customer services, relative to a Namespace.
 const (
-	EndpointRegisterCustomer   = "customer.register"
-	EndpointChangeAddress      = "customer.change_address"
+	// EndpointRegisterCustomer: RegisterCustomer → CommandReply.
+	EndpointRegisterCustomer = "customer.register"
+	// EndpointChangeAddress: ChangeAddress → CommandReply.
+	EndpointChangeAddress = "customer.change_address"
+	// EndpointDeactivateCustomer: IDCommand (the customer) → CommandReply.
 	EndpointDeactivateCustomer = "customer.deactivate"
 
-	EndpointCustomerByID   = "customers.get"
+	// EndpointCustomerByID: CustomerByID → Customer.
+	EndpointCustomerByID = "customers.get"
+	// EndpointCustomersByIDs: CustomersByIDs → []Customer.
 	EndpointCustomersByIDs = "customers.get_many"
 )
 

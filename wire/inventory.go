@@ -10,21 +10,32 @@ const (
 
 // Endpoints of the inventory and catalog services, relative to a Namespace.
 const (
-	EndpointAddProduct         = "product.add"
-	EndpointChangePrice        = "product.change_price"
-	EndpointRestock            = "product.restock"
+	// EndpointAddProduct: AddProduct → CommandReply.
+	EndpointAddProduct = "product.add"
+	// EndpointChangePrice: ChangePrice → CommandReply.
+	EndpointChangePrice = "product.change_price"
+	// EndpointRestock: Restock → CommandReply.
+	EndpointRestock = "product.restock"
+	// EndpointDiscontinueProduct: IDCommand (the product) → CommandReply.
 	EndpointDiscontinueProduct = "product.discontinue"
-	EndpointReserveStock       = "stock.reserve"
+	// EndpointReserveStock: ReserveStock → CommandReply; queued by the fulfillment saga.
+	EndpointReserveStock = "stock.reserve"
 	// EndpointRouteStock (plus an instance id) is where an inventory instance takes the stock
 	// commands of the products it owns from the other instances (ProductStock).
-	EndpointRouteStock   = "stock.route"
+	EndpointRouteStock = "stock.route"
+	// EndpointReleaseStock: OrderStock → CommandReply; queued by the fulfillment saga.
 	EndpointReleaseStock = "stock.release"
-	EndpointCommitStock  = "stock.commit"
+	// EndpointCommitStock: OrderStock → CommandReply.
+	EndpointCommitStock = "stock.commit"
 
-	EndpointProductByID   = "catalog.product.get"
+	// EndpointProductByID: ProductByID → Product.
+	EndpointProductByID = "catalog.product.get"
+	// EndpointProductsByIDs: ProductsByIDs → []Product.
 	EndpointProductsByIDs = "catalog.products.get_many"
+	// EndpointSearchProduct: SearchProducts → ProductPage.
 	EndpointSearchProduct = "catalog.products.search"
-	EndpointLowStock      = "catalog.products.low_stock"
+	// EndpointLowStock: LowStock → []Product.
+	EndpointLowStock = "catalog.products.low_stock"
 )
 
 // AddProduct adds a product to the catalog; the sku must be free.

@@ -10,16 +10,25 @@ const (
 
 // Endpoints of the order services, relative to a Namespace.
 const (
-	EndpointPlaceOrder    = "order.place"
-	EndpointCancelOrder   = "order.cancel"
-	EndpointConfirmOrder  = "order.confirm"
+	// EndpointPlaceOrder: PlaceOrder → CommandReply.
+	EndpointPlaceOrder = "order.place"
+	// EndpointCancelOrder: CancelOrder → CommandReply.
+	EndpointCancelOrder = "order.cancel"
+	// EndpointConfirmOrder: IDCommand (the order) → CommandReply; queued by the fulfillment saga.
+	EndpointConfirmOrder = "order.confirm"
+	// EndpointMarkOrderPaid: IDCommand (the order) → CommandReply.
 	EndpointMarkOrderPaid = "order.mark_paid"
-	EndpointShipOrder     = "order.ship"
-	EndpointDeliverOrder  = "order.deliver"
+	// EndpointShipOrder: IDCommand (the order) → CommandReply.
+	EndpointShipOrder = "order.ship"
+	// EndpointDeliverOrder: IDCommand (the order) → CommandReply.
+	EndpointDeliverOrder = "order.deliver"
 
-	EndpointOrderByID   = "orders.get"
+	// EndpointOrderByID: OrderByID → Order.
+	EndpointOrderByID = "orders.get"
+	// EndpointOrdersByIDs: OrdersByIDs → []Order.
 	EndpointOrdersByIDs = "orders.get_many"
-	EndpointListOrders  = "orders.list"
+	// EndpointListOrders: ListOrders → OrderPage.
+	EndpointListOrders = "orders.list"
 )
 
 // OrderLine is one product of an order; money in integer cents.

@@ -5,11 +5,16 @@ const ServicePaymentCommands = "payment-commands"
 
 // Endpoints of the payment service, relative to a Namespace.
 const (
+	// EndpointAuthorizePayment: AuthorizePayment → CommandReply; queued by the fulfillment saga.
 	EndpointAuthorizePayment = "payment.authorize"
-	EndpointCapturePayment   = "payment.capture"
-	EndpointVoidPayment      = "payment.void"
-	EndpointRefundPayment    = "payment.refund"
-	EndpointPaymentProvider  = "payment.provider"
+	// EndpointCapturePayment: IDCommand (the payment) → CommandReply.
+	EndpointCapturePayment = "payment.capture"
+	// EndpointVoidPayment: IDCommand (the payment) → CommandReply; queued by the fulfillment saga.
+	EndpointVoidPayment = "payment.void"
+	// EndpointRefundPayment: RefundPayment → CommandReply.
+	EndpointRefundPayment = "payment.refund"
+	// EndpointPaymentProvider: {} → ProviderStatus.
+	EndpointPaymentProvider = "payment.provider"
 )
 
 // AuthorizePayment asks the card provider to authorize an order's amount.
@@ -25,4 +30,10 @@ type RefundPayment struct {
 	Meta        CommandMeta `json:"meta"`
 	PaymentID   string      `json:"paymentId"`
 	AmountCents int64       `json:"amountCents"`
+}
+
+// ProviderStatus is the card provider's circuit breaker as the payment service sees it.
+type ProviderStatus struct {
+	Configured bool   `json:"configured"`
+	Breaker    string `json:"breaker,omitempty"` // closed, half-open or open
 }

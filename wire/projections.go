@@ -5,14 +5,18 @@ import "time"
 // The projections service: operators' view of the read models and their operations, served by
 // the projector target (and used by the gateway's admin fields).
 const (
-	ServiceProjections           = "projections"
-	EndpointProjectionsList      = "projections.list"
-	EndpointProjectionPause      = "projections.pause"
-	EndpointProjectionResume     = "projections.resume"
-	EndpointProjectionParked     = "projections.parked"
-	EndpointProjectionReplay     = "projections.replay_parked"
-	EndpointProjectionRebuild    = "projections.rebuild"
-	EndpointProjectionRebuildGet = "projections.rebuild.status"
+	ServiceProjections = "projections"
+	// EndpointProjectionsList: {} → []ProjectionStatus.
+	EndpointProjectionsList = "projections.list"
+	// EndpointProjectionPause and EndpointProjectionResume: ProjectionName → ProjectionStatus.
+	EndpointProjectionPause  = "projections.pause"
+	EndpointProjectionResume = "projections.resume"
+	// EndpointProjectionParked: ProjectionName → []ParkedEvent.
+	EndpointProjectionParked = "projections.parked"
+	// EndpointProjectionReplay: ProjectionName → ReplayResult.
+	EndpointProjectionReplay = "projections.replay_parked"
+	// EndpointProjectionRebuild: ProjectionName → ProjectionStatus, once the rebuild runs.
+	EndpointProjectionRebuild = "projections.rebuild"
 )
 
 // ProjectionName names one read model's projection.

@@ -4,10 +4,14 @@ import "time"
 
 // The sagas' query service and its endpoints.
 const (
-	ServiceSagas              = "sagas"
-	EndpointFulfillment       = "sagas.fulfillment.get"
-	EndpointFulfillments      = "sagas.fulfillment.list"
+	ServiceSagas = "sagas"
+	// EndpointFulfillment: FulfillmentByOrder → Fulfillment.
+	EndpointFulfillment = "sagas.fulfillment.get"
+	// EndpointFulfillments: ListFulfillments → []Fulfillment.
+	EndpointFulfillments = "sagas.fulfillment.list"
+	// EndpointFulfillmentsByIDs: FulfillmentsByOrders → []Fulfillment.
 	EndpointFulfillmentsByIDs = "sagas.fulfillment.get_many"
+	// EndpointFulfillmentCounts: {} → FulfillmentCounts.
 	EndpointFulfillmentCounts = "sagas.fulfillment.counts"
 )
 

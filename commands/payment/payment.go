@@ -106,19 +106,13 @@ func Classify(err error) *rpc.Error {
 	return commands.Classify(err)
 }
 
-// ProviderStatus is the card provider's circuit breaker as the service sees it.
-type ProviderStatus struct {
-	Configured bool   `json:"configured"`
-	Breaker    string `json:"breaker,omitempty"` // closed, half-open or open
-}
-
 // Status reports the provider's breaker.
-func (h Handlers) Status(context.Context, struct{}) (ProviderStatus, error) {
+func (h Handlers) Status(context.Context, struct{}) (wire.ProviderStatus, error) {
 	p, ok := h.Provider.(interface{ BreakerState() string })
 	if !ok {
-		return ProviderStatus{Configured: h.Provider != nil}, nil
+		return wire.ProviderStatus{Configured: h.Provider != nil}, nil
 	}
-	return ProviderStatus{Configured: true, Breaker: p.BreakerState()}, nil
+	return wire.ProviderStatus{Configured: true, Breaker: p.BreakerState()}, nil
 }
 
 // authorizeTimeout bounds a payment command: an authorization calls the card gateway (each call
