@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/eventstore"
 )
 
@@ -14,15 +15,19 @@ var ErrClaimed = errors.New("claimed by another owner")
 
 // Claim makes owner the only holder of a unique value (an e-mail address, a sku) without a shared
 // table: the value has its own stream, and the claim is its first event, appended expecting no
-// stream. Of two racing claims exactly one wins; the loser gets ErrClaimed. Claiming again for
-// the same owner succeeds (a retried command). event is the claim's payload, typ its type.
-func Claim(ctx context.Context, store eventstore.Store, stream, typ string, event any, owner string, meta Meta) error {
-	data, err := json.Marshal(event)
+// stream. Of two racing claims exactly one wins; the loser gets taken (the context's error for
+// it; ErrClaimed when taken is nil). Claiming again for the same owner succeeds (a retried
+// command). claim is the claim's event.
+func Claim(ctx context.Context, store eventstore.Store, stream string, claim domain.Event, owner string, meta Meta, taken error) error {
+	if taken == nil {
+		taken = ErrClaimed
+	}
+	data, err := json.Marshal(claim)
 	if err != nil {
 		return err
 	}
 	_, err = store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{
-		ID: eventstore.DeriveID("claim:"+stream+":"+owner, 0), Type: typ, Data: data,
+		ID: eventstore.DeriveID("claim:"+stream+":"+owner, 0), Type: claim.EventType(), Data: data,
 		Metadata: eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: meta.CommandID, TraceParent: meta.TraceParent, TraceState: meta.TraceState},
 	}})
 	if err == nil {
@@ -38,5 +43,5 @@ func Claim(ctx context.Context, store eventstore.Store, stream, typ string, even
 	if first[0].ID == eventstore.DeriveID("claim:"+stream+":"+owner, 0) {
 		return nil
 	}
-	return ErrClaimed
+	return taken
 }

@@ -4,7 +4,6 @@ package customer
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -48,11 +47,8 @@ func (h Handlers) Register(ctx context.Context, req wire.RegisterCustomer) (wire
 		return wire.CommandReply{}, err // validate before claiming anything
 	}
 	email := model.NormalizeEmail(req.Email)
-	err := commands.Claim(ctx, h.Store, model.EmailStream(email), model.TypeEmailClaimed, model.EmailClaimed{Email: email, CustomerID: req.CustomerID}, req.CustomerID, req.Meta)
-	if errors.Is(err, commands.ErrClaimed) {
-		return wire.CommandReply{}, model.ErrEmailTaken
-	}
-	if err != nil {
+	claim := model.EmailClaimed{Email: email, CustomerID: req.CustomerID}
+	if err := commands.Claim(ctx, h.Store, model.EmailStream(email), claim, req.CustomerID, req.Meta, model.ErrEmailTaken); err != nil {
 		return wire.CommandReply{}, err
 	}
 	return h.execute(ctx, req.CustomerID, req.Meta, c)

@@ -54,11 +54,8 @@ func (h Handlers) AddProduct(ctx context.Context, req wire.AddProduct) (wire.Com
 		return wire.CommandReply{}, err
 	}
 	sku := model.NormalizeSKU(req.SKU)
-	err := commands.Claim(ctx, h.Store, model.SKUStream(sku), model.TypeSKUClaimed, model.SKUClaimed{SKU: sku, ProductID: req.ProductID}, req.ProductID, req.Meta)
-	if errors.Is(err, commands.ErrClaimed) {
-		return wire.CommandReply{}, model.ErrSKUTaken
-	}
-	if err != nil {
+	claim := model.SKUClaimed{SKU: sku, ProductID: req.ProductID}
+	if err := commands.Claim(ctx, h.Store, model.SKUStream(sku), claim, req.ProductID, req.Meta, model.ErrSKUTaken); err != nil {
 		return wire.CommandReply{}, err
 	}
 	return h.execute(ctx, req.ProductID, req.Meta, c)

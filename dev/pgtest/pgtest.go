@@ -215,7 +215,14 @@ func randomSuffix() string {
 // over a pool of maxConns connections (0: pgx's default) closed with the test.
 func EventStore(tb testing.TB, maxConns int32) *postgres.Store {
 	tb.Helper()
-	cfg, err := pgxpool.ParseConfig(NewDatabase(tb))
+	return EventStoreAt(tb, NewDatabase(tb), maxConns)
+}
+
+// EventStoreAt is EventStore in the database at url (a test's own, from NewDatabase), beside what
+// else the test keeps there.
+func EventStoreAt(tb testing.TB, url string, maxConns int32) *postgres.Store {
+	tb.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -30,20 +30,7 @@ func Start(t *testing.T, p projections.Projection) ReadModel {
 	t.Helper()
 	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 24
-	esPool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(esPool.Close)
-	store := postgres.New(esPool, postgres.Options{})
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := pgtest.EventStoreAt(t, url, 24)
 	pool, err := pgschema.Open(ctx, url, p.Name(), 0)
 	if err != nil {
 		t.Fatal(err)

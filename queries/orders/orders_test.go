@@ -10,13 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore"
-	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -38,15 +35,7 @@ func setup(t *testing.T) (ordercmd.Handlers, orders.Service) {
 	t.Helper()
 	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
-	esPool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(esPool.Close)
-	store := postgres.New(esPool, postgres.Options{})
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := pgtest.EventStoreAt(t, url, 0)
 	rmPool, err := pgschema.Open(ctx, url, "orders", 0)
 	if err != nil {
 		t.Fatal(err)

@@ -56,17 +56,7 @@ func newRig(t *testing.T, opts fulfillment.Options, sim cardsim.Options) *rig {
 	t.Helper()
 	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
-	cfg, _ := pgxpool.ParseConfig(url)
-	cfg.MaxConns = 40
-	esPool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(esPool.Close)
-	store := postgres.New(esPool, postgres.Options{})
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := pgtest.EventStoreAt(t, url, 40)
 	sagaPool, err := pgschema.Open(ctx, url, fulfillment.Name, 10)
 	if err != nil {
 		t.Fatal(err)
