@@ -1,4 +1,4 @@
-// Package bench holds orderflow's throughput workloads, shared by `orderflow bench` and the Go
+// Package bench holds orderflow's throughput workloads, shared by `orderflow-bench` and the Go
 // benchmarks, so that the figures in the README come from one piece of code.
 package bench
 

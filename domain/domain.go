@@ -39,9 +39,8 @@ func Rule(field, reason string) error { return &RuleError{Field: field, Reason: 
 func IsBlank(s string) bool { return strings.TrimSpace(s) == "" }
 
 // DecodeAs unmarshals an event payload into a T: the decoders of every context use it. It
-// decodes with goccy/go-json, encoding/json's semantics at about a quarter of its cost: event
-// decoding is most of a replay's work in Go (an order placed: 4.9 → 1.2 µs,
-// BenchmarkDecodePlaced in domain/order).
+// decodes with goccy/go-json, encoding/json's semantics at a fraction of its cost: event decoding
+// is most of a replay's work in Go (BenchmarkDecodePlaced in domain/order compares the two).
 func DecodeAs[T any](typ string, data []byte) (T, error) {
 	var e T
 	if err := gojson.Unmarshal(data, &e); err != nil {

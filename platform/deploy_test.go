@@ -35,6 +35,11 @@ func TestEnvVarsListIsWhatTheBinaryReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, name := range TargetNames() {
+		if !strings.Contains(string(readme), "`"+name+"`") {
+			t.Errorf("README does not name the target %s", name)
+		}
+	}
 	for k := range asked {
 		if !slices.Contains(EnvVars, k) {
 			t.Errorf("ParseFlags reads %s, missing from EnvVars", k)

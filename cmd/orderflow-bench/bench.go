@@ -12,7 +12,7 @@ import (
 	"github.com/orderflow/orderflow/bench"
 )
 
-// runBench runs `orderflow bench append`: postgres event store appends from N writers against a
+// runBench runs `orderflow-bench append`: postgres event store appends from N writers against a
 // raw single-row INSERT baseline, on the same database, in the same run.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "saga" {

@@ -26,7 +26,7 @@ const gatewayOrderQuery = `query($id: ID!) { order(id: $id) { id status totalCen
   lines { productId quantity unitPriceCents product { id name priceCents available } }
   customer { id name email } } }`
 
-// benchGateway runs `orderflow bench gateway`: the whole platform in this process, a seeded
+// benchGateway runs `orderflow-bench gateway`: the whole platform in this process, a seeded
 // shop, then the same data (an order with lines, products and customer) read by concurrent
 // clients through the gateway (HTTP + GraphQL + the query services over NATS) and by calling the
 // query services directly over NATS, in alternating rounds of the same run.

@@ -36,7 +36,7 @@ type openRun struct {
 	stockExact             bool          // exactly the confirmed orders' units reserved, on hand untouched
 }
 
-// benchOpen runs `orderflow bench open`: for each product mix (50 products, one hot product) and
+// benchOpen runs `orderflow-bench open`: for each product mix (50 products, one hot product) and
 // each offered rate, a freshly started platform (every target, the saga included, in this process)
 // is sent orders at that fixed rate whatever the answers take (open loop: queueing shows), and
 // each order is timed placed→visible (a GraphQL read with the command's consistency position) and

@@ -18,7 +18,7 @@ import (
 	orderrm "github.com/orderflow/orderflow/projections/orders"
 )
 
-// benchRebuild runs `orderflow bench rebuild`: a synthetic order history of N events in a fresh
+// benchRebuild runs `orderflow-bench rebuild`: a synthetic order history of N events in a fresh
 // database's postgres event store, a rebuild of the orders read model from it (the code path of
 // `orderflow projections rebuild`), and, in the same run, a raw binary COPY of the rebuilt read
 // model's final rows into empty tables followed by the same indexes: the floor a rebuild can

@@ -22,7 +22,7 @@ import (
 	"github.com/orderflow/orderflow/platform"
 )
 
-// benchSaga runs `orderflow bench saga`: the whole platform in this process (a private
+// benchSaga runs `orderflow-bench saga`: the whole platform in this process (a private
 // PostgreSQL cluster unless DATABASE_URL is set, embedded NATS, every target), orders placed over
 // REST, and placed→confirmed latency taken from the event store's own timestamps. Two phases:
 // as fast as the platform goes, then a steady 100 orders/s.

@@ -138,8 +138,8 @@ func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, limits Limi
 	// The queue holds as many requests as there are workers: past that, requests are shed.
 	s := &Server{ctx: ctx, nc: nc, log: log, work: make(chan func(), concurrency), timeout: timeout, classify: classify, stats: map[string]*EndpointStats{}}
 	// Long-lived workers, not a goroutine per request: a fresh goroutine grows its stack anew for
-	// every request (JSON encoding and pgx go deep), and that copying was a sixth of a query's CPU in a
-	// profile of `orderflow bench gateway`.
+	// every request (JSON encoding and pgx go deep), and that copying is a large share of a query's
+	// CPU (profile `orderflow-bench gateway --cpuprofile`).
 	for range concurrency {
 		go func() {
 			for {
