@@ -30,6 +30,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	registry "github.com/orderflow/orderflow/platform"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -53,8 +55,7 @@ type schedule struct {
 
 func plan() schedule {
 	if os.Getenv("ORDERFLOW_CHAOS") == "full" {
-		all := []string{"order-commands", "customer-commands", "inventory-commands", "payment-commands", "projector",
-			"order-queries", "catalog-queries", "customer-queries", "fulfillment-saga", "payment-provider", "gateway", "postgres", "nats"}
+		all := append(registry.TargetNames(), "postgres", "nats")
 		return schedule{rate: 50, down: 2 * time.Second, settle: 3 * time.Second, faults: append(slices.Clone(all), all...), products: 5}
 	}
 	// One kill of each kind: a command service, the projector, the saga, a query service, the
@@ -182,9 +183,9 @@ func start(t *testing.T) *platform {
 			}
 		}
 	})
-	// The projector first: it migrates the read models the query services read.
-	for _, target := range []string{"projector", "order-commands", "customer-commands", "inventory-commands", "payment-provider", "payment-commands",
-		"order-queries", "catalog-queries", "customer-queries", "fulfillment-saga", "gateway"} {
+	// In the registry's order: the card gateway before the payment service, the projector (which
+	// migrates the read models) before the query services, the gateway last.
+	for _, target := range registry.TargetNames() {
 		p.launch(target)
 		p.ready(target, 60*time.Second)
 	}
