@@ -113,3 +113,16 @@ func (s upcasting) LoadSnapshot(ctx context.Context, stream string) (Snapshot, e
 	}
 	return Snapshot{}, ErrSnapshotNotFound
 }
+
+// ByCorrelation implements Correlations when the wrapped store does, upcasting what it finds.
+func (s upcasting) ByCorrelation(ctx context.Context, id string, limit int) ([]RecordedEvent, error) {
+	c, ok := s.Store.(Correlations)
+	if !ok {
+		return nil, fmt.Errorf("%T cannot find events by correlation id", s.Store)
+	}
+	events, err := c.ByCorrelation(ctx, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	return s.u.all(events)
+}

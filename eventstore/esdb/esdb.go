@@ -127,7 +127,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	data := make([]esdb.EventData, len(events))
 	for i, e := range events {
-		meta, err := json.Marshal(e.Metadata)
+		meta, err := json.Marshal(storedMetadata{Metadata: e.Metadata, Correlation: e.Metadata.CorrelationID, Causation: e.Metadata.CausationID})
 		if err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("append to %s: metadata: %w", stream, err)
 		}
@@ -204,6 +204,55 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		}
 		if err != nil {
 			return nil, translate(ctx, op, err, stream, eventstore.Any())
+		}
+		rec, err := recorded(ev.Event)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out = append(out, rec)
+	}
+}
+
+// storedMetadata is eventstore.Metadata as an event carries it in EventStoreDB, with the
+// $correlationId and $causationId its system projections read: $by_correlation_id keeps the
+// $bc-<correlation id> streams that ByCorrelation reads.
+type storedMetadata struct {
+	eventstore.Metadata
+	Correlation string `json:"$correlationId,omitempty"`
+	Causation   string `json:"$causationId,omitempty"`
+}
+
+// ByCorrelation implements eventstore.Correlations from the $bc-<id> stream of the
+// $by_correlation_id system projection (links, resolved), which must run on the server
+// (--run-projections=System, and the projection enabled); a flow it has not indexed is empty.
+func (s *Store) ByCorrelation(ctx context.Context, id string, limit int) ([]eventstore.RecordedEvent, error) {
+	count := uint64(1<<63 - 1)
+	if limit > 0 {
+		count = uint64(limit)
+	}
+	op := "events of correlation " + id
+	rs, err := s.client.ReadStream(ctx, "$bc-"+id, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Start{}, ResolveLinkTos: true}, count)
+	if err != nil {
+		if errors.Is(translate(ctx, op, err, "$bc-"+id, eventstore.Any()), eventstore.ErrStreamNotFound) {
+			return nil, nil
+		}
+		return nil, translate(ctx, op, err, "$bc-"+id, eventstore.Any())
+	}
+	defer rs.Close()
+	var out []eventstore.RecordedEvent
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			if errors.Is(translate(ctx, op, err, "$bc-"+id, eventstore.Any()), eventstore.ErrStreamNotFound) {
+				return out, nil
+			}
+			return nil, translate(ctx, op, err, "$bc-"+id, eventstore.Any())
+		}
+		if ev.Event == nil {
+			continue // a link to a deleted event
 		}
 		rec, err := recorded(ev.Event)
 		if err != nil {

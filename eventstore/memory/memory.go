@@ -129,6 +129,19 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 	return out, nil
 }
 
+// ByCorrelation implements eventstore.Correlations.
+func (s *Store) ByCorrelation(ctx context.Context, id string, limit int) ([]eventstore.RecordedEvent, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []eventstore.RecordedEvent
+	for _, e := range s.log {
+		if e.Metadata.CorrelationID == id && (limit <= 0 || len(out) < limit) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 // ReadAll implements eventstore.Store.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts eventstore.ReadAllOptions) (eventstore.Page, error) {
 	if err := ctx.Err(); err != nil {

@@ -81,7 +81,7 @@ type Store struct {
 var _ eventstore.Store = (*Store)(nil)
 
 type statements struct {
-	appendExact, appendExactOne, appendHead, findIDs, head, readFwd, readBack, readAll, horizonAge string
+	appendExact, appendExactOne, appendHead, findIDs, head, readFwd, readBack, readAll, horizonAge, byCorrelation string
 }
 
 // New returns a store over pool. Call Migrate once before the first append.
@@ -120,6 +120,7 @@ returning tx_id::text, global_position, stream_version`,
 		head:     `select coalesce(max(stream_version), -1) from ` + t + ` where stream_id = $1`,
 		readFwd:  `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
 		readBack: `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version <= $2 order by stream_version desc limit $3`,
+		byCorrelation: `select ` + cols + ` from ` + t + ` where (metadata->>'correlationId') = $1 order by tx_id, global_position limit $2`,
 		readAll: `with h as (select pg_snapshot_xmin(pg_current_snapshot()) as x)
 select h.x::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
   from h left join lateral (
@@ -154,6 +155,7 @@ create table if not exists ` + t + ` (
   recorded_at timestamptz not null default now(),
   unique (stream_id, stream_version));
 create index if not exists events_tx_position on ` + t + ` (tx_id, global_position);
+create index if not exists events_correlation on ` + t + ` ((metadata->>'correlationId'));
 create table if not exists ` + pgx.Identifier{s.opts.Schema, "snapshots"}.Sanitize() + ` (
   stream_id text primary key,
   revision bigint not null,
@@ -402,6 +404,22 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		if head == eventstore.NoRevision {
 			return nil, fmt.Errorf("read stream %s: %w", stream, eventstore.ErrStreamNotFound)
 		}
+	}
+	return events, nil
+}
+
+// ByCorrelation implements eventstore.Correlations (index events_correlation).
+func (s *Store) ByCorrelation(ctx context.Context, id string, limit int) ([]eventstore.RecordedEvent, error) {
+	if limit <= 0 {
+		limit = 1<<31 - 1
+	}
+	rows, err := s.pool.Query(ctx, s.sql.byCorrelation, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("events of correlation %s: %w", id, err)
+	}
+	events, err := scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("events of correlation %s: %w", id, err)
 	}
 	return events, nil
 }

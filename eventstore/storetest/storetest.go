@@ -45,6 +45,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"ConcurrentWritersOneStream", testConcurrentSameStream},
 		{"NoSubscriberSkipsAnEvent", testNoSkip},
 		{"Snapshots", testSnapshots},
+		{"EventsByCorrelation", testCorrelations},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -691,5 +692,68 @@ func testSnapshots(t *testing.T, h Harness) {
 	}
 	if _, err := snaps.LoadSnapshot(ctx, b); !errors.Is(err, eventstore.ErrSnapshotNotFound) {
 		t.Errorf("another stream: %v, want ErrSnapshotNotFound", err)
+	}
+}
+
+// testCorrelations: the events of one flow, found across streams by their correlation id, in log
+// order, with their metadata; another flow's stay out; an unknown flow is empty; a limit holds.
+func testCorrelations(t *testing.T, h Harness) {
+	ctx := ctxFor(t)
+	c, ok := h.Store.(eventstore.Correlations)
+	if !ok {
+		t.Fatalf("%T cannot find events by correlation id: every adapter must", h.Store)
+	}
+	flow, other := "flow-"+uuid.NewString(), "flow-"+uuid.NewString()
+	in := func(typ string, n int, corr string) eventstore.EventData {
+		e := Event(typ, n)
+		e.Metadata.CorrelationID = corr
+		return e
+	}
+	order, stock, payment := Stream("order"), Stream("stock"), Stream("payment")
+	var want []eventstore.EventData
+	for _, step := range []struct {
+		stream string
+		events []eventstore.EventData
+	}{
+		{order, []eventstore.EventData{in("placed", 1, flow)}},
+		{stock, []eventstore.EventData{in("reserved", 2, flow), in("unrelated", 3, other)}},
+		{payment, []eventstore.EventData{in("authorized", 4, flow)}},
+		{order, []eventstore.EventData{in("confirmed", 5, flow)}},
+	} {
+		if _, err := h.Store.Append(ctx, step.stream, eventstore.Any(), step.events); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range step.events {
+			if e.Metadata.CorrelationID == flow {
+				want = append(want, e)
+			}
+		}
+	}
+	var got []eventstore.RecordedEvent
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		if got, err = c.ByCorrelation(ctx, flow, 0); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) >= len(want) || time.Now().After(deadline) { // EventStoreDB indexes asynchronously
+			break
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("flow: %d events, want %d", len(got), len(want))
+	}
+	for i, e := range got {
+		if e.ID != want[i].ID || e.Type != want[i].Type || e.Metadata.CorrelationID != flow || e.Metadata.CausationID != want[i].Metadata.CausationID {
+			t.Errorf("event %d: %s %s %+v, want %s %s", i, e.ID, e.Type, e.Metadata, want[i].ID, want[i].Type)
+		}
+		if i > 0 && e.Position.Compare(got[i-1].Position) <= 0 {
+			t.Errorf("event %d at %s, not after %s: want log order", i, e.Position, got[i-1].Position)
+		}
+	}
+	if first, err := c.ByCorrelation(ctx, flow, 2); err != nil || len(first) != 2 || first[0].ID != want[0].ID {
+		t.Errorf("limit 2: %d events, %v", len(first), err)
+	}
+	if none, err := c.ByCorrelation(ctx, "flow-"+uuid.NewString(), 0); err != nil || len(none) != 0 {
+		t.Errorf("an unknown flow: %d events, %v; want none, no error", len(none), err)
 	}
 }

@@ -4,7 +4,8 @@
 // protobuf mapping, error trailers, subscriptions) on a loopback port.
 //
 // It is a protocol double, not an event store: it keeps everything in memory, knows one node,
-// no ACLs, no projections, no persistent subscriptions, and is never selectable as a product
+// no ACLs, no projections but the $bc-<correlation id> streams of $by_correlation_id (computed on
+// read), no persistent subscriptions, and is never selectable as a product
 // store. What it implements follows what the v4.2.0 client expects:
 //   - ServerFeatures is not registered: the client gets Unimplemented and assumes defaults;
 //   - every RecordedEvent carries metadata "type", "content-type" and "created" (100-ns ticks
@@ -22,6 +23,7 @@ package esdbtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -393,6 +395,9 @@ func (s *Server) Read(req *api.ReadReq, out api.Streams_ReadServer) error {
 	}
 	count := opts.GetCount()
 	if so := opts.GetStream(); so != nil {
+		if id, ok := strings.CutPrefix(string(so.GetStreamIdentifier().GetStreamName()), "$bc-"); ok {
+			return s.readCorrelation(id, opts.GetResolveLinks(), count, out)
+		}
 		return s.readStream(so, backwards, count, out)
 	}
 	return s.readAll(opts.GetAll(), backwards, count, out)
@@ -437,6 +442,42 @@ func (s *Server) readStream(so *api.ReadReq_Options_StreamOptions, backwards boo
 	s.mu.Unlock()
 	for _, r := range recs {
 		if err := out.Send(eventMessage(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readCorrelation serves $bc-<id> as the $by_correlation_id system projection keeps it: a link
+// ($>) to every event whose metadata's $correlationId is id, in log order; resolved, each link
+// comes with the event it points to.
+func (s *Server) readCorrelation(id string, resolve bool, count uint64, out api.Streams_ReadServer) error {
+	s.mu.Lock()
+	var originals []record
+	for _, r := range s.log {
+		var meta struct {
+			Correlation string `json:"$correlationId"`
+		}
+		if len(r.custom) > 0 && json.Unmarshal(r.custom, &meta) == nil && meta.Correlation == id && uint64(len(originals)) < count {
+			originals = append(originals, r)
+		}
+	}
+	s.mu.Unlock()
+	stream := "$bc-" + id
+	if len(originals) == 0 {
+		return out.Send(&api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
+			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(stream)}}}})
+	}
+	for i, r := range originals {
+		link := record{id: uuid.NewSHA1(uuid.NameSpaceOID, []byte(stream+strconv.Itoa(i))), stream: stream, revision: uint64(i), typ: "$>",
+			contentType: "application/octet-stream", data: []byte(strconv.FormatUint(r.revision, 10) + "@" + r.stream), created: r.created, pos: r.pos}
+		msg := eventMessage(link)
+		if resolve {
+			resolved := eventMessage(r)
+			msg.GetEvent().Link = msg.GetEvent().Event
+			msg.GetEvent().Event = resolved.GetEvent().Event
+		}
+		if err := out.Send(msg); err != nil {
 			return err
 		}
 	}
