@@ -137,13 +137,17 @@ func encode[S, E any](agg Aggregate[S, E], events []E, meta Meta) ([]eventstore.
 		}
 		out[i] = eventstore.EventData{
 			ID: eventstore.DeriveID(meta.CommandID, i), Type: typ, Data: data,
-			Metadata: eventstore.Metadata{
-				CorrelationID: meta.CorrelationID, CausationID: meta.CommandID,
-				TraceParent: meta.TraceParent, TraceState: meta.TraceState,
-			},
+			Metadata: EventMetadata(meta),
 		}
 	}
 	return out, nil
+}
+
+// EventMetadata is the metadata of the events command meta appends: its flow (correlation id),
+// its cause (the command id), who asked, and its trace context.
+func EventMetadata(meta Meta) eventstore.Metadata {
+	return eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: meta.CommandID, Actor: meta.Actor,
+		TraceParent: meta.TraceParent, TraceState: meta.TraceState}
 }
 
 // Classify maps a command's error to the answer a command service sends: invalid commands,

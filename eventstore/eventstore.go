@@ -198,6 +198,9 @@ type Metadata struct {
 	CorrelationID string `json:"correlationId,omitempty"`
 	// CausationID is the id of the command or event that caused this event.
 	CausationID string `json:"causationId,omitempty"`
+	// Actor is who asked for the command: "customer:<id>", "admin:<subject>", or a process
+	// manager ("saga:fulfillment").
+	Actor string `json:"actor,omitempty"`
 	// TraceParent and TraceState are W3C trace context headers.
 	TraceParent string `json:"traceparent,omitempty"`
 	TraceState  string `json:"tracestate,omitempty"`

@@ -239,7 +239,11 @@ func commandMeta(ctx context.Context, scope, key string) wire.CommandMeta {
 	if key != "" {
 		id = scope + ":" + callerKey(ctx) + ":" + key
 	}
-	return wire.CommandMeta{CommandID: id, CorrelationID: correlationID(ctx)}
+	p, ok := auth.From(ctx)
+	if !ok {
+		p = anonymousAdmin
+	}
+	return wire.CommandMeta{CommandID: id, CorrelationID: correlationID(ctx), Actor: string(p.Role) + ":" + p.Subject}
 }
 
 func (g *gateway) command(ctx context.Context, endpoint string, req any) (wire.CommandReply, error) {

@@ -52,8 +52,10 @@ const (
 type CommandMeta struct {
 	CommandID     string `json:"commandId"`
 	CorrelationID string `json:"correlationId,omitempty"`
-	TraceParent   string `json:"traceparent,omitempty"`
-	TraceState    string `json:"tracestate,omitempty"`
+	// Actor is who asks: "customer:<id>", "admin:<subject>", "saga:fulfillment".
+	Actor       string `json:"actor,omitempty"`
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // IDCommand is a command that names only its aggregate: confirm, mark paid, ship, deliver,

@@ -69,7 +69,26 @@ type State struct {
 	LastError string    `json:"lastError,omitempty"`
 	StartedAt time.Time `json:"startedAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// Flow is the placing request's flow, which every command of the saga continues.
+	Flow Flow `json:"flow,omitzero"`
 }
+
+// Flow is what the saga's commands carry of the request that placed the order: its correlation
+// id and trace context, so that the order's whole life is one flow (its timeline, its trace).
+type Flow struct {
+	CorrelationID string `json:"correlationId,omitempty"`
+	TraceParent   string `json:"traceparent,omitempty"`
+	TraceState    string `json:"tracestate,omitempty"`
+}
+
+// Started is an order placed, with the flow of the request that placed it.
+type Started struct {
+	order.Placed
+	Flow Flow
+}
+
+// Actor is who the saga's commands say asked for them.
+const Actor = "saga:fulfillment"
 
 // Command is what the saga sends: a queued command for a command service's endpoint.
 type Command struct {
@@ -112,7 +131,12 @@ func (o Options) withDefaults() Options {
 // duplicate.
 func (s *State) send(step, endpoint string, payload func(wire.CommandMeta) any) Command {
 	s.Attempts++
-	m := wire.CommandMeta{CommandID: "fulfillment:" + s.OrderID + ":" + step, CorrelationID: s.OrderID}
+	correlation := s.Flow.CorrelationID
+	if correlation == "" {
+		correlation = s.OrderID // a saga started before flows were kept
+	}
+	m := wire.CommandMeta{CommandID: "fulfillment:" + s.OrderID + ":" + step, CorrelationID: correlation, Actor: Actor,
+		TraceParent: s.Flow.TraceParent, TraceState: s.Flow.TraceState}
 	id := m.CommandID
 	if s.Retries > 0 {
 		id = fmt.Sprintf("%s#%d", id, s.Retries)
@@ -202,11 +226,15 @@ func (s *State) end(outcome string) {
 func React(s *State, e any, now time.Time, opts Options) (*State, []Command) {
 	now = now.UTC()
 	opts = opts.withDefaults()
+	var flow Flow
+	if st, ok := e.(Started); ok {
+		e, flow = st.Placed, st.Flow
+	}
 	if p, ok := e.(order.Placed); ok {
 		if s != nil {
 			return s, nil // a duplicate
 		}
-		s = &State{OrderID: p.OrderID, CustomerID: p.CustomerID, TotalCents: p.TotalCents, Lines: slices.Clone(p.Lines), Step: StepReserving, StartedAt: now, UpdatedAt: now}
+		s = &State{OrderID: p.OrderID, CustomerID: p.CustomerID, TotalCents: p.TotalCents, Lines: slices.Clone(p.Lines), Step: StepReserving, StartedAt: now, UpdatedAt: now, Flow: flow}
 		s.wait(now, opts)
 		return s, []Command{s.reserve()}
 	}
@@ -379,6 +407,8 @@ func orderOf(e any) string {
 		return order.IDOf(o)
 	}
 	switch e := e.(type) {
+	case Started:
+		return e.OrderID
 	case inventory.OrderReserved:
 		return e.OrderID
 	case inventory.OrderRejected:

@@ -104,6 +104,9 @@ func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 		if err != nil {
 			return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
 		}
+		if p, ok := e.(order.Placed); ok {
+			e = Started{Placed: p, Flow: Flow{CorrelationID: r.Metadata.CorrelationID, TraceParent: r.Metadata.TraceParent, TraceState: r.Metadata.TraceState}}
+		}
 		if id := orderOf(e); id != "" {
 			items = append(items, item{e, id})
 			ids = append(ids, id)
