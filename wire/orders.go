@@ -29,6 +29,8 @@ const (
 	EndpointOrdersByIDs = "orders.get_many"
 	// EndpointListOrders: ListOrders → OrderPage.
 	EndpointListOrders = "orders.list"
+	// EndpointOrderTimeline: OrderByID → []TimelineEntry (empty: no such order).
+	EndpointOrderTimeline = "orders.timeline"
 )
 
 // OrderLine is one product of an order; money in integer cents.
@@ -105,4 +107,21 @@ type OrderPage struct {
 type StatusChange struct {
 	Status string    `json:"status"`
 	At     time.Time `json:"at"`
+}
+
+// TimelineEntry is one event of an order's life, wherever it was recorded: the order's stream, its
+// stock reservations, its payment, the products it reserved.
+type TimelineEntry struct {
+	At            time.Time `json:"at"`
+	Stream        string    `json:"stream"`
+	Type          string    `json:"type"`
+	Position      string    `json:"position"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	CausationID   string    `json:"causationId,omitempty"`
+	// TraceID is the W3C trace id of the request whose flow recorded the event.
+	TraceID string `json:"traceId,omitempty"`
+	// Actor is who asked: "customer:<id>", "admin:<subject>", "saga:fulfillment".
+	Actor string `json:"actor,omitempty"`
+	// Summary says what happened, in a few words.
+	Summary string `json:"summary"`
 }

@@ -24,6 +24,7 @@ Usage:
   orderflow projections list | status NAME | rebuild NAME | pause NAME | resume NAME | parked NAME | replay-parked NAME
                                                         read models: position, lag, blue/green rebuild, parked events
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
+  orderflow trace ORDER_ID                              an order's life from the event log: every command, who asked, its events
   orderflow token --sub ID [--role customer|admin]      a development bearer token for the gateway
 
 Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, CATALOG_DATABASE_URL,
@@ -55,6 +56,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return services(ctx, args[1:], getenv, stdout, stderr)
 	case "health":
 		return health(ctx, args[1:], getenv, stdout, stderr)
+	case "trace":
+		return traceCmd(ctx, args[1:], getenv, stdout)
 	case "token":
 		return tokenCmd(args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

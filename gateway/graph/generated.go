@@ -110,6 +110,7 @@ type ComplexityRoot struct {
 		Lines        func(childComplexity int) int
 		PlacedAt     func(childComplexity int) int
 		Status       func(childComplexity int) int
+		Timeline     func(childComplexity int) int
 		TotalCents   func(childComplexity int) int
 		UpdatedAt    func(childComplexity int) int
 	}
@@ -213,6 +214,18 @@ type ComplexityRoot struct {
 		MyOrdersChanged func(childComplexity int) int
 		OrderChanged    func(childComplexity int, id string) int
 	}
+
+	TimelineEntry struct {
+		Actor         func(childComplexity int) int
+		At            func(childComplexity int) int
+		CausationID   func(childComplexity int) int
+		CorrelationID func(childComplexity int) int
+		Position      func(childComplexity int) int
+		Stream        func(childComplexity int) int
+		Summary       func(childComplexity int) int
+		TraceID       func(childComplexity int) int
+		Type          func(childComplexity int) int
+	}
 }
 
 type CustomerResolver interface {
@@ -243,6 +256,7 @@ type OrderResolver interface {
 	Customer(ctx context.Context, obj *wire.Order) (*wire.Customer, error)
 
 	Fulfillment(ctx context.Context, obj *wire.Order) (*wire.Fulfillment, error)
+	Timeline(ctx context.Context, obj *wire.Order) ([]*wire.TimelineEntry, error)
 }
 type OrderLineResolver interface {
 	Product(ctx context.Context, obj *wire.OrderLine) (*wire.Product, error)
@@ -687,6 +701,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.Status(childComplexity), true
+	case "Order.timeline":
+		if e.ComplexityRoot.Order.Timeline == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Timeline(childComplexity), true
 	case "Order.totalCents":
 		if e.ComplexityRoot.Order.TotalCents == nil {
 			break
@@ -1125,6 +1145,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.OrderChanged(childComplexity, args["id"].(string)), true
 
+	case "TimelineEntry.actor":
+		if e.ComplexityRoot.TimelineEntry.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.Actor(childComplexity), true
+	case "TimelineEntry.at":
+		if e.ComplexityRoot.TimelineEntry.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.At(childComplexity), true
+	case "TimelineEntry.causationId":
+		if e.ComplexityRoot.TimelineEntry.CausationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.CausationID(childComplexity), true
+	case "TimelineEntry.correlationId":
+		if e.ComplexityRoot.TimelineEntry.CorrelationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.CorrelationID(childComplexity), true
+	case "TimelineEntry.position":
+		if e.ComplexityRoot.TimelineEntry.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.Position(childComplexity), true
+	case "TimelineEntry.stream":
+		if e.ComplexityRoot.TimelineEntry.Stream == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.Stream(childComplexity), true
+	case "TimelineEntry.summary":
+		if e.ComplexityRoot.TimelineEntry.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.Summary(childComplexity), true
+	case "TimelineEntry.traceId":
+		if e.ComplexityRoot.TimelineEntry.TraceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.TraceID(childComplexity), true
+	case "TimelineEntry.type":
+		if e.ComplexityRoot.TimelineEntry.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TimelineEntry.Type(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -1295,6 +1370,34 @@ type Order {
   history: [StatusChange!]!
   "Where the fulfillment saga is with this order; null if it has not seen it yet."
   fulfillment: Fulfillment
+  """
+  Every event of the order's life, in log order, wherever it was recorded: the order's stream,
+  its stock reservation, its payment, the products it reserved; with who asked and the flow and
+  trace each belongs to. Read from the event log, not a read model.
+  """
+  timeline: [TimelineEntry!]!
+}
+
+"One event of an order's life."
+type TimelineEntry {
+  "When the event store recorded it."
+  at: Time!
+  "The stream it belongs to (order-…, stock_reservation-…, payment-…, product-…)."
+  stream: String!
+  "Its type and version, e.g. order.placed.v1."
+  type: String!
+  "Its position in the log."
+  position: String!
+  "The flow it belongs to: one request and what it set off."
+  correlationId: String
+  "The command that caused it."
+  causationId: String
+  "The W3C trace id of its flow, when the request carried or made one."
+  traceId: String
+  "Who asked: customer:<id>, admin:<subject>, saga:fulfillment."
+  actor: String
+  "What happened, in a few words."
+  summary: String!
 }
 
 """
@@ -1920,6 +2023,8 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_history(ctx, field)
 	case "fulfillment":
 		return ec.fieldContext_Order_fulfillment(ctx, field)
+	case "timeline":
+		return ec.fieldContext_Order_timeline(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Order", field.Name)
 }
@@ -2088,6 +2193,30 @@ func (ec *executionContext) childFields_StatusChange(ctx context.Context, field 
 		return ec.fieldContext_StatusChange_at(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type StatusChange", field.Name)
+}
+
+func (ec *executionContext) childFields_TimelineEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_TimelineEntry_at(ctx, field)
+	case "stream":
+		return ec.fieldContext_TimelineEntry_stream(ctx, field)
+	case "type":
+		return ec.fieldContext_TimelineEntry_type(ctx, field)
+	case "position":
+		return ec.fieldContext_TimelineEntry_position(ctx, field)
+	case "correlationId":
+		return ec.fieldContext_TimelineEntry_correlationId(ctx, field)
+	case "causationId":
+		return ec.fieldContext_TimelineEntry_causationId(ctx, field)
+	case "traceId":
+		return ec.fieldContext_TimelineEntry_traceId(ctx, field)
+	case "actor":
+		return ec.fieldContext_TimelineEntry_actor(ctx, field)
+	case "summary":
+		return ec.fieldContext_TimelineEntry_summary(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TimelineEntry", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3145,7 +3274,7 @@ func (ec *executionContext) _Customer_shippingAddress(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v wire.Address) graphql.Marshaler {
-			return ec.marshalNAddress2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐAddress(ctx, selections, v)
+			return ec.marshalNAddress2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐAddress(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4093,7 +4222,7 @@ func (ec *executionContext) _Mutation_pauseProjection(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
-			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx, selections, v)
+			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProjectionStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4137,7 +4266,7 @@ func (ec *executionContext) _Mutation_resumeProjection(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
-			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx, selections, v)
+			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProjectionStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4225,7 +4354,7 @@ func (ec *executionContext) _Mutation_rebuildProjection(ctx context.Context, fie
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
-			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx, selections, v)
+			return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProjectionStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4360,7 +4489,7 @@ func (ec *executionContext) _Order_lines(ctx context.Context, field graphql.Coll
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []wire.OrderLine) graphql.Marshaler {
-			return ec.marshalNOrderLine2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrderLineᚄ(ctx, selections, v)
+			return ec.marshalNOrderLine2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrderLineᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4484,7 +4613,7 @@ func (ec *executionContext) _Order_customer(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Customer) graphql.Marshaler {
-			return ec.marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐCustomer(ctx, selections, v)
+			return ec.marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐCustomer(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4516,7 +4645,7 @@ func (ec *executionContext) _Order_history(ctx context.Context, field graphql.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []wire.StatusChange) graphql.Marshaler {
-			return ec.marshalNStatusChange2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐStatusChangeᚄ(ctx, selections, v)
+			return ec.marshalNStatusChange2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐStatusChangeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4548,7 +4677,7 @@ func (ec *executionContext) _Order_fulfillment(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Fulfillment) graphql.Marshaler {
-			return ec.marshalOFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐFulfillment(ctx, selections, v)
+			return ec.marshalOFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillment(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4562,6 +4691,38 @@ func (ec *executionContext) fieldContext_Order_fulfillment(_ context.Context, fi
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Fulfillment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Order_timeline(ctx context.Context, field graphql.CollectedField, obj *wire.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_timeline(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Order().Timeline(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*wire.TimelineEntry) graphql.Marshaler {
+			return ec.marshalNTimelineEntry2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐTimelineEntryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_timeline(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TimelineEntry(ctx, field)
 		},
 	}
 	return fc, nil
@@ -4612,7 +4773,7 @@ func (ec *executionContext) _OrderConnection_nodes(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*wire.Order) graphql.Marshaler {
-			return ec.marshalNOrder2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrderᚄ(ctx, selections, v)
+			return ec.marshalNOrder2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrderᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4699,7 +4860,7 @@ func (ec *executionContext) _OrderEdge_node(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Order) graphql.Marshaler {
-			return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx, selections, v)
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrder(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4754,7 +4915,7 @@ func (ec *executionContext) _OrderLine_product(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Product) graphql.Marshaler {
-			return ec.marshalOProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProduct(ctx, selections, v)
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProduct(ctx, selections, v)
 		},
 		true,
 		false,
@@ -5255,7 +5416,7 @@ func (ec *executionContext) _ProductConnection_nodes(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*wire.Product) graphql.Marshaler {
-			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProductᚄ(ctx, selections, v)
+			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProductᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5342,7 +5503,7 @@ func (ec *executionContext) _ProductEdge_node(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Product) graphql.Marshaler {
-			return ec.marshalNProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProduct(ctx, selections, v)
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProduct(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5581,7 +5742,7 @@ func (ec *executionContext) _Projection_rebuild(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.RebuildStatus) graphql.Marshaler {
-			return ec.marshalORebuildProgress2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐRebuildStatus(ctx, selections, v)
+			return ec.marshalORebuildProgress2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐRebuildStatus(ctx, selections, v)
 		},
 		true,
 		false,
@@ -5614,7 +5775,7 @@ func (ec *executionContext) _Query_order(ctx context.Context, field graphql.Coll
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Order) graphql.Marshaler {
-			return ec.marshalOOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx, selections, v)
+			return ec.marshalOOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrder(ctx, selections, v)
 		},
 		true,
 		false,
@@ -5702,7 +5863,7 @@ func (ec *executionContext) _Query_product(ctx context.Context, field graphql.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Product) graphql.Marshaler {
-			return ec.marshalOProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProduct(ctx, selections, v)
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProduct(ctx, selections, v)
 		},
 		true,
 		false,
@@ -5790,7 +5951,7 @@ func (ec *executionContext) _Query_lowStock(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*wire.Product) graphql.Marshaler {
-			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProductᚄ(ctx, selections, v)
+			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProductᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5834,7 +5995,7 @@ func (ec *executionContext) _Query_me(ctx context.Context, field graphql.Collect
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Customer) graphql.Marshaler {
-			return ec.marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐCustomer(ctx, selections, v)
+			return ec.marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐCustomer(ctx, selections, v)
 		},
 		true,
 		false,
@@ -5877,7 +6038,7 @@ func (ec *executionContext) _Query_projections(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*wire.ProjectionStatus) graphql.Marshaler {
-			return ec.marshalNProjection2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatusᚄ(ctx, selections, v)
+			return ec.marshalNProjection2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProjectionStatusᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5910,7 +6071,7 @@ func (ec *executionContext) _Query_parkedEvents(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*wire.ParkedEvent) graphql.Marshaler {
-			return ec.marshalNParkedEvent2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐParkedEventᚄ(ctx, selections, v)
+			return ec.marshalNParkedEvent2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐParkedEventᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5954,7 +6115,7 @@ func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Customer) graphql.Marshaler {
-			return ec.marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐCustomer(ctx, selections, v)
+			return ec.marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐCustomer(ctx, selections, v)
 		},
 		true,
 		false,
@@ -6281,7 +6442,7 @@ func (ec *executionContext) _Subscription_orderChanged(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Order) graphql.Marshaler {
-			return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx, selections, v)
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrder(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6324,7 +6485,7 @@ func (ec *executionContext) _Subscription_myOrdersChanged(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *wire.Order) graphql.Marshaler {
-			return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx, selections, v)
+			return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrder(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6341,6 +6502,213 @@ func (ec *executionContext) fieldContext_Subscription_myOrdersChanged(_ context.
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TimelineEntry_at(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _TimelineEntry_stream(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_stream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stream, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_stream(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TimelineEntry_type(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TimelineEntry_position(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TimelineEntry_correlationId(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_correlationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CorrelationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_correlationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TimelineEntry_causationId(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_causationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CausationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_causationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TimelineEntry_traceId(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_traceId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TraceID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_traceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TimelineEntry_actor(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TimelineEntry_summary(ctx context.Context, field graphql.CollectedField, obj *wire.TimelineEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TimelineEntry_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TimelineEntry_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TimelineEntry", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -8251,6 +8619,42 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "timeline":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Order_timeline(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9203,6 +9607,73 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 }
 
+var timelineEntryImplementors = []string{"TimelineEntry"}
+
+func (ec *executionContext) _TimelineEntry(ctx context.Context, sel ast.SelectionSet, obj *wire.TimelineEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, timelineEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TimelineEntry")
+		case "at":
+			out.Values[i] = ec._TimelineEntry_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stream":
+			out.Values[i] = ec._TimelineEntry_stream(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._TimelineEntry_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._TimelineEntry_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "correlationId":
+			out.Values[i] = ec._TimelineEntry_correlationId(ctx, field, obj)
+		case "causationId":
+			out.Values[i] = ec._TimelineEntry_causationId(ctx, field, obj)
+		case "traceId":
+			out.Values[i] = ec._TimelineEntry_traceId(ctx, field, obj)
+		case "actor":
+			out.Values[i] = ec._TimelineEntry_actor(ctx, field, obj)
+		case "summary":
+			out.Values[i] = ec._TimelineEntry_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
@@ -9543,7 +10014,7 @@ func (ec *executionContext) unmarshalNAddProductInput2githubᚗcomᚋorderflow�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNAddress2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐAddress(ctx context.Context, sel ast.SelectionSet, v wire.Address) graphql.Marshaler {
+func (ec *executionContext) marshalNAddress2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐAddress(ctx context.Context, sel ast.SelectionSet, v wire.Address) graphql.Marshaler {
 	return ec._Address(ctx, sel, &v)
 }
 
@@ -9635,15 +10106,15 @@ func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.Selec
 	return res
 }
 
-func (ec *executionContext) marshalNOrder2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx context.Context, sel ast.SelectionSet, v wire.Order) graphql.Marshaler {
+func (ec *executionContext) marshalNOrder2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrder(ctx context.Context, sel ast.SelectionSet, v wire.Order) graphql.Marshaler {
 	return ec._Order(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNOrder2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrderᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.Order) graphql.Marshaler {
+func (ec *executionContext) marshalNOrder2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrderᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.Order) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx, sel, v[i])
+		return ec.marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrder(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -9655,7 +10126,7 @@ func (ec *executionContext) marshalNOrder2ᚕᚖgithubᚗcomᚋorderflowᚋorder
 	return ret
 }
 
-func (ec *executionContext) marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx context.Context, sel ast.SelectionSet, v *wire.Order) graphql.Marshaler {
+func (ec *executionContext) marshalNOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrder(ctx context.Context, sel ast.SelectionSet, v *wire.Order) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -9705,15 +10176,15 @@ func (ec *executionContext) marshalNOrderEdge2ᚖgithubᚗcomᚋorderflowᚋorde
 	return ec._OrderEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrderLine2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrderLine(ctx context.Context, sel ast.SelectionSet, v wire.OrderLine) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderLine2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrderLine(ctx context.Context, sel ast.SelectionSet, v wire.OrderLine) graphql.Marshaler {
 	return ec._OrderLine(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNOrderLine2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrderLineᚄ(ctx context.Context, sel ast.SelectionSet, v []wire.OrderLine) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderLine2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrderLineᚄ(ctx context.Context, sel ast.SelectionSet, v []wire.OrderLine) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrderLine2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrderLine(ctx, sel, v[i])
+		return ec.marshalNOrderLine2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrderLine(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -9765,11 +10236,11 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋorderflowᚋorder
 	return ec._PageInfo(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNParkedEvent2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐParkedEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.ParkedEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNParkedEvent2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐParkedEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.ParkedEvent) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNParkedEvent2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐParkedEvent(ctx, sel, v[i])
+		return ec.marshalNParkedEvent2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐParkedEvent(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -9781,7 +10252,7 @@ func (ec *executionContext) marshalNParkedEvent2ᚕᚖgithubᚗcomᚋorderflow�
 	return ret
 }
 
-func (ec *executionContext) marshalNParkedEvent2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐParkedEvent(ctx context.Context, sel ast.SelectionSet, v *wire.ParkedEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNParkedEvent2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐParkedEvent(ctx context.Context, sel ast.SelectionSet, v *wire.ParkedEvent) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -9796,11 +10267,11 @@ func (ec *executionContext) unmarshalNPlaceOrderInput2githubᚗcomᚋorderflow�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNProduct2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProductᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.Product) graphql.Marshaler {
+func (ec *executionContext) marshalNProduct2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProductᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.Product) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProduct(ctx, sel, v[i])
+		return ec.marshalNProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProduct(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -9812,7 +10283,7 @@ func (ec *executionContext) marshalNProduct2ᚕᚖgithubᚗcomᚋorderflowᚋord
 	return ret
 }
 
-func (ec *executionContext) marshalNProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProduct(ctx context.Context, sel ast.SelectionSet, v *wire.Product) graphql.Marshaler {
+func (ec *executionContext) marshalNProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProduct(ctx context.Context, sel ast.SelectionSet, v *wire.Product) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -9862,15 +10333,15 @@ func (ec *executionContext) marshalNProductEdge2ᚖgithubᚗcomᚋorderflowᚋor
 	return ec._ProductEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNProjection2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v wire.ProjectionStatus) graphql.Marshaler {
+func (ec *executionContext) marshalNProjection2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v wire.ProjectionStatus) graphql.Marshaler {
 	return ec._Projection(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNProjection2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.ProjectionStatus) graphql.Marshaler {
+func (ec *executionContext) marshalNProjection2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProjectionStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.ProjectionStatus) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx, sel, v[i])
+		return ec.marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProjectionStatus(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -9882,7 +10353,7 @@ func (ec *executionContext) marshalNProjection2ᚕᚖgithubᚗcomᚋorderflowᚋ
 	return ret
 }
 
-func (ec *executionContext) marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
+func (ec *executionContext) marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProjectionStatus(ctx context.Context, sel ast.SelectionSet, v *wire.ProjectionStatus) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -9897,15 +10368,15 @@ func (ec *executionContext) unmarshalNRegisterCustomerInput2githubᚗcomᚋorder
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNStatusChange2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐStatusChange(ctx context.Context, sel ast.SelectionSet, v wire.StatusChange) graphql.Marshaler {
+func (ec *executionContext) marshalNStatusChange2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐStatusChange(ctx context.Context, sel ast.SelectionSet, v wire.StatusChange) graphql.Marshaler {
 	return ec._StatusChange(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNStatusChange2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐStatusChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []wire.StatusChange) graphql.Marshaler {
+func (ec *executionContext) marshalNStatusChange2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐStatusChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []wire.StatusChange) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNStatusChange2githubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐStatusChange(ctx, sel, v[i])
+		return ec.marshalNStatusChange2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐStatusChange(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -9947,6 +10418,32 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTimelineEntry2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐTimelineEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.TimelineEntry) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTimelineEntry2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐTimelineEntry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTimelineEntry2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐTimelineEntry(ctx context.Context, sel ast.SelectionSet, v *wire.TimelineEntry) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._TimelineEntry(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -10120,14 +10617,14 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
-func (ec *executionContext) marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐCustomer(ctx context.Context, sel ast.SelectionSet, v *wire.Customer) graphql.Marshaler {
+func (ec *executionContext) marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐCustomer(ctx context.Context, sel ast.SelectionSet, v *wire.Customer) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Customer(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐFulfillment(ctx context.Context, sel ast.SelectionSet, v *wire.Fulfillment) graphql.Marshaler {
+func (ec *executionContext) marshalOFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillment(ctx context.Context, sel ast.SelectionSet, v *wire.Fulfillment) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -10170,7 +10667,7 @@ func (ec *executionContext) marshalOInt2ᚖint64(ctx context.Context, sel ast.Se
 	return res
 }
 
-func (ec *executionContext) marshalOOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐOrder(ctx context.Context, sel ast.SelectionSet, v *wire.Order) graphql.Marshaler {
+func (ec *executionContext) marshalOOrder2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐOrder(ctx context.Context, sel ast.SelectionSet, v *wire.Order) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -10193,14 +10690,14 @@ func (ec *executionContext) marshalOOrderStatus2ᚖgithubᚗcomᚋorderflowᚋor
 	return v
 }
 
-func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐProduct(ctx context.Context, sel ast.SelectionSet, v *wire.Product) graphql.Marshaler {
+func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProduct(ctx context.Context, sel ast.SelectionSet, v *wire.Product) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Product(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalORebuildProgress2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋinternalᚋwireᚐRebuildStatus(ctx context.Context, sel ast.SelectionSet, v *wire.RebuildStatus) graphql.Marshaler {
+func (ec *executionContext) marshalORebuildProgress2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐRebuildStatus(ctx context.Context, sel ast.SelectionSet, v *wire.RebuildStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -134,6 +134,15 @@ func (r *orderResolver) Fulfillment(ctx context.Context, obj *wire.Order) (*wire
 	return load(ctx, func(l *loaders) *source[wire.Fulfillment] { return l.fulfillments }, obj.ID)
 }
 
+// Timeline is the resolver for the timeline field.
+func (r *orderResolver) Timeline(ctx context.Context, obj *wire.Order) ([]*wire.TimelineEntry, error) {
+	entries, err := many[*wire.TimelineEntry](ctx, r.Resolver, wire.EndpointOrderTimeline, wire.OrderByID{ID: obj.ID})
+	if entries == nil && err == nil {
+		entries = []*wire.TimelineEntry{}
+	}
+	return entries, err
+}
+
 // Product is the resolver for the product field.
 func (r *orderLineResolver) Product(ctx context.Context, obj *wire.OrderLine) (*wire.Product, error) {
 	return load(ctx, func(l *loaders) *source[wire.Product] { return l.products }, obj.ProductID)

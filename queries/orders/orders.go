@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -20,6 +21,8 @@ import (
 type Service struct {
 	Pool *pgxpool.Pool
 	progress.ReadModel
+	// Store is the event store the timelines are read from.
+	Store eventstore.Store
 }
 
 // Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.
@@ -30,5 +33,6 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		rpc.On("get", wire.EndpointOrderByID, s.OrderByID),
 		rpc.On("get_many", wire.EndpointOrdersByIDs, s.OrdersByIDs),
 		rpc.On("list", wire.EndpointListOrders, s.List),
+		rpc.On("timeline", wire.EndpointOrderTimeline, s.OrderTimeline),
 	)
 }
