@@ -28,7 +28,7 @@ func Claim(ctx context.Context, store eventstore.Store, stream string, claim dom
 	}
 	_, err = store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{
 		ID: eventstore.DeriveID("claim:"+stream+":"+owner, 0), Type: claim.EventType(), Data: data,
-		Metadata: EventMetadata(meta),
+		Metadata: EventMetadata(ctx, meta),
 	}})
 	if err == nil {
 		return nil

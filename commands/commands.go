@@ -13,6 +13,7 @@ import (
 	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -93,7 +94,7 @@ func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregat
 			}
 			return Result{Position: pos, Revision: revision}, nil
 		}
-		data, err := encode(agg, events, meta)
+		data, err := encode(ctx, agg, events, meta)
 		if err != nil {
 			return Result{}, fmt.Errorf("encode events for %s: %w", stream, err)
 		}
@@ -128,7 +129,7 @@ func replayed(from []eventstore.RecordedEvent, commandID string) Result {
 	return Result{Position: last.Position, Revision: last.Revision}
 }
 
-func encode[S, E any](agg Aggregate[S, E], events []E, meta Meta) ([]eventstore.EventData, error) {
+func encode[S, E any](ctx context.Context, agg Aggregate[S, E], events []E, meta Meta) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, len(events))
 	for i, e := range events {
 		typ, data, err := agg.Encode(e)
@@ -137,17 +138,22 @@ func encode[S, E any](agg Aggregate[S, E], events []E, meta Meta) ([]eventstore.
 		}
 		out[i] = eventstore.EventData{
 			ID: eventstore.DeriveID(meta.CommandID, i), Type: typ, Data: data,
-			Metadata: EventMetadata(meta),
+			Metadata: EventMetadata(ctx, meta),
 		}
 	}
 	return out, nil
 }
 
 // EventMetadata is the metadata of the events command meta appends: its flow (correlation id),
-// its cause (the command id), who asked, and its trace context.
-func EventMetadata(meta Meta) eventstore.Metadata {
-	return eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: meta.CommandID, Actor: meta.Actor,
+// its cause (the command id), who asked, and its trace context: the span of ctx (the command's),
+// else the command's own traceparent, so that readers of the events continue the trace.
+func EventMetadata(ctx context.Context, meta Meta) eventstore.Metadata {
+	m := eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: meta.CommandID, Actor: meta.Actor,
 		TraceParent: meta.TraceParent, TraceState: meta.TraceState}
+	if tp, ts := telemetry.TraceParent(ctx); tp != "" {
+		m.TraceParent, m.TraceState = tp, ts
+	}
+	return m
 }
 
 // Classify maps a command's error to the answer a command service sends: invalid commands,

@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Writer is the event store as a command service writes to it: one writer per stream and a cache
@@ -148,8 +152,39 @@ type outcome struct {
 	err error
 }
 
+// appendSpan is the span of one group append: a child of the first command it carries, linked to
+// the others.
+func appendSpan(ctx context.Context, stream string, batch []*request, carried []int, events int) (context.Context, trace.Span) {
+	var links []trace.Link
+	for _, i := range carried[min(1, len(carried)):] {
+		links = append(links, trace.Link{SpanContext: trace.SpanContextFromContext(batch[i].ctx)})
+	}
+	if len(carried) > 0 {
+		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(batch[carried[0]].ctx))
+	}
+	return telemetry.Tracer().Start(ctx, "append "+streamKind(stream), trace.WithLinks(links...), trace.WithAttributes(
+		attribute.String("orderflow.stream", stream), attribute.Int("orderflow.commands", len(carried)), attribute.Int("orderflow.events", events)))
+}
+
+func plan2[T any](ps []T, f func(T) int) []int {
+	out := make([]int, len(ps))
+	for i, p := range ps {
+		out[i] = f(p)
+	}
+	return out
+}
+
+// streamKind is a stream's category ("order" of "order-o-1"): span names stay few.
+func streamKind(stream string) string {
+	kind, _, _ := strings.Cut(stream, "-")
+	return kind
+}
+
 // executeOn carries out one command through w's writer of stream.
-func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (Result, error) {
+func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (_ Result, err error) {
+	ctx, span := telemetry.Tracer().Start(ctx, "command "+streamKind(stream), trace.WithAttributes(
+		attribute.String("orderflow.stream", stream), attribute.String("orderflow.command_id", meta.CommandID)))
+	defer func() { telemetry.End(span, err) }()
 	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1), snapshot: agg.SnapshotVersion,
 		marshal: func(state any) ([]byte, error) { s, _ := state.(S); return json.Marshal(s) },
 		unmarshal: func(data []byte) (any, error) {
@@ -174,7 +209,7 @@ func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], st
 			if err != nil || len(events) == 0 {
 				return state, nil, err
 			}
-			data, err := encode(agg, events, meta)
+			data, err := encode(ctx, agg, events, meta)
 			if err != nil {
 				return nil, nil, fmt.Errorf("encode events for %s: %w", stream, err)
 			}
@@ -324,7 +359,9 @@ func (w *Writer) process(c *cached, batch []*request) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+		ctx, span := appendSpan(ctx, c.name, batch, plan2(plan, func(p planned) int { return p.i }), len(events))
 		res, err := w.Store.Append(ctx, c.name, eventstore.Exact(c.revision), events)
+		telemetry.End(span, err)
 		cancel()
 		switch {
 		case err == nil:

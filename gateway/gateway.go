@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/ops"
@@ -58,7 +59,13 @@ func New(opts Options) http.Handler {
 	}
 	g := &gateway{opts: opts, log: opts.Log}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, g.correlation, g.accessLog, g.recoverer, g.cors())
+	// A span per request (the client's traceparent is its parent), named by its route.
+	traced := func(next http.Handler) http.Handler {
+		return otelhttp.NewHandler(next, "gateway", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			return r.Method + " " + r.URL.Path
+		}))
+	}
+	r.Use(traced, middleware.RequestID, g.correlation, g.accessLog, g.recoverer, g.cors())
 	r.Get("/healthz", ops.Healthz)
 	r.Get("/readyz", ops.Readyz(opts.Ready))
 	if opts.Metrics != nil {

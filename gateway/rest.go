@@ -19,6 +19,7 @@ import (
 
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -225,9 +226,7 @@ func jsonKind(goKind string) string {
 // meta builds a command's identity from the request: Idempotency-Key when given (a retried
 // request then appends nothing twice), else a fresh id; correlation and trace context.
 func meta(r *http.Request, scope string) wire.CommandMeta {
-	m := commandMeta(r.Context(), scope, r.Header.Get("Idempotency-Key"))
-	m.TraceParent, m.TraceState = r.Header.Get("traceparent"), r.Header.Get("tracestate")
-	return m
+	return commandMeta(r.Context(), scope, r.Header.Get("Idempotency-Key"))
 }
 
 // commandMeta is a command's identity: with an idempotency key (REST's header, GraphQL's
@@ -243,7 +242,9 @@ func commandMeta(ctx context.Context, scope, key string) wire.CommandMeta {
 	if !ok {
 		p = anonymousAdmin
 	}
-	return wire.CommandMeta{CommandID: id, CorrelationID: correlationID(ctx), Actor: string(p.Role) + ":" + p.Subject}
+	m := wire.CommandMeta{CommandID: id, CorrelationID: correlationID(ctx), Actor: string(p.Role) + ":" + p.Subject}
+	m.TraceParent, m.TraceState = telemetry.TraceParent(ctx) // the request's span: its trace goes on in the services
+	return m
 }
 
 func (g *gateway) command(ctx context.Context, endpoint string, req any) (wire.CommandReply, error) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/wire"
@@ -17,6 +18,7 @@ import (
 func (g *gateway) handler(op api.Operation) http.HandlerFunc {
 	doc := op.Describe()
 	return func(w http.ResponseWriter, r *http.Request) {
+		trace.SpanFromContext(r.Context()).SetName(doc.Method + " " + doc.Path) // the route, not the ids
 		id := ""
 		if doc.IDParam != "" {
 			id = chi.URLParam(r, doc.IDParam)

@@ -41,6 +41,7 @@ import (
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/ops"
 	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/target"
 )
 
@@ -59,6 +60,18 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	log := NewLogger(cfg, stderr)
 	var done Cleanup
 	defer func() { done.Run() }()
+	stopTracing, err := telemetry.Setup(ctx, telemetry.Service(cfg.Targets), cfg.OTLPEndpoint, os.Getenv)
+	if err != nil {
+		return err
+	}
+	done.Add(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(ctx) // flush what is still buffered
+	})
+	if cfg.OTLPEndpoint != "" {
+		log.Info("exporting traces", "endpoint", Mask(cfg.OTLPEndpoint), "service", telemetry.Service(cfg.Targets))
+	}
 
 	// dev needs PostgreSQL for the read models, and for the event store unless it is EventStoreDB.
 	if cfg.Dev && cfg.DatabaseURL == "" && (cfg.EventStoreURL == "" || cfg.OrdersDatabaseURL == "" || cfg.CatalogDatabaseURL == "" ||
@@ -161,7 +174,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 	}
 	for _, t := range selected {
-		if err := t.Start(svcCtx, d, proc); err != nil {
+		td := d
+		td.Log = log.With("target", t.Name)
+		if err := t.Start(svcCtx, td, proc); err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
@@ -257,9 +272,9 @@ func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(telemetry.LogHandler{Handler: slog.NewJSONHandler(w, opts)})
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(telemetry.LogHandler{Handler: slog.NewTextHandler(w, opts)})
 }
 
 // Cleanup runs functions in reverse order of registration.

@@ -14,9 +14,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -425,9 +428,14 @@ on conflict (name) do update set paused = excluded.paused, updated_at = excluded
 
 // commit applies b and saves its position, in one transaction, if the saved checkpoint is still
 // expected: the checkpoint row is locked first, so two writers of one read model never both apply.
-func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eventstore.Position, isolate bool) error {
+func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eventstore.Position, isolate bool) (err error) {
 	start := time.Now()
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+	if len(b.Events) > 0 {
+		var span trace.Span
+		ctx, span = batchSpan(ctx, p.proj.Name(), b.Events)
+		defer func() { telemetry.End(span, err) }()
+	}
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		// The batch lock of this read model (schema and name): a rebuild's swap takes it too.
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('orderflow:projection:' || current_schema() || ':' || $1))`, p.proj.Name()); err != nil {
 			return err
@@ -472,6 +480,23 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eve
 		p.opts.Log.Debug("batch committed", "events", len(b.Events), "position", b.Position.String(), "duration_ms", time.Since(start).Milliseconds())
 	}
 	return nil
+}
+
+// maxLinks bounds the events a batch's span links to.
+const maxLinks = 128
+
+// batchSpan is the span of a projector's batch: linked to the trace of each event it applies (the
+// traceparent the event keeps), so that every request's trace shows where its events went.
+func batchSpan(ctx context.Context, name string, events []eventstore.RecordedEvent) (context.Context, trace.Span) {
+	links := make([]trace.Link, 0, min(len(events), maxLinks))
+	for _, e := range events {
+		if sc := telemetry.FromTraceParent(e.Metadata.TraceParent, e.Metadata.TraceState); sc.IsValid() && len(links) < maxLinks {
+			links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("orderflow.event_type", e.Type)}})
+		}
+	}
+	return telemetry.Tracer().Start(ctx, "project "+name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String("orderflow.projection", name), attribute.Int("orderflow.events", len(events)),
+			attribute.String("orderflow.position", events[len(events)-1].Position.String())))
 }
 
 // applyParking applies events one by one, each under a savepoint; an event that fails is parked

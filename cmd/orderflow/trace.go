@@ -39,7 +39,7 @@ func traceCmd(ctx context.Context, args []string, getenv func(string) string, st
 	for _, e := range entries {
 		if e.CausationID != cause {
 			cause = e.CausationID
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\n", e.At.Format("15:04:05.000"), "command "+cause+" by "+orUnknown(e.Actor)+" (flow "+orUnknown(e.CorrelationID)+trace(e.TraceID)+")")
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\n", e.At.Format("15:04:05.000"), "command "+cause+" by "+orUnknown(e.Actor)+" (flow "+orUnknown(e.CorrelationID)+traceOf(e.TraceID)+")")
 		}
 		fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\n", e.Type, e.Stream, e.Position, e.Summary)
 	}
@@ -53,7 +53,7 @@ func orUnknown(s string) string {
 	return s
 }
 
-func trace(id string) string {
+func traceOf(id string) string {
 	if id == "" {
 		return ""
 	}

@@ -184,7 +184,7 @@ func (h Handlers) outcome(ctx context.Context, orderID string, meta commands.Met
 	}
 	res, err := h.Store.Append(ctx, model.ReservationStream(orderID), eventstore.Any(), []eventstore.EventData{{
 		ID: eventstore.DeriveID(meta.CommandID+":outcome", 0), Type: typ, Data: data,
-		Metadata: commands.EventMetadata(meta),
+		Metadata: commands.EventMetadata(ctx, meta),
 	}})
 	if err != nil {
 		return wire.CommandReply{}, fmt.Errorf("record reservation outcome of order %s: %w", orderID, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // ErrProviderUnavailable: the card provider cannot be reached now (down, slow, or the breaker is
@@ -57,7 +58,7 @@ func NewHTTPProvider(baseURL string, opts HTTPProviderOptions) *HTTPProvider {
 	if opts.OnStateChange != nil {
 		st.OnStateChange = func(_ string, from, to gobreaker.State) { opts.OnStateChange(from.String(), to.String()) }
 	}
-	return &HTTPProvider{url: baseURL + "/v1/authorizations", client: &http.Client{Timeout: opts.Timeout}, breaker: gobreaker.NewCircuitBreaker[Answer](st), retries: opts.Retries}
+	return &HTTPProvider{url: baseURL + "/v1/authorizations", client: &http.Client{Timeout: opts.Timeout, Transport: otelhttp.NewTransport(http.DefaultTransport)}, breaker: gobreaker.NewCircuitBreaker[Answer](st), retries: opts.Retries}
 }
 
 // BreakerState is "closed", "half-open" or "open".

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/target"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Target is the payment-provider target: the simulated card gateway, an HTTP service of its own
@@ -19,7 +20,8 @@ var Target = target.Target{Name: "payment-provider", Start: func(_ context.Conte
 	if err != nil {
 		return fmt.Errorf("listen on %s (PAYMENT_PROVIDER_ADDR): %w", c.Addr, err)
 	}
-	srv := &http.Server{Handler: New(Options{Latency: c.Latency, DeclineRate: c.DeclineRate, Outage: c.Outage}).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	h := otelhttp.NewHandler(New(Options{Latency: c.Latency, DeclineRate: c.DeclineRate, Outage: c.Outage}).Handler(), "card gateway")
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	p.OnStop(func() { _ = srv.Close() })
 	addr := ln.Addr().String()

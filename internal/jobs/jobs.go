@@ -15,8 +15,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -58,6 +61,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) erro
 type Message struct {
 	Endpoint, ID string
 	Data         []byte
+	// TraceParent and TraceState continue the trace of the flow that decided the command (its
+	// message headers); empty: none.
+	TraceParent, TraceState string
 }
 
 // PublishAll queues msgs without waiting for each acknowledgement in turn, then waits for them
@@ -67,7 +73,14 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, 
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var err error
 	for _, m := range msgs {
-		f, perr := js.PublishMsgAsync(&nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data}, jetstream.WithMsgID(m.ID))
+		msg := &nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data, Header: nats.Header{}}
+		if m.TraceParent != "" {
+			pctx, span := telemetry.Tracer().Start(telemetry.WithParent(ctx, m.TraceParent, m.TraceState), "queue "+m.Endpoint,
+				trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("orderflow.command_id", m.ID)))
+			telemetry.Inject(pctx, msg.Header)
+			span.End()
+		}
+		f, perr := js.PublishMsgAsync(msg, jetstream.WithMsgID(m.ID))
 		if perr != nil {
 			err = perr
 			break
@@ -135,7 +148,9 @@ func handle(ctx context.Context, m jetstream.Msg, h Handler, log *slog.Logger) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, HandlerTimeout)
 	defer cancel()
+	hctx, span := telemetry.Tracer().Start(telemetry.Extract(hctx, m.Headers()), "job "+m.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
 	err := h(hctx, m.Data())
+	telemetry.End(span, err)
 	if err == nil {
 		_ = m.Ack()
 		return

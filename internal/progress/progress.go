@@ -12,9 +12,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -144,11 +148,18 @@ func (w *Waiter) WaitFor(ctx context.Context, min string, timeout time.Duration)
 	if pos.IsZero() || w == nil {
 		return nil
 	}
+	if w.current().Compare(pos) >= 0 {
+		return nil // there already: no wait to trace
+	}
+	ctx, span := telemetry.Tracer().Start(ctx, "wait for "+w.name, trace.WithAttributes(attribute.String("orderflow.position", pos.String())))
+	defer span.End()
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err = w.Wait(wctx, pos)
 	var stale *StaleError
 	if errors.As(err, &stale) {
+		span.SetStatus(codes.Error, "stale read")
+		span.SetAttributes(attribute.String("orderflow.reached", stale.Reached.String()))
 		return &rpc.Error{Code: rpc.CodeStale, Message: stale.Error(), Details: map[string]string{
 			"readModel": stale.Projection, "wanted": stale.Wanted.String(), "reached": stale.Reached.String(),
 		}}

@@ -15,7 +15,11 @@ import (
 	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Codes of Error. Edges map them to HTTP statuses and GraphQL error codes.
@@ -56,6 +60,7 @@ func Errorf(code, format string, args ...any) *Error {
 // Because micro then sees every request as answered at once, its own statistics count requests
 // only; the real ones (errors, latency) are kept here and published as each endpoint's stats data.
 type Server struct {
+	name     string // the service's, in span names
 	ctx      context.Context
 	nc       *nats.Conn
 	log      *slog.Logger
@@ -158,11 +163,13 @@ func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, limits Limi
 // Handle adapts fn into a micro handler: decode Req, call fn, answer Resp or an *Error.
 func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		reply, data := r.Reply(), r.Data()
+		reply, data, headers := r.Reply(), r.Data(), nats.Header(r.Headers())
 		job := func() {
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 			defer cancel()
+			ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, headers), s.name+" "+name, trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
 			// Requests decode with goccy/go-json (a quarter of encoding/json's cost); answers encode
 			// with encoding/json: goccy's encoder runs on a frame so deep that growing the worker's
 			// stack for it cost more than the encoding saved.
@@ -186,6 +193,10 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 					level = slog.LevelInfo
 				}
 				s.log.Log(ctx, level, "request", "endpoint", name, "outcome", e.Code, "err", err, "duration_ms", time.Since(start).Milliseconds())
+				if e.Code == CodeInternal || e.Code == CodeUnavailable {
+					span.SetStatus(codes.Error, e.Message)
+				}
+				span.SetAttributes(attribute.String("orderflow.outcome", e.Code))
 				msg.Data, _ = json.Marshal(e)
 				msg.Header.Set(micro.ErrorCodeHeader, e.Code)
 				msg.Header.Set(micro.ErrorHeader, e.Message)
@@ -304,6 +315,7 @@ func (s Service) Serve(ctx context.Context, nc *nats.Conn, log *slog.Logger, rou
 // is known.
 func (s Service) Start(ctx context.Context, nc *nats.Conn, log *slog.Logger, routes ...Route) (micro.Service, *Server, error) {
 	srv := NewServer(ctx, nc, log.With("service", s.Name), s.Limits, s.Classify)
+	srv.name = s.Name
 	endpoints := make([]Endpoint, len(routes))
 	for i, r := range routes {
 		endpoints[i] = r(srv, s.Namespace)
@@ -336,8 +348,13 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 		// answer at once, so that callers answer "unavailable, retry" instead of hanging.
 		return resp, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: NATS is not connected (%s)", subject, nc.Status())}
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, data)
+	ctx, span := telemetry.Tracer().Start(ctx, "call "+subject, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	out := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	telemetry.Inject(ctx, out.Header)
+	msg, err := nc.RequestMsgWithContext(ctx, out)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return resp, ctx.Err()
 		}

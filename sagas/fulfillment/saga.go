@@ -236,6 +236,10 @@ func (s *Saga) dispatchOnce(ctx context.Context, js jetstream.JetStream, ns wire
 		msgs := make([]jobs.Message, len(cmds))
 		for i, c := range cmds {
 			msgs[i] = jobs.Message{Endpoint: c.endpoint, ID: c.id, Data: c.payload}
+			var p struct{ Meta wire.CommandMeta }
+			if json.Unmarshal(c.payload, &p) == nil { // the flow's trace continues in the queue
+				msgs[i].TraceParent, msgs[i].TraceState = p.Meta.TraceParent, p.Meta.TraceState
+			}
 		}
 		n, perr := jobs.PublishAll(ctx, js, ns, msgs) // the rest stay for the next round
 		if perr != nil {

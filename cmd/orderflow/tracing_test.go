@@ -1,0 +1,84 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/orderflow/orderflow/dev/natstest"
+)
+
+// TestOneTraceFollowsAnOrder: with a tracer provider installed (an in-memory exporter here, OTLP
+// in production), the trace of a client's traceparent covers the whole fulfillment of the order it
+// places: the gateway's request, the NATS call and the order service's handler, the command and its
+// append, the saga's queued commands and their handlers (inventory, payment), the payment
+// service's call to the card gateway and the gateway's answer; every span's parent is in the trace
+// (the first's is the client's); and the projectors' batches that applied its events link to it.
+func TestOneTraceFollowsAnOrder(t *testing.T) {
+	exporter := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	otel.SetTracerProvider(tp) // the process's global provider: other tests' spans are left out by trace id
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	ns := string(natstest.Namespace(t))
+	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms")
+	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"traced","sku":"TRACED-1","name":"Traced","priceCents":100}`, nil); s != 201 {
+		t.Fatalf("add product: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products/traced/restock", `{"quantity":5}`, nil); s != 200 {
+		t.Fatalf("restock: %d %s", s, b)
+	}
+	traceID, parent := "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	body := `{"orderId":"traced-1","customerId":"c","lines":[{"productId":"traced","quantity":1,"unitPriceCents":100}]}`
+	if s, _, b := call(t, "POST", base+"/api/v1/orders", body, map[string]string{"traceparent": "00-" + traceID + "-" + parent + "-01"}); s != 201 {
+		t.Fatalf("place: %d %s", s, b)
+	}
+	want := []string{"POST /api/v1/orders", "call " + ns + ".order.place", "order-commands place", "command order", "append order",
+		"queue stock.reserve", "job " + ns + ".jobs.stock.reserve", "command product", "append product",
+		"queue payment.authorize", "job " + ns + ".jobs.payment.authorize", "command payment", "HTTP POST", "POST /v1/authorizations", // the payment service's call, the card gateway's answer
+		"queue order.confirm", "job " + ns + ".jobs.order.confirm"}
+	var spans tracetest.SpanStubs
+	var names []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		spans, names = nil, nil
+		for _, s := range exporter.GetSpans() {
+			if s.SpanContext.TraceID().String() == traceID {
+				spans = append(spans, s)
+				names = append(names, s.Name)
+			}
+		}
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return slices.Contains(names, w) })
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the order's trace has no %q; it has %q", missing, names)
+		}
+	}
+	ids := map[string]bool{parent: true}
+	for _, s := range spans {
+		ids[s.SpanContext.SpanID().String()] = true
+	}
+	for _, s := range spans {
+		if !ids[s.Parent.SpanID().String()] {
+			t.Errorf("span %q: parent %s is not in the trace", s.Name, s.Parent.SpanID())
+		}
+	}
+	// The read models' batches are traces of their own, linked to the events they applied.
+	for _, projection := range []string{"project orders", "project fulfillment", "project catalog"} {
+		linked := false
+		for _, s := range exporter.GetSpans() {
+			if s.Name == projection && slices.ContainsFunc(s.Links, func(l sdktrace.Link) bool { return l.SpanContext.TraceID().String() == traceID }) {
+				linked = true
+			}
+		}
+		if !linked {
+			t.Errorf("no %q span links to the order's trace", projection)
+		}
+	}
+	t.Logf("the order's trace: %d spans: %s", len(spans), strings.Join(names, ", "))
+}

@@ -1,0 +1,167 @@
+// Package telemetry is orderflow's tracing: OpenTelemetry, configured by the standard OTEL_*
+// environment (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT turn export on;
+// OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf, OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER
+// and OTEL_RESOURCE_ATTRIBUTES as the SDK reads them), and the carriers that take a trace across
+// what is not HTTP: NATS message headers and the traceparent an event keeps in its metadata.
+//
+// Without an endpoint nothing is exported and spans are not recorded (the no-op provider), but
+// trace context still travels: a client's traceparent reaches every event its request causes.
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Name is the instrumentation scope of orderflow's spans.
+const Name = "github.com/orderflow/orderflow"
+
+// Tracer is orderflow's tracer, from the global provider (Setup sets it).
+func Tracer() trace.Tracer { return otel.Tracer(Name) }
+
+// Setup installs the global propagator (W3C trace context and baggage) and, when endpoint is set,
+// a tracer provider exporting over OTLP with service.name service (the exporter reads the endpoint,
+// headers and protocol options from the OTEL_* environment, as the SDK does). It returns what
+// flushes and stops the provider.
+func Setup(ctx context.Context, service, endpoint string, getenv func(string) string) (shutdown func(context.Context) error, err error) {
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	if endpoint == "" {
+		return func(context.Context) error { return nil }, nil
+	}
+	var exp *otlptrace.Exporter
+	switch protocol := firstOf(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf"); protocol {
+	case "grpc":
+		exp, err = otlptracegrpc.New(ctx)
+	case "http/protobuf":
+		exp, err = otlptracehttp.New(ctx)
+	default:
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", protocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("otlp exporter: %w", err)
+	}
+	res, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(),
+		resource.WithAttributes(semconv.ServiceName(service)))
+	if err != nil {
+		return nil, fmt.Errorf("otel resource: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	otel.SetTracerProvider(tp)
+	return tp.Shutdown, nil
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Headers carries trace context in NATS message headers.
+type Headers nats.Header
+
+func (h Headers) Get(key string) string { return nats.Header(h).Get(key) }
+func (h Headers) Set(key, value string) { nats.Header(h).Set(key, value) }
+func (h Headers) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Inject writes ctx's trace context into NATS headers.
+func Inject(ctx context.Context, h nats.Header) {
+	otel.GetTextMapPropagator().Inject(ctx, Headers(h))
+}
+
+// Extract returns ctx with the trace context of NATS headers h as its remote parent.
+func Extract(ctx context.Context, h nats.Header) context.Context {
+	if h == nil {
+		return ctx
+	}
+	return otel.GetTextMapPropagator().Extract(ctx, Headers(h))
+}
+
+// TraceParent is ctx's trace context as W3C traceparent and tracestate values, as events keep
+// them in their metadata ("" when ctx carries none).
+func TraceParent(ctx context.Context) (traceparent, tracestate string) {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"], c["tracestate"]
+}
+
+// FromTraceParent returns the span context a traceparent names (invalid when it names none).
+func FromTraceParent(traceparent, tracestate string) trace.SpanContext {
+	if traceparent == "" {
+		return trace.SpanContext{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent, "tracestate": tracestate})
+	return trace.SpanContextFromContext(ctx)
+}
+
+// WithParent returns ctx with the traceparent of an event or a command as its remote parent.
+func WithParent(ctx context.Context, traceparent, tracestate string) context.Context {
+	sc := FromTraceParent(traceparent, tracestate)
+	if !sc.IsValid() {
+		return ctx
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, sc)
+}
+
+// TraceID is the trace id of a traceparent, "" when it has none.
+func TraceID(traceparent string) string {
+	if sc := FromTraceParent(traceparent, ""); sc.IsValid() {
+		return sc.TraceID().String()
+	}
+	return ""
+}
+
+// Service is the service.name of a process running targets: the target's name alone, else
+// "orderflow".
+func Service(targets []string) string {
+	if len(targets) == 1 {
+		return targets[0]
+	}
+	return "orderflow"
+}
+
+// End ends span, recording err (if any) as its error.
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// LogHandler adds the trace_id and span_id of the record's context to every log line logged with
+// one (Logger.InfoContext and the like), so that logs join traces.
+type LogHandler struct{ slog.Handler }
+
+func (h LogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h LogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return LogHandler{h.Handler.WithAttrs(attrs)}
+}
+func (h LogHandler) WithGroup(name string) slog.Handler { return LogHandler{h.Handler.WithGroup(name)} }
