@@ -119,6 +119,9 @@ func TestComposeFile(t *testing.T) {
 		if port(t, cfg.HTTPAddr) != "8080" {
 			t.Errorf("compose %s: listens on %s, the health check and ports assume 8080", name, cfg.HTTPAddr)
 		}
+		if u := cfg.OTLPEndpoint; !strings.HasPrefix(u, "http://jaeger:") || !strings.HasPrefix(compose.Services["jaeger"].Image, "jaegertracing/") {
+			t.Errorf("compose %s: exports traces to %q, want the compose file's Jaeger", name, u)
+		}
 		for dep, c := range svc.DependsOn {
 			if _, ok := compose.Services[dep]; !ok || c.Condition != "service_healthy" {
 				t.Errorf("compose %s: depends on %s (%s), want an existing service, healthy", name, dep, c.Condition)
@@ -142,7 +145,7 @@ func TestKubernetesBase(t *testing.T) {
 	var kust struct{ Resources []string }
 	readYAML(t, filepath.Join(dir, "kustomization.yaml"), &kust)
 	var config map[string]string
-	seen := map[string]bool{}
+	seen, others := map[string]bool{}, map[string]bool{}
 	probes := ops.Handler(func(context.Context) error { return nil }, nil)
 	for _, file := range kust.Resources {
 		for _, doc := range readDocs(t, filepath.Join(dir, file)) {
@@ -160,6 +163,10 @@ func TestKubernetesBase(t *testing.T) {
 					t.Fatalf("%s: the ConfigMap must come first in kustomization.yaml", file)
 				}
 				c := d.Spec.Template.Spec.Containers[0]
+				if !strings.HasPrefix(c.Image, "orderflow") {
+					others[strings.Split(c.Image, ":")[0]] = true // the trace backend
+					continue
+				}
 				env := map[string]string{}
 				for k, v := range config {
 					env[k] = v
@@ -197,6 +204,9 @@ func TestKubernetesBase(t *testing.T) {
 			t.Errorf("kubernetes base has no %s Deployment", target)
 		}
 	}
+	if !others["jaegertracing/all-in-one"] || !strings.HasPrefix(config["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://jaeger:") {
+		t.Errorf("kubernetes base: every target must export traces to the base's Jaeger (OTEL_EXPORTER_OTLP_ENDPOINT %q)", config["OTEL_EXPORTER_OTLP_ENDPOINT"])
+	}
 }
 
 type probe struct {
@@ -208,6 +218,7 @@ type deployment struct {
 		Template struct {
 			Spec struct {
 				Containers []struct {
+					Image   string
 					Args    []string
 					EnvFrom []struct {
 						SecretRef struct{ Name string } `yaml:"secretRef"`
