@@ -73,11 +73,13 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, 
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var err error
 	for _, m := range msgs {
-		msg := &nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data}
 		if m.TraceParent != "" {
 			pctx, span := telemetry.Tracer().Start(telemetry.WithParent(ctx, m.TraceParent, m.TraceState), "queue "+m.Endpoint,
 				trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("orderflow.command_id", m.ID)))
-			telemetry.Inject(pctx, msg.Header)
+			if h := (nats.Header{}); telemetry.Inject(pctx, h) {
+				msg.Header = h
+			}
 			span.End()
 		}
 		f, perr := js.PublishMsgAsync(msg, jetstream.WithMsgID(m.ID))

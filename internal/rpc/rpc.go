@@ -350,8 +350,10 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 	}
 	ctx, span := telemetry.Tracer().Start(ctx, "call "+subject, trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
-	out := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	telemetry.Inject(ctx, out.Header)
+	out := &nats.Msg{Subject: subject, Data: data}
+	if h := (nats.Header{}); telemetry.Inject(ctx, h) {
+		out.Header = h
+	}
 	msg, err := nc.RequestMsgWithContext(ctx, out)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())

@@ -85,9 +85,13 @@ func (h Headers) Keys() []string {
 	return keys
 }
 
-// Inject writes ctx's trace context into NATS headers.
-func Inject(ctx context.Context, h nats.Header) {
+// Inject writes ctx's trace context into NATS headers, and reports whether there was one.
+func Inject(ctx context.Context, h nats.Header) bool {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return false
+	}
 	otel.GetTextMapPropagator().Inject(ctx, Headers(h))
+	return len(h) > 0
 }
 
 // Extract returns ctx with the trace context of NATS headers h as its remote parent.
