@@ -38,6 +38,7 @@ bench:
 	$(GO) run ./cmd/orderflow-bench open --rates 100,200,400 --products 50,1 --duration 60s --chart docs/bench/open-loop.svg
 	$(GO) run ./cmd/orderflow-bench rebuild --events 1000000
 	$(GO) run ./cmd/orderflow-bench gateway --clients 32 --duration 2s --rounds 6
+	$(GO) run ./cmd/orderflow-bench tracing --orders 2000 --rounds 2
 
 ## generate: regenerate gqlgen code after editing gateway/schema.graphql
 generate:

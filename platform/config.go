@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/target"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -23,7 +24,8 @@ var EnvVars = []string{
 	"PAYMENT_PROVIDER_URL", "PAYMENT_PROVIDER_ADDR", "PAYMENT_PROVIDER_LATENCY", "PAYMENT_PROVIDER_DECLINE_RATE", "PAYMENT_PROVIDER_OUTAGE",
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
-	"GATEWAY_MAX_SUBSCRIPTIONS", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+	"GATEWAY_MAX_SUBSCRIPTIONS", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 }
 
 // Config is read once, here, from flags and the environment.
@@ -87,9 +89,9 @@ type Config struct {
 	CORSOrigins []string
 	// Introspection of the GraphQL schema (GATEWAY_INTROSPECTION; default true in dev, else false).
 	Introspection bool
-	// OTLPEndpoint turns trace export on (OTEL_EXPORTER_OTLP_ENDPOINT, or
-	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; the SDK reads the other OTEL_* variables itself).
-	OTLPEndpoint string
+	// Traces turns trace export on: OTEL_EXPORTER_OTLP_ENDPOINT or _TRACES_ENDPOINT, over
+	// OTEL_EXPORTER_OTLP_PROTOCOL (the SDK reads the other OTEL_* variables itself).
+	Traces telemetry.Exporter
 }
 
 // ParseFlags reads the command line of `serve` or `dev` and the environment into a Config.
@@ -140,7 +142,7 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	if perr != nil {
 		return Config{}, perr
 	}
-	c.OTLPEndpoint = firstNonEmpty(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	c.Traces = telemetry.ExporterFromEnv(getenv)
 	c.NATSURL = getenv("NATS_URL")
 	c.NATSNamespace = wire.Namespace(env("ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)))
 	if strings.ContainsAny(string(c.NATSNamespace), " *>\t") || strings.HasPrefix(string(c.NATSNamespace), ".") || strings.HasSuffix(string(c.NATSNamespace), ".") {
@@ -273,13 +275,4 @@ func Mask(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

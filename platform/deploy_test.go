@@ -119,7 +119,7 @@ func TestComposeFile(t *testing.T) {
 		if port(t, cfg.HTTPAddr) != "8080" {
 			t.Errorf("compose %s: listens on %s, the health check and ports assume 8080", name, cfg.HTTPAddr)
 		}
-		if u := cfg.OTLPEndpoint; !strings.HasPrefix(u, "http://jaeger:") || !strings.HasPrefix(compose.Services["jaeger"].Image, "jaegertracing/") {
+		if u := cfg.Traces.Endpoint; !strings.HasPrefix(u, "http://jaeger:") || !strings.HasPrefix(compose.Services["jaeger"].Image, "jaegertracing/") {
 			t.Errorf("compose %s: exports traces to %q, want the compose file's Jaeger", name, u)
 		}
 		for dep, c := range svc.DependsOn {

@@ -60,7 +60,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	log := NewLogger(cfg, stderr)
 	var done Cleanup
 	defer func() { done.Run() }()
-	stopTracing, err := telemetry.Setup(ctx, telemetry.Service(cfg.Targets), cfg.OTLPEndpoint, os.Getenv)
+	stopTracing, err := telemetry.Setup(ctx, telemetry.Service(cfg.Targets), cfg.Traces)
 	if err != nil {
 		return err
 	}
@@ -69,8 +69,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		defer cancel()
 		_ = stopTracing(ctx) // flush what is still buffered
 	})
-	if cfg.OTLPEndpoint != "" {
-		log.Info("exporting traces", "endpoint", Mask(cfg.OTLPEndpoint), "service", telemetry.Service(cfg.Targets))
+	if cfg.Traces.Endpoint != "" {
+		log.Info("exporting traces", "endpoint", Mask(cfg.Traces.Endpoint), "protocol", cfg.Traces.Protocol, "service", telemetry.Service(cfg.Targets))
 	}
 
 	// dev needs PostgreSQL for the read models, and for the event store unless it is EventStoreDB.

@@ -24,11 +24,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) > 0 && args[0] == "open" {
 		return benchOpen(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "tracing" {
+		return benchTracing(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "rebuild" {
 		return benchRebuild(ctx, args[1:], getenv, stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "append" {
-		return fmt.Errorf("bench: want append, saga, open, rebuild or gateway (orderflow-bench help)")
+		return fmt.Errorf("bench: want append, saga, open, rebuild, gateway or tracing (orderflow-bench help)")
 	}
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -103,7 +103,7 @@ func benchRebuild(ctx context.Context, args []string, getenv func(string) string
 	return nil
 }
 
-func median(ds []time.Duration) time.Duration {
+func median[T int64 | float64 | time.Duration](ds []T) T {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	if len(s)%2 == 1 {

@@ -44,13 +44,8 @@ func benchSaga(ctx context.Context, args []string, getenv func(string) string, s
 	post, dbURL := p.post, p.dbURL
 	// A catalog of 50 products with ample stock: orders spread over them as a shop's do.
 	const products = 50
-	for p := range products {
-		if err := post("/api/v1/products", fmt.Sprintf(`{"productId":"bench-%d","sku":"BENCH-%d","name":"Bench %d","priceCents":999}`, p, p, p)); err != nil {
-			return err
-		}
-		if err := post(fmt.Sprintf("/api/v1/products/bench-%d/restock", p), `{"quantity":1000000}`); err != nil {
-			return err
-		}
+	if err := seedProducts(p, "bench", products); err != nil {
+		return err
 	}
 	var seq atomic.Int64
 	order := func(id string) error {

@@ -23,6 +23,7 @@ Usage:
                                                         open loop: latency at a fixed arrival rate
   orderflow-bench rebuild [--events N]                  orders read model rebuild vs raw COPY
   orderflow-bench gateway [--clients N]                 GraphQL reads through the gateway vs the query services
+  orderflow-bench tracing [--orders N] [--rounds R]     saga throughput with trace export on vs off
 
 Environment: DATABASE_URL (else a private PostgreSQL cluster is started), as orderflow's.
 `

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
@@ -32,23 +33,45 @@ const Name = "github.com/orderflow/orderflow"
 // Tracer is orderflow's tracer, from the global provider (Setup sets it).
 func Tracer() trace.Tracer { return otel.Tracer(Name) }
 
-// Setup installs the global propagator (W3C trace context and baggage) and, when endpoint is set,
-// a tracer provider exporting over OTLP with service.name service (the exporter reads the endpoint,
-// headers and protocol options from the OTEL_* environment, as the SDK does). It returns what
-// flushes and stops the provider.
-func Setup(ctx context.Context, service, endpoint string, getenv func(string) string) (shutdown func(context.Context) error, err error) {
+// Exporter says where traces go: Endpoint, an OTLP collector's traces URL (empty: no export),
+// over Protocol, grpc or http/protobuf (the default). Headers, compression and timeouts come from
+// the standard OTEL_EXPORTER_OTLP_* environment, as the SDK reads it.
+type Exporter struct {
+	Endpoint, Protocol string
+}
+
+// ExporterFromEnv reads OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT (a base
+// URL: /v1/traces is added for http/protobuf), and the protocol variables.
+func ExporterFromEnv(getenv func(string) string) Exporter {
+	e := Exporter{Protocol: firstOf(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")}
+	switch base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); {
+	case getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
+		e.Endpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	case base != "" && e.Protocol == "http/protobuf":
+		e.Endpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
+	default:
+		e.Endpoint = base
+	}
+	return e
+}
+
+// Setup installs the global propagator (W3C trace context and baggage) and, when exp names an
+// endpoint, a tracer provider exporting to it, batched, with service.name service (and
+// OTEL_RESOURCE_ATTRIBUTES; the sampler follows OTEL_TRACES_SAMPLER). It returns what flushes and
+// stops the provider.
+func Setup(ctx context.Context, service string, exp Exporter) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	if endpoint == "" {
+	if exp.Endpoint == "" {
 		return func(context.Context) error { return nil }, nil
 	}
-	var exp *otlptrace.Exporter
-	switch protocol := firstOf(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf"); protocol {
+	var client *otlptrace.Exporter
+	switch exp.Protocol {
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
-	case "http/protobuf":
-		exp, err = otlptracehttp.New(ctx)
+		client, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(exp.Endpoint))
+	case "http/protobuf", "":
+		client, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(exp.Endpoint))
 	default:
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", protocol)
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", exp.Protocol)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("otlp exporter: %w", err)
@@ -58,7 +81,7 @@ func Setup(ctx context.Context, service, endpoint string, getenv func(string) st
 	if err != nil {
 		return nil, fmt.Errorf("otel resource: %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(client), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
 }
