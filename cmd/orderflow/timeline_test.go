@@ -99,6 +99,7 @@ func TestOrderTimeline(t *testing.T) {
 	if err := traceCmd(t.Context(), []string{"tl-ok"}, func(k string) string { return env[k] }, &out); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("orderflow trace tl-ok:\n%s", out.String())
 	for _, want := range []string{"order tl-ok: ", "by customer:c-tl", "by saga:fulfillment", "flow checkout-42, trace " + traceID, "order.confirmed.v1", "inventory.stock_reserved.v1"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("orderflow trace: no %q in\n%s", want, out.String())

@@ -39,7 +39,8 @@ func traceCmd(ctx context.Context, args []string, getenv func(string) string, st
 	for _, e := range entries {
 		if e.CausationID != cause {
 			cause = e.CausationID
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\n", e.At.Format("15:04:05.000"), "command "+cause+" by "+orUnknown(e.Actor)+" (flow "+orUnknown(e.CorrelationID)+traceOf(e.TraceID)+")")
+			// The command's line ends in a cell of its own: it does not widen the events' columns.
+			fmt.Fprintf(tw, "%s\tcommand %s by %s (flow %s%s)\n", e.At.Format("15:04:05.000"), cause, orUnknown(e.Actor), orUnknown(e.CorrelationID), traceOf(e.TraceID))
 		}
 		fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\n", e.Type, e.Stream, e.Position, e.Summary)
 	}
