@@ -185,6 +185,7 @@ func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], st
 	ctx, span := telemetry.Tracer().Start(ctx, "command "+streamKind(stream), trace.WithAttributes(
 		attribute.String("orderflow.stream", stream), attribute.String("orderflow.command_id", meta.CommandID)))
 	defer func() { telemetry.End(span, err) }()
+	ctx = telemetry.WithCorrelation(ctx, meta.CorrelationID)
 	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1), snapshot: agg.SnapshotVersion,
 		marshal: func(state any) ([]byte, error) { s, _ := state.(S); return json.Marshal(s) },
 		unmarshal: func(data []byte) (any, error) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/ops"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -69,6 +71,7 @@ func New(opts Options) http.Handler {
 	r.Get("/healthz", ops.Healthz)
 	r.Get("/readyz", ops.Readyz(opts.Ready))
 	if opts.Metrics != nil {
+		telemetry.Register(opts.Metrics)
 		r.Method("GET", "/metrics", ops.Metrics(opts.Metrics))
 	}
 	r.Get("/api/v1/openapi.json", serveOpenAPI)
@@ -105,7 +108,8 @@ func (g *gateway) correlation(next http.Handler) http.Handler {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Correlation-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), correlationKey{}, id)))
+		ctx := telemetry.WithCorrelation(context.WithValue(r.Context(), correlationKey{}, id), id)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -119,12 +123,17 @@ func (g *gateway) accessLog(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		telemetry.Observe(r.Context(), telemetry.HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(ww.Status())), start)
 		level := slog.LevelDebug
 		if ww.Status() >= 500 {
 			level = slog.LevelError
 		}
 		g.log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
-			"duration_ms", time.Since(start).Milliseconds(), "correlation_id", correlationID(r.Context()))
+			"duration_ms", time.Since(start).Milliseconds())
 	})
 }
 

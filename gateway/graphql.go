@@ -20,6 +20,7 @@ import (
 	"github.com/orderflow/orderflow/gateway/graph"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
 // GraphQL error codes (extensions.code).
@@ -81,7 +82,26 @@ func (g *gateway) graphQL() http.Handler {
 	// Loaders live for one response: a query's, or one event of a subscription (whose products
 	// and customers must be read afresh each time).
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-		return next(resolver.WithLoaders(ctx))
+		start := time.Now()
+		resp := next(resolver.WithLoaders(ctx))
+		if graphql.HasOperationContext(ctx) { // RED: per operation, by the first error's code
+			oc := graphql.GetOperationContext(ctx)
+			name, typ, outcome := "anonymous", "unknown", "ok"
+			if oc.OperationName != "" {
+				name = oc.OperationName
+			}
+			if oc.Operation != nil {
+				typ = string(oc.Operation.Operation)
+			}
+			if resp != nil && len(resp.Errors) > 0 {
+				outcome = "error"
+				if code, ok := resp.Errors[0].Extensions["code"].(string); ok {
+					outcome = code
+				}
+			}
+			telemetry.Observe(ctx, telemetry.GraphQLOperations.WithLabelValues(name, typ, outcome), start)
+		}
+		return resp
 	})
 	srv.SetErrorPresenter(g.presentError)
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {

@@ -134,7 +134,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		return nil
 	})
-	d := target.Deps{NC: nc, JS: js, Namespace: cfg.NATSNamespace, Log: log, Metrics: prometheus.NewRegistry(),
+	d := target.Deps{NC: nc, JS: js, Namespace: cfg.NATSNamespace, Log: log, Metrics: metricsRegistry(),
 		EventStoreURL: cfg.EventStoreURL, DatabaseURL: cfg.SchemaURL, Settings: cfg.settings()}
 	if conns := eventStoreConns(selected); conns > 0 {
 		raw, ping, err := OpenEventStore(ctx, cfg.EventStoreURL, conns, log, &done)
@@ -234,6 +234,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	}
 }
 
+// metricsRegistry is a process's registry, with the RED metrics of every endpoint.
+func metricsRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	telemetry.Register(reg)
+	return reg
+}
+
 // eventStoreConns is the size of a process's event store pool: its targets' shares, 2 to 20; 0
 // when none of them uses the store.
 func eventStoreConns(targets []target.Target) int32 {
@@ -267,14 +274,17 @@ func databaseConns(targets []target.Target) []target.Database {
 	return out
 }
 
+// NewLogger is the process's logger: text or JSON, at cfg's level, lines joined to their traces.
 func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(telemetry.LogHandler{Handler: slog.NewJSONHandler(w, opts)})
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(telemetry.LogHandler{Handler: slog.NewTextHandler(w, opts)})
+	// Lines carry their trace; a flood of one warning is a line per 10 s with a count.
+	return slog.New(telemetry.NewQuieter(telemetry.LogHandler{Handler: h}, 10*time.Second))
 }
 
 // Cleanup runs functions in reverse order of registration.

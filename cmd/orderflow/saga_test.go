@@ -119,7 +119,11 @@ func TestSagasCommand(t *testing.T) {
 			strings.Contains(m, `orderflow_fulfillment_sagas{state="in_flight"} 0`) &&
 			strings.Contains(m, `orderflow_projection_events_applied_total{projection="orders"}`) && strings.Contains(m, `orderflow_projection_lag_events{projection="orders"} 0`) &&
 			strings.Contains(m, `orderflow_projection_parked{projection="catalog"} 0`) && strings.Contains(m, `orderflow_projection_up{projection="fulfillment"} 1`) &&
-			strings.Contains(m, "orderflow_eventstore_horizon_age_seconds") && strings.Contains(m, `orderflow_projection_batch_seconds_count{projection="orders"}`) {
+			strings.Contains(m, "orderflow_eventstore_horizon_age_seconds") && strings.Contains(m, `orderflow_projection_batch_seconds_count{projection="orders"}`) &&
+			// RED of REST routes, NATS endpoints and queued commands (a refused reservation among them).
+			strings.Contains(m, `orderflow_http_request_duration_seconds_count{method="POST",route="/api/v1/orders",status="201"}`) &&
+			strings.Contains(m, `orderflow_nats_request_duration_seconds_count{endpoint="place",outcome="ok",service="order-commands"}`) &&
+			strings.Contains(m, `orderflow_job_duration_seconds_count{endpoint="stock.reserve",outcome="refused"}`) {
 			break
 		}
 		if time.Now().After(deadline) {

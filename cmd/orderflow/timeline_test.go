@@ -94,6 +94,10 @@ func TestOrderTimeline(t *testing.T) {
 	if string(other.Data["order"]) != "null" && len(other.Errors) == 0 {
 		t.Errorf("another customer read the timeline: %s", other.Data["order"])
 	}
+	// GraphQL operations have their RED metrics too.
+	if _, _, m := call(t, "GET", base+"/metrics", "", nil); !strings.Contains(string(m), `orderflow_graphql_operation_duration_seconds_count{operation="anonymous",outcome="ok",type="query"}`) {
+		t.Errorf("/metrics: no GraphQL operations")
+	}
 	var out bytes.Buffer
 	env := map[string]string{"DATABASE_URL": db}
 	if err := traceCmd(t.Context(), []string{"tl-ok"}, func(k string) string { return env[k] }, &out); err != nil {

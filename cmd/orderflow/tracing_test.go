@@ -80,5 +80,16 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 			t.Errorf("no %q span links to the order's trace", projection)
 		}
 	}
+	// Its latencies point to it: exemplars in the OpenMetrics answer of /metrics.
+	_, _, metrics := call(t, "GET", base+"/metrics", "", map[string]string{"Accept": "application/openmetrics-text; version=1.0.0"})
+	for _, series := range []string{`orderflow_http_request_duration_seconds_bucket{method="POST",route="/api/v1/orders",status="201"`,
+		`orderflow_nats_request_duration_seconds_bucket{endpoint="place",outcome="ok",service="order-commands"`,
+		`orderflow_job_duration_seconds_bucket{endpoint="payment.authorize",outcome="ok"`} {
+		if !slices.ContainsFunc(strings.Split(string(metrics), "\n"), func(l string) bool {
+			return strings.HasPrefix(l, series) && strings.Contains(l, `# {trace_id="`+traceID+`"}`)
+		}) {
+			t.Errorf("/metrics: no %s… with the order's trace as exemplar", series)
+		}
+	}
 	t.Logf("the order's trace: %d spans: %s", len(spans), strings.Join(names, ", "))
 }

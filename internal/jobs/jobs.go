@@ -111,10 +111,10 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 	if err := Ensure(ctx, js, ns); err != nil {
 		return err
 	}
-	bySubject := map[string]Handler{}
+	bySubject, endpoints := map[string]Handler{}, map[string]string{}
 	var subjects []string
 	for endpoint, h := range handlers {
-		bySubject[Subject(ns, endpoint)] = h
+		bySubject[Subject(ns, endpoint)], endpoints[Subject(ns, endpoint)] = h, endpoint
 		subjects = append(subjects, Subject(ns, endpoint))
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, streamName(ns), jetstream.ConsumerConfig{
@@ -130,7 +130,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			handle(ctx, m, bySubject[m.Subject()], log)
+			handle(ctx, m, endpoints[m.Subject()], bySubject[m.Subject()], log)
 		}()
 	})
 	if err != nil {
@@ -143,7 +143,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 	return nil
 }
 
-func handle(ctx context.Context, m jetstream.Msg, h Handler, log *slog.Logger) {
+func handle(ctx context.Context, m jetstream.Msg, endpoint string, h Handler, log *slog.Logger) {
 	if h == nil {
 		_ = m.Term()
 		return
@@ -151,8 +151,13 @@ func handle(ctx context.Context, m jetstream.Msg, h Handler, log *slog.Logger) {
 	hctx, cancel := context.WithTimeout(ctx, HandlerTimeout)
 	defer cancel()
 	hctx, span := telemetry.Tracer().Start(telemetry.Extract(hctx, m.Headers()), "job "+m.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
+	start, outcome := time.Now(), "retried"
+	defer func() { telemetry.Observe(hctx, telemetry.Jobs.WithLabelValues(endpoint, outcome), start) }()
 	err := h(hctx, m.Data())
 	telemetry.End(span, err)
+	if err == nil {
+		outcome = "ok"
+	}
 	if err == nil {
 		_ = m.Ack()
 		return
@@ -170,6 +175,7 @@ func handle(ctx context.Context, m jetstream.Msg, h Handler, log *slog.Logger) {
 			level = slog.LevelInfo
 		}
 		log.Log(ctx, level, "queued command refused", "subject", m.Subject(), "err", err)
+		outcome = "refused"
 		_ = m.Ack()
 		return
 	}

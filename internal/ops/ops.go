@@ -44,9 +44,10 @@ func Handler(ready func(context.Context) error, metrics *prometheus.Registry) ht
 	return mux
 }
 
-// Metrics serves a registry in the Prometheus text format.
+// Metrics serves a registry in the Prometheus text format, or OpenMetrics (with the exemplars
+// that point from a latency to its trace) to scrapers that ask for it.
 func Metrics(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 func write(w http.ResponseWriter, status int, v any) {

@@ -178,6 +178,8 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			if err == nil {
 				msg.Data, err = json.Marshal(resp)
 			}
+			outcome := "ok"
+			defer func() { telemetry.Observe(ctx, telemetry.NATSRequests.WithLabelValues(s.name, name, outcome), start) }()
 			if err == nil {
 				s.record(name, time.Since(start), false)
 				s.log.Debug("request", "endpoint", name, "outcome", "ok", "duration_ms", time.Since(start).Milliseconds())
@@ -197,6 +199,7 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 					span.SetStatus(codes.Error, e.Message)
 				}
 				span.SetAttributes(attribute.String("orderflow.outcome", e.Code))
+				outcome = e.Code
 				msg.Data, _ = json.Marshal(e)
 				msg.Header.Set(micro.ErrorCodeHeader, e.Code)
 				msg.Header.Set(micro.ErrorHeader, e.Message)

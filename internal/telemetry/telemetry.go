@@ -177,13 +177,26 @@ func End(span trace.Span, err error) {
 	span.End()
 }
 
-// LogHandler adds the trace_id and span_id of the record's context to every log line logged with
-// one (Logger.InfoContext and the like), so that logs join traces.
+type correlationKey struct{}
+
+// WithCorrelation returns ctx carrying the correlation id of the flow it works for, for its logs.
+func WithCorrelation(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, correlationKey{}, id)
+}
+
+// LogHandler adds the trace_id, span_id and correlation_id of the record's context to every log
+// line logged with one (Logger.InfoContext and the like), so that logs join traces and flows.
 type LogHandler struct{ slog.Handler }
 
 func (h LogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	if id, ok := ctx.Value(correlationKey{}).(string); ok {
+		r.AddAttrs(slog.String("correlation_id", id))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
@@ -40,11 +41,37 @@ func TestTraceContextTravels(t *testing.T) {
 	}
 	var out bytes.Buffer
 	log := slog.New(telemetry.LogHandler{Handler: slog.NewJSONHandler(&out, nil)}).With("target", "t")
-	log.InfoContext(ctx, "traced")
+	log.InfoContext(telemetry.WithCorrelation(ctx, "checkout-42"), "traced")
 	log.Info("untraced")
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) ||
-		!strings.Contains(lines[0], `"span_id":"`+span.SpanContext().SpanID().String()+`"`) || strings.Contains(lines[1], "trace_id") {
+		!strings.Contains(lines[0], `"span_id":"`+span.SpanContext().SpanID().String()+`"`) || !strings.Contains(lines[0], `"correlation_id":"checkout-42"`) ||
+		!strings.Contains(lines[0], `"target":"t"`) || strings.Contains(lines[1], "trace_id") {
 		t.Errorf("logs:\n%s", out.String())
+	}
+}
+
+// TestAFloodIsALinePerInterval: a thousand warnings of one kind are one line, and the next after
+// the interval says how many were left out; other kinds and info lines pass.
+func TestAFloodIsALinePerInterval(t *testing.T) {
+	var out bytes.Buffer
+	log := slog.New(telemetry.NewQuieter(slog.NewTextHandler(&out, nil), time.Hour))
+	for range 1000 {
+		log.Warn("queued command failed; will retry", "order", "o")
+	}
+	log.Error("another kind")
+	log.Info("info passes")
+	log.Info("info passes")
+	if got := strings.Count(out.String(), "\n"); got != 4 {
+		t.Fatalf("%d lines:\n%s", got, out.String())
+	}
+	out.Reset()
+	quick := slog.New(telemetry.NewQuieter(slog.NewTextHandler(&out, nil), time.Millisecond)).With("target", "t")
+	quick.Warn("busy")
+	quick.Warn("busy")
+	time.Sleep(5 * time.Millisecond)
+	quick.Warn("busy")
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "repeated=1") {
+		t.Errorf("after the interval:\n%s", out.String())
 	}
 }
