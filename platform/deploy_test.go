@@ -2,12 +2,14 @@ package platform
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -309,4 +311,62 @@ func TestConnectionsAreBounded(t *testing.T) {
 		t.Errorf("every target apart holds up to %d connections, all in one process %d: keep both under 90 of PostgreSQL's 100", apart, together)
 	}
 	t.Logf("connections: %d with every target apart, %d in one process", apart, together)
+}
+
+// TestDashboardAndScrapesFollowTheBinary: the Grafana dashboard asks only for metrics the binary
+// exports, Prometheus scrapes every target of the compose file, and the compose file provisions both.
+func TestDashboardAndScrapesFollowTheBinary(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../deploy/grafana/dashboards/orderflow.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var source strings.Builder
+	for _, dir := range []string{"../internal/telemetry", "../projections", "../sagas/fulfillment", "../commands/payment", "."} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			source.Write(b)
+		}
+	}
+	metric := regexp.MustCompile(`orderflow_[a-z_]+`)
+	asked := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			for _, name := range metric.FindAllString(target.Expr, -1) {
+				asked++
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+				if !strings.Contains(source.String(), `"`+base+`"`) {
+					t.Errorf("panel %q asks for %s, which the binary does not export", p.Title, name)
+				}
+			}
+		}
+	}
+	if asked < 10 {
+		t.Errorf("the dashboard asks for %d metrics", asked)
+	}
+	scrape, err := os.ReadFile("../deploy/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range TargetNames() {
+		if !strings.Contains(string(scrape), "'"+target+":8080'") {
+			t.Errorf("prometheus.yml does not scrape %s", target)
+		}
+	}
+	compose, _ := os.ReadFile("../deploy/docker-compose.yml")
+	for _, want := range []string{"./prometheus.yml:/etc/prometheus/prometheus.yml", "./grafana/dashboards:/var/lib/grafana/dashboards"} {
+		if !strings.Contains(string(compose), want) {
+			t.Errorf("docker-compose.yml does not mount %s", want)
+		}
+	}
 }
