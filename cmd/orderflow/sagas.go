@@ -61,10 +61,7 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprintf(stdout, "fulfillment: %d in flight, %d confirmed, %d compensated, %d timed out, %d stuck; %d commands waiting to be sent\n",
 		counts.InFlight, counts.Confirmed, counts.Compensated, counts.TimedOut, counts.Stuck, counts.Outbox)
-	if breaker, err := rpc.Call[struct {
-		Configured bool
-		Breaker    string
-	}](ctx, nc, ns.Subject(wire.EndpointPaymentProvider), struct{}{}); err == nil {
+	if breaker, err := rpc.Call[wire.ProviderStatus](ctx, nc, ns.Subject(wire.EndpointPaymentProvider), struct{}{}); err == nil {
 		fmt.Fprintf(stdout, "payment provider: configured %v, circuit breaker %s\n", breaker.Configured, breaker.Breaker)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)

@@ -104,7 +104,8 @@ func TestOrderTimeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("orderflow trace tl-ok:\n%s", out.String())
-	for _, want := range []string{"order tl-ok: ", "by customer:c-tl", "by saga:fulfillment", "flow checkout-42, trace " + traceID, "order.confirmed.v1", "inventory.stock_reserved.v1"} {
+	for _, want := range []string{"order tl-ok: ", "by customer:c-tl", "by saga:fulfillment", "flow checkout-42, trace " + traceID, "order.confirmed.v1", "inventory.stock_reserved.v1",
+		"saga: CONFIRMED (confirmed), 3 commands sent"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("orderflow trace: no %q in\n%s", want, out.String())
 		}
