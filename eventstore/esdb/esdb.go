@@ -190,6 +190,12 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 			ro.From = esdb.Revision(uint64(opts.From))
 		}
 	}
+	return s.read(ctx, stream, ro, count)
+}
+
+// read reads stream with ro: the events themselves, resolved when ro resolves links (a link to a
+// deleted event is left out).
+func (s *Store) read(ctx context.Context, stream string, ro esdb.ReadStreamOptions, count uint64) ([]eventstore.RecordedEvent, error) {
 	op := "read stream " + stream
 	rs, err := s.client.ReadStream(ctx, stream, ro, count)
 	if err != nil {
@@ -204,6 +210,9 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		}
 		if err != nil {
 			return nil, translate(ctx, op, err, stream, eventstore.Any())
+		}
+		if ev.Event == nil {
+			continue
 		}
 		rec, err := recorded(ev.Event)
 		if err != nil {
@@ -230,36 +239,11 @@ func (s *Store) ByCorrelation(ctx context.Context, id string, limit int) ([]even
 	if limit > 0 {
 		count = uint64(limit)
 	}
-	op := "events of correlation " + id
-	rs, err := s.client.ReadStream(ctx, "$bc-"+id, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Start{}, ResolveLinkTos: true}, count)
-	if err != nil {
-		if errors.Is(translate(ctx, op, err, "$bc-"+id, eventstore.Any()), eventstore.ErrStreamNotFound) {
-			return nil, nil
-		}
-		return nil, translate(ctx, op, err, "$bc-"+id, eventstore.Any())
+	events, err := s.read(ctx, "$bc-"+id, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Start{}, ResolveLinkTos: true}, count)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return nil, nil
 	}
-	defer rs.Close()
-	var out []eventstore.RecordedEvent
-	for {
-		ev, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			if errors.Is(translate(ctx, op, err, "$bc-"+id, eventstore.Any()), eventstore.ErrStreamNotFound) {
-				return out, nil
-			}
-			return nil, translate(ctx, op, err, "$bc-"+id, eventstore.Any())
-		}
-		if ev.Event == nil {
-			continue // a link to a deleted event
-		}
-		rec, err := recorded(ev.Event)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-		out = append(out, rec)
-	}
+	return events, err
 }
 
 // Head returns the position of the last event in $all (Start for an empty log): rebuilds
