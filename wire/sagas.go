@@ -32,6 +32,24 @@ type Fulfillment struct {
 	PaymentAuthorized bool      `json:"paymentAuthorized"`
 	StartedAt         time.Time `json:"startedAt"`
 	UpdatedAt         time.Time `json:"updatedAt"`
+	// Decisions are what the saga decided, oldest first (the latest 50): the steps it took, the
+	// commands it sent and re-sent, when it parked itself.
+	Decisions []FulfillmentDecision `json:"decisions,omitempty"`
+	// CorrelationID and TraceParent are the flow the saga continues: the placing request's.
+	CorrelationID string `json:"correlationId,omitempty"`
+	TraceParent   string `json:"traceparent,omitempty"`
+}
+
+// FulfillmentDecision is one decision of a saga.
+type FulfillmentDecision struct {
+	At   time.Time `json:"at"`
+	Step string    `json:"step"`
+	// Sent are the endpoints of the commands it sent (Retry > 0: a re-send of the step's).
+	Sent  []string `json:"sent,omitempty"`
+	Retry int      `json:"retry,omitempty"`
+	Stuck bool     `json:"stuck,omitempty"`
+	// Error is the saga's last error, when the decision is about it.
+	Error string `json:"error,omitempty"`
 }
 
 // FulfillmentByOrder asks for one order's saga.

@@ -57,7 +57,25 @@ func TestOrderTimeline(t *testing.T) {
 			}
 		}
 	}
-	ok := timeline("tl-ok", "CONFIRMED")
+	all := timeline("tl-ok", "CONFIRMED")
+	var ok, decisions []wire.TimelineEntry // the log's events, the saga's decisions
+	for _, e := range all {
+		if strings.HasPrefix(e.Type, "saga.") {
+			decisions = append(decisions, e)
+		} else {
+			ok = append(ok, e)
+		}
+	}
+	var decided []string
+	for _, d := range decisions {
+		decided = append(decided, d.Summary)
+		if d.Actor != "saga:fulfillment" || d.CorrelationID != "checkout-42" || d.TraceID != traceID || d.Stream != "fulfillment-tl-ok" {
+			t.Errorf("decision %+v: want the saga's, in the order's flow and trace", d)
+		}
+	}
+	if want := []string{"reserving: sent stock.reserve", "authorizing: sent payment.authorize", "confirming: sent order.confirm", "confirmed"}; !slices.Equal(decided, want) {
+		t.Errorf("the saga's decisions: %q, want %q", decided, want)
+	}
 	kinds := map[string]bool{}
 	for i, e := range ok {
 		kinds[strings.SplitN(e.Stream, "-", 2)[0]] = true
@@ -80,6 +98,11 @@ func TestOrderTimeline(t *testing.T) {
 	var types []string
 	for _, e := range late {
 		types = append(types, e.Type)
+	}
+	if !slices.ContainsFunc(late, func(e wire.TimelineEntry) bool {
+		return e.Type == "saga.cancelled" && strings.Contains(e.Summary, "sent order.cancel") && strings.Contains(e.Summary, "out of stock")
+	}) {
+		t.Errorf("compensated order: no decision to cancel it for want of stock in %+v", late)
 	}
 	if !slices.Contains(types, "inventory.order_rejected.v1") || slices.Contains(types, "order.confirmed.v1") {
 		t.Errorf("compensated order's timeline: %v; want the rejected reservation and the cancellation", types)

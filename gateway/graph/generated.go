@@ -1373,7 +1373,9 @@ type Order {
   """
   Every event of the order's life, in log order, wherever it was recorded: the order's stream,
   its stock reservation, its payment, the products it reserved; with who asked and the flow and
-  trace each belongs to. Read from the event log, not a read model.
+  trace each belongs to. Read from the event log, not a read model. The fulfillment saga's
+  decisions (stream fulfillment-<id>, type saga.<step>: the commands it sent and re-sent, when it
+  gave up) stand between the events they answer, without a position.
   """
   timeline: [TimelineEntry!]!
 }
@@ -1382,11 +1384,11 @@ type Order {
 type TimelineEntry {
   "When the event store recorded it."
   at: Time!
-  "The stream it belongs to (order-…, stock_reservation-…, payment-…, product-…)."
+  "The stream it belongs to (order-…, stock_reservation-…, payment-…, product-…; fulfillment-… for the saga's decisions)."
   stream: String!
   "Its type and version, e.g. order.placed.v1."
   type: String!
-  "Its position in the log."
+  "Its position in the log (empty for a saga's decision)."
   position: String!
   "The flow it belongs to: one request and what it set off."
   correlationId: String

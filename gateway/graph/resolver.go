@@ -6,9 +6,11 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -311,4 +313,44 @@ func address(a *AddressInput) wire.Address {
 		return wire.Address{}
 	}
 	return wire.Address{Line1: a.Line1, Line2: deref(a.Line2), City: a.City, PostalCode: a.PostalCode, Country: a.Country}
+}
+
+// withDecisions merges a saga's decisions into an order's timeline by time (a decision after the
+// events of its instant: it answers them), as entries of the saga's own stream.
+func withDecisions(entries []*wire.TimelineEntry, f wire.Fulfillment) []*wire.TimelineEntry {
+	traceID := ""
+	if parts := strings.Split(f.TraceParent, "-"); len(parts) == 4 {
+		traceID = parts[1]
+	}
+	out := slices.Clone(entries)
+	for _, d := range f.Decisions {
+		summary := strings.ToLower(d.Step)
+		if len(d.Sent) > 0 {
+			summary += ": sent " + strings.Join(d.Sent, ", ")
+		}
+		if d.Retry > 0 {
+			summary += fmt.Sprintf(" (re-send %d)", d.Retry)
+		}
+		if d.Stuck {
+			summary += "; stuck, waits for an operator"
+		}
+		if d.Error != "" {
+			summary += "; " + d.Error
+		}
+		out = append(out, &wire.TimelineEntry{At: d.At, Stream: "fulfillment-" + f.OrderID, Type: "saga." + strings.ToLower(d.Step),
+			CorrelationID: f.CorrelationID, TraceID: traceID, Actor: "saga:fulfillment", Summary: summary})
+	}
+	slices.SortStableFunc(out, func(a, b *wire.TimelineEntry) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		switch { // at one instant, log events (in log order) before the decisions that answer them
+		case a.Position != "" && b.Position == "":
+			return -1
+		case a.Position == "" && b.Position != "":
+			return 1
+		}
+		return 0
+	})
+	return out
 }

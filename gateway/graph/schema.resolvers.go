@@ -137,10 +137,18 @@ func (r *orderResolver) Fulfillment(ctx context.Context, obj *wire.Order) (*wire
 // Timeline is the resolver for the timeline field.
 func (r *orderResolver) Timeline(ctx context.Context, obj *wire.Order) ([]*wire.TimelineEntry, error) {
 	entries, err := many[*wire.TimelineEntry](ctx, r.Resolver, wire.EndpointOrderTimeline, wire.OrderByID{ID: obj.ID})
-	if entries == nil && err == nil {
+	if err != nil {
+		return nil, err
+	}
+	// The saga's decisions (what it sent, re-sent, gave up on) between the events they answer.
+	f, err := load(ctx, func(l *loaders) *source[wire.Fulfillment] { return l.fulfillments }, obj.ID)
+	if err == nil && f != nil {
+		entries = withDecisions(entries, *f)
+	}
+	if entries == nil {
 		entries = []*wire.TimelineEntry{}
 	}
-	return entries, err
+	return entries, nil
 }
 
 // Product is the resolver for the product field.

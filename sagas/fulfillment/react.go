@@ -71,6 +71,29 @@ type State struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 	// Flow is the placing request's flow, which every command of the saga continues.
 	Flow Flow `json:"flow,omitzero"`
+	// Decisions are the latest of what it decided (MaxDecisions), for the order's timeline.
+	Decisions []wire.FulfillmentDecision `json:"decisions,omitempty"`
+}
+
+// MaxDecisions bounds the decisions a saga keeps.
+const MaxDecisions = 50
+
+// decided records what the saga just decided: its step, what it sent, whether it parked itself.
+func (s *State) decided(now time.Time, before *State, cmds []Command) {
+	d := wire.FulfillmentDecision{At: now, Step: s.Step, Retry: s.Retries, Stuck: s.Stuck}
+	for _, c := range cmds {
+		d.Sent = append(d.Sent, c.Endpoint)
+	}
+	if s.LastError != "" && (before == nil || before.LastError != s.LastError) {
+		d.Error = s.LastError
+	}
+	if len(d.Sent) == 0 && d.Error == "" && before != nil && before.Step == s.Step && before.Stuck == s.Stuck {
+		return // nothing an operator would call a decision
+	}
+	s.Decisions = append(slices.Clone(s.Decisions), d)
+	if n := len(s.Decisions); n > MaxDecisions {
+		s.Decisions = s.Decisions[n-MaxDecisions:]
+	}
 }
 
 // Flow is what the saga's commands carry of the request that placed the order: its correlation
@@ -236,7 +259,9 @@ func React(s *State, e any, now time.Time, opts Options) (*State, []Command) {
 		}
 		s = &State{OrderID: p.OrderID, CustomerID: p.CustomerID, TotalCents: p.TotalCents, Lines: slices.Clone(p.Lines), Step: StepReserving, StartedAt: now, UpdatedAt: now, Flow: flow}
 		s.wait(now, opts)
-		return s, []Command{s.reserve()}
+		cmds := []Command{s.reserve()}
+		s.decided(now, nil, cmds)
+		return s, cmds
 	}
 	if s == nil {
 		return nil, nil // an order placed before the saga existed, or another saga's
@@ -255,6 +280,7 @@ func React(s *State, e any, now time.Time, opts Options) (*State, []Command) {
 		return s, nil
 	}
 	next.UpdatedAt = now
+	next.decided(now, s, cmds)
 	return &next, cmds
 }
 
