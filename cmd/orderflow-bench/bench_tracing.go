@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -62,6 +64,17 @@ func benchTracing(ctx context.Context, args []string, getenv func(string) string
 		fmt.Fprintf(stdout, "round %d, export %v: %.0f orders/s placed→confirmed; %d KiB of spans received\n", round+1, traced, rate, (received.Load()-before)/1024)
 	}
 	off, on := median(rates[false]), median(rates[true])
+	// Without an endpoint nothing is recorded: what is left is the instrumentation itself, timed
+	// here on the path of one order, against the CPU an order costs (the cores over the rate).
+	otel.SetTracerProvider(noop.NewTracerProvider())
+	const n = 20_000
+	start := time.Now()
+	for range n {
+		telemetry.OrderPath(ctx)
+	}
+	per := time.Since(start) / n
+	perOrder := time.Duration(float64(runtime.NumCPU()) / off * float64(time.Second))
+	fmt.Fprintf(stdout, "instrumentation without export: %s of CPU per order, %.2f%% of an order's %s\n", per, 100*per.Seconds()/perOrder.Seconds(), perOrder.Round(10*time.Microsecond))
 	fmt.Fprintf(stdout, "saga throughput without trace export: %.0f orders/s (median of %s)\n", off, roundRates(rates[false]))
 	fmt.Fprintf(stdout, "saga throughput exporting every span over OTLP/HTTP: %.0f orders/s (median of %s)\n", on, roundRates(rates[true]))
 	fmt.Fprintf(stdout, "tracing with export on vs off: ratio %.2f\n", on/off)
