@@ -315,8 +315,8 @@ func address(a *AddressInput) wire.Address {
 	return wire.Address{Line1: a.Line1, Line2: deref(a.Line2), City: a.City, PostalCode: a.PostalCode, Country: a.Country}
 }
 
-// withDecisions merges a saga's decisions into an order's timeline by time (a decision after the
-// events of its instant: it answers them), as entries of the saga's own stream.
+// withDecisions adds a saga's decisions to an order's timeline, as entries of the saga's own stream
+// (sortTimeline puts them in place).
 func withDecisions(entries []*wire.TimelineEntry, f wire.Fulfillment) []*wire.TimelineEntry {
 	traceID := ""
 	if parts := strings.Split(f.TraceParent, "-"); len(parts) == 4 {
@@ -340,17 +340,60 @@ func withDecisions(entries []*wire.TimelineEntry, f wire.Fulfillment) []*wire.Ti
 		out = append(out, &wire.TimelineEntry{At: d.At, Stream: "fulfillment-" + f.OrderID, Type: "saga." + strings.ToLower(d.Step),
 			CorrelationID: f.CorrelationID, TraceID: traceID, Actor: "saga:fulfillment", Summary: summary})
 	}
-	slices.SortStableFunc(out, func(a, b *wire.TimelineEntry) int {
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		switch { // at one instant, log events (in log order) before the decisions that answer them
-		case a.Position != "" && b.Position == "":
-			return -1
-		case a.Position == "" && b.Position != "":
-			return 1
-		}
-		return 0
-	})
 	return out
+}
+
+// withParked adds to an order's timeline the parking of any of its events by a read model (when
+// the projections service answers; a timeline without them is still the order's).
+func withParked(ctx context.Context, r *Resolver, entries []*wire.TimelineEntry) []*wire.TimelineEntry {
+	at := map[string]*wire.TimelineEntry{}
+	for _, e := range entries {
+		if e.Position != "" {
+			at[e.Position] = e
+		}
+	}
+	list, err := admin[[]wire.ProjectionStatus](ctx, r, wire.EndpointProjectionsList, struct{}{})
+	if err != nil {
+		return entries
+	}
+	out := entries
+	for _, p := range *list {
+		if p.Parked == 0 {
+			continue
+		}
+		parked, err := admin[[]wire.ParkedEvent](ctx, r, wire.EndpointProjectionParked, wire.ProjectionName{Name: p.Name})
+		if err != nil {
+			continue
+		}
+		for _, pe := range *parked {
+			if e := at[pe.Position]; e != nil {
+				out = append(out, &wire.TimelineEntry{At: pe.ParkedAt, Stream: "projection-" + p.Name, Type: "parked", CorrelationID: e.CorrelationID,
+					TraceID: e.TraceID, Actor: "projector:" + p.Name,
+					Summary: fmt.Sprintf("%s at %s parked by %s after %d attempts: %s", pe.Type, pe.Position, p.Name, pe.Attempts, pe.Error)})
+			}
+		}
+	}
+	return out
+}
+
+// sortTimeline keeps the log's events in log order and puts each of the other entries (the saga's
+// decisions, parkings: no position) in time order after the events of its instant.
+func sortTimeline(entries []*wire.TimelineEntry) []*wire.TimelineEntry {
+	var events, others []*wire.TimelineEntry
+	for _, e := range entries {
+		if e.Position != "" {
+			events = append(events, e)
+		} else {
+			others = append(others, e)
+		}
+	}
+	slices.SortStableFunc(others, func(a, b *wire.TimelineEntry) int { return a.At.Compare(b.At) })
+	out := make([]*wire.TimelineEntry, 0, len(entries))
+	for _, e := range events {
+		for len(others) > 0 && others[0].At.Before(e.At) {
+			out, others = append(out, others[0]), others[1:]
+		}
+		out = append(out, e)
+	}
+	return append(out, others...)
 }

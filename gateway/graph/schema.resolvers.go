@@ -145,10 +145,13 @@ func (r *orderResolver) Timeline(ctx context.Context, obj *wire.Order) ([]*wire.
 	if err == nil && f != nil {
 		entries = withDecisions(entries, *f)
 	}
+	if caller(ctx).IsAdmin() { // operators also see which of its events a read model parked
+		entries = withParked(ctx, r.Resolver, entries)
+	}
 	if entries == nil {
 		entries = []*wire.TimelineEntry{}
 	}
-	return entries, nil
+	return sortTimeline(entries), nil
 }
 
 // Product is the resolver for the product field.
