@@ -31,6 +31,7 @@ import (
 	"time"
 
 	registry "github.com/orderflow/orderflow/platform"
+	"github.com/orderflow/orderflow/wire"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -66,16 +67,17 @@ func plan() schedule {
 
 // platform is the running system: its database, its broker and one process per target.
 type platform struct {
-	t       *testing.T
-	bin     string
-	dir     string
-	pg      *pgcluster.Cluster
-	db      string
-	nats    *natsrv.Server
-	natsDir string
-	natsPt  int
-	gateway string
-	token   string
+	t         *testing.T
+	bin       string
+	dir       string
+	pg        *pgcluster.Cluster
+	db        string
+	nats      *natsrv.Server
+	natsUsers []natsrv.User
+	natsDir   string
+	natsPt    int
+	gateway   string
+	token     string
 
 	mu    sync.Mutex
 	procs map[string]*proc
@@ -157,7 +159,12 @@ func start(t *testing.T) *platform {
 	t.Cleanup(func() { stopSupervising(); _ = pg.Stop() })
 
 	p.natsDir, p.natsPt = filepath.Join(dir, "nats"), freePort(t)
-	if p.nats, err = natsrv.Start(natsrv.Options{StoreDir: p.natsDir, Port: p.natsPt}); err != nil {
+	// Every target connects as itself, with the permissions of its job (as in production).
+	seeds := filepath.Join(dir, "nats-seeds")
+	if p.natsUsers, err = registry.MakeIdentities(seeds, wire.DefaultNamespace); err != nil {
+		t.Fatal(err)
+	}
+	if p.nats, err = natsrv.Start(natsrv.Options{StoreDir: p.natsDir, Port: p.natsPt, Users: p.natsUsers}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.nats.Stop() })
@@ -166,7 +173,7 @@ func start(t *testing.T) *platform {
 	p.gateway = "http://" + p.addrs["gateway"]
 	provider := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // the simulated card gateway's own listener
 	p.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
-		"DATABASE_URL=" + p.db, "NATS_URL=" + p.nats.URL(), "ORDERFLOW_JWT_SECRET=" + secret, "ORDERFLOW_LOG_FORMAT=json", "ORDERFLOW_LOG_LEVEL=warn",
+		"DATABASE_URL=" + p.db, "NATS_URL=" + p.nats.URL(), "ORDERFLOW_NATS_SEEDS=" + seeds, "ORDERFLOW_JWT_SECRET=" + secret, "ORDERFLOW_LOG_FORMAT=json", "ORDERFLOW_LOG_LEVEL=warn",
 		"PAYMENT_PROVIDER_ADDR=" + provider, "PAYMENT_PROVIDER_URL=http://" + provider,
 		"FULFILLMENT_STEP_TIMEOUT=3s", "GATEWAY_RATE_LIMIT=0"}
 	t.Cleanup(func() { // registered before any launch: a failed start stops what it started
@@ -259,7 +266,7 @@ func (p *platform) fault(name string, down time.Duration, l *load) faultRow {
 		p.nats.Stop()
 		time.Sleep(down)
 		var err error
-		if p.nats, err = natsrv.Start(natsrv.Options{StoreDir: p.natsDir, Port: p.natsPt}); err != nil {
+		if p.nats, err = natsrv.Start(natsrv.Options{StoreDir: p.natsDir, Port: p.natsPt, Users: p.natsUsers}); err != nil {
 			p.t.Fatal(err)
 		}
 	default:

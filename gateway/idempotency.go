@@ -34,6 +34,14 @@ type IdempotencyKeys struct {
 	kv jetstream.KeyValue
 }
 
+// IdempotencyBucket is the key-value bucket of namespace ns's Idempotency-Key records.
+func IdempotencyBucket(ns wire.Namespace) string {
+	if ns == "" {
+		ns = wire.DefaultNamespace
+	}
+	return strings.NewReplacer(".", "_", "-", "_").Replace(string(ns)) + "_idempotency"
+}
+
 // NewIdempotencyKeys opens (or creates) the bucket of namespace ns.
 func NewIdempotencyKeys(ctx context.Context, nc *nats.Conn, ns wire.Namespace) (*IdempotencyKeys, error) {
 	js, err := jetstream.New(nc)
@@ -43,7 +51,7 @@ func NewIdempotencyKeys(ctx context.Context, nc *nats.Conn, ns wire.Namespace) (
 	if ns == "" {
 		ns = wire.DefaultNamespace
 	}
-	bucket := strings.NewReplacer(".", "_", "-", "_").Replace(string(ns)) + "_idempotency"
+	bucket := IdempotencyBucket(ns)
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: bucket, Description: "Idempotency-Key records of the orderflow gateway", TTL: IdempotencyTTL, History: 1,
 	})

@@ -25,7 +25,7 @@ var EnvVars = []string{
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
 	"GATEWAY_MAX_SUBSCRIPTIONS", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "ORDERFLOW_NATS_SEEDS", "ORDERFLOW_NATS_INSECURE",
 }
 
 // Config is read once, here, from flags and the environment.
@@ -63,6 +63,12 @@ type Config struct {
 	PaymentProvider target.CardGateway
 	// NATSURL of the NATS server (NATS_URL); empty starts an embedded server.
 	NATSURL string
+	// NATSSeeds is a directory with one nkey seed per identity (<target>.nk): each target connects
+	// as itself (ORDERFLOW_NATS_SEEDS). The embedded server makes its own.
+	NATSSeeds string
+	// NATSInsecure connects to NATS_URL without credentials (ORDERFLOW_NATS_INSECURE; development
+	// and tests only): without it, and without seeds, serve refuses to start.
+	NATSInsecure bool
 	// NATSNamespace prefixes every subject (ORDERFLOW_NATS_PREFIX; default orderflow).
 	NATSNamespace wire.Namespace
 	// DataDir keeps the dev cluster and embedded NATS data (ORDERFLOW_DATA_DIR; default .orderflow).
@@ -144,6 +150,12 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	}
 	c.Traces = telemetry.ExporterFromEnv(getenv)
 	c.NATSURL = getenv("NATS_URL")
+	c.NATSSeeds = getenv("ORDERFLOW_NATS_SEEDS")
+	insecure, err := strconv.ParseBool(env("ORDERFLOW_NATS_INSECURE", "false"))
+	if err != nil {
+		return Config{}, errors.New("ORDERFLOW_NATS_INSECURE: want true or false")
+	}
+	c.NATSInsecure = insecure
 	c.NATSNamespace = wire.Namespace(env("ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)))
 	if strings.ContainsAny(string(c.NATSNamespace), " *>\t") || strings.HasPrefix(string(c.NATSNamespace), ".") || strings.HasSuffix(string(c.NATSNamespace), ".") {
 		return Config{}, fmt.Errorf("ORDERFLOW_NATS_PREFIX %q: want NATS subject tokens such as orderflow or staging.orderflow", c.NATSNamespace)
@@ -198,6 +210,9 @@ func (c *Config) Resolve() error {
 		if *u == "" {
 			*u = c.DatabaseURL
 		}
+	}
+	if c.NATSURL != "" && c.NATSSeeds == "" && !c.NATSInsecure {
+		return errNoCredentials
 	}
 	needsStore := c.needsEventStore()
 	if needsStore && c.EventStoreURL == "" {

@@ -91,18 +91,26 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		return err
 	}
 	selected := cfg.selected()
-	natsOpts := []nats.Option{nats.Name("orderflow " + strings.Join(cfg.Targets, ",")), nats.MaxReconnects(-1)}
+	var inProcess []nats.Option
+	seeds := cfg.NATSSeeds
 	if cfg.NATSURL == "" {
-		ns, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(cfg.DataDir, "nats")})
+		// The embedded server accepts only the platform's identities, each with its permissions
+		// (grants): zero trust even on a laptop. Their seeds stay in the data directory.
+		seeds = filepath.Join(cfg.DataDir, SeedsDir)
+		users, err := MakeIdentities(seeds, cfg.NATSNamespace)
+		if err != nil {
+			return fmt.Errorf("nats identities: %w", err)
+		}
+		ns, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Users: users})
 		if err != nil {
 			return err
 		}
 		// This process's services talk to the embedded server in memory, not over TCP: a third
 		// of a gateway query's CPU was system calls on loopback sockets.
-		natsOpts = append(natsOpts, ns.InProcess())
+		inProcess = append(inProcess, ns.InProcess())
 		done.Add(ns.Stop)
 		cfg.NATSURL = ns.URL()
-		log.Info("embedded nats started", "url", cfg.NATSURL)
+		log.Info("embedded nats started", "url", cfg.NATSURL, "identities", len(users))
 		urlFile := filepath.Join(cfg.DataDir, NATSURLFile)
 		if err := os.WriteFile(urlFile, []byte(cfg.NATSURL+"\n"), 0o644); err == nil {
 			done.Add(func() { _ = os.Remove(urlFile) })
@@ -112,29 +120,50 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		"eventstore_url", Mask(cfg.EventStoreURL), "orders_database_url", Mask(cfg.OrdersDatabaseURL),
 		"catalog_database_url", Mask(cfg.CatalogDatabaseURL), "customers_database_url", Mask(cfg.CustomersDatabaseURL), "nats_url", Mask(cfg.NATSURL), "nats_prefix", string(cfg.NATSNamespace))
 
-	nc, err := nats.Connect(cfg.NATSURL, natsOpts...)
-	if err != nil {
-		return fmt.Errorf("connect to nats %s: %w", Mask(cfg.NATSURL), err)
+	// Each target connects as itself: its own identity, its own permissions.
+	conns := map[string]*nats.Conn{}
+	connect := func(identity string) (*nats.Conn, error) {
+		opts := append([]nats.Option{nats.Name("orderflow " + identity), nats.MaxReconnects(-1),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				log.Warn("nats", "identity", identity, "err", err) // a permission refused says so here
+			})}, inProcess...)
+		if seeds != "" {
+			id, err := IdentityOptions(identity, filepath.Join(seeds, identity+".nk"))
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, id...)
+		}
+		nc, err := nats.Connect(cfg.NATSURL, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to nats %s as %s: %w", Mask(cfg.NATSURL), identity, err)
+		}
+		done.Add(func() { _ = nc.Drain() })
+		if err := CheckNATSServer(nc.ConnectedServerVersion()); err != nil {
+			return nil, fmt.Errorf("nats %s: %w", Mask(cfg.NATSURL), err)
+		}
+		return nc, nil
 	}
-	done.Add(func() { _ = nc.Drain() })
-	if err := CheckNATSServer(nc.ConnectedServerVersion()); err != nil {
-		return fmt.Errorf("nats %s: %w", Mask(cfg.NATSURL), err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+	for _, t := range selected {
+		nc, err := connect(t.Name)
+		if err != nil {
+			return err
+		}
+		conns[t.Name] = nc
 	}
 
 	svcCtx, stopServices := context.WithCancel(context.Background())
 	proc := target.NewProcess(svcCtx)
 	done.Add(func() { stopServices(); proc.Wait() })
 	proc.Check(func(context.Context) error {
-		if !nc.IsConnected() {
-			return errors.New("nats: not connected")
+		for name, nc := range conns {
+			if !nc.IsConnected() {
+				return fmt.Errorf("nats: %s not connected", name)
+			}
 		}
 		return nil
 	})
-	d := target.Deps{NC: nc, JS: js, Namespace: cfg.NATSNamespace, Log: log, Metrics: metricsRegistry(),
+	d := target.Deps{Namespace: cfg.NATSNamespace, Log: log, Metrics: metricsRegistry(),
 		EventStoreURL: cfg.EventStoreURL, DatabaseURL: cfg.SchemaURL, Settings: cfg.settings()}
 	if conns := eventStoreConns(selected); conns > 0 {
 		raw, ping, err := OpenEventStore(ctx, cfg.EventStoreURL, conns, log, &done)
@@ -176,6 +205,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	for _, t := range selected {
 		td := d
 		td.Log = log.With("target", t.Name)
+		td.NC = conns[t.Name]
+		if td.JS, err = jetstream.New(td.NC); err != nil {
+			return fmt.Errorf("jetstream: %w", err)
+		}
 		if err := t.Start(svcCtx, td, proc); err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}

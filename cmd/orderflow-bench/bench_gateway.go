@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -70,7 +72,12 @@ func benchGateway(ctx context.Context, args []string, getenv func(string) string
 			return err
 		}
 	}
-	nc, err := nats.Connect(p.natsURL)
+	// Direct calls come from the gateway's identity: the query services answer nobody else.
+	id, err := platform.IdentityOptions("gateway", filepath.Join(p.seeds, "gateway.nk"))
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(p.natsURL, id...)
 	if err != nil {
 		return err
 	}

@@ -192,6 +192,7 @@ func pct(sorted []time.Duration, p int) time.Duration {
 // DATABASE_URL's server, else a private cluster), embedded NATS, every target, an admin token.
 type benchPlatform struct {
 	base, dbURL, natsURL, token string
+	seeds                       string // the platform's NATS identities, when it made them
 	client                      *http.Client
 	stop                        func()
 	log                         logTally // what the platform logged
@@ -280,6 +281,7 @@ func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]st
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, platform.NATSURLFile)); err == nil {
 		p.natsURL = strings.TrimSpace(string(b))
+		p.seeds = filepath.Join(dir, platform.SeedsDir) // the embedded server's identities
 	}
 	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
 	return p, nil

@@ -39,7 +39,8 @@ func startPlatform(t *testing.T, extra ...string) string {
 func startPlatformDB(t *testing.T, extra ...string) (string, string) {
 	t.Helper()
 	db := pgtest.NewDatabase(t)
-	env := map[string]string{"DATABASE_URL": db, "NATS_URL": natstest.URL(t), "ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret,
+	// The test NATS server is open (tests of other concerns share it); zero trust is TestZeroTrust's.
+	env := map[string]string{"DATABASE_URL": db, "NATS_URL": natstest.URL(t), "ORDERFLOW_NATS_INSECURE": "true", "ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret,
 		"ORDERFLOW_NATS_PREFIX": string(natstest.Namespace(t))}
 	targets := withoutSaga
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -418,7 +419,7 @@ func TestOldNATSServerIsRefusedClearly(t *testing.T) {
 	}
 	cfg, err := platform.ParseFlags("serve", []string{"--target=order-commands", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()},
 		func(k string) string {
-			return map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": "nats://127.0.0.1:4222", "ORDERFLOW_JWT_SECRET": testSecret}[k]
+			return map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": "nats://127.0.0.1:4222", "ORDERFLOW_NATS_INSECURE": "true", "ORDERFLOW_JWT_SECRET": testSecret}[k]
 		}, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -30,10 +28,9 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	url := cliNATSURL(getenv)
-	nc, err := nats.Connect(url, nats.Name("orderflow sagas"), nats.Timeout(3*time.Second))
+	nc, err := cliNATS(getenv, "sagas")
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s (set NATS_URL, or start the platform with make run): %w", url, err)
+		return err
 	}
 	defer nc.Close()
 	ns := wire.Namespace(getenv("ORDERFLOW_NATS_PREFIX"))

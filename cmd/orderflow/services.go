@@ -21,20 +21,43 @@ import (
 	"github.com/orderflow/orderflow/wire"
 )
 
-// cliNATSURL is NATS_URL, else the URL a running `orderflow dev` left in its data directory, else
-// the default local server.
-func cliNATSURL(getenv func(string) string) string {
-	if u := getenv("NATS_URL"); u != "" {
-		return u
-	}
+// cliNATS connects the CLI to the platform's NATS: NATS_URL, else the URL a running `orderflow
+// dev` left in its data directory, else the default local server; as the operator identity when
+// its seed is at hand (ORDERFLOW_NATS_SEEDS, else the dev data directory's).
+func cliNATS(getenv func(string) string, name string) (*nats.Conn, error) {
 	dir := getenv("ORDERFLOW_DATA_DIR")
 	if dir == "" {
 		dir = ".orderflow"
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, platform.NATSURLFile)); err == nil {
-		return strings.TrimSpace(string(b))
+	url := getenv("NATS_URL")
+	if url == "" {
+		url = nats.DefaultURL
+		if b, err := os.ReadFile(filepath.Join(dir, platform.NATSURLFile)); err == nil {
+			url = strings.TrimSpace(string(b))
+		}
 	}
-	return nats.DefaultURL
+	opts := []nats.Option{nats.Name("orderflow " + name), nats.Timeout(3 * time.Second)}
+	seeds := getenv("ORDERFLOW_NATS_SEEDS")
+	if seeds == "" {
+		seeds = filepath.Join(dir, platform.SeedsDir)
+	}
+	if seed := filepath.Join(seeds, platform.Operator+".nk"); fileExists(seed) {
+		id, err := platform.IdentityOptions(platform.Operator, seed)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, id...)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s (set NATS_URL, or start the platform with make run): %w", url, err)
+	}
+	return nc, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // services lists the live instances of every orderflow service, with their endpoints and request
@@ -47,10 +70,9 @@ func services(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	url := cliNATSURL(getenv)
-	nc, err := nats.Connect(url, nats.Name("orderflow services"), nats.Timeout(3*time.Second))
+	nc, err := cliNATS(getenv, "services")
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s (set NATS_URL, or start the platform with make run): %w", url, err)
+		return err
 	}
 	defer nc.Close()
 	ns := wire.Namespace(getenv("ORDERFLOW_NATS_PREFIX"))
@@ -112,7 +134,7 @@ func services(ctx context.Context, args []string, getenv func(string) string, st
 		return enc.Encode(out)
 	}
 	if len(out) == 0 {
-		fmt.Fprintf(stdout, "no orderflow services answer on %s (subjects %s*)\n", url, prefix)
+		fmt.Fprintf(stdout, "no orderflow services answer on %s (subjects %s*)\n", nc.ConnectedUrl(), prefix)
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)

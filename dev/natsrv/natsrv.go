@@ -17,6 +17,19 @@ type Options struct {
 	StoreDir string
 	// Port to listen on at 127.0.0.1; 0 picks a free one.
 	Port int
+	// Users, when any, are the only clients the server accepts (nkey authentication), each with
+	// its permissions; none: anyone may connect and do anything (tests of other concerns).
+	Users []User
+}
+
+// User is one identity: its nkey's public key and what it may do.
+type User struct {
+	Nkey string
+	// Publish and Subscribe are the subjects (wildcards allowed) it may publish and subscribe to.
+	Publish, Subscribe []string
+	// Respond lets it answer the requests it receives (one reply each), whatever their reply
+	// subject: a service.
+	Respond bool
 }
 
 // Server is a running embedded NATS server.
@@ -31,14 +44,22 @@ func Start(opts Options) (*Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	ns, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      port,
 		JetStream: true,
 		StoreDir:  opts.StoreDir,
 		NoSigs:    true,
 		NoLog:     true,
-	})
+	}
+	for _, u := range opts.Users {
+		perms := &server.Permissions{Publish: &server.SubjectPermission{Allow: u.Publish}, Subscribe: &server.SubjectPermission{Allow: u.Subscribe}}
+		if u.Respond {
+			perms.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: 5 * time.Minute}
+		}
+		sopts.Nkeys = append(sopts.Nkeys, &server.NkeyUser{Nkey: u.Nkey, Permissions: perms})
+	}
+	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}

@@ -46,6 +46,8 @@ type Operation interface {
 	Describe() Doc
 	// NewBody is a pointer to a new body, nil for a command that takes none.
 	NewBody() any
+	// SendsTo is the endpoint the command goes to.
+	SendsTo() string
 	// Run decodes a new body with decode (unless the command takes none), then carries it out as
 	// Execute does.
 	Run(ctx context.Context, e Edge, id string, decode func(body any, optional bool) *Problem, m wire.CommandMeta) (Result, error)
@@ -63,6 +65,9 @@ type Result struct {
 
 // Describe returns c's Doc.
 func (c *Command[B, Req]) Describe() Doc { return c.Doc }
+
+// SendsTo implements Operation.
+func (c *Command[B, Req]) SendsTo() string { return c.Endpoint }
 
 // NewBody implements Operation.
 func (c *Command[B, Req]) NewBody() any {

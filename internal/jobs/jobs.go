@@ -34,7 +34,8 @@ const (
 	HandlerTimeout = 8 * time.Second
 )
 
-func streamName(ns wire.Namespace) string {
+// StreamName is the JetStream stream of namespace ns's queued commands.
+func StreamName(ns wire.Namespace) string {
 	if ns == "" {
 		ns = wire.DefaultNamespace
 	}
@@ -47,12 +48,12 @@ func Subject(ns wire.Namespace, endpoint string) string { return ns.Subject("job
 // Ensure creates or updates the jobs stream of ns.
 func Ensure(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) error {
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: streamName(ns), Description: "commands sent by orderflow process managers",
+		Name: StreamName(ns), Description: "commands sent by orderflow process managers",
 		Subjects: []string{ns.Subject("jobs.>")}, Retention: jetstream.WorkQueuePolicy,
 		Duplicates: DuplicateWindow, Storage: jetstream.FileStorage,
 	})
 	if err != nil {
-		return fmt.Errorf("jobs stream %s (NATS needs JetStream): %w", streamName(ns), err)
+		return fmt.Errorf("jobs stream %s (NATS needs JetStream): %w", StreamName(ns), err)
 	}
 	return nil
 }
@@ -117,7 +118,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 		bySubject[Subject(ns, endpoint)], endpoints[Subject(ns, endpoint)] = h, endpoint
 		subjects = append(subjects, Subject(ns, endpoint))
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, streamName(ns), jetstream.ConsumerConfig{
+	cons, err := js.CreateOrUpdateConsumer(ctx, StreamName(ns), jetstream.ConsumerConfig{
 		Durable: durable, FilterSubjects: subjects, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: AckWait, MaxDeliver: -1, MaxAckPending: 256,
 	})

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/orderflow/orderflow/dev/pgtest"
+	"github.com/orderflow/orderflow/platform"
+)
+
+// TestZeroTrust tries to break in through NATS. The platform runs its own NATS server, which
+// knows only the platform's identities: an anonymous client cannot connect; a client holding the
+// catalog-queries identity (as a compromised query service would) cannot place an order, answer
+// the order service's subject, publish projection progress or take another service's queued
+// commands; the operator (the CLI) cannot place an order either. Meanwhile the platform, every
+// target as itself, takes an order to CONFIRMED.
+func TestZeroTrust(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret, "PAYMENT_PROVIDER_LATENCY": "1ms"}
+	cfg, err := platform.ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dir}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- platform.Run(ctx, cfg, io.Discard, io.Discard, func(a string) { addr <- a }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, platform.NATSURLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := strings.TrimSpace(string(b))
+
+	if nc, err := nats.Connect(url, nats.Timeout(2*time.Second)); err == nil || !strings.Contains(err.Error(), "Authorization Violation") {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("an anonymous client connected (%v)", err)
+	}
+	as := func(identity string) (*nats.Conn, func() []string) {
+		t.Helper()
+		id, err := platform.IdentityOptions(identity, filepath.Join(dir, platform.SeedsDir, identity+".nk"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var refused []string
+		nc, err := nats.Connect(url, append(id, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			refused = append(refused, err.Error())
+		}))...)
+		if err != nil {
+			t.Fatalf("connect as %s: %v", identity, err)
+		}
+		t.Cleanup(nc.Close)
+		return nc, func() []string {
+			_ = nc.Flush()
+			time.Sleep(100 * time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), refused...)
+		}
+	}
+	expectRefused := func(who, what string, refused []string, want string) {
+		t.Helper()
+		for _, r := range refused {
+			if strings.Contains(r, want) {
+				return
+			}
+		}
+		t.Errorf("%s could %s: the server refused only %q", who, what, refused)
+	}
+	place := []byte(`{"meta":{"commandId":"forged-1"},"orderId":"forged","customerId":"victim","lines":[{"productId":"p","quantity":1,"unitPriceCents":1}]}`)
+
+	catalog, refusedCatalog := as("catalog-queries")
+	if _, err := catalog.Request("orderflow.order.place", place, time.Second); err == nil {
+		t.Error("catalog-queries placed an order")
+	}
+	expectRefused("catalog-queries", "place an order", refusedCatalog(), `Permissions Violation for Publish to "orderflow.order.place"`)
+	if _, err := catalog.Subscribe("orderflow.order.place", func(*nats.Msg) {}); err == nil {
+		expectRefused("catalog-queries", "answer the order service's subject", refusedCatalog(), `Permissions Violation for Subscription to "orderflow.order.place"`)
+	}
+	_ = catalog.Publish("orderflow.projection.orders.progress", []byte(`{"projection":"orders","position":"999999-999999"}`))
+	expectRefused("catalog-queries", "publish projection progress", refusedCatalog(), `Permissions Violation for Publish to "orderflow.projection.orders.progress"`)
+	if _, err := catalog.Subscribe("orderflow.jobs.>", func(*nats.Msg) {}); err == nil {
+		expectRefused("catalog-queries", "read the queued commands", refusedCatalog(), `Permissions Violation for Subscription to "orderflow.jobs.>"`)
+	}
+	_, _ = catalog.Request("$JS.API.CONSUMER.MSG.NEXT.orderflow_jobs.order-commands", []byte(`{"batch":1}`), time.Second)
+	expectRefused("catalog-queries", "take the order service's queued commands", refusedCatalog(), `Permissions Violation for Publish to "$JS.API.CONSUMER.MSG.NEXT.orderflow_jobs.order-commands"`)
+	_ = catalog.Publish("orderflow.jobs.order.cancel", []byte(`{}`))
+	expectRefused("catalog-queries", "queue a saga command", refusedCatalog(), `Permissions Violation for Publish to "orderflow.jobs.order.cancel"`)
+
+	operator, refusedOperator := as(platform.Operator)
+	if _, err := operator.Request("orderflow.order.place", place, time.Second); err == nil {
+		t.Error("the operator identity placed an order")
+	}
+	expectRefused("the operator", "place an order", refusedOperator(), `Permissions Violation for Publish to "orderflow.order.place"`)
+
+	// The platform itself works, every target as itself: an order goes through the saga.
+	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"zt","sku":"ZT-1","name":"Zero trust","priceCents":100}`, nil); s != 201 {
+		t.Fatalf("add product: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products/zt/restock", `{"quantity":1}`, nil); s != 200 {
+		t.Fatalf("restock: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"zt-1","customerId":"c","lines":[{"productId":"zt","quantity":1,"unitPriceCents":100}]}`, nil); s != 201 {
+		t.Fatalf("place: %d %s", s, b)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		a := graphQL(t, base, `{ order(id: "zt-1") { status } forged: order(id: "forged") { status } }`, nil, nil)
+		if string(a.Data["forged"]) != "null" {
+			t.Fatalf("the forged order exists: %s", a.Data["forged"])
+		}
+		if strings.Contains(string(a.Data["order"]), "CONFIRMED") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order zt-1: %s %v", a.Data["order"], a.Errors)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package platform
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/orderflow/orderflow/dev/natsrv"
+	"github.com/orderflow/orderflow/gateway"
+	"github.com/orderflow/orderflow/gateway/api"
+	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/wire"
+)
+
+// Operator is the identity of the CLI (`orderflow services`, `sagas`): it reads the services'
+// figures and the sagas, nothing else.
+const Operator = "operator"
+
+// grant is what one identity needs of NATS, in the words of orderflow: the endpoints it serves, the
+// read models it follows, what it publishes, the JetStream it uses.
+type grant struct {
+	serve    []string // endpoint subjects (wildcards allowed) it answers: a service
+	follow   []string // read models whose progress it follows
+	publish  []string // subjects it sends to (requests, progress notes, routed commands)
+	consume  bool     // it carries out queued commands (a durable of its own name on the jobs stream)
+	queue    bool     // it queues commands on the jobs stream
+	kv       string   // a key-value bucket it keeps
+	discover string   // a service whose instances it finds through NATS micro
+}
+
+// grants is the permission table: for each identity, exactly what its job needs. Nobody but the
+// saga queues commands; nobody but the gateway and the operator calls the public endpoints; only
+// the projector and the saga publish progress; each command service consumes only its own queue.
+func grants(ns wire.Namespace) map[string]grant {
+	var gatewayCalls []string
+	for _, c := range api.Commands {
+		gatewayCalls = append(gatewayCalls, c.SendsTo())
+	}
+	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*")
+	return map[string]grant{
+		"order-commands":     {serve: []string{"order.*"}, consume: true},
+		"customer-commands":  {serve: []string{"customer.*"}},
+		"inventory-commands": {serve: []string{"product.*", "stock.*", "stock.route.*"}, consume: true, publish: []string{"stock.route.*"}, discover: wire.ServiceInventoryCommands},
+		"payment-commands":   {serve: []string{"payment.*"}, consume: true},
+		"projector":          {serve: []string{"projections.*"}, publish: []string{"projection.orders.progress", "projection.catalog.progress", "projection.customers.progress"}},
+		"order-queries":      {serve: []string{"orders.*"}, follow: []string{"orders"}},
+		"catalog-queries":    {serve: []string{"catalog.>"}, follow: []string{"catalog"}},
+		"customer-queries":   {serve: []string{"customers.*"}, follow: []string{"customers"}},
+		"fulfillment-saga":   {serve: []string{"sagas.fulfillment.*"}, follow: []string{"fulfillment"}, publish: []string{"projection.fulfillment.progress"}, queue: true},
+		"payment-provider":   {},
+		"gateway":            {publish: gatewayCalls, follow: []string{"orders", "catalog", "customers", "fulfillment"}, kv: gateway.IdempotencyBucket(ns)},
+		Operator:             {publish: []string{"sagas.fulfillment.*", "payment.provider", "projections.*"}, discover: "*"},
+	}
+}
+
+// Permissions turns identity's grant into the subjects it may publish and subscribe to in
+// namespace ns, and whether it answers requests.
+func Permissions(identity string, ns wire.Namespace) (publish, subscribe []string, respond bool) {
+	g, ok := grants(ns)[identity]
+	if !ok {
+		return nil, nil, false
+	}
+	subscribe = append(subscribe, inboxPrefix(identity)+".>")
+	for _, s := range g.serve {
+		subscribe = append(subscribe, ns.Subject(s))
+	}
+	if len(g.serve) > 0 {
+		subscribe = append(subscribe, "$SRV.>") // NATS micro discovery asks every service
+		respond = true
+	}
+	for _, rm := range g.follow {
+		subscribe = append(subscribe, ns.Progress(rm))
+	}
+	for _, s := range g.publish {
+		publish = append(publish, ns.Subject(s))
+	}
+	if g.discover != "" {
+		publish = append(publish, "$SRV.PING."+g.discover, "$SRV.INFO."+g.discover, "$SRV.STATS."+g.discover, "$SRV.PING", "$SRV.INFO", "$SRV.STATS")
+	}
+	if g.consume || g.queue || g.kv != "" {
+		publish = append(publish, "$JS.API.INFO")
+	}
+	if g.consume || g.queue {
+		stream := jobs.StreamName(ns)
+		publish = append(publish, "$JS.API.STREAM.INFO."+stream, "$JS.API.STREAM.CREATE."+stream, "$JS.API.STREAM.UPDATE."+stream)
+	}
+	if g.consume {
+		stream, durable := jobs.StreamName(ns), identity
+		publish = append(publish, "$JS.API.CONSUMER.CREATE."+stream+"."+durable, "$JS.API.CONSUMER.CREATE."+stream+"."+durable+".>",
+			"$JS.API.CONSUMER.INFO."+stream+"."+durable, "$JS.API.CONSUMER.MSG.NEXT."+stream+"."+durable, "$JS.ACK."+stream+"."+durable+".>")
+	}
+	if g.queue {
+		publish = append(publish, ns.Subject("jobs.>"))
+	}
+	if g.kv != "" {
+		stream := "KV_" + g.kv
+		publish = append(publish, "$JS.API.STREAM.INFO."+stream, "$JS.API.STREAM.CREATE."+stream, "$JS.API.STREAM.UPDATE."+stream,
+			"$JS.API.DIRECT.GET."+stream, "$JS.API.DIRECT.GET."+stream+".>", "$JS.API.STREAM.MSG.GET."+stream, "$KV."+g.kv+".>")
+	}
+	return publish, subscribe, respond
+}
+
+// inboxPrefix is where identity's requests get their answers: its own, so that no one else
+// reads them.
+func inboxPrefix(identity string) string { return "_INBOX_" + strings.ReplaceAll(identity, "-", "_") }
+
+// Identities are the NATS users of a platform: every target and the operator.
+func Identities() []string { return append(TargetNames(), Operator) }
+
+// SeedsDir is where `orderflow dev` keeps each identity's nkey seed (0600 files).
+const SeedsDir = "nats-seeds"
+
+// MakeIdentities makes (or reuses) an nkey per identity under dir (<identity>.nk, 0600) and
+// returns the users a NATS server of namespace ns must accept, with their permissions.
+func MakeIdentities(dir string, ns wire.Namespace) ([]natsrv.User, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var users []natsrv.User
+	for _, id := range Identities() {
+		kp, err := loadOrMakeSeed(filepath.Join(dir, id+".nk"))
+		if err != nil {
+			return nil, err
+		}
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return nil, err
+		}
+		publish, subscribe, respond := Permissions(id, ns)
+		users = append(users, natsrv.User{Nkey: pub, Publish: publish, Subscribe: subscribe, Respond: respond})
+	}
+	return users, nil
+}
+
+func loadOrMakeSeed(path string) (nkeys.KeyPair, error) {
+	if seed, err := os.ReadFile(path); err == nil {
+		return nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("keep the nats seed of %s: %w", filepath.Base(path), err)
+	}
+	return kp, nil
+}
+
+// IdentityOptions are the connection options of identity with its seed file: nkey authentication
+// and its own inbox prefix.
+func IdentityOptions(identity, seedFile string) ([]nats.Option, error) {
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		return nil, fmt.Errorf("nats identity %s: %w", identity, err)
+	}
+	return []nats.Option{opt, nats.CustomInboxPrefix(inboxPrefix(identity))}, nil
+}
+
+var errNoCredentials = errors.New("no NATS credentials: set ORDERFLOW_NATS_SEEDS (a directory with <target>.nk nkey seeds, one per target), or ORDERFLOW_NATS_INSECURE=true to connect without (development only)")
