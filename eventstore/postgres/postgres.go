@@ -116,10 +116,10 @@ select $1, h.v + e.ord, e.id, e.typ, e.data, e.meta
  where case when $6::bigint = -2 then h.v >= 0
             else not exists (select 1 from ` + t + ` where stream_id = $1 and event_id = any($2::uuid[])) end
 returning tx_id::text, global_position, stream_version`,
-		findIDs:  `select event_id, stream_version, tx_id::text, global_position from ` + t + ` where stream_id = $1 and event_id = any($2::uuid[]) order by stream_version`,
-		head:     `select coalesce(max(stream_version), -1) from ` + t + ` where stream_id = $1`,
-		readFwd:  `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
-		readBack: `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version <= $2 order by stream_version desc limit $3`,
+		findIDs:       `select event_id, stream_version, tx_id::text, global_position from ` + t + ` where stream_id = $1 and event_id = any($2::uuid[]) order by stream_version`,
+		head:          `select coalesce(max(stream_version), -1) from ` + t + ` where stream_id = $1`,
+		readFwd:       `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
+		readBack:      `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version <= $2 order by stream_version desc limit $3`,
 		byCorrelation: `select ` + cols + ` from ` + t + ` where (metadata->>'correlationId') = $1 order by tx_id, global_position limit $2`,
 		readAll: `with h as (select pg_snapshot_xmin(pg_current_snapshot()) as x)
 select h.x::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
