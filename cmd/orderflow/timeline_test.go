@@ -32,12 +32,12 @@ func TestOrderTimeline(t *testing.T) {
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	customer := map[string]string{"Authorization": tokenFor(t, "c-tl", auth.Customer), "traceparent": "00-" + traceID + "-00f067aa0ba902b7-01",
 		"X-Correlation-ID": "checkout-42"}
-	for _, id := range []string{"tl-ok", "tl-late"} { // one unit: the second is compensated
+	place := func(id string) {
+		t.Helper()
 		body := fmt.Sprintf(`{"orderId":%q,"lines":[{"productId":"tl","quantity":1,"unitPriceCents":700}]}`, id)
 		if s, _, b := call(t, "POST", base+"/api/v1/orders", body, customer); s != 201 {
 			t.Fatalf("place %s: %d %s", id, s, b)
 		}
-		time.Sleep(300 * time.Millisecond) // in this order
 	}
 	timeline := func(id, status string) []wire.TimelineEntry {
 		t.Helper()
@@ -57,7 +57,9 @@ func TestOrderTimeline(t *testing.T) {
 			}
 		}
 	}
+	place("tl-ok")
 	all := timeline("tl-ok", "CONFIRMED")
+	place("tl-late")                       // one unit, taken: this one is compensated
 	var ok, decisions []wire.TimelineEntry // the log's events, the saga's decisions
 	for _, e := range all {
 		if strings.HasPrefix(e.Type, "saga.") {
