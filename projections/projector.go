@@ -514,7 +514,7 @@ func (p *Projector) applyParking(ctx context.Context, tx pgx.Tx, events []events
 			if err := sp.Rollback(ctx); err != nil {
 				return err
 			}
-			p.opts.Log.Error("event parked", "event_id", e.ID, "stream", e.Stream, "type", e.Type, "position", e.Position.String(), "err", aerr)
+			p.opts.Log.ErrorContext(ctx, "event parked", "event_id", e.ID, "stream", e.Stream, "type", e.Type, "position", e.Position.String(), "err", aerr)
 			if _, err := tx.Exec(ctx, `insert into projection_parked (name, event_id, stream, event_type, position, error, attempts)
 values ($1, $2, $3, $4, $5, $6, $7) on conflict (name, event_id) do update set error = excluded.error, attempts = excluded.attempts, parked_at = now()`,
 				p.proj.Name(), e.ID, e.Stream, e.Type, e.Position.String(), aerr.Error(), attempts); err != nil {

@@ -175,7 +175,7 @@ func handle(ctx context.Context, m jetstream.Msg, endpoint string, h Handler, lo
 		if rerr.Code == rpc.CodeInvalid {
 			level = slog.LevelInfo
 		}
-		log.Log(ctx, level, "queued command refused", "subject", m.Subject(), "err", err)
+		log.Log(hctx, level, "queued command refused", "subject", m.Subject(), "err", err)
 		outcome = "refused"
 		_ = m.Ack()
 		return
@@ -185,6 +185,6 @@ func handle(ctx context.Context, m jetstream.Msg, endpoint string, h Handler, lo
 		delivered = md.NumDelivered
 	}
 	delay := min(time.Duration(1<<min(delivered, 6))*250*time.Millisecond, 15*time.Second)
-	log.Warn("queued command failed; will retry", "subject", m.Subject(), "attempt", delivered, "retry_in", delay, "err", err)
+	log.WarnContext(hctx, "queued command failed; will retry", "subject", m.Subject(), "attempt", delivered, "retry_in", delay, "err", err)
 	_ = m.NakWithDelay(delay)
 }
