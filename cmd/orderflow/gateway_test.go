@@ -245,8 +245,14 @@ func TestOrderChangedSubscription(t *testing.T) {
 	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"sku-1","sku":"LIVE-1","name":"Live","priceCents":100}`, nil); s != http.StatusCreated {
 		t.Fatalf("add product: %d %s", s, b)
 	}
-	if s, _, b := call(t, "POST", base+"/api/v1/products/sku-1/restock", `{"quantity":5}`, nil); s != http.StatusOK {
+	s, _, b := call(t, "POST", base+"/api/v1/products/sku-1/restock", `{"quantity":5}`, nil)
+	if s != http.StatusOK {
 		t.Fatalf("restock: %d %s", s, b)
+	}
+	// Live events read the products as the catalog has them then (read models are consistent
+	// each with the log, not with each other): let the catalog show the stock before the order.
+	if a := graphQL(t, base, `{ product(id: "sku-1") { available } }`, nil, map[string]string{"X-Consistency-Position": answer(t, b)["position"]}); !strings.Contains(string(a.Data["product"]), `5`) {
+		t.Fatalf("product after restock: %s %+v", a.Data["product"], a.Errors)
 	}
 	id := fmt.Sprintf("live-%d", time.Now().UnixNano())
 	send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
