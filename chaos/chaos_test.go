@@ -74,6 +74,7 @@ type platform struct {
 	db        string
 	nats      *natsrv.Server
 	natsUsers []natsrv.User
+	ports     map[int]bool // handed out by port
 	natsDir   string
 	natsPt    int
 	gateway   string
@@ -158,7 +159,7 @@ func start(t *testing.T) *platform {
 	go pg.Supervise(superviseCtx, func(msg string, args ...any) { t.Logf("postgres: %s %v", msg, args) })
 	t.Cleanup(func() { stopSupervising(); _ = pg.Stop() })
 
-	p.natsDir, p.natsPt = filepath.Join(dir, "nats"), freePort(t)
+	p.natsDir, p.natsPt = filepath.Join(dir, "nats"), p.port()
 	// Every target connects as itself, with the permissions of its job (as in production).
 	seeds := filepath.Join(dir, "nats-seeds")
 	if p.natsUsers, err = registry.MakeIdentities(seeds, wire.DefaultNamespace); err != nil {
@@ -169,9 +170,9 @@ func start(t *testing.T) *platform {
 	}
 	t.Cleanup(func() { p.nats.Stop() })
 
-	p.addrs["gateway"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p.addrs["gateway"] = fmt.Sprintf("127.0.0.1:%d", p.port())
 	p.gateway = "http://" + p.addrs["gateway"]
-	provider := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // the simulated card gateway's own listener
+	provider := fmt.Sprintf("127.0.0.1:%d", p.port()) // the simulated card gateway's own listener
 	p.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
 		"DATABASE_URL=" + p.db, "NATS_URL=" + p.nats.URL(), "ORDERFLOW_NATS_SEEDS=" + seeds, "ORDERFLOW_JWT_SECRET=" + secret, "ORDERFLOW_LOG_FORMAT=json", "ORDERFLOW_LOG_LEVEL=warn",
 		"PAYMENT_PROVIDER_ADDR=" + provider, "PAYMENT_PROVIDER_URL=http://" + provider,
@@ -204,7 +205,7 @@ func (p *platform) launch(target string) {
 	p.t.Helper()
 	addr, ok := p.addrs[target]
 	if !ok {
-		addr = fmt.Sprintf("127.0.0.1:%d", freePort(p.t))
+		addr = fmt.Sprintf("127.0.0.1:%d", p.port())
 		p.addrs[target] = addr
 	}
 	logf, err := os.OpenFile(filepath.Join(p.dir, target+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -583,6 +584,22 @@ func postmaster(t *testing.T, c *pgcluster.Cluster) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// port is a free port no other part of this platform was given: a port handed out but not yet
+// bound (the gateway's, launched last) is free to the kernel, which may hand it out again.
+func (p *platform) port() int {
+	p.t.Helper()
+	for {
+		port := freePort(p.t)
+		if !p.ports[port] {
+			if p.ports == nil {
+				p.ports = map[int]bool{}
+			}
+			p.ports[port] = true
+			return port
+		}
+	}
 }
 
 func freePort(t *testing.T) int {
