@@ -99,6 +99,7 @@ func TestComposeFile(t *testing.T) {
 			Ports       []string
 			Healthcheck struct{ Test []string }
 			DependsOn   map[string]struct{ Condition string } `yaml:"depends_on"`
+			Volumes     []string
 		}
 	}
 	data, err := os.ReadFile("../deploy/docker-compose.yml")
@@ -121,6 +122,10 @@ func TestComposeFile(t *testing.T) {
 		if port(t, cfg.HTTPAddr) != "8080" {
 			t.Errorf("compose %s: listens on %s, the health check and ports assume 8080", name, cfg.HTTPAddr)
 		}
+		// Its own NATS identity, and no one else's: the seed of its target, mounted alone.
+		if cfg.NATSInsecure || cfg.NATSSeeds == "" || !slices.Equal(svc.Volumes, []string{"./nats/" + cfg.Targets[0] + ".nk:" + cfg.NATSSeeds + "/" + cfg.Targets[0] + ".nk:ro"}) {
+			t.Errorf("compose %s: NATS seeds %q (insecure %v), volumes %v; want its own seed only", name, cfg.NATSSeeds, cfg.NATSInsecure, svc.Volumes)
+		}
 		if u := cfg.Traces.Endpoint; !strings.HasPrefix(u, "http://jaeger:") || !strings.HasPrefix(compose.Services["jaeger"].Image, "jaegertracing/") {
 			t.Errorf("compose %s: exports traces to %q, want the compose file's Jaeger", name, u)
 		}
@@ -134,6 +139,9 @@ func TestComposeFile(t *testing.T) {
 		if !seen[target] {
 			t.Errorf("compose runs no %s container", target)
 		}
+	}
+	if got := strings.Join(compose.Services["nats"].Command, " "); got != "-c /etc/nats/nats-server.conf" {
+		t.Errorf("compose nats: %q, want the server config `orderflow nats-config` writes", got)
 	}
 	for _, infra := range []string{"eventstore", "postgres", "nats"} {
 		if len(compose.Services[infra].Healthcheck.Test) == 0 {

@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -166,3 +168,47 @@ func IdentityOptions(identity, seedFile string) ([]nats.Option, error) {
 }
 
 var errNoCredentials = errors.New("no NATS credentials: set ORDERFLOW_NATS_SEEDS (a directory with <target>.nk nkey seeds, one per target), or ORDERFLOW_NATS_INSECURE=true to connect without (development only)")
+
+// ServerConfig is a nats-server configuration (JSON, which nats-server reads as its own format)
+// that accepts exactly users, each with its permissions, with JetStream in storeDir: what
+// `orderflow nats-config` writes for a NATS server of the platform's own.
+func ServerConfig(users []natsrv.User, storeDir string) ([]byte, error) {
+	type allow struct {
+		Allow []string `json:"allow"`
+	}
+	type responses struct {
+		Max     int    `json:"max"`
+		Expires string `json:"expires"`
+	}
+	type permissions struct {
+		Publish   allow      `json:"publish"`
+		Subscribe allow      `json:"subscribe"`
+		Responses *responses `json:"allow_responses,omitempty"`
+	}
+	type user struct {
+		Nkey        string      `json:"nkey"`
+		Permissions permissions `json:"permissions"`
+	}
+	conf := struct {
+		Port          int               `json:"port"`
+		HTTPPort      int               `json:"http_port"`
+		JetStream     map[string]string `json:"jetstream"`
+		Authorization map[string][]user `json:"authorization"`
+	}{Port: 4222, HTTPPort: 8222, JetStream: map[string]string{"store_dir": storeDir}, Authorization: map[string][]user{}}
+	for _, u := range users {
+		p := permissions{Publish: allow{u.Publish}, Subscribe: allow{u.Subscribe}}
+		if p.Publish.Allow == nil {
+			p.Publish.Allow = []string{} // nothing: an empty allow list denies every subject
+		}
+		if u.Respond {
+			p.Responses = &responses{Max: 1, Expires: "5m"}
+		}
+		conf.Authorization["users"] = append(conf.Authorization["users"], user{Nkey: u.Nkey, Permissions: p})
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // nats-server's parser knows no \u escapes: ">" as is
+	enc.SetIndent("", "  ")
+	err := enc.Encode(conf)
+	return b.Bytes(), err
+}

@@ -24,6 +24,7 @@ Usage:
   orderflow projections list | status NAME | rebuild NAME | pause NAME | resume NAME | parked NAME | replay-parked NAME
                                                         read models: position, lag, blue/green rebuild, parked events
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
+  orderflow nats-config --dir DIR                       NATS identities (nkey seeds) and a server config with their permissions
   orderflow trace ORDER_ID                              an order's life from the event log: every command, who asked, its events
   orderflow token --sub ID [--role customer|admin]      a development bearer token for the gateway
 
@@ -56,6 +57,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return services(ctx, args[1:], getenv, stdout, stderr)
 	case "health":
 		return health(ctx, args[1:], getenv, stdout, stderr)
+	case "nats-config":
+		return natsConfigCmd(args[1:], getenv, stdout, stderr)
 	case "trace":
 		return traceCmd(ctx, args[1:], getenv, stdout)
 	case "token":

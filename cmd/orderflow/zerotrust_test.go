@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/dev/pgtest"
@@ -135,6 +136,70 @@ func TestZeroTrust(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("order zt-1: %s %v", a.Data["order"], a.Errors)
+		}
+	}
+}
+
+// TestGeneratedNATSConfig: the server configuration `orderflow nats-config` writes is one
+// nats-server loads, and every target, each with its own seed from that directory, runs the
+// platform against it (an order confirmed); an anonymous client is refused.
+func TestGeneratedNATSConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := natsConfigCmd([]string{"--dir", dir, "--store-dir", filepath.Join(dir, "js")}, func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
+	if err != nil {
+		t.Fatalf("nats-server does not load the generated config: %v", err)
+	}
+	opts.Host, opts.Port, opts.HTTPPort, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, 0, true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	if nc, err := nats.Connect(ns.ClientURL(), nats.Timeout(2*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client connected to the generated server")
+	}
+	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": ns.ClientURL(), "ORDERFLOW_NATS_SEEDS": dir,
+		"ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret, "PAYMENT_PROVIDER_LATENCY": "1ms"}
+	cfg, err := platform.ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- platform.Run(ctx, cfg, io.Discard, io.Discard, func(a string) { addr <- a }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatal(err)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"gen","sku":"GEN-1","name":"Generated","priceCents":100}`, nil); s != 201 {
+		t.Fatalf("add product: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products/gen/restock", `{"quantity":1}`, nil); s != 200 {
+		t.Fatalf("restock: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"gen-1","customerId":"c","lines":[{"productId":"gen","quantity":1,"unitPriceCents":100}]}`, nil); s != 201 {
+		t.Fatalf("place: %d %s", s, b)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		a := graphQL(t, base, `{ order(id: "gen-1") { status } }`, nil, nil)
+		if strings.Contains(string(a.Data["order"]), "CONFIRMED") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order gen-1: %s %v", a.Data["order"], a.Errors)
 		}
 	}
 }
