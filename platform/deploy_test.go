@@ -152,8 +152,18 @@ func TestComposeFile(t *testing.T) {
 
 func TestKubernetesBase(t *testing.T) {
 	dir := "../deploy/k8s/base"
-	var kust struct{ Resources []string }
+	var kust struct {
+		Resources       []string
+		SecretGenerator []struct {
+			Name  string
+			Files []string
+		} `yaml:"secretGenerator"`
+	}
 	readYAML(t, filepath.Join(dir, "kustomization.yaml"), &kust)
+	seedSecrets := map[string][]string{}
+	for _, g := range kust.SecretGenerator {
+		seedSecrets[g.Name] = g.Files
+	}
 	var config map[string]string
 	seen, others := map[string]bool{}, map[string]bool{}
 	probes := ops.Handler(func(context.Context) error { return nil }, nil)
@@ -193,6 +203,12 @@ func TestKubernetesBase(t *testing.T) {
 				}
 				cfg := checkTarget(t, "k8s "+file, c.Args, env)
 				seen[cfg.Targets[0]] = true
+				// Its own NATS identity only: the Secret of its seed, mounted where it looks.
+				vols := d.Spec.Template.Spec.Volumes
+				if cfg.NATSInsecure || cfg.NATSSeeds == "" || len(vols) != 1 || vols[0].Secret.SecretName != "nats-seed-"+cfg.Targets[0] ||
+					len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != cfg.NATSSeeds || !slices.Contains(seedSecrets["nats-seed-"+cfg.Targets[0]], "nats/"+cfg.Targets[0]+".nk") {
+					t.Errorf("k8s %s: NATS seeds %q (insecure %v), volumes %+v, mounts %+v; want its own seed's Secret only", file, cfg.NATSSeeds, cfg.NATSInsecure, vols, c.VolumeMounts)
+				}
 				if len(c.Ports) == 0 || port(t, cfg.HTTPAddr) != itoa(c.Ports[0].ContainerPort) {
 					t.Errorf("k8s %s: container port %v, the binary listens on %s", file, c.Ports, cfg.HTTPAddr)
 				}
@@ -240,6 +256,16 @@ type deployment struct {
 					LivenessProbe  probe `yaml:"livenessProbe"`
 					ReadinessProbe probe `yaml:"readinessProbe"`
 					Resources      struct{ Requests map[string]string }
+					VolumeMounts   []struct {
+						Name      string
+						MountPath string `yaml:"mountPath"`
+					} `yaml:"volumeMounts"`
+				}
+				Volumes []struct {
+					Name   string
+					Secret struct {
+						SecretName string `yaml:"secretName"`
+					}
 				}
 			}
 		}
