@@ -25,7 +25,7 @@ var EnvVars = []string{
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
 	"GATEWAY_MAX_SUBSCRIPTIONS", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "ORDERFLOW_NATS_SEEDS", "ORDERFLOW_NATS_INSECURE",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "ORDERFLOW_NATS_SEEDS", "ORDERFLOW_NATS_INSECURE", "ORDERFLOW_JWT_PREVIOUS_SECRET",
 }
 
 // Config is read once, here, from flags and the environment.
@@ -83,6 +83,10 @@ type Config struct {
 	// makes one and keeps it in DataDir. JWKSFile verifies RS256 tokens instead
 	// (ORDERFLOW_JWKS_FILE). The gateway target needs one of them.
 	JWTSecret, JWKSFile string
+	// JWTPreviousSecret is still accepted while a rotation of JWTSecret is under way
+	// (ORDERFLOW_JWT_PREVIOUS_SECRET): set the new secret and this one to the old, and drop it once
+	// the old tokens have expired.
+	JWTPreviousSecret string
 	// RateLimit is requests per second per customer token at the gateway (GATEWAY_RATE_LIMIT;
 	// default 20; 0 turns it off); AdminRateLimit the same per admin token
 	// (GATEWAY_ADMIN_RATE_LIMIT; default 0: admins are not limited).
@@ -168,6 +172,7 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	}
 	c.ConsistencyTimeout = timeout
 	c.JWTSecret, c.JWKSFile = getenv("ORDERFLOW_JWT_SECRET"), getenv("ORDERFLOW_JWKS_FILE")
+	c.JWTPreviousSecret = getenv("ORDERFLOW_JWT_PREVIOUS_SECRET")
 	if c.RateLimit, err = strconv.Atoi(env("GATEWAY_RATE_LIMIT", "20")); err != nil || c.RateLimit < 0 {
 		return Config{}, fmt.Errorf("GATEWAY_RATE_LIMIT: want requests per second per client, such as 20 (0: no limit)")
 	}

@@ -498,7 +498,11 @@ func Verifier(cfg Config) (*auth.Verifier, error) {
 		if err != nil {
 			return nil, err
 		}
-		return auth.HS256(secret)
+		var previous [][]byte
+		if cfg.JWTPreviousSecret != "" {
+			previous = append(previous, []byte(cfg.JWTPreviousSecret))
+		}
+		return auth.HS256(secret, previous...)
 	}
 	return nil, errors.New("the gateway needs ORDERFLOW_JWT_SECRET (HS256, at least 32 bytes) or ORDERFLOW_JWKS_FILE (RS256)")
 }

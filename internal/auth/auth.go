@@ -68,8 +68,8 @@ type claims struct {
 // signature each time is a visible share of a gateway query's CPU (profile `orderflow-bench
 // gateway --cpuprofile`).
 type Verifier struct {
-	secret []byte
-	keys   map[string]*rsa.PublicKey // by kid
+	secrets [][]byte                  // HS256: the current secret, then those still accepted while tokens of theirs live
+	keys    map[string]*rsa.PublicKey // by kid
 
 	mu       sync.Mutex
 	verified map[string]verified
@@ -80,12 +80,17 @@ type verified struct {
 	expires time.Time
 }
 
-// HS256 verifies tokens signed with secret.
-func HS256(secret []byte) (*Verifier, error) {
-	if len(secret) < 32 {
-		return nil, fmt.Errorf("the HS256 secret has %d bytes: want at least 32", len(secret))
+// HS256 verifies tokens signed with secret, or with one of previous: a rotation keeps the old
+// secret accepted until the tokens it signed have expired, so no caller is cut off.
+func HS256(secret []byte, previous ...[]byte) (*Verifier, error) {
+	v := &Verifier{}
+	for _, s := range append([][]byte{secret}, previous...) {
+		if len(s) < 32 {
+			return nil, fmt.Errorf("an HS256 secret has %d bytes: want at least 32", len(s))
+		}
+		v.secrets = append(v.secrets, s)
 	}
-	return &Verifier{secret: secret}, nil
+	return v, nil
 }
 
 // JWKSFile verifies RS256 tokens with the RSA keys of a JWKS document (RFC 7517) in path.
@@ -149,7 +154,11 @@ func (v *Verifier) verify(token string) (Principal, time.Time, error) {
 	}
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if v.keys == nil {
-			return v.secret, nil
+			set := jwt.VerificationKeySet{}
+			for _, s := range v.secrets {
+				set.Keys = append(set.Keys, s)
+			}
+			return set, nil
 		}
 		kid, _ := t.Header["kid"].(string)
 		if k, ok := v.keys[kid]; ok {

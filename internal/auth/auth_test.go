@@ -89,3 +89,30 @@ func TestJWKSFile(t *testing.T) {
 		t.Errorf("an HS256 token against RS256 keys: %v", err)
 	}
 }
+
+// TestHS256Rotation: while a rotation is under way, tokens of the previous secret and of the new
+// one both verify; once the previous secret is dropped, its tokens no longer do.
+func TestHS256Rotation(t *testing.T) {
+	old, current := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
+	byOld, _ := auth.Issue(old, "c-1", auth.Customer, time.Hour)
+	byNew, _ := auth.Issue(current, "c-2", auth.Customer, time.Hour)
+	rotating, err := auth.HS256(current, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{byOld, byNew} {
+		if _, err := rotating.Verify(tok); err != nil {
+			t.Errorf("during the rotation: %v", err)
+		}
+	}
+	done, _ := auth.HS256(current)
+	if _, err := done.Verify(byOld); !errors.Is(err, auth.ErrInvalid) {
+		t.Errorf("after the rotation, an old token: %v, want ErrInvalid", err)
+	}
+	if _, err := done.Verify(byNew); err != nil {
+		t.Errorf("after the rotation, a new token: %v", err)
+	}
+	if _, err := auth.HS256(current, []byte("short")); err == nil {
+		t.Error("a short previous secret was accepted")
+	}
+}
