@@ -166,14 +166,6 @@ func appendSpan(ctx context.Context, stream string, batch []*request, carried []
 		attribute.String("orderflow.stream", stream), attribute.Int("orderflow.commands", len(carried)), attribute.Int("orderflow.events", events)))
 }
 
-func plan2[T any](ps []T, f func(T) int) []int {
-	out := make([]int, len(ps))
-	for i, p := range ps {
-		out[i] = f(p)
-	}
-	return out
-}
-
 // streamKind is a stream's category ("order" of "order-o-1"): span names stay few.
 func streamKind(stream string) string {
 	kind, _, _ := strings.Cut(stream, "-")
@@ -360,7 +352,11 @@ func (w *Writer) process(c *cached, batch []*request) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
-		ctx, span := appendSpan(ctx, c.name, batch, plan2(plan, func(p planned) int { return p.i }), len(events))
+		carried := make([]int, len(plan))
+		for k, p := range plan {
+			carried[k] = p.i
+		}
+		ctx, span := appendSpan(ctx, c.name, batch, carried, len(events))
 		res, err := w.Store.Append(ctx, c.name, eventstore.Exact(c.revision), events)
 		telemetry.End(span, err)
 		cancel()

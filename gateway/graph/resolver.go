@@ -22,6 +22,7 @@ import (
 	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -318,10 +319,7 @@ func address(a *AddressInput) wire.Address {
 // withDecisions adds a saga's decisions to an order's timeline, as entries of the saga's own stream
 // (sortTimeline puts them in place).
 func withDecisions(entries []*wire.TimelineEntry, f wire.Fulfillment) []*wire.TimelineEntry {
-	traceID := ""
-	if parts := strings.Split(f.TraceParent, "-"); len(parts) == 4 {
-		traceID = parts[1]
-	}
+	traceID := telemetry.TraceID(f.TraceParent)
 	out := slices.Clone(entries)
 	for _, d := range f.Decisions {
 		summary := strings.ToLower(d.Step)

@@ -17,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -68,7 +69,7 @@ func Timeline(ctx context.Context, store eventstore.Store, id string) ([]wire.Ti
 	out := make([]wire.TimelineEntry, len(events))
 	for i, e := range events {
 		out[i] = wire.TimelineEntry{At: e.RecordedAt.UTC(), Stream: e.Stream, Type: e.Type, Position: e.Position.String(),
-			CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID, TraceID: traceID(e.Metadata.TraceParent),
+			CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID, TraceID: telemetry.TraceID(e.Metadata.TraceParent),
 			Actor: e.Metadata.Actor, Summary: summary(e.Type, e.Data)}
 	}
 	return out, nil
@@ -106,15 +107,6 @@ func about(e eventstore.RecordedEvent, id string) bool {
 		OrderID string `json:"orderId"`
 	}
 	return json.Unmarshal(e.Data, &p) == nil && p.OrderID == id
-}
-
-// traceID is the trace id of a W3C traceparent ("00-<trace id>-<span id>-<flags>").
-func traceID(traceparent string) string {
-	parts := strings.Split(traceparent, "-")
-	if len(parts) != 4 || len(parts[1]) != 32 {
-		return ""
-	}
-	return parts[1]
 }
 
 // summary says in a few words what an event says: what happened (its type's name) and its
