@@ -55,24 +55,37 @@ func SharedMetrics(p *target.Process, d target.Deps) *Metrics {
 	return target.Share(p, metricsKey{}, func() *Metrics { return NewMetrics(d.Metrics) })
 }
 
-// Status reads read model name's checkpoint, control and parked rows in its database (dbURL),
-// and its lag behind the head of the log when the event store is PostgreSQL (eventsURL; for
-// EventStoreDB the lag is not counted).
-func Status(ctx context.Context, eventsURL, dbURL, name string) (wire.ProjectionStatus, error) {
+// Statuses reads each read model's checkpoint, control and parked rows in its database
+// (dbURL(name)), and its lag behind the head of the log when the event store is PostgreSQL
+// (eventsURL, connected to once; for EventStoreDB the lag is not counted).
+func Statuses(ctx context.Context, eventsURL string, names []string, dbURL func(name string) string) ([]wire.ProjectionStatus, error) {
 	var es *pgx.Conn
 	head := "unknown (EventStoreDB)"
 	if strings.HasPrefix(eventsURL, "postgres://") || strings.HasPrefix(eventsURL, "postgresql://") {
 		var err error
 		if es, err = pgx.Connect(ctx, eventsURL); err != nil {
-			return wire.ProjectionStatus{}, err
+			return nil, err
 		}
 		defer es.Close(context.Background())
 		var gp int64
 		if err := es.QueryRow(ctx, `select coalesce(max(global_position), 0) from eventstore.events`).Scan(&gp); err != nil {
-			return wire.ProjectionStatus{}, fmt.Errorf("head of the log: %w", err)
+			return nil, fmt.Errorf("head of the log: %w", err)
 		}
 		head = fmt.Sprint(gp)
 	}
+	out := make([]wire.ProjectionStatus, 0, len(names))
+	for _, name := range names {
+		st, err := status(ctx, es, head, dbURL(name), name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// status is one read model's figures; es is the event store (nil: not PostgreSQL).
+func status(ctx context.Context, es *pgx.Conn, head, dbURL, name string) (wire.ProjectionStatus, error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return wire.ProjectionStatus{}, err
@@ -139,18 +152,17 @@ func (o *operations) list(ctx context.Context, _ struct{}) ([]wire.ProjectionSta
 }
 
 func (o *operations) figures(ctx context.Context, only string) ([]wire.ProjectionStatus, error) {
-	var list []wire.ProjectionStatus
+	var names []string
 	for name := range o.readModels {
-		if only != "" && name != only {
-			continue
+		if only == "" || name == only {
+			names = append(names, name)
 		}
-		st, err := Status(ctx, o.d.EventStoreURL, o.d.DatabaseURL(name), name)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, st)
 	}
-	slices.SortFunc(list, func(a, b wire.ProjectionStatus) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(names)
+	list, err := Statuses(ctx, o.d.EventStoreURL, names, o.d.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for i := range list {

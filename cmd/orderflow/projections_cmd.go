@@ -16,7 +16,6 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/projections"
-	"github.com/orderflow/orderflow/wire"
 )
 
 // cliConfig is the platform's configuration as the CLI sees it: the usual environment, and when
@@ -111,19 +110,18 @@ func lookup(name string) (projections.Projection, error) {
 }
 
 func listProjections(ctx context.Context, cfg platform.Config, only string, stdout io.Writer) error {
-	var list []wire.ProjectionStatus
+	var names []string
 	for _, rm := range platform.ReadModels {
-		if only != "" && rm.Name() != only {
-			continue
+		if only == "" || rm.Name() == only {
+			names = append(names, rm.Name())
 		}
-		st, err := projections.Status(ctx, cfg.EventStoreURL, cfg.SchemaURL(rm.Name()), rm.Name())
-		if err != nil {
-			return err
-		}
-		list = append(list, st)
 	}
-	if only != "" && len(list) == 0 {
+	if only != "" && len(names) == 0 {
 		_, err := lookup(only)
+		return err
+	}
+	list, err := projections.Statuses(ctx, cfg.EventStoreURL, names, cfg.SchemaURL)
+	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
