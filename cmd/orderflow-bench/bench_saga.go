@@ -55,34 +55,17 @@ func benchSaga(ctx context.Context, args []string, getenv func(string) string, s
 
 	// Phase 1: throughput.
 	fmt.Fprintf(stdout, "throughput: %d orders from %d REST clients…\n", *burst, *clients)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range *clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1); i <= int64(*burst); i = next.Add(1) {
-				if order(fmt.Sprintf("burst-%d", i)) != nil {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := waitConfirmed(ctx, dbURL, "burst-", *burst-int(failed.Load()), 5*time.Minute); err != nil {
-		return err
-	}
-	lat, span, err := latencies(ctx, dbURL, "burst-")
+	throughput, refused, err := burstOrders(ctx, p, "burst-", *burst, *clients, products)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "saga throughput: %.0f orders/s placed→confirmed (%d orders in %s; %d refused by the API)\n",
-		float64(len(lat))/span.Seconds(), len(lat), span.Round(time.Millisecond), failed.Load())
+	fmt.Fprintf(stdout, "saga throughput: %.0f orders/s placed→confirmed (%d orders; %d refused by the API)\n", throughput, *burst-refused, refused)
 
 	// Phase 2: latency at a steady rate.
 	fmt.Fprintf(stdout, "latency: %d orders/s for %s…\n", *rate, *steady)
 	tick := time.NewTicker(time.Second / time.Duration(*rate))
+	var wg sync.WaitGroup
+	var failed atomic.Int64
 	n := 0
 	end := time.Now().Add(*steady)
 	for time.Now().Before(end) {
@@ -99,10 +82,10 @@ func benchSaga(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	tick.Stop()
 	wg.Wait()
-	if err := waitConfirmed(ctx, dbURL, "steady-", n, 2*time.Minute); err != nil {
+	if err := waitConfirmed(ctx, dbURL, "steady-", n-int(failed.Load()), 2*time.Minute); err != nil {
 		return err
 	}
-	lat, _, err = latencies(ctx, dbURL, "steady-")
+	lat, _, err := latencies(ctx, dbURL, "steady-")
 	if err != nil {
 		return err
 	}

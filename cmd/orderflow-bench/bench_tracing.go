@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -70,7 +71,7 @@ func benchTracing(ctx context.Context, args []string, getenv func(string) string
 	const n = 20_000
 	start := time.Now()
 	for range n {
-		telemetry.OrderPath(ctx)
+		orderPath(ctx)
 	}
 	per := time.Since(start) / n
 	perOrder := time.Duration(float64(runtime.NumCPU()) / off * float64(time.Second))
@@ -93,6 +94,14 @@ func sagaThroughput(ctx context.Context, name string, env map[string]string, ord
 	if err := seedProducts(p, "bench", products); err != nil {
 		return 0, err
 	}
+	rate, _, err := burstOrders(ctx, p, "burst-", orders, clients, products)
+	return rate, err
+}
+
+// burstOrders places orders (ids prefix1…) over products from clients concurrent REST clients, waits
+// for every one the API took to be confirmed, and answers the rate placed→confirmed (from the
+// event store's timestamps), the span it took and how many the API refused.
+func burstOrders(ctx context.Context, p *benchPlatform, prefix string, orders, clients, products int) (rate float64, refused int, err error) {
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range clients {
@@ -100,7 +109,7 @@ func sagaThroughput(ctx context.Context, name string, env map[string]string, ord
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(orders); i = next.Add(1) {
-				body := fmt.Sprintf(`{"orderId":"burst-%d","customerId":"c","lines":[{"productId":"bench-%d","quantity":1,"unitPriceCents":999}]}`, i, i%products)
+				body := fmt.Sprintf(`{"orderId":"%s%d","customerId":"c","lines":[{"productId":"bench-%d","quantity":1,"unitPriceCents":999}]}`, prefix, i, i%int64(products))
 				if p.post("/api/v1/orders", body) != nil {
 					failed.Add(1)
 				}
@@ -108,14 +117,14 @@ func sagaThroughput(ctx context.Context, name string, env map[string]string, ord
 		}()
 	}
 	wg.Wait()
-	if err := waitConfirmed(ctx, p.dbURL, "burst-", orders-int(failed.Load()), 5*time.Minute); err != nil {
-		return 0, err
+	if err := waitConfirmed(ctx, p.dbURL, prefix, orders-int(failed.Load()), 5*time.Minute); err != nil {
+		return 0, 0, err
 	}
-	lat, span, err := latencies(ctx, p.dbURL, "burst-")
+	lat, span, err := latencies(ctx, p.dbURL, prefix)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(len(lat)) / span.Seconds(), nil
+	return float64(len(lat)) / span.Seconds(), int(failed.Load()), nil
 }
 
 // seedProducts adds n products named prefix-0…, each with a million units.
@@ -140,4 +149,27 @@ func roundRates(rs []float64) string {
 		out += fmt.Sprintf("%.0f", r)
 	}
 	return out
+}
+
+// orderPath does what the instrumentation does for one order without a tracer provider installed
+// (export off): the spans of its requests, commands, appends, queued commands and their
+// handlers, and the trace context carried in NATS headers and event metadata. It is the
+// instrumentation's own cost, for `orderflow-bench tracing` to weigh against an order's.
+func orderPath(ctx context.Context) {
+	ctx, root := telemetry.Tracer().Start(ctx, "POST /api/v1/orders")
+	for range 6 { // place; reserve, authorize, confirm (queued); two reads
+		cctx, call := telemetry.Tracer().Start(ctx, "call")
+		h := nats.Header{}
+		telemetry.Inject(cctx, h)
+		sctx, server := telemetry.Tracer().Start(telemetry.Extract(context.Background(), h), "handle")
+		cmdCtx, cmd := telemetry.Tracer().Start(sctx, "command")
+		_, app := telemetry.Tracer().Start(cmdCtx, "append")
+		tp, ts := telemetry.TraceParent(cmdCtx)
+		_ = telemetry.WithParent(context.Background(), tp, ts)
+		app.End()
+		cmd.End()
+		server.End()
+		call.End()
+	}
+	root.End()
 }

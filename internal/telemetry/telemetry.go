@@ -205,26 +205,3 @@ func (h LogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return LogHandler{h.Handler.WithAttrs(attrs)}
 }
 func (h LogHandler) WithGroup(name string) slog.Handler { return LogHandler{h.Handler.WithGroup(name)} }
-
-// OrderPath does what the instrumentation does for one order without a tracer provider installed
-// (export off): the spans of its requests, commands, appends, queued commands and their
-// handlers, and the trace context carried in NATS headers and event metadata. It is the
-// instrumentation's own cost, for `orderflow-bench tracing` to weigh against an order's.
-func OrderPath(ctx context.Context) {
-	ctx, root := Tracer().Start(ctx, "POST /api/v1/orders")
-	for range 6 { // place; reserve, authorize, confirm (queued); two reads
-		cctx, call := Tracer().Start(ctx, "call")
-		h := nats.Header{}
-		Inject(cctx, h)
-		sctx, server := Tracer().Start(Extract(context.Background(), h), "handle")
-		cmdCtx, cmd := Tracer().Start(sctx, "command")
-		_, app := Tracer().Start(cmdCtx, "append")
-		tp, ts := TraceParent(cmdCtx)
-		_ = WithParent(context.Background(), tp, ts)
-		app.End()
-		cmd.End()
-		server.End()
-		call.End()
-	}
-	root.End()
-}
