@@ -23,11 +23,7 @@ import (
 func cliConfig(getenv func(string) string) (platform.Config, error) {
 	env := getenv
 	if getenv("DATABASE_URL") == "" {
-		dir := getenv("ORDERFLOW_DATA_DIR")
-		if dir == "" {
-			dir = ".orderflow"
-		}
-		if b, err := os.ReadFile(filepath.Join(dir, platform.DatabaseURLFile)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(cliDataDir(getenv), platform.DatabaseURLFile)); err == nil {
 			url := strings.TrimSpace(string(b))
 			env = func(k string) string {
 				if k == "DATABASE_URL" {

@@ -25,10 +25,7 @@ import (
 // dev` left in its data directory, else the default local server; as the operator identity when
 // its seed is at hand (ORDERFLOW_NATS_SEEDS, else the dev data directory's).
 func cliNATS(getenv func(string) string, name string) (*nats.Conn, error) {
-	dir := getenv("ORDERFLOW_DATA_DIR")
-	if dir == "" {
-		dir = ".orderflow"
-	}
+	dir := cliDataDir(getenv)
 	url := getenv("NATS_URL")
 	if url == "" {
 		url = nats.DefaultURL
@@ -174,4 +171,13 @@ func collect[T any](ctx context.Context, nc *nats.Conn, subject string, wait tim
 			out = append(out, v)
 		}
 	}
+}
+
+// cliDataDir is where a `make run` of this checkout keeps its data (ORDERFLOW_DATA_DIR, else
+// .orderflow): the CLI finds the platform's database, NATS and identities there.
+func cliDataDir(getenv func(string) string) string {
+	if dir := getenv("ORDERFLOW_DATA_DIR"); dir != "" {
+		return dir
+	}
+	return ".orderflow"
 }
