@@ -488,15 +488,20 @@ const maxLinks = 128
 // batchSpan is the span of a projector's batch: linked to the trace of each event it applies (the
 // traceparent the event keeps), so that every request's trace shows where its events went.
 func batchSpan(ctx context.Context, name string, events []eventstore.RecordedEvent) (context.Context, trace.Span) {
-	links := make([]trace.Link, 0, min(len(events), maxLinks))
-	for _, e := range events {
-		if sc := telemetry.FromTraceParent(e.Metadata.TraceParent, e.Metadata.TraceState); sc.IsValid() && len(links) < maxLinks {
-			links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("orderflow.event_type", e.Type)}})
-		}
-	}
-	return telemetry.Tracer().Start(ctx, "project "+name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+	ctx, span := telemetry.Tracer().Start(ctx, "project "+name, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("orderflow.projection", name), attribute.Int("orderflow.events", len(events)),
 			attribute.String("orderflow.position", events[len(events)-1].Position.String())))
+	if !span.IsRecording() {
+		return ctx, span // no provider: no need to read the events' trace contexts
+	}
+	links := 0
+	for _, e := range events {
+		if sc := telemetry.FromTraceParent(e.Metadata.TraceParent, e.Metadata.TraceState); sc.IsValid() && links < maxLinks {
+			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("orderflow.event_type", e.Type)}})
+			links++
+		}
+	}
+	return ctx, span
 }
 
 // applyParking applies events one by one, each under a savepoint; an event that fails is parked
