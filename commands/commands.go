@@ -12,6 +12,7 @@ import (
 
 	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
@@ -146,14 +147,27 @@ func encode[S, E any](ctx context.Context, agg Aggregate[S, E], events []E, meta
 
 // EventMetadata is the metadata of the events command meta appends: its flow (correlation id),
 // its cause (the command id), who asked, and its trace context: the span of ctx (the command's),
-// else the command's own traceparent, so that readers of the events continue the trace.
+// else the command's own traceparent, so that readers of the events continue the trace. Who asked
+// is the caller a verified assertion names (auth.Trust), when ctx has one: not the command's word.
 func EventMetadata(ctx context.Context, meta Meta) eventstore.Metadata {
 	m := eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: meta.CommandID, Actor: meta.Actor,
 		TraceParent: meta.TraceParent, TraceState: meta.TraceState}
+	if p, ok := auth.From(ctx); ok {
+		m.Actor = Actor(p)
+	}
 	if tp, ts := telemetry.TraceParent(ctx); tp != "" {
 		m.TraceParent, m.TraceState = tp, ts
 	}
 	return m
+}
+
+// Actor is how events name principal p: "customer:<id>", "admin:<subject>", or a service's own
+// name ("saga:fulfillment").
+func Actor(p auth.Principal) string {
+	if p.Role == auth.Service {
+		return p.Subject
+	}
+	return string(p.Role) + ":" + p.Subject
 }
 
 // Classify maps a command's error to the answer a command service sends: invalid commands,
@@ -170,6 +184,8 @@ func Classify(err error) *rpc.Error {
 		return &rpc.Error{Code: rpc.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, domain.ErrConflict):
 		return &rpc.Error{Code: rpc.CodeConflict, Message: err.Error()}
+	case errors.Is(err, auth.ErrForbidden):
+		return &rpc.Error{Code: rpc.CodeForbidden, Message: err.Error()}
 	case errors.Is(err, ErrTooBusy):
 		return &rpc.Error{Code: rpc.CodeUnavailable, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):

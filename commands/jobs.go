@@ -9,7 +9,7 @@ import (
 )
 
 // Job adapts a handler to a queued command (package jobs): a refusal the sender must live with
-// (invalid, unknown, illegal transition) is final; anything else is retried by the queue.
+// (invalid, unknown, illegal transition, not allowed) is final; anything else is retried by the queue.
 func Job[Req, Resp any](classify func(error) *rpc.Error, fn func(context.Context, Req) (Resp, error)) jobs.Handler {
 	return func(ctx context.Context, data []byte) error {
 		var req Req
@@ -17,7 +17,7 @@ func Job[Req, Resp any](classify func(error) *rpc.Error, fn func(context.Context
 			return &rpc.Error{Code: rpc.CodeInvalid, Message: "malformed queued command: " + err.Error()}
 		}
 		if _, err := fn(ctx, req); err != nil {
-			if e := classify(err); e.Code == rpc.CodeInvalid || e.Code == rpc.CodeNotFound || e.Code == rpc.CodeConflict {
+			if e := classify(err); rpc.Final(e.Code) {
 				return e
 			}
 			return err

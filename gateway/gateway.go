@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/orderflow/orderflow/gateway/api"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/ops"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
@@ -40,6 +41,9 @@ type Options struct {
 	Idempotency *IdempotencyKeys
 	// Security: tokens, roles, rate limits, CORS, GraphQL limits.
 	Security Security
+	// Signer, if set, asserts each request's caller to the services it calls (auth.Signer): they
+	// check it again instead of trusting the gateway's word.
+	Signer *auth.Signer
 }
 
 // New returns the gateway's HTTP handler.

@@ -56,7 +56,7 @@ func (g *gateway) graphQL() http.Handler {
 			if err != nil {
 				return ctx, nil, err
 			}
-			return auth.With(ctx, p), nil, nil
+			return g.asCaller(ctx, p), nil, nil
 		},
 	})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000)) // parsed and validated once per query text
@@ -131,7 +131,7 @@ func (g *gateway) presentError(ctx context.Context, err error) *gqlerror.Error {
 	}
 	code := map[string]string{
 		rpc.CodeInvalid: CodeBadUserInput, rpc.CodeNotFound: CodeNotFound, rpc.CodeConflict: CodeConflict,
-		rpc.CodeStale: CodeStaleRead, rpc.CodeUnavailable: CodeUnavailable,
+		rpc.CodeStale: CodeStaleRead, rpc.CodeUnavailable: CodeUnavailable, rpc.CodeForbidden: CodeForbidden,
 	}[e.Code]
 	if code == "" {
 		code, e.Message = CodeInternal, "internal error"

@@ -34,6 +34,8 @@ func problemFor(err error) *problem {
 		p.Status, p.Type, p.Title = http.StatusNotFound, "not-found", "Not found"
 	case rpc.CodeConflict:
 		p.Status, p.Type, p.Title = http.StatusConflict, "conflict", "Conflict with the current state"
+	case rpc.CodeForbidden: // a service refused the caller the gateway let through
+		p.Status, p.Type, p.Title = http.StatusForbidden, "forbidden", "Forbidden"
 	case rpc.CodeStale:
 		p.Status, p.Type, p.Title = http.StatusGatewayTimeout, "stale-read", "Read model behind the requested position"
 	case rpc.CodeUnavailable:

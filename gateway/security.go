@@ -65,8 +65,17 @@ func (g *gateway) authenticate(next http.Handler) http.Handler {
 			writeProblem(w, r, &problem{Status: http.StatusUnauthorized, Type: "unauthenticated", Title: "Unauthenticated", Detail: err.Error()})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(auth.With(r.Context(), p)))
+		next.ServeHTTP(w, r.WithContext(g.asCaller(r.Context(), p)))
 	})
+}
+
+// asCaller returns ctx of a request by p: the services it calls hear of p, signed.
+func (g *gateway) asCaller(ctx context.Context, p auth.Principal) context.Context {
+	ctx = auth.With(ctx, p)
+	if g.opts.Signer != nil {
+		ctx = auth.WithSigner(ctx, g.opts.Signer)
+	}
+	return ctx
 }
 
 func isWebsocket(r *http.Request) bool {

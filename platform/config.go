@@ -67,7 +67,8 @@ type Config struct {
 	// as itself (ORDERFLOW_NATS_SEEDS). The embedded server makes its own.
 	NATSSeeds string
 	// NATSInsecure connects to NATS_URL without credentials (ORDERFLOW_NATS_INSECURE; development
-	// and tests only): without it, and without seeds, serve refuses to start.
+	// and tests only): without it, and without seeds, serve refuses to start. With seeds too, the
+	// seeds' keys still sign and check callers' assertions; only NATS does not ask who connects.
 	NATSInsecure bool
 	// NATSNamespace prefixes every subject (ORDERFLOW_NATS_PREFIX; default orderflow).
 	NATSNamespace wire.Namespace

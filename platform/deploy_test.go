@@ -122,9 +122,11 @@ func TestComposeFile(t *testing.T) {
 		if port(t, cfg.HTTPAddr) != "8080" {
 			t.Errorf("compose %s: listens on %s, the health check and ports assume 8080", name, cfg.HTTPAddr)
 		}
-		// Its own NATS identity, and no one else's: the seed of its target, mounted alone.
-		if cfg.NATSInsecure || cfg.NATSSeeds == "" || !slices.Equal(svc.Volumes, []string{"./nats/" + cfg.Targets[0] + ".nk:" + cfg.NATSSeeds + "/" + cfg.Targets[0] + ".nk:ro"}) {
-			t.Errorf("compose %s: NATS seeds %q (insecure %v), volumes %v; want its own seed only", name, cfg.NATSSeeds, cfg.NATSInsecure, svc.Volumes)
+		// Its own NATS identity, and no one else's: the seed of its target, mounted alone beside the
+		// public keys of the callers it believes.
+		if cfg.NATSInsecure || cfg.NATSSeeds == "" || !slices.Equal(svc.Volumes, []string{"./nats/" + cfg.Targets[0] + ".nk:" + cfg.NATSSeeds + "/" + cfg.Targets[0] + ".nk:ro",
+			"./nats/" + CallersFile + ":" + cfg.NATSSeeds + "/" + CallersFile + ":ro"}) {
+			t.Errorf("compose %s: NATS seeds %q (insecure %v), volumes %v; want its own seed and %s only", name, cfg.NATSSeeds, cfg.NATSInsecure, svc.Volumes, CallersFile)
 		}
 		if u := cfg.Traces.Endpoint; !strings.HasPrefix(u, "http://jaeger:") || !strings.HasPrefix(compose.Services["jaeger"].Image, "jaegertracing/") {
 			t.Errorf("compose %s: exports traces to %q, want the compose file's Jaeger", name, u)
@@ -206,8 +208,9 @@ func TestKubernetesBase(t *testing.T) {
 				// Its own NATS identity only: the Secret of its seed, mounted where it looks.
 				vols := d.Spec.Template.Spec.Volumes
 				if cfg.NATSInsecure || cfg.NATSSeeds == "" || len(vols) != 1 || vols[0].Secret.SecretName != "nats-seed-"+cfg.Targets[0] ||
-					len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != cfg.NATSSeeds || !slices.Contains(seedSecrets["nats-seed-"+cfg.Targets[0]], "nats/"+cfg.Targets[0]+".nk") {
-					t.Errorf("k8s %s: NATS seeds %q (insecure %v), volumes %+v, mounts %+v; want its own seed's Secret only", file, cfg.NATSSeeds, cfg.NATSInsecure, vols, c.VolumeMounts)
+					len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != cfg.NATSSeeds ||
+					!slices.Equal(seedSecrets["nats-seed-"+cfg.Targets[0]], []string{"nats/" + cfg.Targets[0] + ".nk", "nats/" + CallersFile}) {
+					t.Errorf("k8s %s: NATS seeds %q (insecure %v), volumes %+v, mounts %+v; want its own seed's Secret (its seed and %s) only", file, cfg.NATSSeeds, cfg.NATSInsecure, vols, c.VolumeMounts, CallersFile)
 				}
 				if len(c.Ports) == 0 || port(t, cfg.HTTPAddr) != itoa(c.Ports[0].ContainerPort) {
 					t.Errorf("k8s %s: container port %v, the binary listens on %s", file, c.Ports, cfg.HTTPAddr)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -15,7 +16,9 @@ import (
 	"github.com/orderflow/orderflow/dev/natsrv"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/gateway/api"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/sagas/fulfillment"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -118,12 +121,15 @@ func Identities() []string { return append(TargetNames(), Operator) }
 const SeedsDir = "nats-seeds"
 
 // MakeIdentities makes (or reuses) an nkey per identity under dir (<identity>.nk, 0600) and
-// returns the users a NATS server of namespace ns must accept, with their permissions.
+// returns the users a NATS server of namespace ns must accept, with their permissions. An identity
+// whose seed is being rotated (Rotate) is accepted with its previous key too, until Retire. It also
+// writes dir/CallersFile: the public keys whose caller assertions the services believe.
 func MakeIdentities(dir string, ns wire.Namespace) ([]natsrv.User, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	var users []natsrv.User
+	keys := map[string][]string{}
 	for _, id := range Identities() {
 		kp, err := loadOrMakeSeed(filepath.Join(dir, id+".nk"))
 		if err != nil {
@@ -133,15 +139,151 @@ func MakeIdentities(dir string, ns wire.Namespace) ([]natsrv.User, error) {
 		if err != nil {
 			return nil, err
 		}
+		previous, err := previousKeys(dir, id)
+		if err != nil {
+			return nil, err
+		}
 		publish, subscribe, respond := Permissions(id, ns)
-		users = append(users, natsrv.User{Nkey: pub, Publish: publish, Subscribe: subscribe, Respond: respond})
+		for _, k := range append([]string{pub}, previous...) {
+			users = append(users, natsrv.User{Nkey: k, Publish: publish, Subscribe: subscribe, Respond: respond})
+			keys[id] = append(keys[id], k)
+		}
+	}
+	callers := map[string][]string{}
+	for _, a := range asserters(keys) {
+		callers[a.Identity] = a.Keys
+	}
+	b, err := json.MarshalIndent(callers, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	// Public keys: readable by every target (each mounts it beside its own seed).
+	if err := os.WriteFile(filepath.Join(dir, CallersFile), append(b, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", CallersFile, err)
 	}
 	return users, nil
 }
 
+// CallersFile, beside the seeds, lists the public keys of the identities that assert callers
+// (the gateway, the saga, the operator's CLI), by identity. It holds no secret.
+const CallersFile = "callers.json"
+
+// asserters are the identities whose caller assertions services believe (auth.Trust), with
+// their keys: the gateway vouches for the customers and admins its tokens name; the saga and the
+// operator's CLI only for themselves.
+func asserters(keys map[string][]string) []auth.Asserter {
+	return []auth.Asserter{
+		{Identity: "gateway", Keys: keys["gateway"]},
+		{Identity: "fulfillment-saga", Keys: keys["fulfillment-saga"], Subject: fulfillment.Actor, Role: auth.Service},
+		{Identity: Operator, Keys: keys[Operator], Subject: Operator, Role: auth.Admin},
+	}
+}
+
+// Trust reads the keys of the seeds directory's CallersFile: whose assertions the services of a
+// platform with NATS identities believe.
+func Trust(seeds string) (*auth.Trust, error) {
+	b, err := os.ReadFile(filepath.Join(seeds, CallersFile))
+	if err != nil {
+		return nil, fmt.Errorf("caller keys: %w (make them with `orderflow nats-config --dir %s`)", err, seeds)
+	}
+	var keys map[string][]string
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return nil, fmt.Errorf("caller keys %s: %w", filepath.Join(seeds, CallersFile), err)
+	}
+	return auth.NewTrust(asserters(keys)...)
+}
+
+// Signer is the key identity asserts with (its nkey seed in seeds), or nil for an identity that
+// asserts no caller.
+func Signer(identity, seeds string) (*auth.Signer, error) {
+	if !slices.ContainsFunc(asserters(nil), func(a auth.Asserter) bool { return a.Identity == identity }) {
+		return nil, nil
+	}
+	seed, err := os.ReadFile(filepath.Join(seeds, identity+".nk"))
+	if err != nil {
+		return nil, fmt.Errorf("signing key of %s: %w", identity, err)
+	}
+	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+	if err != nil {
+		return nil, fmt.Errorf("signing key of %s: %w", identity, err)
+	}
+	return auth.NewSigner(identity, kp)
+}
+
+// Rotate gives identity a new seed in dir, keeping its previous public key accepted (by the NATS
+// server and in CallersFile) until Retire: restart the NATS server with the new configuration,
+// then the target with its new seed, then Retire. Neither key stops working in between.
+func Rotate(dir, identity string) error {
+	path := filepath.Join(dir, identity+".nk")
+	kp, err := loadSeed(path)
+	if err != nil {
+		return fmt.Errorf("rotate %s: %w", identity, err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, identity+previousSuffix), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(f, pub); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	_, err = loadOrMakeSeed(path)
+	return err
+}
+
+// Retire stops accepting identity's previous keys (see Rotate).
+func Retire(dir, identity string) error {
+	err := os.Remove(filepath.Join(dir, identity+previousSuffix))
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("retire %s: no previous key (nothing is being rotated)", identity)
+	}
+	return err
+}
+
+// previousSuffix names the file of an identity's previous public keys, during a rotation.
+const previousSuffix = ".previous"
+
+func previousKeys(dir, identity string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, identity+previousSuffix))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, k := range strings.Fields(string(b)) {
+		if !nkeys.IsValidPublicUserKey(k) {
+			return nil, fmt.Errorf("%s%s: %q is not a public user nkey", identity, previousSuffix, k)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func loadSeed(path string) (nkeys.KeyPair, error) {
+	seed, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+}
+
 func loadOrMakeSeed(path string) (nkeys.KeyPair, error) {
-	if seed, err := os.ReadFile(path); err == nil {
-		return nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+	if kp, err := loadSeed(path); err == nil {
+		return kp, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("nats seed %s: %w", filepath.Base(path), err)
 	}
 	kp, err := nkeys.CreateUser()
 	if err != nil {

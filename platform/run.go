@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				log.Warn("nats", "identity", identity, "err", err) // a permission refused says so here
 			})}, inProcess...)
-		if seeds != "" {
+		if seeds != "" && !cfg.NATSInsecure {
 			id, err := IdentityOptions(identity, filepath.Join(seeds, identity+".nk"))
 			if err != nil {
 				return nil, err
@@ -153,6 +153,18 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	}
 
 	svcCtx, stopServices := context.WithCancel(context.Background())
+	// Services check who calls them (auth.Trust): each request and queued command carries its
+	// caller, asserted by the gateway or the saga with its identity's key.
+	if seeds != "" {
+		trust, err := Trust(seeds)
+		if err != nil {
+			stopServices()
+			return err
+		}
+		svcCtx = auth.WithTrust(svcCtx, trust)
+	} else {
+		log.Warn("NATS without identities (ORDERFLOW_NATS_INSECURE without ORDERFLOW_NATS_SEEDS): services trust every caller; development only")
+	}
 	proc := target.NewProcess(svcCtx)
 	done.Add(func() { stopServices(); proc.Wait() })
 	proc.Check(func(context.Context) error {
@@ -209,7 +221,17 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		if td.JS, err = jetstream.New(td.NC); err != nil {
 			return fmt.Errorf("jetstream: %w", err)
 		}
-		if err := t.Start(svcCtx, td, proc); err != nil {
+		tctx := svcCtx
+		if seeds != "" {
+			signer, err := Signer(t.Name, seeds)
+			if err != nil {
+				return err
+			}
+			if signer != nil {
+				tctx = auth.WithSigner(tctx, signer)
+			}
+		}
+		if err := t.Start(tctx, td, proc); err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}

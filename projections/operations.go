@@ -128,12 +128,12 @@ func (o *operations) register(ctx context.Context) error {
 	svc := rpc.Service{Name: wire.ServiceProjections, Description: "read models' projections: figures, pause, resume, parked events, rebuilds",
 		Namespace: o.d.Namespace, Limits: rpc.OperationLimits, Classify: pgerr.Classify(nil)}
 	_, err := svc.Serve(ctx, o.d.NC, o.d.Log,
-		rpc.On("list", wire.EndpointProjectionsList, o.list),
-		rpc.On("pause", wire.EndpointProjectionPause, o.pause(true)),
-		rpc.On("resume", wire.EndpointProjectionResume, o.pause(false)),
-		rpc.On("parked", wire.EndpointProjectionParked, o.parked),
-		rpc.On("replay_parked", wire.EndpointProjectionReplay, o.replay),
-		rpc.On("rebuild", wire.EndpointProjectionRebuild, o.rebuild),
+		rpc.Staff(rpc.On("list", wire.EndpointProjectionsList, o.list)),
+		rpc.Staff(rpc.On("pause", wire.EndpointProjectionPause, o.pause(true))),
+		rpc.Staff(rpc.On("resume", wire.EndpointProjectionResume, o.pause(false))),
+		rpc.Staff(rpc.On("parked", wire.EndpointProjectionParked, o.parked)),
+		rpc.Staff(rpc.On("replay_parked", wire.EndpointProjectionReplay, o.replay)),
+		rpc.Staff(rpc.On("rebuild", wire.EndpointProjectionRebuild, o.rebuild)),
 	)
 	return err
 }

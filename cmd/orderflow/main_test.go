@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,12 +36,41 @@ func startPlatform(t *testing.T, extra ...string) string {
 	return base
 }
 
+// platformSeeds is the seeds directory of each test's platform (by *testing.T).
+var platformSeeds sync.Map
+
+// seedsOf is the seeds directory of t's platform.
+func seedsOf(t *testing.T) string {
+	dir, ok := platformSeeds.Load(t)
+	if !ok {
+		t.Fatal("no platform started")
+	}
+	return dir.(string)
+}
+
+// asOperator is t's context asserting the operator (the CLI's identity) as caller to the
+// services of t's platform: what a test that calls them over NATS directly needs.
+func asOperator(t *testing.T) context.Context {
+	signer, err := platform.Signer(platform.Operator, seedsOf(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auth.WithSigner(auth.With(t.Context(), auth.Principal{Subject: platform.Operator, Role: auth.Admin}), signer)
+}
+
 // startPlatformDB is startPlatform that also returns the database URL.
 func startPlatformDB(t *testing.T, extra ...string) (string, string) {
 	t.Helper()
 	db := pgtest.NewDatabase(t)
-	// The test NATS server is open (tests of other concerns share it); zero trust is TestZeroTrust's.
-	env := map[string]string{"DATABASE_URL": db, "NATS_URL": natstest.URL(t), "ORDERFLOW_NATS_INSECURE": "true", "ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret,
+	// The test NATS server is open (tests of other concerns share it), so NATS's identities and
+	// permissions are TestZeroTrust's; the seeds' keys still make every call and queued command
+	// carry its caller's signed assertion, checked by the service that answers.
+	seeds := t.TempDir()
+	if _, err := platform.MakeIdentities(seeds, natstest.Namespace(t)); err != nil {
+		t.Fatal(err)
+	}
+	platformSeeds.Store(t, seeds)
+	env := map[string]string{"DATABASE_URL": db, "NATS_URL": natstest.URL(t), "ORDERFLOW_NATS_INSECURE": "true", "ORDERFLOW_NATS_SEEDS": seeds, "ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret,
 		"ORDERFLOW_NATS_PREFIX": string(natstest.Namespace(t))}
 	targets := withoutSaga
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -78,6 +108,7 @@ func startPlatformDB(t *testing.T, extra ...string) (string, string) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	case err := <-done:
+		done <- nil // the cleanup waits for the run's end: it has come
 		t.Fatalf("run ended before ready: %v", err)
 	}
 	return "", ""

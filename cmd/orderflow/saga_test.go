@@ -88,7 +88,7 @@ func TestSagasCommand(t *testing.T) {
 	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"unknown-product","customerId":"c","lines":[{"productId":"none","quantity":1,"unitPriceCents":5}]}`, nil); s != 201 {
 		t.Fatalf("place: %d %s", s, b)
 	}
-	env := map[string]string{"NATS_URL": natstest.URL(t), "ORDERFLOW_NATS_PREFIX": ns}
+	env := map[string]string{"NATS_URL": natstest.URL(t), "ORDERFLOW_NATS_PREFIX": ns, "ORDERFLOW_NATS_INSECURE": "true", "ORDERFLOW_NATS_SEEDS": seedsOf(t)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var out bytes.Buffer

@@ -28,7 +28,7 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	nc, err := cliNATS(getenv, "sagas")
+	ctx, nc, err := cliNATS(ctx, getenv, "sagas")
 	if err != nil {
 		return err
 	}

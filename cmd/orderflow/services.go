@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/wire"
@@ -23,8 +24,9 @@ import (
 
 // cliNATS connects the CLI to the platform's NATS: NATS_URL, else the URL a running `orderflow
 // dev` left in its data directory, else the default local server; as the operator identity when
-// its seed is at hand (ORDERFLOW_NATS_SEEDS, else the dev data directory's).
-func cliNATS(getenv func(string) string, name string) (*nats.Conn, error) {
+// its seed is at hand (ORDERFLOW_NATS_SEEDS, else the dev data directory's), and then asserting the
+// operator as the caller of what it asks (the services check it: see auth.Trust).
+func cliNATS(ctx context.Context, getenv func(string) string, name string) (context.Context, *nats.Conn, error) {
 	dir := cliDataDir(getenv)
 	url := getenv("NATS_URL")
 	if url == "" {
@@ -39,17 +41,24 @@ func cliNATS(getenv func(string) string, name string) (*nats.Conn, error) {
 		seeds = filepath.Join(dir, platform.SeedsDir)
 	}
 	if seed := filepath.Join(seeds, platform.Operator+".nk"); fileExists(seed) {
-		id, err := platform.IdentityOptions(platform.Operator, seed)
-		if err != nil {
-			return nil, err
+		if getenv("ORDERFLOW_NATS_INSECURE") != "true" { // else NATS asks no one who they are
+			id, err := platform.IdentityOptions(platform.Operator, seed)
+			if err != nil {
+				return ctx, nil, err
+			}
+			opts = append(opts, id...)
 		}
-		opts = append(opts, id...)
+		signer, err := platform.Signer(platform.Operator, seeds)
+		if err != nil {
+			return ctx, nil, err
+		}
+		ctx = auth.WithSigner(auth.With(ctx, auth.Principal{Subject: platform.Operator, Role: auth.Admin}), signer)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s (set NATS_URL, or start the platform with make run): %w", url, err)
+		return ctx, nil, fmt.Errorf("connect to NATS at %s (set NATS_URL, or start the platform with make run): %w", url, err)
 	}
-	return nc, nil
+	return ctx, nc, nil
 }
 
 func fileExists(path string) bool {
@@ -67,7 +76,7 @@ func services(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	nc, err := cliNATS(getenv, "services")
+	ctx, nc, err := cliNATS(ctx, getenv, "services")
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/orderflow/orderflow/commands"
 	model "github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
@@ -42,6 +43,9 @@ func address(a wire.Address) model.Address { return model.Address(a) }
 // registrations with one address, exactly one succeeds (model.ErrEmailTaken for the other).
 // Safe to retry by command id.
 func (h Handlers) Register(ctx context.Context, req wire.RegisterCustomer) (wire.CommandReply, error) {
+	if err := auth.Act(ctx, req.CustomerID); err != nil {
+		return wire.CommandReply{}, err
+	}
 	c := model.Register{CustomerID: req.CustomerID, Name: req.Name, Email: req.Email, Address: address(req.Address)}
 	if _, err := model.Decide(model.State{}, c, time.Now()); err != nil {
 		return wire.CommandReply{}, err // validate before claiming anything
@@ -56,6 +60,9 @@ func (h Handlers) Register(ctx context.Context, req wire.RegisterCustomer) (wire
 
 // ChangeAddress changes a customer's shipping address.
 func (h Handlers) ChangeAddress(ctx context.Context, req wire.ChangeAddress) (wire.CommandReply, error) {
+	if err := auth.Act(ctx, req.CustomerID); err != nil {
+		return wire.CommandReply{}, err
+	}
 	return h.execute(ctx, req.CustomerID, req.Meta, model.ChangeAddress{CustomerID: req.CustomerID, Address: address(req.Address)})
 }
 
@@ -71,6 +78,6 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 	return svc.Serve(ctx, nc, log,
 		rpc.On("register", wire.EndpointRegisterCustomer, h.Register),
 		rpc.On("change_address", wire.EndpointChangeAddress, h.ChangeAddress),
-		rpc.On("deactivate", wire.EndpointDeactivateCustomer, h.Deactivate),
+		rpc.Staff(rpc.On("deactivate", wire.EndpointDeactivateCustomer, h.Deactivate)),
 	)
 }

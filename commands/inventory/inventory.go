@@ -260,13 +260,13 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(commands.Classify),
 		Metadata: map[string]string{"namespace": string(ns)}} // instances of other installations on the same NATS are not peers
 	served, srv, err := svc.Start(ctx, nc, log,
-		rpc.On("add", wire.EndpointAddProduct, h.AddProduct),
-		rpc.On("change_price", wire.EndpointChangePrice, h.ChangePrice),
-		rpc.On("restock", wire.EndpointRestock, h.Restock),
-		rpc.On("discontinue", wire.EndpointDiscontinueProduct, h.Discontinue),
-		rpc.On("reserve", wire.EndpointReserveStock, h.ReserveStock),
-		rpc.On("release", wire.EndpointReleaseStock, h.ReleaseStock),
-		rpc.On("commit", wire.EndpointCommitStock, h.CommitStock),
+		rpc.Staff(rpc.On("add", wire.EndpointAddProduct, h.AddProduct)),
+		rpc.Staff(rpc.On("change_price", wire.EndpointChangePrice, h.ChangePrice)),
+		rpc.Staff(rpc.On("restock", wire.EndpointRestock, h.Restock)),
+		rpc.Staff(rpc.On("discontinue", wire.EndpointDiscontinueProduct, h.Discontinue)),
+		rpc.Staff(rpc.On("reserve", wire.EndpointReserveStock, h.ReserveStock)),
+		rpc.Staff(rpc.On("release", wire.EndpointReleaseStock, h.ReleaseStock)),
+		rpc.Staff(rpc.On("commit", wire.EndpointCommitStock, h.CommitStock)),
 	)
 	if err != nil || h.Router == nil {
 		return served, err
@@ -275,7 +275,7 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 	h.Router.mu.Lock()
 	h.Router.self = served.Info().ID
 	h.Router.mu.Unlock()
-	if err := served.AddEndpoint("route", rpc.Handle(srv, "route", h.ownStock), micro.WithEndpointSubject(h.Router.subject(served.Info().ID))); err != nil {
+	if err := served.AddEndpoint("route", rpc.HandleInternal(srv, "route", h.ownStock), micro.WithEndpointSubject(h.Router.subject(served.Info().ID))); err != nil {
 		return nil, fmt.Errorf("service %s endpoint route: %w", wire.ServiceInventoryCommands, err)
 	}
 	go h.Router.run(ctx)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -14,5 +15,9 @@ func (h Handlers) Cancel(ctx context.Context, req wire.CancelOrder) (wire.Comman
 	if domain.IsBlank(req.OrderID) {
 		return wire.CommandReply{}, domain.Rule("orderId", "is required")
 	}
-	return h.execute(ctx, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason, ByCustomer: req.ByCustomer})
+	by := req.ByCustomer
+	if scope := auth.CustomerScope(ctx); scope != "" {
+		by = scope // the verified caller, whatever the request says: another's order is not found
+	}
+	return h.execute(ctx, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason, ByCustomer: by})
 }

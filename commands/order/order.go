@@ -49,10 +49,10 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 	return svc.Serve(ctx, nc, log,
 		rpc.On("place", wire.EndpointPlaceOrder, h.Place),
 		rpc.On("cancel", wire.EndpointCancelOrder, h.Cancel),
-		rpc.On("confirm", wire.EndpointConfirmOrder, h.Confirm),
-		rpc.On("mark_paid", wire.EndpointMarkOrderPaid, h.MarkPaid),
-		rpc.On("ship", wire.EndpointShipOrder, h.Ship),
-		rpc.On("deliver", wire.EndpointDeliverOrder, h.Deliver),
+		rpc.Staff(rpc.On("confirm", wire.EndpointConfirmOrder, h.Confirm)),
+		rpc.Staff(rpc.On("mark_paid", wire.EndpointMarkOrderPaid, h.MarkPaid)),
+		rpc.Staff(rpc.On("ship", wire.EndpointShipOrder, h.Ship)),
+		rpc.Staff(rpc.On("deliver", wire.EndpointDeliverOrder, h.Deliver)),
 	)
 }
 

@@ -125,11 +125,11 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 	svc := rpc.Service{Name: wire.ServicePaymentCommands, Description: "authorizes, captures and refunds payments",
 		Namespace: ns, Limits: rpc.Limits{Concurrency: rpc.CommandLimits.Concurrency, Timeout: authorizeTimeout}, Classify: pgerr.Classify(Classify)}
 	return svc.Serve(ctx, nc, log,
-		rpc.On("authorize", wire.EndpointAuthorizePayment, h.Authorize),
-		rpc.On("capture", wire.EndpointCapturePayment, h.Capture),
-		rpc.On("void", wire.EndpointVoidPayment, h.Void),
-		rpc.On("refund", wire.EndpointRefundPayment, h.Refund),
-		rpc.On("provider", wire.EndpointPaymentProvider, h.Status),
+		rpc.Staff(rpc.On("authorize", wire.EndpointAuthorizePayment, h.Authorize)),
+		rpc.Staff(rpc.On("capture", wire.EndpointCapturePayment, h.Capture)),
+		rpc.Staff(rpc.On("void", wire.EndpointVoidPayment, h.Void)),
+		rpc.Staff(rpc.On("refund", wire.EndpointRefundPayment, h.Refund)),
+		rpc.Staff(rpc.On("provider", wire.EndpointPaymentProvider, h.Status)),
 	)
 }
 

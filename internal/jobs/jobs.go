@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
@@ -74,14 +75,19 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, 
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var err error
 	for _, m := range msgs {
-		msg := &nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data}
+		msg := &nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data, Header: nats.Header{}}
 		if m.TraceParent != "" {
 			pctx, span := telemetry.Tracer().Start(telemetry.WithParent(ctx, m.TraceParent, m.TraceState), "queue "+m.Endpoint,
 				trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("orderflow.command_id", m.ID)))
-			if h := (nats.Header{}); telemetry.Inject(pctx, h) {
-				msg.Header = h
-			}
+			telemetry.Inject(pctx, msg.Header)
 			span.End()
+		}
+		// Who queues it (the saga, about itself), signed for this message: see auth.Trust.
+		if tok, ok, aerr := auth.Assert(ctx, msg.Subject, m.ID, auth.QueuedAssertionTTL); aerr != nil {
+			err = aerr
+			break
+		} else if ok {
+			msg.Header.Set(auth.AssertionHeader, tok)
 		}
 		f, perr := js.PublishMsgAsync(msg, jetstream.WithMsgID(m.ID))
 		if perr != nil {
@@ -126,12 +132,13 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 		return fmt.Errorf("jobs consumer %s: %w", durable, err)
 	}
 	log = log.With("consumer", durable)
+	trust := auth.TrustFrom(ctx)
 	sem := make(chan struct{}, 32)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			handle(ctx, m, endpoints[m.Subject()], bySubject[m.Subject()], log)
+			handle(ctx, trust, m, endpoints[m.Subject()], bySubject[m.Subject()], log)
 		}()
 	})
 	if err != nil {
@@ -144,10 +151,21 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 	return nil
 }
 
-func handle(ctx context.Context, m jetstream.Msg, endpoint string, h Handler, log *slog.Logger) {
+func handle(ctx context.Context, trust *auth.Trust, m jetstream.Msg, endpoint string, h Handler, log *slog.Logger) {
 	if h == nil {
 		_ = m.Term()
 		return
+	}
+	if trust != nil {
+		p, err := trust.Verify(m.Headers().Get(auth.AssertionHeader), m.Subject(), m.Headers().Get(jetstream.MsgIDHeader), time.Now())
+		if err != nil {
+			// Only the saga may queue commands (NATS permissions); one that cannot say so is an
+			// intrusion or a misconfigured key, never carried out.
+			log.Warn("queued command refused: no valid caller assertion", "subject", m.Subject(), "err", err)
+			_ = m.Term()
+			return
+		}
+		ctx = auth.With(ctx, p)
 	}
 	hctx, cancel := context.WithTimeout(ctx, HandlerTimeout)
 	defer cancel()
@@ -168,12 +186,16 @@ func handle(ctx context.Context, m jetstream.Msg, endpoint string, h Handler, lo
 		return
 	}
 	var rerr *rpc.Error
-	if errors.As(err, &rerr) && (rerr.Code == rpc.CodeInvalid || rerr.Code == rpc.CodeNotFound || rerr.Code == rpc.CodeConflict) {
+	if errors.As(err, &rerr) && rpc.Final(rerr.Code) {
 		// A refusal (an unknown product, stock short) is a business outcome, recorded as an event:
-		// debug, not a line per order at the default level. A malformed command is a bug: info.
+		// debug, not a line per order at the default level. A malformed command is a bug: info; a
+		// command its sender may not give, a warning.
 		level := slog.LevelDebug
-		if rerr.Code == rpc.CodeInvalid {
+		switch rerr.Code {
+		case rpc.CodeInvalid:
 			level = slog.LevelInfo
+		case rpc.CodeForbidden:
+			level = slog.LevelWarn
 		}
 		log.Log(hctx, level, "queued command refused", "subject", m.Subject(), "err", err)
 		outcome = "refused"

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
 	"go.opentelemetry.io/otel/attribute"
@@ -28,9 +30,16 @@ const (
 	CodeNotFound    = "not_found"
 	CodeConflict    = "conflict"
 	CodeStale       = "stale_read"
+	CodeForbidden   = "forbidden"
 	CodeUnavailable = "unavailable"
 	CodeInternal    = "internal"
 )
+
+// Final reports whether an error of code is one its sender must live with (retrying cannot help):
+// invalid, not found, conflict, forbidden.
+func Final(code string) bool {
+	return code == CodeInvalid || code == CodeNotFound || code == CodeConflict || code == CodeForbidden
+}
 
 // Error is a service's answer that the request failed, and why.
 type Error struct {
@@ -67,6 +76,10 @@ type Server struct {
 	work     chan func()
 	timeout  time.Duration
 	classify func(error) *Error
+	// trust checks callers' assertions (nil: not checked); access says who may call each
+	// endpoint (default: any caller an assertion vouches for).
+	trust  *auth.Trust
+	access sync.Map // endpoint name → access; absent: callers
 
 	mu    sync.Mutex
 	stats map[string]*EndpointStats
@@ -141,7 +154,8 @@ func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, limits Limi
 		timeout = CommandLimits.Timeout
 	}
 	// The queue holds as many requests as there are workers: past that, requests are shed.
-	s := &Server{ctx: ctx, nc: nc, log: log, work: make(chan func(), concurrency), timeout: timeout, classify: classify, stats: map[string]*EndpointStats{}}
+	s := &Server{ctx: ctx, nc: nc, log: log, work: make(chan func(), concurrency), timeout: timeout, classify: classify,
+		trust: auth.TrustFrom(ctx), stats: map[string]*EndpointStats{}}
 	// Long-lived workers, not a goroutine per request: a fresh goroutine grows its stack anew for
 	// every request (JSON encoding and pgx go deep), and that copying is a large share of a query's
 	// CPU (profile `orderflow-bench gateway --cpuprofile`).
@@ -163,7 +177,7 @@ func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, limits Limi
 // Handle adapts fn into a micro handler: decode Req, call fn, answer Resp or an *Error.
 func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		reply, data, headers := r.Reply(), r.Data(), nats.Header(r.Headers())
+		reply, data, headers, subject := r.Reply(), r.Data(), nats.Header(r.Headers()), r.Subject()
 		job := func() {
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
@@ -173,7 +187,11 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			// Requests decode with goccy/go-json (a quarter of encoding/json's cost); answers encode
 			// with encoding/json: goccy's encoder runs on a frame so deep that growing the worker's
 			// stack for it cost more than the encoding saved.
-			resp, err := decodeAndCall(ctx, data, fn)
+			var resp Resp
+			ctx, err := s.caller(ctx, name, subject, headers)
+			if err == nil {
+				resp, err = decodeAndCall(ctx, data, fn)
+			}
 			msg := &nats.Msg{Subject: reply, Header: nats.Header{}}
 			if err == nil {
 				msg.Data, err = json.Marshal(resp)
@@ -228,6 +246,44 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 	})
 }
 
+// access is who may call an endpoint.
+type access int
+
+const (
+	callers  access = iota // any caller a valid assertion vouches for
+	staff                  // admins and services only (Staff)
+	internal               // other services, without an assertion (Internal)
+)
+
+// caller returns ctx with the caller its request's assertion vouches for. A server that checks
+// callers refuses a request without a valid one (but on an internal endpoint), and a customer on
+// a staff endpoint.
+func (s *Server) caller(ctx context.Context, endpoint, subject string, h nats.Header) (context.Context, error) {
+	a, _ := s.access.Load(endpoint)
+	if s.trust == nil || a == internal {
+		return ctx, nil
+	}
+	tok := h.Get(auth.AssertionHeader)
+	if tok == "" {
+		return ctx, fmt.Errorf("%w: no caller assertion (header %s)", auth.ErrForbidden, auth.AssertionHeader)
+	}
+	p, err := s.trust.Verify(tok, subject, "", time.Now())
+	if err != nil {
+		return ctx, err
+	}
+	ctx = auth.With(ctx, p)
+	if a == staff {
+		return ctx, auth.Staff(ctx)
+	}
+	return ctx, nil
+}
+
+// HandleInternal is Handle for an endpoint only other services call (see Internal).
+func HandleInternal[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
+	s.access.Store(name, internal)
+	return Handle(s, name, fn)
+}
+
 func decodeAndCall[Req, Resp any](ctx context.Context, data []byte, fn func(context.Context, Req) (Resp, error)) (resp Resp, err error) {
 	var req Req
 	if err := gojson.Unmarshal(data, &req); err != nil {
@@ -245,6 +301,9 @@ func (s *Server) toError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, auth.ErrForbidden) {
+		return &Error{Code: CodeForbidden, Message: strings.TrimPrefix(err.Error(), auth.ErrForbidden.Error()+": ")}
 	}
 	if s.classify != nil {
 		if e := s.classify(err); e != nil {
@@ -308,6 +367,21 @@ func On[Req, Resp any](name, endpoint string, fn func(ctx context.Context, req R
 	}
 }
 
+// Internal marks r as an endpoint only other services call (NATS permissions say which): it needs
+// no caller assertion.
+func Internal(r Route) Route { return r.only(internal) }
+
+// Staff marks r as an endpoint for admins and services (the saga) only, never a customer.
+func Staff(r Route) Route { return r.only(staff) }
+
+func (r Route) only(a access) Route {
+	return func(s *Server, ns wire.Namespace) Endpoint {
+		e := r(s, ns)
+		s.access.Store(e.Name, a)
+		return e
+	}
+}
+
 // Serve serves s with routes on nc until ctx ends.
 func (s Service) Serve(ctx context.Context, nc *nats.Conn, log *slog.Logger, routes ...Route) (micro.Service, error) {
 	svc, _, err := s.Start(ctx, nc, log, routes...)
@@ -353,8 +427,16 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 	}
 	ctx, span := telemetry.Tracer().Start(ctx, "call "+subject, trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
+	h := nats.Header{}
+	telemetry.Inject(ctx, h)
+	// The caller travels, signed: the service checks it again (see auth.Trust).
+	if tok, ok, err := auth.Assert(ctx, subject, "", auth.AssertionTTL); err != nil {
+		return resp, fmt.Errorf("call %s: %w", subject, err)
+	} else if ok {
+		h.Set(auth.AssertionHeader, tok)
+	}
 	out := &nats.Msg{Subject: subject, Data: data}
-	if h := (nats.Header{}); telemetry.Inject(ctx, h) {
+	if len(h) > 0 {
 		out.Header = h
 	}
 	msg, err := nc.RequestMsgWithContext(ctx, out)

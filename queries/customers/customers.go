@@ -6,12 +6,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -32,6 +34,9 @@ func (s Service) CustomerByID(ctx context.Context, req wire.CustomerByID) (wire.
 	if req.ID == "" {
 		return wire.Customer{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "id", Message: "is required"}
 	}
+	if auth.Act(ctx, req.ID) != nil {
+		return wire.Customer{}, rpc.Errorf(rpc.CodeNotFound, "customer %s not found", req.ID) // another customer
+	}
 	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return wire.Customer{}, err
 	}
@@ -49,6 +54,9 @@ func (s Service) CustomerByID(ctx context.Context, req wire.CustomerByID) (wire.
 func (s Service) CustomersByIDs(ctx context.Context, req wire.CustomersByIDs) ([]wire.Customer, error) {
 	if len(req.IDs) > 500 {
 		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "ids", Message: "at most 500 ids"}
+	}
+	if scope := auth.CustomerScope(ctx); scope != "" { // a customer reads its own profile only
+		req.IDs = slices.DeleteFunc(slices.Clone(req.IDs), func(id string) bool { return id != scope })
 	}
 	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -33,6 +34,12 @@ func (s Service) List(ctx context.Context, req wire.ListOrders) (wire.OrderPage,
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
+	}
+	if scope := auth.CustomerScope(ctx); scope != "" { // a customer lists its own orders only
+		if req.CustomerID != "" && req.CustomerID != scope {
+			return wire.OrderPage{}, fmt.Errorf("%w: a customer lists its own orders only", auth.ErrForbidden)
+		}
+		req.CustomerID = scope
 	}
 	if req.CustomerID != "" {
 		where = append(where, "customer_id = "+arg(req.CustomerID))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -28,6 +29,9 @@ func (s Service) OrderByID(ctx context.Context, req wire.OrderByID) (wire.Order,
 	}
 	if err != nil {
 		return wire.Order{}, fmt.Errorf("order %s: %w", req.ID, err)
+	}
+	if scope := auth.CustomerScope(ctx); scope != "" && o.CustomerID != scope {
+		return wire.Order{}, rpc.Errorf(rpc.CodeNotFound, "order %s not found", req.ID) // another customer's
 	}
 	return o, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -21,7 +22,8 @@ func (s Service) OrdersByIDs(ctx context.Context, req wire.OrdersByIDs) ([]wire.
 	if err := s.WaitFor(ctx, req.MinPosition); err != nil {
 		return nil, err
 	}
-	rows, err := s.Pool.Query(ctx, selectOrders+`where o.order_id = any($1)`, req.IDs)
+	// A customer reads its own orders only: another's are not found.
+	rows, err := s.Pool.Query(ctx, selectOrders+`where o.order_id = any($1) and ($2 = '' or o.customer_id = $2)`, req.IDs, auth.CustomerScope(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}

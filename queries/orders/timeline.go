@@ -16,6 +16,7 @@ import (
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
@@ -84,6 +85,13 @@ func (s Service) OrderTimeline(ctx context.Context, req wire.OrderByID) ([]wire.
 	}
 	if s.Store == nil {
 		return nil, rpc.Errorf(rpc.CodeUnavailable, "this order-queries instance reads no event store")
+	}
+	if scope := auth.CustomerScope(ctx); scope != "" { // another customer's order has no timeline to it
+		var mine bool
+		err := s.Pool.QueryRow(ctx, `select exists (select from orders where order_id = $1 and customer_id = $2)`, req.ID, scope).Scan(&mine)
+		if err != nil || !mine {
+			return []wire.TimelineEntry{}, err
+		}
 	}
 	return Timeline(ctx, s.Store, req.ID)
 }

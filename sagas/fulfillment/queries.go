@@ -11,6 +11,7 @@ import (
 
 	"log/slog"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -45,6 +46,9 @@ func (q Queries) ByOrder(ctx context.Context, req wire.FulfillmentByOrder) (wire
 	if err != nil {
 		return wire.Fulfillment{}, fmt.Errorf("fulfillment %s: %w", req.OrderID, err)
 	}
+	if auth.Act(ctx, st.CustomerID) != nil {
+		return wire.Fulfillment{}, rpc.Errorf(rpc.CodeNotFound, "no fulfillment for order %s", req.OrderID) // another customer's
+	}
 	return view(st), nil
 }
 
@@ -57,7 +61,8 @@ func (q Queries) ByOrders(ctx context.Context, req wire.FulfillmentsByOrders) ([
 	if err := q.WaitFor(ctx, req.MinPosition); err != nil {
 		return nil, err
 	}
-	return q.views(ctx, `select state from fulfillment where order_id = any($1)`, req.OrderIDs)
+	// A customer reads its own orders' sagas only.
+	return q.views(ctx, `select state from fulfillment where order_id = any($1) and ($2 = '' or state->>'customerId' = $2)`, req.OrderIDs, auth.CustomerScope(ctx))
 }
 
 // List returns the most recently changed sagas, optionally of one step.
@@ -108,7 +113,7 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 	return svc.Serve(ctx, nc, log,
 		rpc.On("fulfillment", wire.EndpointFulfillment, q.ByOrder),
 		rpc.On("fulfillments_by_orders", wire.EndpointFulfillmentsByIDs, q.ByOrders),
-		rpc.On("fulfillments", wire.EndpointFulfillments, q.List),
-		rpc.On("counts", wire.EndpointFulfillmentCounts, q.Counts),
+		rpc.Staff(rpc.On("fulfillments", wire.EndpointFulfillments, q.List)),
+		rpc.Staff(rpc.On("counts", wire.EndpointFulfillmentCounts, q.Counts)),
 	)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/target"
@@ -32,7 +33,13 @@ var Target = target.Target{Name: "fulfillment-saga", EventStoreConns: 2, Databas
 		}
 		p.Check(func(context.Context) error { return pr.Health() })
 		p.Go(func(ctx context.Context) { _ = pr.Run(ctx) })
-		p.Go(func(ctx context.Context) { _ = saga.Dispatch(ctx, d.JS, d.Namespace) })
+		// Its commands say who queues them: the saga itself, signed with its identity's key when the
+		// process has one (the command services then carry out no command anyone else queued).
+		signer, _ := auth.SignerFrom(ctx)
+		p.Go(func(ctx context.Context) {
+			ctx = auth.WithSigner(auth.With(ctx, auth.Principal{Subject: Actor, Role: auth.Service}), signer)
+			_ = saga.Dispatch(ctx, d.JS, d.Namespace)
+		})
 		p.Go(func(ctx context.Context) { _ = saga.Deadlines(ctx, deadlineTick) })
 		w, err := projections.Follow(d.NC, d.Namespace, pool, Name)
 		if err != nil {

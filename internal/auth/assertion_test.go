@@ -1,0 +1,121 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/orderflow/orderflow/internal/auth"
+)
+
+func newKey(t *testing.T) (nkeys.KeyPair, string) {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	return kp, pub
+}
+
+func TestCallerAssertions(t *testing.T) {
+	gwKey, gwPub := newKey(t)
+	sagaKey, sagaPub := newKey(t)
+	strangerKey, _ := newKey(t)
+	trust, err := auth.NewTrust(
+		auth.Asserter{Identity: "gateway", Keys: []string{gwPub}},
+		auth.Asserter{Identity: "fulfillment-saga", Keys: []string{sagaPub}, Subject: "saga:fulfillment", Role: auth.Service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := auth.NewSigner("gateway", gwKey)
+	saga, _ := auth.NewSigner("fulfillment-saga", sagaKey)
+	stranger, _ := auth.NewSigner("gateway", strangerKey) // claims to be the gateway, with another key
+	now := time.Now()
+	ada := auth.Principal{Subject: "c-1", Role: auth.Customer, TokenID: "tok-1", Expires: now.Add(time.Hour)}
+	sign := func(s *auth.Signer, p auth.Principal, aud, id string, ttl time.Duration) string {
+		tok, err := s.Sign(p, aud, id, ttl, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	got, err := trust.Verify(sign(gw, ada, "orderflow.order.place", "", auth.AssertionTTL), "orderflow.order.place", "", now)
+	if err != nil || got.Subject != "c-1" || got.Role != auth.Customer || got.TokenID != "tok-1" || got.Via != "gateway" || !got.Expires.Equal(ada.Expires.Truncate(time.Second)) {
+		t.Fatalf("the gateway's assertion of a customer: %+v, %v", got, err)
+	}
+	if got, err := trust.Verify(sign(saga, auth.Principal{Subject: "saga:fulfillment", Role: auth.Service}, "orderflow.jobs.stock.reserve", "m-1", auth.QueuedAssertionTTL),
+		"orderflow.jobs.stock.reserve", "m-1", now.Add(time.Hour)); err != nil || got.Role != auth.Service {
+		t.Fatalf("the saga's assertion of itself for a queued command: %+v, %v", got, err)
+	}
+
+	tampered := sign(gw, ada, "a", "", time.Minute)
+	parts := strings.Split(tampered, ".")
+	admin := sign(gw, auth.Principal{Subject: "c-1", Role: auth.Admin}, "a", "", time.Minute)
+	parts[1] = strings.Split(admin, ".")[1] // the claims of another assertion, the signature of this one
+	refused := map[string]struct {
+		token, audience, id string
+		at                  time.Time
+	}{
+		"another endpoint":         {sign(gw, ada, "orderflow.order.place", "", time.Minute), "orderflow.order.cancel", "", now},
+		"expired":                  {sign(gw, ada, "a", "", time.Minute), "a", "", now.Add(2 * time.Minute)},
+		"past the token's expiry":  {sign(gw, auth.Principal{Subject: "c-1", Role: auth.Customer, Expires: now.Add(time.Second)}, "a", "", time.Minute), "a", "", now.Add(5 * time.Second)},
+		"an untrusted key":         {sign(stranger, ada, "a", "", time.Minute), "a", "", now},
+		"the saga as a customer":   {sign(saga, ada, "a", "", time.Minute), "a", "", now},
+		"the gateway as a service": {sign(gw, auth.Principal{Subject: "saga:fulfillment", Role: auth.Service}, "a", "", time.Minute), "a", "", now},
+		"another queued message":   {sign(saga, auth.Principal{Subject: "saga:fulfillment", Role: auth.Service}, "a", "m-1", time.Minute), "a", "m-2", now},
+		"claims swapped":           {strings.Join(parts, "."), "a", "", now},
+		"no assertion":             {"", "a", "", now},
+		"not a JWT":                {"a.b.c", "a", "", now},
+		"an unknown role":          {sign(gw, auth.Principal{Subject: "x", Role: "root"}, "a", "", time.Minute), "a", "", now},
+	}
+	for name, c := range refused {
+		if p, err := trust.Verify(c.token, c.audience, c.id, c.at); !errors.Is(err, auth.ErrForbidden) {
+			t.Errorf("%s: verified as %+v (%v); want ErrForbidden", name, p, err)
+		}
+	}
+}
+
+func TestAssertFromContext(t *testing.T) {
+	kp, pub := newKey(t)
+	s, _ := auth.NewSigner("gateway", kp)
+	trust, _ := auth.NewTrust(auth.Asserter{Identity: "gateway", Keys: []string{pub}})
+	ctx := context.Background()
+	if _, ok, _ := auth.Assert(auth.WithSigner(ctx, s), "a", "", time.Minute); ok {
+		t.Error("asserted a caller from a context without one")
+	}
+	if _, ok, _ := auth.Assert(auth.With(ctx, auth.Principal{Subject: "c-1", Role: auth.Customer}), "a", "", time.Minute); ok {
+		t.Error("asserted without a signer")
+	}
+	tok, ok, err := auth.Assert(auth.WithSigner(auth.With(ctx, auth.Principal{Subject: "c-1", Role: auth.Customer}), s), "a", "", time.Minute)
+	if !ok || err != nil {
+		t.Fatalf("assert: %v %v", ok, err)
+	}
+	if p, err := trust.Verify(tok, "a", "", time.Now()); err != nil || p.Subject != "c-1" {
+		t.Fatalf("verify: %+v %v", p, err)
+	}
+}
+
+func TestCustomerScopes(t *testing.T) {
+	ctx := context.Background()
+	customer := auth.With(ctx, auth.Principal{Subject: "c-1", Role: auth.Customer})
+	admin := auth.With(ctx, auth.Principal{Subject: "ops", Role: auth.Admin})
+	saga := auth.With(ctx, auth.Principal{Subject: "saga:fulfillment", Role: auth.Service})
+	if auth.Act(customer, "c-1") != nil || !errors.Is(auth.Act(customer, "c-2"), auth.ErrForbidden) {
+		t.Error("a customer acts for itself only")
+	}
+	if auth.Act(admin, "c-2") != nil || auth.Act(saga, "c-2") != nil || auth.Act(ctx, "c-2") != nil {
+		t.Error("staff, and calls from inside the process, act for anyone")
+	}
+	if !errors.Is(auth.Staff(customer), auth.ErrForbidden) || auth.Staff(admin) != nil || auth.Staff(saga) != nil {
+		t.Error("staff: admins and services, not customers")
+	}
+	if auth.CustomerScope(customer) != "c-1" || auth.CustomerScope(admin) != "" || auth.CustomerScope(ctx) != "" {
+		t.Error("customer scope")
+	}
+}
