@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +119,40 @@ func TestCustomerScopes(t *testing.T) {
 	if auth.CustomerScope(customer) != "c-1" || auth.CustomerScope(admin) != "" || auth.CustomerScope(ctx) != "" {
 		t.Error("customer scope")
 	}
+}
+
+// BenchmarkAssertion is what a call's assertion costs: the gateway signs, the service verifies.
+// "fresh" is a queued command's (one per message: a signature and a verification); "reused" a
+// client's next request to the same endpoint (the assertion and its verification remembered).
+func BenchmarkAssertion(b *testing.B) {
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	s, _ := auth.NewSigner("gateway", kp)
+	trust, _ := auth.NewTrust(auth.Asserter{Identity: "gateway", Keys: []string{pub}})
+	p := auth.Principal{Subject: "c-1", Role: auth.Customer, TokenID: "t", Expires: time.Now().Add(time.Hour)}
+	b.Run("fresh", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			id := strconv.Itoa(i)
+			tok, err := s.Sign(p, "orderflow.jobs.stock.reserve", id, auth.QueuedAssertionTTL, time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := trust.Verify(tok, "orderflow.jobs.stock.reserve", id, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reused", func(b *testing.B) {
+		for b.Loop() {
+			tok, err := s.Assertion(p, "orderflow.orders.get", time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := trust.Verify(tok, "orderflow.orders.get", "", time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -40,6 +40,8 @@ type Principal struct {
 	// Via is the identity that vouched for the caller to a service (see Trust); empty at the
 	// gateway.
 	Via string
+
+	assertedUntil int64 // when the assertion that vouched for it expires (Unix seconds)
 }
 
 // IsAdmin reports whether p may do everything.
