@@ -25,7 +25,7 @@ var EnvVars = []string{
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
 	"GATEWAY_MAX_SUBSCRIPTIONS", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "ORDERFLOW_NATS_SEEDS", "ORDERFLOW_NATS_INSECURE", "ORDERFLOW_JWT_PREVIOUS_SECRET",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "ORDERFLOW_NATS_SEEDS", "ORDERFLOW_NATS_INSECURE", "ORDERFLOW_NATS_CA", "ORDERFLOW_NATS_CERT", "ORDERFLOW_NATS_KEY", "ORDERFLOW_JWT_PREVIOUS_SECRET",
 }
 
 // Config is read once, here, from flags and the environment.
@@ -70,6 +70,10 @@ type Config struct {
 	// and tests only): without it, and without seeds, serve refuses to start. With seeds too, the
 	// seeds' keys still sign and check callers' assertions; only NATS does not ask who connects.
 	NATSInsecure bool
+	// NATSTLS is how the process reaches NATS over TLS: the authority it trusts
+	// (ORDERFLOW_NATS_CA, PEM) and its client certificate for mutual TLS (ORDERFLOW_NATS_CERT and
+	// ORDERFLOW_NATS_KEY). Empty: the URL's scheme decides (tls:// verifies with the system's roots).
+	NATSTLS NATSTLS
 	// NATSNamespace prefixes every subject (ORDERFLOW_NATS_PREFIX; default orderflow).
 	NATSNamespace wire.Namespace
 	// DataDir keeps the dev cluster and embedded NATS data (ORDERFLOW_DATA_DIR; default .orderflow).
@@ -161,6 +165,10 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 		return Config{}, errors.New("ORDERFLOW_NATS_INSECURE: want true or false")
 	}
 	c.NATSInsecure = insecure
+	c.NATSTLS = NATSTLS{CA: getenv("ORDERFLOW_NATS_CA"), Cert: getenv("ORDERFLOW_NATS_CERT"), Key: getenv("ORDERFLOW_NATS_KEY")}
+	if (c.NATSTLS.Cert == "") != (c.NATSTLS.Key == "") {
+		return Config{}, errors.New("ORDERFLOW_NATS_CERT and ORDERFLOW_NATS_KEY: set both (a client certificate and its key) or neither")
+	}
 	c.NATSNamespace = wire.Namespace(env("ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)))
 	if strings.ContainsAny(string(c.NATSNamespace), " *>\t") || strings.HasPrefix(string(c.NATSNamespace), ".") || strings.HasSuffix(string(c.NATSNamespace), ".") {
 		return Config{}, fmt.Errorf("ORDERFLOW_NATS_PREFIX %q: want NATS subject tokens such as orderflow or staging.orderflow", c.NATSNamespace)

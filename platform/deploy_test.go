@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -124,10 +125,13 @@ func TestComposeFile(t *testing.T) {
 		}
 		// Its own NATS identity, and no one else's: the seed of its target, mounted alone beside the
 		// public keys of the callers it believes.
-		if cfg.NATSInsecure || cfg.NATSSeeds == "" || !slices.Equal(svc.Volumes, []string{"./nats/" + cfg.Targets[0] + ".nk:" + cfg.NATSSeeds + "/" + cfg.Targets[0] + ".nk:ro",
-			"./nats/" + CallersFile + ":" + cfg.NATSSeeds + "/" + CallersFile + ":ro"}) {
-			t.Errorf("compose %s: NATS seeds %q (insecure %v), volumes %v; want its own seed and %s only", name, cfg.NATSSeeds, cfg.NATSInsecure, svc.Volumes, CallersFile)
+		if cfg.NATSInsecure || cfg.NATSSeeds == "" || !slices.Equal(svc.Volumes[:2], []string{"./nats/" + cfg.Targets[0] + ".nk:" + cfg.NATSSeeds + "/" + cfg.Targets[0] + ".nk:ro",
+			"./nats/" + CallersFile + ":" + cfg.NATSSeeds + "/" + CallersFile + ":ro"}) || slices.ContainsFunc(svc.Volumes[2:], func(v string) bool { return !strings.HasPrefix(v, "./tls/") }) {
+			t.Errorf("compose %s: NATS seeds %q (insecure %v), volumes %v; want its own seed and %s only, and TLS files", name, cfg.NATSSeeds, cfg.NATSInsecure, svc.Volumes, CallersFile)
 		}
+		checkTLS(t, "compose "+name, cfg, func(path string) bool {
+			return slices.ContainsFunc(svc.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+path+":ro") })
+		})
 		if u := cfg.Traces.Endpoint; !strings.HasPrefix(u, "http://jaeger:") || !strings.HasPrefix(compose.Services["jaeger"].Image, "jaegertracing/") {
 			t.Errorf("compose %s: exports traces to %q, want the compose file's Jaeger", name, u)
 		}
@@ -207,11 +211,15 @@ func TestKubernetesBase(t *testing.T) {
 				seen[cfg.Targets[0]] = true
 				// Its own NATS identity only: the Secret of its seed, mounted where it looks.
 				vols := d.Spec.Template.Spec.Volumes
-				if cfg.NATSInsecure || cfg.NATSSeeds == "" || len(vols) != 1 || vols[0].Secret.SecretName != "nats-seed-"+cfg.Targets[0] ||
-					len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != cfg.NATSSeeds ||
+				if cfg.NATSInsecure || cfg.NATSSeeds == "" || len(vols) != 2 || vols[0].Secret.SecretName != "nats-seed-"+cfg.Targets[0] || vols[1].Secret.SecretName != "orderflow-tls" ||
+					len(c.VolumeMounts) != 2 || c.VolumeMounts[0].MountPath != cfg.NATSSeeds ||
 					!slices.Equal(seedSecrets["nats-seed-"+cfg.Targets[0]], []string{"nats/" + cfg.Targets[0] + ".nk", "nats/" + CallersFile}) {
 					t.Errorf("k8s %s: NATS seeds %q (insecure %v), volumes %+v, mounts %+v; want its own seed's Secret (its seed and %s) only", file, cfg.NATSSeeds, cfg.NATSInsecure, vols, c.VolumeMounts, CallersFile)
 				}
+				// The files cert-manager's Secret holds, where the pod mounts it.
+				checkTLS(t, "k8s "+file, cfg, func(path string) bool {
+					return slices.Contains([]string{"ca.crt", "tls.crt", "tls.key"}, filepath.Base(path)) && filepath.Dir(path) == c.VolumeMounts[1].MountPath
+				})
 				if len(c.Ports) == 0 || port(t, cfg.HTTPAddr) != itoa(c.Ports[0].ContainerPort) {
 					t.Errorf("k8s %s: container port %v, the binary listens on %s", file, c.Ports, cfg.HTTPAddr)
 				}
@@ -405,5 +413,35 @@ func TestDashboardAndScrapesFollowTheBinary(t *testing.T) {
 		if !strings.Contains(string(compose), want) {
 			t.Errorf("docker-compose.yml does not mount %s", want)
 		}
+	}
+}
+
+// checkTLS checks that a target of a deployment reaches NATS, PostgreSQL and EventStoreDB over
+// TLS, verifying the servers' certificates against files it has (mounted, by mounted).
+func checkTLS(t *testing.T, where string, cfg Config, mounted func(path string) bool) {
+	t.Helper()
+	if !strings.HasPrefix(cfg.NATSURL, "tls://") || cfg.NATSTLS.CA == "" || cfg.NATSTLS.Cert == "" || cfg.NATSTLS.Key == "" {
+		t.Errorf("%s: NATS %s with %+v; want tls:// with an authority and a client certificate", where, Mask(cfg.NATSURL), cfg.NATSTLS)
+	}
+	for _, f := range []string{cfg.NATSTLS.CA, cfg.NATSTLS.Cert, cfg.NATSTLS.Key} {
+		if f != "" && !mounted(f) {
+			t.Errorf("%s: %s is not mounted", where, f)
+		}
+	}
+	dbs := []string{cfg.OrdersDatabaseURL, cfg.CatalogDatabaseURL, cfg.CustomersDatabaseURL, cfg.SagasDatabaseURL}
+	if !isESDB(cfg.EventStoreURL) {
+		dbs = append(dbs, cfg.EventStoreURL) // a PostgreSQL event store
+	}
+	for _, db := range dbs {
+		if db == "" {
+			continue // a target without a database
+		}
+		u, err := url.Parse(db)
+		if err != nil || (u.Host != "from-secret" && (u.Query().Get("sslmode") != "verify-full" || !mounted(u.Query().Get("sslrootcert")))) {
+			t.Errorf("%s: database %s; want sslmode=verify-full with a mounted sslrootcert", where, Mask(db))
+		}
+	}
+	if u, err := url.Parse(cfg.EventStoreURL); isESDB(cfg.EventStoreURL) && (err != nil || u.Query().Get("tls") != "true" || !mounted(u.Query().Get("tlsCAFile"))) {
+		t.Errorf("%s: EventStoreDB %s; want tls=true with a mounted tlsCAFile", where, Mask(cfg.EventStoreURL))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -309,12 +310,32 @@ func IdentityOptions(identity, seedFile string) ([]nats.Option, error) {
 	return []nats.Option{opt, nats.CustomInboxPrefix(inboxPrefix(identity))}, nil
 }
 
+// NATSTLS are the files of a NATS connection over TLS (see Config.NATSTLS).
+type NATSTLS struct{ CA, Cert, Key string }
+
+// Options are the connection options of t: the authority to verify the server with, and the
+// client certificate to present.
+func (t NATSTLS) Options() []nats.Option {
+	var opts []nats.Option
+	if t.CA != "" {
+		opts = append(opts, nats.RootCAs(t.CA))
+	}
+	if t.Cert != "" {
+		opts = append(opts, nats.ClientCert(t.Cert, t.Key))
+	}
+	return opts
+}
+
 var errNoCredentials = errors.New("no NATS credentials: set ORDERFLOW_NATS_SEEDS (a directory with <target>.nk nkey seeds, one per target), or ORDERFLOW_NATS_INSECURE=true to connect without (development only)")
 
 // ServerConfig is a nats-server configuration (JSON, which nats-server reads as its own format)
 // that accepts exactly users, each with its permissions, with JetStream in storeDir: what
 // `orderflow nats-config` writes for a NATS server of the platform's own.
-func ServerConfig(users []natsrv.User, storeDir string) ([]byte, error) {
+//
+// With tlsDir (a directory in the server's filesystem holding nats.pem, nats-key.pem and ca.pem,
+// as `orderflow certs` makes them), clients connect over TLS only and present a certificate the
+// authority signed (mutual TLS), on top of their nkeys.
+func ServerConfig(users []natsrv.User, storeDir, tlsDir string) ([]byte, error) {
 	type allow struct {
 		Allow []string `json:"allow"`
 	}
@@ -331,12 +352,23 @@ func ServerConfig(users []natsrv.User, storeDir string) ([]byte, error) {
 		Nkey        string      `json:"nkey"`
 		Permissions permissions `json:"permissions"`
 	}
+	type tls struct {
+		Cert    string `json:"cert_file"`
+		Key     string `json:"key_file"`
+		CA      string `json:"ca_file"`
+		Verify  bool   `json:"verify"`
+		Timeout int    `json:"timeout"`
+	}
 	conf := struct {
 		Port          int               `json:"port"`
 		HTTPPort      int               `json:"http_port"`
 		JetStream     map[string]string `json:"jetstream"`
+		TLS           *tls              `json:"tls,omitempty"`
 		Authorization map[string][]user `json:"authorization"`
 	}{Port: 4222, HTTPPort: 8222, JetStream: map[string]string{"store_dir": storeDir}, Authorization: map[string][]user{}}
+	if tlsDir != "" {
+		conf.TLS = &tls{Cert: path.Join(tlsDir, "nats.pem"), Key: path.Join(tlsDir, "nats-key.pem"), CA: path.Join(tlsDir, "ca.pem"), Verify: true, Timeout: 5}
+	}
 	for _, u := range users {
 		p := permissions{Publish: allow{u.Publish}, Subscribe: allow{u.Subscribe}}
 		if p.Publish.Allow == nil {

@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				log.Warn("nats", "identity", identity, "err", err) // a permission refused says so here
 			})}, inProcess...)
+		opts = append(opts, cfg.NATSTLS.Options()...)
 		if seeds != "" && !cfg.NATSInsecure {
 			id, err := IdentityOptions(identity, filepath.Join(seeds, identity+".nk"))
 			if err != nil {

@@ -24,12 +24,15 @@ Usage:
   orderflow projections list | status NAME | rebuild NAME | pause NAME | resume NAME | parked NAME | replay-parked NAME
                                                         read models: position, lag, blue/green rebuild, parked events
   orderflow health [--url URL]                          probe a running target (exit 0 when ready)
-  orderflow nats-config --dir DIR                       NATS identities (nkey seeds) and a server config with their permissions
+  orderflow nats-config --dir DIR [--tls D] [--rotate|--retire ID]
+                                                        NATS identities (nkey seeds), the callers' keys, a server config with their permissions
+  orderflow certs --dir DIR [--servers N=H1,H2;…]       a local certificate authority and TLS certificates (NATS, PostgreSQL, EventStoreDB)
   orderflow trace ORDER_ID                              an order's life from the event log: every command, who asked, its events
   orderflow token --sub ID [--role customer|admin]      a development bearer token for the gateway
 
 Environment: DATABASE_URL, EVENTSTORE_URL, ORDERS_DATABASE_URL, CATALOG_DATABASE_URL,
-CUSTOMERS_DATABASE_URL, NATS_URL, ORDERFLOW_HTTP_ADDR,
+CUSTOMERS_DATABASE_URL, NATS_URL, ORDERFLOW_NATS_SEEDS, ORDERFLOW_NATS_CA, ORDERFLOW_NATS_CERT,
+ORDERFLOW_NATS_KEY, ORDERFLOW_HTTP_ADDR,
 ORDERFLOW_DATA_DIR, ORDERFLOW_LOG_FORMAT (text|json), ORDERFLOW_LOG_LEVEL,
 ORDERFLOW_CONSISTENCY_TIMEOUT, ORDERFLOW_NATS_PREFIX, ORDERFLOW_JWT_SECRET, ORDERFLOW_JWKS_FILE,
 GATEWAY_RATE_LIMIT, GATEWAY_ADMIN_RATE_LIMIT, GATEWAY_CORS_ORIGINS, GATEWAY_INTROSPECTION,
@@ -59,6 +62,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return health(ctx, args[1:], getenv, stdout, stderr)
 	case "nats-config":
 		return natsConfigCmd(args[1:], getenv, stdout, stderr)
+	case "certs":
+		return certsCmd(args[1:], stdout, stderr)
 	case "trace":
 		return traceCmd(ctx, args[1:], getenv, stdout)
 	case "token":

@@ -26,6 +26,7 @@ func natsConfigCmd(args []string, getenv func(string) string, stdout, stderr io.
 	dir := fs.String("dir", "", "where the seeds and nats-server.conf go")
 	prefix := fs.String("prefix", getenvOr(getenv, "ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)), "the installation's subject prefix")
 	store := fs.String("store-dir", "/data", "JetStream's directory in the server's filesystem")
+	tlsDir := fs.String("tls", "", "clients connect over mutual TLS: the directory, in the server's filesystem, of nats.pem, nats-key.pem and ca.pem (`orderflow certs`)")
 	rotate := fs.String("rotate", "", "give this identity a new seed; its old key stays valid until --retire")
 	retire := fs.String("retire", "", "stop accepting this identity's old key (after a --rotate, once it runs with the new seed)")
 	if err := fs.Parse(args); err != nil {
@@ -58,7 +59,7 @@ func natsConfigCmd(args []string, getenv func(string) string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	conf, err := platform.ServerConfig(users, *store)
+	conf, err := platform.ServerConfig(users, *store, *tlsDir)
 	if err != nil {
 		return err
 	}

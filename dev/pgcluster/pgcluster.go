@@ -34,6 +34,9 @@ type Options struct {
 	Ephemeral bool
 	// Log receives progress lines; may be nil.
 	Log func(msg string, args ...any)
+	// TLSCert and TLSKey, if set, are a server certificate and its key (PEM): the cluster then
+	// accepts TLS connections (clients choose: sslmode=verify-full checks the certificate).
+	TLSCert, TLSKey string
 }
 
 // Cluster is a running private cluster.
@@ -110,6 +113,25 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		"-c", "max_connections=300", "-c", "shared_buffers=256MB"}
 	if opts.Ephemeral {
 		c.args = append(c.args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	if opts.TLSCert != "" {
+		// PostgreSQL reads its key only when its own user owns it and no one else may read it.
+		cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+		for _, f := range [][2]string{{opts.TLSCert, cert}, {opts.TLSKey, key}} {
+			b, err := os.ReadFile(f[0])
+			if err != nil {
+				return nil, fmt.Errorf("postgres tls: %w", err)
+			}
+			if err := os.WriteFile(f[1], b, 0o600); err != nil {
+				return nil, fmt.Errorf("postgres tls: %w", err)
+			}
+			if cred != nil {
+				if err := os.Chown(f[1], int(cred.Uid), int(cred.Gid)); err != nil {
+					return nil, fmt.Errorf("postgres tls: %w", err)
+				}
+			}
+		}
+		c.args = append(c.args, "-c", "ssl=on", "-c", "ssl_cert_file="+cert, "-c", "ssl_key_file="+key)
 	}
 	if err := c.launch(); err != nil {
 		return nil, err

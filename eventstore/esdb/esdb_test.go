@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	client "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 
+	"github.com/orderflow/orderflow/dev/devcerts"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/esdb"
 	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
@@ -276,4 +278,43 @@ func BenchmarkAppendThroughClientToDouble(b *testing.B) {
 
 func BenchmarkCatchUpThroughClientToDouble(b *testing.B) {
 	storetest.BenchmarkCatchUp(b, benchDouble(b), 20_000)
+}
+
+// TestTLS: over TLS, the client verifies the server's certificate against the authority of
+// tlsCAFile: the contract's basics work with the right one, and nothing connects with another.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	certs, other := t.TempDir(), t.TempDir()
+	if err := devcerts.Make(certs, devcerts.Cert{Name: "eventstore", Hosts: []string{"localhost", "127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := devcerts.Make(other); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := esdbtest.StartTLS(filepath.Join(certs, "eventstore.pem"), filepath.Join(certs, "eventstore-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	store, err := esdb.Open(srv.URL()+"&tlsCAFile="+filepath.Join(certs, "ca.pem"), esdb.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	res := appendOne(t, store, "tls-1", 0)
+	got, err := store.ReadStream(t.Context(), "tls-1", eventstore.ReadStreamOptions{})
+	if err != nil || len(got) != 1 || got[0].Position != res.Position {
+		t.Fatalf("read over TLS: %v %v", got, err)
+	}
+
+	untrusting, err := esdb.Open(srv.URL()+"&tlsCAFile="+filepath.Join(other, "ca.pem"), esdb.Options{Log: quiet})
+	if err != nil {
+		return // refused at once: fine
+	}
+	defer untrusting.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := untrusting.Append(ctx, "tls-2", eventstore.Any(), []eventstore.EventData{storetest.Event("t.v1", 0)}); err == nil {
+		t.Fatal("appended over TLS to a server another authority signed")
+	}
 }

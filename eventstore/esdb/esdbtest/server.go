@@ -40,6 +40,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -81,17 +82,34 @@ type Server struct {
 
 	srv *grpc.Server
 	lis net.Listener
+	tls bool
 }
 
 // Start serves a new, empty double on a loopback port (plus a few system events, as a fresh
 // EventStoreDB has) until Stop.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start(nil) }
+
+// StartTLS is Start over TLS with the server certificate certFile and its key (PEM): URL then says
+// tls=true, and a client adds the authority it trusts (tlsCAFile=…).
+func StartTLS(certFile, keyFile string) (*Server, error) {
+	creds, err := credentials.NewServerTLSFromFile(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return start(creds)
+}
+
+func start(creds credentials.TransportCredentials) (*Server, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{streams: map[string]*streamState{}, next: 1024, changed: make(chan struct{}), subs: map[int]context.CancelFunc{}, lis: lis}
-	s.srv = grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}))
+	s := &Server{streams: map[string]*streamState{}, next: 1024, changed: make(chan struct{}), subs: map[int]context.CancelFunc{}, lis: lis, tls: creds != nil}
+	opts := []grpc.ServerOption{grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true})}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	s.srv = grpc.NewServer(opts...)
 	api.RegisterStreamsServer(s.srv, s)
 	s.mu.Lock()
 	s.write("$settings", "$settings", []byte(`{"$userStreamAcl":{}}`))
@@ -101,8 +119,14 @@ func Start() (*Server, error) {
 	return s, nil
 }
 
-// URL is the connection string for the client: esdb://127.0.0.1:port?tls=false.
-func (s *Server) URL() string { return "esdb://" + s.lis.Addr().String() + "?tls=false" }
+// URL is the connection string for the client: esdb://127.0.0.1:port?tls=false, or over TLS
+// (StartTLS) esdb://localhost:port?tls=true.
+func (s *Server) URL() string {
+	if s.tls {
+		return fmt.Sprintf("esdb://localhost:%d?tls=true", s.lis.Addr().(*net.TCPAddr).Port)
+	}
+	return "esdb://" + s.lis.Addr().String() + "?tls=false"
+}
 
 // Stop ends every call and closes the listener.
 func (s *Server) Stop() { s.srv.Stop() }
