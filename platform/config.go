@@ -266,7 +266,7 @@ func (c Config) selected() []target.Target {
 
 // databaseEnv names the variable that locates each schema's database (default DATABASE_URL).
 var databaseEnv = map[string]string{
-	"orders": "ORDERS_DATABASE_URL", "catalog": "CATALOG_DATABASE_URL", "customers": "CUSTOMERS_DATABASE_URL", "fulfillment": "SAGAS_DATABASE_URL",
+	"orders": "ORDERS_DATABASE_URL", "activity": "ORDERS_DATABASE_URL", "catalog": "CATALOG_DATABASE_URL", "customers": "CUSTOMERS_DATABASE_URL", "fulfillment": "SAGAS_DATABASE_URL",
 }
 
 // SchemaURL is the database that holds schema.

@@ -8,6 +8,7 @@ import (
 	"github.com/orderflow/orderflow/dev/cardsim"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/projections"
+	"github.com/orderflow/orderflow/projections/activity"
 	catalogrm "github.com/orderflow/orderflow/projections/catalog"
 	customersrm "github.com/orderflow/orderflow/projections/customers"
 	orderrm "github.com/orderflow/orderflow/projections/orders"
@@ -20,7 +21,7 @@ import (
 
 // ReadModels are the platform's rebuildable read models: the projector target runs them, and
 // `orderflow projections` operates on them. Each lives in the schema of its name.
-var ReadModels = []projections.Projection{orderrm.Projection{}, catalogrm.Projection{}, customersrm.Projection{}}
+var ReadModels = []projections.Projection{orderrm.Projection{}, catalogrm.Projection{}, customersrm.Projection{}, activity.Projection{}}
 
 // Targets are every target a process can run, in the order a process starts them (the card
 // gateway before the payment service that calls it; the gateway last, once what it calls serves).

@@ -31,6 +31,8 @@ const (
 	EndpointListOrders = "orders.list"
 	// EndpointOrderTimeline: OrderByID → []TimelineEntry (empty: no such order).
 	EndpointOrderTimeline = "orders.timeline"
+	// EndpointActorActivity: ActorActivity → ActivityPage; admins only.
+	EndpointActorActivity = "orders.activity"
 )
 
 // OrderLine is one product of an order; money in integer cents.
@@ -124,4 +126,29 @@ type TimelineEntry struct {
 	Actor string `json:"actor,omitempty"`
 	// Summary says what happened, in a few words.
 	Summary string `json:"summary"`
+}
+
+// ActorActivity asks what an actor ("customer:<id>", "admin:<subject>", "saga:fulfillment") did,
+// newest first: First events (default 50, at most 500) before the position Before (a page's
+// EndCursor; empty: from the newest).
+type ActorActivity struct {
+	Actor       string `json:"actor"`
+	First       int    `json:"first,omitempty"`
+	Before      string `json:"before,omitempty"`
+	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// ActivityEntry is one event an actor caused.
+type ActivityEntry struct {
+	Position      string    `json:"position"`
+	Stream        string    `json:"stream"`
+	Type          string    `json:"type"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	At            time.Time `json:"at"`
+}
+
+// ActivityPage is a page of an actor's activity; EndCursor continues it (nil: the last page).
+type ActivityPage struct {
+	Entries   []ActivityEntry `json:"entries"`
+	EndCursor *string         `json:"endCursor,omitempty"`
 }

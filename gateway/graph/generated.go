@@ -42,6 +42,19 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	ActivityEntry struct {
+		At            func(childComplexity int) int
+		CorrelationID func(childComplexity int) int
+		Position      func(childComplexity int) int
+		Stream        func(childComplexity int) int
+		Type          func(childComplexity int) int
+	}
+
+	ActivityPage struct {
+		EndCursor func(childComplexity int) int
+		Entries   func(childComplexity int) int
+	}
+
 	Address struct {
 		City       func(childComplexity int) int
 		Country    func(childComplexity int) int
@@ -184,15 +197,16 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Customer     func(childComplexity int, id string, consistentWith *string) int
-		LowStock     func(childComplexity int, threshold *int64, first *int64) int
-		Me           func(childComplexity int, consistentWith *string) int
-		Order        func(childComplexity int, id string, consistentWith *string) int
-		Orders       func(childComplexity int, customerID *string, status *OrderStatus, first *int64, after *string, consistentWith *string) int
-		ParkedEvents func(childComplexity int, projection string) int
-		Product      func(childComplexity int, id string, consistentWith *string) int
-		Products     func(childComplexity int, query *string, first *int64, after *string, consistentWith *string) int
-		Projections  func(childComplexity int) int
+		ActorActivity func(childComplexity int, actor string, first *int64, before *string, consistentWith *string) int
+		Customer      func(childComplexity int, id string, consistentWith *string) int
+		LowStock      func(childComplexity int, threshold *int64, first *int64) int
+		Me            func(childComplexity int, consistentWith *string) int
+		Order         func(childComplexity int, id string, consistentWith *string) int
+		Orders        func(childComplexity int, customerID *string, status *OrderStatus, first *int64, after *string, consistentWith *string) int
+		ParkedEvents  func(childComplexity int, projection string) int
+		Product       func(childComplexity int, id string, consistentWith *string) int
+		Products      func(childComplexity int, query *string, first *int64, after *string, consistentWith *string) int
+		Projections   func(childComplexity int) int
 	}
 
 	RebuildProgress struct {
@@ -271,6 +285,7 @@ type QueryResolver interface {
 	Projections(ctx context.Context) ([]*wire.ProjectionStatus, error)
 	ParkedEvents(ctx context.Context, projection string) ([]*wire.ParkedEvent, error)
 	Customer(ctx context.Context, id string, consistentWith *string) (*wire.Customer, error)
+	ActorActivity(ctx context.Context, actor string, first *int64, before *string, consistentWith *string) (*wire.ActivityPage, error)
 }
 type StatusChangeResolver interface {
 	Status(ctx context.Context, obj *wire.StatusChange) (OrderStatus, error)
@@ -293,6 +308,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "ActivityEntry.at":
+		if e.ComplexityRoot.ActivityEntry.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityEntry.At(childComplexity), true
+	case "ActivityEntry.correlationId":
+		if e.ComplexityRoot.ActivityEntry.CorrelationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityEntry.CorrelationID(childComplexity), true
+	case "ActivityEntry.position":
+		if e.ComplexityRoot.ActivityEntry.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityEntry.Position(childComplexity), true
+	case "ActivityEntry.stream":
+		if e.ComplexityRoot.ActivityEntry.Stream == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityEntry.Stream(childComplexity), true
+	case "ActivityEntry.type":
+		if e.ComplexityRoot.ActivityEntry.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityEntry.Type(childComplexity), true
+
+	case "ActivityPage.endCursor":
+		if e.ComplexityRoot.ActivityPage.EndCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityPage.EndCursor(childComplexity), true
+	case "ActivityPage.entries":
+		if e.ComplexityRoot.ActivityPage.Entries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityPage.Entries(childComplexity), true
 
 	case "Address.city":
 		if e.ComplexityRoot.Address.City == nil {
@@ -975,6 +1034,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Projection.UpdatedAt(childComplexity), true
 
+	case "Query.actorActivity":
+		if e.ComplexityRoot.Query.ActorActivity == nil {
+			break
+		}
+
+		args, err := ec.field_Query_actorActivity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ActorActivity(childComplexity, args["actor"].(string), args["first"].(*int64), args["before"].(*string), args["consistentWith"].(*string)), true
 	case "Query.customer":
 		if e.ComplexityRoot.Query.Customer == nil {
 			break
@@ -1618,7 +1688,7 @@ type Query {
   projections: [Projection!]!
   "The events a read model's projection could not apply (admins)."
   parkedEvents(
-    "The read model: orders, catalog or customers."
+    "The read model: orders, catalog, customers or activity."
     projection: String!
   ): [ParkedEvent!]!
   "One customer by id; null if there is no such customer."
@@ -1628,6 +1698,39 @@ type Query {
     "Answer from a read model at or past this position."
     consistentWith: String
   ): Customer
+  "What an actor did across the whole log, newest first (admins): every event its commands appended."
+  actorActivity(
+    "Who: customer:<id>, admin:<subject> or saga:fulfillment, as events record it."
+    actor: String!
+    "How many events, 1 to 500."
+    first: Int = 50
+    "The endCursor of the previous page."
+    before: String
+    "Answer from a read model at or past this position."
+    consistentWith: String
+  ): ActivityPage!
+}
+
+"One event an actor caused."
+type ActivityEntry {
+  "Where the event is in the log."
+  position: String!
+  "The stream it was appended to."
+  stream: String!
+  "The event's type."
+  type: String!
+  "The flow it belongs to (the request that started it)."
+  correlationId: String
+  "When the event store recorded it."
+  at: Time!
+}
+
+"A page of an actor's activity."
+type ActivityPage {
+  "The events, newest first."
+  entries: [ActivityEntry!]!
+  "Pass as before for the next page; null on the last page."
+  endCursor: String
 }
 
 """
@@ -1807,17 +1910,17 @@ type Mutation {
   ): CommandResult!
   "Stop a read model's projection applying events; queries keep reading it (admins)."
   pauseProjection(
-    "The read model: orders, catalog or customers."
+    "The read model: orders, catalog, customers or activity."
     name: String!
   ): Projection!
   "Let a paused projection go on (admins)."
   resumeProjection(
-    "The read model: orders, catalog or customers."
+    "The read model: orders, catalog, customers or activity."
     name: String!
   ): Projection!
   "Apply a read model's parked events again, after a fix; answers how many applied (admins)."
   replayParkedEvents(
-    "The read model: orders, catalog or customers."
+    "The read model: orders, catalog, customers or activity."
     projection: String!
   ): Int!
   """
@@ -1826,7 +1929,7 @@ type Mutation {
   progress (admins).
   """
   rebuildProjection(
-    "The read model: orders, catalog or customers."
+    "The read model: orders, catalog, customers or activity."
     name: String!
   ): Projection!
 }
@@ -1835,7 +1938,7 @@ type Mutation {
 A read model's projection, as operators see it.
 """
 type Projection {
-  "The read model: orders, catalog or customers."
+  "The read model: orders, catalog, customers or activity."
   name: String!
   "Log position its rows reflect."
   position: String!
@@ -1924,6 +2027,32 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_ActivityEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "position":
+		return ec.fieldContext_ActivityEntry_position(ctx, field)
+	case "stream":
+		return ec.fieldContext_ActivityEntry_stream(ctx, field)
+	case "type":
+		return ec.fieldContext_ActivityEntry_type(ctx, field)
+	case "correlationId":
+		return ec.fieldContext_ActivityEntry_correlationId(ctx, field)
+	case "at":
+		return ec.fieldContext_ActivityEntry_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_ActivityPage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "entries":
+		return ec.fieldContext_ActivityPage_entries(ctx, field)
+	case "endCursor":
+		return ec.fieldContext_ActivityPage_endCursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityPage", field.Name)
+}
 
 func (ec *executionContext) childFields_Address(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -2755,6 +2884,44 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_actorActivity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "actor",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["actor"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOInt2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "consistentWith",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["consistentWith"] = arg3
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_customer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3032,6 +3199,176 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ************************** directives.gotpl **************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _ActivityEntry_position(ctx context.Context, field graphql.CollectedField, obj *wire.ActivityEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityEntry_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityEntry_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityEntry_stream(ctx context.Context, field graphql.CollectedField, obj *wire.ActivityEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityEntry_stream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stream, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityEntry_stream(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityEntry_type(ctx context.Context, field graphql.CollectedField, obj *wire.ActivityEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityEntry_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityEntry_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityEntry_correlationId(ctx context.Context, field graphql.CollectedField, obj *wire.ActivityEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityEntry_correlationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CorrelationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityEntry_correlationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityEntry_at(ctx context.Context, field graphql.CollectedField, obj *wire.ActivityEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityEntry_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityEntry_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityEntry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityPage_entries(ctx context.Context, field graphql.CollectedField, obj *wire.ActivityPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityPage_entries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []wire.ActivityEntry) graphql.Marshaler {
+			return ec.marshalNActivityEntry2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐActivityEntryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityPage_entries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActivityPage",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ActivityEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActivityPage_endCursor(ctx context.Context, field graphql.CollectedField, obj *wire.ActivityPage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityPage_endCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndCursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityPage_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityPage", field, false, false, errors.New("field of type String does not have child fields"))
+}
 
 func (ec *executionContext) _Address_line1(ctx context.Context, field graphql.CollectedField, obj *wire.Address) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -6147,6 +6484,50 @@ func (ec *executionContext) fieldContext_Query_customer(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_actorActivity(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_actorActivity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ActorActivity(ctx, fc.Args["actor"].(string), fc.Args["first"].(*int64), fc.Args["before"].(*string), fc.Args["consistentWith"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.ActivityPage) graphql.Marshaler {
+			return ec.marshalNActivityPage2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐActivityPage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_actorActivity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ActivityPage(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_actorActivity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8028,6 +8409,103 @@ func (ec *executionContext) unmarshalInputRegisterCustomerInput(ctx context.Cont
 
 // region    **************************** object.gotpl ****************************
 
+var activityEntryImplementors = []string{"ActivityEntry"}
+
+func (ec *executionContext) _ActivityEntry(ctx context.Context, sel ast.SelectionSet, obj *wire.ActivityEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, activityEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ActivityEntry")
+		case "position":
+			out.Values[i] = ec._ActivityEntry_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stream":
+			out.Values[i] = ec._ActivityEntry_stream(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._ActivityEntry_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "correlationId":
+			out.Values[i] = ec._ActivityEntry_correlationId(ctx, field, obj)
+		case "at":
+			out.Values[i] = ec._ActivityEntry_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var activityPageImplementors = []string{"ActivityPage"}
+
+func (ec *executionContext) _ActivityPage(ctx context.Context, sel ast.SelectionSet, obj *wire.ActivityPage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, activityPageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ActivityPage")
+		case "entries":
+			out.Values[i] = ec._ActivityPage_entries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "endCursor":
+			out.Values[i] = ec._ActivityPage_endCursor(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var addressImplementors = []string{"Address"}
 
 func (ec *executionContext) _Address(ctx context.Context, sel ast.SelectionSet, obj *wire.Address) graphql.Marshaler {
@@ -9415,6 +9893,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "actorActivity":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_actorActivity(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -10010,6 +10510,40 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 // endregion **************************** object.gotpl ****************************
 
 // region    ***************************** type.gotpl *****************************
+
+func (ec *executionContext) marshalNActivityEntry2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐActivityEntry(ctx context.Context, sel ast.SelectionSet, v wire.ActivityEntry) graphql.Marshaler {
+	return ec._ActivityEntry(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNActivityEntry2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐActivityEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []wire.ActivityEntry) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNActivityEntry2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐActivityEntry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNActivityPage2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐActivityPage(ctx context.Context, sel ast.SelectionSet, v wire.ActivityPage) graphql.Marshaler {
+	return ec._ActivityPage(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNActivityPage2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐActivityPage(ctx context.Context, sel ast.SelectionSet, v *wire.ActivityPage) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ActivityPage(ctx, sel, v)
+}
 
 func (ec *executionContext) unmarshalNAddProductInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐAddProductInput(ctx context.Context, v any) (AddProductInput, error) {
 	res, err := ec.unmarshalInputAddProductInput(ctx, v)

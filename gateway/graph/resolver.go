@@ -177,7 +177,7 @@ func (r *Resolver) orders(ctx context.Context, req wire.ListOrders, first *int64
 // admin calls an operators' endpoint (the projections service) for an admin caller only.
 func admin[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*T, error) {
 	if !caller(ctx).IsAdmin() {
-		return nil, forbidden("projection operations are for admins")
+		return nil, forbidden("for admins only")
 	}
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()

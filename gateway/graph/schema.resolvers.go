@@ -278,6 +278,21 @@ func (r *queryResolver) Customer(ctx context.Context, id string, consistentWith 
 	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
 }
 
+// ActorActivity is the resolver for the actorActivity field.
+func (r *queryResolver) ActorActivity(ctx context.Context, actor string, first *int64, before *string, consistentWith *string) (*wire.ActivityPage, error) {
+	req := wire.ActorActivity{Actor: actor, MinPosition: minPosition(ctx, consistentWith)}
+	if first != nil {
+		if *first < 1 || *first > 500 {
+			return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "first", Message: "must be between 1 and 500"}
+		}
+		req.First = int(*first)
+	}
+	if before != nil {
+		req.Before = *before
+	}
+	return admin[wire.ActivityPage](ctx, r.Resolver, wire.EndpointActorActivity, req)
+}
+
 // Status is the resolver for the status field.
 func (r *statusChangeResolver) Status(ctx context.Context, obj *wire.StatusChange) (OrderStatus, error) {
 	s := OrderStatus(obj.Status)

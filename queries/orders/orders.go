@@ -23,6 +23,8 @@ type Service struct {
 	progress.ReadModel
 	// Store is the event store the timelines are read from.
 	Store eventstore.Store
+	// Activity, if set, answers what an actor did (ActorActivity).
+	Activity *Activity
 }
 
 // Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.
@@ -34,5 +36,6 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		rpc.On("get_many", wire.EndpointOrdersByIDs, s.OrdersByIDs),
 		rpc.On("list", wire.EndpointListOrders, s.List),
 		rpc.On("timeline", wire.EndpointOrderTimeline, s.OrderTimeline),
+		rpc.Staff(rpc.On("activity", wire.EndpointActorActivity, s.ActorActivity)),
 	)
 }
