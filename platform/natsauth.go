@@ -310,6 +310,13 @@ func IdentityOptions(identity, seedFile string) ([]nats.Option, error) {
 	return []nats.Option{opt, nats.CustomInboxPrefix(inboxPrefix(identity))}, nil
 }
 
+// ServerOptions shape ServerConfig: where JetStream keeps its data, the directory of the server's
+// TLS files (empty: no TLS), and the routes to the other nodes of a cluster (empty: one server).
+type ServerOptions struct {
+	StoreDir, TLSDir string
+	Routes           []string
+}
+
 // NATSTLS are the files of a NATS connection over TLS (see Config.NATSTLS).
 type NATSTLS struct{ CA, Cert, Key string }
 
@@ -329,13 +336,14 @@ func (t NATSTLS) Options() []nats.Option {
 var errNoCredentials = errors.New("no NATS credentials: set ORDERFLOW_NATS_SEEDS (a directory with <target>.nk nkey seeds, one per target), or ORDERFLOW_NATS_INSECURE=true to connect without (development only)")
 
 // ServerConfig is a nats-server configuration (JSON, which nats-server reads as its own format)
-// that accepts exactly users, each with its permissions, with JetStream in storeDir: what
+// that accepts exactly users, each with its permissions, with JetStream in o.StoreDir: what
 // `orderflow nats-config` writes for a NATS server of the platform's own.
 //
-// With tlsDir (a directory in the server's filesystem holding nats.pem, nats-key.pem and ca.pem,
+// With o.TLSDir (a directory in the server's filesystem holding nats.pem, nats-key.pem and ca.pem,
 // as `orderflow certs` makes them), clients connect over TLS only and present a certificate the
-// authority signed (mutual TLS), on top of their nkeys.
-func ServerConfig(users []natsrv.User, storeDir, tlsDir string) ([]byte, error) {
+// authority signed (mutual TLS), on top of their nkeys; with o.Routes too, the cluster's nodes
+// connect to each other over mutual TLS with the same certificates.
+func ServerConfig(users []natsrv.User, o ServerOptions) ([]byte, error) {
 	type allow struct {
 		Allow []string `json:"allow"`
 	}
@@ -359,15 +367,25 @@ func ServerConfig(users []natsrv.User, storeDir, tlsDir string) ([]byte, error) 
 		Verify  bool   `json:"verify"`
 		Timeout int    `json:"timeout"`
 	}
+	type cluster struct {
+		Name   string   `json:"name"`
+		Port   int      `json:"port"`
+		Routes []string `json:"routes"`
+		TLS    *tls     `json:"tls,omitempty"`
+	}
 	conf := struct {
 		Port          int               `json:"port"`
 		HTTPPort      int               `json:"http_port"`
 		JetStream     map[string]string `json:"jetstream"`
 		TLS           *tls              `json:"tls,omitempty"`
+		Cluster       *cluster          `json:"cluster,omitempty"`
 		Authorization map[string][]user `json:"authorization"`
-	}{Port: 4222, HTTPPort: 8222, JetStream: map[string]string{"store_dir": storeDir}, Authorization: map[string][]user{}}
-	if tlsDir != "" {
-		conf.TLS = &tls{Cert: path.Join(tlsDir, "nats.pem"), Key: path.Join(tlsDir, "nats-key.pem"), CA: path.Join(tlsDir, "ca.pem"), Verify: true, Timeout: 5}
+	}{Port: 4222, HTTPPort: 8222, JetStream: map[string]string{"store_dir": o.StoreDir}, Authorization: map[string][]user{}}
+	if o.TLSDir != "" {
+		conf.TLS = &tls{Cert: path.Join(o.TLSDir, "nats.pem"), Key: path.Join(o.TLSDir, "nats-key.pem"), CA: path.Join(o.TLSDir, "ca.pem"), Verify: true, Timeout: 5}
+	}
+	if len(o.Routes) > 0 {
+		conf.Cluster = &cluster{Name: "orderflow", Port: 6222, Routes: o.Routes, TLS: conf.TLS}
 	}
 	for _, u := range users {
 		p := permissions{Publish: allow{u.Publish}, Subscribe: allow{u.Subscribe}}

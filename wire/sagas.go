@@ -38,6 +38,9 @@ type Fulfillment struct {
 	// CorrelationID and TraceParent are the flow the saga continues: the placing request's.
 	CorrelationID string `json:"correlationId,omitempty"`
 	TraceParent   string `json:"traceparent,omitempty"`
+	// StartedBy is who placed the order; Actor who the saga's commands say asked (the saga).
+	StartedBy string `json:"startedBy,omitempty"`
+	Actor     string `json:"actor,omitempty"`
 }
 
 // FulfillmentDecision is one decision of a saga.

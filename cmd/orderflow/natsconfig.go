@@ -27,6 +27,7 @@ func natsConfigCmd(args []string, getenv func(string) string, stdout, stderr io.
 	prefix := fs.String("prefix", getenvOr(getenv, "ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)), "the installation's subject prefix")
 	store := fs.String("store-dir", "/data", "JetStream's directory in the server's filesystem")
 	tlsDir := fs.String("tls", "", "clients connect over mutual TLS: the directory, in the server's filesystem, of nats.pem, nats-key.pem and ca.pem (`orderflow certs`)")
+	routes := fs.String("routes", "", "a NATS cluster: the other nodes' routes (nats://host:6222,…), over mutual TLS with --tls")
 	rotate := fs.String("rotate", "", "give this identity a new seed; its old key stays valid until --retire")
 	retire := fs.String("retire", "", "stop accepting this identity's old key (after a --rotate, once it runs with the new seed)")
 	if err := fs.Parse(args); err != nil {
@@ -59,7 +60,7 @@ func natsConfigCmd(args []string, getenv func(string) string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	conf, err := platform.ServerConfig(users, *store, *tlsDir)
+	conf, err := platform.ServerConfig(users, platform.ServerOptions{StoreDir: *store, TLSDir: *tlsDir, Routes: splitList(*routes)})
 	if err != nil {
 		return err
 	}
@@ -77,4 +78,15 @@ func getenvOr(getenv func(string) string, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// splitList is a comma-separated list's non-empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -96,6 +96,10 @@ func TestSagasCommand(t *testing.T) {
 		// Final: compensated, and its compensation (the order's cancellation) seen done.
 		if err == nil && strings.Contains(out.String(), `"outcome": "compensated"`) && strings.Contains(out.String(), "out of stock") &&
 			!strings.Contains(out.String(), `"awaiting"`) {
+			// Who placed the order, and who the saga's commands say asked.
+			if !strings.Contains(out.String(), `"startedBy": "admin:test-admin"`) || !strings.Contains(out.String(), `"actor": "saga:fulfillment"`) {
+				t.Errorf("sagas show names no actors:\n%s", out.String())
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -113,5 +114,26 @@ func TestTLSInTransit(t *testing.T) {
 	}
 	if sessions < 2 || encrypted != sessions {
 		t.Errorf("%d of %d database sessions encrypted; want all (and the platform's among them)", encrypted, sessions)
+	}
+}
+
+// TestNATSClusterTLS: with --routes, the generated configuration makes a cluster whose nodes
+// connect to each other over mutual TLS with the same certificates; nats-server loads it.
+func TestNATSClusterTLS(t *testing.T) {
+	t.Parallel()
+	certs, dir := t.TempDir(), t.TempDir()
+	if err := certsCmd([]string{"--dir", certs, "--servers", "nats=localhost,127.0.0.1"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsConfigCmd([]string{"--dir", dir, "--store-dir", filepath.Join(dir, "js"), "--tls", certs, "--routes", "nats://nats-1:6222,nats://nats-2:6222"},
+		func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
+	if err != nil {
+		t.Fatalf("nats-server does not load the generated cluster config: %v", err)
+	}
+	if len(opts.Routes) != 2 || opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert || opts.TLSConfig == nil {
+		t.Errorf("cluster: %d routes, route TLS %v, client TLS %v; want two routes over mutual TLS", len(opts.Routes), opts.Cluster.TLSConfig != nil, opts.TLSConfig != nil)
 	}
 }

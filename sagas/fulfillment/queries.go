@@ -21,7 +21,7 @@ import (
 func view(st State) wire.Fulfillment {
 	return wire.Fulfillment{OrderID: st.OrderID, Step: st.Step, Outcome: st.Outcome, Attempts: st.Attempts, Deadline: st.Deadline,
 		LastError: st.LastError, Retries: st.Retries, Awaiting: st.Awaiting, Stuck: st.Stuck, StockHeld: st.StockHeld, PaymentAuthorized: st.PaymentAuthorized, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt,
-		Decisions: st.Decisions, CorrelationID: st.Flow.CorrelationID, TraceParent: st.Flow.TraceParent}
+		Decisions: st.Decisions, CorrelationID: st.Flow.CorrelationID, TraceParent: st.Flow.TraceParent, StartedBy: st.Flow.Actor, Actor: Actor}
 }
 
 // Queries answers questions about sagas from the saga's own tables.

@@ -100,8 +100,10 @@ func (s *State) decided(now time.Time, before *State, cmds []Command) {
 // id and trace context, so that the order's whole life is one flow (its timeline, its trace).
 type Flow struct {
 	CorrelationID string `json:"correlationId,omitempty"`
-	TraceParent   string `json:"traceparent,omitempty"`
-	TraceState    string `json:"tracestate,omitempty"`
+	// Actor is who placed the order ("customer:<id>", "admin:<subject>").
+	Actor       string `json:"actor,omitempty"`
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // Started is an order placed, with the flow of the request that placed it.

@@ -105,7 +105,7 @@ func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 			return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
 		}
 		if p, ok := e.(order.Placed); ok {
-			e = Started{Placed: p, Flow: Flow{CorrelationID: r.Metadata.CorrelationID, TraceParent: r.Metadata.TraceParent, TraceState: r.Metadata.TraceState}}
+			e = Started{Placed: p, Flow: Flow{CorrelationID: r.Metadata.CorrelationID, Actor: r.Metadata.Actor, TraceParent: r.Metadata.TraceParent, TraceState: r.Metadata.TraceState}}
 		}
 		if id := orderOf(e); id != "" {
 			items = append(items, item{e, id})
