@@ -79,6 +79,8 @@ func New(opts Options) http.Handler {
 		r.Method("GET", "/metrics", ops.Metrics(opts.Metrics))
 	}
 	r.Get("/api/v1/openapi.json", serveOpenAPI)
+	r.Method("GET", "/console", console())
+	r.Method("GET", "/console/*", console())
 	if opts.Security.GraphiQL {
 		r.Get("/graphiql", playground.Handler("orderflow GraphiQL", "/graphql"))
 	}

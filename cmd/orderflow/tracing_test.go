@@ -68,16 +68,19 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 			t.Errorf("span %q: parent %s is not in the trace", s.Name, s.Parent.SpanID())
 		}
 	}
-	// The read models' batches are traces of their own, linked to the events they applied.
+	// The read models' batches are traces of their own, linked to the events they applied (each
+	// read model in its own time: wait for the slowest).
 	for _, projection := range []string{"project orders", "project fulfillment", "project catalog"} {
-		linked := false
-		for _, s := range exporter.GetSpans() {
-			if s.Name == projection && slices.ContainsFunc(s.Links, func(l sdktrace.Link) bool { return l.SpanContext.TraceID().String() == traceID }) {
-				linked = true
-			}
+		linked := func() bool {
+			return slices.ContainsFunc(exporter.GetSpans(), func(s tracetest.SpanStub) bool {
+				return s.Name == projection && slices.ContainsFunc(s.Links, func(l sdktrace.Link) bool { return l.SpanContext.TraceID().String() == traceID })
+			})
 		}
-		if !linked {
-			t.Errorf("no %q span links to the order's trace", projection)
+		for deadline := time.Now().Add(10 * time.Second); !linked(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("no %q span links to the order's trace", projection)
+				break
+			}
 		}
 	}
 	// Its latencies point to it: exemplars in the OpenMetrics answer of /metrics.

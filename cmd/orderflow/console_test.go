@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/orderflow/orderflow/internal/auth"
+)
+
+// chromium is the browser the console test drives: Debian's chromium package (.ci/run installs it).
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("no Chromium: apt-get install -y chromium (.ci/run installs it)")
+	return ""
+}
+
+// TestConsole drives the operator console in headless Chromium against the whole platform: sign
+// in with the admin token; open an order's page before the order exists, place it through the API
+// and watch it reach CONFIRMED without reloading; pause and resume a projection; rebuild one and
+// see its bar reach 100%; at a phone's width nothing overflows; a customer's token is offered no
+// operations page and is refused one. Any error in the browser's console fails it. With
+// ORDERFLOW_CONSOLE_SCREENSHOTS=DIR it keeps its screenshots there (the README's).
+func TestConsole(t *testing.T) {
+	t.Parallel()
+	chrome := chromium(t)
+	base, _ := startPlatformDB(t, "targets", "all", "PAYMENT_PROVIDER_LATENCY", "1ms")
+	shots := os.Getenv("ORDERFLOW_CONSOLE_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.WindowSize(1280, 800))...)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	var mu sync.Mutex
+	var consoleErrors []string
+	if err := chromedp.Listen(browser, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			consoleErrors = append(consoleErrors, "exception: "+e.ExceptionDetails.Text)
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError {
+				var args []string
+				for _, a := range e.Args {
+					args = append(args, a.Description+string(a.Value))
+				}
+				consoleErrors = append(consoleErrors, "console.error: "+strings.Join(args, " "))
+			}
+		}
+	}); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 2*time.Minute)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	waitFor := func(what, js string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			if _, err := chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(30*time.Second))(ctx, tg); err != nil {
+				text, _ := chromedp.Text("main")(ctx, tg)
+				return chromedp.Void{}, fmt.Errorf("waiting for %s: %w; the page says: %s", what, err, text)
+			}
+			return chromedp.Void{}, nil
+		}
+	}
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			png, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644)
+		}
+	}
+	eval := func(js string) bool {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", js, err)
+		}
+		return v
+	}
+	signIn := func(token string) {
+		t.Helper()
+		run("sign in", chromedp.Navigate(base+"/console#/signin"), chromedp.WaitVisible("#token"),
+			chromedp.SetValue("#token", token), chromedp.Click("#signin button"),
+			waitFor("the orders page", `location.hash.startsWith("#/orders") && !document.querySelector("#nav").hidden`))
+	}
+
+	signIn(tokenFor(t, "test-admin", auth.Admin))
+	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"console-p","sku":"CONSOLE-P","name":"Product","priceCents":1250}`, nil); s != 201 {
+		t.Fatalf("add product: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products/console-p/restock", `{"quantity":5}`, nil); s != 200 {
+		t.Fatalf("restock: %d %s", s, b)
+	}
+	// The order's page is open before the order exists; it must follow it to CONFIRMED by itself.
+	run("open the order page", chromedp.Navigate(base+"/console#/order/console-1"), waitFor("the page to wait for the order", `document.querySelector("#order") && /No order/.test(document.querySelector("#order").textContent)`))
+	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"console-1","customerId":"c-console","lines":[{"productId":"console-p","quantity":2,"unitPriceCents":1250}]}`, nil); s != 201 {
+		t.Fatalf("place: %d %s", s, b)
+	}
+	run("watch the order", waitFor("CONFIRMED", `document.querySelector("#status") && document.querySelector("#status").textContent === "CONFIRMED"`),
+		waitFor("the timeline", `document.querySelectorAll("#order tbody tr").length > 3`), shot("order"))
+	run("list orders", chromedp.Navigate(base+"/console#/orders"), waitFor("the order in the list", `/console-1/.test(document.querySelector("#list").textContent)`), shot("orders"))
+
+	row := func(name string) string { return `document.querySelector('tr[data-projection="` + name + `"]')` }
+	run("pause and resume", chromedp.Navigate(base+"/console#/projections"), waitFor("the projections", row("orders")+` !== null`),
+		chromedp.Click(`tr[data-projection="orders"] button[data-act="pauseProjection"]`),
+		waitFor("orders paused", row("orders")+`.querySelector(".state").textContent === "paused"`),
+		chromedp.Click(`tr[data-projection="orders"] button[data-act="resumeProjection"]`),
+		waitFor("orders running", row("orders")+`.querySelector(".state").textContent === "running"`))
+	run("rebuild", chromedp.Click(`tr[data-projection="customers"] button[data-act="rebuildProjection"]`),
+		waitFor("the rebuild's bar at 100%", row("customers")+`.querySelector(".rebuild-pct") && `+row("customers")+`.querySelector(".rebuild-pct").textContent === "100%"`),
+		shot("projections"))
+
+	// A phone's width: nothing wider than the screen.
+	run("phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/console#/order/console-1"),
+		waitFor("the order", `document.querySelector("#status") !== null`), shot("order-phone"))
+	overflow := eval(`document.documentElement.scrollWidth > window.innerWidth + 1`)
+	run("desktop width", chromedp.EmulateViewport(1280, 800))
+	if overflow {
+		t.Error("at a phone's width the order page is wider than the screen")
+	}
+
+	// A customer's token: no operations pages offered, and the page refuses.
+	run("sign out", chromedp.Click("#signout"), waitFor("the sign-in page", `location.hash === "#/signin"`))
+	signIn(tokenFor(t, "c-console", auth.Customer))
+	projectionsLinkHidden := eval(`document.querySelector('#nav a[href="#/projections"]').hidden`)
+	run("as a customer", chromedp.Navigate(base+"/console#/projections"), waitFor("the refusal", `document.querySelector("#denied") !== null`),
+		chromedp.Navigate(base+"/console#/order/console-1"), waitFor("the customer's own order", `document.querySelector("#status") !== null`))
+	if !projectionsLinkHidden {
+		t.Error("a customer is offered the projections page")
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(consoleErrors) > 0 {
+		t.Errorf("the browser's console has errors:\n%s", strings.Join(consoleErrors, "\n"))
+	}
+}
