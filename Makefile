@@ -18,6 +18,9 @@ test:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBody -fuzztime 10s ./gateway/
 	$(GO) test -run '^$$' -fuzz FuzzPathIDs -fuzztime 5s ./gateway/
 	$(GO) test -run '^$$' -fuzz FuzzGraphQLVariables -fuzztime 5s ./gateway/
+	@# The schema frontends' tools read: graphql-schema-linter's substantive rules (gateway/.graphql-schema-linterrc).
+	@if command -v npx >/dev/null 2>&1; then npx --yes graphql-schema-linter@3.0.1 -c gateway gateway/schema.graphql; \
+	else echo "npx not found: graphql-schema-linter skipped"; fi
 
 ## chaos: every target as its own process under an open-loop load, each killed in turn (twice),
 ## PostgreSQL killed, NATS restarted; then every order, saga, stock figure and read model checked

@@ -85,6 +85,10 @@ type PageInfo struct {
 	EndCursor *string `json:"endCursor,omitempty"`
 	// Whether another page follows.
 	HasNextPage bool `json:"hasNextPage"`
+	// Whether pages come before this one (the query passed `after`).
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// The cursor of the page's first item.
+	StartCursor *string `json:"startCursor,omitempty"`
 }
 
 // A new order.

@@ -145,10 +145,15 @@ func pageArgs(first *int64, after *string, toFirst *int, toAfter *string) error 
 	return nil
 }
 
-func pageInfo(end string, more bool) *PageInfo {
-	p := &PageInfo{HasNextPage: more}
+// pageInfo is a forward page's PageInfo: its items' cursors, whether more follow, and whether it
+// started after a cursor (then pages come before it).
+func pageInfo(cursors []string, end string, more bool, after string) *PageInfo {
+	p := &PageInfo{HasNextPage: more, HasPreviousPage: after != ""}
 	if end != "" {
 		p.EndCursor = &end
+	}
+	if len(cursors) > 0 {
+		p.StartCursor = &cursors[0]
 	}
 	return p
 }
@@ -165,7 +170,7 @@ func (r *Resolver) orders(ctx context.Context, req wire.ListOrders, first *int64
 		return nil, err
 	}
 	prime(ctx, page.Orders)
-	conn := &OrderConnection{PageInfo: pageInfo(page.EndCursor, page.HasNextPage), Edges: []*OrderEdge{}, Nodes: []*wire.Order{}}
+	conn := &OrderConnection{PageInfo: pageInfo(page.Cursors, page.EndCursor, page.HasNextPage, req.After), Edges: []*OrderEdge{}, Nodes: []*wire.Order{}}
 	for i := range page.Orders {
 		o := &page.Orders[i]
 		conn.Nodes = append(conn.Nodes, o)

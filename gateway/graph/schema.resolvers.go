@@ -215,7 +215,7 @@ func (r *queryResolver) Products(ctx context.Context, query *string, first *int6
 	if err != nil {
 		return nil, err
 	}
-	conn := &ProductConnection{PageInfo: pageInfo(page.EndCursor, page.HasNextPage), Edges: []*ProductEdge{}, Nodes: []*wire.Product{}}
+	conn := &ProductConnection{PageInfo: pageInfo(page.Cursors, page.EndCursor, page.HasNextPage, req.After), Edges: []*ProductEdge{}, Nodes: []*wire.Product{}}
 	for i := range page.Products {
 		p := &page.Products[i]
 		conn.Nodes = append(conn.Nodes, p)
