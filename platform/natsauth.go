@@ -47,7 +47,7 @@ func grants(ns wire.Namespace) map[string]grant {
 	for _, c := range api.Commands {
 		gatewayCalls = append(gatewayCalls, c.SendsTo())
 	}
-	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*")
+	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*", "payment.provider")
 	return map[string]grant{
 		"order-commands":     {serve: []string{"order.*"}, consume: true},
 		"customer-commands":  {serve: []string{"customer.*"}},
@@ -59,7 +59,7 @@ func grants(ns wire.Namespace) map[string]grant {
 		"customer-queries":   {serve: []string{"customers.*"}, follow: []string{"customers"}},
 		"fulfillment-saga":   {serve: []string{"sagas.fulfillment.*"}, follow: []string{"fulfillment"}, publish: []string{"projection.fulfillment.progress"}, queue: true},
 		"payment-provider":   {},
-		"gateway":            {publish: gatewayCalls, follow: []string{"orders", "catalog", "customers", "fulfillment"}, kv: gateway.IdempotencyBucket(ns)},
+		"gateway":            {publish: gatewayCalls, follow: []string{"orders", "catalog", "customers", "fulfillment"}, kv: gateway.IdempotencyBucket(ns), discover: "*"},
 		Operator:             {publish: []string{"sagas.fulfillment.*", "payment.provider", "projections.*"}, discover: "*"},
 	}
 }

@@ -124,6 +124,13 @@ func TestConsole(t *testing.T) {
 	run("watch the order", waitFor("CONFIRMED", `document.querySelector("#status") && document.querySelector("#status").textContent === "CONFIRMED"`),
 		waitFor("the timeline", `document.querySelectorAll("#order tbody tr").length > 3`), shot("order"))
 	run("list orders", chromedp.Navigate(base+"/console#/orders"), waitFor("the order in the list", `/console-1/.test(document.querySelector("#list").textContent)`), shot("orders"))
+	run("overview", chromedp.Navigate(base+"/console#/overview"),
+		waitFor("the sagas' counts", `document.querySelector("#saga-counts") && /1 confirmed/.test(document.querySelector("#saga-counts").textContent)`),
+		waitFor("the breaker", `document.querySelector("#breaker").textContent === "closed"`),
+		waitFor("a chart", `document.querySelectorAll(".card polyline").length > 0`), shot("overview"))
+	run("sagas", chromedp.Navigate(base+"/console#/sagas"), waitFor("sagas by step", `document.querySelector("#by-step") !== null && /None stuck/.test(document.querySelector("#stuck").textContent)`), shot("sagas"))
+	run("services", chromedp.Navigate(base+"/console#/services"),
+		waitFor("the services", `document.querySelector('tr[data-service="order-commands"]') !== null && document.querySelector('tr[data-service="gateway"]') === null`), shot("services"))
 
 	row := func(name string) string { return `document.querySelector('tr[data-projection="` + name + `"]')` }
 	run("pause and resume", chromedp.Navigate(base+"/console#/projections"), waitFor("the projections", row("orders")+` !== null`),
@@ -147,11 +154,14 @@ func TestConsole(t *testing.T) {
 	// A customer's token: no operations pages offered, and the page refuses.
 	run("sign out", chromedp.Click("#signout"), waitFor("the sign-in page", `location.hash === "#/signin"`))
 	signIn(tokenFor(t, "c-console", auth.Customer))
-	projectionsLinkHidden := eval(`document.querySelector('#nav a[href="#/projections"]').hidden`)
-	run("as a customer", chromedp.Navigate(base+"/console#/projections"), waitFor("the refusal", `document.querySelector("#denied") !== null`),
+	projectionsLinkHidden := eval(`["#/overview", "#/projections", "#/sagas", "#/services"].every((h) => document.querySelector('#nav a[href="' + h + '"]').hidden)`)
+	for _, page := range []string{"overview", "projections", "sagas", "services"} {
+		run("as a customer: "+page, chromedp.Navigate(base+"/console#/"+page), waitFor("the refusal", `document.querySelector("#denied") !== null`))
+	}
+	run("as a customer",
 		chromedp.Navigate(base+"/console#/order/console-1"), waitFor("the customer's own order", `document.querySelector("#status") !== null`))
 	if !projectionsLinkHidden {
-		t.Error("a customer is offered the projections page")
+		t.Error("a customer is offered the operations pages")
 	}
 
 	mu.Lock()

@@ -8,13 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -83,58 +81,11 @@ func services(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer nc.Close()
 	ns := wire.Namespace(getenv("ORDERFLOW_NATS_PREFIX"))
-	infos, err := collect[micro.Info](ctx, nc, "$SRV.INFO", *wait)
+	out, err := rpc.Discover(ctx, nc, ns, *wait)
 	if err != nil {
 		return err
 	}
-	stats, err := collect[micro.Stats](ctx, nc, "$SRV.STATS", *wait)
-	if err != nil {
-		return err
-	}
-	byID := map[string]micro.Stats{}
-	for _, s := range stats {
-		byID[s.ID] = s
-	}
-	type endpoint struct {
-		Name, Subject         string
-		Requests, Errors      int
-		AverageProcessingTime time.Duration
-	}
-	type instance struct {
-		Service, ID, Version string
-		Started              time.Time
-		Endpoints            []endpoint
-	}
-	var out []instance
 	prefix := ns.Subject("")
-	for _, info := range infos {
-		in := instance{Service: info.Name, ID: info.ID, Version: info.Version, Started: byID[info.ID].Started}
-		mine := false
-		for _, e := range info.Endpoints {
-			mine = mine || strings.HasPrefix(e.Subject, prefix)
-			ep := endpoint{Name: e.Name, Subject: e.Subject}
-			for _, es := range byID[info.ID].Endpoints {
-				if es.Name != e.Name {
-					continue
-				}
-				// The service's own figures (rpc.EndpointStats) when it publishes them: micro's
-				// cannot see handlers that answer from their own goroutines.
-				var own rpc.EndpointStats
-				if json.Unmarshal(es.Data, &own) == nil && own.Requests > 0 {
-					ep.Requests, ep.Errors, ep.AverageProcessingTime = int(own.Requests), int(own.Errors), time.Duration(own.AverageMs*float64(time.Millisecond))
-				} else {
-					ep.Requests, ep.Errors, ep.AverageProcessingTime = es.NumRequests, es.NumErrors, es.AverageProcessingTime
-				}
-			}
-			in.Endpoints = append(in.Endpoints, ep)
-		}
-		if mine {
-			out = append(out, in)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].Service < out[j].Service || out[i].Service == out[j].Service && out[i].ID < out[j].ID
-	})
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -156,31 +107,6 @@ func services(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	return tw.Flush()
-}
-
-// collect sends one discovery request and gathers every answer that arrives within wait.
-func collect[T any](ctx context.Context, nc *nats.Conn, subject string, wait time.Duration) ([]T, error) {
-	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, err
-	}
-	var out []T
-	deadline := time.Now().Add(wait)
-	for {
-		msg, err := sub.NextMsg(time.Until(deadline))
-		if err != nil || ctx.Err() != nil {
-			return out, nil // the window closed
-		}
-		var v T
-		if json.Unmarshal(msg.Data, &v) == nil {
-			out = append(out, v)
-		}
-	}
 }
 
 // cliDataDir is where a `make run` of this checkout keeps its data (ORDERFLOW_DATA_DIR, else

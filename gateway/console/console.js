@@ -156,27 +156,105 @@ const pages = {
     });
   },
 
+  overview() {
+    if (!adminOnly("Overview")) return;
+    main(`<h1>Overview</h1><div class="cards" id="cards"><p class="muted">Loading…</p></div>
+      <p class="muted">Live: refreshed every 2 s; rates over the last interval, charts over the last two minutes.</p>`);
+    const series = {}; // name → recent values
+    let last = null;
+    every(2000, async () => {
+      const d = await gql(`{ fulfillmentCounts { inFlight confirmed compensated timedOut stuck outbox }
+        paymentProvider { configured breaker } projections { name lagEvents lagSeconds paused } }`);
+      const c = d.fulfillmentCounts, now = Date.now();
+      const total = c.inFlight + c.confirmed + c.compensated + c.timedOut;
+      const rate = (v, was) => (last && now > last.at ? Math.max(0, ((v - was) * 1000) / (now - last.at)) : 0);
+      const figures = {
+        "Orders placed /s": rate(total, last && last.total),
+        "Confirmed /s": rate(c.confirmed, last && last.confirmed),
+        "Cancelled /s": rate(c.compensated + c.timedOut, last && last.cancelled),
+        "Sagas in flight": c.inFlight,
+        "Sagas stuck": c.stuck,
+        "Projection lag (s, worst)": Math.max(0, ...d.projections.map((p) => p.lagSeconds)),
+      };
+      last = { at: now, total, confirmed: c.confirmed, cancelled: c.compensated + c.timedOut };
+      const cards = Object.entries(figures).map(([name, v]) => {
+        const s = (series[name] = (series[name] || []).concat([v]).slice(-60));
+        return `<section class="card" aria-label="${esc(name)}"><h2>${esc(name)}</h2><div class="figure">${Number.isInteger(v) ? v : v.toFixed(1)}</div>${spark(s)}</section>`;
+      });
+      const p = d.paymentProvider;
+      cards.push(`<section class="card" aria-label="card provider"><h2>Card provider</h2><div class="figure ${p.breaker === "closed" ? "ok" : "bad"}" id="breaker">${esc(p.configured ? p.breaker || "?" : "none")}</div><p class="muted">circuit breaker</p></section>`);
+      cards.push(`<section class="card" aria-label="sagas by state"><h2>Sagas by state</h2><p id="saga-counts">${c.inFlight} in flight · ${c.confirmed} confirmed · ${c.compensated} compensated · ${c.timedOut} timed out · ${c.stuck} stuck</p></section>`);
+      $("#cards").innerHTML = cards.join("");
+    });
+  },
+
+  sagas() {
+    if (!adminOnly("Sagas")) return;
+    main(`<h1>Sagas</h1><h2>In flight, by step</h2><div id="inflight"></div><h2>Stuck</h2><div class="table" id="stuck"></div>
+      <h2>Compensated lately</h2><div class="table" id="compensated"></div>`);
+    const table = (list, empty) => list.length
+      ? `<table><thead><tr><th>Order</th><th>Step</th><th>Attempts</th><th class="hide-narrow">Deadline</th><th>Last error</th><th class="hide-narrow">Changed</th></tr></thead><tbody>${list.map((f) =>
+          `<tr><td class="mono"><a href="#/order/${esc(encodeURIComponent(f.orderId))}">${esc(f.orderId)}</a></td><td>${esc(f.step)}</td><td>${f.attempts}</td>
+           <td class="hide-narrow">${when(f.deadline)}</td><td class="bad">${esc(f.lastError || "")}</td><td class="hide-narrow">${when(f.updatedAt)}</td></tr>`).join("")}</tbody></table>`
+      : `<p class="muted">${empty}</p>`;
+    every(2000, async () => {
+      const d = await gql(`{ recent: fulfillments(first: 500) { orderId step outcome attempts deadline lastError updatedAt }
+        stuck: fulfillments(stuck: true, first: 100) { orderId step attempts deadline lastError updatedAt }
+        cancelled: fulfillments(step: "CANCELLED", first: 20) { orderId step attempts deadline lastError updatedAt } }`);
+      const steps = ["RESERVING", "AUTHORIZING", "CONFIRMING"];
+      const inflight = d.recent.filter((f) => steps.includes(f.step));
+      $("#inflight").innerHTML = `<p id="by-step">${steps.map((s) => `${s}: ${inflight.filter((f) => f.step === s).length}`).join(" · ")}</p>` + table(inflight, "None in flight.");
+      $("#stuck").innerHTML = table(d.stuck, "None stuck.");
+      $("#compensated").innerHTML = table(d.cancelled, "None compensated.");
+    });
+  },
+
+  services() {
+    if (!adminOnly("Services")) return;
+    main(`<h1>Services</h1><p class="muted">Instances that answer NATS micro discovery, with their endpoints' figures since they started.</p><div class="table" id="services"></div>`);
+    every(5000, async () => {
+      const d = await gql(`{ services { service id version startedAt endpoints { name subject requests errors averageMs } } }`);
+      $("#services").innerHTML = `<table><thead><tr><th>Service</th><th class="hide-narrow">Instance</th><th>Endpoint</th><th class="hide-narrow">Subject</th><th>Requests</th><th>Errors</th><th>Avg ms</th></tr></thead><tbody>
+        ${d.services.map((s) => s.endpoints.map((e, i) => `<tr data-service="${esc(s.service)}"><td>${i ? "" : esc(s.service)}</td><td class="mono hide-narrow">${i ? "" : esc(s.id)}</td>
+          <td>${esc(e.name)}</td><td class="mono hide-narrow">${esc(e.subject)}</td><td>${e.requests}</td><td class="${e.errors ? "bad" : ""}">${e.errors}</td><td>${e.averageMs.toFixed(1)}</td></tr>`).join("")).join("")}</tbody></table>`;
+    });
+  },
+
   projections() {
-    if (role() !== "admin") {
-      main(`<h1>Projections</h1><p id="denied">Projections are for admins only: this token is not an admin's.</p>`);
-      return;
-    }
-    main(`<h1>Projections</h1><div class="table" id="projections"><p class="muted">Loading…</p></div>`);
+    if (!adminOnly("Projections")) return;
+    main(`<h1>Projections</h1><div class="table" id="projections"><p class="muted">Loading…</p></div>
+      <h2>Parked events</h2><div class="table" id="parked"><p class="muted">Choose a read model's parked events above.</p></div>`);
+    const lag = {}; // read model → recent lag in seconds, for its chart
     const act = async (mutation, name) => {
       try {
-        await gql(`mutation($n: String!) { ${mutation}(name: $n) { name } }`, { n: name });
+        if (mutation === "replayParkedEvents") await gql(`mutation($n: String!) { replayParkedEvents(projection: $n) }`, { n: name });
+        else await gql(`mutation($n: String!) { ${mutation}(name: $n) { name } }`, { n: name });
         showError("");
       } catch (e) {
         showError(e.message);
       }
     };
-    $("#projections").addEventListener("click", (ev) => {
-      const b = ev.target.closest("button[data-act]");
-      if (b) {
+    const parked = async (name) => {
+      const d = await gql(`query($n: String!) { parkedEvents(projection: $n) { eventId stream type position error attempts parkedAt } }`, { n: name });
+      $("#parked").innerHTML = d.parkedEvents.length
+        ? `<p>${esc(name)}: ${d.parkedEvents.length} parked <button type="button" data-act="replayParkedEvents" data-name="${esc(name)}">Replay them</button></p>
+          <table><thead><tr><th>Event</th><th>Type</th><th class="hide-narrow">Position</th><th>Error</th><th>Attempts</th><th class="hide-narrow">Parked</th></tr></thead><tbody>
+          ${d.parkedEvents.map((e) => `<tr><td class="mono">${esc(e.stream)}</td><td>${esc(e.type)}</td><td class="mono hide-narrow">${esc(e.position)}</td>
+            <td class="bad">${esc(e.error)}</td><td>${e.attempts}</td><td class="hide-narrow">${when(e.parkedAt)}</td></tr>`).join("")}</tbody></table>`
+        : `<p>${esc(name)}: no parked events.</p>`;
+    };
+    for (const id of ["#projections", "#parked"]) {
+      $(id).addEventListener("click", (ev) => {
+        const b = ev.target.closest("button[data-act]");
+        if (!b) return;
+        if (b.dataset.act === "showParked") {
+          parked(b.dataset.name).catch((e) => showError(e.message));
+          return;
+        }
         b.disabled = true;
-        act(b.dataset.act, b.dataset.name);
-      }
-    });
+        act(b.dataset.act, b.dataset.name).then(() => b.dataset.act === "replayParkedEvents" && parked(b.dataset.name));
+      });
+    }
     every(1000, async () => {
       const d = await gql(`{ projections { name position lagEvents lagSeconds paused rebuilding parked
         rebuild { phase done total rate etaSeconds error } } }`);
@@ -188,7 +266,9 @@ const pages = {
               <span class="muted">${esc(r.phase)}${r.phase !== "done" && r.rate > 0 ? ` · ${Math.round(r.rate)}/s · ${Math.round(r.etaSeconds)} s to go` : ""}</span>${r.error ? ` <span class="bad">${esc(r.error)}</span>` : ""}` : "";
           return `<tr data-projection="${esc(p.name)}"><th scope="row">${esc(p.name)}</th>
             <td class="state ${p.paused ? "bad" : "ok"}">${p.paused ? "paused" : p.rebuilding ? "rebuilding" : "running"}</td>
-            <td>${p.lagEvents} events · ${p.lagSeconds.toFixed(1)} s</td><td class="mono hide-narrow">${esc(p.position)}</td><td>${p.parked}</td><td>${bar}</td>
+            <td>${p.lagEvents} events · ${p.lagSeconds.toFixed(1)} s${spark((lag[p.name] = (lag[p.name] || []).concat([p.lagSeconds]).slice(-120)))}</td>
+            <td class="mono hide-narrow">${esc(p.position)}</td>
+            <td>${p.parked ? `<button type="button" class="secondary" data-act="showParked" data-name="${esc(p.name)}">${p.parked} parked</button>` : "0"}</td><td>${bar}</td>
             <td>${p.paused ? `<button type="button" data-act="resumeProjection" data-name="${esc(p.name)}">Resume</button>`
                            : `<button type="button" class="secondary" data-act="pauseProjection" data-name="${esc(p.name)}">Pause</button>`}
                 <button type="button" class="secondary" data-act="rebuildProjection" data-name="${esc(p.name)}" ${p.rebuilding ? "disabled" : ""}>Rebuild</button></td></tr>`;
@@ -197,6 +277,21 @@ const pages = {
   },
 };
 
+// adminOnly renders a refusal for a non-admin token and says whether to go on.
+function adminOnly(title) {
+  if (role() === "admin") return true;
+  main(`<h1>${esc(title)}</h1><p id="denied">${esc(title)} is for admins only: this token is not an admin's.</p>`);
+  return false;
+}
+
+// spark is a small line chart of values, newest last.
+function spark(values) {
+  if (values.length < 2) return `<svg aria-hidden="true"></svg>`;
+  const max = Math.max(...values, 1e-9);
+  const pts = values.map((v, i) => `${((i * 100) / (values.length - 1)).toFixed(1)},${(38 - (v / max) * 36).toFixed(1)}`).join(" ");
+  return `<svg viewBox="0 0 100 40" preserveAspectRatio="none" aria-hidden="true"><polyline points="${pts}"/></svg>`;
+}
+
 function main(html) {
   $("#main").innerHTML = html;
 }
@@ -204,7 +299,7 @@ function main(html) {
 function route() {
   clearInterval(refresh);
   showError("");
-  const [path, query] = (location.hash.slice(2) || "orders").split("?");
+  const [path, query] = (location.hash.slice(2) || (role() === "admin" ? "overview" : "orders")).split("?");
   const [page, ...rest] = path.split("/");
   const signedIn = !!sessionStorage.getItem(tokenKey);
   $("#nav").hidden = !signedIn;

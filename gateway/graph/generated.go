@@ -30,6 +30,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Customer() CustomerResolver
+	Fulfillment() FulfillmentResolver
 	Mutation() MutationResolver
 	Order() OrderResolver
 	OrderLine() OrderLineResolver
@@ -84,12 +85,24 @@ type ComplexityRoot struct {
 		Attempts          func(childComplexity int) int
 		Deadline          func(childComplexity int) int
 		LastError         func(childComplexity int) int
+		OrderID           func(childComplexity int) int
 		Outcome           func(childComplexity int) int
 		PaymentAuthorized func(childComplexity int) int
+		Retries           func(childComplexity int) int
 		StartedAt         func(childComplexity int) int
 		Step              func(childComplexity int) int
 		StockHeld         func(childComplexity int) int
+		Stuck             func(childComplexity int) int
 		UpdatedAt         func(childComplexity int) int
+	}
+
+	FulfillmentCounts struct {
+		Compensated func(childComplexity int) int
+		Confirmed   func(childComplexity int) int
+		InFlight    func(childComplexity int) int
+		Outbox      func(childComplexity int) int
+		Stuck       func(childComplexity int) int
+		TimedOut    func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -163,6 +176,11 @@ type ComplexityRoot struct {
 		Type     func(childComplexity int) int
 	}
 
+	PaymentProvider struct {
+		Breaker    func(childComplexity int) int
+		Configured func(childComplexity int) int
+	}
+
 	Product struct {
 		Available    func(childComplexity int) int
 		Discontinued func(childComplexity int) int
@@ -199,16 +217,20 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		ActorActivity func(childComplexity int, actor string, first *int64, before *string, consistentWith *string) int
-		Customer      func(childComplexity int, id string, consistentWith *string) int
-		LowStock      func(childComplexity int, threshold *int64, first *int64) int
-		Me            func(childComplexity int, consistentWith *string) int
-		Order         func(childComplexity int, id string, consistentWith *string) int
-		Orders        func(childComplexity int, customerID *string, status *OrderStatus, first *int64, after *string, consistentWith *string) int
-		ParkedEvents  func(childComplexity int, projection string) int
-		Product       func(childComplexity int, id string, consistentWith *string) int
-		Products      func(childComplexity int, query *string, first *int64, after *string, consistentWith *string) int
-		Projections   func(childComplexity int) int
+		ActorActivity     func(childComplexity int, actor string, first *int64, before *string, consistentWith *string) int
+		Customer          func(childComplexity int, id string, consistentWith *string) int
+		FulfillmentCounts func(childComplexity int) int
+		Fulfillments      func(childComplexity int, step *string, stuck *bool, first *int64) int
+		LowStock          func(childComplexity int, threshold *int64, first *int64) int
+		Me                func(childComplexity int, consistentWith *string) int
+		Order             func(childComplexity int, id string, consistentWith *string) int
+		Orders            func(childComplexity int, customerID *string, status *OrderStatus, first *int64, after *string, consistentWith *string) int
+		ParkedEvents      func(childComplexity int, projection string) int
+		PaymentProvider   func(childComplexity int) int
+		Product           func(childComplexity int, id string, consistentWith *string) int
+		Products          func(childComplexity int, query *string, first *int64, after *string, consistentWith *string) int
+		Projections       func(childComplexity int) int
+		Services          func(childComplexity int) int
 	}
 
 	RebuildProgress struct {
@@ -219,6 +241,22 @@ type ComplexityRoot struct {
 		Rate       func(childComplexity int) int
 		StartedAt  func(childComplexity int) int
 		Total      func(childComplexity int) int
+	}
+
+	ServiceEndpoint struct {
+		AverageMs func(childComplexity int) int
+		Errors    func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Requests  func(childComplexity int) int
+		Subject   func(childComplexity int) int
+	}
+
+	ServiceInstance struct {
+		Endpoints func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Service   func(childComplexity int) int
+		StartedAt func(childComplexity int) int
+		Version   func(childComplexity int) int
 	}
 
 	StatusChange struct {
@@ -246,6 +284,9 @@ type ComplexityRoot struct {
 
 type CustomerResolver interface {
 	Orders(ctx context.Context, obj *wire.Customer, first *int64, after *string) (*OrderConnection, error)
+}
+type FulfillmentResolver interface {
+	Retries(ctx context.Context, obj *wire.Fulfillment) (int64, error)
 }
 type MutationResolver interface {
 	PlaceOrder(ctx context.Context, input PlaceOrderInput, idempotencyKey *string) (*CommandResult, error)
@@ -287,6 +328,10 @@ type QueryResolver interface {
 	Projections(ctx context.Context) ([]*wire.ProjectionStatus, error)
 	ParkedEvents(ctx context.Context, projection string) ([]*wire.ParkedEvent, error)
 	Customer(ctx context.Context, id string, consistentWith *string) (*wire.Customer, error)
+	FulfillmentCounts(ctx context.Context) (*wire.FulfillmentCounts, error)
+	Fulfillments(ctx context.Context, step *string, stuck *bool, first *int64) ([]*wire.Fulfillment, error)
+	PaymentProvider(ctx context.Context) (*wire.ProviderStatus, error)
+	Services(ctx context.Context) ([]*ServiceInstance, error)
 	ActorActivity(ctx context.Context, actor string, first *int64, before *string, consistentWith *string) (*wire.ActivityPage, error)
 }
 type StatusChangeResolver interface {
@@ -477,6 +522,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Fulfillment.LastError(childComplexity), true
+	case "Fulfillment.orderId":
+		if e.ComplexityRoot.Fulfillment.OrderID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.OrderID(childComplexity), true
 	case "Fulfillment.outcome":
 		if e.ComplexityRoot.Fulfillment.Outcome == nil {
 			break
@@ -489,6 +540,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Fulfillment.PaymentAuthorized(childComplexity), true
+	case "Fulfillment.retries":
+		if e.ComplexityRoot.Fulfillment.Retries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.Retries(childComplexity), true
 	case "Fulfillment.startedAt":
 		if e.ComplexityRoot.Fulfillment.StartedAt == nil {
 			break
@@ -507,12 +564,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Fulfillment.StockHeld(childComplexity), true
+	case "Fulfillment.stuck":
+		if e.ComplexityRoot.Fulfillment.Stuck == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Fulfillment.Stuck(childComplexity), true
 	case "Fulfillment.updatedAt":
 		if e.ComplexityRoot.Fulfillment.UpdatedAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Fulfillment.UpdatedAt(childComplexity), true
+
+	case "FulfillmentCounts.compensated":
+		if e.ComplexityRoot.FulfillmentCounts.Compensated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FulfillmentCounts.Compensated(childComplexity), true
+	case "FulfillmentCounts.confirmed":
+		if e.ComplexityRoot.FulfillmentCounts.Confirmed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FulfillmentCounts.Confirmed(childComplexity), true
+	case "FulfillmentCounts.inFlight":
+		if e.ComplexityRoot.FulfillmentCounts.InFlight == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FulfillmentCounts.InFlight(childComplexity), true
+	case "FulfillmentCounts.outbox":
+		if e.ComplexityRoot.FulfillmentCounts.Outbox == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FulfillmentCounts.Outbox(childComplexity), true
+	case "FulfillmentCounts.stuck":
+		if e.ComplexityRoot.FulfillmentCounts.Stuck == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FulfillmentCounts.Stuck(childComplexity), true
+	case "FulfillmentCounts.timedOut":
+		if e.ComplexityRoot.FulfillmentCounts.TimedOut == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FulfillmentCounts.TimedOut(childComplexity), true
 
 	case "Mutation.addProduct":
 		if e.ComplexityRoot.Mutation.AddProduct == nil {
@@ -906,6 +1006,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ParkedEvent.Type(childComplexity), true
 
+	case "PaymentProvider.breaker":
+		if e.ComplexityRoot.PaymentProvider.Breaker == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PaymentProvider.Breaker(childComplexity), true
+	case "PaymentProvider.configured":
+		if e.ComplexityRoot.PaymentProvider.Configured == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PaymentProvider.Configured(childComplexity), true
+
 	case "Product.available":
 		if e.ComplexityRoot.Product.Available == nil {
 			break
@@ -1070,6 +1183,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Customer(childComplexity, args["id"].(string), args["consistentWith"].(*string)), true
+	case "Query.fulfillmentCounts":
+		if e.ComplexityRoot.Query.FulfillmentCounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.FulfillmentCounts(childComplexity), true
+	case "Query.fulfillments":
+		if e.ComplexityRoot.Query.Fulfillments == nil {
+			break
+		}
+
+		args, err := ec.field_Query_fulfillments_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Fulfillments(childComplexity, args["step"].(*string), args["stuck"].(*bool), args["first"].(*int64)), true
 
 	case "Query.lowStock":
 		if e.ComplexityRoot.Query.LowStock == nil {
@@ -1126,6 +1256,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ParkedEvents(childComplexity, args["projection"].(string)), true
+	case "Query.paymentProvider":
+		if e.ComplexityRoot.Query.PaymentProvider == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.PaymentProvider(childComplexity), true
 	case "Query.product":
 		if e.ComplexityRoot.Query.Product == nil {
 			break
@@ -1154,6 +1290,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Projections(childComplexity), true
+	case "Query.services":
+		if e.ComplexityRoot.Query.Services == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Services(childComplexity), true
 
 	case "RebuildProgress.done":
 		if e.ComplexityRoot.RebuildProgress.Done == nil {
@@ -1197,6 +1339,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RebuildProgress.Total(childComplexity), true
+
+	case "ServiceEndpoint.averageMs":
+		if e.ComplexityRoot.ServiceEndpoint.AverageMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEndpoint.AverageMs(childComplexity), true
+	case "ServiceEndpoint.errors":
+		if e.ComplexityRoot.ServiceEndpoint.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEndpoint.Errors(childComplexity), true
+	case "ServiceEndpoint.name":
+		if e.ComplexityRoot.ServiceEndpoint.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEndpoint.Name(childComplexity), true
+	case "ServiceEndpoint.requests":
+		if e.ComplexityRoot.ServiceEndpoint.Requests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEndpoint.Requests(childComplexity), true
+	case "ServiceEndpoint.subject":
+		if e.ComplexityRoot.ServiceEndpoint.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEndpoint.Subject(childComplexity), true
+
+	case "ServiceInstance.endpoints":
+		if e.ComplexityRoot.ServiceInstance.Endpoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceInstance.Endpoints(childComplexity), true
+	case "ServiceInstance.id":
+		if e.ComplexityRoot.ServiceInstance.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceInstance.ID(childComplexity), true
+	case "ServiceInstance.service":
+		if e.ComplexityRoot.ServiceInstance.Service == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceInstance.Service(childComplexity), true
+	case "ServiceInstance.startedAt":
+		if e.ComplexityRoot.ServiceInstance.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceInstance.StartedAt(childComplexity), true
+	case "ServiceInstance.version":
+		if e.ComplexityRoot.ServiceInstance.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceInstance.Version(childComplexity), true
 
 	case "StatusChange.at":
 		if e.ComplexityRoot.StatusChange.At == nil {
@@ -1491,6 +1695,8 @@ The order fulfillment process manager's view of an order: reserve stock, authori
 confirm, or compensate.
 """
 type Fulfillment {
+  "The order it fulfills."
+  orderId: ID!
   "RESERVING, AUTHORIZING, CONFIRMING, CONFIRMED or CANCELLED."
   step: String!
   "How it ended: confirmed, compensated or timed_out; null while in flight."
@@ -1505,6 +1711,10 @@ type Fulfillment {
   stockHeld: Boolean!
   "Whether its payment is authorized now."
   paymentAuthorized: Boolean!
+  "Re-sends of the current step's commands."
+  retries: Int!
+  "Whether it stopped re-sending and waits for an operator."
+  stuck: Boolean!
   "When the saga started."
   startedAt: Time!
   "When the saga last moved."
@@ -1716,6 +1926,21 @@ type Query {
     "Answer from a read model at or past this position."
     consistentWith: String
   ): Customer
+  "Fulfillment sagas by state, and the saga's outbox of commands not yet queued (admins)."
+  fulfillmentCounts: FulfillmentCounts!
+  "Fulfillment sagas, most recently changed first (admins)."
+  fulfillments(
+    "Only sagas in this step: RESERVING, AUTHORIZING, CONFIRMING, CONFIRMED or CANCELLED."
+    step: String
+    "Only sagas that stopped re-sending and wait for an operator."
+    stuck: Boolean
+    "How many, 1 to 500."
+    first: Int = 50
+  ): [Fulfillment!]!
+  "The card provider, as the payment service sees it (admins)."
+  paymentProvider: PaymentProvider!
+  "The running instances of every service, with their endpoints' figures, from NATS micro discovery (admins)."
+  services: [ServiceInstance!]!
   "What an actor did across the whole log, newest first (admins): every event its commands appended."
   actorActivity(
     "Who: customer:<id>, admin:<subject> or saga:fulfillment, as events record it."
@@ -1727,6 +1952,58 @@ type Query {
     "Answer from a read model at or past this position."
     consistentWith: String
   ): ActivityPage!
+}
+
+"Fulfillment sagas by state."
+type FulfillmentCounts {
+  "Sagas still working: reserving, authorizing or confirming."
+  inFlight: Int!
+  "Sagas that confirmed their order."
+  confirmed: Int!
+  "Sagas that cancelled their order and undid what they had done."
+  compensated: Int!
+  "Sagas that gave up waiting for an answer."
+  timedOut: Int!
+  "Sagas that stopped re-sending and wait for an operator."
+  stuck: Int!
+  "Commands decided and not yet queued."
+  outbox: Int!
+}
+
+"The card provider, as the payment service sees it."
+type PaymentProvider {
+  "Whether a provider is configured."
+  configured: Boolean!
+  "The circuit breaker in front of it: closed, half-open or open."
+  breaker: String
+}
+
+"A running instance of a service."
+type ServiceInstance {
+  "The service it is an instance of."
+  service: String!
+  "The instance's id in discovery."
+  id: ID!
+  "The service's version."
+  version: String!
+  "When the instance started."
+  startedAt: Time
+  "Its endpoints, with their figures since it started."
+  endpoints: [ServiceEndpoint!]!
+}
+
+"One endpoint of a service instance."
+type ServiceEndpoint {
+  "The endpoint's name."
+  name: String!
+  "The NATS subject it answers."
+  subject: String!
+  "Requests since the instance started."
+  requests: Int!
+  "Of those, the ones answered with an error."
+  errors: Int!
+  "Average handling time, in milliseconds."
+  averageMs: Float!
 }
 
 "One event an actor caused."
@@ -2124,6 +2401,8 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 
 func (ec *executionContext) childFields_Fulfillment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "orderId":
+		return ec.fieldContext_Fulfillment_orderId(ctx, field)
 	case "step":
 		return ec.fieldContext_Fulfillment_step(ctx, field)
 	case "outcome":
@@ -2138,12 +2417,34 @@ func (ec *executionContext) childFields_Fulfillment(ctx context.Context, field g
 		return ec.fieldContext_Fulfillment_stockHeld(ctx, field)
 	case "paymentAuthorized":
 		return ec.fieldContext_Fulfillment_paymentAuthorized(ctx, field)
+	case "retries":
+		return ec.fieldContext_Fulfillment_retries(ctx, field)
+	case "stuck":
+		return ec.fieldContext_Fulfillment_stuck(ctx, field)
 	case "startedAt":
 		return ec.fieldContext_Fulfillment_startedAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Fulfillment_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Fulfillment", field.Name)
+}
+
+func (ec *executionContext) childFields_FulfillmentCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "inFlight":
+		return ec.fieldContext_FulfillmentCounts_inFlight(ctx, field)
+	case "confirmed":
+		return ec.fieldContext_FulfillmentCounts_confirmed(ctx, field)
+	case "compensated":
+		return ec.fieldContext_FulfillmentCounts_compensated(ctx, field)
+	case "timedOut":
+		return ec.fieldContext_FulfillmentCounts_timedOut(ctx, field)
+	case "stuck":
+		return ec.fieldContext_FulfillmentCounts_stuck(ctx, field)
+	case "outbox":
+		return ec.fieldContext_FulfillmentCounts_outbox(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FulfillmentCounts", field.Name)
 }
 
 func (ec *executionContext) childFields_Order(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2248,6 +2549,16 @@ func (ec *executionContext) childFields_ParkedEvent(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type ParkedEvent", field.Name)
 }
 
+func (ec *executionContext) childFields_PaymentProvider(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "configured":
+		return ec.fieldContext_PaymentProvider_configured(ctx, field)
+	case "breaker":
+		return ec.fieldContext_PaymentProvider_breaker(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PaymentProvider", field.Name)
+}
+
 func (ec *executionContext) childFields_Product(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2336,6 +2647,38 @@ func (ec *executionContext) childFields_RebuildProgress(ctx context.Context, fie
 		return ec.fieldContext_RebuildProgress_startedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RebuildProgress", field.Name)
+}
+
+func (ec *executionContext) childFields_ServiceEndpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_ServiceEndpoint_name(ctx, field)
+	case "subject":
+		return ec.fieldContext_ServiceEndpoint_subject(ctx, field)
+	case "requests":
+		return ec.fieldContext_ServiceEndpoint_requests(ctx, field)
+	case "errors":
+		return ec.fieldContext_ServiceEndpoint_errors(ctx, field)
+	case "averageMs":
+		return ec.fieldContext_ServiceEndpoint_averageMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ServiceEndpoint", field.Name)
+}
+
+func (ec *executionContext) childFields_ServiceInstance(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "service":
+		return ec.fieldContext_ServiceInstance_service(ctx, field)
+	case "id":
+		return ec.fieldContext_ServiceInstance_id(ctx, field)
+	case "version":
+		return ec.fieldContext_ServiceInstance_version(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_ServiceInstance_startedAt(ctx, field)
+	case "endpoints":
+		return ec.fieldContext_ServiceInstance_endpoints(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ServiceInstance", field.Name)
 }
 
 func (ec *executionContext) childFields_StatusChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2963,6 +3306,36 @@ func (ec *executionContext) field_Query_customer_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["consistentWith"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_fulfillments_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "step",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["step"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "stuck",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["stuck"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOInt2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
 	return args, nil
 }
 
@@ -3790,6 +4163,29 @@ func (ec *executionContext) fieldContext_Customer_orders(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Fulfillment_orderId(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_orderId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrderID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_orderId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
 func (ec *executionContext) _Fulfillment_step(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3951,6 +4347,52 @@ func (ec *executionContext) fieldContext_Fulfillment_paymentAuthorized(_ context
 	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
+func (ec *executionContext) _Fulfillment_retries(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_retries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Fulfillment().Retries(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_retries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, true, true, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Fulfillment_stuck(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Fulfillment_stuck(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stuck, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Fulfillment_stuck(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
 func (ec *executionContext) _Fulfillment_startedAt(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3995,6 +4437,144 @@ func (ec *executionContext) _Fulfillment_updatedAt(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_Fulfillment_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Fulfillment", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _FulfillmentCounts_inFlight(ctx context.Context, field graphql.CollectedField, obj *wire.FulfillmentCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FulfillmentCounts_inFlight(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InFlight, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FulfillmentCounts_inFlight(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FulfillmentCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FulfillmentCounts_confirmed(ctx context.Context, field graphql.CollectedField, obj *wire.FulfillmentCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FulfillmentCounts_confirmed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Confirmed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FulfillmentCounts_confirmed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FulfillmentCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FulfillmentCounts_compensated(ctx context.Context, field graphql.CollectedField, obj *wire.FulfillmentCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FulfillmentCounts_compensated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Compensated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FulfillmentCounts_compensated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FulfillmentCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FulfillmentCounts_timedOut(ctx context.Context, field graphql.CollectedField, obj *wire.FulfillmentCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FulfillmentCounts_timedOut(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TimedOut, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FulfillmentCounts_timedOut(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FulfillmentCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FulfillmentCounts_stuck(ctx context.Context, field graphql.CollectedField, obj *wire.FulfillmentCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FulfillmentCounts_stuck(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stuck, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FulfillmentCounts_stuck(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FulfillmentCounts", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FulfillmentCounts_outbox(ctx context.Context, field graphql.CollectedField, obj *wire.FulfillmentCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FulfillmentCounts_outbox(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outbox, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FulfillmentCounts_outbox(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FulfillmentCounts", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _Mutation_placeOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -5594,6 +6174,52 @@ func (ec *executionContext) fieldContext_ParkedEvent_parkedAt(_ context.Context,
 	return graphql.NewScalarFieldContext("ParkedEvent", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
+func (ec *executionContext) _PaymentProvider_configured(ctx context.Context, field graphql.CollectedField, obj *wire.ProviderStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PaymentProvider_configured(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Configured, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PaymentProvider_configured(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PaymentProvider", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _PaymentProvider_breaker(ctx context.Context, field graphql.CollectedField, obj *wire.ProviderStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PaymentProvider_breaker(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Breaker, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PaymentProvider_breaker(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PaymentProvider", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *wire.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6552,6 +7178,146 @@ func (ec *executionContext) fieldContext_Query_customer(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_fulfillmentCounts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_fulfillmentCounts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().FulfillmentCounts(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.FulfillmentCounts) graphql.Marshaler {
+			return ec.marshalNFulfillmentCounts2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillmentCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_fulfillmentCounts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FulfillmentCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_fulfillments(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_fulfillments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Fulfillments(ctx, fc.Args["step"].(*string), fc.Args["stuck"].(*bool), fc.Args["first"].(*int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*wire.Fulfillment) graphql.Marshaler {
+			return ec.marshalNFulfillment2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillmentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_fulfillments(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Fulfillment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_fulfillments_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_paymentProvider(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_paymentProvider(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().PaymentProvider(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.ProviderStatus) graphql.Marshaler {
+			return ec.marshalNPaymentProvider2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProviderStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_paymentProvider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PaymentProvider(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_services(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_services(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Services(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ServiceInstance) graphql.Marshaler {
+			return ec.marshalNServiceInstance2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐServiceInstanceᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_services(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ServiceInstance(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_actorActivity(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6831,6 +7597,245 @@ func (ec *executionContext) _RebuildProgress_startedAt(ctx context.Context, fiel
 }
 func (ec *executionContext) fieldContext_RebuildProgress_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RebuildProgress", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceEndpoint_name(ctx context.Context, field graphql.CollectedField, obj *ServiceEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceEndpoint_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceEndpoint_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceEndpoint", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceEndpoint_subject(ctx context.Context, field graphql.CollectedField, obj *ServiceEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceEndpoint_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subject, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceEndpoint_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceEndpoint", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceEndpoint_requests(ctx context.Context, field graphql.CollectedField, obj *ServiceEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceEndpoint_requests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceEndpoint_requests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceEndpoint", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceEndpoint_errors(ctx context.Context, field graphql.CollectedField, obj *ServiceEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceEndpoint_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceEndpoint_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceEndpoint", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceEndpoint_averageMs(ctx context.Context, field graphql.CollectedField, obj *ServiceEndpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceEndpoint_averageMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AverageMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceEndpoint_averageMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceEndpoint", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceInstance_service(ctx context.Context, field graphql.CollectedField, obj *ServiceInstance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceInstance_service(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Service, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceInstance_service(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceInstance", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceInstance_id(ctx context.Context, field graphql.CollectedField, obj *ServiceInstance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceInstance_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceInstance_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceInstance", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceInstance_version(ctx context.Context, field graphql.CollectedField, obj *ServiceInstance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceInstance_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceInstance_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceInstance", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceInstance_startedAt(ctx context.Context, field graphql.CollectedField, obj *ServiceInstance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceInstance_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceInstance_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceInstance", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ServiceInstance_endpoints(ctx context.Context, field graphql.CollectedField, obj *ServiceInstance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceInstance_endpoints(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Endpoints, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ServiceEndpoint) graphql.Marshaler {
+			return ec.marshalNServiceEndpoint2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐServiceEndpointᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceInstance_endpoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ServiceInstance",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ServiceEndpoint(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _StatusChange_status(ctx context.Context, field graphql.CollectedField, obj *wire.StatusChange) (ret graphql.Marshaler) {
@@ -8795,17 +9800,22 @@ func (ec *executionContext) _Fulfillment(ctx context.Context, sel ast.SelectionS
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Fulfillment")
+		case "orderId":
+			out.Values[i] = ec._Fulfillment_orderId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "step":
 			out.Values[i] = ec._Fulfillment_step(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "outcome":
 			out.Values[i] = ec._Fulfillment_outcome(ctx, field, obj)
 		case "attempts":
 			out.Values[i] = ec._Fulfillment_attempts(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "deadline":
 			out.Values[i] = ec._Fulfillment_deadline(ctx, field, obj)
@@ -8814,20 +9824,125 @@ func (ec *executionContext) _Fulfillment(ctx context.Context, sel ast.SelectionS
 		case "stockHeld":
 			out.Values[i] = ec._Fulfillment_stockHeld(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "paymentAuthorized":
 			out.Values[i] = ec._Fulfillment_paymentAuthorized(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "retries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Fulfillment_retries(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.Deferrable != nil {
+				dfs, ok := deferred[field.Deferrable.Label]
+				di := 0
+				if ok {
+					dfs.AddField(field)
+					di = len(dfs.Values) - 1
+				} else {
+					dfs = graphql.NewFieldSet([]graphql.CollectedField{field})
+					deferred[field.Deferrable.Label] = dfs
+				}
+				dfs.Concurrently(di, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, dfs)
+				})
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "stuck":
+			out.Values[i] = ec._Fulfillment_stuck(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "startedAt":
 			out.Values[i] = ec._Fulfillment_startedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Fulfillment_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var fulfillmentCountsImplementors = []string{"FulfillmentCounts"}
+
+func (ec *executionContext) _FulfillmentCounts(ctx context.Context, sel ast.SelectionSet, obj *wire.FulfillmentCounts) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, fulfillmentCountsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FulfillmentCounts")
+		case "inFlight":
+			out.Values[i] = ec._FulfillmentCounts_inFlight(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "confirmed":
+			out.Values[i] = ec._FulfillmentCounts_confirmed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "compensated":
+			out.Values[i] = ec._FulfillmentCounts_compensated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "timedOut":
+			out.Values[i] = ec._FulfillmentCounts_timedOut(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stuck":
+			out.Values[i] = ec._FulfillmentCounts_stuck(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "outbox":
+			out.Values[i] = ec._FulfillmentCounts_outbox(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9518,6 +10633,47 @@ func (ec *executionContext) _ParkedEvent(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var paymentProviderImplementors = []string{"PaymentProvider"}
+
+func (ec *executionContext) _PaymentProvider(ctx context.Context, sel ast.SelectionSet, obj *wire.ProviderStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, paymentProviderImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PaymentProvider")
+		case "configured":
+			out.Values[i] = ec._PaymentProvider_configured(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "breaker":
+			out.Values[i] = ec._PaymentProvider_breaker(ctx, field, obj)
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
 var productImplementors = []string{"Product"}
 
 func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *wire.Product) graphql.Marshaler {
@@ -9968,6 +11124,94 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "fulfillmentCounts":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_fulfillmentCounts(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "fulfillments":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_fulfillments(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "paymentProvider":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_paymentProvider(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "services":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_services(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "actorActivity":
 			field := field
 
@@ -10061,6 +11305,121 @@ func (ec *executionContext) _RebuildProgress(ctx context.Context, sel ast.Select
 			out.Values[i] = ec._RebuildProgress_error(ctx, field, obj)
 		case "startedAt":
 			out.Values[i] = ec._RebuildProgress_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var serviceEndpointImplementors = []string{"ServiceEndpoint"}
+
+func (ec *executionContext) _ServiceEndpoint(ctx context.Context, sel ast.SelectionSet, obj *ServiceEndpoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, serviceEndpointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ServiceEndpoint")
+		case "name":
+			out.Values[i] = ec._ServiceEndpoint_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "subject":
+			out.Values[i] = ec._ServiceEndpoint_subject(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requests":
+			out.Values[i] = ec._ServiceEndpoint_requests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._ServiceEndpoint_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "averageMs":
+			out.Values[i] = ec._ServiceEndpoint_averageMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var serviceInstanceImplementors = []string{"ServiceInstance"}
+
+func (ec *executionContext) _ServiceInstance(ctx context.Context, sel ast.SelectionSet, obj *ServiceInstance) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, serviceInstanceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ServiceInstance")
+		case "service":
+			out.Values[i] = ec._ServiceInstance_service(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "id":
+			out.Values[i] = ec._ServiceInstance_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._ServiceInstance_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._ServiceInstance_startedAt(ctx, field, obj)
+		case "endpoints":
+			out.Values[i] = ec._ServiceInstance_endpoints(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10685,6 +12044,46 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 	return graphql.WrapContextMarshaler(ctx, res)
 }
 
+func (ec *executionContext) marshalNFulfillment2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillmentᚄ(ctx context.Context, sel ast.SelectionSet, v []*wire.Fulfillment) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillment(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillment(ctx context.Context, sel ast.SelectionSet, v *wire.Fulfillment) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Fulfillment(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFulfillmentCounts2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillmentCounts(ctx context.Context, sel ast.SelectionSet, v wire.FulfillmentCounts) graphql.Marshaler {
+	return ec._FulfillmentCounts(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNFulfillmentCounts2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillmentCounts(ctx context.Context, sel ast.SelectionSet, v *wire.FulfillmentCounts) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._FulfillmentCounts(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10873,6 +12272,20 @@ func (ec *executionContext) marshalNParkedEvent2ᚖgithubᚗcomᚋorderflowᚋor
 	return ec._ParkedEvent(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNPaymentProvider2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐProviderStatus(ctx context.Context, sel ast.SelectionSet, v wire.ProviderStatus) graphql.Marshaler {
+	return ec._PaymentProvider(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNPaymentProvider2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐProviderStatus(ctx context.Context, sel ast.SelectionSet, v *wire.ProviderStatus) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PaymentProvider(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNPlaceOrderInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐPlaceOrderInput(ctx context.Context, v any) (PlaceOrderInput, error) {
 	res, err := ec.unmarshalInputPlaceOrderInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10977,6 +12390,58 @@ func (ec *executionContext) marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋord
 func (ec *executionContext) unmarshalNRegisterCustomerInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐRegisterCustomerInput(ctx context.Context, v any) (RegisterCustomerInput, error) {
 	res, err := ec.unmarshalInputRegisterCustomerInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNServiceEndpoint2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐServiceEndpointᚄ(ctx context.Context, sel ast.SelectionSet, v []*ServiceEndpoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNServiceEndpoint2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐServiceEndpoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNServiceEndpoint2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐServiceEndpoint(ctx context.Context, sel ast.SelectionSet, v *ServiceEndpoint) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ServiceEndpoint(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNServiceInstance2ᚕᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐServiceInstanceᚄ(ctx context.Context, sel ast.SelectionSet, v []*ServiceInstance) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNServiceInstance2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐServiceInstance(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNServiceInstance2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐServiceInstance(ctx context.Context, sel ast.SelectionSet, v *ServiceInstance) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ServiceInstance(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNStatusChange2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐStatusChange(ctx context.Context, sel ast.SelectionSet, v wire.StatusChange) graphql.Marshaler {

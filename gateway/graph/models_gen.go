@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/orderflow/orderflow/wire"
 )
@@ -135,6 +136,34 @@ type RegisterCustomerInput struct {
 	Email string `json:"email"`
 	// Where orders go.
 	ShippingAddress *AddressInput `json:"shippingAddress"`
+}
+
+// One endpoint of a service instance.
+type ServiceEndpoint struct {
+	// The endpoint's name.
+	Name string `json:"name"`
+	// The NATS subject it answers.
+	Subject string `json:"subject"`
+	// Requests since the instance started.
+	Requests int64 `json:"requests"`
+	// Of those, the ones answered with an error.
+	Errors int64 `json:"errors"`
+	// Average handling time, in milliseconds.
+	AverageMs float64 `json:"averageMs"`
+}
+
+// A running instance of a service.
+type ServiceInstance struct {
+	// The service it is an instance of.
+	Service string `json:"service"`
+	// The instance's id in discovery.
+	ID string `json:"id"`
+	// The service's version.
+	Version string `json:"version"`
+	// When the instance started.
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	// Its endpoints, with their figures since it started.
+	Endpoints []*ServiceEndpoint `json:"endpoints"`
 }
 
 // Live updates over websocket (graphql-transport-ws; the token goes in connection_init's payload

@@ -179,6 +179,9 @@ func (r *Resolver) orders(ctx context.Context, req wire.ListOrders, first *int64
 	return conn, nil
 }
 
+// discoveryWait is how long the services field collects discovery answers.
+const discoveryWait = 300 * time.Millisecond
+
 // admin calls an operators' endpoint (the projections service) for an admin caller only.
 func admin[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*T, error) {
 	if !caller(ctx).IsAdmin() {

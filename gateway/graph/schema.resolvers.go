@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -17,6 +18,11 @@ import (
 // Orders is the resolver for the orders field.
 func (r *customerResolver) Orders(ctx context.Context, obj *wire.Customer, first *int64, after *string) (*OrderConnection, error) {
 	return r.orders(ctx, wire.ListOrders{CustomerID: obj.ID, MinPosition: minPosition(ctx, nil)}, first, after)
+}
+
+// Retries is the resolver for the retries field.
+func (r *fulfillmentResolver) Retries(ctx context.Context, obj *wire.Fulfillment) (int64, error) {
+	return int64(obj.Retries), nil
 }
 
 // PlaceOrder is the resolver for the placeOrder field.
@@ -278,6 +284,62 @@ func (r *queryResolver) Customer(ctx context.Context, id string, consistentWith 
 	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
 }
 
+// FulfillmentCounts is the resolver for the fulfillmentCounts field.
+func (r *queryResolver) FulfillmentCounts(ctx context.Context) (*wire.FulfillmentCounts, error) {
+	return admin[wire.FulfillmentCounts](ctx, r.Resolver, wire.EndpointFulfillmentCounts, struct{}{})
+}
+
+// Fulfillments is the resolver for the fulfillments field.
+func (r *queryResolver) Fulfillments(ctx context.Context, step *string, stuck *bool, first *int64) ([]*wire.Fulfillment, error) {
+	req := wire.ListFulfillments{First: 50}
+	if step != nil {
+		req.Step = *step
+	}
+	if stuck != nil {
+		req.Stuck = *stuck
+	}
+	if first != nil {
+		if *first < 1 || *first > 500 {
+			return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "first", Message: "must be between 1 and 500"}
+		}
+		req.First = int(*first)
+	}
+	list, err := admin[[]wire.Fulfillment](ctx, r.Resolver, wire.EndpointFulfillments, req)
+	if err != nil {
+		return nil, err
+	}
+	return pointers(*list), nil
+}
+
+// PaymentProvider is the resolver for the paymentProvider field.
+func (r *queryResolver) PaymentProvider(ctx context.Context) (*wire.ProviderStatus, error) {
+	return admin[wire.ProviderStatus](ctx, r.Resolver, wire.EndpointPaymentProvider, struct{}{})
+}
+
+// Services is the resolver for the services field.
+func (r *queryResolver) Services(ctx context.Context) ([]*ServiceInstance, error) {
+	if !caller(ctx).IsAdmin() {
+		return nil, forbidden("for admins only")
+	}
+	found, err := rpc.Discover(ctx, r.NC, r.NS, discoveryWait)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ServiceInstance, len(found))
+	for i, in := range found {
+		s := &ServiceInstance{Service: in.Service, ID: in.ID, Version: in.Version, Endpoints: []*ServiceEndpoint{}}
+		if !in.Started.IsZero() {
+			s.StartedAt = &in.Started
+		}
+		for _, e := range in.Endpoints {
+			s.Endpoints = append(s.Endpoints, &ServiceEndpoint{Name: e.Name, Subject: e.Subject, Requests: int64(e.Requests), Errors: int64(e.Errors),
+				AverageMs: float64(e.AverageProcessingTime) / float64(time.Millisecond)})
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
 // ActorActivity is the resolver for the actorActivity field.
 func (r *queryResolver) ActorActivity(ctx context.Context, actor string, first *int64, before *string, consistentWith *string) (*wire.ActivityPage, error) {
 	req := wire.ActorActivity{Actor: actor, MinPosition: minPosition(ctx, consistentWith)}
@@ -315,6 +377,9 @@ func (r *subscriptionResolver) MyOrdersChanged(ctx context.Context) (<-chan *wir
 // Customer returns CustomerResolver implementation.
 func (r *Resolver) Customer() CustomerResolver { return &customerResolver{r} }
 
+// Fulfillment returns FulfillmentResolver implementation.
+func (r *Resolver) Fulfillment() FulfillmentResolver { return &fulfillmentResolver{r} }
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
@@ -334,6 +399,7 @@ func (r *Resolver) StatusChange() StatusChangeResolver { return &statusChangeRes
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
 type customerResolver struct{ *Resolver }
+type fulfillmentResolver struct{ *Resolver }
 type mutationResolver struct{ *Resolver }
 type orderResolver struct{ *Resolver }
 type orderLineResolver struct{ *Resolver }
