@@ -38,23 +38,7 @@ func TestTLSInTransit(t *testing.T) {
 	cert := func(name string) string { return filepath.Join(certs, name) }
 
 	seeds := t.TempDir()
-	if err := natsConfigCmd([]string{"--dir", seeds, "--store-dir", filepath.Join(seeds, "js"), "--tls", certs}, func(string) string { return "" }, io.Discard, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(filepath.Join(seeds, "nats-server.conf"))
-	if err != nil {
-		t.Fatalf("nats-server does not load the generated TLS config: %v", err)
-	}
-	opts.Host, opts.Port, opts.HTTPPort, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, 0, true, true
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := serveGeneratedConfig(t, seeds, "--tls", certs)
 	natsURL := fmt.Sprintf("tls://localhost:%d", ns.Addr().(*net.TCPAddr).Port)
 	id, err := platform.IdentityOptions("gateway", filepath.Join(seeds, "gateway.nk"))
 	if err != nil {

@@ -190,7 +190,23 @@ func TestZeroTrust(t *testing.T) {
 func TestGeneratedNATSConfig(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if err := natsConfigCmd([]string{"--dir", dir, "--store-dir", filepath.Join(dir, "js")}, func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+	ns := serveGeneratedConfig(t, dir)
+	if nc, err := nats.Connect(ns.ClientURL(), nats.Timeout(2*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client connected to the generated server")
+	}
+	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": ns.ClientURL(), "ORDERFLOW_NATS_SEEDS": dir,
+		"ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret, "PAYMENT_PROVIDER_LATENCY": "1ms"}
+	base := runAll(t, t.TempDir(), env, io.Discard)
+	confirmOne(t, base, "gen")
+}
+
+// serveGeneratedConfig runs a nats-server, until the test ends, with the configuration
+// `orderflow nats-config --dir dir` (and args) writes.
+func serveGeneratedConfig(t *testing.T, dir string, args ...string) *server.Server {
+	t.Helper()
+	args = append([]string{"--dir", dir, "--store-dir", filepath.Join(dir, "js")}, args...)
+	if err := natsConfigCmd(args, func(string) string { return "" }, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
@@ -207,14 +223,7 @@ func TestGeneratedNATSConfig(t *testing.T) {
 		t.Fatal("nats-server not ready")
 	}
 	t.Cleanup(ns.Shutdown)
-	if nc, err := nats.Connect(ns.ClientURL(), nats.Timeout(2*time.Second)); err == nil {
-		nc.Close()
-		t.Fatal("an anonymous client connected to the generated server")
-	}
-	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "NATS_URL": ns.ClientURL(), "ORDERFLOW_NATS_SEEDS": dir,
-		"ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret, "PAYMENT_PROVIDER_LATENCY": "1ms"}
-	base := runAll(t, t.TempDir(), env, io.Discard)
-	confirmOne(t, base, "gen")
+	return ns
 }
 
 // runAll runs every target with env and the data directory dir until the test ends, logging to
