@@ -31,8 +31,8 @@ func chromium(t *testing.T) string {
 // TestConsole drives the operator console in headless Chromium against the whole platform: sign
 // in with the admin token; open an order's page before the order exists, place it through the API
 // and watch it reach CONFIRMED without reloading; pause and resume a projection; rebuild one and
-// see its bar reach 100%; at a phone's width nothing overflows; a customer's token is offered no
-// operations page and is refused one. Any error in the browser's console fails it. With
+// see its bar reach 100%; at a phone's width nothing overflows; a customer signs in by keyboard
+// alone, and its token is offered no operations page and is refused one. Any error in the browser's console fails it. With
 // ORDERFLOW_CONSOLE_SCREENSHOTS=DIR it keeps its screenshots there (the README's).
 func TestConsole(t *testing.T) {
 	t.Parallel()
@@ -153,7 +153,11 @@ func TestConsole(t *testing.T) {
 
 	// A customer's token: no operations pages offered, and the page refuses.
 	run("sign out", chromedp.Click("#signout"), waitFor("the sign-in page", `location.hash === "#/signin"`))
-	signIn(tokenFor(t, "c-console", auth.Customer))
+	// By keyboard alone: focus on the field, type, Tab to the button, Enter.
+	run("sign in by keyboard", chromedp.Navigate(base+"/console#/signin"), chromedp.WaitVisible("#token"), chromedp.Focus("#token"),
+		chromedp.KeyEvent(strings.TrimPrefix(tokenFor(t, "c-console", auth.Customer), "Bearer ")), chromedp.KeyEvent("\t"),
+		waitFor("the button focused", `document.activeElement === document.querySelector("#signin button")`), chromedp.KeyEvent("\r"),
+		waitFor("the orders page", `location.hash.startsWith("#/orders") && !document.querySelector("#nav").hidden`))
 	projectionsLinkHidden := eval(`["#/overview", "#/projections", "#/sagas", "#/services"].every((h) => document.querySelector('#nav a[href="' + h + '"]').hidden)`)
 	for _, page := range []string{"overview", "projections", "sagas", "services"} {
 		run("as a customer: "+page, chromedp.Navigate(base+"/console#/"+page), waitFor("the refusal", `document.querySelector("#denied") !== null`))
