@@ -13,7 +13,10 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 
+	"github.com/orderflow/orderflow/dev/pgtest"
+	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -37,7 +40,7 @@ func chromium(t *testing.T) string {
 func TestConsole(t *testing.T) {
 	t.Parallel()
 	chrome := chromium(t)
-	base, _ := startPlatformDB(t, "targets", "all", "PAYMENT_PROVIDER_LATENCY", "1ms")
+	base, db := startPlatformDB(t, "targets", "all", "PAYMENT_PROVIDER_LATENCY", "1ms")
 	shots := os.Getenv("ORDERFLOW_CONSOLE_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
@@ -141,6 +144,22 @@ func TestConsole(t *testing.T) {
 	run("rebuild", chromedp.Click(`tr[data-projection="customers"] button[data-act="rebuildProjection"]`),
 		waitFor("the rebuild's bar at 100%", row("customers")+`.querySelector(".rebuild-pct") && `+row("customers")+`.querySelector(".rebuild-pct").textContent === "100%"`),
 		shot("projections"))
+
+	// An event the orders read model cannot apply (a placed order whose id is a number) is parked:
+	// the page shows it with its error, and replaying it parks it again.
+	store := pgtest.EventStoreAt(t, db, 2)
+	if _, err := store.Append(t.Context(), "order-poison", eventstore.NoStream(), []eventstore.EventData{
+		{ID: uuid.New(), Type: "order.placed.v1", Data: []byte(`{"orderId":5}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	run("parked events", chromedp.Navigate(base+"/console#/projections"),
+		waitFor("the parked event", `document.querySelector('tr[data-projection="orders"] button[data-act="showParked"]') !== null`),
+		chromedp.Click(`tr[data-projection="orders"] button[data-act="showParked"]`),
+		waitFor("its error", `/order-poison/.test(document.querySelector("#parked").textContent) && document.querySelector("#parked td.bad").textContent.length > 0`),
+		chromedp.Click(`#parked button[data-act="replayParkedEvents"]`),
+		// The clicked button is disabled at once; the list comes back, re-parked, with a new one.
+		waitFor("it parked again", `/order-poison/.test(document.querySelector("#parked").textContent) && document.querySelector('#parked button[data-act="replayParkedEvents"]:not([disabled])') !== null && document.querySelector("#error").hidden`),
+		shot("parked"))
 
 	// A phone's width: nothing wider than the screen.
 	run("phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/console#/order/console-1"),
