@@ -1,7 +1,7 @@
 # orderflow: `make run` starts the whole platform, `make test` runs every test.
 GO ?= go
 
-.PHONY: run test test-short bench chaos build generate vet fmt
+.PHONY: contracts run test test-short bench chaos build generate vet fmt
 
 ## run: the whole platform in one process, zero configuration (see README.md)
 run: build
@@ -21,6 +21,10 @@ test:
 	@# The schema frontends' tools read: graphql-schema-linter's substantive rules (gateway/.graphql-schema-linterrc).
 	@if command -v npx >/dev/null 2>&1; then npx --yes graphql-schema-linter@3.0.1 -c gateway gateway/schema.graphql; \
 	else echo "npx not found: graphql-schema-linter skipped"; fi
+
+## contracts: record the consumers' contracts again (contracts/; the tests fail while they differ)
+contracts:
+	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestConsole ./cmd/orderflow/
 
 ## chaos: every target as its own process under an open-loop load, each killed in turn (twice),
 ## PostgreSQL killed, NATS restarted; then every order, saga, stock figure and read model checked

@@ -41,6 +41,11 @@ func TestConsole(t *testing.T) {
 	t.Parallel()
 	chrome := chromium(t)
 	base, db := startPlatformDB(t, "targets", "all", "PAYMENT_PROVIDER_LATENCY", "1ms")
+	// The browser talks to the platform through a recorder of its GraphQL operations: the
+	// console's contract with the gateway (contracts/console-gateway.json).
+	gateway := base
+	rec := recordGraphQL(t, gateway)
+	base = rec.URL
 	shots := os.Getenv("ORDERFLOW_CONSOLE_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
@@ -186,6 +191,8 @@ func TestConsole(t *testing.T) {
 	if !projectionsLinkHidden {
 		t.Error("a customer is offered the operations pages")
 	}
+
+	rec.contract(t, "console", "console-gateway.json")
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -116,7 +116,7 @@ const pages = {
       location.hash = "#/orders?" + q;
     });
     every(3000, async () => {
-      const d = await gql(`query($c: ID, $s: OrderStatus) { orders(customerId: $c, status: $s, first: 50) { nodes { id customerId status totalCents placedAt } } }`,
+      const d = await gql(`query ConsoleOrders($c: ID, $s: OrderStatus) { orders(customerId: $c, status: $s, first: 50) { nodes { id customerId status totalCents placedAt } } }`,
         { c: params.get("customer") || null, s: params.get("status") || null });
       const rows = d.orders.nodes.map((o) => `<tr><td class="mono"><a href="#/order/${esc(encodeURIComponent(o.id))}">${esc(o.id)}</a></td>
         <td class="mono hide-narrow">${esc(o.customerId)}</td><td class="status ${esc(o.status)}">${esc(o.status)}</td>
@@ -130,7 +130,7 @@ const pages = {
   order(params, id) {
     main(`<h1>Order <span class="mono">${esc(id)}</span></h1><div id="order"><p class="muted">Loading…</p></div>`);
     every(1000, async () => {
-      const d = await gql(`query($id: ID!) { order(id: $id) { id customerId status totalCents placedAt cancelReason
+      const d = await gql(`query ConsoleOrder($id: ID!) { order(id: $id) { id customerId status totalCents placedAt cancelReason
         lines { productId quantity unitPriceCents } history { status at }
         fulfillment { step outcome attempts lastError }
         timeline { at stream type actor traceId summary } } }`, { id });
@@ -163,7 +163,7 @@ const pages = {
     const series = {}; // name → recent values
     let last = null;
     every(2000, async () => {
-      const d = await gql(`{ fulfillmentCounts { inFlight confirmed compensated timedOut stuck outbox }
+      const d = await gql(`query ConsoleOverview { fulfillmentCounts { inFlight confirmed compensated timedOut stuck outbox }
         paymentProvider { configured breaker } projections { name lagEvents lagSeconds paused } }`);
       const c = d.fulfillmentCounts, now = Date.now();
       const total = c.inFlight + c.confirmed + c.compensated + c.timedOut;
@@ -198,7 +198,7 @@ const pages = {
            <td class="hide-narrow">${when(f.deadline)}</td><td class="bad">${esc(f.lastError || "")}</td><td class="hide-narrow">${when(f.updatedAt)}</td></tr>`).join("")}</tbody></table>`
       : `<p class="muted">${empty}</p>`;
     every(2000, async () => {
-      const d = await gql(`{ recent: fulfillments(first: 500) { orderId step outcome attempts deadline lastError updatedAt }
+      const d = await gql(`query ConsoleSagas { recent: fulfillments(first: 500) { orderId step outcome attempts deadline lastError updatedAt }
         stuck: fulfillments(stuck: true, first: 100) { orderId step attempts deadline lastError updatedAt }
         cancelled: fulfillments(step: "CANCELLED", first: 20) { orderId step attempts deadline lastError updatedAt } }`);
       const steps = ["RESERVING", "AUTHORIZING", "CONFIRMING"];
@@ -213,7 +213,7 @@ const pages = {
     if (!adminOnly("Services")) return;
     main(`<h1>Services</h1><p class="muted">Instances that answer NATS micro discovery, with their endpoints' figures since they started.</p><div class="table" id="services"></div>`);
     every(5000, async () => {
-      const d = await gql(`{ services { service id version startedAt endpoints { name subject requests errors averageMs } } }`);
+      const d = await gql(`query ConsoleServices { services { service id version startedAt endpoints { name subject requests errors averageMs } } }`);
       $("#services").innerHTML = `<table><thead><tr><th>Service</th><th class="hide-narrow">Instance</th><th>Endpoint</th><th class="hide-narrow">Subject</th><th>Requests</th><th>Errors</th><th>Avg ms</th></tr></thead><tbody>
         ${d.services.map((s) => s.endpoints.map((e, i) => `<tr data-service="${esc(s.service)}"><td>${i ? "" : esc(s.service)}</td><td class="mono hide-narrow">${i ? "" : esc(s.id)}</td>
           <td>${esc(e.name)}</td><td class="mono hide-narrow">${esc(e.subject)}</td><td>${e.requests}</td><td class="${e.errors ? "bad" : ""}">${e.errors}</td><td>${e.averageMs.toFixed(1)}</td></tr>`).join("")).join("")}</tbody></table>`;
@@ -227,15 +227,15 @@ const pages = {
     const lag = {}; // read model → recent lag in seconds, for its chart
     const act = async (mutation, name) => {
       try {
-        if (mutation === "replayParkedEvents") await gql(`mutation($n: String!) { replayParkedEvents(projection: $n) }`, { n: name });
-        else await gql(`mutation($n: String!) { ${mutation}(name: $n) { name } }`, { n: name });
+        if (mutation === "replayParkedEvents") await gql(`mutation ConsoleReplayParkedEvents($n: String!) { replayParkedEvents(projection: $n) }`, { n: name });
+        else await gql(`mutation Console_${mutation}($n: String!) { ${mutation}(name: $n) { name } }`, { n: name });
         showError("");
       } catch (e) {
         showError(e.message);
       }
     };
     const parked = async (name) => {
-      const d = await gql(`query($n: String!) { parkedEvents(projection: $n) { eventId stream type position error attempts parkedAt } }`, { n: name });
+      const d = await gql(`query ConsoleParkedEvents($n: String!) { parkedEvents(projection: $n) { eventId stream type position error attempts parkedAt } }`, { n: name });
       $("#parked").innerHTML = d.parkedEvents.length
         ? `<p>${esc(name)}: ${d.parkedEvents.length} parked <button type="button" data-act="replayParkedEvents" data-name="${esc(name)}">Replay them</button></p>
           <table><thead><tr><th>Event</th><th>Type</th><th class="hide-narrow">Position</th><th>Error</th><th>Attempts</th><th class="hide-narrow">Parked</th></tr></thead><tbody>
@@ -256,7 +256,7 @@ const pages = {
       });
     }
     every(1000, async () => {
-      const d = await gql(`{ projections { name position lagEvents lagSeconds paused rebuilding parked
+      const d = await gql(`query ConsoleProjections { projections { name position lagEvents lagSeconds paused rebuilding parked
         rebuild { phase done total rate etaSeconds error } } }`);
       $("#projections").innerHTML = `<table><thead><tr><th>Read model</th><th>State</th><th>Lag</th><th class="hide-narrow">Position</th><th>Parked</th><th>Rebuild</th><th>Actions</th></tr></thead><tbody>
         ${d.projections.map((p) => {
