@@ -200,11 +200,7 @@ func Signer(identity, seeds string) (*auth.Signer, error) {
 	if !slices.ContainsFunc(asserters(nil), func(a auth.Asserter) bool { return a.Identity == identity }) {
 		return nil, nil
 	}
-	seed, err := os.ReadFile(filepath.Join(seeds, identity+".nk"))
-	if err != nil {
-		return nil, fmt.Errorf("signing key of %s: %w", identity, err)
-	}
-	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+	kp, err := loadSeed(filepath.Join(seeds, identity+".nk"))
 	if err != nil {
 		return nil, fmt.Errorf("signing key of %s: %w", identity, err)
 	}

@@ -245,7 +245,7 @@ func (t *Trust) verify(token, audience, id string, now time.Time) (Principal, in
 	case is.Subject == "" && a.Role == Service:
 		return Principal{}, 0, fmt.Errorf("%w: %s may not vouch for a service", ErrForbidden, is.Identity)
 	}
-	p := Principal{Subject: a.Subject, Role: a.Role, TokenID: a.TokenID, Via: is.Identity}
+	p := Principal{Subject: a.Subject, Role: a.Role, TokenID: a.TokenID}
 	if a.TokenExp != 0 {
 		p.Expires = time.Unix(a.TokenExp, 0)
 	}

@@ -35,12 +35,8 @@ type Principal struct {
 	Role    Role
 	// TokenID names the token that authenticated the caller (its jti claim, or a digest of it);
 	// Expires is when that token expires. Both are zero for a caller without a token.
-	TokenID string
-	Expires time.Time
-	// Via is the identity that vouched for the caller to a service (see Trust); empty at the
-	// gateway.
-	Via string
-
+	TokenID       string
+	Expires       time.Time
 	assertedUntil int64 // when the assertion that vouched for it expires (Unix seconds)
 }
 

@@ -252,7 +252,7 @@ type access int
 const (
 	callers  access = iota // any caller a valid assertion vouches for
 	staff                  // admins and services only (Staff)
-	internal               // other services, without an assertion (Internal)
+	internal               // other services, without an assertion (HandleInternal)
 )
 
 // caller returns ctx with the caller its request's assertion vouches for. A server that checks
@@ -278,7 +278,8 @@ func (s *Server) caller(ctx context.Context, endpoint, subject string, h nats.He
 	return ctx, nil
 }
 
-// HandleInternal is Handle for an endpoint only other services call (see Internal).
+// HandleInternal is Handle for an endpoint only other services call (NATS permissions say which):
+// it needs no caller assertion.
 func HandleInternal[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
 	s.access.Store(name, internal)
 	return Handle(s, name, fn)
@@ -366,10 +367,6 @@ func On[Req, Resp any](name, endpoint string, fn func(ctx context.Context, req R
 		return Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: Handle(s, name, fn)}
 	}
 }
-
-// Internal marks r as an endpoint only other services call (NATS permissions say which): it needs
-// no caller assertion.
-func Internal(r Route) Route { return r.only(internal) }
 
 // Staff marks r as an endpoint for admins and services (the saga) only, never a customer.
 func Staff(r Route) Route { return r.only(staff) }
