@@ -266,6 +266,22 @@ func orderFromRESTToGraphQL(t *testing.T, base string) {
 	if len(a.Errors) > 0 || !bytes.Contains(a.Data["orders"], []byte(placed.OrderID)) {
 		t.Fatalf("orders list: %s %+v", a.Data["orders"], a.Errors)
 	}
+	// Relay's PageInfo: the first page has none before it; a page after a cursor has.
+	var page struct {
+		PageInfo struct {
+			HasPreviousPage bool
+			StartCursor     *string
+		}
+	}
+	pages := `query($after: String) { orders(customerId: "c-1", first: 5, after: $after) { pageInfo { hasPreviousPage startCursor } } }`
+	a = graphQL(t, base, pages, nil, nil)
+	if json.Unmarshal(a.Data["orders"], &page) != nil || page.PageInfo.HasPreviousPage || page.PageInfo.StartCursor == nil {
+		t.Fatalf("first page's pageInfo: %s %+v", a.Data["orders"], a.Errors)
+	}
+	a = graphQL(t, base, pages, map[string]any{"after": *page.PageInfo.StartCursor}, nil)
+	if json.Unmarshal(a.Data["orders"], &page) != nil || !page.PageInfo.HasPreviousPage {
+		t.Fatalf("a later page's pageInfo: %s %+v", a.Data["orders"], a.Errors)
+	}
 
 	// An Idempotency-Key makes a retried place append nothing twice and answer the same.
 	body := `{"customerId":"c-2","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`
