@@ -25,6 +25,7 @@ test:
 ## contracts: record the consumers' contracts again (contracts/; the tests fail while they differ)
 contracts:
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestConsole ./cmd/orderflow/
+	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestREADMEContract ./gateway/
 
 ## chaos: every target as its own process under an open-loop load, each killed in turn (twice),
 ## PostgreSQL killed, NATS restarted; then every order, saga, stock figure and read model checked

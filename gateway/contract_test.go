@@ -4,49 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/orderflow/orderflow/contracts"
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
-
-// graphQLContract is what the provider reads of a frontend's contract (cmd/orderflow writes them).
-type graphQLContract struct {
-	Consumer     struct{ Name string }
-	Provider     struct{ Name string }
-	Interactions []struct {
-		Description string
-		Request     struct{ Body struct{ Query string } }
-	}
-}
-
-// graphQLContracts are the consumer-driven contracts of the GraphQL API in contracts/ (written by
-// the consumers' tests, e.g. the console's: make contracts), by file.
-func graphQLContracts(t *testing.T) map[string]graphQLContract {
-	t.Helper()
-	files, err := filepath.Glob("../contracts/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no contracts in ../contracts (%v)", err)
-	}
-	out := map[string]graphQLContract{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c graphQLContract
-		if err := json.Unmarshal(b, &c); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if c.Provider.Name == "gateway-graphql" {
-			out[filepath.Base(f)] = c
-		}
-	}
-	return out
-}
 
 // verify checks every recorded operation against schema; it answers the failures, each naming
 // the consumer and the operation.
@@ -57,9 +22,9 @@ func verify(t *testing.T, schema string) []string {
 		t.Fatalf("schema: %v", err)
 	}
 	var failures []string
-	for file, c := range graphQLContracts(t) {
+	for file, c := range contracts.Of(t, contracts.GraphQLProvider) {
 		for _, in := range c.Interactions {
-			if _, errs := gqlparser.LoadQuery(s, in.Request.Body.Query); len(errs) > 0 {
+			if _, errs := gqlparser.LoadQuery(s, in.Request.Body["query"]); len(errs) > 0 {
 				failures = append(failures, fmt.Sprintf("consumer %s (%s), operation %s: %v", c.Consumer.Name, file, in.Description, errs))
 			}
 		}
@@ -95,4 +60,25 @@ func TestABrokenSchemaNamesTheOperation(t *testing.T) {
 		!strings.Contains(failures[0], "cancelReason") {
 		t.Fatalf("failures %q; want one, naming the console's ConsoleOrder and the field", failures)
 	}
+}
+
+// TestREADMEContract: the README's GraphQL examples are a frontend too (people paste them): the
+// operations it shows are its contract (contracts/readme-gateway.json), verified like the others.
+func TestREADMEContract(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]string{}
+	for i, m := range regexp.MustCompile(`-d '(\{"query":.*\})'`).FindAllSubmatch(readme, -1) {
+		var body struct{ Query string }
+		if err := json.Unmarshal(m[1], &body); err != nil {
+			t.Fatalf("README example %d: %v", i+1, err)
+		}
+		ops[fmt.Sprintf("README example %d", i+1)] = body.Query
+	}
+	if len(ops) == 0 {
+		t.Fatal("no GraphQL example found in the README")
+	}
+	contracts.Check(t, "readme-gateway.json", contracts.GraphQL("readme", ops))
 }

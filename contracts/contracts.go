@@ -1,0 +1,116 @@
+// Package contracts holds the consumer-driven contracts of orderflow's providers (the JSON files
+// beside this one, in Pact's layout, version 4) and what consumer and provider tests use to write
+// and read them.
+package contracts
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"testing"
+)
+
+// Contract is one consumer's expectations of one provider.
+type Contract struct {
+	Consumer     Party          `json:"consumer"`
+	Provider     Party          `json:"provider"`
+	Interactions []Interaction  `json:"interactions"`
+	Metadata     map[string]any `json:"metadata"`
+}
+
+// Party names a consumer or a provider.
+type Party struct {
+	Name string `json:"name"`
+}
+
+// Interaction is one request the consumer sends, named.
+type Interaction struct {
+	Description string  `json:"description"`
+	Type        string  `json:"type"`
+	Request     Request `json:"request"`
+}
+
+// Request is an HTTP request of an interaction.
+type Request struct {
+	Method string            `json:"method"`
+	Path   string            `json:"path"`
+	Body   map[string]string `json:"body"`
+}
+
+// GraphQLProvider is the provider name of the GraphQL API's contracts.
+const GraphQLProvider = "gateway-graphql"
+
+// GraphQL is consumer's contract with the GraphQL API: one interaction per operation document,
+// by name, in name order.
+func GraphQL(consumer string, operations map[string]string) Contract {
+	names := make([]string, 0, len(operations))
+	for name := range operations {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	c := Contract{Consumer: Party{consumer}, Provider: Party{GraphQLProvider},
+		Metadata: map[string]any{"pactSpecification": map[string]string{"version": "4.0"}, "schema": "gateway/schema.graphql"}}
+	for _, name := range names {
+		c.Interactions = append(c.Interactions, Interaction{Description: name, Type: "Synchronous/HTTP",
+			Request: Request{Method: "POST", Path: "/graphql", Body: map[string]string{"query": operations[name]}}})
+	}
+	return c
+}
+
+// Dir is this directory.
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(file)
+}
+
+// Check compares c, as a consumer's test recorded it, with the file of that name here, or writes
+// it there when ORDERFLOW_CONTRACTS=write (make contracts).
+func Check(t testing.TB, file string, c Contract) {
+	t.Helper()
+	got, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join(Dir(), file)
+	if os.Getenv("ORDERFLOW_CONTRACTS") == "write" {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("what %s sends is not contracts/%s (%v): if the change is meant, run make contracts and commit the file", c.Consumer.Name, file, err)
+	}
+}
+
+// Of returns the contracts here with provider, by file name.
+func Of(t testing.TB, provider string) map[string]Contract {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(Dir(), "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]Contract{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c Contract
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if c.Provider.Name == provider {
+			out[filepath.Base(f)] = c
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no contracts with %s in %s", provider, Dir())
+	}
+	return out
+}
