@@ -88,13 +88,19 @@ func Check(t testing.TB, file string, c Contract) {
 	}
 }
 
-// Of returns the contracts here with provider, by file name.
+// Of returns the contracts with provider, by file name: this release's, here, and those of the
+// consumers of the previous release still running, in released/ (a provider must keep both).
 func Of(t testing.TB, provider string) map[string]Contract {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(Dir(), "*.json"))
+	current, err := filepath.Glob(filepath.Join(Dir(), "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	released, err := filepath.Glob(filepath.Join(Dir(), "released", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := append(current, released...)
 	out := map[string]Contract{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -106,7 +112,8 @@ func Of(t testing.TB, provider string) map[string]Contract {
 			t.Fatalf("%s: %v", f, err)
 		}
 		if c.Provider.Name == provider {
-			out[filepath.Base(f)] = c
+			rel, _ := filepath.Rel(Dir(), f)
+			out[rel] = c
 		}
 	}
 	if len(out) == 0 {
