@@ -26,6 +26,7 @@ test:
 contracts:
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestConsole ./cmd/orderflow/
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestREADMEContract ./gateway/
+	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestQueuedCommandsContract ./sagas/fulfillment/
 
 ## chaos: every target as its own process under an open-loop load, each killed in turn (twice),
 ## PostgreSQL killed, NATS restarted; then every order, saga, stock figure and read model checked

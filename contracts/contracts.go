@@ -5,12 +5,18 @@ package contracts
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"testing"
+
+	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/internal/rpc"
 )
 
 // Contract is one consumer's expectations of one provider.
@@ -120,4 +126,54 @@ func Of(t testing.TB, provider string) map[string]Contract {
 		t.Fatalf("no contracts with %s in %s", provider, Dir())
 	}
 	return out
+}
+
+// QueuedProvider is the provider name of the contracts of queued commands (the jobs stream): the
+// command services that take them.
+const QueuedProvider = "command-services-jobs"
+
+// Queued is consumer's contract with the command services that carry out the commands it queues:
+// one interaction per endpoint (its JetStream subject under <prefix>.jobs.), with an example
+// message, in endpoint order.
+func Queued(consumer string, examples map[string][]byte) Contract {
+	endpoints := make([]string, 0, len(examples))
+	for e := range examples {
+		endpoints = append(endpoints, e)
+	}
+	sort.Strings(endpoints)
+	c := Contract{Consumer: Party{consumer}, Provider: Party{QueuedProvider},
+		Metadata: map[string]any{"pactSpecification": map[string]string{"version": "4.0"}, "transport": "NATS JetStream, subject <prefix>.jobs.<endpoint>"}}
+	for _, e := range endpoints {
+		c.Interactions = append(c.Interactions, Interaction{Description: e, Type: "Asynchronous/Messages",
+			Request: Request{Method: "PUBLISH", Path: "jobs." + e, Body: map[string]string{"message": string(examples[e])}}})
+	}
+	return c
+}
+
+// VerifyQueued replays, with a provider's queued-command handlers (endpoint → handler), every
+// interaction of the QueuedProvider contracts naming one of its endpoints, each message passed
+// through change (nil: as recorded). A provider keeps a contract when it carries each command out
+// or refuses it as a business outcome (an order it does not know, a conflict); a command it finds
+// malformed or invalid breaks it. It answers the breaks, each naming the consumer and the
+// interaction, and how many interactions it replayed.
+func VerifyQueued(ctx context.Context, t testing.TB, handlers map[string]jobs.Handler, change func(endpoint string, msg []byte) []byte) (breaks []string, replayed int) {
+	t.Helper()
+	for file, c := range Of(t, QueuedProvider) {
+		for _, in := range c.Interactions {
+			h, ok := handlers[in.Description]
+			if !ok {
+				continue // another service's
+			}
+			msg := []byte(in.Request.Body["message"])
+			if change != nil {
+				msg = change(in.Description, msg)
+			}
+			replayed++
+			var e *rpc.Error
+			if err := h(ctx, msg); errors.As(err, &e) && e.Code == rpc.CodeInvalid {
+				breaks = append(breaks, fmt.Sprintf("consumer %s (%s), interaction %s: the provider refuses the message as invalid: %s", c.Consumer.Name, file, in.Description, e))
+			}
+		}
+	}
+	return breaks, replayed
 }
