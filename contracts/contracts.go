@@ -50,18 +50,24 @@ type Request struct {
 const GraphQLProvider = "gateway-graphql"
 
 // GraphQL is consumer's contract with the GraphQL API: one interaction per operation document,
-// by name, in name order.
+// by name.
 func GraphQL(consumer string, operations map[string]string) Contract {
-	names := make([]string, 0, len(operations))
-	for name := range operations {
-		names = append(names, name)
+	return build(consumer, GraphQLProvider, "schema", "gateway/schema.graphql", operations, func(name, query string) Interaction {
+		return Interaction{Description: name, Type: "Synchronous/HTTP", Request: Request{Method: "POST", Path: "/graphql", Body: map[string]string{"query": query}}}
+	})
+}
+
+// build is a contract of consumer with provider, one interaction per item, in key order.
+func build[V any](consumer, provider, metaKey, metaValue string, items map[string]V, interaction func(string, V) Interaction) Contract {
+	keys := make([]string, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
 	}
-	sort.Strings(names)
-	c := Contract{Consumer: Party{consumer}, Provider: Party{GraphQLProvider},
-		Metadata: map[string]any{"pactSpecification": map[string]string{"version": "4.0"}, "schema": "gateway/schema.graphql"}}
-	for _, name := range names {
-		c.Interactions = append(c.Interactions, Interaction{Description: name, Type: "Synchronous/HTTP",
-			Request: Request{Method: "POST", Path: "/graphql", Body: map[string]string{"query": operations[name]}}})
+	sort.Strings(keys)
+	c := Contract{Consumer: Party{consumer}, Provider: Party{provider},
+		Metadata: map[string]any{"pactSpecification": map[string]string{"version": "4.0"}, metaKey: metaValue}}
+	for _, k := range keys {
+		c.Interactions = append(c.Interactions, interaction(k, items[k]))
 	}
 	return c
 }
@@ -134,20 +140,11 @@ const QueuedProvider = "command-services-jobs"
 
 // Queued is consumer's contract with the command services that carry out the commands it queues:
 // one interaction per endpoint (its JetStream subject under <prefix>.jobs.), with an example
-// message, in endpoint order.
+// message.
 func Queued(consumer string, examples map[string][]byte) Contract {
-	endpoints := make([]string, 0, len(examples))
-	for e := range examples {
-		endpoints = append(endpoints, e)
-	}
-	sort.Strings(endpoints)
-	c := Contract{Consumer: Party{consumer}, Provider: Party{QueuedProvider},
-		Metadata: map[string]any{"pactSpecification": map[string]string{"version": "4.0"}, "transport": "NATS JetStream, subject <prefix>.jobs.<endpoint>"}}
-	for _, e := range endpoints {
-		c.Interactions = append(c.Interactions, Interaction{Description: e, Type: "Asynchronous/Messages",
-			Request: Request{Method: "PUBLISH", Path: "jobs." + e, Body: map[string]string{"message": string(examples[e])}}})
-	}
-	return c
+	return build(consumer, QueuedProvider, "transport", "NATS JetStream, subject <prefix>.jobs.<endpoint>", examples, func(endpoint string, msg []byte) Interaction {
+		return Interaction{Description: endpoint, Type: "Asynchronous/Messages", Request: Request{Method: "PUBLISH", Path: "jobs." + endpoint, Body: map[string]string{"message": string(msg)}}}
+	})
 }
 
 // VerifyQueued replays, with a provider's queued-command handlers (endpoint → handler), every
@@ -176,4 +173,17 @@ func VerifyQueued(ctx context.Context, t testing.TB, handlers map[string]jobs.Ha
 		}
 	}
 	return breaks, replayed
+}
+
+// RequireQueued is a command service's contract test: VerifyQueued with its handlers, every break
+// an error, and at least one interaction for it.
+func RequireQueued(t *testing.T, handlers map[string]jobs.Handler) {
+	t.Helper()
+	breaks, replayed := VerifyQueued(t.Context(), t, handlers, nil)
+	for _, b := range breaks {
+		t.Error(b)
+	}
+	if replayed == 0 {
+		t.Fatal("no recorded command names this service's queued endpoints")
+	}
 }
