@@ -175,6 +175,9 @@ func Actor(p auth.Principal) string {
 func Classify(err error) *rpc.Error {
 	var rule *domain.RuleError
 	var answer *rpc.Error
+	if e := rpc.Forbidden(err); e != nil {
+		return e
+	}
 	switch {
 	case errors.As(err, &answer): // another service's answer, passed on
 		return answer
@@ -184,8 +187,6 @@ func Classify(err error) *rpc.Error {
 		return &rpc.Error{Code: rpc.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, domain.ErrConflict):
 		return &rpc.Error{Code: rpc.CodeConflict, Message: err.Error()}
-	case errors.Is(err, auth.ErrForbidden):
-		return &rpc.Error{Code: rpc.CodeForbidden, Message: err.Error()}
 	case errors.Is(err, ErrTooBusy):
 		return &rpc.Error{Code: rpc.CodeUnavailable, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):

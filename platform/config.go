@@ -165,7 +165,7 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 		return Config{}, errors.New("ORDERFLOW_NATS_INSECURE: want true or false")
 	}
 	c.NATSInsecure = insecure
-	c.NATSTLS = NATSTLS{CA: getenv("ORDERFLOW_NATS_CA"), Cert: getenv("ORDERFLOW_NATS_CERT"), Key: getenv("ORDERFLOW_NATS_KEY")}
+	c.NATSTLS = NATSTLSFromEnv(getenv)
 	if (c.NATSTLS.Cert == "") != (c.NATSTLS.Key == "") {
 		return Config{}, errors.New("ORDERFLOW_NATS_CERT and ORDERFLOW_NATS_KEY: set both (a client certificate and its key) or neither")
 	}

@@ -316,6 +316,11 @@ type ServerOptions struct {
 // NATSTLS are the files of a NATS connection over TLS (see Config.NATSTLS).
 type NATSTLS struct{ CA, Cert, Key string }
 
+// NATSTLSFromEnv is the NATS TLS files ORDERFLOW_NATS_CA, _CERT and _KEY name.
+func NATSTLSFromEnv(getenv func(string) string) NATSTLS {
+	return NATSTLS{CA: getenv("ORDERFLOW_NATS_CA"), Cert: getenv("ORDERFLOW_NATS_CERT"), Key: getenv("ORDERFLOW_NATS_KEY")}
+}
+
 // Options are the connection options of t: the authority to verify the server with, and the
 // client certificate to present.
 func (t NATSTLS) Options() []nats.Option {

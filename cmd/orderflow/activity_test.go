@@ -23,7 +23,9 @@ func TestActorActivity(t *testing.T) {
 		t.Fatalf("place: %d %s", s, b)
 	}
 	var placed struct{ Position string }
-	_ = json.Unmarshal(b, &placed)
+	if err := json.Unmarshal(b, &placed); err != nil || placed.Position == "" {
+		t.Fatalf("place answered %s (%v)", b, err)
+	}
 
 	type page struct {
 		Entries []struct {

@@ -34,7 +34,7 @@ func cliNATS(ctx context.Context, getenv func(string) string, name string) (cont
 		}
 	}
 	opts := []nats.Option{nats.Name("orderflow " + name), nats.Timeout(3 * time.Second)}
-	opts = append(opts, platform.NATSTLS{CA: getenv("ORDERFLOW_NATS_CA"), Cert: getenv("ORDERFLOW_NATS_CERT"), Key: getenv("ORDERFLOW_NATS_KEY")}.Options()...)
+	opts = append(opts, platform.NATSTLSFromEnv(getenv).Options()...)
 	seeds := getenv("ORDERFLOW_NATS_SEEDS")
 	if seeds == "" {
 		seeds = filepath.Join(dir, platform.SeedsDir)

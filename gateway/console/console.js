@@ -129,7 +129,14 @@ const pages = {
 
   order(params, id) {
     main(`<h1>Order <span class="mono">${esc(id)}</span></h1><div id="order"><p class="muted">Loading…</p></div>`);
+    // Every second a light query says whether the order or its saga moved; only then is the whole
+    // page read again (its timeline comes from the event log, not a read model).
+    let mark = null;
     every(1000, async () => {
+      const m = await gql(`query ConsoleOrderMark($id: ID!) { order(id: $id) { updatedAt fulfillment { updatedAt } } }`, { id });
+      const now = JSON.stringify(m.order);
+      if (mark !== null && now === mark) return;
+      mark = now;
       const d = await gql(`query ConsoleOrder($id: ID!) { order(id: $id) { id customerId status totalCents placedAt cancelReason
         lines { productId quantity unitPriceCents } history { status at }
         fulfillment { step outcome attempts lastError }

@@ -132,12 +132,21 @@ func one[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*T,
 }
 
 // pageArgs checks first (1 to 100) and copies the page arguments into a request.
+// firstArg puts a `first` argument, 1 to max, into to; absent, it leaves to as it is.
+func firstArg(first *int64, max int, to *int) error {
+	if first == nil {
+		return nil
+	}
+	if *first < 1 || *first > int64(max) {
+		return &rpc.Error{Code: rpc.CodeInvalid, Field: "first", Message: fmt.Sprintf("must be between 1 and %d", max)}
+	}
+	*to = int(*first)
+	return nil
+}
+
 func pageArgs(first *int64, after *string, toFirst *int, toAfter *string) error {
-	if first != nil {
-		if *first < 1 || *first > 100 {
-			return &rpc.Error{Code: rpc.CodeInvalid, Field: "first", Message: "must be between 1 and 100"}
-		}
-		*toFirst = int(*first)
+	if err := firstArg(first, 100, toFirst); err != nil {
+		return err
 	}
 	if after != nil && toAfter != nil {
 		*toAfter = *after

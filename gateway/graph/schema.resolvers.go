@@ -298,11 +298,8 @@ func (r *queryResolver) Fulfillments(ctx context.Context, step *string, stuck *b
 	if stuck != nil {
 		req.Stuck = *stuck
 	}
-	if first != nil {
-		if *first < 1 || *first > 500 {
-			return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "first", Message: "must be between 1 and 500"}
-		}
-		req.First = int(*first)
+	if err := firstArg(first, 500, &req.First); err != nil {
+		return nil, err
 	}
 	list, err := admin[[]wire.Fulfillment](ctx, r.Resolver, wire.EndpointFulfillments, req)
 	if err != nil {
@@ -343,11 +340,8 @@ func (r *queryResolver) Services(ctx context.Context) ([]*ServiceInstance, error
 // ActorActivity is the resolver for the actorActivity field.
 func (r *queryResolver) ActorActivity(ctx context.Context, actor string, first *int64, before *string, consistentWith *string) (*wire.ActivityPage, error) {
 	req := wire.ActorActivity{Actor: actor, MinPosition: minPosition(ctx, consistentWith)}
-	if first != nil {
-		if *first < 1 || *first > 500 {
-			return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "first", Message: "must be between 1 and 500"}
-		}
-		req.First = int(*first)
+	if err := firstArg(first, 500, &req.First); err != nil {
+		return nil, err
 	}
 	if before != nil {
 		req.Before = *before

@@ -265,23 +265,36 @@ func SignerFrom(ctx context.Context) (*Signer, bool) {
 	return s, ok && s != nil
 }
 
-// Assert returns the assertion of ctx's caller to audience, signed with ctx's signer; false when
-// ctx has no signer or no caller (a call that then asserts no one).
-func Assert(ctx context.Context, audience, id string, ttl time.Duration) (string, bool, error) {
+// AssertRequest returns the assertion of ctx's caller for a request to audience, signed with
+// ctx's signer (Signer.Assertion: reused while fresh); false when ctx has no signer or no caller
+// (a call that then asserts no one).
+func AssertRequest(ctx context.Context, audience string) (string, bool, error) {
+	s, p, ok := asserting(ctx)
+	if !ok {
+		return "", false, nil
+	}
+	tok, err := s.Assertion(p, audience, time.Now())
+	return tok, err == nil, err
+}
+
+// AssertQueued is AssertRequest for a queued command: bound to its message id, valid for
+// QueuedAssertionTTL.
+func AssertQueued(ctx context.Context, audience, id string) (string, bool, error) {
+	s, p, ok := asserting(ctx)
+	if !ok {
+		return "", false, nil
+	}
+	tok, err := s.Sign(p, audience, id, QueuedAssertionTTL, time.Now())
+	return tok, err == nil, err
+}
+
+func asserting(ctx context.Context) (*Signer, Principal, bool) {
 	s, ok := SignerFrom(ctx)
 	if !ok {
-		return "", false, nil
+		return nil, Principal{}, false
 	}
 	p, ok := From(ctx)
-	if !ok {
-		return "", false, nil
-	}
-	if id == "" && ttl == AssertionTTL {
-		tok, err := s.Assertion(p, audience, time.Now())
-		return tok, err == nil, err
-	}
-	tok, err := s.Sign(p, audience, id, ttl, time.Now())
-	return tok, err == nil, err
+	return s, p, ok
 }
 
 // Act checks that ctx's caller may act for customer id: that customer, or staff. A context without

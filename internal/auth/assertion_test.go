@@ -87,13 +87,13 @@ func TestAssertFromContext(t *testing.T) {
 	s, _ := auth.NewSigner("gateway", kp)
 	trust, _ := auth.NewTrust(auth.Asserter{Identity: "gateway", Keys: []string{pub}})
 	ctx := context.Background()
-	if _, ok, _ := auth.Assert(auth.WithSigner(ctx, s), "a", "", time.Minute); ok {
+	if _, ok, _ := auth.AssertRequest(auth.WithSigner(ctx, s), "a"); ok {
 		t.Error("asserted a caller from a context without one")
 	}
-	if _, ok, _ := auth.Assert(auth.With(ctx, auth.Principal{Subject: "c-1", Role: auth.Customer}), "a", "", time.Minute); ok {
+	if _, ok, _ := auth.AssertRequest(auth.With(ctx, auth.Principal{Subject: "c-1", Role: auth.Customer}), "a"); ok {
 		t.Error("asserted without a signer")
 	}
-	tok, ok, err := auth.Assert(auth.WithSigner(auth.With(ctx, auth.Principal{Subject: "c-1", Role: auth.Customer}), s), "a", "", time.Minute)
+	tok, ok, err := auth.AssertRequest(auth.WithSigner(auth.With(ctx, auth.Principal{Subject: "c-1", Role: auth.Customer}), s), "a")
 	if !ok || err != nil {
 		t.Fatalf("assert: %v %v", ok, err)
 	}

@@ -83,7 +83,7 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, 
 			span.End()
 		}
 		// Who queues it (the saga, about itself), signed for this message: see auth.Trust.
-		if tok, ok, aerr := auth.Assert(ctx, msg.Subject, m.ID, auth.QueuedAssertionTTL); aerr != nil {
+		if tok, ok, aerr := auth.AssertQueued(ctx, msg.Subject, m.ID); aerr != nil {
 			err = aerr
 			break
 		} else if ok {

@@ -41,6 +41,14 @@ func Final(code string) bool {
 	return code == CodeInvalid || code == CodeNotFound || code == CodeConflict || code == CodeForbidden
 }
 
+// Forbidden is the answer to err when it is an auth.ErrForbidden, else nil.
+func Forbidden(err error) *Error {
+	if !errors.Is(err, auth.ErrForbidden) {
+		return nil
+	}
+	return &Error{Code: CodeForbidden, Message: strings.TrimPrefix(err.Error(), auth.ErrForbidden.Error()+": ")}
+}
+
 // Error is a service's answer that the request failed, and why.
 type Error struct {
 	Code    string            `json:"code"`
@@ -303,8 +311,8 @@ func (s *Server) toError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	if errors.Is(err, auth.ErrForbidden) {
-		return &Error{Code: CodeForbidden, Message: strings.TrimPrefix(err.Error(), auth.ErrForbidden.Error()+": ")}
+	if e := Forbidden(err); e != nil {
+		return e
 	}
 	if s.classify != nil {
 		if e := s.classify(err); e != nil {
@@ -427,7 +435,7 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 	h := nats.Header{}
 	telemetry.Inject(ctx, h)
 	// The caller travels, signed: the service checks it again (see auth.Trust).
-	if tok, ok, err := auth.Assert(ctx, subject, "", auth.AssertionTTL); err != nil {
+	if tok, ok, err := auth.AssertRequest(ctx, subject); err != nil {
 		return resp, fmt.Errorf("call %s: %w", subject, err)
 	} else if ok {
 		h.Set(auth.AssertionHeader, tok)

@@ -8,8 +8,8 @@ import (
 	"github.com/orderflow/orderflow/sagas/fulfillment"
 )
 
-// TestQueuedCommandsContract records what the saga queues on every path of TestPaths (one example
-// message per endpoint): its contract with the command services (contracts/fulfillment-saga-jobs.json),
+// TestQueuedCommandsContract records what the saga queues on paths that send each of its six
+// commands (one example message per endpoint): its contract with the command services (contracts/fulfillment-saga-jobs.json),
 // which their tests verify on their own.
 func TestQueuedCommandsContract(t *testing.T) {
 	paths := [][]any{
