@@ -3,12 +3,14 @@ package projections
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/pgerr"
 )
 
 // BulkLoader is a projection with a faster way to build its read model from nothing. Rebuild
@@ -42,6 +44,8 @@ type bulkOptions struct {
 	Moved func(eventstore.Position)
 	// Finishing is called when the replay is done, before BulkFinish.
 	Finishing func()
+	// Log records the events parked.
+	Log *slog.Logger
 }
 
 // bulkLoad replays the log from the read model's checkpoint to the tip of the log with
@@ -61,6 +65,9 @@ func bulkLoad(ctx context.Context, store eventstore.Store, pool *pgxpool.Pool, p
 	}
 	if opts.Moved == nil {
 		opts.Moved = func(eventstore.Position) {}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	var finished bool
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -117,17 +124,25 @@ func bulkLoad(ctx context.Context, store eventstore.Store, pool *pgxpool.Pool, p
 		if batchPos == pos {
 			return nil
 		}
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
-				return err
-			}
-			if len(batch) > 0 {
-				if err := proj.BulkApply(ctx, tx, batch); err != nil {
-					return fmt.Errorf("apply %d events from %s: %w", len(batch), batch[0].Position, err)
+		commit := func(apply func(tx pgx.Tx) error) error {
+			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
+					return err
 				}
-			}
-			return saveCheckpoint(ctx, tx, proj.Name(), batchPos)
-		})
+				if err := apply(tx); err != nil {
+					return err
+				}
+				return saveCheckpoint(ctx, tx, proj.Name(), batchPos)
+			})
+		}
+		err := commit(func(tx pgx.Tx) error { return proj.BulkApply(ctx, tx, batch) })
+		if err != nil && ctx.Err() == nil && !pgerr.Unavailable(err) {
+			// An event the read model cannot apply: park it, as the projector would, and load
+			// the rest of the batch event by event.
+			err = commit(func(tx pgx.Tx) error {
+				return applyEachParking(ctx, tx, proj.Name(), proj.BulkApply, batch, 1, opts.Log)
+			})
+		}
 		if err != nil {
 			return err
 		}

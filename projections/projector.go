@@ -510,19 +510,26 @@ func (p *Projector) applyParking(ctx context.Context, tx pgx.Tx, events []events
 	p.mu.Lock()
 	attempts := p.attempts + 1
 	p.mu.Unlock()
+	return applyEachParking(ctx, tx, p.proj.Name(), p.proj.Apply, events, attempts, p.opts.Log)
+}
+
+// applyEachParking applies events one by one with apply, each under a savepoint; an event that
+// fails is parked (projection_parked, under name, with attempts) and the others go on.
+func applyEachParking(ctx context.Context, tx pgx.Tx, name string, apply func(context.Context, pgx.Tx, []eventstore.RecordedEvent) error,
+	events []eventstore.RecordedEvent, attempts int, log *slog.Logger) error {
 	for _, e := range events {
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			return err
 		}
-		if aerr := p.proj.Apply(ctx, sp, []eventstore.RecordedEvent{e}); aerr != nil {
+		if aerr := apply(ctx, sp, []eventstore.RecordedEvent{e}); aerr != nil {
 			if err := sp.Rollback(ctx); err != nil {
 				return err
 			}
-			p.opts.Log.ErrorContext(ctx, "event parked", "event_id", e.ID, "stream", e.Stream, "type", e.Type, "position", e.Position.String(), "err", aerr)
+			log.ErrorContext(ctx, "event parked", "projection", name, "event_id", e.ID, "stream", e.Stream, "type", e.Type, "position", e.Position.String(), "err", aerr)
 			if _, err := tx.Exec(ctx, `insert into projection_parked (name, event_id, stream, event_type, position, error, attempts)
 values ($1, $2, $3, $4, $5, $6, $7) on conflict (name, event_id) do update set error = excluded.error, attempts = excluded.attempts, parked_at = now()`,
-				p.proj.Name(), e.ID, e.Stream, e.Type, e.Position.String(), aerr.Error(), attempts); err != nil {
+				name, e.ID, e.Stream, e.Type, e.Position.String(), aerr.Error(), attempts); err != nil {
 				return err
 			}
 			continue

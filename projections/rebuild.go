@@ -125,7 +125,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		phase.Store("bulk loading")
 		bulkDone := make(chan error, 1)
 		go func() {
-			_, err := bulkLoad(ctx, store, pool, bulk, bulkOptions{PageSize: opts.BulkPage, CommitEvery: opts.BulkCommitEvery, Moved: bulkPos.Store, Finishing: func() { phase.Store("indexing") }})
+			_, err := bulkLoad(ctx, store, pool, bulk, bulkOptions{PageSize: opts.BulkPage, CommitEvery: opts.BulkCommitEvery, Moved: bulkPos.Store, Finishing: func() { phase.Store("indexing") }, Log: opts.Log})
 			bulkDone <- err
 		}()
 	bulkLoop:

@@ -212,3 +212,34 @@ func TestKeys(t *testing.T) {
 		t.Errorf("an event of another stream: keys = %v, want nil (cannot say)", got)
 	}
 }
+
+// TestABulkRebuildParksWhatItCannotApply: an event the read model cannot apply (a placed order
+// whose id is a number) is parked by a rebuild as by the projector, and the rest is loaded.
+func TestABulkRebuildParksWhatItCannotApply(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := pgtest.NewDatabase(t)
+	store := pgtest.EventStoreAt(t, url, 2)
+	good := `{"orderId":"o-1","customerId":"c-1","lines":[{"productId":"p-1","quantity":1,"unitPriceCents":5}],"totalCents":5,"at":"2026-01-02T03:04:05Z"}`
+	for stream, data := range map[string]string{"order-o-1": good, "order-poison": `{"orderId":42}`} {
+		if _, err := store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{ID: eventstore.DeriveID(stream, 0), Type: model.TypePlaced, Data: []byte(data)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := projections.Rebuild(ctx, store, url, orders.Projection{}, projections.RebuildOptions{Schema: orders.Name, Log: quiet, RetireAfter: time.Millisecond}); err != nil {
+		t.Fatalf("a rebuild over a poison event: %v", err)
+	}
+	pool, err := pgschema.Open(ctx, url, orders.Name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(ctx, `select count(*) from orders`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("orders after the rebuild: %d (%v), want the good one", n, err)
+	}
+	parked, err := projections.ListParked(ctx, pool, orders.Name)
+	if err != nil || len(parked) != 1 || parked[0].Stream != "order-poison" {
+		t.Fatalf("parked: %+v (%v), want the poison event", parked, err)
+	}
+}
