@@ -32,18 +32,96 @@ type Party struct {
 	Name string `json:"name"`
 }
 
-// Interaction is one request the consumer sends, named.
+// Interaction is one request or message the consumer sends, named: an HTTP request (GraphQL), a
+// NATS request and its answer (Synchronous/Messages), or a message (Asynchronous/Messages: a
+// queued command, an event).
 type Interaction struct {
-	Description string  `json:"description"`
-	Type        string  `json:"type"`
-	Request     Request `json:"request"`
+	Description    string  `json:"description"`
+	Type           string  `json:"type"`
+	ProviderStates []State `json:"providerStates,omitempty"`
+	Request        *Request `json:"request,omitempty"`
+	// Response is what the consumer reads of a NATS request's answer.
+	Response []Message `json:"response,omitempty"`
+	// Contents, Metadata and MatchingRules describe a message (an event).
+	Contents      *Contents         `json:"contents,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	MatchingRules *Rules            `json:"matchingRules,omitempty"`
 }
 
-// Request is an HTTP request of an interaction.
+// State is a provider state: what must hold at the provider before the interaction.
+type State struct {
+	Name string `json:"name"`
+}
+
+// Request is an HTTP request of an interaction (Method, Path, Body), or a message (Contents,
+// Metadata).
 type Request struct {
-	Method string            `json:"method"`
-	Path   string            `json:"path"`
-	Body   map[string]string `json:"body"`
+	Method   string            `json:"method,omitempty"`
+	Path     string            `json:"path,omitempty"`
+	Body     map[string]string `json:"body,omitempty"`
+	Contents *Contents         `json:"contents,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Message is a message of a synchronous interaction's answer.
+type Message struct {
+	Contents      *Contents         `json:"contents,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	MatchingRules *Rules            `json:"matchingRules,omitempty"`
+	// Optional are paths of the matching rules the provider may leave out (an extension of
+	// Pact's layout): the consumer reads their absence as the zero value.
+	Optional []string `json:"optional,omitempty"`
+}
+
+// Contents is a message's body: JSON, not encoded.
+type Contents struct {
+	Content     json.RawMessage `json:"content"`
+	ContentType string          `json:"contentType"`
+	Encoded     bool            `json:"encoded"`
+}
+
+func jsonContents(v json.RawMessage) *Contents {
+	return &Contents{Content: v, ContentType: "application/json"}
+}
+
+// Rules are Pact matching rules of a message's body: here, the JSON paths the consumer reads,
+// each matched by type (the provider may answer any value of the example's type, and more
+// fields).
+type Rules struct {
+	Body map[string]Rule `json:"body"`
+}
+
+// Rule is the matchers of one path.
+type Rule struct {
+	Combine  string    `json:"combine"`
+	Matchers []Matcher `json:"matchers"`
+}
+
+// Matcher is one Pact matcher.
+type Matcher struct {
+	Match string `json:"match"`
+}
+
+// byType are the rules that paths keep their example's type.
+func byType(paths []string) *Rules {
+	r := &Rules{Body: map[string]Rule{}}
+	for _, p := range paths {
+		r.Body[p] = Rule{Combine: "AND", Matchers: []Matcher{{Match: "type"}}}
+	}
+	return r
+}
+
+// Paths are the paths of r, sorted.
+func (r *Rules) Paths() []string {
+	if r == nil {
+		return nil
+	}
+	out := make([]string, 0, len(r.Body))
+	for p := range r.Body {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // GraphQLProvider is the provider name of the GraphQL API's contracts.
@@ -53,7 +131,7 @@ const GraphQLProvider = "gateway-graphql"
 // by name.
 func GraphQL(consumer string, operations map[string]string) Contract {
 	return build(consumer, GraphQLProvider, "schema", "gateway/schema.graphql", operations, func(name, query string) Interaction {
-		return Interaction{Description: name, Type: "Synchronous/HTTP", Request: Request{Method: "POST", Path: "/graphql", Body: map[string]string{"query": query}}}
+		return Interaction{Description: name, Type: "Synchronous/HTTP", Request: &Request{Method: "POST", Path: "/graphql", Body: map[string]string{"query": query}}}
 	})
 }
 
@@ -143,7 +221,7 @@ const QueuedProvider = "command-services-jobs"
 // message.
 func Queued(consumer string, examples map[string][]byte) Contract {
 	return build(consumer, QueuedProvider, "transport", "NATS JetStream, subject <prefix>.jobs.<endpoint>", examples, func(endpoint string, msg []byte) Interaction {
-		return Interaction{Description: endpoint, Type: "Asynchronous/Messages", Request: Request{Method: "PUBLISH", Path: "jobs." + endpoint, Body: map[string]string{"message": string(msg)}}}
+		return Interaction{Description: endpoint, Type: "Asynchronous/Messages", Request: &Request{Method: "PUBLISH", Path: "jobs." + endpoint, Body: map[string]string{"message": string(msg)}}}
 	})
 }
 
