@@ -25,7 +25,8 @@ test:
 ## contracts: record the consumers' contracts again (contracts/; the tests fail while they differ)
 contracts:
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestConsole ./cmd/orderflow/
-	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestREADMEContract ./gateway/
+	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run 'TestREADMEContract|TestServiceContracts' ./gateway/
+	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestReadModelEventContracts ./projections/
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestQueuedCommandsContract ./sagas/fulfillment/
 
 ## chaos: every target as its own process under an open-loop load, each killed in turn (twice),

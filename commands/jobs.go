@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 
@@ -13,7 +14,11 @@ import (
 func Job[Req, Resp any](classify func(error) *rpc.Error, fn func(context.Context, Req) (Resp, error)) jobs.Handler {
 	return func(ctx context.Context, data []byte) error {
 		var req Req
-		if err := json.Unmarshal(data, &req); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if jobs.IsStrict(ctx) {
+			dec.DisallowUnknownFields()
+		}
+		if err := dec.Decode(&req); err != nil {
 			return &rpc.Error{Code: rpc.CodeInvalid, Message: "malformed queued command: " + err.Error()}
 		}
 		if _, err := fn(ctx, req); err != nil {

@@ -36,9 +36,9 @@ type Party struct {
 // NATS request and its answer (Synchronous/Messages), or a message (Asynchronous/Messages: a
 // queued command, an event).
 type Interaction struct {
-	Description    string  `json:"description"`
-	Type           string  `json:"type"`
-	ProviderStates []State `json:"providerStates,omitempty"`
+	Description    string   `json:"description"`
+	Type           string   `json:"type"`
+	ProviderStates []State  `json:"providerStates,omitempty"`
 	Request        *Request `json:"request,omitempty"`
 	// Response is what the consumer reads of a NATS request's answer.
 	Response []Message `json:"response,omitempty"`
@@ -46,6 +46,8 @@ type Interaction struct {
 	Contents      *Contents         `json:"contents,omitempty"`
 	Metadata      map[string]string `json:"metadata,omitempty"`
 	MatchingRules *Rules            `json:"matchingRules,omitempty"`
+	// Optional are paths of the matching rules the provider may leave out (see Message).
+	Optional []string `json:"optional,omitempty"`
 }
 
 // State is a provider state: what must hold at the provider before the interaction.
@@ -229,10 +231,11 @@ func Queued(consumer string, examples map[string][]byte) Contract {
 // interaction of the QueuedProvider contracts naming one of its endpoints, each message passed
 // through change (nil: as recorded). A provider keeps a contract when it carries each command out
 // or refuses it as a business outcome (an order it does not know, a conflict); a command it finds
-// malformed or invalid breaks it. It answers the breaks, each naming the consumer and the
+// malformed or invalid, or holding a field it does not read (jobs.Strict), breaks it. It answers the breaks, each naming the consumer and the
 // interaction, and how many interactions it replayed.
 func VerifyQueued(ctx context.Context, t testing.TB, handlers map[string]jobs.Handler, change func(endpoint string, msg []byte) []byte) (breaks []string, replayed int) {
 	t.Helper()
+	ctx = jobs.Strict(ctx)
 	for file, c := range Of(t, QueuedProvider) {
 		for _, in := range c.Interactions {
 			h, ok := handlers[in.Description]

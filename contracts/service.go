@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -77,7 +76,7 @@ func Service(consumer, provider string, calls []Call) Contract {
 		body, _ := json.Marshal(Only(example, c.Reads))
 		var optional []string
 		for _, p := range c.Optional { // those the consumer reads, or reads below
-			if slices.ContainsFunc(c.Reads, func(r string) bool { return r == p || strings.HasPrefix(r, p+".") || strings.HasPrefix(r, p+"[") }) {
+			if slices.ContainsFunc(c.Reads, func(r string) bool { return below(r, p) }) {
 				optional = append(optional, p)
 			}
 		}

@@ -59,9 +59,6 @@ var answerTypes = map[string]any{
 	wire.EndpointFulfillmentsByIDs: []wire.Fulfillment{}, wire.EndpointFulfillmentCounts: wire.FulfillmentCounts{},
 }
 
-// exampleTime is every time of the examples.
-var exampleTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-
 // exampleStrings are the values of the string fields whose values the gateway interprets, and
 // the ids of the provider states' world (exampleIDs: the id field of each type).
 var exampleStrings = map[string]string{
@@ -78,92 +75,36 @@ var exampleIDs = map[reflect.Type]map[string]string{
 	reflect.TypeOf(wire.ProjectionStatus{}): {"name": "orders"},
 }
 
-// example is a value of type t with every field filled, taking ids (and any field the request
-// names alike) from the request: what the double answers.
-func example(t reflect.Type, name string, req map[string]any) reflect.Value {
-	v := reflect.New(t).Elem()
-	switch t.Kind() {
-	case reflect.Pointer:
-		v.Set(example(t.Elem(), name, req).Addr())
-	case reflect.Struct:
-		if t == reflect.TypeOf(time.Time{}) {
-			v.Set(reflect.ValueOf(exampleTime))
-			break
-		}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			json, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if !f.IsExported() || json == "-" {
-				continue
-			}
-			if id, ok := exampleIDs[t][json]; ok && req[json] == nil {
-				v.Field(i).SetString(id)
-				continue
-			}
-			v.Field(i).Set(example(f.Type, json, req))
-		}
-	case reflect.Slice:
-		// A list answer to a request for ids has one element per id, with that id.
-		for key, ids := range req {
-			if list, ok := ids.([]any); ok && name == "" && strings.HasSuffix(key, "s") {
-				for _, id := range list {
-					v = reflect.Append(v, example(t.Elem(), "", map[string]any{strings.TrimSuffix(key, "s"): id}))
+// example is what the double answers a request with: a value of type t with every field filled,
+// taking ids (and any field the request names alike) from the request; a list answer to a request
+// for ids has one element per id, with that id.
+func example(t reflect.Type, req map[string]any) reflect.Value {
+	return contracts.Example(t, func(in, t reflect.Type, name string) (reflect.Value, bool) {
+		switch t.Kind() {
+		case reflect.Slice:
+			for key, ids := range req {
+				if list, ok := ids.([]any); ok && in == nil && strings.HasSuffix(key, "s") {
+					v := reflect.New(t).Elem()
+					for _, id := range list {
+						v = reflect.Append(v, example(t.Elem(), map[string]any{strings.TrimSuffix(key, "s"): id}))
+					}
+					return v, true
 				}
-				return v
+			}
+		case reflect.String:
+			s, ok := req[name].(string)
+			if !ok || s == "" {
+				s, ok = exampleIDs[in][name]
+			}
+			if !ok {
+				s, ok = exampleStrings[name]
+			}
+			if ok {
+				return reflect.ValueOf(s).Convert(t), true
 			}
 		}
-		v = reflect.Append(v, example(t.Elem(), strings.TrimSuffix(name, "s"), req))
-	case reflect.String:
-		s, ok := req[name].(string)
-		if !ok || s == "" {
-			s, ok = exampleStrings[name]
-		}
-		if !ok {
-			s = name + "-1"
-		}
-		v.SetString(s)
-	case reflect.Int, reflect.Int64:
-		v.SetInt(3)
-	case reflect.Float64:
-		v.SetFloat(1.5)
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Map:
-		v = reflect.MakeMap(t)
-		v.SetMapIndex(reflect.ValueOf("key-1").Convert(t.Key()), example(t.Elem(), "", req))
-	}
-	return v
-}
-
-// optional are the paths of type t (at path) a provider may leave out: its omitempty fields and
-// pointers.
-func optional(t reflect.Type, path string) []string {
-	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-		if t.Kind() == reflect.Slice {
-			if t.Elem().Kind() != reflect.Struct {
-				return nil
-			}
-			path += "[*]"
-		}
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Time{}) {
-		return nil
-	}
-	var out []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		p := path + "." + name
-		if strings.Contains(opts, "omitempty") || f.Type.Kind() == reflect.Pointer {
-			out = append(out, p)
-		}
-		out = append(out, optional(f.Type, p)...)
-	}
-	return out
+		return reflect.Value{}, false
+	})
 }
 
 // double answers the services' endpoints under a namespace with examples and records each
@@ -191,8 +132,8 @@ func startDouble(t *testing.T, nc *nats.Conn, ns wire.Namespace) *double {
 			if a, ok := answerTypes[endpoint]; ok {
 				typ = reflect.TypeOf(a)
 			}
-			call.Answer, _ = json.Marshal(example(typ, "", req).Interface())
-			call.Optional = optional(typ, "$")
+			call.Answer, _ = json.Marshal(example(typ, req).Interface())
+			call.Optional = contracts.Optional(typ)
 			answer, _ := contracts.Decode(call.Answer)
 			d.mu.Lock()
 			if d.ablate.endpoint == endpoint {
@@ -243,8 +184,8 @@ type exchange struct {
 	// also is more of the operation's root selection (batched with the field).
 	also     string
 	mutation bool
-	caller      string // "admin" or a customer's id
-	states      []string
+	caller   string // "admin" or a customer's id
+	states   []string
 }
 
 // Provider states the exchanges assume: the world in which their examples are answers.
@@ -506,4 +447,3 @@ func endpointsNamed(t *testing.T) []string {
 	}
 	return out
 }
-

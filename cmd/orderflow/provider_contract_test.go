@@ -96,7 +96,7 @@ func provider(t *testing.T, name, targets string) contracts.Provider {
 		},
 		Send: func(ctx context.Context, endpoint, caller string, request []byte) ([]byte, string, error) {
 			role, sub, _ := strings.Cut(caller, ":")
-			ctx = auth.WithSigner(auth.With(ctx, auth.Principal{Subject: sub, Role: auth.Role(role)}), signer)
+			ctx = rpc.Strict(auth.WithSigner(auth.With(ctx, auth.Principal{Subject: sub, Role: auth.Role(role)}), signer))
 			answer, err := rpc.Call[json.RawMessage](ctx, nc, ns.Subject(endpoint), json.RawMessage(request))
 			if e := (*rpc.Error)(nil); errors.As(err, &e) {
 				return nil, e.Code, nil
@@ -157,17 +157,17 @@ func orderOf(id string, then ...domain.Event) stream {
 
 // states are the provider states the contracts name, as the events that make each hold.
 var states = map[string][]stream{
-	"customer c-1 registered":              {customerOf("c-1")},
-	"customer c-2 registered":              {customerOf("c-2")},
-	"product p-1 on sale with 10 in stock": {productOf("p-1", 10)},
-	"product p-2 on sale":                  {productOf("p-2", 0)},
+	"customer c-1 registered":                               {customerOf("c-1")},
+	"customer c-2 registered":                               {customerOf("c-2")},
+	"product p-1 on sale with 10 in stock":                  {productOf("p-1", 10)},
+	"product p-2 on sale":                                   {productOf("p-2", 0)},
 	"order o-1 placed by customer c-1 for 2 of product p-1": {customerOf("c-1"), productOf("p-1", 10), orderOf("o-1")},
 	"order o-3 of customer c-1 paid": {customerOf("c-1"), productOf("p-1", 10),
 		orderOf("o-3", domainorder.Confirmed{OrderID: "o-3", At: at}, domainorder.Paid{OrderID: "o-3", At: at})},
 	"order o-4 of customer c-1 shipped": {customerOf("c-1"), productOf("p-1", 10),
 		orderOf("o-4", domainorder.Confirmed{OrderID: "o-4", At: at}, domainorder.Paid{OrderID: "o-4", At: at}, domainorder.Shipped{OrderID: "o-4", At: at})},
 	"order cancelled-1 of customer c-1 cancelled": {customerOf("c-1"), orderOf("cancelled-1", domainorder.Cancelled{OrderID: "cancelled-1", Reason: "test", At: at})},
-	"payment pay-1 authorized": {{name: payment.Stream("pay-1"), events: []domain.Event{payment.Authorized{PaymentID: "pay-1", OrderID: "o-1", AmountCents: 500, At: at}}}},
+	"payment pay-1 authorized":                    {{name: payment.Stream("pay-1"), events: []domain.Event{payment.Authorized{PaymentID: "pay-1", OrderID: "o-1", AmountCents: 500, At: at}}}},
 	"payment pay-2 captured": {{name: payment.Stream("pay-2"), events: []domain.Event{payment.Authorized{PaymentID: "pay-2", OrderID: "o-3", AmountCents: 500, At: at},
 		payment.Captured{PaymentID: "pay-2", OrderID: "o-3", AmountCents: 500, At: at}}}},
 	// A placed order whose id is a number: the orders read model parks it.

@@ -108,6 +108,17 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, 
 	return len(futures), err
 }
 
+// strictKey marks a context whose queued commands must hold only fields their handler reads.
+type strictKey struct{}
+
+// Strict returns ctx under which handlers refuse a command holding a field they do not read
+// (contract tests: a field the sender fills and the receiver ignores is one of them renamed). A
+// running service accepts such fields, for commands queued by a newer sender.
+func Strict(ctx context.Context) context.Context { return context.WithValue(ctx, strictKey{}, true) }
+
+// IsStrict reports whether ctx is Strict.
+func IsStrict(ctx context.Context) bool { v, _ := ctx.Value(strictKey{}).(bool); return v }
+
 // Handler carries out one queued command. A *rpc.Error with a code the caller must fix (invalid,
 // not found, conflict) is final: the message is acknowledged and logged. Any other error is
 // retried later.

@@ -4,6 +4,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,7 +199,7 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			var resp Resp
 			ctx, err := s.caller(ctx, name, subject, headers)
 			if err == nil {
-				resp, err = decodeAndCall(ctx, data, fn)
+				resp, err = decodeAndCall(ctx, data, headers.Get(StrictHeader) != "", fn)
 			}
 			msg := &nats.Msg{Subject: reply, Header: nats.Header{}}
 			if err == nil {
@@ -293,10 +294,29 @@ func HandleInternal[Req, Resp any](s *Server, name string, fn func(ctx context.C
 	return Handle(s, name, fn)
 }
 
-func decodeAndCall[Req, Resp any](ctx context.Context, data []byte, fn func(context.Context, Req) (Resp, error)) (resp Resp, err error) {
+// StrictHeader, on a request, makes the service refuse it as invalid if it holds a field the
+// endpoint does not read (contract tests: a field the caller fills and the service ignores is one
+// of them renamed). Without it, such fields are ignored, for callers of a newer release.
+const StrictHeader = "Orderflow-Strict"
+
+// strictKey marks a context whose calls carry StrictHeader.
+type strictKey struct{}
+
+// Strict returns ctx under which Call asks the service to refuse a field it does not read
+// (StrictHeader).
+func Strict(ctx context.Context) context.Context { return context.WithValue(ctx, strictKey{}, true) }
+
+func decodeAndCall[Req, Resp any](ctx context.Context, data []byte, strict bool, fn func(context.Context, Req) (Resp, error)) (resp Resp, err error) {
 	var req Req
 	if err := gojson.Unmarshal(data, &req); err != nil {
 		return resp, &Error{Code: CodeInvalid, Message: "malformed request: " + err.Error()}
+	}
+	if strict {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(new(Req)); err != nil {
+			return resp, &Error{Code: CodeInvalid, Message: "a field the endpoint does not read: " + err.Error()}
+		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -439,6 +459,9 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 		return resp, fmt.Errorf("call %s: %w", subject, err)
 	} else if ok {
 		h.Set(auth.AssertionHeader, tok)
+	}
+	if strict, _ := ctx.Value(strictKey{}).(bool); strict {
+		h.Set(StrictHeader, "true")
 	}
 	out := &nats.Msg{Subject: subject, Data: data}
 	if len(h) > 0 {

@@ -154,3 +154,31 @@ func TestCallWithoutResponderIsUnavailable(t *testing.T) {
 		t.Errorf("a closed connection: %v", err)
 	}
 }
+
+// TestStrictCallsRefuseFieldsTheEndpointDoesNotRead: a field the endpoint does not read is
+// ignored, unless the caller asks for strictness (rpc.Strict, as contract tests do), when it is
+// invalid.
+func TestStrictCallsRefuseFieldsTheEndpointDoesNotRead(t *testing.T) {
+	t.Parallel()
+	nc := natstest.Connect(t)
+	subject := string(natstest.Namespace(t)) + ".echo"
+	srv := rpc.NewServer(t.Context(), nc, slog.New(slog.NewTextHandler(io.Discard, nil)), rpc.Limits{}, nil)
+	type req struct {
+		Name string `json:"name"`
+	}
+	if _, err := rpc.Serve(t.Context(), srv, micro.Config{Name: "echo", Version: "0.1.0"}, rpc.Endpoint{Name: "echo", Subject: subject,
+		Handler: rpc.Handle(srv, "echo", func(ctx context.Context, r req) (string, error) { return r.Name, nil })}); err != nil {
+		t.Fatal(err)
+	}
+	sent := map[string]string{"name": "ada", "nmae": "typo"}
+	if got, err := rpc.Call[string](t.Context(), nc, subject, sent); err != nil || got != "ada" {
+		t.Fatalf("lenient: %q, %v", got, err)
+	}
+	_, err := rpc.Call[string](rpc.Strict(t.Context()), nc, subject, sent)
+	if e := (*rpc.Error)(nil); !errors.As(err, &e) || e.Code != rpc.CodeInvalid {
+		t.Fatalf("strict: %v, want invalid", err)
+	}
+	if got, err := rpc.Call[string](rpc.Strict(t.Context()), nc, subject, map[string]string{"name": "ada"}); err != nil || got != "ada" {
+		t.Fatalf("strict, known fields only: %q, %v", got, err)
+	}
+}
