@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +17,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/pgschema"
 )
 
 // Options of AppendVsInsert.
@@ -30,15 +35,27 @@ type Options struct {
 // Result of AppendVsInsert.
 type Result struct {
 	InsertsPerSec, AppendsPerSec float64
+	// ProtectedPerSec: the same appends through personal-data protection (the platform's path:
+	// personal.Protect; order events hold no personal field). PersonalPerSec: appends of events
+	// whose personal fields it encrypts (customer.address_changed), each writer one customer.
+	ProtectedPerSec, PersonalPerSec float64
+}
+
+// ProtectedRatio is appends through protection per plain append.
+func (r Result) ProtectedRatio() float64 { return ratio(r.ProtectedPerSec, r.AppendsPerSec) }
+
+// PersonalRatio is appends of encrypted personal events per plain append.
+func (r Result) PersonalRatio() float64 { return ratio(r.PersonalPerSec, r.AppendsPerSec) }
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }
 
 // Ratio is appends per raw insert.
-func (r Result) Ratio() float64 {
-	if r.InsertsPerSec == 0 {
-		return 0
-	}
-	return r.AppendsPerSec / r.InsertsPerSec
-}
+func (r Result) Ratio() float64 { return ratio(r.AppendsPerSec, r.InsertsPerSec) }
 
 // AppendVsInsert measures, on pool's database, event store appends (one event each, every writer
 // on its own stream with an exact expected revision) against the baseline: a raw single-row
@@ -58,6 +75,16 @@ create table `+schema+`.raw (
 	if err := store.Migrate(ctx); err != nil {
 		return Result{}, err
 	}
+	keyPool, err := pgschema.Open(ctx, pool.Config().ConnString(), schema, 4)
+	if err != nil {
+		return Result{}, err
+	}
+	defer keyPool.Close()
+	keys := personal.PostgresKeys{Pool: keyPool}
+	if err := keys.Migrate(ctx); err != nil {
+		return Result{}, err
+	}
+	protected := personal.Protect(store, personal.SpecOf(customer.Personal...), personal.NewCache(keys, time.Hour, 1000))
 	data := []byte(`{"orderId":"o-1","customerId":"c-1","lines":[{"productId":"sku-1","quantity":2,"unitPriceCents":1250}],"totalCents":2500}`)
 	meta, _ := json.Marshal(eventstore.Metadata{CorrelationID: uuid.NewString(), CausationID: uuid.NewString()})
 	insertSQL := `insert into ` + schema + `.raw (stream_id, stream_version, event_id, event_type, data, metadata) values ($1, $2, $3, $4, $5, $6)`
@@ -66,53 +93,81 @@ create table `+schema+`.raw (
 		_, err := pool.Exec(ctx, insertSQL, fmt.Sprintf("raw-%d", w), i, uuid.New(), "order.placed.v1", data, meta)
 		return err
 	}
-	// Each writer's stream revision, re-read before every round: a round's deadline may cancel
-	// an append after it committed.
-	revisions := make([]int64, opts.Writers)
-	readHeads := func() error {
-		for w := range revisions {
-			revisions[w] = eventstore.NoRevision
-			last, err := store.ReadStream(ctx, fmt.Sprintf("bench-%d", w), eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: -1, Limit: 1})
-			if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-				return err
+	// appender appends to each writer's stream prefix-<writer> of store, events of typ with the
+	// payload of writer w. Each writer's stream revision is re-read before every round (heads):
+	// a round's deadline may cancel an append after it committed.
+	appender := func(store eventstore.Store, prefix, typ string, payload func(w int) []byte) (heads func() error, op func(context.Context, int, int64) error) {
+		revisions := make([]int64, opts.Writers)
+		heads = func() error {
+			for w := range revisions {
+				revisions[w] = eventstore.NoRevision
+				last, err := store.ReadStream(ctx, fmt.Sprintf("%s-%d", prefix, w), eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: -1, Limit: 1})
+				if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+					return err
+				}
+				if len(last) == 1 {
+					revisions[w] = last[0].Revision
+				}
 			}
-			if len(last) == 1 {
-				revisions[w] = last[0].Revision
+			return nil
+		}
+		op = func(ctx context.Context, w int, _ int64) error {
+			res, err := store.Append(ctx, fmt.Sprintf("%s-%d", prefix, w), eventstore.Exact(revisions[w]), []eventstore.EventData{{
+				ID: uuid.New(), Type: typ, Data: payload(w), Metadata: eventstore.Metadata{CorrelationID: "c", CausationID: "c"},
+			}})
+			if err == nil {
+				revisions[w] = res.NextRevision
 			}
+			return err
 		}
-		return nil
+		return heads, op
 	}
-	appendOne := func(ctx context.Context, w int, _ int64) error {
-		res, err := store.Append(ctx, fmt.Sprintf("bench-%d", w), eventstore.Exact(revisions[w]), []eventstore.EventData{{
-			ID: uuid.New(), Type: "order.placed.v1", Data: data,
-			Metadata: eventstore.Metadata{CorrelationID: "c", CausationID: "c"},
-		}})
-		if err == nil {
-			revisions[w] = res.NextRevision
-		}
-		return err
+	orderPayload := func(int) []byte { return data }
+	customerPayload := func(w int) []byte {
+		return []byte(fmt.Sprintf(`{"customerId":"bench-c-%d","shippingAddress":{"line1":"1 Main St","city":"Springfield","postalCode":"12345","country":"US"},"at":"2026-01-02T03:04:05Z"}`, w))
 	}
-	var inserts, appends int64
-	var insertTime, appendTime time.Duration
+	type workload struct {
+		name     string
+		heads    func() error
+		op       func(context.Context, int, int64) error
+		n        int64
+		duration time.Duration
+	}
+	workloads := []*workload{{name: "raw insert", heads: func() error { return nil }, op: raw}}
+	for _, w := range []struct {
+		name, prefix, typ string
+		store             eventstore.Store
+		payload           func(int) []byte
+	}{
+		{"append", "bench", "order.placed.v1", store, orderPayload},
+		{"append through protection", "bench-p", "order.placed.v1", protected, orderPayload},
+		{"append of personal events", "bench-c", customer.TypeAddressChanged, protected, customerPayload},
+	} {
+		heads, op := appender(w.store, w.prefix, w.typ, w.payload)
+		workloads = append(workloads, &workload{name: w.name, heads: heads, op: op})
+	}
 	for round := 1; round <= opts.Rounds; round++ {
-		n, d, err := measure(ctx, opts, raw)
-		if err != nil {
-			return Result{}, fmt.Errorf("raw insert: %w", err)
+		var line []string
+		// Each round starts with another workload, so that what runs after a long table fill or a
+		// checkpoint is not always the same one.
+		order := append(slices.Clone(workloads[round%len(workloads):]), workloads[:round%len(workloads)]...)
+		for _, w := range order {
+			if err := w.heads(); err != nil {
+				return Result{}, err
+			}
+			n, d, err := measure(ctx, opts, w.op)
+			if err != nil {
+				return Result{}, fmt.Errorf("%s: %w", w.name, err)
+			}
+			w.n, w.duration = w.n+n, w.duration+d
+			line = append(line, fmt.Sprintf("%s %.0f/s", w.name, float64(n)/d.Seconds()))
 		}
-		inserts, insertTime = inserts+n, insertTime+d
-		if err := readHeads(); err != nil {
-			return Result{}, err
-		}
-		m, e, err := measure(ctx, opts, appendOne)
-		if err != nil {
-			return Result{}, fmt.Errorf("append: %w", err)
-		}
-		appends, appendTime = appends+m, appendTime+e
 		if opts.Progress != nil {
-			fmt.Fprintf(opts.Progress, "round %d/%d: raw insert %.0f/s, append %.0f/s\n", round, opts.Rounds, float64(n)/d.Seconds(), float64(m)/e.Seconds())
+			fmt.Fprintf(opts.Progress, "round %d/%d: %s\n", round, opts.Rounds, strings.Join(line, ", "))
 		}
 	}
-	return Result{InsertsPerSec: float64(inserts) / insertTime.Seconds(), AppendsPerSec: float64(appends) / appendTime.Seconds()}, nil
+	rate := func(w *workload) float64 { return float64(w.n) / w.duration.Seconds() }
+	return Result{InsertsPerSec: rate(workloads[0]), AppendsPerSec: rate(workloads[1]), ProtectedPerSec: rate(workloads[2]), PersonalPerSec: rate(workloads[3])}, nil
 }
 
 // measure runs op from opts.Writers goroutines for opts.Duration and counts completed ops.

@@ -50,56 +50,84 @@ func WithUpcasters(store Store, u Upcasters) Store {
 	if len(u) == 0 {
 		return store
 	}
-	return upcasting{Store: store, u: u}
+	return WithTransform(store, Transform{Read: func(_ context.Context, events []RecordedEvent) ([]RecordedEvent, error) { return u.all(events) }})
 }
 
-type upcasting struct {
+// Transform changes events on their way into a store (Write, given each append's stream and
+// events) and out of it (Read, given every event read, from a stream, from $all, from a
+// subscription or by correlation). Either may be nil.
+type Transform struct {
+	Write func(ctx context.Context, stream string, events []EventData) ([]EventData, error)
+	Read  func(ctx context.Context, events []RecordedEvent) ([]RecordedEvent, error)
+}
+
+// WithTransform returns store with t applied to what is appended and read. Snapshots and
+// correlation lookups pass through when store has them.
+func WithTransform(store Store, t Transform) Store {
+	if t.Write == nil {
+		t.Write = func(_ context.Context, _ string, events []EventData) ([]EventData, error) { return events, nil }
+	}
+	if t.Read == nil {
+		t.Read = func(_ context.Context, events []RecordedEvent) ([]RecordedEvent, error) { return events, nil }
+	}
+	return transformed{Store: store, t: t}
+}
+
+type transformed struct {
 	Store
-	u Upcasters
+	t Transform
 }
 
-func (s upcasting) ReadStream(ctx context.Context, stream string, opts ReadStreamOptions) ([]RecordedEvent, error) {
+func (s transformed) Append(ctx context.Context, stream string, expected ExpectedRevision, events []EventData) (AppendResult, error) {
+	events, err := s.t.Write(ctx, stream, events)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return s.Store.Append(ctx, stream, expected, events)
+}
+
+func (s transformed) ReadStream(ctx context.Context, stream string, opts ReadStreamOptions) ([]RecordedEvent, error) {
 	events, err := s.Store.ReadStream(ctx, stream, opts)
 	if err != nil {
 		return nil, err
 	}
-	return s.u.all(events)
+	return s.t.Read(ctx, events)
 }
 
-func (s upcasting) ReadAll(ctx context.Context, from Position, opts ReadAllOptions) (Page, error) {
+func (s transformed) ReadAll(ctx context.Context, from Position, opts ReadAllOptions) (Page, error) {
 	page, err := s.Store.ReadAll(ctx, from, opts)
 	if err != nil {
 		return page, err
 	}
-	page.Events, err = s.u.all(page.Events)
+	page.Events, err = s.t.Read(ctx, page.Events)
 	return page, err
 }
 
-func (s upcasting) SubscribeAll(ctx context.Context, from Position, opts SubscribeOptions) (Subscription, error) {
+func (s transformed) SubscribeAll(ctx context.Context, from Position, opts SubscribeOptions) (Subscription, error) {
 	sub, err := s.Store.SubscribeAll(ctx, from, opts)
 	if err != nil {
 		return nil, err
 	}
-	return upcastingSubscription{Subscription: sub, u: s.u}, nil
+	return transformedSubscription{Subscription: sub, t: s.t}, nil
 }
 
-type upcastingSubscription struct {
+type transformedSubscription struct {
 	Subscription
-	u Upcasters
+	t Transform
 }
 
-func (s upcastingSubscription) Next(ctx context.Context) (Batch, error) {
+func (s transformedSubscription) Next(ctx context.Context) (Batch, error) {
 	b, err := s.Subscription.Next(ctx)
 	if err != nil {
 		return b, err
 	}
-	b.Events, err = s.u.all(b.Events)
+	b.Events, err = s.t.Read(ctx, b.Events)
 	return b, err
 }
 
 // SaveSnapshot implements Snapshots when the wrapped store does (snapshots hold folded states,
-// which upcasting does not touch).
-func (s upcasting) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) error {
+// which a transform does not touch).
+func (s transformed) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) error {
 	if ss, ok := s.Store.(Snapshots); ok {
 		return ss.SaveSnapshot(ctx, stream, snap)
 	}
@@ -107,15 +135,15 @@ func (s upcasting) SaveSnapshot(ctx context.Context, stream string, snap Snapsho
 }
 
 // LoadSnapshot implements Snapshots when the wrapped store does.
-func (s upcasting) LoadSnapshot(ctx context.Context, stream string) (Snapshot, error) {
+func (s transformed) LoadSnapshot(ctx context.Context, stream string) (Snapshot, error) {
 	if ss, ok := s.Store.(Snapshots); ok {
 		return ss.LoadSnapshot(ctx, stream)
 	}
 	return Snapshot{}, ErrSnapshotNotFound
 }
 
-// ByCorrelation implements Correlations when the wrapped store does, upcasting what it finds.
-func (s upcasting) ByCorrelation(ctx context.Context, id string, limit int) ([]RecordedEvent, error) {
+// ByCorrelation implements Correlations when the wrapped store does, transforming what it finds.
+func (s transformed) ByCorrelation(ctx context.Context, id string, limit int) ([]RecordedEvent, error) {
 	c, ok := s.Store.(Correlations)
 	if !ok {
 		return nil, fmt.Errorf("%T cannot find events by correlation id", s.Store)
@@ -124,5 +152,5 @@ func (s upcasting) ByCorrelation(ctx context.Context, id string, limit int) ([]R
 	if err != nil {
 		return nil, err
 	}
-	return s.u.all(events)
+	return s.t.Read(ctx, events)
 }

@@ -46,6 +46,10 @@ func openAPI() map[string]any {
 			"content": map[string]any{"application/json": map[string]any{"schema": object([]string{op.IDField, "position"},
 				map[string]any{op.IDField: str("id of the " + op.Tag[:len(op.Tag)-1]), "position": str("log position of the command's events")})}},
 		}
+		if op.Receipt != nil {
+			ok["description"] = "Carried out; the answer is its receipt"
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": op.Receipt}}
+		}
 		if op.Created {
 			ok["headers"].(map[string]any)["Location"] = map[string]any{"description": "The new resource", "schema": map[string]any{"type": "string"}}
 		}

@@ -247,11 +247,11 @@ func commandMeta(ctx context.Context, scope, key string) wire.CommandMeta {
 	return m
 }
 
-func (g *gateway) command(ctx context.Context, endpoint string, req any) (wire.CommandReply, error) {
+func (g *gateway) command(ctx context.Context, endpoint string, req any) (json.RawMessage, error) {
 	subject := g.opts.Namespace.Subject(endpoint)
 	ctx, cancel := context.WithTimeout(ctx, g.opts.CallTimeout)
 	defer cancel()
-	reply, err := rpc.Call[wire.CommandReply](ctx, g.opts.NC, subject, req)
+	reply, err := rpc.Call[json.RawMessage](ctx, g.opts.NC, subject, req)
 	if err != nil {
 		var rerr *rpc.Error
 		if !errors.As(err, &rerr) || rerr.Code == rpc.CodeInternal {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -9,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/gateway/api"
-	"github.com/orderflow/orderflow/wire"
 )
 
 // handler serves one command over REST: decode strictly, authorize, call the service, answer
@@ -39,11 +39,17 @@ func (g *gateway) handler(op api.Operation) http.HandlerFunc {
 			status = http.StatusCreated
 			w.Header().Set("Location", r.URL.Path+"/"+res.ID)
 		}
+		if res.Receipt != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = w.Write(res.Receipt)
+			return
+		}
 		writeJSON(w, status, map[string]string{doc.IDField: res.ID, "position": res.Position})
 	}
 }
 
 // Send carries a command to its service (api.Edge).
-func (g *gateway) Send(ctx context.Context, endpoint string, req any) (wire.CommandReply, error) {
+func (g *gateway) Send(ctx context.Context, endpoint string, req any) (json.RawMessage, error) {
 	return g.command(ctx, endpoint, req)
 }

@@ -57,6 +57,7 @@ var answerTypes = map[string]any{
 	wire.EndpointProjectionParked: []wire.ParkedEvent{}, wire.EndpointProjectionReplay: wire.ReplayResult{},
 	wire.EndpointFulfillment: wire.Fulfillment{}, wire.EndpointFulfillments: []wire.Fulfillment{},
 	wire.EndpointFulfillmentsByIDs: []wire.Fulfillment{}, wire.EndpointFulfillmentCounts: wire.FulfillmentCounts{},
+	wire.EndpointEraseCustomer: wire.Erasure{}, wire.EndpointCustomerErasure: wire.Erasure{},
 }
 
 // exampleStrings are the values of the string fields whose values the gateway interprets, and
@@ -201,6 +202,8 @@ const (
 	stateAuthed    = "payment pay-1 authorized"
 	stateCaptured  = "payment pay-2 captured"
 	stateParked    = "the orders read model parked an event"
+	stateCustomer4 = "customer c-4 registered"
+	stateErased    = "customer c-5 erased"
 )
 
 var exchanges = []exchange{
@@ -215,6 +218,8 @@ var exchanges = []exchange{
 	{field: "me", caller: "c-1", states: []string{stateCustomer}},
 	{field: "customer", args: `id: "c-1"`, states: []string{stateCustomer}},
 	{field: "customer", args: `id: "missing-c"`},
+	{field: "customerErasure", args: `customerId: "c-5"`, states: []string{stateErased}},
+	{field: "customerErasure", args: `customerId: "missing-c"`},
 	{field: "projections", states: []string{stateParked}},
 	{field: "parkedEvents", args: `projection: "orders"`, states: []string{stateParked}},
 	{field: "fulfillmentCounts"},
@@ -229,6 +234,7 @@ var exchanges = []exchange{
 	{mutation: true, field: "registerCustomer", args: `input: {customerId: "c-3", name: "Ada", email: "ada@example.com", shippingAddress: {line1: "1 Main St", city: "Springfield", postalCode: "12345", country: "US"}}`},
 	{mutation: true, field: "changeAddress", args: `customerId: "c-1", shippingAddress: {line1: "2 Main St", city: "Springfield", postalCode: "12345", country: "US"}`, caller: "c-1", states: []string{stateCustomer}},
 	{mutation: true, field: "deactivateCustomer", args: `customerId: "c-2"`, states: []string{stateCustomer2}},
+	{mutation: true, field: "eraseCustomer", args: `customerId: "c-4"`, states: []string{stateCustomer4}},
 	{mutation: true, field: "addProduct", args: `input: {productId: "p-3", sku: "SKU-3", name: "Lamp", priceCents: 1999}`},
 	{mutation: true, field: "changePrice", args: `productId: "p-1", priceCents: 275`, states: []string{stateProduct}},
 	{mutation: true, field: "restock", args: `productId: "p-1", quantity: 5`, states: []string{stateProduct}},

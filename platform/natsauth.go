@@ -47,7 +47,7 @@ func grants(ns wire.Namespace) map[string]grant {
 	for _, c := range api.Commands {
 		gatewayCalls = append(gatewayCalls, c.SendsTo())
 	}
-	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*", "payment.provider")
+	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*", "payment.provider", wire.EndpointCustomerErasure)
 	return map[string]grant{
 		"order-commands":     {serve: []string{"order.*"}, consume: true},
 		"customer-commands":  {serve: []string{"customer.*"}},

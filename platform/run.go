@@ -37,6 +37,7 @@ import (
 	"github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/esdb"
+	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/ops"
@@ -184,7 +185,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			return err
 		}
 		proc.Check(ping)
-		d.Store, d.Head = eventstore.WithUpcasters(raw, Upcasters), HeadOf(raw)
+		if d.Store, d.Keys, err = Readable(ctx, cfg, raw, &done); err != nil {
+			return err
+		}
+		d.Head = HeadOf(raw)
 		// The command services of this process write through one Writer: one writer per stream,
 		// its decided state cached (see commands.Writer).
 		d.Writer = commands.NewWriter(d.Store, commands.WriterOptions{})
@@ -377,6 +381,31 @@ func OpenEventStore(ctx context.Context, url string, conns int32, log *slog.Logg
 		return nil, nil, err
 	}
 	return store, pool.Ping, nil
+}
+
+// Personal are the event fields that hold personal data, encrypted per person in the log
+// (package personal): the customers' name, e-mail address and shipping address.
+var Personal = personal.SpecOf(customer.Personal...)
+
+// KeyCacheTTL is how long a process keeps a data key (or that its person is erased) in memory:
+// another process's erasure is seen by this one within it.
+const KeyCacheTTL = time.Minute
+
+// Readable returns the event store raw as every reader and writer of the platform uses it: personal
+// data encrypted on append and decrypted (or redacted, once erased) on read, with the data keys of
+// cfg's database (schema personal.Schema); old event shapes upcast. It answers the keys too.
+func Readable(ctx context.Context, cfg Config, raw eventstore.Store, done *Cleanup) (eventstore.Store, personal.Keys, error) {
+	pool, err := OpenPool(ctx, cfg.SchemaURL(personal.Schema), personal.Schema, 4)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data keys: %w", err)
+	}
+	done.Add(pool.Close)
+	pk := personal.PostgresKeys{Pool: pool}
+	if err := pk.Migrate(ctx); err != nil {
+		return nil, nil, fmt.Errorf("data keys: %w", err)
+	}
+	keys := personal.NewCache(pk, KeyCacheTTL, 100_000)
+	return eventstore.WithUpcasters(personal.Protect(raw, Personal, keys), Upcasters), keys, nil
 }
 
 // Upcasters turn stored events of old shapes into current ones for every reader: the upcasts

@@ -57,7 +57,7 @@ var scenario = []step{
 	{inventory.TypeOrderReleased, map[string]any{"orderId": "o-2"}}, {payment.TypeDeclined, map[string]any{"paymentId": "pay-2", "orderId": "o-2"}},
 	{payment.TypeAuthorized, map[string]any{"paymentId": "pay-3", "orderId": "o-2"}}, {payment.TypeVoided, map[string]any{"paymentId": "pay-3", "orderId": "o-2"}},
 	{order.TypeCancelled, map[string]any{"orderId": "o-2"}},
-	{inventory.TypeDiscontinued, nil}, {customer.TypeDeactivated, nil},
+	{inventory.TypeDiscontinued, nil}, {customer.TypeDeactivated, nil}, {customer.TypeErased, nil},
 }
 
 // exampleFields are the scenario's values of fields by name.

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -49,6 +50,8 @@ type Deps struct {
 	Store eventstore.Store
 	// Head is the position of the log's last event (nil: the store cannot tell).
 	Head func(context.Context) (eventstore.Position, error)
+	// Keys are the data keys of the personal data in Store's events (see package personal).
+	Keys personal.Keys
 	// Writer appends for the command services of this process: one writer per stream, its decided
 	// state cached (commands.Writer over Store).
 	Writer    eventstore.Store

@@ -16,6 +16,10 @@ const (
 	EndpointChangeAddress = "customer.change_address"
 	// EndpointDeactivateCustomer: IDCommand (the customer) → CommandReply.
 	EndpointDeactivateCustomer = "customer.deactivate"
+	// EndpointEraseCustomer: IDCommand (the customer) → Erasure; admins only.
+	EndpointEraseCustomer = "customer.erase"
+	// EndpointCustomerErasure: CustomerByID → Erasure (not found: not erased); admins only.
+	EndpointCustomerErasure = "customer.erasure"
 
 	// EndpointCustomerByID: CustomerByID → Customer.
 	EndpointCustomerByID = "customers.get"
@@ -50,11 +54,13 @@ type ChangeAddress struct {
 
 // Customer is the customers read model's view of a customer.
 type Customer struct {
-	ID                 string    `json:"id"`
-	Name               string    `json:"name"`
-	Email              string    `json:"email"`
-	Address            Address   `json:"shippingAddress"`
-	Active             bool      `json:"active"`
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	Email   string  `json:"email"`
+	Address Address `json:"shippingAddress"`
+	Active  bool    `json:"active"`
+	// Erased: the customer's personal data was erased; Name, Email and Address read redacted.
+	Erased             bool      `json:"erased,omitempty"`
 	RegisteredAt       time.Time `json:"registeredAt"`
 	OrderCount         int64     `json:"orderCount"`
 	LifetimeSpendCents int64     `json:"lifetimeSpendCents"`
@@ -70,4 +76,24 @@ type CustomersByIDs struct {
 type CustomerByID struct {
 	ID          string `json:"id"`
 	MinPosition string `json:"minPosition,omitempty"`
+}
+
+// Erasure is the receipt of a customer's erasure: what was erased, where, when and by whom.
+type Erasure struct {
+	CustomerID string `json:"customerId"`
+	// ErasedAt is when the erasure was recorded; ErasedBy, who asked ("admin:<subject>").
+	ErasedAt time.Time `json:"erasedAt"`
+	ErasedBy string    `json:"erasedBy"`
+	// Fields are the personal fields erased, in every event of the customer's.
+	Fields []string `json:"fields"`
+	// Streams are the event streams whose events held them: they now read redacted.
+	Streams []string `json:"streams"`
+	// KeyDestroyedAt is when the customer's data key was destroyed (the key store keeps that, and
+	// no key).
+	KeyDestroyedAt time.Time `json:"keyDestroyedAt"`
+	// ReadModels are the read models that held copies and redact them on the erasure's event.
+	ReadModels []string `json:"readModels"`
+	// Position is the erasure event's position in the log: a read model at or past it holds no
+	// personal data of the customer.
+	Position string `json:"position"`
 }

@@ -63,5 +63,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, "raw INSERT+commit: %.0f rows/s (%d writers)\n", res.InsertsPerSec, *writers)
 	fmt.Fprintf(stdout, "event store append: %.0f appends/s (%d writers, 1 event each)\n", res.AppendsPerSec, *writers)
 	fmt.Fprintf(stdout, "postgres append vs raw insert: ratio %.2f (goal >= 0.70)\n", res.Ratio())
+	fmt.Fprintf(stdout, "append through personal-data protection (the platform's path, order events): %.0f appends/s, ratio %.2f to plain appends (goal >= 0.90)\n", res.ProtectedPerSec, res.ProtectedRatio())
+	fmt.Fprintf(stdout, "append of personal events (customer.address_changed, encrypted): %.0f appends/s, ratio %.2f to plain appends\n", res.PersonalPerSec, res.PersonalRatio())
 	return nil
 }

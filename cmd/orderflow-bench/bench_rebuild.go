@@ -13,7 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/bench"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/projections"
 	orderrm "github.com/orderflow/orderflow/projections/orders"
 )
@@ -60,7 +64,18 @@ func benchRebuild(ctx context.Context, args []string, getenv func(string) string
 	// alternate, so that the machine's drift hits both; the medians are compared.
 	checkpoint := func() error { _, err := pool.Exec(ctx, `checkpoint`); return err }
 	debug.SetGCPercent(400) // as `orderflow projections rebuild` runs
-	var rebuilds, copies []time.Duration
+	// The platform rebuilds through personal-data protection (platform.Readable): measured too.
+	keyPool, err := pgschema.Open(ctx, dbURL, personal.Schema, 2)
+	if err != nil {
+		return err
+	}
+	defer keyPool.Close()
+	keys := personal.PostgresKeys{Pool: keyPool}
+	if err := keys.Migrate(ctx); err != nil {
+		return err
+	}
+	protected := personal.Protect(store, platform.Personal, personal.NewCache(keys, time.Hour, 1000))
+	var rebuilds, protectedRebuilds, copies []time.Duration
 	var rows int64
 	copyRound := func() error {
 		if err := checkpoint(); err != nil {
@@ -73,23 +88,31 @@ func benchRebuild(ctx context.Context, args []string, getenv func(string) string
 		copies, rows = append(copies, took), n
 		return nil
 	}
-	for round := range *rounds {
+	// rebuild is measured until the new version is live (the old one is dropped after that).
+	rebuild := func(round int, from eventstore.Store, name string) (time.Duration, error) {
 		if err := checkpoint(); err != nil {
-			return err
+			return 0, err
 		}
-		// Measured until the new version is live (the old one is dropped after that).
 		start, took := time.Now(), time.Duration(0)
-		err = projections.Rebuild(ctx, store, dbURL, orderrm.Projection{}, projections.RebuildOptions{Head: store.Head, RetireAfter: time.Millisecond,
+		err := projections.Rebuild(ctx, from, dbURL, orderrm.Projection{}, projections.RebuildOptions{Head: store.Head, RetireAfter: time.Millisecond,
 			Progress: func(p projections.RebuildProgress) {
 				if p.Phase == "done" {
 					took = time.Since(start)
 				}
-				fmt.Fprintf(stdout, "rebuild %d: %s %d/%d events, %.0f events/s\n", round+1, p.Phase, p.Done, p.Total, p.Rate)
+				fmt.Fprintf(stdout, "%s %d: %s %d/%d events, %.0f events/s\n", name, round+1, p.Phase, p.Done, p.Total, p.Rate)
 			}})
+		return took, err
+	}
+	for round := range *rounds {
+		took, err := rebuild(round, store, "rebuild")
 		if err != nil {
 			return err
 		}
 		rebuilds = append(rebuilds, took)
+		if took, err = rebuild(round, protected, "rebuild through protection"); err != nil {
+			return err
+		}
+		protectedRebuilds = append(protectedRebuilds, took)
 		if err := copyRound(); err != nil {
 			return err
 		}
@@ -100,9 +123,11 @@ func benchRebuild(ctx context.Context, args []string, getenv func(string) string
 	fmt.Fprintf(stdout, "raw binary COPY of the same %d final rows, then the same keys and indexes: %s (median of %s)\n",
 		rows, copyTook.Round(time.Millisecond), roundAll(copies))
 	fmt.Fprintf(stdout, "rebuild vs raw COPY: ratio %.2f (goal >= 0.50)\n", copyTook.Seconds()/took.Seconds())
+	protectedTook := median(protectedRebuilds)
+	fmt.Fprintf(stdout, "rebuild through personal-data protection (the platform's path): %s (median of %s): ratio %.2f to the plain rebuild's speed (goal >= 0.90)\n",
+		protectedTook.Round(time.Millisecond), roundAll(protectedRebuilds), took.Seconds()/protectedTook.Seconds())
 	return nil
 }
-
 func median[T int64 | float64 | time.Duration](ds []T) T {
 	s := slices.Clone(ds)
 	slices.Sort(s)

@@ -61,6 +61,12 @@ func asOperator(t *testing.T) context.Context {
 // startPlatformDB is startPlatform that also returns the database URL.
 func startPlatformDB(t *testing.T, extra ...string) (string, string) {
 	t.Helper()
+	return startPlatformLogging(t, io.Discard, extra...)
+}
+
+// startPlatformLogging is startPlatformDB with the platform's logs written to logs.
+func startPlatformLogging(t *testing.T, logs io.Writer, extra ...string) (string, string) {
+	t.Helper()
 	db := pgtest.NewDatabase(t)
 	// The test NATS server is open (tests of other concerns share it), so NATS's identities and
 	// permissions are TestZeroTrust's; the seeds' keys still make every call and queued command
@@ -87,7 +93,7 @@ func startPlatformDB(t *testing.T, extra ...string) (string, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- platform.Run(ctx, cfg, io.Discard, io.Discard, func(a string) { addr <- a }) }()
+	go func() { done <- platform.Run(ctx, cfg, io.Discard, logs, func(a string) { addr <- a }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

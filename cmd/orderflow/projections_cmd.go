@@ -224,13 +224,15 @@ func parked(ctx context.Context, cfg platform.Config, name string, replay bool, 
 	return tw.Flush()
 }
 
-// cliEventStore opens the event store the platform uses, PostgreSQL or EventStoreDB, read through
-// the same upcasters as every other reader. Run the cleanup when done, even after an error.
+// cliEventStore opens the event store the platform uses, PostgreSQL or EventStoreDB, read as every
+// other reader does (platform.Readable: personal data decrypted or redacted, old shapes upcast).
+// Run the cleanup when done, even after an error.
 func cliEventStore(ctx context.Context, cfg platform.Config) (eventstore.Store, func(context.Context) (eventstore.Position, error), *platform.Cleanup, error) {
 	done := &platform.Cleanup{}
 	raw, _, err := platform.OpenEventStore(ctx, cfg.EventStoreURL, 4, slog.New(slog.DiscardHandler), done)
 	if err != nil {
 		return nil, nil, done, err
 	}
-	return eventstore.WithUpcasters(raw, platform.Upcasters), platform.HeadOf(raw), done, nil
+	store, _, err := platform.Readable(ctx, cfg, raw, done)
+	return store, platform.HeadOf(raw), done, err
 }

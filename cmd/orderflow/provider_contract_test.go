@@ -157,8 +157,14 @@ func orderOf(id string, then ...domain.Event) stream {
 
 // states are the provider states the contracts name, as the events that make each hold.
 var states = map[string][]stream{
-	"customer c-1 registered":                               {customerOf("c-1")},
-	"customer c-2 registered":                               {customerOf("c-2")},
+	"customer c-1 registered": {customerOf("c-1")},
+	"customer c-2 registered": {customerOf("c-2")},
+	"customer c-4 registered": {customerOf("c-4")},
+	"customer c-5 erased": {func() stream {
+		s := customerOf("c-5")
+		s.events = append(s.events, customer.Erased{CustomerID: "c-5", Fields: customer.PersonalFields, Streams: []string{customer.Stream("c-5")}, At: at})
+		return s
+	}()},
 	"product p-1 on sale with 10 in stock":                  {productOf("p-1", 10)},
 	"product p-2 on sale":                                   {productOf("p-2", 0)},
 	"order o-1 placed by customer c-1 for 2 of product p-1": {customerOf("c-1"), productOf("p-1", 10), orderOf("o-1")},

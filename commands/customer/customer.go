@@ -4,6 +4,8 @@ package customer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -11,8 +13,10 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -22,7 +26,10 @@ import (
 // Handlers carries out customer commands.
 type Handlers struct {
 	Store eventstore.Store
-	Now   func() time.Time
+	// Keys holds the customers' data keys (personal.Protect over Store uses the same): Erase
+	// destroys one.
+	Keys personal.Keys
+	Now  func() time.Time
 }
 
 var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode}
@@ -71,6 +78,76 @@ func (h Handlers) Deactivate(ctx context.Context, req wire.IDCommand) (wire.Comm
 	return h.execute(ctx, req.ID, req.Meta, model.Deactivate{CustomerID: req.ID})
 }
 
+// ReadModels are the read models that copy a customer's personal data (and redact it when they
+// apply customer.erased).
+var ReadModels = []string{"customers"}
+
+// Erase erases a customer's personal data: it records customer.erased (what and where: the
+// receipt), then destroys the customer's data key, so that every event of theirs reads redacted,
+// for every reader and every rebuild. Safe to retry: for a customer already erased, the key is
+// destroyed again (a no-op) and the receipt answered.
+func (h Handlers) Erase(ctx context.Context, req wire.IDCommand) (wire.Erasure, error) {
+	if h.Keys == nil {
+		return wire.Erasure{}, errors.New("customer service: no key store to erase with")
+	}
+	c := model.Erase{CustomerID: req.ID, Streams: []string{model.Stream(req.ID)}}
+	if err := model.Validate(c); err != nil {
+		return wire.Erasure{}, err
+	}
+	events, err := h.Store.ReadStream(ctx, model.Stream(req.ID), eventstore.ReadStreamOptions{})
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return wire.Erasure{}, model.ErrNotFound
+	}
+	if err != nil {
+		return wire.Erasure{}, err
+	}
+	for _, r := range events {
+		if e, err := model.Codec.Decode(r.Type, r.Data); err == nil {
+			if reg, ok := e.(model.Registered); ok && reg.Email != personal.Redacted {
+				c.Streams = append(c.Streams, model.EmailStream(reg.Email))
+			}
+		}
+	}
+	if _, err := h.execute(ctx, req.ID, req.Meta, c); err != nil && !errors.Is(err, model.ErrErased) {
+		return wire.Erasure{}, err
+	}
+	if _, err := h.Keys.Destroy(ctx, req.ID); err != nil {
+		return wire.Erasure{}, err
+	}
+	return h.Erasure(ctx, wire.CustomerByID{ID: req.ID})
+}
+
+// Erasure answers the receipt of a customer's erasure: not found if they were not erased.
+func (h Handlers) Erasure(ctx context.Context, req wire.CustomerByID) (wire.Erasure, error) {
+	if err := domain.CheckID("id", req.ID); err != nil {
+		return wire.Erasure{}, err
+	}
+	events, err := h.Store.ReadStream(ctx, model.Stream(req.ID), eventstore.ReadStreamOptions{})
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return wire.Erasure{}, model.ErrNotFound
+	}
+	if err != nil {
+		return wire.Erasure{}, err
+	}
+	for _, r := range events {
+		if r.Type != model.TypeErased {
+			continue
+		}
+		e, err := model.Codec.Decode(r.Type, r.Data)
+		if err != nil {
+			return wire.Erasure{}, err
+		}
+		erased := e.(model.Erased)
+		destroyed, err := h.Keys.Destroy(ctx, req.ID) // idempotent: answers when it first ran
+		if err != nil {
+			return wire.Erasure{}, err
+		}
+		return wire.Erasure{CustomerID: req.ID, ErasedAt: erased.At, ErasedBy: r.Metadata.Actor, Fields: erased.Fields, Streams: erased.Streams,
+			KeyDestroyedAt: destroyed, ReadModels: ReadModels, Position: r.Position.String()}, nil
+	}
+	return wire.Erasure{}, fmt.Errorf("customer %s is not erased: %w", req.ID, domain.ErrNotFound)
+}
+
 // Register serves the handlers as the customer-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
 	svc := rpc.Service{Name: wire.ServiceCustomerCommands, Description: "registers and changes customers",
@@ -79,5 +156,7 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		rpc.On("register", wire.EndpointRegisterCustomer, h.Register),
 		rpc.On("change_address", wire.EndpointChangeAddress, h.ChangeAddress),
 		rpc.Staff(rpc.On("deactivate", wire.EndpointDeactivateCustomer, h.Deactivate)),
+		rpc.Staff(rpc.On("erase", wire.EndpointEraseCustomer, h.Erase)),
+		rpc.Staff(rpc.On("erasure", wire.EndpointCustomerErasure, h.Erasure)),
 	)
 }

@@ -3,6 +3,8 @@
 package customer
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -17,6 +19,7 @@ var (
 	ErrAlreadyRegistered = fmt.Errorf("customer already registered: %w", domain.ErrConflict)
 	ErrDeactivated       = fmt.Errorf("customer is deactivated: %w", domain.ErrConflict)
 	ErrEmailTaken        = fmt.Errorf("e-mail address already registered: %w", domain.ErrConflict)
+	ErrErased            = fmt.Errorf("customer's personal data is erased: %w", domain.ErrConflict)
 )
 
 // Stream is the event stream of customer id.
@@ -24,8 +27,12 @@ func Stream(id string) string { return "customer-" + id }
 
 // EmailStream is the stream that records which customer holds e-mail address email (normalized).
 // Appending its first event with "no stream" expected is how two registrations race fairly:
-// exactly one wins, without a shared table.
-func EmailStream(email string) string { return "customer_email-" + NormalizeEmail(email) }
+// exactly one wins, without a shared table. Its name is a digest of the address, not the address:
+// a stream's name is not encrypted, and outlives an erasure.
+func EmailStream(email string) string {
+	sum := sha256.Sum256([]byte("orderflow customer e-mail\x00" + NormalizeEmail(email)))
+	return "customer_email-" + hex.EncodeToString(sum[:16])
+}
 
 // NormalizeEmail is the form in which e-mail addresses are compared.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
@@ -50,6 +57,11 @@ type (
 		Address    Address
 	}
 	Deactivate struct{ CustomerID string }
+	// Erase erases the customer's personal data; Streams are the streams that hold it.
+	Erase struct {
+		CustomerID string
+		Streams    []string
+	}
 )
 
 // Command is one of the commands above.
@@ -58,6 +70,7 @@ type Command interface{ isCommand() }
 func (Register) isCommand()      {}
 func (ChangeAddress) isCommand() {}
 func (Deactivate) isCommand()    {}
+func (Erase) isCommand()         {}
 
 // Event type names: a stored contract.
 const (
@@ -65,21 +78,22 @@ const (
 	TypeAddressChanged = "customer.address_changed.v1"
 	TypeDeactivated    = "customer.deactivated.v1"
 	TypeEmailClaimed   = "customer.email_claimed.v1"
+	TypeErased         = "customer.erased.v1"
 	TypePrefix         = "customer."
 )
 
 // Events.
 type (
 	Registered struct {
-		CustomerID string    `json:"customerId"`
-		Name       string    `json:"name"`
-		Email      string    `json:"email"`
-		Address    Address   `json:"shippingAddress"`
+		CustomerID string    `json:"customerId" personal:"subject"`
+		Name       string    `json:"name" personal:"data"`
+		Email      string    `json:"email" personal:"data"`
+		Address    Address   `json:"shippingAddress" personal:"data"`
 		At         time.Time `json:"at"`
 	}
 	AddressChanged struct {
-		CustomerID string    `json:"customerId"`
-		Address    Address   `json:"shippingAddress"`
+		CustomerID string    `json:"customerId" personal:"subject"`
+		Address    Address   `json:"shippingAddress" personal:"data"`
 		At         time.Time `json:"at"`
 	}
 	Deactivated struct {
@@ -88,8 +102,17 @@ type (
 	}
 	// EmailClaimed is the only event of an EmailStream.
 	EmailClaimed struct {
-		Email      string `json:"email"`
+		Email      string `json:"email" personal:"data"`
+		CustomerID string `json:"customerId" personal:"subject"`
+	}
+	// Erased: the customer's personal data was erased (their data key destroyed): every event of
+	// theirs reads with it redacted from now on. It records what and where, as the receipt.
+	Erased struct {
 		CustomerID string `json:"customerId"`
+		// Fields are the personal fields erased; Streams, the streams whose events held them.
+		Fields  []string  `json:"fields"`
+		Streams []string  `json:"streams"`
+		At      time.Time `json:"at"`
 	}
 )
 
@@ -100,13 +123,22 @@ func (Registered) EventType() string     { return TypeRegistered }
 func (AddressChanged) EventType() string { return TypeAddressChanged }
 func (Deactivated) EventType() string    { return TypeDeactivated }
 func (EmailClaimed) EventType() string   { return TypeEmailClaimed }
+func (Erased) EventType() string         { return TypeErased }
 
-// State of a customer.
+// Personal are the customer events that hold personal data (struct tags personal:"…"), the fields
+// an erasure erases.
+var Personal = []Event{Registered{}, AddressChanged{}, EmailClaimed{}}
+
+// PersonalFields are the personal fields of the customer's events.
+var PersonalFields = []string{"name", "email", "shippingAddress"}
+
+// State of a customer. It holds no personal data: the state of a stream may be kept (a snapshot,
+// a command service's cache) where an erasure does not reach.
 type State struct {
 	ID          string
-	Email       string
 	Registered  bool
 	Deactivated bool
+	Erased      bool
 }
 
 // Decide returns the events of command c in state s, or why it cannot be carried out. Pure.
@@ -131,6 +163,14 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 			return nil, err
 		}
 		return []Event{Deactivated{CustomerID: s.ID, At: now}}, nil
+	case Erase:
+		switch {
+		case !s.Registered:
+			return nil, ErrNotFound
+		case s.Erased:
+			return nil, ErrErased
+		}
+		return []Event{Erased{CustomerID: s.ID, Fields: PersonalFields, Streams: c.Streams, At: now}}, nil
 	}
 	return nil, fmt.Errorf("customer: unknown command %T", c)
 }
@@ -139,6 +179,8 @@ func active(s State) error {
 	switch {
 	case !s.Registered:
 		return ErrNotFound
+	case s.Erased:
+		return ErrErased
 	case s.Deactivated:
 		return ErrDeactivated
 	}
@@ -149,9 +191,11 @@ func active(s State) error {
 func Evolve(s State, e Event) State {
 	switch e := e.(type) {
 	case Registered:
-		s.ID, s.Email, s.Registered = e.CustomerID, e.Email, true
+		s.ID, s.Registered = e.CustomerID, true
 	case Deactivated:
 		s.Deactivated = true
+	case Erased:
+		s.Deactivated, s.Erased = true, true
 	}
 	return s
 }
@@ -176,6 +220,8 @@ func Validate(c Command) error {
 	case ChangeAddress:
 		return domain.FirstError(domain.CheckID("customerId", c.CustomerID), validateAddress(c.Address))
 	case Deactivate:
+		return domain.CheckID("customerId", c.CustomerID)
+	case Erase:
 		return domain.CheckID("customerId", c.CustomerID)
 	}
 	return nil
@@ -209,4 +255,5 @@ var Codec = domain.NewCodec("customer",
 	domain.Of[AddressChanged, Event](),
 	domain.Of[Deactivated, Event](),
 	domain.Of[EmailClaimed, Event](),
+	domain.Of[Erased, Event](),
 )

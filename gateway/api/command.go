@@ -6,6 +6,8 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/orderflow/orderflow/internal/auth"
@@ -28,6 +30,9 @@ type Doc struct {
 	Errors []int
 	// ForCustomers: customer tokens may call it on what they own (else: admins only).
 	ForCustomers bool
+	// Receipt, if set, is the JSON schema of what the service answers (a receipt, such as
+	// wire.Erasure, holding a "position"): the REST answer and the mutation's are all of it.
+	Receipt map[string]any
 }
 
 // Command is one command of the edge: B is its request body, Req what it sends to Endpoint.
@@ -53,14 +58,17 @@ type Operation interface {
 	Run(ctx context.Context, e Edge, id string, decode func(body any, optional bool) *Problem, m wire.CommandMeta) (Result, error)
 }
 
-// Edge is how a command leaves the edge: sent to its service's endpoint.
+// Edge is how a command leaves the edge: sent to its service's endpoint, which answers a
+// wire.CommandReply or a receipt (Doc.Receipt).
 type Edge interface {
-	Send(ctx context.Context, endpoint string, req any) (wire.CommandReply, error)
+	Send(ctx context.Context, endpoint string, req any) (json.RawMessage, error)
 }
 
-// Result is a carried-out command: the id it names and the log position of its events.
+// Result is a carried-out command: the id it names and the log position of its events, and the
+// service's whole answer when it is a receipt.
 type Result struct {
 	ID, Position string
+	Receipt      json.RawMessage
 }
 
 // Describe returns c's Doc.
@@ -97,11 +105,19 @@ func Execute[B, Req any](ctx context.Context, e Edge, c *Command[B, Req], id str
 		return Result{}, p
 	}
 	req, answerID := c.Request(ctx, id, body, m)
-	reply, err := e.Send(ctx, c.Endpoint, req)
+	answer, err := e.Send(ctx, c.Endpoint, req)
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{ID: answerID, Position: reply.Position}, nil
+	var reply wire.CommandReply
+	if err := json.Unmarshal(answer, &reply); err != nil {
+		return Result{}, fmt.Errorf("%s: the service's answer: %w", c.Endpoint, err)
+	}
+	res := Result{ID: answerID, Position: reply.Position}
+	if c.Doc.Receipt != nil {
+		res.Receipt = answer
+	}
+	return res, nil
 }
 
 // Run implements Operation.

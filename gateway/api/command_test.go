@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -17,9 +18,32 @@ type recorder struct {
 	req      any
 }
 
-func (r *recorder) Send(_ context.Context, endpoint string, req any) (wire.CommandReply, error) {
+func (r *recorder) Send(_ context.Context, endpoint string, req any) (json.RawMessage, error) {
 	r.endpoint, r.req = endpoint, req
-	return wire.CommandReply{Position: "7-7"}, nil
+	if endpoint == wire.EndpointEraseCustomer {
+		return json.RawMessage(`{"customerId":"c-1","position":"7-7","fields":["name"]}`), nil
+	}
+	return json.RawMessage(`{"id":"x","position":"7-7"}`), nil
+}
+
+// TestAReceiptIsTheWholeAnswer: a command with a receipt answers all the service said; others,
+// the id and position.
+func TestAReceiptIsTheWholeAnswer(t *testing.T) {
+	t.Parallel()
+	admin := auth.With(context.Background(), auth.Principal{Subject: "ops", Role: auth.Admin})
+	e := &recorder{}
+	res, err := api.Execute(admin, e, api.EraseCustomer, "c-1", &api.NoBody{}, wire.CommandMeta{CommandID: "cmd-1"})
+	if err != nil || res.Position != "7-7" || string(res.Receipt) != `{"customerId":"c-1","position":"7-7","fields":["name"]}` {
+		t.Fatalf("erase: %+v, %v", res, err)
+	}
+	customer := auth.With(context.Background(), auth.Principal{Subject: "c-1", Role: auth.Customer})
+	if _, err := api.Execute(customer, e, api.EraseCustomer, "c-1", &api.NoBody{}, wire.CommandMeta{CommandID: "cmd-2"}); err == nil {
+		t.Fatal("a customer erased themselves: erasure is for admins")
+	}
+	res, err = api.Execute(admin, e, api.DeactivateCustomer, "c-1", &api.NoBody{}, wire.CommandMeta{CommandID: "cmd-3"})
+	if err != nil || res.Receipt != nil || res.Position != "7-7" {
+		t.Fatalf("deactivate: %+v, %v", res, err)
+	}
 }
 
 // TestExecuteAuthorizesAndSendsTheTypedRequest: a customer's order is scoped to the customer, an

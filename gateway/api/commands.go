@@ -54,7 +54,7 @@ type (
 // Commands are every command of the edge, in the order the OpenAPI document lists them.
 var Commands = []Operation{
 	PlaceOrder, CancelOrder, ShipOrder, DeliverOrder,
-	RegisterCustomer, ChangeAddress, DeactivateCustomer,
+	RegisterCustomer, ChangeAddress, DeactivateCustomer, EraseCustomer,
 	AddProduct, ChangePrice, Restock, DiscontinueProduct,
 	CapturePayment, RefundPayment,
 }
@@ -160,6 +160,17 @@ var (
 	DiscontinueProduct = idCommand(Doc{Method: "POST", Path: "/api/v1/products/{id}/discontinue", ID: "discontinueProduct", Summary: "Take a product out of sale",
 		Tag: "products", IDField: "productId", IDParam: "id", Errors: []int{404}}, wire.EndpointDiscontinueProduct)
 
+	// EraseCustomer answers the erasure's receipt (wire.Erasure).
+	EraseCustomer = func() *Command[NoBody, wire.IDCommand] {
+		c := idCommand(Doc{Method: "POST", Path: "/api/v1/customers/{id}/erase", ID: "eraseCustomer",
+			Summary: "Erase a customer's personal data (name, e-mail, address) everywhere: the answer is the receipt", Tag: "customers",
+			IDField: "customerId", IDParam: "id", Errors: []int{404}, Receipt: object([]string{"customerId", "erasedAt", "fields", "streams", "keyDestroyedAt", "position"},
+				map[string]any{"customerId": id("the customer"), "erasedAt": timestamp("when the erasure was recorded"), "erasedBy": map[string]any{"type": "string", "description": "who asked"},
+					"fields": list("the personal fields erased"), "streams": list("the event streams whose events held them: they now read redacted"),
+					"keyDestroyedAt": timestamp("when the customer's data key was destroyed"), "readModels": list("the read models that held copies and redacted them"),
+					"position": map[string]any{"type": "string", "description": "log position of the erasure's event: a read at or past it holds no personal data of the customer"}})}, wire.EndpointEraseCustomer)
+		return c
+	}()
 	CapturePayment = idCommand(Doc{Method: "POST", Path: "/api/v1/payments/{id}/capture", ID: "capturePayment", Summary: "Capture an authorized payment",
 		Tag: "payments", IDField: "paymentId", IDParam: "id", Errors: []int{404, 409}}, wire.EndpointCapturePayment)
 	RefundPayment = &Command[AmountBody, wire.RefundPayment]{
@@ -215,6 +226,12 @@ func integer(desc string, min, max int64) map[string]any {
 		s["maximum"] = max
 	}
 	return s
+}
+func timestamp(desc string) map[string]any {
+	return map[string]any{"type": "string", "format": "date-time", "description": desc}
+}
+func list(desc string) map[string]any {
+	return map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": desc}
 }
 func object(required []string, props map[string]any) map[string]any {
 	return map[string]any{"type": "object", "additionalProperties": false, "required": required, "properties": props}

@@ -73,12 +73,24 @@ type ComplexityRoot struct {
 		Active             func(childComplexity int) int
 		Address            func(childComplexity int) int
 		Email              func(childComplexity int) int
+		Erased             func(childComplexity int) int
 		ID                 func(childComplexity int) int
 		LifetimeSpendCents func(childComplexity int) int
 		Name               func(childComplexity int) int
 		OrderCount         func(childComplexity int) int
 		Orders             func(childComplexity int, first *int64, after *string) int
 		RegisteredAt       func(childComplexity int) int
+	}
+
+	Erasure struct {
+		CustomerID     func(childComplexity int) int
+		ErasedAt       func(childComplexity int) int
+		ErasedBy       func(childComplexity int) int
+		Fields         func(childComplexity int) int
+		KeyDestroyedAt func(childComplexity int) int
+		Position       func(childComplexity int) int
+		ReadModels     func(childComplexity int) int
+		Streams        func(childComplexity int) int
 	}
 
 	Fulfillment struct {
@@ -114,6 +126,7 @@ type ComplexityRoot struct {
 		DeactivateCustomer func(childComplexity int, customerID string, idempotencyKey *string) int
 		DeliverOrder       func(childComplexity int, id string, idempotencyKey *string) int
 		DiscontinueProduct func(childComplexity int, productID string, idempotencyKey *string) int
+		EraseCustomer      func(childComplexity int, customerID string, idempotencyKey *string) int
 		PauseProjection    func(childComplexity int, name string) int
 		PlaceOrder         func(childComplexity int, input PlaceOrderInput, idempotencyKey *string) int
 		RebuildProjection  func(childComplexity int, name string) int
@@ -219,6 +232,7 @@ type ComplexityRoot struct {
 	Query struct {
 		ActorActivity     func(childComplexity int, actor string, first *int64, before *string, consistentWith *string) int
 		Customer          func(childComplexity int, id string, consistentWith *string) int
+		CustomerErasure   func(childComplexity int, customerID string) int
 		FulfillmentCounts func(childComplexity int) int
 		Fulfillments      func(childComplexity int, step *string, stuck *bool, first *int64) int
 		LowStock          func(childComplexity int, threshold *int64, first *int64) int
@@ -296,6 +310,7 @@ type MutationResolver interface {
 	RegisterCustomer(ctx context.Context, input RegisterCustomerInput, idempotencyKey *string) (*CommandResult, error)
 	ChangeAddress(ctx context.Context, customerID string, shippingAddress AddressInput, idempotencyKey *string) (*CommandResult, error)
 	DeactivateCustomer(ctx context.Context, customerID string, idempotencyKey *string) (*CommandResult, error)
+	EraseCustomer(ctx context.Context, customerID string, idempotencyKey *string) (*wire.Erasure, error)
 	AddProduct(ctx context.Context, input AddProductInput, idempotencyKey *string) (*CommandResult, error)
 	ChangePrice(ctx context.Context, productID string, priceCents int64, idempotencyKey *string) (*CommandResult, error)
 	Restock(ctx context.Context, productID string, quantity int64, idempotencyKey *string) (*CommandResult, error)
@@ -327,6 +342,7 @@ type QueryResolver interface {
 	Me(ctx context.Context, consistentWith *string) (*wire.Customer, error)
 	Projections(ctx context.Context) ([]*wire.ProjectionStatus, error)
 	ParkedEvents(ctx context.Context, projection string) ([]*wire.ParkedEvent, error)
+	CustomerErasure(ctx context.Context, customerID string) (*wire.Erasure, error)
 	Customer(ctx context.Context, id string, consistentWith *string) (*wire.Customer, error)
 	FulfillmentCounts(ctx context.Context) (*wire.FulfillmentCounts, error)
 	Fulfillments(ctx context.Context, step *string, stuck *bool, first *int64) ([]*wire.Fulfillment, error)
@@ -462,6 +478,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Customer.Email(childComplexity), true
+	case "Customer.erased":
+		if e.ComplexityRoot.Customer.Erased == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.Erased(childComplexity), true
 	case "Customer.id":
 		if e.ComplexityRoot.Customer.ID == nil {
 			break
@@ -503,6 +525,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Customer.RegisteredAt(childComplexity), true
+
+	case "Erasure.customerId":
+		if e.ComplexityRoot.Erasure.CustomerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.CustomerID(childComplexity), true
+	case "Erasure.erasedAt":
+		if e.ComplexityRoot.Erasure.ErasedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.ErasedAt(childComplexity), true
+	case "Erasure.erasedBy":
+		if e.ComplexityRoot.Erasure.ErasedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.ErasedBy(childComplexity), true
+	case "Erasure.fields":
+		if e.ComplexityRoot.Erasure.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Fields(childComplexity), true
+	case "Erasure.keyDestroyedAt":
+		if e.ComplexityRoot.Erasure.KeyDestroyedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.KeyDestroyedAt(childComplexity), true
+	case "Erasure.position":
+		if e.ComplexityRoot.Erasure.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Position(childComplexity), true
+	case "Erasure.readModels":
+		if e.ComplexityRoot.Erasure.ReadModels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.ReadModels(childComplexity), true
+	case "Erasure.streams":
+		if e.ComplexityRoot.Erasure.Streams == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Erasure.Streams(childComplexity), true
 
 	case "Fulfillment.attempts":
 		if e.ComplexityRoot.Fulfillment.Attempts == nil {
@@ -702,6 +773,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DiscontinueProduct(childComplexity, args["productId"].(string), args["idempotencyKey"].(*string)), true
+	case "Mutation.eraseCustomer":
+		if e.ComplexityRoot.Mutation.EraseCustomer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_eraseCustomer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EraseCustomer(childComplexity, args["customerId"].(string), args["idempotencyKey"].(*string)), true
 	case "Mutation.pauseProjection":
 		if e.ComplexityRoot.Mutation.PauseProjection == nil {
 			break
@@ -1183,6 +1265,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Customer(childComplexity, args["id"].(string), args["consistentWith"].(*string)), true
+	case "Query.customerErasure":
+		if e.ComplexityRoot.Query.CustomerErasure == nil {
+			break
+		}
+
+		args, err := ec.field_Query_customerErasure_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CustomerErasure(childComplexity, args["customerId"].(string)), true
 	case "Query.fulfillmentCounts":
 		if e.ComplexityRoot.Query.FulfillmentCounts == nil {
 			break
@@ -1805,6 +1898,8 @@ type Customer {
   shippingAddress: Address!
   "False once deactivated."
   active: Boolean!
+  "True once their personal data was erased: name, email and shippingAddress then read [erased]."
+  erased: Boolean!
   "When they registered."
   registeredAt: Time!
   "How many orders they placed."
@@ -1818,6 +1913,26 @@ type Customer {
     "The endCursor of the previous page."
     after: String
   ): OrderConnection!
+}
+
+"The receipt of a customer's erasure: what was erased, where, when and by whom."
+type Erasure {
+  "The customer erased."
+  customerId: ID!
+  "When the erasure was recorded."
+  erasedAt: Time!
+  "Who asked: admin:<subject>."
+  erasedBy: String!
+  "The personal fields erased, in every event of the customer's."
+  fields: [String!]!
+  "The event streams whose events held them: they now read redacted."
+  streams: [String!]!
+  "When the customer's data key was destroyed."
+  keyDestroyedAt: Time!
+  "The read models that held copies, redacted when they applied the erasure."
+  readModels: [String!]!
+  "Log position of the erasure's event: a read at or past it holds none of the customer's personal data."
+  position: String!
 }
 
 """
@@ -1919,6 +2034,11 @@ type Query {
     "The read model: orders, catalog, customers or activity."
     projection: String!
   ): [ParkedEvent!]!
+  "The receipt of a customer's erasure; null if they were not erased (admins)."
+  customerErasure(
+    "The customer's id."
+    customerId: ID!
+  ): Erasure
   "One customer by id; null if there is no such customer."
   customer(
     "The customer's id."
@@ -2155,6 +2275,13 @@ type Mutation {
     "Makes a retry safe: the same key and command append nothing twice."
     idempotencyKey: String
   ): CommandResult!
+  "Erase a customer's personal data (name, e-mail, address) from every event and read model (admins). The answer is the receipt."
+  eraseCustomer(
+    "The customer's id."
+    customerId: ID!
+    "Makes a retry safe: the same key and command append nothing twice."
+    idempotencyKey: String
+  ): Erasure!
   "Add a product to the catalog (admins)."
   addProduct(
     "What to create."
@@ -2387,6 +2514,8 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_shippingAddress(ctx, field)
 	case "active":
 		return ec.fieldContext_Customer_active(ctx, field)
+	case "erased":
+		return ec.fieldContext_Customer_erased(ctx, field)
 	case "registeredAt":
 		return ec.fieldContext_Customer_registeredAt(ctx, field)
 	case "orderCount":
@@ -2397,6 +2526,28 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_orders(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Customer", field.Name)
+}
+
+func (ec *executionContext) childFields_Erasure(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "customerId":
+		return ec.fieldContext_Erasure_customerId(ctx, field)
+	case "erasedAt":
+		return ec.fieldContext_Erasure_erasedAt(ctx, field)
+	case "erasedBy":
+		return ec.fieldContext_Erasure_erasedBy(ctx, field)
+	case "fields":
+		return ec.fieldContext_Erasure_fields(ctx, field)
+	case "streams":
+		return ec.fieldContext_Erasure_streams(ctx, field)
+	case "keyDestroyedAt":
+		return ec.fieldContext_Erasure_keyDestroyedAt(ctx, field)
+	case "readModels":
+		return ec.fieldContext_Erasure_readModels(ctx, field)
+	case "position":
+		return ec.fieldContext_Erasure_position(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Erasure", field.Name)
 }
 
 func (ec *executionContext) childFields_Fulfillment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3053,6 +3204,28 @@ func (ec *executionContext) field_Mutation_discontinueProduct_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_eraseCustomer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_pauseProjection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3284,6 +3457,20 @@ func (ec *executionContext) field_Query_actorActivity_args(ctx context.Context, 
 		return nil, err
 	}
 	args["consistentWith"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_customerErasure_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerId"] = arg0
 	return args, nil
 }
 
@@ -4050,6 +4237,29 @@ func (ec *executionContext) fieldContext_Customer_active(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Customer", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
+func (ec *executionContext) _Customer_erased(ctx context.Context, field graphql.CollectedField, obj *wire.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_erased(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Erased, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_erased(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Customer", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
 func (ec *executionContext) _Customer_registeredAt(ctx context.Context, field graphql.CollectedField, obj *wire.Customer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4161,6 +4371,190 @@ func (ec *executionContext) fieldContext_Customer_orders(ctx context.Context, fi
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Erasure_customerId(ctx context.Context, field graphql.CollectedField, obj *wire.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_customerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CustomerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_customerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Erasure_erasedAt(ctx context.Context, field graphql.CollectedField, obj *wire.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_erasedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErasedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_erasedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Erasure_erasedBy(ctx context.Context, field graphql.CollectedField, obj *wire.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_erasedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErasedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_erasedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Erasure_fields(ctx context.Context, field graphql.CollectedField, obj *wire.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_fields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Erasure_streams(ctx context.Context, field graphql.CollectedField, obj *wire.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_streams(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Streams, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_streams(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Erasure_keyDestroyedAt(ctx context.Context, field graphql.CollectedField, obj *wire.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_keyDestroyedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyDestroyedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_keyDestroyedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _Erasure_readModels(ctx context.Context, field graphql.CollectedField, obj *wire.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_readModels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReadModels, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_readModels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Erasure_position(ctx context.Context, field graphql.CollectedField, obj *wire.Erasure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Erasure_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Erasure_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Erasure", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Fulfillment_orderId(ctx context.Context, field graphql.CollectedField, obj *wire.Fulfillment) (ret graphql.Marshaler) {
@@ -4879,6 +5273,50 @@ func (ec *executionContext) fieldContext_Mutation_deactivateCustomer(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deactivateCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_eraseCustomer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_eraseCustomer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EraseCustomer(ctx, fc.Args["customerId"].(string), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.Erasure) graphql.Marshaler {
+			return ec.marshalNErasure2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐErasure(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_eraseCustomer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Erasure(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_eraseCustomer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7128,6 +7566,50 @@ func (ec *executionContext) fieldContext_Query_parkedEvents(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_parkedEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_customerErasure(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customerErasure(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CustomerErasure(ctx, fc.Args["customerId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *wire.Erasure) graphql.Marshaler {
+			return ec.marshalOErasure2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐErasure(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customerErasure(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Erasure(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customerErasure_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9715,6 +10197,11 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "erased":
+			out.Values[i] = ec._Customer_erased(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "registeredAt":
 			out.Values[i] = ec._Customer_registeredAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9766,6 +10253,80 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var erasureImplementors = []string{"Erasure"}
+
+func (ec *executionContext) _Erasure(ctx context.Context, sel ast.SelectionSet, obj *wire.Erasure) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, erasureImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Erasure")
+		case "customerId":
+			out.Values[i] = ec._Erasure_customerId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "erasedAt":
+			out.Values[i] = ec._Erasure_erasedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "erasedBy":
+			out.Values[i] = ec._Erasure_erasedBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fields":
+			out.Values[i] = ec._Erasure_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "streams":
+			out.Values[i] = ec._Erasure_streams(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keyDestroyedAt":
+			out.Values[i] = ec._Erasure_keyDestroyedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "readModels":
+			out.Values[i] = ec._Erasure_readModels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._Erasure_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10033,6 +10594,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deactivateCustomer":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deactivateCustomer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eraseCustomer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_eraseCustomer(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -11105,6 +11673,25 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "customerErasure":
+			field := field
+
+			innerFunc := func(ctx context.Context, _ *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_customerErasure(ctx, field)
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "customer":
 			field := field
 
@@ -12028,6 +12615,20 @@ func (ec *executionContext) marshalNCommandResult2ᚖgithubᚗcomᚋorderflowᚋ
 	return ec._CommandResult(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNErasure2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐErasure(ctx context.Context, sel ast.SelectionSet, v wire.Erasure) graphql.Marshaler {
+	return ec._Erasure(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNErasure2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐErasure(ctx context.Context, sel ast.SelectionSet, v *wire.Erasure) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Erasure(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
 	res, err := graphql.UnmarshalFloatContext(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12480,6 +13081,36 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	var vSlice []any
+	vSlice = graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12698,6 +13329,13 @@ func (ec *executionContext) marshalOCustomer2ᚖgithubᚗcomᚋorderflowᚋorder
 		return graphql.Null
 	}
 	return ec._Customer(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOErasure2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐErasure(ctx context.Context, sel ast.SelectionSet, v *wire.Erasure) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Erasure(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOFulfillment2ᚖgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐFulfillment(ctx context.Context, sel ast.SelectionSet, v *wire.Fulfillment) graphql.Marshaler {

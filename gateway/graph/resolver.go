@@ -55,22 +55,28 @@ func caller(ctx context.Context) auth.Principal {
 // mutate carries out command c on id with body as the REST API does (the same authorization,
 // command identity and answer); the idempotency key makes a retry the same command.
 func mutate[B, Req any](ctx context.Context, r *Resolver, c *api.Command[B, Req], id string, body *B, idempotencyKey *string) (*CommandResult, error) {
+	res, err := execute(ctx, r, c, id, body, idempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	return &CommandResult{ID: res.ID, Position: res.Position}, nil
+}
+
+// execute is mutate's work, answering the command's whole result (its receipt, if it has one).
+func execute[B, Req any](ctx context.Context, r *Resolver, c *api.Command[B, Req], id string, body *B, idempotencyKey *string) (api.Result, error) {
 	key := ""
 	if idempotencyKey != nil {
 		key = *idempotencyKey
 	}
 	if len(key) > 255 {
-		return nil, &rpc.Error{Code: rpc.CodeInvalid, Field: "idempotencyKey", Message: "must be at most 255 characters"}
+		return api.Result{}, &rpc.Error{Code: rpc.CodeInvalid, Field: "idempotencyKey", Message: "must be at most 255 characters"}
 	}
 	res, err := api.Execute(ctx, r.Edge, c, id, body, r.Meta(ctx, c.Doc.ID+":"+id, key))
 	var p *api.Problem
 	if errors.As(err, &p) {
-		return nil, refused(p)
+		return api.Result{}, refused(p)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &CommandResult{ID: res.ID, Position: res.Position}, nil
+	return res, err
 }
 
 // refused turns the edge's refusal of a command into the GraphQL error of the same kind.

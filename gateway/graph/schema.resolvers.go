@@ -7,7 +7,9 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/orderflow/orderflow/gateway/api"
@@ -65,6 +67,19 @@ func (r *mutationResolver) ChangeAddress(ctx context.Context, customerID string,
 // DeactivateCustomer is the resolver for the deactivateCustomer field.
 func (r *mutationResolver) DeactivateCustomer(ctx context.Context, customerID string, idempotencyKey *string) (*CommandResult, error) {
 	return mutate(ctx, r.Resolver, api.DeactivateCustomer, customerID, &api.NoBody{}, idempotencyKey)
+}
+
+// EraseCustomer is the resolver for the eraseCustomer field.
+func (r *mutationResolver) EraseCustomer(ctx context.Context, customerID string, idempotencyKey *string) (*wire.Erasure, error) {
+	res, err := execute(ctx, r.Resolver, api.EraseCustomer, customerID, &api.NoBody{}, idempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	var receipt wire.Erasure
+	if err := json.Unmarshal(res.Receipt, &receipt); err != nil {
+		return nil, fmt.Errorf("eraseCustomer: the receipt: %w", err)
+	}
+	return &receipt, nil
 }
 
 // AddProduct is the resolver for the addProduct field.
@@ -274,6 +289,14 @@ func (r *queryResolver) ParkedEvents(ctx context.Context, projection string) ([]
 		return nil, err
 	}
 	return pointers(*list), nil
+}
+
+// CustomerErasure is the resolver for the customerErasure field.
+func (r *queryResolver) CustomerErasure(ctx context.Context, customerID string) (*wire.Erasure, error) {
+	if !caller(ctx).IsAdmin() {
+		return nil, forbidden("for admins only")
+	}
+	return one[wire.Erasure](ctx, r.Resolver, wire.EndpointCustomerErasure, wire.CustomerByID{ID: customerID})
 }
 
 // Customer is the resolver for the customer field.

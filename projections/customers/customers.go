@@ -14,6 +14,7 @@ import (
 	customer "github.com/orderflow/orderflow/domain/customer"
 	order "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/personal"
 )
 
 // Name of the read model.
@@ -41,6 +42,7 @@ create table if not exists customers (
   active boolean not null default true,
   registered_at timestamptz not null,
   updated_at timestamptz not null);
+alter table customers add column if not exists erased boolean not null default false;
 -- One row per order: what it adds to its customer's figures. Kept here because a cancellation
 -- names only the order.
 create table if not exists customer_orders (
@@ -52,6 +54,10 @@ create table if not exists customer_orders (
 create index if not exists customer_orders_by_customer on customer_orders (customer_id);`)
 	return err
 }
+
+// redactedAddress is an erased customer's shipping address.
+var redactedAddress, _ = json.Marshal(customer.Address{Line1: personal.Redacted, Line2: personal.Redacted, City: personal.Redacted,
+	PostalCode: personal.Redacted, Country: personal.Redacted})
 
 // Apply implements projections.Projection.
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
@@ -73,6 +79,10 @@ on conflict (customer_id) do nothing`, e.CustomerID, e.Name, e.Email, addr, e.At
 				batch.Queue(`update customers set shipping_address = $2, updated_at = $3 where customer_id = $1`, e.CustomerID, addr, e.At)
 			case customer.Deactivated:
 				batch.Queue(`update customers set active = false, updated_at = $2 where customer_id = $1`, e.CustomerID, e.At)
+			case customer.Erased:
+				// The copies of the customer's personal data go; the events read redacted from now on.
+				batch.Queue(`update customers set name = $2, email = $2, shipping_address = $3, active = false, erased = true, updated_at = $4
+where customer_id = $1`, e.CustomerID, personal.Redacted, redactedAddress, e.At)
 			}
 		default:
 			e, err := order.Codec.Decode(r.Type, r.Data)

@@ -87,7 +87,7 @@ func (s Service) list(ctx context.Context, ids []string) ([]wire.Customer, error
 // listAt reads customers and the checkpoint they reflect, in one snapshot.
 func (s Service) listAt(ctx context.Context, ids []string) ([]wire.Customer, eventstore.Position, error) {
 	var at eventstore.Position
-	rows, err := s.Pool.Query(ctx, `select c.customer_id, c.name, c.email, c.shipping_address, c.active, c.registered_at,
+	rows, err := s.Pool.Query(ctx, `select c.customer_id, c.name, c.email, c.shipping_address, c.active, c.erased, c.registered_at,
        coalesce(o.n, 0), coalesce(o.spend, 0), cp.commit_position, cp.prepare_position
   from customers c
   left join projection_checkpoints cp on cp.name = 'customers'
@@ -102,7 +102,7 @@ func (s Service) listAt(ctx context.Context, ids []string) ([]wire.Customer, eve
 	for rows.Next() {
 		var c wire.Customer
 		var cc, cp *int64
-		if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.Address, &c.Active, &c.RegisteredAt, &c.OrderCount, &c.LifetimeSpendCents, &cc, &cp); err != nil {
+		if err := rows.Scan(&c.ID, &c.Name, &c.Email, &c.Address, &c.Active, &c.Erased, &c.RegisteredAt, &c.OrderCount, &c.LifetimeSpendCents, &cc, &cp); err != nil {
 			return nil, at, err
 		}
 		if cc != nil && cp != nil {
