@@ -94,10 +94,7 @@ func (h Handlers) Erase(ctx context.Context, req wire.IDCommand) (wire.Erasure, 
 	if err := model.Validate(c); err != nil {
 		return wire.Erasure{}, err
 	}
-	events, err := h.Store.ReadStream(ctx, model.Stream(req.ID), eventstore.ReadStreamOptions{})
-	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return wire.Erasure{}, model.ErrNotFound
-	}
+	events, err := h.events(ctx, req.ID)
 	if err != nil {
 		return wire.Erasure{}, err
 	}
@@ -122,10 +119,7 @@ func (h Handlers) Erasure(ctx context.Context, req wire.CustomerByID) (wire.Eras
 	if err := domain.CheckID("id", req.ID); err != nil {
 		return wire.Erasure{}, err
 	}
-	events, err := h.Store.ReadStream(ctx, model.Stream(req.ID), eventstore.ReadStreamOptions{})
-	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return wire.Erasure{}, model.ErrNotFound
-	}
+	events, err := h.events(ctx, req.ID)
 	if err != nil {
 		return wire.Erasure{}, err
 	}
@@ -146,6 +140,15 @@ func (h Handlers) Erasure(ctx context.Context, req wire.CustomerByID) (wire.Eras
 			KeyDestroyedAt: destroyed, ReadModels: ReadModels, Position: r.Position.String()}, nil
 	}
 	return wire.Erasure{}, fmt.Errorf("customer %s is not erased: %w", req.ID, domain.ErrNotFound)
+}
+
+// events are customer id's events (model.ErrNotFound: none).
+func (h Handlers) events(ctx context.Context, id string) ([]eventstore.RecordedEvent, error) {
+	events, err := h.Store.ReadStream(ctx, model.Stream(id), eventstore.ReadStreamOptions{})
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return nil, model.ErrNotFound
+	}
+	return events, err
 }
 
 // Register serves the handlers as the customer-commands NATS micro service until ctx ends.

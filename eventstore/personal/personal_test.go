@@ -205,5 +205,5 @@ func BenchmarkProtection(b *testing.B) {
 // in front of a real one answers from memory alike).
 type memoryKeys struct{}
 
-func (memoryKeys) Key(context.Context, string, bool) ([]byte, error) { return make([]byte, 32), nil }
+func (memoryKeys) Key(context.Context, string, bool) ([]byte, error)  { return make([]byte, 32), nil }
 func (memoryKeys) Destroy(context.Context, string) (time.Time, error) { return time.Time{}, nil }
