@@ -122,11 +122,11 @@ func (p protector) write(ctx context.Context, _ string, events []eventstore.Even
 func (p protector) seal(ctx context.Context, typ string, f fields, data []byte) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("personal: %s: %w", typ, err)
+		return nil, fmt.Errorf("%w: %s: %v", eventstore.ErrInvalid, typ, err)
 	}
 	subject, err := subjectOf(m, f)
 	if err != nil {
-		return nil, fmt.Errorf("personal: %s: %w", typ, err)
+		return nil, fmt.Errorf("%w: %s holds personal data: %v", eventstore.ErrInvalid, typ, err)
 	}
 	key, err := p.keys.Key(ctx, subject, true)
 	if err != nil {

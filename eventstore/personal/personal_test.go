@@ -13,6 +13,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/eventstore/personal"
+	"github.com/orderflow/orderflow/eventstore/storetest"
 	"github.com/orderflow/orderflow/internal/pgschema"
 )
 
@@ -207,3 +208,21 @@ type memoryKeys struct{}
 
 func (memoryKeys) Key(context.Context, string, bool) ([]byte, error)  { return make([]byte, 32), nil }
 func (memoryKeys) Destroy(context.Context, string) (time.Time, error) { return time.Time{}, nil }
+
+// suiteEvent is the event of the store contract suite ("t.v1": {"n": …, "note": …}), its n
+// taken for personal data of the person its note names.
+type suiteEvent struct {
+	N    int    `json:"n" personal:"data"`
+	Note string `json:"note" personal:"subject"`
+}
+
+func (suiteEvent) EventType() string { return "t.v1" }
+
+// TestProtectedStoreKeepsTheStoreContract: a protected store, its suite events encrypted on the
+// way in and decrypted on the way out, passes the event store contract suite.
+func TestProtectedStoreKeepsTheStoreContract(t *testing.T) {
+	k := keys(t)
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		return storetest.Harness{Store: personal.Protect(memory.New(), personal.SpecOf(suiteEvent{}), personal.NewCache(k, time.Minute, 100))}
+	})
+}
