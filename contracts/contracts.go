@@ -73,6 +73,9 @@ type Message struct {
 	// Optional are paths of the matching rules the provider may leave out (an extension of
 	// Pact's layout): the consumer reads their absence as the zero value.
 	Optional []string `json:"optional,omitempty"`
+	// ErrorCodes are the error codes the consumer handles in place of this answer (an extension
+	// too): a provider may answer one of them, and no other, when it cannot answer.
+	ErrorCodes []string `json:"errorCodes,omitempty"`
 }
 
 // Contents is a message's body: JSON, not encoded.

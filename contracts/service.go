@@ -30,6 +30,9 @@ type Call struct {
 	Optional []string
 	// Error, instead of an answer, is the code the provider answers, one the consumer handles.
 	Error string
+	// Handles are the error codes the consumer handles in place of the answer (it turns them into
+	// an answer of its own, not a failure).
+	Handles []string
 }
 
 // description names a call's interaction: its endpoint, its request and, for an error, the code.
@@ -50,6 +53,7 @@ func Service(consumer, provider string, calls []Call) Contract {
 			c.Reads = append(c.Reads, m.Reads...)
 			c.States = append(c.States, m.States...)
 			c.Optional = append(c.Optional, m.Optional...)
+			c.Handles = intersect(c.Handles, m.Handles) // handled by every request that made it
 		}
 		slices.Sort(c.Optional)
 		c.Optional = slices.Compact(c.Optional)
@@ -80,9 +84,19 @@ func Service(consumer, provider string, calls []Call) Contract {
 				optional = append(optional, p)
 			}
 		}
-		in.Response = []Message{{Contents: jsonContents(body), MatchingRules: byType(c.Reads), Optional: optional}}
+		in.Response = []Message{{Contents: jsonContents(body), MatchingRules: byType(c.Reads), Optional: optional, ErrorCodes: c.Handles}}
 		return in
 	})
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // Provider is how a provider's contract test reaches the service it started.

@@ -109,11 +109,20 @@ func example(t reflect.Type, req map[string]any) reflect.Value {
 }
 
 // double answers the services' endpoints under a namespace with examples and records each
-// request. Ablate, when set, takes a path away from one endpoint's answers.
+// request. Ablate, when set, takes a path away from one endpoint's answers; fail, when set,
+// answers one endpoint with an error of that code instead.
 type double struct {
 	mu     sync.Mutex
 	calls  []contracts.Call
 	ablate struct{ endpoint, path string }
+	fail   struct{ endpoint, code string }
+}
+
+// set changes what the double does (under its lock).
+func (d *double) set(f func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f()
 }
 
 func startDouble(t *testing.T, nc *nats.Conn, ns wire.Namespace) *double {
@@ -124,7 +133,13 @@ func startDouble(t *testing.T, nc *nats.Conn, ns wire.Namespace) *double {
 		_ = json.Unmarshal(m.Data, &req)
 		call := contracts.Call{Endpoint: endpoint, Request: m.Data}
 		reply := nats.NewMsg(m.Reply)
-		if code := errorFor(req); code != "" {
+		d.mu.Lock()
+		failed := d.fail.endpoint == endpoint
+		d.mu.Unlock()
+		if failed {
+			reply.Header.Set(micro.ErrorCodeHeader, d.fail.code)
+			reply.Data, _ = json.Marshal(rpc.Errorf(d.fail.code, "the double fails"))
+		} else if code := errorFor(req); code != "" {
 			call.Error = code
 			reply.Header.Set(micro.ErrorCodeHeader, code)
 			reply.Data, _ = json.Marshal(rpc.Errorf(code, "the contract's example"))
@@ -359,17 +374,23 @@ func TestServiceContracts(t *testing.T) {
 			if c.Error == "" {
 				answer, _ := contracts.Decode(c.Answer)
 				for _, leaf := range contracts.Leaves(answer) {
-					d.mu.Lock()
-					d.ablate.endpoint, d.ablate.path = c.Endpoint, leaf
-					d.mu.Unlock()
+					d.set(func() { d.ablate.endpoint, d.ablate.path = c.Endpoint, leaf })
 					if !bytes.Equal(send(e), baseline) {
 						c.Reads = append(c.Reads, leaf)
 					}
 					d.take()
 				}
-				d.mu.Lock()
-				d.ablate.endpoint = ""
-				d.mu.Unlock()
+				d.set(func() { d.ablate.endpoint = "" })
+				// The error codes the gateway handles in place of the answer: it turns them into
+				// an answer of its own (a null, a client error), not an internal error.
+				for _, code := range []string{rpc.CodeInvalid, rpc.CodeNotFound, rpc.CodeConflict, rpc.CodeStale, rpc.CodeForbidden, rpc.CodeUnavailable} {
+					d.set(func() { d.fail.endpoint, d.fail.code = c.Endpoint, code })
+					if !bytes.Contains(send(e), []byte(`"INTERNAL`)) {
+						c.Handles = append(c.Handles, code)
+					}
+					d.take()
+				}
+				d.set(func() { d.fail.endpoint = "" })
 			}
 			recorded[i] = c
 		}

@@ -506,6 +506,12 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 		}
 		reads = append(reads, sub)
 	}
+	// A projector that starts again announces that anything may have changed (a rebuild may have
+	// swapped its rows): live queries then read again, rightly. Such announcements are noted.
+	everything, err := nc.SubscribeSync(ns.Progress("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +532,19 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	// One read each, for the cancellation; none for the five orders of c-b.
+	restarts := map[string]bool{}
+	for {
+		m, err := everything.NextMsg(0)
+		if err != nil {
+			break
+		}
+		var p wire.Progress
+		if json.Unmarshal(m.Data, &p) == nil && !p.Unchanged && p.Changed == nil {
+			restarts[`"minPosition":"`+p.Position+`"`] = true
+		}
+	}
+	// One read each, for the cancellation; none for the five orders of c-b (nor any but those a
+	// projector's restart asked for).
 	var got []string
 	for _, sub := range reads {
 		for {
@@ -534,7 +552,11 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 			if err != nil {
 				break
 			}
-			if bytes.Contains(m.Data, []byte(`"a"`)) || bytes.Contains(m.Data, []byte(`"c-a"`)) {
+			asked := false
+			for pos := range restarts {
+				asked = asked || bytes.Contains(m.Data, []byte(pos))
+			}
+			if !asked && (bytes.Contains(m.Data, []byte(`"a"`)) || bytes.Contains(m.Data, []byte(`"c-a"`))) {
 				got = append(got, m.Subject+" "+string(m.Data))
 			}
 		}
