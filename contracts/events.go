@@ -32,15 +32,20 @@ func Events(consumer string, consumed map[string]Consumed) Contract {
 		}
 		reads := slices.Sorted(slices.Values(c.Reads))
 		body, _ := json.Marshal(Only(example, reads))
-		var optional []string
-		for _, p := range c.Optional {
-			if slices.ContainsFunc(reads, func(r string) bool { return below(r, p) }) {
-				optional = append(optional, p)
-			}
-		}
 		return Interaction{Description: typ, Type: "Asynchronous/Messages", Contents: jsonContents(body),
-			Metadata: map[string]string{"eventType": typ}, MatchingRules: byType(reads), Optional: optional}
+			Metadata: map[string]string{"eventType": typ}, MatchingRules: byType(reads), Optional: read(c.Optional, reads)}
 	})
+}
+
+// read are the optional paths a consumer reads, or reads below.
+func read(optional, reads []string) []string {
+	var out []string
+	for _, p := range optional {
+		if slices.ContainsFunc(reads, func(r string) bool { return below(r, p) }) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // below reports whether path r is p or lies below it.

@@ -78,13 +78,7 @@ func Service(consumer, provider string, calls []Call) Contract {
 			panic(fmt.Sprintf("contracts.Service: %s: the example answer is not JSON: %v", description, err))
 		}
 		body, _ := json.Marshal(Only(example, c.Reads))
-		var optional []string
-		for _, p := range c.Optional { // those the consumer reads, or reads below
-			if slices.ContainsFunc(c.Reads, func(r string) bool { return below(r, p) }) {
-				optional = append(optional, p)
-			}
-		}
-		in.Response = []Message{{Contents: jsonContents(body), MatchingRules: byType(c.Reads), Optional: optional, ErrorCodes: c.Handles}}
+		in.Response = []Message{{Contents: jsonContents(body), MatchingRules: byType(c.Reads), Optional: read(c.Optional, c.Reads), ErrorCodes: c.Handles}}
 		return in
 	})
 }
