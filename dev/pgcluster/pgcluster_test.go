@@ -130,12 +130,21 @@ func TestSuperviseStartsADeadClusterAgain(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	_ = os.Remove(filepath.Join(c.data, "postmaster.pid"))
+	// The killed postmaster's children leave its shared memory a moment after it died; until
+	// then a new postmaster refuses the data directory and exits: try again, as Supervise does.
 	other := &Cluster{dir: c.dir, data: c.data, bin: c.bin, cred: c.cred, port: c.port, args: c.args}
-	if err := other.launch(); err != nil {
-		t.Fatal(err)
-	}
-	if err := other.wait(t.Context(), 60*time.Second); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		err := other.launch()
+		if err == nil {
+			err = other.wait(t.Context(), 60*time.Second)
+		}
+		if err == nil {
+			break
+		}
+		if attempt == 20 {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
