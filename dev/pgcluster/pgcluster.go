@@ -146,6 +146,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 func (c *Cluster) logPath() string { return filepath.Join(c.dir, "postgres.log") }
 
+// lastLogLine is the last line of the cluster's log: why it stopped, usually.
+func (c *Cluster) lastLogLine() string {
+	b, err := os.ReadFile(c.logPath())
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
 // launch starts a postmaster on the cluster's data directory and port.
 func (c *Cluster) launch() error {
 	logFile, err := os.OpenFile(c.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -286,7 +296,7 @@ func (c *Cluster) wait(ctx context.Context, limit time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return errors.New("postgres exited during start")
+			return fmt.Errorf("postgres exited during start: %s", c.lastLogLine())
 		default:
 		}
 		conn, err := pgx.Connect(ctx, c.URL("postgres"))
