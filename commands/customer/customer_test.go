@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/orderflow/orderflow/commands/customer"
 	"github.com/orderflow/orderflow/dev/pgtest"
+	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/customer"
+	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -81,5 +84,72 @@ func TestRegisterIsIdempotentAndValidatesFirst(t *testing.T) {
 	}
 	if _, err := h.ChangeAddress(t.Context(), wire.ChangeAddress{Meta: wire.CommandMeta{CommandID: "a1"}, CustomerID: "c1", Address: addr}); !errors.Is(err, model.ErrDeactivated) {
 		t.Fatalf("change address of a deactivated customer: %v", err)
+	}
+}
+
+// flakyKeys is a key store whose first Destroy fails, as a crash between the erasure's event and
+// the key's destruction would leave things.
+type flakyKeys struct {
+	mu        sync.Mutex
+	failed    bool
+	destroyed map[string]time.Time
+}
+
+func (k *flakyKeys) Key(context.Context, string, bool) ([]byte, error) { return make([]byte, 32), nil }
+
+func (k *flakyKeys) Destroy(_ context.Context, subject string) (time.Time, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.failed {
+		k.failed = true
+		return time.Time{}, errors.New("key store down")
+	}
+	if _, ok := k.destroyed[subject]; !ok {
+		k.destroyed[subject] = time.Now()
+	}
+	return k.destroyed[subject], nil
+}
+
+// TestAnErasureCutShortIsCompletedByErasingAgain: when the key cannot be destroyed after the
+// erasure was recorded, the erase fails; erasing again destroys it, records nothing twice and
+// answers the receipt, with both streams of the customer's personal data.
+func TestAnErasureCutShortIsCompletedByErasingAgain(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	keys := &flakyKeys{destroyed: map[string]time.Time{}}
+	h := customer.Handlers{Store: store, Keys: keys}
+	ctx := context.Background()
+	if _, err := h.Register(ctx, register("c1", "ada@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	erase := wire.IDCommand{Meta: wire.CommandMeta{CommandID: "erase-c1"}, ID: "c1"}
+	if _, err := h.Erase(ctx, erase); err == nil {
+		t.Fatal("an erase whose key survived answered success")
+	}
+	receipt, err := h.Erase(ctx, wire.IDCommand{Meta: wire.CommandMeta{CommandID: "erase-c1-again"}, ID: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := keys.destroyed["c1"]; !ok || receipt.KeyDestroyedAt.IsZero() {
+		t.Fatalf("the key was not destroyed: %+v", receipt)
+	}
+	if want := []string{model.Stream("c1"), model.EmailStream("ada@example.com")}; fmt.Sprint(receipt.Streams) != fmt.Sprint(want) {
+		t.Errorf("receipt streams %v, want %v", receipt.Streams, want)
+	}
+	events, err := store.ReadStream(ctx, model.Stream("c1"), eventstore.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	erased := 0
+	for _, e := range events {
+		if e.Type == model.TypeErased {
+			erased++
+		}
+	}
+	if erased != 1 {
+		t.Errorf("%d erasure events, want one", erased)
+	}
+	if _, err := h.Erasure(ctx, wire.CustomerByID{ID: "c2"}); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("the receipt of a customer never registered: %v", err)
 	}
 }
