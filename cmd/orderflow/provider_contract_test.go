@@ -162,7 +162,7 @@ var states = map[string][]stream{
 	"customer c-4 registered": {customerOf("c-4")},
 	"customer c-5 erased": {func() stream {
 		s := customerOf("c-5")
-		s.events = append(s.events, customer.Erased{CustomerID: "c-5", Fields: customer.PersonalFields, Streams: []string{customer.Stream("c-5")}, At: at})
+		s.events = append(s.events, customer.Erased{CustomerID: "c-5", Fields: []string{"email", "name", "shippingAddress"}, Streams: []string{customer.Stream("c-5")}, At: at})
 		return s
 	}()},
 	"product p-1 on sale with 10 in stock":                  {productOf("p-1", 10)},

@@ -78,6 +78,9 @@ func (h Handlers) Deactivate(ctx context.Context, req wire.IDCommand) (wire.Comm
 	return h.execute(ctx, req.ID, req.Meta, model.Deactivate{CustomerID: req.ID})
 }
 
+// personalFields are the fields an erasure erases: those the customer events' types mark personal.
+var personalFields = personal.SpecOf(model.Personal...).Fields()
+
 // ReadModels are the read models that copy a customer's personal data (and redact it when they
 // apply customer.erased).
 var ReadModels = []string{"customers"}
@@ -90,7 +93,7 @@ func (h Handlers) Erase(ctx context.Context, req wire.IDCommand) (wire.Erasure, 
 	if h.Keys == nil {
 		return wire.Erasure{}, errors.New("customer service: no key store to erase with")
 	}
-	c := model.Erase{CustomerID: req.ID, Streams: []string{model.Stream(req.ID)}}
+	c := model.Erase{CustomerID: req.ID, Fields: personalFields, Streams: []string{model.Stream(req.ID)}}
 	if err := model.Validate(c); err != nil {
 		return wire.Erasure{}, err
 	}

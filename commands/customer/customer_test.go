@@ -136,6 +136,9 @@ func TestAnErasureCutShortIsCompletedByErasingAgain(t *testing.T) {
 	if want := []string{model.Stream("c1"), model.EmailStream("ada@example.com")}; fmt.Sprint(receipt.Streams) != fmt.Sprint(want) {
 		t.Errorf("receipt streams %v, want %v", receipt.Streams, want)
 	}
+	if want := []string{"email", "name", "shippingAddress"}; fmt.Sprint(receipt.Fields) != fmt.Sprint(want) {
+		t.Errorf("receipt fields %v, want %v (the fields the events' types mark personal)", receipt.Fields, want)
+	}
 	events, err := store.ReadStream(ctx, model.Stream("c1"), eventstore.ReadStreamOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -57,10 +57,11 @@ type (
 		Address    Address
 	}
 	Deactivate struct{ CustomerID string }
-	// Erase erases the customer's personal data; Streams are the streams that hold it.
+	// Erase erases the customer's personal data: Fields (those the events' types mark personal),
+	// in Streams.
 	Erase struct {
-		CustomerID string
-		Streams    []string
+		CustomerID      string
+		Fields, Streams []string
 	}
 )
 
@@ -129,9 +130,6 @@ func (Erased) EventType() string         { return TypeErased }
 // an erasure erases.
 var Personal = []Event{Registered{}, AddressChanged{}, EmailClaimed{}}
 
-// PersonalFields are the personal fields of the customer's events.
-var PersonalFields = []string{"name", "email", "shippingAddress"}
-
 // State of a customer. It holds no personal data: the state of a stream may be kept (a snapshot,
 // a command service's cache) where an erasure does not reach.
 type State struct {
@@ -170,7 +168,7 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 		case s.Erased:
 			return nil, ErrErased
 		}
-		return []Event{Erased{CustomerID: s.ID, Fields: PersonalFields, Streams: c.Streams, At: now}}, nil
+		return []Event{Erased{CustomerID: s.ID, Fields: c.Fields, Streams: c.Streams, At: now}}, nil
 	}
 	return nil, fmt.Errorf("customer: unknown command %T", c)
 }

@@ -33,10 +33,10 @@ func TestDecide(t *testing.T) {
 		{Name: "deactivate", Given: []customer.Event{registered}, When: customer.Deactivate{CustomerID: "c1"}, Then: []customer.Event{customer.Deactivated{CustomerID: "c1", At: now}}},
 		{Name: "deactivate twice", Given: []customer.Event{registered, customer.Deactivated{CustomerID: "c1"}}, When: customer.Deactivate{CustomerID: "c1"}, Err: customer.ErrDeactivated},
 		{Name: "change address when deactivated", Given: []customer.Event{registered, customer.Deactivated{CustomerID: "c1"}}, When: customer.ChangeAddress{CustomerID: "c1", Address: moved}, Err: customer.ErrDeactivated},
-		{Name: "erase", Given: []customer.Event{registered}, When: customer.Erase{CustomerID: "c1", Streams: []string{"customer-c1"}},
-			Then: []customer.Event{customer.Erased{CustomerID: "c1", Fields: []string{"name", "email", "shippingAddress"}, Streams: []string{"customer-c1"}, At: now}}},
+		{Name: "erase", Given: []customer.Event{registered}, When: customer.Erase{CustomerID: "c1", Fields: []string{"name"}, Streams: []string{"customer-c1"}},
+			Then: []customer.Event{customer.Erased{CustomerID: "c1", Fields: []string{"name"}, Streams: []string{"customer-c1"}, At: now}}},
 		{Name: "erase a deactivated customer", Given: []customer.Event{registered, customer.Deactivated{CustomerID: "c1"}}, When: customer.Erase{CustomerID: "c1"},
-			Then: []customer.Event{customer.Erased{CustomerID: "c1", Fields: []string{"name", "email", "shippingAddress"}, At: now}}},
+			Then: []customer.Event{customer.Erased{CustomerID: "c1", At: now}}},
 		{Name: "erase unknown", When: customer.Erase{CustomerID: "c1"}, Err: customer.ErrNotFound},
 		{Name: "erase twice", Given: []customer.Event{registered, customer.Erased{CustomerID: "c1"}}, When: customer.Erase{CustomerID: "c1"}, Err: customer.ErrErased},
 		{Name: "change address when erased", Given: []customer.Event{registered, customer.Erased{CustomerID: "c1"}}, When: customer.ChangeAddress{CustomerID: "c1", Address: moved}, Err: customer.ErrErased},
@@ -58,7 +58,7 @@ func TestEmailStreamIsCaseInsensitive(t *testing.T) {
 func TestCodec(t *testing.T) {
 	t.Parallel()
 	for _, e := range []customer.Event{registered, customer.AddressChanged{CustomerID: "c1", Address: addr, At: now}, customer.Deactivated{CustomerID: "c1", At: now}, customer.EmailClaimed{Email: "a@b.co", CustomerID: "c1"},
-		customer.Erased{CustomerID: "c1", Fields: customer.PersonalFields, Streams: []string{"customer-c1"}, At: now}} {
+		customer.Erased{CustomerID: "c1", Fields: []string{"email", "name", "shippingAddress"}, Streams: []string{"customer-c1"}, At: now}} {
 		typ, data, err := customer.Codec.Encode(e)
 		if err != nil {
 			t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/orderflow/orderflow/domain"
@@ -59,7 +60,7 @@ func SpecOf(events ...domain.Event) Spec {
 				f.subject = name
 			case "data":
 				f.data = append(f.data, name)
-				f.redacted[name], _ = json.Marshal(redact(reflect.New(sf.Type).Elem()).Interface())
+				f.redacted[name], _ = json.Marshal(redact(reflect.New(sf.Type).Elem()))
 			}
 		}
 		if f.subject == "" || len(f.data) == 0 {
@@ -70,15 +71,36 @@ func SpecOf(events ...domain.Event) Spec {
 	return s
 }
 
-// redact fills v's text with Redacted, leaving every other kind of value zero.
-func redact(v reflect.Value) reflect.Value {
+// Fields are the personal fields of spec's event types (their JSON names), sorted: what an
+// erasure erases.
+func (s Spec) Fields() []string {
+	var out []string
+	for _, f := range s {
+		out = append(out, f.data...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Redact is a T whose every text is Redacted (every other value zero): what a personal field of
+// type T reads as once its person is erased, for a read model to write in place of its copy.
+func Redact[T any]() T {
+	var v T
+	fill(reflect.ValueOf(&v).Elem())
+	return v
+}
+
+func redact(v reflect.Value) any { return fill(v).Interface() }
+
+// fill fills v's text with Redacted, leaving every other kind of value zero.
+func fill(v reflect.Value) reflect.Value {
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(Redacted)
 	case reflect.Struct:
 		for i := range v.NumField() {
 			if v.Type().Field(i).IsExported() {
-				redact(v.Field(i))
+				fill(v.Field(i))
 			}
 		}
 	}

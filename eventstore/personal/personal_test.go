@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -225,4 +226,17 @@ func TestProtectedStoreKeepsTheStoreContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		return storetest.Harness{Store: personal.Protect(memory.New(), personal.SpecOf(suiteEvent{}), personal.NewCache(k, time.Minute, 100))}
 	})
+}
+
+// TestSpecNamesTheFieldsAndHowTheyReadErased: the fields come from the tags; a redacted address
+// reads as the store redacts one.
+func TestSpecNamesTheFieldsAndHowTheyReadErased(t *testing.T) {
+	t.Parallel()
+	if got := personal.SpecOf(customer.Personal...).Fields(); fmt.Sprint(got) != "[email name shippingAddress]" {
+		t.Errorf("fields %v", got)
+	}
+	a := personal.Redact[customer.Address]()
+	if a.Line1 != personal.Redacted || a.Line2 != personal.Redacted || a.Country != personal.Redacted {
+		t.Errorf("redacted address %+v", a)
+	}
 }

@@ -55,9 +55,8 @@ create index if not exists customer_orders_by_customer on customer_orders (custo
 	return err
 }
 
-// redactedAddress is an erased customer's shipping address.
-var redactedAddress, _ = json.Marshal(customer.Address{Line1: personal.Redacted, Line2: personal.Redacted, City: personal.Redacted,
-	PostalCode: personal.Redacted, Country: personal.Redacted})
+// redactedAddress is an erased customer's shipping address, as their events read.
+var redactedAddress, _ = json.Marshal(personal.Redact[customer.Address]())
 
 // Apply implements projections.Projection.
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
