@@ -89,7 +89,7 @@ type Erasure struct {
 	// Streams are the event streams whose events held them: they now read redacted.
 	Streams []string `json:"streams"`
 	// KeyDestroyedAt is when the customer's data key was destroyed (the key store keeps that, and
-	// no key).
+	// no key); zero if an erasure was cut short before it: erasing again completes it.
 	KeyDestroyedAt time.Time `json:"keyDestroyedAt"`
 	// ReadModels are the read models that held copies and redact them on the erasure's event.
 	ReadModels []string `json:"readModels"`

@@ -135,7 +135,7 @@ func (h Handlers) Erasure(ctx context.Context, req wire.CustomerByID) (wire.Eras
 			return wire.Erasure{}, err
 		}
 		erased := e.(model.Erased)
-		destroyed, err := h.Keys.Destroy(ctx, req.ID) // idempotent: answers when it first ran
+		destroyed, err := h.Keys.Destroyed(ctx, req.ID) // zero if the erasure was cut short: erase again
 		if err != nil {
 			return wire.Erasure{}, err
 		}

@@ -110,6 +110,12 @@ func (k *flakyKeys) Destroy(_ context.Context, subject string) (time.Time, error
 	return k.destroyed[subject], nil
 }
 
+func (k *flakyKeys) Destroyed(_ context.Context, subject string) (time.Time, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.destroyed[subject], nil
+}
+
 // TestAnErasureCutShortIsCompletedByErasingAgain: when the key cannot be destroyed after the
 // erasure was recorded, the erase fails; erasing again destroys it, records nothing twice and
 // answers the receipt, with both streams of the customer's personal data.
@@ -125,6 +131,13 @@ func TestAnErasureCutShortIsCompletedByErasingAgain(t *testing.T) {
 	erase := wire.IDCommand{Meta: wire.CommandMeta{CommandID: "erase-c1"}, ID: "c1"}
 	if _, err := h.Erase(ctx, erase); err == nil {
 		t.Fatal("an erase whose key survived answered success")
+	}
+	// The receipt says so, and fetching it changes nothing.
+	if r, err := h.Erasure(ctx, wire.CustomerByID{ID: "c1"}); err != nil || !r.KeyDestroyedAt.IsZero() {
+		t.Fatalf("the receipt of an erasure cut short: %+v, %v", r, err)
+	}
+	if _, ok := keys.destroyed["c1"]; ok {
+		t.Fatal("fetching a receipt destroyed the key")
 	}
 	receipt, err := h.Erase(ctx, wire.IDCommand{Meta: wire.CommandMeta{CommandID: "erase-c1-again"}, ID: "c1"})
 	if err != nil {

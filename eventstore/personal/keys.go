@@ -29,6 +29,8 @@ type Keys interface {
 	// Destroy erases subject's key for ever and answers when (the first time it ran). It is safe
 	// to call again.
 	Destroy(ctx context.Context, subject string) (time.Time, error)
+	// Destroyed answers when subject's key was destroyed, or the zero time if it was not.
+	Destroyed(ctx context.Context, subject string) (time.Time, error)
 }
 
 // Schema is the PostgreSQL schema of the data keys: apart from every read model, so that no
@@ -86,6 +88,19 @@ returning erased_at`, subject).Scan(&at)
 	return at.UTC(), nil
 }
 
+// Destroyed implements Keys.
+func (k PostgresKeys) Destroyed(ctx context.Context, subject string) (time.Time, error) {
+	var at *time.Time
+	err := k.Pool.QueryRow(ctx, `select erased_at from data_keys where subject = $1`, subject).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && at == nil {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("data key of %s: %w", subject, err)
+	}
+	return at.UTC(), nil
+}
+
 // Cache keeps keys (and that a person is erased) in memory for TTL, at most Max of them: a read
 // of many events of few people asks the store once each. Another process's Destroy is seen within
 // TTL; this one's at once.
@@ -133,6 +148,11 @@ func (c *Cache) Key(ctx context.Context, subject string, create bool) ([]byte, e
 	}
 	c.entries[subject] = cached{key: key, err: err, expires: now.Add(c.TTL)}
 	return key, err
+}
+
+// Destroyed implements Keys (not cached: a receipt's question).
+func (c *Cache) Destroyed(ctx context.Context, subject string) (time.Time, error) {
+	return c.Keys.Destroyed(ctx, subject)
 }
 
 // Destroy implements Keys, and forgets the key here at once.

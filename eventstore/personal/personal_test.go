@@ -91,10 +91,17 @@ func TestPersonalFieldsAreEncryptedAndErasedByTheKey(t *testing.T) {
 		t.Fatalf("read back %+v, want %+v", got, ada)
 	}
 
+	if at, err := k.Destroyed(t.Context(), "c-1"); err != nil || !at.IsZero() {
+		t.Fatalf("destroyed before Destroy: %v %v", at, err)
+	}
 	for _, id := range []string{"c-1", "c-2"} {
 		if _, err := k.Destroy(t.Context(), id); err != nil {
 			t.Fatal(err)
 		}
+	}
+	first, err := k.Destroyed(t.Context(), "c-1")
+	if again, _ := k.Destroy(t.Context(), "c-1"); err != nil || first.IsZero() || !again.Equal(first) {
+		t.Fatalf("destroyed at %v (%v), again %v: want the first time, kept", first, err, again)
 	}
 	for _, stream := range []string{"customer-c-1", "customer-c-2"} {
 		got := read(t, store, stream)
@@ -207,8 +214,9 @@ func BenchmarkProtection(b *testing.B) {
 // in front of a real one answers from memory alike).
 type memoryKeys struct{}
 
-func (memoryKeys) Key(context.Context, string, bool) ([]byte, error)  { return make([]byte, 32), nil }
-func (memoryKeys) Destroy(context.Context, string) (time.Time, error) { return time.Time{}, nil }
+func (memoryKeys) Key(context.Context, string, bool) ([]byte, error)    { return make([]byte, 32), nil }
+func (memoryKeys) Destroy(context.Context, string) (time.Time, error)   { return time.Time{}, nil }
+func (memoryKeys) Destroyed(context.Context, string) (time.Time, error) { return time.Time{}, nil }
 
 // suiteEvent is the event of the store contract suite ("t.v1": {"n": …, "note": …}), its n
 // taken for personal data of the person its note names.
