@@ -101,13 +101,13 @@ func (k PostgresKeys) Destroyed(ctx context.Context, subject string) (time.Time,
 	return at.UTC(), nil
 }
 
-// Cache keeps keys (and that a person is erased) in memory for TTL, at most Max of them: a read
+// Cache keeps keys (and that a person is erased) in memory for a while, a bounded number of them: a read
 // of many events of few people asks the store once each. Another process's Destroy is seen within
-// TTL; this one's at once.
+// the TTL; this one's at once. Make one with NewCache.
 type Cache struct {
-	Keys Keys
-	TTL  time.Duration
-	Max  int
+	keys Keys
+	ttl  time.Duration
+	max  int
 
 	mu      sync.Mutex
 	entries map[string]cached
@@ -121,7 +121,7 @@ type cached struct {
 
 // NewCache returns keys cached for ttl, at most max at once.
 func NewCache(keys Keys, ttl time.Duration, max int) *Cache {
-	return &Cache{Keys: keys, TTL: ttl, Max: max, entries: map[string]cached{}}
+	return &Cache{keys: keys, ttl: ttl, max: max, entries: map[string]cached{}}
 }
 
 // Key implements Keys.
@@ -133,31 +133,37 @@ func (c *Cache) Key(ctx context.Context, subject string, create bool) ([]byte, e
 	if ok && now.Before(e.expires) && !(create && errors.Is(e.err, ErrNoKey)) {
 		return e.key, e.err
 	}
-	key, err := c.Keys.Key(ctx, subject, create)
+	key, err := c.keys.Key(ctx, subject, create)
 	if err != nil && !errors.Is(err, ErrErased) && !errors.Is(err, ErrNoKey) {
 		return nil, err // an outage is not remembered
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.Max {
-		for s, old := range c.entries { // expired ones first; else any: the cache only saves reads
-			if now.After(old.expires) || len(c.entries) >= c.Max {
+	if len(c.entries) >= c.max {
+		for s, old := range c.entries {
+			if now.After(old.expires) {
 				delete(c.entries, s)
 			}
 		}
+		for s := range c.entries { // still full: any goes, the cache only saves reads
+			if len(c.entries) < c.max {
+				break
+			}
+			delete(c.entries, s)
+		}
 	}
-	c.entries[subject] = cached{key: key, err: err, expires: now.Add(c.TTL)}
+	c.entries[subject] = cached{key: key, err: err, expires: now.Add(c.ttl)}
 	return key, err
 }
 
 // Destroyed implements Keys (not cached: a receipt's question).
 func (c *Cache) Destroyed(ctx context.Context, subject string) (time.Time, error) {
-	return c.Keys.Destroyed(ctx, subject)
+	return c.keys.Destroyed(ctx, subject)
 }
 
 // Destroy implements Keys, and forgets the key here at once.
 func (c *Cache) Destroy(ctx context.Context, subject string) (time.Time, error) {
-	at, err := c.Keys.Destroy(ctx, subject)
+	at, err := c.keys.Destroy(ctx, subject)
 	c.mu.Lock()
 	delete(c.entries, subject)
 	c.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,5 +247,45 @@ func TestSpecNamesTheFieldsAndHowTheyReadErased(t *testing.T) {
 	a := personal.Redact[customer.Address]()
 	if a.Line1 != personal.Redacted || a.Line2 != personal.Redacted || a.Country != personal.Redacted {
 		t.Errorf("redacted address %+v", a)
+	}
+}
+
+// countingKeys counts the reads that reach the key store.
+type countingKeys struct {
+	memoryKeys
+	mu    sync.Mutex
+	reads int
+}
+
+func (k *countingKeys) Key(ctx context.Context, subject string, create bool) ([]byte, error) {
+	k.mu.Lock()
+	k.reads++
+	k.mu.Unlock()
+	return k.memoryKeys.Key(ctx, subject, create)
+}
+
+// TestTheCacheIsBounded: past its size, a cache forgets some keys (they are read again), and it
+// never holds more than its size.
+func TestTheCacheIsBounded(t *testing.T) {
+	t.Parallel()
+	k := &countingKeys{}
+	c := personal.NewCache(k, time.Hour, 3)
+	for _, s := range []string{"a", "b", "c", "a", "b", "c"} {
+		if _, err := c.Key(t.Context(), s, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k.reads != 3 {
+		t.Fatalf("%d reads of three keys under the bound, want 3", k.reads)
+	}
+	for _, s := range []string{"d", "e", "f", "g"} {
+		_, _ = c.Key(t.Context(), s, false)
+	}
+	before := k.reads
+	for _, s := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		_, _ = c.Key(t.Context(), s, false)
+	}
+	if k.reads-before < 4 {
+		t.Fatalf("seven keys through a cache of three: only %d read again", k.reads-before)
 	}
 }
