@@ -10,12 +10,6 @@ import (
 	"github.com/orderflow/orderflow/eventstore/memory"
 )
 
-// TestQueuedCommandsContracts: the inventory service carries out, or refuses as a business outcome,
-// every command its consumers recorded queueing for it.
-func TestQueuedCommandsContracts(t *testing.T) {
-	contracts.RequireQueued(t, inventory.Handlers{Store: memory.New()}.Jobs())
-}
-
 // TestABrokenQueuedCommandNamesTheInteraction: when the fields a consumer sends and the ones the
 // provider reads part, as they would after either side renamed one, the provider's contract test
 // fails naming the consumer and the interaction: a required field (the reservation's orderId,
