@@ -295,20 +295,15 @@ func (e exchange) document(schema *gqlast.Schema) string {
 		return "{ " + strings.Join(fields, " ") + " }"
 	}
 	f := root.Fields.ForName(e.field)
-	args := ""
-	if e.args != "" {
-		args = "(" + e.args + ")"
-	}
-	op := "query"
+	args, op := e.args, "query"
 	if e.mutation {
 		op = "mutation"
-		args = strings.TrimSuffix(args, ")") + `, idempotencyKey: "contract-` + e.field + `")`
-		if e.args == "" {
-			args = `(idempotencyKey: "contract-` + e.field + `")`
+		if f.Arguments.ForName("idempotencyKey") != nil { // a retry is the same command: a stable command id
+			args = strings.TrimPrefix(args+`, idempotencyKey: "contract-`+e.field+`"`, ", ")
 		}
-		if f.Arguments.ForName("idempotencyKey") == nil {
-			args = "(" + e.args + ")"
-		}
+	}
+	if args != "" {
+		args = "(" + args + ")"
 	}
 	return op + " { " + e.field + args + " " + sel(f.Type, 4) + " " + e.also + " }"
 }

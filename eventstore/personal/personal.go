@@ -60,7 +60,7 @@ func SpecOf(events ...domain.Event) Spec {
 				f.subject = name
 			case "data":
 				f.data = append(f.data, name)
-				f.redacted[name], _ = json.Marshal(redact(reflect.New(sf.Type).Elem()))
+				f.redacted[name], _ = json.Marshal(fill(reflect.New(sf.Type).Elem()).Interface())
 			}
 		}
 		if f.subject == "" || len(f.data) == 0 {
@@ -89,8 +89,6 @@ func Redact[T any]() T {
 	fill(reflect.ValueOf(&v).Elem())
 	return v
 }
-
-func redact(v reflect.Value) any { return fill(v).Interface() }
 
 // fill fills v's text with Redacted, leaving every other kind of value zero.
 func fill(v reflect.Value) reflect.Value {
