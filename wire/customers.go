@@ -2,29 +2,18 @@ package wire
 
 import "time"
 
-// The customer services.
+// The customer services and their endpoints, relative to a Namespace.
 const (
-	ServiceCustomerCommands = "customer-commands"
-	ServiceCustomerQueries  = "customer-queries"
-)
+	ServiceCustomerCommands    = "customer-commands"
+	EndpointRegisterCustomer   = "customer.register"       // RegisterCustomer → CommandReply
+	EndpointChangeAddress      = "customer.change_address" // ChangeAddress → CommandReply
+	EndpointDeactivateCustomer = "customer.deactivate"     // IDCommand (the customer) → CommandReply
+	EndpointEraseCustomer      = "customer.erase"          // IDCommand (the customer) → Erasure; admins only
+	EndpointCustomerErasure    = "customer.erasure"        // CustomerByID → Erasure (not found: not erased); admins only
 
-// Endpoints of the customer services, relative to a Namespace.
-const (
-	// EndpointRegisterCustomer: RegisterCustomer → CommandReply.
-	EndpointRegisterCustomer = "customer.register"
-	// EndpointChangeAddress: ChangeAddress → CommandReply.
-	EndpointChangeAddress = "customer.change_address"
-	// EndpointDeactivateCustomer: IDCommand (the customer) → CommandReply.
-	EndpointDeactivateCustomer = "customer.deactivate"
-	// EndpointEraseCustomer: IDCommand (the customer) → Erasure; admins only.
-	EndpointEraseCustomer = "customer.erase"
-	// EndpointCustomerErasure: CustomerByID → Erasure (not found: not erased); admins only.
-	EndpointCustomerErasure = "customer.erasure"
-
-	// EndpointCustomerByID: CustomerByID → Customer.
-	EndpointCustomerByID = "customers.get"
-	// EndpointCustomersByIDs: CustomersByIDs → []Customer.
-	EndpointCustomersByIDs = "customers.get_many"
+	ServiceCustomerQueries = "customer-queries"
+	EndpointCustomersByIDs = "customers.get_many" // CustomersByIDs → []Customer
+	EndpointCustomerByID   = "customers.get"      // CustomerByID → Customer
 )
 
 // Address is a shipping address.

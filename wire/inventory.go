@@ -2,40 +2,25 @@ package wire
 
 import "time"
 
-// The inventory command service and the catalog query service.
+// The inventory and catalog services and their endpoints, relative to a Namespace.
 const (
-	ServiceInventoryCommands = "inventory-commands"
-	ServiceCatalogQueries    = "catalog-queries"
-)
-
-// Endpoints of the inventory and catalog services, relative to a Namespace.
-const (
-	// EndpointAddProduct: AddProduct → CommandReply.
-	EndpointAddProduct = "product.add"
-	// EndpointChangePrice: ChangePrice → CommandReply.
-	EndpointChangePrice = "product.change_price"
-	// EndpointRestock: Restock → CommandReply.
-	EndpointRestock = "product.restock"
-	// EndpointDiscontinueProduct: IDCommand (the product) → CommandReply.
-	EndpointDiscontinueProduct = "product.discontinue"
-	// EndpointReserveStock: ReserveStock → CommandReply; queued by the fulfillment saga.
-	EndpointReserveStock = "stock.reserve"
+	ServiceInventoryCommands   = "inventory-commands"
+	EndpointAddProduct         = "product.add"          // AddProduct → CommandReply
+	EndpointChangePrice        = "product.change_price" // ChangePrice → CommandReply
+	EndpointRestock            = "product.restock"      // Restock → CommandReply
+	EndpointDiscontinueProduct = "product.discontinue"  // IDCommand (the product) → CommandReply
+	EndpointReserveStock       = "stock.reserve"        // ReserveStock → CommandReply; queued by the saga
 	// EndpointRouteStock (plus an instance id) is where an inventory instance takes the stock
 	// commands of the products it owns from the other instances (ProductStock).
-	EndpointRouteStock = "stock.route"
-	// EndpointReleaseStock: OrderStock → CommandReply; queued by the fulfillment saga.
-	EndpointReleaseStock = "stock.release"
-	// EndpointCommitStock: OrderStock → CommandReply.
-	EndpointCommitStock = "stock.commit"
+	EndpointRouteStock   = "stock.route"
+	EndpointReleaseStock = "stock.release" // OrderStock → CommandReply; queued by the saga
+	EndpointCommitStock  = "stock.commit"  // OrderStock → CommandReply
 
-	// EndpointProductByID: ProductByID → Product.
-	EndpointProductByID = "catalog.product.get"
-	// EndpointProductsByIDs: ProductsByIDs → []Product.
-	EndpointProductsByIDs = "catalog.products.get_many"
-	// EndpointSearchProduct: SearchProducts → ProductPage.
-	EndpointSearchProduct = "catalog.products.search"
-	// EndpointLowStock: LowStock → []Product.
-	EndpointLowStock = "catalog.products.low_stock"
+	ServiceCatalogQueries = "catalog-queries"
+	EndpointProductByID   = "catalog.product.get"        // ProductByID → Product
+	EndpointProductsByIDs = "catalog.products.get_many"  // ProductsByIDs → []Product
+	EndpointSearchProduct = "catalog.products.search"    // SearchProducts → ProductPage
+	EndpointLowStock      = "catalog.products.low_stock" // LowStock → []Product
 )
 
 // AddProduct adds a product to the catalog; the sku must be free.

@@ -2,37 +2,22 @@ package wire
 
 import "time"
 
-// The order services.
+// The order services and their endpoints, relative to a Namespace.
 const (
-	ServiceOrderCommands = "order-commands"
-	ServiceOrderQueries  = "order-queries"
-)
+	ServiceOrderCommands  = "order-commands"
+	EndpointPlaceOrder    = "order.place"     // PlaceOrder → CommandReply
+	EndpointCancelOrder   = "order.cancel"    // CancelOrder → CommandReply
+	EndpointConfirmOrder  = "order.confirm"   // IDCommand (the order) → CommandReply; queued by the saga
+	EndpointMarkOrderPaid = "order.mark_paid" // IDCommand (the order) → CommandReply
+	EndpointShipOrder     = "order.ship"      // IDCommand (the order) → CommandReply
+	EndpointDeliverOrder  = "order.deliver"   // IDCommand (the order) → CommandReply
 
-// Endpoints of the order services, relative to a Namespace.
-const (
-	// EndpointPlaceOrder: PlaceOrder → CommandReply.
-	EndpointPlaceOrder = "order.place"
-	// EndpointCancelOrder: CancelOrder → CommandReply.
-	EndpointCancelOrder = "order.cancel"
-	// EndpointConfirmOrder: IDCommand (the order) → CommandReply; queued by the fulfillment saga.
-	EndpointConfirmOrder = "order.confirm"
-	// EndpointMarkOrderPaid: IDCommand (the order) → CommandReply.
-	EndpointMarkOrderPaid = "order.mark_paid"
-	// EndpointShipOrder: IDCommand (the order) → CommandReply.
-	EndpointShipOrder = "order.ship"
-	// EndpointDeliverOrder: IDCommand (the order) → CommandReply.
-	EndpointDeliverOrder = "order.deliver"
-
-	// EndpointOrderByID: OrderByID → Order.
-	EndpointOrderByID = "orders.get"
-	// EndpointOrdersByIDs: OrdersByIDs → []Order.
-	EndpointOrdersByIDs = "orders.get_many"
-	// EndpointListOrders: ListOrders → OrderPage.
-	EndpointListOrders = "orders.list"
-	// EndpointOrderTimeline: OrderByID → []TimelineEntry (empty: no such order).
-	EndpointOrderTimeline = "orders.timeline"
-	// EndpointActorActivity: ActorActivity → ActivityPage; admins only.
-	EndpointActorActivity = "orders.activity"
+	ServiceOrderQueries   = "order-queries"
+	EndpointOrderByID     = "orders.get"      // OrderByID → Order
+	EndpointOrdersByIDs   = "orders.get_many" // OrdersByIDs → []Order
+	EndpointListOrders    = "orders.list"     // ListOrders → OrderPage
+	EndpointOrderTimeline = "orders.timeline" // OrderByID → []TimelineEntry (empty: no such order)
+	EndpointActorActivity = "orders.activity" // ActorActivity → ActivityPage; admins only
 )
 
 // OrderLine is one product of an order; money in integer cents.

@@ -1,20 +1,13 @@
 package wire
 
-// The payment command service.
-const ServicePaymentCommands = "payment-commands"
-
-// Endpoints of the payment service, relative to a Namespace.
+// The payment command service and its endpoints, relative to a Namespace.
 const (
-	// EndpointAuthorizePayment: AuthorizePayment → CommandReply; queued by the fulfillment saga.
-	EndpointAuthorizePayment = "payment.authorize"
-	// EndpointCapturePayment: IDCommand (the payment) → CommandReply.
-	EndpointCapturePayment = "payment.capture"
-	// EndpointVoidPayment: IDCommand (the payment) → CommandReply; queued by the fulfillment saga.
-	EndpointVoidPayment = "payment.void"
-	// EndpointRefundPayment: RefundPayment → CommandReply.
-	EndpointRefundPayment = "payment.refund"
-	// EndpointPaymentProvider: {} → ProviderStatus.
-	EndpointPaymentProvider = "payment.provider"
+	ServicePaymentCommands   = "payment-commands"
+	EndpointAuthorizePayment = "payment.authorize" // AuthorizePayment → CommandReply; queued by the saga
+	EndpointCapturePayment   = "payment.capture"   // IDCommand (the payment) → CommandReply
+	EndpointVoidPayment      = "payment.void"      // IDCommand (the payment) → CommandReply; queued by the saga
+	EndpointRefundPayment    = "payment.refund"    // RefundPayment → CommandReply
+	EndpointPaymentProvider  = "payment.provider"  // {} → ProviderStatus
 )
 
 // AuthorizePayment asks the card provider to authorize an order's amount.

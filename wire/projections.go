@@ -5,18 +5,13 @@ import "time"
 // The projections service: operators' view of the read models and their operations, served by
 // the projector target (and used by the gateway's admin fields).
 const (
-	ServiceProjections = "projections"
-	// EndpointProjectionsList: {} → []ProjectionStatus.
-	EndpointProjectionsList = "projections.list"
-	// EndpointProjectionPause and EndpointProjectionResume: ProjectionName → ProjectionStatus.
-	EndpointProjectionPause  = "projections.pause"
-	EndpointProjectionResume = "projections.resume"
-	// EndpointProjectionParked: ProjectionName → []ParkedEvent.
-	EndpointProjectionParked = "projections.parked"
-	// EndpointProjectionReplay: ProjectionName → ReplayResult.
-	EndpointProjectionReplay = "projections.replay_parked"
-	// EndpointProjectionRebuild: ProjectionName → ProjectionStatus, once the rebuild runs.
-	EndpointProjectionRebuild = "projections.rebuild"
+	ServiceProjections        = "projections"
+	EndpointProjectionsList   = "projections.list"          // {} → []ProjectionStatus
+	EndpointProjectionPause   = "projections.pause"         // ProjectionName → ProjectionStatus
+	EndpointProjectionResume  = "projections.resume"        // ProjectionName → ProjectionStatus
+	EndpointProjectionParked  = "projections.parked"        // ProjectionName → []ParkedEvent
+	EndpointProjectionReplay  = "projections.replay_parked" // ProjectionName → ReplayResult
+	EndpointProjectionRebuild = "projections.rebuild"       // ProjectionName → ProjectionStatus, once the rebuild runs
 )
 
 // ProjectionName names one read model's projection.

@@ -4,15 +4,11 @@ import "time"
 
 // The sagas' query service and its endpoints.
 const (
-	ServiceSagas = "sagas"
-	// EndpointFulfillment: FulfillmentByOrder → Fulfillment.
-	EndpointFulfillment = "sagas.fulfillment.get"
-	// EndpointFulfillments: ListFulfillments → []Fulfillment.
-	EndpointFulfillments = "sagas.fulfillment.list"
-	// EndpointFulfillmentsByIDs: FulfillmentsByOrders → []Fulfillment.
-	EndpointFulfillmentsByIDs = "sagas.fulfillment.get_many"
-	// EndpointFulfillmentCounts: {} → FulfillmentCounts.
-	EndpointFulfillmentCounts = "sagas.fulfillment.counts"
+	ServiceSagas              = "sagas"
+	EndpointFulfillment       = "sagas.fulfillment.get"      // FulfillmentByOrder → Fulfillment
+	EndpointFulfillments      = "sagas.fulfillment.list"     // ListFulfillments → []Fulfillment
+	EndpointFulfillmentsByIDs = "sagas.fulfillment.get_many" // FulfillmentsByOrders → []Fulfillment
+	EndpointFulfillmentCounts = "sagas.fulfillment.counts"   // {} → FulfillmentCounts
 )
 
 // Fulfillment is an order's fulfillment saga, as operators and frontends see it.

@@ -39,14 +39,13 @@ type Progress struct {
 	Changed []string `json:"changed,omitempty"`
 }
 
-// Live-query keys: what a projector's Progress.Changed names, so that live queries read again only
-// what moved.
-const (
-	// KeyOrder + an order id: that order changed.
-	KeyOrder = "order:"
-	// KeyCustomerOrders + a customer id: that customer has a new order.
-	KeyCustomerOrders = "customer:"
-)
+// OrderKey is the live-query key of order id: a projector's Progress.Changed names it when that
+// order changed.
+func OrderKey(id string) string { return "order:" + id }
+
+// CustomerOrdersKey is the live-query key of customer id's orders: named when that customer has a
+// new order.
+func CustomerOrdersKey(customerID string) string { return "customer:" + customerID }
 
 // CommandMeta identifies a command; see commands.Meta.
 type CommandMeta struct {

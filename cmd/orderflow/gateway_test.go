@@ -536,7 +536,7 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 		}
 		var p wire.Progress
 		if json.Unmarshal(m.Data, &p) == nil && !p.Unchanged &&
-			(p.Changed == nil || slices.Contains(p.Changed, wire.KeyOrder+"a") || slices.Contains(p.Changed, wire.KeyCustomerOrders+"c-a")) {
+			(p.Changed == nil || slices.Contains(p.Changed, wire.OrderKey("a")) || slices.Contains(p.Changed, wire.CustomerOrdersKey("c-a"))) {
 			concerning[`"minPosition":"`+p.Position+`"`] = p
 		}
 	}
@@ -561,7 +561,7 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 			switch {
 			case because == nil:
 				t.Errorf("c-a's live query read on an announcement that does not concern c-a: %s %s", m.Subject, m.Data)
-			case because.Changed != nil && m.Subject == ns.Subject(wire.EndpointListOrders) && !slices.Contains(because.Changed, wire.KeyCustomerOrders+"c-a"):
+			case because.Changed != nil && m.Subject == ns.Subject(wire.EndpointListOrders) && !slices.Contains(because.Changed, wire.CustomerOrdersKey("c-a")):
 				t.Errorf("a change to an order myOrdersChanged holds read the list again, not the order: %s", m.Data)
 			}
 			got = append(got, m.Subject+" "+string(m.Data))

@@ -67,7 +67,7 @@ func traceFooter(ctx context.Context, cfg platform.Config, id string, entries []
 			if json.Unmarshal(raw, &s) == nil {
 				line := fmt.Sprintf("saga: %s", s.Step)
 				if s.Outcome != "" {
-					line += " (" + s.Outcome + ")"
+					line += " (" + string(s.Outcome) + ")"
 				}
 				line += fmt.Sprintf(", %d commands sent, %d re-sends of this step", s.Attempts, s.Retries)
 				if len(s.Awaiting) > 0 {

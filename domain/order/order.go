@@ -38,6 +38,13 @@ func Stream(id string) string { return "order-" + id }
 // StreamPrefix selects every order stream in $all.
 const StreamPrefix = "order-"
 
+// Line is one product of an order. Money is in integer cents.
+type Line struct {
+	ProductID      string `json:"productId"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unitPriceCents"`
+}
+
 // Status of an order.
 type Status string
 
@@ -51,13 +58,6 @@ const (
 	StatusDelivered Status = "DELIVERED"
 	StatusCancelled Status = "CANCELLED"
 )
-
-// Line is one product of an order. Money is in integer cents.
-type Line struct {
-	ProductID      string `json:"productId"`
-	Quantity       int64  `json:"quantity"`
-	UnitPriceCents int64  `json:"unitPriceCents"`
-}
 
 // Command is Place, Confirm, MarkPaid, Ship, Deliver or Cancel.
 type Command interface{ isCommand() }

@@ -205,7 +205,7 @@ func (r *Resolver) orderChanged(ctx context.Context, id string) (<-chan *wire.Or
 	}
 	out := make(chan *wire.Order, 1)
 	var last *wire.Order
-	key := wire.KeyOrder + id
+	key := wire.OrderKey(id)
 	err := r.progress(ctx, func(n *note) bool {
 		if !n.changes(key) {
 			return true // another order moved: nothing to read
@@ -256,7 +256,7 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 	p := caller(ctx)
 	out := make(chan *wire.Order, 8)
 	held := make(map[string]mark, maxHeld)     // the orders followed, as last sent
-	mine := wire.KeyCustomerOrders + p.Subject // a new order of the caller
+	mine := wire.CustomerOrdersKey(p.Subject) // a new order of the caller
 	keys := []string{mine}                     // and a change to one it holds
 	err := r.progress(ctx, func(n *note) bool {
 		if !n.changes(keys...) {
@@ -273,7 +273,7 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 		} else { // only orders it holds: those
 			var moved []string
 			for id := range held {
-				if n.changes(wire.KeyOrder + id) {
+				if n.changes(wire.OrderKey(id)) {
 					moved = append(moved, id)
 				}
 			}
@@ -298,7 +298,7 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 		}
 		keys = keys[:1]
 		for id := range held {
-			keys = append(keys, wire.KeyOrder+id)
+			keys = append(keys, wire.OrderKey(id))
 		}
 		for _, o := range send {
 			select {

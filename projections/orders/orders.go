@@ -124,13 +124,13 @@ func (Projection) Keys(events []eventstore.RecordedEvent) []string {
 		if !ok {
 			return nil // not an order stream: cannot say
 		}
-		add(wire.KeyOrder + id)
+		add(wire.OrderKey(id))
 		if e.Type == model.TypePlaced {
 			placed, err := domain.DecodeAs[model.Placed](e.Type, e.Data)
 			if err != nil {
 				return nil
 			}
-			add(wire.KeyCustomerOrders + placed.CustomerID)
+			add(wire.CustomerOrdersKey(placed.CustomerID))
 		}
 	}
 	return keys

@@ -19,7 +19,7 @@ import (
 )
 
 func view(st State) wire.Fulfillment {
-	return wire.Fulfillment{OrderID: st.OrderID, Step: st.Step, Outcome: st.Outcome, Attempts: st.Attempts, Deadline: st.Deadline,
+	return wire.Fulfillment{OrderID: st.OrderID, Step: string(st.Step), Outcome: string(st.Outcome), Attempts: st.Attempts, Deadline: st.Deadline,
 		LastError: st.LastError, Retries: st.Retries, Awaiting: st.Awaiting, Stuck: st.Stuck, StockHeld: st.StockHeld, PaymentAuthorized: st.PaymentAuthorized, StartedAt: st.StartedAt, UpdatedAt: st.UpdatedAt,
 		Decisions: st.Decisions, CorrelationID: st.Flow.CorrelationID, TraceParent: st.Flow.TraceParent, StartedBy: st.Flow.Actor, Actor: Actor}
 }

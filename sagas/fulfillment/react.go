@@ -32,20 +32,26 @@ import (
 	"github.com/orderflow/orderflow/wire"
 )
 
+// Step is where a fulfillment stands.
+type Step string
+
 // Steps of a fulfillment.
 const (
-	StepReserving   = "RESERVING"
-	StepAuthorizing = "AUTHORIZING"
-	StepConfirming  = "CONFIRMING"
-	StepConfirmed   = "CONFIRMED"
-	StepCancelled   = "CANCELLED"
+	StepReserving   Step = "RESERVING"
+	StepAuthorizing Step = "AUTHORIZING"
+	StepConfirming  Step = "CONFIRMING"
+	StepConfirmed   Step = "CONFIRMED"
+	StepCancelled   Step = "CANCELLED"
 )
+
+// Outcome is how a finished fulfillment ended.
+type Outcome string
 
 // Outcomes of a finished fulfillment.
 const (
-	OutcomeConfirmed   = "confirmed"
-	OutcomeCompensated = "compensated"
-	OutcomeTimedOut    = "timed_out"
+	OutcomeConfirmed   Outcome = "confirmed"
+	OutcomeCompensated Outcome = "compensated"
+	OutcomeTimedOut    Outcome = "timed_out"
 )
 
 // State is one order's fulfillment.
@@ -54,8 +60,8 @@ type State struct {
 	CustomerID        string       `json:"customerId"`
 	TotalCents        int64        `json:"totalCents"`
 	Lines             []order.Line `json:"lines"`
-	Step              string       `json:"step"`
-	Outcome           string       `json:"outcome,omitempty"`
+	Step              Step         `json:"step"`
+	Outcome           Outcome      `json:"outcome,omitempty"`
 	StockHeld         bool         `json:"stockHeld"`
 	PaymentAuthorized bool         `json:"paymentAuthorized"`
 	Attempts          int64        `json:"attempts"` // commands sent
@@ -80,7 +86,7 @@ const MaxDecisions = 50
 
 // decided records what the saga just decided: its step, what it sent, whether it parked itself.
 func (s *State) decided(now time.Time, before *State, cmds []Command) {
-	d := wire.FulfillmentDecision{At: now, Step: s.Step, Retry: s.Retries, Stuck: s.Stuck}
+	d := wire.FulfillmentDecision{At: now, Step: string(s.Step), Retry: s.Retries, Stuck: s.Stuck}
 	for _, c := range cmds {
 		d.Sent = append(d.Sent, c.Endpoint)
 	}
@@ -241,7 +247,7 @@ func (s *State) confirm() Command {
 	return s.send("confirm", wire.EndpointConfirmOrder, func(m wire.CommandMeta) any { return wire.IDCommand{Meta: m, ID: s.OrderID} })
 }
 
-func (s *State) end(outcome string) {
+func (s *State) end(outcome Outcome) {
 	s.Step, s.Outcome, s.Deadline, s.Retries = StepCancelled, outcome, nil, 0
 }
 

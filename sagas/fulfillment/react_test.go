@@ -41,7 +41,7 @@ func run(t *testing.T, events ...any) (*fulfillment.State, []string) {
 	return s, sent
 }
 
-func check(t *testing.T, s *fulfillment.State, sent []string, step, outcome string, want ...string) {
+func check(t *testing.T, s *fulfillment.State, sent []string, step fulfillment.Step, outcome fulfillment.Outcome, want ...string) {
 	t.Helper()
 	if s == nil {
 		t.Fatal("no saga")
@@ -68,8 +68,8 @@ func TestPaths(t *testing.T) {
 	tests := []struct {
 		name    string
 		events  []any
-		step    string
-		outcome string
+		step    fulfillment.Step
+		outcome fulfillment.Outcome
 		sent    []string
 	}{
 		{"happy", []any{placed, reserved, authorized, confirmed}, fulfillment.StepConfirmed, fulfillment.OutcomeConfirmed, []string{reserve, authorize, confirm}},

@@ -160,7 +160,7 @@ func save(ctx context.Context, tx pgx.Tx, states map[string]*State, changed map[
 		}
 		batch.Queue(`insert into fulfillment (order_id, state, step, outcome, deadline, stuck, updated_at) values ($1, $2, $3, $4, $5, $6, $7)
 on conflict (order_id) do update set state = excluded.state, step = excluded.step, outcome = excluded.outcome,
-  deadline = excluded.deadline, stuck = excluded.stuck, updated_at = excluded.updated_at`, id, data, st.Step, st.Outcome, st.Deadline, st.Stuck, st.UpdatedAt)
+  deadline = excluded.deadline, stuck = excluded.stuck, updated_at = excluded.updated_at`, id, data, string(st.Step), string(st.Outcome), st.Deadline, st.Stuck, st.UpdatedAt)
 	}
 	for _, c := range cmds {
 		data, err := payload(c)

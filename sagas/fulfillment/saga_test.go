@@ -313,7 +313,7 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var step, outcome string
-	if err := r.sagaPool.QueryRow(t.Context(), `select step, outcome from fulfillment where order_id = 'late'`).Scan(&step, &outcome); err != nil || outcome != fulfillment.OutcomeTimedOut {
+	if err := r.sagaPool.QueryRow(t.Context(), `select step, outcome from fulfillment where order_id = 'late'`).Scan(&step, &outcome); err != nil || fulfillment.Outcome(outcome) != fulfillment.OutcomeTimedOut {
 		t.Fatalf("saga %s %s %v, want timed_out", step, outcome, err)
 	}
 }
@@ -327,13 +327,13 @@ func (r *rig) stop(part string) {
 }
 
 // waitStep waits until order id's saga is at step.
-func (r *rig) waitStep(id, step string) {
+func (r *rig) waitStep(id string, step fulfillment.Step) {
 	r.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var got string
 		_ = r.sagaPool.QueryRow(r.t.Context(), `select step from fulfillment where order_id = $1`, id).Scan(&got)
-		if got == step {
+		if fulfillment.Step(got) == step {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -350,14 +350,17 @@ func TestCrashAtEveryStepBoundary(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, fulfillment.Options{PaymentTimeout: time.Minute}, cardsim.Options{})
 	r.product("p", 100)
-	boundaries := []struct{ step, waitsOn string }{
+	boundaries := []struct {
+		step    fulfillment.Step
+		waitsOn string
+	}{
 		{fulfillment.StepReserving, "inventory"},
 		{fulfillment.StepAuthorizing, "payments"},
 		{fulfillment.StepConfirming, "orders"},
 	}
 	var ids []string
 	for _, b := range boundaries {
-		id := "at-" + b.step
+		id := "at-" + string(b.step)
 		ids = append(ids, id)
 		r.stop(b.waitsOn)
 		r.place(id, wire.OrderLine{ProductID: "p", Quantity: 2, UnitPriceCents: 300})
