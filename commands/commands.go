@@ -13,6 +13,7 @@ import (
 	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/wire"
@@ -203,6 +204,37 @@ func Answer[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate
 		return wire.CommandReply{}, err
 	}
 	return wire.CommandReply{ID: id, Position: res.Position.String()}, nil
+}
+
+// Service is command service name in namespace ns: commands run within rpc.CommandLimits, and
+// their errors are answered as Classify says (an unreachable database: unavailable, retry).
+func Service(name, description string, ns wire.Namespace) rpc.Service {
+	return rpc.Service{Name: name, Description: description, Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(Classify)}
+}
+
+// Decider is a context's command side as its command service uses it: the aggregate, the stream
+// of an id, and the domain package's pure Validate and Decide.
+type Decider[S, E, C any] struct {
+	Aggregate[S, E]
+	Stream   func(id string) string
+	Validate func(C) error
+	Decide   func(S, C, time.Time) ([]E, error)
+}
+
+// Answer carries out c on the stream of id with Answer: validated before the stream is loaded (its
+// name holds the id), decided at now() (time.Now when now is nil).
+func (d Decider[S, E, C]) Answer(ctx context.Context, store eventstore.Store, id string, meta Meta, c C, now func() time.Time) (wire.CommandReply, error) {
+	return d.AnswerWith(ctx, store, id, meta, c, now, func(s S, at time.Time) ([]E, error) { return d.Decide(s, c, at) })
+}
+
+// AnswerWith is Answer deciding with decide, for a handler that does more than Decide (asks a
+// card provider first).
+func (d Decider[S, E, C]) AnswerWith(ctx context.Context, store eventstore.Store, id string, meta Meta, c C, now func() time.Time, decide func(S, time.Time) ([]E, error)) (wire.CommandReply, error) {
+	if err := d.Validate(c); err != nil {
+		return wire.CommandReply{}, err
+	}
+	at := Now(now)
+	return Answer(ctx, store, d.Aggregate, d.Stream(id), id, meta, func(s S) ([]E, error) { return decide(s, at) })
 }
 
 // Now is now() when a handler was given a clock, else time.Now().

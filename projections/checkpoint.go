@@ -10,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
+	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/target"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -39,6 +41,12 @@ func Follow(nc *nats.Conn, ns wire.Namespace, pool *pgxpool.Pool, name string) (
 	return progress.NewWaiter(nc, ns.Progress(name), name, func(ctx context.Context) (eventstore.Position, error) {
 		return ReadCheckpoint(ctx, pool, name)
 	})
+}
+
+// QueryService is query service name in namespace ns, answering from PostgreSQL: reads run within
+// rpc.QueryLimits, and an unreachable database is answered as unavailable, retry.
+func QueryService(name, description string, ns wire.Namespace) rpc.Service {
+	return rpc.Service{Name: name, Description: description, Namespace: ns, Limits: rpc.QueryLimits, Classify: pgerr.Classify(nil)}
 }
 
 // QueryTarget is the target of a read model's query service: the pool of the read model's

@@ -18,7 +18,6 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -32,16 +31,9 @@ type Handlers struct {
 	Now  func() time.Time
 }
 
-var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode}
-
-func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
-	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id
-		return wire.CommandReply{}, err
-	}
-	now := commands.Now(h.Now)
-	return commands.Answer(ctx, h.Store, aggregate, model.Stream(id), id, meta, func(s model.State) ([]model.Event, error) {
-		return model.Decide(s, c, now)
-	})
+var aggregate = commands.Decider[model.State, model.Event, model.Command]{
+	Aggregate: commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode},
+	Stream:    model.Stream, Validate: model.Validate, Decide: model.Decide,
 }
 
 func address(a wire.Address) model.Address { return model.Address(a) }
@@ -62,7 +54,7 @@ func (h Handlers) Register(ctx context.Context, req wire.RegisterCustomer) (wire
 	if err := commands.Claim(ctx, h.Store, model.EmailStream(email), claim, req.CustomerID, req.Meta, model.ErrEmailTaken); err != nil {
 		return wire.CommandReply{}, err
 	}
-	return h.execute(ctx, req.CustomerID, req.Meta, c)
+	return aggregate.Answer(ctx, h.Store, req.CustomerID, req.Meta, c, h.Now)
 }
 
 // ChangeAddress changes a customer's shipping address.
@@ -70,12 +62,12 @@ func (h Handlers) ChangeAddress(ctx context.Context, req wire.ChangeAddress) (wi
 	if err := auth.Act(ctx, req.CustomerID); err != nil {
 		return wire.CommandReply{}, err
 	}
-	return h.execute(ctx, req.CustomerID, req.Meta, model.ChangeAddress{CustomerID: req.CustomerID, Address: address(req.Address)})
+	return aggregate.Answer(ctx, h.Store, req.CustomerID, req.Meta, model.ChangeAddress{CustomerID: req.CustomerID, Address: address(req.Address)}, h.Now)
 }
 
 // Deactivate deactivates a customer.
 func (h Handlers) Deactivate(ctx context.Context, req wire.IDCommand) (wire.CommandReply, error) {
-	return h.execute(ctx, req.ID, req.Meta, model.Deactivate{CustomerID: req.ID})
+	return aggregate.Answer(ctx, h.Store, req.ID, req.Meta, model.Deactivate{CustomerID: req.ID}, h.Now)
 }
 
 // personalFields are the fields an erasure erases: those the customer events' types mark personal.
@@ -108,7 +100,7 @@ func (h Handlers) Erase(ctx context.Context, req wire.IDCommand) (wire.Erasure, 
 			}
 		}
 	}
-	if _, err := h.execute(ctx, req.ID, req.Meta, c); err != nil && !errors.Is(err, model.ErrErased) {
+	if _, err := aggregate.Answer(ctx, h.Store, req.ID, req.Meta, c, h.Now); err != nil && !errors.Is(err, model.ErrErased) {
 		return wire.Erasure{}, err
 	}
 	if _, err := h.Keys.Destroy(ctx, req.ID); err != nil {
@@ -156,9 +148,7 @@ func (h Handlers) events(ctx context.Context, id string) ([]eventstore.RecordedE
 
 // Register serves the handlers as the customer-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	svc := rpc.Service{Name: wire.ServiceCustomerCommands, Description: "registers and changes customers",
-		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(commands.Classify)}
-	return svc.Serve(ctx, nc, log,
+	return commands.Service(wire.ServiceCustomerCommands, "registers and changes customers", ns).Serve(ctx, nc, log,
 		rpc.On("register", wire.EndpointRegisterCustomer, h.Register),
 		rpc.On("change_address", wire.EndpointChangeAddress, h.ChangeAddress),
 		rpc.Staff(rpc.On("deactivate", wire.EndpointDeactivateCustomer, h.Deactivate)),

@@ -18,7 +18,6 @@ import (
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/jobs"
-	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -34,17 +33,9 @@ type Handlers struct {
 
 // aggregate is a product's stream. Products are the long, hot streams (every reservation of every
 // order): their state is snapshotted. Bump the version with any change of State or Evolve.
-var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode,
-	SnapshotVersion: "inventory.product.v2"}
-
-func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
-	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id
-		return wire.CommandReply{}, err
-	}
-	now := commands.Now(h.Now)
-	return commands.Answer(ctx, h.Store, aggregate, model.Stream(id), id, meta, func(s model.State) ([]model.Event, error) {
-		return model.Decide(s, c, now)
-	})
+var aggregate = commands.Decider[model.State, model.Event, model.Command]{
+	Aggregate: commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode, SnapshotVersion: "inventory.product.v2"},
+	Stream:    model.Stream, Validate: model.Validate, Decide: model.Decide,
 }
 
 // AddProduct adds a product. Its sku is claimed first: two products never share one.
@@ -58,22 +49,22 @@ func (h Handlers) AddProduct(ctx context.Context, req wire.AddProduct) (wire.Com
 	if err := commands.Claim(ctx, h.Store, model.SKUStream(sku), claim, req.ProductID, req.Meta, model.ErrSKUTaken); err != nil {
 		return wire.CommandReply{}, err
 	}
-	return h.execute(ctx, req.ProductID, req.Meta, c)
+	return aggregate.Answer(ctx, h.Store, req.ProductID, req.Meta, c, h.Now)
 }
 
 // ChangePrice sets a product's price.
 func (h Handlers) ChangePrice(ctx context.Context, req wire.ChangePrice) (wire.CommandReply, error) {
-	return h.execute(ctx, req.ProductID, req.Meta, model.ChangePrice{ProductID: req.ProductID, PriceCents: req.PriceCents})
+	return aggregate.Answer(ctx, h.Store, req.ProductID, req.Meta, model.ChangePrice{ProductID: req.ProductID, PriceCents: req.PriceCents}, h.Now)
 }
 
 // Restock adds units.
 func (h Handlers) Restock(ctx context.Context, req wire.Restock) (wire.CommandReply, error) {
-	return h.execute(ctx, req.ProductID, req.Meta, model.Restock{ProductID: req.ProductID, Quantity: req.Quantity})
+	return aggregate.Answer(ctx, h.Store, req.ProductID, req.Meta, model.Restock{ProductID: req.ProductID, Quantity: req.Quantity}, h.Now)
 }
 
 // Discontinue takes a product out of sale.
 func (h Handlers) Discontinue(ctx context.Context, req wire.IDCommand) (wire.CommandReply, error) {
-	return h.execute(ctx, req.ID, req.Meta, model.Discontinue{ProductID: req.ID})
+	return aggregate.Answer(ctx, h.Store, req.ID, req.Meta, model.Discontinue{ProductID: req.ID}, h.Now)
 }
 
 // lineMeta derives a per-product command from an order-level one, so each product stream
@@ -251,14 +242,13 @@ func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.Comma
 	default:
 		return wire.CommandReply{}, domain.Rule("kind", "must be reserve, release or commit")
 	}
-	return h.execute(ctx, c.ProductID, c.Meta, cmd)
+	return aggregate.Answer(ctx, h.Store, c.ProductID, c.Meta, cmd, h.Now)
 }
 
 // Register serves the handlers as the inventory-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	svc := rpc.Service{Name: wire.ServiceInventoryCommands, Description: "catalog and stock",
-		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(commands.Classify),
-		Metadata: map[string]string{"namespace": string(ns)}} // instances of other installations on the same NATS are not peers
+	svc := commands.Service(wire.ServiceInventoryCommands, "catalog and stock", ns)
+	svc.Metadata = map[string]string{"namespace": string(ns)} // instances of other installations on the same NATS are not peers
 	served, srv, err := svc.Start(ctx, nc, log,
 		rpc.Staff(rpc.On("add", wire.EndpointAddProduct, h.AddProduct)),
 		rpc.Staff(rpc.On("change_price", wire.EndpointChangePrice, h.ChangePrice)),

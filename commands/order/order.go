@@ -13,7 +13,6 @@ import (
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/jobs"
-	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -25,28 +24,15 @@ type Handlers struct {
 	Now func() time.Time
 }
 
-var aggregate = commands.Aggregate[model.State, model.Event]{
-	Evolve: model.Evolve,
-	Decode: model.Codec.Decode,
-	Encode: model.Codec.Encode,
-}
-
-func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
-	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id
-		return wire.CommandReply{}, err
-	}
-	now := commands.Now(h.Now)
-	return commands.Answer(ctx, h.Store, aggregate, model.Stream(id), id, meta, func(s model.State) ([]model.Event, error) {
-		return model.Decide(s, c, now)
-	})
+var aggregate = commands.Decider[model.State, model.Event, model.Command]{
+	Aggregate: commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode},
+	Stream:    model.Stream, Validate: model.Validate, Decide: model.Decide,
 }
 
 // Register serves the handlers as the order-commands NATS micro service in namespace ns.
 // It stops with ctx.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	svc := rpc.Service{Name: wire.ServiceOrderCommands, Description: "places orders and moves them through their lifecycle",
-		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(commands.Classify)}
-	return svc.Serve(ctx, nc, log,
+	return commands.Service(wire.ServiceOrderCommands, "places orders and moves them through their lifecycle", ns).Serve(ctx, nc, log,
 		rpc.On("place", wire.EndpointPlaceOrder, h.Place),
 		rpc.On("cancel", wire.EndpointCancelOrder, h.Cancel),
 		rpc.Staff(rpc.On("confirm", wire.EndpointConfirmOrder, h.Confirm)),

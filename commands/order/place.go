@@ -18,5 +18,5 @@ func (h Handlers) Place(ctx context.Context, req wire.PlaceOrder) (wire.CommandR
 	for i, l := range req.Lines {
 		lines[i] = model.Line(l)
 	}
-	return h.execute(ctx, req.OrderID, req.Meta, model.Place{OrderID: req.OrderID, CustomerID: req.CustomerID, Lines: lines})
+	return aggregate.Answer(ctx, h.Store, req.OrderID, req.Meta, model.Place{OrderID: req.OrderID, CustomerID: req.CustomerID, Lines: lines}, h.Now)
 }

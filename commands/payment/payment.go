@@ -44,27 +44,20 @@ type Handlers struct {
 	Now      func() time.Time
 }
 
-var aggregate = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode}
-
-func (h Handlers) execute(ctx context.Context, id string, meta commands.Meta, c model.Command, decide func(model.State, time.Time) ([]model.Event, error)) (wire.CommandReply, error) {
-	if err := model.Validate(c); err != nil { // before the stream is loaded: its name holds the id
-		return wire.CommandReply{}, err
-	}
-	now := commands.Now(h.Now)
-	return commands.Answer(ctx, h.Store, aggregate, model.Stream(id), id, meta, func(s model.State) ([]model.Event, error) {
-		return decide(s, now)
-	})
+var aggregate = commands.Decider[model.State, model.Event, model.Command]{
+	Aggregate: commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode},
+	Stream:    model.Stream, Validate: model.Validate, Decide: model.Decide,
 }
 
 func (h Handlers) command(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
-	return h.execute(ctx, id, meta, c, func(s model.State, now time.Time) ([]model.Event, error) { return model.Decide(s, c, now) })
+	return aggregate.AnswerWith(ctx, h.Store, id, meta, c, h.Now, func(s model.State, now time.Time) ([]model.Event, error) { return model.Decide(s, c, now) })
 }
 
 // Authorize asks the provider for the amount, unless the payment was already decided, and
 // records its answer: Authorized, or Declined (an event, not an error).
 func (h Handlers) Authorize(ctx context.Context, req wire.AuthorizePayment) (wire.CommandReply, error) {
 	c := model.Authorize{PaymentID: req.PaymentID, OrderID: req.OrderID, AmountCents: req.AmountCents}
-	return h.execute(ctx, req.PaymentID, req.Meta, c, func(s model.State, now time.Time) ([]model.Event, error) {
+	return aggregate.AnswerWith(ctx, h.Store, req.PaymentID, req.Meta, c, h.Now, func(s model.State, now time.Time) ([]model.Event, error) {
 		if s.Status != model.StatusNone {
 			return model.Decide(s, c, now) // already decided: the domain says so, the provider is not asked
 		}

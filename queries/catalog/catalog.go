@@ -16,9 +16,9 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/eventstore"
-	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -208,9 +208,7 @@ func (s Service) LowStock(ctx context.Context, req wire.LowStock) ([]wire.Produc
 
 // Register serves s as the catalog-queries NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	svc := rpc.Service{Name: wire.ServiceCatalogQueries, Description: "reads the catalog",
-		Namespace: ns, Limits: rpc.QueryLimits, Classify: pgerr.Classify(nil)}
-	return svc.Serve(ctx, nc, log,
+	return projections.QueryService(wire.ServiceCatalogQueries, "reads the catalog", ns).Serve(ctx, nc, log,
 		rpc.On("get", wire.EndpointProductByID, s.ProductByID),
 		rpc.On("get_many", wire.EndpointProductsByIDs, s.ProductsByIDs),
 		rpc.On("search", wire.EndpointSearchProduct, s.SearchProducts),

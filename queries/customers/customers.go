@@ -14,9 +14,9 @@ import (
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -115,9 +115,7 @@ func (s Service) listAt(ctx context.Context, ids []string) ([]wire.Customer, eve
 
 // Register serves s as the customer-queries NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	svc := rpc.Service{Name: wire.ServiceCustomerQueries, Description: "reads customers",
-		Namespace: ns, Limits: rpc.QueryLimits, Classify: pgerr.Classify(nil)}
-	return svc.Serve(ctx, nc, log,
+	return projections.QueryService(wire.ServiceCustomerQueries, "reads customers", ns).Serve(ctx, nc, log,
 		rpc.On("get", wire.EndpointCustomerByID, s.CustomerByID),
 		rpc.On("get_many", wire.EndpointCustomersByIDs, s.CustomersByIDs),
 	)

@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/eventstore"
-	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -29,9 +29,7 @@ type Service struct {
 
 // Register serves s as the order-queries NATS micro service in namespace ns until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, s Service) (micro.Service, error) {
-	svc := rpc.Service{Name: wire.ServiceOrderQueries, Description: "reads orders",
-		Namespace: ns, Limits: rpc.QueryLimits, Classify: pgerr.Classify(nil)}
-	return svc.Serve(ctx, nc, log,
+	return projections.QueryService(wire.ServiceOrderQueries, "reads orders", ns).Serve(ctx, nc, log,
 		rpc.On("get", wire.EndpointOrderByID, s.OrderByID),
 		rpc.On("get_many", wire.EndpointOrdersByIDs, s.OrdersByIDs),
 		rpc.On("list", wire.EndpointListOrders, s.List),

@@ -12,9 +12,9 @@ import (
 	"log/slog"
 
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -108,9 +108,7 @@ from fulfillment`).Scan(&c.InFlight, &c.Confirmed, &c.Compensated, &c.TimedOut, 
 
 // Register serves q as the sagas NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, q Queries) (micro.Service, error) {
-	svc := rpc.Service{Name: wire.ServiceSagas, Description: "process managers: order fulfillment",
-		Namespace: ns, Limits: rpc.CommandLimits, Classify: pgerr.Classify(nil)}
-	return svc.Serve(ctx, nc, log,
+	return projections.QueryService(wire.ServiceSagas, "process managers: order fulfillment", ns).Serve(ctx, nc, log,
 		rpc.On("fulfillment", wire.EndpointFulfillment, q.ByOrder),
 		rpc.On("fulfillments_by_orders", wire.EndpointFulfillmentsByIDs, q.ByOrders),
 		rpc.Staff(rpc.On("fulfillments", wire.EndpointFulfillments, q.List)),
