@@ -122,24 +122,12 @@ type (
 		ProductID string    `json:"productId"`
 		At        time.Time `json:"at"`
 	}
-	Reserved struct {
-		ProductID string    `json:"productId"`
-		OrderID   string    `json:"orderId"`
-		Quantity  int64     `json:"quantity"`
-		At        time.Time `json:"at"`
-	}
-	Released struct {
-		ProductID string    `json:"productId"`
-		OrderID   string    `json:"orderId"`
-		Quantity  int64     `json:"quantity"`
-		At        time.Time `json:"at"`
-	}
-	Committed struct {
-		ProductID string    `json:"productId"`
-		OrderID   string    `json:"orderId"`
-		Quantity  int64     `json:"quantity"`
-		At        time.Time `json:"at"`
-	}
+	// Reserved: Quantity units are held for the order.
+	Reserved Allocation
+	// Released: the order's held units are given back.
+	Released Allocation
+	// Committed: the order's held units left the stock.
+	Committed  Allocation
 	SKUClaimed struct {
 		SKU       string `json:"sku"`
 		ProductID string `json:"productId"`
@@ -166,6 +154,15 @@ type (
 		At         time.Time `json:"at"`
 	}
 )
+
+// Allocation is what the stock events of one order's line record: Quantity units of ProductID,
+// for OrderID.
+type Allocation struct {
+	ProductID string    `json:"productId"`
+	OrderID   string    `json:"orderId"`
+	Quantity  int64     `json:"quantity"`
+	At        time.Time `json:"at"`
+}
 
 // Event is an inventory event.
 type Event = domain.Event

@@ -39,29 +39,23 @@ type Cancelled struct {
 	At      time.Time `json:"at"`
 }
 
-// Confirmed: stock is reserved and payment authorized.
-type Confirmed struct {
+// Milestone is what the lifecycle events after Placed record: the order reached a status.
+type Milestone struct {
 	OrderID string    `json:"orderId"`
 	At      time.Time `json:"at"`
 }
 
-// Paid: the payment was captured.
-type Paid struct {
-	OrderID string    `json:"orderId"`
-	At      time.Time `json:"at"`
-}
-
-// Shipped: the order left the warehouse.
-type Shipped struct {
-	OrderID string    `json:"orderId"`
-	At      time.Time `json:"at"`
-}
-
-// Delivered: the order arrived.
-type Delivered struct {
-	OrderID string    `json:"orderId"`
-	At      time.Time `json:"at"`
-}
+// The lifecycle events.
+type (
+	// Confirmed: stock is reserved and payment authorized.
+	Confirmed Milestone
+	// Paid: the payment was captured.
+	Paid Milestone
+	// Shipped: the order left the warehouse.
+	Shipped Milestone
+	// Delivered: the order arrived.
+	Delivered Milestone
+)
 
 func (Placed) EventType() string    { return TypePlaced }
 func (Cancelled) EventType() string { return TypeCancelled }

@@ -135,6 +135,14 @@ func allowed(name string, s Status) error {
 	return fmt.Errorf("order: %s from %s: %w", name, s, domain.ErrConflict)
 }
 
+// reach returns milestone e if command name may leave state s.
+func reach(s State, name string, e Event) ([]Event, error) {
+	if err := allowed(name, s.Status); err != nil {
+		return nil, err
+	}
+	return []Event{e}, nil
+}
+
 // State is what Decide needs to know of an order, folded from its events by Evolve.
 type State struct {
 	ID         string
@@ -160,30 +168,15 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 		if c.ByCustomer != "" && s.Status != StatusNone && s.CustomerID != c.ByCustomer {
 			return nil, ErrNotFound
 		}
-		if err := allowed("cancel", s.Status); err != nil {
-			return nil, err
-		}
-		return []Event{Cancelled{OrderID: s.ID, Reason: c.Reason, At: now.UTC()}}, nil
+		return reach(s, "cancel", Cancelled{OrderID: s.ID, Reason: c.Reason, At: now.UTC()})
 	case Confirm:
-		if err := allowed("confirm", s.Status); err != nil {
-			return nil, err
-		}
-		return []Event{Confirmed{OrderID: s.ID, At: now.UTC()}}, nil
+		return reach(s, "confirm", Confirmed{OrderID: s.ID, At: now.UTC()})
 	case MarkPaid:
-		if err := allowed("markPaid", s.Status); err != nil {
-			return nil, err
-		}
-		return []Event{Paid{OrderID: s.ID, At: now.UTC()}}, nil
+		return reach(s, "markPaid", Paid{OrderID: s.ID, At: now.UTC()})
 	case Ship:
-		if err := allowed("ship", s.Status); err != nil {
-			return nil, err
-		}
-		return []Event{Shipped{OrderID: s.ID, At: now.UTC()}}, nil
+		return reach(s, "ship", Shipped{OrderID: s.ID, At: now.UTC()})
 	case Deliver:
-		if err := allowed("deliver", s.Status); err != nil {
-			return nil, err
-		}
-		return []Event{Delivered{OrderID: s.ID, At: now.UTC()}}, nil
+		return reach(s, "deliver", Delivered{OrderID: s.ID, At: now.UTC()})
 	}
 	return nil, fmt.Errorf("order: unknown command %T", c)
 }

@@ -86,24 +86,24 @@ type (
 		Reason      string    `json:"reason"`
 		At          time.Time `json:"at"`
 	}
-	Captured struct {
-		PaymentID   string    `json:"paymentId"`
-		OrderID     string    `json:"orderId"`
-		AmountCents int64     `json:"amountCents"`
-		At          time.Time `json:"at"`
-	}
-	Voided struct {
+	// Captured: the authorized amount was taken.
+	Captured Transfer
+	Voided   struct {
 		PaymentID string    `json:"paymentId"`
 		OrderID   string    `json:"orderId"`
 		At        time.Time `json:"at"`
 	}
-	Refunded struct {
-		PaymentID   string    `json:"paymentId"`
-		OrderID     string    `json:"orderId"`
-		AmountCents int64     `json:"amountCents"`
-		At          time.Time `json:"at"`
-	}
+	// Refunded: AmountCents of what was captured went back.
+	Refunded Transfer
 )
+
+// Transfer is what the events that move money record: AmountCents of OrderID's payment.
+type Transfer struct {
+	PaymentID   string    `json:"paymentId"`
+	OrderID     string    `json:"orderId"`
+	AmountCents int64     `json:"amountCents"`
+	At          time.Time `json:"at"`
+}
 
 // Event is a payment event.
 type Event = domain.Event
