@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,12 +92,13 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 	if cp, err := progressCheckpoint(ctx, pool, proj.Name()); err == nil {
 		startPos = cp // resuming
 	}
-	var bulkPos atomicPosition
+	var bulkPos atomic.Pointer[eventstore.Position] // where the bulk load has committed to
+	bulkPos.Store(&eventstore.Position{})
 	p := New(store, pool, proj, Options{BatchSize: opts.BatchSize, Log: opts.Log, AsyncCommit: true})
 	report := func(phase string) (eventstore.Position, eventstore.Position) {
 		pos := p.Position()
 		if phase == "bulk loading" || phase == "indexing" {
-			pos = bulkPos.Load()
+			pos = *bulkPos.Load()
 		}
 		var head eventstore.Position
 		if opts.Head != nil {
@@ -125,7 +125,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		phase.Store("bulk loading")
 		bulkDone := make(chan error, 1)
 		go func() {
-			_, err := bulkLoad(ctx, store, pool, bulk, bulkOptions{PageSize: opts.BulkPage, CommitEvery: opts.BulkCommitEvery, Moved: bulkPos.Store, Finishing: func() { phase.Store("indexing") }, Log: opts.Log})
+			_, err := bulkLoad(ctx, store, pool, bulk, bulkOptions{PageSize: opts.BulkPage, CommitEvery: opts.BulkCommitEvery, Moved: func(p eventstore.Position) { bulkPos.Store(&p) }, Finishing: func() { phase.Store("indexing") }, Log: opts.Log})
 			bulkDone <- err
 		}()
 	bulkLoop:
@@ -251,22 +251,4 @@ func progressCheckpoint(ctx context.Context, q interface {
 		return eventstore.Start, nil // nothing yet, or no live version at all (a new read model)
 	}
 	return eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}, err
-}
-
-// atomicPosition is a position read and written from several goroutines.
-type atomicPosition struct {
-	mu  sync.Mutex
-	pos eventstore.Position
-}
-
-func (a *atomicPosition) Store(p eventstore.Position) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.pos = p
-}
-
-func (a *atomicPosition) Load() eventstore.Position {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.pos
 }

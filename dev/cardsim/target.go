@@ -7,8 +7,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/orderflow/orderflow/target"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/orderflow/orderflow/target"
 )
 
 // Target is the payment-provider target: the simulated card gateway, an HTTP service of its own

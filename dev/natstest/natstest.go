@@ -5,46 +5,35 @@ package natstest
 import (
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/dev/natsrv"
+	"github.com/orderflow/orderflow/dev/testserver"
 	"github.com/orderflow/orderflow/wire"
 )
 
 var (
-	once sync.Once
-	url  string
-	srv  *natsrv.Server
-	dir  string
-	err  error
+	srv    *natsrv.Server
+	dir    string
+	server = testserver.Shared{Env: "NATS_URL", Needs: "NATS", Start: func() (string, error) {
+		var err error
+		if dir, err = os.MkdirTemp("", "orderflow-natstest-"); err != nil {
+			return "", err
+		}
+		if srv, err = natsrv.Start(natsrv.Options{StoreDir: dir}); err != nil {
+			return "", err
+		}
+		return srv.URL(), nil
+	}}
 )
 
 // URL returns the test server's URL. It skips the test under -short.
 func URL(tb testing.TB) string {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("needs NATS; skipped with -short")
-	}
-	once.Do(func() {
-		if u := os.Getenv("NATS_URL"); u != "" {
-			url = u
-			return
-		}
-		if dir, err = os.MkdirTemp("", "orderflow-natstest-"); err != nil {
-			return
-		}
-		if srv, err = natsrv.Start(natsrv.Options{StoreDir: dir}); err == nil {
-			url = srv.URL()
-		}
-	})
-	if err != nil {
-		tb.Fatalf("start test nats: %v", err)
-	}
-	return url
+	return server.URL(tb)
 }
 
 // Connect returns a connection to the test server, closed at cleanup.

@@ -23,13 +23,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/dev/pgcluster"
+	"github.com/orderflow/orderflow/dev/testserver"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 )
 
 var (
-	serverOnce sync.Once
-	serverURL  string
-	serverErr  error
+	server     = testserver.Shared{Env: "DATABASE_URL", Needs: "PostgreSQL", Start: startCluster}
 	cluster    *pgcluster.Cluster
 	clusterDir string
 
@@ -51,7 +50,7 @@ func Main(m *testing.M, atExit ...func()) {
 	for _, f := range atExit {
 		f() // before os.Exit, which skips deferred calls
 	}
-	if serverURL != "" && cluster == nil {
+	if server.Known() != "" && cluster == nil {
 		dropTemplates()
 	}
 	if cluster != nil {
@@ -65,32 +64,24 @@ func Main(m *testing.M, atExit ...func()) {
 // under -short.
 func ServerURL(tb testing.TB) string {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("needs PostgreSQL; skipped with -short")
+	return server.URL(tb)
+}
+
+// startCluster starts the private cluster of this test binary.
+func startCluster() (string, error) {
+	reapOrphans()
+	var err error
+	if clusterDir, err = os.MkdirTemp("", "orderflow-pgtest-"); err != nil {
+		return "", err
 	}
-	serverOnce.Do(func() {
-		if u := os.Getenv("DATABASE_URL"); u != "" {
-			serverURL = u
-			return
-		}
-		reapOrphans()
-		clusterDir, serverErr = os.MkdirTemp("", "orderflow-pgtest-")
-		if serverErr != nil {
-			return
-		}
-		_ = os.Chmod(clusterDir, 0o755)
-		_ = os.WriteFile(filepath.Join(clusterDir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cluster, serverErr = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(clusterDir, "pg"), Ephemeral: true})
-		if serverErr == nil {
-			serverURL = cluster.URL("postgres")
-		}
-	})
-	if serverErr != nil {
-		tb.Fatalf("start test postgres: %v", serverErr)
+	_ = os.Chmod(clusterDir, 0o755)
+	_ = os.WriteFile(filepath.Join(clusterDir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(clusterDir, "pg"), Ephemeral: true}); err != nil {
+		return "", err
 	}
-	return serverURL
+	return cluster.URL("postgres"), nil
 }
 
 // NewDatabase creates an empty database for this test, dropped at cleanup, and returns its URL.
@@ -155,7 +146,7 @@ func dropTemplates() {
 	templatesMu.Lock()
 	defer templatesMu.Unlock()
 	for _, t := range templates {
-		_ = exec(context.Background(), serverURL, "drop database if exists "+pgx.Identifier{t.name}.Sanitize()+" with (force)")
+		_ = exec(context.Background(), server.Known(), "drop database if exists "+pgx.Identifier{t.name}.Sanitize()+" with (force)")
 	}
 }
 
