@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/orderflow/orderflow/domain"
@@ -42,6 +43,24 @@ type Aggregate[S any, E any] struct {
 	SnapshotVersion string
 }
 
+// Load reads stream and folds it into its state; it answers the events read too (none: a stream
+// not written yet).
+func (a Aggregate[S, E]) Load(ctx context.Context, store eventstore.Store, stream string) (S, []eventstore.RecordedEvent, error) {
+	var state S
+	recorded, err := store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		return state, nil, fmt.Errorf("load %s: %w", stream, err)
+	}
+	for _, r := range recorded {
+		e, err := a.Decode(r.Type, r.Data)
+		if err != nil {
+			return state, nil, fmt.Errorf("load %s at revision %d: %w", stream, r.Revision, err)
+		}
+		state = a.Evolve(state, e)
+	}
+	return state, recorded, nil
+}
+
 // MaxAttempts bounds the load-decide-append loop when other writers keep moving the stream.
 // Between attempts Execute waits a short, growing, jittered time so that writers of a hot
 // stream (the last units of a product) spread out instead of colliding again.
@@ -65,25 +84,16 @@ func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregat
 	}
 	first := eventstore.DeriveID(meta.CommandID, 0)
 	for attempt := 1; ; attempt++ {
-		recorded, err := store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
-		if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-			return Result{}, fmt.Errorf("load %s: %w", stream, err)
+		state, recorded, err := agg.Load(ctx, store, stream)
+		if err != nil {
+			return Result{}, err
 		}
-		var state S
-		revision := eventstore.NoRevision
-		done := -1
-		for i, r := range recorded {
-			if r.ID == first {
-				done = i
-			}
-			e, err := agg.Decode(r.Type, r.Data)
-			if err != nil {
-				return Result{}, fmt.Errorf("load %s at revision %d: %w", stream, r.Revision, err)
-			}
-			state, revision = agg.Evolve(state, e), r.Revision
-		}
-		if done >= 0 {
+		if done := slices.IndexFunc(recorded, func(r eventstore.RecordedEvent) bool { return r.ID == first }); done >= 0 {
 			return replayed(recorded[done:], meta.CommandID), nil
+		}
+		revision := eventstore.NoRevision
+		if len(recorded) > 0 {
+			revision = recorded[len(recorded)-1].Revision
 		}
 		events, err := decide(state)
 		if err != nil {

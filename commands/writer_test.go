@@ -14,6 +14,7 @@ import (
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
+	"github.com/orderflow/orderflow/eventstore/storetest"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -41,17 +42,9 @@ func stocked(t testing.TB, store eventstore.Store, id string, units int64) {
 
 func fold(t testing.TB, store eventstore.Store, id string) (model.State, int) {
 	t.Helper()
-	recorded, err := store.ReadStream(t.Context(), model.Stream(id), eventstore.ReadStreamOptions{})
+	s, recorded, err := product.Load(t.Context(), store, model.Stream(id))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var s model.State
-	for _, r := range recorded {
-		e, err := model.Codec.Decode(r.Type, r.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s = model.Evolve(s, e)
 	}
 	return s, len(recorded)
 }
@@ -103,28 +96,14 @@ func TestHotStreamOneWriter(t *testing.T) {
 	stocked(t, store, "hot", 50)
 	writers := []*commands.Writer{commands.NewWriter(store, commands.WriterOptions{}), commands.NewWriter(store, commands.WriterOptions{})}
 	before := store.appends.Load()
-	var won, refused atomic.Int64
-	var wg sync.WaitGroup
-	for i := range 300 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			order := fmt.Sprintf("o%d", i)
-			_, err := run(context.Background(), writers[i%2], "hot", model.Reserve{ProductID: "hot", OrderID: order, Quantity: 1}, "reserve-"+order)
-			switch {
-			case err == nil:
-				won.Add(1)
-			case errors.Is(err, model.ErrInsufficientStock):
-				refused.Add(1)
-			default:
-				t.Errorf("order %s: %v", order, err)
-			}
-		}()
-	}
-	wg.Wait()
+	won, refused := storetest.Race(t, 300, model.ErrInsufficientStock, func(i int) error {
+		order := fmt.Sprintf("o%d", i)
+		_, err := run(context.Background(), writers[i%2], "hot", model.Reserve{ProductID: "hot", OrderID: order, Quantity: 1}, "reserve-"+order)
+		return err
+	})
 	s, _ := fold(t, pg, "hot")
-	if won.Load() != 50 || refused.Load() != 250 || s.ReservedTotal() != 50 || s.Available() != 0 {
-		t.Errorf("%d won, %d refused; the log holds %d reserved, %d available; want 50, 250, 50, 0", won.Load(), refused.Load(), s.ReservedTotal(), s.Available())
+	if won != 50 || refused != 250 || s.ReservedTotal() != 50 || s.Available() != 0 {
+		t.Errorf("%d won, %d refused; the log holds %d reserved, %d available; want 50, 250, 50, 0", won, refused, s.ReservedTotal(), s.Available())
 	}
 	if appends := store.appends.Load() - before; appends >= 50 {
 		t.Errorf("%d appends landed for 50 reservations: commands were not grouped", appends)

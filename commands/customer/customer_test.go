@@ -14,6 +14,7 @@ import (
 	model "github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
+	"github.com/orderflow/orderflow/eventstore/storetest"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -31,28 +32,11 @@ func TestEmailRace(t *testing.T) {
 	t.Parallel()
 	store := pgtest.EventStore(t, 0)
 	h := customer.Handlers{Store: store}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won, taken := 0, 0
-	for i := range 12 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// The same address in different spellings.
-			_, err := h.Register(context.Background(), register(fmt.Sprintf("c%d", i), fmt.Sprintf(" Ada@EXAMPLE.com%s", []string{"", " "}[i%2])))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-			case errors.Is(err, model.ErrEmailTaken):
-				taken++
-			default:
-				t.Errorf("register c%d: %v", i, err)
-			}
-		}()
-	}
-	wg.Wait()
+	won, taken := storetest.Race(t, 12, model.ErrEmailTaken, func(i int) error {
+		// The same address in different spellings.
+		_, err := h.Register(context.Background(), register(fmt.Sprintf("c%d", i), fmt.Sprintf(" Ada@EXAMPLE.com%s", []string{"", " "}[i%2])))
+		return err
+	})
 	if won != 1 || taken != 11 {
 		t.Fatalf("12 registrations of one address: %d won, %d taken; want 1 and 11", won, taken)
 	}

@@ -18,6 +18,7 @@ import (
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
+	"github.com/orderflow/orderflow/eventstore/storetest"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -26,19 +27,14 @@ func TestMain(m *testing.M) { pgtest.Main(m, natstest.Stop) }
 
 func meta(id string) wire.CommandMeta { return wire.CommandMeta{CommandID: id} }
 
-func stock(t *testing.T, s eventstore.Store, product string) model.State {
+// product folds a product's stream, as the command service does.
+var product = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode}
+
+func stock(t *testing.T, s eventstore.Store, id string) model.State {
 	t.Helper()
-	events, err := s.ReadStream(t.Context(), model.Stream(product), eventstore.ReadStreamOptions{})
+	st, _, err := product.Load(t.Context(), s, model.Stream(id))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var st model.State
-	for _, r := range events {
-		e, err := model.Codec.Decode(r.Type, r.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = model.Evolve(st, e)
 	}
 	return st
 }
@@ -64,29 +60,12 @@ func TestLastUnits(t *testing.T) {
 	h := inventory.Handlers{Store: store}
 	addProduct(t, h, "scarce", 5)
 	addProduct(t, h, "plenty", 1000)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won, out := 0, 0
-	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			order := fmt.Sprintf("o%d", i)
-			_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: meta("reserve-" + order), OrderID: order,
-				Lines: []wire.OrderLine{{ProductID: "plenty", Quantity: 2}, {ProductID: "scarce", Quantity: 1}}})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-			case errors.Is(err, model.ErrInsufficientStock):
-				out++
-			default:
-				t.Errorf("order %s: %v", order, err)
-			}
-		}()
-	}
-	wg.Wait()
+	won, out := storetest.Race(t, 20, model.ErrInsufficientStock, func(i int) error {
+		order := fmt.Sprintf("o%d", i)
+		_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: meta("reserve-" + order), OrderID: order,
+			Lines: []wire.OrderLine{{ProductID: "plenty", Quantity: 2}, {ProductID: "scarce", Quantity: 1}}})
+		return err
+	})
 	scarce, plenty := stock(t, store, "scarce"), stock(t, store, "plenty")
 	if won != 5 || out != 15 {
 		t.Errorf("%d orders got the last 5 units, %d were refused; want 5 and 15", won, out)

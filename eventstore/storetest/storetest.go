@@ -471,27 +471,14 @@ func testConcurrentSameStream(t *testing.T, h Harness) {
 	stream := Stream("race")
 	mustAppend(t, s, stream, eventstore.NoStream(), Event("t.v1", 0))
 	const writers = 8
-	var wins, conflicts atomic.Int32
+	wins, conflicts := Race(t, writers, eventstore.ErrWrongVersion, func(i int) error {
+		_, err := s.Append(ctx, stream, eventstore.Exact(0), []eventstore.EventData{Event("t.v1", i)})
+		return err
+	})
+	if wins != 1 || conflicts != writers-1 {
+		t.Errorf("%d writers at revision 0: %d won, %d conflicted; want 1 and %d", writers, wins, conflicts, writers-1)
+	}
 	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := s.Append(ctx, stream, eventstore.Exact(0), []eventstore.EventData{Event("t.v1", i)})
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, eventstore.ErrWrongVersion):
-				conflicts.Add(1)
-			default:
-				t.Errorf("writer %d: %v", i, err)
-			}
-		}()
-	}
-	wg.Wait()
-	if wins.Load() != 1 || conflicts.Load() != writers-1 {
-		t.Errorf("%d writers at revision 0: %d won, %d conflicted; want 1 and %d", writers, wins.Load(), conflicts.Load(), writers-1)
-	}
 	// Any never conflicts: every append lands.
 	for i := range writers {
 		wg.Add(1)
@@ -756,4 +743,31 @@ func testCorrelations(t *testing.T, h Harness) {
 	if none, err := c.ByCorrelation(ctx, "flow-"+uuid.NewString(), 0); err != nil || len(none) != 0 {
 		t.Errorf("an unknown flow: %d events, %v; want none, no error", len(none), err)
 	}
+}
+
+// Race runs f(0) … f(n-1) at once, and answers how many succeeded and how many failed with lost
+// (errors.Is): the contention of optimistic writers. Any other error fails the test.
+func Race(t testing.TB, n int, lost error, f func(i int) error) (won, refused int) {
+	t.Helper()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := f(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, lost):
+				refused++
+			default:
+				t.Errorf("%d of %d: %v", i, n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return won, refused
 }
