@@ -39,17 +39,23 @@ func stock(t *testing.T, s eventstore.Store, id string) model.State {
 	return st
 }
 
+// must fails the test if the command it is given failed.
+func must(t *testing.T) func(wire.CommandReply, error) {
+	return func(_ wire.CommandReply, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func addProduct(t *testing.T, h inventory.Handlers, id string, units int64) {
 	t.Helper()
-	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("add-" + id), ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 100}); err != nil {
-		t.Fatal(err)
-	}
+	must(t)(h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("add-" + id), ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 100}))
 	if units == 0 {
 		return
 	}
-	if _, err := h.Restock(t.Context(), wire.Restock{Meta: meta("restock-" + id), ProductID: id, Quantity: units}); err != nil {
-		t.Fatal(err)
-	}
+	must(t)(h.Restock(t.Context(), wire.Restock{Meta: meta("restock-" + id), ProductID: id, Quantity: units}))
 }
 
 // TestLastUnits: 20 orders race for the last 5 units of a product (each also wants a plentiful
@@ -81,9 +87,7 @@ func TestLastUnits(t *testing.T) {
 func TestSKUIsUnique(t *testing.T) {
 	t.Parallel()
 	h := inventory.Handlers{Store: memory.New()}
-	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}); err != nil {
-		t.Fatal(err)
-	}
+	must(t)(h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}))
 	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a2"), ProductID: "p2", SKU: " SKU-1", Name: "B", PriceCents: 1}); !errors.Is(err, model.ErrSKUTaken) {
 		t.Fatalf("second product with one sku: %v", err)
 	}
@@ -97,18 +101,10 @@ func TestReleaseAndCommit(t *testing.T) {
 	store := memory.New()
 	h := inventory.Handlers{Store: store}
 	addProduct(t, h, "p", 10)
-	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("x1"), OrderID: "o1", ProductIDs: []string{"p"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.CommitStock(t.Context(), wire.OrderStock{Meta: meta("c2"), OrderID: "o2", ProductIDs: []string{"p"}}); err != nil {
-		t.Fatal(err)
-	}
+	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4}}}))
+	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3}}}))
+	must(t)(h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("x1"), OrderID: "o1", ProductIDs: []string{"p"}}))
+	must(t)(h.CommitStock(t.Context(), wire.OrderStock{Meta: meta("c2"), OrderID: "o2", ProductIDs: []string{"p"}}))
 	if s := stock(t, store, "p"); s.OnHand != 7 || s.Available() != 7 {
 		t.Errorf("on hand %d available %d, want 7 and 7", s.OnHand, s.Available())
 	}
@@ -128,9 +124,7 @@ func TestRedeliveredRejectedReservation(t *testing.T) {
 	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("first delivery: %v", err)
 	}
-	if _, err := h.Restock(t.Context(), wire.Restock{Meta: meta("more"), ProductID: "p", Quantity: 5}); err != nil {
-		t.Fatal(err)
-	}
+	must(t)(h.Restock(t.Context(), wire.Restock{Meta: meta("more"), ProductID: "p", Quantity: 5}))
 	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("redelivery: %v, want the first answer", err)
 	}
@@ -227,17 +221,13 @@ func TestARetriedReservationHoldsAllItsLinesOrNone(t *testing.T) {
 	h := inventory.Handlers{Store: store}
 	addProduct(t, h, "a-plenty", 100)
 	addProduct(t, h, "b-scarce", 1)
-	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("other"), OrderID: "other", Lines: []wire.OrderLine{{ProductID: "b-scarce", Quantity: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("other"), OrderID: "other", Lines: []wire.OrderLine{{ProductID: "b-scarce", Quantity: 1}}}))
 	req := wire.ReserveStock{Meta: meta("saga:x:reserve"), OrderID: "x", Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 2}, {ProductID: "b-scarce", Quantity: 1}}}
 	store.failNext(1, model.TypeOrderRejected, errors.New("connection reset")) // recording the rejection fails once
 	if _, err := h.ReserveStock(t.Context(), req); err == nil || errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("first delivery: %v; want the transient failure of recording the rejection", err)
 	}
-	if _, err := h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("free"), OrderID: "other", ProductIDs: []string{"b-scarce"}}); err != nil {
-		t.Fatal(err)
-	}
+	must(t)(h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("free"), OrderID: "other", ProductIDs: []string{"b-scarce"}}))
 	_, err := h.ReserveStock(t.Context(), req)
 	a, b := stock(t, store, "a-plenty"), stock(t, store, "b-scarce")
 	switch {

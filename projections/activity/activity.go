@@ -6,6 +6,7 @@ package activity
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"time"
 
@@ -26,21 +27,14 @@ func (Projection) Name() string { return Name }
 // Filter implements projections.Projection: every event (those without an actor are skipped).
 func (Projection) Filter() eventstore.Filter { return eventstore.Filter{} }
 
-// Migrate implements projections.Projection.
+// schema is the read model's tables and indexes, created if missing.
+//
+//go:embed schema.sql
+var schema string
+
+// Migrate implements projections.Projection: schema.sql.
 func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `
-create table if not exists activity (
-  commit_position  bigint not null,
-  prepare_position bigint not null,
-  stream           text not null,
-  revision         bigint not null,
-  actor            text not null,
-  type             text not null,
-  correlation_id   text not null default '',
-  recorded_at      timestamptz not null,
-  primary key (stream, revision)
-);
-create index if not exists activity_by_actor on activity (actor, commit_position desc, prepare_position desc);`)
+	_, err := tx.Exec(ctx, schema)
 	return err
 }
 

@@ -4,6 +4,7 @@ package catalog
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -26,22 +27,14 @@ func (Projection) Filter() eventstore.Filter {
 	return eventstore.Filter{StreamPrefixes: []string{model.Stream("")}}
 }
 
-// Migrate implements projections.Projection.
+// schema is the read model's tables and indexes, created if missing.
+//
+//go:embed schema.sql
+var schema string
+
+// Migrate implements projections.Projection: schema.sql.
 func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `
-create table if not exists products (
-  product_id text primary key,
-  sku text not null,
-  name text not null,
-  price_cents bigint not null,
-  on_hand bigint not null default 0,
-  reserved bigint not null default 0,
-  discontinued boolean not null default false,
-  added_at timestamptz not null,
-  updated_at timestamptz not null);
-create index if not exists products_by_name on products (lower(name) text_pattern_ops, product_id);
-create index if not exists products_by_sku on products (sku text_pattern_ops);
-create index if not exists products_by_available on products ((on_hand - reserved), product_id) where not discontinued;`)
+	_, err := tx.Exec(ctx, schema)
 	return err
 }
 
