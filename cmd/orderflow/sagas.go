@@ -28,12 +28,11 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	ctx, nc, err := cliNATS(ctx, getenv, "sagas")
+	ctx, nc, ns, err := cliNATS(ctx, getenv, "sagas")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ns := wire.Namespace(getenv("ORDERFLOW_NATS_PREFIX"))
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if args[0] == "show" {

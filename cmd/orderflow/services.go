@@ -24,7 +24,7 @@ import (
 // dev` left in its data directory, else the default local server; as the operator identity when
 // its seed is at hand (ORDERFLOW_NATS_SEEDS, else the dev data directory's), and then asserting the
 // operator as the caller of what it asks (the services check it: see auth.Trust).
-func cliNATS(ctx context.Context, getenv func(string) string, name string) (context.Context, *nats.Conn, error) {
+func cliNATS(ctx context.Context, getenv func(string) string, name string) (context.Context, *nats.Conn, wire.Namespace, error) {
 	dir := cliDataDir(getenv)
 	url := getenv("NATS_URL")
 	if url == "" {
@@ -43,21 +43,21 @@ func cliNATS(ctx context.Context, getenv func(string) string, name string) (cont
 		if getenv("ORDERFLOW_NATS_INSECURE") != "true" { // else NATS asks no one who they are
 			id, err := platform.IdentityOptions(platform.Operator, seed)
 			if err != nil {
-				return ctx, nil, err
+				return ctx, nil, "", err
 			}
 			opts = append(opts, id...)
 		}
 		signer, err := platform.Signer(platform.Operator, seeds)
 		if err != nil {
-			return ctx, nil, err
+			return ctx, nil, "", err
 		}
 		ctx = auth.WithSigner(auth.With(ctx, auth.Principal{Subject: platform.Operator, Role: auth.Admin}), signer)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return ctx, nil, fmt.Errorf("connect to NATS at %s (set NATS_URL, or start the platform with make run): %w", url, err)
+		return ctx, nil, "", fmt.Errorf("connect to NATS at %s (set NATS_URL, or start the platform with make run): %w", url, err)
 	}
-	return ctx, nc, nil
+	return ctx, nc, wire.Namespace(getenv("ORDERFLOW_NATS_PREFIX")), nil
 }
 
 func fileExists(path string) bool {
@@ -75,12 +75,11 @@ func services(ctx context.Context, args []string, getenv func(string) string, st
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ctx, nc, err := cliNATS(ctx, getenv, "services")
+	ctx, nc, ns, err := cliNATS(ctx, getenv, "services")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ns := wire.Namespace(getenv("ORDERFLOW_NATS_PREFIX"))
 	out, err := rpc.Discover(ctx, nc, ns, *wait)
 	if err != nil {
 		return err
