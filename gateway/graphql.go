@@ -69,9 +69,9 @@ func (g *gateway) graphQL() http.Handler {
 		srv.Use(noIntrospection{})
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
-	srv.Use(inputHygiene{})
+	srv.Use(inputHygiene)
 	// Before the complexity limit: it expands fragments, this measures each once.
-	srv.Use(depthLimit{max: sec.MaxDepth, maxFields: 10 * sec.MaxComplexity})
+	srv.Use(depthLimit{max: sec.MaxDepth, maxFields: 10 * sec.MaxComplexity}.extension())
 	// Admins' batch queries (hundreds of orders by alias) may weigh ten times a customer's.
 	srv.Use(&extension.ComplexityLimit{Func: func(ctx context.Context, _ *graphql.OperationContext) int {
 		if p, ok := auth.From(ctx); ok && p.IsAdmin() {

@@ -16,16 +16,9 @@ import (
 // is not valid UTF-8 or holds a control character other than tab, line feed and carriage return:
 // BAD_USER_INPUT naming the argument, before any resolver runs. Command arguments are checked
 // again, field by field, by the domain; this keeps NUL bytes away from the query services too.
-type inputHygiene struct{}
+var inputHygiene = operationCheck{name: "InputHygiene", check: cleanOperation}
 
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = inputHygiene{}
-
-func (inputHygiene) ExtensionName() string                   { return "InputHygiene" }
-func (inputHygiene) Validate(graphql.ExecutableSchema) error { return nil }
-func (inputHygiene) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+func cleanOperation(oc *graphql.OperationContext) *gqlerror.Error {
 	for name, v := range oc.Variables {
 		if path, ok := cleanValue(v, "$"+name); !ok {
 			return badInput(path)
@@ -117,4 +110,22 @@ func cleanLiteral(v *ast.Value) bool {
 		}
 	}
 	return true
+}
+
+// operationCheck is a gqlgen extension that refuses an operation, before any resolver runs, when
+// check answers an error.
+type operationCheck struct {
+	name  string
+	check func(*graphql.OperationContext) *gqlerror.Error
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = operationCheck{}
+
+func (c operationCheck) ExtensionName() string                 { return c.name }
+func (operationCheck) Validate(graphql.ExecutableSchema) error { return nil }
+func (c operationCheck) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	return c.check(oc)
 }

@@ -149,14 +149,12 @@ func (g *gateway) timeout(next http.Handler) http.Handler {
 // calculation, which expands fragments.
 type depthLimit struct{ max, maxFields int }
 
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = depthLimit{}
+// extension is the limit as a gqlgen extension.
+func (d depthLimit) extension() operationCheck {
+	return operationCheck{name: "DepthLimit", check: d.check}
+}
 
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-func (d depthLimit) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+func (d depthLimit) check(oc *graphql.OperationContext) *gqlerror.Error {
 	if oc.Operation == nil {
 		return nil
 	}
