@@ -255,9 +255,9 @@ func markOf(o *wire.Order) mark { return mark{o.Status, o.UpdatedAt} }
 func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, error) {
 	p := caller(ctx)
 	out := make(chan *wire.Order, 8)
-	held := make(map[string]mark, maxHeld)     // the orders followed, as last sent
+	held := make(map[string]mark, maxHeld)    // the orders followed, as last sent
 	mine := wire.CustomerOrdersKey(p.Subject) // a new order of the caller
-	keys := []string{mine}                     // and a change to one it holds
+	keys := []string{mine}                    // and a change to one it holds
 	err := r.progress(ctx, func(n *note) bool {
 		if !n.changes(keys...) {
 			return true
@@ -265,10 +265,9 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 		var orders []wire.Order
 		var err error
 		list := n.changes(mine) // a new order, or not said: the newest 50 again
-		cctx, cancel := r.callCtx(ctx)
 		if list {
 			var page wire.OrderPage
-			page, err = rpc.Call[wire.OrderPage](cctx, r.NC, r.NS.Subject(wire.EndpointListOrders), wire.ListOrders{CustomerID: p.Subject, First: maxHeld, MinPosition: n.pos()})
+			page, err = call[wire.OrderPage](ctx, r, wire.EndpointListOrders, wire.ListOrders{CustomerID: p.Subject, First: maxHeld, MinPosition: n.pos()})
 			orders = page.Orders
 		} else { // only orders it holds: those
 			var moved []string
@@ -277,9 +276,8 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 					moved = append(moved, id)
 				}
 			}
-			orders, err = rpc.Call[[]wire.Order](cctx, r.NC, r.NS.Subject(wire.EndpointOrdersByIDs), wire.OrdersByIDs{IDs: moved, MinPosition: n.pos()})
+			orders, err = call[[]wire.Order](ctx, r, wire.EndpointOrdersByIDs, wire.OrdersByIDs{IDs: moved, MinPosition: n.pos()})
 		}
-		cancel()
 		if err != nil {
 			return ctx.Err() == nil
 		}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/vikstrous/dataloadgen"
 
-	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -77,9 +76,7 @@ func byID[V any](list []V, id func(V) string) map[string]V {
 }
 
 func many[T any](ctx context.Context, r *Resolver, endpoint string, req any) ([]T, error) {
-	ctx, cancel := r.callCtx(ctx)
-	defer cancel()
-	return rpc.Call[[]T](ctx, r.NC, r.NS.Subject(endpoint), req)
+	return call[[]T](ctx, r, endpoint, req)
 }
 
 // source is one kind of item for one request: a batching loader, and the items fetched ahead of

@@ -122,11 +122,16 @@ func (r *Resolver) callCtx(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, t)
 }
 
-// one asks a query service for one item; not found is null, not an error.
-func one[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*T, error) {
+// call asks a service's endpoint, within the resolver's timeout.
+func call[T any](ctx context.Context, r *Resolver, endpoint string, req any) (T, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	v, err := rpc.Call[T](ctx, r.NC, r.NS.Subject(endpoint), req)
+	return rpc.Call[T](ctx, r.NC, r.NS.Subject(endpoint), req)
+}
+
+// one asks a query service for one item; not found is null, not an error.
+func one[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*T, error) {
+	v, err := call[T](ctx, r, endpoint, req)
 	var rerr *rpc.Error
 	if errors.As(err, &rerr) && rerr.Code == rpc.CodeNotFound {
 		return nil, nil
@@ -178,20 +183,23 @@ func (r *Resolver) orders(ctx context.Context, req wire.ListOrders, first *int64
 	if err := pageArgs(first, after, &req.First, &req.After); err != nil {
 		return nil, err
 	}
-	cctx, cancel := r.callCtx(ctx)
-	defer cancel()
-	page, err := rpc.Call[wire.OrderPage](cctx, r.NC, r.NS.Subject(wire.EndpointListOrders), req)
+	page, err := call[wire.OrderPage](ctx, r, wire.EndpointListOrders, req)
 	if err != nil {
 		return nil, err
 	}
 	prime(ctx, page.Orders)
-	conn := &OrderConnection{PageInfo: pageInfo(page.Cursors, page.EndCursor, page.HasNextPage, req.After), Edges: []*OrderEdge{}, Nodes: []*wire.Order{}}
-	for i := range page.Orders {
-		o := &page.Orders[i]
-		conn.Nodes = append(conn.Nodes, o)
-		conn.Edges = append(conn.Edges, &OrderEdge{Node: o, Cursor: page.Cursors[i]})
-	}
+	conn := &OrderConnection{PageInfo: pageInfo(page.Cursors, page.EndCursor, page.HasNextPage, req.After)}
+	conn.Nodes, conn.Edges = edges(page.Orders, page.Cursors, func(o *wire.Order, c string) *OrderEdge { return &OrderEdge{Node: o, Cursor: c} })
 	return conn, nil
+}
+
+// edges returns the items of a page as a connection's nodes, and as its edges with their cursors.
+func edges[T, E any](items []T, cursors []string, edge func(node *T, cursor string) E) ([]*T, []E) {
+	nodes, out := make([]*T, len(items)), make([]E, len(items))
+	for i := range items {
+		nodes[i], out[i] = &items[i], edge(&items[i], cursors[i])
+	}
+	return nodes, out
 }
 
 // discoveryWait is how long the services field collects discovery answers.
@@ -202,9 +210,7 @@ func admin[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*
 	if !caller(ctx).IsAdmin() {
 		return nil, forbidden("for admins only")
 	}
-	ctx, cancel := r.callCtx(ctx)
-	defer cancel()
-	v, err := rpc.Call[T](ctx, r.NC, r.NS.Subject(endpoint), req)
+	v, err := call[T](ctx, r, endpoint, req)
 	if err != nil {
 		return nil, err
 	}

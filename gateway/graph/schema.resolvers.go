@@ -230,18 +230,12 @@ func (r *queryResolver) Products(ctx context.Context, query *string, first *int6
 	if err := pageArgs(first, after, &req.First, &req.After); err != nil {
 		return nil, err
 	}
-	ctx, cancel := r.callCtx(ctx)
-	defer cancel()
-	page, err := rpc.Call[wire.ProductPage](ctx, r.NC, r.NS.Subject(wire.EndpointSearchProduct), req)
+	page, err := call[wire.ProductPage](ctx, r.Resolver, wire.EndpointSearchProduct, req)
 	if err != nil {
 		return nil, err
 	}
-	conn := &ProductConnection{PageInfo: pageInfo(page.Cursors, page.EndCursor, page.HasNextPage, req.After), Edges: []*ProductEdge{}, Nodes: []*wire.Product{}}
-	for i := range page.Products {
-		p := &page.Products[i]
-		conn.Nodes = append(conn.Nodes, p)
-		conn.Edges = append(conn.Edges, &ProductEdge{Node: p, Cursor: page.Cursors[i]})
-	}
+	conn := &ProductConnection{PageInfo: pageInfo(page.Cursors, page.EndCursor, page.HasNextPage, req.After)}
+	conn.Nodes, conn.Edges = edges(page.Products, page.Cursors, func(p *wire.Product, c string) *ProductEdge { return &ProductEdge{Node: p, Cursor: c} })
 	return conn, nil
 }
 
@@ -254,17 +248,8 @@ func (r *queryResolver) LowStock(ctx context.Context, threshold *int64, first *i
 	if err := pageArgs(first, nil, &req.First, nil); err != nil {
 		return nil, err
 	}
-	ctx, cancel := r.callCtx(ctx)
-	defer cancel()
-	products, err := rpc.Call[[]wire.Product](ctx, r.NC, r.NS.Subject(wire.EndpointLowStock), req)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*wire.Product, len(products))
-	for i := range products {
-		out[i] = &products[i]
-	}
-	return out, nil
+	products, err := call[[]wire.Product](ctx, r.Resolver, wire.EndpointLowStock, req)
+	return pointers(products), err
 }
 
 // Me is the resolver for the me field.
