@@ -247,6 +247,28 @@ func (d Decider[S, E, C]) AnswerWith(ctx context.Context, store eventstore.Store
 	return Answer(ctx, store, d.Aggregate, d.Stream(id), id, meta, func(s S) ([]E, error) { return decide(s, at) })
 }
 
+// Unique is a unique value an aggregate claims before it is created (see Claim): the value's
+// stream, the claim's event, and the error a value already taken answers.
+type Unique struct {
+	Stream string
+	Claim  domain.Event
+	Taken  error
+}
+
+// Create carries out c, which creates aggregate id, once id holds the unique value u: of two
+// creations with one value exactly one succeeds. c is decided on an empty state first, so that
+// nothing is claimed for a command that would be refused.
+func (d Decider[S, E, C]) Create(ctx context.Context, store eventstore.Store, id string, meta Meta, c C, u Unique, now func() time.Time) (wire.CommandReply, error) {
+	var empty S
+	if _, err := d.Decide(empty, c, Now(now)); err != nil {
+		return wire.CommandReply{}, err
+	}
+	if err := Claim(ctx, store, u.Stream, u.Claim, id, meta, u.Taken); err != nil {
+		return wire.CommandReply{}, err
+	}
+	return d.Answer(ctx, store, id, meta, c, now)
+}
+
 // Now is now() when a handler was given a clock, else time.Now().
 func Now(now func() time.Time) time.Time {
 	if now != nil {

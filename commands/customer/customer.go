@@ -46,15 +46,9 @@ func (h Handlers) Register(ctx context.Context, req wire.RegisterCustomer) (wire
 		return wire.CommandReply{}, err
 	}
 	c := model.Register{CustomerID: req.CustomerID, Name: req.Name, Email: req.Email, Address: address(req.Address)}
-	if _, err := model.Decide(model.State{}, c, time.Now()); err != nil {
-		return wire.CommandReply{}, err // validate before claiming anything
-	}
 	email := model.NormalizeEmail(req.Email)
-	claim := model.EmailClaimed{Email: email, CustomerID: req.CustomerID}
-	if err := commands.Claim(ctx, h.Store, model.EmailStream(email), claim, req.CustomerID, req.Meta, model.ErrEmailTaken); err != nil {
-		return wire.CommandReply{}, err
-	}
-	return aggregate.Answer(ctx, h.Store, req.CustomerID, req.Meta, c, h.Now)
+	return aggregate.Create(ctx, h.Store, req.CustomerID, req.Meta, c, commands.Unique{Stream: model.EmailStream(email),
+		Claim: model.EmailClaimed{Email: email, CustomerID: req.CustomerID}, Taken: model.ErrEmailTaken}, h.Now)
 }
 
 // ChangeAddress changes a customer's shipping address.

@@ -41,15 +41,9 @@ var aggregate = commands.Decider[model.State, model.Event, model.Command]{
 // AddProduct adds a product. Its sku is claimed first: two products never share one.
 func (h Handlers) AddProduct(ctx context.Context, req wire.AddProduct) (wire.CommandReply, error) {
 	c := model.AddProduct{ProductID: req.ProductID, SKU: req.SKU, Name: req.Name, PriceCents: req.PriceCents}
-	if _, err := model.Decide(model.State{}, c, time.Now()); err != nil {
-		return wire.CommandReply{}, err
-	}
 	sku := model.NormalizeSKU(req.SKU)
-	claim := model.SKUClaimed{SKU: sku, ProductID: req.ProductID}
-	if err := commands.Claim(ctx, h.Store, model.SKUStream(sku), claim, req.ProductID, req.Meta, model.ErrSKUTaken); err != nil {
-		return wire.CommandReply{}, err
-	}
-	return aggregate.Answer(ctx, h.Store, req.ProductID, req.Meta, c, h.Now)
+	return aggregate.Create(ctx, h.Store, req.ProductID, req.Meta, c, commands.Unique{Stream: model.SKUStream(sku),
+		Claim: model.SKUClaimed{SKU: sku, ProductID: req.ProductID}, Taken: model.ErrSKUTaken}, h.Now)
 }
 
 // ChangePrice sets a product's price.
