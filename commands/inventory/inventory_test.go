@@ -98,14 +98,13 @@ func TestSKUIsUnique(t *testing.T) {
 
 func TestReleaseAndCommit(t *testing.T) {
 	t.Parallel()
-	store := memory.New()
-	h := inventory.Handlers{Store: store}
+	h := inventory.Handlers{Store: memory.New()}
 	addProduct(t, h, "p", 10)
 	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4}}}))
 	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3}}}))
 	must(t)(h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("x1"), OrderID: "o1", ProductIDs: []string{"p"}}))
 	must(t)(h.CommitStock(t.Context(), wire.OrderStock{Meta: meta("c2"), OrderID: "o2", ProductIDs: []string{"p"}}))
-	if s := stock(t, store, "p"); s.OnHand != 7 || s.Available() != 7 {
+	if s := stock(t, h.Store, "p"); s.OnHand != 7 || s.Available() != 7 {
 		t.Errorf("on hand %d available %d, want 7 and 7", s.OnHand, s.Available())
 	}
 	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r3"), OrderID: "o3", Lines: []wire.OrderLine{{ProductID: "nope", Quantity: 1}}}); !errors.Is(err, model.ErrNotFound) {
@@ -117,8 +116,7 @@ func TestReleaseAndCommit(t *testing.T) {
 // when it is delivered again after stock arrived: it must not take the new units.
 func TestRedeliveredRejectedReservation(t *testing.T) {
 	t.Parallel()
-	store := memory.New()
-	h := inventory.Handlers{Store: store}
+	h := inventory.Handlers{Store: memory.New()}
 	addProduct(t, h, "p", 1)
 	req := wire.ReserveStock{Meta: meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2}}}
 	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
@@ -128,7 +126,7 @@ func TestRedeliveredRejectedReservation(t *testing.T) {
 	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("redelivery: %v, want the first answer", err)
 	}
-	if s := stock(t, store, "p"); s.ReservedTotal() != 0 {
+	if s := stock(t, h.Store, "p"); s.ReservedTotal() != 0 {
 		t.Fatalf("the redelivered command reserved %d units", s.ReservedTotal())
 	}
 }

@@ -140,18 +140,16 @@ var (
 		},
 	}
 	ChangePrice = &Command[PriceBody, wire.ChangePrice]{
-		Doc: Doc{Method: "POST", Path: "/api/v1/products/{id}/price", ID: "changePrice", Summary: "Change a product's price", Tag: "products", IDField: "productId", IDParam: "id",
-			Schema:  object([]string{"priceCents"}, map[string]any{"priceCents": integer("new price in cents", 0, inventory.MaxPrice)}),
-			Example: map[string]any{"priceCents": 2499}, Errors: []int{404, 409}},
+		Doc: oneInteger(Doc{Method: "POST", Path: "/api/v1/products/{id}/price", ID: "changePrice", Summary: "Change a product's price", Tag: "products",
+			IDField: "productId", IDParam: "id", Errors: []int{404, 409}}, "priceCents", integer("new price in cents", 0, inventory.MaxPrice), 2499),
 		Endpoint: wire.EndpointChangePrice,
 		Request: func(_ context.Context, id string, b *PriceBody, m wire.CommandMeta) (wire.ChangePrice, string) {
 			return wire.ChangePrice{Meta: m, ProductID: id, PriceCents: b.PriceCents}, id
 		},
 	}
 	Restock = &Command[QuantityBody, wire.Restock]{
-		Doc: Doc{Method: "POST", Path: "/api/v1/products/{id}/restock", ID: "restock", Summary: "Add units to a product's stock", Tag: "products", IDField: "productId", IDParam: "id",
-			Schema:  object([]string{"quantity"}, map[string]any{"quantity": integer("units received", 1, inventory.MaxQuantity)}),
-			Example: map[string]any{"quantity": 10}, Errors: []int{404, 409}},
+		Doc: oneInteger(Doc{Method: "POST", Path: "/api/v1/products/{id}/restock", ID: "restock", Summary: "Add units to a product's stock", Tag: "products",
+			IDField: "productId", IDParam: "id", Errors: []int{404, 409}}, "quantity", integer("units received", 1, inventory.MaxQuantity), 10),
 		Endpoint: wire.EndpointRestock,
 		Request: func(_ context.Context, id string, b *QuantityBody, m wire.CommandMeta) (wire.Restock, string) {
 			return wire.Restock{Meta: m, ProductID: id, Quantity: b.Quantity}, id
@@ -174,9 +172,8 @@ var (
 	CapturePayment = idCommand(Doc{Method: "POST", Path: "/api/v1/payments/{id}/capture", ID: "capturePayment", Summary: "Capture an authorized payment",
 		Tag: "payments", IDField: "paymentId", IDParam: "id", Errors: []int{404, 409}}, wire.EndpointCapturePayment)
 	RefundPayment = &Command[AmountBody, wire.RefundPayment]{
-		Doc: Doc{Method: "POST", Path: "/api/v1/payments/{id}/refund", ID: "refundPayment", Summary: "Refund part or all of a captured payment", Tag: "payments",
-			IDField: "paymentId", IDParam: "id", Schema: object([]string{"amountCents"}, map[string]any{"amountCents": integer("amount to refund in cents", 1, 0)}),
-			Example: map[string]any{"amountCents": 500}, Errors: []int{404, 409}},
+		Doc: oneInteger(Doc{Method: "POST", Path: "/api/v1/payments/{id}/refund", ID: "refundPayment", Summary: "Refund part or all of a captured payment", Tag: "payments",
+			IDField: "paymentId", IDParam: "id", Errors: []int{404, 409}}, "amountCents", integer("amount to refund in cents", 1, 0), 500),
 		Endpoint: wire.EndpointRefundPayment,
 		Request: func(_ context.Context, id string, b *AmountBody, m wire.CommandMeta) (wire.RefundPayment, string) {
 			return wire.RefundPayment{Meta: m, PaymentID: id, AmountCents: b.AmountCents}, id
@@ -220,6 +217,13 @@ func text(desc string, maxLength int) map[string]any {
 	return map[string]any{"type": "string", "maxLength": maxLength, "description": desc}
 }
 func id(desc string) map[string]any { return text(desc, domain.MaxIDLength) }
+// oneInteger is doc with a body of one required integer field, its schema and its example value.
+func oneInteger(doc Doc, field string, schema map[string]any, example int64) Doc {
+	doc.Schema = object([]string{field}, map[string]any{field: schema})
+	doc.Example = map[string]any{field: example}
+	return doc
+}
+
 func integer(desc string, min, max int64) map[string]any {
 	s := map[string]any{"type": "integer", "format": "int64", "minimum": min, "description": desc}
 	if max > 0 {
