@@ -3,7 +3,9 @@ package platform
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -34,21 +36,11 @@ func TestEnvVarsListIsWhatTheBinaryReads(t *testing.T) {
 			t.Errorf("EnvVars lists %s, which ParseFlags never reads", k)
 		}
 	}
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range TargetNames() {
-		if !strings.Contains(string(readme), "`"+name+"`") {
-			t.Errorf("README does not name the target %s", name)
-		}
-	}
+	namesAll(t, "../README.md", "`%s`", "README does not name the target %s", TargetNames())
+	namesAll(t, "../README.md", "`%s`", "README does not document %s", slices.Sorted(maps.Keys(asked)))
 	for k := range asked {
 		if !slices.Contains(EnvVars, k) {
 			t.Errorf("ParseFlags reads %s, missing from EnvVars", k)
-		}
-		if !strings.Contains(string(readme), "`"+k+"`") {
-			t.Errorf("README does not document %s", k)
 		}
 	}
 }
@@ -399,15 +391,7 @@ func TestDashboardAndScrapesFollowTheBinary(t *testing.T) {
 	if asked < 10 {
 		t.Errorf("the dashboard asks for %d metrics", asked)
 	}
-	scrape, err := os.ReadFile("../deploy/prometheus.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, target := range TargetNames() {
-		if !strings.Contains(string(scrape), "'"+target+":8080'") {
-			t.Errorf("prometheus.yml does not scrape %s", target)
-		}
-	}
+	namesAll(t, "../deploy/prometheus.yml", "'%s:8080'", "prometheus.yml does not scrape %s", TargetNames())
 	compose, _ := os.ReadFile("../deploy/docker-compose.yml")
 	for _, want := range []string{"./prometheus.yml:/etc/prometheus/prometheus.yml", "./grafana/dashboards:/var/lib/grafana/dashboards"} {
 		if !strings.Contains(string(compose), want) {
@@ -443,5 +427,19 @@ func checkTLS(t *testing.T, where string, cfg Config, mounted func(path string) 
 	}
 	if u, err := url.Parse(cfg.EventStoreURL); isESDB(cfg.EventStoreURL) && (err != nil || u.Query().Get("tls") != "true" || !mounted(u.Query().Get("tlsCAFile"))) {
 		t.Errorf("%s: EventStoreDB %s; want tls=true with a mounted tlsCAFile", where, Mask(cfg.EventStoreURL))
+	}
+}
+
+// namesAll fails t with complaint for each of names the file at path does not hold as format says.
+func namesAll(t *testing.T, path, format, complaint string, names []string) {
+	t.Helper()
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if !strings.Contains(string(text), fmt.Sprintf(format, name)) {
+			t.Errorf(complaint, name)
+		}
 	}
 }
