@@ -138,11 +138,10 @@ type faultRow struct {
 func start(t *testing.T) *platform {
 	t.Helper()
 	// Not t.TempDir: the cluster runs as the postgres user when we are root, and must reach it.
-	dir, err := os.MkdirTemp("", "orderflow-chaos-")
+	dir, err := pgcluster.TempDir("orderflow-chaos-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = os.Chmod(dir, 0o755)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	p := &platform{t: t, dir: dir, procs: map[string]*proc{}, addrs: map[string]string{}}
 	p.bin = filepath.Join(dir, "orderflow")

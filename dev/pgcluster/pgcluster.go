@@ -52,6 +52,16 @@ type Cluster struct {
 	stopping bool
 }
 
+// TempDir makes a new temporary directory a cluster can live in: one the postgres user can reach,
+// as a cluster started by root runs as postgres (os.MkdirTemp's own mode keeps others out).
+func TempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	return dir, os.Chmod(dir, 0o755)
+}
+
 // Start initialises the cluster under opts.Dir if needed and starts it, or adopts the one already
 // running there (a previous run that was killed). It returns once the cluster accepts connections.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {

@@ -14,19 +14,8 @@ import (
 )
 
 func TestStartStopAndAdopt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	if _, err := BinDir(); err != nil {
-		t.Skip(err)
-	}
-	dir := reachableDir(t)
+	c, dir := startTest(t)
 	ctx := t.Context()
-	c, err := Start(ctx, Options{Dir: filepath.Join(dir, "pg"), Ephemeral: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Stop() })
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,18 +64,7 @@ func TestTraversable(t *testing.T) {
 // same port (its URL keeps working); a postmaster someone else started on the data directory is
 // the one Stop stops.
 func TestSuperviseStartsADeadClusterAgain(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	if _, err := BinDir(); err != nil {
-		t.Skip(err)
-	}
-	dir := reachableDir(t)
-	c, err := Start(t.Context(), Options{Dir: filepath.Join(dir, "pg"), Ephemeral: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Stop() })
+	c, _ := startTest(t)
 	var said []string
 	var mu sync.Mutex
 	ctx, cancel := context.WithCancel(t.Context())
@@ -154,15 +132,25 @@ func TestSuperviseStartsADeadClusterAgain(t *testing.T) {
 	}
 }
 
-// reachableDir is a temporary directory the postgres user can reach when the test runs as root
-// (t.TempDir's parent is private: the cluster would go elsewhere and outlive the test).
-func reachableDir(t *testing.T) string {
+// startTest starts an ephemeral cluster in a new directory, both gone when the test ends; it skips
+// the test under -short or without PostgreSQL's binaries.
+func startTest(t *testing.T) (*Cluster, string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "orderflow-pgcluster-")
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	if _, err := BinDir(); err != nil {
+		t.Skip(err)
+	}
+	dir, err := TempDir("orderflow-pgcluster-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = os.Chmod(dir, 0o755)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
+	c, err := Start(t.Context(), Options{Dir: filepath.Join(dir, "pg"), Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	return c, dir
 }

@@ -71,10 +71,9 @@ func ServerURL(tb testing.TB) string {
 func startCluster() (string, error) {
 	reapOrphans()
 	var err error
-	if clusterDir, err = os.MkdirTemp("", "orderflow-pgtest-"); err != nil {
+	if clusterDir, err = pgcluster.TempDir("orderflow-pgtest-"); err != nil {
 		return "", err
 	}
-	_ = os.Chmod(clusterDir, 0o755)
 	_ = os.WriteFile(filepath.Join(clusterDir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
