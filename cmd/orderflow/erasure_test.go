@@ -38,11 +38,7 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 // protocol double, through the real client): its events are read back raw and searched too.
 func TestErasureLeavesNoTraceOnEventStoreDB(t *testing.T) {
 	t.Parallel()
-	srv, err := esdbtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := esdbtest.New(t)
 	erasureLeavesNoTrace(t, srv)
 }
 

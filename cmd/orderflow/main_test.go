@@ -218,11 +218,7 @@ func TestOrderFromRESTToGraphQL(t *testing.T) {
 // protocol double of EventStoreDB (through the real client).
 func TestOrderFromRESTToGraphQLOnEventStoreDB(t *testing.T) {
 	t.Parallel()
-	srv, err := esdbtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := esdbtest.New(t)
 	base, db := startPlatformDB(t, "EVENTSTORE_URL", srv.URL())
 	orderFromRESTToGraphQL(t, base)
 	// placed + cancelled, and the idempotent order: all in EventStoreDB, none elsewhere.

@@ -23,12 +23,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"io"
 	"log/slog"
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 

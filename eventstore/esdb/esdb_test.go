@@ -26,11 +26,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // double starts a protocol double for this test and a store on it.
 func double(t *testing.T) (*esdb.Store, *esdbtest.Server) {
 	t.Helper()
-	srv, err := esdbtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := esdbtest.New(t)
 	store, err := esdb.Open(srv.URL(), esdb.Options{Log: quiet, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -259,11 +255,7 @@ func TestUnreachableServer(t *testing.T) {
 func benchDouble(b *testing.B) *esdb.Store {
 	b.Helper()
 	b.Log("esdb figures: real client against the in-process protocol double; they measure the client path, not EventStoreDB")
-	srv, err := esdbtest.Start()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(srv.Stop)
+	srv := esdbtest.New(b)
 	store, err := esdb.Open(srv.URL(), esdb.Options{Log: quiet})
 	if err != nil {
 		b.Fatal(err)

@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -88,6 +89,17 @@ type Server struct {
 // Start serves a new, empty double on a loopback port (plus a few system events, as a fresh
 // EventStoreDB has) until Stop.
 func Start() (*Server, error) { return start(nil) }
+
+// New starts a double for tb, stopped when it ends.
+func New(tb testing.TB) *Server {
+	tb.Helper()
+	srv, err := Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Stop)
+	return srv
+}
 
 // StartTLS is Start over TLS with the server certificate certFile and its key (PEM): URL then says
 // tls=true, and a client adds the authority it trusts (tlsCAFile=…).
