@@ -32,6 +32,11 @@ type Party struct {
 	Name string `json:"name"`
 }
 
+// State is a provider state: what must hold at the provider before the interaction.
+type State struct {
+	Name string `json:"name"`
+}
+
 // Interaction is one request or message the consumer sends, named: an HTTP request (GraphQL), a
 // NATS request and its answer (Synchronous/Messages), or a message (Asynchronous/Messages: a
 // queued command, an event).
@@ -48,11 +53,6 @@ type Interaction struct {
 	MatchingRules *Rules            `json:"matchingRules,omitempty"`
 	// Optional are paths of the matching rules the provider may leave out (see Message).
 	Optional []string `json:"optional,omitempty"`
-}
-
-// State is a provider state: what must hold at the provider before the interaction.
-type State struct {
-	Name string `json:"name"`
 }
 
 // Request is an HTTP request of an interaction (Method, Path, Body), or a message (Contents,
