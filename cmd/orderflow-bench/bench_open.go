@@ -42,76 +42,73 @@ type openRun struct {
 // each order is timed placed→visible (a GraphQL read with the command's consistency position) and
 // placed→confirmed (the event store's timestamps). It prints a table, the highest rate at which
 // placed→confirmed p99 stays within the goal, and writes a chart (SVG).
-func benchOpen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench open", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func benchOpen(fs *flag.FlagSet) benchRun {
 	ratesFlag := fs.String("rates", "100,200,400", "offered rates, orders per second")
 	mixesFlag := fs.String("products", "50,1", "product mixes: how many products the orders spread over")
 	duration := fs.Duration("duration", 60*time.Second, "how long each run places orders")
 	goal := fs.Duration("goal", 250*time.Millisecond, "the placed→confirmed p99 a rate must keep to count as sustained")
 	chart := fs.String("chart", "", "write an SVG chart of p99 latency against offered rate here")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	rates, err := ints(*ratesFlag)
-	if err != nil {
-		return fmt.Errorf("--rates: %w", err)
-	}
-	mixes, err := ints(*mixesFlag)
-	if err != nil {
-		return fmt.Errorf("--products: %w", err)
-	}
-	stopProfile, err := cpuProfile(*profile)
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-	var runs []openRun
-	for _, products := range mixes {
-		for _, rate := range rates {
-			fmt.Fprintf(stdout, "open loop: %d orders/s over %d product(s) for %s, fresh platform…\n", rate, products, *duration)
-			r, err := openLoop(ctx, products, rate, *duration, getenv, stdout, stderr)
-			if err != nil {
-				return fmt.Errorf("%d/s over %d products: %w", rate, products, err)
+	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+		rates, err := ints(*ratesFlag)
+		if err != nil {
+			return fmt.Errorf("--rates: %w", err)
+		}
+		mixes, err := ints(*mixesFlag)
+		if err != nil {
+			return fmt.Errorf("--products: %w", err)
+		}
+		stopProfile, err := cpuProfile(*profile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+		var runs []openRun
+		for _, products := range mixes {
+			for _, rate := range rates {
+				fmt.Fprintf(stdout, "open loop: %d orders/s over %d product(s) for %s, fresh platform…\n", rate, products, *duration)
+				r, err := openLoop(ctx, products, rate, *duration, getenv, stdout, stderr)
+				if err != nil {
+					return fmt.Errorf("%d/s over %d products: %w", rate, products, err)
+				}
+				runs = append(runs, r)
 			}
-			runs = append(runs, r)
 		}
-	}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "products\toffered/s\tachieved/s\tplaced\tfailed\taccepted p99\tvisible p50\tp99\tmax\tconfirmed p50\tp99\tmax\tin flight at end\tall final after\tnot confirmed\tstock exact\t")
-	for _, r := range runs {
-		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t\n", r.products, r.rate, r.achieved, r.placed, r.failed,
-			pct(r.accepted, 99), pct(r.visible, 50), pct(r.visible, 99), pct(r.visible, 100), pct(r.confirmed, 50), pct(r.confirmed, 99), pct(r.confirmed, 100),
-			r.inFlight, finishedText(r.finished), r.unconfirmed+r.cancelled, yesNo(r.stockExact))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	sustained := map[int]int{}
-	for _, r := range runs {
-		if r.failed == 0 && r.unconfirmed+r.cancelled == 0 && r.stockExact && r.finished >= 0 && r.finished <= drainGoal &&
-			len(r.confirmed) > 0 && pct(r.confirmed, 99) <= *goal && r.rate > sustained[r.products] {
-			sustained[r.products] = r.rate
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "products\toffered/s\tachieved/s\tplaced\tfailed\taccepted p99\tvisible p50\tp99\tmax\tconfirmed p50\tp99\tmax\tin flight at end\tall final after\tnot confirmed\tstock exact\t")
+		for _, r := range runs {
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t\n", r.products, r.rate, r.achieved, r.placed, r.failed,
+				pct(r.accepted, 99), pct(r.visible, 50), pct(r.visible, 99), pct(r.visible, 100), pct(r.confirmed, 50), pct(r.confirmed, 99), pct(r.confirmed, 100),
+				r.inFlight, finishedText(r.finished), r.unconfirmed+r.cancelled, yesNo(r.stockExact))
 		}
-	}
-	for _, products := range mixes {
-		fmt.Fprintf(stdout, "sustained (placed→confirmed p99 ≤ %s, every saga final within %s of the last order, stock exact, no error): %d orders/s over %d product(s)\n",
-			*goal, drainGoal, sustained[products], products)
-	}
-	if len(mixes) == 2 && sustained[mixes[0]] > 0 {
-		fmt.Fprintf(stdout, "open loop: sustained rate of %d product(s) against %d: ratio %.2f\n", mixes[1], mixes[0], float64(sustained[mixes[1]])/float64(sustained[mixes[0]]))
-	}
-	if *chart != "" {
-		if err := os.MkdirAll(filepath.Dir(*chart), 0o755); err != nil {
+		if err := tw.Flush(); err != nil {
 			return err
 		}
-		if err := os.WriteFile(*chart, []byte(openChart(runs, mixes, rates, *goal)), 0o644); err != nil {
-			return err
+		sustained := map[int]int{}
+		for _, r := range runs {
+			if r.failed == 0 && r.unconfirmed+r.cancelled == 0 && r.stockExact && r.finished >= 0 && r.finished <= drainGoal &&
+				len(r.confirmed) > 0 && pct(r.confirmed, 99) <= *goal && r.rate > sustained[r.products] {
+				sustained[r.products] = r.rate
+			}
 		}
-		fmt.Fprintf(stdout, "chart: %s\n", *chart)
+		for _, products := range mixes {
+			fmt.Fprintf(stdout, "sustained (placed→confirmed p99 ≤ %s, every saga final within %s of the last order, stock exact, no error): %d orders/s over %d product(s)\n",
+				*goal, drainGoal, sustained[products], products)
+		}
+		if len(mixes) == 2 && sustained[mixes[0]] > 0 {
+			fmt.Fprintf(stdout, "open loop: sustained rate of %d product(s) against %d: ratio %.2f\n", mixes[1], mixes[0], float64(sustained[mixes[1]])/float64(sustained[mixes[0]]))
+		}
+		if *chart != "" {
+			if err := os.MkdirAll(filepath.Dir(*chart), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(*chart, []byte(openChart(runs, mixes, rates, *goal)), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "chart: %s\n", *chart)
+		}
+		return nil
 	}
-	return nil
 }
 
 func ints(s string) ([]int, error) {

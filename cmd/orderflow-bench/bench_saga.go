@@ -26,72 +26,69 @@ import (
 // PostgreSQL cluster unless DATABASE_URL is set, embedded NATS, every target), orders placed over
 // REST, and placed→confirmed latency taken from the event store's own timestamps. Two phases:
 // as fast as the platform goes, then a steady 100 orders/s.
-func benchSaga(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench saga", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func benchSaga(fs *flag.FlagSet) benchRun {
 	burst := fs.Int("orders", 2000, "orders of the throughput phase")
 	rate := fs.Int("rate", 100, "orders per second of the latency phase")
 	steady := fs.Duration("duration", 10*time.Second, "length of the latency phase")
 	clients := fs.Int("clients", 32, "concurrent REST clients of the throughput phase")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	p, err := startBenchPlatform(ctx, "saga", map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms"}, getenv, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	defer p.stop()
-	post, dbURL := p.post, p.dbURL
-	// A catalog of 50 products with ample stock: orders spread over them as a shop's do.
-	const products = 50
-	if err := seedProducts(p, "bench", products); err != nil {
-		return err
-	}
-	var seq atomic.Int64
-	order := func(id string) error {
-		p := seq.Add(1) % products
-		return post("/api/v1/orders", fmt.Sprintf(`{"orderId":"%s","customerId":"c","lines":[{"productId":"bench-%d","quantity":1,"unitPriceCents":999}]}`, id, p))
-	}
+	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+		p, err := startBenchPlatform(ctx, "saga", map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms"}, getenv, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		post, dbURL := p.post, p.dbURL
+		// A catalog of 50 products with ample stock: orders spread over them as a shop's do.
+		const products = 50
+		if err := seedProducts(p, "bench", products); err != nil {
+			return err
+		}
+		var seq atomic.Int64
+		order := func(id string) error {
+			p := seq.Add(1) % products
+			return post("/api/v1/orders", fmt.Sprintf(`{"orderId":"%s","customerId":"c","lines":[{"productId":"bench-%d","quantity":1,"unitPriceCents":999}]}`, id, p))
+		}
 
-	// Phase 1: throughput.
-	fmt.Fprintf(stdout, "throughput: %d orders from %d REST clients…\n", *burst, *clients)
-	throughput, refused, err := burstOrders(ctx, p, "burst-", *burst, *clients, products)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "saga throughput: %.0f orders/s placed→confirmed (%d orders; %d refused by the API)\n", throughput, *burst-refused, refused)
+		// Phase 1: throughput.
+		fmt.Fprintf(stdout, "throughput: %d orders from %d REST clients…\n", *burst, *clients)
+		throughput, refused, err := burstOrders(ctx, p, "burst-", *burst, *clients, products)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "saga throughput: %.0f orders/s placed→confirmed (%d orders; %d refused by the API)\n", throughput, *burst-refused, refused)
 
-	// Phase 2: latency at a steady rate.
-	fmt.Fprintf(stdout, "latency: %d orders/s for %s…\n", *rate, *steady)
-	tick := time.NewTicker(time.Second / time.Duration(*rate))
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	n := 0
-	end := time.Now().Add(*steady)
-	for time.Now().Before(end) {
-		<-tick.C
-		n++
-		id := fmt.Sprintf("steady-%d", n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if order(id) != nil {
-				failed.Add(1)
-			}
-		}()
+		// Phase 2: latency at a steady rate.
+		fmt.Fprintf(stdout, "latency: %d orders/s for %s…\n", *rate, *steady)
+		tick := time.NewTicker(time.Second / time.Duration(*rate))
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		n := 0
+		end := time.Now().Add(*steady)
+		for time.Now().Before(end) {
+			<-tick.C
+			n++
+			id := fmt.Sprintf("steady-%d", n)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if order(id) != nil {
+					failed.Add(1)
+				}
+			}()
+		}
+		tick.Stop()
+		wg.Wait()
+		if err := waitConfirmed(ctx, dbURL, "steady-", n-int(failed.Load()), 2*time.Minute); err != nil {
+			return err
+		}
+		lat, _, err := latencies(ctx, dbURL, "steady-")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "saga latency at %d orders/s: p50 %s, p99 %s, max %s placed→confirmed (%d orders)\n", *rate,
+			pct(lat, 50), pct(lat, 99), pct(lat, 100), len(lat))
+		return nil
 	}
-	tick.Stop()
-	wg.Wait()
-	if err := waitConfirmed(ctx, dbURL, "steady-", n-int(failed.Load()), 2*time.Minute); err != nil {
-		return err
-	}
-	lat, _, err := latencies(ctx, dbURL, "steady-")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "saga latency at %d orders/s: p50 %s, p99 %s, max %s placed→confirmed (%d orders)\n", *rate,
-		pct(lat, 50), pct(lat, 99), pct(lat, 100), len(lat))
-	return nil
 }
 
 func withDatabase(url, db string) string {

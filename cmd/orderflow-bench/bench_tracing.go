@@ -23,63 +23,60 @@ import (
 // without trace export and with every span exported over OTLP/HTTP to a collector in this process
 // that counts and drops what it receives. It prints the medians and their ratio: the cost of
 // tracing with export on.
-func benchTracing(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench tracing", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func benchTracing(fs *flag.FlagSet) benchRun {
 	orders := fs.Int("orders", 2000, "orders of each round")
 	rounds := fs.Int("rounds", 2, "rounds of each kind, alternating")
 	clients := fs.Int("clients", 32, "concurrent REST clients")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var received atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	sink := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, _ := io.Copy(io.Discard, r.Body)
-		received.Add(n)
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.WriteHeader(http.StatusOK)
-	})}
-	go func() { _ = sink.Serve(ln) }()
-	defer sink.Close()
-	collector := "http://" + ln.Addr().String() + "/v1/traces"
-
-	rates := map[bool][]float64{}
-	for round := range 2 * *rounds {
-		traced := round%2 == 1
-		env := map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms"}
-		if traced {
-			env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = collector
-		} else {
-			otel.SetTracerProvider(noop.NewTracerProvider()) // no provider left over from a traced round
-		}
-		before := received.Load()
-		rate, err := sagaThroughput(ctx, fmt.Sprintf("tracing_%d", round), env, *orders, *clients, getenv, stdout, stderr)
+	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+		var received atomic.Int64
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		rates[traced] = append(rates[traced], rate)
-		fmt.Fprintf(stdout, "round %d, export %v: %.0f orders/s placed→confirmed; %d KiB of spans received\n", round+1, traced, rate, (received.Load()-before)/1024)
+		sink := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			received.Add(n)
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			w.WriteHeader(http.StatusOK)
+		})}
+		go func() { _ = sink.Serve(ln) }()
+		defer sink.Close()
+		collector := "http://" + ln.Addr().String() + "/v1/traces"
+
+		rates := map[bool][]float64{}
+		for round := range 2 * *rounds {
+			traced := round%2 == 1
+			env := map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms"}
+			if traced {
+				env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = collector
+			} else {
+				otel.SetTracerProvider(noop.NewTracerProvider()) // no provider left over from a traced round
+			}
+			before := received.Load()
+			rate, err := sagaThroughput(ctx, fmt.Sprintf("tracing_%d", round), env, *orders, *clients, getenv, stdout, stderr)
+			if err != nil {
+				return err
+			}
+			rates[traced] = append(rates[traced], rate)
+			fmt.Fprintf(stdout, "round %d, export %v: %.0f orders/s placed→confirmed; %d KiB of spans received\n", round+1, traced, rate, (received.Load()-before)/1024)
+		}
+		off, on := median(rates[false]), median(rates[true])
+		// Without an endpoint nothing is recorded: what is left is the instrumentation itself, timed
+		// here on the path of one order, against the CPU an order costs (the cores over the rate).
+		otel.SetTracerProvider(noop.NewTracerProvider())
+		const n = 20_000
+		start := time.Now()
+		for range n {
+			orderPath(ctx)
+		}
+		per := time.Since(start) / n
+		perOrder := time.Duration(float64(runtime.NumCPU()) / off * float64(time.Second))
+		fmt.Fprintf(stdout, "instrumentation without export: %s of CPU per order, %.2f%% of an order's %s\n", per, 100*per.Seconds()/perOrder.Seconds(), perOrder.Round(10*time.Microsecond))
+		fmt.Fprintf(stdout, "saga throughput without trace export: %.0f orders/s (median of %s)\n", off, roundRates(rates[false]))
+		fmt.Fprintf(stdout, "saga throughput exporting every span over OTLP/HTTP: %.0f orders/s (median of %s)\n", on, roundRates(rates[true]))
+		fmt.Fprintf(stdout, "tracing with export on vs off: ratio %.2f\n", on/off)
+		return nil
 	}
-	off, on := median(rates[false]), median(rates[true])
-	// Without an endpoint nothing is recorded: what is left is the instrumentation itself, timed
-	// here on the path of one order, against the CPU an order costs (the cores over the rate).
-	otel.SetTracerProvider(noop.NewTracerProvider())
-	const n = 20_000
-	start := time.Now()
-	for range n {
-		orderPath(ctx)
-	}
-	per := time.Since(start) / n
-	perOrder := time.Duration(float64(runtime.NumCPU()) / off * float64(time.Second))
-	fmt.Fprintf(stdout, "instrumentation without export: %s of CPU per order, %.2f%% of an order's %s\n", per, 100*per.Seconds()/perOrder.Seconds(), perOrder.Round(10*time.Microsecond))
-	fmt.Fprintf(stdout, "saga throughput without trace export: %.0f orders/s (median of %s)\n", off, roundRates(rates[false]))
-	fmt.Fprintf(stdout, "saga throughput exporting every span over OTLP/HTTP: %.0f orders/s (median of %s)\n", on, roundRates(rates[true]))
-	fmt.Fprintf(stdout, "tracing with export on vs off: ratio %.2f\n", on/off)
-	return nil
 }
 
 // sagaThroughput places orders from clients concurrent REST clients on a fresh platform over 50
