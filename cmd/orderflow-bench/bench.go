@@ -41,11 +41,11 @@ func benchAppend(fs *flag.FlagSet) benchRun {
 	duration := fs.Duration("duration", 5*time.Second, "length of each measured round")
 	rounds := fs.Int("rounds", 3, "rounds of each workload, interleaved")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-		url, stopServer, err := benchServer(ctx, getenv, stdout)
+		url, drop, err := benchDatabase(ctx, "append", getenv, stdout)
 		if err != nil {
 			return err
 		}
-		defer stopServer()
+		defer drop()
 		cfg, err := pgxpool.ParseConfig(url)
 		if err != nil {
 			return err

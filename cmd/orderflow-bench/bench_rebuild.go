@@ -32,12 +32,7 @@ func benchRebuild(fs *flag.FlagSet) benchRun {
 	spread := fs.Int("spread", 2000, "orders placed between two steps of one order")
 	rounds := fs.Int("rounds", 3, "rebuilds measured, each followed by a COPY")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-		url, stopServer, err := benchServer(ctx, getenv, stdout)
-		if err != nil {
-			return err
-		}
-		defer stopServer()
-		dbURL, drop, err := benchDatabase(ctx, url, "rebuild")
+		dbURL, drop, err := benchDatabase(ctx, "rebuild", getenv, stdout)
 		if err != nil {
 			return err
 		}

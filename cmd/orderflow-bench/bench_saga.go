@@ -224,12 +224,7 @@ func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]st
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { os.RemoveAll(dir) })
-	url, stopServer, err := benchServer(ctx, getenv, stdout)
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, stopServer)
-	dbURL, drop, err := benchDatabase(ctx, url, name)
+	dbURL, drop, err := benchDatabase(ctx, name, getenv, stdout)
 	if err != nil {
 		return nil, err
 	}
@@ -299,11 +294,10 @@ func benchServer(ctx context.Context, getenv func(string) string, stdout io.Writ
 	if url := getenv("DATABASE_URL"); url != "" {
 		return url, func() {}, nil
 	}
-	dir, err := os.MkdirTemp("", "orderflow-bench-pg-")
+	dir, err := pgcluster.TempDir("orderflow-bench-pg-")
 	if err != nil {
 		return "", nil, err
 	}
-	_ = os.Chmod(dir, 0o755) // the cluster may run as the postgres user
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg")})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -313,19 +307,27 @@ func benchServer(ctx context.Context, getenv func(string) string, stdout io.Writ
 	return cluster.URL("postgres"), func() { _ = cluster.Stop(); os.RemoveAll(dir) }, nil
 }
 
-// benchDatabase creates a fresh database on url's server for benchmark name; drop removes it.
-func benchDatabase(ctx context.Context, url, name string) (dbURL string, drop func(), err error) {
-	db := "bench_" + name + "_" + fmt.Sprint(time.Now().UnixNano())
-	admin, err := pgx.Connect(ctx, url)
+// benchDatabase creates a fresh database for benchmark name on the benchmarks' server
+// (benchServer); drop removes it and stops the server.
+func benchDatabase(ctx context.Context, name string, getenv func(string) string, stdout io.Writer) (dbURL string, drop func(), err error) {
+	url, stop, err := benchServer(ctx, getenv, stdout)
 	if err != nil {
 		return "", nil, err
 	}
-	if _, err := admin.Exec(ctx, "create database "+db); err != nil {
-		admin.Close(ctx)
+	db := "bench_" + name + "_" + fmt.Sprint(time.Now().UnixNano())
+	admin, err := pgx.Connect(ctx, url)
+	if err == nil {
+		if _, err = admin.Exec(ctx, "create database "+db); err != nil {
+			admin.Close(ctx)
+		}
+	}
+	if err != nil {
+		stop()
 		return "", nil, err
 	}
 	return withDatabase(url, db), func() {
 		_, _ = admin.Exec(context.Background(), "drop database if exists "+db+" with (force)")
 		admin.Close(context.Background())
+		stop()
 	}, nil
 }
