@@ -277,15 +277,11 @@ type deployment struct {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// readYAML decodes the YAML file at path into v.
 func readYAML(t *testing.T, path string, v any) {
 	t.Helper()
 	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	decodeYAML(t, path, data, err, v)
 }
 
 func readDocs(t *testing.T, path string) []map[string]any {
@@ -308,14 +304,21 @@ func readDocs(t *testing.T, path string) []map[string]any {
 	}
 }
 
+// remarshal decodes in, as YAML, into out.
 func remarshal(t *testing.T, in any, out any) {
 	t.Helper()
-	b, err := yaml.Marshal(in)
-	if err != nil {
-		t.Fatal(err)
+	data, err := yaml.Marshal(in)
+	decodeYAML(t, "a remarshalled document", data, err, out)
+}
+
+// decodeYAML decodes data, what was read with err, into v.
+func decodeYAML(t *testing.T, what string, data []byte, err error, v any) {
+	t.Helper()
+	if err == nil {
+		err = yaml.Unmarshal(data, v)
 	}
-	if err := yaml.Unmarshal(b, out); err != nil {
-		t.Fatal(err)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 

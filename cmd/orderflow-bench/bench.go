@@ -38,8 +38,8 @@ var benches = map[string]benchmark{"append": benchAppend, "saga": benchSaga, "op
 // raw single-row INSERT baseline, on the same database, in the same run.
 func benchAppend(fs *flag.FlagSet) benchRun {
 	writers := fs.Int("writers", 16, "concurrent writers")
-	duration := fs.Duration("duration", 5*time.Second, "length of each measured round")
 	rounds := fs.Int("rounds", 3, "rounds of each workload, interleaved")
+	duration := fs.Duration("duration", 5*time.Second, "length of each measured round")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		url, drop, err := benchDatabase(ctx, "append", getenv, stdout)
 		if err != nil {

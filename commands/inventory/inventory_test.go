@@ -160,15 +160,22 @@ func (s *faulty) Append(ctx context.Context, stream string, rev eventstore.Expec
 	return s.Store.Append(ctx, stream, rev, events)
 }
 
+// twoProducts stocks "a-plenty" (100 units) and the product second on a store that fails as told.
+func twoProducts(t *testing.T, second string, units int64) (*faulty, inventory.Handlers) {
+	t.Helper()
+	store := &faulty{Store: memory.New()}
+	h := inventory.Handlers{Store: store}
+	addProduct(t, h, "a-plenty", 100)
+	addProduct(t, h, second, units)
+	return store, h
+}
+
 // TestRefusedReservationWhoseReleaseIsBusy: an order's second line is refused (out of stock) and
 // giving back the first line's units finds the stream busy. The queued command must be retried,
 // not acknowledged as refused: its units are released and its rejection recorded on the retry.
 func TestRefusedReservationWhoseReleaseIsBusy(t *testing.T) {
 	t.Parallel()
-	store := &faulty{Store: memory.New()}
-	h := inventory.Handlers{Store: store}
-	addProduct(t, h, "a-plenty", 100)
-	addProduct(t, h, "b-empty", 0)
+	store, h := twoProducts(t, "b-empty", 0)
 	req := wire.ReserveStock{Meta: meta("saga:o1:reserve"), OrderID: "o1",
 		Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 1}, {ProductID: "b-empty", Quantity: 1}}}
 	data, _ := json.Marshal(req)
@@ -215,10 +222,7 @@ func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 // released by the compensation) and record the order reserved with that line not held.
 func TestARetriedReservationHoldsAllItsLinesOrNone(t *testing.T) {
 	t.Parallel()
-	store := &faulty{Store: memory.New()}
-	h := inventory.Handlers{Store: store}
-	addProduct(t, h, "a-plenty", 100)
-	addProduct(t, h, "b-scarce", 1)
+	store, h := twoProducts(t, "b-scarce", 1)
 	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("other"), OrderID: "other", Lines: []wire.OrderLine{{ProductID: "b-scarce", Quantity: 1}}}))
 	req := wire.ReserveStock{Meta: meta("saga:x:reserve"), OrderID: "x", Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 2}, {ProductID: "b-scarce", Quantity: 1}}}
 	store.failNext(1, model.TypeOrderRejected, errors.New("connection reset")) // recording the rejection fails once
