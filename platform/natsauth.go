@@ -371,8 +371,8 @@ func ServerConfig(users []natsrv.User, o ServerOptions) ([]byte, error) {
 	type cluster struct {
 		Name   string   `json:"name"`
 		Port   int      `json:"port"`
-		Routes []string `json:"routes"`
 		TLS    *tls     `json:"tls,omitempty"`
+		Routes []string `json:"routes"`
 	}
 	conf := struct {
 		Port          int               `json:"port"`

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/commands/commandstest"
 	"github.com/orderflow/orderflow/commands/customer"
 	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/domain"
@@ -44,12 +45,8 @@ func TestEmailRace(t *testing.T) {
 
 func TestRegisterIsIdempotentAndValidatesFirst(t *testing.T) {
 	t.Parallel()
-	store := memory.New()
-	h := customer.Handlers{Store: store}
-	first, err := h.Register(t.Context(), register("c1", "ada@example.com"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := customer.Handlers{Store: memory.New()}
+	first := commandstest.Must(t)(h.Register(t.Context(), register("c1", "ada@example.com")))
 	again, err := h.Register(t.Context(), register("c1", "ada@example.com"))
 	if err != nil || again != first {
 		t.Fatalf("retry = %+v, %v; want %+v", again, err, first)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/commands/commandstest"
 	"github.com/orderflow/orderflow/commands/inventory"
 	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/dev/pgtest"
@@ -25,8 +26,6 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m, natstest.Stop) }
 
-func meta(id string) wire.CommandMeta { return wire.CommandMeta{CommandID: id} }
-
 // product folds a product's stream, as the command service does.
 var product = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode}
 
@@ -39,23 +38,13 @@ func stock(t *testing.T, s eventstore.Store, id string) model.State {
 	return st
 }
 
-// must fails the test if the command it is given failed.
-func must(t *testing.T) func(wire.CommandReply, error) {
-	return func(_ wire.CommandReply, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func addProduct(t *testing.T, h inventory.Handlers, id string, units int64) {
 	t.Helper()
-	must(t)(h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("add-" + id), ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 100}))
+	commandstest.Must(t)(h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("add-" + id), ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 100}))
 	if units == 0 {
 		return
 	}
-	must(t)(h.Restock(t.Context(), wire.Restock{Meta: meta("restock-" + id), ProductID: id, Quantity: units}))
+	commandstest.Must(t)(h.Restock(t.Context(), wire.Restock{Meta: commandstest.Meta("restock-" + id), ProductID: id, Quantity: units}))
 }
 
 // TestLastUnits: 20 orders race for the last 5 units of a product (each also wants a plentiful
@@ -68,7 +57,7 @@ func TestLastUnits(t *testing.T) {
 	addProduct(t, h, "plenty", 1000)
 	won, out := storetest.Race(t, 20, model.ErrInsufficientStock, func(i int) error {
 		order := fmt.Sprintf("o%d", i)
-		_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: meta("reserve-" + order), OrderID: order,
+		_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: commandstest.Meta("reserve-" + order), OrderID: order,
 			Lines: []wire.OrderLine{{ProductID: "plenty", Quantity: 2}, {ProductID: "scarce", Quantity: 1}}})
 		return err
 	})
@@ -87,11 +76,11 @@ func TestLastUnits(t *testing.T) {
 func TestSKUIsUnique(t *testing.T) {
 	t.Parallel()
 	h := inventory.Handlers{Store: memory.New()}
-	must(t)(h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}))
-	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a2"), ProductID: "p2", SKU: " SKU-1", Name: "B", PriceCents: 1}); !errors.Is(err, model.ErrSKUTaken) {
+	commandstest.Must(t)(h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}))
+	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("a2"), ProductID: "p2", SKU: " SKU-1", Name: "B", PriceCents: 1}); !errors.Is(err, model.ErrSKUTaken) {
 		t.Fatalf("second product with one sku: %v", err)
 	}
-	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}); err != nil {
+	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}); err != nil {
 		t.Fatalf("retried add: %v", err)
 	}
 }
@@ -100,14 +89,14 @@ func TestReleaseAndCommit(t *testing.T) {
 	t.Parallel()
 	h := inventory.Handlers{Store: memory.New()}
 	addProduct(t, h, "p", 10)
-	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4}}}))
-	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3}}}))
-	must(t)(h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("x1"), OrderID: "o1", ProductIDs: []string{"p"}}))
-	must(t)(h.CommitStock(t.Context(), wire.OrderStock{Meta: meta("c2"), OrderID: "o2", ProductIDs: []string{"p"}}))
+	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4}}}))
+	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3}}}))
+	commandstest.Must(t)(h.ReleaseStock(t.Context(), wire.OrderStock{Meta: commandstest.Meta("x1"), OrderID: "o1", ProductIDs: []string{"p"}}))
+	commandstest.Must(t)(h.CommitStock(t.Context(), wire.OrderStock{Meta: commandstest.Meta("c2"), OrderID: "o2", ProductIDs: []string{"p"}}))
 	if s := stock(t, h.Store, "p"); s.OnHand != 7 || s.Available() != 7 {
 		t.Errorf("on hand %d available %d, want 7 and 7", s.OnHand, s.Available())
 	}
-	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("r3"), OrderID: "o3", Lines: []wire.OrderLine{{ProductID: "nope", Quantity: 1}}}); !errors.Is(err, model.ErrNotFound) {
+	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r3"), OrderID: "o3", Lines: []wire.OrderLine{{ProductID: "nope", Quantity: 1}}}); !errors.Is(err, model.ErrNotFound) {
 		t.Errorf("reserve an unknown product: %v", err)
 	}
 }
@@ -118,11 +107,11 @@ func TestRedeliveredRejectedReservation(t *testing.T) {
 	t.Parallel()
 	h := inventory.Handlers{Store: memory.New()}
 	addProduct(t, h, "p", 1)
-	req := wire.ReserveStock{Meta: meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2}}}
+	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2}}}
 	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("first delivery: %v", err)
 	}
-	must(t)(h.Restock(t.Context(), wire.Restock{Meta: meta("more"), ProductID: "p", Quantity: 5}))
+	commandstest.Must(t)(h.Restock(t.Context(), wire.Restock{Meta: commandstest.Meta("more"), ProductID: "p", Quantity: 5}))
 	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("redelivery: %v, want the first answer", err)
 	}
@@ -176,7 +165,7 @@ func twoProducts(t *testing.T, second string, units int64) (*faulty, inventory.H
 func TestRefusedReservationWhoseReleaseIsBusy(t *testing.T) {
 	t.Parallel()
 	store, h := twoProducts(t, "b-empty", 0)
-	req := wire.ReserveStock{Meta: meta("saga:o1:reserve"), OrderID: "o1",
+	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1",
 		Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 1}, {ProductID: "b-empty", Quantity: 1}}}
 	data, _ := json.Marshal(req)
 	job := h.Jobs()[wire.EndpointReserveStock]
@@ -209,7 +198,7 @@ func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 	h := inventory.Handlers{Store: memory.New()}
 	addProduct(t, h, "p", 10)
 	lines := []wire.OrderLine{{ProductID: "p", Quantity: model.MaxQuantity}, {ProductID: "p", Quantity: model.MaxQuantity}}
-	data, _ := json.Marshal(wire.ReserveStock{Meta: meta("saga:o2:reserve"), OrderID: "o2", Lines: lines})
+	data, _ := json.Marshal(wire.ReserveStock{Meta: commandstest.Meta("saga:o2:reserve"), OrderID: "o2", Lines: lines})
 	var rerr *rpc.Error
 	if err := h.Jobs()[wire.EndpointReserveStock](t.Context(), data); !errors.As(err, &rerr) || rerr.Code == rpc.CodeUnavailable || rerr.Code == rpc.CodeInternal {
 		t.Fatalf("reserve twice the limit: %v; want a final refusal", err)
@@ -223,13 +212,13 @@ func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 func TestARetriedReservationHoldsAllItsLinesOrNone(t *testing.T) {
 	t.Parallel()
 	store, h := twoProducts(t, "b-scarce", 1)
-	must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: meta("other"), OrderID: "other", Lines: []wire.OrderLine{{ProductID: "b-scarce", Quantity: 1}}}))
-	req := wire.ReserveStock{Meta: meta("saga:x:reserve"), OrderID: "x", Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 2}, {ProductID: "b-scarce", Quantity: 1}}}
+	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("other"), OrderID: "other", Lines: []wire.OrderLine{{ProductID: "b-scarce", Quantity: 1}}}))
+	req := wire.ReserveStock{Meta: commandstest.Meta("saga:x:reserve"), OrderID: "x", Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 2}, {ProductID: "b-scarce", Quantity: 1}}}
 	store.failNext(1, model.TypeOrderRejected, errors.New("connection reset")) // recording the rejection fails once
 	if _, err := h.ReserveStock(t.Context(), req); err == nil || errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("first delivery: %v; want the transient failure of recording the rejection", err)
 	}
-	must(t)(h.ReleaseStock(t.Context(), wire.OrderStock{Meta: meta("free"), OrderID: "other", ProductIDs: []string{"b-scarce"}}))
+	commandstest.Must(t)(h.ReleaseStock(t.Context(), wire.OrderStock{Meta: commandstest.Meta("free"), OrderID: "other", ProductIDs: []string{"b-scarce"}}))
 	_, err := h.ReserveStock(t.Context(), req)
 	a, b := stock(t, store, "a-plenty"), stock(t, store, "b-scarce")
 	switch {
@@ -294,7 +283,7 @@ func TestOneWriterPerProductAcrossInstances(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			order := fmt.Sprintf("o%d", i)
-			_, err := instances[i%2].ReserveStock(context.Background(), wire.ReserveStock{Meta: meta("reserve-" + order), OrderID: order,
+			_, err := instances[i%2].ReserveStock(context.Background(), wire.ReserveStock{Meta: commandstest.Meta("reserve-" + order), OrderID: order,
 				Lines: []wire.OrderLine{{ProductID: "hot", Quantity: 1}, {ProductID: "plenty", Quantity: 1}}})
 			var rerr *rpc.Error
 			switch {

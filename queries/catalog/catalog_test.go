@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/commands/commandstest"
 	"github.com/orderflow/orderflow/commands/inventory"
 	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
@@ -25,26 +26,14 @@ func setup(t *testing.T) (inventory.Handlers, catalog.Service) {
 	return inventory.Handlers{Store: rm.Store}, catalog.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}
 }
 
-func meta(id string) wire.CommandMeta { return wire.CommandMeta{CommandID: id} }
-
-func must(t *testing.T) func(wire.CommandReply, error) wire.CommandReply {
-	return func(r wire.CommandReply, err error) wire.CommandReply {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-}
-
 // TestLastUnitsAgainstTheReadModel races 20 orders for the last 5 units and checks the catalog
 // read model agrees with the write side: 5 reserved, none available, never negative.
 func TestLastUnitsAgainstTheReadModel(t *testing.T) {
 	t.Parallel()
 	h, q := setup(t)
-	ok := must(t)
-	ok(h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("add"), ProductID: "p1", SKU: "SCARCE-1", Name: "Scarce", PriceCents: 500}))
-	ok(h.Restock(t.Context(), wire.Restock{Meta: meta("restock"), ProductID: "p1", Quantity: 5}))
+	ok := commandstest.Must(t)
+	ok(h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("add"), ProductID: "p1", SKU: "SCARCE-1", Name: "Scarce", PriceCents: 500}))
+	ok(h.Restock(t.Context(), wire.Restock{Meta: commandstest.Meta("restock"), ProductID: "p1", Quantity: 5}))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	won := 0
@@ -52,7 +41,7 @@ func TestLastUnitsAgainstTheReadModel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: meta(fmt.Sprintf("r%d", i)), OrderID: fmt.Sprintf("o%d", i), Lines: []wire.OrderLine{{ProductID: "p1", Quantity: 1}}})
+			_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: commandstest.Meta(fmt.Sprintf("r%d", i)), OrderID: fmt.Sprintf("o%d", i), Lines: []wire.OrderLine{{ProductID: "p1", Quantity: 1}}})
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
@@ -62,7 +51,7 @@ func TestLastUnitsAgainstTheReadModel(t *testing.T) {
 	}
 	wg.Wait()
 	// A final command whose position is after every reservation.
-	pos := ok(h.ChangePrice(t.Context(), wire.ChangePrice{Meta: meta("price"), ProductID: "p1", PriceCents: 600})).Position
+	pos := ok(h.ChangePrice(t.Context(), wire.ChangePrice{Meta: commandstest.Meta("price"), ProductID: "p1", PriceCents: 600})).Position
 	p, err := q.ProductByID(t.Context(), wire.ProductByID{ID: "p1", MinPosition: pos})
 	if err != nil {
 		t.Fatal(err)
@@ -75,13 +64,13 @@ func TestLastUnitsAgainstTheReadModel(t *testing.T) {
 func TestSearchAndLowStock(t *testing.T) {
 	t.Parallel()
 	h, q := setup(t)
-	ok := must(t)
+	ok := commandstest.Must(t)
 	for i, name := range []string{"Apple", "apricot", "Banana", "Avocado", "Cherry"} {
 		id := fmt.Sprintf("p%d", i)
-		ok(h.AddProduct(t.Context(), wire.AddProduct{Meta: meta("add-" + id), ProductID: id, SKU: fmt.Sprintf("FRUIT-%d", i), Name: name, PriceCents: 100}))
-		ok(h.Restock(t.Context(), wire.Restock{Meta: meta("rs-" + id), ProductID: id, Quantity: int64(i + 1)}))
+		ok(h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("add-" + id), ProductID: id, SKU: fmt.Sprintf("FRUIT-%d", i), Name: name, PriceCents: 100}))
+		ok(h.Restock(t.Context(), wire.Restock{Meta: commandstest.Meta("rs-" + id), ProductID: id, Quantity: int64(i + 1)}))
 	}
-	pos := ok(h.Discontinue(t.Context(), wire.IDCommand{Meta: meta("disc"), ID: "p0"})).Position
+	pos := ok(h.Discontinue(t.Context(), wire.IDCommand{Meta: commandstest.Meta("disc"), ID: "p0"})).Position
 	page, err := q.SearchProducts(t.Context(), wire.SearchProducts{Query: "A", First: 2, MinPosition: pos})
 	if err != nil {
 		t.Fatal(err)
