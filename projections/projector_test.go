@@ -1,6 +1,7 @@
 package projections_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,23 +27,36 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// tally counts events per stream; it fails on an event whose data is {"fail": true} while failing is set.
-type tally struct{ failing atomic.Bool }
+// tally counts events per stream in the table of its name ("tally" unless named), of the streams
+// whose names start with prefix ("t-" unless set): each event adds weight (1 unless set), so that
+// versions of a read model that weigh differently tell which one answered. It fails on an event
+// whose data is {"fail": true} while failing is set, and sleeps slow per batch, to stretch a
+// rebuild.
+type tally struct {
+	name, prefix string
+	weight       int
+	slow         time.Duration
+	failing      atomic.Bool
+}
 
-func (*tally) Name() string              { return "tally" }
-func (*tally) Filter() eventstore.Filter { return eventstore.Filter{StreamPrefixes: []string{"t-"}} }
-func (*tally) Migrate(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `create table if not exists tally (stream text primary key, n int not null)`)
+func (tl *tally) Name() string { return cmp.Or(tl.name, "tally") }
+func (tl *tally) Filter() eventstore.Filter {
+	return eventstore.Filter{StreamPrefixes: []string{cmp.Or(tl.prefix, "t-")}}
+}
+func (tl *tally) Migrate(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `create table if not exists `+tl.Name()+` (stream text primary key, n int not null)`)
 	return err
 }
 func (tl *tally) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	time.Sleep(tl.slow)
+	add := `insert into ` + tl.Name() + ` values ($1, $2) on conflict (stream) do update set n = ` + tl.Name() + `.n + $2`
 	for _, e := range events {
 		var d struct{ Fail bool }
 		_ = json.Unmarshal(e.Data, &d)
 		if d.Fail && tl.failing.Load() {
 			return errors.New("handler refuses this event")
 		}
-		if _, err := tx.Exec(ctx, `insert into tally values ($1, 1) on conflict (stream) do update set n = tally.n + 1`, e.Stream); err != nil {
+		if _, err := tx.Exec(ctx, add, e.Stream, cmp.Or(tl.weight, 1)); err != nil {
 			return err
 		}
 	}

@@ -20,27 +20,10 @@ import (
 	"github.com/orderflow/orderflow/projections"
 )
 
-// weighed counts events per stream times a weight: version 1 weighs 1, version 2 weighs 10, so
-// a reader can tell which version answered.
-type weighed struct {
-	weight int
-	slow   time.Duration // per batch, to stretch a rebuild
-}
-
-func (*weighed) Name() string              { return "weighed" }
-func (*weighed) Filter() eventstore.Filter { return eventstore.Filter{StreamPrefixes: []string{"w-"}} }
-func (*weighed) Migrate(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `create table if not exists weights (stream text primary key, n int not null)`)
-	return err
-}
-func (w *weighed) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
-	time.Sleep(w.slow)
-	for _, e := range events {
-		if _, err := tx.Exec(ctx, `insert into weights values ($1, $2) on conflict (stream) do update set n = weights.n + $2`, e.Stream, w.weight); err != nil {
-			return err
-		}
-	}
-	return nil
+// weighed is the tally of the rebuild tests: version 1 weighs 1, version 2 weighs 10, so a reader
+// can tell which version answered.
+func weighed(weight int, slow time.Duration) *tally {
+	return &tally{name: "weighed", prefix: "w-", weight: weight, slow: slow}
 }
 
 // live runs version 1 of the read model on schema "weighed" of a fresh database.
@@ -52,7 +35,7 @@ func live(t *testing.T, store eventstore.Store) (url string, total func() (int, 
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	p := projections.New(store, pool, &weighed{weight: 1}, projections.Options{Log: quiet, BatchSize: 50})
+	p := projections.New(store, pool, weighed(1, 0), projections.Options{Log: quiet, BatchSize: 50})
 	if err := p.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +43,7 @@ func live(t *testing.T, store eventstore.Store) (url string, total func() (int, 
 	t.Cleanup(stop)
 	return url, func() (int, error) {
 		var n int
-		err := pool.QueryRow(context.Background(), `select coalesce(sum(n), 0) from weights`).Scan(&n)
+		err := pool.QueryRow(context.Background(), `select coalesce(sum(n), 0) from weighed`).Scan(&n)
 		return n, err
 	}
 }
@@ -128,7 +111,7 @@ func TestRebuildUnderLiveQueries(t *testing.T) {
 			}
 		}
 	}()
-	err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 10, slow: 2 * time.Millisecond}, projections.RebuildOptions{
+	err := projections.Rebuild(t.Context(), store, url, weighed(10, 2*time.Millisecond), projections.RebuildOptions{
 		Schema: "weighed", BatchSize: 100, RetireAfter: 200 * time.Millisecond})
 	close(stop)
 	wg.Wait()
@@ -162,7 +145,7 @@ func TestRebuildResumesAndIsExclusive(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	first := make(chan error, 1)
 	go func() {
-		first <- projections.Rebuild(ctx, store, url, &weighed{weight: 10, slow: 20 * time.Millisecond}, projections.RebuildOptions{Schema: "weighed", BatchSize: 100})
+		first <- projections.Rebuild(ctx, store, url, weighed(10, 20*time.Millisecond), projections.RebuildOptions{Schema: "weighed", BatchSize: 100})
 	}()
 	// Wait until it has committed part of the replay.
 	probe, err := pgschema.Open(t.Context(), url, "weighed_rebuild", 0)
@@ -172,7 +155,7 @@ func TestRebuildResumesAndIsExclusive(t *testing.T) {
 	defer probe.Close()
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		var part int64
-		if probe.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weights`).Scan(&part) == nil && part > 0 {
+		if probe.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weighed`).Scan(&part) == nil && part > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -180,7 +163,7 @@ func TestRebuildResumesAndIsExclusive(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 10}, projections.RebuildOptions{Schema: "weighed"}); !errors.Is(err, projections.ErrRebuildRunning) {
+	if err := projections.Rebuild(t.Context(), store, url, weighed(10, 0), projections.RebuildOptions{Schema: "weighed"}); !errors.Is(err, projections.ErrRebuildRunning) {
 		t.Errorf("second rebuild: %v, want ErrRebuildRunning", err)
 	}
 	cancel()
@@ -193,10 +176,10 @@ func TestRebuildResumesAndIsExclusive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer shadow.Close()
-	if err := shadow.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weights`).Scan(&resumedFrom); err != nil || resumedFrom == 0 || resumedFrom >= 20000 {
+	if err := shadow.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weighed`).Scan(&resumedFrom); err != nil || resumedFrom == 0 || resumedFrom >= 20000 {
 		t.Fatalf("the stopped rebuild left %d (%v): want part of 20000", resumedFrom, err)
 	}
-	if err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 10}, projections.RebuildOptions{Schema: "weighed", BatchSize: 500, RetireAfter: 100 * time.Millisecond}); err != nil {
+	if err := projections.Rebuild(t.Context(), store, url, weighed(10, 0), projections.RebuildOptions{Schema: "weighed", BatchSize: 500, RetireAfter: 100 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := total(); err != nil || n != 20000 {
@@ -293,7 +276,7 @@ func TestRebuildNewReadModelEndsAtTheTip(t *testing.T) {
 	store := memory.New()
 	appendEvents(t, store, 4, 50) // 200 events, pages of 100
 	url := pgtest.NewDatabase(t)
-	if err := projections.Rebuild(t.Context(), store, url, &weighed{weight: 1}, projections.RebuildOptions{Schema: "weighed", BatchSize: 100, RetireAfter: time.Millisecond}); err != nil {
+	if err := projections.Rebuild(t.Context(), store, url, weighed(1, 0), projections.RebuildOptions{Schema: "weighed", BatchSize: 100, RetireAfter: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	pool, err := pgschema.Open(t.Context(), url, "weighed", 0)
@@ -302,7 +285,7 @@ func TestRebuildNewReadModelEndsAtTheTip(t *testing.T) {
 	}
 	defer pool.Close()
 	var n int
-	if err := pool.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weights`).Scan(&n); err != nil || n != 200 {
+	if err := pool.QueryRow(t.Context(), `select coalesce(sum(n), 0) from weighed`).Scan(&n); err != nil || n != 200 {
 		t.Fatalf("the new read model holds %d (%v), want 200", n, err)
 	}
 }
