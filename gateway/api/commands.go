@@ -217,6 +217,7 @@ func text(desc string, maxLength int) map[string]any {
 	return map[string]any{"type": "string", "maxLength": maxLength, "description": desc}
 }
 func id(desc string) map[string]any { return text(desc, domain.MaxIDLength) }
+
 // oneInteger is doc with a body of one required integer field, its schema and its example value.
 func oneInteger(doc Doc, field string, schema map[string]any, example int64) Doc {
 	doc.Schema = object([]string{field}, map[string]any{field: schema})
