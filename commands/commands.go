@@ -231,8 +231,19 @@ type Decider[S, E, C any] struct {
 	Decide   func(S, C, time.Time) ([]E, error)
 }
 
-// Answer carries out c on the stream of id with Answer: validated before the stream is loaded (its
-// name holds the id), decided at now() (time.Now when now is nil).
+// NewDecider is the Decider of a context: its codec, Evolve, stream naming, Validate and Decide.
+func NewDecider[S any, E domain.Event, C any](codec *domain.Codec[E], evolve func(S, E) S, stream func(id string) string, validate func(C) error, decide func(S, C, time.Time) ([]E, error)) Decider[S, E, C] {
+	return Decider[S, E, C]{Aggregate: Aggregate[S, E]{Evolve: evolve, Decode: codec.Decode, Encode: codec.Encode}, Stream: stream, Validate: validate, Decide: decide}
+}
+
+// Snapshotted is d keeping snapshots of its state under version (see Aggregate.SnapshotVersion).
+func (d Decider[S, E, C]) Snapshotted(version string) Decider[S, E, C] {
+	d.SnapshotVersion = version
+	return d
+}
+
+// Answer validates c before the stream of id is loaded (its name holds the id), then carries it out
+// with Answer, decided at now() (time.Now when now is nil).
 func (d Decider[S, E, C]) Answer(ctx context.Context, store eventstore.Store, id string, meta Meta, c C, now func() time.Time) (wire.CommandReply, error) {
 	return d.AnswerWith(ctx, store, id, meta, c, now, func(s S, at time.Time) ([]E, error) { return d.Decide(s, c, at) })
 }

@@ -33,10 +33,7 @@ type Handlers struct {
 
 // aggregate is a product's stream. Products are the long, hot streams (every reservation of every
 // order): their state is snapshotted. Bump the version with any change of State or Evolve.
-var aggregate = commands.Decider[model.State, model.Event, model.Command]{
-	Aggregate: commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode, SnapshotVersion: "inventory.product.v2"},
-	Stream:    model.Stream, Validate: model.Validate, Decide: model.Decide,
-}
+var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide).Snapshotted("inventory.product.v2")
 
 // AddProduct adds a product. Its sku is claimed first: two products never share one.
 func (h Handlers) AddProduct(ctx context.Context, req wire.AddProduct) (wire.CommandReply, error) {

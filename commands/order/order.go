@@ -24,10 +24,7 @@ type Handlers struct {
 	Now func() time.Time
 }
 
-var aggregate = commands.Decider[model.State, model.Event, model.Command]{
-	Aggregate: commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode},
-	Stream:    model.Stream, Validate: model.Validate, Decide: model.Decide,
-}
+var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide)
 
 // Register serves the handlers as the order-commands NATS micro service in namespace ns.
 // It stops with ctx.

@@ -44,10 +44,7 @@ type Handlers struct {
 	Now      func() time.Time
 }
 
-var aggregate = commands.Decider[model.State, model.Event, model.Command]{
-	Aggregate: commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode},
-	Stream:    model.Stream, Validate: model.Validate, Decide: model.Decide,
-}
+var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide)
 
 func (h Handlers) command(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
 	return aggregate.AnswerWith(ctx, h.Store, id, meta, c, h.Now, func(s model.State, now time.Time) ([]model.Event, error) { return model.Decide(s, c, now) })
