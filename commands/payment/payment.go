@@ -112,8 +112,9 @@ const authorizeTimeout = 30 * time.Second
 
 // Register serves the handlers as the payment-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
-	svc := rpc.Service{Name: wire.ServicePaymentCommands, Description: "authorizes, captures and refunds payments",
-		Namespace: ns, Limits: rpc.Limits{Concurrency: rpc.CommandLimits.Concurrency, Timeout: authorizeTimeout}, Classify: pgerr.Classify(Classify)}
+	svc := commands.Service(wire.ServicePaymentCommands, "authorizes, captures and refunds payments", ns)
+	svc.Limits.Timeout = authorizeTimeout
+	svc.Classify = pgerr.Classify(Classify) // the card provider's outages are outages too
 	return svc.Serve(ctx, nc, log,
 		rpc.Staff(rpc.On("authorize", wire.EndpointAuthorizePayment, h.Authorize)),
 		rpc.Staff(rpc.On("capture", wire.EndpointCapturePayment, h.Capture)),
