@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/wire"
@@ -78,6 +79,13 @@ func benchGateway(fs *flag.FlagSet) benchRun {
 			return err
 		}
 		defer nc.Close()
+		// ... and each request carries the gateway's signed assertion of its caller, an admin here,
+		// as the gateway's own requests do.
+		signer, err := platform.Signer("gateway", p.seeds)
+		if err != nil {
+			return err
+		}
+		ctx = auth.WithSigner(auth.With(ctx, auth.Principal{Subject: "bench", Role: auth.Admin}), signer)
 		ns := wire.DefaultNamespace
 		// Direct: the order, then its customer and its products at once, as the gateway does.
 		direct := func(ctx context.Context, id string) error {
@@ -124,7 +132,7 @@ func benchGateway(fs *flag.FlagSet) benchRun {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("the seeded orders are not readable after 30s: %v", gateway(ctx, ids[len(ids)-1]))
+				return fmt.Errorf("the seeded orders are not readable after 30s: direct: %v; gateway: %v", direct(ctx, ids[len(ids)-1]), gateway(ctx, ids[len(ids)-1]))
 			}
 		}
 		run := func(read func(context.Context, string) error) ([]time.Duration, time.Duration, error) {

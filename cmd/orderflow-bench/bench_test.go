@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/orderflow/orderflow/dev/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestEveryBenchmarkRuns runs each benchmark of `make bench` for a moment, on the test PostgreSQL
+// server: a benchmark that no longer runs (a platform change it did not follow) fails here, not on
+// the day someone needs its figure. Each must print its comparison, a ratio against its baseline.
+func TestEveryBenchmarkRuns(t *testing.T) {
+	url := pgtest.ServerURL(t)
+	env := func(k string) string {
+		if k == "DATABASE_URL" {
+			return url
+		}
+		return ""
+	}
+	chart := filepath.Join(t.TempDir(), "open.svg")
+	for _, tt := range []struct {
+		args  []string
+		ratio string // the line that compares the benchmark with its baseline
+	}{
+		{[]string{"append", "--writers", "4", "--duration", "200ms", "--rounds", "1"}, `append vs raw insert: ratio \d`},
+		{[]string{"rebuild", "--events", "3000", "--spread", "50", "--rounds", "1"}, `rebuild vs raw COPY: ratio \d`},
+		{[]string{"saga", "--orders", "40", "--rate", "20", "--duration", "1s"}, `saga latency at 20 orders/s`},
+		{[]string{"open", "--rates", "20", "--products", "5", "--duration", "1s", "--chart", chart}, `sustained`},
+		{[]string{"gateway", "--clients", "2", "--duration", "200ms", "--rounds", "1"}, `gateway p99 vs direct p99: ratio \d`},
+		{[]string{"tracing", "--orders", "40", "--rounds", "1"}, `tracing with export on vs off: ratio \d`},
+	} {
+		t.Run(tt.args[0], func(t *testing.T) {
+			var out, errs bytes.Buffer
+			if err := runBench(t.Context(), tt.args, env, &out, &errs); err != nil {
+				t.Fatalf("%v\n%s%s", err, out.String(), errs.String())
+			}
+			if !regexp.MustCompile(tt.ratio).Match(out.Bytes()) {
+				t.Errorf("no line matching %q in:\n%s", tt.ratio, out.String())
+			}
+		})
+	}
+}
+
+func TestAnUnknownBenchmarkIsRefused(t *testing.T) {
+	if err := runBench(t.Context(), []string{"nope"}, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Fatal("an unknown benchmark ran")
+	}
+}
