@@ -13,7 +13,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestEveryBenchmarkRuns runs each benchmark of `make bench` for a moment, on the test PostgreSQL
 // server: a benchmark that no longer runs (a platform change it did not follow) fails here, not on
-// the day someone needs its figure. Each must print its comparison, a ratio against its baseline.
+// the day someone needs its figure. Each must print its closing line (the ratio to its baseline
+// where it has one; the saga and open-loop benchmarks print latencies).
 func TestEveryBenchmarkRuns(t *testing.T) {
 	url := pgtest.ServerURL(t)
 	env := func(k string) string {
@@ -25,7 +26,7 @@ func TestEveryBenchmarkRuns(t *testing.T) {
 	chart := filepath.Join(t.TempDir(), "open.svg")
 	for _, tt := range []struct {
 		args  []string
-		ratio string // the line that compares the benchmark with its baseline
+		ratio string // the benchmark's closing figure
 	}{
 		{[]string{"append", "--writers", "4", "--duration", "200ms", "--rounds", "1"}, `append vs raw insert: ratio \d`},
 		{[]string{"rebuild", "--events", "3000", "--spread", "50", "--rounds", "1"}, `rebuild vs raw COPY: ratio \d`},

@@ -5,6 +5,7 @@ package testserver
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -17,9 +18,10 @@ type Shared struct {
 	// Start starts the server and answers its URL; it is called at most once.
 	Start func() (string, error)
 
-	once sync.Once
-	url  string
-	err  error
+	once  sync.Once
+	url   string
+	err   error
+	ready atomic.Bool // url is set: Known may read it from any goroutine
 }
 
 // URL returns the server's URL, starting the server on first use. It skips the test under -short,
@@ -33,6 +35,7 @@ func (s *Shared) URL(tb testing.TB) string {
 		if s.url = os.Getenv(s.Env); s.url == "" {
 			s.url, s.err = s.Start()
 		}
+		s.ready.Store(true)
 	})
 	if s.err != nil {
 		tb.Fatalf("start test %s: %v", s.Needs, s.err)
@@ -41,4 +44,9 @@ func (s *Shared) URL(tb testing.TB) string {
 }
 
 // Known is the URL URL answered, "" before a test asked for one.
-func (s *Shared) Known() string { return s.url }
+func (s *Shared) Known() string {
+	if !s.ready.Load() {
+		return ""
+	}
+	return s.url
+}
