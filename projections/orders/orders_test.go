@@ -214,32 +214,48 @@ func TestKeys(t *testing.T) {
 	}
 }
 
-// TestABulkRebuildParksWhatItCannotApply: an event the read model cannot apply (a placed order
-// whose id is a number) is parked by a rebuild as by the projector, and the rest is loaded.
-func TestABulkRebuildParksWhatItCannotApply(t *testing.T) {
-	t.Parallel()
+// placedO1 is order o-1's placed event, as the log holds it.
+const placedO1 = `{"orderId":"o-1","customerId":"c-1","lines":[{"productId":"p-1","quantity":1,"unitPriceCents":5}],"totalCents":5,"at":"2026-01-02T03:04:05Z"}`
+
+// rebuildOf appends one event of type typ and payload data to each stream (first to last, in
+// order), rebuilds the orders read model of url with opts, and answers the rebuilt model's pool
+// and how many orders it holds.
+func rebuildOf(t *testing.T, url string, events [][3]string, opts projections.RebuildOptions) (*pgxpool.Pool, int) {
+	t.Helper()
 	ctx := t.Context()
-	url := pgtest.NewDatabase(t)
 	store := pgtest.EventStoreAt(t, url, 2)
-	good := `{"orderId":"o-1","customerId":"c-1","lines":[{"productId":"p-1","quantity":1,"unitPriceCents":5}],"totalCents":5,"at":"2026-01-02T03:04:05Z"}`
-	for stream, data := range map[string]string{"order-o-1": good, "order-poison": `{"orderId":42}`} {
-		if _, err := store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{ID: eventstore.DeriveID(stream, 0), Type: model.TypePlaced, Data: []byte(data)}}); err != nil {
+	for _, e := range events {
+		stream, typ, data := e[0], e[1], e[2]
+		if _, err := store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{ID: eventstore.DeriveID(stream, 0), Type: typ, Data: []byte(data)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := projections.Rebuild(ctx, store, url, orders.Projection{}, projections.RebuildOptions{Schema: orders.Name, Log: quiet, RetireAfter: time.Millisecond}); err != nil {
-		t.Fatalf("a rebuild over a poison event: %v", err)
+	opts.Schema, opts.Log, opts.RetireAfter = orders.Name, quiet, time.Millisecond
+	if err := projections.Rebuild(ctx, store, url, orders.Projection{}, opts); err != nil {
+		t.Fatalf("rebuild: %v", err)
 	}
 	pool, err := pgschema.Open(ctx, url, orders.Name, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	var n int
-	if err := pool.QueryRow(ctx, `select count(*) from orders`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("orders after the rebuild: %d (%v), want the good one", n, err)
+	if err := pool.QueryRow(ctx, `select count(*) from orders`).Scan(&n); err != nil {
+		t.Fatal(err)
 	}
-	parked, err := projections.ListParked(ctx, pool, orders.Name)
+	return pool, n
+}
+
+// TestABulkRebuildParksWhatItCannotApply: an event the read model cannot apply (a placed order
+// whose id is a number) is parked by a rebuild as by the projector, and the rest is loaded.
+func TestABulkRebuildParksWhatItCannotApply(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	pool, n := rebuildOf(t, url, [][3]string{{"order-o-1", model.TypePlaced, placedO1}, {"order-poison", model.TypePlaced, `{"orderId":42}`}}, projections.RebuildOptions{})
+	if n != 1 {
+		t.Fatalf("orders after the rebuild: %d, want the good one", n)
+	}
+	parked, err := projections.ListParked(t.Context(), pool, orders.Name)
 	if err != nil || len(parked) != 1 || parked[0].Stream != "order-poison" {
 		t.Fatalf("parked: %+v (%v), want the poison event", parked, err)
 	}
@@ -251,31 +267,12 @@ func TestABulkRebuildParksWhatItCannotApply(t *testing.T) {
 // one during a CI run, a rebuild crashing its process).
 func TestABulkRebuildCommitsPastEventsItIgnores(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	url := pgtest.NewDatabase(t)
-	store := pgtest.EventStoreAt(t, url, 2)
-	placed := `{"orderId":"o-1","customerId":"c-1","lines":[{"productId":"p-1","quantity":1,"unitPriceCents":5}],"totalCents":5,"at":"2026-01-02T03:04:05Z"}`
-	if _, err := store.Append(ctx, "order-o-1", eventstore.NoStream(), []eventstore.EventData{{ID: eventstore.DeriveID("order-o-1", 0), Type: model.TypePlaced, Data: []byte(placed)}}); err != nil {
-		t.Fatal(err)
-	}
+	events := [][3]string{{"order-o-1", model.TypePlaced, placedO1}}
 	for i := range 20 {
-		stream := fmt.Sprintf("product-p-%d", i)
-		if _, err := store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{ID: eventstore.DeriveID(stream, 0), Type: "inventory.restocked.v1", Data: []byte(`{}`)}}); err != nil {
-			t.Fatal(err)
-		}
+		events = append(events, [3]string{fmt.Sprintf("product-p-%d", i), "inventory.restocked.v1", `{}`})
 	}
 	// One event a page and a commit after every page: most commits hold no order event.
-	if err := projections.Rebuild(ctx, store, url, orders.Projection{}, projections.RebuildOptions{Schema: orders.Name, Log: quiet,
-		BulkPage: 1, BulkCommitEvery: time.Nanosecond, RetireAfter: time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgschema.Open(ctx, url, orders.Name, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	var n int
-	if err := pool.QueryRow(ctx, `select count(*) from orders`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("orders after the rebuild: %d (%v), want 1", n, err)
+	if _, n := rebuildOf(t, pgtest.NewDatabase(t), events, projections.RebuildOptions{BulkPage: 1, BulkCommitEvery: time.Nanosecond}); n != 1 {
+		t.Fatalf("orders after the rebuild: %d, want 1", n)
 	}
 }
