@@ -288,6 +288,14 @@ func (w *Writer) drain(c *cached) {
 }
 
 // process decides and appends one batch, answering every request in it.
+//
+// A refusal, or a command with nothing to do, appends nothing, so no expected revision checks the
+// state it was decided on; and that state may be old: another instance may have written the
+// stream since this one cached it (the inventory instance that owns a product's reservations
+// never sees the restocks another instance carried out). So refusals wait for proof that their
+// state was the stream's: the batch's append succeeding (its expected revision), or, when the
+// batch appends nothing, a read of the events after the cached revision finding none. When it
+// finds some, they are folded in and the batch is decided again.
 func (w *Writer) process(c *cached, batch []*request) {
 	answered := make([]bool, len(batch))
 	answer := func(i int, res Result, err error) {
@@ -309,9 +317,12 @@ func (w *Writer) process(c *cached, batch []*request) {
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		if err := w.catchUp(c, batch[0]); err != nil {
-			answerAll(err)
-			return
+		fresh := !c.loaded // a load reads the stream to its head: what it decides on is current
+		if !c.loaded {
+			if _, err := w.catchUp(c, batch[0]); err != nil {
+				answerAll(err)
+				return
+			}
 		}
 		state := c.state
 		var events []eventstore.EventData
@@ -319,6 +330,7 @@ func (w *Writer) process(c *cached, batch []*request) {
 			i, last int // request, index of its last event in events (-1: none)
 		}
 		var plan []planned
+		refused := map[int]error{}  // answered once the state they were decided on is proven current
 		inBatch := map[string]int{} // command id → request that carries it out
 		for i, r := range batch {
 			if answered[i] {
@@ -334,7 +346,7 @@ func (w *Writer) process(c *cached, batch []*request) {
 			}
 			next, evs, err := r.decide(state)
 			if err != nil {
-				answer(i, Result{}, err)
+				refused[i] = err
 				continue
 			}
 			state = next
@@ -346,7 +358,25 @@ func (w *Writer) process(c *cached, batch []*request) {
 			inBatch[r.meta.CommandID] = len(plan)
 			plan = append(plan, planned{i, last})
 		}
-		if len(events) == 0 { // nothing to write: the state already is what they want
+		if len(events) == 0 { // nothing to write: the state already is what they want, or they are refused
+			if !fresh {
+				// Nothing was decided into c.state (no command produced an event): it can take
+				// the events another writer appended as it is.
+				moved, err := w.catchUp(c, batch[0])
+				switch {
+				case err != nil:
+					answerAll(err)
+					return
+				case moved && attempt < MaxAttempts:
+					continue
+				case moved:
+					answerAll(fmt.Errorf("%s after %d attempts: %w", c.name, attempt, ErrTooBusy))
+					return
+				}
+			}
+			for i, err := range refused {
+				answer(i, Result{}, err)
+			}
 			for _, p := range plan {
 				answer(p.i, Result{Position: c.last, Revision: c.revision}, nil)
 			}
@@ -378,6 +408,9 @@ func (w *Writer) process(c *cached, batch []*request) {
 				}
 				answer(p.i, r, nil)
 			}
+			for i, err := range refused {
+				answer(i, Result{}, err) // decided on the state the append proved current
+			}
 			w.account(c, added)
 			w.snapshot(c, batch[0])
 			return
@@ -404,24 +437,24 @@ func (w *Writer) forget(c *cached) {
 	c.done, c.order = map[string]Result{}, nil
 }
 
-// catchUp loads c's stream when it is not loaded: from its latest snapshot when it has one, then
-// the events after it.
-func (w *Writer) catchUp(c *cached, r *request) error {
-	if c.loaded {
-		return nil
-	}
+// catchUp brings c to its stream's head: a stream not loaded starts from its latest snapshot (if
+// any); then the events after c's revision are folded into its state. It reports whether it read
+// any event.
+func (w *Writer) catchUp(c *cached, r *request) (moved bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
 	defer cancel()
-	if err := w.fromSnapshot(ctx, c, r); err != nil {
-		return err
+	if !c.loaded {
+		if err := w.fromSnapshot(ctx, c, r); err != nil {
+			return false, err
+		}
 	}
 	recorded, err := w.Store.ReadStream(ctx, c.name, eventstore.ReadStreamOptions{From: c.revision + 1})
 	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-		return fmt.Errorf("load %s: %w", c.name, err)
+		return false, fmt.Errorf("load %s: %w", c.name, err)
 	}
 	state, err := r.fold(c.state, recorded)
 	if err != nil {
-		return err
+		return false, err
 	}
 	added := 0
 	for _, e := range recorded {
@@ -439,7 +472,7 @@ func (w *Writer) catchUp(c *cached, r *request) error {
 	}
 	c.state, c.loaded = state, true
 	w.account(c, added)
-	return nil
+	return len(recorded) > 0, nil
 }
 
 // snapshotData is what a snapshot holds: the state, where the stream ended, and its latest

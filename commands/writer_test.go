@@ -148,6 +148,43 @@ func TestCachedStreamReadsNothing(t *testing.T) {
 	}
 }
 
+// TestAStaleCacheNeverRefuses: two writers (two instances of the inventory service) over one
+// store. A refusal appends nothing, so no expected revision tells a writer its cached state is
+// old: before it refuses, it reads what the other wrote since. A restock through one instance
+// lets the next reservation through the other, and a product added through one is found by the
+// other, which had cached it as unknown.
+func TestAStaleCacheNeverRefuses(t *testing.T) {
+	t.Parallel()
+	store := counted(pgtest.EventStore(t, 4))
+	a, b := commands.NewWriter(store, commands.WriterOptions{}), commands.NewWriter(store, commands.WriterOptions{})
+	stocked(t, a, "p", 0)
+	if _, err := run(t.Context(), a, "p", model.Reserve{ProductID: "p", OrderID: "o1", Quantity: 1}, "r1"); !errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("reserve with no stock: %v, want ErrInsufficientStock", err)
+	}
+	if _, err := run(t.Context(), b, "p", model.Restock{ProductID: "p", Quantity: 10}, "restock-b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t.Context(), a, "p", model.Reserve{ProductID: "p", OrderID: "o2", Quantity: 1}, "r2"); err != nil {
+		t.Errorf("reserve through the other writer after a restock: %v", err)
+	}
+	if _, err := run(t.Context(), a, "q", model.Restock{ProductID: "q", Quantity: 1}, "restock-q1"); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("restock of an unknown product: %v, want ErrNotFound", err)
+	}
+	stocked(t, b, "q", 0)
+	if _, err := run(t.Context(), a, "q", model.Restock{ProductID: "q", Quantity: 1}, "restock-q2"); err != nil {
+		t.Errorf("restock through the other writer after the product was added: %v", err)
+	}
+	// A refusal on a stream no one else wrote costs one read, which finds nothing new.
+	stocked(t, a, "r", 0)
+	reads := store.reads.Load()
+	if _, err := run(t.Context(), a, "r", model.Reserve{ProductID: "r", OrderID: "o3", Quantity: 1}, "r3"); !errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("reserve with no stock: %v", err)
+	}
+	if n := store.reads.Load() - reads; n != 1 {
+		t.Errorf("a refusal on a current cached stream read %d times, want 1", n)
+	}
+}
+
 // TestABatchKeepsEachAnswer: commands decided together keep their own answers: refused ones their
 // error, the others their events; a command twice in one batch is carried out once.
 func TestABatchKeepsEachAnswer(t *testing.T) {

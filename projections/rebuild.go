@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,18 +72,11 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 		opts.Progress = func(RebuildProgress) {}
 	}
 	shadow := opts.Schema + "_rebuild"
-	lockConn, err := pgx.Connect(ctx, url)
+	unlock, err := rebuildLock(ctx, url, opts.Schema)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
 	}
-	defer lockConn.Close(context.Background())
-	var locked bool
-	if err := lockConn.QueryRow(ctx, `select pg_try_advisory_lock(hashtext('orderflow:rebuild:' || $1))`, opts.Schema).Scan(&locked); err != nil {
-		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
-	}
-	if !locked {
-		return fmt.Errorf("rebuild %s: %w", proj.Name(), ErrRebuildRunning)
-	}
+	defer unlock()
 	pool, err := pgschema.Open(ctx, url, shadow, 4)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", proj.Name(), err)
@@ -159,7 +153,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 
 	// Replay until the new version is within reach of the live one.
 	for {
-		live, err := progressCheckpoint(ctx, lockConn, proj.Name(), opts.Schema)
+		live, err := progressCheckpoint(ctx, pool, proj.Name(), opts.Schema)
 		if err != nil {
 			return fmt.Errorf("rebuild %s: read the live checkpoint: %w", proj.Name(), err)
 		}
@@ -184,7 +178,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 	// checkpoint, stop it, rename, commit. The live projector then finds its checkpoint moved and
 	// follows the new version from there.
 	retired := opts.Schema + "_retired_" + strconv.FormatInt(time.Now().Unix(), 10)
-	err = pgx.BeginFunc(ctx, lockConn, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('orderflow:projection:' || $1 || ':' || $2))`, opts.Schema, proj.Name()); err != nil {
 			return err
 		}
@@ -229,7 +223,7 @@ func Rebuild(ctx context.Context, store eventstore.Store, url string, proj Proje
 	case <-ctx.Done():
 	case <-time.After(opts.RetireAfter):
 	}
-	if _, err := lockConn.Exec(context.Background(), `drop schema if exists `+pgx.Identifier{retired}.Sanitize()+` cascade`); err != nil {
+	if _, err := pool.Exec(context.Background(), `drop schema if exists `+pgx.Identifier{retired}.Sanitize()+` cascade`); err != nil {
 		opts.Log.Warn("drop the retired read model", "schema", retired, "err", err)
 	}
 	return nil
@@ -251,4 +245,30 @@ func progressCheckpoint(ctx context.Context, q interface {
 		return eventstore.Start, nil // nothing yet, or no live version at all (a new read model)
 	}
 	return eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}, err
+}
+
+// rebuildLock takes the session lock that lets one rebuild of schema run at a time, on a
+// connection of its own, or answers ErrRebuildRunning. The connection is never used under ctx: a
+// query cancelled by ctx would close it, and the server would drop the lock only once its backend
+// noticed, after Rebuild returned (a rebuild started right after would find it still held).
+// unlock releases it explicitly, then closes the connection.
+func rebuildLock(ctx context.Context, url, schema string) (unlock func(), err error) {
+	lockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(lockCtx, url)
+	if err != nil {
+		return nil, err
+	}
+	const key = `hashtext('orderflow:rebuild:' || $1)`
+	var locked bool
+	if err := conn.QueryRow(lockCtx, `select pg_try_advisory_lock(`+key+`)`, schema).Scan(&locked); err != nil || !locked {
+		conn.Close(context.Background())
+		return nil, cmp.Or(err, ErrRebuildRunning)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn.Exec(ctx, `select pg_advisory_unlock(`+key+`)`, schema) //nolint:errcheck // closing the session releases it too
+		conn.Close(ctx)
+	}, nil
 }

@@ -382,6 +382,16 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 		limit = 1<<63 - 1
 	}
 	query, from := s.sql.readFwd, max(opts.From, 0)
+	// A forward read from revision n > 0 reads from n-1 too: that event, when there, proves the
+	// stream exists, so a read past the end (a writer asking for what is new) costs one statement.
+	// Revisions have no holes: a stream without n-1 holds fewer than n events, or none.
+	proof := opts.Direction != eventstore.Backwards && from > 0
+	if proof {
+		from--
+		if limit < 1<<63-1 {
+			limit++
+		}
+	}
 	if opts.Direction == eventstore.Backwards {
 		query, from = s.sql.readBack, opts.From
 		if from < 0 {
@@ -395,6 +405,12 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 	events, err := scanEvents(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	if proof && len(events) > 0 && events[0].Revision == from {
+		return events[1:], nil
+	}
+	if len(events) == 0 && opts.Direction != eventstore.Backwards && from == 0 {
+		return nil, fmt.Errorf("read stream %s: %w", stream, eventstore.ErrStreamNotFound) // no revision 0: no stream
 	}
 	if len(events) == 0 {
 		var head int64

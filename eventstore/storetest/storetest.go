@@ -256,6 +256,9 @@ func testReadStreamSlices(t *testing.T, h Harness) {
 	}{
 		{eventstore.ReadStreamOptions{}, []int64{0, 1, 2, 3, 4}},
 		{eventstore.ReadStreamOptions{From: 2, Limit: 2}, []int64{2, 3}},
+		{eventstore.ReadStreamOptions{From: 4}, []int64{4}},
+		{eventstore.ReadStreamOptions{From: 5}, nil}, // what a writer asks for what is new: nothing
+		{eventstore.ReadStreamOptions{From: 9}, nil},
 		{eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: -1}, []int64{4, 3, 2, 1, 0}},
 		{eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: -1, Limit: 1}, []int64{4}},
 		{eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: 2, Limit: 2}, []int64{2, 1}},
@@ -263,6 +266,11 @@ func testReadStreamSlices(t *testing.T, h Harness) {
 	for _, c := range cases {
 		if d := cmp.Diff(c.want, revs(c.opts)); d != "" {
 			t.Errorf("read %+v (-want +got):\n%s", c.opts, d)
+		}
+	}
+	for _, from := range []int64{0, 1, 5} {
+		if _, err := s.ReadStream(ctx, Stream("missing"), eventstore.ReadStreamOptions{From: from}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+			t.Errorf("read a missing stream from %d: err = %v, want ErrStreamNotFound", from, err)
 		}
 	}
 }
