@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderflow/orderflow/domain"
@@ -128,6 +129,27 @@ func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregat
 		}
 	}
 }
+
+// Read shows look the state of stream as it is now, changing nothing. Through a Writer it is the
+// cached state, once the Writer has checked that no other writer appended since (one read of the
+// stream's new events, shared by the reads and refusals of one batch: see Writer); on another
+// store, the stream folded. look may be called more than once: the last call saw the answer.
+func Read[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, look func(S)) error {
+	if w, ok := store.(*Writer); ok {
+		meta := Meta{CommandID: fmt.Sprintf("read:%d", reads.Add(1))} // appends nothing: never remembered
+		_, err := executeOn(ctx, w, agg, stream, meta, func(s S) ([]E, error) { look(s); return nil, nil })
+		return err
+	}
+	s, _, err := agg.Load(ctx, store, stream)
+	if err != nil {
+		return err
+	}
+	look(s)
+	return nil
+}
+
+// reads numbers the reads of this process, which a Writer's batch tells apart by command id.
+var reads atomic.Int64
 
 // replayed answers a repeated command with the position of the last event it appended.
 func replayed(from []eventstore.RecordedEvent, commandID string) Result {
@@ -256,6 +278,11 @@ func (d Decider[S, E, C]) AnswerWith(ctx context.Context, store eventstore.Store
 	}
 	at := Now(now)
 	return Answer(ctx, store, d.Aggregate, d.Stream(id), id, meta, func(s S) ([]E, error) { return decide(s, at) })
+}
+
+// Read shows look the current state of aggregate id (see Read).
+func (d Decider[S, E, C]) Read(ctx context.Context, store eventstore.Store, id string, look func(S)) error {
+	return Read(ctx, store, d.Aggregate, d.Stream(id), look)
 }
 
 // Unique is a unique value an aggregate claims before it is created (see Claim): the value's

@@ -30,7 +30,7 @@ func run(ctx context.Context, store eventstore.Store, id string, c model.Command
 
 func stocked(t testing.TB, store eventstore.Store, id string, units int64) {
 	t.Helper()
-	if _, err := run(t.Context(), store, id, model.AddProduct{ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 1}, "add-"+id); err != nil {
+	if _, err := run(t.Context(), store, id, model.AddProduct{ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 0}, "add-"+id); err != nil {
 		t.Fatal(err)
 	}
 	if units > 0 {

@@ -11,18 +11,52 @@ import (
 // accepts, in characters.
 const MaxIDLength = 100
 
-// CheckID checks an identifier: required, at most MaxIDLength characters, valid UTF-8 and
-// without control characters. Identifiers name streams, rows and subjects: a NUL byte or a broken
-// UTF-8 sequence that passed here would be refused by PostgreSQL much later, in a projector.
+// MaxCents bounds every amount of money the platform records: a price, a line's total, an order's
+// total, a payment or a refund, in cents (ten billion units of a currency). Every such amount is an
+// exact integer in JavaScript (below 2^53), and a sum of a hundred of them stays within int64.
+const MaxCents = 1_000_000_000_000
+
+// IDSeparators are the characters an identifier may hold besides ASCII letters and digits.
+const IDSeparators = "-_.:"
+
+// CheckID checks an identifier: required, 1 to MaxIDLength characters from the safe set (ASCII
+// letters and digits, and the separators of IDSeparators), beginning with a letter or a digit.
+// Identifiers name streams, rows, URLs, NATS keys and log lines, and people read them: so no
+// slash, percent sign, dot-only segment or space; no control, bidirectional or zero-width
+// character; no look-alike of another script and no emoji. One normal form comes with the set:
+// an ASCII string is its own NFC, NFD, NFKC and NFKD.
 func CheckID(field, v string) error {
-	if IsBlank(v) {
+	if v == "" || IsBlank(v) {
 		return Rule(field, "is required")
 	}
-	if err := CheckText(field, v, MaxIDLength, true); err != nil {
-		return err
+	if !utf8.ValidString(v) {
+		return Rule(field, "must be valid UTF-8")
 	}
-	if strings.ContainsFunc(v, unicode.IsControl) {
-		return Rule(field, "must not contain control characters")
+	if n := utf8.RuneCountInString(v); n > MaxIDLength {
+		return Rule(field, fmt.Sprintf("must be at most %d characters", MaxIDLength))
+	}
+	for i, r := range v {
+		switch {
+		case r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+		case i == 0 && strings.ContainsRune(IDSeparators, r):
+			return Rule(field, "must begin with a letter or a digit")
+		case strings.ContainsRune(IDSeparators, r):
+		default:
+			return Rule(field, fmt.Sprintf("may hold only ASCII letters, digits and %s (found %q at %d)", strings.Join(strings.Split(IDSeparators, ""), " "), r, i))
+		}
+	}
+	return nil
+}
+
+// CheckCents checks an amount of money in cents: 0 to MaxCents (min 1 when positive is set).
+func CheckCents(field string, v int64, positive bool) error {
+	switch {
+	case positive && v <= 0:
+		return Rule(field, "must be positive")
+	case v < 0:
+		return Rule(field, "must not be negative")
+	case v > MaxCents:
+		return Rule(field, fmt.Sprintf("must be at most %d cents", int64(MaxCents)))
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/orderflow/orderflow/commands/commandstest"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/eventstore/memory"
@@ -29,7 +30,7 @@ func edge(t *testing.T) string {
 			t.Fatal(err)
 		}
 		ns := natstest.Namespace(t)
-		if _, err := ordercmd.Register(context.Background(), nc, ns, quiet, ordercmd.Handlers{Store: memory.New()}); err != nil {
+		if _, err := ordercmd.Register(context.Background(), nc, ns, quiet, ordercmd.Handlers{Store: memory.New(), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}); err != nil {
 			t.Fatal(err)
 		}
 		edgeURL = httptest.NewServer(gateway.New(gateway.Options{NC: nc, Namespace: ns, Log: quiet})).URL

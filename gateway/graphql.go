@@ -1,12 +1,19 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -110,9 +117,70 @@ func (g *gateway) graphQL() http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		if r.Method == http.MethodPost {
+			body, refusal := readGraphQLBody(r)
+			if refusal != nil {
+				writeGraphQLRefusal(w, refusal)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		ctx := graph.WithConsistencyPosition(r.Context(), r.Header.Get("X-Consistency-Position"))
 		srv.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// graphQLRefusal is a request the gateway answers before gqlgen sees it: an HTTP status and one
+// GraphQL error with its code.
+type graphQLRefusal struct {
+	status        int
+	code, message string
+}
+
+// Codes of the requests refused before they are parsed.
+const (
+	// CodeBatchNotSupported: the body is a JSON array of operations (a batch).
+	CodeBatchNotSupported = "BATCH_NOT_SUPPORTED"
+	// CodeBadRequest: the body is not one JSON object of a GraphQL request.
+	CodeBadRequest = "BAD_REQUEST"
+	// CodeTooLarge: the body is over MaxBodyBytes.
+	CodeTooLarge = "REQUEST_TOO_LARGE"
+)
+
+// readGraphQLBody reads a POST's body and refuses what gqlgen would answer badly: a batch (a JSON
+// array: gqlgen answers a 400 with code INTERNAL and its message quotes the whole body, personal
+// data included), a body that is not JSON (the same), one over MaxBodyBytes, and a string with a
+// lone surrogate escape. Nothing of the body is logged or echoed.
+func readGraphQLBody(r *http.Request) ([]byte, *graphQLRefusal) {
+	body, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, &graphQLRefusal{http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body must be at most %d bytes", MaxBodyBytes)}
+	case err != nil:
+		return nil, &graphQLRefusal{http.StatusBadRequest, CodeBadRequest, "the body could not be read"}
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return body, nil // gqlgen answers other media types (or none) itself
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '[':
+		return nil, &graphQLRefusal{http.StatusBadRequest, CodeBatchNotSupported, "batched requests (a JSON array of operations) are not supported: send one operation per request, or one operation with aliases"}
+	case !json.Valid(body) || len(trimmed) == 0 || trimmed[0] != '{':
+		return nil, &graphQLRefusal{http.StatusBadRequest, CodeBadRequest, "the body must be one JSON object: {\"query\": …, \"variables\": …}"}
+	case !utf8.Valid(body):
+		return nil, &graphQLRefusal{http.StatusBadRequest, CodeBadRequest, "the body must be UTF-8"}
+	case loneSurrogate(body):
+		return nil, &graphQLRefusal{http.StatusBadRequest, CodeBadUserInput, `a string escapes half of a UTF-16 surrogate pair ("\ud800") on its own`}
+	}
+	return body, nil
+}
+
+func writeGraphQLRefusal(w http.ResponseWriter, f *graphQLRefusal) {
+	w.Header().Set("Content-Type", "application/graphql-response+json")
+	w.WriteHeader(f.status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{"message": f.message, "extensions": map[string]any{"code": f.code}}}})
 }
 
 // presentError is the one place that maps a service error to a GraphQL error code.

@@ -49,7 +49,7 @@ func problemFor(err error) *problem {
 func writeProblem(w http.ResponseWriter, r *http.Request, p *problem) {
 	p.Type = problemBase + p.Type
 	if p.Instance == "" {
-		p.Instance = r.URL.Path
+		p.Instance = r.URL.EscapedPath() // escaped: a control or bidi character of a path is not echoed
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {

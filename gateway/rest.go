@@ -51,6 +51,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 	if !utf8.Valid(data) {
 		return &problem{Status: http.StatusBadRequest, Type: "malformed", Title: "Malformed request body", Detail: "the body must be UTF-8"}
 	}
+	if loneSurrogate(data) {
+		return &problem{Status: http.StatusBadRequest, Type: "malformed", Title: "Malformed request body", Detail: `a string escapes half of a UTF-16 surrogate pair ("\ud800") on its own`}
+	}
 	if p := checkKeys(data, reflect.TypeOf(v)); p != nil {
 		return p
 	}

@@ -49,7 +49,7 @@ func grants(ns wire.Namespace) map[string]grant {
 	}
 	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*", "payment.provider", wire.EndpointCustomerErasure)
 	return map[string]grant{
-		"order-commands":     {serve: []string{"order.*"}, consume: true},
+		"order-commands":     {serve: []string{"order.*"}, consume: true, publish: []string{wire.EndpointQuoteProducts, wire.EndpointCustomerStanding}},
 		"customer-commands":  {serve: []string{"customer.*"}},
 		"inventory-commands": {serve: []string{"product.*", "stock.*", "stock.route.*"}, consume: true, publish: []string{"stock.route.*"}, discover: wire.ServiceInventoryCommands},
 		"payment-commands":   {serve: []string{"payment.*"}, consume: true},

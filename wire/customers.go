@@ -10,6 +10,9 @@ const (
 	EndpointDeactivateCustomer = "customer.deactivate"     // IDCommand (the customer) → CommandReply
 	EndpointEraseCustomer      = "customer.erase"          // IDCommand (the customer) → Erasure; admins only
 	EndpointCustomerErasure    = "customer.erasure"        // CustomerByID → Erasure (not found: not erased); admins only
+	// EndpointCustomerStanding is where the order service learns whether a customer may order
+	// (CustomerByID → CustomerStanding); services only.
+	EndpointCustomerStanding = "customer.standing"
 
 	ServiceCustomerQueries = "customer-queries"
 	EndpointCustomersByIDs = "customers.get_many" // CustomersByIDs → []Customer
@@ -39,6 +42,16 @@ type ChangeAddress struct {
 	Meta       CommandMeta `json:"meta"`
 	CustomerID string      `json:"customerId"`
 	Address    Address     `json:"shippingAddress"`
+}
+
+// CustomerStanding is what the customer service knows of a customer's account now: registered or
+// not, and if so whether still active (not deactivated, not erased).
+type CustomerStanding struct {
+	CustomerID string `json:"customerId"`
+	Registered bool   `json:"registered"`
+	Active     bool   `json:"active"`
+	// Why the account is not active: "deactivated" or "erased".
+	Closed string `json:"closed,omitempty"`
 }
 
 // Customer is the customers read model's view of a customer.

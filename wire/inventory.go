@@ -15,6 +15,9 @@ const (
 	EndpointRouteStock   = "stock.route"
 	EndpointReleaseStock = "stock.release" // OrderStock → CommandReply; queued by the saga
 	EndpointCommitStock  = "stock.commit"  // OrderStock → CommandReply
+	// EndpointQuoteProducts is where the order service learns the catalog's prices of an order's
+	// products as it places it (QuoteProducts → Quote); services only.
+	EndpointQuoteProducts = "product.quote"
 
 	ServiceCatalogQueries = "catalog-queries"
 	EndpointProductByID   = "catalog.product.get"        // ProductByID → Product
@@ -53,6 +56,24 @@ type ReserveStock struct {
 	Lines   []OrderLine `json:"lines"`
 }
 
+// QuoteProducts asks the catalog's current price of each product.
+type QuoteProducts struct {
+	ProductIDs []string `json:"productIds"`
+}
+
+// Quote is the catalog's answer to QuoteProducts: the products it knows, with their price now;
+// unknown ones are left out.
+type Quote struct {
+	Products []QuotedProduct `json:"products"`
+}
+
+// QuotedProduct is one product of a Quote.
+type QuotedProduct struct {
+	ProductID    string `json:"productId"`
+	PriceCents   int64  `json:"priceCents"`
+	Discontinued bool   `json:"discontinued,omitempty"`
+}
+
 // OrderStock names an order's reservation on some products: release or commit it.
 type OrderStock struct {
 	Meta       CommandMeta `json:"meta"`
@@ -68,6 +89,8 @@ type ProductStock struct {
 	ProductID string      `json:"productId"`
 	OrderID   string      `json:"orderId"`
 	Quantity  int64       `json:"quantity,omitempty"`
+	// UnitPriceCents is what the order charges per unit of a reservation.
+	UnitPriceCents int64 `json:"unitPriceCents,omitempty"`
 }
 
 // Product is the catalog's view of a product.

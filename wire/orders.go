@@ -32,7 +32,16 @@ type PlaceOrder struct {
 	Meta       CommandMeta `json:"meta"`
 	OrderID    string      `json:"orderId"`
 	CustomerID string      `json:"customerId"`
-	Lines      []OrderLine `json:"lines"`
+	Lines      []PlaceLine `json:"lines"`
+}
+
+// PlaceLine is one product of an order to place. UnitPriceCents, when given, is the price the
+// customer expects to pay per unit: it must be the catalog's (the order is refused with the
+// current price otherwise); without it, the order is priced from the catalog.
+type PlaceLine struct {
+	ProductID      string `json:"productId"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents *int64 `json:"unitPriceCents,omitempty"`
 }
 
 // CancelOrder asks the order service to cancel an order.

@@ -244,7 +244,7 @@ func yesNo(b bool) string {
 // placed→accepted (the POST's answer) and placed→visible, as a client sees them.
 func (p *benchPlatform) placeAndRead(ctx context.Context, orderID, customer, product string) (accepted, visible time.Duration, err error) {
 	t0 := time.Now()
-	b, err := p.postAnswer(ctx, "/api/v1/orders", fmt.Appendf(nil, `{"orderId":%q,"customerId":%q,"lines":[{"productId":%q,"quantity":1,"unitPriceCents":100}]}`, orderID, customer, product))
+	b, err := p.postAnswer(ctx, "/api/v1/orders", fmt.Appendf(nil, `{"orderId":%q,"customerId":%q,"lines":[{"productId":%q,"quantity":1}]}`, orderID, customer, product))
 	if err != nil {
 		return 0, 0, err
 	}

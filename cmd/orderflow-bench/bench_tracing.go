@@ -106,7 +106,7 @@ func burstOrders(ctx context.Context, p *benchPlatform, prefix string, orders, c
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(orders); i = next.Add(1) {
-				body := fmt.Sprintf(`{"orderId":"%s%d","customerId":"c","lines":[{"productId":"bench-%d","quantity":1,"unitPriceCents":999}]}`, prefix, i, i%int64(products))
+				body := fmt.Sprintf(`{"orderId":"%s%d","customerId":"c","lines":[{"productId":"bench-%d","quantity":1}]}`, prefix, i, i%int64(products))
 				if p.post("/api/v1/orders", body) != nil {
 					failed.Add(1)
 				}

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/orderflow/orderflow/eventstore"
-	"github.com/orderflow/orderflow/internal/auth"
 )
 
 // TestActorActivity: an admin lists what a given actor did across the log (the activity read
@@ -17,8 +16,8 @@ func TestActorActivity(t *testing.T) {
 	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"act-p","sku":"ACT-P","name":"Product","priceCents":100}`, nil); s != 201 {
 		t.Fatalf("add product: %d %s", s, b)
 	}
-	customer := map[string]string{"Authorization": tokenFor(t, "c-act", auth.Customer)}
-	s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"act-1","customerId":"c-act","lines":[{"productId":"act-p","quantity":1,"unitPriceCents":100}]}`, customer)
+	customer := registered(t, base, "c-act")
+	s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"`+orderID("act-1")+`","customerId":"c-act","lines":[{"productId":"act-p","quantity":1,"unitPriceCents":100}]}`, customer)
 	if s != 201 {
 		t.Fatalf("place: %d %s", s, b)
 	}
@@ -48,7 +47,7 @@ func TestActorActivity(t *testing.T) {
 		return p, a
 	}
 	mine, a := activity("customer:c-act", 10, nil, nil)
-	if len(a.Errors) != 0 || len(mine.Entries) != 1 || mine.Entries[0].Stream != "order-act-1" || !strings.HasPrefix(mine.Entries[0].Type, "order.placed") || mine.EndCursor != nil {
+	if len(a.Errors) != 0 || len(mine.Entries) != 1 || mine.Entries[0].Stream != "order-"+orderID("act-1") || !strings.HasPrefix(mine.Entries[0].Type, "order.placed") || mine.EndCursor != nil {
 		t.Fatalf("the customer's activity: %+v %v; want its order placed, one page", mine, a.Errors)
 	}
 	// The admin added a product: its events (the product and its sku claim), a page at a time.

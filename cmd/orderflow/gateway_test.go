@@ -33,7 +33,7 @@ func errorCode(a gqlAnswer) string {
 func TestTokensAndRoles(t *testing.T) {
 	t.Parallel()
 	base := startPlatform(t)
-	a, b := map[string]string{"Authorization": tokenFor(t, "cust-a", auth.Customer)}, map[string]string{"Authorization": tokenFor(t, "cust-b", auth.Customer)}
+	a, b := registered(t, base, "cust-a"), registered(t, base, "cust-b")
 	order := `{"lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`
 
 	status, h, body := call(t, "POST", base+"/api/v1/orders", order, map[string]string{"Authorization": ""})
@@ -98,19 +98,20 @@ func TestTokensAndRoles(t *testing.T) {
 		t.Errorf("a customer restocks over GraphQL: %+v", ans)
 	}
 
-	// A registers itself over GraphQL, then `me` is its profile; B's `customer(id: A)` is null.
-	ans = graphQL(t, base, `mutation { registerCustomer(input: {name: "Ada", email: "ada@example.com", shippingAddress: {line1: "1 Main St", city: "Paris", postalCode: "75001", country: "FR"}}) { id position } }`, nil, a)
+	// C registers itself over GraphQL, then `me` is its profile; B's `customer(id: C)` is null.
+	c := map[string]string{"Authorization": tokenFor(t, "cust-c", auth.Customer)}
+	ans = graphQL(t, base, `mutation { registerCustomer(input: {name: "Ada", email: "ada@example.com", shippingAddress: {line1: "1 Main St", city: "Paris", postalCode: "75001", country: "FR"}}) { id position } }`, nil, c)
 	var reg struct{ ID, Position string }
-	if len(ans.Errors) > 0 || json.Unmarshal(ans.Data["registerCustomer"], &reg) != nil || reg.ID != "cust-a" {
-		t.Fatalf("A registers: %s %+v", ans.Data["registerCustomer"], ans.Errors)
+	if len(ans.Errors) > 0 || json.Unmarshal(ans.Data["registerCustomer"], &reg) != nil || reg.ID != "cust-c" {
+		t.Fatalf("C registers: %s %+v", ans.Data["registerCustomer"], ans.Errors)
 	}
-	ans = graphQL(t, base, `query($p: String) { me(consistentWith: $p) { id name email } }`, map[string]any{"p": reg.Position}, a)
+	ans = graphQL(t, base, `query($p: String) { me(consistentWith: $p) { id name email } }`, map[string]any{"p": reg.Position}, c)
 	if !strings.Contains(string(ans.Data["me"]), `"name":"Ada"`) {
-		t.Errorf("A's me: %s %+v", ans.Data["me"], ans.Errors)
+		t.Errorf("C's me: %s %+v", ans.Data["me"], ans.Errors)
 	}
-	ans = graphQL(t, base, `query($p: String) { customer(id: "cust-a", consistentWith: $p) { id } }`, map[string]any{"p": reg.Position}, b)
+	ans = graphQL(t, base, `query($p: String) { customer(id: "cust-c", consistentWith: $p) { id } }`, map[string]any{"p": reg.Position}, b)
 	if string(ans.Data["customer"]) != "null" {
-		t.Errorf("B reads A's profile: %s", ans.Data["customer"])
+		t.Errorf("B reads C's profile: %s", ans.Data["customer"])
 	}
 }
 
@@ -259,7 +260,8 @@ func TestOrderChangedSubscription(t *testing.T) {
 		"query": `subscription($id: ID!) { orderChanged(id: $id) { id status lines { product { available } } } }`, "variables": map[string]any{"id": id}}})
 	time.Sleep(200 * time.Millisecond) // most often subscribed before the order exists; either way its first state is PLACED
 	customer := map[string]string{"Authorization": tokenFor(t, "c-live", auth.Customer)}
-	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"`+id+`","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, customer); status != http.StatusCreated {
+	// staff places it for c-live (a customer's own order id would be a UUID)
+	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"`+id+`","customerId":"c-live","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, nil); status != http.StatusCreated {
 		t.Fatalf("place: %d %s", status, b)
 	}
 	var statuses []string
@@ -392,11 +394,11 @@ func TestMyOrdersChangedSubscription(t *testing.T) {
 	if err := ws.ReadJSON(&ack); err != nil || ack.Type != "connection_ack" {
 		t.Fatalf("ack: %+v %v", ack, err)
 	}
-	other := map[string]string{"Authorization": tokenFor(t, "c-other", auth.Customer)}
-	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"theirs","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, other); status != http.StatusCreated {
+	// staff places both (readable order ids: a customer's own would be UUIDs)
+	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"theirs","customerId":"c-other","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, nil); status != http.StatusCreated {
 		t.Fatalf("place theirs: %d %s", status, b)
 	}
-	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"ours","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, mine); status != http.StatusCreated {
+	if status, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"ours","customerId":"c-mine","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, nil); status != http.StatusCreated {
 		t.Fatalf("place ours: %d %s", status, b)
 	}
 	var seen []string
@@ -461,7 +463,7 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"a","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, mine); s != http.StatusCreated {
+	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"a","customerId":"c-a","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, nil); s != http.StatusCreated { // staff places it for c-a
 		t.Fatalf("place a: %d %s", s, b)
 	}
 	for {

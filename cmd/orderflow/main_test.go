@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/dev/natstest"
@@ -131,6 +133,23 @@ func tokenFor(t *testing.T, sub string, role auth.Role) string {
 		t.Fatal(err)
 	}
 	return "Bearer " + tok
+}
+
+// registered registers customer sub on the platform at base (as the admin "registrar") and answers
+// the headers that act as them: only a registered customer's own orders are fulfilled.
+func registered(t *testing.T, base, sub string) map[string]string {
+	t.Helper()
+	body := fmt.Sprintf(`{"customerId":%q,"name":"Customer %s","email":"%s@example.com","shippingAddress":{"line1":"1 Main St","city":"Paris","postalCode":"75001","country":"FR"}}`, sub, sub, sub)
+	if s, _, b := call(t, "POST", base+"/api/v1/customers", body, map[string]string{"Authorization": tokenFor(t, "registrar", auth.Admin)}); s != http.StatusCreated {
+		t.Fatalf("register %s: %d %s", sub, s, b)
+	}
+	return map[string]string{"Authorization": tokenFor(t, sub, auth.Customer)}
+}
+
+// orderID is the UUID a test's customer chooses for its order called name (a customer's order id
+// is a UUID).
+func orderID(name string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("orderflow-test:"+name)).String()
 }
 
 // call makes a request as an admin, unless header sets Authorization ("" sends none).

@@ -26,9 +26,10 @@ import (
 )
 
 // providers are the services the gateway's contracts name, each with the targets that make it
-// up: a query service answers from a read model its projector builds.
+// up: a query service answers from a read model its projector builds; the order service places
+// an order at the catalog's prices (inventory) for a customer who may order (customers).
 var providers = []struct{ name, targets string }{
-	{"order-commands", "order-commands"},
+	{"order-commands", "order-commands,inventory-commands,customer-commands"},
 	{"customer-commands", "customer-commands"},
 	{"inventory-commands", "inventory-commands"},
 	{"payment-commands", "payment-commands"},

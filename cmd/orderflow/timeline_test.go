@@ -30,7 +30,7 @@ func TestOrderTimeline(t *testing.T) {
 		t.Fatalf("restock: %d %s", s, b)
 	}
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	customer := map[string]string{"Authorization": tokenFor(t, "c-tl", auth.Customer), "traceparent": "00-" + traceID + "-00f067aa0ba902b7-01",
+	customer := map[string]string{"Authorization": registered(t, base, "c-tl")["Authorization"], "traceparent": "00-" + traceID + "-00f067aa0ba902b7-01",
 		"X-Correlation-ID": "checkout-42"}
 	place := func(id string) {
 		t.Helper()
@@ -57,9 +57,10 @@ func TestOrderTimeline(t *testing.T) {
 			}
 		}
 	}
-	place("tl-ok")
-	all := timeline("tl-ok", "CONFIRMED")
-	place("tl-late")                       // one unit, taken: this one is compensated
+	tlOK, tlLate := orderID("tl-ok"), orderID("tl-late")
+	place(tlOK)
+	all := timeline(tlOK, "CONFIRMED")
+	place(tlLate)                       // one unit, taken: this one is compensated
 	var ok, decisions []wire.TimelineEntry // the log's events, the saga's decisions
 	for _, e := range all {
 		if strings.HasPrefix(e.Type, "saga.") {
@@ -71,7 +72,7 @@ func TestOrderTimeline(t *testing.T) {
 	var decided []string
 	for _, d := range decisions {
 		decided = append(decided, d.Summary)
-		if d.Actor != "saga:fulfillment" || d.CorrelationID != "checkout-42" || d.TraceID != traceID || d.Stream != "fulfillment-tl-ok" {
+		if d.Actor != "saga:fulfillment" || d.CorrelationID != "checkout-42" || d.TraceID != traceID || d.Stream != "fulfillment-"+tlOK {
 			t.Errorf("decision %+v: want the saga's, in the order's flow and trace", d)
 		}
 	}
@@ -96,7 +97,7 @@ func TestOrderTimeline(t *testing.T) {
 	if ok[0].Type != "order.placed.v1" || ok[0].Actor != "customer:c-tl" || ok[len(ok)-1].Type != "order.confirmed.v1" || ok[len(ok)-1].Actor != "saga:fulfillment" {
 		t.Errorf("first %s by %s, last %s by %s; want placed by the customer, confirmed by the saga", ok[0].Type, ok[0].Actor, ok[len(ok)-1].Type, ok[len(ok)-1].Actor)
 	}
-	late := timeline("tl-late", "CANCELLED")
+	late := timeline(tlLate, "CANCELLED")
 	var types []string
 	for _, e := range late {
 		types = append(types, e.Type)
@@ -110,12 +111,12 @@ func TestOrderTimeline(t *testing.T) {
 		t.Errorf("compensated order's timeline: %v; want the rejected reservation and the cancellation", types)
 	}
 	for _, e := range late {
-		if strings.Contains(e.Summary, "tl-ok") {
+		if strings.Contains(e.Summary, tlOK) {
 			t.Errorf("the other order of the same flow leaked into this timeline: %+v", e)
 		}
 	}
 	// Another customer does not see the order, let alone its timeline.
-	other := graphQL(t, base, `{ order(id: "tl-ok") { timeline { type } } }`, nil, map[string]string{"Authorization": tokenFor(t, "c-other", auth.Customer)})
+	other := graphQL(t, base, `query($id: ID!) { order(id: $id) { timeline { type } } }`, map[string]any{"id": tlOK}, map[string]string{"Authorization": tokenFor(t, "c-other", auth.Customer)})
 	if string(other.Data["order"]) != "null" && len(other.Errors) == 0 {
 		t.Errorf("another customer read the timeline: %s", other.Data["order"])
 	}
@@ -125,11 +126,11 @@ func TestOrderTimeline(t *testing.T) {
 	}
 	var out bytes.Buffer
 	env := map[string]string{"DATABASE_URL": db}
-	if err := traceCmd(t.Context(), []string{"tl-ok"}, func(k string) string { return env[k] }, &out); err != nil {
+	if err := traceCmd(t.Context(), []string{tlOK}, func(k string) string { return env[k] }, &out); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("orderflow trace tl-ok:\n%s", out.String())
-	for _, want := range []string{"order tl-ok: ", "by customer:c-tl", "by saga:fulfillment", "flow checkout-42, trace " + traceID, "order.confirmed.v1", "inventory.stock_reserved.v1",
+	t.Logf("orderflow trace %s:\n%s", tlOK, out.String())
+	for _, want := range []string{"order " + tlOK + ": ", "by customer:c-tl", "by saga:fulfillment", "flow checkout-42, trace " + traceID, "order.confirmed.v1", "inventory.stock_reserved.v1",
 		"saga: CONFIRMED (confirmed), 3 commands sent"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("orderflow trace: no %q in\n%s", want, out.String())

@@ -151,7 +151,7 @@ func TestZeroTrust(t *testing.T) {
 	refuse("a cancel asserted with another key", asCaller(stranger, auth.Principal{Subject: "admin", Role: auth.Admin}), wire.EndpointCancelOrder, cancelAsC, rpc.CodeForbidden)
 	refuse("a forged byCustomer", asCaller(gatewayKey, mallory), wire.EndpointCancelOrder, cancelAsC, rpc.CodeNotFound)
 	refuse("an order for another customer", asCaller(gatewayKey, mallory), wire.EndpointPlaceOrder,
-		wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "forged-2"}, OrderID: "forged-2", CustomerID: "victim", Lines: []wire.OrderLine{{ProductID: "zt", Quantity: 1, UnitPriceCents: 1}}}, rpc.CodeForbidden)
+		wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "forged-2"}, OrderID: "forged-2", CustomerID: "victim", Lines: []wire.PlaceLine{{ProductID: "zt", Quantity: 1}}}, rpc.CodeForbidden)
 	refuse("a customer shipping an order", asCaller(gatewayKey, mallory), wire.EndpointShipOrder,
 		wire.IDCommand{Meta: wire.CommandMeta{CommandID: "forged-3"}, ID: "zt-1"}, rpc.CodeForbidden)
 	refuse("another customer's profile", asCaller(gatewayKey, mallory), wire.EndpointChangeAddress,

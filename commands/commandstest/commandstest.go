@@ -2,6 +2,7 @@
 package commandstest
 
 import (
+	"context"
 	"testing"
 
 	"github.com/orderflow/orderflow/wire"
@@ -21,3 +22,37 @@ func Must(t testing.TB) func(wire.CommandReply, error) wire.CommandReply {
 
 // Meta is the metadata of a command with id.
 func Meta(id string) wire.CommandMeta { return wire.CommandMeta{CommandID: id} }
+
+// Shop is what the order service asks as it places an order (its Catalog and Customers), fixed
+// for a test: the catalog knows Catalog's products at their prices; every customer is registered and active but those in
+// Closed ("deactivated" or "erased") and Unknown.
+type Shop struct {
+	Catalog map[string]int64
+	Closed  map[string]string
+	Unknown map[string]bool
+}
+
+// Prices answers the prices of the products the shop knows.
+func (s Shop) Prices(_ context.Context, ids []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, id := range ids {
+		if p, ok := s.Catalog[id]; ok {
+			out[id] = p
+		}
+	}
+	return out, nil
+}
+
+// Standing answers a customer's standing in the shop.
+func (s Shop) Standing(_ context.Context, id string) (wire.CustomerStanding, error) {
+	switch {
+	case s.Unknown[id]:
+		return wire.CustomerStanding{CustomerID: id}, nil
+	case s.Closed[id] != "":
+		return wire.CustomerStanding{CustomerID: id, Registered: true, Closed: s.Closed[id]}, nil
+	}
+	return wire.CustomerStanding{CustomerID: id, Registered: true, Active: true}, nil
+}
+
+// Price is a price to ask in an order's line.
+func Price(cents int64) *int64 { return &cents }

@@ -128,6 +128,27 @@ func (h Handlers) Erasure(ctx context.Context, req wire.CustomerByID) (wire.Eras
 	return wire.Erasure{}, fmt.Errorf("customer %s is not erased: %w", req.ID, domain.ErrNotFound)
 }
 
+// Standing answers whether customer id has an account and may order, for the order service as it
+// places an order: from this instance's state of the customer once it has checked that no other
+// instance changed it since (commands.Read).
+func (h Handlers) Standing(ctx context.Context, req wire.CustomerByID) (wire.CustomerStanding, error) {
+	if err := domain.CheckID("id", req.ID); err != nil {
+		return wire.CustomerStanding{}, err
+	}
+	var s model.State
+	if err := aggregate.Read(ctx, h.Store, req.ID, func(st model.State) { s = st }); err != nil {
+		return wire.CustomerStanding{}, fmt.Errorf("standing of customer %s: %w", req.ID, err)
+	}
+	st := wire.CustomerStanding{CustomerID: req.ID, Registered: s.Registered, Active: s.Registered && !s.Deactivated && !s.Erased}
+	switch {
+	case s.Erased:
+		st.Closed = "erased"
+	case s.Deactivated:
+		st.Closed = "deactivated"
+	}
+	return st, nil
+}
+
 // events are customer id's events (model.ErrNotFound: none).
 func (h Handlers) events(ctx context.Context, id string) ([]eventstore.RecordedEvent, error) {
 	events, err := h.Store.ReadStream(ctx, model.Stream(id), eventstore.ReadStreamOptions{})
@@ -145,5 +166,6 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		rpc.Staff(rpc.On("deactivate", wire.EndpointDeactivateCustomer, h.Deactivate)),
 		rpc.Staff(rpc.On("erase", wire.EndpointEraseCustomer, h.Erase)),
 		rpc.Staff(rpc.On("erasure", wire.EndpointCustomerErasure, h.Erasure)),
+		rpc.Internal(rpc.On("standing", wire.EndpointCustomerStanding, h.Standing)),
 	)
 }

@@ -80,9 +80,13 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 	if err := domain.CheckID("orderId", req.OrderID); err != nil { // it names the reservation stream
 		return wire.CommandReply{}, err
 	}
-	qty := map[string]int64{}
-	for _, l := range req.Lines {
+	qty, price := map[string]int64{}, map[string]int64{}
+	for i, l := range req.Lines {
+		if p, seen := price[l.ProductID]; seen && p != l.UnitPriceCents {
+			return wire.CommandReply{}, domain.Rule(fmt.Sprintf("lines[%d].unitPriceCents", i), "one product at two prices")
+		}
 		qty[l.ProductID] += l.Quantity
+		price[l.ProductID] = l.UnitPriceCents
 	}
 	products := make([]string, 0, len(qty))
 	for p := range qty {
@@ -108,7 +112,7 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 		return reply, nil
 	}
 	for _, p := range products {
-		_, err := h.stock(ctx, wire.ProductStock{Meta: lineMeta(req.Meta, "reserve", p), Kind: "reserve", ProductID: p, OrderID: req.OrderID, Quantity: qty[p]})
+		_, err := h.stock(ctx, wire.ProductStock{Meta: lineMeta(req.Meta, "reserve", p), Kind: "reserve", ProductID: p, OrderID: req.OrderID, Quantity: qty[p], UnitPriceCents: price[p]})
 		if err == nil {
 			continue
 		}
@@ -225,7 +229,7 @@ func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.Comma
 	var cmd model.Command
 	switch c.Kind {
 	case "reserve":
-		cmd = model.Reserve{ProductID: c.ProductID, OrderID: c.OrderID, Quantity: c.Quantity}
+		cmd = model.Reserve{ProductID: c.ProductID, OrderID: c.OrderID, Quantity: c.Quantity, UnitPriceCents: c.UnitPriceCents}
 	case "release":
 		cmd = model.Release{ProductID: c.ProductID, OrderID: c.OrderID}
 	case "commit":
@@ -235,6 +239,34 @@ func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.Comma
 	}
 	return aggregate.Answer(ctx, h.Store, c.ProductID, c.Meta, cmd, h.Now)
 }
+
+// Quote answers the catalog's price of each product now, for the order service as it places an
+// order: from this instance's state of each product once it has checked that no other instance
+// changed it since (commands.Read). Unknown products are left out; at most order.MaxLines.
+func (h Handlers) Quote(ctx context.Context, req wire.QuoteProducts) (wire.Quote, error) {
+	if len(req.ProductIDs) > maxQuote {
+		return wire.Quote{}, domain.Rule("productIds", fmt.Sprintf("at most %d products", maxQuote))
+	}
+	ids := slices.Clone(req.ProductIDs)
+	slices.Sort(ids)
+	quote := wire.Quote{Products: []wire.QuotedProduct{}}
+	for _, id := range slices.Compact(ids) {
+		if err := domain.CheckID("productIds", id); err != nil {
+			return wire.Quote{}, err
+		}
+		var s model.State
+		if err := aggregate.Read(ctx, h.Store, id, func(st model.State) { s = st }); err != nil {
+			return wire.Quote{}, fmt.Errorf("quote %s: %w", id, err)
+		}
+		if s.Added {
+			quote.Products = append(quote.Products, wire.QuotedProduct{ProductID: id, PriceCents: s.PriceCents, Discontinued: s.Discontinued})
+		}
+	}
+	return quote, nil
+}
+
+// maxQuote bounds the products of one quote: the lines of an order.
+const maxQuote = 100
 
 // Register serves the handlers as the inventory-commands NATS micro service until ctx ends.
 func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.Logger, h Handlers) (micro.Service, error) {
@@ -248,6 +280,7 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 		rpc.Staff(rpc.On("reserve", wire.EndpointReserveStock, h.ReserveStock)),
 		rpc.Staff(rpc.On("release", wire.EndpointReleaseStock, h.ReleaseStock)),
 		rpc.Staff(rpc.On("commit", wire.EndpointCommitStock, h.CommitStock)),
+		rpc.Internal(rpc.On("quote", wire.EndpointQuoteProducts, h.Quote)),
 	)
 	if err != nil || h.Router == nil {
 		return served, err

@@ -58,7 +58,7 @@ func TestLastUnits(t *testing.T) {
 	won, out := storetest.Race(t, 20, model.ErrInsufficientStock, func(i int) error {
 		order := fmt.Sprintf("o%d", i)
 		_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: commandstest.Meta("reserve-" + order), OrderID: order,
-			Lines: []wire.OrderLine{{ProductID: "plenty", Quantity: 2}, {ProductID: "scarce", Quantity: 1}}})
+			Lines: []wire.OrderLine{{ProductID: "plenty", Quantity: 2, UnitPriceCents: 100}, {ProductID: "scarce", Quantity: 1, UnitPriceCents: 100}}})
 		return err
 	})
 	scarce, plenty := stock(t, store, "scarce"), stock(t, store, "plenty")
@@ -89,14 +89,14 @@ func TestReleaseAndCommit(t *testing.T) {
 	t.Parallel()
 	h := inventory.Handlers{Store: memory.New()}
 	addProduct(t, h, "p", 10)
-	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4}}}))
-	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3}}}))
+	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4, UnitPriceCents: 100}}}))
+	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3, UnitPriceCents: 100}}}))
 	commandstest.Must(t)(h.ReleaseStock(t.Context(), wire.OrderStock{Meta: commandstest.Meta("x1"), OrderID: "o1", ProductIDs: []string{"p"}}))
 	commandstest.Must(t)(h.CommitStock(t.Context(), wire.OrderStock{Meta: commandstest.Meta("c2"), OrderID: "o2", ProductIDs: []string{"p"}}))
 	if s := stock(t, h.Store, "p"); s.OnHand != 7 || s.Available() != 7 {
 		t.Errorf("on hand %d available %d, want 7 and 7", s.OnHand, s.Available())
 	}
-	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r3"), OrderID: "o3", Lines: []wire.OrderLine{{ProductID: "nope", Quantity: 1}}}); !errors.Is(err, model.ErrNotFound) {
+	if _, err := h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r3"), OrderID: "o3", Lines: []wire.OrderLine{{ProductID: "nope", Quantity: 1, UnitPriceCents: 100}}}); !errors.Is(err, model.ErrNotFound) {
 		t.Errorf("reserve an unknown product: %v", err)
 	}
 }
@@ -107,7 +107,7 @@ func TestRedeliveredRejectedReservation(t *testing.T) {
 	t.Parallel()
 	h := inventory.Handlers{Store: memory.New()}
 	addProduct(t, h, "p", 1)
-	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2}}}
+	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2, UnitPriceCents: 100}}}
 	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("first delivery: %v", err)
 	}
@@ -166,7 +166,7 @@ func TestRefusedReservationWhoseReleaseIsBusy(t *testing.T) {
 	t.Parallel()
 	store, h := twoProducts(t, "b-empty", 0)
 	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1",
-		Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 1}, {ProductID: "b-empty", Quantity: 1}}}
+		Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 1, UnitPriceCents: 100}, {ProductID: "b-empty", Quantity: 1, UnitPriceCents: 100}}}
 	data, _ := json.Marshal(req)
 	job := h.Jobs()[wire.EndpointReserveStock]
 
@@ -197,7 +197,7 @@ func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 	t.Parallel()
 	h := inventory.Handlers{Store: memory.New()}
 	addProduct(t, h, "p", 10)
-	lines := []wire.OrderLine{{ProductID: "p", Quantity: model.MaxQuantity}, {ProductID: "p", Quantity: model.MaxQuantity}}
+	lines := []wire.OrderLine{{ProductID: "p", Quantity: model.MaxQuantity, UnitPriceCents: 100}, {ProductID: "p", Quantity: model.MaxQuantity, UnitPriceCents: 100}}
 	data, _ := json.Marshal(wire.ReserveStock{Meta: commandstest.Meta("saga:o2:reserve"), OrderID: "o2", Lines: lines})
 	var rerr *rpc.Error
 	if err := h.Jobs()[wire.EndpointReserveStock](t.Context(), data); !errors.As(err, &rerr) || rerr.Code == rpc.CodeUnavailable || rerr.Code == rpc.CodeInternal {
@@ -212,8 +212,8 @@ func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 func TestARetriedReservationHoldsAllItsLinesOrNone(t *testing.T) {
 	t.Parallel()
 	store, h := twoProducts(t, "b-scarce", 1)
-	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("other"), OrderID: "other", Lines: []wire.OrderLine{{ProductID: "b-scarce", Quantity: 1}}}))
-	req := wire.ReserveStock{Meta: commandstest.Meta("saga:x:reserve"), OrderID: "x", Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 2}, {ProductID: "b-scarce", Quantity: 1}}}
+	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("other"), OrderID: "other", Lines: []wire.OrderLine{{ProductID: "b-scarce", Quantity: 1, UnitPriceCents: 100}}}))
+	req := wire.ReserveStock{Meta: commandstest.Meta("saga:x:reserve"), OrderID: "x", Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 2, UnitPriceCents: 100}, {ProductID: "b-scarce", Quantity: 1, UnitPriceCents: 100}}}
 	store.failNext(1, model.TypeOrderRejected, errors.New("connection reset")) // recording the rejection fails once
 	if _, err := h.ReserveStock(t.Context(), req); err == nil || errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("first delivery: %v; want the transient failure of recording the rejection", err)
@@ -284,7 +284,7 @@ func TestOneWriterPerProductAcrossInstances(t *testing.T) {
 			defer wg.Done()
 			order := fmt.Sprintf("o%d", i)
 			_, err := instances[i%2].ReserveStock(context.Background(), wire.ReserveStock{Meta: commandstest.Meta("reserve-" + order), OrderID: order,
-				Lines: []wire.OrderLine{{ProductID: "hot", Quantity: 1}, {ProductID: "plenty", Quantity: 1}}})
+				Lines: []wire.OrderLine{{ProductID: "hot", Quantity: 1, UnitPriceCents: 100}, {ProductID: "plenty", Quantity: 1, UnitPriceCents: 100}}})
 			var rerr *rpc.Error
 			switch {
 			case err == nil:

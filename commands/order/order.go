@@ -20,6 +20,10 @@ import (
 // Handlers carries out order commands against an event store.
 type Handlers struct {
 	Store eventstore.Store
+	// Catalog prices an order's lines and Customers says whether its customer may order, as it is
+	// placed (Services over NATS).
+	Catalog   Catalog
+	Customers Customers
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

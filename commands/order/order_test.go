@@ -7,17 +7,24 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/commands/commandstest"
 	"github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -28,7 +35,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var lines = []wire.OrderLine{{ProductID: "sku-1", Quantity: 2, UnitPriceCents: 1250}}
+var lines = []wire.PlaceLine{{ProductID: "sku-1", Quantity: 2, UnitPriceCents: commandstest.Price(1250)}}
+
+// shop is the catalog and the customers the order service asks.
+var shop = commandstest.Shop{Catalog: map[string]int64{"sku-1": 1250, "sku-2": 499}, Closed: map[string]string{"gone": "erased", "off": "deactivated"}, Unknown: map[string]bool{"ghost": true}}
+
+func handlers(store eventstore.Store) order.Handlers {
+	return order.Handlers{Store: store, Catalog: shop, Customers: shop}
+}
 
 func place(id, cmd string) wire.PlaceOrder {
 	return wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: cmd, CorrelationID: "corr-" + cmd}, OrderID: id, CustomerID: "c1", Lines: lines}
@@ -37,7 +51,7 @@ func place(id, cmd string) wire.PlaceOrder {
 func TestPlaceIsIdempotentByCommandID(t *testing.T) {
 	t.Parallel()
 	store := memory.New()
-	h := order.Handlers{Store: store}
+	h := handlers(store)
 	first, err := h.Place(t.Context(), place("o1", "cmd-1"))
 	if err != nil {
 		t.Fatalf("place: %v", err)
@@ -64,7 +78,7 @@ func TestPlaceIsIdempotentByCommandID(t *testing.T) {
 func TestConcurrentCommandsOnOneOrder(t *testing.T) {
 	t.Parallel()
 	store := memory.New()
-	h := order.Handlers{Store: store}
+	h := handlers(store)
 	if _, err := h.Place(t.Context(), place("o2", "p")); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +110,7 @@ func TestConcurrentCommandsOnOneOrder(t *testing.T) {
 
 func TestCancelUnknownOrder(t *testing.T) {
 	t.Parallel()
-	h := order.Handlers{Store: memory.New()}
+	h := handlers(memory.New())
 	if _, err := h.Cancel(t.Context(), wire.CancelOrder{Meta: wire.CommandMeta{CommandID: "x"}, OrderID: "missing"}); !errors.Is(err, model.ErrNotFound) {
 		t.Errorf("err = %v, want ErrNotFound", err)
 	}
@@ -108,7 +122,7 @@ func TestServedOnNATSMicro(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ns := natstest.Namespace(t)
-	svc, err := order.Register(ctx, nc, ns, slog.New(slog.NewTextHandler(io.Discard, nil)), order.Handlers{Store: memory.New()})
+	svc, err := order.Register(ctx, nc, ns, slog.New(slog.NewTextHandler(io.Discard, nil)), handlers(memory.New()))
 	if err != nil {
 		t.Fatalf("register: %v", err)
 	}
@@ -118,7 +132,7 @@ func TestServedOnNATSMicro(t *testing.T) {
 		t.Fatalf("place over NATS = %+v, %v", got, err)
 	}
 	bad := place(id+"-bad", "cmd-bad-"+id)
-	bad.Lines = []wire.OrderLine{{ProductID: "p", Quantity: -1, UnitPriceCents: 5}}
+	bad.Lines = []wire.PlaceLine{{ProductID: "p", Quantity: -1}}
 	_, err = rpc.Call[wire.CommandReply](ctx, nc, ns.Subject(wire.EndpointPlaceOrder), bad)
 	var rerr *rpc.Error
 	if !errors.As(err, &rerr) || rerr.Code != rpc.CodeInvalid || rerr.Field != "lines[0].quantity" {
@@ -137,4 +151,81 @@ func TestServedOnNATSMicro(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &info); err != nil || len(info.Endpoints) != 6 {
 		t.Fatalf("service info = %s (err %v), want 6 endpoints", msg.Data, err)
 	}
+}
+
+// TestPricesAreTheCatalogs: a line is charged the catalog's price; a line asking another is refused
+// with the current price (a conflict), one asking none is priced; an unknown product keeps what
+// was asked (its reservation will refuse it).
+func TestPricesAreTheCatalogs(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	h := handlers(store)
+	cheap := wire.PlaceOrder{Meta: commandstest.Meta("cheap"), OrderID: "o-cheap", CustomerID: "c1",
+		Lines: []wire.PlaceLine{{ProductID: "sku-1", Quantity: 1, UnitPriceCents: commandstest.Price(1)}}}
+	if _, err := h.Place(t.Context(), cheap); !errors.Is(err, domain.ErrConflict) || !strings.Contains(err.Error(), "costs 1250 cents, not 1") {
+		t.Errorf("a price of 1 for a product at 1250: %v, want a conflict that says 1250", err)
+	}
+	free := cheap
+	free.Lines = []wire.PlaceLine{{ProductID: "sku-1", Quantity: 1, UnitPriceCents: commandstest.Price(0)}}
+	if _, err := h.Place(t.Context(), free); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("a price of 0 for a product at 1250: %v, want a conflict", err)
+	}
+	priced := wire.PlaceOrder{Meta: commandstest.Meta("priced"), OrderID: "o-priced", CustomerID: "c1",
+		Lines: []wire.PlaceLine{{ProductID: "sku-1", Quantity: 2}, {ProductID: "sku-2", Quantity: 1, UnitPriceCents: commandstest.Price(499)}, {ProductID: "new", Quantity: 1, UnitPriceCents: commandstest.Price(7)}}}
+	commandstest.Must(t)(h.Place(t.Context(), priced))
+	events, err := store.ReadStream(t.Context(), model.Stream("o-priced"), eventstore.ReadStreamOptions{})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("%d events, %v", len(events), err)
+	}
+	e, _ := model.Codec.Decode(events[0].Type, events[0].Data)
+	want := []model.Line{{ProductID: "sku-1", Quantity: 2, UnitPriceCents: 1250}, {ProductID: "sku-2", Quantity: 1, UnitPriceCents: 499}, {ProductID: "new", Quantity: 1, UnitPriceCents: 7}}
+	if p := e.(model.Placed); !slices.Equal(p.Lines, want) || p.TotalCents != 3006 {
+		t.Errorf("placed %+v, want lines %+v and total 3006", p, want)
+	}
+}
+
+// TestOnlyCustomersWithAnAccountOrder: a deactivated or erased customer is refused; a customer
+// without an account who orders for itself gets its order cancelled as it is placed (staff may
+// order for one: a guest order); a customer chooses a UUID for its order's id, or none.
+func TestOnlyCustomersWithAnAccountOrder(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	h := handlers(store)
+	as := func(sub string) context.Context {
+		return auth.With(t.Context(), auth.Principal{Subject: sub, Role: auth.Customer})
+	}
+	req := func(customer string) wire.PlaceOrder {
+		return wire.PlaceOrder{Meta: commandstest.Meta("by-" + customer), OrderID: uuid.NewString(), CustomerID: customer, Lines: lines}
+	}
+	for customer, want := range map[string]error{"off": model.ErrCustomerDeactivated, "gone": model.ErrCustomerErased} {
+		if _, err := h.Place(as(customer), req(customer)); !errors.Is(err, want) {
+			t.Errorf("%s orders: %v, want %v", customer, err, want)
+		}
+		if _, err := h.Place(t.Context(), req(customer)); !errors.Is(err, want) {
+			t.Errorf("staff orders for %s: %v, want %v", customer, err, want)
+		}
+	}
+	ghost := req("ghost")
+	commandstest.Must(t)(h.Place(as("ghost"), ghost))
+	state, _, err := aggregateLoad(t, store, ghost.OrderID)
+	if err != nil || state.Status != model.StatusCancelled {
+		t.Errorf("the order of a customer without an account is %s (%v), want CANCELLED", state.Status, err)
+	}
+	guest := req("ghost")
+	guest.Meta = commandstest.Meta("guest")
+	commandstest.Must(t)(h.Place(t.Context(), guest))
+	if state, _, _ := aggregateLoad(t, store, guest.OrderID); state.Status != model.StatusPlaced {
+		t.Errorf("staff's order for a customer without an account is %s, want PLACED", state.Status)
+	}
+	mine := req("c1")
+	mine.OrderID = "o-1"
+	var rule *domain.RuleError
+	if _, err := h.Place(as("c1"), mine); !errors.As(err, &rule) || rule.Field != "orderId" {
+		t.Errorf("a customer's own order id o-1: %v, want a rule error on orderId", err)
+	}
+}
+
+func aggregateLoad(t *testing.T, store eventstore.Store, id string) (model.State, []eventstore.RecordedEvent, error) {
+	t.Helper()
+	return commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide).Load(t.Context(), store, model.Stream(id))
 }

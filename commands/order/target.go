@@ -10,7 +10,8 @@ import (
 // Target is the order-commands target: the order service over NATS, and the order commands the
 // fulfillment saga queues (confirm, cancel).
 var Target = target.Target{Name: "order-commands", EventStoreConns: 6, Start: func(ctx context.Context, d target.Deps, _ *target.Process) error {
-	h := Handlers{Store: d.Writer}
+	ask := Services{NC: d.NC, Namespace: d.Namespace}
+	h := Handlers{Store: d.Writer, Catalog: ask, Customers: ask}
 	if _, err := Register(ctx, d.NC, d.Namespace, d.Log, h); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/orderflow/orderflow/domain"
 )
@@ -229,7 +230,7 @@ func Validate(c Command) error {
 func ValidateEmail(email string) error {
 	e := NormalizeEmail(email)
 	a, err := mail.ParseAddress(e)
-	if e == "" || len(e) > MaxEmailLength || domain.CheckID("email", e) != nil || err != nil || a.Address != e || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") {
+	if e == "" || len(e) > MaxEmailLength || domain.CheckText("email", e, MaxEmailLength, true) != nil || strings.ContainsFunc(e, unicode.IsSpace) || err != nil || a.Address != e || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") {
 		return domain.Rule("email", "must be an e-mail address such as ada@example.com")
 	}
 	return nil

@@ -21,6 +21,9 @@ var (
 	ErrInsufficientStock = fmt.Errorf("not enough stock: %w", domain.ErrConflict)
 	ErrNoReservation     = fmt.Errorf("no reservation for this order: %w", domain.ErrConflict)
 	ErrSKUTaken          = fmt.Errorf("sku already used by another product: %w", domain.ErrConflict)
+	// ErrPriceChanged: a reservation's price is not the product's price (it changed since the
+	// order was placed, or the order named a product the catalog did not know then).
+	ErrPriceChanged = fmt.Errorf("price changed: %w", domain.ErrConflict)
 )
 
 // Stream is the event stream of product id.
@@ -60,10 +63,12 @@ type (
 		Quantity  int64
 	}
 	Discontinue struct{ ProductID string }
-	// Reserve holds Quantity units for OrderID. Reserving again for the same order is a no-op.
+	// Reserve holds Quantity units for OrderID, which will be charged UnitPriceCents for each: a
+	// product reserves only at its current price. Reserving again for the same order is a no-op.
 	Reserve struct {
 		ProductID, OrderID string
 		Quantity           int64
+		UnitPriceCents     int64
 	}
 	// Release gives an order's reserved units back. Releasing nothing is a no-op.
 	Release struct{ ProductID, OrderID string }
@@ -243,6 +248,9 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 		if s.Discontinued {
 			return nil, ErrDiscontinued
 		}
+		if c.UnitPriceCents != s.PriceCents {
+			return nil, fmt.Errorf("%w: the order says %d cents, the catalog %d", ErrPriceChanged, c.UnitPriceCents, s.PriceCents)
+		}
 		if c.Quantity > s.Available() {
 			return nil, fmt.Errorf("%w: %d available, %d asked", ErrInsufficientStock, s.Available(), c.Quantity)
 		}
@@ -315,7 +323,8 @@ func Validate(c Command) error {
 	case Discontinue:
 		return domain.CheckID("productId", c.ProductID)
 	case Reserve:
-		return domain.FirstError(domain.CheckID("productId", c.ProductID), domain.CheckID("orderId", c.OrderID), validateQuantity(c.Quantity))
+		return domain.FirstError(domain.CheckID("productId", c.ProductID), domain.CheckID("orderId", c.OrderID), validateQuantity(c.Quantity),
+			domain.CheckCents("unitPriceCents", c.UnitPriceCents, false))
 	case Release:
 		return domain.FirstError(domain.CheckID("productId", c.ProductID), domain.CheckID("orderId", c.OrderID))
 	case Commit:
@@ -330,7 +339,7 @@ func validateAdd(a AddProduct) error {
 	}
 	sku := strings.TrimSpace(a.SKU)
 	if sku == "" || utf8.RuneCountInString(sku) > MaxSKULength || strings.ContainsFunc(sku, unicode.IsSpace) || domain.CheckID("sku", sku) != nil {
-		return domain.Rule("sku", fmt.Sprintf("is required: up to %d characters without spaces or control characters", MaxSKULength))
+		return domain.Rule("sku", fmt.Sprintf("is required: up to %d ASCII letters, digits and %s, beginning with a letter or a digit", MaxSKULength, domain.IDSeparators))
 	}
 	if err := domain.CheckText("name", a.Name, MaxNameLength, true); err != nil {
 		return err

@@ -30,6 +30,9 @@ type Placed struct {
 	Lines      []Line    `json:"lines"`
 	TotalCents int64     `json:"totalCents"`
 	At         time.Time `json:"at"`
+	// Unregistered: the customer placed it without an account. A Cancelled follows in the same
+	// append, and no fulfillment starts.
+	Unregistered bool `json:"unregistered,omitempty"`
 }
 
 // Cancelled: the order was cancelled; Reason may be empty.

@@ -4,7 +4,6 @@ package order
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/orderflow/orderflow/domain"
@@ -21,15 +20,19 @@ const (
 
 // Errors of the order lifecycle. Each wraps a domain error kind.
 var (
-	ErrNotFound         = fmt.Errorf("order %w", domain.ErrNotFound)
-	ErrAlreadyPlaced    = fmt.Errorf("order already placed: %w", domain.ErrConflict)
-	ErrAlreadyCancelled = fmt.Errorf("order already cancelled: %w", domain.ErrConflict)
-	ErrAlreadyConfirmed = fmt.Errorf("order already confirmed: %w", domain.ErrConflict)
-	ErrNotConfirmed     = fmt.Errorf("order not confirmed yet: %w", domain.ErrConflict)
-	ErrAlreadyPaid      = fmt.Errorf("order already paid: %w", domain.ErrConflict)
-	ErrAlreadyShipped   = fmt.Errorf("order already shipped: %w", domain.ErrConflict)
-	ErrNotShipped       = fmt.Errorf("order not shipped yet: %w", domain.ErrConflict)
-	ErrAlreadyDelivered = fmt.Errorf("order already delivered: %w", domain.ErrConflict)
+	ErrNotFound = fmt.Errorf("order %w", domain.ErrNotFound)
+	// ErrAlreadyPlaced: the order id is taken. It says no more (not whose, nor in what state): a
+	// customer who sends another customer's order id learns nothing of that order.
+	ErrAlreadyPlaced       = fmt.Errorf("order id already used: %w", domain.ErrConflict)
+	ErrCustomerDeactivated = fmt.Errorf("customer is deactivated and cannot order: %w", domain.ErrConflict)
+	ErrCustomerErased      = fmt.Errorf("customer is erased and cannot order: %w", domain.ErrConflict)
+	ErrAlreadyCancelled    = fmt.Errorf("order already cancelled: %w", domain.ErrConflict)
+	ErrAlreadyConfirmed    = fmt.Errorf("order already confirmed: %w", domain.ErrConflict)
+	ErrNotConfirmed        = fmt.Errorf("order not confirmed yet: %w", domain.ErrConflict)
+	ErrAlreadyPaid         = fmt.Errorf("order already paid: %w", domain.ErrConflict)
+	ErrAlreadyShipped      = fmt.Errorf("order already shipped: %w", domain.ErrConflict)
+	ErrNotShipped          = fmt.Errorf("order not shipped yet: %w", domain.ErrConflict)
+	ErrAlreadyDelivered    = fmt.Errorf("order already delivered: %w", domain.ErrConflict)
 )
 
 // Stream is the event stream of order id.
@@ -62,12 +65,42 @@ const (
 // Command is Place, Confirm, MarkPaid, Ship, Deliver or Cancel.
 type Command interface{ isCommand() }
 
-// Place places a new order.
+// Place places a new order. The price of a line is the catalog's: Catalog holds the current price
+// of each product the catalog knows, and a line that asks a price (UnitPriceCents set) must ask
+// that one. A line of a product the catalog does not know keeps the price it asks (0 if none): no
+// such order is ever confirmed, since its stock reservation checks the price again and refuses a
+// product it does not know. Account is what the customer service said of CustomerID.
 type Place struct {
 	OrderID    string
 	CustomerID string
-	Lines      []Line
+	Lines      []PlaceLine
+	Catalog    map[string]int64
+	Account    Account
 }
+
+// PlaceLine is a line as the customer asks for it.
+type PlaceLine struct {
+	ProductID string
+	Quantity  int64
+	// UnitPriceCents, when set, is the price per unit the customer expects to pay.
+	UnitPriceCents *int64
+}
+
+// Account is a customer's account as an order is placed.
+type Account int
+
+// Accounts.
+const (
+	// AccountActive: registered and active.
+	AccountActive Account = iota
+	// AccountGuest: no account, and staff places the order for the customer (a phone order).
+	AccountGuest
+	// AccountNone: no account, and the customer places the order: it is cancelled as it is placed.
+	AccountNone
+	// AccountDeactivated and AccountErased: the account is closed; the customer cannot order.
+	AccountDeactivated
+	AccountErased
+)
 
 // Cancel cancels a placed order.
 type Cancel struct {
@@ -160,10 +193,7 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 	}
 	switch c := c.(type) {
 	case Place:
-		if s.Status != StatusNone {
-			return nil, ErrAlreadyPlaced
-		}
-		return []Event{Placed{OrderID: c.OrderID, CustomerID: c.CustomerID, Lines: c.Lines, TotalCents: Total(c.Lines), At: now.UTC()}}, nil
+		return place(s, c, now.UTC())
 	case Cancel:
 		if c.ByCustomer != "" && s.Status != StatusNone && s.CustomerID != c.ByCustomer {
 			return nil, ErrNotFound
@@ -180,6 +210,59 @@ func Decide(s State, c Command, now time.Time) ([]Event, error) {
 	}
 	return nil, fmt.Errorf("order: unknown command %T", c)
 }
+
+// place decides Place: the order at the catalog's prices, refused for a closed account, and
+// cancelled in the same breath for a customer without one.
+func place(s State, c Place, now time.Time) ([]Event, error) {
+	if s.Status != StatusNone {
+		return nil, ErrAlreadyPlaced
+	}
+	switch c.Account {
+	case AccountDeactivated:
+		return nil, fmt.Errorf("customer %s: %w", c.CustomerID, ErrCustomerDeactivated)
+	case AccountErased:
+		return nil, fmt.Errorf("customer %s: %w", c.CustomerID, ErrCustomerErased)
+	}
+	lines := make([]Line, len(c.Lines))
+	var total int64
+	for i, l := range c.Lines {
+		price, known := c.Catalog[l.ProductID]
+		switch {
+		case known && l.UnitPriceCents != nil && *l.UnitPriceCents != price:
+			return nil, &PriceError{Field: fmt.Sprintf("lines[%d].unitPriceCents", i), ProductID: l.ProductID, PriceCents: price, AskedCents: *l.UnitPriceCents}
+		case !known && l.UnitPriceCents != nil:
+			price = *l.UnitPriceCents
+		}
+		lines[i] = Line{ProductID: l.ProductID, Quantity: l.Quantity, UnitPriceCents: price}
+		// Quantity ≤ MaxQuantity and price ≤ MaxCents: the product stays within int64.
+		if line := l.Quantity * price; line > domain.MaxCents || total+line > domain.MaxCents {
+			return nil, domain.Rule(fmt.Sprintf("lines[%d].quantity", i), fmt.Sprintf("the order's total must be at most %d cents", int64(domain.MaxCents)))
+		} else {
+			total += line
+		}
+	}
+	placed := Placed{OrderID: c.OrderID, CustomerID: c.CustomerID, Lines: lines, TotalCents: total, At: now}
+	if c.Account == AccountNone {
+		placed.Unregistered = true
+		return []Event{placed, Cancelled{OrderID: c.OrderID, Reason: "customer " + c.CustomerID + " is not registered", At: now}}, nil
+	}
+	return []Event{placed}, nil
+}
+
+// PriceError: a line asks another price than the catalog's. It is a conflict with the catalog's
+// state, and says the current price.
+type PriceError struct {
+	Field                  string
+	ProductID              string
+	PriceCents, AskedCents int64
+}
+
+func (e *PriceError) Error() string {
+	return fmt.Sprintf("%s: product %s costs %d cents, not %d", e.Field, e.ProductID, e.PriceCents, e.AskedCents)
+}
+
+// Is makes a PriceError a domain.ErrConflict.
+func (e *PriceError) Is(target error) bool { return target == domain.ErrConflict }
 
 // Evolve returns the state after event e.
 func Evolve(s State, e Event) State {
@@ -200,7 +283,7 @@ func Evolve(s State, e Event) State {
 	return s
 }
 
-// Total is the sum of quantity × unit price over lines. validatePlace keeps it within int64.
+// Total is the sum of quantity × unit price over lines. Placed lines keep it within MaxCents.
 func Total(lines []Line) int64 {
 	var t int64
 	for _, l := range lines {
@@ -245,7 +328,6 @@ func validatePlace(c Place) error {
 	case len(c.Lines) > MaxLines:
 		return domain.Rule("lines", fmt.Sprintf("an order has at most %d lines", MaxLines))
 	}
-	var total int64
 	for i, l := range c.Lines {
 		field := func(name string) string { return fmt.Sprintf("lines[%d].%s", i, name) }
 		if err := domain.CheckID(field("productId"), l.ProductID); err != nil {
@@ -256,12 +338,12 @@ func validatePlace(c Place) error {
 			return domain.Rule(field("quantity"), "must be positive")
 		case l.Quantity > MaxQuantity:
 			return domain.Rule(field("quantity"), fmt.Sprintf("must be at most %d", MaxQuantity))
-		case l.UnitPriceCents < 0:
-			return domain.Rule(field("unitPriceCents"), "must not be negative")
-		case l.UnitPriceCents > (math.MaxInt64-total)/l.Quantity:
-			return domain.Rule(field("unitPriceCents"), "the order total is too large")
 		}
-		total += l.Quantity * l.UnitPriceCents
+		if l.UnitPriceCents != nil {
+			if err := domain.CheckCents(field("unitPriceCents"), *l.UnitPriceCents, false); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

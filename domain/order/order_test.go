@@ -2,7 +2,6 @@ package order_test
 
 import (
 	"errors"
-	"math"
 	"testing"
 	"time"
 
@@ -19,19 +18,46 @@ var lines = []order.Line{{ProductID: "sku-1", Quantity: 2, UnitPriceCents: 1250}
 
 var placed = order.Placed{OrderID: "o1", CustomerID: "c1", Lines: lines, TotalCents: 2999, At: now}
 
+// catalog prices the products of lines.
+var catalog = map[string]int64{"sku-1": 1250, "sku-2": 499}
+
+func cents(v int64) *int64 { return &v }
+
+// asking is lines as a customer asks for them: sku-1 at its price, sku-2 at none.
+var asking = []order.PlaceLine{{ProductID: "sku-1", Quantity: 2, UnitPriceCents: cents(1250)}, {ProductID: "sku-2", Quantity: 1}}
+
+func place(ls ...order.PlaceLine) order.Place {
+	return order.Place{OrderID: "o1", CustomerID: "c1", Lines: ls, Catalog: catalog}
+}
+
 func TestDecide(t *testing.T) {
 	t.Parallel()
+	unregistered := placed
+	unregistered.Unregistered = true
 	domaintest.Run(t, order.Evolve, order.Decide, now, []domaintest.Case[order.Event, order.Command]{
-		{Name: "place", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: lines}, Then: []order.Event{placed}},
-		{Name: "place twice", Given: []order.Event{placed}, When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: lines}, Err: order.ErrAlreadyPlaced},
-		{Name: "no lines", When: order.Place{OrderID: "o1", CustomerID: "c1"}, Field: "lines"},
-		{Name: "no customer", When: order.Place{OrderID: "o1", CustomerID: " ", Lines: lines}, Field: "customerId"},
-		{Name: "no order id", When: order.Place{CustomerID: "c1", Lines: lines}, Field: "orderId"},
-		{Name: "zero quantity", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 0, UnitPriceCents: 1}}}, Field: "lines[0].quantity"},
-		{Name: "negative quantity", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{lines[0], {ProductID: "p", Quantity: -1, UnitPriceCents: 1}}}, Field: "lines[1].quantity"},
-		{Name: "negative price", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 1, UnitPriceCents: -5}}}, Field: "lines[0].unitPriceCents"},
-		{Name: "no product", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{Quantity: 1, UnitPriceCents: 5}}}, Field: "lines[0].productId"},
-		{Name: "total overflows", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "p", Quantity: 10, UnitPriceCents: math.MaxInt64 / 5}}}, Field: "lines[0].unitPriceCents"},
+		{Name: "place", When: place(asking...), Then: []order.Event{placed}},
+		{Name: "place twice", Given: []order.Event{placed}, When: place(asking...), Err: order.ErrAlreadyPlaced},
+		{Name: "a price the catalog does not ask", When: place(order.PlaceLine{ProductID: "sku-1", Quantity: 1, UnitPriceCents: cents(1)}), Err: domain.ErrConflict},
+		{Name: "free at a price the catalog does not ask", When: place(order.PlaceLine{ProductID: "sku-1", Quantity: 1, UnitPriceCents: cents(0)}), Err: domain.ErrConflict},
+		{Name: "an unknown product keeps the price asked", When: place(order.PlaceLine{ProductID: "new", Quantity: 3, UnitPriceCents: cents(7)}),
+			Then: []order.Event{order.Placed{OrderID: "o1", CustomerID: "c1", Lines: []order.Line{{ProductID: "new", Quantity: 3, UnitPriceCents: 7}}, TotalCents: 21, At: now}}},
+		{Name: "a guest order", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: asking, Catalog: catalog, Account: order.AccountGuest}, Then: []order.Event{placed}},
+		{Name: "a customer without an account", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: asking, Catalog: catalog, Account: order.AccountNone},
+			Then: []order.Event{unregistered, order.Cancelled{OrderID: "o1", Reason: "customer c1 is not registered", At: now}}},
+		{Name: "a deactivated customer", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: asking, Catalog: catalog, Account: order.AccountDeactivated}, Err: order.ErrCustomerDeactivated},
+		{Name: "an erased customer", When: order.Place{OrderID: "o1", CustomerID: "c1", Lines: asking, Catalog: catalog, Account: order.AccountErased}, Err: order.ErrCustomerErased},
+		{Name: "no lines", When: place(), Field: "lines"},
+		{Name: "no customer", When: order.Place{OrderID: "o1", CustomerID: " ", Lines: asking}, Field: "customerId"},
+		{Name: "no order id", When: order.Place{CustomerID: "c1", Lines: asking}, Field: "orderId"},
+		{Name: "an order id outside the safe set", When: order.Place{OrderID: "a/b", CustomerID: "c1", Lines: asking}, Field: "orderId"},
+		{Name: "zero quantity", When: place(order.PlaceLine{ProductID: "p", Quantity: 0}), Field: "lines[0].quantity"},
+		{Name: "negative quantity", When: place(asking[0], order.PlaceLine{ProductID: "p", Quantity: -1}), Field: "lines[1].quantity"},
+		{Name: "negative price", When: place(order.PlaceLine{ProductID: "p", Quantity: 1, UnitPriceCents: cents(-5)}), Field: "lines[0].unitPriceCents"},
+		{Name: "a price past 2^53", When: place(order.PlaceLine{ProductID: "p", Quantity: 1, UnitPriceCents: cents(9007199254740993)}), Field: "lines[0].unitPriceCents"},
+		{Name: "no product", When: place(order.PlaceLine{Quantity: 1}), Field: "lines[0].productId"},
+		{Name: "total too large", When: place(order.PlaceLine{ProductID: "p", Quantity: 10, UnitPriceCents: cents(domain.MaxCents / 5)}), Field: "lines[0].quantity"},
+		{Name: "totals too large together", When: order.Place{OrderID: "o1", CustomerID: "c1", Catalog: map[string]int64{"p": domain.MaxCents / 2},
+			Lines: []order.PlaceLine{{ProductID: "p", Quantity: 1}, {ProductID: "p", Quantity: 1}, {ProductID: "p", Quantity: 1}}}, Field: "lines[2].quantity"},
 		{Name: "cancel", Given: []order.Event{placed}, When: order.Cancel{OrderID: "o1", Reason: "changed my mind"}, Then: []order.Event{order.Cancelled{OrderID: "o1", Reason: "changed my mind", At: now}}},
 		{Name: "cancel twice", Given: []order.Event{placed, order.Cancelled{OrderID: "o1", At: now}}, When: order.Cancel{OrderID: "o1"}, Err: order.ErrAlreadyCancelled},
 		{Name: "cancel unknown order", When: order.Cancel{OrderID: "nope"}, Err: order.ErrNotFound},

@@ -129,13 +129,13 @@ type State struct {
 func Validate(c Command) error {
 	switch c := c.(type) {
 	case Authorize:
-		return domain.FirstError(domain.CheckID("paymentId", c.PaymentID), domain.CheckID("orderId", c.OrderID))
+		return domain.FirstError(domain.CheckID("paymentId", c.PaymentID), domain.CheckID("orderId", c.OrderID), domain.CheckCents("amountCents", c.AmountCents, true))
 	case Capture:
 		return domain.CheckID("paymentId", c.PaymentID)
 	case Void:
 		return domain.CheckID("paymentId", c.PaymentID)
 	case Refund:
-		return domain.CheckID("paymentId", c.PaymentID)
+		return domain.FirstError(domain.CheckID("paymentId", c.PaymentID), domain.CheckCents("amountCents", c.AmountCents, true))
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func TestExecuteAuthorizesAndSendsTheTypedRequest(t *testing.T) {
 	customer := auth.With(context.Background(), auth.Principal{Subject: "c-1", Role: auth.Customer})
 	admin := auth.With(context.Background(), auth.Principal{Subject: "ops", Role: auth.Admin})
 	m := wire.CommandMeta{CommandID: "cmd-1"}
-	lines := []wire.OrderLine{{ProductID: "p", Quantity: 1, UnitPriceCents: 5}}
+	lines := []wire.PlaceLine{{ProductID: "p", Quantity: 1}}
 
 	e := &recorder{}
 	res, err := api.Execute(customer, e, api.PlaceOrder, "", &api.PlaceOrderBody{Lines: lines}, m)

@@ -18,7 +18,7 @@ type (
 	PlaceOrderBody struct {
 		OrderID    string           `json:"orderId"`
 		CustomerID string           `json:"customerId"`
-		Lines      []wire.OrderLine `json:"lines"`
+		Lines      []wire.PlaceLine `json:"lines"`
 	}
 	CancelOrderBody struct {
 		Reason string `json:"reason"`
@@ -173,7 +173,7 @@ var (
 		Tag: "payments", IDField: "paymentId", IDParam: "id", Errors: []int{404, 409}}, wire.EndpointCapturePayment)
 	RefundPayment = &Command[AmountBody, wire.RefundPayment]{
 		Doc: oneInteger(Doc{Method: "POST", Path: "/api/v1/payments/{id}/refund", ID: "refundPayment", Summary: "Refund part or all of a captured payment", Tag: "payments",
-			IDField: "paymentId", IDParam: "id", Errors: []int{404, 409}}, "amountCents", integer("amount to refund in cents", 1, 0), 500),
+			IDField: "paymentId", IDParam: "id", Errors: []int{404, 409}}, "amountCents", integer("amount to refund in cents", 1, domain.MaxCents), 500),
 		Endpoint: wire.EndpointRefundPayment,
 		Request: func(_ context.Context, id string, b *AmountBody, m wire.CommandMeta) (wire.RefundPayment, string) {
 			return wire.RefundPayment{Meta: m, PaymentID: id, AmountCents: b.AmountCents}, id
@@ -248,7 +248,7 @@ var addressSchema = object([]string{"line1", "city", "postalCode", "country"}, m
 	"country": map[string]any{"type": "string", "minLength": 2, "maxLength": 2, "description": "ISO 3166 alpha-2 country code, e.g. FR"},
 })
 
-var lineSchema = object([]string{"productId", "quantity", "unitPriceCents"}, map[string]any{
+var lineSchema = object([]string{"productId", "quantity"}, map[string]any{
 	"productId": id("product ordered"), "quantity": integer("units", 1, order.MaxQuantity),
-	"unitPriceCents": integer("price of one unit in cents", 0, 0),
+	"unitPriceCents": integer("optional: the price of one unit you expect to pay, in cents; it must be the catalog's (409 with the current price otherwise); without it the catalog's price is charged", 0, domain.MaxCents),
 })

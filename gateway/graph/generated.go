@@ -14,6 +14,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/orderflow/orderflow/gateway/graph/scalar"
 	"github.com/orderflow/orderflow/wire"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -1692,6 +1693,13 @@ An instant in time, RFC 3339 with nanoseconds, always UTC.
 scalar Time
 
 """
+An amount of money in integer cents, from 0 to 1000000000000 (ten billion units of a currency).
+It travels as a JSON number: every such amount is exact in JavaScript, where GraphQL's Int (32
+bits) would not hold an order's total. A value outside the range is refused with BAD_USER_INPUT.
+"""
+scalar Cents
+
+"""
 Where an order is in its lifecycle.
 """
 enum OrderStatus {
@@ -1720,7 +1728,7 @@ type OrderLine {
   "How many units; at least 1."
   quantity: Int!
   "Price of one unit when the order was placed, in cents."
-  unitPriceCents: Int!
+  unitPriceCents: Cents!
 }
 
 """
@@ -1734,7 +1742,7 @@ type Order {
   "Its current status."
   status: OrderStatus!
   "Sum of quantity × unit price over the lines, in cents."
-  totalCents: Int!
+  totalCents: Cents!
   "The products ordered, in the order given."
   lines: [OrderLine!]!
   "When it was placed."
@@ -1835,7 +1843,7 @@ type Product {
   "Display name."
   name: String!
   "Current price in cents."
-  priceCents: Int!
+  priceCents: Cents!
   "Units in the warehouse."
   onHand: Int!
   "Units held for orders not shipped yet."
@@ -1905,7 +1913,7 @@ type Customer {
   "How many orders they placed."
   orderCount: Int!
   "Sum of the totals of their orders not cancelled, in cents."
-  lifetimeSpendCents: Int!
+  lifetimeSpendCents: Cents!
   "Their orders, newest first."
   orders(
     "Page size, 1 to 100."
@@ -2165,8 +2173,8 @@ input OrderLineInput {
   productId: ID!
   "Units, at least 1."
   quantity: Int!
-  "Price of one unit in cents."
-  unitPriceCents: Int!
+  "The price of one unit you expect to pay, in cents: it must be the catalog's (the order is refused with the current price otherwise). Without it the catalog's price is charged."
+  unitPriceCents: Cents
 }
 
 "A new order."
@@ -2214,7 +2222,7 @@ input AddProductInput {
   "Display name."
   name: String!
   "Price in cents."
-  priceCents: Int!
+  priceCents: Cents!
 }
 
 """
@@ -2294,7 +2302,7 @@ type Mutation {
     "The product's id."
     productId: ID!
     "New price in cents."
-    priceCents: Int!
+    priceCents: Cents!
     "Makes a retry safe: the same key and command append nothing twice."
     idempotencyKey: String
   ): CommandResult!
@@ -2326,7 +2334,7 @@ type Mutation {
     "The payment's id."
     paymentId: ID!
     "Amount to refund in cents."
-    amountCents: Int!
+    amountCents: Cents!
     "Makes a retry safe: the same key and command append nothing twice."
     idempotencyKey: String
   ): CommandResult!
@@ -3121,7 +3129,7 @@ func (ec *executionContext) field_Mutation_changePrice_args(ctx context.Context,
 	args["productId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "priceCents",
 		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNInt2int64(ctx, v)
+			return ec.unmarshalNCents2int64(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3289,7 +3297,7 @@ func (ec *executionContext) field_Mutation_refundPayment_args(ctx context.Contex
 	args["paymentId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "amountCents",
 		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNInt2int64(ctx, v)
+			return ec.unmarshalNCents2int64(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4319,14 +4327,14 @@ func (ec *executionContext) _Customer_lifetimeSpendCents(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNCents2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Customer_lifetimeSpendCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Customer", field, false, false, errors.New("field of type Int does not have child fields"))
+	return graphql.NewScalarFieldContext("Customer", field, false, false, errors.New("field of type Cents does not have child fields"))
 }
 
 func (ec *executionContext) _Customer_orders(ctx context.Context, field graphql.CollectedField, obj *wire.Customer) (ret graphql.Marshaler) {
@@ -5845,14 +5853,14 @@ func (ec *executionContext) _Order_totalCents(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNCents2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Order_totalCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Order", field, false, false, errors.New("field of type Int does not have child fields"))
+	return graphql.NewScalarFieldContext("Order", field, false, false, errors.New("field of type Cents does not have child fields"))
 }
 
 func (ec *executionContext) _Order_lines(ctx context.Context, field graphql.CollectedField, obj *wire.Order) (ret graphql.Marshaler) {
@@ -6349,14 +6357,14 @@ func (ec *executionContext) _OrderLine_unitPriceCents(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNCents2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLine_unitPriceCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLine", field, false, false, errors.New("field of type Int does not have child fields"))
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, errors.New("field of type Cents does not have child fields"))
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
@@ -6740,14 +6748,14 @@ func (ec *executionContext) _Product_priceCents(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNCents2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Product_priceCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type Int does not have child fields"))
+	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type Cents does not have child fields"))
 }
 
 func (ec *executionContext) _Product_onHand(ctx context.Context, field graphql.CollectedField, obj *wire.Product) (ret graphql.Marshaler) {
@@ -9749,7 +9757,7 @@ func (ec *executionContext) unmarshalInputAddProductInput(ctx context.Context, o
 			it.Name = data
 		case "priceCents":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priceCents"))
-			data, err := ec.unmarshalNInt2int64(ctx, v)
+			data, err := ec.unmarshalNCents2int64(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -9851,7 +9859,7 @@ func (ec *executionContext) unmarshalInputOrderLineInput(ctx context.Context, ob
 			it.Quantity = data
 		case "unitPriceCents":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unitPriceCents"))
-			data, err := ec.unmarshalNInt2int64(ctx, v)
+			data, err := ec.unmarshalOCents2ᚖint64(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12601,6 +12609,22 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNCents2int64(ctx context.Context, v any) (int64, error) {
+	res, err := scalar.UnmarshalCents(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCents2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalCents(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
 func (ec *executionContext) marshalNCommandResult2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐCommandResult(ctx context.Context, sel ast.SelectionSet, v CommandResult) graphql.Marshaler {
 	return ec._CommandResult(ctx, sel, &v)
 }
@@ -13321,6 +13345,24 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOCents2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := scalar.UnmarshalCents(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCents2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalCents(*v)
 	return res
 }
 

@@ -76,8 +76,8 @@ type OrderLineInput struct {
 	ProductID string `json:"productId"`
 	// Units, at least 1.
 	Quantity int64 `json:"quantity"`
-	// Price of one unit in cents.
-	UnitPriceCents int64 `json:"unitPriceCents"`
+	// The price of one unit you expect to pay, in cents: it must be the catalog's (the order is refused with the current price otherwise). Without it the catalog's price is charged.
+	UnitPriceCents *int64 `json:"unitPriceCents,omitempty"`
 }
 
 // Relay-style pagination state of a connection.

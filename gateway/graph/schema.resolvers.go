@@ -29,10 +29,10 @@ func (r *fulfillmentResolver) Retries(ctx context.Context, obj *wire.Fulfillment
 
 // PlaceOrder is the resolver for the placeOrder field.
 func (r *mutationResolver) PlaceOrder(ctx context.Context, input PlaceOrderInput, idempotencyKey *string) (*CommandResult, error) {
-	lines := make([]wire.OrderLine, 0, len(input.Lines))
+	lines := make([]wire.PlaceLine, 0, len(input.Lines))
 	for _, l := range input.Lines {
 		if l != nil {
-			lines = append(lines, wire.OrderLine{ProductID: l.ProductID, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents})
+			lines = append(lines, wire.PlaceLine{ProductID: l.ProductID, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents})
 		}
 	}
 	return mutate(ctx, r.Resolver, api.PlaceOrder, "", &api.PlaceOrderBody{OrderID: deref(input.OrderID), CustomerID: deref(input.CustomerID), Lines: lines}, idempotencyKey)

@@ -399,6 +399,10 @@ func On[Req, Resp any](name, endpoint string, fn func(ctx context.Context, req R
 // Staff marks r as an endpoint for admins and services (the saga) only, never a customer.
 func Staff(r Route) Route { return r.only(staff) }
 
+// Internal marks r as an endpoint only other services call, without a caller assertion: NATS
+// permissions say which services may send to it (see HandleInternal).
+func Internal(r Route) Route { return r.only(internal) }
+
 func (r Route) only(a access) Route {
 	return func(s *Server, ns wire.Namespace) Endpoint {
 		e := r(s, ns)

@@ -41,7 +41,7 @@ func TestLastUnitsAgainstTheReadModel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: commandstest.Meta(fmt.Sprintf("r%d", i)), OrderID: fmt.Sprintf("o%d", i), Lines: []wire.OrderLine{{ProductID: "p1", Quantity: 1}}})
+			_, err := h.ReserveStock(context.Background(), wire.ReserveStock{Meta: commandstest.Meta(fmt.Sprintf("r%d", i)), OrderID: fmt.Sprintf("o%d", i), Lines: []wire.OrderLine{{ProductID: "p1", Quantity: 1, UnitPriceCents: 500}}})
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/commands/commandstest"
 	customercmd "github.com/orderflow/orderflow/commands/customer"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/dev/pgtest"
@@ -22,7 +23,7 @@ func TestFiguresFromOrderEvents(t *testing.T) {
 	t.Parallel()
 	rm := projectiontest.Start(t, customersrm.Projection{})
 	cust := customercmd.Handlers{Store: rm.Store}
-	orders := ordercmd.Handlers{Store: rm.Store}
+	orders := ordercmd.Handlers{Store: rm.Store, Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}
 	q := customers.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}
 	ctx := t.Context()
 	addr := wire.Address{Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}
@@ -31,7 +32,7 @@ func TestFiguresFromOrderEvents(t *testing.T) {
 	}
 	for i, qty := range []int64{1, 2, 3} {
 		id := []string{"o1", "o2", "o3"}[i]
-		if _, err := orders.Place(ctx, wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "p-" + id}, OrderID: id, CustomerID: "c1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: qty, UnitPriceCents: 1000}}}); err != nil {
+		if _, err := orders.Place(ctx, wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "p-" + id}, OrderID: id, CustomerID: "c1", Lines: []wire.PlaceLine{{ProductID: "p", Quantity: qty, UnitPriceCents: commandstest.Price(1000)}}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/commands/commandstest"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/dev/pgtest"
@@ -51,13 +52,13 @@ func setup(t *testing.T) (ordercmd.Handlers, orders.Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Close)
-	return ordercmd.Handlers{Store: store}, orders.Service{Pool: rmPool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: 5 * time.Second}}
+	return ordercmd.Handlers{Store: store, Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}, orders.Service{Pool: rmPool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: 5 * time.Second}}
 }
 
 func placeOrder(t *testing.T, h ordercmd.Handlers, id, customer string, qty int64) wire.CommandReply {
 	t.Helper()
 	r, err := h.Place(t.Context(), wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "place-" + id}, OrderID: id, CustomerID: customer,
-		Lines: []wire.OrderLine{{ProductID: "sku-1", Quantity: qty, UnitPriceCents: 250}, {ProductID: "sku-2", Quantity: 1, UnitPriceCents: 99}}})
+		Lines: []wire.PlaceLine{{ProductID: "sku-1", Quantity: qty, UnitPriceCents: commandstest.Price(250)}, {ProductID: "sku-2", Quantity: 1, UnitPriceCents: commandstest.Price(99)}}})
 	if err != nil {
 		t.Fatalf("place %s: %v", id, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow/domain/inventory"
@@ -265,6 +266,9 @@ func React(s *State, e any, now time.Time, opts Options) (*State, []Command) {
 		if s != nil {
 			return s, nil // a duplicate
 		}
+		if p.Unregistered {
+			return nil, nil // cancelled as it was placed (the customer has no account): nothing to fulfil
+		}
 		s = &State{OrderID: p.OrderID, CustomerID: p.CustomerID, TotalCents: p.TotalCents, Lines: slices.Clone(p.Lines), Step: StepReserving, StartedAt: now, UpdatedAt: now, Flow: flow}
 		s.wait(now, opts)
 		cmds := []Command{s.reserve()}
@@ -321,9 +325,13 @@ func react(s *State, e any, now time.Time, opts Options) []Command {
 		}
 	case inventory.OrderRejected:
 		if s.Step == StepReserving {
-			s.LastError = "out of stock: " + e.Reason
+			why := "out of stock"
+			if strings.Contains(e.Reason, inventory.ErrPriceChanged.Error()) {
+				why = "price changed"
+			}
+			s.LastError = why + ": " + e.Reason
 			s.end(OutcomeCompensated)
-			return []Command{s.compensate("cancel", "out of stock")}
+			return []Command{s.compensate("cancel", why)}
 		}
 	case inventory.OrderReleased:
 		s.StockHeld = false

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/orderflow/orderflow/commands/commandstest"
 	inventorycmd "github.com/orderflow/orderflow/commands/inventory"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	paymentcmd "github.com/orderflow/orderflow/commands/payment"
@@ -137,10 +138,24 @@ func (r *rig) product(id string, units int64) {
 	}
 }
 
-func (r *rig) place(id string, lines ...wire.OrderLine) {
-	if _, err := (ordercmd.Handlers{Store: r.store}).Place(r.t.Context(), wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "place-" + id}, OrderID: id, CustomerID: "c", Lines: lines}); err != nil {
+// place places an order at the catalog's prices (the rig's inventory answers the quote).
+func (r *rig) place(id string, lines ...wire.PlaceLine) {
+	h := ordercmd.Handlers{Store: r.store, Catalog: quoting{inventorycmd.Handlers{Store: r.store}}, Customers: commandstest.Shop{}}
+	if _, err := h.Place(r.t.Context(), wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "place-" + id}, OrderID: id, CustomerID: "c", Lines: lines}); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// quoting is the order service's catalog as the inventory service answers it.
+type quoting struct{ inventorycmd.Handlers }
+
+func (q quoting) Prices(ctx context.Context, ids []string) (map[string]int64, error) {
+	quote, err := q.Quote(ctx, wire.QuoteProducts{ProductIDs: ids})
+	prices := map[string]int64{}
+	for _, p := range quote.Products {
+		prices[p.ProductID] = p.PriceCents
+	}
+	return prices, err
 }
 
 // fold reads a stream into a state with a domain's Decode and Evolve.
@@ -196,7 +211,7 @@ func TestCrashesAtAnyMoment(t *testing.T) {
 	for i := range 30 {
 		id := fmt.Sprintf("o%02d", i)
 		ids = append(ids, id)
-		r.place(id, wire.OrderLine{ProductID: "scarce", Quantity: 1, UnitPriceCents: 100}, wire.OrderLine{ProductID: "plenty", Quantity: 1, UnitPriceCents: 50})
+		r.place(id, wire.PlaceLine{ProductID: "scarce", Quantity: 1}, wire.PlaceLine{ProductID: "plenty", Quantity: 1})
 	}
 	stop := make(chan struct{})
 	crashed := make(chan int)
@@ -267,7 +282,7 @@ func TestProviderOutage(t *testing.T) {
 	r.product("p", 100)
 	ids := []string{"a", "b", "c", "d"}
 	for _, id := range ids {
-		r.place(id, wire.OrderLine{ProductID: "p", Quantity: 1, UnitPriceCents: 700})
+		r.place(id, wire.PlaceLine{ProductID: "p", Quantity: 1})
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for r.provider.BreakerState() != "open" {
@@ -295,7 +310,7 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, fulfillment.Options{PaymentTimeout: 1500 * time.Millisecond}, cardsim.Options{Outage: true})
 	r.product("p", 10)
-	r.place("late", wire.OrderLine{ProductID: "p", Quantity: 3, UnitPriceCents: 100})
+	r.place("late", wire.PlaceLine{ProductID: "p", Quantity: 3})
 	r.waitStep("late", fulfillment.StepAuthorizing) // the deadline is set
 	r.crash("saga")
 	if st := r.settle([]string{"late"}, 30*time.Second)["late"]; st != order.StatusCancelled {
@@ -363,7 +378,7 @@ func TestCrashAtEveryStepBoundary(t *testing.T) {
 		id := "at-" + string(b.step)
 		ids = append(ids, id)
 		r.stop(b.waitsOn)
-		r.place(id, wire.OrderLine{ProductID: "p", Quantity: 2, UnitPriceCents: 300})
+		r.place(id, wire.PlaceLine{ProductID: "p", Quantity: 2})
 		r.waitStep(id, b.step)
 		time.Sleep(100 * time.Millisecond) // let the dispatcher queue the step's command, or not: both must work
 		r.crash("saga")
