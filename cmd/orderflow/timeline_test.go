@@ -60,7 +60,7 @@ func TestOrderTimeline(t *testing.T) {
 	tlOK, tlLate := orderID("tl-ok"), orderID("tl-late")
 	place(tlOK)
 	all := timeline(tlOK, "CONFIRMED")
-	place(tlLate)                       // one unit, taken: this one is compensated
+	place(tlLate)                          // one unit, taken: this one is compensated
 	var ok, decisions []wire.TimelineEntry // the log's events, the saga's decisions
 	for _, e := range all {
 		if strings.HasPrefix(e.Type, "saga.") {
