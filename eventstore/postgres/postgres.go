@@ -7,15 +7,20 @@
 // "global_position > checkpoint" can pass a row whose transaction commits later and never see it.
 //
 // Every row therefore records the id of the transaction that wrote it
-// (tx_id xid8 default pg_current_xact_id()). Readers take only rows whose transaction is older
-// than the oldest transaction still running, tx_id < pg_snapshot_xmin(pg_current_snapshot()):
-// every such transaction has finished, so no row can still appear below that horizon. Rows are
-// read in (tx_id, global_position) order and that pair is the checkpoint (eventstore.Position's
-// Commit and Prepare). A transaction still running holds the horizon, and with it every reader,
-// until it ends; it never causes a skip.
+// (tx_id xid8 default pg_current_xact_id()), and every append takes a shared advisory lock, the
+// append fence, before its transaction has an id, holding it until after its commit. Readers take
+// only rows whose transaction id is below a horizon that no append still running is below: the
+// oldest transaction id of the read's snapshot that holds the fence or has ended since, else the
+// snapshot's xmax (appendFence says why this skips nothing). Rows are read in
+// (tx_id, global_position) order and that pair is the checkpoint (eventstore.Position's Commit
+// and Prepare). An append still running holds the horizon, and with it every reader, until it
+// ends; it never causes a skip. A transaction that is not an append holds nothing: a long one in
+// another database (a backup, a migration, an analyst's session) does not stall the projectors and
+// the saga, as the cluster's oldest transaction (pg_snapshot_xmin) would.
 //
-// Appends stay concurrent: there is no lock around appends, only the unique index on
-// (stream_id, stream_version), which serializes writers of one stream and nothing else.
+// Appends stay concurrent: the fence is shared (appends never wait on each other; only an
+// exclusive holder, which nothing takes, would), and the unique index on (stream_id,
+// stream_version) serializes writers of one stream and nothing else.
 //
 // Payloads and metadata are json, not jsonb: stored as the producer wrote them (validated, not
 // parsed into a tree) and read back without re-serializing. Nothing queries inside them, and
@@ -28,13 +33,13 @@
 // nothing the port promises. An append whose ids the stream holds already is a retry.
 //
 // Rules that keep this correct and fast:
-//   - the append is the first write of its transaction (the xid is taken at the first write, and
-//     everything the transaction does before the append holds every reader back);
+//   - the append is the first write of its transaction: the xid is taken at the first write, and
+//     one taken before the fence would let readers pass the transaction, and skip its events;
 //   - no NOTIFY in an append transaction: a pending NOTIFY takes a cluster-wide lock at commit and
 //     serializes committers. Subscribers in this process are woken in memory after each append;
 //     others poll (SubscribeOptions, Options.PollInterval);
-//   - every transaction on the cluster is short: any long one (a rebuild batch, CREATE INDEX)
-//     holds the horizon back, and HorizonAge reports how far.
+//   - an append transaction is short (Append's is one statement; AppendTx's must commit promptly):
+//     while it runs it holds the horizon back, and HorizonAge reports how far.
 //
 // When a read reaches the end of what is committed below the horizon, the page's position moves
 // to (horizon, 0): every event at or before it has been seen, whether the filter kept it or not.
@@ -46,6 +51,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -94,24 +100,29 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	}
 	t := pgx.Identifier{opts.Schema, "events"}.Sanitize()
 	cols := "tx_id::text, global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at"
+	fence := appendFence(opts.Schema)
 	return &Store{pool: pool, opts: opts, sql: statements{
 		// Exact revisions (and NoStream) need no head: the unique index on (stream_id,
 		// stream_version) refuses revision n+1 if it exists, and the exists() refuses a stream
 		// shorter than n. One cheap statement, one round trip.
-		appendExact: `insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
+		//
+		// Every append first takes the fence (see appendFence): a rows' join with it produces
+		// nothing before the lock is held, and the transaction id is taken at the first row.
+		appendExact: fence.with + `insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
 select $1, $6::bigint + e.ord, e.id, e.typ, e.data, e.meta
-  from unnest($2::uuid[], $3::text[], $4::json[], $5::json[]) with ordinality as e(id, typ, data, meta, ord)
+  from fence, unnest($2::uuid[], $3::text[], $4::json[], $5::json[]) with ordinality as e(id, typ, data, meta, ord)
  where $6::bigint = -1 or exists (select 1 from ` + t + ` where stream_id = $1 and stream_version = $6::bigint)
 returning tx_id::text, global_position, stream_version`,
-		appendExactOne: `insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
+		appendExactOne: fence.with + `insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
 select $1, $6::bigint + 1, $2::uuid, $3::text, $4::json, $5::json
+  from fence
  where $6::bigint = -1 or exists (select 1 from ` + t + ` where stream_id = $1 and stream_version = $6::bigint)
 returning tx_id::text, global_position, stream_version`,
 		// Any and StreamExists append after the current head. Any first checks that the stream
 		// does not hold these ids yet: that is its only way to see a retry.
-		appendHead: `insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
+		appendHead: fence.with + `insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
 select $1, h.v + e.ord, e.id, e.typ, e.data, e.meta
-  from (select coalesce(max(stream_version), -1) as v from ` + t + ` where stream_id = $1) h,
+  from fence, (select coalesce(max(stream_version), -1) as v from ` + t + ` where stream_id = $1) h,
        unnest($2::uuid[], $3::text[], $4::json[], $5::json[]) with ordinality as e(id, typ, data, meta, ord)
  where case when $6::bigint = -2 then h.v >= 0
             else not exists (select 1 from ` + t + ` where stream_id = $1 and event_id = any($2::uuid[])) end
@@ -121,7 +132,7 @@ returning tx_id::text, global_position, stream_version`,
 		readFwd:       `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
 		readBack:      `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version <= $2 order by stream_version desc limit $3`,
 		byCorrelation: `select ` + cols + ` from ` + t + ` where (metadata->>'correlationId') = $1 order by tx_id, global_position limit $2`,
-		readAll: `with h as (select pg_snapshot_xmin(pg_current_snapshot()) as x)
+		readAll: fence.horizon + `
 select h.x::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
   from h left join lateral (
   select * from ` + t + `
@@ -132,9 +143,62 @@ select h.x::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_versio
      and (cardinality($4::text[]) = 0 or stream_id ^@ any($4::text[]))
    order by tx_id, global_position
    limit $5) e on true`, // a lateral subquery runs as a nested loop under its one outer row, so rows keep its order (scanAll checks): an outer ORDER BY sorted every page again, on disk for pages of 10,000
-		horizonAge: `select coalesce(extract(epoch from now() - min(xact_start)), 0)::float8
-  from pg_stat_activity where backend_xid is not null or backend_xmin is not null`,
+		horizonAge: `select coalesce(extract(epoch from now() - min(act.xact_start)), 0)::float8
+  from pg_locks a join pg_stat_activity act on act.pid = a.pid
+ where ` + fence.held("a"),
 	}}
+}
+
+// fenceSQL is the SQL of a store's append fence: the lock every append takes first (with), the
+// horizon readers read below (horizon), and the condition that pg_locks row a is the fence, held.
+type fenceSQL struct {
+	with, horizon string
+	held          func(a string) string
+}
+
+// appendFence is the append fence of the events table in schema: a shared, transaction-scoped
+// advisory lock on a key of the table's own, which every append takes before its first row, so
+// before its transaction has an id, and holds until it has committed (locks are released after
+// the commit is visible).
+//
+// It is what readers wait on. A reader may pass a transaction id x only once no transaction
+// below x can still add rows. The cluster's oldest running transaction (pg_snapshot_xmin) is a
+// safe bound but a blunt one: any transaction in any database of the cluster holds it, so an
+// analyst's session, a backup or a migration elsewhere stalled every projector and the saga.
+// The horizon here waits only for appends: with S the read's own snapshot,
+//
+//	horizon = min(xmax(S), min{x in xip(S) : x holds the fence, or x is no longer running})
+//
+// Why no event is skipped: an append T running at S has an id in xip(S), or gets one later, at or
+// past xmax(S). If T is in xip(S): the holders are listed after S was taken and each x's status is
+// asked after that; T holds the fence from before its id until after its commit, so either T is
+// listed, or T ended before the listing and its status says so. Both bound the horizon at or
+// below T. A transaction of xip(S) that is still running and does not hold the fence appends
+// nothing: it is passed, which is the point. The rule that makes it hold is the one of the
+// package doc: the append is its transaction's first write.
+func appendFence(schema string) fenceSQL {
+	h := fnv.New64a()
+	h.Write([]byte("orderflow:eventstore:append-fence:" + schema))
+	key := int64(h.Sum64())
+	hi, lo := uint32(uint64(key)>>32), uint32(uint64(key))
+	held := func(a string) string {
+		return fmt.Sprintf(`%[1]s.locktype = 'advisory' and %[1]s.classid = %[2]d and %[1]s.objid = %[3]d and %[1]s.objsubid = 1 and %[1]s.granted
+   and %[1]s.database = (select oid from pg_database where datname = current_database())`, a, hi, lo)
+	}
+	return fenceSQL{
+		held: held,
+		with: fmt.Sprintf("with fence as materialized (select pg_advisory_xact_lock_shared(%d))\n", key),
+		horizon: `with snap as materialized (select pg_current_snapshot() as s),
+holders as materialized (
+  select x.transactionid as xid
+    from pg_locks a join pg_locks x on x.pid = a.pid and x.locktype = 'transactionid' and x.mode = 'ExclusiveLock' and x.granted
+   where ` + held("a") + `),
+h as (select least(pg_snapshot_xmax(snap.s), (
+         select min(r) from pg_snapshot_xip(snap.s) r
+          where case when (r::text::bigint % 4294967296)::text::xid in (select xid from holders) then true
+                     else pg_xact_status(r) is distinct from 'in progress' end)) as x
+        from snap)`,
+	}
 }
 
 // Migrate creates the schema and table if they do not exist. Safe to run concurrently: migrations
@@ -481,8 +545,10 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, opts
 	return eventstore.NewPollingSubscription(s.ReadAll, from, opts, &s.wake, s.opts.PollInterval), nil
 }
 
-// HorizonAge reports how long the oldest transaction on the cluster has been running: the time
-// by which it holds every subscriber back. Export it as a metric.
+// HorizonAge reports how long the oldest append still in flight has been running: the time by
+// which it holds every subscriber back (a transaction that is not an append holds nothing; see
+// appendFence). Export it as a metric: appends commit in milliseconds, so an age of seconds is an
+// append that does not end (a transaction of AppendTx left open, a lock wait).
 func (s *Store) HorizonAge(ctx context.Context) (time.Duration, error) {
 	var secs float64
 	if err := s.pool.QueryRow(ctx, s.sql.horizonAge).Scan(&secs); err != nil {

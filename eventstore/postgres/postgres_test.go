@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/dev/pgtest"
@@ -68,4 +70,74 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkCatchUp(b *testing.B) {
 	store, _ := newStore(b)
 	storetest.BenchmarkCatchUp(b, store, 20_000)
+}
+
+// TestOnlyAppendsHoldReaders: a transaction with an id left open in another database of the
+// cluster (an analyst's session, a backup, a migration), or in the store's own database without
+// appending, holds no reader back: an event appended after it began is read at once. An append
+// left open does hold them (an event committed after it waits for it, and HorizonAge tells), and
+// once it commits both are read, in order.
+func TestOnlyAppendsHoldReaders(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store, pool := newStore(t)
+	for _, url := range []string{pgtest.NewDatabase(t), ""} {
+		var tx pgx.Tx
+		var err error
+		if url == "" {
+			tx, err = pool.Begin(ctx)
+		} else {
+			conn, cerr := pgx.Connect(ctx, url)
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			defer conn.Close(context.Background())
+			tx, err = conn.Begin(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.Background()) //nolint:errcheck
+		if _, err := tx.Exec(ctx, `select pg_current_xact_id()`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := "long-" + uuid.NewString()[:8]
+	res, err := store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{storetest.Event("t.v1", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := store.ReadAll(ctx, eventstore.Start, eventstore.ReadAllOptions{})
+	if err != nil || len(page.Events) != 1 || page.Events[0].Position != res.Position {
+		t.Fatalf("read past two transactions that append nothing: %d events (%v), want the one appended", len(page.Events), err)
+	}
+	if age, err := store.HorizonAge(ctx); err != nil || age != 0 {
+		t.Errorf("horizon age %v (%v) with no append in flight, want 0", age, err)
+	}
+
+	held, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(context.Background()) //nolint:errcheck
+	if _, err := store.AppendTx(ctx, held, stream+"-held", eventstore.NoStream(), []eventstore.EventData{storetest.Event("t.v1", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, stream, eventstore.Exact(0), []eventstore.EventData{storetest.Event("t.v1", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	page, err = store.ReadAll(ctx, page.Position, eventstore.ReadAllOptions{})
+	if err != nil || len(page.Events) != 0 {
+		t.Fatalf("read while an append is open: %d events (%v), want none (the later one waits for it)", len(page.Events), err)
+	}
+	if age, err := store.HorizonAge(ctx); err != nil || age <= 0 {
+		t.Errorf("horizon age %v (%v) with an append in flight, want more than 0", age, err)
+	}
+	if err := held.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, err = store.ReadAll(ctx, page.Position, eventstore.ReadAllOptions{})
+	if err != nil || len(page.Events) != 2 || page.Events[0].Stream != stream+"-held" || page.Events[1].Stream != stream {
+		t.Fatalf("read after the held append committed: %+v (%v), want it, then the later one", page.Events, err)
+	}
 }
