@@ -203,17 +203,22 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 				}))
 		}
 	}
-	pools := map[string]*pgxpool.Pool{}
+	pools := map[target.Database]*pgxpool.Pool{} // by schema and Reads
 	for _, db := range databaseConns(selected) {
-		pool, err := OpenPool(ctx, cfg.SchemaURL(db.Schema), db.Schema, db.Conns)
+		open := OpenPool
+		if db.Reads {
+			open = OpenReadPool
+		}
+		pool, err := open(ctx, cfg.SchemaURL(db.Schema), db.Schema, db.Conns)
 		if err != nil {
 			return fmt.Errorf("%s database: %w", db.Schema, err)
 		}
 		done.Add(pool.Close)
 		proc.Check(pool.Ping)
-		pools[db.Schema] = pool
+		pools[target.Database{Schema: db.Schema, Reads: db.Reads}] = pool
 	}
-	d.Pool = func(schema string) *pgxpool.Pool { return pools[schema] }
+	d.Pool = func(schema string) *pgxpool.Pool { return pools[target.Database{Schema: schema}] }
+	d.ReadPool = func(schema string) *pgxpool.Pool { return pools[target.Database{Schema: schema, Reads: true}] }
 	if cfg.runs("gateway") {
 		if d.Settings.Gateway.Verifier, err = Verifier(cfg); err != nil {
 			return err
@@ -314,15 +319,15 @@ func eventStoreConns(targets []target.Target) int32 {
 	return min(max(n, 2), 20)
 }
 
-// databaseConns is the pool of each schema a process's targets use: the sum of their shares, at
-// least 2.
+// databaseConns is the pool of each schema a process's targets use, one for writers and one for
+// readers (Reads): the sum of their shares, at least 2.
 func databaseConns(targets []target.Target) []target.Database {
 	var out []target.Database
 	for _, t := range targets {
 		for _, db := range t.Databases {
-			i := slices.IndexFunc(out, func(o target.Database) bool { return o.Schema == db.Schema })
+			i := slices.IndexFunc(out, func(o target.Database) bool { return o.Schema == db.Schema && o.Reads == db.Reads })
 			if i < 0 {
-				out = append(out, target.Database{Schema: db.Schema})
+				out = append(out, target.Database{Schema: db.Schema, Reads: db.Reads})
 				i = len(out) - 1
 			}
 			out[i].Conns += db.Conns
@@ -437,15 +442,26 @@ func HeadOf(store eventstore.Store) func(context.Context) (eventstore.Position, 
 }
 
 func OpenPool(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
-	pool, err := pgschema.Open(ctx, url, schema, maxConns)
-	if err != nil {
-		return nil, err
+	return ping(ctx, url)(pgschema.Open(ctx, url, schema, maxConns))
+}
+
+// OpenReadPool is OpenPool for a query service's reads (pgschema.OpenReads).
+func OpenReadPool(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	return ping(ctx, url)(pgschema.OpenReads(ctx, url, schema, maxConns))
+}
+
+// ping checks that a pool just opened reaches its database.
+func ping(ctx context.Context, url string) func(*pgxpool.Pool, error) (*pgxpool.Pool, error) {
+	return func(pool *pgxpool.Pool, err error) (*pgxpool.Pool, error) {
+		if err != nil {
+			return nil, err
+		}
+		if err := pool.Ping(ctx); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("connect to %s: %w", Mask(url), err)
+		}
+		return pool, nil
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect to %s: %w", Mask(url), err)
-	}
-	return pool, nil
 }
 
 // devDatabase starts (or adopts) the private cluster under dataDir and returns the URL of its

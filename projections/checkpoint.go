@@ -53,9 +53,9 @@ func QueryService(name, description string, ns wire.Namespace) rpc.Service {
 // database, a Waiter on its projector's progress for read-your-writes, and serve, which registers
 // the service.
 func QueryTarget(name, readModel string, serve func(ctx context.Context, d target.Deps, pool *pgxpool.Pool, rm progress.ReadModel) error) target.Target {
-	return target.Target{Name: name, Databases: []target.Database{{Schema: readModel, Conns: 6}},
+	return target.Target{Name: name, Databases: []target.Database{{Schema: readModel, Conns: 6, Reads: true}},
 		Start: func(ctx context.Context, d target.Deps, p *target.Process) error {
-			pool := d.Pool(readModel)
+			pool := d.ReadPool(readModel)
 			w, err := Follow(d.NC, d.Namespace, pool, readModel)
 			if err != nil {
 				return err

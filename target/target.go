@@ -42,6 +42,10 @@ type Target struct {
 type Database struct {
 	Schema string
 	Conns  int32
+	// Reads: the target only reads it, answering queries: its connections come from a pool of
+	// their own that waits only briefly for a lock or a statement (pgschema.OpenReads), so a read
+	// model someone locked answers "unavailable" at once instead of filling the query service.
+	Reads bool
 }
 
 // Deps are the dependencies of one process, shared by the targets it runs.
@@ -60,8 +64,9 @@ type Deps struct {
 	Namespace wire.Namespace
 	Log       *slog.Logger
 	Metrics   *prometheus.Registry
-	// Pool is the process's pool of a schema some target declared in Databases.
-	Pool func(schema string) *pgxpool.Pool
+	// Pool is the process's pool of a schema some target declared in Databases; ReadPool its pool
+	// of a schema declared with Reads.
+	Pool, ReadPool func(schema string) *pgxpool.Pool
 	// EventStoreURL and DatabaseURL(schema) locate the databases, for what opens connections of
 	// its own (a rebuild builds its new version over a connection of its own).
 	EventStoreURL string

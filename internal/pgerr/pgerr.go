@@ -40,6 +40,13 @@ func Unavailable(err error) bool {
 		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "closed pool")
 }
 
+// Busy reports whether the server cancelled a statement that waited too long for a lock
+// (lock_timeout) or ran too long (statement_timeout): the data is there but not now.
+func Busy(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "55P03" || pg.Code == "57014") // lock_not_available, query_canceled
+}
+
 // Classify returns base (nil: every error internal) with outages answered as rpc.CodeUnavailable,
 // and text PostgreSQL cannot store (a NUL byte) as rpc.CodeInvalid.
 func Classify(base func(error) *rpc.Error) func(error) *rpc.Error {
@@ -52,6 +59,9 @@ func Classify(base func(error) *rpc.Error) func(error) *rpc.Error {
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) && (pg.Code == "22021" || pg.Code == "22P05") { // NUL or a byte sequence the encoding cannot hold
 			return &rpc.Error{Code: rpc.CodeInvalid, Message: "text must be valid UTF-8 without NUL bytes"}
+		}
+		if Busy(err) {
+			return &rpc.Error{Code: rpc.CodeUnavailable, Message: "the read model is busy (a lock held, or a statement too long): retry shortly"}
 		}
 		if Unavailable(err) {
 			return &rpc.Error{Code: rpc.CodeUnavailable, Message: "the database is unavailable: retry shortly"}

@@ -6,6 +6,7 @@ package pgschema
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,9 +26,31 @@ func Lock(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
+// Limits of a pool for reads (OpenReads): a read that waits for a lock longer than ReadLockWait, or
+// runs longer than ReadStatementTimeout, is cancelled by the server. A query service answers it
+// unavailable (pgerr): a read model whose table someone locked answers at once instead of piling
+// up reads until the service has no room left for any.
+const (
+	ReadLockWait         = 500 * time.Millisecond
+	ReadStatementTimeout = 5 * time.Second
+)
+
+// OpenReads is Open for a query service's reads: its connections wait at most ReadLockWait for a
+// lock and ReadStatementTimeout for a statement.
+func OpenReads(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	return open(ctx, url, schema, maxConns, map[string]string{
+		"lock_timeout":      fmt.Sprint(ReadLockWait.Milliseconds()),
+		"statement_timeout": fmt.Sprint(ReadStatementTimeout.Milliseconds()),
+	})
+}
+
 // Open creates schema if it does not exist (under MigrationLock) and returns a pool whose
 // connections use it as their search_path. maxConns 0 keeps pgx's default.
 func Open(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	return open(ctx, url, schema, maxConns, nil)
+}
+
+func open(ctx context.Context, url, schema string, maxConns int32, params map[string]string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
@@ -52,6 +75,9 @@ func Open(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Poo
 			return nil, fmt.Errorf("create schema %s: %w", schema, err)
 		}
 		cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	}
+	for k, v := range params { // not on the connection above: it may wait for other migrations
+		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -187,9 +188,21 @@ func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, limits Limi
 func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		reply, data, headers, subject := r.Reply(), r.Data(), nats.Header(r.Headers()), r.Subject()
+		received, timeout := time.Now(), s.timeout
+		if budget, err := strconv.ParseInt(headers.Get(BudgetHeader), 10, 64); err == nil && budget > 0 {
+			timeout = min(timeout, time.Duration(budget)*time.Millisecond)
+		}
 		job := func() {
 			start := time.Now()
-			ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
+			if waited := start.Sub(received); waited >= timeout {
+				// Its caller has given up while it waited in the queue: doing it now would only
+				// delay the requests someone still waits for (a read model that answers slowly
+				// would otherwise work through a backlog nobody reads).
+				s.record(name, 0, true)
+				_ = s.nc.PublishMsg(&nats.Msg{Subject: reply, Header: nats.Header{micro.ErrorCodeHeader: {CodeUnavailable}, micro.ErrorHeader: {"not started before its caller's deadline"}}})
+				return
+			}
+			ctx, cancel := context.WithTimeout(s.ctx, timeout-start.Sub(received))
 			defer cancel()
 			ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, headers), s.name+" "+name, trace.WithSpanKind(trace.SpanKindServer))
 			defer span.End()
@@ -293,6 +306,11 @@ func HandleInternal[Req, Resp any](s *Server, name string, fn func(ctx context.C
 	s.access.Store(name, internal)
 	return Handle(s, name, fn)
 }
+
+// BudgetHeader, on a request, is how long its caller will wait for the answer, in milliseconds
+// (Call sets it from its context's deadline). The service works on the request only within that
+// time from when it received it: one it could not start in time is answered unavailable, not done.
+const BudgetHeader = "Orderflow-Budget"
 
 // StrictHeader, on a request, makes the service refuse it as invalid if it holds a field the
 // endpoint does not read (contract tests: a field the caller fills and the service ignores is one
@@ -466,6 +484,9 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 	}
 	if strict, _ := ctx.Value(strictKey{}).(bool); strict {
 		h.Set(StrictHeader, "true")
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		h.Set(BudgetHeader, strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10))
 	}
 	out := &nats.Msg{Subject: subject, Data: data}
 	if len(h) > 0 {

@@ -16,7 +16,7 @@ import (
 // orders' timelines, read from the event store, and what each actor did (the activity read model).
 var Target = func() target.Target {
 	t := projections.QueryTarget("order-queries", orderrm.Name, func(ctx context.Context, d target.Deps, pool *pgxpool.Pool, rm progress.ReadModel) error {
-		apool := d.Pool(activity.Name)
+		apool := d.ReadPool(activity.Name)
 		w, err := projections.Follow(d.NC, d.Namespace, apool, activity.Name)
 		if err != nil {
 			return err
@@ -27,6 +27,6 @@ var Target = func() target.Target {
 		return err
 	})
 	t.EventStoreConns = 2
-	t.Databases = append(t.Databases, target.Database{Schema: activity.Name, Conns: 2})
+	t.Databases = append(t.Databases, target.Database{Schema: activity.Name, Conns: 2, Reads: true})
 	return t
 }()
