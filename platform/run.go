@@ -168,6 +168,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		log.Warn("NATS without identities (ORDERFLOW_NATS_INSECURE without ORDERFLOW_NATS_SEEDS): services trust every caller; development only")
 	}
 	proc := target.NewProcess(svcCtx)
+	// What the targets use (the event store, the databases' pools) is closed once they stopped:
+	// a projector's batch or a saga's deadline on a closed pool was an ERROR at every clean
+	// shutdown. Cleanups run last first, so this one, added before the one that stops the
+	// services, runs after it.
+	var resources Cleanup
+	done.Add(func() { resources.Run() })
 	done.Add(func() { stopServices(); proc.Wait() })
 	proc.Check(func(context.Context) error {
 		for name, nc := range conns {
@@ -180,12 +186,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	d := target.Deps{Namespace: cfg.NATSNamespace, Log: log, Metrics: metricsRegistry(),
 		EventStoreURL: cfg.EventStoreURL, DatabaseURL: cfg.SchemaURL, Settings: cfg.settings()}
 	if conns := eventStoreConns(selected); conns > 0 {
-		raw, ping, err := OpenEventStore(ctx, cfg.EventStoreURL, conns, log, &done)
+		raw, ping, err := OpenEventStore(ctx, cfg.EventStoreURL, conns, log, &resources)
 		if err != nil {
 			return err
 		}
 		proc.Check(ping)
-		if d.Store, d.Keys, err = Readable(ctx, cfg, raw, &done); err != nil {
+		if d.Store, d.Keys, err = Readable(ctx, cfg, raw, &resources); err != nil {
 			return err
 		}
 		d.Head = HeadOf(raw)
@@ -213,7 +219,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		if err != nil {
 			return fmt.Errorf("%s database: %w", db.Schema, err)
 		}
-		done.Add(pool.Close)
+		resources.Add(pool.Close)
 		proc.Check(pool.Ping)
 		pools[target.Database{Schema: db.Schema, Reads: db.Reads}] = pool
 	}

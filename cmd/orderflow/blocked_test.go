@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +16,8 @@ import (
 	"github.com/orderflow/orderflow/dev/pgtest"
 	domainorder "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/platform"
+	"github.com/orderflow/orderflow/target"
 )
 
 // TestABlockedReadModelAnswersAtOnce: someone holds the orders read model's table locked (a
@@ -115,4 +120,35 @@ func TestABlockedReadModelAnswersAtOnce(t *testing.T) {
 	if o := readOrder(t, base, "during", during["position"]); o.ID != "during" {
 		t.Errorf("after the lock: %+v", o)
 	}
+}
+
+// TestTargetsStopBeforeWhatTheyUseCloses: when the platform stops, its targets' work ends before
+// the event store and the databases' pools close (they closed first: a projector's batch or a
+// saga's deadline on a closed pool was an ERROR "closed pool" at every clean shutdown). A probe
+// target uses both once its context ends. Not parallel: it adds the probe to the registry.
+func TestTargetsStopBeforeWhatTheyUseCloses(t *testing.T) {
+	used := make(chan error, 2)
+	probe := target.Target{Name: "shutdown-probe", EventStoreConns: 1, Databases: []target.Database{{Schema: "probe", Conns: 1}},
+		Start: func(_ context.Context, d target.Deps, p *target.Process) error {
+			pool := d.Pool("probe")
+			p.Go(func(ctx context.Context) {
+				<-ctx.Done()
+				_, err := pool.Exec(context.Background(), "select 1")
+				used <- err
+				_, err = d.Store.ReadAll(context.Background(), eventstore.Start, eventstore.ReadAllOptions{Limit: 1})
+				used <- err
+			})
+			return nil
+		}}
+	registry := platform.Targets
+	platform.Targets = append(slices.Clip(registry), probe)
+	t.Cleanup(func() {
+		platform.Targets = registry
+		for range 2 {
+			if err := <-used; err != nil {
+				t.Errorf("a target's work after the platform began to stop: %v", err)
+			}
+		}
+	})
+	startPlatformLogging(t, io.Discard, "targets", "shutdown-probe")
 }
