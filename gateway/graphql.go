@@ -77,6 +77,7 @@ func (g *gateway) graphQL() http.Handler {
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	srv.Use(inputHygiene)
+	srv.Use(&idArguments{})
 	// Before the complexity limit: it expands fragments, this measures each once.
 	srv.Use(depthLimit{max: sec.MaxDepth, maxFields: 10 * sec.MaxComplexity}.extension())
 	// Admins' batch queries (hundreds of orders by alias) may weigh ten times a customer's.
@@ -86,6 +87,7 @@ func (g *gateway) graphQL() http.Handler {
 		}
 		return sec.MaxComplexity
 	}})
+	srv.Use(graph.Accepted{}) // last: every check above let the operation through
 	// Loaders live for one response: a query's, or one event of a subscription (whose products
 	// and customers must be read afresh each time).
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {

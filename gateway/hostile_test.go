@@ -91,3 +91,36 @@ func TestPathIDsAreDecodedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestIDArgumentsAreIdentifiers: an ID argument outside the safe set, inline, in a variable or
+// inside an input object, is BAD_USER_INPUT naming it, before any service is asked (none runs
+// here); a fine id goes on (and finds no service: UNAVAILABLE).
+func TestIDArgumentsAreIdentifiers(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Log: slog.New(slog.DiscardHandler)})
+	for _, tt := range []struct {
+		query string
+		vars  map[string]any
+		field string
+	}{
+		{`{ order(id: "a/b") { id } }`, nil, "order(id)"},
+		{`query($id: ID!) { order(id: $id) { id } }`, map[string]any{"id": "abc\u202egpj"}, "order(id)"},
+		{`query($id: ID!) { product(id: $id) { id } }`, map[string]any{"id": "\u043erder"}, "product(id)"},
+		{`mutation($l: [OrderLineInput!]!) { placeOrder(input: {customerId: "c-1", lines: $l}) { id } }`,
+			map[string]any{"l": []any{map[string]any{"productId": "p-1", "quantity": 1}, map[string]any{"productId": "..", "quantity": 1}}}, "placeOrder(input).lines[1].productId"},
+		{`mutation { placeOrder(input: {orderId: "o%2F1", customerId: "c-1", lines: [{productId: "p", quantity: 1}]}) { id } }`, nil, "placeOrder(input).orderId"},
+	} {
+		body, _ := json.Marshal(map[string]any{"query": tt.query, "variables": tt.vars})
+		r := httptest.NewRequest("POST", "/graphql", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		var ans struct {
+			Errors []struct{ Extensions map[string]any }
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &ans)
+		if len(ans.Errors) != 1 || ans.Errors[0].Extensions["code"] != CodeBadUserInput || ans.Errors[0].Extensions["field"] != tt.field {
+			t.Errorf("%s %v: %s, want BAD_USER_INPUT on %s", tt.query, tt.vars, rec.Body, tt.field)
+		}
+	}
+}

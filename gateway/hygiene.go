@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -10,6 +11,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/orderflow/orderflow/domain"
 )
 
 // inputHygiene refuses a GraphQL operation any of whose string arguments (inline or in variables)
@@ -128,4 +131,103 @@ func (c operationCheck) ExtensionName() string                 { return c.name }
 func (operationCheck) Validate(graphql.ExecutableSchema) error { return nil }
 func (c operationCheck) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
 	return c.check(oc)
+}
+
+// idArguments refuses an operation any of whose ID arguments (inline, in variables, or inside an
+// input object such as PlaceOrderInput's lines) is not an identifier of the safe set
+// (domain.CheckID): BAD_USER_INPUT naming it, before any resolver runs, as REST answers 422. A
+// query for "a/b" or an id with a bidi override so never reaches a service.
+type idArguments struct{ schema *ast.Schema }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = &idArguments{}
+
+func (*idArguments) ExtensionName() string { return "IDArguments" }
+
+func (c *idArguments) Validate(s graphql.ExecutableSchema) error {
+	c.schema = s.Schema()
+	return nil
+}
+
+func (c *idArguments) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	var bad *gqlerror.Error
+	var walk func(ast.SelectionSet)
+	walk = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			if bad != nil {
+				return
+			}
+			switch s := sel.(type) {
+			case *ast.Field:
+				for _, a := range s.Arguments {
+					if a.Value == nil || a.Value.ExpectedType == nil {
+						continue
+					}
+					v, err := a.Value.Value(oc.Variables)
+					if err != nil {
+						continue // gqlgen refuses it itself
+					}
+					if where, why := c.badID(v, a.Value.ExpectedType, s.Name+"("+a.Name+")"); where != "" {
+						bad = &gqlerror.Error{Message: where + ": " + why, Extensions: map[string]any{"code": CodeBadUserInput, "field": where}}
+						return
+					}
+				}
+				walk(s.SelectionSet)
+			case *ast.InlineFragment:
+				walk(s.SelectionSet)
+			case *ast.FragmentSpread:
+				if s.Definition != nil {
+					walk(s.Definition.SelectionSet)
+				}
+			}
+		}
+	}
+	walk(oc.Operation.SelectionSet)
+	return bad
+}
+
+// badID answers where in v (of GraphQL type t) an ID breaks the safe set, and why; "" if none.
+func (c *idArguments) badID(v any, t *ast.Type, path string) (string, string) {
+	if v == nil || t == nil {
+		return "", ""
+	}
+	if t.Elem != nil {
+		list, _ := v.([]any)
+		for i, e := range list {
+			if where, why := c.badID(e, t.Elem, fmt.Sprintf("%s[%d]", path, i)); where != "" {
+				return where, why
+			}
+		}
+		return "", ""
+	}
+	if t.NamedType == "ID" {
+		s, ok := v.(string)
+		if !ok {
+			return "", ""
+		}
+		if err := domain.CheckID(path, s); err != nil {
+			var rule *domain.RuleError
+			if errors.As(err, &rule) {
+				return path, rule.Reason
+			}
+			return path, err.Error()
+		}
+		return "", ""
+	}
+	def := c.schema.Types[t.NamedType]
+	obj, ok := v.(map[string]any)
+	if def == nil || def.Kind != ast.InputObject || !ok {
+		return "", ""
+	}
+	for _, f := range def.Fields {
+		if where, why := c.badID(obj[f.Name], f.Type, path+"."+f.Name); where != "" {
+			return where, why
+		}
+	}
+	return "", ""
 }

@@ -271,8 +271,8 @@ func prefetchRoot(ctx context.Context, l *loaders) {
 		return
 	}
 	op := graphql.GetOperationContext(ctx)
-	if op.Operation == nil || op.Operation.Operation != ast.Query {
-		return
+	if op.Operation == nil || op.Operation.Operation != ast.Query || op.Stats.GetExtension(acceptedKey) == nil {
+		return // a refused operation is answered through the loaders too: fetch nothing for it
 	}
 	var ids []string
 	var sel ast.SelectionSet
@@ -423,4 +423,25 @@ func sortTimeline(entries []*wire.TimelineEntry) []*wire.TimelineEntry {
 		out = append(out, e)
 	}
 	return append(out, others...)
+}
+
+// acceptedKey marks, in an operation's stats, that every check of the gateway let it through.
+const acceptedKey = "orderflow.accepted"
+
+// Accepted is the gqlgen extension, used after every other check, that marks an operation
+// accepted: only then does prefetchRoot fetch its orders. gqlgen answers a refused operation
+// through the response middleware too, so without it the orders a refused query named (an id
+// with a NUL, one outside the safe set, an operation over the depth limit) were fetched anyway.
+type Accepted struct{}
+
+// ExtensionName implements graphql.HandlerExtension.
+func (Accepted) ExtensionName() string { return "Accepted" }
+
+// Validate implements graphql.HandlerExtension.
+func (Accepted) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationContext implements graphql.OperationContextMutator.
+func (Accepted) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	oc.Stats.SetExtension(acceptedKey, true)
+	return nil
 }
