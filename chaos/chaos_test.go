@@ -6,8 +6,14 @@
 // nothing is parked, and every read model reaches the head of the log. It prints a table of the
 // faults.
 //
-// `go test ./chaos/` (part of `make test`) kills one target of each kind; `make chaos`
-// (ORDERFLOW_CHAOS=full) kills every target, twice over, under a heavier load.
+// Targets run as two processes each where a real deployment runs several, so that every answer
+// must be the one a single instance gives: `make chaos` (ORDERFLOW_CHAOS=full) runs two of every
+// target and kills each instance of each in turn, under a heavier load; `go test ./chaos/` (part
+// of `make test`) runs two of the command services and of the gateway (one of the rest) and kills
+// one target of each kind. After the load, the same checks ask the two instances about one
+// thing each: a restock through one and a reservation through the other, a deactivation and an
+// order, a price change and an order, one idempotency key and a read of one's own write across
+// the two gateways.
 package chaos
 
 import (
@@ -50,20 +56,32 @@ type schedule struct {
 	rate     int           // orders per second, open loop
 	down     time.Duration // how long a killed target stays down
 	settle   time.Duration // load between faults
-	faults   []string      // target names, "postgres" or "nats"
+	faults   []string      // instances ("gateway#2"), "postgres" or "nats"
 	products int
+	// twice are the targets run as two processes (the others: one).
+	twice []string
 }
 
 func plan() schedule {
 	if os.Getenv("ORDERFLOW_CHAOS") == "full" {
-		all := append(registry.TargetNames(), "postgres", "nats")
-		return schedule{rate: 50, down: 2 * time.Second, settle: 3 * time.Second, faults: append(slices.Clone(all), all...), products: 5}
+		var faults []string
+		for n := 1; n <= 2; n++ { // every instance of every target, then the database and the broker
+			for _, name := range registry.TargetNames() {
+				faults = append(faults, instanceName(name, n))
+			}
+			faults = append(faults, "postgres", "nats")
+		}
+		return schedule{rate: 50, down: 2 * time.Second, settle: 3 * time.Second, faults: faults, products: 5, twice: registry.TargetNames()}
 	}
 	// One kill of each kind: a command service, the projector, the saga, a query service, the
 	// gateway, the database, the broker.
 	return schedule{rate: 20, down: time.Second, settle: 2 * time.Second, products: 3,
-		faults: []string{"inventory-commands", "projector", "fulfillment-saga", "order-queries", "gateway", "postgres", "nats"}}
+		faults: []string{"inventory-commands#1", "projector#1", "fulfillment-saga#1", "order-queries#1", "gateway#1", "postgres", "nats"},
+		twice:  []string{"order-commands", "customer-commands", "inventory-commands", "gateway"}}
 }
+
+// instanceName names the n-th process of target.
+func instanceName(target string, n int) string { return fmt.Sprintf("%s#%d", target, n) }
 
 // platform is the running system: its database, its broker and one process per target.
 type platform struct {
@@ -77,13 +95,16 @@ type platform struct {
 	ports     map[int]bool // handed out by port
 	natsDir   string
 	natsPt    int
-	gateway   string
+	gateway   string   // the first gateway's URL
+	gateways  []string // every gateway's
 	token     string
+	twice     []string // targets run as two processes
 
 	mu    sync.Mutex
-	procs map[string]*proc
-	addrs map[string]string
-	env   []string
+	procs map[string]*proc    // by instance ("gateway#1")
+	addrs map[string]string   // by instance
+	env   []string            // every process's
+	own   map[string][]string // an instance's own variables, after env
 }
 
 func TestChaos(t *testing.T) {
@@ -94,7 +115,7 @@ func TestChaos(t *testing.T) {
 		t.Skip(err)
 	}
 	s := plan()
-	p := start(t)
+	p := start(t, s.twice)
 	tok, err := auth.Issue([]byte(secret), "chaos-admin", auth.Admin, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +143,9 @@ func TestChaos(t *testing.T) {
 	}
 	load.stop()
 
+	if len(p.gateways) > 1 {
+		p.checkTwoInstances(products)
+	}
 	// The end: a last order, restock and customer, whose positions every read model must reach.
 	p.settleAndCheck(load, products)
 	p.print(rows, load)
@@ -135,7 +159,7 @@ type faultRow struct {
 	recovery     time.Duration
 }
 
-func start(t *testing.T) *platform {
+func start(t *testing.T, twice []string) *platform {
 	t.Helper()
 	// Not t.TempDir: the cluster runs as the postgres user when we are root, and must reach it.
 	dir, err := pgcluster.TempDir("orderflow-chaos-")
@@ -143,7 +167,7 @@ func start(t *testing.T) *platform {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	p := &platform{t: t, dir: dir, procs: map[string]*proc{}, addrs: map[string]string{}}
+	p := &platform{t: t, dir: dir, procs: map[string]*proc{}, addrs: map[string]string{}, own: map[string][]string{}, twice: twice}
 	p.bin = filepath.Join(dir, "orderflow")
 	build := exec.Command("go", "build", "-o", p.bin, "../cmd/orderflow")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -169,12 +193,22 @@ func start(t *testing.T) *platform {
 	}
 	t.Cleanup(func() { p.nats.Stop() })
 
-	p.addrs["gateway"] = fmt.Sprintf("127.0.0.1:%d", p.port())
-	p.gateway = "http://" + p.addrs["gateway"]
-	provider := fmt.Sprintf("127.0.0.1:%d", p.port()) // the simulated card gateway's own listener
+	for n := 1; n <= p.instances("gateway"); n++ {
+		gw := instanceName("gateway", n)
+		p.addrs[gw] = fmt.Sprintf("127.0.0.1:%d", p.port())
+		p.gateways = append(p.gateways, "http://"+p.addrs[gw])
+	}
+	p.gateway = p.gateways[0]
+	// The simulated card gateway's own listener, one per instance: each payment service calls its
+	// own (a real deployment calls the one URL of the card provider).
+	for n := 1; n <= p.instances("payment-provider"); n++ {
+		provider := fmt.Sprintf("127.0.0.1:%d", p.port())
+		p.own[instanceName("payment-provider", n)] = []string{"PAYMENT_PROVIDER_ADDR=" + provider}
+		p.own[instanceName("payment-commands", n)] = []string{"PAYMENT_PROVIDER_URL=http://" + provider}
+	}
 	p.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
 		"DATABASE_URL=" + p.db, "NATS_URL=" + p.nats.URL(), "ORDERFLOW_NATS_SEEDS=" + seeds, "ORDERFLOW_JWT_SECRET=" + secret, "ORDERFLOW_LOG_FORMAT=json", "ORDERFLOW_LOG_LEVEL=warn",
-		"PAYMENT_PROVIDER_ADDR=" + provider, "PAYMENT_PROVIDER_URL=http://" + provider,
+		"PAYMENT_PROVIDER_URL=http://" + strings.TrimPrefix(p.own[instanceName("payment-provider", 1)][0], "PAYMENT_PROVIDER_ADDR="),
 		"FULFILLMENT_STEP_TIMEOUT=3s", "GATEWAY_RATE_LIMIT=0"}
 	t.Cleanup(func() { // registered before any launch: a failed start stops what it started
 		p.mu.Lock()
@@ -193,26 +227,38 @@ func start(t *testing.T) *platform {
 	// In the registry's order: the card gateway before the payment service, the projector (which
 	// migrates the read models) before the query services, the gateway last.
 	for _, target := range registry.TargetNames() {
-		p.launch(target)
-		p.ready(target, 60*time.Second)
+		for n := 1; n <= p.instances(target); n++ {
+			p.launch(instanceName(target, n))
+			p.ready(instanceName(target, n), 60*time.Second)
+		}
 	}
 	return p
 }
 
-// launch starts target as its own process (its log in the test's directory).
-func (p *platform) launch(target string) {
+// instances is how many processes run target.
+func (p *platform) instances(target string) int {
+	if slices.Contains(p.twice, target) {
+		return 2
+	}
+	return 1
+}
+
+// launch starts instance ("inventory-commands#2") as its own process (its log in the test's
+// directory).
+func (p *platform) launch(instance string) {
 	p.t.Helper()
-	addr, ok := p.addrs[target]
+	target, _, _ := strings.Cut(instance, "#")
+	addr, ok := p.addrs[instance]
 	if !ok {
 		addr = fmt.Sprintf("127.0.0.1:%d", p.port())
-		p.addrs[target] = addr
+		p.addrs[instance] = addr
 	}
-	logf, err := os.OpenFile(filepath.Join(p.dir, target+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(p.dir, instance+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	cmd := exec.Command(p.bin, "serve", "--target="+target, "--http-addr="+addr, "--data-dir="+filepath.Join(p.dir, "data"))
-	cmd.Env, cmd.Stdout, cmd.Stderr = p.env, logf, logf
+	cmd.Env, cmd.Stdout, cmd.Stderr = append(slices.Clone(p.env), p.own[instance]...), logf, logf
 	// Its own process group (a kill reaches it alone); killed with the test binary if that dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -221,7 +267,7 @@ func (p *platform) launch(target string) {
 	pr := &proc{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logf.Close(); close(pr.done) }()
 	p.mu.Lock()
-	p.procs[target] = pr
+	p.procs[instance] = pr
 	p.mu.Unlock()
 }
 
@@ -231,12 +277,12 @@ type proc struct {
 	done chan struct{}
 }
 
-// ready waits for target's /readyz.
-func (p *platform) ready(target string, limit time.Duration) {
+// ready waits for instance's /readyz.
+func (p *platform) ready(instance string, limit time.Duration) {
 	p.t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		resp, err := http.Get("http://" + p.addrs[target] + "/readyz")
+		resp, err := http.Get("http://" + p.addrs[instance] + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -244,8 +290,8 @@ func (p *platform) ready(target string, limit time.Duration) {
 			}
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(p.dir, target+".log"))
-			p.t.Fatalf("%s not ready within %v: %v\n%s", target, limit, err, tail(string(log), 20))
+			log, _ := os.ReadFile(filepath.Join(p.dir, instance+".log"))
+			p.t.Fatalf("%s not ready within %v: %v\n%s", instance, limit, err, tail(string(log), 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -323,6 +369,7 @@ from fulfillment.fulfillment`).Scan(&open, &stuck); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
+			p.describeOpenSagas(conn)
 			t.Fatalf("after 3 minutes, %d sagas not final and %d stuck", open, stuck)
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -441,13 +488,18 @@ func (p *platform) must(method, path, body string) map[string]string {
 }
 
 func (p *platform) do(method, path, body, key string) (int, []byte, error) {
+	return p.doAt(p.gateway, p.token, method, path, body, key)
+}
+
+// doAt makes a request of the gateway at base, as token.
+func (p *platform) doAt(base, token, method, path, body, key string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, p.gateway+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", p.token)
+	req.Header.Set("Authorization", token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := http.DefaultClient.Do(req)
@@ -460,9 +512,14 @@ func (p *platform) do(method, path, body, key string) (int, []byte, error) {
 }
 
 func (p *platform) graphQL(query, position string) string {
+	return p.graphQLAt(p.gateway, query, position)
+}
+
+// graphQLAt asks the gateway at base, as the chaos admin.
+func (p *platform) graphQLAt(base, query, position string) string {
 	p.t.Helper()
 	body, _ := json.Marshal(map[string]string{"query": query})
-	req, _ := http.NewRequest("POST", p.gateway+"/graphql", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", base+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Authorization", p.token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Consistency-Position", position)
@@ -517,7 +574,14 @@ func (l *load) run() {
 				lines += fmt.Sprintf(`,{"productId":%q,"quantity":1,"unitPriceCents":100}`, l.products[len(l.products)-1])
 			}
 			body := fmt.Sprintf(`{"orderId":%q,"customerId":"chaos-c%d","lines":[%s]}`, id, n%20, lines)
-			status, _, err := l.p.do("POST", "/api/v1/orders", body, id)
+			var status int
+			var err error
+			for k := range l.p.gateways { // as a load balancer: the next gateway when one does not answer
+				status, _, err = l.p.doAt(l.p.gateways[(n+k)%len(l.p.gateways)], l.p.token, "POST", "/api/v1/orders", body, id)
+				if err == nil {
+					break
+				}
+			}
 			l.mu.Lock()
 			l.results = append(l.results, result{at: time.Now(), id: id, placed: err == nil && status == http.StatusCreated})
 			l.mu.Unlock()
@@ -614,4 +678,42 @@ func freePort(t *testing.T) int {
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// describeOpenSagas logs the sagas that are not final, with their orders' streams: what a failure
+// needs to be understood.
+func (p *platform) describeOpenSagas(conn *pgx.Conn) {
+	ctx := p.t.Context()
+	rows, err := conn.Query(ctx, `select order_id, state::text from fulfillment.fulfillment where step not in ('CONFIRMED', 'CANCELLED') or stuck limit 5`)
+	if err != nil {
+		p.t.Log(err)
+		return
+	}
+	var ids []string
+	for rows.Next() {
+		var id, state string
+		_ = rows.Scan(&id, &state)
+		p.t.Logf("saga %s: %s", id, state)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		rows, err := conn.Query(ctx, `select stream_id, stream_version, event_type, recorded_at, left(data::text, 300), global_position from eventstore.events
+where stream_id in ('order-' || $1, 'stock_reservation-' || $1, 'payment-' || $1) or data::text like '%' || $1 || '%' order by global_position`, id)
+		if err != nil {
+			p.t.Log(err)
+			continue
+		}
+		for rows.Next() {
+			var stream, typ, data string
+			var ver, gp int64
+			var at time.Time
+			_ = rows.Scan(&stream, &ver, &typ, &at, &data, &gp)
+			p.t.Logf("  %d %s/%d %s %s %s", gp, stream, ver, typ, at.Format("15:04:05.000"), data)
+		}
+		rows.Close()
+	}
+	var outbox int
+	_ = conn.QueryRow(ctx, `select count(*) from fulfillment.fulfillment_outbox`).Scan(&outbox)
+	p.t.Logf("outbox: %d commands", outbox)
 }

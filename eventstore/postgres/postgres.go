@@ -173,7 +173,10 @@ type fenceSQL struct {
 // past xmax(S). If T is in xip(S): the holders are listed after S was taken and each x's status is
 // asked after that; T holds the fence from before its id until after its commit, so either T is
 // listed, or T ended before the listing and its status says so. Both bound the horizon at or
-// below T. A transaction of xip(S) that is still running and does not hold the fence appends
+// below T. A holder's id is its backend's xid (pg_stat_activity.backend_xid, read from the same
+// field as snapshots read): a transaction's id is in snapshots before it takes the lock on its own
+// id, so pg_locks' transactionid rows would miss a holder for a moment, and a reader that looked
+// then skipped its events (one saga in a few thousand was stuck in the chaos test). A transaction of xip(S) that is still running and does not hold the fence appends
 // nothing: it is passed, which is the point. The rule that makes it hold is the one of the
 // package doc: the append is its transaction's first write.
 func appendFence(schema string) fenceSQL {
@@ -190,9 +193,9 @@ func appendFence(schema string) fenceSQL {
 		with: fmt.Sprintf("with fence as materialized (select pg_advisory_xact_lock_shared(%d))\n", key),
 		horizon: `with snap as materialized (select pg_current_snapshot() as s),
 holders as materialized (
-  select x.transactionid as xid
-    from pg_locks a join pg_locks x on x.pid = a.pid and x.locktype = 'transactionid' and x.mode = 'ExclusiveLock' and x.granted
-   where ` + held("a") + `),
+  select act.backend_xid as xid
+    from pg_locks a join pg_stat_activity act on act.pid = a.pid
+   where ` + held("a") + ` and act.backend_xid is not null),
 h as (select least(pg_snapshot_xmax(snap.s), (
          select min(r) from pg_snapshot_xip(snap.s) r
           where case when (r::text::bigint % 4294967296)::text::xid in (select xid from holders) then true
