@@ -217,6 +217,13 @@ func TestOnlyCustomersWithAnAccountOrder(t *testing.T) {
 	if state, _, _ := aggregateLoad(t, store, guest.OrderID); state.Status != model.StatusPlaced {
 		t.Errorf("staff's order for a customer without an account is %s, want PLACED", state.Status)
 	}
+	theirs := req("c1")
+	commandstest.Must(t)(h.Place(as("c1"), theirs))
+	other := req("c2")
+	other.OrderID = theirs.OrderID
+	if _, err := h.Place(as("c2"), other); !errors.Is(err, model.ErrAlreadyPlaced) || strings.Contains(err.Error(), "placed") {
+		t.Errorf("another customer's order id: %v, want 'order id already used', nothing of the order", err)
+	}
 	mine := req("c1")
 	mine.OrderID = "o-1"
 	var rule *domain.RuleError
