@@ -177,29 +177,22 @@ func TestNoSkipUnderContention(t *testing.T) {
 		seen[r] = map[uuid.UUID]bool{}
 		wg.Go(func() {
 			pos := eventstore.Start
-			for ctx.Err() == nil {
-				page, err := store.ReadAll(context.Background(), pos, eventstore.ReadAllOptions{Limit: 5})
+			// In pages of 5 while the writers write, then the rest once they stopped.
+			for page := 5; ; {
+				got, err := store.ReadAll(context.Background(), pos, eventstore.ReadAllOptions{Limit: page})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				for _, e := range page.Events {
+				for _, e := range got.Events {
 					seen[r][e.ID] = true
 				}
-				pos = page.Position
-			}
-			for { // the rest, once the writers stop
-				page, err := store.ReadAll(context.Background(), pos, eventstore.ReadAllOptions{Limit: 1000})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				for _, e := range page.Events {
-					seen[r][e.ID] = true
-				}
-				pos = page.Position
-				if page.AtEnd && len(page.Events) == 0 {
-					return
+				pos = got.Position
+				if ctx.Err() != nil {
+					if page == 1000 && got.AtEnd && len(got.Events) == 0 {
+						return
+					}
+					page = 1000
 				}
 			}
 		})
