@@ -9,13 +9,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +65,19 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	log := NewLogger(cfg, stderr)
 	var done Cleanup
 	defer func() { done.Run() }()
+	if cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		done.Add(stop)
+	}
 	stopTracing, err := telemetry.Setup(ctx, telemetry.Service(cfg.Targets), cfg.Traces)
 	if err != nil {
 		return err
@@ -147,7 +164,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		return nc, nil
 	}
 	for _, t := range selected {
-		nc, err := connect(t.Name)
+		var nc *nats.Conn
+		var err error
+		labelled(ctx, t.Name, func(context.Context) { nc, err = connect(t.Name) }) // its reading and writing goroutines are the target's
 		if err != nil {
 			return err
 		}
@@ -247,7 +266,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 				tctx = auth.WithSigner(tctx, signer)
 			}
 		}
-		if err := t.Start(tctx, td, proc); err != nil {
+		labelled(tctx, t.Name, func(tctx context.Context) { err = t.Start(tctx, td, proc) })
+		if err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
@@ -270,11 +290,15 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		IdleTimeout:       2 * time.Minute,
 	}
 	serverErr := make(chan error, 1)
-	go func() {
+	httpLabel := "http" // in CPU profiles: the gateway's requests, or the health and metrics of the others
+	if cfg.runs("gateway") {
+		httpLabel = "gateway"
+	}
+	go labelled(ctx, httpLabel, func(context.Context) {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			serverErr <- err
 		}
-	}()
+	})
 	done.Add(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -579,4 +603,29 @@ func Verifier(cfg Config) (*auth.Verifier, error) {
 		return auth.HS256(secret, previous...)
 	}
 	return nil, errors.New("the gateway needs ORDERFLOW_JWT_SECRET (HS256, at least 32 bytes) or ORDERFLOW_JWKS_FILE (RS256)")
+}
+
+// labelled runs f, and the goroutines it starts, labelled target=name in CPU profiles
+// (ORDERFLOW_DEBUG_ADDR): what each target of a process costs, read from one profile.
+func labelled(ctx context.Context, name string, f func(context.Context)) {
+	pprof.Do(ctx, pprof.Labels("target", name), f)
+}
+
+// serveDebug serves Go's profiles (/debug/pprof/) and runtime figures (/debug/vars) on addr.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ORDERFLOW_DEBUG_ADDR %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("debug: profiles and runtime figures", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { _ = srv.Close() }, nil
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -34,7 +36,16 @@ type openRun struct {
 	unconfirmed, cancelled int
 	finished               time.Duration // from the last order sent to the last saga final (-1: not within a minute)
 	stockExact             bool          // exactly the confirmed orders' units reserved, on hand untouched
+	// What an order cost, over the middle of the run (the first and last seconds left out): CPU of
+	// the platform's process and of its PostgreSQL, and the platform's allocations.
+	platformCPU, pgCPU time.Duration
+	allocs, allocBytes float64
+	pgBackendsOnly     bool
+	byTarget           map[string]float64 // share of the platform's CPU by target
 }
+
+// cpu is the CPU an order cost, the platform and its PostgreSQL together.
+func (r openRun) cpu() time.Duration { return r.platformCPU + r.pgCPU }
 
 // benchOpen runs `orderflow-bench open`: for each product mix (50 products, one hot product) and
 // each offered rate, a freshly started platform (every target, the saga included, in this process)
@@ -48,7 +59,7 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 	duration := fs.Duration("duration", 60*time.Second, "how long each run places orders")
 	goal := fs.Duration("goal", 250*time.Millisecond, "the placed→confirmed p99 a rate must keep to count as sustained")
 	chart := fs.String("chart", "", "write an SVG chart of p99 latency against offered rate here")
-	profile := fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
+	profile := fs.String("cpuprofile", "", "write the platform's CPU profile of each run to this file (suffixed with products and rate when there are several runs)")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		rates, err := ints(*ratesFlag)
 		if err != nil {
@@ -58,16 +69,20 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 		if err != nil {
 			return fmt.Errorf("--products: %w", err)
 		}
-		stopProfile, err := cpuProfile(*profile)
+		server, err := benchPGServer(ctx, getenv, stdout)
 		if err != nil {
 			return err
 		}
-		defer stopProfile()
+		defer server.stop()
 		var runs []openRun
 		for _, products := range mixes {
 			for _, rate := range rates {
-				fmt.Fprintf(stdout, "open loop: %d orders/s over %d product(s) for %s, fresh platform…\n", rate, products, *duration)
-				r, err := openLoop(ctx, products, rate, *duration, getenv, stdout, stderr)
+				fmt.Fprintf(stdout, "open loop: %d orders/s over %d product(s) for %s, a fresh platform in a process of its own…\n", rate, products, *duration)
+				save := *profile
+				if save != "" && len(mixes)*len(rates) > 1 {
+					save = fmt.Sprintf("%s.%d-%d", save, products, rate)
+				}
+				r, err := openLoop(ctx, server, products, rate, *duration, save, stdout)
 				if err != nil {
 					return fmt.Errorf("%d/s over %d products: %w", rate, products, err)
 				}
@@ -75,11 +90,11 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 			}
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "products\toffered/s\tachieved/s\tplaced\tfailed\taccepted p99\tvisible p50\tp99\tmax\tconfirmed p50\tp99\tmax\tin flight at end\tall final after\tnot confirmed\tstock exact\t")
+		fmt.Fprintln(tw, "products\toffered/s\tachieved/s\tplaced\tfailed\taccepted p99\tvisible p50\tp99\tmax\tconfirmed p50\tp99\tmax\tin flight at end\tall final after\tnot confirmed\tstock exact\tCPU/order\tallocs/order\t")
 		for _, r := range runs {
-			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t\n", r.products, r.rate, r.achieved, r.placed, r.failed,
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%.0f\t\n", r.products, r.rate, r.achieved, r.placed, r.failed,
 				pct(r.accepted, 99), pct(r.visible, 50), pct(r.visible, 99), pct(r.visible, 100), pct(r.confirmed, 50), pct(r.confirmed, 99), pct(r.confirmed, 100),
-				r.inFlight, finishedText(r.finished), r.unconfirmed+r.cancelled, yesNo(r.stockExact))
+				r.inFlight, finishedText(r.finished), r.unconfirmed+r.cancelled, yesNo(r.stockExact), ms(r.cpu()), r.allocs)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -123,10 +138,10 @@ func ints(s string) ([]int, error) {
 	return out, nil
 }
 
-// openLoop is one run on a fresh platform.
-func openLoop(ctx context.Context, products, rate int, duration time.Duration, getenv func(string) string, stdout, stderr io.Writer) (openRun, error) {
+// openLoop is one run on a fresh platform in a process of its own, on server.
+func openLoop(ctx context.Context, server pgServer, products, rate int, duration time.Duration, profilePath string, stdout io.Writer) (openRun, error) {
 	r := openRun{products: products, rate: rate}
-	p, err := startBenchPlatform(ctx, fmt.Sprintf("open_%d_%d", products, rate), map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms", "GATEWAY_RATE_LIMIT": "0"}, getenv, stdout, stderr)
+	p, err := startChildPlatform(ctx, fmt.Sprintf("open_%d_%d", products, rate), server, map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms", "GATEWAY_RATE_LIMIT": "0"}, stdout)
 	if err != nil {
 		return r, err
 	}
@@ -139,8 +154,35 @@ func openLoop(ctx context.Context, products, rate int, duration time.Duration, g
 			return r, err
 		}
 	}
+	// The costs are measured over the middle of the run: the first seconds warm the caches and the
+	// pools, the last ones leave orders in flight.
+	edge := min(2*time.Second, duration/5)
+	window := (duration - 2*edge).Truncate(time.Second)
+	type measured struct {
+		from, to costs
+		byTarget map[string]float64
+		err      error
+	}
+	measure := make(chan measured, 1)
+	go func() {
+		var m measured
+		defer func() { measure <- m }()
+		time.Sleep(edge)
+		if m.from, m.err = p.sample(ctx); m.err != nil {
+			return
+		}
+		if window >= time.Second {
+			m.byTarget, m.err = p.cpuProfile(ctx, window, profilePath)
+		} else {
+			time.Sleep(duration - 2*edge) // too short a window to profile (a smoke test)
+		}
+		if m.err == nil {
+			m.to, m.err = p.sample(ctx)
+		}
+	}()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var sent []time.Time // when each order placed went out
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	start := time.Now()
 	n := 0
@@ -154,6 +196,7 @@ func openLoop(ctx context.Context, products, rate int, duration time.Duration, g
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			at := time.Now()
 			accepted, visible, err := p.placeAndRead(ctx, fmt.Sprintf("o-%d", i), fmt.Sprintf("c-%d", i%100), fmt.Sprintf("open-%d", i%products))
 			mu.Lock()
 			defer mu.Unlock()
@@ -162,6 +205,7 @@ func openLoop(ctx context.Context, products, rate int, duration time.Duration, g
 				return
 			}
 			r.placed++
+			sent = append(sent, at)
 			r.accepted = append(r.accepted, accepted)
 			r.visible = append(r.visible, visible)
 		}(n)
@@ -169,7 +213,24 @@ func openLoop(ctx context.Context, products, rate int, duration time.Duration, g
 	tick.Stop()
 	lastSent := time.Now()
 	r.achieved = float64(n) / time.Since(start).Seconds()
+	m := <-measure
+	if m.err != nil {
+		return r, fmt.Errorf("measure the platform's costs: %w", m.err)
+	}
 	wg.Wait()
+	inWindow := 0
+	for _, at := range sent {
+		if !at.Before(m.from.at) && at.Before(m.to.at) {
+			inWindow++
+		}
+	}
+	if inWindow > 0 {
+		r.platformCPU = (m.to.platformCPU - m.from.platformCPU) / time.Duration(inWindow)
+		r.pgCPU = (m.to.pgCPU - m.from.pgCPU) / time.Duration(inWindow)
+		r.allocs = float64(m.to.mallocs-m.from.mallocs) / float64(inWindow)
+		r.allocBytes = float64(m.to.allocBytes-m.from.allocBytes) / float64(inWindow)
+	}
+	r.pgBackendsOnly, r.byTarget = m.to.pgBackendsOnly, m.byTarget
 	conn, err := pgx.Connect(ctx, p.dbURL)
 	if err != nil {
 		return r, err
@@ -216,9 +277,25 @@ from orders.orders`).Scan(&r.cancelled, &r.unconfirmed); err != nil {
 	}
 	slices.Sort(r.visible)
 	slices.Sort(r.accepted)
-	fmt.Fprintf(stdout, "  %d placed (%d failed), %.0f/s achieved; accepted p99 %s; visible p99 %s; confirmed p99 %s; %d sagas in flight at the end, all final %s after the last order; stock exact: %s; log: %s\n",
-		r.placed, r.failed, r.achieved, pct(r.accepted, 99), pct(r.visible, 99), pct(r.confirmed, 99), r.inFlight, finishedText(r.finished), yesNo(r.stockExact), &p.log)
+	fmt.Fprintf(stdout, "  %d placed (%d failed), %.0f/s achieved; accepted p99 %s; visible p99 %s; confirmed p99 %s; %d sagas in flight at the end, all final %s after the last order; stock exact: %s\n",
+		r.placed, r.failed, r.achieved, pct(r.accepted, 99), pct(r.visible, 99), pct(r.confirmed, 99), r.inFlight, finishedText(r.finished), yesNo(r.stockExact))
+	fmt.Fprintf(stdout, "  an order cost %s of CPU (platform %s, PostgreSQL %s%s), %.0f allocations (%.0f KiB); the platform's CPU by target: %s\n",
+		ms(r.cpu()), ms(r.platformCPU), ms(r.pgCPU), map[bool]string{true: ", its backends only"}[r.pgBackendsOnly], r.allocs, r.allocBytes/1024, shares(r.byTarget))
 	return r, nil
+}
+
+// ms is d in milliseconds, two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// shares lists a share per target, largest first.
+func shares(byTarget map[string]float64) string {
+	names := slices.Collect(maps.Keys(byTarget))
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(byTarget[b], byTarget[a]) })
+	var parts []string
+	for _, t := range names {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", t, 100*byTarget[t]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 const (
@@ -283,8 +360,51 @@ func (p *benchPlatform) placeAndRead(ctx context.Context, orderID, customer, pro
 }
 
 // openChart draws p99 placed→confirmed and placed→visible against the offered rate, one colour
-// per product mix, as an SVG.
+// per product mix, and below it the achieved rate and the CPU an order cost against the offered
+// rate, as an SVG.
 func openChart(runs []openRun, mixes, rates []int, goal time.Duration) string {
+	latency := latencyChart(runs, mixes, rates, goal)
+	achieved := achievedChart(runs, mixes, rates)
+	return strings.Replace(latency, "</svg>\n", "", 1) + achieved + "</svg>\n"
+}
+
+// achievedChart is the lower panel of openChart (from y = 420): achieved orders per second
+// against offered (the diagonal is keeping up), with each run's CPU per order written beside it.
+func achievedChart(runs []openRun, mixes, rates []int) string {
+	const w, left, right, top, height = 860, 70, 270, 450, 300
+	maxRate := float64(slices.Max(rates)) * 1.1
+	x := func(rate float64) float64 { return left + rate/maxRate*float64(w-left-right) }
+	y := func(rate float64) float64 { return top + height - rate/maxRate*float64(height) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="14">achieved against offered orders per second (the diagonal: keeping up), and the CPU an order cost (platform + PostgreSQL)</text>`+"\n", left, top-12)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="black"/><line x1="%d" y1="%d" x2="%d" y2="%.0f" stroke="black"/>`+"\n",
+		left, y(0), w-right, y(0), left, top, left, y(0))
+	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#bbb" stroke-dasharray="4 4"/>`+"\n", x(0), y(0), x(maxRate), y(maxRate))
+	for _, rate := range rates {
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">%d/s</text>`+"\n", x(float64(rate)), y(0)+18, rate)
+		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%d/s</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n",
+			left-6, y(float64(rate))+4, rate, left, y(float64(rate)), w-right, y(float64(rate)))
+	}
+	colours := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"}
+	for i, products := range mixes {
+		colour := colours[i%len(colours)]
+		var pts []string
+		for _, r := range runs {
+			if r.products != products {
+				continue
+			}
+			pts = append(pts, fmt.Sprintf("%.0f,%.0f", x(float64(r.rate)), y(r.achieved)))
+			fmt.Fprintf(&b, `<circle cx="%.0f" cy="%.0f" r="3" fill="%s"/><text x="%.0f" y="%.0f" fill="%s">%s</text>`+"\n",
+				x(float64(r.rate)), y(r.achieved), colour, x(float64(r.rate))+6, y(r.achieved)+14, colour, ms(r.cpu()))
+		}
+		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), colour)
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="%s">%d product(s): achieved/s</text>`+"\n", w-right+6, top+20+18*i, colour, products)
+	}
+	return b.String()
+}
+
+// latencyChart is the upper panel of openChart.
+func latencyChart(runs []openRun, mixes, rates []int, goal time.Duration) string {
 	const w, h, left, right, top, bottom = 860, 420, 70, 270, 40, 50
 	// A logarithmic latency axis: the runs within the goal and the ones far past it both read.
 	lo, hi := 5.0, float64(goal.Milliseconds())*2
@@ -300,8 +420,8 @@ func openChart(runs []openRun, mixes, rates []int, goal time.Duration) string {
 		return float64(h-bottom) - (math.Log10(ms)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))*float64(h-top-bottom)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
-	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h+360)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h+360)
 	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14">orderflow open loop: p99 latency (log scale) against offered rate, a fresh platform each run</text>`+"\n", left)
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/><line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n",
 		left, h-bottom, w-right, h-bottom, left, top, left, h-bottom)

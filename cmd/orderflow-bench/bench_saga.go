@@ -291,20 +291,41 @@ func (p *benchPlatform) postAnswer(ctx context.Context, path string, body []byte
 // benchServer is DATABASE_URL's PostgreSQL server, else a private cluster (default settings,
 // fsync on) started for the benchmark; stop runs when done.
 func benchServer(ctx context.Context, getenv func(string) string, stdout io.Writer) (url string, stop func(), err error) {
+	s, err := benchPGServer(ctx, getenv, stdout)
+	if err != nil {
+		return "", nil, err
+	}
+	return s.url, s.stop, nil
+}
+
+// benchPGServer is the benchmarks' PostgreSQL server: DATABASE_URL's, else a private cluster
+// (default settings, fsync on, as `make run` starts), whose processes it knows.
+func benchPGServer(ctx context.Context, getenv func(string) string, stdout io.Writer) (pgServer, error) {
 	if url := getenv("DATABASE_URL"); url != "" {
-		return url, func() {}, nil
+		return pgServer{url: url, stop: func() {}}, nil
 	}
 	dir, err := pgcluster.TempDir("orderflow-bench-pg-")
 	if err != nil {
-		return "", nil, err
+		return pgServer{}, err
 	}
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg")})
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return pgServer{}, err
 	}
 	fmt.Fprintln(stdout, "no DATABASE_URL: a private PostgreSQL cluster (default settings, fsync on)")
-	return cluster.URL("postgres"), func() { _ = cluster.Stop(); os.RemoveAll(dir) }, nil
+	if extra := getenv("BENCH_PG_SETTINGS"); extra != "" { // experiments: "commit_delay=100,commit_siblings=3"
+		conn, err := pgx.Connect(ctx, cluster.URL("postgres"))
+		if err == nil {
+			for _, kv := range strings.Split(extra, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				_, _ = conn.Exec(ctx, "alter system set "+k+" = '"+v+"'")
+			}
+			_, _ = conn.Exec(ctx, "select pg_reload_conf()")
+			conn.Close(ctx)
+		}
+	}
+	return pgServer{url: cluster.URL("postgres"), postmaster: cluster.PID, stop: func() { _ = cluster.Stop(); os.RemoveAll(dir) }}, nil
 }
 
 // benchDatabase creates a fresh database for benchmark name on the benchmarks' server

@@ -39,6 +39,13 @@ func main() {
 		}
 		return
 	}
+	if os.Args[1] == "platform" { // the platform a benchmark measures, in a process of its own
+		if err := runPlatform(ctx, os.Args[2:], os.Getenv, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "orderflow-bench platform:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := runBench(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "orderflow-bench:", err)
 		os.Exit(1)

@@ -54,6 +54,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -74,20 +75,25 @@ type Options struct {
 	// PollInterval bounds how long a subscriber waits to see appends made by other processes
 	// or transactions committed out of order; default 50ms.
 	PollInterval time.Duration
+	// FenceAfter is how long the cluster's oldest running transaction may hold readers before
+	// they look past it to the appends in flight (see oldestWatch); default HeldAfter. Negative:
+	// always look at the appends in flight.
+	FenceAfter time.Duration
 }
 
 // Store is an eventstore.Store over PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
-	opts Options
-	wake eventstore.Signal
-	sql  statements
+	pool   *pgxpool.Pool
+	opts   Options
+	wake   eventstore.Signal
+	sql    statements
+	oldest oldestWatch
 }
 
 var _ eventstore.Store = (*Store)(nil)
 
 type statements struct {
-	appendExact, appendExactOne, appendHead, findIDs, head, readFwd, readBack, readAll, horizonAge, byCorrelation string
+	appendExact, appendExactOne, appendHead, findIDs, head, readFwd, readBack, readAll, readAllOldest, horizonAge, byCorrelation string
 }
 
 // New returns a store over pool. Call Migrate once before the first append.
@@ -98,9 +104,27 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 50 * time.Millisecond
 	}
+	if opts.FenceAfter == 0 {
+		opts.FenceAfter = HeldAfter
+	}
 	t := pgx.Identifier{opts.Schema, "events"}.Sanitize()
 	cols := "tx_id::text, global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at"
 	fence := appendFence(opts.Schema)
+	// After a horizon (h.x, with the cluster's oldest running transaction h.m and next one h.n),
+	// the page's rows. A lateral subquery runs as a nested loop under its one outer row, so rows
+	// keep its order (scanAll checks): an outer ORDER BY sorted every page again, on disk for
+	// pages of 10,000.
+	readAllRows := `
+select h.x::text || ' ' || h.m::text || ' ' || h.n::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
+  from h left join lateral (
+  select * from ` + t + `
+   where (tx_id, global_position) > ($1::text::xid8, $2::bigint)
+     and tx_id < h.x
+     and left(stream_id, 1) <> '$'
+     and (cardinality($3::text[]) = 0 or event_type ^@ any($3::text[]))
+     and (cardinality($4::text[]) = 0 or stream_id ^@ any($4::text[]))
+   order by tx_id, global_position
+   limit $5) e on true`
 	return &Store{pool: pool, opts: opts, sql: statements{
 		// Exact revisions (and NoStream) need no head: the unique index on (stream_id,
 		// stream_version) refuses revision n+1 if it exists, and the exists() refuses a stream
@@ -132,17 +156,8 @@ returning tx_id::text, global_position, stream_version`,
 		readFwd:       `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
 		readBack:      `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version <= $2 order by stream_version desc limit $3`,
 		byCorrelation: `select ` + cols + ` from ` + t + ` where (metadata->>'correlationId') = $1 order by tx_id, global_position limit $2`,
-		readAll: fence.horizon + `
-select h.x::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
-  from h left join lateral (
-  select * from ` + t + `
-   where (tx_id, global_position) > ($1::text::xid8, $2::bigint)
-     and tx_id < h.x
-     and left(stream_id, 1) <> '$'
-     and (cardinality($3::text[]) = 0 or event_type ^@ any($3::text[]))
-     and (cardinality($4::text[]) = 0 or stream_id ^@ any($4::text[]))
-   order by tx_id, global_position
-   limit $5) e on true`, // a lateral subquery runs as a nested loop under its one outer row, so rows keep its order (scanAll checks): an outer ORDER BY sorted every page again, on disk for pages of 10,000
+		readAll:       fence.horizon + readAllRows,
+		readAllOldest: fence.oldest + readAllRows,
 		horizonAge: `select coalesce(extract(epoch from now() - min(act.xact_start)), 0)::float8
   from pg_locks a join pg_stat_activity act on act.pid = a.pid
  where ` + fence.held("a"),
@@ -152,8 +167,8 @@ select h.x::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_versio
 // fenceSQL is the SQL of a store's append fence: the lock every append takes first (with), the
 // horizon readers read below (horizon), and the condition that pg_locks row a is the fence, held.
 type fenceSQL struct {
-	with, horizon string
-	held          func(a string) string
+	with, horizon, oldest string
+	held                  func(a string) string
 }
 
 // appendFence is the append fence of the events table in schema: a shared, transaction-scoped
@@ -199,8 +214,13 @@ holders as materialized (
 h as (select least(pg_snapshot_xmax(snap.s), (
          select min(r) from pg_snapshot_xip(snap.s) r
           where case when (r::text::bigint % 4294967296)::text::xid in (select xid from holders) then true
-                     else pg_xact_status(r) is distinct from 'in progress' end)) as x
+                     else pg_xact_status(r) is distinct from 'in progress' end)) as x,
+              pg_snapshot_xmin(snap.s) as m, pg_snapshot_xmax(snap.s) as n
         from snap)`,
+		// The cluster's oldest running transaction: a safe horizon, and a cheap one (no list of
+		// locks and backends) while it moves. Same columns as horizon.
+		oldest: `with snap as (select pg_current_snapshot() as s),
+h as (select pg_snapshot_xmin(snap.s) as x, pg_snapshot_xmin(snap.s) as m, pg_snapshot_xmax(snap.s) as n from snap)`,
 	}
 }
 
@@ -520,15 +540,21 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts even
 	if streams == nil {
 		streams = []string{}
 	}
-	rows, err := s.pool.Query(ctx, s.sql.readAll, strconv.FormatUint(from.Commit, 10), int64(from.Prepare), types, streams, limit)
+	query := s.sql.readAllOldest
+	if s.opts.FenceAfter < 0 || s.oldest.held(time.Now(), s.opts.FenceAfter) {
+		query = s.sql.readAll
+	}
+	rows, err := s.pool.Query(ctx, query, strconv.FormatUint(from.Commit, 10), int64(from.Prepare), types, streams, limit)
 	if err != nil {
 		return eventstore.Page{}, fmt.Errorf("read $all from %s: %w", from, err)
 	}
-	var horizon uint64
-	events, err := scanAll(rows, &horizon)
+	var h horizon
+	events, err := scanAll(rows, &h)
 	if err != nil {
 		return eventstore.Page{}, fmt.Errorf("read $all from %s: %w", from, err)
 	}
+	s.oldest.saw(h, time.Now())
+	horizon := h.at
 	page := eventstore.Page{Events: events, Position: from}
 	if len(events) > 0 {
 		page.Position = events[len(events)-1].Position
@@ -548,6 +574,57 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, opts
 	return eventstore.NewPollingSubscription(s.ReadAll, from, opts, &s.wake, s.opts.PollInterval), nil
 }
 
+// horizon is what a read of $all read below: at, and the cluster's oldest running transaction
+// (xmin) and next one (xmax) in the read's snapshot.
+type horizon struct{ at, xmin, xmax uint64 }
+
+func parseHorizon(text string) (horizon, error) {
+	var h horizon
+	if _, err := fmt.Sscan(text, &h.at, &h.xmin, &h.xmax); err != nil {
+		return h, fmt.Errorf("horizon %q: %w", text, err)
+	}
+	return h, nil
+}
+
+// HeldAfter is how long, by default, the cluster's oldest running transaction may hold readers
+// before they look past it (Options.FenceAfter, oldestWatch).
+const HeldAfter = 500 * time.Millisecond
+
+// oldestWatch chooses how reads of $all find their horizon. The cluster's oldest running
+// transaction (pg_snapshot_xmin) is a safe horizon and a cheap one; it holds readers only while
+// that transaction runs, and under a steady load of short transactions it moves with every read.
+// Listing the appends in flight (the fence: appendFence) costs a scan of pg_locks and of the
+// backends, about 0.7 ms a read under load; so reads use the oldest transaction while it moves, and
+// the fence once it has held still for HeldAfter while something ran (an analyst's long
+// transaction, a backup): then a long transaction elsewhere delays the projectors and the saga by
+// HeldAfter, not by its length. Both are safe: the choice is only about cost.
+type oldestWatch struct {
+	mu    sync.Mutex
+	xmin  uint64    // the oldest running transaction at the last read
+	since time.Time // since when it has not moved (zero: it is moving, or nothing runs)
+}
+
+// held reports whether the oldest transaction has held readers for after.
+func (w *oldestWatch) held(now time.Time, after time.Duration) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.since.IsZero() && now.Sub(w.since) >= after
+}
+
+// saw records what a read found.
+func (w *oldestWatch) saw(h horizon, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case h.xmin == h.xmax: // nothing runs
+		w.xmin, w.since = h.xmin, time.Time{}
+	case h.xmin != w.xmin:
+		w.xmin, w.since = h.xmin, time.Time{}
+	case w.since.IsZero():
+		w.since = now
+	}
+}
+
 // HorizonAge reports how long the oldest append still in flight has been running: the time by
 // which it holds every subscriber back (a transaction that is not an append holds nothing; see
 // appendFence). Export it as a metric: appends commit in milliseconds, so an age of seconds is an
@@ -564,7 +641,7 @@ func (s *Store) HorizonAge(ctx context.Context) (time.Duration, error) {
 // columns arrive in binary (as pgx asks) it decodes them straight from the wire buffers: no
 // reflection, strings of event types shared, payloads copied into one buffer per page. That
 // halves a replay's read cost in Go; anything unexpected takes pgx's general path.
-func scanAll(rows pgx.Rows, horizon *uint64) ([]eventstore.RecordedEvent, error) {
+func scanAll(rows pgx.Rows, horizon *horizon) ([]eventstore.RecordedEvent, error) {
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
 	// Text columns read the same in either format; json too, and jsonb (tables made before the
@@ -613,9 +690,9 @@ func scanAll(rows pgx.Rows, horizon *uint64) ([]eventstore.RecordedEvent, error)
 		}
 		v := rows.RawValues()
 		if first {
-			x, err := strconv.ParseUint(string(v[0]), 10, 64)
+			x, err := parseHorizon(string(v[0]))
 			if err != nil {
-				return nil, fmt.Errorf("horizon %q: %w", v[0], err)
+				return nil, err
 			}
 			*horizon, first = x, false
 		}
@@ -663,7 +740,7 @@ func scanAll(rows pgx.Rows, horizon *uint64) ([]eventstore.RecordedEvent, error)
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // scanAllRow is scanAll's general path for one row.
-func scanAllRow(rows pgx.Rows, horizon *uint64) (eventstore.RecordedEvent, bool, error) {
+func scanAllRow(rows pgx.Rows, hz *horizon) (eventstore.RecordedEvent, bool, error) {
 	var (
 		h, txID, stream, typ *string
 		gp, version          *int64
@@ -674,11 +751,11 @@ func scanAllRow(rows pgx.Rows, horizon *uint64) (eventstore.RecordedEvent, bool,
 	if err := rows.Scan(&h, &txID, &gp, &stream, &version, &id, &typ, &data, &meta, &at); err != nil {
 		return eventstore.RecordedEvent{}, false, err
 	}
-	x, err := strconv.ParseUint(*h, 10, 64)
+	x, err := parseHorizon(*h)
 	if err != nil {
-		return eventstore.RecordedEvent{}, false, fmt.Errorf("horizon %q: %w", *h, err)
+		return eventstore.RecordedEvent{}, false, err
 	}
-	*horizon = x
+	*hz = x
 	if txID == nil {
 		return eventstore.RecordedEvent{}, false, nil
 	}
