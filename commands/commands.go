@@ -77,11 +77,16 @@ var ErrTooBusy = errors.New("stream too busy, try again")
 // decides again, at most MaxAttempts times. If the stream already holds this command's events
 // (a retry, or a duplicate delivery), it answers with their position and decides nothing.
 func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (Result, error) {
+	return execute(ctx, store, agg, stream, meta, decide, false)
+}
+
+// execute is Execute; creates says that the command creates its stream (see Decider.Creates).
+func execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error), creates bool) (Result, error) {
 	if meta.CommandID == "" {
 		return Result{}, domain.Rule("commandId", "is required")
 	}
 	if w, ok := store.(*Writer); ok {
-		return executeOn(ctx, w, agg, stream, meta, decide)
+		return executeOn(ctx, w, agg, stream, meta, decide, creates)
 	}
 	first := eventstore.DeriveID(meta.CommandID, 0)
 	for attempt := 1; ; attempt++ {
@@ -137,7 +142,7 @@ func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregat
 func Read[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, look func(S)) error {
 	if w, ok := store.(*Writer); ok {
 		meta := Meta{CommandID: fmt.Sprintf("read:%d", reads.Add(1))} // appends nothing: never remembered
-		_, err := executeOn(ctx, w, agg, stream, meta, func(s S) ([]E, error) { look(s); return nil, nil })
+		_, err := executeOn(ctx, w, agg, stream, meta, func(s S) ([]E, error) { look(s); return nil, nil }, false)
 		return err
 	}
 	s, _, err := agg.Load(ctx, store, stream)
@@ -231,7 +236,11 @@ func Classify(err error) *rpc.Error {
 // Answer carries out a command with Execute and answers as every command service does: the
 // aggregate's id and the log position of the command's events.
 func Answer[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream, id string, meta Meta, decide func(S) ([]E, error)) (wire.CommandReply, error) {
-	res, err := Execute(ctx, store, agg, stream, meta, decide)
+	return answer(ctx, store, agg, stream, id, meta, decide, false)
+}
+
+func answer[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream, id string, meta Meta, decide func(S) ([]E, error), creates bool) (wire.CommandReply, error) {
+	res, err := execute(ctx, store, agg, stream, meta, decide, creates)
 	if err != nil {
 		return wire.CommandReply{}, err
 	}
@@ -251,6 +260,10 @@ type Decider[S, E, C any] struct {
 	Stream   func(id string) string
 	Validate func(C) error
 	Decide   func(S, C, time.Time) ([]E, error)
+	// Creates, if set, says which commands create their aggregate (placing an order, authorizing
+	// a payment): a Writer then decides them on the empty state without reading the stream, which
+	// does not exist but for a retry; the append, expecting no stream, tells it otherwise.
+	Creates func(C) bool
 }
 
 // NewDecider is the Decider of a context: its codec, Evolve, stream naming, Validate and Decide.
@@ -277,7 +290,14 @@ func (d Decider[S, E, C]) AnswerWith(ctx context.Context, store eventstore.Store
 		return wire.CommandReply{}, err
 	}
 	at := Now(now)
-	return Answer(ctx, store, d.Aggregate, d.Stream(id), id, meta, func(s S) ([]E, error) { return decide(s, at) })
+	creates := d.Creates != nil && d.Creates(c)
+	return answer(ctx, store, d.Aggregate, d.Stream(id), id, meta, func(s S) ([]E, error) { return decide(s, at) }, creates)
+}
+
+// Creating is d with Creates.
+func (d Decider[S, E, C]) Creating(creates func(C) bool) Decider[S, E, C] {
+	d.Creates = creates
+	return d
 }
 
 // Read shows look the current state of aggregate id (see Read).

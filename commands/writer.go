@@ -146,6 +146,9 @@ type request struct {
 	marshal   func(state any) ([]byte, error)
 	unmarshal func([]byte) (any, error)
 	answer    chan outcome
+	// creates: the command creates its stream (Decider.Creates): decided on the empty state of a
+	// stream not loaded, without reading it.
+	creates bool
 }
 
 type outcome struct {
@@ -174,12 +177,12 @@ func streamKind(stream string) string {
 }
 
 // executeOn carries out one command through w's writer of stream.
-func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (_ Result, err error) {
+func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error), creates bool) (_ Result, err error) {
 	ctx, span := telemetry.Tracer().Start(ctx, "command "+streamKind(stream), trace.WithAttributes(
 		attribute.String("orderflow.stream", stream), attribute.String("orderflow.command_id", meta.CommandID)))
 	defer func() { telemetry.End(span, err) }()
 	ctx = telemetry.WithCorrelation(ctx, meta.CorrelationID)
-	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1), snapshot: agg.SnapshotVersion,
+	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1), snapshot: agg.SnapshotVersion, creates: creates,
 		marshal: func(state any) ([]byte, error) { s, _ := state.(S); return json.Marshal(s) },
 		unmarshal: func(data []byte) (any, error) {
 			var s S
@@ -318,7 +321,13 @@ func (w *Writer) process(c *cached, batch []*request) {
 	}
 	for attempt := 1; ; attempt++ {
 		fresh := !c.loaded // a load reads the stream to its head: what it decides on is current
-		if !c.loaded {
+		switch {
+		case !c.loaded && attempt == 1 && creatingAll(batch, answered):
+			// A stream its commands create is not read: if it exists after all (a retry, an id
+			// taken), the append expecting no stream fails and the next attempt loads it. Nothing
+			// proves the empty state current, so a refusal still reads what the stream holds.
+			c.loaded, c.state, fresh = true, nil, false
+		case !c.loaded:
 			if _, err := w.catchUp(c, batch[0]); err != nil {
 				answerAll(err)
 				return
@@ -426,6 +435,16 @@ func (w *Writer) process(c *cached, batch []*request) {
 			return
 		}
 	}
+}
+
+// creatingAll reports whether every command of batch still to answer creates its stream.
+func creatingAll(batch []*request, answered []bool) bool {
+	for i, r := range batch {
+		if !answered[i] && !r.creates {
+			return false
+		}
+	}
+	return true
 }
 
 // forget drops what c holds of its stream after an append that failed: the decisions of the batch

@@ -12,6 +12,7 @@ import (
 	"github.com/orderflow/orderflow/commands"
 	"github.com/orderflow/orderflow/dev/pgtest"
 	model "github.com/orderflow/orderflow/domain/inventory"
+	ordermodel "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/eventstore/storetest"
@@ -347,4 +348,42 @@ func BenchmarkCommandOnALongStream(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestACreatedStreamIsNotRead: a command that creates its stream (Decider.Creates: placing an
+// order) reads nothing before it appends; repeated with its id, by a writer that has not seen
+// the stream, it answers as the first time; another command creating the same stream is refused
+// as the domain says (the append finds the stream, the writer reads it and decides again).
+func TestACreatedStreamIsNotRead(t *testing.T) {
+	t.Parallel()
+	store := counted(pgtest.EventStore(t, 4))
+	orders := commands.NewDecider(ordermodel.Codec, ordermodel.Evolve, ordermodel.Stream, ordermodel.Validate, ordermodel.Decide).
+		Creating(func(c ordermodel.Command) bool { _, ok := c.(ordermodel.Place); return ok })
+	place := ordermodel.Place{OrderID: "o-new", CustomerID: "c-1", Lines: []ordermodel.PlaceLine{{ProductID: "p", Quantity: 1}}}
+	first, err := orders.Answer(t.Context(), commands.NewWriter(store, commands.WriterOptions{}), "o-new", wire.CommandMeta{CommandID: "place-1"}, place, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := store.reads.Load(); n != 0 {
+		t.Errorf("placing a new order read the store %d times, want 0", n)
+	}
+	again, err := orders.Answer(t.Context(), commands.NewWriter(store, commands.WriterOptions{}), "o-new", wire.CommandMeta{CommandID: "place-1"}, place, nil)
+	if err != nil || again != first {
+		t.Errorf("the placement repeated by another writer: %+v %v, want the first answer %+v", again, err, first)
+	}
+	if _, err := orders.Answer(t.Context(), commands.NewWriter(store, commands.WriterOptions{}), "o-new", wire.CommandMeta{CommandID: "place-2"}, place, nil); !errors.Is(err, ordermodel.ErrAlreadyPlaced) {
+		t.Errorf("another placement of the order: %v, want ErrAlreadyPlaced", err)
+	}
+	if _, n := foldOrder(t, store, "o-new"); n != 1 {
+		t.Errorf("the order's stream holds %d events, want 1", n)
+	}
+}
+
+func foldOrder(t testing.TB, store eventstore.Store, id string) (ordermodel.State, int) {
+	t.Helper()
+	s, recorded, err := commands.NewDecider(ordermodel.Codec, ordermodel.Evolve, ordermodel.Stream, ordermodel.Validate, ordermodel.Decide).Load(t.Context(), store, ordermodel.Stream(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, len(recorded)
 }

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// TestOpenChartIsAnSVGWithALinePerSeries: two mixes, two series each (placed→confirmed and
-// placed→visible), a point per run, the goal line, and well-formed XML.
+// TestOpenChartIsAnSVGWithALinePerSeries: two mixes, two latency series each (placed→confirmed
+// and placed→visible) and an achieved rate each, a point per run and series, the goal line, and
+// well-formed XML.
 func TestOpenChartIsAnSVGWithALinePerSeries(t *testing.T) {
 	t.Parallel()
 	ms := func(n int) []time.Duration { return []time.Duration{time.Duration(n) * time.Millisecond} }
@@ -26,11 +27,11 @@ func TestOpenChartIsAnSVGWithALinePerSeries(t *testing.T) {
 			break
 		}
 	}
-	if n := strings.Count(svg, "<polyline"); n != 4 {
-		t.Errorf("%d lines, want 4", n)
+	if n := strings.Count(svg, "<polyline"); n != 6 {
+		t.Errorf("%d lines, want 6", n)
 	}
-	if n := strings.Count(svg, "<circle"); n != 8 {
-		t.Errorf("%d points, want 8", n)
+	if n := strings.Count(svg, "<circle"); n != 12 {
+		t.Errorf("%d points, want 12", n)
 	}
 	if !strings.Contains(svg, "goal 250ms") {
 		t.Error("no goal line")

@@ -28,7 +28,9 @@ type Handlers struct {
 	Now func() time.Time
 }
 
-var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide)
+// aggregate is an order's stream; placing it creates it (not read first).
+var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide).
+	Creating(func(c model.Command) bool { _, ok := c.(model.Place); return ok })
 
 // Register serves the handlers as the order-commands NATS micro service in namespace ns.
 // It stops with ctx.

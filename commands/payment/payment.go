@@ -44,7 +44,9 @@ type Handlers struct {
 	Now      func() time.Time
 }
 
-var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide)
+// aggregate is a payment's stream; its authorization creates it (not read first).
+var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide).
+	Creating(func(c model.Command) bool { _, ok := c.(model.Authorize); return ok })
 
 func (h Handlers) command(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
 	return aggregate.AnswerWith(ctx, h.Store, id, meta, c, h.Now, func(s model.State, now time.Time) ([]model.Event, error) { return model.Decide(s, c, now) })

@@ -6,6 +6,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -39,9 +40,26 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 }
 
 // Apply implements projections.Projection. Stock events carry their quantities, so counters
-// move without reading rows; every statement is keyed by product.
+// move without reading rows: the batch's stock changes are summed per product and written in one
+// statement, after the catalog's own changes (adds, prices, discontinuations), in order; a
+// product's updated_at is its last event's time, as if each event were written in turn.
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
 	batch := &pgx.Batch{}
+	type delta struct {
+		onHand, reserved int64
+		at               time.Time
+	}
+	stock := map[string]*delta{}
+	var order []string
+	move := func(product string, onHand, reserved int64, at time.Time) {
+		d := stock[product]
+		if d == nil {
+			d = &delta{}
+			stock[product] = d
+			order = append(order, product)
+		}
+		d.onHand, d.reserved, d.at = d.onHand+onHand, d.reserved+reserved, at // updated as of the product's last event
+	}
 	for _, r := range events {
 		e, err := model.Codec.Decode(r.Type, r.Data)
 		if err != nil {
@@ -53,17 +71,32 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 on conflict (product_id) do nothing`, e.ProductID, e.SKU, e.Name, e.PriceCents, e.At)
 		case model.PriceChanged:
 			batch.Queue(`update products set price_cents = $2, updated_at = $3 where product_id = $1`, e.ProductID, e.PriceCents, e.At)
-		case model.Restocked:
-			batch.Queue(`update products set on_hand = on_hand + $2, updated_at = $3 where product_id = $1`, e.ProductID, e.Quantity, e.At)
+			if d := stock[e.ProductID]; d != nil {
+				d.at = e.At // the stock statement comes last: it writes the product's last time
+			}
 		case model.Discontinued:
 			batch.Queue(`update products set discontinued = true, updated_at = $2 where product_id = $1`, e.ProductID, e.At)
+			if d := stock[e.ProductID]; d != nil {
+				d.at = e.At
+			}
+		case model.Restocked:
+			move(e.ProductID, e.Quantity, 0, e.At)
 		case model.Reserved:
-			batch.Queue(`update products set reserved = reserved + $2, updated_at = $3 where product_id = $1`, e.ProductID, e.Quantity, e.At)
+			move(e.ProductID, 0, e.Quantity, e.At)
 		case model.Released:
-			batch.Queue(`update products set reserved = reserved - $2, updated_at = $3 where product_id = $1`, e.ProductID, e.Quantity, e.At)
+			move(e.ProductID, 0, -e.Quantity, e.At)
 		case model.Committed:
-			batch.Queue(`update products set reserved = reserved - $2, on_hand = on_hand - $2, updated_at = $3 where product_id = $1`, e.ProductID, e.Quantity, e.At)
+			move(e.ProductID, -e.Quantity, -e.Quantity, e.At)
 		}
+	}
+	if len(order) > 0 {
+		ids, onHand, reserved, at := make([]string, len(order)), make([]int64, len(order)), make([]int64, len(order)), make([]time.Time, len(order))
+		for i, p := range order {
+			ids[i], onHand[i], reserved[i], at[i] = p, stock[p].onHand, stock[p].reserved, stock[p].at
+		}
+		batch.Queue(`update products p set on_hand = p.on_hand + d.on_hand, reserved = p.reserved + d.reserved, updated_at = d.at
+  from unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) d(product_id, on_hand, reserved, at)
+ where p.product_id = d.product_id`, ids, onHand, reserved, at)
 	}
 	if batch.Len() == 0 {
 		return nil

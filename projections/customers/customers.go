@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -49,6 +50,12 @@ var redactedAddress, _ = json.Marshal(personal.Redact[customer.Address]())
 // Apply implements projections.Projection.
 func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
 	batch := &pgx.Batch{}
+	var placed struct {
+		orders, customers []string
+		totals            []int64
+		at                []time.Time
+	}
+	var cancelled []string
 	for _, r := range events {
 		switch {
 		case strings.HasPrefix(r.Type, customer.TypePrefix):
@@ -78,12 +85,22 @@ where customer_id = $1`, e.CustomerID, personal.Redacted, redactedAddress, e.At)
 			}
 			switch e := e.(type) {
 			case order.Placed:
-				batch.Queue(`insert into customer_orders (order_id, customer_id, total_cents, placed_at) values ($1, $2, $3, $4)
-on conflict (order_id) do nothing`, e.OrderID, e.CustomerID, e.TotalCents, e.At)
+				placed.orders, placed.customers = append(placed.orders, e.OrderID), append(placed.customers, e.CustomerID)
+				placed.totals, placed.at = append(placed.totals, e.TotalCents), append(placed.at, e.At)
 			case order.Cancelled:
-				batch.Queue(`update customer_orders set cancelled = true where order_id = $1`, e.OrderID)
+				cancelled = append(cancelled, e.OrderID)
 			}
 		}
+	}
+	// The batch's orders in two statements, placements before cancellations (an order placed and
+	// cancelled in one batch is both).
+	if len(placed.orders) > 0 {
+		batch.Queue(`insert into customer_orders (order_id, customer_id, total_cents, placed_at)
+select * from unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) on conflict (order_id) do nothing`,
+			placed.orders, placed.customers, placed.totals, placed.at)
+	}
+	if len(cancelled) > 0 {
+		batch.Queue(`update customer_orders set cancelled = true where order_id = any($1)`, cancelled)
 	}
 	if batch.Len() == 0 {
 		return nil

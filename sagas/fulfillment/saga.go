@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,11 @@ type Saga struct {
 	// Now is the clock; nil means time.Now.
 	Now  func() time.Time
 	wake chan struct{}
+
+	// The commands of the batch Apply decided last (staged), handed to the dispatcher once the
+	// projector says it committed (ready): sent at once, not read back from the outbox.
+	mu            sync.Mutex
+	staged, ready []Command
 }
 
 // New returns a saga over pool.
@@ -73,7 +79,8 @@ create table if not exists fulfillment_outbox (
   id text primary key,
   endpoint text not null,
   payload jsonb not null,
-  created_at timestamptz not null default clock_timestamp());`)
+  created_at timestamptz not null default clock_timestamp());
+create index if not exists fulfillment_outbox_age on fulfillment_outbox (created_at, id);`)
 	return err
 }
 
@@ -130,7 +137,22 @@ func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 		}
 		cmds = append(cmds, c...)
 	}
-	return save(ctx, tx, states, changed, cmds)
+	if err := save(ctx, tx, states, changed, cmds); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.staged = cmds // the batch's, once committed (Committed); a batch applied again replaces them
+	s.mu.Unlock()
+	return nil
+}
+
+// Committed tells the saga that the projector committed the batch Apply saw last: its commands
+// go to the dispatcher, which sends them without reading the outbox back.
+func (s *Saga) Committed() {
+	s.mu.Lock()
+	s.ready, s.staged = append(s.ready, s.staged...), nil
+	s.mu.Unlock()
+	s.Wake()
 }
 
 func load(ctx context.Context, tx pgx.Tx, query string, args ...any) (map[string]*State, error) {
@@ -150,24 +172,40 @@ func load(ctx context.Context, tx pgx.Tx, query string, args ...any) (map[string
 	return out, rows.Err()
 }
 
+// save writes the changed sagas and the commands in two statements, whatever their number: a
+// statement costs PostgreSQL more than a row.
 func save(ctx context.Context, tx pgx.Tx, states map[string]*State, changed map[string]bool, cmds []Command) error {
 	batch := &pgx.Batch{}
-	for id := range changed {
-		st := states[id]
-		data, err := json.Marshal(st)
-		if err != nil {
-			return err
+	if len(changed) > 0 {
+		var ids, data, steps, outcomes []string
+		var deadlines []*time.Time
+		var stuck []bool
+		var updated []time.Time
+		for id := range changed {
+			st := states[id]
+			b, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			ids, data, steps, outcomes = append(ids, id), append(data, string(b)), append(steps, string(st.Step)), append(outcomes, string(st.Outcome))
+			deadlines, stuck, updated = append(deadlines, st.Deadline), append(stuck, st.Stuck), append(updated, st.UpdatedAt)
 		}
-		batch.Queue(`insert into fulfillment (order_id, state, step, outcome, deadline, stuck, updated_at) values ($1, $2, $3, $4, $5, $6, $7)
+		batch.Queue(`insert into fulfillment (order_id, state, step, outcome, deadline, stuck, updated_at)
+select * from unnest($1::text[], $2::jsonb[], $3::text[], $4::text[], $5::timestamptz[], $6::bool[], $7::timestamptz[])
 on conflict (order_id) do update set state = excluded.state, step = excluded.step, outcome = excluded.outcome,
-  deadline = excluded.deadline, stuck = excluded.stuck, updated_at = excluded.updated_at`, id, data, string(st.Step), string(st.Outcome), st.Deadline, st.Stuck, st.UpdatedAt)
+  deadline = excluded.deadline, stuck = excluded.stuck, updated_at = excluded.updated_at`, ids, data, steps, outcomes, deadlines, stuck, updated)
 	}
-	for _, c := range cmds {
-		data, err := payload(c)
-		if err != nil {
-			return err
+	if len(cmds) > 0 {
+		ids, endpoints, payloads := make([]string, len(cmds)), make([]string, len(cmds)), make([]string, len(cmds))
+		for i, c := range cmds {
+			data, err := payload(c)
+			if err != nil {
+				return err
+			}
+			ids[i], endpoints[i], payloads[i] = c.ID, c.Endpoint, string(data)
 		}
-		batch.Queue(`insert into fulfillment_outbox (id, endpoint, payload) values ($1, $2, $3) on conflict (id) do nothing`, c.ID, c.Endpoint, data)
+		batch.Queue(`insert into fulfillment_outbox (id, endpoint, payload)
+select * from unnest($1::text[], $2::text[], $3::jsonb[]) on conflict (id) do nothing`, ids, endpoints, payloads)
 	}
 	if batch.Len() == 0 {
 		return nil
@@ -183,36 +221,99 @@ func (s *Saga) Wake() {
 	}
 }
 
-// Dispatch queues the outbox's commands on JetStream, oldest first, until ctx ends. A command is
-// deleted from the outbox only once the server stored it; a crash in between sends it again,
-// which the stream's duplicate window and the command's id make harmless.
+// Dispatch queues the saga's commands on JetStream until ctx ends: those of each committed batch
+// at once (Committed, Deadlines), then deletes them from the outbox; and, every OutboxPoll, what
+// the outbox still holds past a second (left by a crash, or by a send that failed), oldest first.
+// A command is deleted from the outbox only once the server stored it; a crash in between sends
+// it again, which the stream's duplicate window and the command's id make harmless.
 func (s *Saga) Dispatch(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) error {
 	if err := jobs.Ensure(ctx, js, ns); err != nil {
 		return err
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
+	tick := time.NewTicker(OutboxPoll)
 	defer tick.Stop()
+	poll := true // what a previous process left
 	for {
-		n, err := s.dispatchOnce(ctx, js, ns)
-		if err != nil && ctx.Err() == nil {
-			s.Log.Warn("dispatch saga commands", "err", err)
+		s.mu.Lock()
+		ready := s.ready
+		s.ready = nil
+		s.mu.Unlock()
+		if len(ready) > 0 {
+			if err := s.send(ctx, js, ns, ready); err != nil && ctx.Err() == nil {
+				s.Log.Warn("dispatch saga commands", "err", err)
+				poll = true // the outbox keeps them: the poll sends them again
+			}
 		}
-		if n > 0 && err == nil {
-			continue // maybe more
+		if poll {
+			n, err := s.dispatchOnce(ctx, js, ns)
+			if err != nil && ctx.Err() == nil {
+				s.Log.Warn("dispatch saga commands", "err", err)
+			}
+			poll = n > 0 && err == nil // maybe more
+		}
+		if poll {
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.wake:
 		case <-tick.C:
+			poll = true
 		}
 	}
+}
+
+// OutboxPoll is how often the dispatcher looks for commands the outbox kept past a second.
+const OutboxPoll = time.Second
+
+// send queues cmds, then deletes from the outbox those the server stored.
+func (s *Saga) send(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, cmds []Command) error {
+	msgs := make([]jobs.Message, len(cmds))
+	for i, c := range cmds {
+		data, err := payload(c)
+		if err != nil {
+			return err
+		}
+		msgs[i] = jobs.Message{Endpoint: c.Endpoint, ID: c.ID, Data: data}
+		if m, ok := commandMeta(c.Payload); ok { // the flow's trace continues in the queue
+			msgs[i].TraceParent, msgs[i].TraceState = m.TraceParent, m.TraceState
+		}
+	}
+	n, perr := jobs.PublishAll(ctx, js, ns, msgs)
+	if n == 0 {
+		return perr
+	}
+	done := make([]string, n)
+	for i := range done {
+		done[i] = cmds[i].ID
+	}
+	_, err := s.Pool.Exec(ctx, `delete from fulfillment_outbox where id = any($1)`, done)
+	return errors.Join(perr, err)
+}
+
+// commandMeta is the metadata a command's payload carries.
+func commandMeta(payload any) (wire.CommandMeta, bool) {
+	switch p := payload.(type) {
+	case wire.ReserveStock:
+		return p.Meta, true
+	case wire.OrderStock:
+		return p.Meta, true
+	case wire.AuthorizePayment:
+		return p.Meta, true
+	case wire.IDCommand:
+		return p.Meta, true
+	case wire.CancelOrder:
+		return p.Meta, true
+	}
+	return wire.CommandMeta{}, false
 }
 
 func (s *Saga) dispatchOnce(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) (int, error) {
 	sent := 0
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select id, endpoint, payload from fulfillment_outbox order by created_at, id limit 200 for update skip locked`)
+		rows, err := tx.Query(ctx, `select id, endpoint, payload from fulfillment_outbox where created_at < clock_timestamp() - interval '1 second'
+ order by created_at, id limit 200 for update skip locked`)
 		if err != nil {
 			return err
 		}
@@ -274,7 +375,7 @@ func (s *Saga) Deadlines(ctx context.Context, every time.Duration) error {
 			return nil
 		case <-tick.C:
 		}
-		fired := false
+		var fired []Command
 		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 			now := s.now()
 			states, err := load(ctx, tx, `select state from fulfillment where deadline <= $1 order by deadline limit 100 for update skip locked`, now)
@@ -294,13 +395,16 @@ func (s *Saga) Deadlines(ctx context.Context, every time.Duration) error {
 				}
 				cmds = append(cmds, c...)
 			}
-			fired = len(cmds) > 0
+			fired = cmds
 			return save(ctx, tx, states, changed, cmds)
 		})
 		if err != nil && ctx.Err() == nil {
 			s.Log.Warn("fire saga deadlines", "err", err)
 		}
-		if fired {
+		if err == nil && len(fired) > 0 {
+			s.mu.Lock()
+			s.ready = append(s.ready, fired...)
+			s.mu.Unlock()
 			s.Wake()
 		}
 	}

@@ -96,7 +96,7 @@ func (r *rig) start(part string) {
 	switch part {
 	case "saga":
 		saga := fulfillment.New(r.sagaPool, r.opts, quiet)
-		p := projections.New(r.store, r.sagaPool, saga, projections.Options{Log: quiet, BatchSize: 50, Publish: func(wire.Progress) { saga.Wake() }})
+		p := projections.New(r.store, r.sagaPool, saga, projections.Options{Log: quiet, BatchSize: 50, Publish: func(wire.Progress) { saga.Committed() }})
 		if err := p.Migrate(context.Background()); err != nil {
 			r.t.Error(err)
 		}

@@ -24,7 +24,7 @@ var Target = target.Target{Name: "fulfillment-saga", EventStoreConns: 2, Databas
 		metrics := projections.SharedMetrics(p, d)
 		publish := projections.PublishJSON(d.NC.Publish, d.Namespace.Progress(Name))
 		pr := projections.New(d.Store, pool, saga, projections.Options{Log: d.Log, Metrics: metrics, Publish: func(pr wire.Progress) {
-			saga.Wake()
+			saga.Committed()
 			publish(pr)
 		}})
 		metrics.Watch(pr, d.Head)
