@@ -79,6 +79,9 @@ type assertion struct {
 	TokenExp int64  `json:"texp,omitempty"`
 	Issued   int64  `json:"iat"`
 	Expires  int64  `json:"exp"`
+	// Messages, in an assertion of queued commands (SignQueued), are the messages it vouches for,
+	// each "<subject> <message id>": one signature for a batch, and each message only for itself.
+	Messages []string `json:"msgs,omitempty"`
 }
 
 type jwtHeader struct {
@@ -139,6 +142,32 @@ func (s *Signer) Sign(p Principal, audience, id string, ttl time.Duration, now t
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
+// Queued is a queued message an assertion vouches for: the subject it is queued on and its id.
+type Queued struct{ Subject, ID string }
+
+func (q Queued) claim() string { return q.Subject + " " + q.ID }
+
+// SignQueued asserts p for msgs, queued commands, until ttl has passed: one signature for all of
+// them, each of which carries the whole assertion and is vouched for only by its own subject and
+// id in it. (A signature per message was most of what queueing a command cost: Ed25519 signs and
+// verifies in ~0.1 ms together, a saga's batch is a few dozen commands.)
+func (s *Signer) SignQueued(p Principal, msgs []Queued, ttl time.Duration, now time.Time) (string, error) {
+	a := assertion{Issuer: s.identity, Subject: p.Subject, Role: p.Role, TokenID: p.TokenID, Issued: now.Unix(), Expires: now.Add(ttl).Unix()}
+	for _, m := range msgs {
+		a.Messages = append(a.Messages, m.claim())
+	}
+	claims, err := json.Marshal(a)
+	if err != nil {
+		return "", err
+	}
+	input := s.header + "." + base64.RawURLEncoding.EncodeToString(claims)
+	sig, err := s.kp.Sign([]byte(input))
+	if err != nil {
+		return "", fmt.Errorf("sign assertion: %w", err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
 // Asserter is an identity whose assertions a service accepts: its public nkeys (more than one while
 // its seed is rotated) and whom it may vouch for. The gateway vouches for any customer or admin its
 // tokens name; another issuer (the saga, the operator's CLI) only for itself, as Subject in Role.
@@ -155,10 +184,18 @@ type Trust struct {
 	byKey map[string]Asserter
 
 	mu       sync.Mutex
-	verified map[verifiedKey]Principal // request assertions verified, until they expire
+	verified map[verifiedKey]Principal  // request assertions verified, until they expire
+	queued   map[string]queuedAssertion // assertions of queued commands verified, by token
 }
 
 type verifiedKey struct{ token, audience string }
+
+// queuedAssertion is an assertion of queued commands verified once: whom it vouches for, and
+// for which messages.
+type queuedAssertion struct {
+	p        Principal
+	messages map[string]bool
+}
 
 // NewTrust trusts asserters.
 func NewTrust(asserters ...Asserter) (*Trust, error) {
@@ -179,8 +216,7 @@ func NewTrust(asserters ...Asserter) (*Trust, error) {
 // assertion (no id) verified once is remembered until it expires: a client's requests reuse one.
 func (t *Trust) Verify(token, audience, id string, now time.Time) (Principal, error) {
 	if id != "" {
-		p, _, err := t.verify(token, audience, id, now)
-		return p, err
+		return t.verifyQueued(token, audience, id, now)
 	}
 	key := verifiedKey{token, audience}
 	t.mu.Lock()
@@ -203,53 +239,114 @@ func (t *Trust) Verify(token, audience, id string, now time.Time) (Principal, er
 	return p, nil
 }
 
+// verifyQueued verifies the assertion of queued message id on subject audience: one signed for
+// this message alone (Sign with an id), or for a batch it is part of (SignQueued), whose
+// signature is checked once and remembered until it expires.
+func (t *Trust) verifyQueued(token, audience, id string, now time.Time) (Principal, error) {
+	t.mu.Lock()
+	q, ok := t.queued[token]
+	t.mu.Unlock()
+	if !ok {
+		p, a, err := t.check(token, now)
+		if err != nil {
+			return Principal{}, err
+		}
+		if len(a.Messages) == 0 { // one message's own assertion
+			return t.vouch(p, a, audience, id, now)
+		}
+		if _, err := t.vouch(p, a, "", "", now); err != nil {
+			return Principal{}, err
+		}
+		q = queuedAssertion{p: p, messages: make(map[string]bool, len(a.Messages))}
+		q.p.assertedUntil = a.Expires
+		for _, m := range a.Messages {
+			q.messages[m] = true
+		}
+		t.mu.Lock()
+		if t.queued == nil || len(t.queued) >= maxRemembered {
+			t.queued = map[string]queuedAssertion{}
+		}
+		t.queued[token] = q
+		t.mu.Unlock()
+	}
+	switch {
+	case now.Unix() > q.p.assertedUntil:
+		return Principal{}, fmt.Errorf("%w: caller assertion expired", ErrForbidden)
+	case !q.messages[Queued{Subject: audience, ID: id}.claim()]:
+		return Principal{}, fmt.Errorf("%w: caller assertion for other messages", ErrForbidden)
+	}
+	return q.p, nil
+}
+
 func (t *Trust) verify(token, audience, id string, now time.Time) (Principal, int64, error) {
+	p, a, err := t.check(token, now)
+	if err != nil {
+		return Principal{}, 0, err
+	}
+	p, err = t.vouch(p, a, audience, id, now)
+	return p, a.Expires, err
+}
+
+// check verifies token's signature by a trusted key and decodes its claims.
+func (t *Trust) check(token string, now time.Time) (Principal, assertion, error) {
 	malformed := fmt.Errorf("%w: malformed caller assertion", ErrForbidden)
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return Principal{}, 0, malformed
+		return Principal{}, assertion{}, malformed
 	}
 	var h jwtHeader
 	if b, err := base64.RawURLEncoding.DecodeString(parts[0]); err != nil || json.Unmarshal(b, &h) != nil || h.Alg != "EdDSA" {
-		return Principal{}, 0, malformed
+		return Principal{}, assertion{}, malformed
 	}
 	is, ok := t.byKey[h.Kid]
 	if !ok {
-		return Principal{}, 0, fmt.Errorf("%w: caller assertion signed by an untrusted key", ErrForbidden)
+		return Principal{}, assertion{}, fmt.Errorf("%w: caller assertion signed by an untrusted key", ErrForbidden)
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
-		return Principal{}, 0, malformed
+		return Principal{}, assertion{}, malformed
 	}
 	pub, err := nkeys.FromPublicKey(h.Kid)
 	if err != nil || pub.Verify([]byte(parts[0]+"."+parts[1]), sig) != nil {
-		return Principal{}, 0, fmt.Errorf("%w: caller assertion with a bad signature", ErrForbidden)
+		return Principal{}, assertion{}, fmt.Errorf("%w: caller assertion with a bad signature", ErrForbidden)
 	}
 	var a assertion
 	if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err != nil || json.Unmarshal(b, &a) != nil {
-		return Principal{}, 0, malformed
+		return Principal{}, assertion{}, malformed
 	}
 	switch {
 	case a.Issuer != is.Identity:
-		return Principal{}, 0, fmt.Errorf("%w: caller assertion issued as %q by the key of %s", ErrForbidden, a.Issuer, is.Identity)
-	case a.Audience != audience:
-		return Principal{}, 0, fmt.Errorf("%w: caller assertion for %q, not this endpoint", ErrForbidden, a.Audience)
-	case id != "" && a.ID != id:
-		return Principal{}, 0, fmt.Errorf("%w: caller assertion for another message", ErrForbidden)
+		return Principal{}, assertion{}, fmt.Errorf("%w: caller assertion issued as %q by the key of %s", ErrForbidden, a.Issuer, is.Identity)
 	case now.Unix() > a.Expires:
-		return Principal{}, 0, fmt.Errorf("%w: caller assertion expired", ErrForbidden)
+		return Principal{}, assertion{}, fmt.Errorf("%w: caller assertion expired", ErrForbidden)
 	case a.Subject == "" || (a.Role != Customer && a.Role != Admin && a.Role != Service):
-		return Principal{}, 0, fmt.Errorf("%w: caller assertion names no caller", ErrForbidden)
+		return Principal{}, assertion{}, fmt.Errorf("%w: caller assertion names no caller", ErrForbidden)
 	case is.Subject != "" && (a.Subject != is.Subject || a.Role != is.Role):
-		return Principal{}, 0, fmt.Errorf("%w: %s may not vouch for %s %s", ErrForbidden, is.Identity, a.Role, a.Subject)
+		return Principal{}, assertion{}, fmt.Errorf("%w: %s may not vouch for %s %s", ErrForbidden, is.Identity, a.Role, a.Subject)
 	case is.Subject == "" && a.Role == Service:
-		return Principal{}, 0, fmt.Errorf("%w: %s may not vouch for a service", ErrForbidden, is.Identity)
+		return Principal{}, assertion{}, fmt.Errorf("%w: %s may not vouch for a service", ErrForbidden, is.Identity)
 	}
 	p := Principal{Subject: a.Subject, Role: a.Role, TokenID: a.TokenID}
 	if a.TokenExp != 0 {
 		p.Expires = time.Unix(a.TokenExp, 0)
 	}
-	return p, a.Expires, nil
+	return p, a, nil
+}
+
+// vouch checks that assertion a (already checked) is for audience and, when id is set, for that
+// one message; for a batch's assertion (audience and id empty), that it is one.
+func (t *Trust) vouch(p Principal, a assertion, audience, id string, now time.Time) (Principal, error) {
+	switch {
+	case audience == "" && id == "":
+		if len(a.Messages) == 0 {
+			return Principal{}, fmt.Errorf("%w: caller assertion for no message", ErrForbidden)
+		}
+	case a.Audience != audience:
+		return Principal{}, fmt.Errorf("%w: caller assertion for %q, not this endpoint", ErrForbidden, a.Audience)
+	case id != "" && a.ID != id:
+		return Principal{}, fmt.Errorf("%w: caller assertion for another message", ErrForbidden)
+	}
+	return p, nil
 }
 
 type signerKey struct{}
@@ -277,14 +374,14 @@ func AssertRequest(ctx context.Context, audience string) (string, bool, error) {
 	return tok, err == nil, err
 }
 
-// AssertQueued is AssertRequest for a queued command: bound to its message id, valid for
-// QueuedAssertionTTL.
-func AssertQueued(ctx context.Context, audience, id string) (string, bool, error) {
+// AssertQueued asserts ctx's caller for queued commands msgs with ctx's signer, in one signature
+// (Signer.SignQueued), valid for QueuedAssertionTTL; false when ctx has no signer or no caller.
+func AssertQueued(ctx context.Context, msgs []Queued) (string, bool, error) {
 	s, p, ok := asserting(ctx)
 	if !ok {
 		return "", false, nil
 	}
-	tok, err := s.Sign(p, audience, id, QueuedAssertionTTL, time.Now())
+	tok, err := s.SignQueued(p, msgs, QueuedAssertionTTL, time.Now())
 	return tok, err == nil, err
 }
 
