@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,12 +92,14 @@ func benchSaga(fs *flag.FlagSet) benchRun {
 	}
 }
 
-func withDatabase(url, db string) string {
-	cfg, err := pgx.ParseConfig(url)
+// withDatabase is connection URL u for database db instead (its host, TCP or a socket, kept).
+func withDatabase(u, db string) string {
+	parsed, err := url.Parse(u)
 	if err != nil {
-		return url
+		return u
 	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, db)
+	parsed.Path = "/" + db
+	return parsed.String()
 }
 
 func waitConfirmed(ctx context.Context, url, prefix string, want int, within time.Duration) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/dev/natsrv"
+	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/gateway"
 )
 
@@ -25,15 +26,16 @@ func TestDatabaseOutageIs503(t *testing.T) {
 	if status, _, b := call(t, "POST", base+"/api/v1/orders", order, nil); status != http.StatusCreated {
 		t.Fatalf("before: %d %s", status, b)
 	}
-	admin, err := pgx.Connect(t.Context(), strings.Replace(db, db[strings.LastIndex(db, "/")+1:], "postgres", 1))
+	admin, err := pgx.Connect(t.Context(), pgtest.WithDatabase(db, "postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Close(context.Background()) })
-	name := db[strings.LastIndex(db, "/")+1:]
-	if i := strings.Index(name, "?"); i >= 0 {
-		name = name[:i]
+	cfg, err := pgx.ParseConfig(db)
+	if err != nil {
+		t.Fatal(err)
 	}
+	name := cfg.Database
 	outage := func(on bool) {
 		t.Helper()
 		if _, err := admin.Exec(context.Background(), `alter database `+pgx.Identifier{name}.Sanitize()+` allow_connections `+map[bool]string{true: "false", false: "true"}[on]); err != nil {

@@ -1,8 +1,8 @@
 // Package pgcluster starts a private PostgreSQL cluster from the machine's PostgreSQL server
 // binaries, for `orderflow dev` and for tests on a machine without DATABASE_URL.
 //
-// The cluster listens on 127.0.0.1 on a free port (never a port another server holds), trusts
-// local connections, and keeps no Unix socket. PostgreSQL refuses to run as root, so when this
+// The cluster listens on 127.0.0.1 on a free port (never a port another server holds) and on a
+// Unix socket in its directory (what URL connects through), and trusts local connections. PostgreSQL refuses to run as root, so when this
 // process is root the cluster runs as the unprivileged "postgres" user (or "nobody").
 package pgcluster
 
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -43,6 +44,7 @@ type Options struct {
 type Cluster struct {
 	dir, data, bin string
 	port           int
+	socket         string // the directory of its Unix socket; "": TCP only
 	args           []string
 	cred           *syscall.Credential
 
@@ -100,7 +102,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	c := &Cluster{dir: dir, data: data, bin: bin, cred: cred}
 	if pid, port, ok := running(data); ok {
 		logf("adopting running postgres cluster", "dir", data, "port", port)
-		c.port = port
+		c.port, c.socket = port, socketOf(data)
 		c.adopt(pid)
 		if err := c.wait(ctx, 30*time.Second); err != nil {
 			return nil, err
@@ -119,7 +121,21 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if c.port, err = freePort(); err != nil {
 		return nil, err
 	}
-	c.args = []string{"-D", data, "-p", strconv.Itoa(c.port), "-h", "127.0.0.1", "-k", "",
+	// Clients of this machine connect through a Unix socket (URL): a round trip costs both
+	// sides less than through TCP's loopback. A directory too long for a socket's path, or TLS
+	// (which PostgreSQL does not speak on sockets), leaves TCP.
+	if sock := filepath.Join(dir, "s"); opts.TLSCert == "" && len(sock)+len("/.s.PGSQL.65535") < 100 {
+		if err := os.MkdirAll(sock, 0o755); err != nil {
+			return nil, fmt.Errorf("postgres socket dir: %w", err)
+		}
+		if cred != nil {
+			if err := os.Chown(sock, int(cred.Uid), int(cred.Gid)); err != nil {
+				return nil, fmt.Errorf("postgres socket dir: %w", err)
+			}
+		}
+		c.socket = sock
+	}
+	c.args = []string{"-D", data, "-p", strconv.Itoa(c.port), "-h", "127.0.0.1", "-k", c.socket,
 		"-c", "max_connections=300", "-c", "shared_buffers=256MB"}
 	if opts.Ephemeral {
 		c.args = append(c.args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
@@ -257,9 +273,32 @@ func (c *Cluster) Supervise(ctx context.Context, logf func(msg string, args ...a
 	}
 }
 
-// URL returns a connection URL for database db.
+// URL returns a connection URL for database db: through the cluster's Unix socket when it has
+// one, else TCPURL.
 func (c *Cluster) URL(db string) string {
+	if c.socket != "" {
+		return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", db, url.QueryEscape(c.socket), c.port)
+	}
+	return c.TCPURL(db)
+}
+
+// TCPURL returns a connection URL for database db through TCP, on 127.0.0.1.
+func (c *Cluster) TCPURL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// socketOf is the Unix socket directory of the postmaster running on data ("": none), from
+// its postmaster.pid.
+func socketOf(data string) string {
+	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 5 {
+		return ""
+	}
+	return strings.TrimSpace(lines[4])
 }
 
 // Stop shuts the cluster down (fast shutdown: running transactions roll back) and waits for it.
