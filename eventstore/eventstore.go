@@ -327,6 +327,10 @@ type SubscribeOptions struct {
 	Filter Filter
 	// BatchSize caps the events of one Batch; 0 means the adapter's default.
 	BatchSize int
+	// Linger is how long a batch that has events may wait for more before it is delivered: fewer,
+	// larger batches (one transaction of a projector each) for that much latency. Adapters that
+	// cannot wait cheaply ignore it.
+	Linger time.Duration
 }
 
 // Subscription delivers $all in log order, in batches.

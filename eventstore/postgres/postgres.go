@@ -79,6 +79,13 @@ type Options struct {
 	// they look past it to the appends in flight (see oldestWatch); default HeldAfter. Negative:
 	// always look at the appends in flight.
 	FenceAfter time.Duration
+	// AppendGroups is how many group appends (see Append) may run at once; default 2. 1 groups
+	// the most; more keep one slow statement from holding every other writer of the process.
+	AppendGroups int
+	// TailEvents is how many of the latest events the store keeps in memory for its
+	// subscriptions to share (eventstore.Tail): they read the end of the log once between them.
+	// Default 10,000; negative: each subscription reads the store itself.
+	TailEvents int
 }
 
 // Store is an eventstore.Store over PostgreSQL.
@@ -88,12 +95,14 @@ type Store struct {
 	wake   eventstore.Signal
 	sql    statements
 	oldest oldestWatch
+	group  appendGroup
+	tail   *eventstore.Tail // nil: subscriptions read on their own
 }
 
 var _ eventstore.Store = (*Store)(nil)
 
 type statements struct {
-	appendExact, appendExactOne, appendHead, findIDs, head, readFwd, readBack, readAll, readAllOldest, horizonAge, byCorrelation string
+	appendExact, appendExactOne, appendHead, appendMany, findIDs, head, readFwd, readBack, readAll, readAllOldest, horizonAge, byCorrelation string
 }
 
 // New returns a store over pool. Call Migrate once before the first append.
@@ -106,6 +115,9 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	}
 	if opts.FenceAfter == 0 {
 		opts.FenceAfter = HeldAfter
+	}
+	if opts.AppendGroups <= 0 {
+		opts.AppendGroups = 2
 	}
 	t := pgx.Identifier{opts.Schema, "events"}.Sanitize()
 	cols := "tx_id::text, global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at"
@@ -125,7 +137,10 @@ select h.x::text || ' ' || h.m::text || ' ' || h.n::text, e.tx_id::text, e.globa
      and (cardinality($4::text[]) = 0 or stream_id ^@ any($4::text[]))
    order by tx_id, global_position
    limit $5) e on true`
-	return &Store{pool: pool, opts: opts, sql: statements{
+	if opts.TailEvents == 0 {
+		opts.TailEvents = 10_000
+	}
+	s := &Store{pool: pool, opts: opts, sql: statements{
 		// Exact revisions (and NoStream) need no head: the unique index on (stream_id,
 		// stream_version) refuses revision n+1 if it exists, and the exists() refuses a stream
 		// shorter than n. One cheap statement, one round trip.
@@ -151,6 +166,20 @@ select $1, h.v + e.ord, e.id, e.typ, e.data, e.meta
  where case when $6::bigint = -2 then h.v >= 0
             else not exists (select 1 from ` + t + ` where stream_id = $1 and event_id = any($2::uuid[])) end
 returning tx_id::text, global_position, stream_version`,
+		// Several streams' appends at exact revisions in one statement (a group: see Append).
+		// Each stream is checked on its own, and only the streams whose check passes append: a
+		// stream left out of what it returns failed its expectation, and is answered alone. Rows
+		// insert in the order of $3..$8, so each stream's events take increasing positions.
+		appendMany: fence.with + `, a as materialized (
+  select a.stream, a.expected from fence, unnest($1::text[], $2::bigint[]) as a(stream, expected)
+   where not exists (select 1 from ` + t + ` x where x.stream_id = a.stream and x.stream_version = a.expected + 1)
+     and (a.expected = -1 or exists (select 1 from ` + t + ` x where x.stream_id = a.stream and x.stream_version = a.expected)))
+insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
+select e.stream, a.expected + e.ord, e.id, e.typ, e.data, e.meta
+  from unnest($3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::json[], $8::json[]) with ordinality as e(stream, ord, id, typ, data, meta, n)
+  join a on a.stream = e.stream
+ order by e.n
+returning stream_id, tx_id::text, global_position, stream_version`,
 		findIDs:       `select event_id, stream_version, tx_id::text, global_position from ` + t + ` where stream_id = $1 and event_id = any($2::uuid[]) order by stream_version`,
 		head:          `select coalesce(max(stream_version), -1) from ` + t + ` where stream_id = $1`,
 		readFwd:       `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
@@ -162,6 +191,10 @@ returning tx_id::text, global_position, stream_version`,
   from pg_locks a join pg_stat_activity act on act.pid = a.pid
  where ` + fence.held("a"),
 	}}
+	if opts.TailEvents > 0 {
+		s.tail = eventstore.NewTail(s.ReadAll, &s.wake, opts.PollInterval, opts.TailEvents)
+	}
+	return s
 }
 
 // fenceSQL is the SQL of a store's append fence: the lock every append takes first (with), the
@@ -268,10 +301,14 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Append implements eventstore.Store.
+// Append implements eventstore.Store. Appends at an exact revision (and to no stream) that
+// arrive while others are being written commit together (appendGrouped).
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
+	}
+	if rev, exact := expected.Revision(); exact {
+		return s.appendGrouped(ctx, stream, rev, events)
 	}
 	query, args, err := s.appendArgs(stream, expected, events)
 	if err != nil {
@@ -325,28 +362,43 @@ var (
 // types, data and metadata (arrays, or scalars for one event on an exact revision), $6 the
 // expected revision, -1 for no stream; for appendHead -2 means "stream exists", -3 "any".
 func (s *Store) appendArgs(stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (string, []any, error) {
-	ids := make([]string, len(events))
-	types := make([]string, len(events))
-	data := make([]string, len(events))
 	meta := make([]string, len(events))
 	for i, e := range events {
-		ids[i], types[i], data[i] = e.ID.String(), e.Type, string(e.Data)
 		m, err := json.Marshal(e.Metadata)
 		if err != nil {
 			return "", nil, fmt.Errorf("append to %s: event %s metadata: %w", stream, e.ID, err)
 		}
 		meta[i] = string(m)
 	}
-	rev, exact := expected.Revision()
-	switch {
-	case exact && len(events) == 1:
-		return s.sql.appendExactOne, []any{stream, ids[0], types[0], data[0], meta[0], rev}, nil
-	case exact:
-		return s.sql.appendExact, []any{stream, ids, types, data, meta, rev}, nil
-	case expected.IsStreamExists():
-		return s.sql.appendHead, []any{stream, ids, types, data, meta, int64(-2)}, nil
+	if rev, exact := expected.Revision(); exact {
+		query, args := s.exactArgs(stream, rev, events, meta)
+		return query, args, nil
 	}
-	return s.sql.appendHead, []any{stream, ids, types, data, meta, int64(-3)}, nil
+	ids, types, data := columns(events)
+	head := int64(-3)
+	if expected.IsStreamExists() {
+		head = -2
+	}
+	return s.sql.appendHead, []any{stream, ids, types, data, meta, head}, nil
+}
+
+// exactArgs is appendArgs for an exact revision rev (-1: no stream), with the events' metadata.
+func (s *Store) exactArgs(stream string, rev int64, events []eventstore.EventData, meta []string) (string, []any) {
+	if len(events) == 1 {
+		e := events[0]
+		return s.sql.appendExactOne, []any{stream, e.ID.String(), e.Type, string(e.Data), meta[0], rev}
+	}
+	ids, types, data := columns(events)
+	return s.sql.appendExact, []any{stream, ids, types, data, meta, rev}
+}
+
+// columns are events' ids, types and payloads as statement arguments.
+func columns(events []eventstore.EventData) (ids, types, data []string) {
+	ids, types, data = make([]string, len(events)), make([]string, len(events)), make([]string, len(events))
+	for i, e := range events {
+		ids[i], types[i], data[i] = e.ID.String(), e.Type, string(e.Data)
+	}
+	return ids, types, data
 }
 
 func (s *Store) appendOnce(ctx context.Context, q Querier, stream string, query string, args []any) (eventstore.AppendResult, error) {
@@ -569,8 +621,12 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts even
 	return page, nil
 }
 
-// SubscribeAll implements eventstore.Store.
+// SubscribeAll implements eventstore.Store: near the end of the log, from the events the store's
+// subscriptions share (Options.TailEvents).
 func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, opts eventstore.SubscribeOptions) (eventstore.Subscription, error) {
+	if s.tail != nil {
+		return s.tail.Subscribe(from, opts), nil
+	}
 	return eventstore.NewPollingSubscription(s.ReadAll, from, opts, &s.wake, s.opts.PollInterval), nil
 }
 
@@ -668,7 +724,9 @@ func scanAll(rows pgx.Rows, horizon *horizon) ([]eventstore.RecordedEvent, error
 			return append([]byte(nil), b...)
 		}
 		if cap(arena)-len(arena) < len(b) {
-			arena = make([]byte, 0, 256<<10)
+			// Each new arena twice the last (4 KiB up to 256 KiB): a page of a few events, as a
+			// live subscription reads, takes a few KiB, not a replay's page.
+			arena = make([]byte, 0, min(max(2*cap(arena), 4<<10), 256<<10))
 		}
 		arena = append(arena, b...)
 		return arena[len(arena)-len(b) : len(arena) : len(arena)]

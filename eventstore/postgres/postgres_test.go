@@ -53,11 +53,12 @@ func newStoreWith(t testing.TB, opts postgres.Options) (*postgres.Store, *pgxpoo
 }
 
 // TestContract runs the contract suite as the store reads by default (the cluster's oldest
-// transaction while it moves, the appends in flight once it holds still), and reading always
-// past the oldest transaction to the appends in flight: the suite's no-skip test then fails if
-// appends take no fence.
+// transaction while it moves, the appends in flight once it holds still); reading always past the
+// oldest transaction to the appends in flight (the suite's no-skip test then fails if appends take
+// no fence); with one group statement at a time, so that concurrent appends group the most; and
+// with every subscription reading the store itself (no shared Tail).
 func TestContract(t *testing.T) {
-	for name, opts := range map[string]postgres.Options{"default": {}, "fenced": {FenceAfter: -1}} {
+	for name, opts := range map[string]postgres.Options{"default": {}, "fenced": {FenceAfter: -1}, "grouped": {AppendGroups: 1}, "own reads": {TailEvents: -1}} {
 		t.Run(name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) storetest.Harness {
 				store, pool := newStoreWith(t, opts)
