@@ -138,10 +138,13 @@ func (t *Tail) follow(stop chan struct{}) {
 			t.mu.Unlock()
 			return
 		}
-		if err != nil {
+		moved := err == nil && (len(page.Events) > 0 || page.Position.Compare(from) > 0)
+		switch {
+		case err != nil:
 			t.err = err // its subscriptions read on their own, and meet the error themselves
 			t.signal()
-		} else if t.err = nil; len(page.Events) > 0 || page.Position.Compare(from) > 0 {
+		case moved:
+			t.err = nil
 			t.events = append(t.events, page.Events...)
 			t.end = page.Position
 			if len(t.events) > 2*t.keep { // forget the oldest: copy keep of them, once in keep appends
@@ -150,11 +153,17 @@ func (t *Tail) follow(stop chan struct{}) {
 				t.events = append([]RecordedEvent(nil), t.events[drop:]...)
 			}
 			t.signal()
-			t.mu.Unlock()
-			retry = 0
-			continue // more may be readable: read until a read finds nothing
+		default:
+			t.err = nil
 		}
 		t.mu.Unlock()
+		if moved {
+			retry = 0
+			if !page.AtEnd {
+				continue // a full page: read on
+			}
+			// At the end: wait. An append since the read began has closed woken already.
+		}
 		wait := t.interval
 		if err == nil && retry > 0 {
 			wait = retry

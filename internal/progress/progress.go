@@ -114,24 +114,33 @@ func (w *Waiter) Wait(ctx context.Context, pos eventstore.Position) error {
 	if pos.IsZero() {
 		return nil
 	}
+	// The read model's checkpoint is asked when nothing was announced yet, or announcements are
+	// late (poll passed without one), or there are none to follow: a query that comes a moment
+	// before its position is announced waits for the announcement, not for a read of the
+	// checkpoint (which also empties the caches: it says nothing of what changed).
+	ask := w.sub == nil || w.current().IsZero()
 	for {
 		moved := w.moved.C()
 		if w.current().Compare(pos) >= 0 {
 			return nil
 		}
-		if cp, err := w.checkpoint(ctx); err == nil {
-			w.advance(cp, true) // a checkpoint says nothing of what changed
-			if cp.Compare(pos) >= 0 {
-				return nil
+		if ask {
+			if cp, err := w.checkpoint(ctx); err == nil {
+				w.advance(cp, true) // a checkpoint says nothing of what changed
+				if cp.Compare(pos) >= 0 {
+					return nil
+				}
+			} else if ctx.Err() == nil {
+				return fmt.Errorf("read %s checkpoint: %w", w.name, err)
 			}
-		} else if ctx.Err() == nil {
-			return fmt.Errorf("read %s checkpoint: %w", w.name, err)
 		}
 		select {
 		case <-ctx.Done():
 			return &StaleError{Projection: w.name, Wanted: pos, Reached: w.current()}
 		case <-moved:
+			ask = w.sub == nil
 		case <-time.After(w.poll):
+			ask = true
 		}
 	}
 }
