@@ -105,7 +105,8 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 	// A command that already has an outcome (a redelivered job) answers with it: stock freed since
 	// a rejection must not be taken by the retry of the rejected command, whose lines are released
 	// (again: releasing what is not held is a no-op).
-	if reply, done, err := h.decided(ctx, req.OrderID, req.Meta); done {
+	reply, done, head, err := h.decided(ctx, req.OrderID, req.Meta)
+	if done {
 		if err != nil {
 			return release(err)
 		}
@@ -121,12 +122,12 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 			// reservations made so far stand and are found again.
 			return wire.CommandReply{}, fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err)
 		}
-		if _, oerr := h.outcome(ctx, req.OrderID, req.Meta, model.OrderRejected{OrderID: req.OrderID, ProductID: p, Reason: err.Error(), At: commands.Now(h.Now)}); oerr != nil {
+		if _, oerr := h.outcome(ctx, req.OrderID, req.Meta, head, model.OrderRejected{OrderID: req.OrderID, ProductID: p, Reason: err.Error(), At: commands.Now(h.Now)}); oerr != nil {
 			return wire.CommandReply{}, oerr // nothing released yet: the retry decides again
 		}
 		return release(fmt.Errorf("reserve %s for order %s: %w", p, req.OrderID, err))
 	}
-	return h.outcome(ctx, req.OrderID, req.Meta, model.OrderReserved{OrderID: req.OrderID, ProductIDs: products, At: commands.Now(h.Now)})
+	return h.outcome(ctx, req.OrderID, req.Meta, head, model.OrderReserved{OrderID: req.OrderID, ProductIDs: products, At: commands.Now(h.Now)})
 }
 
 // final reports whether a product's refusal of a reservation is the order's answer (unknown,
@@ -139,11 +140,16 @@ func final(err error) bool {
 		errors.As(err, &answer) && (answer.Code == rpc.CodeConflict || answer.Code == rpc.CodeNotFound || answer.Code == rpc.CodeInvalid)
 }
 
-// decided looks for this command's outcome on the order's reservation stream.
-func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Meta) (wire.CommandReply, bool, error) {
+// decided looks for this command's outcome on the order's reservation stream. When there is none
+// it returns where the stream ends (eventstore.NoRevision: no stream), for the outcome's append to
+// expect; an unreadable stream gives eventstore.Any() to expect instead (the append will tell).
+func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Meta) (wire.CommandReply, bool, eventstore.ExpectedRevision, error) {
 	events, err := h.Store.ReadStream(ctx, model.ReservationStream(orderID), eventstore.ReadStreamOptions{})
-	if err != nil {
-		return wire.CommandReply{}, false, nil // none yet (or unreadable: the append below will tell)
+	switch {
+	case errors.Is(err, eventstore.ErrStreamNotFound):
+		return wire.CommandReply{}, false, eventstore.NoStream(), nil
+	case err != nil:
+		return wire.CommandReply{}, false, eventstore.Any(), nil
 	}
 	id := eventstore.DeriveID(meta.CommandID+":outcome", 0)
 	for _, r := range events {
@@ -154,21 +160,23 @@ func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Met
 		if r.Type == model.TypeOrderRejected {
 			e, _ := model.Codec.Decode(r.Type, r.Data)
 			rej, _ := e.(model.OrderRejected)
-			return reply, true, fmt.Errorf("order %s: %w (%s)", orderID, model.ErrInsufficientStock, rej.Reason)
+			return reply, true, eventstore.Any(), fmt.Errorf("order %s: %w (%s)", orderID, model.ErrInsufficientStock, rej.Reason)
 		}
-		return reply, true, nil
+		return reply, true, eventstore.Any(), nil
 	}
-	return wire.CommandReply{}, false, nil
+	// Expecting the revision read, the outcome joins the appends the store commits together
+	// (Any appends alone); a stream that moved since makes the job run again, and decide anew.
+	return wire.CommandReply{}, false, eventstore.Exact(events[len(events)-1].Revision), nil
 }
 
-// outcome records what became of an order's reservation on its reservation stream. The event id
-// derives from the command id: a retried command records it once.
-func (h Handlers) outcome(ctx context.Context, orderID string, meta commands.Meta, e model.Event) (wire.CommandReply, error) {
+// outcome records what became of an order's reservation on its reservation stream, expecting it at
+// expected. The event id derives from the command id: a retried command records it once.
+func (h Handlers) outcome(ctx context.Context, orderID string, meta commands.Meta, expected eventstore.ExpectedRevision, e model.Event) (wire.CommandReply, error) {
 	typ, data, err := model.Codec.Encode(e)
 	if err != nil {
 		return wire.CommandReply{}, err
 	}
-	res, err := h.Store.Append(ctx, model.ReservationStream(orderID), eventstore.Any(), []eventstore.EventData{{
+	res, err := h.Store.Append(ctx, model.ReservationStream(orderID), expected, []eventstore.EventData{{
 		ID: eventstore.DeriveID(meta.CommandID+":outcome", 0), Type: typ, Data: data,
 		Metadata: commands.EventMetadata(ctx, meta),
 	}})
@@ -187,7 +195,7 @@ func (h Handlers) ReleaseStock(ctx context.Context, req wire.OrderStock) (wire.C
 	if _, err := h.eachProduct(ctx, req, "release"); err != nil {
 		return wire.CommandReply{}, err
 	}
-	return h.outcome(ctx, req.OrderID, req.Meta, model.OrderReleased{OrderID: req.OrderID, ProductIDs: req.ProductIDs, At: commands.Now(h.Now)})
+	return h.outcome(ctx, req.OrderID, req.Meta, eventstore.Any(), model.OrderReleased{OrderID: req.OrderID, ProductIDs: req.ProductIDs, At: commands.Now(h.Now)})
 }
 
 // CommitStock turns an order's reservations into shipped units.

@@ -305,3 +305,53 @@ func TestOneWriterPerProductAcrossInstances(t *testing.T) {
 		t.Errorf("%d appends met another instance's: products have more than one writer", n)
 	}
 }
+
+// interleaved is a store that, just before the first append of an order's reservation outcome,
+// runs another delivery of the same command to its end: two deliveries that overlap.
+type interleaved struct {
+	eventstore.Store
+	other    func()
+	expected []eventstore.ExpectedRevision // of each outcome append
+}
+
+func (s *interleaved) Append(ctx context.Context, stream string, rev eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if len(events) > 0 && events[0].Type == model.TypeOrderReserved {
+		s.expected = append(s.expected, rev)
+		if other := s.other; other != nil {
+			s.other = nil
+			other()
+		}
+	}
+	return s.Store.Append(ctx, stream, rev, events)
+}
+
+// TestOverlappingDeliveriesOfAReservation: a reservation's outcome is appended at the revision its
+// delivery read (so the store can commit it with others), and a second delivery that recorded it
+// in between makes the first one's append a retry: both answer the same, the outcome is recorded
+// once and the units are reserved once.
+func TestOverlappingDeliveriesOfAReservation(t *testing.T) {
+	t.Parallel()
+	store := &interleaved{Store: memory.New()}
+	h := inventory.Handlers{Store: store}
+	addProduct(t, h, "p", 10)
+	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2, UnitPriceCents: 100}}}
+	var second wire.CommandReply
+	var secondErr error
+	store.other = func() { second, secondErr = h.ReserveStock(t.Context(), req) }
+	first, err := h.ReserveStock(t.Context(), req)
+	if err != nil || secondErr != nil || first.Position != second.Position {
+		t.Fatalf("first %+v %v, second %+v %v: want both reserved at one position", first, err, second, secondErr)
+	}
+	for i, rev := range store.expected {
+		if r, exact := rev.Revision(); !exact || r != eventstore.NoRevision {
+			t.Errorf("outcome append %d expected %s, want no stream (what its delivery read)", i, rev)
+		}
+	}
+	events, err := store.ReadStream(t.Context(), model.ReservationStream("o1"), eventstore.ReadStreamOptions{})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("reservation stream: %d events (%v), want the outcome once", len(events), err)
+	}
+	if s := stock(t, h.Store, "p"); s.ReservedTotal() != 2 {
+		t.Fatalf("%d units reserved, want 2", s.ReservedTotal())
+	}
+}
