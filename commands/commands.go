@@ -67,6 +67,15 @@ func (a Aggregate[S, E]) Load(ctx context.Context, store eventstore.Store, strea
 // stream (the last units of a product) spread out instead of colliding again.
 const MaxAttempts = 12
 
+// backoff is the wait after a lost attempt: jittered, its bound doubling from 2 ms to 64 ms, so
+// that the writers of a hot stream, who lost to one writer each round, spread out fast enough for
+// each to win within MaxAttempts (a bound growing by 2 ms a round let one of 20 writers lose 12
+// times in a row).
+func backoff(attempt int) time.Duration {
+	bound := 2 * time.Millisecond << min(attempt-1, 5)
+	return time.Duration(rand.Int64N(int64(bound))) + 1
+}
+
 // ErrTooBusy: the stream kept changing under the command for MaxAttempts tries. It is transient,
 // not a conflict with the state: callers retry (REST answers 503, queued commands are redelivered).
 var ErrTooBusy = errors.New("stream too busy, try again")
@@ -124,7 +133,7 @@ func execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregat
 			select {
 			case <-ctx.Done():
 				return Result{}, ctx.Err()
-			case <-time.After(time.Duration(rand.Int64N(int64(attempt)*int64(2*time.Millisecond)) + 1)):
+			case <-time.After(backoff(attempt)):
 			}
 			continue
 		case errors.Is(err, eventstore.ErrWrongVersion):

@@ -136,6 +136,9 @@ func (s *Store) appendBatch(batch []*grouped) {
 	if len(batch) == 1 {
 		g := batch[0]
 		res, err := s.appendAlone(g.ctx, g)
+		if err == nil {
+			s.refuseOvertaken(g, res)
+		}
 		g.done <- groupAnswer{res, err}
 		return
 	}
@@ -149,12 +152,45 @@ func (s *Store) appendBatch(batch []*grouped) {
 			a.res, a.err = s.appendAlone(g.ctx, g)
 		case ok:
 			s.wake.NotifyAppend(g.stream, g.events)
+			s.refuseOvertaken(g, res)
 			a.res = res
 		default: // its expectation did not hold: a retry, or a conflict
 			a.res, a.err = s.translate(g.ctx, g.stream, eventstore.Exact(g.rev), g.events, errExpectation)
 		}
 		g.done <- a
 	}
+}
+
+// refuseOvertaken answers the queued appends that expected the same revision of g's stream as
+// g, which has just been appended, with other events: they lost the race to g, and learn it now
+// rather than each in a group of its own after it (writers of a hot stream would otherwise learn
+// it ever later, and decide again on ever staler states). An append that shares an event id with
+// g may be its retry: it goes its usual way.
+func (s *Store) refuseOvertaken(g *grouped, res eventstore.AppendResult) {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	q := s.group.pending
+	rest := q[:0]
+	for _, p := range q {
+		if p.stream == g.stream && p.rev == g.rev && !sharesID(p.events, g.events) {
+			p.done <- groupAnswer{err: &eventstore.WrongVersionError{Stream: p.stream, Expected: eventstore.Exact(p.rev), Actual: res.NextRevision}}
+			continue
+		}
+		rest = append(rest, p)
+	}
+	clear(q[len(rest):])
+	s.group.pending = rest
+}
+
+func sharesID(a, b []eventstore.EventData) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.ID == y.ID {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // appendAlone appends one queued append in a statement of its own.

@@ -209,3 +209,48 @@ func TestAGroupThatFailsIsAppendedStreamByStream(t *testing.T) {
 		t.Errorf("a and b in transactions %v (%v), want one each: the group was carried out stream by stream", tx, err)
 	}
 }
+
+// TestAppendsOvertakenInTheirQueueAreRefusedAtOnce: appends that queued at the revision another
+// append of the queue just took are told so together with it (a wrong version, the stream at its
+// new revision), while a retry of the winner's events still gets the winner's answer.
+func TestAppendsOvertakenInTheirQueueAreRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store, pool := newStoreWith(t, postgres.Options{AppendGroups: 1})
+	ev := storetest.Event
+	if _, err := store.Append(ctx, "hot", eventstore.NoStream(), []eventstore.EventData{ev("t.v1", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	release, blocked := blockAppends(t, store, pool)
+	winner := []eventstore.EventData{ev("t.v1", 1)}
+	calls := []*appendCall{
+		{stream: "hot", expected: eventstore.Exact(0), events: winner},
+		{stream: "hot", expected: eventstore.Exact(0), events: []eventstore.EventData{ev("t.v1", 2)}},
+		{stream: "hot", expected: eventstore.Exact(0), events: []eventstore.EventData{ev("t.v1", 3)}},
+		{stream: "hot", expected: eventstore.Exact(0), events: winner},
+	}
+	// Queued one by one, so that the first is the one the group takes.
+	var waits []func()
+	for _, c := range calls {
+		waits = append(waits, appendQueued(t, store, []*appendCall{c}))
+	}
+	release()
+	if err := <-blocked; !errors.Is(err, eventstore.ErrWrongVersion) {
+		t.Fatalf("the blocked append: %v, want ErrWrongVersion", err)
+	}
+	for _, w := range waits {
+		w()
+	}
+	if c := calls[0]; c.err != nil || c.res.NextRevision != 1 {
+		t.Fatalf("first: %+v %v, want appended at 1", c.res, c.err)
+	}
+	for _, c := range calls[1:3] {
+		var wv *eventstore.WrongVersionError
+		if !errors.As(c.err, &wv) || wv.Actual != 1 {
+			t.Errorf("overtaken: %v, want a wrong version with the stream at 1", c.err)
+		}
+	}
+	if c := calls[3]; c.err != nil || c.res != calls[0].res {
+		t.Errorf("retry of the first: %+v %v, want %+v", c.res, c.err, calls[0].res)
+	}
+}

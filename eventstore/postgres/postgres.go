@@ -180,11 +180,12 @@ select e.stream, a.expected + e.ord, e.id, e.typ, e.data, e.meta
   join a on a.stream = e.stream
  order by e.n
 returning stream_id, tx_id::text, global_position, stream_version`,
-		findIDs:       `select event_id, stream_version, tx_id::text, global_position from ` + t + ` where stream_id = $1 and event_id = any($2::uuid[]) order by stream_version`,
-		head:          `select coalesce(max(stream_version), -1) from ` + t + ` where stream_id = $1`,
-		readFwd:       `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
-		readBack:      `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version <= $2 order by stream_version desc limit $3`,
-		byCorrelation: `select ` + cols + ` from ` + t + ` where (metadata->>'correlationId') = $1 order by tx_id, global_position limit $2`,
+		findIDs:  `select event_id, stream_version, tx_id::text, global_position from ` + t + ` where stream_id = $1 and event_id = any($2::uuid[]) order by stream_version`,
+		head:     `select coalesce(max(stream_version), -1) from ` + t + ` where stream_id = $1`,
+		readFwd:  `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version >= $2 order by stream_version limit $3`,
+		readBack: `select ` + cols + ` from ` + t + ` where stream_id = $1 and stream_version <= $2 order by stream_version desc limit $3`,
+		// The table's own tx_id: a bare tx_id in ORDER BY names the output column tx_id::text.
+		byCorrelation: `select ` + cols + ` from ` + t + ` e where (e.metadata->>'correlationId') = $1 order by e.tx_id, e.global_position limit $2`,
 		readAll:       fence.horizon + readAllRows,
 		readAllOldest: fence.oldest + readAllRows,
 		horizonAge: `select coalesce(extract(epoch from now() - min(act.xact_start)), 0)::float8

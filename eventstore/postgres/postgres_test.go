@@ -238,3 +238,27 @@ func TestNoSkipUnderContention(t *testing.T) {
 	}
 	t.Logf("%d events appended by 12 writers, all read by %d readers", len(all.Events), readers)
 }
+
+// TestCorrelationInTransactionOrder: a flow's events come in the order of their transactions,
+// compared as numbers: transaction 997 before 1000 (as text, "1000" sorts first; CI met it once
+// its cluster's transaction ids passed 999).
+func TestCorrelationInTransactionOrder(t *testing.T) {
+	store, pool := newStore(t)
+	ctx := context.Background()
+	flow := "flow-" + uuid.NewString()
+	later, earlier := uuid.New(), uuid.New()
+	// Inserted later-first, so that their global positions disagree with their transactions.
+	_, err := pool.Exec(ctx, `insert into eventstore.events (tx_id, stream_id, stream_version, event_id, event_type, data, metadata)
+values ('1000', 'order-a', 0, $1, 'confirmed', '{}', json_build_object('correlationId', $3::text)),
+       ('997', 'order-b', 0, $2, 'placed', '{}', json_build_object('correlationId', $3::text))`, later, earlier, flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.ByCorrelation(ctx, flow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != earlier || got[1].ID != later {
+		t.Fatalf("flow: %v, want transaction 997's event, then 1000's", got)
+	}
+}
