@@ -93,8 +93,13 @@ func TestConsole(t *testing.T) {
 			return chromedp.Void{}, nil
 		}
 	}
+	// shot saves the page as a screenshot, once it shows no error: a page's screenshot is its
+	// documentation, and an error in it (a refresh of the page before, answered late) a defect.
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			if shown, err := chromedp.Evaluate[string](`document.querySelector("#error").hidden ? "" : document.querySelector("#error").textContent`)(ctx, tg); err != nil || shown != "" {
+				return chromedp.Void{}, fmt.Errorf("the %s page shows an error: %q (%v)", name, shown, err)
+			}
 			png, err := chromedp.FullScreenshot(100)(ctx, tg)
 			if err != nil {
 				return chromedp.Void{}, err

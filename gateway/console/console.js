@@ -16,6 +16,19 @@ function when(t) {
   return t ? new Date(t).toLocaleString() : "";
 }
 
+// clock is a time of day to the millisecond, for events that follow each other within a second.
+function clock(t) {
+  const d = new Date(t);
+  const pad = (n, w = 2) => String(n).padStart(w, "0");
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+// offset is how long after from t came, in ms (or s past 10 s).
+function offset(t, from) {
+  const ms = Math.max(0, new Date(t) - new Date(from));
+  return ms < 10000 ? `+${ms} ms` : `+${(ms / 1000).toFixed(1)} s`;
+}
+
 function money(cents) {
   return (cents / 100).toFixed(2);
 }
@@ -66,9 +79,15 @@ function signOut(why) {
   showError(why);
 }
 
+// every runs fn now and every ms until the page changes. A refresh still in flight when the page
+// changes (its query answered after the user moved on) is dropped, its errors too: the elements it
+// would fill are gone.
+let generation = 0;
 function every(ms, fn) {
   clearInterval(refresh);
-  const tick = () => fn().catch((e) => showError(e.message));
+  const mine = ++generation;
+  const live = () => mine === generation;
+  const tick = () => fn(live).catch((e) => live() && showError(e.message));
   tick();
   refresh = setInterval(tick, ms);
 }
@@ -115,9 +134,10 @@ const pages = {
       if ($("#q-status").value) q.set("status", $("#q-status").value);
       location.hash = "#/orders?" + q;
     });
-    every(3000, async () => {
+    every(3000, async (live) => {
       const d = await gql(`query ConsoleOrders($c: ID, $s: OrderStatus) { orders(customerId: $c, status: $s, first: 50) { nodes { id customerId status totalCents placedAt } } }`,
         { c: params.get("customer") || null, s: params.get("status") || null });
+      if (!live()) return;
       const rows = d.orders.nodes.map((o) => `<tr><td class="mono"><a href="#/order/${esc(encodeURIComponent(o.id))}">${esc(o.id)}</a></td>
         <td class="mono hide-narrow">${esc(o.customerId)}</td><td class="status ${esc(o.status)}">${esc(o.status)}</td>
         <td>${money(o.totalCents)}</td><td class="hide-narrow">${when(o.placedAt)}</td></tr>`);
@@ -132,8 +152,9 @@ const pages = {
     // Every second a light query says whether the order or its saga moved; only then is the whole
     // page read again (its timeline comes from the event log, not a read model).
     let mark = null;
-    every(1000, async () => {
+    every(1000, async (live) => {
       const m = await gql(`query ConsoleOrderMark($id: ID!) { order(id: $id) { updatedAt fulfillment { updatedAt } } }`, { id });
+      if (!live()) return;
       const now = JSON.stringify(m.order);
       if (mark !== null && now === mark) return;
       mark = now;
@@ -141,6 +162,7 @@ const pages = {
         lines { productId quantity unitPriceCents } history { status at }
         fulfillment { step outcome attempts lastError }
         timeline { at stream type actor traceId summary } } }`, { id });
+      if (!live()) return;
       const o = d.order;
       if (!o) {
         $("#order").innerHTML = `<p>No order <span class="mono">${esc(id)}</span> (yet): this page shows it as soon as it is placed.</p>`;
@@ -157,8 +179,9 @@ const pages = {
         <h2>Lines</h2><div class="table"><table><thead><tr><th>Product</th><th>Quantity</th><th>Unit price</th></tr></thead><tbody>
         ${o.lines.map((l) => `<tr><td class="mono">${esc(l.productId)}</td><td>${l.quantity}</td><td>${money(l.unitPriceCents)}</td></tr>`).join("")}</tbody></table></div>
         <h2>Status history</h2><ol>${o.history.map((h) => `<li><span class="status ${esc(h.status)}">${esc(h.status)}</span> ${when(h.at)}</li>`).join("")}</ol>
-        <h2>Timeline</h2><div class="table"><table><thead><tr><th>When</th><th>What</th><th class="hide-narrow">Stream</th><th>Who</th><th class="hide-narrow">Trace</th></tr></thead><tbody>
-        ${o.timeline.map((e) => `<tr><td>${when(e.at)}</td><td>${esc(e.summary || e.type)}</td><td class="mono hide-narrow">${esc(e.stream)}</td>
+        <h2>Timeline</h2>${o.timeline.length ? `<p class="muted">From ${when(o.timeline[0].at)}; times to the millisecond, and after the first event.</p>` : ""}
+        <div class="table"><table><thead><tr><th>When</th><th>What</th><th class="hide-narrow">Stream</th><th>Who</th><th class="hide-narrow">Trace</th></tr></thead><tbody>
+        ${o.timeline.map((e) => `<tr><td class="mono when">${clock(e.at)} <span class="muted">${offset(e.at, o.timeline[0].at)}</span></td><td>${esc(e.summary || e.type)}</td><td class="mono hide-narrow">${esc(e.stream)}</td>
           <td class="mono">${esc(e.actor || "")}</td><td class="mono hide-narrow">${esc(e.traceId || "")}</td></tr>`).join("")}</tbody></table></div>`;
     });
   },
@@ -169,9 +192,10 @@ const pages = {
       <p class="muted">Live: refreshed every 2 s; rates over the last interval, charts over the last two minutes.</p>`);
     const series = {}; // name → recent values
     let last = null;
-    every(2000, async () => {
+    every(2000, async (live) => {
       const d = await gql(`query ConsoleOverview { fulfillmentCounts { inFlight confirmed compensated timedOut stuck outbox }
         paymentProvider { configured breaker } projections { name lagEvents lagSeconds paused } }`);
+      if (!live()) return;
       const c = d.fulfillmentCounts, now = Date.now();
       const total = c.inFlight + c.confirmed + c.compensated + c.timedOut;
       const rate = (v, was) => (last && now > last.at ? Math.max(0, ((v - was) * 1000) / (now - last.at)) : 0);
@@ -204,10 +228,11 @@ const pages = {
           `<tr><td class="mono"><a href="#/order/${esc(encodeURIComponent(f.orderId))}">${esc(f.orderId)}</a></td><td>${esc(f.step)}</td><td>${f.attempts}</td>
            <td class="hide-narrow">${when(f.deadline)}</td><td class="bad">${esc(f.lastError || "")}</td><td class="hide-narrow">${when(f.updatedAt)}</td></tr>`).join("")}</tbody></table>`
       : `<p class="muted">${empty}</p>`;
-    every(2000, async () => {
+    every(2000, async (live) => {
       const d = await gql(`query ConsoleSagas { recent: fulfillments(first: 500) { orderId step outcome attempts deadline lastError updatedAt }
         stuck: fulfillments(stuck: true, first: 100) { orderId step attempts deadline lastError updatedAt }
         cancelled: fulfillments(step: "CANCELLED", first: 20) { orderId step attempts deadline lastError updatedAt } }`);
+      if (!live()) return;
       const steps = ["RESERVING", "AUTHORIZING", "CONFIRMING"];
       const inflight = d.recent.filter((f) => steps.includes(f.step));
       $("#inflight").innerHTML = `<p id="by-step">${steps.map((s) => `${s}: ${inflight.filter((f) => f.step === s).length}`).join(" · ")}</p>` + table(inflight, "None in flight.");
@@ -219,8 +244,9 @@ const pages = {
   services() {
     if (!adminOnly("Services")) return;
     main(`<h1>Services</h1><p class="muted">Instances that answer NATS micro discovery, with their endpoints' figures since they started.</p><div class="table" id="services"></div>`);
-    every(5000, async () => {
+    every(5000, async (live) => {
       const d = await gql(`query ConsoleServices { services { service id version startedAt endpoints { name subject requests errors averageMs } } }`);
+      if (!live()) return;
       $("#services").innerHTML = `<table><thead><tr><th>Service</th><th class="hide-narrow">Instance</th><th>Endpoint</th><th class="hide-narrow">Subject</th><th>Requests</th><th>Errors</th><th>Avg ms</th></tr></thead><tbody>
         ${d.services.map((s) => s.endpoints.map((e, i) => `<tr data-service="${esc(s.service)}"><td>${i ? "" : esc(s.service)}</td><td class="mono hide-narrow">${i ? "" : esc(s.id)}</td>
           <td>${esc(e.name)}</td><td class="mono hide-narrow">${esc(e.subject)}</td><td>${e.requests}</td><td class="${e.errors ? "bad" : ""}">${e.errors}</td><td>${e.averageMs.toFixed(1)}</td></tr>`).join("")).join("")}</tbody></table>`;
@@ -262,9 +288,10 @@ const pages = {
         act(b.dataset.act, b.dataset.name).then(() => b.dataset.act === "replayParkedEvents" && parked(b.dataset.name));
       });
     }
-    every(1000, async () => {
+    every(1000, async (live) => {
       const d = await gql(`query ConsoleProjections { projections { name position lagEvents lagSeconds paused rebuilding parked
         rebuild { phase done total rate etaSeconds error } } }`);
+      if (!live()) return;
       $("#projections").innerHTML = `<table><thead><tr><th>Read model</th><th>State</th><th>Lag</th><th class="hide-narrow">Position</th><th>Parked</th><th>Rebuild</th><th>Actions</th></tr></thead><tbody>
         ${d.projections.map((p) => {
           const r = p.rebuild;
