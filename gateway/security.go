@@ -15,12 +15,31 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/target"
 )
 
 // Security is the gateway's configuration of its callers: tokens, roles, rate limits, CORS,
-// GraphQL limits (defined with the other targets' settings, target.Security).
-type Security = target.Security
+// GraphQL limits, how long a request may take.
+type Security struct {
+	// Verifier checks bearer tokens. Nil turns authentication off: every caller is an admin
+	// (tests of other concerns only; the binary always sets one).
+	Verifier *auth.Verifier
+	// RateLimit is requests per second per client (a token's subject, else the address) for
+	// customers; 0 turns it off. AdminRateLimit is the same for admins; 0 is no limit.
+	RateLimit, AdminRateLimit int
+	// CORSOrigins may call from a browser ("*" for any); none turns CORS off.
+	CORSOrigins []string
+	// Introspection serves the schema to introspection queries.
+	Introspection bool
+	// MaxDepth and MaxComplexity bound a GraphQL operation; defaults 10 and 1000 (admins: ten
+	// times the complexity).
+	MaxDepth, MaxComplexity int
+	// MaxSubscriptions bounds the live subscriptions one gateway serves at once; default 5,000.
+	MaxSubscriptions int
+	// RequestTimeout bounds a request (not a websocket); default 15s.
+	RequestTimeout time.Duration
+	// GraphiQL serves the GraphiQL page at /graphiql (development).
+	GraphiQL bool
+}
 
 // anonymousAdmin is the caller when authentication is off.
 var anonymousAdmin = auth.Principal{Subject: "anonymous", Role: auth.Admin}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/dev/cardsim"
+	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/target"
 	"github.com/orderflow/orderflow/wire"
@@ -62,7 +64,7 @@ type Config struct {
 	PaymentProviderURL string
 	// PaymentProvider configures the simulated gateway of the payment-provider target:
 	// PAYMENT_PROVIDER_ADDR (default 127.0.0.1:0), _LATENCY (20ms), _DECLINE_RATE (0), _OUTAGE.
-	PaymentProvider target.CardGateway
+	PaymentProvider cardsim.Settings
 	// NATSURL of the NATS server (NATS_URL); empty starts an embedded server.
 	NATSURL string
 	// NATSSeeds is a directory with one nkey seed per identity (<target>.nk): each target connects
@@ -280,7 +282,7 @@ func (c Config) runs(target string) bool { return slices.Contains(c.Targets, tar
 // selected are the registry's targets c runs, in the registry's order.
 func (c Config) selected() []target.Target {
 	var out []target.Target
-	for _, t := range Targets {
+	for _, t := range Targets(c) {
 		if c.runs(t.Name) {
 			out = append(out, t)
 		}
@@ -309,13 +311,14 @@ func (c Config) SchemaURL(schema string) string {
 }
 
 // settings are what the targets read of c.
-func (c Config) settings() target.Settings {
-	return target.Settings{
-		ConsistencyTimeout: c.ConsistencyTimeout, PaymentTimeout: c.PaymentTimeout, StepTimeout: c.StepTimeout,
-		PaymentProviderURL: c.PaymentProviderURL, PaymentProvider: c.PaymentProvider,
-		Gateway: target.Security{RateLimit: c.RateLimit, AdminRateLimit: c.AdminRateLimit, CORSOrigins: c.CORSOrigins,
-			Introspection: c.Introspection, GraphiQL: c.Dev, MaxSubscriptions: c.MaxSubscriptions},
+// security is the gateway's security by c, its verifier made of c's token keys.
+func (c Config) security() (gateway.Security, error) {
+	v, err := Verifier(c)
+	if err != nil {
+		return gateway.Security{}, err
 	}
+	return gateway.Security{Verifier: v, RateLimit: c.RateLimit, AdminRateLimit: c.AdminRateLimit, CORSOrigins: c.CORSOrigins,
+		Introspection: c.Introspection, GraphiQL: c.Dev, MaxSubscriptions: c.MaxSubscriptions}, nil
 }
 
 // Mask hides a URL's password for printing.

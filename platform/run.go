@@ -60,11 +60,61 @@ const (
 )
 
 // Run starts cfg's targets and blocks until ctx ends, then shuts down in order. onReady, if set,
-// is called with the HTTP address once every target is up.
+// is called with the HTTP address once every target is up. Its steps: tune the process, open the
+// infrastructure dev needs (PostgreSQL, NATS), connect each target to NATS as itself, open what
+// the targets share, start them, serve HTTP.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func(httpAddr string)) (err error) {
 	log := NewLogger(cfg, stderr)
 	var done Cleanup
 	defer func() { done.Run() }()
+	if err := tune(ctx, cfg, log, &done); err != nil {
+		return err
+	}
+	access, err := openInfrastructure(ctx, &cfg, log, &done)
+	if err != nil {
+		return err
+	}
+	selected := cfg.selected()
+	conns, err := connectTargets(ctx, cfg, access, selected, log, &done)
+	if err != nil {
+		return err
+	}
+	svcCtx, proc, resources, err := startProcess(access, conns, log, &done)
+	if err != nil {
+		return err
+	}
+	d, err := openShared(ctx, cfg, selected, proc, log, resources)
+	if err != nil {
+		return err
+	}
+	if err := startTargets(svcCtx, d, conns, access.seeds, selected, proc); err != nil {
+		return err
+	}
+	handler := proc.Handler() // the gateway's API; the other targets serve /healthz, /readyz and /metrics
+	if handler == nil {
+		handler = ops.Handler(proc.Ready, d.Metrics)
+	}
+	addr, serverErr, err := serveHTTP(ctx, cfg, handler, &done)
+	if err != nil {
+		return err
+	}
+	announce(stdout, cfg, addr)
+	log.Info("started", "targets", strings.Join(cfg.Targets, ","))
+	if onReady != nil {
+		onReady(addr)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-serverErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+}
+
+// tune sets the process's collector and memory limit, serves its debug endpoints and sets up
+// tracing.
+func tune(ctx context.Context, cfg Config, log *slog.Logger, done *Cleanup) error {
 	if cfg.GCPercent > 0 {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
@@ -90,64 +140,81 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	if cfg.Traces.Endpoint != "" {
 		log.Info("exporting traces", "endpoint", Mask(cfg.Traces.Endpoint), "protocol", cfg.Traces.Protocol, "service", telemetry.Service(cfg.Targets))
 	}
+	return nil
+}
 
+// natsAccess is how the targets reach NATS: the options of an in-process connection to the
+// embedded server (none for a server of its own), and the directory of the identities' seeds
+// (empty: no identities).
+type natsAccess struct {
+	inProcess []nats.Option
+	seeds     string
+}
+
+// openInfrastructure starts what dev needs and the configuration does not name (a private
+// PostgreSQL cluster, an embedded NATS server with the platform's identities), completing cfg.
+func openInfrastructure(ctx context.Context, cfg *Config, log *slog.Logger, done *Cleanup) (natsAccess, error) {
 	// dev needs PostgreSQL for the read models, and for the event store unless it is EventStoreDB.
 	if cfg.Dev && cfg.DatabaseURL == "" && (cfg.EventStoreURL == "" || cfg.OrdersDatabaseURL == "" || cfg.CatalogDatabaseURL == "" ||
 		cfg.CustomersDatabaseURL == "" || cfg.SagasDatabaseURL == "") {
 		url, stop, err := devDatabase(ctx, cfg.DataDir, log)
 		if err != nil {
-			return err
+			return natsAccess{}, err
 		}
 		done.Add(stop)
 		cfg.DatabaseURL = url
-		urlFile := filepath.Join(cfg.DataDir, DatabaseURLFile)
-		if err := os.WriteFile(urlFile, []byte(url+"\n"), 0o600); err == nil {
-			done.Add(func() { _ = os.Remove(urlFile) })
-		}
+		writeFound(cfg.DataDir, DatabaseURLFile, url, 0o600, done)
 	}
 	if err := cfg.Resolve(); err != nil {
-		return err
+		return natsAccess{}, err
 	}
-	selected := cfg.selected()
-	var inProcess []nats.Option
-	seeds := cfg.NATSSeeds
+	access := natsAccess{seeds: cfg.NATSSeeds}
 	if cfg.NATSURL == "" {
 		// The embedded server accepts only the platform's identities, each with its permissions
 		// (grants): zero trust even on a laptop. Their seeds stay in the data directory.
-		seeds = filepath.Join(cfg.DataDir, SeedsDir)
-		users, err := MakeIdentities(seeds, cfg.NATSNamespace)
+		access.seeds = filepath.Join(cfg.DataDir, SeedsDir)
+		users, err := MakeIdentities(access.seeds, cfg.NATSNamespace)
 		if err != nil {
-			return fmt.Errorf("nats identities: %w", err)
+			return natsAccess{}, fmt.Errorf("nats identities: %w", err)
 		}
 		ns, err := natsrv.Start(natsrv.Options{StoreDir: filepath.Join(cfg.DataDir, "nats"), Users: users})
 		if err != nil {
-			return err
+			return natsAccess{}, err
 		}
 		// This process's services talk to the embedded server in memory, not over TCP: a third
 		// of a gateway query's CPU was system calls on loopback sockets.
-		inProcess = append(inProcess, ns.InProcess())
+		access.inProcess = append(access.inProcess, ns.InProcess())
 		done.Add(ns.Stop)
 		cfg.NATSURL = ns.URL()
 		log.Info("embedded nats started", "url", cfg.NATSURL, "identities", len(users))
-		urlFile := filepath.Join(cfg.DataDir, NATSURLFile)
-		if err := os.WriteFile(urlFile, []byte(cfg.NATSURL+"\n"), 0o644); err == nil {
-			done.Add(func() { _ = os.Remove(urlFile) })
-		}
+		writeFound(cfg.DataDir, NATSURLFile, cfg.NATSURL, 0o644, done)
 	}
 	log.Info("config", "targets", strings.Join(cfg.Targets, ","), "http_addr", cfg.HTTPAddr,
 		"eventstore_url", Mask(cfg.EventStoreURL), "orders_database_url", Mask(cfg.OrdersDatabaseURL),
 		"catalog_database_url", Mask(cfg.CatalogDatabaseURL), "customers_database_url", Mask(cfg.CustomersDatabaseURL), "nats_url", Mask(cfg.NATSURL), "nats_prefix", string(cfg.NATSNamespace))
+	return access, nil
+}
 
-	// Each target connects as itself: its own identity, its own permissions.
-	conns := map[string]*nats.Conn{}
+// writeFound writes value to the file name of the data directory, for the CLI run from the same
+// checkout to find, and removes it on the way out.
+func writeFound(dir, name, value string, mode os.FileMode, done *Cleanup) {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(value+"\n"), mode); err == nil {
+		done.Add(func() { _ = os.Remove(path) })
+	}
+}
+
+// connectTargets connects each selected target to NATS as itself: its own identity, its own
+// permissions.
+func connectTargets(ctx context.Context, cfg Config, access natsAccess, selected []target.Target, log *slog.Logger, done *Cleanup) (map[string]*nats.Conn, error) {
 	connect := func(identity string) (*nats.Conn, error) {
 		opts := append([]nats.Option{nats.Name("orderflow " + identity), nats.MaxReconnects(-1),
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				log.Warn("nats", "identity", identity, "err", err) // a permission refused says so here
-			})}, inProcess...)
+			})}, access.inProcess...)
 		opts = append(opts, cfg.NATSTLS.Options()...)
-		if seeds != "" && !cfg.NATSInsecure {
-			id, err := IdentityOptions(identity, filepath.Join(seeds, identity+".nk"))
+		if access.seeds != "" && !cfg.NATSInsecure {
+			id, err := IdentityOptions(identity, filepath.Join(access.seeds, identity+".nk"))
 			if err != nil {
 				return nil, err
 			}
@@ -163,35 +230,41 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		return nc, nil
 	}
+	conns := map[string]*nats.Conn{}
 	for _, t := range selected {
 		var nc *nats.Conn
 		var err error
 		labelled(ctx, t.Name, func(context.Context) { nc, err = connect(t.Name) }) // its reading and writing goroutines are the target's
 		if err != nil {
-			return err
+			return nil, err
 		}
 		conns[t.Name] = nc
 	}
+	return conns, nil
+}
 
-	svcCtx, stopServices := context.WithCancel(context.Background())
-	// Services check who calls them (auth.Trust): each request and queued command carries its
-	// caller, asserted by the gateway or the saga with its identity's key.
-	if seeds != "" {
-		trust, err := Trust(seeds)
+// startProcess makes what the targets of the process share while they run: the services'
+// context, which says whom they trust (each request and queued command carries its caller,
+// asserted by the gateway or the saga with its identity's key); the Process, ready while every
+// connection is up; and the resources closed once the targets stopped.
+func startProcess(access natsAccess, conns map[string]*nats.Conn, log *slog.Logger, done *Cleanup) (context.Context, *target.Process, *Cleanup, error) {
+	svcCtx := context.Background()
+	if access.seeds != "" {
+		trust, err := Trust(access.seeds)
 		if err != nil {
-			stopServices()
-			return err
+			return nil, nil, nil, err
 		}
 		svcCtx = auth.WithTrust(svcCtx, trust)
 	} else {
 		log.Warn("NATS without identities (ORDERFLOW_NATS_INSECURE without ORDERFLOW_NATS_SEEDS): services trust every caller; development only")
 	}
+	svcCtx, stopServices := context.WithCancel(svcCtx)
 	proc := target.NewProcess(svcCtx)
 	// What the targets use (the event store, the databases' pools) is closed once they stopped:
 	// a projector's batch or a saga's deadline on a closed pool was an ERROR at every clean
 	// shutdown. Cleanups run last first, so this one, added before the one that stops the
 	// services, runs after it.
-	var resources Cleanup
+	resources := &Cleanup{}
 	done.Add(func() { resources.Run() })
 	done.Add(func() { stopServices(); proc.Wait() })
 	proc.Check(func(context.Context) error {
@@ -202,30 +275,30 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		return nil
 	})
+	return svcCtx, proc, resources, nil
+}
+
+// openShared opens what the selected targets share: the event store (personal data protected,
+// one Writer for the command services) and a pool per database they use, each checked while the
+// process is up.
+func openShared(ctx context.Context, cfg Config, selected []target.Target, proc *target.Process, log *slog.Logger, resources *Cleanup) (target.Deps, error) {
 	d := target.Deps{Namespace: cfg.NATSNamespace, Log: log, Metrics: metricsRegistry(),
-		EventStoreURL: cfg.EventStoreURL, DatabaseURL: cfg.SchemaURL, Settings: cfg.settings()}
+		EventStoreURL: cfg.EventStoreURL, DatabaseURL: cfg.SchemaURL, ConsistencyTimeout: cfg.ConsistencyTimeout}
 	if conns := eventStoreConns(selected); conns > 0 {
-		raw, ping, err := OpenEventStore(ctx, cfg.EventStoreURL, conns, log, &resources)
+		raw, ping, err := OpenEventStore(ctx, cfg.EventStoreURL, conns, log, resources)
 		if err != nil {
-			return err
+			return d, err
 		}
 		proc.Check(ping)
-		if d.Store, d.Keys, err = Readable(ctx, cfg, raw, &resources); err != nil {
-			return err
+		if d.Store, d.Keys, err = Readable(ctx, cfg, raw, resources); err != nil {
+			return d, err
 		}
 		d.Head = HeadOf(raw)
 		// The command services of this process write through one Writer: one writer per stream,
 		// its decided state cached (see commands.Writer).
 		d.Writer = commands.NewWriter(d.Store, commands.WriterOptions{})
 		if pg, ok := raw.(*postgres.Store); ok {
-			d.Metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_eventstore_horizon_age_seconds",
-				Help: "Age of the oldest transaction on the event store's cluster: how long it holds every subscriber back."},
-				func() float64 {
-					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-					defer cancel()
-					age, _ := pg.HorizonAge(ctx)
-					return age.Seconds()
-				}))
+			d.Metrics.MustRegister(horizonAge(pg))
 		}
 	}
 	pools := map[target.Database]*pgxpool.Pool{} // by schema and Reads
@@ -236,7 +309,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		}
 		pool, err := open(ctx, cfg.SchemaURL(db.Schema), db.Schema, db.Conns)
 		if err != nil {
-			return fmt.Errorf("%s database: %w", db.Schema, err)
+			return d, fmt.Errorf("%s database: %w", db.Schema, err)
 		}
 		resources.Add(pool.Close)
 		proc.Check(pool.Ping)
@@ -244,15 +317,30 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	}
 	d.Pool = func(schema string) *pgxpool.Pool { return pools[target.Database{Schema: schema}] }
 	d.ReadPool = func(schema string) *pgxpool.Pool { return pools[target.Database{Schema: schema, Reads: true}] }
-	if cfg.runs("gateway") {
-		if d.Settings.Gateway.Verifier, err = Verifier(cfg); err != nil {
-			return err
-		}
-	}
+	return d, nil
+}
+
+// horizonAge is the metric of how long the oldest transaction of pg's cluster holds subscribers back.
+func horizonAge(pg *postgres.Store) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_eventstore_horizon_age_seconds",
+		Help: "Age of the oldest transaction on the event store's cluster: how long it holds every subscriber back."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			age, _ := pg.HorizonAge(ctx)
+			return age.Seconds()
+		})
+}
+
+// startTargets starts each selected target with its own connection, logger and signing key, its
+// work labelled with its name in CPU profiles.
+func startTargets(svcCtx context.Context, d target.Deps, conns map[string]*nats.Conn, seeds string, selected []target.Target, proc *target.Process) error {
+	log := d.Log
 	for _, t := range selected {
 		td := d
 		td.Log = log.With("target", t.Name)
 		td.NC = conns[t.Name]
+		var err error
 		if td.JS, err = jetstream.New(td.NC); err != nil {
 			return fmt.Errorf("jetstream: %w", err)
 		}
@@ -271,17 +359,16 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
+	return nil
+}
 
-	// Every process serves HTTP: the gateway its API, the others /healthz, /readyz and /metrics.
-	handler := proc.Handler()
-	if handler == nil {
-		handler = ops.Handler(proc.Ready, d.Metrics)
-	}
+// serveHTTP serves handler at cfg.HTTPAddr until the process stops, answering the address it
+// listens on and a channel that reports the server's failure.
+func serveHTTP(ctx context.Context, cfg Config, handler http.Handler, done *Cleanup) (string, <-chan error, error) {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen on %s (set ORDERFLOW_HTTP_ADDR to use another address): %w", cfg.HTTPAddr, err)
+		return "", nil, fmt.Errorf("listen on %s (set ORDERFLOW_HTTP_ADDR to use another address): %w", cfg.HTTPAddr, err)
 	}
-	addr := ln.Addr().String()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -304,28 +391,23 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	})
-	if cfg.runs("gateway") {
-		fmt.Fprintf(stdout, "orderflow is up: REST http://%s/api/v1  GraphQL http://%s/graphql  (Ctrl-C stops)\n", addr, addr)
-		if cfg.Dev && cfg.JWKSFile == "" {
-			if secret, err := JWTSecret(cfg, false); err == nil {
-				if tok, err := auth.Issue(secret, "dev-admin", auth.Admin, 24*time.Hour); err == nil {
-					fmt.Fprintf(stdout, "GraphiQL: http://%s/graphiql   dev admin token (24 h; `orderflow token --sub ID --role customer|admin` makes others):\n  Authorization: Bearer %s\n", addr, tok)
-				}
+	return ln.Addr().String(), serverErr, nil
+}
+
+// announce tells the user where the platform answers: the gateway's API (and in dev an admin
+// token), or the health of the targets that run.
+func announce(stdout io.Writer, cfg Config, addr string) {
+	if !cfg.runs("gateway") {
+		fmt.Fprintf(stdout, "orderflow %s is up: health http://%s/readyz\n", strings.Join(cfg.Targets, ","), addr)
+		return
+	}
+	fmt.Fprintf(stdout, "orderflow is up: REST http://%s/api/v1  GraphQL http://%s/graphql  (Ctrl-C stops)\n", addr, addr)
+	if cfg.Dev && cfg.JWKSFile == "" {
+		if secret, err := JWTSecret(cfg, false); err == nil {
+			if tok, err := auth.Issue(secret, "dev-admin", auth.Admin, 24*time.Hour); err == nil {
+				fmt.Fprintf(stdout, "GraphiQL: http://%s/graphiql   dev admin token (24 h; `orderflow token --sub ID --role customer|admin` makes others):\n  Authorization: Bearer %s\n", addr, tok)
 			}
 		}
-	} else {
-		fmt.Fprintf(stdout, "orderflow %s is up: health http://%s/readyz\n", strings.Join(cfg.Targets, ","), addr)
-	}
-	log.Info("started", "targets", strings.Join(cfg.Targets, ","))
-	if onReady != nil {
-		onReady(addr)
-	}
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-		return nil
-	case err := <-serverErr:
-		return fmt.Errorf("http server: %w", err)
 	}
 }
 

@@ -23,19 +23,30 @@ import (
 // `orderflow projections` operates on them. Each lives in the schema of its name.
 var ReadModels = []projections.Projection{orderrm.Projection{}, catalogrm.Projection{}, customersrm.Projection{}, activity.Projection{}}
 
-// Targets are every target a process can run, in the order a process starts them (the card
-// gateway before the payment service that calls it; the gateway last, once what it calls serves).
-var Targets = []target.Target{
-	ordercmd.Target, customercmd.Target, inventorycmd.Target, cardsim.Target, paymentcmd.Target,
-	projections.Target(ReadModels...), orderqueries.Target, catalogqueries.Target, customerqueries.Target,
-	fulfillment.Target, gateway.Target,
+// Targets are every target a process can run: the platform's own, each with cfg's settings of it,
+// in the order a process starts them (the card gateway before the payment service that calls it;
+// the gateway last, once what it calls serves), then Plugins.
+func Targets(cfg Config) []target.Target {
+	return append(own(cfg), Plugins...)
 }
+
+func own(cfg Config) []target.Target {
+	return []target.Target{
+		ordercmd.Target, customercmd.Target, inventorycmd.Target, cardsim.Target(cfg.PaymentProvider), paymentcmd.Target(cfg.PaymentProviderURL),
+		projections.Target(ReadModels...), orderqueries.Target, catalogqueries.Target, customerqueries.Target,
+		fulfillment.Target(fulfillment.Options{PaymentTimeout: cfg.PaymentTimeout, StepTimeout: cfg.StepTimeout}), gateway.Target(cfg.security),
+	}
+}
+
+// Plugins are targets a process can run besides the platform's own, when named: an embedder's,
+// or a test's probe.
+var Plugins []target.Target
 
 // TargetNames are the names of Targets.
 func TargetNames() []string {
-	names := make([]string, len(Targets))
-	for i, t := range Targets {
-		names[i] = t.Name
+	var names []string
+	for _, t := range Targets(Config{}) {
+		names = append(names, t.Name)
 	}
 	return names
 }

@@ -61,6 +61,6 @@ func QueryTarget(name, readModel string, serve func(ctx context.Context, d targe
 				return err
 			}
 			p.OnStop(w.Close)
-			return serve(ctx, d, pool, progress.ReadModel{Waiter: w, ConsistencyTimeout: d.Settings.ConsistencyTimeout})
+			return serve(ctx, d, pool, progress.ReadModel{Waiter: w, ConsistencyTimeout: d.ConsistencyTimeout})
 		}}
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/personal"
-	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -71,58 +70,8 @@ type Deps struct {
 	// its own (a rebuild builds its new version over a connection of its own).
 	EventStoreURL string
 	DatabaseURL   func(schema string) string
-	Settings      Settings
-}
-
-// Settings are the configuration values targets read (the rest is the process's).
-type Settings struct {
-	// ConsistencyTimeout bounds a read-your-writes wait.
+	// ConsistencyTimeout bounds a read-your-writes wait, for every target that answers queries.
 	ConsistencyTimeout time.Duration
-	// PaymentTimeout is how long the fulfillment saga waits for a payment authorization;
-	// StepTimeout for any other answer before it sends the command again.
-	PaymentTimeout, StepTimeout time.Duration
-	// PaymentProviderURL is the card gateway the payment service calls; empty: the one the
-	// payment-provider target of this process serves, if any.
-	PaymentProviderURL string
-	// PaymentProvider configures the simulated card gateway of the payment-provider target.
-	PaymentProvider CardGateway
-	// Gateway is the gateway target's security: who may call, how often, from where.
-	Gateway Security
-}
-
-// CardGateway configures the simulated card gateway (dev/cardsim).
-type CardGateway struct {
-	// Addr is where it listens.
-	Addr string
-	// Latency of every authorization.
-	Latency time.Duration
-	// DeclineRate in [0, 1]: the share of payments declined, chosen by payment id (stable).
-	DeclineRate float64
-	// Outage makes every authorization answer 503 until turned off (PUT /v1/outage).
-	Outage bool
-}
-
-// Security configures who may call the gateway and how much.
-type Security struct {
-	// Verifier checks bearer tokens. Nil turns authentication off: every caller is an admin
-	// (tests of other concerns only; the binary always sets one).
-	Verifier *auth.Verifier
-	// RateLimit is requests per second per client (a token's subject, else the address) for
-	// customers; 0 turns it off. AdminRateLimit is the same for admins; 0 is no limit.
-	RateLimit, AdminRateLimit int
-	// CORSOrigins may call from a browser ("*" for any); none turns CORS off.
-	CORSOrigins []string
-	// Introspection serves the schema to introspection queries.
-	Introspection bool
-	// MaxDepth and MaxComplexity bound a GraphQL operation; defaults 10 and 1000 (admins: ten
-	// times the complexity).
-	MaxDepth, MaxComplexity int
-	// MaxSubscriptions bounds the live subscriptions one gateway serves at once; default 5,000.
-	MaxSubscriptions int
-	// RequestTimeout bounds a request (not a websocket); default 15s.
-	RequestTimeout time.Duration
-	// GraphiQL serves the GraphiQL page at /graphiql (development).
-	GraphiQL bool
 }
 
 // Process is what the targets of one process share while they run: background work, readiness

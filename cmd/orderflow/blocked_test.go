@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -124,7 +123,7 @@ func TestABlockedReadModelAnswersAtOnce(t *testing.T) {
 // TestTargetsStopBeforeWhatTheyUseCloses: when the platform stops, its targets' work ends before
 // the event store and the databases' pools close (they closed first: a projector's batch or a
 // saga's deadline on a closed pool was an ERROR "closed pool" at every clean shutdown). A probe
-// target uses both once its context ends. Not parallel: it adds the probe to the registry.
+// target uses both once its context ends. Not parallel: it adds the probe to the platform's plugins.
 func TestTargetsStopBeforeWhatTheyUseCloses(t *testing.T) {
 	used := make(chan error, 2)
 	probe := target.Target{Name: "shutdown-probe", EventStoreConns: 1, Databases: []target.Database{{Schema: "probe", Conns: 1}},
@@ -139,13 +138,18 @@ func TestTargetsStopBeforeWhatTheyUseCloses(t *testing.T) {
 			})
 			return nil
 		}}
-	registry := platform.Targets
-	platform.Targets = append(slices.Clip(registry), probe)
+	platform.Plugins = []target.Target{probe}
 	t.Cleanup(func() {
-		platform.Targets = registry
+		platform.Plugins = nil
 		for range 2 {
-			if err := <-used; err != nil {
-				t.Errorf("a target's work after the platform began to stop: %v", err)
+			select {
+			case err := <-used:
+				if err != nil {
+					t.Errorf("a target's work after the platform began to stop: %v", err)
+				}
+			case <-time.After(30 * time.Second): // the probe never started (the platform did not)
+				t.Error("the probe did not report its work after the platform stopped")
+				return
 			}
 		}
 	})

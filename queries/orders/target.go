@@ -22,7 +22,7 @@ var Target = func() target.Target {
 			return err
 		}
 		context.AfterFunc(ctx, w.Close)
-		act := &Activity{Pool: apool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: d.Settings.ConsistencyTimeout}}
+		act := &Activity{Pool: apool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: d.ConsistencyTimeout}}
 		_, err = Register(ctx, d.NC, d.Namespace, d.Log, Service{Pool: pool, ReadModel: rm, Store: d.Store, Activity: act})
 		return err
 	})

@@ -16,41 +16,43 @@ import (
 
 // Target is the fulfillment-saga target: the saga's projection of the event log into its state
 // and outbox, the dispatcher that queues its commands on JetStream, its deadlines, and its query
-// endpoints (sagas list, counts).
-var Target = target.Target{Name: "fulfillment-saga", EventStoreConns: 2, Databases: []target.Database{{Schema: Name, Conns: 6}},
-	Start: func(ctx context.Context, d target.Deps, p *target.Process) error {
-		pool := d.Pool(Name)
-		saga := New(pool, Options{PaymentTimeout: d.Settings.PaymentTimeout, StepTimeout: d.Settings.StepTimeout}, d.Log)
-		metrics := projections.SharedMetrics(p, d)
-		publish := projections.PublishJSON(d.NC.Publish, d.Namespace.Progress(Name))
-		pr := projections.New(d.Store, pool, saga, projections.Options{Log: d.Log, Metrics: metrics, Publish: func(pr wire.Progress) {
-			saga.Committed()
-			publish(pr)
-		}})
-		metrics.Watch(pr, d.Head)
-		if err := pr.Migrate(ctx); err != nil {
+// endpoints (sagas list, counts), with opts' timeouts.
+func Target(opts Options) target.Target {
+	return target.Target{Name: "fulfillment-saga", EventStoreConns: 2, Databases: []target.Database{{Schema: Name, Conns: 6}},
+		Start: func(ctx context.Context, d target.Deps, p *target.Process) error {
+			pool := d.Pool(Name)
+			saga := New(pool, opts, d.Log)
+			metrics := projections.SharedMetrics(p, d)
+			publish := projections.PublishJSON(d.NC.Publish, d.Namespace.Progress(Name))
+			pr := projections.New(d.Store, pool, saga, projections.Options{Log: d.Log, Metrics: metrics, Publish: func(pr wire.Progress) {
+				saga.Committed()
+				publish(pr)
+			}})
+			metrics.Watch(pr, d.Head)
+			if err := pr.Migrate(ctx); err != nil {
+				return err
+			}
+			p.Check(func(context.Context) error { return pr.Health() })
+			p.Go(func(ctx context.Context) { _ = pr.Run(ctx) })
+			// Its commands say who queues them: the saga itself, signed with its identity's key when the
+			// process has one (the command services then carry out no command anyone else queued).
+			signer, _ := auth.SignerFrom(ctx)
+			p.Go(func(ctx context.Context) {
+				ctx = auth.WithSigner(auth.With(ctx, auth.Principal{Subject: Actor, Role: auth.Service}), signer)
+				_ = saga.Dispatch(ctx, d.JS, d.Namespace)
+			})
+			p.Go(func(ctx context.Context) { _ = saga.Deadlines(ctx, deadlineTick) })
+			w, err := projections.Follow(d.NC, d.Namespace, pool, Name)
+			if err != nil {
+				return err
+			}
+			p.OnStop(w.Close)
+			q := Queries{Saga: saga, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: d.ConsistencyTimeout}}
+			gauges(d.Metrics, func(ctx context.Context) (wire.FulfillmentCounts, error) { return q.Counts(ctx, struct{}{}) })
+			_, err = Register(ctx, d.NC, d.Namespace, d.Log, q)
 			return err
-		}
-		p.Check(func(context.Context) error { return pr.Health() })
-		p.Go(func(ctx context.Context) { _ = pr.Run(ctx) })
-		// Its commands say who queues them: the saga itself, signed with its identity's key when the
-		// process has one (the command services then carry out no command anyone else queued).
-		signer, _ := auth.SignerFrom(ctx)
-		p.Go(func(ctx context.Context) {
-			ctx = auth.WithSigner(auth.With(ctx, auth.Principal{Subject: Actor, Role: auth.Service}), signer)
-			_ = saga.Dispatch(ctx, d.JS, d.Namespace)
-		})
-		p.Go(func(ctx context.Context) { _ = saga.Deadlines(ctx, deadlineTick) })
-		w, err := projections.Follow(d.NC, d.Namespace, pool, Name)
-		if err != nil {
-			return err
-		}
-		p.OnStop(w.Close)
-		q := Queries{Saga: saga, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: d.Settings.ConsistencyTimeout}}
-		gauges(d.Metrics, func(ctx context.Context) (wire.FulfillmentCounts, error) { return q.Counts(ctx, struct{}{}) })
-		_, err = Register(ctx, d.NC, d.Namespace, d.Log, q)
-		return err
-	}}
+		}}
+}
 
 // deadlineTick is how often the saga looks for steps past their deadline.
 const deadlineTick = 250 * time.Millisecond
