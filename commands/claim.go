@@ -18,7 +18,7 @@ var ErrClaimed = errors.New("claimed by another owner")
 // stream. Of two racing claims exactly one wins; the loser gets taken (the context's error for
 // it; ErrClaimed when taken is nil). Claiming again for the same owner succeeds (a retried
 // command). claim is the claim's event.
-func Claim(ctx context.Context, store eventstore.Store, stream string, claim domain.Event, owner string, meta Meta, taken error) error {
+func (w *Writer) Claim(ctx context.Context, stream string, claim domain.Event, owner string, meta Meta, taken error) error {
 	if taken == nil {
 		taken = ErrClaimed
 	}
@@ -26,7 +26,7 @@ func Claim(ctx context.Context, store eventstore.Store, stream string, claim dom
 	if err != nil {
 		return err
 	}
-	_, err = store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{
+	_, err = w.store.Append(ctx, stream, eventstore.NoStream(), []eventstore.EventData{{
 		ID: eventstore.DeriveID("claim:"+stream+":"+owner, 0), Type: claim.EventType(), Data: data,
 		Metadata: EventMetadata(ctx, meta),
 	}})
@@ -36,7 +36,7 @@ func Claim(ctx context.Context, store eventstore.Store, stream string, claim dom
 	if !errors.Is(err, eventstore.ErrWrongVersion) && !errors.Is(err, eventstore.ErrDuplicateEvent) {
 		return fmt.Errorf("claim %s: %w", stream, err)
 	}
-	first, rerr := store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Limit: 1})
+	first, rerr := w.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Limit: 1})
 	if rerr != nil || len(first) == 0 {
 		return fmt.Errorf("claim %s: read the holder: %w", stream, errors.Join(err, rerr))
 	}

@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -62,120 +60,42 @@ func (a Aggregate[S, E]) Load(ctx context.Context, store eventstore.Store, strea
 	return state, recorded, nil
 }
 
-// MaxAttempts bounds the load-decide-append loop when other writers keep moving the stream.
-// Between attempts Execute waits a short, growing, jittered time so that writers of a hot
-// stream (the last units of a product) spread out instead of colliding again.
+// MaxAttempts bounds how often a Writer decides a batch again when other writers (another
+// process's Writer) keep moving the stream.
 const MaxAttempts = 12
-
-// backoff is the wait after a lost attempt: jittered, its bound doubling from 2 ms to 64 ms, so
-// that the writers of a hot stream, who lost to one writer each round, spread out fast enough for
-// each to win within MaxAttempts (a bound growing by 2 ms a round let one of 20 writers lose 12
-// times in a row).
-func backoff(attempt int) time.Duration {
-	bound := 2 * time.Millisecond << min(attempt-1, 5)
-	return time.Duration(rand.Int64N(int64(bound))) + 1
-}
 
 // ErrTooBusy: the stream kept changing under the command for MaxAttempts tries. It is transient,
 // not a conflict with the state: callers retry (REST answers 503, queued commands are redelivered).
 var ErrTooBusy = errors.New("stream too busy, try again")
 
-// Execute carries out one command on stream. Given a *Writer as its store, through that stream's
-// one writer (cached state, group commit: see Writer). Otherwise it folds the stream into state,
-// asks decide for events and appends them expecting the revision it read. On a concurrent write it reloads and
-// decides again, at most MaxAttempts times. If the stream already holds this command's events
-// (a retry, or a duplicate delivery), it answers with their position and decides nothing.
-func Execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (Result, error) {
-	return execute(ctx, store, agg, stream, meta, decide, false)
+// Execute carries out one command on stream through w: that stream's one writer decides it on the
+// cached state with the commands queued with it and appends their events at once (see Writer).
+// If the stream already holds this command's events (a retry, or a duplicate delivery), it
+// answers with their position and decides nothing.
+func Execute[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error)) (Result, error) {
+	return execute(ctx, w, agg, stream, meta, decide, false)
 }
 
 // execute is Execute; creates says that the command creates its stream (see Decider.Creates).
-func execute[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error), creates bool) (Result, error) {
+func execute[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error), creates bool) (Result, error) {
 	if meta.CommandID == "" {
 		return Result{}, domain.Rule("commandId", "is required")
 	}
-	if w, ok := store.(*Writer); ok {
-		return executeOn(ctx, w, agg, stream, meta, decide, creates)
-	}
-	first := eventstore.DeriveID(meta.CommandID, 0)
-	for attempt := 1; ; attempt++ {
-		state, recorded, err := agg.Load(ctx, store, stream)
-		if err != nil {
-			return Result{}, err
-		}
-		if done := slices.IndexFunc(recorded, func(r eventstore.RecordedEvent) bool { return r.ID == first }); done >= 0 {
-			return replayed(recorded[done:], meta.CommandID), nil
-		}
-		revision := eventstore.NoRevision
-		if len(recorded) > 0 {
-			revision = recorded[len(recorded)-1].Revision
-		}
-		events, err := decide(state)
-		if err != nil {
-			return Result{}, err
-		}
-		if len(events) == 0 { // nothing to do: the state already is what the command wants
-			var pos eventstore.Position
-			if len(recorded) > 0 {
-				pos = recorded[len(recorded)-1].Position
-			}
-			return Result{Position: pos, Revision: revision}, nil
-		}
-		data, err := encode(ctx, agg, events, meta)
-		if err != nil {
-			return Result{}, fmt.Errorf("encode events for %s: %w", stream, err)
-		}
-		res, err := store.Append(ctx, stream, eventstore.Exact(revision), data)
-		switch {
-		case err == nil:
-			return Result{Position: res.Position, Revision: res.NextRevision}, nil
-		case errors.Is(err, eventstore.ErrWrongVersion) && attempt < MaxAttempts:
-			select {
-			case <-ctx.Done():
-				return Result{}, ctx.Err()
-			case <-time.After(backoff(attempt)):
-			}
-			continue
-		case errors.Is(err, eventstore.ErrWrongVersion):
-			return Result{}, fmt.Errorf("%s after %d attempts: %w", stream, attempt, ErrTooBusy)
-		default:
-			return Result{}, fmt.Errorf("append to %s: %w", stream, err)
-		}
-	}
+	return executeOn(ctx, w, agg, stream, meta, decide, creates)
 }
 
-// Read shows look the state of stream as it is now, changing nothing. Through a Writer it is the
-// cached state, once the Writer has checked that no other writer appended since (one read of the
-// stream's new events, shared by the reads and refusals of one batch: see Writer); on another
-// store, the stream folded. look may be called more than once: the last call saw the answer.
-func Read[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream string, look func(S)) error {
-	if w, ok := store.(*Writer); ok {
-		meta := Meta{CommandID: fmt.Sprintf("read:%d", reads.Add(1))} // appends nothing: never remembered
-		_, err := executeOn(ctx, w, agg, stream, meta, func(s S) ([]E, error) { look(s); return nil, nil }, false)
-		return err
-	}
-	s, _, err := agg.Load(ctx, store, stream)
-	if err != nil {
-		return err
-	}
-	look(s)
-	return nil
+// Read shows look the state of stream as it is now, changing nothing: w's cached state, once w has
+// checked that no other writer appended since (one read of the stream's new events, shared by the
+// reads and refusals of one batch: see Writer). look may be called more than once: the last call
+// saw the answer.
+func Read[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, look func(S)) error {
+	meta := Meta{CommandID: fmt.Sprintf("read:%d", reads.Add(1))} // appends nothing: never remembered
+	_, err := executeOn(ctx, w, agg, stream, meta, func(s S) ([]E, error) { look(s); return nil, nil }, false)
+	return err
 }
 
 // reads numbers the reads of this process, which a Writer's batch tells apart by command id.
 var reads atomic.Int64
-
-// replayed answers a repeated command with the position of the last event it appended.
-func replayed(from []eventstore.RecordedEvent, commandID string) Result {
-	last := from[0]
-	for i, r := range from {
-		if r.ID != eventstore.DeriveID(commandID, i) {
-			break
-		}
-		last = r
-	}
-	return Result{Position: last.Position, Revision: last.Revision}
-}
 
 func encode[S, E any](ctx context.Context, agg Aggregate[S, E], events []E, meta Meta) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, len(events))
@@ -244,12 +164,12 @@ func Classify(err error) *rpc.Error {
 
 // Answer carries out a command with Execute and answers as every command service does: the
 // aggregate's id and the log position of the command's events.
-func Answer[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream, id string, meta Meta, decide func(S) ([]E, error)) (wire.CommandReply, error) {
-	return answer(ctx, store, agg, stream, id, meta, decide, false)
+func Answer[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream, id string, meta Meta, decide func(S) ([]E, error)) (wire.CommandReply, error) {
+	return answer(ctx, w, agg, stream, id, meta, decide, false)
 }
 
-func answer[S, E any](ctx context.Context, store eventstore.Store, agg Aggregate[S, E], stream, id string, meta Meta, decide func(S) ([]E, error), creates bool) (wire.CommandReply, error) {
-	res, err := execute(ctx, store, agg, stream, meta, decide, creates)
+func answer[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream, id string, meta Meta, decide func(S) ([]E, error), creates bool) (wire.CommandReply, error) {
+	res, err := execute(ctx, w, agg, stream, meta, decide, creates)
 	if err != nil {
 		return wire.CommandReply{}, err
 	}
@@ -288,19 +208,19 @@ func (d Decider[S, E, C]) Snapshotted(version string) Decider[S, E, C] {
 
 // Answer validates c before the stream of id is loaded (its name holds the id), then carries it out
 // with Answer, decided at now() (time.Now when now is nil).
-func (d Decider[S, E, C]) Answer(ctx context.Context, store eventstore.Store, id string, meta Meta, c C, now func() time.Time) (wire.CommandReply, error) {
-	return d.AnswerWith(ctx, store, id, meta, c, now, func(s S, at time.Time) ([]E, error) { return d.Decide(s, c, at) })
+func (d Decider[S, E, C]) Answer(ctx context.Context, w *Writer, id string, meta Meta, c C, now func() time.Time) (wire.CommandReply, error) {
+	return d.AnswerWith(ctx, w, id, meta, c, now, func(s S, at time.Time) ([]E, error) { return d.Decide(s, c, at) })
 }
 
 // AnswerWith is Answer deciding with decide, for a handler that does more than Decide (asks a
 // card provider first).
-func (d Decider[S, E, C]) AnswerWith(ctx context.Context, store eventstore.Store, id string, meta Meta, c C, now func() time.Time, decide func(S, time.Time) ([]E, error)) (wire.CommandReply, error) {
+func (d Decider[S, E, C]) AnswerWith(ctx context.Context, w *Writer, id string, meta Meta, c C, now func() time.Time, decide func(S, time.Time) ([]E, error)) (wire.CommandReply, error) {
 	if err := d.Validate(c); err != nil {
 		return wire.CommandReply{}, err
 	}
 	at := Now(now)
 	creates := d.Creates != nil && d.Creates(c)
-	return answer(ctx, store, d.Aggregate, d.Stream(id), id, meta, func(s S) ([]E, error) { return decide(s, at) }, creates)
+	return answer(ctx, w, d.Aggregate, d.Stream(id), id, meta, func(s S) ([]E, error) { return decide(s, at) }, creates)
 }
 
 // Creating is d with Creates.
@@ -310,8 +230,8 @@ func (d Decider[S, E, C]) Creating(creates func(C) bool) Decider[S, E, C] {
 }
 
 // Read shows look the current state of aggregate id (see Read).
-func (d Decider[S, E, C]) Read(ctx context.Context, store eventstore.Store, id string, look func(S)) error {
-	return Read(ctx, store, d.Aggregate, d.Stream(id), look)
+func (d Decider[S, E, C]) Read(ctx context.Context, w *Writer, id string, look func(S)) error {
+	return Read(ctx, w, d.Aggregate, d.Stream(id), look)
 }
 
 // Unique is a unique value an aggregate claims before it is created (see Claim): the value's
@@ -325,15 +245,15 @@ type Unique struct {
 // Create carries out c, which creates aggregate id, once id holds the unique value u: of two
 // creations with one value exactly one succeeds. c is decided on an empty state first, so that
 // nothing is claimed for a command that would be refused.
-func (d Decider[S, E, C]) Create(ctx context.Context, store eventstore.Store, id string, meta Meta, c C, u Unique, now func() time.Time) (wire.CommandReply, error) {
+func (d Decider[S, E, C]) Create(ctx context.Context, w *Writer, id string, meta Meta, c C, u Unique, now func() time.Time) (wire.CommandReply, error) {
 	var empty S
 	if _, err := d.Decide(empty, c, Now(now)); err != nil {
 		return wire.CommandReply{}, err
 	}
-	if err := Claim(ctx, store, u.Stream, u.Claim, id, meta, u.Taken); err != nil {
+	if err := w.Claim(ctx, u.Stream, u.Claim, id, meta, u.Taken); err != nil {
 		return wire.CommandReply{}, err
 	}
-	return d.Answer(ctx, store, id, meta, c, now)
+	return d.Answer(ctx, w, id, meta, c, now)
 }
 
 // Now is now() when a handler was given a clock, else time.Now().

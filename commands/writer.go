@@ -21,8 +21,8 @@ import (
 	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
-// Writer is the event store as a command service writes to it: one writer per stream and a cache
-// of decided state, so that a command costs the same on a stream of 10 events or 100,000 and
+// Writer is the port a command service writes through (it is given one; nothing else appends to
+// its aggregates' streams): one writer per stream and a cache of decided state, so that a command costs the same on a stream of 10 events or 100,000 and
 // concurrent commands on one hot stream do not race each other into retries.
 //
 //   - State cache. For each stream it has written, the Writer keeps the folded state, its revision
@@ -52,11 +52,12 @@ import (
 //     events after it. A command repeated with its id is recognised while its stream is cached,
 //     and after a cold load if it is among the snapshot's recent commands or after them.
 //
-// Execute and Answer use a Writer when they are given one as their store; any other store gets
-// the plain load-decide-append loop. A Writer is safe for concurrent use.
+// Execute, Answer, Read and the Decider's methods carry out commands through it; Claim claims
+// unique values. It offers no Append: an append that bypassed it would leave its cache stale
+// until the next conflict. A Writer is safe for concurrent use.
 type Writer struct {
-	eventstore.Store
-	opts WriterOptions
+	store eventstore.Store
+	opts  WriterOptions
 
 	mu      sync.Mutex
 	streams map[string]*list.Element // of *cached
@@ -99,7 +100,7 @@ func NewWriter(store eventstore.Store, opts WriterOptions) *Writer {
 	if opts.SnapshotCommands <= 0 {
 		opts.SnapshotCommands = 1000
 	}
-	return &Writer{Store: store, opts: opts, streams: map[string]*list.Element{}, lru: list.New()}
+	return &Writer{store: store, opts: opts, streams: map[string]*list.Element{}, lru: list.New()}
 }
 
 // cached is one stream's entry. Its fields after mu are the current writer's alone.
@@ -397,7 +398,7 @@ func (w *Writer) process(c *cached, batch []*request) {
 			carried[k] = p.i
 		}
 		ctx, span := appendSpan(ctx, c.name, batch, carried, len(events))
-		res, err := w.Store.Append(ctx, c.name, eventstore.Exact(c.revision), events)
+		res, err := w.store.Append(ctx, c.name, eventstore.Exact(c.revision), events)
 		telemetry.End(span, err)
 		cancel()
 		switch {
@@ -467,7 +468,7 @@ func (w *Writer) catchUp(c *cached, r *request) (moved bool, err error) {
 			return false, err
 		}
 	}
-	recorded, err := w.Store.ReadStream(ctx, c.name, eventstore.ReadStreamOptions{From: c.revision + 1})
+	recorded, err := w.store.ReadStream(ctx, c.name, eventstore.ReadStreamOptions{From: c.revision + 1})
 	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
 		return false, fmt.Errorf("load %s: %w", c.name, err)
 	}
@@ -504,7 +505,7 @@ type snapshotData struct {
 
 // fromSnapshot starts c from the stream's latest snapshot of r's aggregate version, if any.
 func (w *Writer) fromSnapshot(ctx context.Context, c *cached, r *request) error {
-	snaps, ok := w.Store.(eventstore.Snapshots)
+	snaps, ok := w.store.(eventstore.Snapshots)
 	if r.snapshot == "" || !ok {
 		return nil
 	}
@@ -538,7 +539,7 @@ func (w *Writer) snapshot(c *cached, r *request) {
 	if r.snapshot == "" || c.revision-c.snapped < w.opts.SnapshotEvery {
 		return
 	}
-	snaps, ok := w.Store.(eventstore.Snapshots)
+	snaps, ok := w.store.(eventstore.Snapshots)
 	if !ok {
 		return
 	}

@@ -23,19 +23,19 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 var product = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve, Decode: model.Codec.Decode, Encode: model.Codec.Encode, SnapshotVersion: "test.v1"}
 
-func run(ctx context.Context, store eventstore.Store, id string, c model.Command, commandID string) (commands.Result, error) {
-	return commands.Execute(ctx, store, product, model.Stream(id), wire.CommandMeta{CommandID: commandID}, func(s model.State) ([]model.Event, error) {
+func run(ctx context.Context, w *commands.Writer, id string, c model.Command, commandID string) (commands.Result, error) {
+	return commands.Execute(ctx, w, product, model.Stream(id), wire.CommandMeta{CommandID: commandID}, func(s model.State) ([]model.Event, error) {
 		return model.Decide(s, c, time.Unix(0, 0))
 	})
 }
 
-func stocked(t testing.TB, store eventstore.Store, id string, units int64) {
+func stocked(t testing.TB, w *commands.Writer, id string, units int64) {
 	t.Helper()
-	if _, err := run(t.Context(), store, id, model.AddProduct{ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 0}, "add-"+id); err != nil {
+	if _, err := run(t.Context(), w, id, model.AddProduct{ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 0}, "add-"+id); err != nil {
 		t.Fatal(err)
 	}
 	if units > 0 {
-		if _, err := run(t.Context(), store, id, model.Restock{ProductID: id, Quantity: units}, "restock-"+id); err != nil {
+		if _, err := run(t.Context(), w, id, model.Restock{ProductID: id, Quantity: units}, "restock-"+id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -94,7 +94,7 @@ func TestHotStreamOneWriter(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.EventStore(t, 8)
 	store := counted(pg)
-	stocked(t, store, "hot", 50)
+	stocked(t, commands.NewWriter(store, commands.WriterOptions{}), "hot", 50)
 	writers := []*commands.Writer{commands.NewWriter(store, commands.WriterOptions{}), commands.NewWriter(store, commands.WriterOptions{})}
 	before := store.appends.Load()
 	won, refused := storetest.Race(t, 300, model.ErrInsufficientStock, func(i int) error {

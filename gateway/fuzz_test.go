@@ -30,7 +30,7 @@ func edge(t *testing.T) string {
 			t.Fatal(err)
 		}
 		ns := natstest.Namespace(t)
-		if _, err := ordercmd.Register(context.Background(), nc, ns, quiet, ordercmd.Handlers{Store: memory.New(), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}); err != nil {
+		if _, err := ordercmd.Register(context.Background(), nc, ns, quiet, ordercmd.Handlers{Writer: commandstest.Writer(memory.New()), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}); err != nil {
 			t.Fatal(err)
 		}
 		edgeURL = httptest.NewServer(gateway.New(gateway.Options{NC: nc, Namespace: ns, Log: quiet})).URL

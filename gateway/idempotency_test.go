@@ -53,7 +53,7 @@ func TestIdempotencyKey(t *testing.T) {
 	ns := natstest.Namespace(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	if _, err := ordercmd.Register(ctx, nc, ns, quiet, ordercmd.Handlers{Store: memory.New(), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}); err != nil {
+	if _, err := ordercmd.Register(ctx, nc, ns, quiet, ordercmd.Handlers{Writer: commandstest.Writer(memory.New()), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := gateway.NewIdempotencyKeys(ctx, nc, ns)
@@ -102,7 +102,7 @@ func TestIdempotencyKeysAreTheCallers(t *testing.T) {
 	t.Parallel()
 	nc := natstest.Connect(t)
 	ns := natstest.Namespace(t)
-	if _, err := ordercmd.Register(t.Context(), nc, ns, quiet, ordercmd.Handlers{Store: memory.New(), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}); err != nil {
+	if _, err := ordercmd.Register(t.Context(), nc, ns, quiet, ordercmd.Handlers{Writer: commandstest.Writer(memory.New()), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := gateway.NewIdempotencyKeys(t.Context(), nc, ns)

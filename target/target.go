@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orderflow/orderflow/commands"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/wire"
@@ -55,9 +56,9 @@ type Deps struct {
 	Head func(context.Context) (eventstore.Position, error)
 	// Keys are the data keys of the personal data in Store's events (see package personal).
 	Keys personal.Keys
-	// Writer appends for the command services of this process: one writer per stream, its decided
-	// state cached (commands.Writer over Store).
-	Writer    eventstore.Store
+	// Writer is what the command services of this process write through: one writer per stream,
+	// its decided state cached (commands.Writer over Store).
+	Writer    *commands.Writer
 	NC        *nats.Conn
 	JS        jetstream.JetStream
 	Namespace wire.Namespace

@@ -5,6 +5,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -56,3 +58,8 @@ func (s Shop) Standing(_ context.Context, id string) (wire.CustomerStanding, err
 
 // Price is a price to ask in an order's line.
 func Price(cents int64) *int64 { return &cents }
+
+// Writer is a fresh Writer over store, as a process's command services share one.
+func Writer(store eventstore.Store) *commands.Writer {
+	return commands.NewWriter(store, commands.WriterOptions{})
+}

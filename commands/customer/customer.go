@@ -24,6 +24,9 @@ import (
 
 // Handlers carries out customer commands.
 type Handlers struct {
+	// Writer carries out the commands on customers' streams.
+	Writer *commands.Writer
+	// Store is the event store itself, for reading a customer's history.
 	Store eventstore.Store
 	// Keys holds the customers' data keys (personal.Protect over Store uses the same): Erase
 	// destroys one.
@@ -44,7 +47,7 @@ func (h Handlers) Register(ctx context.Context, req wire.RegisterCustomer) (wire
 	}
 	c := model.Register{CustomerID: req.CustomerID, Name: req.Name, Email: req.Email, Address: address(req.Address)}
 	email := model.NormalizeEmail(req.Email)
-	return aggregate.Create(ctx, h.Store, req.CustomerID, req.Meta, c, commands.Unique{Stream: model.EmailStream(email),
+	return aggregate.Create(ctx, h.Writer, req.CustomerID, req.Meta, c, commands.Unique{Stream: model.EmailStream(email),
 		Claim: model.EmailClaimed{Email: email, CustomerID: req.CustomerID}, Taken: model.ErrEmailTaken}, h.Now)
 }
 
@@ -53,12 +56,12 @@ func (h Handlers) ChangeAddress(ctx context.Context, req wire.ChangeAddress) (wi
 	if err := auth.Act(ctx, req.CustomerID); err != nil {
 		return wire.CommandReply{}, err
 	}
-	return aggregate.Answer(ctx, h.Store, req.CustomerID, req.Meta, model.ChangeAddress{CustomerID: req.CustomerID, Address: address(req.Address)}, h.Now)
+	return aggregate.Answer(ctx, h.Writer, req.CustomerID, req.Meta, model.ChangeAddress{CustomerID: req.CustomerID, Address: address(req.Address)}, h.Now)
 }
 
 // Deactivate deactivates a customer.
 func (h Handlers) Deactivate(ctx context.Context, req wire.IDCommand) (wire.CommandReply, error) {
-	return aggregate.Answer(ctx, h.Store, req.ID, req.Meta, model.Deactivate{CustomerID: req.ID}, h.Now)
+	return aggregate.Answer(ctx, h.Writer, req.ID, req.Meta, model.Deactivate{CustomerID: req.ID}, h.Now)
 }
 
 // personalFields are the fields an erasure erases: those the customer events' types mark personal.
@@ -91,7 +94,7 @@ func (h Handlers) Erase(ctx context.Context, req wire.IDCommand) (wire.Erasure, 
 			}
 		}
 	}
-	if _, err := aggregate.Answer(ctx, h.Store, req.ID, req.Meta, c, h.Now); err != nil && !errors.Is(err, model.ErrErased) {
+	if _, err := aggregate.Answer(ctx, h.Writer, req.ID, req.Meta, c, h.Now); err != nil && !errors.Is(err, model.ErrErased) {
 		return wire.Erasure{}, err
 	}
 	if _, err := h.Keys.Destroy(ctx, req.ID); err != nil {
@@ -136,7 +139,7 @@ func (h Handlers) Standing(ctx context.Context, req wire.CustomerByID) (wire.Cus
 		return wire.CustomerStanding{}, err
 	}
 	var s model.State
-	if err := aggregate.Read(ctx, h.Store, req.ID, func(st model.State) { s = st }); err != nil {
+	if err := aggregate.Read(ctx, h.Writer, req.ID, func(st model.State) { s = st }); err != nil {
 		return wire.CustomerStanding{}, fmt.Errorf("standing of customer %s: %w", req.ID, err)
 	}
 	st := wire.CustomerStanding{CustomerID: req.ID, Registered: s.Registered, Active: s.Registered && !s.Deactivated && !s.Erased}

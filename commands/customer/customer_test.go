@@ -32,7 +32,7 @@ func register(id, email string) wire.RegisterCustomer {
 func TestEmailRace(t *testing.T) {
 	t.Parallel()
 	store := pgtest.EventStore(t, 0)
-	h := customer.Handlers{Store: store}
+	h := customer.Handlers{Writer: commandstest.Writer(store), Store: store}
 	won, taken := storetest.Race(t, 12, model.ErrEmailTaken, func(i int) error {
 		// The same address in different spellings.
 		_, err := h.Register(context.Background(), register(fmt.Sprintf("c%d", i), fmt.Sprintf(" Ada@EXAMPLE.com%s", []string{"", " "}[i%2])))
@@ -45,7 +45,8 @@ func TestEmailRace(t *testing.T) {
 
 func TestRegisterIsIdempotentAndValidatesFirst(t *testing.T) {
 	t.Parallel()
-	h := customer.Handlers{Store: memory.New()}
+	mem := memory.New()
+	h := customer.Handlers{Writer: commandstest.Writer(mem), Store: mem}
 	first := commandstest.Must(t)(h.Register(t.Context(), register("c1", "ada@example.com")))
 	again, err := h.Register(t.Context(), register("c1", "ada@example.com"))
 	if err != nil || again != first {
@@ -104,7 +105,7 @@ func TestAnErasureCutShortIsCompletedByErasingAgain(t *testing.T) {
 	t.Parallel()
 	store := memory.New()
 	keys := &flakyKeys{destroyed: map[string]time.Time{}}
-	h := customer.Handlers{Store: store, Keys: keys}
+	h := customer.Handlers{Writer: commandstest.Writer(store), Store: store, Keys: keys}
 	ctx := context.Background()
 	if _, err := h.Register(ctx, register("c1", "ada@example.com")); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,6 @@ import (
 
 // Target is the customer-commands target: the customer service over NATS.
 var Target = target.Target{Name: "customer-commands", EventStoreConns: 3, Start: func(ctx context.Context, d target.Deps, _ *target.Process) error {
-	_, err := Register(ctx, d.NC, d.Namespace, d.Log, Handlers{Store: d.Writer, Keys: d.Keys})
+	_, err := Register(ctx, d.NC, d.Namespace, d.Log, Handlers{Writer: d.Writer, Store: d.Store, Keys: d.Keys})
 	return err
 }}

@@ -5,9 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/orderflow/orderflow/commands/inventory"
 	"github.com/orderflow/orderflow/contracts"
-	"github.com/orderflow/orderflow/eventstore/memory"
 )
 
 // TestABrokenQueuedCommandNamesTheInteraction: when the fields a consumer sends and the ones the
@@ -23,7 +21,7 @@ func TestABrokenQueuedCommandNamesTheInteraction(t *testing.T) {
 			}
 			return bytes.Replace(msg, []byte(c.field), []byte(`"renamed"`), 1)
 		}
-		breaks, _ := contracts.VerifyQueued(t.Context(), t, inventory.Handlers{Store: memory.New()}.Jobs(), renamed)
+		breaks, _ := contracts.VerifyQueued(t.Context(), t, fresh().Jobs(), renamed)
 		// Once for this release's saga, once for the released one still running.
 		if len(breaks) != 2 {
 			t.Fatalf("%s %s: breaks %q; want two (this release's saga and the released one)", c.endpoint, c.field, breaks)

@@ -24,6 +24,10 @@ import (
 
 // Handlers carries out inventory commands.
 type Handlers struct {
+	// Writer carries out the commands on products' streams.
+	Writer *commands.Writer
+	// Store is the event store itself, for an order's reservation stream (its outcomes, which no
+	// aggregate decides: see ReserveStock).
 	Store eventstore.Store
 	Now   func() time.Time
 	// Router, when set, sends each product's stock commands to the instance that owns the product
@@ -39,23 +43,23 @@ var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, mod
 func (h Handlers) AddProduct(ctx context.Context, req wire.AddProduct) (wire.CommandReply, error) {
 	c := model.AddProduct{ProductID: req.ProductID, SKU: req.SKU, Name: req.Name, PriceCents: req.PriceCents}
 	sku := model.NormalizeSKU(req.SKU)
-	return aggregate.Create(ctx, h.Store, req.ProductID, req.Meta, c, commands.Unique{Stream: model.SKUStream(sku),
+	return aggregate.Create(ctx, h.Writer, req.ProductID, req.Meta, c, commands.Unique{Stream: model.SKUStream(sku),
 		Claim: model.SKUClaimed{SKU: sku, ProductID: req.ProductID}, Taken: model.ErrSKUTaken}, h.Now)
 }
 
 // ChangePrice sets a product's price.
 func (h Handlers) ChangePrice(ctx context.Context, req wire.ChangePrice) (wire.CommandReply, error) {
-	return aggregate.Answer(ctx, h.Store, req.ProductID, req.Meta, model.ChangePrice{ProductID: req.ProductID, PriceCents: req.PriceCents}, h.Now)
+	return aggregate.Answer(ctx, h.Writer, req.ProductID, req.Meta, model.ChangePrice{ProductID: req.ProductID, PriceCents: req.PriceCents}, h.Now)
 }
 
 // Restock adds units.
 func (h Handlers) Restock(ctx context.Context, req wire.Restock) (wire.CommandReply, error) {
-	return aggregate.Answer(ctx, h.Store, req.ProductID, req.Meta, model.Restock{ProductID: req.ProductID, Quantity: req.Quantity}, h.Now)
+	return aggregate.Answer(ctx, h.Writer, req.ProductID, req.Meta, model.Restock{ProductID: req.ProductID, Quantity: req.Quantity}, h.Now)
 }
 
 // Discontinue takes a product out of sale.
 func (h Handlers) Discontinue(ctx context.Context, req wire.IDCommand) (wire.CommandReply, error) {
-	return aggregate.Answer(ctx, h.Store, req.ID, req.Meta, model.Discontinue{ProductID: req.ID}, h.Now)
+	return aggregate.Answer(ctx, h.Writer, req.ID, req.Meta, model.Discontinue{ProductID: req.ID}, h.Now)
 }
 
 // lineMeta derives a per-product command from an order-level one, so each product stream
@@ -245,7 +249,7 @@ func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.Comma
 	default:
 		return wire.CommandReply{}, domain.Rule("kind", "must be reserve, release or commit")
 	}
-	return aggregate.Answer(ctx, h.Store, c.ProductID, c.Meta, cmd, h.Now)
+	return aggregate.Answer(ctx, h.Writer, c.ProductID, c.Meta, cmd, h.Now)
 }
 
 // Quote answers the catalog's price of each product now, for the order service as it places an
@@ -263,7 +267,7 @@ func (h Handlers) Quote(ctx context.Context, req wire.QuoteProducts) (wire.Quote
 			return wire.Quote{}, err
 		}
 		var s model.State
-		if err := aggregate.Read(ctx, h.Store, id, func(st model.State) { s = st }); err != nil {
+		if err := aggregate.Read(ctx, h.Writer, id, func(st model.State) { s = st }); err != nil {
 			return wire.Quote{}, fmt.Errorf("quote %s: %w", id, err)
 		}
 		if s.Added {

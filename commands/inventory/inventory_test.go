@@ -38,6 +38,12 @@ func stock(t *testing.T, s eventstore.Store, id string) model.State {
 	return st
 }
 
+// fresh are the handlers over a new store in memory.
+func fresh() inventory.Handlers {
+	s := memory.New()
+	return inventory.Handlers{Writer: commandstest.Writer(s), Store: s}
+}
+
 func addProduct(t *testing.T, h inventory.Handlers, id string, units int64) {
 	t.Helper()
 	commandstest.Must(t)(h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("add-" + id), ProductID: id, SKU: "SKU-" + id, Name: id, PriceCents: 100}))
@@ -52,7 +58,7 @@ func addProduct(t *testing.T, h inventory.Handlers, id string, units int64) {
 func TestLastUnits(t *testing.T) {
 	t.Parallel()
 	store := pgtest.EventStore(t, 24)
-	h := inventory.Handlers{Store: store}
+	h := inventory.Handlers{Writer: commandstest.Writer(store), Store: store}
 	addProduct(t, h, "scarce", 5)
 	addProduct(t, h, "plenty", 1000)
 	won, out := storetest.Race(t, 20, model.ErrInsufficientStock, func(i int) error {
@@ -75,7 +81,7 @@ func TestLastUnits(t *testing.T) {
 
 func TestSKUIsUnique(t *testing.T) {
 	t.Parallel()
-	h := inventory.Handlers{Store: memory.New()}
+	h := fresh()
 	commandstest.Must(t)(h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("a1"), ProductID: "p1", SKU: "sku-1", Name: "A", PriceCents: 1}))
 	if _, err := h.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("a2"), ProductID: "p2", SKU: " SKU-1", Name: "B", PriceCents: 1}); !errors.Is(err, model.ErrSKUTaken) {
 		t.Fatalf("second product with one sku: %v", err)
@@ -87,7 +93,7 @@ func TestSKUIsUnique(t *testing.T) {
 
 func TestReleaseAndCommit(t *testing.T) {
 	t.Parallel()
-	h := inventory.Handlers{Store: memory.New()}
+	h := fresh()
 	addProduct(t, h, "p", 10)
 	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r1"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 4, UnitPriceCents: 100}}}))
 	commandstest.Must(t)(h.ReserveStock(t.Context(), wire.ReserveStock{Meta: commandstest.Meta("r2"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 3, UnitPriceCents: 100}}}))
@@ -105,7 +111,7 @@ func TestReleaseAndCommit(t *testing.T) {
 // when it is delivered again after stock arrived: it must not take the new units.
 func TestRedeliveredRejectedReservation(t *testing.T) {
 	t.Parallel()
-	h := inventory.Handlers{Store: memory.New()}
+	h := fresh()
 	addProduct(t, h, "p", 1)
 	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2, UnitPriceCents: 100}}}
 	if _, err := h.ReserveStock(t.Context(), req); !errors.Is(err, model.ErrInsufficientStock) {
@@ -153,7 +159,7 @@ func (s *faulty) Append(ctx context.Context, stream string, rev eventstore.Expec
 func twoProducts(t *testing.T, second string, units int64) (*faulty, inventory.Handlers) {
 	t.Helper()
 	store := &faulty{Store: memory.New()}
-	h := inventory.Handlers{Store: store}
+	h := inventory.Handlers{Writer: commandstest.Writer(store), Store: store}
 	addProduct(t, h, "a-plenty", 100)
 	addProduct(t, h, second, units)
 	return store, h
@@ -195,7 +201,7 @@ func TestRefusedReservationWhoseReleaseIsBusy(t *testing.T) {
 // product can ever hold are a final refusal with a recorded rejection, not a fault retried for ever.
 func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 	t.Parallel()
-	h := inventory.Handlers{Store: memory.New()}
+	h := fresh()
 	addProduct(t, h, "p", 10)
 	lines := []wire.OrderLine{{ProductID: "p", Quantity: model.MaxQuantity, UnitPriceCents: 100}, {ProductID: "p", Quantity: model.MaxQuantity, UnitPriceCents: 100}}
 	data, _ := json.Marshal(wire.ReserveStock{Meta: commandstest.Meta("saga:o2:reserve"), OrderID: "o2", Lines: lines})
@@ -256,7 +262,7 @@ func TestOneWriterPerProductAcrossInstances(t *testing.T) {
 	var instances []inventory.Handlers
 	for range 2 {
 		nc := natstest.Connect(t)
-		h := inventory.Handlers{Store: commands.NewWriter(store, commands.WriterOptions{}), Router: inventory.NewRouter(nc, ns, quiet)}
+		h := inventory.Handlers{Writer: commands.NewWriter(store, commands.WriterOptions{}), Store: store, Router: inventory.NewRouter(nc, ns, quiet)}
 		if _, err := inventory.Register(t.Context(), nc, ns, quiet, h); err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +338,7 @@ func (s *interleaved) Append(ctx context.Context, stream string, rev eventstore.
 func TestOverlappingDeliveriesOfAReservation(t *testing.T) {
 	t.Parallel()
 	store := &interleaved{Store: memory.New()}
-	h := inventory.Handlers{Store: store}
+	h := inventory.Handlers{Writer: commandstest.Writer(store), Store: store}
 	addProduct(t, h, "p", 10)
 	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2, UnitPriceCents: 100}}}
 	var second wire.CommandReply

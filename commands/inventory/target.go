@@ -11,7 +11,7 @@ import (
 // commands the fulfillment saga queues. Several instances share out the products: each product's
 // stock commands go to its owner (Router); alone, an instance owns them all.
 var Target = target.Target{Name: "inventory-commands", EventStoreConns: 6, Start: func(ctx context.Context, d target.Deps, _ *target.Process) error {
-	h := Handlers{Store: d.Writer, Router: NewRouter(d.NC, d.Namespace, d.Log)}
+	h := Handlers{Writer: d.Writer, Store: d.Store, Router: NewRouter(d.NC, d.Namespace, d.Log)}
 	if _, err := Register(ctx, d.NC, d.Namespace, d.Log, h); err != nil {
 		return err
 	}

@@ -19,5 +19,5 @@ func (h Handlers) Cancel(ctx context.Context, req wire.CancelOrder) (wire.Comman
 	if scope := auth.CustomerScope(ctx); scope != "" {
 		by = scope // the verified caller, whatever the request says: another's order is not found
 	}
-	return aggregate.Answer(ctx, h.Store, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason, ByCustomer: by}, h.Now)
+	return aggregate.Answer(ctx, h.Writer, req.OrderID, req.Meta, model.Cancel{OrderID: req.OrderID, Reason: req.Reason, ByCustomer: by}, h.Now)
 }

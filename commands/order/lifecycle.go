@@ -28,5 +28,5 @@ func (h Handlers) Deliver(ctx context.Context, req wire.IDCommand) (wire.Command
 }
 
 func (h Handlers) transition(ctx context.Context, req wire.IDCommand, c model.Command) (wire.CommandReply, error) {
-	return aggregate.Answer(ctx, h.Store, req.ID, req.Meta, c, h.Now)
+	return aggregate.Answer(ctx, h.Writer, req.ID, req.Meta, c, h.Now)
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/orderflow/orderflow/commands"
 	model "github.com/orderflow/orderflow/domain/order"
-	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/wire"
@@ -19,7 +18,8 @@ import (
 
 // Handlers carries out order commands against an event store.
 type Handlers struct {
-	Store eventstore.Store
+	// Writer carries out the commands on orders' streams.
+	Writer *commands.Writer
 	// Catalog prices an order's lines and Customers says whether its customer may order, as it is
 	// placed (Services over NATS).
 	Catalog   Catalog

@@ -41,7 +41,7 @@ var lines = []wire.PlaceLine{{ProductID: "sku-1", Quantity: 2, UnitPriceCents: c
 var shop = commandstest.Shop{Catalog: map[string]int64{"sku-1": 1250, "sku-2": 499}, Closed: map[string]string{"gone": "erased", "off": "deactivated"}, Unknown: map[string]bool{"ghost": true}}
 
 func handlers(store eventstore.Store) order.Handlers {
-	return order.Handlers{Store: store, Catalog: shop, Customers: shop}
+	return order.Handlers{Writer: commandstest.Writer(store), Catalog: shop, Customers: shop}
 }
 
 func place(id, cmd string) wire.PlaceOrder {

@@ -61,7 +61,7 @@ func (h Handlers) Place(ctx context.Context, req wire.PlaceOrder) (wire.CommandR
 		return wire.CommandReply{}, fmt.Errorf("place order %s: %w", req.OrderID, err)
 	}
 	c.Catalog, c.Account = prices, account(ctx, standing)
-	return aggregate.Answer(ctx, h.Store, req.OrderID, req.Meta, c, h.Now)
+	return aggregate.Answer(ctx, h.Writer, req.OrderID, req.Meta, c, h.Now)
 }
 
 // account is what the order's rules know of a customer's standing: a customer without an account

@@ -11,7 +11,7 @@ import (
 // fulfillment saga queues (confirm, cancel).
 var Target = target.Target{Name: "order-commands", EventStoreConns: 6, Start: func(ctx context.Context, d target.Deps, _ *target.Process) error {
 	ask := Services{NC: d.NC, Namespace: d.Namespace}
-	h := Handlers{Store: d.Writer, Catalog: ask, Customers: ask}
+	h := Handlers{Writer: d.Writer, Catalog: ask, Customers: ask}
 	if _, err := Register(ctx, d.NC, d.Namespace, d.Log, h); err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/orderflow/orderflow/commands"
 	model "github.com/orderflow/orderflow/domain/payment"
-	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/pgerr"
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -38,7 +37,8 @@ var ErrNoProvider = errors.New("no payment provider configured")
 
 // Handlers carries out payment commands.
 type Handlers struct {
-	Store eventstore.Store
+	// Writer carries out the commands on payments' streams.
+	Writer *commands.Writer
 	// Provider authorizes payments; nil refuses Authorize with ErrNoProvider.
 	Provider Provider
 	Now      func() time.Time
@@ -49,14 +49,14 @@ var aggregate = commands.NewDecider(model.Codec, model.Evolve, model.Stream, mod
 	Creating(func(c model.Command) bool { _, ok := c.(model.Authorize); return ok })
 
 func (h Handlers) command(ctx context.Context, id string, meta commands.Meta, c model.Command) (wire.CommandReply, error) {
-	return aggregate.AnswerWith(ctx, h.Store, id, meta, c, h.Now, func(s model.State, now time.Time) ([]model.Event, error) { return model.Decide(s, c, now) })
+	return aggregate.AnswerWith(ctx, h.Writer, id, meta, c, h.Now, func(s model.State, now time.Time) ([]model.Event, error) { return model.Decide(s, c, now) })
 }
 
 // Authorize asks the provider for the amount, unless the payment was already decided, and
 // records its answer: Authorized, or Declined (an event, not an error).
 func (h Handlers) Authorize(ctx context.Context, req wire.AuthorizePayment) (wire.CommandReply, error) {
 	c := model.Authorize{PaymentID: req.PaymentID, OrderID: req.OrderID, AmountCents: req.AmountCents}
-	return aggregate.AnswerWith(ctx, h.Store, req.PaymentID, req.Meta, c, h.Now, func(s model.State, now time.Time) ([]model.Event, error) {
+	return aggregate.AnswerWith(ctx, h.Writer, req.PaymentID, req.Meta, c, h.Now, func(s model.State, now time.Time) ([]model.Event, error) {
 		if s.Status != model.StatusNone {
 			return model.Decide(s, c, now) // already decided: the domain says so, the provider is not asked
 		}

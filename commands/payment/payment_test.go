@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/orderflow/orderflow/commands/commandstest"
 	"github.com/orderflow/orderflow/commands/payment"
 	model "github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
@@ -30,7 +31,7 @@ func TestAuthorizeAsksTheProviderOnce(t *testing.T) {
 	t.Parallel()
 	store := memory.New()
 	p := &countingProvider{limit: 10_000}
-	h := payment.Handlers{Store: store, Provider: p}
+	h := payment.Handlers{Writer: commandstest.Writer(store), Provider: p}
 	req := wire.AuthorizePayment{Meta: wire.CommandMeta{CommandID: "auth-1"}, PaymentID: "pay1", OrderID: "o1", AmountCents: 5000}
 	if _, err := h.Authorize(t.Context(), req); err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func TestAuthorizeAsksTheProviderOnce(t *testing.T) {
 
 func TestNoProvider(t *testing.T) {
 	t.Parallel()
-	h := payment.Handlers{Store: memory.New()}
+	h := payment.Handlers{Writer: commandstest.Writer(memory.New())}
 	_, err := h.Authorize(t.Context(), wire.AuthorizePayment{Meta: wire.CommandMeta{CommandID: "a"}, PaymentID: "p", OrderID: "o", AmountCents: 1})
 	if !errors.Is(err, payment.ErrNoProvider) || payment.Classify(err).Code != "unavailable" {
 		t.Fatalf("err = %v", err)

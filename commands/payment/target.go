@@ -18,7 +18,7 @@ func Target(providerURL string) target.Target {
 		if url == "" {
 			url, _ = target.Lookup[string](p, target.PaymentProviderURL)
 		}
-		h := Handlers{Store: d.Writer}
+		h := Handlers{Writer: d.Writer}
 		if url == "" {
 			d.Log.Warn("payment-commands without a card gateway: set PAYMENT_PROVIDER_URL or run the payment-provider target; authorizations wait")
 		} else {

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func setup(t *testing.T) (inventory.Handlers, catalog.Service) {
 	rm := projectiontest.Start(t, catalogrm.Projection{})
-	return inventory.Handlers{Store: rm.Store}, catalog.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}
+	return inventory.Handlers{Writer: commandstest.Writer(rm.Store), Store: rm.Store}, catalog.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}
 }
 
 // TestLastUnitsAgainstTheReadModel races 20 orders for the last 5 units and checks the catalog

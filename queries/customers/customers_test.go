@@ -22,8 +22,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestFiguresFromOrderEvents(t *testing.T) {
 	t.Parallel()
 	rm := projectiontest.Start(t, customersrm.Projection{})
-	cust := customercmd.Handlers{Store: rm.Store}
-	orders := ordercmd.Handlers{Store: rm.Store, Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}
+	cust := customercmd.Handlers{Writer: commandstest.Writer(rm.Store), Store: rm.Store}
+	orders := ordercmd.Handlers{Writer: commandstest.Writer(rm.Store), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}
 	q := customers.Service{Pool: rm.Pool, ReadModel: progress.ReadModel{Waiter: rm.Waiter, ConsistencyTimeout: 10 * time.Second}}
 	ctx := t.Context()
 	addr := wire.Address{Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}

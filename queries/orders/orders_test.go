@@ -52,7 +52,7 @@ func setup(t *testing.T) (ordercmd.Handlers, orders.Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Close)
-	return ordercmd.Handlers{Store: store, Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}, orders.Service{Pool: rmPool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: 5 * time.Second}}
+	return ordercmd.Handlers{Writer: commandstest.Writer(store), Catalog: commandstest.Shop{}, Customers: commandstest.Shop{}}, orders.Service{Pool: rmPool, ReadModel: progress.ReadModel{Waiter: w, ConsistencyTimeout: 5 * time.Second}}
 }
 
 func placeOrder(t *testing.T, h ordercmd.Handlers, id, customer string, qty int64) wire.CommandReply {

@@ -104,11 +104,11 @@ func (r *rig) start(part string) {
 		run(func() { _ = saga.Dispatch(ctx, r.js, r.ns) })
 		run(func() { _ = saga.Deadlines(ctx, 50*time.Millisecond) })
 	case "orders":
-		r.consume(ctx, "order-commands", ordercmd.Handlers{Store: r.store}.Jobs())
+		r.consume(ctx, "order-commands", ordercmd.Handlers{Writer: commandstest.Writer(r.store)}.Jobs())
 	case "inventory":
-		r.consume(ctx, "inventory-commands", inventorycmd.Handlers{Store: r.store}.Jobs())
+		r.consume(ctx, "inventory-commands", inventorycmd.Handlers{Writer: commandstest.Writer(r.store), Store: r.store}.Jobs())
 	case "payments":
-		r.consume(ctx, "payment-commands", paymentcmd.Handlers{Store: r.store, Provider: r.provider}.Jobs())
+		r.consume(ctx, "payment-commands", paymentcmd.Handlers{Writer: commandstest.Writer(r.store), Provider: r.provider}.Jobs())
 	}
 	r.stops[part] = func() { cancel(); wg.Wait() }
 }
@@ -129,7 +129,7 @@ func (r *rig) crash(part string) {
 }
 
 func (r *rig) product(id string, units int64) {
-	h := inventorycmd.Handlers{Store: r.store}
+	h := inventorycmd.Handlers{Writer: commandstest.Writer(r.store), Store: r.store}
 	if _, err := h.AddProduct(r.t.Context(), wire.AddProduct{Meta: wire.CommandMeta{CommandID: "add-" + id}, ProductID: id, SKU: id, Name: id, PriceCents: 100}); err != nil {
 		r.t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func (r *rig) product(id string, units int64) {
 
 // place places an order at the catalog's prices (the rig's inventory answers the quote).
 func (r *rig) place(id string, lines ...wire.PlaceLine) {
-	h := ordercmd.Handlers{Store: r.store, Catalog: quoting{inventorycmd.Handlers{Store: r.store}}, Customers: commandstest.Shop{}}
+	h := ordercmd.Handlers{Writer: commandstest.Writer(r.store), Catalog: quoting{inventorycmd.Handlers{Writer: commandstest.Writer(r.store), Store: r.store}}, Customers: commandstest.Shop{}}
 	if _, err := h.Place(r.t.Context(), wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "place-" + id}, OrderID: id, CustomerID: "c", Lines: lines}); err != nil {
 		r.t.Fatal(err)
 	}
