@@ -72,7 +72,7 @@ func benchRebuild(fs *flag.FlagSet) benchRun {
 			if err := checkpoint(); err != nil {
 				return err
 			}
-			took, n, err := bench.CopyBaseline(ctx, pool, orderrm.Name, orderrm.Tables, orderrm.Keys+"; "+orderrm.Indexes)
+			took, n, err := bench.CopyBaseline(ctx, pool, orderrm.Name, orderrm.Tables, orderrm.Keys+orderrm.Indexes)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ package orders
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,34 +38,21 @@ func (Projection) Filter() eventstore.Filter {
 // Tables are the read model's tables, for tools that copy them.
 var Tables = []string{"orders", "order_history"}
 
-// The read model's DDL in three parts, so that a bulk load can build keys and indexes after
-// loading the rows: tables, primary keys, secondary indexes.
-const (
-	tables = `
-create table if not exists orders (
-  order_id text not null,
-  customer_id text not null,
-  status text not null,
-  total_cents bigint not null,
-  lines jsonb not null,
-  placed_at timestamptz not null,
-  updated_at timestamptz not null,
-  cancelled_at timestamptz,
-  cancel_reason text not null default '');
-create table if not exists order_history (
-  order_id text not null,
-  revision bigint not null,
-  status text not null,
-  at timestamptz not null)`
-	ordersKey  = `alter table orders add primary key (order_id)`
-	historyKey = `alter table order_history add primary key (order_id, revision)`
+// The read model's DDL in parts, so that a bulk load can build keys and indexes after loading the
+// rows: tables, primary keys, secondary indexes, and the bulk load's staging table.
+var (
+	//go:embed schema.sql
+	tables string
 	// Keys are the tables' primary keys.
-	Keys = ordersKey + "; " + historyKey
+	//
+	//go:embed keys.sql
+	Keys string
 	// Indexes are the read model's secondary indexes.
-	Indexes = `
-create index if not exists orders_by_customer on orders (customer_id, placed_at desc, order_id desc);
-create index if not exists orders_by_status on orders (status, placed_at desc, order_id desc);
-create index if not exists orders_by_time on orders (placed_at desc, order_id desc)`
+	//
+	//go:embed indexes.sql
+	Indexes string
+	//go:embed changes.sql
+	changes string
 )
 
 // Migrate implements projections.Projection.
@@ -77,7 +65,7 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, Indexes)
 		return err
 	}
-	_, err := tx.Exec(ctx, tables+"; "+Keys+"; "+Indexes)
+	_, err := tx.Exec(ctx, tables+Keys+Indexes)
 	return err
 }
 
@@ -140,16 +128,7 @@ func (Projection) Keys(events []eventstore.RecordedEvent) []string {
 // order_changes, where each batch leaves the changes to orders placed in earlier batches, applied
 // once at the end with one join instead of an indexed update per batch.
 func (Projection) BulkMigrate(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, tables+`;
-create table if not exists order_changes (
-  commit_position bigint not null,
-  prepare_position bigint not null,
-  order_id text not null,
-  status text not null,
-  updated_at timestamptz not null,
-  cancel boolean not null,
-  cancelled_at timestamptz,
-  cancel_reason text not null)`)
+	_, err := tx.Exec(ctx, tables+changes)
 	return err
 }
 
