@@ -15,9 +15,9 @@ import (
 
 	"github.com/orderflow/orderflow/commands/commandstest"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/gateway"
+	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
 // edge is a gateway with the real order command service behind it (memory event store); no query

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
 // TestAClaimLeftInProgressIsTakenOver: a request whose gateway lost its answer (NATS away while it

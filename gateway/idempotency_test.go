@@ -13,10 +13,10 @@ import (
 
 	"github.com/orderflow/orderflow/commands/commandstest"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
 func TestMain(m *testing.M) {

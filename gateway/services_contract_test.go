@@ -24,10 +24,10 @@ import (
 	gqlast "github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/orderflow/orderflow/contracts"
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/wire"
 )
 

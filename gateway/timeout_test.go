@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/gateway"
+	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/wire"
 )
 

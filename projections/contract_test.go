@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/contracts"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/domain/inventory"
@@ -26,6 +25,7 @@ import (
 	"github.com/orderflow/orderflow/projections/catalog"
 	"github.com/orderflow/orderflow/projections/customers"
 	"github.com/orderflow/orderflow/projections/orders"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 // The read models' contracts with the event log are recorded here: each read model applies a

@@ -13,11 +13,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/projections"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 // weighed is the tally of the rebuild tests: version 1 weighs 1, version 2 weighs 10, so a reader

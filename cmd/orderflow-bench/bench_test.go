@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/orderflow/orderflow/dev/pgtest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 func TestMain(m *testing.M) {

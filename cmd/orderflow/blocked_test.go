@@ -11,11 +11,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/orderflow/orderflow/dev/pgtest"
 	domainorder "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/target"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 // TestABlockedReadModelAnswersAtOnce: someone holds the orders read model's table locked (a

@@ -15,9 +15,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 // chromium is the browser the console test drives: Debian's chromium package (.ci/run installs it).

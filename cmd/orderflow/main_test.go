@@ -15,11 +15,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderflow/orderflow/dev/natstest"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/platform"
+	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 func TestMain(m *testing.M) {

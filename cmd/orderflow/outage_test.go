@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/dev/natsrv"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/gateway"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 // TestDatabaseOutageIs503: while the database refuses connections (as while PostgreSQL restarts),

@@ -12,8 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow/contracts"
-	"github.com/orderflow/orderflow/dev/natstest"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/domain/inventory"
@@ -23,6 +21,8 @@ import (
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/platform"
+	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 // providers are the services the gateway's contracts name, each with the targets that make it

@@ -15,8 +15,8 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/wire"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
 // TestFulfillmentThroughThePlatform runs every target, the saga and the simulated card gateway

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/wire"
 )
 

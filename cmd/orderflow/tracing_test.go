@@ -10,7 +10,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/orderflow/orderflow/dev/natstest"
+	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
 // TestOneTraceFollowsAnOrder: with a tracer provider installed (an in-memory exporter here, OTLP

@@ -14,13 +14,13 @@ import (
 	"github.com/orderflow/orderflow/commands"
 	"github.com/orderflow/orderflow/commands/commandstest"
 	"github.com/orderflow/orderflow/commands/inventory"
-	"github.com/orderflow/orderflow/dev/natstest"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/eventstore/storetest"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
 

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/domain/customer"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/eventstore/storetest"
 	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -12,10 +12,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/eventstore/storetest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

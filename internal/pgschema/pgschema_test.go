@@ -5,9 +5,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

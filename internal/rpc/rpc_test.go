@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/orderflow/orderflow/dev/natstest"
 	"github.com/orderflow/orderflow/internal/rpc"
+	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
 func TestMain(m *testing.M) {

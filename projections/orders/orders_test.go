@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/bench"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/postgres"
@@ -20,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/projections/orders"
 	"github.com/orderflow/orderflow/projections/projectiontest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -10,12 +10,12 @@ import (
 
 	"github.com/orderflow/orderflow/commands/commandstest"
 	"github.com/orderflow/orderflow/commands/inventory"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
 	"github.com/orderflow/orderflow/internal/rpc"
 	catalogrm "github.com/orderflow/orderflow/projections/catalog"
 	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/queries/catalog"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
 

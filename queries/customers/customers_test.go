@@ -7,11 +7,11 @@ import (
 	"github.com/orderflow/orderflow/commands/commandstest"
 	customercmd "github.com/orderflow/orderflow/commands/customer"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/internal/progress"
 	customersrm "github.com/orderflow/orderflow/projections/customers"
 	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/queries/customers"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
 

@@ -12,8 +12,6 @@ import (
 
 	"github.com/orderflow/orderflow/commands/commandstest"
 	ordercmd "github.com/orderflow/orderflow/commands/order"
-	"github.com/orderflow/orderflow/dev/natstest"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
@@ -22,6 +20,8 @@ import (
 	orderrm "github.com/orderflow/orderflow/projections/orders"
 	"github.com/orderflow/orderflow/projections/projectiontest"
 	"github.com/orderflow/orderflow/queries/orders"
+	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
 

@@ -19,8 +19,6 @@ import (
 	ordercmd "github.com/orderflow/orderflow/commands/order"
 	paymentcmd "github.com/orderflow/orderflow/commands/payment"
 	"github.com/orderflow/orderflow/dev/cardsim"
-	"github.com/orderflow/orderflow/dev/natstest"
-	"github.com/orderflow/orderflow/dev/pgtest"
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/domain/payment"
@@ -30,6 +28,8 @@ import (
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/sagas/fulfillment"
+	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
 

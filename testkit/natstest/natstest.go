@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/dev/natsrv"
-	"github.com/orderflow/orderflow/dev/testserver"
+	"github.com/orderflow/orderflow/testkit/testserver"
 	"github.com/orderflow/orderflow/wire"
 )
 

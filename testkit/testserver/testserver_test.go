@@ -3,7 +3,7 @@ package testserver_test
 import (
 	"testing"
 
-	"github.com/orderflow/orderflow/dev/testserver"
+	"github.com/orderflow/orderflow/testkit/testserver"
 )
 
 func TestTheEnvironmentsServerIsUsedAndNoneStarted(t *testing.T) {

@@ -23,8 +23,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/dev/pgcluster"
-	"github.com/orderflow/orderflow/dev/testserver"
 	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/testkit/testserver"
 )
 
 var (
