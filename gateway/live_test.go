@@ -33,7 +33,7 @@ func TestLiveQueriesReadAgainAfterAReconnection(t *testing.T) {
 	service := natstest.Connect(t)
 	ns := natstest.Namespace(t)
 	var reads atomic.Int64
-	sub, err := service.Subscribe(ns.Subject(wire.EndpointOrderByID), func(m *nats.Msg) {
+	sub, err := service.Subscribe(wire.EndpointOrderByID.In(ns), func(m *nats.Msg) {
 		reads.Add(1)
 		b, _ := json.Marshal(wire.Order{ID: "o-1", CustomerID: "c-1", Status: "PLACED", Lines: []wire.OrderLine{}, UpdatedAt: time.Unix(1, 0).UTC()})
 		_ = m.Respond(b)
@@ -125,7 +125,7 @@ func TestMyOrdersChangedFollowsOnlyTheNewestPage(t *testing.T) {
 		return wire.Order{ID: fmt.Sprintf("o-%d", i), CustomerID: "c-1", Status: "PLACED", Lines: []wire.OrderLine{}, UpdatedAt: time.Unix(int64(i), 0).UTC()}
 	}
 	for endpoint, h := range map[string]nats.MsgHandler{
-		wire.EndpointListOrders: func(m *nats.Msg) {
+		wire.EndpointListOrders.Name: func(m *nats.Msg) {
 			mu.Lock()
 			defer mu.Unlock()
 			page := wire.OrderPage{Orders: []wire.Order{}}
@@ -135,7 +135,7 @@ func TestMyOrdersChangedFollowsOnlyTheNewestPage(t *testing.T) {
 			b, _ := json.Marshal(page)
 			_ = m.Respond(b)
 		},
-		wire.EndpointOrdersByIDs: func(m *nats.Msg) {
+		wire.EndpointOrdersByIDs.Name: func(m *nats.Msg) {
 			var req wire.OrdersByIDs
 			_ = json.Unmarshal(m.Data, &req)
 			mu.Lock()

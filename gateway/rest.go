@@ -250,11 +250,13 @@ func commandMeta(ctx context.Context, scope, key string) wire.CommandMeta {
 	return m
 }
 
-func (g *gateway) command(ctx context.Context, endpoint string, req any) (json.RawMessage, error) {
+// Exchange carries a command to its service (api.Edge), within the call timeout; a failure
+// inside the platform is logged.
+func (g *gateway) Exchange(ctx context.Context, endpoint string, request []byte) ([]byte, error) {
 	subject := g.opts.Namespace.Subject(endpoint)
 	ctx, cancel := context.WithTimeout(ctx, g.opts.CallTimeout)
 	defer cancel()
-	reply, err := rpc.Call[json.RawMessage](ctx, g.opts.NC, subject, req)
+	reply, err := rpc.Exchange(ctx, g.opts.NC, subject, request)
 	if err != nil {
 		var rerr *rpc.Error
 		if !errors.As(err, &rerr) || rerr.Code == rpc.CodeInternal {

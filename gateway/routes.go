@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -53,11 +51,6 @@ func (g *gateway) handler(op api.Operation) http.HandlerFunc {
 		}
 		writeJSON(w, status, map[string]string{doc.IDField: res.ID, "position": res.Position})
 	}
-}
-
-// Send carries a command to its service (api.Edge).
-func (g *gateway) Send(ctx context.Context, endpoint string, req any) (json.RawMessage, error) {
-	return g.command(ctx, endpoint, req)
 }
 
 // pathID is the path parameter name decoded exactly once, and checked to be an identifier (422 on

@@ -47,17 +47,17 @@ var providerOf = map[string]string{
 // answerTypes are the answer types of the endpoints the gateway calls (commands answer
 // wire.CommandReply).
 var answerTypes = map[string]any{
-	wire.EndpointOrderByID: wire.Order{}, wire.EndpointOrdersByIDs: []wire.Order{}, wire.EndpointListOrders: wire.OrderPage{},
-	wire.EndpointOrderTimeline: []wire.TimelineEntry{}, wire.EndpointActorActivity: wire.ActivityPage{},
-	wire.EndpointCustomerByID: wire.Customer{}, wire.EndpointCustomersByIDs: []wire.Customer{},
-	wire.EndpointProductByID: wire.Product{}, wire.EndpointProductsByIDs: []wire.Product{}, wire.EndpointSearchProduct: wire.ProductPage{},
-	wire.EndpointLowStock: []wire.Product{}, wire.EndpointPaymentProvider: wire.ProviderStatus{},
-	wire.EndpointProjectionsList: []wire.ProjectionStatus{}, wire.EndpointProjectionPause: wire.ProjectionStatus{},
-	wire.EndpointProjectionResume: wire.ProjectionStatus{}, wire.EndpointProjectionRebuild: wire.ProjectionStatus{},
-	wire.EndpointProjectionParked: []wire.ParkedEvent{}, wire.EndpointProjectionReplay: wire.ReplayResult{},
-	wire.EndpointFulfillment: wire.Fulfillment{}, wire.EndpointFulfillments: []wire.Fulfillment{},
-	wire.EndpointFulfillmentsByIDs: []wire.Fulfillment{}, wire.EndpointFulfillmentCounts: wire.FulfillmentCounts{},
-	wire.EndpointEraseCustomer: wire.Erasure{}, wire.EndpointCustomerErasure: wire.Erasure{},
+	wire.EndpointOrderByID.Name: wire.Order{}, wire.EndpointOrdersByIDs.Name: []wire.Order{}, wire.EndpointListOrders.Name: wire.OrderPage{},
+	wire.EndpointOrderTimeline.Name: []wire.TimelineEntry{}, wire.EndpointActorActivity.Name: wire.ActivityPage{},
+	wire.EndpointCustomerByID.Name: wire.Customer{}, wire.EndpointCustomersByIDs.Name: []wire.Customer{},
+	wire.EndpointProductByID.Name: wire.Product{}, wire.EndpointProductsByIDs.Name: []wire.Product{}, wire.EndpointSearchProduct.Name: wire.ProductPage{},
+	wire.EndpointLowStock.Name: []wire.Product{}, wire.EndpointPaymentProvider.Name: wire.ProviderStatus{},
+	wire.EndpointProjectionsList.Name: []wire.ProjectionStatus{}, wire.EndpointProjectionPause.Name: wire.ProjectionStatus{},
+	wire.EndpointProjectionResume.Name: wire.ProjectionStatus{}, wire.EndpointProjectionRebuild.Name: wire.ProjectionStatus{},
+	wire.EndpointProjectionParked.Name: []wire.ParkedEvent{}, wire.EndpointProjectionReplay.Name: wire.ReplayResult{},
+	wire.EndpointFulfillment.Name: wire.Fulfillment{}, wire.EndpointFulfillments.Name: []wire.Fulfillment{},
+	wire.EndpointFulfillmentsByIDs.Name: []wire.Fulfillment{}, wire.EndpointFulfillmentCounts.Name: wire.FulfillmentCounts{},
+	wire.EndpointEraseCustomer.Name: wire.Erasure{}, wire.EndpointCustomerErasure.Name: wire.Erasure{},
 }
 
 // exampleStrings are the values of the string fields whose values the gateway interprets, and
@@ -413,8 +413,8 @@ func TestServiceContracts(t *testing.T) {
 	}
 }
 
-// endpointsNamed are the endpoints the gateway's code names (wire.Endpoint… constants), found in
-// its sources, and their values, found in wire's.
+// endpointsNamed are the endpoints the gateway's code names (wire.Endpoint… values), found in its
+// sources, and their subjects, found in wire's.
 func endpointsNamed(t *testing.T) []string {
 	t.Helper()
 	values := map[string]string{}
@@ -428,8 +428,11 @@ func endpointsNamed(t *testing.T) []string {
 		ast.Inspect(file, func(n ast.Node) bool {
 			if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Values) == len(vs.Names) {
 				for i, name := range vs.Names {
-					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						values[name.Name], _ = strconv.Unquote(lit.Value)
+					// Endpoint[Req, Resp]{Service, "subject"}: the subject is its last element.
+					if c, ok := vs.Values[i].(*ast.CompositeLit); ok && len(c.Elts) > 0 {
+						if lit, ok := c.Elts[len(c.Elts)-1].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							values[name.Name], _ = strconv.Unquote(lit.Value)
+						}
 					}
 				}
 			}

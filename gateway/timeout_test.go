@@ -20,7 +20,7 @@ import (
 func TestRequestTimeout(t *testing.T) {
 	nc := natstest.Connect(t)
 	ns := natstest.Namespace(t)
-	sub, err := nc.Subscribe(ns.Subject(wire.EndpointOrderByID), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(wire.EndpointOrderByID.In(ns), func(m *nats.Msg) {
 		time.Sleep(2 * time.Second) // a stuck service: never answers in time
 	})
 	if err != nil {

@@ -47,9 +47,9 @@ func grants(ns wire.Namespace) map[string]grant {
 	for _, c := range api.Commands {
 		gatewayCalls = append(gatewayCalls, c.SendsTo())
 	}
-	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*", "payment.provider", wire.EndpointCustomerErasure)
+	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*", "payment.provider", wire.EndpointCustomerErasure.Name)
 	return map[string]grant{
-		"order-commands":     {serve: []string{"order.*"}, consume: true, publish: []string{wire.EndpointQuoteProducts, wire.EndpointCustomerStanding}},
+		"order-commands":     {serve: []string{"order.*"}, consume: true, publish: []string{wire.EndpointQuoteProducts.Name, wire.EndpointCustomerStanding.Name}},
 		"customer-commands":  {serve: []string{"customer.*"}},
 		"inventory-commands": {serve: []string{"product.*", "stock.*", "stock.route.*"}, consume: true, publish: []string{"stock.route.*"}, discover: wire.ServiceInventoryCommands},
 		"payment-commands":   {serve: []string{"payment.*"}, consume: true},

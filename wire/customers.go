@@ -4,19 +4,22 @@ import "time"
 
 // The customer services and their endpoints, relative to a Namespace.
 const (
-	ServiceCustomerCommands    = "customer-commands"
-	EndpointRegisterCustomer   = "customer.register"       // RegisterCustomer → CommandReply
-	EndpointChangeAddress      = "customer.change_address" // ChangeAddress → CommandReply
-	EndpointDeactivateCustomer = "customer.deactivate"     // IDCommand (the customer) → CommandReply
-	EndpointEraseCustomer      = "customer.erase"          // IDCommand (the customer) → Erasure; admins only
-	EndpointCustomerErasure    = "customer.erasure"        // CustomerByID → Erasure (not found: not erased); admins only
+	ServiceCustomerCommands = "customer-commands"
+	ServiceCustomerQueries  = "customer-queries"
+)
+
+var (
+	EndpointRegisterCustomer   = Endpoint[RegisterCustomer, CommandReply]{ServiceCustomerCommands, "customer.register"}
+	EndpointChangeAddress      = Endpoint[ChangeAddress, CommandReply]{ServiceCustomerCommands, "customer.change_address"}
+	EndpointDeactivateCustomer = Endpoint[IDCommand, CommandReply]{ServiceCustomerCommands, "customer.deactivate"} // ID: the customer
+	EndpointEraseCustomer      = Endpoint[IDCommand, Erasure]{ServiceCustomerCommands, "customer.erase"}           // ID: the customer; admins only
+	EndpointCustomerErasure    = Endpoint[CustomerByID, Erasure]{ServiceCustomerCommands, "customer.erasure"}      // not found: not erased; admins only
 	// EndpointCustomerStanding is where the order service learns whether a customer may order
 	// (CustomerByID → CustomerStanding); services only.
-	EndpointCustomerStanding = "customer.standing"
+	EndpointCustomerStanding = Endpoint[CustomerByID, CustomerStanding]{ServiceCustomerCommands, "customer.standing"}
 
-	ServiceCustomerQueries = "customer-queries"
-	EndpointCustomersByIDs = "customers.get_many" // CustomersByIDs → []Customer
-	EndpointCustomerByID   = "customers.get"      // CustomerByID → Customer
+	EndpointCustomersByIDs = Endpoint[CustomersByIDs, []Customer]{ServiceCustomerQueries, "customers.get_many"}
+	EndpointCustomerByID   = Endpoint[CustomerByID, Customer]{ServiceCustomerQueries, "customers.get"}
 )
 
 // Address is a shipping address.

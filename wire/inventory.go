@@ -4,26 +4,29 @@ import "time"
 
 // The inventory and catalog services and their endpoints, relative to a Namespace.
 const (
-	ServiceInventoryCommands   = "inventory-commands"
-	EndpointAddProduct         = "product.add"          // AddProduct → CommandReply
-	EndpointChangePrice        = "product.change_price" // ChangePrice → CommandReply
-	EndpointRestock            = "product.restock"      // Restock → CommandReply
-	EndpointDiscontinueProduct = "product.discontinue"  // IDCommand (the product) → CommandReply
-	EndpointReserveStock       = "stock.reserve"        // ReserveStock → CommandReply; queued by the saga
+	ServiceInventoryCommands = "inventory-commands"
 	// EndpointRouteStock (plus an instance id) is where an inventory instance takes the stock
 	// commands of the products it owns from the other instances (ProductStock).
-	EndpointRouteStock   = "stock.route"
-	EndpointReleaseStock = "stock.release" // OrderStock → CommandReply; queued by the saga
-	EndpointCommitStock  = "stock.commit"  // OrderStock → CommandReply
+	EndpointRouteStock    = "stock.route"
+	ServiceCatalogQueries = "catalog-queries"
+)
+
+var (
+	EndpointAddProduct         = Endpoint[AddProduct, CommandReply]{ServiceInventoryCommands, "product.add"}
+	EndpointChangePrice        = Endpoint[ChangePrice, CommandReply]{ServiceInventoryCommands, "product.change_price"}
+	EndpointRestock            = Endpoint[Restock, CommandReply]{ServiceInventoryCommands, "product.restock"}
+	EndpointDiscontinueProduct = Endpoint[IDCommand, CommandReply]{ServiceInventoryCommands, "product.discontinue"} // ID: the product
+	EndpointReserveStock       = Endpoint[ReserveStock, CommandReply]{ServiceInventoryCommands, "stock.reserve"}    // queued by the saga
+	EndpointReleaseStock       = Endpoint[OrderStock, CommandReply]{ServiceInventoryCommands, "stock.release"}      // queued by the saga
+	EndpointCommitStock        = Endpoint[OrderStock, CommandReply]{ServiceInventoryCommands, "stock.commit"}
 	// EndpointQuoteProducts is where the order service learns the catalog's prices of an order's
 	// products as it places it (QuoteProducts → Quote); services only.
-	EndpointQuoteProducts = "product.quote"
+	EndpointQuoteProducts = Endpoint[QuoteProducts, Quote]{ServiceInventoryCommands, "product.quote"}
 
-	ServiceCatalogQueries = "catalog-queries"
-	EndpointProductByID   = "catalog.product.get"        // ProductByID → Product
-	EndpointProductsByIDs = "catalog.products.get_many"  // ProductsByIDs → []Product
-	EndpointSearchProduct = "catalog.products.search"    // SearchProducts → ProductPage
-	EndpointLowStock      = "catalog.products.low_stock" // LowStock → []Product
+	EndpointProductByID   = Endpoint[ProductByID, Product]{ServiceCatalogQueries, "catalog.product.get"}
+	EndpointProductsByIDs = Endpoint[ProductsByIDs, []Product]{ServiceCatalogQueries, "catalog.products.get_many"}
+	EndpointSearchProduct = Endpoint[SearchProducts, ProductPage]{ServiceCatalogQueries, "catalog.products.search"}
+	EndpointLowStock      = Endpoint[LowStock, []Product]{ServiceCatalogQueries, "catalog.products.low_stock"}
 )
 
 // AddProduct adds a product to the catalog; the sku must be free.

@@ -4,20 +4,23 @@ import "time"
 
 // The order services and their endpoints, relative to a Namespace.
 const (
-	ServiceOrderCommands  = "order-commands"
-	EndpointPlaceOrder    = "order.place"     // PlaceOrder → CommandReply
-	EndpointCancelOrder   = "order.cancel"    // CancelOrder → CommandReply
-	EndpointConfirmOrder  = "order.confirm"   // IDCommand (the order) → CommandReply; queued by the saga
-	EndpointMarkOrderPaid = "order.mark_paid" // IDCommand (the order) → CommandReply
-	EndpointShipOrder     = "order.ship"      // IDCommand (the order) → CommandReply
-	EndpointDeliverOrder  = "order.deliver"   // IDCommand (the order) → CommandReply
+	ServiceOrderCommands = "order-commands"
+	ServiceOrderQueries  = "order-queries"
+)
 
-	ServiceOrderQueries   = "order-queries"
-	EndpointOrderByID     = "orders.get"      // OrderByID → Order
-	EndpointOrdersByIDs   = "orders.get_many" // OrdersByIDs → []Order
-	EndpointListOrders    = "orders.list"     // ListOrders → OrderPage
-	EndpointOrderTimeline = "orders.timeline" // OrderByID → []TimelineEntry (empty: no such order)
-	EndpointActorActivity = "orders.activity" // ActorActivity → ActivityPage; admins only
+var (
+	EndpointPlaceOrder    = Endpoint[PlaceOrder, CommandReply]{ServiceOrderCommands, "order.place"}
+	EndpointCancelOrder   = Endpoint[CancelOrder, CommandReply]{ServiceOrderCommands, "order.cancel"}
+	EndpointConfirmOrder  = Endpoint[IDCommand, CommandReply]{ServiceOrderCommands, "order.confirm"}   // ID: the order; queued by the saga
+	EndpointMarkOrderPaid = Endpoint[IDCommand, CommandReply]{ServiceOrderCommands, "order.mark_paid"} // ID: the order
+	EndpointShipOrder     = Endpoint[IDCommand, CommandReply]{ServiceOrderCommands, "order.ship"}      // ID: the order
+	EndpointDeliverOrder  = Endpoint[IDCommand, CommandReply]{ServiceOrderCommands, "order.deliver"}   // ID: the order
+
+	EndpointOrderByID     = Endpoint[OrderByID, Order]{ServiceOrderQueries, "orders.get"}
+	EndpointOrdersByIDs   = Endpoint[OrdersByIDs, []Order]{ServiceOrderQueries, "orders.get_many"}
+	EndpointListOrders    = Endpoint[ListOrders, OrderPage]{ServiceOrderQueries, "orders.list"}
+	EndpointOrderTimeline = Endpoint[OrderByID, []TimelineEntry]{ServiceOrderQueries, "orders.timeline"}  // empty: no such order
+	EndpointActorActivity = Endpoint[ActorActivity, ActivityPage]{ServiceOrderQueries, "orders.activity"} // admins only
 )
 
 // OrderLine is one product of an order; money in integer cents.

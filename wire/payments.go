@@ -2,12 +2,15 @@ package wire
 
 // The payment command service and its endpoints, relative to a Namespace.
 const (
-	ServicePaymentCommands   = "payment-commands"
-	EndpointAuthorizePayment = "payment.authorize" // AuthorizePayment → CommandReply; queued by the saga
-	EndpointCapturePayment   = "payment.capture"   // IDCommand (the payment) → CommandReply
-	EndpointVoidPayment      = "payment.void"      // IDCommand (the payment) → CommandReply; queued by the saga
-	EndpointRefundPayment    = "payment.refund"    // RefundPayment → CommandReply
-	EndpointPaymentProvider  = "payment.provider"  // {} → ProviderStatus
+	ServicePaymentCommands = "payment-commands"
+)
+
+var (
+	EndpointAuthorizePayment = Endpoint[AuthorizePayment, CommandReply]{ServicePaymentCommands, "payment.authorize"} // queued by the saga
+	EndpointCapturePayment   = Endpoint[IDCommand, CommandReply]{ServicePaymentCommands, "payment.capture"}          // ID: the payment
+	EndpointVoidPayment      = Endpoint[IDCommand, CommandReply]{ServicePaymentCommands, "payment.void"}             // ID: the payment; queued by the saga
+	EndpointRefundPayment    = Endpoint[RefundPayment, CommandReply]{ServicePaymentCommands, "payment.refund"}
+	EndpointPaymentProvider  = Endpoint[struct{}, ProviderStatus]{ServicePaymentCommands, "payment.provider"}
 )
 
 // AuthorizePayment asks the card provider to authorize an order's amount.

@@ -5,13 +5,16 @@ import "time"
 // The projections service: operators' view of the read models and their operations, served by
 // the projector target (and used by the gateway's admin fields).
 const (
-	ServiceProjections        = "projections"
-	EndpointProjectionsList   = "projections.list"          // {} → []ProjectionStatus
-	EndpointProjectionPause   = "projections.pause"         // ProjectionName → ProjectionStatus
-	EndpointProjectionResume  = "projections.resume"        // ProjectionName → ProjectionStatus
-	EndpointProjectionParked  = "projections.parked"        // ProjectionName → []ParkedEvent
-	EndpointProjectionReplay  = "projections.replay_parked" // ProjectionName → ReplayResult
-	EndpointProjectionRebuild = "projections.rebuild"       // ProjectionName → ProjectionStatus, once the rebuild runs
+	ServiceProjections = "projections"
+)
+
+var (
+	EndpointProjectionsList   = Endpoint[struct{}, []ProjectionStatus]{ServiceProjections, "projections.list"}
+	EndpointProjectionPause   = Endpoint[ProjectionName, ProjectionStatus]{ServiceProjections, "projections.pause"}
+	EndpointProjectionResume  = Endpoint[ProjectionName, ProjectionStatus]{ServiceProjections, "projections.resume"}
+	EndpointProjectionParked  = Endpoint[ProjectionName, []ParkedEvent]{ServiceProjections, "projections.parked"}
+	EndpointProjectionReplay  = Endpoint[ProjectionName, ReplayResult]{ServiceProjections, "projections.replay_parked"}
+	EndpointProjectionRebuild = Endpoint[ProjectionName, ProjectionStatus]{ServiceProjections, "projections.rebuild"} // once the rebuild runs
 )
 
 // ProjectionName names one read model's projection.

@@ -4,11 +4,14 @@ import "time"
 
 // The sagas' query service and its endpoints.
 const (
-	ServiceSagas              = "sagas"
-	EndpointFulfillment       = "sagas.fulfillment.get"      // FulfillmentByOrder → Fulfillment
-	EndpointFulfillments      = "sagas.fulfillment.list"     // ListFulfillments → []Fulfillment
-	EndpointFulfillmentsByIDs = "sagas.fulfillment.get_many" // FulfillmentsByOrders → []Fulfillment
-	EndpointFulfillmentCounts = "sagas.fulfillment.counts"   // {} → FulfillmentCounts
+	ServiceSagas = "sagas"
+)
+
+var (
+	EndpointFulfillment       = Endpoint[FulfillmentByOrder, Fulfillment]{ServiceSagas, "sagas.fulfillment.get"}
+	EndpointFulfillments      = Endpoint[ListFulfillments, []Fulfillment]{ServiceSagas, "sagas.fulfillment.list"}
+	EndpointFulfillmentsByIDs = Endpoint[FulfillmentsByOrders, []Fulfillment]{ServiceSagas, "sagas.fulfillment.get_many"}
+	EndpointFulfillmentCounts = Endpoint[struct{}, FulfillmentCounts]{ServiceSagas, "sagas.fulfillment.counts"}
 )
 
 // Fulfillment is an order's fulfillment saga, as operators and frontends see it.

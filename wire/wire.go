@@ -69,3 +69,14 @@ type CommandReply struct {
 	ID       string `json:"id"`
 	Position string `json:"position"`
 }
+
+// Endpoint is one endpoint of a service: the service that answers it, its subject relative to a
+// Namespace, and the types of its request (Req) and answer (Resp). rpc.On serves one with a
+// handler of those types and rpc.Ask calls one with a request of its type: a mismatch between a
+// caller and a service does not compile.
+type Endpoint[Req, Resp any] struct {
+	Service, Name string
+}
+
+// In is e's subject in namespace n.
+func (e Endpoint[Req, Resp]) In(n Namespace) string { return n.Subject(e.Name) }

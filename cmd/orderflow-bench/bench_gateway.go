@@ -91,7 +91,7 @@ func benchGateway(fs *flag.FlagSet) benchRun {
 		direct := func(ctx context.Context, id string) error {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			o, err := rpc.Call[wire.Order](ctx, nc, ns.Subject(wire.EndpointOrderByID), wire.OrderByID{ID: id})
+			o, err := rpc.Ask(ctx, nc, ns, wire.EndpointOrderByID, wire.OrderByID{ID: id})
 			if err != nil {
 				return err
 			}
@@ -104,10 +104,10 @@ func benchGateway(fs *flag.FlagSet) benchRun {
 			var cErr, pErr error
 			var wg sync.WaitGroup
 			wg.Go(func() {
-				cs, cErr = rpc.Call[[]wire.Customer](ctx, nc, ns.Subject(wire.EndpointCustomersByIDs), wire.CustomersByIDs{IDs: []string{o.CustomerID}})
+				cs, cErr = rpc.Ask(ctx, nc, ns, wire.EndpointCustomersByIDs, wire.CustomersByIDs{IDs: []string{o.CustomerID}})
 			})
 			wg.Go(func() {
-				ps, pErr = rpc.Call[[]wire.Product](ctx, nc, ns.Subject(wire.EndpointProductsByIDs), wire.ProductsByIDs{IDs: products})
+				ps, pErr = rpc.Ask(ctx, nc, ns, wire.EndpointProductsByIDs, wire.ProductsByIDs{IDs: products})
 			})
 			wg.Wait()
 			if err := errors.Join(cErr, pErr); err != nil {

@@ -49,10 +49,10 @@ func TestOrdersWithCustomersAndProductsAreBatched(t *testing.T) {
 	// Requests are counted by subscriptions of their own: after a flush, every request the
 	// server routed before it is in their queues (Pending), with no handler to lag behind.
 	services := map[string][]string{
-		"order":    {wire.EndpointOrderByID, wire.EndpointOrdersByIDs, wire.EndpointListOrders},
-		"catalog":  {wire.EndpointProductByID, wire.EndpointProductsByIDs},
-		"customer": {wire.EndpointCustomerByID, wire.EndpointCustomersByIDs},
-		"saga":     {wire.EndpointFulfillment, wire.EndpointFulfillmentsByIDs},
+		"order":    {wire.EndpointOrderByID.Name, wire.EndpointOrdersByIDs.Name, wire.EndpointListOrders.Name},
+		"catalog":  {wire.EndpointProductByID.Name, wire.EndpointProductsByIDs.Name},
+		"customer": {wire.EndpointCustomerByID.Name, wire.EndpointCustomersByIDs.Name},
+		"saga":     {wire.EndpointFulfillment.Name, wire.EndpointFulfillmentsByIDs.Name},
 	}
 	requests := func(read func()) map[string]int {
 		var subs []*nats.Subscription

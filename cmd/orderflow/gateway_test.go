@@ -500,7 +500,7 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 	}
 	next("PLACED")
 	var reads []*nats.Subscription
-	for _, e := range []string{wire.EndpointOrderByID, wire.EndpointListOrders, wire.EndpointOrdersByIDs} {
+	for _, e := range []string{wire.EndpointOrderByID.Name, wire.EndpointListOrders.Name, wire.EndpointOrdersByIDs.Name} {
 		sub, err := nc.SubscribeSync(ns.Subject(e))
 		if err != nil {
 			t.Fatal(err)
@@ -563,7 +563,7 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 			switch {
 			case because == nil:
 				t.Errorf("c-a's live query read on an announcement that does not concern c-a: %s %s", m.Subject, m.Data)
-			case because.Changed != nil && m.Subject == ns.Subject(wire.EndpointListOrders) && !slices.Contains(because.Changed, wire.CustomerOrdersKey("c-a")):
+			case because.Changed != nil && m.Subject == wire.EndpointListOrders.In(ns) && !slices.Contains(because.Changed, wire.CustomerOrdersKey("c-a")):
 				t.Errorf("a change to an order myOrdersChanged holds read the list again, not the order: %s", m.Data)
 			}
 			got = append(got, m.Subject+" "+string(m.Data))

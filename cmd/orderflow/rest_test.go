@@ -163,7 +163,7 @@ func TestProductsAndOrderLifecycleOverREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if _, err := rpc.Call[wire.CommandReply](asOperator(t), nc, ns.Subject(wire.EndpointConfirmOrder), wire.IDCommand{Meta: wire.CommandMeta{CommandID: "confirm-o-life"}, ID: "o-life"}); err != nil {
+	if _, err := rpc.Call[wire.CommandReply](asOperator(t), nc, wire.EndpointConfirmOrder.In(ns), wire.IDCommand{Meta: wire.CommandMeta{CommandID: "confirm-o-life"}, ID: "o-life"}); err != nil {
 		t.Fatalf("confirm: %v", err)
 	}
 	for _, step := range []string{"ship", "deliver"} {

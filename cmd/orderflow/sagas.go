@@ -39,7 +39,7 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if fs.NArg() != 1 {
 			return fmt.Errorf("sagas show: want one ORDER_ID")
 		}
-		f, err := rpc.Call[wire.Fulfillment](ctx, nc, ns.Subject(wire.EndpointFulfillment), wire.FulfillmentByOrder{OrderID: fs.Arg(0)})
+		f, err := rpc.Ask(ctx, nc, ns, wire.EndpointFulfillment, wire.FulfillmentByOrder{OrderID: fs.Arg(0)})
 		if err != nil {
 			return fmt.Errorf("sagas show %s: %w", fs.Arg(0), err)
 		}
@@ -47,17 +47,17 @@ func sagasCmd(ctx context.Context, args []string, getenv func(string) string, st
 		enc.SetIndent("", "  ")
 		return enc.Encode(f)
 	}
-	counts, err := rpc.Call[wire.FulfillmentCounts](ctx, nc, ns.Subject(wire.EndpointFulfillmentCounts), struct{}{})
+	counts, err := rpc.Ask(ctx, nc, ns, wire.EndpointFulfillmentCounts, struct{}{})
 	if err != nil {
 		return fmt.Errorf("sagas list: %w", err)
 	}
-	list, err := rpc.Call[[]wire.Fulfillment](ctx, nc, ns.Subject(wire.EndpointFulfillments), wire.ListFulfillments{Step: *step, First: *first, Stuck: *stuck})
+	list, err := rpc.Ask(ctx, nc, ns, wire.EndpointFulfillments, wire.ListFulfillments{Step: *step, First: *first, Stuck: *stuck})
 	if err != nil {
 		return fmt.Errorf("sagas list: %w", err)
 	}
 	fmt.Fprintf(stdout, "fulfillment: %d in flight, %d confirmed, %d compensated, %d timed out, %d stuck; %d commands waiting to be sent\n",
 		counts.InFlight, counts.Confirmed, counts.Compensated, counts.TimedOut, counts.Stuck, counts.Outbox)
-	if breaker, err := rpc.Call[wire.ProviderStatus](ctx, nc, ns.Subject(wire.EndpointPaymentProvider), struct{}{}); err == nil {
+	if breaker, err := rpc.Ask(ctx, nc, ns, wire.EndpointPaymentProvider, struct{}{}); err == nil {
 		fmt.Fprintf(stdout, "payment provider: configured %v, circuit breaker %s\n", breaker.Configured, breaker.Breaker)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)

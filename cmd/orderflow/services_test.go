@@ -26,11 +26,11 @@ func TestServicesListsLiveInstances(t *testing.T) {
 	}
 	defer nc.Close()
 	add := wire.AddProduct{Meta: wire.CommandMeta{CommandID: "a"}, ProductID: "p", SKU: "S", Name: "N", PriceCents: 1}
-	if _, err := rpc.Call[wire.CommandReply](asOperator(t), nc, ns.Subject(wire.EndpointAddProduct), add); err != nil {
+	if _, err := rpc.Call[wire.CommandReply](asOperator(t), nc, wire.EndpointAddProduct.In(ns), add); err != nil {
 		t.Fatal(err)
 	}
 	add.PriceCents = -1
-	if _, err := rpc.Call[wire.CommandReply](asOperator(t), nc, ns.Subject(wire.EndpointAddProduct), add); err == nil {
+	if _, err := rpc.Call[wire.CommandReply](asOperator(t), nc, wire.EndpointAddProduct.In(ns), add); err == nil {
 		t.Fatal("invalid product accepted")
 	}
 	env := map[string]string{"NATS_URL": natstest.URL(t), "ORDERFLOW_NATS_PREFIX": string(ns)}

@@ -147,19 +147,19 @@ func TestZeroTrust(t *testing.T) {
 		}
 	}
 	cancelAsC := wire.CancelOrder{Meta: wire.CommandMeta{CommandID: "forged-cancel"}, OrderID: "zt-1", ByCustomer: "c"}
-	refuse("a cancel without a caller assertion", t.Context(), wire.EndpointCancelOrder, cancelAsC, rpc.CodeForbidden)
-	refuse("a cancel asserted with another key", asCaller(stranger, auth.Principal{Subject: "admin", Role: auth.Admin}), wire.EndpointCancelOrder, cancelAsC, rpc.CodeForbidden)
-	refuse("a forged byCustomer", asCaller(gatewayKey, mallory), wire.EndpointCancelOrder, cancelAsC, rpc.CodeNotFound)
-	refuse("an order for another customer", asCaller(gatewayKey, mallory), wire.EndpointPlaceOrder,
+	refuse("a cancel without a caller assertion", t.Context(), wire.EndpointCancelOrder.Name, cancelAsC, rpc.CodeForbidden)
+	refuse("a cancel asserted with another key", asCaller(stranger, auth.Principal{Subject: "admin", Role: auth.Admin}), wire.EndpointCancelOrder.Name, cancelAsC, rpc.CodeForbidden)
+	refuse("a forged byCustomer", asCaller(gatewayKey, mallory), wire.EndpointCancelOrder.Name, cancelAsC, rpc.CodeNotFound)
+	refuse("an order for another customer", asCaller(gatewayKey, mallory), wire.EndpointPlaceOrder.Name,
 		wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "forged-2"}, OrderID: "forged-2", CustomerID: "victim", Lines: []wire.PlaceLine{{ProductID: "zt", Quantity: 1}}}, rpc.CodeForbidden)
-	refuse("a customer shipping an order", asCaller(gatewayKey, mallory), wire.EndpointShipOrder,
+	refuse("a customer shipping an order", asCaller(gatewayKey, mallory), wire.EndpointShipOrder.Name,
 		wire.IDCommand{Meta: wire.CommandMeta{CommandID: "forged-3"}, ID: "zt-1"}, rpc.CodeForbidden)
-	refuse("another customer's profile", asCaller(gatewayKey, mallory), wire.EndpointChangeAddress,
+	refuse("another customer's profile", asCaller(gatewayKey, mallory), wire.EndpointChangeAddress.Name,
 		wire.ChangeAddress{Meta: wire.CommandMeta{CommandID: "forged-4"}, CustomerID: "c", Address: wire.Address{Line1: "x", City: "x", PostalCode: "1", Country: "FR"}}, rpc.CodeForbidden)
 	// An assertion the gateway signed for one endpoint, replayed to another.
-	placeOwn, _ := gatewayKey.Sign(auth.Principal{Subject: "c", Role: auth.Customer}, wire.DefaultNamespace.Subject(wire.EndpointPlaceOrder), "", time.Minute, time.Now())
+	placeOwn, _ := gatewayKey.Sign(auth.Principal{Subject: "c", Role: auth.Customer}, wire.EndpointPlaceOrder.In(wire.DefaultNamespace), "", time.Minute, time.Now())
 	body, _ := json.Marshal(cancelAsC)
-	msg, err := gateway.RequestMsg(&nats.Msg{Subject: wire.DefaultNamespace.Subject(wire.EndpointCancelOrder), Data: body,
+	msg, err := gateway.RequestMsg(&nats.Msg{Subject: wire.EndpointCancelOrder.In(wire.DefaultNamespace), Data: body,
 		Header: nats.Header{auth.AssertionHeader: []string{placeOwn}}}, 2*time.Second)
 	if err != nil || msg.Header.Get(micro.ErrorCodeHeader) != rpc.CodeForbidden {
 		t.Errorf("an assertion replayed to another endpoint: %v %v", err, msg)

@@ -311,9 +311,9 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 // Jobs are the inventory commands process managers queue (package jobs). A rejected reservation
 // is final: its outcome is recorded on the order's reservation stream.
 func (h Handlers) Jobs() map[string]jobs.Handler {
-	return map[string]jobs.Handler{
-		wire.EndpointReserveStock: commands.Job(commands.Classify, h.ReserveStock),
-		wire.EndpointReleaseStock: commands.Job(commands.Classify, h.ReleaseStock),
-		wire.EndpointCommitStock:  commands.Job(commands.Classify, h.CommitStock),
-	}
+	return commands.Jobs(commands.Classify,
+		commands.JobOn(wire.EndpointReserveStock, h.ReserveStock),
+		commands.JobOn(wire.EndpointReleaseStock, h.ReleaseStock),
+		commands.JobOn(wire.EndpointCommitStock, h.CommitStock),
+	)
 }

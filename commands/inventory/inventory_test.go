@@ -174,7 +174,7 @@ func TestRefusedReservationWhoseReleaseIsBusy(t *testing.T) {
 	req := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1",
 		Lines: []wire.OrderLine{{ProductID: "a-plenty", Quantity: 1, UnitPriceCents: 100}, {ProductID: "b-empty", Quantity: 1, UnitPriceCents: 100}}}
 	data, _ := json.Marshal(req)
-	job := h.Jobs()[wire.EndpointReserveStock]
+	job := h.Jobs()[wire.EndpointReserveStock.Name]
 
 	store.failNext(commands.MaxAttempts, model.TypeReleased, eventstore.ErrWrongVersion) // every attempt of the release finds the stream busy
 	err := job(t.Context(), data)
@@ -206,7 +206,7 @@ func TestReservationOverAProductsLimitIsRefused(t *testing.T) {
 	lines := []wire.OrderLine{{ProductID: "p", Quantity: model.MaxQuantity, UnitPriceCents: 100}, {ProductID: "p", Quantity: model.MaxQuantity, UnitPriceCents: 100}}
 	data, _ := json.Marshal(wire.ReserveStock{Meta: commandstest.Meta("saga:o2:reserve"), OrderID: "o2", Lines: lines})
 	var rerr *rpc.Error
-	if err := h.Jobs()[wire.EndpointReserveStock](t.Context(), data); !errors.As(err, &rerr) || rerr.Code == rpc.CodeUnavailable || rerr.Code == rpc.CodeInternal {
+	if err := h.Jobs()[wire.EndpointReserveStock.Name](t.Context(), data); !errors.As(err, &rerr) || rerr.Code == rpc.CodeUnavailable || rerr.Code == rpc.CodeInternal {
 		t.Fatalf("reserve twice the limit: %v; want a final refusal", err)
 	}
 }

@@ -47,8 +47,8 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 
 // Jobs are the order commands process managers queue (package jobs).
 func (h Handlers) Jobs() map[string]jobs.Handler {
-	return map[string]jobs.Handler{
-		wire.EndpointConfirmOrder: commands.Job(commands.Classify, h.Confirm),
-		wire.EndpointCancelOrder:  commands.Job(commands.Classify, h.Cancel),
-	}
+	return commands.Jobs(commands.Classify,
+		commands.JobOn(wire.EndpointConfirmOrder, h.Confirm),
+		commands.JobOn(wire.EndpointCancelOrder, h.Cancel),
+	)
 }

@@ -127,18 +127,18 @@ func TestServedOnNATSMicro(t *testing.T) {
 		t.Fatalf("register: %v", err)
 	}
 	id := "nats-" + time.Now().Format("150405.000000000")
-	got, err := rpc.Call[wire.CommandReply](ctx, nc, ns.Subject(wire.EndpointPlaceOrder), place(id, "cmd-"+id))
+	got, err := rpc.Call[wire.CommandReply](ctx, nc, wire.EndpointPlaceOrder.In(ns), place(id, "cmd-"+id))
 	if err != nil || got.ID != id || got.Position == "" {
 		t.Fatalf("place over NATS = %+v, %v", got, err)
 	}
 	bad := place(id+"-bad", "cmd-bad-"+id)
 	bad.Lines = []wire.PlaceLine{{ProductID: "p", Quantity: -1}}
-	_, err = rpc.Call[wire.CommandReply](ctx, nc, ns.Subject(wire.EndpointPlaceOrder), bad)
+	_, err = rpc.Call[wire.CommandReply](ctx, nc, wire.EndpointPlaceOrder.In(ns), bad)
 	var rerr *rpc.Error
 	if !errors.As(err, &rerr) || rerr.Code != rpc.CodeInvalid || rerr.Field != "lines[0].quantity" {
 		t.Fatalf("invalid place over NATS: err = %v, want invalid on lines[0].quantity", err)
 	}
-	_, err = rpc.Call[wire.CommandReply](ctx, nc, ns.Subject(wire.EndpointCancelOrder), wire.CancelOrder{Meta: wire.CommandMeta{CommandID: "x-" + id}, OrderID: "missing-" + id})
+	_, err = rpc.Call[wire.CommandReply](ctx, nc, wire.EndpointCancelOrder.In(ns), wire.CancelOrder{Meta: wire.CommandMeta{CommandID: "x-" + id}, OrderID: "missing-" + id})
 	if !errors.As(err, &rerr) || rerr.Code != rpc.CodeNotFound {
 		t.Fatalf("cancel unknown over NATS: err = %v, want not_found", err)
 	}

@@ -89,7 +89,7 @@ type Services struct {
 
 // Prices implements Catalog (wire.EndpointQuoteProducts).
 func (s Services) Prices(ctx context.Context, productIDs []string) (map[string]int64, error) {
-	q, err := rpc.Call[wire.Quote](ctx, s.NC, s.Namespace.Subject(wire.EndpointQuoteProducts), wire.QuoteProducts{ProductIDs: productIDs})
+	q, err := rpc.Ask(ctx, s.NC, s.Namespace, wire.EndpointQuoteProducts, wire.QuoteProducts{ProductIDs: productIDs})
 	if err != nil {
 		return nil, fmt.Errorf("ask the catalog's prices: %w", unavailable(err))
 	}
@@ -102,7 +102,7 @@ func (s Services) Prices(ctx context.Context, productIDs []string) (map[string]i
 
 // Standing implements Customers (wire.EndpointCustomerStanding).
 func (s Services) Standing(ctx context.Context, customerID string) (wire.CustomerStanding, error) {
-	st, err := rpc.Call[wire.CustomerStanding](ctx, s.NC, s.Namespace.Subject(wire.EndpointCustomerStanding), wire.CustomerByID{ID: customerID})
+	st, err := rpc.Ask(ctx, s.NC, s.Namespace, wire.EndpointCustomerStanding, wire.CustomerByID{ID: customerID})
 	if err != nil {
 		return st, fmt.Errorf("ask the customer's standing: %w", unavailable(err))
 	}

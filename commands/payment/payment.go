@@ -129,8 +129,8 @@ func Register(ctx context.Context, nc *nats.Conn, ns wire.Namespace, log *slog.L
 // Jobs are the payment commands process managers queue (package jobs). While the provider is
 // unavailable (down, breaker open) an authorization is retried later: the payment stays pending.
 func (h Handlers) Jobs() map[string]jobs.Handler {
-	return map[string]jobs.Handler{
-		wire.EndpointAuthorizePayment: commands.Job(Classify, h.Authorize),
-		wire.EndpointVoidPayment:      commands.Job(Classify, h.Void),
-	}
+	return commands.Jobs(Classify,
+		commands.JobOn(wire.EndpointAuthorizePayment, h.Authorize),
+		commands.JobOn(wire.EndpointVoidPayment, h.Void),
+	)
 }

@@ -35,10 +35,11 @@ type Doc struct {
 	Receipt map[string]any
 }
 
-// Command is one command of the edge: B is its request body, Req what it sends to Endpoint.
-type Command[B, Req any] struct {
+// Command is one command of the edge: B is its request body, Req what it sends to Endpoint, and
+// Resp what Endpoint answers (wire.CommandReply, or a receipt).
+type Command[B, Req, Resp any] struct {
 	Doc      Doc
-	Endpoint string
+	Endpoint wire.Endpoint[Req, Resp]
 	// Request turns the path id and the body into the service's request and the id to answer.
 	Request func(ctx context.Context, id string, body *B, m wire.CommandMeta) (req Req, answerID string)
 	// Customer, if set, lets a customer token call the command on what it owns: it checks (and
@@ -58,10 +59,28 @@ type Operation interface {
 	Run(ctx context.Context, e Edge, id string, decode func(body any, optional bool) *Problem, m wire.CommandMeta) (Result, error)
 }
 
-// Edge is how a command leaves the edge: sent to its service's endpoint, which answers a
-// wire.CommandReply or a receipt (Doc.Receipt).
+// Edge is how a command leaves the edge: the encoded request exchanged with the service of the
+// endpoint named (relative to the edge's namespace) for its encoded answer. Send is the typed way
+// over it.
 type Edge interface {
-	Send(ctx context.Context, endpoint string, req any) (json.RawMessage, error)
+	Exchange(ctx context.Context, endpoint string, request []byte) ([]byte, error)
+}
+
+// Send sends req to endpoint over e and answers the endpoint's answer, and its encoding.
+func Send[Req, Resp any](ctx context.Context, e Edge, endpoint wire.Endpoint[Req, Resp], req Req) (Resp, []byte, error) {
+	var resp Resp
+	data, err := json.Marshal(req)
+	if err != nil {
+		return resp, nil, fmt.Errorf("%s: encode the request: %w", endpoint.Name, err)
+	}
+	answer, err := e.Exchange(ctx, endpoint.Name, data)
+	if err != nil {
+		return resp, nil, err
+	}
+	if err := json.Unmarshal(answer, &resp); err != nil {
+		return resp, nil, fmt.Errorf("%s: the service's answer: %w", endpoint.Name, err)
+	}
+	return resp, answer, nil
 }
 
 // Result is a carried-out command: the id it names and the log position of its events, and the
@@ -72,13 +91,13 @@ type Result struct {
 }
 
 // Describe returns c's Doc.
-func (c *Command[B, Req]) Describe() Doc { return c.Doc }
+func (c *Command[B, Req, Resp]) Describe() Doc { return c.Doc }
 
 // SendsTo implements Operation.
-func (c *Command[B, Req]) SendsTo() string { return c.Endpoint }
+func (c *Command[B, Req, Resp]) SendsTo() string { return c.Endpoint.Name }
 
 // NewBody implements Operation.
-func (c *Command[B, Req]) NewBody() any {
+func (c *Command[B, Req, Resp]) NewBody() any {
 	if c.Doc.NoBody {
 		return nil
 	}
@@ -87,7 +106,7 @@ func (c *Command[B, Req]) NewBody() any {
 
 // Authorize lets an admin do c, and a customer only what c.Customer allows (it may scope body to
 // the caller). Without a principal (authentication off) everyone is an admin.
-func (c *Command[B, Req]) Authorize(ctx context.Context, id string, body *B) *Problem {
+func (c *Command[B, Req, Resp]) Authorize(ctx context.Context, id string, body *B) *Problem {
 	p, ok := auth.From(ctx)
 	if !ok || p.IsAdmin() {
 		return nil
@@ -100,18 +119,20 @@ func (c *Command[B, Req]) Authorize(ctx context.Context, id string, body *B) *Pr
 
 // Execute authorizes body for the caller and sends c's request: a refusal is a *Problem, a
 // service's error an *rpc.Error.
-func Execute[B, Req any](ctx context.Context, e Edge, c *Command[B, Req], id string, body *B, m wire.CommandMeta) (Result, error) {
+func Execute[B, Req, Resp any](ctx context.Context, e Edge, c *Command[B, Req, Resp], id string, body *B, m wire.CommandMeta) (Result, error) {
 	if p := c.Authorize(ctx, id, body); p != nil {
 		return Result{}, p
 	}
 	req, answerID := c.Request(ctx, id, body, m)
-	answer, err := e.Send(ctx, c.Endpoint, req)
+	_, answer, err := Send(ctx, e, c.Endpoint, req)
 	if err != nil {
 		return Result{}, err
 	}
-	var reply wire.CommandReply
+	var reply struct { // a wire.CommandReply's, or a receipt's (Doc.Receipt)
+		Position string `json:"position"`
+	}
 	if err := json.Unmarshal(answer, &reply); err != nil {
-		return Result{}, fmt.Errorf("%s: the service's answer: %w", c.Endpoint, err)
+		return Result{}, fmt.Errorf("%s: the service's answer: %w", c.Endpoint.Name, err)
 	}
 	res := Result{ID: answerID, Position: reply.Position}
 	if c.Doc.Receipt != nil {
@@ -121,7 +142,7 @@ func Execute[B, Req any](ctx context.Context, e Edge, c *Command[B, Req], id str
 }
 
 // Run implements Operation.
-func (c *Command[B, Req]) Run(ctx context.Context, e Edge, id string, decode func(body any, optional bool) *Problem, m wire.CommandMeta) (Result, error) {
+func (c *Command[B, Req, Resp]) Run(ctx context.Context, e Edge, id string, decode func(body any, optional bool) *Problem, m wire.CommandMeta) (Result, error) {
 	body := new(B)
 	if c.Doc.NoBody {
 		if p := decode(&struct{}{}, true); p != nil {

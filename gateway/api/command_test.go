@@ -15,15 +15,25 @@ import (
 // recorder is an Edge that keeps what it was sent.
 type recorder struct {
 	endpoint string
-	req      any
+	req      []byte
 }
 
-func (r *recorder) Send(_ context.Context, endpoint string, req any) (json.RawMessage, error) {
+func (r *recorder) Exchange(_ context.Context, endpoint string, req []byte) ([]byte, error) {
 	r.endpoint, r.req = endpoint, req
-	if endpoint == wire.EndpointEraseCustomer {
-		return json.RawMessage(`{"customerId":"c-1","position":"7-7","fields":["name"]}`), nil
+	if endpoint == wire.EndpointEraseCustomer.Name {
+		return []byte(`{"customerId":"c-1","position":"7-7","fields":["name"]}`), nil
 	}
-	return json.RawMessage(`{"id":"x","position":"7-7"}`), nil
+	return []byte(`{"id":"x","position":"7-7"}`), nil
+}
+
+// sent decodes what r was sent as a T.
+func sent[T any](t *testing.T, r *recorder) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.req, &v); err != nil {
+		t.Fatalf("sent %s: %v", r.req, err)
+	}
+	return v
 }
 
 // TestAReceiptIsTheWholeAnswer: a command with a receipt answers all the service said; others,
@@ -61,9 +71,9 @@ func TestExecuteAuthorizesAndSendsTheTypedRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent, ok := e.req.(wire.PlaceOrder)
-	if !ok || e.endpoint != wire.EndpointPlaceOrder || sent.CustomerID != "c-1" || sent.OrderID == "" || sent.OrderID != res.ID || res.Position != "7-7" {
-		t.Errorf("a customer's order: sent %s %#v, answered %+v; want it for c-1 with a derived id", e.endpoint, e.req, res)
+	placed := sent[wire.PlaceOrder](t, e)
+	if e.endpoint != wire.EndpointPlaceOrder.Name || placed.CustomerID != "c-1" || placed.OrderID == "" || placed.OrderID != res.ID || res.Position != "7-7" {
+		t.Errorf("a customer's order: sent %s %s, answered %+v; want it for c-1 with a derived id", e.endpoint, e.req, res)
 	}
 	again, _ := api.Execute(customer, &recorder{}, api.PlaceOrder, "", &api.PlaceOrderBody{Lines: lines}, m)
 	if again.ID != res.ID {
@@ -91,8 +101,8 @@ func TestExecuteAuthorizesAndSendsTheTypedRequest(t *testing.T) {
 	if _, err := api.Execute(admin, e, api.Restock, "p", &api.QuantityBody{Quantity: 5}, m); err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := e.req.(wire.Restock); !ok || got.ProductID != "p" || got.Quantity != 5 || got.Meta != m {
-		t.Errorf("an admin's restock sent %#v", e.req)
+	if got := sent[wire.Restock](t, e); e.endpoint != wire.EndpointRestock.Name || got.ProductID != "p" || got.Quantity != 5 || got.Meta != m {
+		t.Errorf("an admin's restock sent %s to %s", e.req, e.endpoint)
 	}
 }
 

@@ -60,7 +60,7 @@ var Commands = []Operation{
 }
 
 var (
-	PlaceOrder = &Command[PlaceOrderBody, wire.PlaceOrder]{
+	PlaceOrder = &Command[PlaceOrderBody, wire.PlaceOrder, wire.CommandReply]{
 		Doc: Doc{Method: "POST", Path: "/api/v1/orders", ID: "placeOrder", Summary: "Place an order", Tag: "orders", Created: true, IDField: "orderId",
 			Schema: object([]string{"customerId", "lines"}, map[string]any{
 				"orderId": id("optional: your id for the order; a UUID is made otherwise"), "customerId": id("who orders"),
@@ -75,7 +75,7 @@ var (
 		},
 		Customer: func(p auth.Principal, _ string, b *PlaceOrderBody) *Problem { return ownCustomerID(p, &b.CustomerID) },
 	}
-	CancelOrder = &Command[CancelOrderBody, wire.CancelOrder]{
+	CancelOrder = &Command[CancelOrderBody, wire.CancelOrder, wire.CommandReply]{
 		Doc: Doc{Method: "POST", Path: "/api/v1/orders/{id}/cancel", ID: "cancelOrder", Summary: "Cancel an order", Tag: "orders", IDField: "orderId", IDParam: "id",
 			OptionalBody: true, Schema: object(nil, map[string]any{"reason": text("why", order.MaxReasonLength)}),
 			Example: map[string]any{"reason": "changed my mind"}, Errors: []int{404, 409}, ForCustomers: true},
@@ -94,7 +94,7 @@ var (
 	DeliverOrder = idCommand(Doc{Method: "POST", Path: "/api/v1/orders/{id}/deliver", ID: "deliverOrder", Summary: "Mark an order delivered", Tag: "orders",
 		IDField: "orderId", IDParam: "id", Errors: []int{404, 409}}, wire.EndpointDeliverOrder)
 
-	RegisterCustomer = &Command[RegisterCustomerBody, wire.RegisterCustomer]{
+	RegisterCustomer = &Command[RegisterCustomerBody, wire.RegisterCustomer, wire.CommandReply]{
 		Doc: Doc{Method: "POST", Path: "/api/v1/customers", ID: "registerCustomer", Summary: "Register a customer", Tag: "customers", Created: true, IDField: "customerId",
 			Schema: object([]string{"name", "email", "shippingAddress"}, map[string]any{
 				"customerId": id("optional: your id for the customer"), "name": text("full name", customer.MaxNameLength),
@@ -112,7 +112,7 @@ var (
 			return ownCustomerID(p, &b.CustomerID)
 		},
 	}
-	ChangeAddress = &Command[AddressBody, wire.ChangeAddress]{
+	ChangeAddress = &Command[AddressBody, wire.ChangeAddress, wire.CommandReply]{
 		Doc: Doc{Method: "POST", Path: "/api/v1/customers/{id}/address", ID: "changeAddress", Summary: "Change a customer's shipping address", Tag: "customers",
 			IDField: "customerId", IDParam: "id", Schema: object([]string{"shippingAddress"}, map[string]any{"shippingAddress": addressSchema}),
 			Example: map[string]any{"shippingAddress": map[string]any{"line1": "2 Side St", "city": "Lyon", "postalCode": "69001", "country": "FR"}},
@@ -126,7 +126,7 @@ var (
 	DeactivateCustomer = idCommand(Doc{Method: "POST", Path: "/api/v1/customers/{id}/deactivate", ID: "deactivateCustomer", Summary: "Deactivate a customer",
 		Tag: "customers", IDField: "customerId", IDParam: "id", Errors: []int{404, 409}}, wire.EndpointDeactivateCustomer)
 
-	AddProduct = &Command[AddProductBody, wire.AddProduct]{
+	AddProduct = &Command[AddProductBody, wire.AddProduct, wire.CommandReply]{
 		Doc: Doc{Method: "POST", Path: "/api/v1/products", ID: "addProduct", Summary: "Add a product to the catalog", Tag: "products", Created: true, IDField: "productId",
 			Schema: object([]string{"sku", "name", "priceCents"}, map[string]any{
 				"productId": id("optional: your id for the product"), "sku": text("unique stock keeping unit, no spaces", inventory.MaxSKULength),
@@ -139,7 +139,7 @@ var (
 			return wire.AddProduct{Meta: m, ProductID: id, SKU: b.SKU, Name: b.Name, PriceCents: b.PriceCents}, id
 		},
 	}
-	ChangePrice = &Command[PriceBody, wire.ChangePrice]{
+	ChangePrice = &Command[PriceBody, wire.ChangePrice, wire.CommandReply]{
 		Doc: oneInteger(Doc{Method: "POST", Path: "/api/v1/products/{id}/price", ID: "changePrice", Summary: "Change a product's price", Tag: "products",
 			IDField: "productId", IDParam: "id", Errors: []int{404, 409}}, "priceCents", integer("new price in cents", 0, inventory.MaxPrice), 2499),
 		Endpoint: wire.EndpointChangePrice,
@@ -147,7 +147,7 @@ var (
 			return wire.ChangePrice{Meta: m, ProductID: id, PriceCents: b.PriceCents}, id
 		},
 	}
-	Restock = &Command[QuantityBody, wire.Restock]{
+	Restock = &Command[QuantityBody, wire.Restock, wire.CommandReply]{
 		Doc: oneInteger(Doc{Method: "POST", Path: "/api/v1/products/{id}/restock", ID: "restock", Summary: "Add units to a product's stock", Tag: "products",
 			IDField: "productId", IDParam: "id", Errors: []int{404, 409}}, "quantity", integer("units received", 1, inventory.MaxQuantity), 10),
 		Endpoint: wire.EndpointRestock,
@@ -159,7 +159,7 @@ var (
 		Tag: "products", IDField: "productId", IDParam: "id", Errors: []int{404}}, wire.EndpointDiscontinueProduct)
 
 	// EraseCustomer answers the erasure's receipt (wire.Erasure).
-	EraseCustomer = func() *Command[NoBody, wire.IDCommand] {
+	EraseCustomer = func() *Command[NoBody, wire.IDCommand, wire.Erasure] {
 		c := idCommand(Doc{Method: "POST", Path: "/api/v1/customers/{id}/erase", ID: "eraseCustomer",
 			Summary: "Erase a customer's personal data (name, e-mail, address) everywhere: the answer is the receipt", Tag: "customers",
 			IDField: "customerId", IDParam: "id", Errors: []int{404}, Receipt: object([]string{"customerId", "erasedAt", "fields", "streams", "keyDestroyedAt", "position"},
@@ -171,7 +171,7 @@ var (
 	}()
 	CapturePayment = idCommand(Doc{Method: "POST", Path: "/api/v1/payments/{id}/capture", ID: "capturePayment", Summary: "Capture an authorized payment",
 		Tag: "payments", IDField: "paymentId", IDParam: "id", Errors: []int{404, 409}}, wire.EndpointCapturePayment)
-	RefundPayment = &Command[AmountBody, wire.RefundPayment]{
+	RefundPayment = &Command[AmountBody, wire.RefundPayment, wire.CommandReply]{
 		Doc: oneInteger(Doc{Method: "POST", Path: "/api/v1/payments/{id}/refund", ID: "refundPayment", Summary: "Refund part or all of a captured payment", Tag: "payments",
 			IDField: "paymentId", IDParam: "id", Errors: []int{404, 409}}, "amountCents", integer("amount to refund in cents", 1, domain.MaxCents), 500),
 		Endpoint: wire.EndpointRefundPayment,
@@ -182,9 +182,9 @@ var (
 )
 
 // idCommand is a command that names only its aggregate, for admins.
-func idCommand(doc Doc, endpoint string) *Command[NoBody, wire.IDCommand] {
+func idCommand[Resp any](doc Doc, endpoint wire.Endpoint[wire.IDCommand, Resp]) *Command[NoBody, wire.IDCommand, Resp] {
 	doc.NoBody = true
-	return &Command[NoBody, wire.IDCommand]{Doc: doc, Endpoint: endpoint,
+	return &Command[NoBody, wire.IDCommand, Resp]{Doc: doc, Endpoint: endpoint,
 		Request: func(_ context.Context, id string, _ *NoBody, m wire.CommandMeta) (wire.IDCommand, string) {
 			return wire.IDCommand{Meta: m, ID: id}, id
 		}}

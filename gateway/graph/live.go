@@ -200,7 +200,7 @@ func final(o *wire.Order) bool { return o.Status == "DELIVERED" || o.Status == "
 func (r *Resolver) orderChanged(ctx context.Context, id string) (<-chan *wire.Order, error) {
 	p := caller(ctx)
 	notYours := func() error { return &rpc.Error{Code: rpc.CodeNotFound, Message: "no order " + id} }
-	if o, err := one[wire.Order](ctx, r, wire.EndpointOrderByID, wire.OrderByID{ID: id}); err == nil && o != nil && !p.Owns(o.CustomerID) {
+	if o, err := one(ctx, r, wire.EndpointOrderByID, wire.OrderByID{ID: id}); err == nil && o != nil && !p.Owns(o.CustomerID) {
 		return nil, notYours()
 	}
 	out := make(chan *wire.Order, 1)
@@ -210,7 +210,7 @@ func (r *Resolver) orderChanged(ctx context.Context, id string) (<-chan *wire.Or
 		if !n.changes(key) {
 			return true // another order moved: nothing to read
 		}
-		o, err := one[wire.Order](ctx, r, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: n.pos()})
+		o, err := one(ctx, r, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: n.pos()})
 		if err != nil || o == nil || same(o, last) {
 			return ctx.Err() == nil // not there yet, or a read to retry at the next notification
 		}
@@ -267,7 +267,7 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 		list := n.changes(mine) // a new order, or not said: the newest 50 again
 		if list {
 			var page wire.OrderPage
-			page, err = call[wire.OrderPage](ctx, r, wire.EndpointListOrders, wire.ListOrders{CustomerID: p.Subject, First: maxHeld, MinPosition: n.pos()})
+			page, err = call(ctx, r, wire.EndpointListOrders, wire.ListOrders{CustomerID: p.Subject, First: maxHeld, MinPosition: n.pos()})
 			orders = page.Orders
 		} else { // only orders it holds: those
 			var moved []string
@@ -276,7 +276,7 @@ func (r *Resolver) myOrdersChanged(ctx context.Context) (<-chan *wire.Order, err
 					moved = append(moved, id)
 				}
 			}
-			orders, err = call[[]wire.Order](ctx, r, wire.EndpointOrdersByIDs, wire.OrdersByIDs{IDs: moved, MinPosition: n.pos()})
+			orders, err = call(ctx, r, wire.EndpointOrdersByIDs, wire.OrdersByIDs{IDs: moved, MinPosition: n.pos()})
 		}
 		if err != nil {
 			return ctx.Err() == nil

@@ -54,7 +54,7 @@ func caller(ctx context.Context) auth.Principal {
 
 // mutate carries out command c on id with body as the REST API does (the same authorization,
 // command identity and answer); the idempotency key makes a retry the same command.
-func mutate[B, Req any](ctx context.Context, r *Resolver, c *api.Command[B, Req], id string, body *B, idempotencyKey *string) (*CommandResult, error) {
+func mutate[B, Req, Resp any](ctx context.Context, r *Resolver, c *api.Command[B, Req, Resp], id string, body *B, idempotencyKey *string) (*CommandResult, error) {
 	res, err := execute(ctx, r, c, id, body, idempotencyKey)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func mutate[B, Req any](ctx context.Context, r *Resolver, c *api.Command[B, Req]
 }
 
 // execute is mutate's work, answering the command's whole result (its receipt, if it has one).
-func execute[B, Req any](ctx context.Context, r *Resolver, c *api.Command[B, Req], id string, body *B, idempotencyKey *string) (api.Result, error) {
+func execute[B, Req, Resp any](ctx context.Context, r *Resolver, c *api.Command[B, Req, Resp], id string, body *B, idempotencyKey *string) (api.Result, error) {
 	key := ""
 	if idempotencyKey != nil {
 		key = *idempotencyKey
@@ -123,15 +123,15 @@ func (r *Resolver) callCtx(ctx context.Context) (context.Context, context.Cancel
 }
 
 // call asks a service's endpoint, within the resolver's timeout.
-func call[T any](ctx context.Context, r *Resolver, endpoint string, req any) (T, error) {
+func call[Req, T any](ctx context.Context, r *Resolver, endpoint wire.Endpoint[Req, T], req Req) (T, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	return rpc.Call[T](ctx, r.NC, r.NS.Subject(endpoint), req)
+	return rpc.Ask(ctx, r.NC, r.NS, endpoint, req)
 }
 
 // one asks a query service for one item; not found is null, not an error.
-func one[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*T, error) {
-	v, err := call[T](ctx, r, endpoint, req)
+func one[Req, T any](ctx context.Context, r *Resolver, endpoint wire.Endpoint[Req, T], req Req) (*T, error) {
+	v, err := call(ctx, r, endpoint, req)
 	var rerr *rpc.Error
 	if errors.As(err, &rerr) && rerr.Code == rpc.CodeNotFound {
 		return nil, nil
@@ -183,7 +183,7 @@ func (r *Resolver) orders(ctx context.Context, req wire.ListOrders, first *int64
 	if err := pageArgs(first, after, &req.First, &req.After); err != nil {
 		return nil, err
 	}
-	page, err := call[wire.OrderPage](ctx, r, wire.EndpointListOrders, req)
+	page, err := call(ctx, r, wire.EndpointListOrders, req)
 	if err != nil {
 		return nil, err
 	}
@@ -206,11 +206,11 @@ func edges[T, E any](items []T, cursors []string, edge func(node *T, cursor stri
 const discoveryWait = 300 * time.Millisecond
 
 // admin calls an operators' endpoint (the projections service) for an admin caller only.
-func admin[T any](ctx context.Context, r *Resolver, endpoint string, req any) (*T, error) {
+func admin[Req, T any](ctx context.Context, r *Resolver, endpoint wire.Endpoint[Req, T], req Req) (*T, error) {
 	if !caller(ctx).IsAdmin() {
 		return nil, forbidden("for admins only")
 	}
-	v, err := call[T](ctx, r, endpoint, req)
+	v, err := call(ctx, r, endpoint, req)
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +379,7 @@ func withParked(ctx context.Context, r *Resolver, entries []*wire.TimelineEntry)
 			at[e.Position] = e
 		}
 	}
-	list, err := admin[[]wire.ProjectionStatus](ctx, r, wire.EndpointProjectionsList, struct{}{})
+	list, err := admin(ctx, r, wire.EndpointProjectionsList, struct{}{})
 	if err != nil {
 		return entries
 	}
@@ -388,7 +388,7 @@ func withParked(ctx context.Context, r *Resolver, entries []*wire.TimelineEntry)
 		if p.Parked == 0 {
 			continue
 		}
-		parked, err := admin[[]wire.ParkedEvent](ctx, r, wire.EndpointProjectionParked, wire.ProjectionName{Name: p.Name})
+		parked, err := admin(ctx, r, wire.EndpointProjectionParked, wire.ProjectionName{Name: p.Name})
 		if err != nil {
 			continue
 		}

@@ -114,17 +114,17 @@ func (r *mutationResolver) RefundPayment(ctx context.Context, paymentID string, 
 
 // PauseProjection is the resolver for the pauseProjection field.
 func (r *mutationResolver) PauseProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error) {
-	return admin[wire.ProjectionStatus](ctx, r.Resolver, wire.EndpointProjectionPause, wire.ProjectionName{Name: name})
+	return admin(ctx, r.Resolver, wire.EndpointProjectionPause, wire.ProjectionName{Name: name})
 }
 
 // ResumeProjection is the resolver for the resumeProjection field.
 func (r *mutationResolver) ResumeProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error) {
-	return admin[wire.ProjectionStatus](ctx, r.Resolver, wire.EndpointProjectionResume, wire.ProjectionName{Name: name})
+	return admin(ctx, r.Resolver, wire.EndpointProjectionResume, wire.ProjectionName{Name: name})
 }
 
 // ReplayParkedEvents is the resolver for the replayParkedEvents field.
 func (r *mutationResolver) ReplayParkedEvents(ctx context.Context, projection string) (int64, error) {
-	res, err := admin[wire.ReplayResult](ctx, r.Resolver, wire.EndpointProjectionReplay, wire.ProjectionName{Name: projection})
+	res, err := admin(ctx, r.Resolver, wire.EndpointProjectionReplay, wire.ProjectionName{Name: projection})
 	if err != nil {
 		return 0, err
 	}
@@ -133,7 +133,7 @@ func (r *mutationResolver) ReplayParkedEvents(ctx context.Context, projection st
 
 // RebuildProjection is the resolver for the rebuildProjection field.
 func (r *mutationResolver) RebuildProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error) {
-	return admin[wire.ProjectionStatus](ctx, r.Resolver, wire.EndpointProjectionRebuild, wire.ProjectionName{Name: name})
+	return admin(ctx, r.Resolver, wire.EndpointProjectionRebuild, wire.ProjectionName{Name: name})
 }
 
 // Status is the resolver for the status field.
@@ -157,10 +157,11 @@ func (r *orderResolver) Fulfillment(ctx context.Context, obj *wire.Order) (*wire
 
 // Timeline is the resolver for the timeline field.
 func (r *orderResolver) Timeline(ctx context.Context, obj *wire.Order) ([]*wire.TimelineEntry, error) {
-	entries, err := many[*wire.TimelineEntry](ctx, r.Resolver, wire.EndpointOrderTimeline, wire.OrderByID{ID: obj.ID})
+	found, err := many(ctx, r.Resolver, wire.EndpointOrderTimeline, wire.OrderByID{ID: obj.ID})
 	if err != nil {
 		return nil, err
 	}
+	entries := pointers(found)
 	// The saga's decisions (what it sent, re-sent, gave up on) between the events they answer.
 	f, err := load(ctx, func(l *loaders) *source[wire.Fulfillment] { return l.fulfillments }, obj.ID)
 	if err == nil && f != nil {
@@ -185,7 +186,7 @@ func (r *queryResolver) Order(ctx context.Context, id string, consistentWith *st
 	var o *wire.Order
 	var err error
 	if consistentWith != nil { // a position of its own: not batched with the others
-		o, err = one[wire.Order](ctx, r.Resolver, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+		o, err = one(ctx, r.Resolver, wire.EndpointOrderByID, wire.OrderByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
 		if o != nil {
 			prime(ctx, []wire.Order{*o})
 		}
@@ -218,7 +219,7 @@ func (r *queryResolver) Orders(ctx context.Context, customerID *string, status *
 
 // Product is the resolver for the product field.
 func (r *queryResolver) Product(ctx context.Context, id string, consistentWith *string) (*wire.Product, error) {
-	return one[wire.Product](ctx, r.Resolver, wire.EndpointProductByID, wire.ProductByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+	return one(ctx, r.Resolver, wire.EndpointProductByID, wire.ProductByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
 }
 
 // Products is the resolver for the products field.
@@ -230,7 +231,7 @@ func (r *queryResolver) Products(ctx context.Context, query *string, first *int6
 	if err := pageArgs(first, after, &req.First, &req.After); err != nil {
 		return nil, err
 	}
-	page, err := call[wire.ProductPage](ctx, r.Resolver, wire.EndpointSearchProduct, req)
+	page, err := call(ctx, r.Resolver, wire.EndpointSearchProduct, req)
 	if err != nil {
 		return nil, err
 	}
@@ -248,19 +249,19 @@ func (r *queryResolver) LowStock(ctx context.Context, threshold *int64, first *i
 	if err := pageArgs(first, nil, &req.First, nil); err != nil {
 		return nil, err
 	}
-	products, err := call[[]wire.Product](ctx, r.Resolver, wire.EndpointLowStock, req)
+	products, err := call(ctx, r.Resolver, wire.EndpointLowStock, req)
 	return pointers(products), err
 }
 
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context, consistentWith *string) (*wire.Customer, error) {
 	p := caller(ctx)
-	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: p.Subject, MinPosition: minPosition(ctx, consistentWith)})
+	return one(ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: p.Subject, MinPosition: minPosition(ctx, consistentWith)})
 }
 
 // Projections is the resolver for the projections field.
 func (r *queryResolver) Projections(ctx context.Context) ([]*wire.ProjectionStatus, error) {
-	list, err := admin[[]wire.ProjectionStatus](ctx, r.Resolver, wire.EndpointProjectionsList, struct{}{})
+	list, err := admin(ctx, r.Resolver, wire.EndpointProjectionsList, struct{}{})
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +270,7 @@ func (r *queryResolver) Projections(ctx context.Context) ([]*wire.ProjectionStat
 
 // ParkedEvents is the resolver for the parkedEvents field.
 func (r *queryResolver) ParkedEvents(ctx context.Context, projection string) ([]*wire.ParkedEvent, error) {
-	list, err := admin[[]wire.ParkedEvent](ctx, r.Resolver, wire.EndpointProjectionParked, wire.ProjectionName{Name: projection})
+	list, err := admin(ctx, r.Resolver, wire.EndpointProjectionParked, wire.ProjectionName{Name: projection})
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +282,7 @@ func (r *queryResolver) CustomerErasure(ctx context.Context, customerID string) 
 	if !caller(ctx).IsAdmin() {
 		return nil, forbidden("for admins only")
 	}
-	return one[wire.Erasure](ctx, r.Resolver, wire.EndpointCustomerErasure, wire.CustomerByID{ID: customerID})
+	return one(ctx, r.Resolver, wire.EndpointCustomerErasure, wire.CustomerByID{ID: customerID})
 }
 
 // Customer is the resolver for the customer field.
@@ -289,12 +290,12 @@ func (r *queryResolver) Customer(ctx context.Context, id string, consistentWith 
 	if !caller(ctx).Owns(id) {
 		return nil, nil
 	}
-	return one[wire.Customer](ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
+	return one(ctx, r.Resolver, wire.EndpointCustomerByID, wire.CustomerByID{ID: id, MinPosition: minPosition(ctx, consistentWith)})
 }
 
 // FulfillmentCounts is the resolver for the fulfillmentCounts field.
 func (r *queryResolver) FulfillmentCounts(ctx context.Context) (*wire.FulfillmentCounts, error) {
-	return admin[wire.FulfillmentCounts](ctx, r.Resolver, wire.EndpointFulfillmentCounts, struct{}{})
+	return admin(ctx, r.Resolver, wire.EndpointFulfillmentCounts, struct{}{})
 }
 
 // Fulfillments is the resolver for the fulfillments field.
@@ -309,7 +310,7 @@ func (r *queryResolver) Fulfillments(ctx context.Context, step *string, stuck *b
 	if err := firstArg(first, 500, &req.First); err != nil {
 		return nil, err
 	}
-	list, err := admin[[]wire.Fulfillment](ctx, r.Resolver, wire.EndpointFulfillments, req)
+	list, err := admin(ctx, r.Resolver, wire.EndpointFulfillments, req)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +319,7 @@ func (r *queryResolver) Fulfillments(ctx context.Context, step *string, stuck *b
 
 // PaymentProvider is the resolver for the paymentProvider field.
 func (r *queryResolver) PaymentProvider(ctx context.Context) (*wire.ProviderStatus, error) {
-	return admin[wire.ProviderStatus](ctx, r.Resolver, wire.EndpointPaymentProvider, struct{}{})
+	return admin(ctx, r.Resolver, wire.EndpointPaymentProvider, struct{}{})
 }
 
 // Services is the resolver for the services field.
@@ -354,7 +355,7 @@ func (r *queryResolver) ActorActivity(ctx context.Context, actor string, first *
 	if before != nil {
 		req.Before = *before
 	}
-	return admin[wire.ActivityPage](ctx, r.Resolver, wire.EndpointActorActivity, req)
+	return admin(ctx, r.Resolver, wire.EndpointActorActivity, req)
 }
 
 // Status is the resolver for the status field.

@@ -406,11 +406,11 @@ type Service struct {
 // Route is one endpoint of a Service: see On.
 type Route func(*Server, wire.Namespace) Endpoint
 
-// On routes endpoint (a wire.Endpoint constant, in the service's namespace) to fn, under name in
-// discovery.
-func On[Req, Resp any](name, endpoint string, fn func(ctx context.Context, req Req) (Resp, error)) Route {
+// On routes endpoint (in the service's namespace) to fn, under name in discovery: fn takes the
+// endpoint's request and answers its answer.
+func On[Req, Resp any](name string, endpoint wire.Endpoint[Req, Resp], fn func(ctx context.Context, req Req) (Resp, error)) Route {
 	return func(s *Server, ns wire.Namespace) Endpoint {
-		return Endpoint{Name: name, Subject: ns.Subject(endpoint), Handler: Handle(s, name, fn)}
+		return Endpoint{Name: name, Subject: endpoint.In(ns), Handler: Handle(s, name, fn)}
 	}
 }
 
@@ -454,14 +454,33 @@ const Version = "0.1.0"
 // DefaultTimeout bounds a Call whose context has no deadline.
 const DefaultTimeout = 5 * time.Second
 
-// Call sends req to subject and decodes the answer into Resp. A service error comes back as
-// *Error; no responder, a timeout or a broken connection as an *Error with CodeUnavailable.
+// Ask sends req to endpoint in namespace ns and answers its answer (see Call for its errors).
+func Ask[Req, Resp any](ctx context.Context, nc *nats.Conn, ns wire.Namespace, endpoint wire.Endpoint[Req, Resp], req Req) (Resp, error) {
+	return Call[Resp](ctx, nc, endpoint.In(ns), req)
+}
+
+// Call sends req to subject and decodes the answer into Resp: for subjects no wire.Endpoint names
+// (an instance's own); Ask for the others. A service error comes back as *Error; no responder, a
+// timeout or a broken connection as an *Error with CodeUnavailable.
 func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any) (Resp, error) {
 	var resp Resp
 	data, err := json.Marshal(req)
 	if err != nil {
 		return resp, fmt.Errorf("call %s: encode: %w", subject, err)
 	}
+	answer, err := Exchange(ctx, nc, subject, data)
+	if err != nil {
+		return resp, err
+	}
+	if err := gojson.Unmarshal(answer, &resp); err != nil {
+		return resp, fmt.Errorf("call %s: decode answer: %w", subject, err)
+	}
+	return resp, nil
+}
+
+// Exchange sends an encoded request to subject and answers the encoded answer, with Call's
+// errors: the transport under Call, for a caller that encodes (and keeps) the bytes itself.
+func Exchange(ctx context.Context, nc *nats.Conn, subject string, data []byte) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
@@ -470,7 +489,7 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 	if !nc.IsConnected() {
 		// While reconnecting, a request would wait in the connection's buffer until its deadline:
 		// answer at once, so that callers answer "unavailable, retry" instead of hanging.
-		return resp, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: NATS is not connected (%s)", subject, nc.Status())}
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: NATS is not connected (%s)", subject, nc.Status())}
 	}
 	ctx, span := telemetry.Tracer().Start(ctx, "call "+subject, trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
@@ -478,7 +497,7 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 	telemetry.Inject(ctx, h)
 	// The caller travels, signed: the service checks it again (see auth.Trust).
 	if tok, ok, err := auth.AssertRequest(ctx, subject); err != nil {
-		return resp, fmt.Errorf("call %s: %w", subject, err)
+		return nil, fmt.Errorf("call %s: %w", subject, err)
 	} else if ok {
 		h.Set(auth.AssertionHeader, tok)
 	}
@@ -496,19 +515,16 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return resp, ctx.Err()
+			return nil, ctx.Err()
 		}
-		return resp, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: %v", subject, err)}
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: %v", subject, err)}
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 		e := &Error{}
 		if gojson.Unmarshal(msg.Data, e) != nil || e.Code == "" {
 			e = &Error{Code: code, Message: msg.Header.Get(micro.ErrorHeader)}
 		}
-		return resp, e
+		return nil, e
 	}
-	if err := gojson.Unmarshal(msg.Data, &resp); err != nil {
-		return resp, fmt.Errorf("call %s: decode answer: %w", subject, err)
-	}
-	return resp, nil
+	return msg.Data, nil
 }

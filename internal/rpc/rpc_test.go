@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -91,7 +92,7 @@ func TestAnswersCarryTheirKind(t *testing.T) {
 			return nil
 		}}
 	if _, err := svc.Serve(t.Context(), nc, slog.New(slog.DiscardHandler),
-		rpc.On("echo", "kinds.echo", func(_ context.Context, req echo) (echo, error) {
+		rpc.On("echo", wire.Endpoint[echo, echo]{Service: "kinds", Name: "kinds.echo"}, func(_ context.Context, req echo) (echo, error) {
 			switch req.N {
 			case 1:
 				return echo{}, &rpc.Error{Code: rpc.CodeNotFound, Field: "n", Message: "no such n"}

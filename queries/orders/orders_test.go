@@ -191,7 +191,7 @@ func TestServedOnNATSMicro(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := placeOrder(t, cmds, "nats-o-1", "nats-c-1", 2)
-	got, err := rpc.Call[wire.Order](ctx, nc, ns.Subject(wire.EndpointOrderByID), wire.OrderByID{ID: "nats-o-1", MinPosition: r.Position})
+	got, err := rpc.Call[wire.Order](ctx, nc, wire.EndpointOrderByID.In(ns), wire.OrderByID{ID: "nats-o-1", MinPosition: r.Position})
 	if err != nil || got.ID != "nats-o-1" {
 		t.Fatalf("order over NATS = %+v, %v", got, err)
 	}

@@ -161,7 +161,8 @@ func (o Options) withDefaults() Options {
 // send returns the command of step. A re-send keeps the command id (the command service appends
 // nothing twice) but gets a message id of its own: the queue would drop a repeated one as a
 // duplicate.
-func (s *State) send(step, endpoint string, payload func(wire.CommandMeta) any) Command {
+// send queues endpoint's command for step, its payload of the endpoint's request type.
+func send[Req any](s *State, step string, endpoint wire.Endpoint[Req, wire.CommandReply], payload func(wire.CommandMeta) Req) Command {
 	s.Attempts++
 	correlation := s.Flow.CorrelationID
 	if correlation == "" {
@@ -173,7 +174,7 @@ func (s *State) send(step, endpoint string, payload func(wire.CommandMeta) any) 
 	if s.Retries > 0 {
 		id = fmt.Sprintf("%s#%d", id, s.Retries)
 	}
-	return Command{ID: id, Endpoint: endpoint, Payload: payload(m)}
+	return Command{ID: id, Endpoint: endpoint.Name, Payload: payload(m)}
 }
 
 // wait sets the step's deadline: StepTimeout, doubled for each re-send so far.
@@ -183,7 +184,7 @@ func (s *State) wait(now time.Time, opts Options) {
 }
 
 func (s *State) reserve() Command {
-	return s.send("reserve", wire.EndpointReserveStock, func(m wire.CommandMeta) any {
+	return send(s, "reserve", wire.EndpointReserveStock, func(m wire.CommandMeta) wire.ReserveStock {
 		lines := make([]wire.OrderLine, len(s.Lines))
 		for i, l := range s.Lines {
 			lines[i] = wire.OrderLine(l)
@@ -227,17 +228,17 @@ func (s *State) productIDs() []string {
 
 func (s *State) release() Command {
 	s.StockHeld = false
-	return s.send("release", wire.EndpointReleaseStock, func(m wire.CommandMeta) any {
+	return send(s, "release", wire.EndpointReleaseStock, func(m wire.CommandMeta) wire.OrderStock {
 		return wire.OrderStock{Meta: m, OrderID: s.OrderID, ProductIDs: s.productIDs()}
 	})
 }
 
 func (s *State) void() Command {
-	return s.send("void", wire.EndpointVoidPayment, func(m wire.CommandMeta) any { return wire.IDCommand{Meta: m, ID: s.OrderID} })
+	return send(s, "void", wire.EndpointVoidPayment, func(m wire.CommandMeta) wire.IDCommand { return wire.IDCommand{Meta: m, ID: s.OrderID} })
 }
 
 func (s *State) cancel(reason string) Command {
-	return s.send("cancel", wire.EndpointCancelOrder, func(m wire.CommandMeta) any {
+	return send(s, "cancel", wire.EndpointCancelOrder, func(m wire.CommandMeta) wire.CancelOrder {
 		return wire.CancelOrder{Meta: m, OrderID: s.OrderID, Reason: reason}
 	})
 }
@@ -245,7 +246,7 @@ func (s *State) cancel(reason string) Command {
 // confirm sends the confirmation; the caller resets Retries when the step begins.
 func (s *State) confirm() Command {
 	s.Step = StepConfirming
-	return s.send("confirm", wire.EndpointConfirmOrder, func(m wire.CommandMeta) any { return wire.IDCommand{Meta: m, ID: s.OrderID} })
+	return send(s, "confirm", wire.EndpointConfirmOrder, func(m wire.CommandMeta) wire.IDCommand { return wire.IDCommand{Meta: m, ID: s.OrderID} })
 }
 
 func (s *State) end(outcome Outcome) {
@@ -314,7 +315,7 @@ func react(s *State, e any, now time.Time, opts Options) []Command {
 			}
 			deadline := now.Add(opts.PaymentTimeout)
 			s.Step, s.Deadline, s.Retries = StepAuthorizing, &deadline, 0
-			return []Command{s.send("authorize", wire.EndpointAuthorizePayment, func(m wire.CommandMeta) any {
+			return []Command{send(s, "authorize", wire.EndpointAuthorizePayment, func(m wire.CommandMeta) wire.AuthorizePayment {
 				return wire.AuthorizePayment{Meta: m, PaymentID: s.OrderID, OrderID: s.OrderID, AmountCents: s.TotalCents}
 			})}
 		case StepCancelled:

@@ -61,9 +61,9 @@ func check(t *testing.T, s *fulfillment.State, sent []string, step fulfillment.S
 
 func TestPaths(t *testing.T) {
 	t.Parallel()
-	const (
-		reserve, authorize, confirm = wire.EndpointReserveStock, wire.EndpointAuthorizePayment, wire.EndpointConfirmOrder
-		release, cancel, void       = wire.EndpointReleaseStock, wire.EndpointCancelOrder, wire.EndpointVoidPayment
+	var (
+		reserve, authorize, confirm = wire.EndpointReserveStock.Name, wire.EndpointAuthorizePayment.Name, wire.EndpointConfirmOrder.Name
+		release, cancel, void       = wire.EndpointReleaseStock.Name, wire.EndpointCancelOrder.Name, wire.EndpointVoidPayment.Name
 	)
 	tests := []struct {
 		name    string
@@ -132,7 +132,7 @@ func TestFreeOrderSkipsPayment(t *testing.T) {
 	free := placed
 	free.TotalCents = 0
 	s, sent := run(t, free, reserved, confirmed)
-	check(t, s, sent, fulfillment.StepConfirmed, fulfillment.OutcomeConfirmed, wire.EndpointReserveStock, wire.EndpointConfirmOrder)
+	check(t, s, sent, fulfillment.StepConfirmed, fulfillment.OutcomeConfirmed, wire.EndpointReserveStock.Name, wire.EndpointConfirmOrder.Name)
 }
 
 // deadlines fires the saga's deadline until it has none, returning the state and the commands sent.
@@ -169,11 +169,11 @@ func TestEveryWaitHasADeadline(t *testing.T) {
 		byEndpoint[c.Endpoint]++
 	}
 	const max = 8 // the default MaxRetries
-	if byEndpoint[wire.EndpointReserveStock] != 1+max || byEndpoint[wire.EndpointReleaseStock] != 1+max || byEndpoint[wire.EndpointCancelOrder] != 1+max {
+	if byEndpoint[wire.EndpointReserveStock.Name] != 1+max || byEndpoint[wire.EndpointReleaseStock.Name] != 1+max || byEndpoint[wire.EndpointCancelOrder.Name] != 1+max {
 		t.Errorf("sent %v; want the reservation, then the release and the cancellation, each %d times", byEndpoint, 1+max)
 	}
 	for _, c := range sent {
-		if c.Endpoint == wire.EndpointReserveStock && c.Payload.(wire.ReserveStock).Meta.CommandID != "fulfillment:o1:reserve" {
+		if c.Endpoint == wire.EndpointReserveStock.Name && c.Payload.(wire.ReserveStock).Meta.CommandID != "fulfillment:o1:reserve" {
 			t.Errorf("a re-sent reservation has command id %q: the inventory service would not know it", c.Payload.(wire.ReserveStock).Meta.CommandID)
 		}
 	}
