@@ -130,35 +130,60 @@ const DefaultGCPercent = 400
 
 // ParseFlags reads the command line of `serve` or `dev` and the environment into a Config.
 func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
+	env := environment(getenv)
 	c := Config{Dev: cmd == "dev"}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	targets := fs.String("target", "all", "comma-separated targets to run: all, or any of "+strings.Join(TargetNames(), ", "))
-	fs.StringVar(&c.HTTPAddr, "http-addr", env("ORDERFLOW_HTTP_ADDR", "127.0.0.1:8080"), "gateway listen address")
-	fs.StringVar(&c.DataDir, "data-dir", env("ORDERFLOW_DATA_DIR", ".orderflow"), "where dev keeps its PostgreSQL cluster and NATS data")
+	fs.StringVar(&c.HTTPAddr, "http-addr", env.or("ORDERFLOW_HTTP_ADDR", "127.0.0.1:8080"), "gateway listen address")
+	fs.StringVar(&c.DataDir, "data-dir", env.or("ORDERFLOW_DATA_DIR", ".orderflow"), "where dev keeps its PostgreSQL cluster and NATS data")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("%s: unexpected arguments %q", cmd, fs.Args())
 	}
-	c.DatabaseURL = getenv("DATABASE_URL")
-	c.EventStoreURL = getenv("EVENTSTORE_URL")
-	c.OrdersDatabaseURL = getenv("ORDERS_DATABASE_URL")
-	c.CatalogDatabaseURL = getenv("CATALOG_DATABASE_URL")
-	c.CustomersDatabaseURL = getenv("CUSTOMERS_DATABASE_URL")
-	c.SagasDatabaseURL = getenv("SAGAS_DATABASE_URL")
-	c.PaymentProviderURL = getenv("PAYMENT_PROVIDER_URL")
-	c.PaymentProvider.Addr = env("PAYMENT_PROVIDER_ADDR", "127.0.0.1:0")
+	for _, read := range []func(environment) error{c.readDatabases, c.readFulfillment, c.readNATS, c.readProcess, c.readGateway} {
+		if err := read(env); err != nil {
+			return Config{}, err
+		}
+	}
+	var err error
+	if c.Targets, err = parseTargets(*targets); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// environment reads the process's environment variables.
+type environment func(string) string
+
+// or is the variable key, or def when it is unset or empty.
+func (e environment) or(key, def string) string {
+	if v := e(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// readDatabases reads where the event store and the read models' databases are.
+func (c *Config) readDatabases(env environment) error {
+	c.DatabaseURL = env("DATABASE_URL")
+	c.EventStoreURL = env("EVENTSTORE_URL")
+	c.OrdersDatabaseURL = env("ORDERS_DATABASE_URL")
+	c.CatalogDatabaseURL = env("CATALOG_DATABASE_URL")
+	c.CustomersDatabaseURL = env("CUSTOMERS_DATABASE_URL")
+	c.SagasDatabaseURL = env("SAGAS_DATABASE_URL")
+	return nil
+}
+
+// readFulfillment reads the saga's timeouts and the card gateway's settings.
+func (c *Config) readFulfillment(env environment) error {
+	c.PaymentProviderURL = env("PAYMENT_PROVIDER_URL")
+	c.PaymentProvider.Addr = env.or("PAYMENT_PROVIDER_ADDR", "127.0.0.1:0")
 	var perr error
 	durationEnv := func(key, def string) time.Duration {
-		d, err := time.ParseDuration(env(key, def))
+		d, err := time.ParseDuration(env.or(key, def))
 		if err != nil || d < 0 {
 			perr = errors.Join(perr, fmt.Errorf("%s: want a duration such as %s", key, def))
 		}
@@ -167,78 +192,98 @@ func ParseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	c.PaymentTimeout = durationEnv("FULFILLMENT_PAYMENT_TIMEOUT", "2m")
 	c.StepTimeout = durationEnv("FULFILLMENT_STEP_TIMEOUT", "30s")
 	c.PaymentProvider.Latency = durationEnv("PAYMENT_PROVIDER_LATENCY", "20ms")
-	if rate, err := strconv.ParseFloat(env("PAYMENT_PROVIDER_DECLINE_RATE", "0"), 64); err != nil || rate < 0 || rate > 1 {
+	if rate, err := strconv.ParseFloat(env.or("PAYMENT_PROVIDER_DECLINE_RATE", "0"), 64); err != nil || rate < 0 || rate > 1 {
 		perr = errors.Join(perr, errors.New("PAYMENT_PROVIDER_DECLINE_RATE: want a number between 0 and 1"))
 	} else {
 		c.PaymentProvider.DeclineRate = rate
 	}
-	c.PaymentProvider.Outage = env("PAYMENT_PROVIDER_OUTAGE", "false") == "true"
-	if perr != nil {
-		return Config{}, perr
-	}
-	c.Traces = telemetry.ExporterFromEnv(getenv)
-	c.NATSURL = getenv("NATS_URL")
-	c.NATSSeeds = getenv("ORDERFLOW_NATS_SEEDS")
-	insecure, err := strconv.ParseBool(env("ORDERFLOW_NATS_INSECURE", "false"))
+	c.PaymentProvider.Outage = env.or("PAYMENT_PROVIDER_OUTAGE", "false") == "true"
+	return perr
+}
+
+// readNATS reads how the targets reach NATS: its URL, identities, TLS and namespace.
+func (c *Config) readNATS(env environment) error {
+	c.NATSURL = env("NATS_URL")
+	c.NATSSeeds = env("ORDERFLOW_NATS_SEEDS")
+	insecure, err := strconv.ParseBool(env.or("ORDERFLOW_NATS_INSECURE", "false"))
 	if err != nil {
-		return Config{}, errors.New("ORDERFLOW_NATS_INSECURE: want true or false")
+		return errors.New("ORDERFLOW_NATS_INSECURE: want true or false")
 	}
 	c.NATSInsecure = insecure
-	c.NATSTLS = NATSTLSFromEnv(getenv)
+	c.NATSTLS = NATSTLSFromEnv(env)
 	if (c.NATSTLS.Cert == "") != (c.NATSTLS.Key == "") {
-		return Config{}, errors.New("ORDERFLOW_NATS_CERT and ORDERFLOW_NATS_KEY: set both (a client certificate and its key) or neither")
+		return errors.New("ORDERFLOW_NATS_CERT and ORDERFLOW_NATS_KEY: set both (a client certificate and its key) or neither")
 	}
-	c.NATSNamespace = wire.Namespace(env("ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)))
+	c.NATSNamespace = wire.Namespace(env.or("ORDERFLOW_NATS_PREFIX", string(wire.DefaultNamespace)))
 	if strings.ContainsAny(string(c.NATSNamespace), " *>\t") || strings.HasPrefix(string(c.NATSNamespace), ".") || strings.HasSuffix(string(c.NATSNamespace), ".") {
-		return Config{}, fmt.Errorf("ORDERFLOW_NATS_PREFIX %q: want NATS subject tokens such as orderflow or staging.orderflow", c.NATSNamespace)
+		return fmt.Errorf("ORDERFLOW_NATS_PREFIX %q: want NATS subject tokens such as orderflow or staging.orderflow", c.NATSNamespace)
 	}
-	c.DebugAddr = getenv("ORDERFLOW_DEBUG_ADDR")
-	if getenv("GOGC") == "" {
+	return nil
+}
+
+// readProcess reads the process's own settings: tracing, debugging, memory, logs, the
+// read-your-writes timeout.
+func (c *Config) readProcess(env environment) error {
+	c.Traces = telemetry.ExporterFromEnv(env)
+	c.DebugAddr = env("ORDERFLOW_DEBUG_ADDR")
+	if env("GOGC") == "" {
 		c.GCPercent = DefaultGCPercent
 	}
-	if getenv("GOMEMLIMIT") == "" {
+	if env("GOMEMLIMIT") == "" {
 		c.MemoryLimit = cgroupMemoryLimit() / 10 * 8
 	}
-	c.LogFormat = env("ORDERFLOW_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Dev])
-	c.LogLevel = env("ORDERFLOW_LOG_LEVEL", "info")
-	timeout, err := time.ParseDuration(env("ORDERFLOW_CONSISTENCY_TIMEOUT", "3s"))
+	c.LogFormat = env.or("ORDERFLOW_LOG_FORMAT", map[bool]string{true: "text", false: "json"}[c.Dev])
+	c.LogLevel = env.or("ORDERFLOW_LOG_LEVEL", "info")
+	timeout, err := time.ParseDuration(env.or("ORDERFLOW_CONSISTENCY_TIMEOUT", "3s"))
 	if err != nil || timeout <= 0 {
-		return Config{}, fmt.Errorf("ORDERFLOW_CONSISTENCY_TIMEOUT: want a positive duration such as 3s")
+		return fmt.Errorf("ORDERFLOW_CONSISTENCY_TIMEOUT: want a positive duration such as 3s")
 	}
 	c.ConsistencyTimeout = timeout
-	c.JWTSecret, c.JWKSFile = getenv("ORDERFLOW_JWT_SECRET"), getenv("ORDERFLOW_JWKS_FILE")
-	c.JWTPreviousSecret = getenv("ORDERFLOW_JWT_PREVIOUS_SECRET")
-	if c.RateLimit, err = strconv.Atoi(env("GATEWAY_RATE_LIMIT", "20")); err != nil || c.RateLimit < 0 {
-		return Config{}, fmt.Errorf("GATEWAY_RATE_LIMIT: want requests per second per client, such as 20 (0: no limit)")
+	return nil
+}
+
+// readGateway reads the gateway's security: token keys, rate limits, subscriptions, CORS,
+// introspection.
+func (c *Config) readGateway(env environment) error {
+	c.JWTSecret, c.JWKSFile = env("ORDERFLOW_JWT_SECRET"), env("ORDERFLOW_JWKS_FILE")
+	c.JWTPreviousSecret = env("ORDERFLOW_JWT_PREVIOUS_SECRET")
+	var err error
+	if c.RateLimit, err = strconv.Atoi(env.or("GATEWAY_RATE_LIMIT", "20")); err != nil || c.RateLimit < 0 {
+		return fmt.Errorf("GATEWAY_RATE_LIMIT: want requests per second per client, such as 20 (0: no limit)")
 	}
-	if c.AdminRateLimit, err = strconv.Atoi(env("GATEWAY_ADMIN_RATE_LIMIT", "0")); err != nil || c.AdminRateLimit < 0 {
-		return Config{}, fmt.Errorf("GATEWAY_ADMIN_RATE_LIMIT: want requests per second per admin, such as 200 (0: no limit)")
+	if c.AdminRateLimit, err = strconv.Atoi(env.or("GATEWAY_ADMIN_RATE_LIMIT", "0")); err != nil || c.AdminRateLimit < 0 {
+		return fmt.Errorf("GATEWAY_ADMIN_RATE_LIMIT: want requests per second per admin, such as 200 (0: no limit)")
 	}
-	if c.MaxSubscriptions, err = strconv.Atoi(env("GATEWAY_MAX_SUBSCRIPTIONS", "5000")); err != nil || c.MaxSubscriptions <= 0 {
-		return Config{}, fmt.Errorf("GATEWAY_MAX_SUBSCRIPTIONS: want a positive number of live subscriptions per gateway, such as 5000")
+	if c.MaxSubscriptions, err = strconv.Atoi(env.or("GATEWAY_MAX_SUBSCRIPTIONS", "5000")); err != nil || c.MaxSubscriptions <= 0 {
+		return fmt.Errorf("GATEWAY_MAX_SUBSCRIPTIONS: want a positive number of live subscriptions per gateway, such as 5000")
 	}
-	for _, o := range strings.Split(env("GATEWAY_CORS_ORIGINS", map[bool]string{true: "*"}[c.Dev]), ",") {
+	for _, o := range strings.Split(env.or("GATEWAY_CORS_ORIGINS", map[bool]string{true: "*"}[c.Dev]), ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			c.CORSOrigins = append(c.CORSOrigins, o)
 		}
 	}
-	if c.Introspection, err = strconv.ParseBool(env("GATEWAY_INTROSPECTION", strconv.FormatBool(c.Dev))); err != nil {
-		return Config{}, fmt.Errorf("GATEWAY_INTROSPECTION: want true or false")
+	if c.Introspection, err = strconv.ParseBool(env.or("GATEWAY_INTROSPECTION", strconv.FormatBool(c.Dev))); err != nil {
+		return fmt.Errorf("GATEWAY_INTROSPECTION: want true or false")
 	}
-	for _, t := range strings.Split(*targets, ",") {
+	return nil
+}
+
+// parseTargets reads --target: all, or names of targets, sorted, each once.
+func parseTargets(list string) ([]string, error) {
+	var targets []string
+	for _, t := range strings.Split(list, ",") {
 		t = strings.TrimSpace(t)
 		switch {
 		case t == "all":
-			c.Targets = append(c.Targets, TargetNames()...)
+			targets = append(targets, TargetNames()...)
 		case slices.Contains(TargetNames(), t):
-			c.Targets = append(c.Targets, t)
+			targets = append(targets, t)
 		default:
-			return Config{}, fmt.Errorf("unknown target %q: want all or any of %s", t, strings.Join(TargetNames(), ", "))
+			return nil, fmt.Errorf("unknown target %q: want all or any of %s", t, strings.Join(TargetNames(), ", "))
 		}
 	}
-	slices.Sort(c.Targets)
-	c.Targets = slices.Compact(c.Targets)
-	return c, nil
+	slices.Sort(targets)
+	return slices.Compact(targets), nil
 }
 
 // Resolve fills database URLs from DatabaseURL and checks what the targets need.

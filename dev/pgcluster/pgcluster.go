@@ -75,30 +75,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := filepath.Abs(opts.Dir)
-	if err != nil {
-		return nil, err
-	}
 	cred, err := credential()
 	if err != nil {
 		return nil, err
 	}
-	if cred != nil && !traversable(filepath.Dir(dir), cred.Uid) {
-		// A checkout under /root, say: the unprivileged user cannot reach it. Keep the cluster in
-		// a directory of its own, named after dir so the next run finds it again.
-		alt := filepath.Join(os.TempDir(), fmt.Sprintf("orderflow-pg-%x", fnv64(dir)))
-		logf("cluster directory not reachable by the unprivileged postgres user; using another", "wanted", dir, "using", alt)
-		dir = alt
+	dir, err := clusterDir(opts.Dir, cred, logf)
+	if err != nil {
+		return nil, err
 	}
 	data := filepath.Join(dir, "data")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("postgres cluster dir: %w", err)
-	}
-	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, fmt.Errorf("postgres cluster dir: %w", err)
-		}
-	}
 	c := &Cluster{dir: dir, data: data, bin: bin, cred: cred}
 	if pid, port, ok := running(data); ok {
 		logf("adopting running postgres cluster", "dir", data, "port", port)
@@ -111,53 +96,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
 		logf("initialising postgres cluster", "dir", data)
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("initdb %s: %w: %s", data, err, lastLines(string(out), 5))
+		if err := c.initdb(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if c.port, err = freePort(); err != nil {
 		return nil, err
 	}
-	// Clients of this machine connect through a Unix socket (URL): a round trip costs both
-	// sides less than through TCP's loopback. A directory too long for a socket's path, or TLS
-	// (which PostgreSQL does not speak on sockets), leaves TCP.
-	if sock := filepath.Join(dir, "s"); opts.TLSCert == "" && len(sock)+len("/.s.PGSQL.65535") < 100 {
-		if err := os.MkdirAll(sock, 0o755); err != nil {
-			return nil, fmt.Errorf("postgres socket dir: %w", err)
-		}
-		if cred != nil {
-			if err := os.Chown(sock, int(cred.Uid), int(cred.Gid)); err != nil {
-				return nil, fmt.Errorf("postgres socket dir: %w", err)
-			}
-		}
-		c.socket = sock
-	}
-	c.args = []string{"-D", data, "-p", strconv.Itoa(c.port), "-h", "127.0.0.1", "-k", c.socket,
-		"-c", "max_connections=300", "-c", "shared_buffers=256MB"}
-	if opts.Ephemeral {
-		c.args = append(c.args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
-	}
-	if opts.TLSCert != "" {
-		// PostgreSQL reads its key only when its own user owns it and no one else may read it.
-		cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-		for _, f := range [][2]string{{opts.TLSCert, cert}, {opts.TLSKey, key}} {
-			b, err := os.ReadFile(f[0])
-			if err != nil {
-				return nil, fmt.Errorf("postgres tls: %w", err)
-			}
-			if err := os.WriteFile(f[1], b, 0o600); err != nil {
-				return nil, fmt.Errorf("postgres tls: %w", err)
-			}
-			if cred != nil {
-				if err := os.Chown(f[1], int(cred.Uid), int(cred.Gid)); err != nil {
-					return nil, fmt.Errorf("postgres tls: %w", err)
-				}
-			}
-		}
-		c.args = append(c.args, "-c", "ssl=on", "-c", "ssl_cert_file="+cert, "-c", "ssl_key_file="+key)
+	if err := c.configure(opts); err != nil {
+		return nil, err
 	}
 	if err := c.launch(); err != nil {
 		return nil, err
@@ -168,6 +115,90 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	logf("postgres cluster started", "port", c.port, "dir", data)
 	return c, nil
+}
+
+// clusterDir makes the cluster's directory, owned by the unprivileged user cred (if any): wanted
+// itself, or one in the temporary directory named after it when cred cannot reach wanted.
+func clusterDir(wanted string, cred *syscall.Credential, logf func(string, ...any)) (string, error) {
+	dir, err := filepath.Abs(wanted)
+	if err != nil {
+		return "", err
+	}
+	if cred != nil && !traversable(filepath.Dir(dir), cred.Uid) {
+		// A checkout under /root, say: the unprivileged user cannot reach it. Keep the cluster in
+		// a directory of its own, named after dir so the next run finds it again.
+		alt := filepath.Join(os.TempDir(), fmt.Sprintf("orderflow-pg-%x", fnv64(dir)))
+		logf("cluster directory not reachable by the unprivileged postgres user; using another", "wanted", dir, "using", alt)
+		dir = alt
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("postgres cluster dir: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return "", fmt.Errorf("postgres cluster dir: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// initdb makes a new cluster in c.data.
+func (c *Cluster) initdb(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "initdb"), "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	cmd.Dir = c.dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb %s: %w: %s", c.data, err, lastLines(string(out), 5))
+	}
+	return nil
+}
+
+// configure sets the server's arguments by opts: its port, its socket, durability, TLS.
+func (c *Cluster) configure(opts Options) error {
+	// Clients of this machine connect through a Unix socket (URL): a round trip costs both
+	// sides less than through TCP's loopback. A directory too long for a socket's path, or TLS
+	// (which PostgreSQL does not speak on sockets), leaves TCP.
+	if sock := filepath.Join(c.dir, "s"); opts.TLSCert == "" && len(sock)+len("/.s.PGSQL.65535") < 100 {
+		if err := os.MkdirAll(sock, 0o755); err != nil {
+			return fmt.Errorf("postgres socket dir: %w", err)
+		}
+		if err := c.own(sock); err != nil {
+			return fmt.Errorf("postgres socket dir: %w", err)
+		}
+		c.socket = sock
+	}
+	c.args = []string{"-D", c.data, "-p", strconv.Itoa(c.port), "-h", "127.0.0.1", "-k", c.socket,
+		"-c", "max_connections=300", "-c", "shared_buffers=256MB"}
+	if opts.Ephemeral {
+		c.args = append(c.args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	if opts.TLSCert == "" {
+		return nil
+	}
+	// PostgreSQL reads its key only when its own user owns it and no one else may read it.
+	cert, key := filepath.Join(c.dir, "server.crt"), filepath.Join(c.dir, "server.key")
+	for _, f := range [][2]string{{opts.TLSCert, cert}, {opts.TLSKey, key}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			return fmt.Errorf("postgres tls: %w", err)
+		}
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			return fmt.Errorf("postgres tls: %w", err)
+		}
+		if err := c.own(f[1]); err != nil {
+			return fmt.Errorf("postgres tls: %w", err)
+		}
+	}
+	c.args = append(c.args, "-c", "ssl=on", "-c", "ssl_cert_file="+cert, "-c", "ssl_key_file="+key)
+	return nil
+}
+
+// own gives path to the cluster's unprivileged user, if it runs as one.
+func (c *Cluster) own(path string) error {
+	if c.cred == nil {
+		return nil
+	}
+	return os.Chown(path, int(c.cred.Uid), int(c.cred.Gid))
 }
 
 func (c *Cluster) logPath() string { return filepath.Join(c.dir, "postgres.log") }
