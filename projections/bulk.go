@@ -54,23 +54,75 @@ type bulkOptions struct {
 // read horizon), with synchronous_commit off. Then BulkFinish runs, once. It returns the last
 // committed position.
 func bulkLoad(ctx context.Context, store eventstore.Store, pool *pgxpool.Pool, proj BulkLoader, opts bulkOptions) (eventstore.Position, error) {
-	if opts.PageSize <= 0 {
-		opts.PageSize = 10_000
+	opts = opts.withDefaults()
+	finished, err := bulkMigrate(ctx, pool, proj)
+	if err != nil {
+		return eventstore.Start, fmt.Errorf("bulk load %s: migrate: %w", proj.Name(), err)
 	}
-	if opts.CommitEvery <= 0 {
-		opts.CommitEvery = time.Second
+	from, err := progressCheckpoint(ctx, pool, proj.Name())
+	if err != nil || finished {
+		return from, err
 	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 200_000
+	opts.Moved(from)
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	pages, readErr := readAhead(rctx, store, proj.Filter(), from, opts)
+	b := &bulkBatch{pool: pool, proj: proj, opts: opts, pos: from, batchPos: from, started: time.Now()}
+	for page := range pages {
+		b.events = append(b.events, page.Events...)
+		b.batchPos = page.Position
+		if time.Since(b.started) >= opts.CommitEvery || len(b.events) >= opts.MaxBatch {
+			if err := b.flush(ctx); err != nil {
+				return b.pos, fmt.Errorf("bulk load %s: %w", proj.Name(), err)
+			}
+		}
 	}
-	if opts.Moved == nil {
-		opts.Moved = func(eventstore.Position) {}
+	select {
+	case err := <-readErr:
+		return b.pos, fmt.Errorf("bulk load %s: read $all from %s: %w", proj.Name(), b.batchPos, err)
+	default:
 	}
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.DiscardHandler)
+	if err := ctx.Err(); err != nil {
+		return b.pos, err
 	}
-	var finished bool
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	if err := b.flush(ctx); err != nil {
+		return b.pos, fmt.Errorf("bulk load %s: %w", proj.Name(), err)
+	}
+	if opts.Finishing != nil {
+		opts.Finishing()
+	}
+	err = proj.BulkFinish(ctx, pool)
+	if err == nil {
+		_, err = pool.Exec(ctx, `insert into projection_bulk (name) values ($1) on conflict do nothing`, proj.Name())
+	}
+	if err != nil {
+		return b.pos, fmt.Errorf("bulk load %s: finish: %w", proj.Name(), err)
+	}
+	return b.pos, nil
+}
+
+func (o bulkOptions) withDefaults() bulkOptions {
+	if o.PageSize <= 0 {
+		o.PageSize = 10_000
+	}
+	if o.CommitEvery <= 0 {
+		o.CommitEvery = time.Second
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 200_000
+	}
+	if o.Moved == nil {
+		o.Moved = func(eventstore.Position) {}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// bulkMigrate makes the bulk load's tables, unless a bulk load of proj already finished there.
+func bulkMigrate(ctx context.Context, pool *pgxpool.Pool, proj BulkLoader) (finished bool, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, checkpointDDL+"; "+bulkDDL); err != nil {
 			return err
 		}
@@ -82,32 +134,26 @@ func bulkLoad(ctx context.Context, store eventstore.Store, pool *pgxpool.Pool, p
 		}
 		return proj.BulkMigrate(ctx, tx)
 	})
-	if err != nil {
-		return eventstore.Start, fmt.Errorf("bulk load %s: migrate: %w", proj.Name(), err)
-	}
-	from, err := progressCheckpoint(ctx, pool, proj.Name())
-	if err != nil || finished {
-		return from, err
-	}
-	opts.Moved(from)
+	return finished, err
+}
 
-	// Read ahead: pages arrive while the previous batch is written.
+// readAhead reads the log's pages from from to its tip while the previous batch is written: the
+// pages, closed at the end, and the error that ended the reading early, if one did.
+func readAhead(ctx context.Context, store eventstore.Store, filter eventstore.Filter, from eventstore.Position, opts bulkOptions) (<-chan eventstore.Page, <-chan error) {
 	pages := make(chan eventstore.Page, 2*opts.MaxBatch/opts.PageSize)
 	readErr := make(chan error, 1)
-	rctx, stopReading := context.WithCancel(ctx)
-	defer stopReading()
 	go func() {
 		defer close(pages)
 		pos := from
 		for {
-			page, err := store.ReadAll(rctx, pos, eventstore.ReadAllOptions{Filter: proj.Filter(), Limit: opts.PageSize})
+			page, err := store.ReadAll(ctx, pos, eventstore.ReadAllOptions{Filter: filter, Limit: opts.PageSize})
 			if err != nil {
 				readErr <- err
 				return
 			}
 			select {
 			case pages <- page:
-			case <-rctx.Done():
+			case <-ctx.Done():
 				return
 			}
 			if page.AtEnd {
@@ -116,76 +162,55 @@ func bulkLoad(ctx context.Context, store eventstore.Store, pool *pgxpool.Pool, p
 			pos = page.Position
 		}
 	}()
+	return pages, readErr
+}
 
-	pos := from
-	var batch []eventstore.RecordedEvent
-	batchPos, started := pos, time.Now()
-	flush := func() error {
-		if batchPos == pos {
-			return nil
-		}
-		commit := func(apply func(tx pgx.Tx) error) error {
-			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
-					return err
-				}
-				if err := apply(tx); err != nil {
-					return err
-				}
-				return saveCheckpoint(ctx, tx, proj.Name(), batchPos)
-			})
-		}
-		err := commit(func(tx pgx.Tx) error {
-			if len(batch) == 0 { // the log moved past events the read model ignores: the checkpoint moves
-				return nil
-			}
-			return proj.BulkApply(ctx, tx, batch)
-		})
-		if err != nil && ctx.Err() == nil && !pgerr.Unavailable(err) {
-			// An event the read model cannot apply: park it, as the projector would, and load
-			// the rest of the batch event by event.
-			err = commit(func(tx pgx.Tx) error {
-				return applyEachParking(ctx, tx, proj.Name(), proj.BulkApply, batch, 1, opts.Log)
-			})
-		}
-		if err != nil {
-			return err
-		}
-		pos, batch, started = batchPos, batch[:0], time.Now()
-		opts.Moved(pos)
+// bulkBatch is the events a bulk load has read since its last commit, up to batchPos; pos is where
+// it committed to.
+type bulkBatch struct {
+	pool          *pgxpool.Pool
+	proj          BulkLoader
+	opts          bulkOptions
+	events        []eventstore.RecordedEvent
+	pos, batchPos eventstore.Position
+	started       time.Time
+}
+
+// flush commits the batch and its checkpoint in one transaction.
+func (b *bulkBatch) flush(ctx context.Context) error {
+	if b.batchPos == b.pos {
 		return nil
 	}
-	for page := range pages {
-		batch = append(batch, page.Events...)
-		batchPos = page.Position
-		if time.Since(started) >= opts.CommitEvery || len(batch) >= opts.MaxBatch {
-			if err := flush(); err != nil {
-				return pos, fmt.Errorf("bulk load %s: %w", proj.Name(), err)
+	commit := func(apply func(tx pgx.Tx) error) error {
+		return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
+				return err
 			}
+			if err := apply(tx); err != nil {
+				return err
+			}
+			return saveCheckpoint(ctx, tx, b.proj.Name(), b.batchPos)
+		})
+	}
+	err := commit(func(tx pgx.Tx) error {
+		if len(b.events) == 0 { // the log moved past events the read model ignores: the checkpoint moves
+			return nil
 		}
-	}
-	select {
-	case err := <-readErr:
-		return pos, fmt.Errorf("bulk load %s: read $all from %s: %w", proj.Name(), batchPos, err)
-	default:
-	}
-	if err := ctx.Err(); err != nil {
-		return pos, err
-	}
-	if err := flush(); err != nil {
-		return pos, fmt.Errorf("bulk load %s: %w", proj.Name(), err)
-	}
-	if opts.Finishing != nil {
-		opts.Finishing()
-	}
-	err = proj.BulkFinish(ctx, pool)
-	if err == nil {
-		_, err = pool.Exec(ctx, `insert into projection_bulk (name) values ($1) on conflict do nothing`, proj.Name())
+		return b.proj.BulkApply(ctx, tx, b.events)
+	})
+	if err != nil && ctx.Err() == nil && !pgerr.Unavailable(err) {
+		// An event the read model cannot apply: park it, as the projector would, and load the
+		// rest of the batch event by event.
+		err = commit(func(tx pgx.Tx) error {
+			return applyEachParking(ctx, tx, b.proj.Name(), b.proj.BulkApply, b.events, 1, b.opts.Log)
+		})
 	}
 	if err != nil {
-		return pos, fmt.Errorf("bulk load %s: finish: %w", proj.Name(), err)
+		return err
 	}
-	return pos, nil
+	b.pos, b.events, b.started = b.batchPos, b.events[:0], time.Now()
+	b.opts.Moved(b.pos)
+	return nil
 }
 
 // saveCheckpoint writes name's checkpoint in tx.
