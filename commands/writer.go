@@ -301,141 +301,179 @@ func (w *Writer) drain(c *cached) {
 // batch appends nothing, a read of the events after the cached revision finding none. When it
 // finds some, they are folded in and the batch is decided again.
 func (w *Writer) process(c *cached, batch []*request) {
-	answered := make([]bool, len(batch))
-	answer := func(i int, res Result, err error) {
-		if !answered[i] {
-			answered[i] = true
-			batch[i].answer <- outcome{res, err}
-		}
-	}
-	answerAll := func(err error) {
-		for i := range batch {
-			answer(i, Result{}, err)
-		}
-	}
+	b := &answers{batch: batch, answered: make([]bool, len(batch))}
 	for i, r := range batch {
 		if r.meta.CommandID == "" {
-			answer(i, Result{}, domain.Rule("commandId", "is required"))
+			b.answer(i, Result{}, domain.Rule("commandId", "is required"))
 		} else if r.ctx.Err() != nil {
-			answer(i, Result{}, r.ctx.Err()) // its caller is gone: not carried out
+			b.answer(i, Result{}, r.ctx.Err()) // its caller is gone: not carried out
 		}
 	}
 	for attempt := 1; ; attempt++ {
 		fresh := !c.loaded // a load reads the stream to its head: what it decides on is current
 		switch {
-		case !c.loaded && attempt == 1 && creatingAll(batch, answered):
+		case !c.loaded && attempt == 1 && creatingAll(batch, b.answered):
 			// A stream its commands create is not read: if it exists after all (a retry, an id
 			// taken), the append expecting no stream fails and the next attempt loads it. Nothing
 			// proves the empty state current, so a refusal still reads what the stream holds.
 			c.loaded, c.state, fresh = true, nil, false
 		case !c.loaded:
 			if _, err := w.catchUp(c, batch[0]); err != nil {
-				answerAll(err)
+				b.all(err)
 				return
 			}
 		}
-		state := c.state
-		var events []eventstore.EventData
-		type planned struct {
-			i, last int // request, index of its last event in events (-1: none)
-		}
-		var plan []planned
-		refused := map[int]error{}  // answered once the state they were decided on is proven current
-		inBatch := map[string]int{} // command id → request that carries it out
-		for i, r := range batch {
-			if answered[i] {
-				continue
-			}
-			if res, ok := c.done[r.meta.CommandID]; ok {
-				answer(i, res, nil) // carried out before: its first answer
-				continue
-			}
-			if j, ok := inBatch[r.meta.CommandID]; ok {
-				plan = append(plan, planned{i, plan[j].last})
-				continue
-			}
-			next, evs, err := r.decide(state)
-			if err != nil {
-				refused[i] = err
-				continue
-			}
-			state = next
-			last := -1 // a command with nothing to do appends nothing and is not remembered
-			if len(evs) > 0 {
-				events = append(events, evs...)
-				last = len(events) - 1
-			}
-			inBatch[r.meta.CommandID] = len(plan)
-			plan = append(plan, planned{i, last})
-		}
-		if len(events) == 0 { // nothing to write: the state already is what they want, or they are refused
+		d := b.decide(c)
+		if len(d.events) == 0 { // nothing to write: the state already is what they want, or they are refused
 			if !fresh {
 				// Nothing was decided into c.state (no command produced an event): it can take
 				// the events another writer appended as it is.
 				moved, err := w.catchUp(c, batch[0])
 				switch {
 				case err != nil:
-					answerAll(err)
+					b.all(err)
 					return
 				case moved && attempt < MaxAttempts:
 					continue
 				case moved:
-					answerAll(fmt.Errorf("%s after %d attempts: %w", c.name, attempt, ErrTooBusy))
+					b.all(fmt.Errorf("%s after %d attempts: %w", c.name, attempt, ErrTooBusy))
 					return
 				}
 			}
-			for i, err := range refused {
-				answer(i, Result{}, err)
-			}
-			for _, p := range plan {
-				answer(p.i, Result{Position: c.last, Revision: c.revision}, nil)
+			d.answerRefused(b)
+			for _, p := range d.plan {
+				b.answer(p.i, Result{Position: c.last, Revision: c.revision}, nil)
 			}
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
-		carried := make([]int, len(plan))
-		for k, p := range plan {
-			carried[k] = p.i
-		}
-		ctx, span := appendSpan(ctx, c.name, batch, carried, len(events))
-		res, err := w.store.Append(ctx, c.name, eventstore.Exact(c.revision), events)
-		telemetry.End(span, err)
-		cancel()
+		res, err := w.appendDecided(c, batch, d)
 		switch {
 		case err == nil:
-			first := c.revision + 1
-			c.state, c.revision, c.last = state, res.NextRevision, res.Position
-			added := 0
-			for _, p := range plan {
-				// Every command of the batch answers the batch's position: at or past its own
-				// events, which is what reading one's own writes needs.
-				r := Result{Position: res.Position, Revision: first + int64(p.last)}
-				if p.last < 0 {
-					r.Revision = c.revision
-				}
-				if p.last >= 0 && w.remember(c, batch[p.i].meta.CommandID, r) {
-					added++
-				}
-				answer(p.i, r, nil)
-			}
-			for i, err := range refused {
-				answer(i, Result{}, err) // decided on the state the append proved current
-			}
-			w.account(c, added)
-			w.snapshot(c, batch[0])
+			w.appended(c, b, d, res)
 			return
 		case errors.Is(err, eventstore.ErrWrongVersion) && attempt < MaxAttempts:
 			w.forget(c) // another process wrote: load again (its snapshot and the events after), decide again
 		case errors.Is(err, eventstore.ErrWrongVersion):
 			w.forget(c)
-			answerAll(fmt.Errorf("%s after %d attempts: %w", c.name, attempt, ErrTooBusy))
+			b.all(fmt.Errorf("%s after %d attempts: %w", c.name, attempt, ErrTooBusy))
 			return
 		default:
 			w.forget(c) // the append may have landed: load again before deciding again
-			answerAll(fmt.Errorf("append to %s: %w", c.name, err))
+			b.all(fmt.Errorf("append to %s: %w", c.name, err))
 			return
 		}
 	}
+}
+
+// answers are a batch's requests and which of them have been answered.
+type answers struct {
+	batch    []*request
+	answered []bool
+}
+
+// answer answers request i, unless it has been answered.
+func (b *answers) answer(i int, res Result, err error) {
+	if !b.answered[i] {
+		b.answered[i] = true
+		b.batch[i].answer <- outcome{res, err}
+	}
+}
+
+// all answers every request not answered yet with err.
+func (b *answers) all(err error) {
+	for i := range b.batch {
+		b.answer(i, Result{}, err)
+	}
+}
+
+// decided is what a batch's commands decided on a stream's cached state: the events to append,
+// the state after them, the requests carried out and those refused.
+type decided struct {
+	state   any
+	events  []eventstore.EventData
+	plan    []planned
+	refused map[int]error // answered once the state they were decided on is proven current
+}
+
+type planned struct {
+	i, last int // request, index of its last event in events (-1: none)
+}
+
+// decide decides the batch's requests not answered yet, in turn, on c's state: a command carried
+// out before answers its first answer; one repeated in the batch rides on its first.
+func (b *answers) decide(c *cached) decided {
+	d := decided{state: c.state, refused: map[int]error{}}
+	inBatch := map[string]int{} // command id → its plan
+	for i, r := range b.batch {
+		if b.answered[i] {
+			continue
+		}
+		if res, ok := c.done[r.meta.CommandID]; ok {
+			b.answer(i, res, nil) // carried out before: its first answer
+			continue
+		}
+		if j, ok := inBatch[r.meta.CommandID]; ok {
+			d.plan = append(d.plan, planned{i, d.plan[j].last})
+			continue
+		}
+		next, evs, err := r.decide(d.state)
+		if err != nil {
+			d.refused[i] = err
+			continue
+		}
+		d.state = next
+		last := -1 // a command with nothing to do appends nothing and is not remembered
+		if len(evs) > 0 {
+			d.events = append(d.events, evs...)
+			last = len(d.events) - 1
+		}
+		inBatch[r.meta.CommandID] = len(d.plan)
+		d.plan = append(d.plan, planned{i, last})
+	}
+	return d
+}
+
+// answerRefused answers the refused requests: the state they were decided on is proven current.
+func (d decided) answerRefused(b *answers) {
+	for i, err := range d.refused {
+		b.answer(i, Result{}, err)
+	}
+}
+
+// appendDecided appends d's events to c's stream, expecting its cached revision.
+func (w *Writer) appendDecided(c *cached, batch []*request, d decided) (eventstore.AppendResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+	defer cancel()
+	carried := make([]int, len(d.plan))
+	for k, p := range d.plan {
+		carried[k] = p.i
+	}
+	ctx, span := appendSpan(ctx, c.name, batch, carried, len(d.events))
+	res, err := w.store.Append(ctx, c.name, eventstore.Exact(c.revision), d.events)
+	telemetry.End(span, err)
+	return res, err
+}
+
+// appended caches the state after d's append (res) and answers the batch.
+func (w *Writer) appended(c *cached, b *answers, d decided, res eventstore.AppendResult) {
+	first := c.revision + 1
+	c.state, c.revision, c.last = d.state, res.NextRevision, res.Position
+	added := 0
+	for _, p := range d.plan {
+		// Every command of the batch answers the batch's position: at or past its own events,
+		// which is what reading one's own writes needs.
+		r := Result{Position: res.Position, Revision: first + int64(p.last)}
+		if p.last < 0 {
+			r.Revision = c.revision
+		}
+		if p.last >= 0 && w.remember(c, b.batch[p.i].meta.CommandID, r) {
+			added++
+		}
+		b.answer(p.i, r, nil)
+	}
+	d.answerRefused(b) // decided on the state the append proved current
+	w.account(c, added)
+	w.snapshot(c, b.batch[0])
 }
 
 // creatingAll reports whether every command of batch still to answer creates its stream.
