@@ -428,9 +428,9 @@ func endpointsNamed(t *testing.T) []string {
 		ast.Inspect(file, func(n ast.Node) bool {
 			if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Values) == len(vs.Names) {
 				for i, name := range vs.Names {
-					// Endpoint[Req, Resp]{Service, "subject"}: the subject is its last element.
-					if c, ok := vs.Values[i].(*ast.CompositeLit); ok && len(c.Elts) > 0 {
-						if lit, ok := c.Elts[len(c.Elts)-1].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					// endpoint[Req, Resp](service, "subject"): the subject is its last argument.
+					if c, ok := vs.Values[i].(*ast.CallExpr); ok && len(c.Args) > 0 {
+						if lit, ok := c.Args[len(c.Args)-1].(*ast.BasicLit); ok && lit.Kind == token.STRING {
 							values[name.Name], _ = strconv.Unquote(lit.Value)
 						}
 					}

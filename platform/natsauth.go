@@ -19,6 +19,10 @@ import (
 	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/projections/activity"
+	catalogrm "github.com/orderflow/orderflow/projections/catalog"
+	customersrm "github.com/orderflow/orderflow/projections/customers"
+	orderrm "github.com/orderflow/orderflow/projections/orders"
 	"github.com/orderflow/orderflow/sagas/fulfillment"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -39,29 +43,55 @@ type grant struct {
 	discover string   // a service whose instances it finds through NATS micro
 }
 
-// grants is the permission table: for each identity, exactly what its job needs. Nobody but the
-// saga queues commands; nobody but the gateway and the operator calls the public endpoints; only
-// the projector and the saga publish progress; each command service consumes only its own queue.
+// grants is the permission table: for each identity, exactly what its job needs, derived from the
+// endpoints it serves and calls (wire.Routes of its services, the gateway's commands) and the read
+// models it runs. Nobody but the saga queues commands; nobody but the gateway and the operator
+// calls the public endpoints; only the projector and the saga publish progress; each command
+// service consumes only its own queue.
 func grants(ns wire.Namespace) map[string]grant {
 	var gatewayCalls []string
 	for _, c := range api.Commands {
 		gatewayCalls = append(gatewayCalls, c.SendsTo())
 	}
-	gatewayCalls = append(gatewayCalls, "orders.*", "catalog.>", "customers.*", "sagas.fulfillment.*", "projections.*", "payment.provider", wire.EndpointCustomerErasure.Name)
-	return map[string]grant{
-		"order-commands":     {serve: []string{"order.*"}, consume: true, publish: []string{wire.EndpointQuoteProducts.Name, wire.EndpointCustomerStanding.Name}},
-		"customer-commands":  {serve: []string{"customer.*"}},
-		"inventory-commands": {serve: []string{"product.*", "stock.*", "stock.route.*"}, consume: true, publish: []string{"stock.route.*"}, discover: wire.ServiceInventoryCommands},
-		"payment-commands":   {serve: []string{"payment.*"}, consume: true},
-		"projector":          {serve: []string{"projections.*"}, publish: []string{"projection.orders.progress", "projection.catalog.progress", "projection.customers.progress", "projection.activity.progress"}},
-		"order-queries":      {serve: []string{"orders.*"}, follow: []string{"orders", "activity"}},
-		"catalog-queries":    {serve: []string{"catalog.>"}, follow: []string{"catalog"}},
-		"customer-queries":   {serve: []string{"customers.*"}, follow: []string{"customers"}},
-		"fulfillment-saga":   {serve: []string{"sagas.fulfillment.*"}, follow: []string{"fulfillment"}, publish: []string{"projection.fulfillment.progress"}, queue: true},
-		"payment-provider":   {},
-		"gateway":            {publish: gatewayCalls, follow: []string{"orders", "catalog", "customers", "fulfillment"}, kv: gateway.IdempotencyBucket(ns), discover: "*"},
-		Operator:             {publish: []string{"sagas.fulfillment.*", "payment.provider", "projections.*"}, discover: "*"},
+	// Its reads: the query services, and two admin reads of command services.
+	gatewayCalls = append(gatewayCalls, subjects(wire.Routes(wire.ServiceOrderQueries, wire.ServiceCatalogQueries, wire.ServiceCustomerQueries, wire.ServiceSagas, wire.ServiceProjections))...)
+	gatewayCalls = append(gatewayCalls, wire.EndpointPaymentProvider.Name, wire.EndpointCustomerErasure.Name)
+	var progress []string // the projector's read models
+	for _, rm := range ReadModels {
+		progress = append(progress, wire.ProgressOf(rm.Name()))
 	}
+	serves := func(services ...string) []string { return subjects(wire.Routes(services...)) }
+	return map[string]grant{
+		"order-commands": {serve: serves(wire.ServiceOrderCommands), consume: true,
+			publish: []string{wire.EndpointQuoteProducts.Name, wire.EndpointCustomerStanding.Name}},
+		"customer-commands": {serve: serves(wire.ServiceCustomerCommands)},
+		"inventory-commands": {serve: append(serves(wire.ServiceInventoryCommands), routeStock), consume: true,
+			publish: []string{routeStock}, discover: wire.ServiceInventoryCommands},
+		"payment-commands": {serve: serves(wire.ServicePaymentCommands), consume: true},
+		"projector":        {serve: serves(wire.ServiceProjections), publish: progress},
+		"order-queries":    {serve: serves(wire.ServiceOrderQueries), follow: []string{orderrm.Name, activity.Name}},
+		"catalog-queries":  {serve: serves(wire.ServiceCatalogQueries), follow: []string{catalogrm.Name}},
+		"customer-queries": {serve: serves(wire.ServiceCustomerQueries), follow: []string{customersrm.Name}},
+		"fulfillment-saga": {serve: serves(wire.ServiceSagas), follow: []string{fulfillment.Name},
+			publish: []string{wire.ProgressOf(fulfillment.Name)}, queue: true},
+		"payment-provider": {},
+		"gateway": {publish: gatewayCalls, follow: []string{orderrm.Name, catalogrm.Name, customersrm.Name, fulfillment.Name},
+			kv: gateway.IdempotencyBucket(ns), discover: "*"},
+		Operator: {publish: append(serves(wire.ServiceSagas, wire.ServiceProjections), wire.EndpointPaymentProvider.Name), discover: "*"},
+	}
+}
+
+// routeStock is where an inventory instance takes the stock commands of the products it owns from
+// the other instances: wire.EndpointRouteStock and the instance's id.
+const routeStock = wire.EndpointRouteStock + ".*"
+
+// subjects are the routes' subjects, relative to a namespace.
+func subjects(routes []wire.Route) []string {
+	out := make([]string, len(routes))
+	for i, r := range routes {
+		out[i] = r.Name
+	}
+	return out
 }
 
 // Permissions turns identity's grant into the subjects it may publish and subscribe to in

@@ -1,109 +1,57 @@
 package platform
 
 import (
-	"errors"
-	"os"
-	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/orderflow/orderflow/dev/natsrv"
-	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/gateway/api"
 	"github.com/orderflow/orderflow/wire"
 )
 
-// TestSeedRotation rotates the gateway's seed with no moment at which either key stops working:
-// after Rotate, the NATS server (restarted with the new configuration) accepts the old seed and
-// the new one, and the services believe assertions signed with either; after Retire, only the new.
-func TestSeedRotation(t *testing.T) {
-	dir := t.TempDir()
-	serve := func() *natsrv.Server {
-		t.Helper()
-		users, err := MakeIdentities(dir, wire.DefaultNamespace)
-		if err != nil {
-			t.Fatal(err)
+// TestPermissionsFollowTheEndpoints: the permissions are derived from the endpoints: each
+// endpoint of the wire is served by exactly one identity; the gateway may send every command of
+// the edge and none that only the saga queues or only services ask; the order service may ask
+// the catalog and the customers; the projector announces each read model it runs.
+func TestPermissionsFollowTheEndpoints(t *testing.T) {
+	ns := wire.Namespace("perm")
+	publish, subscribe := map[string][]string{}, map[string][]string{}
+	for _, id := range Identities() {
+		publish[id], subscribe[id], _ = Permissions(id, ns)
+	}
+	routes := wire.Routes()
+	if len(routes) < 40 {
+		t.Fatalf("%d routes in the wire: every endpoint must be declared with endpoint()", len(routes))
+	}
+	for _, r := range routes {
+		var servers []string
+		for id, subs := range subscribe {
+			if slices.Contains(subs, ns.Subject(r.Name)) {
+				servers = append(servers, id)
+			}
 		}
-		srv, err := natsrv.Start(natsrv.Options{StoreDir: t.TempDir(), Users: users})
-		if err != nil {
-			t.Fatal(err)
+		if len(servers) != 1 {
+			t.Errorf("%s (%s) is served by %v, want exactly one identity", r.Name, r.Service, servers)
 		}
-		t.Cleanup(srv.Stop)
-		return srv
 	}
-	connects := func(srv *natsrv.Server, seed string) bool {
-		t.Helper()
-		opts, err := IdentityOptions("gateway", seed)
-		if err != nil {
-			t.Fatal(err)
+	for _, c := range api.Commands {
+		if !slices.Contains(publish["gateway"], ns.Subject(c.SendsTo())) {
+			t.Errorf("the gateway may not send %s", c.SendsTo())
 		}
-		nc, err := nats.Connect(srv.URL(), append(opts, nats.Timeout(2*time.Second))...)
-		if err == nil {
-			nc.Close()
+	}
+	for _, r := range []wire.Route{wire.EndpointConfirmOrder.Route(), wire.EndpointReserveStock.Route(), wire.EndpointReleaseStock.Route(),
+		wire.EndpointAuthorizePayment.Route(), wire.EndpointVoidPayment.Route(), wire.EndpointQuoteProducts.Route(), wire.EndpointCustomerStanding.Route()} {
+		if slices.Contains(publish["gateway"], ns.Subject(r.Name)) {
+			t.Errorf("the gateway may send %s, which only the saga queues or only services ask", r.Name)
 		}
-		return err == nil
 	}
-	believed := func(seeds string) bool {
-		t.Helper()
-		trust, err := Trust(dir)
-		if err != nil {
-			t.Fatal(err)
+	for _, e := range []string{wire.EndpointQuoteProducts.Name, wire.EndpointCustomerStanding.Name} {
+		if !slices.Contains(publish["order-commands"], ns.Subject(e)) {
+			t.Errorf("order-commands may not ask %s", e)
 		}
-		s, err := Signer("gateway", seeds)
-		if err != nil {
-			t.Fatal(err)
+	}
+	for _, rm := range ReadModels {
+		if !slices.Contains(publish["projector"], ns.Progress(rm.Name())) {
+			t.Errorf("the projector may not announce %s's progress", rm.Name())
 		}
-		tok, err := s.Sign(auth.Principal{Subject: "c-1", Role: auth.Customer}, "a", "", time.Minute, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = trust.Verify(tok, "a", "", time.Now())
-		return err == nil
-	}
-
-	srv := serve()
-	old := t.TempDir() // the seed the running gateway holds, as it was
-	seed, err := os.ReadFile(filepath.Join(dir, "gateway.nk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(old, "gateway.nk"), seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if !connects(srv, filepath.Join(old, "gateway.nk")) || !believed(old) {
-		t.Fatal("the gateway's first seed does not work")
-	}
-
-	if err := Rotate(dir, "gateway"); err != nil {
-		t.Fatal(err)
-	}
-	if info, err := os.Stat(filepath.Join(dir, "gateway.nk")); err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("the new seed: %v %v; want a 0600 file", info, err)
-	}
-	srv = serve()
-	if !connects(srv, filepath.Join(old, "gateway.nk")) || !believed(old) {
-		t.Error("during the rotation, the old seed stopped working")
-	}
-	if !connects(srv, filepath.Join(dir, "gateway.nk")) || !believed(dir) {
-		t.Error("during the rotation, the new seed does not work")
-	}
-
-	if err := Retire(dir, "gateway"); err != nil {
-		t.Fatal(err)
-	}
-	srv = serve()
-	if connects(srv, filepath.Join(old, "gateway.nk")) || believed(old) {
-		t.Error("after Retire, the old seed still works")
-	}
-	if !connects(srv, filepath.Join(dir, "gateway.nk")) || !believed(dir) {
-		t.Error("after Retire, the new seed does not work")
-	}
-	if err := Retire(dir, "gateway"); err == nil || !strings.Contains(err.Error(), "nothing is being rotated") {
-		t.Errorf("retire twice: %v", err)
-	}
-	if err := Rotate(dir, "nobody"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("rotate an unknown identity: %v", err)
 	}
 }

@@ -9,17 +9,17 @@ const (
 )
 
 var (
-	EndpointRegisterCustomer   = Endpoint[RegisterCustomer, CommandReply]{ServiceCustomerCommands, "customer.register"}
-	EndpointChangeAddress      = Endpoint[ChangeAddress, CommandReply]{ServiceCustomerCommands, "customer.change_address"}
-	EndpointDeactivateCustomer = Endpoint[IDCommand, CommandReply]{ServiceCustomerCommands, "customer.deactivate"} // ID: the customer
-	EndpointEraseCustomer      = Endpoint[IDCommand, Erasure]{ServiceCustomerCommands, "customer.erase"}           // ID: the customer; admins only
-	EndpointCustomerErasure    = Endpoint[CustomerByID, Erasure]{ServiceCustomerCommands, "customer.erasure"}      // not found: not erased; admins only
+	EndpointRegisterCustomer   = endpoint[RegisterCustomer, CommandReply](ServiceCustomerCommands, "customer.register")
+	EndpointChangeAddress      = endpoint[ChangeAddress, CommandReply](ServiceCustomerCommands, "customer.change_address")
+	EndpointDeactivateCustomer = endpoint[IDCommand, CommandReply](ServiceCustomerCommands, "customer.deactivate") // ID: the customer
+	EndpointEraseCustomer      = endpoint[IDCommand, Erasure](ServiceCustomerCommands, "customer.erase")           // ID: the customer; admins only
+	EndpointCustomerErasure    = endpoint[CustomerByID, Erasure](ServiceCustomerCommands, "customer.erasure")      // not found: not erased; admins only
 	// EndpointCustomerStanding is where the order service learns whether a customer may order
 	// (CustomerByID → CustomerStanding); services only.
-	EndpointCustomerStanding = Endpoint[CustomerByID, CustomerStanding]{ServiceCustomerCommands, "customer.standing"}
+	EndpointCustomerStanding = endpoint[CustomerByID, CustomerStanding](ServiceCustomerCommands, "customer.standing")
 
-	EndpointCustomersByIDs = Endpoint[CustomersByIDs, []Customer]{ServiceCustomerQueries, "customers.get_many"}
-	EndpointCustomerByID   = Endpoint[CustomerByID, Customer]{ServiceCustomerQueries, "customers.get"}
+	EndpointCustomersByIDs = endpoint[CustomersByIDs, []Customer](ServiceCustomerQueries, "customers.get_many")
+	EndpointCustomerByID   = endpoint[CustomerByID, Customer](ServiceCustomerQueries, "customers.get")
 )
 
 // Address is a shipping address.

@@ -12,21 +12,21 @@ const (
 )
 
 var (
-	EndpointAddProduct         = Endpoint[AddProduct, CommandReply]{ServiceInventoryCommands, "product.add"}
-	EndpointChangePrice        = Endpoint[ChangePrice, CommandReply]{ServiceInventoryCommands, "product.change_price"}
-	EndpointRestock            = Endpoint[Restock, CommandReply]{ServiceInventoryCommands, "product.restock"}
-	EndpointDiscontinueProduct = Endpoint[IDCommand, CommandReply]{ServiceInventoryCommands, "product.discontinue"} // ID: the product
-	EndpointReserveStock       = Endpoint[ReserveStock, CommandReply]{ServiceInventoryCommands, "stock.reserve"}    // queued by the saga
-	EndpointReleaseStock       = Endpoint[OrderStock, CommandReply]{ServiceInventoryCommands, "stock.release"}      // queued by the saga
-	EndpointCommitStock        = Endpoint[OrderStock, CommandReply]{ServiceInventoryCommands, "stock.commit"}
+	EndpointAddProduct         = endpoint[AddProduct, CommandReply](ServiceInventoryCommands, "product.add")
+	EndpointChangePrice        = endpoint[ChangePrice, CommandReply](ServiceInventoryCommands, "product.change_price")
+	EndpointRestock            = endpoint[Restock, CommandReply](ServiceInventoryCommands, "product.restock")
+	EndpointDiscontinueProduct = endpoint[IDCommand, CommandReply](ServiceInventoryCommands, "product.discontinue") // ID: the product
+	EndpointReserveStock       = endpoint[ReserveStock, CommandReply](ServiceInventoryCommands, "stock.reserve")    // queued by the saga
+	EndpointReleaseStock       = endpoint[OrderStock, CommandReply](ServiceInventoryCommands, "stock.release")      // queued by the saga
+	EndpointCommitStock        = endpoint[OrderStock, CommandReply](ServiceInventoryCommands, "stock.commit")
 	// EndpointQuoteProducts is where the order service learns the catalog's prices of an order's
 	// products as it places it (QuoteProducts → Quote); services only.
-	EndpointQuoteProducts = Endpoint[QuoteProducts, Quote]{ServiceInventoryCommands, "product.quote"}
+	EndpointQuoteProducts = endpoint[QuoteProducts, Quote](ServiceInventoryCommands, "product.quote")
 
-	EndpointProductByID   = Endpoint[ProductByID, Product]{ServiceCatalogQueries, "catalog.product.get"}
-	EndpointProductsByIDs = Endpoint[ProductsByIDs, []Product]{ServiceCatalogQueries, "catalog.products.get_many"}
-	EndpointSearchProduct = Endpoint[SearchProducts, ProductPage]{ServiceCatalogQueries, "catalog.products.search"}
-	EndpointLowStock      = Endpoint[LowStock, []Product]{ServiceCatalogQueries, "catalog.products.low_stock"}
+	EndpointProductByID   = endpoint[ProductByID, Product](ServiceCatalogQueries, "catalog.product.get")
+	EndpointProductsByIDs = endpoint[ProductsByIDs, []Product](ServiceCatalogQueries, "catalog.products.get_many")
+	EndpointSearchProduct = endpoint[SearchProducts, ProductPage](ServiceCatalogQueries, "catalog.products.search")
+	EndpointLowStock      = endpoint[LowStock, []Product](ServiceCatalogQueries, "catalog.products.low_stock")
 )
 
 // AddProduct adds a product to the catalog; the sku must be free.

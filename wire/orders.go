@@ -9,18 +9,18 @@ const (
 )
 
 var (
-	EndpointPlaceOrder    = Endpoint[PlaceOrder, CommandReply]{ServiceOrderCommands, "order.place"}
-	EndpointCancelOrder   = Endpoint[CancelOrder, CommandReply]{ServiceOrderCommands, "order.cancel"}
-	EndpointConfirmOrder  = Endpoint[IDCommand, CommandReply]{ServiceOrderCommands, "order.confirm"}   // ID: the order; queued by the saga
-	EndpointMarkOrderPaid = Endpoint[IDCommand, CommandReply]{ServiceOrderCommands, "order.mark_paid"} // ID: the order
-	EndpointShipOrder     = Endpoint[IDCommand, CommandReply]{ServiceOrderCommands, "order.ship"}      // ID: the order
-	EndpointDeliverOrder  = Endpoint[IDCommand, CommandReply]{ServiceOrderCommands, "order.deliver"}   // ID: the order
+	EndpointPlaceOrder    = endpoint[PlaceOrder, CommandReply](ServiceOrderCommands, "order.place")
+	EndpointCancelOrder   = endpoint[CancelOrder, CommandReply](ServiceOrderCommands, "order.cancel")
+	EndpointConfirmOrder  = endpoint[IDCommand, CommandReply](ServiceOrderCommands, "order.confirm")   // ID: the order; queued by the saga
+	EndpointMarkOrderPaid = endpoint[IDCommand, CommandReply](ServiceOrderCommands, "order.mark_paid") // ID: the order
+	EndpointShipOrder     = endpoint[IDCommand, CommandReply](ServiceOrderCommands, "order.ship")      // ID: the order
+	EndpointDeliverOrder  = endpoint[IDCommand, CommandReply](ServiceOrderCommands, "order.deliver")   // ID: the order
 
-	EndpointOrderByID     = Endpoint[OrderByID, Order]{ServiceOrderQueries, "orders.get"}
-	EndpointOrdersByIDs   = Endpoint[OrdersByIDs, []Order]{ServiceOrderQueries, "orders.get_many"}
-	EndpointListOrders    = Endpoint[ListOrders, OrderPage]{ServiceOrderQueries, "orders.list"}
-	EndpointOrderTimeline = Endpoint[OrderByID, []TimelineEntry]{ServiceOrderQueries, "orders.timeline"}  // empty: no such order
-	EndpointActorActivity = Endpoint[ActorActivity, ActivityPage]{ServiceOrderQueries, "orders.activity"} // admins only
+	EndpointOrderByID     = endpoint[OrderByID, Order](ServiceOrderQueries, "orders.get")
+	EndpointOrdersByIDs   = endpoint[OrdersByIDs, []Order](ServiceOrderQueries, "orders.get_many")
+	EndpointListOrders    = endpoint[ListOrders, OrderPage](ServiceOrderQueries, "orders.list")
+	EndpointOrderTimeline = endpoint[OrderByID, []TimelineEntry](ServiceOrderQueries, "orders.timeline")  // empty: no such order
+	EndpointActorActivity = endpoint[ActorActivity, ActivityPage](ServiceOrderQueries, "orders.activity") // admins only
 )
 
 // OrderLine is one product of an order; money in integer cents.

@@ -6,11 +6,11 @@ const (
 )
 
 var (
-	EndpointAuthorizePayment = Endpoint[AuthorizePayment, CommandReply]{ServicePaymentCommands, "payment.authorize"} // queued by the saga
-	EndpointCapturePayment   = Endpoint[IDCommand, CommandReply]{ServicePaymentCommands, "payment.capture"}          // ID: the payment
-	EndpointVoidPayment      = Endpoint[IDCommand, CommandReply]{ServicePaymentCommands, "payment.void"}             // ID: the payment; queued by the saga
-	EndpointRefundPayment    = Endpoint[RefundPayment, CommandReply]{ServicePaymentCommands, "payment.refund"}
-	EndpointPaymentProvider  = Endpoint[struct{}, ProviderStatus]{ServicePaymentCommands, "payment.provider"}
+	EndpointAuthorizePayment = endpoint[AuthorizePayment, CommandReply](ServicePaymentCommands, "payment.authorize") // queued by the saga
+	EndpointCapturePayment   = endpoint[IDCommand, CommandReply](ServicePaymentCommands, "payment.capture")          // ID: the payment
+	EndpointVoidPayment      = endpoint[IDCommand, CommandReply](ServicePaymentCommands, "payment.void")             // ID: the payment; queued by the saga
+	EndpointRefundPayment    = endpoint[RefundPayment, CommandReply](ServicePaymentCommands, "payment.refund")
+	EndpointPaymentProvider  = endpoint[struct{}, ProviderStatus](ServicePaymentCommands, "payment.provider")
 )
 
 // AuthorizePayment asks the card provider to authorize an order's amount.

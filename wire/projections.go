@@ -9,12 +9,12 @@ const (
 )
 
 var (
-	EndpointProjectionsList   = Endpoint[struct{}, []ProjectionStatus]{ServiceProjections, "projections.list"}
-	EndpointProjectionPause   = Endpoint[ProjectionName, ProjectionStatus]{ServiceProjections, "projections.pause"}
-	EndpointProjectionResume  = Endpoint[ProjectionName, ProjectionStatus]{ServiceProjections, "projections.resume"}
-	EndpointProjectionParked  = Endpoint[ProjectionName, []ParkedEvent]{ServiceProjections, "projections.parked"}
-	EndpointProjectionReplay  = Endpoint[ProjectionName, ReplayResult]{ServiceProjections, "projections.replay_parked"}
-	EndpointProjectionRebuild = Endpoint[ProjectionName, ProjectionStatus]{ServiceProjections, "projections.rebuild"} // once the rebuild runs
+	EndpointProjectionsList   = endpoint[struct{}, []ProjectionStatus](ServiceProjections, "projections.list")
+	EndpointProjectionPause   = endpoint[ProjectionName, ProjectionStatus](ServiceProjections, "projections.pause")
+	EndpointProjectionResume  = endpoint[ProjectionName, ProjectionStatus](ServiceProjections, "projections.resume")
+	EndpointProjectionParked  = endpoint[ProjectionName, []ParkedEvent](ServiceProjections, "projections.parked")
+	EndpointProjectionReplay  = endpoint[ProjectionName, ReplayResult](ServiceProjections, "projections.replay_parked")
+	EndpointProjectionRebuild = endpoint[ProjectionName, ProjectionStatus](ServiceProjections, "projections.rebuild") // once the rebuild runs
 )
 
 // ProjectionName names one read model's projection.

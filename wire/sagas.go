@@ -8,10 +8,10 @@ const (
 )
 
 var (
-	EndpointFulfillment       = Endpoint[FulfillmentByOrder, Fulfillment]{ServiceSagas, "sagas.fulfillment.get"}
-	EndpointFulfillments      = Endpoint[ListFulfillments, []Fulfillment]{ServiceSagas, "sagas.fulfillment.list"}
-	EndpointFulfillmentsByIDs = Endpoint[FulfillmentsByOrders, []Fulfillment]{ServiceSagas, "sagas.fulfillment.get_many"}
-	EndpointFulfillmentCounts = Endpoint[struct{}, FulfillmentCounts]{ServiceSagas, "sagas.fulfillment.counts"}
+	EndpointFulfillment       = endpoint[FulfillmentByOrder, Fulfillment](ServiceSagas, "sagas.fulfillment.get")
+	EndpointFulfillments      = endpoint[ListFulfillments, []Fulfillment](ServiceSagas, "sagas.fulfillment.list")
+	EndpointFulfillmentsByIDs = endpoint[FulfillmentsByOrders, []Fulfillment](ServiceSagas, "sagas.fulfillment.get_many")
+	EndpointFulfillmentCounts = endpoint[struct{}, FulfillmentCounts](ServiceSagas, "sagas.fulfillment.counts")
 )
 
 // Fulfillment is an order's fulfillment saga, as operators and frontends see it.

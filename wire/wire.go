@@ -5,6 +5,8 @@
 // plain data, no behaviour, so both sides depend on it and neither on the other.
 package wire
 
+import "slices"
+
 // Namespace prefixes every subject of one orderflow installation, so that several (a staging
 // and a production, parallel test runs) can share one NATS cluster without answering each
 // other's requests. The zero value is DefaultNamespace.
@@ -23,7 +25,10 @@ func (n Namespace) Subject(e string) string {
 
 // Progress is where the projector of read model name publishes the position it has committed
 // (a Progress message) after every batch.
-func (n Namespace) Progress(name string) string { return n.Subject("projection." + name + ".progress") }
+func (n Namespace) Progress(name string) string { return n.Subject(ProgressOf(name)) }
+
+// ProgressOf is Progress relative to a Namespace.
+func ProgressOf(name string) string { return "projection." + name + ".progress" }
 
 // Progress announces that a read model reflects the log up to Position.
 type Progress struct {
@@ -80,3 +85,30 @@ type Endpoint[Req, Resp any] struct {
 
 // In is e's subject in namespace n.
 func (e Endpoint[Req, Resp]) In(n Namespace) string { return n.Subject(e.Name) }
+
+// Route is an endpoint without its types: the service that answers it and its subject relative to
+// a Namespace.
+type Route struct{ Service, Name string }
+
+// Route is e without its types.
+func (e Endpoint[Req, Resp]) Route() Route { return Route{e.Service, e.Name} }
+
+// routes are the endpoints declared with endpoint: every endpoint of the wire.
+var routes []Route
+
+// endpoint declares an endpoint of service, so that Routes lists it.
+func endpoint[Req, Resp any](service, name string) Endpoint[Req, Resp] {
+	routes = append(routes, Route{service, name})
+	return Endpoint[Req, Resp]{service, name}
+}
+
+// Routes are every endpoint of the wire, or those of the services named.
+func Routes(services ...string) []Route {
+	var out []Route
+	for _, r := range routes {
+		if len(services) == 0 || slices.Contains(services, r.Service) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
