@@ -11,6 +11,10 @@ import (
 // version and an upcast from the old one.
 type Event interface{ EventType() string }
 
+// AboutOrder is an event about one order, of any context (an order placed, its stock reserved,
+// its payment authorized): the order's id.
+type AboutOrder interface{ AboutOrder() string }
+
 // Codec encodes and decodes the events of one context (E is the context's event interface). Each
 // event type is registered once, by its Go type (Of); its name is what its EventType answers.
 // Events of an old shape are turned into the current one by the upcasts registered with Upcast,
@@ -107,3 +111,26 @@ func (c *Codec[E]) Types() []string {
 // Upcasts are the codec's upcasts by old type, for readers that upcast records before they decode
 // them (eventstore.WithUpcasters).
 func (c *Codec[E]) Upcasts() map[string]Upcaster { return c.upcasts }
+
+// Events is a codec with its context's event type forgotten, for what reads the events of every
+// context (tools, the contract tests): see Codec.Events.
+type Events interface {
+	Decode(typ string, data []byte) (Event, error)
+	Encode(e Event) (string, []byte, error)
+	Types() []string
+}
+
+// Events is c as an Events.
+func (c *Codec[E]) Events() Events { return events[E]{c} }
+
+type events[E Event] struct{ c *Codec[E] }
+
+func (x events[E]) Decode(typ string, data []byte) (Event, error) { return x.c.Decode(typ, data) }
+func (x events[E]) Types() []string                               { return x.c.Types() }
+func (x events[E]) Encode(e Event) (string, []byte, error) {
+	own, ok := e.(E)
+	if !ok {
+		return "", nil, fmt.Errorf("%s: %T is not an event of this context", x.c.context, e)
+	}
+	return x.c.Encode(own)
+}

@@ -34,8 +34,8 @@ import (
 // a payload field is read when they change without the field.
 
 // codecs are the domain's codecs, by event type prefix.
-var codecs = map[string]*domain.Codec[domain.Event]{
-	customer.TypePrefix: customer.Codec, inventory.TypePrefix: inventory.Codec, order.TypePrefix: order.Codec, payment.TypePrefix: payment.Codec,
+var codecs = map[string]domain.Events{
+	customer.TypePrefix: customer.Codec.Events(), inventory.TypePrefix: inventory.Codec.Events(), order.TypePrefix: order.Codec.Events(), payment.TypePrefix: payment.Codec.Events(),
 }
 
 // step is one event of the scenario: its type, and the fields that differ from the example's.
@@ -65,7 +65,7 @@ var exampleFields = map[string]string{"customerId": "c-1", "productId": "p-1", "
 	"email": "ada@example.com", "sku": "SKU-1", "name": "Ada", "reason": "test"}
 
 // typeOf is the Go type of event type typ and its codec.
-func typeOf(t *testing.T, typ string) (reflect.Type, *domain.Codec[domain.Event]) {
+func typeOf(t *testing.T, typ string) (reflect.Type, domain.Events) {
 	prefix, _, _ := strings.Cut(typ, ".")
 	codec := codecs[prefix+"."]
 	e, err := codec.Decode(typ, []byte(`{}`))

@@ -118,8 +118,11 @@ type (
 	}
 )
 
-// Event is a customer event.
-type Event = domain.Event
+// Event is a customer event: one of this package's event types, and no other.
+type Event interface {
+	domain.Event
+	customerEvent()
+}
 
 func (Registered) EventType() string     { return TypeRegistered }
 func (AddressChanged) EventType() string { return TypeAddressChanged }
@@ -127,9 +130,15 @@ func (Deactivated) EventType() string    { return TypeDeactivated }
 func (EmailClaimed) EventType() string   { return TypeEmailClaimed }
 func (Erased) EventType() string         { return TypeErased }
 
+func (Registered) customerEvent()     {}
+func (AddressChanged) customerEvent() {}
+func (Deactivated) customerEvent()    {}
+func (EmailClaimed) customerEvent()   {}
+func (Erased) customerEvent()         {}
+
 // Personal are the customer events that hold personal data (struct tags personal:"…"), the fields
 // an erasure erases.
-var Personal = []Event{Registered{}, AddressChanged{}, EmailClaimed{}}
+var Personal = []domain.Event{Registered{}, AddressChanged{}, EmailClaimed{}}
 
 // State of a customer. It holds no personal data: the state of a stream may be kept (a snapshot,
 // a command service's cache) where an erasure does not reach.

@@ -169,8 +169,11 @@ type Allocation struct {
 	At        time.Time `json:"at"`
 }
 
-// Event is an inventory event.
-type Event = domain.Event
+// Event is an inventory event: one of this package's event types, and no other.
+type Event interface {
+	domain.Event
+	inventoryEvent()
+}
 
 func (Added) EventType() string        { return TypeAdded }
 func (PriceChanged) EventType() string { return TypePriceChanged }
@@ -184,6 +187,25 @@ func (SKUClaimed) EventType() string   { return TypeSKUClaimed }
 func (OrderReserved) EventType() string { return TypeOrderReserved }
 func (OrderRejected) EventType() string { return TypeOrderRejected }
 func (OrderReleased) EventType() string { return TypeOrderReleased }
+
+func (Added) inventoryEvent()         {}
+func (PriceChanged) inventoryEvent()  {}
+func (Restocked) inventoryEvent()     {}
+func (Discontinued) inventoryEvent()  {}
+func (Reserved) inventoryEvent()      {}
+func (Released) inventoryEvent()      {}
+func (Committed) inventoryEvent()     {}
+func (SKUClaimed) inventoryEvent()    {}
+func (OrderReserved) inventoryEvent() {}
+func (OrderRejected) inventoryEvent() {}
+func (OrderReleased) inventoryEvent() {}
+
+func (e OrderReserved) AboutOrder() string { return e.OrderID }
+func (e OrderRejected) AboutOrder() string { return e.OrderID }
+func (e OrderReleased) AboutOrder() string { return e.OrderID }
+func (e Reserved) AboutOrder() string      { return e.OrderID }
+func (e Released) AboutOrder() string      { return e.OrderID }
+func (e Committed) AboutOrder() string     { return e.OrderID }
 
 // State of a product.
 type State struct {

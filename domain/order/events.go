@@ -20,8 +20,13 @@ const (
 // TypePrefix selects every order event in $all.
 const TypePrefix = "order."
 
-// Event is an order event.
-type Event = domain.Event
+// Event is an order event: one of this package's event types, and no other; each is about one
+// order.
+type Event interface {
+	domain.Event
+	domain.AboutOrder
+	orderEvent()
+}
 
 // Placed: a customer placed an order.
 type Placed struct {
@@ -67,24 +72,19 @@ func (Paid) EventType() string      { return TypePaid }
 func (Shipped) EventType() string   { return TypeShipped }
 func (Delivered) EventType() string { return TypeDelivered }
 
-// IDOf returns the order an order event is about.
-func IDOf(e Event) string {
-	switch e := e.(type) {
-	case Placed:
-		return e.OrderID
-	case Cancelled:
-		return e.OrderID
-	case Confirmed:
-		return e.OrderID
-	case Paid:
-		return e.OrderID
-	case Shipped:
-		return e.OrderID
-	case Delivered:
-		return e.OrderID
-	}
-	return ""
-}
+func (Placed) orderEvent()    {}
+func (Cancelled) orderEvent() {}
+func (Confirmed) orderEvent() {}
+func (Paid) orderEvent()      {}
+func (Shipped) orderEvent()   {}
+func (Delivered) orderEvent() {}
+
+func (e Placed) AboutOrder() string    { return e.OrderID }
+func (e Cancelled) AboutOrder() string { return e.OrderID }
+func (e Confirmed) AboutOrder() string { return e.OrderID }
+func (e Paid) AboutOrder() string      { return e.OrderID }
+func (e Shipped) AboutOrder() string   { return e.OrderID }
+func (e Delivered) AboutOrder() string { return e.OrderID }
 
 // Codec encodes and decodes the order events.
 var Codec = domain.NewCodec("order",

@@ -105,14 +105,29 @@ type Transfer struct {
 	At          time.Time `json:"at"`
 }
 
-// Event is a payment event.
-type Event = domain.Event
+// Event is a payment event: one of this package's event types, and no other.
+type Event interface {
+	domain.Event
+	paymentEvent()
+}
 
 func (Authorized) EventType() string { return TypeAuthorized }
 func (Declined) EventType() string   { return TypeDeclined }
 func (Captured) EventType() string   { return TypeCaptured }
 func (Voided) EventType() string     { return TypeVoided }
 func (Refunded) EventType() string   { return TypeRefunded }
+
+func (Authorized) paymentEvent() {}
+func (Declined) paymentEvent()   {}
+func (Captured) paymentEvent()   {}
+func (Voided) paymentEvent()     {}
+func (Refunded) paymentEvent()   {}
+
+func (e Authorized) AboutOrder() string { return e.OrderID }
+func (e Declined) AboutOrder() string   { return e.OrderID }
+func (e Voided) AboutOrder() string     { return e.OrderID }
+func (e Captured) AboutOrder() string   { return e.OrderID }
+func (e Refunded) AboutOrder() string   { return e.OrderID }
 
 // State of a payment.
 type State struct {

@@ -290,7 +290,7 @@ func foldBatch(events []eventstore.RecordedEvent) (folded, error) {
 		if status == "" {
 			continue
 		}
-		id := model.IDOf(e)
+		id := e.AboutOrder()
 		r := get(id)
 		r.status, r.updatedAt = string(status), at
 		f.history = append(f.history, historyRow{order: id, revision: rec.Revision, status: string(status), at: at})

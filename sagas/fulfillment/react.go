@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/domain/payment"
@@ -446,24 +447,8 @@ func (s *State) park(why string) {
 
 // orderOf returns the order an event concerns, "" for none.
 func orderOf(e any) string {
-	if o, ok := e.(order.Event); ok && order.IDOf(o) != "" { // every domain event has EventType: check the id
-		return order.IDOf(o)
-	}
-	switch e := e.(type) {
-	case Started:
-		return e.OrderID
-	case inventory.OrderReserved:
-		return e.OrderID
-	case inventory.OrderRejected:
-		return e.OrderID
-	case inventory.OrderReleased:
-		return e.OrderID
-	case payment.Authorized:
-		return e.OrderID
-	case payment.Declined:
-		return e.OrderID
-	case payment.Voided:
-		return e.OrderID
+	if a, ok := e.(domain.AboutOrder); ok {
+		return a.AboutOrder()
 	}
 	return ""
 }
