@@ -24,7 +24,7 @@ test:
 
 ## contracts: record the consumers' contracts again (contracts/; the tests fail while they differ)
 contracts:
-	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestConsole ./cmd/orderflow/
+	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestConsole ./e2e/
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run 'TestREADMEContract|TestServiceContracts' ./gateway/
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestReadModelEventContracts ./projections/
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestQueuedCommandsContract ./sagas/fulfillment/
@@ -45,7 +45,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./eventstore/postgres/ ./eventstore/esdb/
 	$(GO) run ./cmd/orderflow-bench saga --orders 2000 --rate 100 --duration 10s
 	$(GO) test -run '^$$' -bench CommandOnALongStream -benchtime 2000x ./commands/
-	$(GO) run ./cmd/orderflow-bench open --rates 250,400,600,800,1000 --products 50 --duration 30s --chart docs/bench/open-loop.svg
+	$(GO) run ./cmd/orderflow-bench open --rates 100,200,250,400,600,800,1000 --products 50 --duration 30s --chart docs/bench/open-loop.svg
 	$(GO) run ./cmd/orderflow-bench open --rates 200 --products 1 --duration 30s
 	$(GO) run ./cmd/orderflow-bench rebuild --events 1000000
 	$(GO) run ./cmd/orderflow-bench gateway --clients 32 --duration 2s --rounds 6

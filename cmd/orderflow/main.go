@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/google/uuid"
+
+	"github.com/orderflow/orderflow/cli"
 )
 
 func main() {
@@ -18,7 +20,7 @@ func main() {
 	uuid.EnableRandPool()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := cli.Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "orderflow:", err)
 		os.Exit(1)
 	}

@@ -1,14 +1,16 @@
-package main
+package e2e
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/cli"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/wire"
@@ -126,7 +128,7 @@ func TestOrderTimeline(t *testing.T) {
 	}
 	var out bytes.Buffer
 	env := map[string]string{"DATABASE_URL": db}
-	if err := traceCmd(t.Context(), []string{tlOK}, func(k string) string { return env[k] }, &out); err != nil {
+	if err := cli.Main(t.Context(), []string{"trace", tlOK}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("orderflow trace %s:\n%s", tlOK, out.String())
@@ -136,7 +138,7 @@ func TestOrderTimeline(t *testing.T) {
 			t.Errorf("orderflow trace: no %q in\n%s", want, out.String())
 		}
 	}
-	if err := traceCmd(t.Context(), []string{"nope"}, func(k string) string { return env[k] }, &out); err == nil {
+	if err := cli.Main(t.Context(), []string{"trace", "nope"}, func(k string) string { return env[k] }, &out, io.Discard); err == nil {
 		t.Error("orderflow trace of an unknown order: no error")
 	}
 }

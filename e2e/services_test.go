@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/orderflow/orderflow/cli"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/wire"
@@ -35,7 +36,7 @@ func TestServicesListsLiveInstances(t *testing.T) {
 	}
 	env := map[string]string{"NATS_URL": natstest.URL(t), "ORDERFLOW_NATS_PREFIX": string(ns)}
 	var out bytes.Buffer
-	if err := services(context.Background(), []string{"--json"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+	if err := cli.Main(context.Background(), []string{"services", "--json"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var list []struct {

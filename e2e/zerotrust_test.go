@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nkeys"
 
+	"github.com/orderflow/orderflow/cli"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/platform"
@@ -206,7 +207,7 @@ func TestGeneratedNATSConfig(t *testing.T) {
 func serveGeneratedConfig(t *testing.T, dir string, args ...string) *server.Server {
 	t.Helper()
 	args = append([]string{"--dir", dir, "--store-dir", filepath.Join(dir, "js")}, args...)
-	if err := natsConfigCmd(args, func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+	if err := cli.Main(context.Background(), append([]string{"nats-config"}, args...), func(string) string { return "" }, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))

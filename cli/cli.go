@@ -1,4 +1,6 @@
-package main
+// Package cli is orderflow's command line: `orderflow dev`, `serve`, and the operators' commands
+// (services, sagas, projections, trace, nats-config, certs, token, health). cmd/orderflow runs it.
+package cli
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/orderflow/orderflow/cli"
 	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
@@ -92,7 +93,7 @@ func TestSagasCommand(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var out bytes.Buffer
-		err := sagasCmd(t.Context(), []string{"show", "unknown-product"}, func(k string) string { return env[k] }, &out, io.Discard)
+		err := cli.Main(t.Context(), []string{"sagas", "show", "unknown-product"}, func(k string) string { return env[k] }, &out, io.Discard)
 		// Final: compensated, and its compensation (the order's cancellation) seen done.
 		if err == nil && strings.Contains(out.String(), `"outcome": "compensated"`) && strings.Contains(out.String(), "out of stock") &&
 			!strings.Contains(out.String(), `"awaiting"`) {
@@ -108,7 +109,7 @@ func TestSagasCommand(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var out bytes.Buffer
-	if err := sagasCmd(t.Context(), []string{"list"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+	if err := cli.Main(t.Context(), []string{"sagas", "list"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "0 in flight, 0 confirmed, 1 compensated") || !strings.Contains(out.String(), "circuit breaker closed") || !strings.Contains(out.String(), "unknown-product") {
@@ -146,7 +147,7 @@ func TestSagasCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if err := sagasCmd(t.Context(), []string{"list", "--stuck"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+	if err := cli.Main(t.Context(), []string{"sagas", "list", "--stuck"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "1 stuck") || !strings.Contains(out.String(), "STUCK") || !strings.Contains(out.String(), "unknown-product") {

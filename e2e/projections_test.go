@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/cli"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -30,7 +31,7 @@ func TestProjectionsCommand(t *testing.T) {
 	run := func(args ...string) string {
 		t.Helper()
 		var out bytes.Buffer
-		if err := projectionsCmd(context.Background(), args, getenv, &out, &out); err != nil {
+		if err := cli.Main(context.Background(), append([]string{"projections"}, args...), getenv, &out, &out); err != nil {
 			t.Fatalf("projections %v: %v\n%s", args, err, out.String())
 		}
 		return out.String()
@@ -63,7 +64,7 @@ func TestProjectionsCommand(t *testing.T) {
 		t.Fatalf("parked:\n%s", out)
 	}
 	var out bytes.Buffer
-	if err := projectionsCmd(context.Background(), []string{"rebuild", "nope"}, getenv, &out, &out); err == nil || !strings.Contains(err.Error(), "want one of") {
+	if err := cli.Main(context.Background(), []string{"projections", "rebuild", "nope"}, getenv, &out, &out); err == nil || !strings.Contains(err.Error(), "want one of") {
 		t.Fatalf("unknown read model: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/orderflow/orderflow/cli"
 	"github.com/orderflow/orderflow/dev/devcerts"
 	"github.com/orderflow/orderflow/dev/pgcluster"
 	"github.com/orderflow/orderflow/platform"
@@ -29,7 +30,7 @@ import (
 func TestTLSInTransit(t *testing.T) {
 	t.Parallel()
 	certs, other := t.TempDir(), t.TempDir()
-	if err := certsCmd([]string{"--dir", certs, "--servers", "nats=localhost,127.0.0.1;postgres=localhost,127.0.0.1"}, io.Discard, io.Discard); err != nil {
+	if err := cli.Main(context.Background(), []string{"certs", "--dir", certs, "--servers", "nats=localhost,127.0.0.1;postgres=localhost,127.0.0.1"}, noEnv, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if err := devcerts.Make(other); err != nil { // an authority of someone else's
@@ -106,10 +107,10 @@ func TestTLSInTransit(t *testing.T) {
 func TestNATSClusterTLS(t *testing.T) {
 	t.Parallel()
 	certs, dir := t.TempDir(), t.TempDir()
-	if err := certsCmd([]string{"--dir", certs, "--servers", "nats=localhost,127.0.0.1"}, io.Discard, io.Discard); err != nil {
+	if err := cli.Main(context.Background(), []string{"certs", "--dir", certs, "--servers", "nats=localhost,127.0.0.1"}, noEnv, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if err := natsConfigCmd([]string{"--dir", dir, "--store-dir", filepath.Join(dir, "js"), "--tls", certs, "--routes", "nats://nats-1:6222,nats://nats-2:6222"},
+	if err := cli.Main(context.Background(), []string{"nats-config", "--dir", dir, "--store-dir", filepath.Join(dir, "js"), "--tls", certs, "--routes", "nats://nats-1:6222,nats://nats-2:6222"},
 		func(string) string { return "" }, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}

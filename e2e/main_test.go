@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -15,12 +15,16 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/orderflow/orderflow/cli"
 	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/testkit/pgtest"
 )
+
+// noEnv is an empty environment.
+func noEnv(string) string { return "" }
 
 func TestMain(m *testing.M) {
 	pgtest.Main(m, natstest.Stop)
@@ -247,7 +251,7 @@ func TestOrderFromRESTToGraphQLOnEventStoreDB(t *testing.T) {
 	// `orderflow projections rebuild` replays EventStoreDB's $all into a new orders read model.
 	env := map[string]string{"DATABASE_URL": db, "EVENTSTORE_URL": srv.URL()}
 	var out bytes.Buffer
-	if err := projectionsCmd(t.Context(), []string{"rebuild", "orders"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+	if err := cli.Main(t.Context(), []string{"projections", "rebuild", "orders"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
 		t.Fatalf("rebuild on EventStoreDB: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "rebuilt") {
