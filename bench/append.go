@@ -1,5 +1,7 @@
-// Package bench holds orderflow's throughput workloads, shared by `orderflow-bench` and the Go
-// benchmarks, so that the figures in the README come from one piece of code.
+// Package bench is orderflow's benchmarks: each workload with the baseline it is measured against
+// in the same run, and its report (Main; cmd/orderflow-bench is its command). Workloads the Go
+// benchmarks share live here too, so that the figures in docs/benchmarks.md come from one piece of
+// code.
 package bench
 
 import (

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/google/uuid"
+
+	"github.com/orderflow/orderflow/bench"
 )
 
 const usage = `orderflow-bench: orderflow's benchmarks, each against a baseline measured in the same run
@@ -40,13 +42,13 @@ func main() {
 		return
 	}
 	if os.Args[1] == "platform" { // the platform a benchmark measures, in a process of its own
-		if err := runPlatform(ctx, os.Args[2:], os.Getenv, os.Stderr); err != nil {
+		if err := bench.Platform(ctx, os.Args[2:], os.Getenv, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "orderflow-bench platform:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := runBench(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := bench.Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "orderflow-bench:", err)
 		os.Exit(1)
 	}

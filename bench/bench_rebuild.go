@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/orderflow/orderflow/bench"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/personal"
 	"github.com/orderflow/orderflow/eventstore/postgres"
@@ -46,7 +45,7 @@ func benchRebuild(fs *flag.FlagSet) benchRun {
 		if err := store.Migrate(ctx); err != nil {
 			return err
 		}
-		n, err := bench.OrderHistory(ctx, pool, *events, *spread, stdout)
+		n, err := OrderHistory(ctx, pool, *events, *spread, stdout)
 		if err != nil {
 			return err
 		}
@@ -72,7 +71,7 @@ func benchRebuild(fs *flag.FlagSet) benchRun {
 			if err := checkpoint(); err != nil {
 				return err
 			}
-			took, n, err := bench.CopyBaseline(ctx, pool, orderrm.Name, orderrm.Tables, orderrm.Keys+orderrm.Indexes)
+			took, n, err := CopyBaseline(ctx, pool, orderrm.Name, orderrm.Tables, orderrm.Keys+orderrm.Indexes)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -23,10 +23,10 @@ import (
 	"github.com/orderflow/orderflow/platform"
 )
 
-// runPlatform is the hidden `orderflow-bench platform`: the platform as `make run` runs it
+// Platform is the hidden `orderflow-bench platform`: the platform as `make run` runs it
 // (`orderflow dev`: every target, embedded NATS with its identities, the dev defaults), on the
 // database DATABASE_URL names, in a process of its own apart from the load that measures it.
-func runPlatform(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func Platform(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := platform.ParseFlags("dev", args, getenv, stderr)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/orderflow/orderflow/bench"
 )
 
-// runBench runs the benchmark args name with the flags that follow.
-func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// Main runs the benchmark args name with the flags that follow.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || benches[args[0]] == nil {
 		return fmt.Errorf("bench: want append, saga, open, rebuild, gateway or tracing (orderflow-bench help)")
 	}
@@ -56,7 +54,7 @@ func benchAppend(fs *flag.FlagSet) benchRun {
 			return err
 		}
 		defer pool.Close()
-		res, err := bench.AppendVsInsert(ctx, pool, bench.Options{Writers: *writers, Duration: *duration, Rounds: *rounds, Progress: stdout})
+		res, err := AppendVsInsert(ctx, pool, Options{Writers: *writers, Duration: *duration, Rounds: *rounds, Progress: stdout})
 		if err != nil {
 			return err
 		}

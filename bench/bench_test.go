@@ -1,10 +1,14 @@
-package main
+package bench
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
+	"syscall"
 	"testing"
 
 	"github.com/orderflow/orderflow/testkit/pgtest"
@@ -12,7 +16,13 @@ import (
 
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "platform" { // the open benchmark's platform: this binary, again
-		main()
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := Platform(ctx, os.Args[2:], os.Getenv, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "platform:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	pgtest.Main(m)
@@ -44,7 +54,7 @@ func TestEveryBenchmarkRuns(t *testing.T) {
 	} {
 		t.Run(tt.args[0], func(t *testing.T) {
 			var out, errs bytes.Buffer
-			if err := runBench(t.Context(), tt.args, env, &out, &errs); err != nil {
+			if err := Main(t.Context(), tt.args, env, &out, &errs); err != nil {
 				t.Fatalf("%v\n%s%s", err, out.String(), errs.String())
 			}
 			if !regexp.MustCompile(tt.ratio).Match(out.Bytes()) {
@@ -55,7 +65,7 @@ func TestEveryBenchmarkRuns(t *testing.T) {
 }
 
 func TestAnUnknownBenchmarkIsRefused(t *testing.T) {
-	if err := runBench(t.Context(), []string{"nope"}, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+	if err := Main(t.Context(), []string{"nope"}, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Fatal("an unknown benchmark ran")
 	}
 }
