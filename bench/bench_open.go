@@ -359,6 +359,20 @@ func (p *benchPlatform) placeAndRead(ctx context.Context, orderID, customer, pro
 	return accepted, time.Since(t0), nil
 }
 
+// spaced are the rates whose axis labels stand at least gap pixels (by at) from the previous one
+// labelled, lowest first: close rates (200/s and 250/s) do not print over each other.
+func spaced(rates []int, at func(float64) float64, gap float64) map[int]bool {
+	sorted := slices.Sorted(slices.Values(rates))
+	out := map[int]bool{}
+	last := math.Inf(-1)
+	for _, r := range sorted {
+		if p := at(float64(r)); math.Abs(p-last) >= gap {
+			out[r], last = true, p
+		}
+	}
+	return out
+}
+
 // openChart draws p99 placed→confirmed and placed→visible against the offered rate, one colour
 // per product mix, and below it the achieved rate and the CPU an order cost against the offered
 // rate, as an SVG.
@@ -380,10 +394,15 @@ func achievedChart(runs []openRun, mixes, rates []int) string {
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="black"/><line x1="%d" y1="%d" x2="%d" y2="%.0f" stroke="black"/>`+"\n",
 		left, y(0), w-right, y(0), left, top, left, y(0))
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#bbb" stroke-dasharray="4 4"/>`+"\n", x(0), y(0), x(maxRate), y(maxRate))
+	onX, onY := spaced(rates, x, 40), spaced(rates, y, 14)
 	for _, rate := range rates {
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">%d/s</text>`+"\n", x(float64(rate)), y(0)+18, rate)
-		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%d/s</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n",
-			left-6, y(float64(rate))+4, rate, left, y(float64(rate)), w-right, y(float64(rate)))
+		if onX[rate] {
+			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">%d/s</text>`+"\n", x(float64(rate)), y(0)+18, rate)
+		}
+		if onY[rate] {
+			fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%d/s</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n",
+				left-6, y(float64(rate))+4, rate, left, y(float64(rate)), w-right, y(float64(rate)))
+		}
 	}
 	colours := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"}
 	for i, products := range mixes {
@@ -432,8 +451,11 @@ func latencyChart(runs []openRun, mixes, rates []int, goal time.Duration) string
 		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%s</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#eee"/>`+"\n",
 			left-6, y(ms)+4, time.Duration(ms*float64(time.Millisecond)), left, y(ms), w-right, y(ms))
 	}
+	onX := spaced(rates, func(r float64) float64 { return x(int(r)) }, 40)
 	for _, rate := range rates {
-		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%d/s</text>`+"\n", x(rate), h-bottom+18, rate)
+		if onX[rate] {
+			fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%d/s</text>`+"\n", x(rate), h-bottom+18, rate)
+		}
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">offered orders per second</text>`+"\n", (left+w-right)/2, h-12)
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#c00" stroke-dasharray="4 4"/><text x="%d" y="%.0f" fill="#c00">goal %s</text>`+"\n",

@@ -37,3 +37,13 @@ func TestOpenChartIsAnSVGWithALinePerSeries(t *testing.T) {
 		t.Error("no goal line")
 	}
 }
+
+// TestCloseRatesGetOneLabel: of two rates closer than the gap on an axis, only the first is
+// labelled; the others are.
+func TestCloseRatesGetOneLabel(t *testing.T) {
+	at := func(r float64) float64 { return r / 5 } // 200/s and 250/s: 10 px apart
+	got := spaced([]int{250, 100, 200, 400}, at, 20)
+	if !got[100] || !got[200] || got[250] || !got[400] {
+		t.Errorf("labelled %v, want 100, 200 and 400", got)
+	}
+}
