@@ -529,34 +529,16 @@ func testNoSkip(t *testing.T, h Harness) {
 	var wg sync.WaitGroup
 	if h.HoldOpen != nil {
 		for i := range holders {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Begin and append while the writers are starting, then commit only after many
-				// later appends have committed: the held rows have lower sequence numbers than
-				// rows that became visible before them.
-				threshold := int64((i + 1) * writers * perWriter / (holders + 2))
-				commit, err := h.HoldOpen(ctx, fmt.Sprintf("%s-held-%d", tag, i), []eventstore.EventData{Event("t.v1", i)})
-				if err != nil {
-					t.Errorf("holder %d: %v", i, err)
-					return
-				}
-				for committed.Load() < threshold && ctx.Err() == nil {
-					time.Sleep(time.Millisecond)
-				}
-				if err := commit(); err != nil {
-					t.Errorf("holder %d commit: %v", i, err)
-					return
-				}
-				held.Add(1)
-			}()
+			// Begin and append while the writers are starting, then commit only after many later
+			// appends have committed: the held rows have lower sequence numbers than rows that
+			// became visible before them.
+			threshold := int64((i + 1) * writers * perWriter / (holders + 2))
+			wg.Go(func() { holdOpen(ctx, t, h, fmt.Sprintf("%s-held-%d", tag, i), i, &committed, threshold, &held) })
 		}
 		total += holders
 	}
 	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			stream := fmt.Sprintf("%s-w%d", tag, w)
 			for i := range perWriter {
 				if _, err := s.Append(ctx, stream, eventstore.Exact(int64(i)-1), []eventstore.EventData{Event("t.v1", i)}); err != nil {
@@ -565,22 +547,55 @@ func testNoSkip(t *testing.T, h Harness) {
 				}
 				committed.Add(1)
 			}
-		}()
+		})
 	}
+	got, checkpoints := receiveAll(ctx, t, s, sub, total, start.Position, filter)
+	wg.Wait()
+	if h.HoldOpen != nil && held.Load() != holders {
+		t.Fatalf("%d of %d held appends committed", held.Load(), holders)
+	}
+	// Nothing beyond the total arrives.
+	last := got[len(got)-1].Position
+	tail, err := s.ReadAll(ctx, last, eventstore.ReadAllOptions{Filter: filter})
+	if err != nil || len(tail.Events) != 0 {
+		t.Fatalf("after the last delivered event $all still has %d events (err %v)", len(tail.Events), err)
+	}
+	checkResumes(t, s, got, checkpoints, filter)
+}
 
+// holdOpen appends event i to stream in a transaction it holds open until committed reaches
+// threshold, then commits it and counts it in held.
+func holdOpen(ctx context.Context, t *testing.T, h Harness, stream string, i int, committed *atomic.Int64, threshold int64, held *atomic.Int32) {
+	commit, err := h.HoldOpen(ctx, stream, []eventstore.EventData{Event("t.v1", i)})
+	if err != nil {
+		t.Errorf("holder %d: %v", i, err)
+		return
+	}
+	for committed.Load() < threshold && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if err := commit(); err != nil {
+		t.Errorf("holder %d commit: %v", i, err)
+		return
+	}
+	held.Add(1)
+}
+
+// receiveAll takes total events from sub, each once and in log order (within 45 s), and answers
+// them with the position of every batch.
+func receiveAll(ctx context.Context, t *testing.T, s eventstore.Store, sub eventstore.Subscription, total int, start eventstore.Position, filter eventstore.Filter) ([]eventstore.RecordedEvent, []eventstore.Position) {
 	seen := map[uuid.UUID]bool{}
 	var got []eventstore.RecordedEvent
 	var checkpoints []eventstore.Position
 	var last eventstore.Position
+	debug := os.Getenv("STORETEST_DEBUG") != ""
 	deadline := time.Now().Add(45 * time.Second)
 	for len(got) < total {
 		if time.Now().After(deadline) {
-			again := collect(t, s, start.Position, eventstore.ReadAllOptions{Filter: filter})
-			if os.Getenv("STORETEST_DEBUG") != "" {
-				for _, e := range again {
-					if !seen[e.ID] {
-						t.Logf("missed %s %s/%d", e.Position, e.Stream, e.Revision)
-					}
+			again := collect(t, s, start, eventstore.ReadAllOptions{Filter: filter})
+			for _, e := range again {
+				if debug && !seen[e.ID] {
+					t.Logf("missed %s %s/%d", e.Position, e.Stream, e.Revision)
 				}
 			}
 			t.Fatalf("subscriber received %d of %d committed events (last at %s); reading $all again from the start finds %d", len(got), total, last, len(again))
@@ -594,7 +609,7 @@ func testNoSkip(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatalf("subscription: %v", err)
 		}
-		if os.Getenv("STORETEST_DEBUG") != "" {
+		if debug {
 			var ps []string
 			for _, e := range b.Events {
 				ps = append(ps, e.Position.String())
@@ -614,16 +629,12 @@ func testNoSkip(t *testing.T, h Harness) {
 		}
 		checkpoints = append(checkpoints, b.Position)
 	}
-	wg.Wait()
-	if h.HoldOpen != nil && held.Load() != holders {
-		t.Fatalf("%d of %d held appends committed", held.Load(), holders)
-	}
-	// Nothing beyond the total arrives.
-	tail, err := s.ReadAll(ctx, last, eventstore.ReadAllOptions{Filter: filter})
-	if err != nil || len(tail.Events) != 0 {
-		t.Fatalf("after the last delivered event $all still has %d events (err %v)", len(tail.Events), err)
-	}
-	// Every checkpoint resumes exactly at the rest.
+	return got, checkpoints
+}
+
+// checkResumes: reading $all from a tenth of the checkpoints finds exactly the events got holds
+// after it, in its order.
+func checkResumes(t *testing.T, s eventstore.Store, got []eventstore.RecordedEvent, checkpoints []eventstore.Position, filter eventstore.Filter) {
 	index := map[uuid.UUID]int{}
 	for i, e := range got {
 		index[e.ID] = i
