@@ -42,24 +42,6 @@ type Aggregate[S any, E any] struct {
 	SnapshotVersion string
 }
 
-// Load reads stream and folds it into its state; it answers the events read too (none: a stream
-// not written yet).
-func (a Aggregate[S, E]) Load(ctx context.Context, store eventstore.Store, stream string) (S, []eventstore.RecordedEvent, error) {
-	var state S
-	recorded, err := store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
-	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
-		return state, nil, fmt.Errorf("load %s: %w", stream, err)
-	}
-	for _, r := range recorded {
-		e, err := a.Decode(r.Type, r.Data)
-		if err != nil {
-			return state, nil, fmt.Errorf("load %s at revision %d: %w", stream, r.Revision, err)
-		}
-		state = a.Evolve(state, e)
-	}
-	return state, recorded, nil
-}
-
 // MaxAttempts bounds how often a Writer decides a batch again when other writers (another
 // process's Writer) keep moving the stream.
 const MaxAttempts = 12

@@ -18,11 +18,11 @@ type Queued struct {
 
 // JobOn carries out endpoint's queued commands with fn, which takes the endpoint's request.
 func JobOn[Req, Resp any](endpoint wire.Endpoint[Req, Resp], fn func(context.Context, Req) (Resp, error)) Queued {
-	return Queued{name: endpoint.Name, handle: func(classify func(error) *rpc.Error) jobs.Handler { return Job(classify, fn) }}
+	return Queued{name: endpoint.Name, handle: func(classify func(error) *rpc.Error) jobs.Handler { return job(classify, fn) }}
 }
 
 // Jobs are the handlers of a command service's queued commands, by endpoint, its errors told
-// final or not by classify (see Job).
+// final or not by classify (see job).
 func Jobs(classify func(error) *rpc.Error, queued ...Queued) map[string]jobs.Handler {
 	out := make(map[string]jobs.Handler, len(queued))
 	for _, q := range queued {
@@ -31,9 +31,9 @@ func Jobs(classify func(error) *rpc.Error, queued ...Queued) map[string]jobs.Han
 	return out
 }
 
-// Job adapts a handler to a queued command (package jobs): a refusal the sender must live with
+// job adapts a handler to a queued command (package jobs): a refusal the sender must live with
 // (invalid, unknown, illegal transition, not allowed) is final; anything else is retried by the queue.
-func Job[Req, Resp any](classify func(error) *rpc.Error, fn func(context.Context, Req) (Resp, error)) jobs.Handler {
+func job[Req, Resp any](classify func(error) *rpc.Error, fn func(context.Context, Req) (Resp, error)) jobs.Handler {
 	return func(ctx context.Context, data []byte) error {
 		var req Req
 		dec := json.NewDecoder(bytes.NewReader(data))

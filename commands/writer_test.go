@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/commands/commandstest"
 	model "github.com/orderflow/orderflow/domain/inventory"
 	ordermodel "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
@@ -43,7 +44,7 @@ func stocked(t testing.TB, w *commands.Writer, id string, units int64) {
 
 func fold(t testing.TB, store eventstore.Store, id string) (model.State, int) {
 	t.Helper()
-	s, recorded, err := product.Load(t.Context(), store, model.Stream(id))
+	s, recorded, err := commandstest.Fold(t.Context(), store, product, model.Stream(id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +382,7 @@ func TestACreatedStreamIsNotRead(t *testing.T) {
 
 func foldOrder(t testing.TB, store eventstore.Store, id string) (ordermodel.State, int) {
 	t.Helper()
-	s, recorded, err := commands.NewDecider(ordermodel.Codec, ordermodel.Evolve, ordermodel.Stream, ordermodel.Validate, ordermodel.Decide).Load(t.Context(), store, ordermodel.Stream(id))
+	s, recorded, err := commandstest.Fold(t.Context(), store, commands.NewDecider(ordermodel.Codec, ordermodel.Evolve, ordermodel.Stream, ordermodel.Validate, ordermodel.Decide).Aggregate, ordermodel.Stream(id))
 	if err != nil {
 		t.Fatal(err)
 	}

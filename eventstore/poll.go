@@ -128,9 +128,8 @@ func NewPollingSubscription(read ReadAllFunc, from Position, opts SubscribeOptio
 // (the postgres store waits for older transactions still running): the subscription then looks
 // again after 2 ms, 4 ms, … up to the poll interval, rather than sleeping a whole interval.
 func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
-	timer := time.NewTimer(s.interval)
-	defer timer.Stop()
-	var retry time.Duration // > 0 while chasing a wake-up that found nothing yet
+	c := newChase(s.interval)
+	defer c.stop()
 	for {
 		woken := s.wake.WatchC(s.watcher) // appends its filter passes, not every append
 		page, err := s.read(ctx, s.from, s.opts)
@@ -141,30 +140,59 @@ func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
 			s.from = page.Position
 			return Batch{Events: page.Events, Position: page.Position, CaughtUp: page.AtEnd}, nil
 		}
-		wait := s.interval
-		if retry > 0 {
-			wait = retry
-			if retry *= 2; retry >= s.interval {
-				retry = 0
-			}
+		if err := c.wait(ctx, woken, s.closed, true); err != nil {
+			return Batch{}, err
 		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return Batch{}, ctx.Err()
-		case <-s.closed:
-			return Batch{}, context.Canceled
-		case <-woken:
-			retry = 2 * time.Millisecond
-		case <-timer.C:
+	}
+}
+
+// chase is how a follower of the log waits between reads that found nothing: the poll interval,
+// or, while chasing a wake-up that found nothing yet (an append committed, not yet readable), 2 ms,
+// 4 ms, … up to the interval.
+type chase struct {
+	interval, retry time.Duration // retry > 0 while chasing a wake-up
+	timer           *time.Timer
+}
+
+func newChase(interval time.Duration) *chase {
+	return &chase{interval: interval, timer: time.NewTimer(interval)}
+}
+
+func (c *chase) stop() { c.timer.Stop() }
+
+// found says the last read found something: the next wait is a whole interval, unless woken.
+func (c *chase) found() { c.retry = 0 }
+
+// wait waits for woken, the next poll, ctx or closed (nil: never), shorter while chasing a wake-up
+// (unless backOff is false: the last read failed). It answers ctx's error, context.Canceled once
+// closed, else nil.
+func (c *chase) wait(ctx context.Context, woken, closed <-chan struct{}, backOff bool) error {
+	wait := c.interval
+	if backOff && c.retry > 0 {
+		wait = c.retry
+		if c.retry *= 2; c.retry >= c.interval {
+			c.retry = 0
 		}
-		if !timer.Stop() {
+	}
+	c.timer.Reset(wait)
+	defer func() {
+		if !c.timer.Stop() {
 			select {
-			case <-timer.C:
+			case <-c.timer.C:
 			default:
 			}
 		}
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-closed:
+		return context.Canceled
+	case <-woken:
+		c.retry = 2 * time.Millisecond
+	case <-c.timer.C:
 	}
+	return nil
 }
 
 // Close implements Subscription.

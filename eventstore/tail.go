@@ -124,9 +124,8 @@ func (t *Tail) follow(stop chan struct{}) {
 		<-stop
 		cancel()
 	}()
-	timer := time.NewTimer(t.interval)
-	defer timer.Stop()
-	var retry time.Duration // > 0 while chasing a wake-up that found nothing yet (see PollingSubscription)
+	c := newChase(t.interval)
+	defer c.stop()
 	for ctx.Err() == nil {
 		woken := t.wake.C()
 		t.mu.Lock()
@@ -158,32 +157,13 @@ func (t *Tail) follow(stop chan struct{}) {
 		}
 		t.mu.Unlock()
 		if moved {
-			retry = 0
+			c.found()
 			if !page.AtEnd {
 				continue // a full page: read on
 			}
 			// At the end: wait. An append since the read began has closed woken already.
 		}
-		wait := t.interval
-		if err == nil && retry > 0 {
-			wait = retry
-			if retry *= 2; retry >= t.interval {
-				retry = 0
-			}
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-		case <-woken:
-			retry = 2 * time.Millisecond
-		case <-timer.C:
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
+		_ = c.wait(ctx, woken, nil, err == nil) // ends the loop when ctx does
 	}
 }
 

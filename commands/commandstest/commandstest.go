@@ -3,6 +3,8 @@ package commandstest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/orderflow/orderflow/commands"
@@ -62,4 +64,22 @@ func Price(cents int64) *int64 { return &cents }
 // Writer is a fresh Writer over store, as a process's command services share one.
 func Writer(store eventstore.Store) *commands.Writer {
 	return commands.NewWriter(store, commands.WriterOptions{})
+}
+
+// Fold reads stream from store and folds it with agg into its state, as a fresh Writer would;
+// it answers the events read too (none: a stream not written yet).
+func Fold[S, E any](ctx context.Context, store eventstore.Store, agg commands.Aggregate[S, E], stream string) (S, []eventstore.RecordedEvent, error) {
+	var state S
+	recorded, err := store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
+	if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+		return state, nil, fmt.Errorf("load %s: %w", stream, err)
+	}
+	for _, r := range recorded {
+		e, err := agg.Decode(r.Type, r.Data)
+		if err != nil {
+			return state, nil, fmt.Errorf("load %s at revision %d: %w", stream, r.Revision, err)
+		}
+		state = agg.Evolve(state, e)
+	}
+	return state, recorded, nil
 }

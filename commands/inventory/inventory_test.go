@@ -31,7 +31,7 @@ var product = commands.Aggregate[model.State, model.Event]{Evolve: model.Evolve,
 
 func stock(t *testing.T, s eventstore.Store, id string) model.State {
 	t.Helper()
-	st, _, err := product.Load(t.Context(), s, model.Stream(id))
+	st, _, err := commandstest.Fold(t.Context(), s, product, model.Stream(id))
 	if err != nil {
 		t.Fatal(err)
 	}

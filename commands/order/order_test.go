@@ -234,5 +234,5 @@ func TestOnlyCustomersWithAnAccountOrder(t *testing.T) {
 
 func aggregateLoad(t *testing.T, store eventstore.Store, id string) (model.State, []eventstore.RecordedEvent, error) {
 	t.Helper()
-	return commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide).Load(t.Context(), store, model.Stream(id))
+	return commandstest.Fold(t.Context(), store, commands.NewDecider(model.Codec, model.Evolve, model.Stream, model.Validate, model.Decide).Aggregate, model.Stream(id))
 }

@@ -121,12 +121,17 @@ const maxRemembered = 10_000
 // Sign asserts p to audience (the subject the assertion travels to) until ttl has passed or p's
 // token expires, whichever comes first. id, if set, is the one message the assertion vouches for.
 func (s *Signer) Sign(p Principal, audience, id string, ttl time.Duration, now time.Time) (string, error) {
+	return s.seal(assertion{Subject: p.Subject, Role: p.Role, Audience: audience, ID: id, TokenID: p.TokenID}, p, ttl, now)
+}
+
+// seal completes a with its issuer and times (until ttl has passed or p's token expires) and
+// signs it.
+func (s *Signer) seal(a assertion, p Principal, ttl time.Duration, now time.Time) (string, error) {
 	exp := now.Add(ttl)
 	if !p.Expires.IsZero() && p.Expires.Before(exp) {
 		exp = p.Expires
 	}
-	a := assertion{Issuer: s.identity, Subject: p.Subject, Role: p.Role, Audience: audience, ID: id, TokenID: p.TokenID,
-		Issued: now.Unix(), Expires: exp.Unix()}
+	a.Issuer, a.Issued, a.Expires = s.identity, now.Unix(), exp.Unix()
 	if !p.Expires.IsZero() {
 		a.TokenExp = p.Expires.Unix()
 	}
@@ -147,25 +152,16 @@ type Queued struct{ Subject, ID string }
 
 func (q Queued) claim() string { return q.Subject + " " + q.ID }
 
-// SignQueued asserts p for msgs, queued commands, until ttl has passed: one signature for all of
+// SignQueued asserts p for msgs, queued commands, as Sign does: one signature for all of
 // them, each of which carries the whole assertion and is vouched for only by its own subject and
 // id in it. (A signature per message was most of what queueing a command cost: Ed25519 signs and
 // verifies in ~0.1 ms together, a saga's batch is a few dozen commands.)
 func (s *Signer) SignQueued(p Principal, msgs []Queued, ttl time.Duration, now time.Time) (string, error) {
-	a := assertion{Issuer: s.identity, Subject: p.Subject, Role: p.Role, TokenID: p.TokenID, Issued: now.Unix(), Expires: now.Add(ttl).Unix()}
+	a := assertion{Subject: p.Subject, Role: p.Role, TokenID: p.TokenID}
 	for _, m := range msgs {
 		a.Messages = append(a.Messages, m.claim())
 	}
-	claims, err := json.Marshal(a)
-	if err != nil {
-		return "", err
-	}
-	input := s.header + "." + base64.RawURLEncoding.EncodeToString(claims)
-	sig, err := s.kp.Sign([]byte(input))
-	if err != nil {
-		return "", fmt.Errorf("sign assertion: %w", err)
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	return s.seal(a, p, ttl, now)
 }
 
 // Asserter is an identity whose assertions a service accepts: its public nkeys (more than one while
