@@ -213,12 +213,16 @@ func (b *bulkBatch) flush(ctx context.Context) error {
 	return nil
 }
 
-// saveCheckpoint writes name's checkpoint in tx.
+// saveCheckpoint writes name's checkpoint in tx: every partition's (one worker, the bulk load,
+// reached pos in all of them); a read model with none yet gets one, which the projector spreads
+// over its partitions.
 func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos eventstore.Position) error {
-	_, err := tx.Exec(ctx, `insert into projection_checkpoints (name, commit_position, prepare_position, updated_at)
-values ($1, $2, $3, now())
-on conflict (name) do update set commit_position = excluded.commit_position,
-  prepare_position = excluded.prepare_position, updated_at = excluded.updated_at`,
+	tag, err := tx.Exec(ctx, `update projection_checkpoints set commit_position = $2, prepare_position = $3, updated_at = now() where name = $1`,
+		name, int64(pos.Commit), int64(pos.Prepare))
+	if err != nil || tag.RowsAffected() > 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `insert into projection_checkpoints (name, part, commit_position, prepare_position) values ($1, 0, $2, $3)`,
 		name, int64(pos.Commit), int64(pos.Prepare))
 	return err
 }

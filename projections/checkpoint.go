@@ -18,13 +18,13 @@ import (
 )
 
 // ReadCheckpoint reads the position projection name has committed in its read model's database
-// (table projection_checkpoints, kept by the projector in the same transaction as its rows).
-// A projection that has committed nothing is at eventstore.Start.
+// (table projection_checkpoints, kept by the projector in the same transaction as its rows): its
+// slowest partition's. A projection that has committed nothing is at eventstore.Start.
 func ReadCheckpoint(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }, name string) (eventstore.Position, error) {
 	var c, p int64
-	err := q.QueryRow(ctx, `select commit_position, prepare_position from projection_checkpoints where name = $1`, name).Scan(&c, &p)
+	err := q.QueryRow(ctx, `select commit_position, prepare_position from projection_checkpoints where name = $1`+slowest, name).Scan(&c, &p)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Start, nil
 	}
@@ -33,6 +33,10 @@ func ReadCheckpoint(ctx context.Context, q interface {
 	}
 	return eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}, nil
 }
+
+// slowest picks, of a read model's partitions' checkpoints, the one furthest behind: the read
+// model's position.
+const slowest = ` order by commit_position, prepare_position limit 1`
 
 // Follow returns a Waiter that follows projection name's progress in its read model's database
 // (pool): the checkpoint at first and when its NATS progress notes are late, the notes of the

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -42,6 +45,12 @@ type Keyed interface {
 	Keys(events []eventstore.RecordedEvent) []string
 }
 
+// Discarder is a Projection that keeps something of the batch it applied last until the batch
+// commits (the saga, its commands): Discard tells it the batch did not commit.
+type Discarder interface {
+	Discard()
+}
+
 // maxAnnouncedKeys bounds Progress.Changed: a larger batch is announced without it (anything may
 // have changed).
 const maxAnnouncedKeys = 1000
@@ -65,10 +74,14 @@ type Options struct {
 	// HaltOnFailure stops the projection at a failing batch instead of parking: it waits, reported
 	// by Health, until the handler is fixed and the process restarted.
 	HaltOnFailure bool
-	// LeaseRetry is how often a standby worker tries to take the lease; default 1s. Each
-	// projection has one active worker: the one holding a PostgreSQL advisory lock on a session of
-	// its own. When that session ends (the worker died), a standby takes over.
-	LeaseRetry time.Duration
+	// Partitions is how many partitions the read model's log is split into (see Partitioned);
+	// default DefaultPartitions. Fixed once a read model has checkpoints: to change it, rebuild.
+	Partitions int
+	// ClaimTTL is how long a worker's claim on partitions lasts without renewal: a worker that
+	// stops, dies or freezes loses them to the others after it; default 5s.
+	ClaimTTL time.Duration
+	// Heartbeat is how often a worker renews its claims and rebalances; default 1s.
+	Heartbeat time.Duration
 	// Metrics, if set, counts applied events and times batches.
 	Metrics *Metrics
 	// AsyncCommit commits batches with synchronous_commit off: for rebuilds, whose work a crash can
@@ -89,7 +102,11 @@ type Projector struct {
 	proj  Projection
 	opts  Options
 
+	claims    *claims
+	idleLimit string // idle_in_transaction_session_timeout of a commit: ClaimTTL
+
 	mu      sync.Mutex
+	held    map[int]partition // the partitions the work holds, at their committed positions
 	pos     eventstore.Position
 	running bool
 	lastErr error
@@ -113,8 +130,14 @@ func New(store eventstore.Store, pool *pgxpool.Pool, proj Projection, opts Optio
 	if opts.IdleCheckpoint <= 0 {
 		opts.IdleCheckpoint = time.Second
 	}
-	if opts.LeaseRetry <= 0 {
-		opts.LeaseRetry = time.Second
+	if opts.Partitions <= 0 {
+		opts.Partitions = DefaultPartitions
+	}
+	if opts.ClaimTTL <= 0 {
+		opts.ClaimTTL = 5 * time.Second
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = min(time.Second, opts.ClaimTTL/3)
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 5
@@ -122,8 +145,11 @@ func New(store eventstore.Store, pool *pgxpool.Pool, proj Projection, opts Optio
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	opts.Log = opts.Log.With("projection", proj.Name())
-	return &Projector{store: store, pool: pool, proj: proj, opts: opts}
+	worker := newWorkerID()
+	opts.Log = opts.Log.With("projection", proj.Name(), "worker", worker)
+	return &Projector{store: store, pool: pool, proj: proj, opts: opts,
+		claims:    &claims{pool: pool, name: proj.Name(), worker: worker, n: opts.Partitions, ttl: opts.ClaimTTL},
+		idleLimit: strconv.FormatInt(opts.ClaimTTL.Milliseconds(), 10)}
 }
 
 // Migrate creates the checkpoint table and the read model's tables. Safe to run concurrently:
@@ -133,8 +159,11 @@ func (p *Projector) Migrate(ctx context.Context) error {
 		if err := pgschema.Lock(ctx, tx); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, checkpointDDL); err != nil {
+		if _, err := tx.Exec(ctx, checkpointDDL+";\n"+claimsDDL); err != nil {
 			return fmt.Errorf("migrate checkpoints: %w", err)
+		}
+		if err := preparePartitions(ctx, tx, p.proj.Name(), p.opts.Partitions); err != nil {
+			return err
 		}
 		if err := p.proj.Migrate(ctx, tx); err != nil {
 			return fmt.Errorf("migrate %s: %w", p.proj.Name(), err)
@@ -145,10 +174,21 @@ func (p *Projector) Migrate(ctx context.Context) error {
 
 // checkpointDDL: the table ReadCheckpoint reads.
 const checkpointDDL = `create table if not exists projection_checkpoints (
-  name text primary key,
+  name text not null,
+  part int not null default 0,
   commit_position bigint not null,
   prepare_position bigint not null,
-  updated_at timestamptz not null default now());
+  epoch bigint not null default 0,
+  updated_at timestamptz not null default now(),
+  primary key (name, part));
+alter table projection_checkpoints add column if not exists part int not null default 0;
+alter table projection_checkpoints add column if not exists epoch bigint not null default 0;
+do $$ begin -- a checkpoint table from before partitions: one row per read model
+  if exists (select 1 from pg_constraint where conrelid = 'projection_checkpoints'::regclass and contype = 'p' and cardinality(conkey) = 1) then
+    alter table projection_checkpoints drop constraint projection_checkpoints_pkey;
+    alter table projection_checkpoints add primary key (name, part);
+  end if;
+end $$;
 create table if not exists projection_control (
   name text primary key,
   paused boolean not null default false,
@@ -198,71 +238,135 @@ func (p *Projector) setState(running bool, err error) {
 	p.running, p.lastErr = running, err
 }
 
-// Run projects until ctx ends, while it holds the projection's lease (else it stands by). A
-// failure (database down, a handler error) is logged, reported by Health, and retried with backoff
-// from the last committed checkpoint.
+// Run projects until ctx ends, the partitions this worker holds (see Partitioned): it renews
+// its claims every Heartbeat, takes its share of the partitions as workers come and go, and
+// releases them when it stops. A failure (database down, a handler error) is logged, reported by
+// Health, and retried with backoff from the partitions' committed checkpoints.
 func (p *Projector) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		lease, err := p.acquire(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				p.opts.Log.Warn("projection lease", "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(p.opts.LeaseRetry):
-				}
-			}
-			continue
+	var w *working
+	stop := func() {
+		if w != nil {
+			w.cancel()
+			<-w.done
+			w = nil
 		}
-		p.opts.Log.Info("projection lease taken: this worker is active")
-		lctx, cancel := context.WithCancel(ctx)
-		watching := make(chan struct{})
-		go func() { // a lost lease session stops the work at once
-			defer close(watching)
-			for lctx.Err() == nil {
-				if lease.Ping(lctx) != nil && lctx.Err() == nil {
-					p.opts.Log.Warn("projection lease lost")
-					cancel()
-					return
-				}
-				select {
-				case <-lctx.Done():
-				case <-time.After(p.opts.LeaseRetry):
-				}
-			}
-		}()
-		p.work(lctx)
-		cancel()
-		<-watching
-		lease.Close(context.Background())
 	}
-	p.setState(false, nil)
+	defer func() {
+		stop()
+		// Leave at once rather than after ClaimTTL: the others take the partitions on their next beat.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := p.claims.release(rctx, p.heldParts(), true); err != nil {
+			p.opts.Log.Warn("release partitions", "err", err)
+		}
+		p.setState(false, nil)
+	}()
+	p.setState(true, nil) // standing by is healthy
+	beat := time.NewTimer(0)
+	defer beat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-beat.C:
+		}
+		beat.Reset(p.opts.Heartbeat)
+		if err := p.rebalance(ctx, &w, stop); err != nil && ctx.Err() == nil {
+			p.opts.Log.Warn("projection claims", "err", err)
+		}
+	}
+}
+
+// working is the work on a set of partitions, running until cancelled or fenced.
+type working struct {
+	parts  []int
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// rebalance is one heartbeat: this worker says it is alive, renews its claims, and if it holds
+// other partitions than its share (or lost one, or its work ended), stops its work, releases what
+// is not its share, claims its share at new epochs and starts again on what it got.
+func (p *Projector) rebalance(ctx context.Context, w **working, stop func()) error {
+	live, err := p.claims.beat(ctx)
+	if err != nil {
+		return err
+	}
+	have, err := p.claims.renew(ctx)
+	if err != nil {
+		return err
+	}
+	want := p.claims.assigned(live)
+	if cur := *w; cur != nil && slices.Equal(cur.parts, want) && subset(cur.parts, have) {
+		select {
+		case <-cur.done: // fenced, or stopped: claim again
+		default:
+			return nil
+		}
+	}
+	stop()
+	if extra := without(have, want); len(extra) > 0 {
+		if err := p.claims.release(ctx, extra, false); err != nil {
+			return err
+		}
+	}
+	got, err := p.claims.claim(ctx, want)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.held = got
+	p.mu.Unlock()
+	parts := p.heldParts()
+	if len(parts) < len(want) || len(parts) == 0 {
+		p.opts.Log.Debug("partitions", "held", partsString(parts), "share", partsString(want), "workers", len(live))
+	} else {
+		p.opts.Log.Info("partitions claimed", "held", partsString(parts), "workers", len(live))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	cur := &working{parts: parts, cancel: cancel, done: make(chan struct{})}
+	*w = cur
+	go func() {
+		defer close(cur.done)
+		p.work(wctx)
+	}()
 	return nil
 }
 
-// acquire waits until this worker holds the projection's lease and returns its session.
-func (p *Projector) acquire(ctx context.Context) (*pgx.Conn, error) {
-	for {
-		conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
-		if err != nil {
-			return nil, err
-		}
-		var got bool
-		err = conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtext('orderflow:lease:' || current_schema() || ':' || $1))`, p.proj.Name()).Scan(&got)
-		if err == nil && got {
-			return conn, nil
-		}
-		conn.Close(context.Background())
-		if err != nil {
-			return nil, err
-		}
-		p.setState(true, nil) // standing by is healthy
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(p.opts.LeaseRetry):
+// heldParts is the partitions the work holds, in order.
+func (p *Projector) heldParts() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	parts := make([]int, 0, len(p.held))
+	for part := range p.held {
+		parts = append(parts, part)
+	}
+	slices.Sort(parts)
+	return parts
+}
+
+// subset reports whether every element of a is in b (both sorted).
+func subset(a, b []int) bool {
+	for _, x := range a {
+		if _, ok := slices.BinarySearch(b, x); !ok {
+			return false
 		}
 	}
+	return true
+}
+
+// without is the elements of a not in b (b sorted).
+func without(a, b []int) []int {
+	var out []int
+	for _, x := range a {
+		if _, ok := slices.BinarySearch(b, x); !ok {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // work projects while ctx lasts.
@@ -287,6 +391,10 @@ func (p *Projector) work(ctx context.Context) {
 			}
 			continue
 		}
+		if errors.Is(err, errFenced) {
+			p.opts.Log.Warn("partitions taken by another worker; this one stops working on them", "err", err)
+			return
+		}
 		if errors.Is(err, errCheckpointMoved) {
 			p.opts.Log.Info("checkpoint moved; following it", "err", err)
 			continue
@@ -303,13 +411,10 @@ func (p *Projector) work(ctx context.Context) {
 }
 
 func (p *Projector) run(ctx context.Context) error {
-	from, err := ReadCheckpoint(ctx, p.pool, p.proj.Name())
+	from, err := p.readHeld(ctx)
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.pos = from
-	p.mu.Unlock()
 	sub, err := p.store.SubscribeAll(ctx, from, eventstore.SubscribeOptions{Filter: p.proj.Filter(), BatchSize: p.opts.BatchSize, Linger: p.opts.Linger})
 	if err != nil {
 		return fmt.Errorf("subscribe from %s: %w", from, err)
@@ -320,7 +425,6 @@ func (p *Projector) run(ctx context.Context) error {
 	// The rows may have changed under this position (a rebuild swapped a new version in): say so.
 	p.advanced(from, false, true)
 	var saved, checkedPause time.Time
-	savedAt := from // the checkpoint as this projector last saved it
 	// pending is a position reached past filtered-out events only, announced but not saved yet:
 	// it is saved after IdleCheckpoint even if nothing else comes.
 	var pending *eventstore.Position
@@ -337,6 +441,7 @@ func (p *Projector) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		b.Events = p.mine(b.Events)
 		if len(b.Events) == 0 && time.Since(saved) < p.opts.IdleCheckpoint && (pending == nil || b.Position != *pending) {
 			// Nothing for this read model up to here: announce it (read-your-writes waits on
 			// positions of events it ignores) and save it later.
@@ -355,13 +460,13 @@ func (p *Projector) run(ctx context.Context) error {
 			}
 			checkedPause = time.Now()
 		}
-		if err := p.commit(ctx, b, savedAt, p.isolate(b)); err != nil {
-			if len(b.Events) > 0 && !errors.Is(err, errCheckpointMoved) && ctx.Err() == nil {
+		if err := p.commit(ctx, b, p.isolate(b)); err != nil {
+			if len(b.Events) > 0 && !errors.Is(err, errCheckpointMoved) && !errors.Is(err, errFenced) && ctx.Err() == nil {
 				p.failed(b)
 			}
 			return err
 		}
-		saved, pending, savedAt = time.Now(), nil, b.Position
+		saved, pending = time.Now(), nil
 		p.advanced(b.Position, b.CaughtUp, len(b.Events) > 0, p.keys(b.Events)...)
 	}
 }
@@ -390,7 +495,8 @@ func (p *Projector) advanced(pos eventstore.Position, caughtUp, changed bool, ke
 	p.lastErr = nil
 	p.mu.Unlock()
 	if p.opts.Publish != nil {
-		p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: pos.String(), Unchanged: !changed, Changed: keys})
+		p.opts.Publish(wire.Progress{Projection: p.proj.Name(), Position: pos.String(), Unchanged: !changed, Changed: keys,
+			Partitions: p.heldParts(), Of: p.opts.Partitions})
 	}
 }
 
@@ -411,6 +517,10 @@ func (p *Projector) isolate(b eventstore.Batch) bool {
 	defer p.mu.Unlock()
 	return !p.opts.HaltOnFailure && len(b.Events) > 0 && b.Events[0].Position == p.failing && p.attempts >= p.opts.MaxAttempts-1
 }
+
+// errFenced: a partition this worker worked on was taken by another (its epoch moved): it
+// commits nothing more there.
+var errFenced = errors.New("partition claimed by another worker")
 
 // errCheckpointMoved: the saved checkpoint is not the one this projector last saved. Someone else
 // moved it (a rebuild swapped the read model in, another worker ran): start again from it.
@@ -438,23 +548,108 @@ on conflict (name) do update set paused = excluded.paused, updated_at = excluded
 	return err
 }
 
-// commit applies b and saves its position, in one transaction, if the saved checkpoint is still
-// expected: the checkpoint row is locked first, so two writers of one read model never both apply.
-func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eventstore.Position, isolate bool) (err error) {
+// readHeld reads the checkpoints of the partitions this worker holds, and answers the first of
+// them (where its subscription starts): errFenced if one was taken at another epoch since.
+func (p *Projector) readHeld(ctx context.Context) (eventstore.Position, error) {
+	parts := p.heldParts()
+	rows, err := p.pool.Query(ctx, `select part, epoch, commit_position, prepare_position from projection_checkpoints where name = $1 and part = any($2)`, p.proj.Name(), parts)
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
+	}
+	read := map[int]partition{}
+	for rows.Next() {
+		var part int
+		var pt partition
+		var c, pr int64
+		if err := rows.Scan(&part, &pt.epoch, &c, &pr); err != nil {
+			rows.Close()
+			return eventstore.Position{}, err
+		}
+		pt.pos = eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}
+		read[part] = pt
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, part := range parts {
+		if read[part].epoch != p.held[part].epoch {
+			return eventstore.Position{}, fmt.Errorf("%w: partition %d at epoch %d, this worker's is %d", errFenced, part, read[part].epoch, p.held[part].epoch)
+		}
+	}
+	p.held = read
+	p.pos = p.first()
+	return p.pos, nil
+}
+
+// first is the position of the held partition furthest behind (p.mu held).
+func (p *Projector) first() eventstore.Position {
+	var out eventstore.Position
+	seen := false
+	for _, pt := range p.held {
+		if !seen || pt.pos.Compare(out) < 0 {
+			out, seen = pt.pos, true
+		}
+	}
+	return out
+}
+
+// mine keeps the events of the partitions this worker holds that their checkpoints have not
+// passed (a partition taken over may be ahead of the others).
+func (p *Projector) mine(events []eventstore.RecordedEvent) []eventstore.RecordedEvent {
+	keyed, _ := p.proj.(Partitioned)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := events[:0]
+	for _, e := range events {
+		key := e.Stream
+		if keyed != nil {
+			key = keyed.PartitionKey(e)
+		}
+		if pt, ok := p.held[partitionOf(key, p.opts.Partitions)]; ok && e.Position.Compare(pt.pos) > 0 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// commit applies b (the events of this worker's partitions) and moves the held partitions'
+// checkpoints to its position, in one transaction, if their rows still have the epochs this
+// worker claimed them at (errFenced: another worker took one) and the positions it last saved
+// (errCheckpointMoved: a rebuild swapped a new version in). The rows are locked first, so two
+// writers of one partition never both apply.
+func (p *Projector) commit(ctx context.Context, b eventstore.Batch, isolate bool) (err error) {
 	start := time.Now()
 	if len(b.Events) > 0 {
 		var span trace.Span
 		ctx, span = batchSpan(ctx, p.proj.Name(), b.Events)
 		defer func() { telemetry.End(span, err) }()
 	}
+	p.mu.Lock()
+	expected := maps.Clone(p.held)
+	p.mu.Unlock()
+	parts, commits, prepares := make([]int, 0, len(expected)), make([]int64, 0, len(expected)), make([]int64, 0, len(expected))
+	next := make(map[int]partition, len(expected))
+	for part, pt := range expected {
+		if b.Position.Compare(pt.pos) > 0 {
+			pt.pos = b.Position
+		}
+		next[part] = pt
+		parts, commits, prepares = append(parts, part), append(commits, int64(pt.pos.Commit)), append(prepares, int64(pt.pos.Prepare))
+	}
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		// The batch lock of this read model (schema and name): a rebuild's swap takes it too. It is
-		// a statement of its own: the checkpoint's read below must be planned once the lock is
-		// held, so that after a swap it names the new version's table. Read in the same statement
-		// (planned before the wait), it read the retired version's checkpoint, found it as
-		// expected, and the batch went into the new version twice (TestRebuildResumesAndIsExclusive,
-		// about 1 run in 100).
-		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('orderflow:projection:' || current_schema() || ':' || $1))`, p.proj.Name()); err != nil {
+		// The batch lock of this read model (schema and name), shared by the workers of its
+		// partitions; a rebuild's swap takes it alone. It is a statement of its own: the
+		// checkpoints' read below must be planned once the lock is held, so that after a swap it
+		// names the new version's table. Read in the same statement (planned before the wait), it
+		// read the retired version's checkpoint, found it as expected, and the batch went into the
+		// new version twice (TestRebuildResumesAndIsExclusive, about 1 run in 100).
+		// A worker frozen inside this transaction would keep its rows locked, and nobody could take
+		// its partitions: the server ends the transaction once it waits that long for its client.
+		if _, err := tx.Exec(ctx, `select set_config('idle_in_transaction_session_timeout', $2, true),
+  pg_advisory_xact_lock_shared(hashtext('orderflow:projection:' || current_schema() || ':' || $1))`, p.proj.Name(), p.idleLimit); err != nil {
 			return err
 		}
 		if p.opts.AsyncCommit {
@@ -462,17 +657,8 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eve
 				return err
 			}
 		}
-		var c, pr int64
-		err := tx.QueryRow(ctx, `select commit_position, prepare_position from projection_checkpoints where name = $1 for update`, p.proj.Name()).Scan(&c, &pr)
-		saved := eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			saved = eventstore.Start
-		case err != nil:
+		if err := p.checkHeld(ctx, tx, expected); err != nil {
 			return err
-		}
-		if saved != expected {
-			return fmt.Errorf("%w: saved %s, expected %s", errCheckpointMoved, saved, expected)
 		}
 		switch {
 		case isolate:
@@ -484,17 +670,60 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, expected eve
 				return fmt.Errorf("apply %d events from %s: %w", len(b.Events), b.Events[0].Position, err)
 			}
 		}
-		return saveCheckpoint(ctx, tx, p.proj.Name(), b.Position)
+		_, err := tx.Exec(ctx, `update projection_checkpoints c set commit_position = v.c, prepare_position = v.p, updated_at = now()
+from unnest($2::int[], $3::bigint[], $4::bigint[]) v(part, c, p) where c.name = $1 and c.part = v.part`, p.proj.Name(), parts, commits, prepares)
+		return err
 	})
 	if err != nil {
+		if d, ok := p.proj.(Discarder); ok && len(b.Events) > 0 {
+			d.Discard()
+		}
 		return fmt.Errorf("commit batch at %s: %w", b.Position, err)
 	}
+	p.mu.Lock()
+	p.held = next
+	p.mu.Unlock()
 	if m := p.opts.Metrics; m != nil && len(b.Events) > 0 {
 		m.applied.WithLabelValues(p.proj.Name()).Add(float64(len(b.Events)))
 		m.batch.WithLabelValues(p.proj.Name()).Observe(time.Since(start).Seconds())
 	}
 	if len(b.Events) > 0 {
 		p.opts.Log.Debug("batch committed", "events", len(b.Events), "position", b.Position.String(), "duration_ms", time.Since(start).Milliseconds())
+	}
+	return nil
+}
+
+// checkHeld locks the checkpoint rows of the partitions in expected, in order, and checks that
+// each is still at expected's epoch and position.
+func (p *Projector) checkHeld(ctx context.Context, tx pgx.Tx, expected map[int]partition) error {
+	parts := slices.Sorted(maps.Keys(expected))
+	rows, err := tx.Query(ctx, `select part, epoch, commit_position, prepare_position from projection_checkpoints
+where name = $1 and part = any($2) order by part for update`, p.proj.Name(), parts)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var part int
+		var epoch, c, pr int64
+		if err := rows.Scan(&part, &epoch, &c, &pr); err != nil {
+			return err
+		}
+		seen++
+		want, saved := expected[part], eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}
+		if epoch != want.epoch {
+			return fmt.Errorf("%w: partition %d at epoch %d, this worker's is %d", errFenced, part, epoch, want.epoch)
+		}
+		if saved != want.pos {
+			return fmt.Errorf("%w: partition %d saved at %s, expected %s", errCheckpointMoved, part, saved, want.pos)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if seen != len(parts) {
+		return fmt.Errorf("%w: %d of %d partitions' checkpoints found", errFenced, seen, len(parts))
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -25,7 +27,13 @@ import (
 	"github.com/orderflow/orderflow/wire"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if url := os.Getenv(workerEnv); url != "" {
+		runWorker(url)
+		return
+	}
+	pgtest.Main(m)
+}
 
 // tally counts events per stream in the table of its name ("tally" unless named), of the streams
 // whose names start with prefix ("t-" unless set): each event adds weight (1 unless set), so that
@@ -302,14 +310,63 @@ func TestChangedKeysAreAnnounced(t *testing.T) {
 	}
 }
 
-// TestStandbyTakesOver: two workers of one projection; one is active. Its lease session is
-// terminated, as a dying worker's would be: the standby takes over within 5 seconds, and every
-// event is applied exactly once (the tally is not idempotent: a double apply would show).
-func TestStandbyTakesOver(t *testing.T) {
+// owners counts the partitions each live worker holds.
+func owners(t *testing.T, pool *pgxpool.Pool, name string) map[string]int {
+	t.Helper()
+	parts, err := projections.ReadPartitions(t.Context(), pool, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, p := range parts {
+		out[p.Owner]++
+	}
+	return out
+}
+
+// waitOwners waits (at most within) until the partitions are held as ok says.
+func waitOwners(t *testing.T, pool *pgxpool.Pool, within time.Duration, ok func(map[string]int) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		got := owners(t, pool, "tally")
+		if ok(got) {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("partitions held as %v after %s", got, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// appendStreams appends n events to each of streams t-<prefix>0 … and answers the last position.
+func appendStreams(t *testing.T, s eventstore.Store, prefix string, streams, n int) eventstore.Position {
+	var pos eventstore.Position
+	for i := range streams {
+		pos = appendN(t, s, fmt.Sprintf("t-%s%d", prefix, i), n, fmt.Sprintf(`{"%s":1}`, prefix))
+	}
+	return pos
+}
+
+func sumTally(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(t.Context(), `select coalesce(sum(n), 0) from tally`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestWorkersShareThePartitions: a second worker takes half of the partitions within a few
+// heartbeats; one that stops gives its partitions back at once and the other takes them; every
+// event is applied exactly once throughout (the tally is not idempotent: a double apply shows).
+func TestWorkersShareThePartitions(t *testing.T) {
 	t.Parallel()
 	pool, store := setup(t)
 	newWorker := func() *projections.Projector {
-		return projections.New(store, pool, &tally{}, projections.Options{Log: quiet, BatchSize: 5, LeaseRetry: 200 * time.Millisecond})
+		return projections.New(store, pool, &tally{}, projections.Options{Log: quiet, BatchSize: 5, Partitions: 8,
+			ClaimTTL: time.Second, Heartbeat: 100 * time.Millisecond})
 	}
 	a, b := newWorker(), newWorker()
 	if err := a.Migrate(t.Context()); err != nil {
@@ -317,48 +374,26 @@ func TestStandbyTakesOver(t *testing.T) {
 	}
 	stopA := start(t, a)
 	defer stopA()
-	waitPosition(t, pool, appendN(t, store, "t-f", 20, `{}`))
+	waitPosition(t, pool, appendStreams(t, store, "a", 10, 2))
+	if got := owners(t, pool, "tally"); len(got) != 1 || got[""] != 0 {
+		t.Fatalf("one worker holds %v, want all 8 partitions", got)
+	}
 	stopB := start(t, b)
-	defer stopB()
-	// Terminate the lease session (the one holding the lease's advisory lock).
-	const leaseHolders = `select pid from pg_locks where locktype = 'advisory' and granted
-   and database = (select oid from pg_database where datname = current_database())
-   and objid::bigint = (hashtext('orderflow:lease:rm:tally')::bigint & 4294967295)`
-	var pid int
-	if err := pool.QueryRow(t.Context(), leaseHolders+` limit 1`).Scan(&pid); err != nil {
-		t.Fatalf("no lease held: %v", err)
+	waitOwners(t, pool, 3*time.Second, func(o map[string]int) bool {
+		return len(o) == 2 && o[""] == 0 && slices.Equal(slices.Collect(maps.Values(o)), []int{4, 4})
+	})
+	waitPosition(t, pool, appendStreams(t, store, "b", 10, 3))
+	if got := sumTally(t, pool); got != 50 {
+		t.Fatalf("%d events applied with two workers, want 50", got)
 	}
-	died := time.Now()
-	if _, err := pool.Exec(t.Context(), `select pg_terminate_backend($1)`, pid); err != nil {
-		t.Fatal(err)
+	stopB() // it leaves: its partitions are free at once
+	took := waitOwners(t, pool, 3*time.Second, func(o map[string]int) bool { return len(o) == 1 && o[""] == 0 })
+	if took > time.Second {
+		t.Errorf("the partitions of a worker that stopped were taken after %s, want within a few heartbeats", took)
 	}
-	last := appendN(t, store, "t-f", 30, `{"more":1}`)
-	// The old worker may apply for up to one LeaseRetry after its lease session died (it checks the
-	// session that often; its checkpoint guard keeps that safe), so the new holder is waited for:
-	// one holder that is not the terminated session (which may still show its lock for a moment
-	// while its backend exits).
-	var holders int
-	for {
-		if err := pool.QueryRow(t.Context(), `select count(*) from (`+leaseHolders+`) h where pid <> $1`, pid).Scan(&holders); err != nil {
-			t.Fatal(err)
-		}
-		if holders == 1 || time.Since(died) > 5*time.Second {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if holders != 1 {
-		t.Fatalf("%d lease holders 5s after the active one died, want exactly one", holders)
-	}
-	waitPosition(t, pool, last)
-	if took := time.Since(died); took > 5*time.Second {
-		t.Errorf("takeover and catch-up took %s, want under 5s", took)
-	}
-	if got := count(t, pool, "t-f"); got != 50 {
-		t.Fatalf("%d events applied, want 50: none lost, none twice", got)
-	}
-	if err := pool.QueryRow(t.Context(), `select count(*) from (`+leaseHolders+`) h`).Scan(&holders); err != nil || holders != 1 {
-		t.Errorf("%d lease holders (%v), want exactly one", holders, err)
+	waitPosition(t, pool, appendStreams(t, store, "c", 10, 1))
+	if got := sumTally(t, pool); got != 60 {
+		t.Fatalf("%d events applied, want 60: none lost, none twice", got)
 	}
 }
 

@@ -272,7 +272,7 @@ func progressCheckpoint(ctx context.Context, q interface {
 		table = pgx.Identifier{schema[0], table}.Sanitize()
 	}
 	var c, pr int64
-	err := q.QueryRow(ctx, `select commit_position, prepare_position from `+table+` where name = $1`, name).Scan(&c, &pr)
+	err := q.QueryRow(ctx, `select commit_position, prepare_position from `+table+` where name = $1`+slowest, name).Scan(&c, &pr)
 	var pgErr *pgconn.PgError
 	if errors.Is(err, pgx.ErrNoRows) || (errors.As(err, &pgErr) && pgErr.Code == "42P01") {
 		return eventstore.Start, nil // nothing yet, or no live version at all (a new read model)

@@ -42,6 +42,11 @@ type Progress struct {
 	// queries read again only what moved. Absent: not said (too many, or a read model that does
 	// not say); a follower must then assume anything changed.
 	Changed []string `json:"changed,omitempty"`
+	// Partitions are the partitions (of Of) that reached Position: a read model is split into
+	// partitions worked on by several workers, and is as far as its slowest partition. Absent:
+	// the whole read model reached it.
+	Partitions []int `json:"partitions,omitempty"`
+	Of         int   `json:"of,omitempty"`
 }
 
 // OrderKey is the live-query key of order id: a projector's Progress.Changed names it when that

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,8 +46,11 @@ type Waiter struct {
 	checkpoint func(ctx context.Context) (eventstore.Position, error)
 	poll       time.Duration
 
-	mu      sync.Mutex
-	latest  eventstore.Position
+	mu     sync.Mutex
+	latest eventstore.Position
+	// parts is where each partition of a partitioned read model was announced to be (its
+	// workers announce their partitions apart); latest is the slowest of them.
+	parts   []eventstore.Position
 	moved   eventstore.Signal
 	sub     *nats.Subscription
 	onMoved []func(p eventstore.Position, changed bool)
@@ -64,7 +68,12 @@ func NewWaiter(nc *nats.Conn, subject, name string, checkpoint func(ctx context.
 			if json.Unmarshal(m.Data, &p) != nil || p.Projection != name {
 				return
 			}
-			if pos, err := eventstore.ParsePosition(p.Position); err == nil {
+			pos, err := eventstore.ParsePosition(p.Position)
+			switch {
+			case err != nil:
+			case p.Of > 1 && len(p.Partitions) > 0:
+				w.advanceParts(pos, p.Partitions, p.Of, !p.Unchanged)
+			default:
 				w.advance(pos, !p.Unchanged)
 			}
 		})
@@ -89,6 +98,11 @@ func (w *Waiter) Close() {
 func (w *Waiter) advance(p eventstore.Position, changed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for i := range w.parts { // a position of the whole read model is every partition's
+		if p.Compare(w.parts[i]) > 0 {
+			w.parts[i] = p
+		}
+	}
 	cmp := p.Compare(w.latest)
 	if cmp > 0 || (cmp == 0 && changed) {
 		// Caches drop what they hold before any waiting query can see the new position.
@@ -98,6 +112,36 @@ func (w *Waiter) advance(p eventstore.Position, changed bool) {
 	}
 	if cmp > 0 {
 		w.latest = p
+		w.moved.Notify()
+	}
+}
+
+// advanceParts records that partitions parts (of of) reached p: the read model has moved if the
+// slowest partition has. A change in one partition is a change of the read model at p, whether or
+// not the slowest moved.
+func (w *Waiter) advanceParts(p eventstore.Position, parts []int, of int, changed bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.parts) != of {
+		w.parts = make([]eventstore.Position, of)
+		for i := range w.parts {
+			w.parts[i] = w.latest // where a checkpoint read found the slowest
+		}
+	}
+	for _, i := range parts {
+		if i >= 0 && i < of && p.Compare(w.parts[i]) > 0 {
+			w.parts[i] = p
+		}
+	}
+	slowest := slices.MinFunc(w.parts, eventstore.Position.Compare)
+	cmp := slowest.Compare(w.latest)
+	if changed || cmp > 0 {
+		for _, f := range w.onMoved {
+			f(p, changed)
+		}
+	}
+	if cmp > 0 {
+		w.latest = slowest
 		w.moved.Notify()
 	}
 }

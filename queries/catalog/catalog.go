@@ -78,7 +78,8 @@ func (s Service) ProductsByIDs(ctx context.Context, req wire.ProductsByIDs) ([]w
 	}
 	// The rows and the checkpoint they reflect, in one snapshot.
 	rows, err := s.Pool.Query(ctx, `select `+columns+`, cp.commit_position, cp.prepare_position
-  from products left join lateral (select commit_position, prepare_position from projection_checkpoints where name = 'catalog') cp on true
+  from products left join lateral (select commit_position, prepare_position from projection_checkpoints where name = 'catalog'
+  order by commit_position, prepare_position limit 1) cp on true
  where product_id = any($1)`, missing)
 	if err != nil {
 		return nil, fmt.Errorf("products: %w", err)

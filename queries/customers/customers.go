@@ -90,7 +90,8 @@ func (s Service) listAt(ctx context.Context, ids []string) ([]wire.Customer, eve
 	rows, err := s.Pool.Query(ctx, `select c.customer_id, c.name, c.email, c.shipping_address, c.active, c.erased, c.registered_at,
        coalesce(o.n, 0), coalesce(o.spend, 0), cp.commit_position, cp.prepare_position
   from customers c
-  left join projection_checkpoints cp on cp.name = 'customers'
+  left join lateral (select commit_position, prepare_position from projection_checkpoints where name = 'customers'
+    order by commit_position, prepare_position limit 1) cp on true
   left join (select customer_id, count(*) n, sum(total_cents) filter (where not cancelled) spend
                from customer_orders where customer_id = any($1) group by customer_id) o using (customer_id)
  where c.customer_id = any($1)`, ids)

@@ -1,6 +1,7 @@
 package fulfillment
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/domain/payment"
@@ -59,6 +61,12 @@ func (s *Saga) Name() string { return Name }
 // Filter implements projections.Projection.
 func (s *Saga) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypePrefixes: []string{order.TypePrefix, "inventory.order_", payment.TypePrefix}}
+}
+
+// PartitionKey implements projections.Partitioned: an order's events (its placement, its stock,
+// its payment) are one saga's, applied in log order by one worker.
+func (s *Saga) PartitionKey(r eventstore.RecordedEvent) string {
+	return cmp.Or(domain.OrderIn(r.Data), r.Stream)
 }
 
 // Migrate implements projections.Projection.
@@ -153,6 +161,14 @@ func (s *Saga) Committed() {
 	s.ready, s.staged = append(s.ready, s.staged...), nil
 	s.mu.Unlock()
 	s.Wake()
+}
+
+// Discard implements projections.Discarder: the batch Apply saw last did not commit (a worker that
+// lost its partitions, a database error), so its commands are not sent.
+func (s *Saga) Discard() {
+	s.mu.Lock()
+	s.staged = nil
+	s.mu.Unlock()
 }
 
 func load(ctx context.Context, tx pgx.Tx, query string, args ...any) (map[string]*State, error) {

@@ -1,0 +1,167 @@
+package projections_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/projections"
+	"github.com/orderflow/orderflow/testkit/pgtest"
+)
+
+// workerEnv names the database a child process of this test binary works on as a projector
+// worker (runWorker) instead of running tests.
+const workerEnv = "ORDERFLOW_TEST_PROJECTOR_WORKER"
+
+// fencingOptions are the workers' options in TestPausedWorkerLosesItsPartitions: short claims, so
+// that the test is short.
+func fencingOptions(log *slog.Logger) projections.Options {
+	return projections.Options{Log: log, BatchSize: 20, Partitions: 4, ClaimTTL: 1500 * time.Millisecond, Heartbeat: 250 * time.Millisecond}
+}
+
+// runWorker runs the tally projection of the PostgreSQL event store at url until SIGTERM: a
+// projector worker in a process of its own, to be stopped and continued with signals. Each batch
+// takes 100 ms inside its transaction, so that a SIGSTOP most likely finds it mid-commit.
+func runWorker(url string) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	events, err := pgxpool.New(ctx, url)
+	if err != nil {
+		panic(err)
+	}
+	pool, err := pgschema.Open(ctx, url, "rm", 0)
+	if err != nil {
+		panic(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	p := projections.New(postgres.New(events, postgres.Options{}), pool, &tally{slow: 100 * time.Millisecond}, fencingOptions(log))
+	_ = p.Run(ctx)
+}
+
+// TestPausedWorkerLosesItsPartitions: two projector workers in processes of their own, under a
+// steady stream of events. One is frozen with SIGSTOP (most likely inside a commit, its rows
+// locked): the other takes its partitions within a few seconds and the read model keeps moving
+// while it is frozen. Continued, the frozen one commits nothing it no longer holds (its epochs
+// moved): every event is applied exactly once.
+func TestPausedWorkerLosesItsPartitions(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	store := pgtest.EventStoreAt(t, url, 8)
+	pool, err := pgschema.Open(t.Context(), url, "rm", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := projections.New(store, pool, &tally{}, fencingOptions(quiet)).Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var logs [2]bytes.Buffer
+	var workers [2]*exec.Cmd
+	for i := range workers {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), workerEnv+"="+url)
+		cmd.Stderr = &logs[i]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		workers[i] = cmd
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGCONT)
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("worker %d:\n%s", i, logs[i].String())
+			}
+		})
+	}
+	// Events keep coming, to 8 streams, throughout.
+	ctx, stopAppending := context.WithCancel(t.Context())
+	var mu sync.Mutex
+	appended := map[string]int{}
+	var last eventstore.Position
+	appending := make(chan struct{})
+	go func() {
+		defer close(appending)
+		for i := 0; ctx.Err() == nil; i++ {
+			stream := fmt.Sprintf("t-%d", i%8)
+			res, err := store.Append(ctx, stream, eventstore.Any(), []eventstore.EventData{{ID: eventstore.DeriveID(fmt.Sprintf("e-%d", i), 0), Type: "t.v1", Data: []byte(`{}`)}})
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			appended[stream]++
+			last = res.Position
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	lastPos := func() eventstore.Position {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+	waitOwners(t, pool, 10*time.Second, func(o map[string]int) bool { return len(o) == 2 && o[""] == 0 })
+	waitPosition(t, pool, lastPos())
+
+	frozen := workers[0].Process
+	if err := frozen.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	took := waitOwners(t, pool, 10*time.Second, func(o map[string]int) bool { return len(o) == 1 && o[""] == 0 })
+	t.Logf("the partitions of the frozen worker were taken after %s", took)
+	waitPosition(t, pool, lastPos()) // the read model moves while one worker is frozen
+	time.Sleep(time.Second)
+	if err := frozen.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitOwners(t, pool, 10*time.Second, func(o map[string]int) bool { return len(o) == 2 && o[""] == 0 })
+	stopAppending()
+	<-appending
+	waitPosition(t, pool, lastPos())
+	mu.Lock()
+	defer mu.Unlock()
+	for stream, n := range appended {
+		if got := count(t, pool, stream); got != n {
+			t.Errorf("%s: %d events applied, %d appended (a frozen worker committed after it lost its partition, or an event was lost)", stream, got, n)
+		}
+	}
+}
+
+// TestCommitChecksTheEpoch: a worker that has not noticed that its partitions were taken (its
+// next heartbeat is far off) commits nothing there, even where the checkpoints still read what it
+// saved: the new owner claimed them at a new epoch.
+func TestCommitChecksTheEpoch(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	p := projections.New(store, pool, &tally{}, projections.Options{Log: quiet, Partitions: 2, ClaimTTL: time.Hour, Heartbeat: time.Hour})
+	if err := p.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p)
+	defer stop()
+	waitPosition(t, pool, appendN(t, store, "t-a", 3, `{}`))
+	// Another worker takes both partitions, as it would after their claims expired.
+	if _, err := pool.Exec(t.Context(), `update projection_claims set owner = 'another', expires_at = now() + interval '1 hour';
+update projection_checkpoints set epoch = epoch + 1`); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, store, "t-a", 4, `{"late":1}`)
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if got := count(t, pool, "t-a"); got != 3 {
+			t.Fatalf("%d events applied after the partitions were taken, want still 3", got)
+		}
+	}
+}
