@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/orderflow/orderflow/cli"
+	"github.com/orderflow/orderflow/dev/natsrv"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/platform"
@@ -213,6 +214,10 @@ func serveGeneratedConfig(t *testing.T, dir string, args ...string) *server.Serv
 	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
 	if err != nil {
 		t.Fatalf("nats-server does not load the generated config: %v", err)
+	}
+	if opts.PingInterval != natsrv.PingInterval || opts.MaxPingsOut != natsrv.MaxPingsOut {
+		t.Errorf("the generated config pings clients every %s, %d unanswered at most; want %s, %d (a frozen instance leaves its queue groups)",
+			opts.PingInterval, opts.MaxPingsOut, natsrv.PingInterval, natsrv.MaxPingsOut)
 	}
 	opts.Host, opts.Port, opts.HTTPPort, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, 0, true, true
 	ns, err := server.NewServer(opts)

@@ -368,7 +368,8 @@ var errNoCredentials = errors.New("no NATS credentials: set ORDERFLOW_NATS_SEEDS
 
 // ServerConfig is a nats-server configuration (JSON, which nats-server reads as its own format)
 // that accepts exactly users, each with its permissions, with JetStream in o.StoreDir: what
-// `orderflow nats-config` writes for a NATS server of the platform's own.
+// `orderflow nats-config` writes for a NATS server of the platform's own. A client that leaves
+// two pings unanswered (a frozen process) is disconnected, leaving its queue groups.
 //
 // With o.TLSDir (a directory in the server's filesystem holding nats.pem, nats-key.pem and ca.pem,
 // as `orderflow certs` makes them), clients connect over TLS only and present a certificate the
@@ -407,11 +408,13 @@ func ServerConfig(users []natsrv.User, o ServerOptions) ([]byte, error) {
 	conf := struct {
 		Port          int               `json:"port"`
 		HTTPPort      int               `json:"http_port"`
+		PingInterval  string            `json:"ping_interval"`
+		PingMax       int               `json:"ping_max"`
 		JetStream     map[string]string `json:"jetstream"`
 		TLS           *tls              `json:"tls,omitempty"`
 		Cluster       *cluster          `json:"cluster,omitempty"`
 		Authorization map[string][]user `json:"authorization"`
-	}{Port: 4222, HTTPPort: 8222, JetStream: map[string]string{"store_dir": o.StoreDir}, Authorization: map[string][]user{}}
+	}{Port: 4222, HTTPPort: 8222, PingInterval: natsrv.PingInterval.String(), PingMax: natsrv.MaxPingsOut, JetStream: map[string]string{"store_dir": o.StoreDir}, Authorization: map[string][]user{}}
 	if o.TLSDir != "" {
 		conf.TLS = &tls{Cert: path.Join(o.TLSDir, "nats.pem"), Key: path.Join(o.TLSDir, "nats-key.pem"), CA: path.Join(o.TLSDir, "ca.pem"), Verify: true, Timeout: 5}
 	}

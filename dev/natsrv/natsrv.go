@@ -11,6 +11,13 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// PingInterval and MaxPingsOut: the server disconnects a client that leaves MaxPingsOut of its
+// pings, one every PingInterval, unanswered (nats-server's ping_interval and ping_max).
+const (
+	PingInterval = 2 * time.Second
+	MaxPingsOut  = 2
+)
+
 // Options configure Start.
 type Options struct {
 	// StoreDir keeps JetStream's data; required.
@@ -51,6 +58,10 @@ func Start(opts Options) (*Server, error) {
 		StoreDir:  opts.StoreDir,
 		NoSigs:    true,
 		NoLog:     true,
+		// A client that stops answering the server's pings (a frozen process) is disconnected
+		// after a few seconds, leaving its queue groups: requests go to the other instances.
+		PingInterval: PingInterval,
+		MaxPingsOut:  MaxPingsOut,
 	}
 	for _, u := range opts.Users {
 		perms := &server.Permissions{Publish: &server.SubjectPermission{Allow: u.Publish}, Subscribe: &server.SubjectPermission{Allow: u.Subscribe}}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -480,6 +481,12 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 
 // Exchange sends an encoded request to subject and answers the encoded answer, with Call's
 // errors: the transport under Call, for a caller that encodes (and keeps) the bytes itself.
+//
+// A request that gets no answer in a try (a quarter of what is left of its budget, at most
+// MaxTry) is sent again: a service's instances share its subject in a queue group, and the next try most
+// likely reaches another instance than one that is frozen or stalled. Every request may be sent
+// twice: queries are reads, and commands carry their command id, so a command carried out twice
+// is answered twice with the first answer.
 func Exchange(ctx context.Context, nc *nats.Conn, subject string, data []byte) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -504,27 +511,73 @@ func Exchange(ctx context.Context, nc *nats.Conn, subject string, data []byte) (
 	if strict, _ := ctx.Value(strictKey{}).(bool); strict {
 		h.Set(StrictHeader, "true")
 	}
-	if deadline, ok := ctx.Deadline(); ok {
-		h.Set(BudgetHeader, strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10))
-	}
-	out := &nats.Msg{Subject: subject, Data: data}
-	if len(h) > 0 {
-		out.Header = h
-	}
-	msg, err := nc.RequestMsgWithContext(ctx, out)
-	if err != nil {
+	for try := 1; ; try++ {
+		actx, cancel := attempt(ctx)
+		msg, err := exchangeOnce(actx, nc, subject, data, h)
+		cancel()
+		if err == nil {
+			if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+				e := &Error{}
+				if gojson.Unmarshal(msg.Data, e) != nil || e.Code == "" {
+					e = &Error{Code: code, Message: msg.Header.Get(micro.ErrorHeader)}
+				}
+				return nil, e
+			}
+			return msg.Data, nil
+		}
+		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+			span.AddEvent("no answer in time: sent again", trace.WithAttributes(attribute.Int("orderflow.try", try)))
+			continue
+		}
 		span.SetStatus(codes.Error, err.Error())
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, ctx.Err()
 		}
 		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: %v", subject, err)}
 	}
-	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-		e := &Error{}
-		if gojson.Unmarshal(msg.Data, e) != nil || e.Code == "" {
-			e = &Error{Code: code, Message: msg.Header.Get(micro.ErrorHeader)}
-		}
-		return nil, e
+}
+
+// MinTry and MaxTry bound a try of a request that is sent again when it goes unanswered: a
+// quarter of what is left of its budget, within these bounds (WithTry sets another MaxTry); with
+// less than twice MinTry left, the last try has all of it. An instance answers in milliseconds
+// unless it is overloaded, when its queue sheds tries whose budget has passed: a try sent again
+// is not carried out twice for nothing.
+const (
+	MinTry = 250 * time.Millisecond
+	MaxTry = time.Second
+)
+
+type tryKey struct{}
+
+// WithTry makes the requests under ctx try again after at most d without an answer.
+func WithTry(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, tryKey{}, d)
+}
+
+// attempt is the context of one try of a request under ctx.
+func attempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, _ := ctx.Deadline()
+	left := time.Until(deadline)
+	longest, ok := ctx.Value(tryKey{}).(time.Duration)
+	if !ok {
+		longest = MaxTry
 	}
-	return msg.Data, nil
+	shortest := min(MinTry, longest)
+	if left < 2*shortest {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, min(longest, max(left/4, shortest)))
+}
+
+// exchangeOnce sends one try of a request, its budget (the try's) in its headers.
+func exchangeOnce(ctx context.Context, nc *nats.Conn, subject string, data []byte, h nats.Header) (*nats.Msg, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		h = nats.Header(http.Header(h).Clone())
+		h.Set(BudgetHeader, strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10))
+	}
+	out := &nats.Msg{Subject: subject, Data: data}
+	if len(h) > 0 {
+		out.Header = h
+	}
+	return nc.RequestMsgWithContext(ctx, out)
 }

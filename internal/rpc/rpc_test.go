@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/orderflow/orderflow/internal/rpc"
@@ -181,5 +183,38 @@ func TestStrictCallsRefuseFieldsTheEndpointDoesNotRead(t *testing.T) {
 	}
 	if got, err := rpc.Call[string](rpc.Strict(t.Context()), nc, subject, map[string]string{"name": "ada"}); err != nil || got != "ada" {
 		t.Fatalf("strict, known fields only: %q, %v", got, err)
+	}
+}
+
+// TestAnUnansweredRequestTriesAnotherInstance: of a service's two instances, one takes requests
+// and never answers (a frozen process still subscribed). Every call is answered by the other,
+// within the caller's budget: a try unanswered in half the budget is sent again, and the queue
+// group hands it to an instance at random.
+func TestAnUnansweredRequestTriesAnotherInstance(t *testing.T) {
+	t.Parallel()
+	nc := natstest.Connect(t)
+	subject := string(natstest.Namespace(t)) + ".twice"
+	frozen := make(chan struct{})
+	defer close(frozen)
+	var reached atomic.Int64
+	for _, handle := range []nats.MsgHandler{func(*nats.Msg) { reached.Add(1); <-frozen }, func(m *nats.Msg) { _ = m.Respond([]byte(`"ok"`)) }} {
+		instance := natstest.Connect(t)
+		if _, err := instance.QueueSubscribe(subject, "q", handle); err != nil {
+			t.Fatal(err)
+		}
+		if err := instance.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(rpc.WithTry(t.Context(), 100*time.Millisecond), 5*time.Second)
+		got, err := rpc.Call[string](ctx, nc, subject, i)
+		cancel()
+		if err != nil || got != "ok" {
+			t.Fatalf("call %d: %q, %v; want the healthy instance's answer", i, got, err)
+		}
+	}
+	if reached.Load() == 0 {
+		t.Fatal("no call reached the frozen instance: nothing was tried again")
 	}
 }
