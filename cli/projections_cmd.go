@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/projections"
+	"github.com/orderflow/orderflow/sagas/fulfillment"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // cliConfig is the platform's configuration as the CLI sees it: the usual environment, and when
@@ -105,12 +108,17 @@ func lookup(name string) (projections.Projection, error) {
 	return rm, nil
 }
 
+// listProjections prints the read models and the saga (or only the one named) with their
+// partitions: a line each, and with only, a line per partition too.
 func listProjections(ctx context.Context, cfg platform.Config, only string, stdout io.Writer) error {
 	var names []string
 	for _, rm := range platform.ReadModels {
 		if only == "" || rm.Name() == only {
 			names = append(names, rm.Name())
 		}
+	}
+	if only == "" || only == fulfillment.Name {
+		names = append(names, fulfillment.Name) // the saga is partitioned as the read models are
 	}
 	if only != "" && len(names) == 0 {
 		_, err := lookup(only)
@@ -121,7 +129,7 @@ func listProjections(ctx context.Context, cfg platform.Config, only string, stdo
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "READ MODEL\tPOSITION\tHEAD\tLAG (EVENTS)\tLAG (TIME)\tUPDATED\tPARKED\tSTATUS")
+	fmt.Fprintln(tw, "READ MODEL\tPOSITION\tHEAD\tLAG (EVENTS)\tLAG (TIME)\tUPDATED\tPARTITIONS\tWORKERS\tPARKED\tSTATUS")
 	for _, p := range list {
 		var status []string
 		if p.Rebuilding {
@@ -130,14 +138,40 @@ func listProjections(ctx context.Context, cfg platform.Config, only string, stdo
 		if p.Paused {
 			status = append(status, "paused")
 		}
+		if len(p.Partitions) == 0 {
+			status = append(status, "not created: its target has not run on this database")
+		}
+		if held := heldPartitions(p); held < len(p.Partitions) {
+			status = append(status, fmt.Sprintf("%d of %d partitions held by no worker", len(p.Partitions)-held, len(p.Partitions)))
+		}
 		upd := "never"
 		if p.UpdatedAt != nil {
 			upd = p.UpdatedAt.Format(time.RFC3339)
 		}
 		lag := time.Duration(p.LagSeconds * float64(time.Second)).Round(time.Millisecond)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", p.Name, p.Position, p.Head, p.LagEvents, lag, upd, p.Parked, strings.Join(status, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", p.Name, p.Position, p.Head, p.LagEvents, lag, upd, len(p.Partitions), p.Workers, p.Parked, strings.Join(status, "; "))
+	}
+	if err := tw.Flush(); err != nil || only == "" || len(list) != 1 {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	tw = tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tPOSITION\tLAG (POSITIONS)\tWORKER\tEPOCH\tUPDATED")
+	for _, pt := range list[0].Partitions {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\n", pt.Partition, pt.Position, pt.Lag, cmp.Or(pt.Owner, "-"), pt.Epoch, pt.UpdatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// heldPartitions counts the partitions of p a worker holds.
+func heldPartitions(p wire.ProjectionStatus) int {
+	n := 0
+	for _, pt := range p.Partitions {
+		if pt.Owner != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func rebuild(ctx context.Context, cfg platform.Config, name string, stdout io.Writer) error {

@@ -153,6 +153,10 @@ func TestConsole(t *testing.T) {
 		waitFor("orders running", row("orders")+`.querySelector(".state").textContent === "running"`))
 	run("rebuild", chromedp.Click(`tr[data-projection="customers"] button[data-act="rebuildProjection"]`),
 		waitFor("the rebuild's bar at 100%", row("customers")+`.querySelector(".rebuild-pct") && `+row("customers")+`.querySelector(".rebuild-pct").textContent === "100%"`),
+		// Every partition of each read model has its worker again after the swap, each shown.
+		waitFor("every partition held", `["orders", "customers"].every((n) => {
+			const r = document.querySelector('tr[data-projection="' + n + '"]');
+			return r.textContent.includes("16/16 held") && r.querySelectorAll(".part").length === 16; })`),
 		shot("projections"))
 
 	// An event the orders read model cannot apply (a placed order whose id is a number) is parked:

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +40,12 @@ func TestProjectionsCommand(t *testing.T) {
 	}
 	a := graphQL(t, base, `{ order(id: "pc") { totalCents lines { quantity } } }`, nil, map[string]string{"X-Consistency-Position": last})
 	before := string(a.Data["order"])
-	if out := run("list"); !strings.Contains(out, "orders") || !strings.Contains(out, "catalog") || !strings.Contains(out, "customers") {
+	if out := run("list"); !strings.Contains(out, "orders") || !strings.Contains(out, "catalog") || !strings.Contains(out, "customers") || !strings.Contains(out, "fulfillment") {
 		t.Fatalf("list:\n%s", out)
+	}
+	// A read model's status lists its partitions, each with its worker: the one process's.
+	if out := run("status", "orders"); strings.Count(out, "\n") != 2+2+16 || strings.Count(out, "-"+strconv.Itoa(os.Getpid())+"-") != 16 {
+		t.Fatalf("status of orders: want its line and 16 partitions, each held by this process's worker:\n%s", out)
 	}
 	if out := run("rebuild", "orders"); !strings.Contains(out, "orders rebuilt") || !strings.Contains(out, "done") {
 		t.Fatalf("rebuild:\n%s", out)
@@ -79,10 +85,22 @@ func TestProjectionOperationsOverGraphQL(t *testing.T) {
 	if status != http.StatusCreated || json.Unmarshal(body, &placed) != nil {
 		t.Fatalf("place: %d %s", status, body)
 	}
-	a := graphQL(t, base, `{ projections { name position head lagEvents paused rebuilding parked } }`, nil, nil)
+	a := graphQL(t, base, `{ projections { name position head lagEvents paused rebuilding parked workers partitions { partition owner epoch } } }`, nil, nil)
 	for _, name := range []string{`"orders"`, `"catalog"`, `"customers"`} {
 		if !strings.Contains(string(a.Data["projections"]), name) {
 			t.Fatalf("projections: %s %+v", a.Data["projections"], a.Errors)
+		}
+	}
+	var listed []struct {
+		Workers    int
+		Partitions []struct{ Owner *string }
+	}
+	if err := json.Unmarshal(a.Data["projections"], &listed); err != nil || len(listed) == 0 {
+		t.Fatalf("projections: %s %v", a.Data["projections"], err)
+	}
+	for _, p := range listed {
+		if p.Workers != 1 || len(p.Partitions) != 16 || p.Partitions[15].Owner == nil {
+			t.Errorf("a read model of one process: %d workers, partitions %+v; want 1 worker holding 16", p.Workers, p.Partitions)
 		}
 	}
 	if a = graphQL(t, base, `mutation { pauseProjection(name: "catalog") { name paused } }`, nil, nil); !strings.Contains(string(a.Data["pauseProjection"]), `"paused":true`) {

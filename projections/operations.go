@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/internal/pgerr"
@@ -93,12 +95,17 @@ func status(ctx context.Context, es *pgx.Conn, head, dbURL, name string) (wire.P
 	defer conn.Close(context.Background())
 	st := wire.ProjectionStatus{Name: name, Head: head, Position: "0-0"}
 	table := func(t string) string { return pgx.Identifier{name, t}.Sanitize() }
-	var c, p int64
-	err = conn.QueryRow(ctx, `select commit_position, prepare_position, updated_at from `+table("projection_checkpoints")+` where name = $1`, name).Scan(&c, &p, &st.UpdatedAt)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if _, err := conn.Exec(ctx, `select set_config('search_path', $1, false)`, name); err != nil {
+		return wire.ProjectionStatus{}, err
+	}
+	parts, err := ReadPartitions(ctx, conn, name)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return st, nil // its target never ran against this database: no partitions, at the start
+	}
+	if err != nil {
 		return wire.ProjectionStatus{}, fmt.Errorf("%s checkpoint: %w", name, err)
 	}
-	st.Position = fmt.Sprintf("%d-%d", c, p)
+	c, p := partitionsStatus(&st, parts)
 	if es != nil {
 		var oldest *time.Time
 		if es.QueryRow(ctx, `select count(*), min(recorded_at) from eventstore.events where (tx_id, global_position) > ($1::text::xid8, $2)`, fmt.Sprint(c), p).Scan(&st.LagEvents, &oldest) == nil && oldest != nil {
@@ -109,6 +116,34 @@ func status(ctx context.Context, es *pgx.Conn, head, dbURL, name string) (wire.P
 	_ = conn.QueryRow(ctx, `select coalesce((select paused from `+table("projection_control")+` where name = $1), false)`, name).Scan(&st.Paused)
 	_ = conn.QueryRow(ctx, `select count(*) from `+table("projection_parked")+` where name = $1`, name).Scan(&st.Parked)
 	return st, nil
+}
+
+// partitionsStatus fills st's partitions, workers and position (the slowest partition's), and
+// answers that position's commit and prepare parts.
+func partitionsStatus(st *wire.ProjectionStatus, parts []PartitionStatus) (commit, prepare int64) {
+	head, _ := strconv.ParseInt(st.Head, 10, 64)
+	owners := map[string]bool{}
+	st.Partitions = make([]wire.PartitionStatus, 0, len(parts))
+	var slowest *PartitionStatus
+	for i, pt := range parts {
+		lag := int64(0)
+		if pt.Position.Prepare > 0 && head > int64(pt.Position.Prepare) {
+			lag = head - int64(pt.Position.Prepare)
+		}
+		st.Partitions = append(st.Partitions, wire.PartitionStatus{Partition: int64(pt.Part), Position: pt.Position.String(), Lag: lag, Owner: pt.Owner, Epoch: pt.Epoch, UpdatedAt: pt.UpdatedAt})
+		if pt.Owner != "" {
+			owners[pt.Owner] = true
+		}
+		if slowest == nil || pt.Position.Compare(slowest.Position) < 0 {
+			slowest = &parts[i]
+		}
+	}
+	st.Workers = int64(len(owners))
+	if slowest == nil {
+		return 0, 0
+	}
+	st.Position, st.UpdatedAt = slowest.Position.String(), &slowest.UpdatedAt
+	return int64(slowest.Position.Commit), int64(slowest.Position.Prepare)
 }
 
 // operations is the projections service of the projector target: the figures and operations

@@ -38,6 +38,21 @@ type ProjectionStatus struct {
 	Parked     int64 `json:"parked"`
 	// Rebuild is the progress of a rebuild started through this service, if any.
 	Rebuild *RebuildStatus `json:"rebuild,omitempty"`
+	// Partitions are the read model's partitions (Position is the slowest's), and Workers how
+	// many workers hold them.
+	Partitions []PartitionStatus `json:"partitions"`
+	Workers    int64             `json:"workers"`
+}
+
+// PartitionStatus is one partition of a read model: where it is, how far behind the head of the
+// log (in log positions, PostgreSQL event store only) and which worker holds it ("" for none).
+type PartitionStatus struct {
+	Partition int64     `json:"partition"`
+	Position  string    `json:"position"`
+	Lag       int64     `json:"lag"`
+	Owner     string    `json:"owner"`
+	Epoch     int64     `json:"epoch"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // RebuildStatus is the progress of a rebuild.

@@ -267,6 +267,20 @@ const pages = {
         showError(e.message);
       }
     };
+    // A read model's workers, and a cell per partition: its worker's process (by colour, w0…w5:
+    // a worker is host-pid-id) and its lag.
+    const owners = {};
+    const partitions = (p) => {
+      const held = p.partitions.filter((x) => x.owner).length;
+      const cells = p.partitions.map((x) => {
+        const process = x.owner.split("-").slice(0, -1).join("-");
+        if (x.owner && !(process in owners)) owners[process] = Object.keys(owners).length;
+        const cls = x.owner ? `w${owners[process] % 6}` : "free";
+        return `<span class="part ${cls}" title="partition ${x.partition} · ${esc(x.owner || "no worker")} · ${x.lag} behind · epoch ${x.epoch}"></span>`;
+      });
+      return `${p.workers} worker${p.workers === 1 ? "" : "s"} · <span class="${held < p.partitions.length ? "bad" : ""}">${held}/${p.partitions.length} held</span>
+        <div class="parts" aria-label="partitions of ${esc(p.name)}">${cells.join("")}</div>`;
+    };
     const parked = async (name) => {
       const d = await gql(`query ConsoleParkedEvents($n: String!) { parkedEvents(projection: $n) { eventId stream type position error attempts parkedAt } }`, { n: name });
       $("#parked").innerHTML = d.parkedEvents.length
@@ -290,9 +304,9 @@ const pages = {
     }
     every(1000, async (live) => {
       const d = await gql(`query ConsoleProjections { projections { name position lagEvents lagSeconds paused rebuilding parked
-        rebuild { phase done total rate etaSeconds error } } }`);
+        workers partitions { partition owner lag epoch } rebuild { phase done total rate etaSeconds error } } }`);
       if (!live()) return;
-      $("#projections").innerHTML = `<table><thead><tr><th>Read model</th><th>State</th><th>Lag</th><th class="hide-narrow">Position</th><th>Parked</th><th>Rebuild</th><th>Actions</th></tr></thead><tbody>
+      $("#projections").innerHTML = `<table><thead><tr><th>Read model</th><th>State</th><th>Lag</th><th class="hide-narrow">Position</th><th>Workers</th><th>Parked</th><th>Rebuild</th><th>Actions</th></tr></thead><tbody>
         ${d.projections.map((p) => {
           const r = p.rebuild;
           const pct = r && r.total > 0 ? Math.min(100, Math.round((100 * r.done) / r.total)) : r && r.phase === "done" ? 100 : 0;
@@ -302,6 +316,7 @@ const pages = {
             <td class="state ${p.paused ? "bad" : "ok"}">${p.paused ? "paused" : p.rebuilding ? "rebuilding" : "running"}</td>
             <td>${p.lagEvents} events · ${p.lagSeconds.toFixed(1)} s${spark((lag[p.name] = (lag[p.name] || []).concat([p.lagSeconds]).slice(-120)))}</td>
             <td class="mono hide-narrow">${esc(p.position)}</td>
+            <td>${partitions(p)}</td>
             <td>${p.parked ? `<button type="button" class="secondary" data-act="showParked" data-name="${esc(p.name)}">${p.parked} parked</button>` : "0"}</td><td>${bar}</td>
             <td>${p.paused ? `<button type="button" data-act="resumeProjection" data-name="${esc(p.name)}">Resume</button>`
                            : `<button type="button" class="secondary" data-act="pauseProjection" data-name="${esc(p.name)}">Pause</button>`}

@@ -223,11 +223,22 @@ type ComplexityRoot struct {
 		LagSeconds func(childComplexity int) int
 		Name       func(childComplexity int) int
 		Parked     func(childComplexity int) int
+		Partitions func(childComplexity int) int
 		Paused     func(childComplexity int) int
 		Position   func(childComplexity int) int
 		Rebuild    func(childComplexity int) int
 		Rebuilding func(childComplexity int) int
 		UpdatedAt  func(childComplexity int) int
+		Workers    func(childComplexity int) int
+	}
+
+	ProjectionPartition struct {
+		Epoch     func(childComplexity int) int
+		Lag       func(childComplexity int) int
+		Owner     func(childComplexity int) int
+		Partition func(childComplexity int) int
+		Position  func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
 	}
 
 	Query struct {
@@ -1213,6 +1224,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Projection.Parked(childComplexity), true
+	case "Projection.partitions":
+		if e.ComplexityRoot.Projection.Partitions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Partitions(childComplexity), true
 	case "Projection.paused":
 		if e.ComplexityRoot.Projection.Paused == nil {
 			break
@@ -1243,6 +1260,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Projection.UpdatedAt(childComplexity), true
+	case "Projection.workers":
+		if e.ComplexityRoot.Projection.Workers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Projection.Workers(childComplexity), true
+
+	case "ProjectionPartition.epoch":
+		if e.ComplexityRoot.ProjectionPartition.Epoch == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.Epoch(childComplexity), true
+	case "ProjectionPartition.lag":
+		if e.ComplexityRoot.ProjectionPartition.Lag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.Lag(childComplexity), true
+	case "ProjectionPartition.owner":
+		if e.ComplexityRoot.ProjectionPartition.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.Owner(childComplexity), true
+	case "ProjectionPartition.partition":
+		if e.ComplexityRoot.ProjectionPartition.Partition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.Partition(childComplexity), true
+	case "ProjectionPartition.position":
+		if e.ComplexityRoot.ProjectionPartition.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.Position(childComplexity), true
+	case "ProjectionPartition.updatedAt":
+		if e.ComplexityRoot.ProjectionPartition.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProjectionPartition.UpdatedAt(childComplexity), true
 
 	case "Query.actorActivity":
 		if e.ComplexityRoot.Query.ActorActivity == nil {
@@ -2388,6 +2448,24 @@ type Projection {
   parked: Int!
   "Progress of a rebuild started through the gateway, if any."
   rebuild: RebuildProgress
+  "Its partitions: the log is split by a key of each event (the order, the product, the customer) and workers share them. Position is the slowest partition's."
+  partitions: [ProjectionPartition!]!
+  "How many workers hold its partitions."
+  workers: Int!
+}
+
+"One partition of a read model (or the saga)."
+type ProjectionPartition {
+  partition: Int!
+  "Log position its rows reflect."
+  position: String!
+  "Log positions between it and the head (PostgreSQL event store; 0 on EventStoreDB)."
+  lag: Int!
+  "The worker that holds it (host-pid-id), or null if none does."
+  owner: String
+  "How many times a worker took it: each commit checks it (fencing)."
+  epoch: Int!
+  updatedAt: Time!
 }
 
 """
@@ -2784,8 +2862,30 @@ func (ec *executionContext) childFields_Projection(ctx context.Context, field gr
 		return ec.fieldContext_Projection_parked(ctx, field)
 	case "rebuild":
 		return ec.fieldContext_Projection_rebuild(ctx, field)
+	case "partitions":
+		return ec.fieldContext_Projection_partitions(ctx, field)
+	case "workers":
+		return ec.fieldContext_Projection_workers(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Projection", field.Name)
+}
+
+func (ec *executionContext) childFields_ProjectionPartition(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "partition":
+		return ec.fieldContext_ProjectionPartition_partition(ctx, field)
+	case "position":
+		return ec.fieldContext_ProjectionPartition_position(ctx, field)
+	case "lag":
+		return ec.fieldContext_ProjectionPartition_lag(ctx, field)
+	case "owner":
+		return ec.fieldContext_ProjectionPartition_owner(ctx, field)
+	case "epoch":
+		return ec.fieldContext_ProjectionPartition_epoch(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ProjectionPartition_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProjectionPartition", field.Name)
 }
 
 func (ec *executionContext) childFields_RebuildProgress(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7240,6 +7340,199 @@ func (ec *executionContext) fieldContext_Projection_rebuild(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Projection_partitions(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_partitions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Partitions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []wire.PartitionStatus) graphql.Marshaler {
+			return ec.marshalNProjectionPartition2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐPartitionStatusᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_partitions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Projection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProjectionPartition(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Projection_workers(ctx context.Context, field graphql.CollectedField, obj *wire.ProjectionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Projection_workers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Workers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Projection_workers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Projection", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ProjectionPartition_partition(ctx context.Context, field graphql.CollectedField, obj *wire.PartitionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_partition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Partition, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_partition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ProjectionPartition_position(ctx context.Context, field graphql.CollectedField, obj *wire.PartitionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ProjectionPartition_lag(ctx context.Context, field graphql.CollectedField, obj *wire.PartitionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_lag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_lag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ProjectionPartition_owner(ctx context.Context, field graphql.CollectedField, obj *wire.PartitionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_owner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Owner, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_owner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ProjectionPartition_epoch(ctx context.Context, field graphql.CollectedField, obj *wire.PartitionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_epoch(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Epoch, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_epoch(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ProjectionPartition_updatedAt(ctx context.Context, field graphql.CollectedField, obj *wire.PartitionStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProjectionPartition_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProjectionPartition_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProjectionPartition", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
 func (ec *executionContext) _Query_order(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11472,6 +11765,77 @@ func (ec *executionContext) _Projection(ctx context.Context, sel ast.SelectionSe
 			}
 		case "rebuild":
 			out.Values[i] = ec._Projection_rebuild(ctx, field, obj)
+		case "partitions":
+			out.Values[i] = ec._Projection_partitions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "workers":
+			out.Values[i] = ec._Projection_workers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferred), math.MaxInt32)))
+
+	for label, dfs := range deferred {
+		ec.ProcessDeferredGroup(graphql.DeferredGroup{
+			Label:    label,
+			Path:     graphql.GetPath(ctx),
+			FieldSet: dfs,
+			Context:  ctx,
+		})
+	}
+
+	return out
+}
+
+var projectionPartitionImplementors = []string{"ProjectionPartition"}
+
+func (ec *executionContext) _ProjectionPartition(ctx context.Context, sel ast.SelectionSet, obj *wire.PartitionStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, projectionPartitionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := make(map[string]*graphql.FieldSet)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProjectionPartition")
+		case "partition":
+			out.Values[i] = ec._ProjectionPartition_partition(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._ProjectionPartition_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lag":
+			out.Values[i] = ec._ProjectionPartition_lag(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "owner":
+			out.Values[i] = ec._ProjectionPartition_owner(ctx, field, obj)
+		case "epoch":
+			out.Values[i] = ec._ProjectionPartition_epoch(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._ProjectionPartition_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -13010,6 +13374,26 @@ func (ec *executionContext) marshalNProjection2ᚖgithubᚗcomᚋorderflowᚋord
 		return graphql.Null
 	}
 	return ec._Projection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNProjectionPartition2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐPartitionStatus(ctx context.Context, sel ast.SelectionSet, v wire.PartitionStatus) graphql.Marshaler {
+	return ec._ProjectionPartition(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNProjectionPartition2ᚕgithubᚗcomᚋorderflowᚋorderflowᚋwireᚐPartitionStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []wire.PartitionStatus) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProjectionPartition2githubᚗcomᚋorderflowᚋorderflowᚋwireᚐPartitionStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNRegisterCustomerInput2githubᚗcomᚋorderflowᚋorderflowᚋgatewayᚋgraphᚐRegisterCustomerInput(ctx context.Context, v any) (RegisterCustomerInput, error) {
