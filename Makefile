@@ -32,7 +32,8 @@ contracts:
 	ORDERFLOW_CONTRACTS=write $(GO) test -count=1 -run TestQueuedCommandsContract ./sagas/fulfillment/
 
 ## chaos: every target as its own process under an open-loop load, each killed in turn (twice),
-## PostgreSQL killed, NATS restarted; then every order, saga, stock figure and read model checked
+## PostgreSQL killed, NATS restarted, each of three projector and saga workers frozen for 45 s;
+## then every order, saga, stock figure, effect and read model checked
 chaos:
 	ORDERFLOW_CHAOS=full $(GO) test -count=1 -timeout 30m -v -run TestChaos ./chaos/
 

@@ -8,9 +8,15 @@
 //
 // Targets run as two processes each where a real deployment runs several, so that every answer
 // must be the one a single instance gives: `make chaos` (ORDERFLOW_CHAOS=full) runs two of every
-// target and kills each instance of each in turn, under a heavier load; `go test ./chaos/` (part
-// of `make test`) runs two of the command services and of the gateway (one of the rest) and kills
-// one target of each kind. After the load, the same checks ask the two instances about one
+// target and three of the partitioned workers (projector, saga), kills each instance of each in
+// turn, then freezes each worker (SIGSTOP for 45 s, then SIGCONT) and an instance of two command
+// services, under a heavier load; `go test ./chaos/` (part of `make test`) runs two of the
+// command services, the workers and the gateway (one of the rest), kills one target of each kind
+// and freezes a projector, a saga worker and a command service for 8 s. A frozen worker's
+// partitions go to the others, and what it still had in hand commits nothing (fencing); a frozen
+// service's requests are answered by the other instance. Besides the checks below, no effect is
+// carried out twice (one reservation per order and product, one authorization per payment) and
+// no order's row in the read model goes backwards while it runs. After the load, the same checks ask the two instances about one
 // thing each: a restock through one and a reservation through the other, a deactivation and an
 // order, a price change and an order, one idempotency key and a read of one's own write across
 // the two gateways.
@@ -46,6 +52,7 @@ import (
 	"github.com/orderflow/orderflow/dev/pgcluster"
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -56,11 +63,16 @@ type schedule struct {
 	rate     int           // orders per second, open loop
 	down     time.Duration // how long a killed target stays down
 	settle   time.Duration // load between faults
-	faults   []string      // instances ("gateway#2"), "postgres" or "nats"
+	faults   []string      // instances ("gateway#2") killed, "freeze:<instance>" stopped, "postgres" or "nats"
+	freeze   time.Duration // how long a frozen (SIGSTOP) instance stays stopped before SIGCONT
 	products int
-	// twice are the targets run as two processes (the others: one).
-	twice []string
+	// twice are the targets run as two processes, thrice as three (the others: one).
+	twice, thrice []string
 }
+
+// workers are the targets whose work is partitioned among their processes: run as three, killed
+// and frozen in turn.
+var workers = []string{"projector", "fulfillment-saga"}
 
 func plan() schedule {
 	if os.Getenv("ORDERFLOW_CHAOS") == "full" {
@@ -71,13 +83,21 @@ func plan() schedule {
 			}
 			faults = append(faults, "postgres", "nats")
 		}
-		return schedule{rate: 50, down: 2 * time.Second, settle: 3 * time.Second, faults: faults, products: 5, twice: registry.TargetNames()}
+		for n := 1; n <= 3; n++ { // each worker frozen in turn, then a command service's instance
+			for _, w := range workers {
+				faults = append(faults, "freeze:"+instanceName(w, n))
+			}
+		}
+		faults = append(faults, "freeze:order-commands#1", "freeze:inventory-commands#2")
+		return schedule{rate: 50, down: 2 * time.Second, settle: 3 * time.Second, freeze: 45 * time.Second, faults: faults, products: 5,
+			twice: registry.TargetNames(), thrice: workers}
 	}
 	// One kill of each kind: a command service, the projector, the saga, a query service, the
-	// gateway, the database, the broker.
-	return schedule{rate: 20, down: time.Second, settle: 2 * time.Second, products: 3,
-		faults: []string{"inventory-commands#1", "projector#1", "fulfillment-saga#1", "order-queries#1", "gateway#1", "postgres", "nats"},
-		twice:  []string{"order-commands", "customer-commands", "inventory-commands", "gateway"}}
+	// gateway, the database, the broker; a freeze of a worker of each kind and of a command service.
+	return schedule{rate: 20, down: time.Second, settle: 2 * time.Second, freeze: 8 * time.Second, products: 3,
+		faults: []string{"inventory-commands#1", "projector#1", "fulfillment-saga#1", "order-queries#1", "gateway#1", "postgres", "nats",
+			"freeze:projector#2", "freeze:fulfillment-saga#1", "freeze:order-commands#1"},
+		twice: []string{"order-commands", "customer-commands", "inventory-commands", "gateway", "projector", "fulfillment-saga"}}
 }
 
 // instanceName names the n-th process of target.
@@ -99,6 +119,7 @@ type platform struct {
 	gateways  []string // every gateway's
 	token     string
 	twice     []string // targets run as two processes
+	thrice    []string // targets run as three
 
 	mu    sync.Mutex
 	procs map[string]*proc    // by instance ("gateway#1")
@@ -115,7 +136,7 @@ func TestChaos(t *testing.T) {
 		t.Skip(err)
 	}
 	s := plan()
-	p := start(t, s.twice)
+	p := start(t, s.twice, s.thrice)
 	tok, err := auth.Issue([]byte(secret), "chaos-admin", auth.Admin, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -135,13 +156,20 @@ func TestChaos(t *testing.T) {
 
 	load := newLoad(p, s.rate, products)
 	go load.run()
+	watching, stopWatching := context.WithCancel(t.Context())
+	backwards := make(chan []string, 1)
+	go func() { backwards <- p.watchOrders(watching) }()
 	time.Sleep(s.settle)
 	var rows []faultRow
 	for _, f := range s.faults {
-		rows = append(rows, p.fault(f, s.down, load))
+		rows = append(rows, p.fault(f, s.down, s.freeze, load))
 		time.Sleep(s.settle)
 	}
 	load.stop()
+	stopWatching()
+	if moved := <-backwards; len(moved) > 0 {
+		t.Errorf("%d order rows went backwards in the read model, e.g. %s", len(moved), moved[0])
+	}
 
 	if len(p.gateways) > 1 {
 		p.checkTwoInstances(products)
@@ -159,7 +187,7 @@ type faultRow struct {
 	recovery     time.Duration
 }
 
-func start(t *testing.T, twice []string) *platform {
+func start(t *testing.T, twice, thrice []string) *platform {
 	t.Helper()
 	// Not t.TempDir: the cluster runs as the postgres user when we are root, and must reach it.
 	dir, err := pgcluster.TempDir("orderflow-chaos-")
@@ -167,7 +195,7 @@ func start(t *testing.T, twice []string) *platform {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	p := &platform{t: t, dir: dir, procs: map[string]*proc{}, addrs: map[string]string{}, own: map[string][]string{}, twice: twice}
+	p := &platform{t: t, dir: dir, procs: map[string]*proc{}, addrs: map[string]string{}, own: map[string][]string{}, twice: twice, thrice: thrice}
 	p.bin = filepath.Join(dir, "orderflow")
 	build := exec.Command("go", "build", "-o", p.bin, "../cmd/orderflow")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -237,6 +265,9 @@ func start(t *testing.T, twice []string) *platform {
 
 // instances is how many processes run target.
 func (p *platform) instances(target string) int {
+	if slices.Contains(p.thrice, target) {
+		return 3
+	}
 	if slices.Contains(p.twice, target) {
 		return 2
 	}
@@ -297,18 +328,27 @@ func (p *platform) ready(instance string, limit time.Duration) {
 	}
 }
 
-// fault breaks one part for down, brings it back and waits until orders are acknowledged again.
-func (p *platform) fault(name string, down time.Duration, l *load) faultRow {
+// fault breaks one part for down (a frozen instance: for freeze), brings it back and waits until
+// orders are acknowledged again.
+func (p *platform) fault(name string, down, freeze time.Duration, l *load) faultRow {
 	p.t.Helper()
 	from := time.Now()
-	switch name {
-	case "postgres":
+	switch instance, frozen := strings.CutPrefix(name, "freeze:"); {
+	case frozen: // SIGSTOP: the process keeps its connections and its place, and answers nothing
+		p.mu.Lock()
+		pr := p.procs[instance]
+		p.mu.Unlock()
+		_ = syscall.Kill(pr.cmd.Process.Pid, syscall.SIGSTOP)
+		time.Sleep(freeze)
+		_ = syscall.Kill(pr.cmd.Process.Pid, syscall.SIGCONT)
+		p.ready(instance, 60*time.Second)
+	case name == "postgres":
 		pid := postmaster(p.t, p.pg)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			p.t.Fatal(err)
 		}
 		time.Sleep(down) // the supervisor starts it again meanwhile, on the same port
-	case "nats":
+	case name == "nats":
 		p.nats.Stop()
 		time.Sleep(down)
 		var err error
@@ -419,6 +459,21 @@ where status = 'CONFIRMED' and l->>'productId' = $1`, id).Scan(&wantReserved); e
 			t.Errorf("%s: catalog says on hand %d reserved %d, the log %d and %d", id, onHand, reserved, st.OnHand, st.ReservedTotal())
 		}
 	}
+	// No effect twice, whichever worker sent the commands: one reservation per order and product,
+	// one authorization per payment.
+	var twice int
+	var example string
+	if err := conn.QueryRow(ctx, `select count(*), coalesce(min(what), '') from (
+  select 'order ' || (data->>'orderId') || ' reserved ' || stream_id || ' ' || count(*) || ' times' what from eventstore.events
+   where event_type = $1 group by data->>'orderId', stream_id having count(*) > 1
+  union all
+  select 'payment ' || stream_id || ' authorized ' || count(*) || ' times' from eventstore.events
+   where event_type = $2 group by stream_id having count(*) > 1) d`, inventory.TypeReserved, payment.TypeAuthorized).Scan(&twice, &example); err != nil {
+		t.Fatal(err)
+	}
+	if twice > 0 {
+		t.Errorf("%d effects carried out twice, e.g. %s", twice, example)
+	}
 	// Nothing parked.
 	for _, schema := range []string{"orders", "catalog", "customers", "fulfillment"} {
 		var parked int
@@ -429,6 +484,43 @@ where status = 'CONFIRMED' and l->>'productId' = $1`, id).Scan(&wantReserved); e
 			t.Errorf("%s: %d events parked", schema, parked)
 		}
 	}
+}
+
+// watchOrders reads the orders read model twice a second until ctx ends and answers the rows it
+// saw go backwards: an order's row changed to an earlier time than it had (a worker that lost its
+// partition writing its stale batch over the new owner's), or from a final status back to PLACED.
+func (p *platform) watchOrders(ctx context.Context) []string {
+	conn, err := pgx.Connect(ctx, p.db)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer conn.Close(context.Background())
+	type seen struct {
+		status string
+		at     time.Time
+	}
+	last := map[string]seen{}
+	var backwards []string
+	for ctx.Err() == nil {
+		time.Sleep(500 * time.Millisecond)
+		rows, err := conn.Query(ctx, `select order_id, status, updated_at from orders.orders`)
+		if err != nil {
+			continue // the database restarts in a fault: the next read
+		}
+		for rows.Next() {
+			var id string
+			var now seen
+			if rows.Scan(&id, &now.status, &now.at) != nil {
+				continue
+			}
+			if was, ok := last[id]; ok && (now.at.Before(was.at) || (was.status != "PLACED" && now.status == "PLACED")) {
+				backwards = append(backwards, fmt.Sprintf("%s: %s at %s, then %s at %s", id, was.status, was.at.Format(time.StampMicro), now.status, now.at.Format(time.StampMicro)))
+			}
+			last[id] = now
+		}
+		rows.Close()
+	}
+	return backwards
 }
 
 func fold(t *testing.T, conn *pgx.Conn, product string) inventory.State {
