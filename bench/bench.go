@@ -13,7 +13,7 @@ import (
 // Main runs the benchmark args name with the flags that follow.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || benches[args[0]] == nil {
-		return fmt.Errorf("bench: want append, saga, open, rebuild, gateway or tracing (orderflow-bench help)")
+		return fmt.Errorf("bench: want append, saga, open, rebuild, gateway, tracing or workers (orderflow-bench help)")
 	}
 	fs := flag.NewFlagSet("bench "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,7 +30,7 @@ type benchmark func(fs *flag.FlagSet) benchRun
 type benchRun = func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error
 
 // benches are orderflow-bench's benchmarks, by name.
-var benches = map[string]benchmark{"append": benchAppend, "saga": benchSaga, "open": benchOpen, "rebuild": benchRebuild, "gateway": benchGateway, "tracing": benchTracing}
+var benches = map[string]benchmark{"append": benchAppend, "saga": benchSaga, "open": benchOpen, "rebuild": benchRebuild, "gateway": benchGateway, "tracing": benchTracing, "workers": benchWorkers}
 
 // benchAppend runs `orderflow-bench append`: postgres event store appends from N writers against a
 // raw single-row INSERT baseline, on the same database, in the same run.

@@ -176,6 +176,7 @@ func pct(sorted []time.Duration, p int) time.Duration {
 type benchPlatform struct {
 	base, dbURL, natsURL, token string
 	seeds                       string // the platform's NATS identities, when it made them
+	secret                      string // its JWT secret
 	client                      *http.Client
 	stop                        func()
 	log                         logTally // what the platform logged
@@ -210,7 +211,12 @@ func (t *logTally) String() string {
 	return fmt.Sprintf("%d WARN, %d ERROR, %d \"too busy\"", t.warnings, t.errors, t.busy)
 }
 
-func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]string, getenv func(string) string, stdout, stderr io.Writer) (_ *benchPlatform, err error) {
+func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]string, getenv func(string) string, stdout, stderr io.Writer) (*benchPlatform, error) {
+	return startBenchPlatformOf(ctx, name, "all", extraEnv, getenv, stdout, stderr)
+}
+
+// startBenchPlatformOf is startBenchPlatform with only targets (as --target takes them).
+func startBenchPlatformOf(ctx context.Context, name, targets string, extraEnv map[string]string, getenv func(string) string, stdout, stderr io.Writer) (_ *benchPlatform, err error) {
 	var cleanup []func()
 	p := &benchPlatform{stop: func() {
 		for i := len(cleanup) - 1; i >= 0; i-- {
@@ -241,7 +247,8 @@ func startBenchPlatform(ctx context.Context, name string, extraEnv map[string]st
 	if p.token, err = auth.Issue([]byte(secret), "bench", auth.Admin, time.Hour); err != nil {
 		return nil, err
 	}
-	cfg, err := platform.ParseFlags("serve", []string{"--target=all", "--http-addr=127.0.0.1:0", "--data-dir=" + dir}, func(k string) string { return env[k] }, stderr)
+	p.secret = secret
+	cfg, err := platform.ParseFlags("serve", []string{"--target=" + targets, "--http-addr=127.0.0.1:0", "--data-dir=" + dir}, func(k string) string { return env[k] }, stderr)
 	if err != nil {
 		return nil, err
 	}

@@ -26,8 +26,15 @@ import (
 // Platform is the hidden `orderflow-bench platform`: the platform as `make run` runs it
 // (`orderflow dev`: every target, embedded NATS with its identities, the dev defaults), on the
 // database DATABASE_URL names, in a process of its own apart from the load that measures it.
+//
+// With "serve" first, it is `orderflow serve` with the arguments that follow: a worker that
+// `orderflow-bench workers` adds to a platform.
 func Platform(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := platform.ParseFlags("dev", args, getenv, stderr)
+	mode := "dev"
+	if len(args) > 0 && args[0] == "serve" {
+		mode, args = "serve", args[1:]
+	}
+	cfg, err := platform.ParseFlags(mode, args, getenv, stderr)
 	if err != nil {
 		return err
 	}

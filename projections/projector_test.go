@@ -19,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/esdb"
+	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/internal/progress"
@@ -363,7 +365,26 @@ func sumTally(t *testing.T, pool *pgxpool.Pool) int {
 // event is applied exactly once throughout (the tally is not idempotent: a double apply shows).
 func TestWorkersShareThePartitions(t *testing.T) {
 	t.Parallel()
-	pool, store := setup(t)
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		pool, store := setup(t)
+		workersShare(t, pool, store)
+	})
+	// EventStoreDB: each worker follows a filtered $all subscription of its own (here through the
+	// real client, on the protocol double); the claims are in the read model's PostgreSQL.
+	t.Run("EventStoreDB", func(t *testing.T) {
+		t.Parallel()
+		pool, _ := setup(t)
+		store, err := esdb.Open(esdbtest.New(t).URL(), esdb.Options{Log: quiet, MaxBackoff: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		workersShare(t, pool, store)
+	})
+}
+
+func workersShare(t *testing.T, pool *pgxpool.Pool, store eventstore.Store) {
 	newWorker := func() *projections.Projector {
 		return projections.New(store, pool, &tally{}, projections.Options{Log: quiet, BatchSize: 5, Partitions: 8,
 			ClaimTTL: time.Second, Heartbeat: 100 * time.Millisecond})

@@ -1,0 +1,284 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/domain/order"
+	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/eventstore/postgres"
+	"github.com/orderflow/orderflow/internal/pgschema"
+	"github.com/orderflow/orderflow/platform"
+	"github.com/orderflow/orderflow/projections"
+	"github.com/orderflow/orderflow/projections/orders"
+	"github.com/orderflow/orderflow/sagas/fulfillment"
+)
+
+// benchWorkers runs `orderflow-bench workers`: how the partitioned saga and projector scale with
+// their workers, 1 against 2, in one run.
+//
+// The saga: the platform runs in this process without it (the command services it drives, the
+// card simulator); a log of placed orders is written first, then 1 (and, for the next batch of
+// orders, 2) saga workers start, each a process of its own (`orderflow serve
+// --target=fulfillment-saga`), and the orders per second are the batch's sagas over the time from
+// the first one's start to the last one's end (their rows' own times). The workers start paused
+// and are let go once they hold their shares, so that the figure is the work, not the handover.
+//
+// The replay: a log of order events is written, then the orders read model is built from it by 1
+// worker, then (into another schema) by 2, in this process; events per second to the last one.
+func benchWorkers(fs *flag.FlagSet) benchRun {
+	n := fs.Int("orders", 1500, "placed orders in the log for each saga run")
+	events := fs.Int("events", 200_000, "order events in the log of the replay")
+	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+		one, two, err := sagaWorkers(ctx, *n, getenv, stdout, stderr)
+		if err != nil {
+			return fmt.Errorf("saga: %w", err)
+		}
+		rone, rtwo, err := replayWorkers(ctx, *events, getenv, stdout)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		fmt.Fprintf(stdout, "saga with 2 workers vs 1: ratio %.2f (%.0f vs %.0f orders/s)\n", two/one, two, one)
+		fmt.Fprintf(stdout, "orders replay with 2 workers vs 1: ratio %.2f (%.0f vs %.0f events/s)\n", rtwo/rone, rtwo, rone)
+		return nil
+	}
+}
+
+// sagaWorkers measures the saga's orders per second with 1 worker, then with 2.
+func sagaWorkers(ctx context.Context, n int, getenv func(string) string, stdout, stderr io.Writer) (one, two float64, err error) {
+	var others []string
+	for _, t := range platform.TargetNames() {
+		if t != "fulfillment-saga" {
+			others = append(others, t)
+		}
+	}
+	p, err := startBenchPlatformOf(ctx, "workers", strings.Join(others, ","), map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms"}, getenv, stdout, stderr)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer p.stop()
+	const products = 50
+	if err := seedProducts(p, "bench", products); err != nil {
+		return 0, 0, err
+	}
+	pool, err := pgxpool.New(ctx, p.dbURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pool.Close()
+	store := postgres.New(pool, postgres.Options{})
+	rates := map[int]float64{}
+	for _, workers := range []int{1, 2} {
+		batch := fmt.Sprintf("w%d-", workers)
+		if err := placeOrders(ctx, store, batch, n, products); err != nil {
+			return 0, 0, err
+		}
+		fmt.Fprintf(stdout, "saga: %d placed orders in the log; %d worker(s)…\n", n, workers)
+		rate, err := runSagaWorkers(ctx, p, pool, workers, batch, n)
+		if err != nil {
+			return 0, 0, err
+		}
+		fmt.Fprintf(stdout, "saga with %d worker(s): %.0f orders/s\n", workers, rate)
+		rates[workers] = rate
+	}
+	return rates[1], rates[2], nil
+}
+
+// placeOrders appends n placed orders (ids prefix0…) of one line each over the catalog's products.
+func placeOrders(ctx context.Context, store *postgres.Store, prefix string, n, products int) error {
+	for i := range n {
+		id := fmt.Sprintf("%s%d", prefix, i)
+		data, err := json.Marshal(order.Placed{OrderID: id, CustomerID: "c", Lines: []order.Line{{ProductID: fmt.Sprintf("bench-%d", i%products), Quantity: 1, UnitPriceCents: 999}},
+			TotalCents: 999, At: time.Now().UTC()})
+		if err != nil {
+			return err
+		}
+		if _, err := store.Append(ctx, order.Stream(id), eventstore.NoStream(), []eventstore.EventData{{ID: eventstore.DeriveID("place-"+id, 0), Type: order.TypePlaced, Data: data,
+			Metadata: eventstore.Metadata{CorrelationID: "bench-" + id, Actor: "admin:bench"}}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runSagaWorkers starts workers saga processes, paused until they share the partitions, lets them
+// go and answers the batch's sagas per second, from the first one's start to the last one's end.
+func runSagaWorkers(ctx context.Context, p *benchPlatform, pool *pgxpool.Pool, workers int, batch string, n int) (float64, error) {
+	sagas, err := pgschema.Open(ctx, p.dbURL, fulfillment.Name, 2)
+	if err != nil {
+		return 0, err
+	}
+	defer sagas.Close()
+	// The saga's tables, so that it can be paused before its workers start.
+	saga := fulfillment.New(sagas, fulfillment.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := projections.New(nil, sagas, saga, projections.Options{}).Migrate(ctx); err != nil {
+		return 0, err
+	}
+	if err := projections.SetPaused(ctx, sagas, fulfillment.Name, true); err != nil {
+		return 0, err
+	}
+	var procs []*exec.Cmd
+	defer func() {
+		for _, c := range procs {
+			_ = c.Process.Signal(syscall.SIGINT)
+			_ = c.Wait()
+		}
+	}()
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	for i := range workers {
+		dir, err := os.MkdirTemp("", "orderflow-bench-worker-")
+		if err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(dir)
+		cmd := exec.Command(self, "platform", "serve", "--target=fulfillment-saga", "--http-addr=127.0.0.1:0", "--data-dir="+dir)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+p.dbURL, "NATS_URL="+p.natsURL, "ORDERFLOW_NATS_SEEDS="+p.seeds,
+			"ORDERFLOW_JWT_SECRET="+p.secret, "ORDERFLOW_LOG_LEVEL=error")
+		logf, err := os.Create(filepath.Join(dir, "worker.log"))
+		if err != nil {
+			return 0, err
+		}
+		defer logf.Close()
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return 0, fmt.Errorf("worker %d: %w", i, err)
+		}
+		procs = append(procs, cmd)
+	}
+	if err := waitShares(ctx, sagas, fulfillment.Name, workers); err != nil {
+		return 0, err
+	}
+	if err := projections.SetPaused(ctx, sagas, fulfillment.Name, false); err != nil {
+		return 0, err
+	}
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var final int
+		var first, last time.Time
+		if err := sagas.QueryRow(ctx, `select count(*) filter (where step in ('CONFIRMED', 'CANCELLED')), min((state->>'startedAt')::timestamptz), max(updated_at)
+from fulfillment where order_id like $1 || '%'`, batch).Scan(&final, &first, &last); err != nil && !strings.Contains(err.Error(), "NULL") {
+			return 0, err
+		}
+		if final == n {
+			return float64(n) / last.Sub(first).Seconds(), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%d of %d sagas final after 5 minutes", final, n)
+		}
+	}
+}
+
+// waitShares waits until workers workers hold every partition of name, in equal shares.
+func waitShares(ctx context.Context, pool *pgxpool.Pool, name string, workers int) error {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		parts, err := projections.ReadPartitions(ctx, pool, name)
+		held := map[string]int{}
+		for _, pt := range parts {
+			held[pt.Owner]++
+		}
+		if err == nil && len(parts) > 0 && held[""] == 0 && len(held) == workers {
+			counts := slices.Collect(maps.Values(held))
+			if slices.Max(counts)-slices.Min(counts) <= 1 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the partitions of %s are held as %v after a minute, want %d workers (%v)", name, held, workers, err)
+		}
+	}
+}
+
+// replayWorkers measures the orders read model's replay of a log of about events order events
+// with 1 worker, then 2.
+func replayWorkers(ctx context.Context, events int, getenv func(string) string, stdout io.Writer) (one, two float64, err error) {
+	url, drop, err := benchDatabase(ctx, "replay_workers", getenv, stdout)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer drop()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pool.Close()
+	store := postgres.New(pool, postgres.Options{})
+	if err := store.Migrate(ctx); err != nil {
+		return 0, 0, err
+	}
+	n, err := OrderHistory(ctx, pool, events, 25, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	rates := map[int]float64{}
+	for _, workers := range []int{1, 2} {
+		fmt.Fprintf(stdout, "replay: %d order events; %d worker(s)…\n", n, workers)
+		rm, err := pgschema.Open(ctx, url, fmt.Sprintf("orders_w%d", workers), 8)
+		if err != nil {
+			return 0, 0, err
+		}
+		start := time.Now()
+		took, err := replayWith(ctx, store, rm, workers, n)
+		rm.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		rates[workers] = float64(n) / took.Seconds()
+		fmt.Fprintf(stdout, "replay with %d worker(s): %.0f events/s (%s)\n", workers, rates[workers], time.Since(start).Round(time.Millisecond))
+	}
+	return rates[1], rates[2], nil
+}
+
+// replayWith builds the orders read model in rm's schema with workers projectors until its
+// history has n rows, and answers how long that took.
+func replayWith(ctx context.Context, store eventstore.Store, rm *pgxpool.Pool, workers, n int) (time.Duration, error) {
+	opts := projections.Options{BatchSize: 2000, Heartbeat: 100 * time.Millisecond, ClaimTTL: 2 * time.Second}
+	first := projections.New(store, rm, orders.Projection{}, opts)
+	if err := first.Migrate(ctx); err != nil {
+		return 0, err
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{}, workers)
+	defer func() {
+		stop()
+		for range workers {
+			<-done
+		}
+	}()
+	start := time.Now()
+	for i := range workers {
+		w := first
+		if i > 0 {
+			w = projections.New(store, rm, orders.Projection{}, opts)
+		}
+		go func() { _ = w.Run(rctx); done <- struct{}{} }()
+	}
+	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var rows int
+		if err := rm.QueryRow(ctx, `select count(*) from order_history`).Scan(&rows); err != nil {
+			return 0, err
+		}
+		if rows >= n {
+			return time.Since(start), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%d of %d history rows after 10 minutes", rows, n)
+		}
+	}
+}
