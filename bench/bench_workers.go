@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -88,7 +90,7 @@ func sagaWorkers(ctx context.Context, n int, getenv func(string) string, stdout,
 			return 0, 0, err
 		}
 		fmt.Fprintf(stdout, "saga: %d placed orders in the log; %d worker(s)…\n", n, workers)
-		rate, err := runSagaWorkers(ctx, p, pool, workers, batch, n)
+		rate, err := runSagaWorkers(ctx, p, workers, batch, n, stdout)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -117,7 +119,7 @@ func placeOrders(ctx context.Context, store *postgres.Store, prefix string, n, p
 
 // runSagaWorkers starts workers saga processes, paused until they share the partitions, lets them
 // go and answers the batch's sagas per second, from the first one's start to the last one's end.
-func runSagaWorkers(ctx context.Context, p *benchPlatform, pool *pgxpool.Pool, workers int, batch string, n int) (float64, error) {
+func runSagaWorkers(ctx context.Context, p *benchPlatform, workers int, batch string, n int, stdout io.Writer) (float64, error) {
 	sagas, err := pgschema.Open(ctx, p.dbURL, fulfillment.Name, 2)
 	if err != nil {
 		return 0, err
@@ -166,6 +168,11 @@ func runSagaWorkers(ctx context.Context, p *benchPlatform, pool *pgxpool.Pool, w
 	if err := waitShares(ctx, sagas, fulfillment.Name, workers); err != nil {
 		return 0, err
 	}
+	var pids []int
+	for _, c := range procs {
+		pids = append(pids, c.Process.Pid)
+	}
+	before := usageNow(pids)
 	if err := projections.SetPaused(ctx, sagas, fulfillment.Name, false); err != nil {
 		return 0, err
 	}
@@ -177,6 +184,9 @@ from fulfillment where order_id like $1 || '%'`, batch).Scan(&final, &first, &la
 			return 0, err
 		}
 		if final == n {
+			u := before.since(pids)
+			fmt.Fprintf(stdout, "  machine busy %.0f%% of its %d cores; the saga workers used %.2f ms of CPU per order (%.0f%% of what the machine used)\n",
+				100*u.share(), runtime.NumCPU(), float64(u.procs.Microseconds())/1000/float64(n), 100*float64(u.procs)/float64(max(u.busy, 1)))
 			return float64(n) / last.Sub(first).Seconds(), nil
 		}
 		if time.Now().After(deadline) {
@@ -184,6 +194,59 @@ from fulfillment where order_id like $1 || '%'`, batch).Scan(&final, &first, &la
 		}
 	}
 }
+
+// machineCPU is the CPU time the machine's cores have spent busy and in all (/proc/stat's first
+// line; ticks of 10 ms).
+func machineCPU() (busy, total time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 5 || fields[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: %q", line)
+	}
+	for i, f := range fields[1:] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %q", line)
+		}
+		d := time.Duration(v) * 10 * time.Millisecond
+		total += d
+		if i != 3 && i != 4 { // idle, iowait
+			busy += d
+		}
+	}
+	return busy, total, nil
+}
+
+// usage is what a stretch of a benchmark cost: the machine's busy share and the CPU time of some
+// processes of it.
+type usage struct {
+	busy, total time.Duration
+	procs       time.Duration
+}
+
+// usageNow reads the machine's CPU and pids' now.
+func usageNow(pids []int) usage {
+	var u usage
+	u.busy, u.total, _ = machineCPU()
+	for _, pid := range pids {
+		d, _ := processCPU(pid)
+		u.procs += d
+	}
+	return u
+}
+
+// since is the stretch from u to now.
+func (u usage) since(pids []int) usage {
+	now := usageNow(pids)
+	return usage{busy: now.busy - u.busy, total: now.total - u.total, procs: now.procs - u.procs}
+}
+
+// share is the machine's busy share of the stretch.
+func (u usage) share() float64 { return float64(u.busy) / float64(max(u.total, 1)) }
 
 // waitShares waits until workers workers hold every partition of name, in equal shares.
 func waitShares(ctx context.Context, pool *pgxpool.Pool, name string, workers int) error {
@@ -234,7 +297,7 @@ func replayWorkers(ctx context.Context, events int, getenv func(string) string, 
 			return 0, 0, err
 		}
 		start := time.Now()
-		took, err := replayWith(ctx, store, rm, workers, n)
+		took, err := replayWith(ctx, store, rm, workers, n, stdout)
 		rm.Close()
 		if err != nil {
 			return 0, 0, err
@@ -247,7 +310,7 @@ func replayWorkers(ctx context.Context, events int, getenv func(string) string, 
 
 // replayWith builds the orders read model in rm's schema with workers projectors until its
 // history has n rows, and answers how long that took.
-func replayWith(ctx context.Context, store eventstore.Store, rm *pgxpool.Pool, workers, n int) (time.Duration, error) {
+func replayWith(ctx context.Context, store eventstore.Store, rm *pgxpool.Pool, workers, n int, stdout io.Writer) (time.Duration, error) {
 	opts := projections.Options{BatchSize: 2000, Heartbeat: 100 * time.Millisecond, ClaimTTL: 2 * time.Second}
 	first := projections.New(store, rm, orders.Projection{}, opts)
 	if err := first.Migrate(ctx); err != nil {
@@ -261,7 +324,13 @@ func replayWith(ctx context.Context, store eventstore.Store, rm *pgxpool.Pool, w
 			<-done
 		}
 	}()
+	before := usageNow([]int{os.Getpid()})
 	start := time.Now()
+	defer func() {
+		u := before.since([]int{os.Getpid()})
+		fmt.Fprintf(stdout, "  machine busy %.0f%% of its %d cores; the projectors (this process) used %.0f%% of what the machine used\n",
+			100*u.share(), runtime.NumCPU(), 100*float64(u.procs)/float64(max(u.busy, 1)))
+	}()
 	for i := range workers {
 		w := first
 		if i > 0 {
