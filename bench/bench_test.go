@@ -51,6 +51,7 @@ func TestEveryBenchmarkRuns(t *testing.T) {
 		{[]string{"open", "--rates", "20", "--products", "5", "--duration", "1s", "--chart", chart}, `(?s)an order cost \d+\.\d+ ms of CPU.*sustained`},
 		{[]string{"gateway", "--clients", "2", "--duration", "200ms", "--rounds", "1"}, `gateway p99 vs direct p99: ratio \d`},
 		{[]string{"tracing", "--orders", "40", "--rounds", "1"}, `tracing with export on vs off: ratio \d`},
+		{[]string{"workers", "--orders", "40", "--events", "3000"}, `(?s)saga with 2 workers vs 1: ratio \d.*orders replay with 2 workers vs 1: ratio \d`},
 	} {
 		t.Run(tt.args[0], func(t *testing.T) {
 			var out, errs bytes.Buffer

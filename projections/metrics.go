@@ -29,8 +29,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// Watch exports p's lag behind the head of the log (in events and in seconds) and its parked
-// events. head returns the log's last position; nil leaves lag out.
+// Watch exports p's lag behind the head of the log (in events and in seconds: this worker's, of
+// the partitions it holds), the partitions it holds and its parked events. head returns the log's last position; nil leaves lag out.
 func (m *Metrics) Watch(p *Projector, head func(context.Context) (eventstore.Position, error)) {
 	name := prometheus.Labels{"projection": p.proj.Name()}
 	if head != nil {
@@ -55,6 +55,8 @@ func (m *Metrics) Watch(p *Projector, head func(context.Context) (eventstore.Pos
 			}
 			return time.Since(p.movedAt).Seconds()
 		}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_projection_partitions_held", Help: "Partitions of the read model this worker holds (of Options.Partitions).", ConstLabels: name},
+		func() float64 { return float64(len(p.heldParts())) }))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_projection_parked", Help: "Events parked by a read model.", ConstLabels: name},
 		func() float64 { return float64(countParked(p.pool, p.proj.Name())) }))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_projection_up", Help: "1 while the projection runs without error (or stands by), 0 otherwise.", ConstLabels: name},

@@ -26,6 +26,7 @@ Usage:
   orderflow-bench rebuild [--events N]                  orders read model rebuild vs raw COPY
   orderflow-bench gateway [--clients N]                 GraphQL reads through the gateway vs the query services
   orderflow-bench tracing [--orders N] [--rounds R]     saga throughput with trace export on vs off
+  orderflow-bench workers [--orders N] [--events N]     saga and orders replay: 2 partitioned workers vs 1
 
 Environment: DATABASE_URL (else a private PostgreSQL cluster is started), as orderflow's.
 `
