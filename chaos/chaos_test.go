@@ -459,21 +459,7 @@ where status = 'CONFIRMED' and l->>'productId' = $1`, id).Scan(&wantReserved); e
 			t.Errorf("%s: catalog says on hand %d reserved %d, the log %d and %d", id, onHand, reserved, st.OnHand, st.ReservedTotal())
 		}
 	}
-	// No effect twice, whichever worker sent the commands: one reservation per order and product,
-	// one authorization per payment.
-	var twice int
-	var example string
-	if err := conn.QueryRow(ctx, `select count(*), coalesce(min(what), '') from (
-  select 'order ' || (data->>'orderId') || ' reserved ' || stream_id || ' ' || count(*) || ' times' what from eventstore.events
-   where event_type = $1 group by data->>'orderId', stream_id having count(*) > 1
-  union all
-  select 'payment ' || stream_id || ' authorized ' || count(*) || ' times' from eventstore.events
-   where event_type = $2 group by stream_id having count(*) > 1) d`, inventory.TypeReserved, payment.TypeAuthorized).Scan(&twice, &example); err != nil {
-		t.Fatal(err)
-	}
-	if twice > 0 {
-		t.Errorf("%d effects carried out twice, e.g. %s", twice, example)
-	}
+	p.checkEffectsOnce(conn)
 	// Nothing parked.
 	for _, schema := range []string{"orders", "catalog", "customers", "fulfillment"} {
 		var parked int
@@ -483,6 +469,26 @@ where status = 'CONFIRMED' and l->>'productId' = $1`, id).Scan(&wantReserved); e
 		if parked != 0 {
 			t.Errorf("%s: %d events parked", schema, parked)
 		}
+	}
+}
+
+// checkEffectsOnce: no effect carried out twice, whichever worker sent the commands: one
+// reservation per order and product, one authorization per payment.
+func (p *platform) checkEffectsOnce(conn *pgx.Conn) {
+	t := p.t
+	t.Helper()
+	var twice int
+	var example string
+	if err := conn.QueryRow(t.Context(), `select count(*), coalesce(min(what), '') from (
+  select 'order ' || (data->>'orderId') || ' reserved ' || stream_id || ' ' || count(*) || ' times' what from eventstore.events
+   where event_type = $1 group by data->>'orderId', stream_id having count(*) > 1
+  union all
+  select 'payment ' || stream_id || ' authorized ' || count(*) || ' times' from eventstore.events
+   where event_type = $2 group by stream_id having count(*) > 1) d`, inventory.TypeReserved, payment.TypeAuthorized).Scan(&twice, &example); err != nil {
+		t.Fatal(err)
+	}
+	if twice > 0 {
+		t.Errorf("%d effects carried out twice, e.g. %s", twice, example)
 	}
 }
 

@@ -122,10 +122,12 @@ on conflict (name, part) do nothing`, name, n); err != nil {
 	return err
 }
 
-// beat says this worker is alive and answers the live workers, sorted, this one included.
+// beat says this worker is alive and answers the live workers, sorted, this one included. The
+// rows of workers gone for a minute go (a worker's id is new with each process).
 func (c *claims) beat(ctx context.Context) ([]string, error) {
 	ttl := c.ttl.Seconds()
-	rows, err := c.pool.Query(ctx, `with me as (insert into projection_workers (name, worker, expires_at) values ($1, $2, now() + make_interval(secs => $3))
+	rows, err := c.pool.Query(ctx, `with gone as (delete from projection_workers where name = $1 and expires_at < now() - interval '1 minute'),
+me as (insert into projection_workers (name, worker, expires_at) values ($1, $2, now() + make_interval(secs => $3))
   on conflict (name, worker) do update set expires_at = excluded.expires_at returning worker)
 select worker from projection_workers where name = $1 and expires_at > now() and worker <> $2 union select worker from me order by 1`, c.name, c.worker, ttl)
 	if err != nil {
