@@ -15,17 +15,6 @@ type Event interface{ EventType() string }
 // its payment authorized): the order's id.
 type AboutOrder interface{ AboutOrder() string }
 
-// OrderIn answers the order an event's payload names (its orderId field) without decoding the
-// event: every event about an order names it there (TestEveryEventWithAnOrderSaysSo). Empty if
-// none.
-func OrderIn(data []byte) string {
-	var v struct {
-		OrderID string `json:"orderId"`
-	}
-	_ = json.Unmarshal(data, &v)
-	return v.OrderID
-}
-
 // Codec encodes and decodes the events of one context (E is the context's event interface). Each
 // event type is registered once, by its Go type (Of); its name is what its EventType answers.
 // Events of an old shape are turned into the current one by the upcasts registered with Upcast,

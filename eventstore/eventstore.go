@@ -14,6 +14,8 @@ package eventstore
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -260,6 +262,53 @@ type ReadStreamOptions struct {
 type Filter struct {
 	EventTypePrefixes []string
 	StreamPrefixes    []string
+	// Partition, if set, asks for the events of some partitions only (a partitioned reader's
+	// share). A store may read only those (PostgreSQL does, in its pages of $all) or not (Match
+	// does not look at it): a reader still checks each event's partition.
+	Partition *Partition
+}
+
+// Partition is a share of the partitions of a log: the events whose key (By) falls into one of
+// Parts, of Of partitions (PartitionOf).
+type Partition struct {
+	By    PartitionKey
+	Of    int
+	Parts []int
+}
+
+// PartitionKey is what an event's partition is computed from.
+type PartitionKey int
+
+const (
+	// ByStream: the event's stream (an aggregate's events together).
+	ByStream PartitionKey = iota
+	// ByOrder: the order the payload names (its "orderId" field), else the stream: an order's
+	// events of every context (its placement, its stock, its payment) together.
+	ByOrder
+)
+
+// Of is the key of e.
+func (k PartitionKey) Of(e RecordedEvent) string {
+	if k == ByOrder {
+		var v struct {
+			OrderID string `json:"orderId"`
+		}
+		if json.Unmarshal(e.Data, &v) == nil && v.OrderID != "" {
+			return v.OrderID
+		}
+	}
+	return e.Stream
+}
+
+// PartitionOf is the partition of key among n: the first four bytes of its MD5, big-endian,
+// modulo n. (A function PostgreSQL computes too, so that its reads can select partitions:
+// ('x' || left(md5(key), 8))::bit(32)::bigint % n.)
+func PartitionOf(key string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	sum := md5.Sum([]byte(key))
+	return int(binary.BigEndian.Uint32(sum[:4]) % uint32(n))
 }
 
 // Match reports whether e passes the filter.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"slices"
 	"strconv"
@@ -16,8 +15,8 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 )
 
-// A read model's log is split into partitions: an event belongs to one by its key (PartitionKey;
-// the stream by default), so that each key's events are applied in log order by one worker. Each
+// A read model's log is split into partitions: an event belongs to one by its key (Partitioned;
+// the stream by default; eventstore.PartitionOf), so that each key's events are applied in log order by one worker. Each
 // partition has its own checkpoint row (projection_checkpoints, one row per partition), committed
 // with its rows; the read model is as far as its slowest partition.
 //
@@ -33,25 +32,15 @@ import (
 // locks its partitions' checkpoint rows and checks their epochs. A worker that was paused past its
 // claim (GC, SIGSTOP, a VM stall) finds another epoch there and commits nothing.
 
-// Partitioned is a Projection that says which key an event belongs to (e.g. the order it is
-// about); others are partitioned by stream. Every event of one key is applied by one worker, in
-// log order.
+// Partitioned is a Projection that says which key its events are partitioned by (e.g. the order
+// they are about); others are partitioned by stream. Every event of one key is applied by one
+// worker, in log order.
 type Partitioned interface {
-	PartitionKey(e eventstore.RecordedEvent) string
+	PartitionBy() eventstore.PartitionKey
 }
 
 // DefaultPartitions is Options.Partitions by default.
 const DefaultPartitions = 16
-
-// partitionOf is the partition of key among n.
-func partitionOf(key string, n int) int {
-	if n <= 1 {
-		return 0
-	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % uint32(n))
-}
 
 // claimsDDL: the claims and the workers beside the checkpoints (see checkpointDDL).
 const claimsDDL = `create table if not exists projection_claims (

@@ -415,7 +415,10 @@ func (p *Projector) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := p.store.SubscribeAll(ctx, from, eventstore.SubscribeOptions{Filter: p.proj.Filter(), BatchSize: p.opts.BatchSize, Linger: p.opts.Linger})
+	// The store may read this worker's partitions only (PostgreSQL does while catching up).
+	filter := p.proj.Filter()
+	filter.Partition = &eventstore.Partition{By: p.partitionBy(), Of: p.opts.Partitions, Parts: p.heldParts()}
+	sub, err := p.store.SubscribeAll(ctx, from, eventstore.SubscribeOptions{Filter: filter, BatchSize: p.opts.BatchSize, Linger: p.opts.Linger})
 	if err != nil {
 		return fmt.Errorf("subscribe from %s: %w", from, err)
 	}
@@ -603,19 +606,23 @@ func (p *Projector) first() eventstore.Position {
 	return out
 }
 
+// partitionBy is the key the projection's events are partitioned by.
+func (p *Projector) partitionBy() eventstore.PartitionKey {
+	if k, ok := p.proj.(Partitioned); ok {
+		return k.PartitionBy()
+	}
+	return eventstore.ByStream
+}
+
 // mine keeps the events of the partitions this worker holds that their checkpoints have not
 // passed (a partition taken over may be ahead of the others), and names their partitions.
 func (p *Projector) mine(events []eventstore.RecordedEvent) ([]eventstore.RecordedEvent, map[int]bool) {
-	keyed, _ := p.proj.(Partitioned)
+	by := p.partitionBy()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out, touched := events[:0], map[int]bool{}
 	for _, e := range events {
-		key := e.Stream
-		if keyed != nil {
-			key = keyed.PartitionKey(e)
-		}
-		part := partitionOf(key, p.opts.Partitions)
+		part := eventstore.PartitionOf(by.Of(e), p.opts.Partitions)
 		if pt, ok := p.held[part]; ok && e.Position.Compare(pt.pos) > 0 {
 			out = append(out, e)
 			touched[part] = true

@@ -121,7 +121,8 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	// After a horizon (h.x, with the cluster's oldest running transaction h.m and next one h.n),
 	// the page's rows. A lateral subquery runs as a nested loop under its one outer row, so rows
 	// keep its order (scanAll checks): an outer ORDER BY sorted every page again, on disk for
-	// pages of 10,000.
+	// pages of 10,000. $6..$8: a partitioned reader's share (eventstore.Partition: its parts, of
+	// how many, by order or by stream), computed as eventstore.PartitionOf does.
 	readAllRows := `
 select h.x::text || ' ' || h.m::text || ' ' || h.n::text, e.tx_id::text, e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data, e.metadata, e.recorded_at
   from h left join lateral (
@@ -131,6 +132,7 @@ select h.x::text || ' ' || h.m::text || ' ' || h.n::text, e.tx_id::text, e.globa
      and left(stream_id, 1) <> '$'
      and (cardinality($3::text[]) = 0 or event_type ^@ any($3::text[]))
      and (cardinality($4::text[]) = 0 or stream_id ^@ any($4::text[]))
+     and (cardinality($6::int[]) = 0 or ('x' || left(md5(case when $8::bool then coalesce(nullif(data->>'orderId', ''), stream_id) else stream_id end), 8))::bit(32)::bigint % $7::int = any($6::int[]))
    order by tx_id, global_position
    limit $5) e on true`
 	if opts.TailEvents == 0 {

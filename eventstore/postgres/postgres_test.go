@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -270,5 +271,50 @@ values ('1000', 'order-a', 0, $1, 'confirmed', '{}', json_build_object('correlat
 	}
 	if len(got) != 2 || got[0].ID != earlier || got[1].ID != later {
 		t.Fatalf("flow: %v, want transaction 997's event, then 1000's", got)
+	}
+}
+
+// TestReadsOfAPartitionedReader: a page of $all for some partitions holds exactly the events
+// whose key falls into them as eventstore.PartitionOf computes it (the SQL computes the same hash),
+// by stream and by the order the payload names; the page's position still passes the others.
+func TestReadsOfAPartitionedReader(t *testing.T) {
+	t.Parallel()
+	store, _ := newStore(t)
+	ctx := t.Context()
+	for i := range 60 {
+		data := fmt.Sprintf(`{"orderId":"o-%d"}`, i%17)
+		if i%5 == 0 {
+			data = `{"other":1}` // no order: its stream is its key
+		}
+		if _, err := store.Append(ctx, fmt.Sprintf("s-%d", i%23), eventstore.Any(), []eventstore.EventData{{ID: eventstore.DeriveID(fmt.Sprint("p", i), 0), Type: "t.v1", Data: []byte(data)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := store.ReadAll(ctx, eventstore.Start, eventstore.ReadAllOptions{Limit: 1000})
+	if err != nil || len(all.Events) != 60 {
+		t.Fatalf("all: %d events, %v", len(all.Events), err)
+	}
+	for _, by := range []eventstore.PartitionKey{eventstore.ByStream, eventstore.ByOrder} {
+		parts := []int{1, 4, 6}
+		var want []string
+		for _, e := range all.Events {
+			if slices.Contains(parts, eventstore.PartitionOf(by.Of(e), 7)) {
+				want = append(want, e.ID.String())
+			}
+		}
+		page, err := store.ReadAll(ctx, eventstore.Start, eventstore.ReadAllOptions{Limit: 1000, Filter: eventstore.Filter{Partition: &eventstore.Partition{By: by, Of: 7, Parts: parts}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range page.Events {
+			got = append(got, e.ID.String())
+		}
+		if len(want) == 0 || len(want) == 60 || !slices.Equal(got, want) {
+			t.Errorf("partitions %v of 7 by %v: %d events read, %d expected (of 60)", parts, by, len(got), len(want))
+		}
+		if page.Position.Compare(all.Position) < 0 {
+			t.Errorf("by %v: the page ends at %s, before the last event %s", by, page.Position, all.Position)
+		}
 	}
 }

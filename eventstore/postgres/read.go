@@ -101,7 +101,14 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts even
 	if s.opts.FenceAfter < 0 || s.oldest.held(time.Now(), s.opts.FenceAfter) {
 		query = s.sql.readAll
 	}
-	rows, err := s.pool.Query(ctx, query, strconv.FormatUint(from.Commit, 10), int64(from.Prepare), types, streams, limit)
+	parts, of, byOrder := []int{}, 1, false
+	if p := opts.Filter.Partition; p != nil && p.Of > 1 {
+		parts, of, byOrder = p.Parts, p.Of, p.By == eventstore.ByOrder
+		if parts == nil {
+			parts = []int{-1} // none: an empty list would mean every one
+		}
+	}
+	rows, err := s.pool.Query(ctx, query, strconv.FormatUint(from.Commit, 10), int64(from.Prepare), types, streams, limit, parts, of, byOrder)
 	if err != nil {
 		return eventstore.Page{}, fmt.Errorf("read $all from %s: %w", from, err)
 	}

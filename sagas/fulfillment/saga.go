@@ -1,7 +1,6 @@
 package fulfillment
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/orderflow/orderflow/domain"
 	"github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/domain/payment"
@@ -63,11 +61,9 @@ func (s *Saga) Filter() eventstore.Filter {
 	return eventstore.Filter{EventTypePrefixes: []string{order.TypePrefix, "inventory.order_", payment.TypePrefix}}
 }
 
-// PartitionKey implements projections.Partitioned: an order's events (its placement, its stock,
+// PartitionBy implements projections.Partitioned: an order's events (its placement, its stock,
 // its payment) are one saga's, applied in log order by one worker.
-func (s *Saga) PartitionKey(r eventstore.RecordedEvent) string {
-	return cmp.Or(domain.OrderIn(r.Data), r.Stream)
-}
+func (s *Saga) PartitionBy() eventstore.PartitionKey { return eventstore.ByOrder }
 
 // Migrate implements projections.Projection.
 func (s *Saga) Migrate(ctx context.Context, tx pgx.Tx) error {
