@@ -2456,6 +2456,7 @@ type Projection {
 
 "One partition of a read model (or the saga)."
 type ProjectionPartition {
+  "Its number, from 0."
   partition: Int!
   "Log position its rows reflect."
   position: String!
@@ -2465,6 +2466,7 @@ type ProjectionPartition {
   owner: String
   "How many times a worker took it: each commit checks it (fencing)."
   epoch: Int!
+  "When its checkpoint was last saved."
   updatedAt: Time!
 }
 
