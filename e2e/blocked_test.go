@@ -127,9 +127,9 @@ func TestABlockedReadModelAnswersAtOnce(t *testing.T) {
 func TestTargetsStopBeforeWhatTheyUseCloses(t *testing.T) {
 	used := make(chan error, 2)
 	probe := target.Target{Name: "shutdown-probe", EventStoreConns: 1, Databases: []target.Database{{Schema: "probe", Conns: 1}},
-		Start: func(_ context.Context, d target.Deps, p *target.Process) error {
+		Start: func(ctx context.Context, d target.Deps, p *target.Process) error {
 			pool := d.Pool("probe")
-			p.Go(func(ctx context.Context) {
+			p.Go(ctx, func(ctx context.Context) {
 				<-ctx.Done()
 				_, err := pool.Exec(context.Background(), "select 1")
 				used <- err

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -9,7 +10,9 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
@@ -18,11 +21,13 @@ import (
 // places: the gateway's request, the NATS call and the order service's handler, the command and its
 // append, the saga's queued commands and their handlers (inventory, payment), the payment
 // service's call to the card gateway and the gateway's answer; every span's parent is in the trace
-// (the first's is the client's); and the projectors' batches that applied its events link to it.
+// (the first's is the client's); each span is the service (service.name) of the target that made
+// it, though one process runs them all; and the projectors' batches that applied its events link
+// to it.
 func TestOneTraceFollowsAnOrder(t *testing.T) {
 	exporter := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
-	otel.SetTracerProvider(tp) // the process's global provider: other tests' spans are left out by trace id
+	tp := telemetry.NewRouter(sdktrace.NewSimpleSpanProcessor(exporter), "orderflow") // as Setup installs it, exporting here
+	otel.SetTracerProvider(tp)                                                        // the process's global provider: other tests' spans are left out by trace id
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
 	ns := string(natstest.Namespace(t))
 	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms")
@@ -68,12 +73,35 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 			t.Errorf("span %q: parent %s is not in the trace", s.Name, s.Parent.SpanID())
 		}
 	}
+	// Each span is the service of the target that made it, though one process runs them all.
+	services := map[string]string{}
+	for _, sp := range spans {
+		name, _ := sp.Resource.Set().Value(semconv.ServiceNameKey)
+		services[sp.Name] = name.AsString()
+	}
+	for span, service := range map[string]string{"POST /api/v1/orders": "gateway", "order-commands place": "order-commands",
+		"queue stock.reserve": "fulfillment-saga", "job " + ns + ".jobs.stock.reserve": "inventory-commands",
+		"job " + ns + ".jobs.payment.authorize": "payment-commands", "POST /v1/authorizations": "payment-provider",
+		"job " + ns + ".jobs.order.confirm": "order-commands"} {
+		if services[span] != service {
+			t.Errorf("span %q is service %q, want %q", span, services[span], service)
+		}
+	}
+	if distinct := len(slices.Compact(slices.Sorted(maps.Values(services)))); distinct < 6 {
+		t.Errorf("the order's trace shows %d services (%v), want at least 6", distinct, services)
+	}
 	// The read models' batches are traces of their own, linked to the events they applied (each
 	// read model in its own time: wait for the slowest).
 	for _, projection := range []string{"project orders", "project fulfillment", "project catalog"} {
 		linked := func() bool {
 			return slices.ContainsFunc(exporter.GetSpans(), func(s tracetest.SpanStub) bool {
-				return s.Name == projection && slices.ContainsFunc(s.Links, func(l sdktrace.Link) bool { return l.SpanContext.TraceID().String() == traceID })
+				service, _ := s.Resource.Set().Value(semconv.ServiceNameKey)
+				want := "projector"
+				if projection == "project fulfillment" {
+					want = "fulfillment-saga"
+				}
+				return s.Name == projection && service.AsString() == want &&
+					slices.ContainsFunc(s.Links, func(l sdktrace.Link) bool { return l.SpanContext.TraceID().String() == traceID })
 			})
 		}
 		for deadline := time.Now().Add(10 * time.Second); !linked(); time.Sleep(50 * time.Millisecond) {

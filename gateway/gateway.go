@@ -71,7 +71,7 @@ func New(opts Options) http.Handler {
 			return r.Method + " " + r.URL.Path
 		}))
 	}
-	r.Use(traced, middleware.RequestID, g.correlation, g.accessLog, g.recoverer, g.cors())
+	r.Use(telemetry.Targeted("gateway"), traced, middleware.RequestID, g.correlation, g.accessLog, g.recoverer, g.cors())
 	r.Get("/healthz", ops.Healthz)
 	r.Get("/readyz", ops.Readyz(opts.Ready))
 	if opts.Metrics != nil {

@@ -326,7 +326,7 @@ func startTargets(svcCtx context.Context, d target.Deps, conns map[string]*nats.
 		if td.JS, err = jetstream.New(td.NC); err != nil {
 			return fmt.Errorf("jetstream: %w", err)
 		}
-		tctx := svcCtx
+		tctx := telemetry.WithTarget(svcCtx, t.Name) // its spans are its service's
 		if seeds != "" {
 			signer, err := Signer(t.Name, seeds)
 			if err != nil {

@@ -38,7 +38,7 @@ func Target(readModels ...Projection) target.Target {
 			if err := pr.Migrate(ctx); err != nil {
 				return err
 			}
-			p.Go(func(ctx context.Context) { _ = pr.Run(ctx) })
+			p.Go(ctx, func(ctx context.Context) { _ = pr.Run(ctx) })
 			p.Check(func(context.Context) error { return pr.Health() })
 		}
 		if err := ops.register(ctx); err != nil {

@@ -126,10 +126,18 @@ func (p *Process) Handler() http.Handler {
 // NewProcess returns a Process whose background work runs under ctx.
 func NewProcess(ctx context.Context) *Process { return &Process{ctx: ctx, values: map[any]any{}} }
 
-// Go runs f in the background until the process stops; Stop waits for it.
-func (p *Process) Go(f func(ctx context.Context)) {
+// Go runs f in the background until the process stops (Stop waits for it), under a context
+// with ctx's values: a target passes its own (its telemetry, its signer).
+func (p *Process) Go(ctx context.Context, f func(ctx context.Context)) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(p.ctx, cancel)
 	p.wg.Add(1)
-	go func() { defer p.wg.Done(); f(p.ctx) }()
+	go func() {
+		defer p.wg.Done()
+		defer stop()
+		defer cancel()
+		f(rctx)
+	}()
 }
 
 // Check adds a readiness check (/readyz).

@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/target"
 )
 
@@ -28,7 +29,7 @@ func Target(c Settings) target.Target {
 		if err != nil {
 			return fmt.Errorf("listen on %s (PAYMENT_PROVIDER_ADDR): %w", c.Addr, err)
 		}
-		h := otelhttp.NewHandler(New(c.Options).Handler(), "card gateway")
+		h := telemetry.Targeted("payment-provider")(otelhttp.NewHandler(New(c.Options).Handler(), "card gateway"))
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		p.OnStop(func() { _ = srv.Close() })

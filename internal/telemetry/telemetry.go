@@ -76,12 +76,9 @@ func Setup(ctx context.Context, service string, exp Exporter) (shutdown func(con
 	if err != nil {
 		return nil, fmt.Errorf("otlp exporter: %w", err)
 	}
-	res, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(),
-		resource.WithAttributes(semconv.ServiceName(service)))
-	if err != nil {
-		return nil, fmt.Errorf("otel resource: %w", err)
-	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(client), sdktrace.WithResource(res))
+	// Each target its own service (Router); service.namespace is the installation's name.
+	tp := NewRouter(sdktrace.NewBatchSpanProcessor(client), service, resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(),
+		resource.WithAttributes(semconv.ServiceNamespace("orderflow")))
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
 }

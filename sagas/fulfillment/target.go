@@ -33,15 +33,15 @@ func Target(opts Options) target.Target {
 				return err
 			}
 			p.Check(func(context.Context) error { return pr.Health() })
-			p.Go(func(ctx context.Context) { _ = pr.Run(ctx) })
+			p.Go(ctx, func(ctx context.Context) { _ = pr.Run(ctx) })
 			// Its commands say who queues them: the saga itself, signed with its identity's key when the
 			// process has one (the command services then carry out no command anyone else queued).
 			signer, _ := auth.SignerFrom(ctx)
-			p.Go(func(ctx context.Context) {
+			p.Go(ctx, func(ctx context.Context) {
 				ctx = auth.WithSigner(auth.With(ctx, auth.Principal{Subject: Actor, Role: auth.Service}), signer)
 				_ = saga.Dispatch(ctx, d.JS, d.Namespace)
 			})
-			p.Go(func(ctx context.Context) { _ = saga.Deadlines(ctx, deadlineTick) })
+			p.Go(ctx, func(ctx context.Context) { _ = saga.Deadlines(ctx, deadlineTick) })
 			w, err := projections.Follow(d.NC, d.Namespace, pool, Name)
 			if err != nil {
 				return err

@@ -1,0 +1,110 @@
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+)
+
+type targetKey struct{}
+
+// WithTarget returns ctx as target's: the spans started under it are that target's service
+// (service.name), whichever process runs it.
+func WithTarget(ctx context.Context, target string) context.Context {
+	return context.WithValue(ctx, targetKey{}, target)
+}
+
+// TargetOf is the target ctx works for ("" if none said).
+func TargetOf(ctx context.Context) string {
+	t, _ := ctx.Value(targetKey{}).(string)
+	return t
+}
+
+// Router is a tracer provider that gives each target its own: a span started under a context of
+// WithTarget comes from the target's provider, whose resource names the target as service.name;
+// other spans come from the fallback service's. One process running several targets (`orderflow
+// dev`, `serve --target=a,b`) thus shows them as the services they are. The providers share one
+// span processor (one batch, one exporter).
+type Router struct {
+	embedded.TracerProvider
+	processor sdktrace.SpanProcessor
+	attrs     []resource.Option
+	fallback  string
+
+	mu        sync.Mutex
+	providers map[string]*sdktrace.TracerProvider
+}
+
+// NewRouter returns a Router whose providers send their spans to processor, each with a resource
+// of attrs and its service's name (fallback for spans of no target).
+func NewRouter(processor sdktrace.SpanProcessor, fallback string, attrs ...resource.Option) *Router {
+	return &Router{processor: processor, attrs: attrs, fallback: fallback, providers: map[string]*sdktrace.TracerProvider{}}
+}
+
+// provider is service's provider, made at its first span.
+func (r *Router) provider(service string) *sdktrace.TracerProvider {
+	if service == "" {
+		service = r.fallback
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if tp, ok := r.providers[service]; ok {
+		return tp
+	}
+	res, err := resource.New(context.Background(), append(r.attrs, resource.WithAttributes(semconv.ServiceName(service)))...)
+	if err != nil { // a partial resource is still one: keep what was found
+		res = resource.NewSchemaless(semconv.ServiceName(service))
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.processor), sdktrace.WithResource(res))
+	r.providers[service] = tp
+	return tp
+}
+
+// Tracer implements trace.TracerProvider.
+func (r *Router) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return &routedTracer{router: r, name: name, opts: opts}
+}
+
+// Shutdown flushes and stops every provider (and so the shared processor, once).
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var first error
+	for _, tp := range r.providers {
+		if err := tp.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	if len(r.providers) == 0 {
+		return r.processor.Shutdown(ctx)
+	}
+	return first
+}
+
+// routedTracer starts each span from the provider of its context's target.
+type routedTracer struct {
+	embedded.Tracer
+	router *Router
+	name   string
+	opts   []trace.TracerOption
+}
+
+func (t *routedTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	return t.router.provider(TargetOf(ctx)).Tracer(t.name, t.opts...).Start(ctx, name, opts...)
+}
+
+// Targeted makes every request target's (WithTarget) before next sees it: an HTTP service's
+// spans, its request's span first, are the target's service.
+func Targeted(target string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(WithTarget(r.Context(), target)))
+		})
+	}
+}
