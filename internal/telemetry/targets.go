@@ -37,7 +37,7 @@ type Router struct {
 	attrs     []resource.Option
 	fallback  string
 
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	providers map[string]*sdktrace.TracerProvider
 }
 
@@ -52,6 +52,12 @@ func (r *Router) provider(service string) *sdktrace.TracerProvider {
 	if service == "" {
 		service = r.fallback
 	}
+	r.mu.RLock()
+	tp, ok := r.providers[service]
+	r.mu.RUnlock()
+	if ok {
+		return tp
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if tp, ok := r.providers[service]; ok {
@@ -61,7 +67,7 @@ func (r *Router) provider(service string) *sdktrace.TracerProvider {
 	if err != nil { // a partial resource is still one: keep what was found
 		res = resource.NewSchemaless(semconv.ServiceName(service))
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.processor), sdktrace.WithResource(res))
+	tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.processor), sdktrace.WithResource(res))
 	r.providers[service] = tp
 	return tp
 }
