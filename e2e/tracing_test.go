@@ -1,18 +1,23 @@
 package e2e
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 
 	"github.com/orderflow/orderflow/internal/telemetry"
+	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
@@ -22,15 +27,19 @@ import (
 // append, the saga's queued commands and their handlers (inventory, payment), the payment
 // service's call to the card gateway and the gateway's answer; every span's parent is in the trace
 // (the first's is the client's); each span is the service (service.name) of the target that made
-// it, though one process runs them all; and the projectors' batches that applied its events link
-// to it.
+// it, though one process runs them all; the projectors' batches that applied its events link to
+// it; and the log records exported meanwhile (OpenTelemetry's slog bridge) are their targets'
+// services' and carry its trace.
 func TestOneTraceFollowsAnOrder(t *testing.T) {
 	exporter := tracetest.NewInMemoryExporter()
 	tp := telemetry.NewRouter(sdktrace.NewSimpleSpanProcessor(exporter), "orderflow") // as Setup installs it, exporting here
 	otel.SetTracerProvider(tp)                                                        // the process's global provider: other tests' spans are left out by trace id
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	logs := &logSink{}
+	platform.LogExporter = logs // as OTLP export would send them
+	t.Cleanup(func() { platform.LogExporter = nil })
 	ns := string(natstest.Namespace(t))
-	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms")
+	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms", "ORDERFLOW_LOG_LEVEL", "debug")
 	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"traced","sku":"TRACED-1","name":"Traced","priceCents":100}`, nil); s != 201 {
 		t.Fatalf("add product: %d %s", s, b)
 	}
@@ -111,6 +120,15 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 			}
 		}
 	}
+	// Its log records, exported, are its targets' services' and carry its trace.
+	byService := map[string]int{}
+	for deadline := time.Now().Add(15 * time.Second); len(byService) < 4 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		byService = logs.servicesOf(traceID)
+	}
+	if len(byService) < 4 {
+		t.Errorf("log records with the order's trace id come from %v, want at least 4 targets", byService)
+	}
+	t.Logf("the order's log records by service: %v", byService)
 	// Its latencies point to it: exemplars in the OpenMetrics answer of /metrics.
 	_, _, metrics := call(t, "GET", base+"/metrics", "", map[string]string{"Accept": "application/openmetrics-text; version=1.0.0"})
 	for _, series := range []string{`orderflow_http_request_duration_seconds_bucket{method="POST",route="/api/v1/orders",status="201"`,
@@ -123,4 +141,46 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 		}
 	}
 	t.Logf("the order's trace: %d spans: %s", len(spans), strings.Join(names, ", "))
+}
+
+// logSink keeps the log records exported to it.
+type logSink struct {
+	mu      sync.Mutex
+	records []sdklog.Record
+}
+
+func (s *logSink) Export(_ context.Context, records []sdklog.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range records {
+		s.records = append(s.records, r.Clone())
+	}
+	return nil
+}
+func (s *logSink) Shutdown(context.Context) error   { return nil }
+func (s *logSink) ForceFlush(context.Context) error { return nil }
+
+// servicesOf counts the records of trace id by their service (service.name), of those whose
+// target attribute names that service too.
+func (s *logSink) servicesOf(id string) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, r := range s.records {
+		if r.TraceID().String() != id {
+			continue
+		}
+		service, _ := r.Resource().Set().Value(semconv.ServiceNameKey)
+		target := ""
+		r.WalkAttributes(func(kv attribute.KeyValue) bool {
+			if kv.Key == "target" {
+				target = kv.Value.AsString()
+			}
+			return true
+		})
+		if target == service.AsString() {
+			out[target]++
+		}
+	}
+	return out
 }

@@ -111,6 +111,9 @@ type Config struct {
 	// Traces turns trace export on: OTEL_EXPORTER_OTLP_ENDPOINT or _TRACES_ENDPOINT, over
 	// OTEL_EXPORTER_OTLP_PROTOCOL (the SDK reads the other OTEL_* variables itself).
 	Traces telemetry.Exporter
+	// Logs turns log export on: the same variables as Traces (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT
+	// for logs only), unless OTEL_LOGS_EXPORTER=none. Output logs stay as they are.
+	Logs telemetry.Exporter
 	// DebugAddr, if set, serves Go's profiles (/debug/pprof/, each target's goroutines labelled
 	// target=<name>) and runtime figures (/debug/vars) there (ORDERFLOW_DEBUG_ADDR; keep it on
 	// localhost or a private network).
@@ -225,6 +228,7 @@ func (c *Config) readNATS(env environment) error {
 // read-your-writes timeout.
 func (c *Config) readProcess(env environment) error {
 	c.Traces = telemetry.ExporterFromEnv(env)
+	c.Logs = telemetry.LogsFromEnv(env)
 	c.DebugAddr = env("ORDERFLOW_DEBUG_ADDR")
 	if env("GOGC") == "" {
 		c.GCPercent = DefaultGCPercent

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 
 	"github.com/orderflow/orderflow/dev/pgcluster"
 	"github.com/orderflow/orderflow/domain"
@@ -85,15 +86,50 @@ func databaseConns(targets []target.Target) []target.Database {
 
 // NewLogger is the process's logger: text or JSON, at cfg's level, lines joined to their traces.
 func NewLogger(cfg Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: logLevel(cfg)}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	// Lines carry their trace; a flood of one warning is a line per 10 s with a count.
 	return slog.New(telemetry.NewQuieter(telemetry.LogHandler{Handler: h}, 10*time.Second))
+}
+
+func logLevel(cfg Config) slog.Level {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	return level
+}
+
+// LogExporter, if set, is where every target's log records go besides its output, as OTLP export
+// would send them (tests; OTEL_EXPORTER_OTLP_ENDPOINT otherwise).
+var LogExporter sdklog.Exporter
+
+// openLogs sets up the export of logs cfg asks for (nil: none), flushed at done.
+func openLogs(ctx context.Context, cfg Config, done *Cleanup) (*telemetry.Logs, error) {
+	exp := LogExporter
+	if exp == nil {
+		var err error
+		if exp, err = telemetry.LogExporter(ctx, cfg.Logs); err != nil || exp == nil {
+			return nil, err
+		}
+	}
+	logs := telemetry.NewLogs(sdklog.NewBatchProcessor(exp), telemetry.Service(cfg.Targets))
+	done.Add(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = logs.Shutdown(ctx) // flush what is still buffered
+	})
+	return logs, nil
+}
+
+// exported is l whose records also go to h (a target's OpenTelemetry logs; nil: none), at cfg's
+// level.
+func exported(l *slog.Logger, h slog.Handler, cfg Config) *slog.Logger {
+	if h == nil {
+		return l
+	}
+	return slog.New(telemetry.Tee(l.Handler(), telemetry.AtLeast(h, logLevel(cfg))))
 }
 
 // Cleanup runs functions in reverse order of registration.

@@ -46,9 +46,14 @@ const (
 // infrastructure dev needs (PostgreSQL, NATS), connect each target to NATS as itself, open what
 // the targets share, start them, serve HTTP.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func(httpAddr string)) (err error) {
-	log := NewLogger(cfg, stderr)
 	var done Cleanup
 	defer func() { done.Run() }()
+	logs, err := openLogs(ctx, cfg, &done)
+	if err != nil {
+		return err
+	}
+	output := NewLogger(cfg, stderr)
+	log := exported(output, logs.Handler(""), cfg)
 	if err := tune(ctx, cfg, log, &done); err != nil {
 		return err
 	}
@@ -69,7 +74,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer, onReady func
 	if err != nil {
 		return err
 	}
-	if err := startTargets(svcCtx, d, conns, access.seeds, selected, proc); err != nil {
+	d.Log = output
+	if err := startTargets(svcCtx, d, conns, access.seeds, selected, proc, func(t string) *slog.Logger { return exported(output, logs.Handler(t), cfg) }); err != nil {
 		return err
 	}
 	handler := proc.Handler() // the gateway's API; the other targets serve /healthz, /readyz and /metrics
@@ -314,13 +320,14 @@ func horizonAge(pg *postgres.Store) prometheus.Collector {
 		})
 }
 
-// startTargets starts each selected target with its own connection, logger and signing key, its
-// work labelled with its name in CPU profiles.
-func startTargets(svcCtx context.Context, d target.Deps, conns map[string]*nats.Conn, seeds string, selected []target.Target, proc *target.Process) error {
-	log := d.Log
+// startTargets starts each selected target with its own connection, logger (logger's, which
+// exports as the target's service when logs are exported) and signing key, its work labelled with
+// its name in CPU profiles.
+func startTargets(svcCtx context.Context, d target.Deps, conns map[string]*nats.Conn, seeds string, selected []target.Target, proc *target.Process,
+	logger func(target string) *slog.Logger) error {
 	for _, t := range selected {
 		td := d
-		td.Log = log.With("target", t.Name)
+		td.Log = logger(t.Name).With("target", t.Name)
 		td.NC = conns[t.Name]
 		var err error
 		if td.JS, err = jetstream.New(td.NC); err != nil {

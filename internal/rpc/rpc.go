@@ -223,7 +223,7 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			defer func() { telemetry.Observe(ctx, telemetry.NATSRequests.WithLabelValues(s.name, name, outcome), start) }()
 			if err == nil {
 				s.record(name, time.Since(start), false)
-				s.log.Debug("request", "endpoint", name, "outcome", "ok", "duration_ms", time.Since(start).Milliseconds())
+				s.log.DebugContext(ctx, "request", "endpoint", name, "outcome", "ok", "duration_ms", time.Since(start).Milliseconds())
 			} else {
 				e := s.toError(err)
 				s.record(name, time.Since(start), true)
@@ -249,7 +249,7 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 				return
 			}
 			if err := s.nc.PublishMsg(msg); err != nil {
-				s.log.Warn("respond", "endpoint", name, "err", err)
+				s.log.WarnContext(ctx, "respond", "endpoint", name, "err", err)
 			}
 		}
 		if s.ctx.Err() != nil {

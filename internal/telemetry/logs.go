@@ -1,0 +1,177 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/contrib/bridges/otelslog"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/sdk/resource"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+)
+
+// LogsFromEnv says where logs go, as the trace export's variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
+// or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT; /v1/logs is added to a base URL for http/protobuf; the
+// protocol variables), unless OTEL_LOGS_EXPORTER is none.
+func LogsFromEnv(getenv func(string) string) Exporter {
+	if exp := getenv("OTEL_LOGS_EXPORTER"); exp == "none" {
+		return Exporter{}
+	}
+	e := Exporter{Protocol: firstOf(getenv("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")}
+	switch base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); {
+	case getenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") != "":
+		e.Endpoint = getenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+	case base != "" && e.Protocol == "http/protobuf":
+		e.Endpoint = strings.TrimSuffix(base, "/") + "/v1/logs"
+	default:
+		e.Endpoint = base
+	}
+	return e
+}
+
+// LogExporter is the OTLP log exporter exp names (nil, nil without an endpoint).
+func LogExporter(ctx context.Context, exp Exporter) (sdklog.Exporter, error) {
+	switch {
+	case exp.Endpoint == "":
+		return nil, nil
+	case exp.Protocol == "grpc":
+		return otlploggrpc.New(ctx, otlploggrpc.WithEndpointURL(exp.Endpoint))
+	case exp.Protocol == "http/protobuf" || exp.Protocol == "":
+		return otlploghttp.New(ctx, otlploghttp.WithEndpointURL(exp.Endpoint))
+	}
+	return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", exp.Protocol)
+}
+
+// Logs sends log records to OpenTelemetry as each target's service: a logger provider per target
+// (its resource names it as service.name), sharing one batch processor and exporter, bridged
+// from log/slog. A nil *Logs exports nothing.
+type Logs struct {
+	processor sdklog.Processor
+	fallback  string
+
+	mu        sync.Mutex
+	providers map[string]*sdklog.LoggerProvider
+}
+
+// NewLogs returns Logs exporting through processor (e.g. sdklog.NewBatchProcessor), with
+// fallback the service of records of no target.
+func NewLogs(processor sdklog.Processor, fallback string) *Logs {
+	return &Logs{processor: processor, fallback: fallback, providers: map[string]*sdklog.LoggerProvider{}}
+}
+
+// Handler is target's slog handler into OpenTelemetry: its records carry the trace and span of
+// their context (InfoContext and the like) and its correlation id. Nil without export.
+func (l *Logs) Handler(target string) slog.Handler {
+	if l == nil {
+		return nil
+	}
+	if target == "" {
+		target = l.fallback
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lp, ok := l.providers[target]
+	if !ok {
+		res, err := resource.New(context.Background(), resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(),
+			resource.WithAttributes(semconv.ServiceNamespace("orderflow"), semconv.ServiceName(target)))
+		if err != nil {
+			res = resource.NewSchemaless(semconv.ServiceName(target))
+		}
+		lp = sdklog.NewLoggerProvider(sdklog.WithProcessor(l.processor), sdklog.WithResource(res))
+		l.providers[target] = lp
+	}
+	return correlated{otelslog.NewHandler(Name, otelslog.WithLoggerProvider(lp))}
+}
+
+// Shutdown flushes and stops every provider.
+func (l *Logs) Shutdown(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first error
+	for _, lp := range l.providers {
+		if err := lp.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	if len(l.providers) == 0 {
+		return l.processor.Shutdown(ctx)
+	}
+	return first
+}
+
+// correlated adds the correlation id of a record's context (the bridge takes its trace and span).
+type correlated struct{ slog.Handler }
+
+func (h correlated) Handle(ctx context.Context, r slog.Record) error {
+	if id, ok := ctx.Value(correlationKey{}).(string); ok {
+		r.AddAttrs(slog.String("correlation_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h correlated) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return correlated{h.Handler.WithAttrs(attrs)}
+}
+func (h correlated) WithGroup(name string) slog.Handler { return correlated{h.Handler.WithGroup(name)} }
+
+// Tee is a handler that gives each record to both a and b (b may be nil: a alone).
+func Tee(a, b slog.Handler) slog.Handler {
+	if b == nil {
+		return a
+	}
+	return tee{a, b}
+}
+
+type tee struct{ a, b slog.Handler }
+
+func (t tee) Enabled(ctx context.Context, level slog.Level) bool {
+	return t.a.Enabled(ctx, level) || t.b.Enabled(ctx, level)
+}
+
+func (t tee) Handle(ctx context.Context, r slog.Record) error {
+	var errA, errB error
+	if t.a.Enabled(ctx, r.Level) {
+		errA = t.a.Handle(ctx, r.Clone())
+	}
+	if t.b.Enabled(ctx, r.Level) {
+		errB = t.b.Handle(ctx, r)
+	}
+	if errA != nil {
+		return errA
+	}
+	return errB
+}
+
+func (t tee) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return tee{t.a.WithAttrs(attrs), t.b.WithAttrs(attrs)}
+}
+func (t tee) WithGroup(name string) slog.Handler { return tee{t.a.WithGroup(name), t.b.WithGroup(name)} }
+
+// AtLeast is h for records of level or above only (nil stays nil).
+func AtLeast(h slog.Handler, level slog.Leveler) slog.Handler {
+	if h == nil {
+		return nil
+	}
+	return leveled{h, level}
+}
+
+type leveled struct {
+	slog.Handler
+	level slog.Leveler
+}
+
+func (h leveled) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= h.level.Level() && h.Handler.Enabled(ctx, level)
+}
+func (h leveled) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return leveled{h.Handler.WithAttrs(attrs), h.level}
+}
+func (h leveled) WithGroup(name string) slog.Handler { return leveled{h.Handler.WithGroup(name), h.level} }
