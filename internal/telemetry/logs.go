@@ -153,7 +153,9 @@ func (t tee) Handle(ctx context.Context, r slog.Record) error {
 func (t tee) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return tee{t.a.WithAttrs(attrs), t.b.WithAttrs(attrs)}
 }
-func (t tee) WithGroup(name string) slog.Handler { return tee{t.a.WithGroup(name), t.b.WithGroup(name)} }
+func (t tee) WithGroup(name string) slog.Handler {
+	return tee{t.a.WithGroup(name), t.b.WithGroup(name)}
+}
 
 // AtLeast is h for records of level or above only (nil stays nil).
 func AtLeast(h slog.Handler, level slog.Leveler) slog.Handler {
@@ -174,4 +176,6 @@ func (h leveled) Enabled(ctx context.Context, level slog.Level) bool {
 func (h leveled) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return leveled{h.Handler.WithAttrs(attrs), h.level}
 }
-func (h leveled) WithGroup(name string) slog.Handler { return leveled{h.Handler.WithGroup(name), h.level} }
+func (h leveled) WithGroup(name string) slog.Handler {
+	return leveled{h.Handler.WithGroup(name), h.level}
+}
