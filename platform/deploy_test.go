@@ -124,8 +124,11 @@ func TestComposeFile(t *testing.T) {
 		checkTLS(t, "compose "+name, cfg, func(path string) bool {
 			return slices.ContainsFunc(svc.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+path+":ro") })
 		})
-		if u := cfg.Traces.Endpoint; !strings.HasPrefix(u, "http://jaeger:") || !strings.HasPrefix(compose.Services["jaeger"].Image, "jaegertracing/") {
-			t.Errorf("compose %s: exports traces to %q, want the compose file's Jaeger", name, u)
+		if u := cfg.Traces.Endpoint; !strings.HasPrefix(u, "http://otel-collector:") || !strings.HasPrefix(compose.Services["otel-collector"].Image, "otel/opentelemetry-collector") {
+			t.Errorf("compose %s: exports traces to %q, want the compose file's OpenTelemetry Collector", name, u)
+		}
+		if u := cfg.Logs.Endpoint; !strings.HasPrefix(u, "http://otel-collector:") {
+			t.Errorf("compose %s: exports logs to %q, want the compose file's OpenTelemetry Collector", name, u)
 		}
 		for dep, c := range svc.DependsOn {
 			if _, ok := compose.Services[dep]; !ok || c.Condition != "service_healthy" {
@@ -496,5 +499,75 @@ func namesAll(t *testing.T, path, format, complaint string, names []string) {
 		if !strings.Contains(string(text), fmt.Sprintf(format, name)) {
 			t.Errorf(complaint, name)
 		}
+	}
+}
+
+// TestLogsAndTracesMeetInGrafana: the compose file's collector sends traces to its Jaeger and logs
+// to its Loki; Grafana has both, a log line's trace id opens its trace and a span its logs; the
+// dashboard has a panel of errors by target from the logs.
+func TestLogsAndTracesMeetInGrafana(t *testing.T) {
+	t.Parallel()
+	var collector struct {
+		Exporters map[string]struct{ Endpoint string }
+		Service   struct {
+			Pipelines map[string]struct{ Receivers, Exporters []string }
+		}
+	}
+	data, err := os.ReadFile("../deploy/otel-collector.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &collector); err != nil {
+		t.Fatal(err)
+	}
+	for pipeline, want := range map[string]string{"traces": "jaeger:4317", "logs": "http://loki:3100/otlp"} {
+		p := collector.Service.Pipelines[pipeline]
+		if !slices.Contains(p.Receivers, "otlp") || len(p.Exporters) != 1 || collector.Exporters[p.Exporters[0]].Endpoint != want {
+			t.Errorf("collector pipeline %s: %+v (exporters %+v), want OTLP in and %s out", pipeline, p, collector.Exporters, want)
+		}
+	}
+	compose, _ := os.ReadFile("../deploy/docker-compose.yml")
+	for _, want := range []string{"./otel-collector.yaml:/etc/otelcol/config.yaml", "image: grafana/loki:", "image: jaegertracing/"} {
+		if !strings.Contains(string(compose), want) {
+			t.Errorf("docker-compose.yml has no %s", want)
+		}
+	}
+	var sources struct {
+		Datasources []struct {
+			UID      string
+			Type     string
+			JSONData struct {
+				DerivedFields []struct {
+					MatcherRegex  string `yaml:"matcherRegex"`
+					DatasourceUID string `yaml:"datasourceUid"`
+				} `yaml:"derivedFields"`
+				TracesToLogs struct {
+					DatasourceUID   string `yaml:"datasourceUid"`
+					FilterByTraceID bool   `yaml:"filterByTraceID"`
+				} `yaml:"tracesToLogsV2"`
+			} `yaml:"jsonData"`
+		}
+	}
+	data, err = os.ReadFile("../deploy/grafana/provisioning/datasources/logs-and-traces.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &sources); err != nil {
+		t.Fatal(err)
+	}
+	byUID := map[string]int{}
+	for i, s := range sources.Datasources {
+		byUID[s.UID] = i
+	}
+	loki, jaeger := sources.Datasources[byUID["loki"]], sources.Datasources[byUID["jaeger"]]
+	if loki.Type != "loki" || len(loki.JSONData.DerivedFields) != 1 || loki.JSONData.DerivedFields[0].MatcherRegex != "trace_id" || loki.JSONData.DerivedFields[0].DatasourceUID != "jaeger" {
+		t.Errorf("Loki data source %+v: want its trace_id to open the trace in Jaeger", loki)
+	}
+	if jaeger.Type != "jaeger" || jaeger.JSONData.TracesToLogs.DatasourceUID != "loki" || !jaeger.JSONData.TracesToLogs.FilterByTraceID {
+		t.Errorf("Jaeger data source %+v: want a span to open its logs in Loki", jaeger)
+	}
+	dashboard, _ := os.ReadFile("../deploy/grafana/dashboards/orderflow.json")
+	if !strings.Contains(string(dashboard), `"title": "Logs: errors by target"`) || !strings.Contains(string(dashboard), `"uid": "loki"`) {
+		t.Error("the dashboard has no panel of errors by target from the logs")
 	}
 }
