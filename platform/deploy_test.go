@@ -241,8 +241,9 @@ func TestKubernetesBase(t *testing.T) {
 	}
 }
 
-// TestKubernetesObservabilityOverlay: the overlay adds a trace backend with probes and resources,
-// and points every target's export at it.
+// TestKubernetesObservabilityOverlay: the overlay adds a collector (the compose file's
+// configuration), a trace backend and a logs backend with probes and resources, and points every
+// target's export at the collector.
 func TestKubernetesObservabilityOverlay(t *testing.T) {
 	dir := "../deploy/k8s/overlays/observability"
 	var kust struct {
@@ -254,9 +255,17 @@ func TestKubernetesObservabilityOverlay(t *testing.T) {
 		t.Fatalf("overlay resources %v: want the base", kust.Resources)
 	}
 	otlpPort := ""
+	services := map[string]bool{}
 	for _, file := range kust.Resources[1:] {
 		for _, doc := range readDocs(t, filepath.Join(dir, file)) {
 			switch doc["kind"] {
+			case "ConfigMap": // the collector's configuration is the compose file's
+				var cm struct{ Data map[string]string }
+				remarshal(t, doc, &cm)
+				want, _ := os.ReadFile("../deploy/otel-collector.yaml")
+				if cm.Data["config.yaml"] != string(want) {
+					t.Errorf("overlay %s: the collector's config.yaml is not deploy/otel-collector.yaml", file)
+				}
 			case "Deployment":
 				var d deployment
 				remarshal(t, doc, &d)
@@ -278,6 +287,7 @@ func TestKubernetesObservabilityOverlay(t *testing.T) {
 					}
 				}
 				remarshal(t, doc, &svc)
+				services[svc.Metadata.Name] = true
 				for _, p := range svc.Spec.Ports {
 					if p.Name == "otlp-http" {
 						otlpPort = "http://" + svc.Metadata.Name + ":" + itoa(p.Port)
@@ -294,8 +304,13 @@ func TestKubernetesObservabilityOverlay(t *testing.T) {
 			}
 		}
 	}
-	if otlpPort == "" || config["OTEL_EXPORTER_OTLP_ENDPOINT"] != otlpPort {
-		t.Errorf("overlay: targets export to %q, the overlay's OTLP service is %q", config["OTEL_EXPORTER_OTLP_ENDPOINT"], otlpPort)
+	if otlpPort != "http://otel-collector:4318" || config["OTEL_EXPORTER_OTLP_ENDPOINT"] != otlpPort {
+		t.Errorf("overlay: targets export to %q, the overlay's OTLP service is %q; want its collector", config["OTEL_EXPORTER_OTLP_ENDPOINT"], otlpPort)
+	}
+	for _, backend := range []string{"jaeger", "loki"} { // where the collector's pipelines go
+		if !services[backend] {
+			t.Errorf("overlay: no %s service for the collector to send to", backend)
+		}
 	}
 }
 
