@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -60,6 +62,7 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 	goal := fs.Duration("goal", 250*time.Millisecond, "the placed→confirmed p99 a rate must keep to count as sustained")
 	chart := fs.String("chart", "", "write an SVG chart of p99 latency against offered rate here")
 	profile := fs.String("cpuprofile", "", "write the platform's CPU profile of each run to this file (suffixed with products and rate when there are several runs)")
+	export := fs.Int("export", 0, "also measure, at this rate over the first mix, what exporting traces and logs (OTLP, to a sink in this process) costs against not: two runs, a ratio")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		rates, err := ints(*ratesFlag)
 		if err != nil {
@@ -82,7 +85,7 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 				if save != "" && len(mixes)*len(rates) > 1 {
 					save = fmt.Sprintf("%s.%d-%d", save, products, rate)
 				}
-				r, err := openLoop(ctx, server, products, rate, *duration, save, stdout)
+				r, err := openLoop(ctx, server, products, rate, *duration, save, nil, stdout)
 				if err != nil {
 					return fmt.Errorf("%d/s over %d products: %w", rate, products, err)
 				}
@@ -113,6 +116,11 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 		if len(mixes) == 2 && sustained[mixes[0]] > 0 {
 			fmt.Fprintf(stdout, "open loop: sustained rate of %d product(s) against %d: ratio %.2f\n", mixes[1], mixes[0], float64(sustained[mixes[1]])/float64(sustained[mixes[0]]))
 		}
+		if *export > 0 {
+			if err := exportCost(ctx, server, mixes[0], *export, *duration, stdout); err != nil {
+				return err
+			}
+		}
 		if *chart != "" {
 			if err := os.MkdirAll(filepath.Dir(*chart), 0o755); err != nil {
 				return err
@@ -139,9 +147,14 @@ func ints(s string) ([]int, error) {
 }
 
 // openLoop is one run on a fresh platform in a process of its own, on server.
-func openLoop(ctx context.Context, server pgServer, products, rate int, duration time.Duration, profilePath string, stdout io.Writer) (openRun, error) {
+func openLoop(ctx context.Context, server pgServer, products, rate int, duration time.Duration, profilePath string, env map[string]string, stdout io.Writer) (openRun, error) {
 	r := openRun{products: products, rate: rate}
-	p, err := startChildPlatform(ctx, fmt.Sprintf("open_%d_%d", products, rate), server, map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms", "GATEWAY_RATE_LIMIT": "0"}, stdout)
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["PAYMENT_PROVIDER_LATENCY"], env["GATEWAY_RATE_LIMIT"] = "5ms", "0"
+	p, err := startChildPlatform(ctx, fmt.Sprintf("open_%d_%d", products, rate), server, env, stdout)
 	if err != nil {
 		return r, err
 	}
@@ -502,4 +515,34 @@ func cpuProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// exportCost runs rate over products twice, export off then on (traces and logs over OTLP/HTTP
+// to a sink in this process that answers at once), and prints what export costs as ratios.
+func exportCost(ctx context.Context, server pgServer, products, rate int, duration time.Duration, stdout io.Writer) error {
+	var received atomic.Int64
+	sink := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		received.Add(n)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = sink.Serve(ln) }()
+	defer sink.Close()
+	fmt.Fprintf(stdout, "export: %d orders/s over %d product(s), export off then on…\n", rate, products)
+	off, err := openLoop(ctx, server, products, rate, duration, "", nil, stdout)
+	if err != nil {
+		return fmt.Errorf("export off: %w", err)
+	}
+	on, err := openLoop(ctx, server, products, rate, duration, "", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String()}, stdout)
+	if err != nil {
+		return fmt.Errorf("export on: %w", err)
+	}
+	fmt.Fprintf(stdout, "export of traces and logs: %.1f KiB per order sent; CPU per order %s on vs %s off; confirmed p99 %s vs %s\n",
+		float64(received.Load())/1024/float64(max(on.placed, 1)), ms(on.cpu()), ms(off.cpu()), pct(on.confirmed, 99), pct(off.confirmed, 99))
+	fmt.Fprintf(stdout, "export on vs off: CPU per order ratio %.2f\n", float64(on.cpu())/float64(max(off.cpu(), 1)))
+	return nil
 }

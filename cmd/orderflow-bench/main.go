@@ -21,8 +21,9 @@ const usage = `orderflow-bench: orderflow's benchmarks, each against a baseline 
 Usage:
   orderflow-bench append [--writers N] [--duration D]   postgres append throughput vs raw INSERT
   orderflow-bench saga [--orders N] [--rate R]          orders/s and latency placed→confirmed
-  orderflow-bench open [--rates R1,R2] [--products N1,N2] [--duration D] [--chart FILE]
+  orderflow-bench open [--rates R1,R2] [--products N1,N2] [--duration D] [--chart FILE] [--export R]
                                                         open loop: latency at a fixed arrival rate
+                                                        (--export: traces and logs exported vs not at R)
   orderflow-bench rebuild [--events N]                  orders read model rebuild vs raw COPY
   orderflow-bench gateway [--clients N]                 GraphQL reads through the gateway vs the query services
   orderflow-bench tracing [--orders N] [--rounds R]     saga throughput with trace export on vs off
