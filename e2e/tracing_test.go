@@ -128,6 +128,11 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 	if len(byService) < 4 {
 		t.Errorf("log records with the order's trace id come from %v, want at least 4 targets", byService)
 	}
+	for key := range byService {
+		if strings.Contains(key, " ") {
+			t.Errorf("log records of the order's trace: %s", key)
+		}
+	}
 	t.Logf("the order's log records by service: %v", byService)
 	// Its latencies point to it: exemplars in the OpenMetrics answer of /metrics.
 	_, _, metrics := call(t, "GET", base+"/metrics", "", map[string]string{"Accept": "application/openmetrics-text; version=1.0.0"})
@@ -160,8 +165,8 @@ func (s *logSink) Export(_ context.Context, records []sdklog.Record) error {
 func (s *logSink) Shutdown(context.Context) error   { return nil }
 func (s *logSink) ForceFlush(context.Context) error { return nil }
 
-// servicesOf counts the records of trace id by their service (service.name), of those whose
-// target attribute names that service too.
+// servicesOf counts the records of trace id by their service (service.name); those whose target
+// attribute names another service, or that carry no correlation id, under keys that say so.
 func (s *logSink) servicesOf(id string) map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,14 +176,22 @@ func (s *logSink) servicesOf(id string) map[string]int {
 			continue
 		}
 		service, _ := r.Resource().Set().Value(semconv.ServiceNameKey)
-		target := ""
+		target, correlation := "", ""
 		r.WalkAttributes(func(kv attribute.KeyValue) bool {
-			if kv.Key == "target" {
+			switch kv.Key {
+			case "target":
 				target = kv.Value.AsString()
+			case "correlation_id":
+				correlation = kv.Value.AsString()
 			}
 			return true
 		})
-		if target == service.AsString() {
+		switch {
+		case target != service.AsString():
+			out["service "+service.AsString()+" of a record of target "+target]++
+		case correlation == "":
+			out["without a correlation id: "+target]++
+		default:
 			out[target]++
 		}
 	}

@@ -64,8 +64,8 @@ type Message struct {
 	Endpoint, ID string
 	Data         []byte
 	// TraceParent and TraceState continue the trace of the flow that decided the command (its
-	// message headers); empty: none.
-	TraceParent, TraceState string
+	// message headers); empty: none. Correlation is the flow's correlation id (its baggage).
+	TraceParent, TraceState, Correlation string
 }
 
 // PublishAll queues msgs without waiting for each acknowledgement in turn, then waits for them
@@ -91,11 +91,15 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, 
 			}
 		}
 		msg := &nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data, Header: nats.Header{}}
-		if m.TraceParent != "" {
-			pctx, span := telemetry.Tracer().Start(telemetry.WithParent(ctx, m.TraceParent, m.TraceState), "queue "+m.Endpoint,
-				trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("orderflow.command_id", m.ID)))
+		if m.TraceParent != "" || m.Correlation != "" {
+			pctx := telemetry.WithCorrelation(ctx, m.Correlation)
+			if m.TraceParent != "" {
+				var span trace.Span
+				pctx, span = telemetry.Tracer().Start(telemetry.WithParent(pctx, m.TraceParent, m.TraceState), "queue "+m.Endpoint,
+					trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("orderflow.command_id", m.ID)))
+				span.End()
+			}
 			telemetry.Inject(pctx, msg.Header)
-			span.End()
 		}
 		if assertion != "" {
 			msg.Header.Set(auth.AssertionHeader, assertion)

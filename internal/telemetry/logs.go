@@ -111,7 +111,7 @@ func (l *Logs) Shutdown(ctx context.Context) error {
 type correlated struct{ slog.Handler }
 
 func (h correlated) Handle(ctx context.Context, r slog.Record) error {
-	if id, ok := ctx.Value(correlationKey{}).(string); ok {
+	if id := CorrelationOf(ctx); id != "" {
 		r.AddAttrs(slog.String("correlation_id", id))
 	}
 	return h.Handler.Handle(ctx, r)

@@ -12,10 +12,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -107,7 +109,7 @@ func (h Headers) Keys() []string {
 
 // Inject writes ctx's trace context into NATS headers, and reports whether there was one.
 func Inject(ctx context.Context, h nats.Header) bool {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
 		return false
 	}
 	otel.GetTextMapPropagator().Inject(ctx, Headers(h))
@@ -176,12 +178,36 @@ func End(span trace.Span, err error) {
 
 type correlationKey struct{}
 
-// WithCorrelation returns ctx carrying the correlation id of the flow it works for, for its logs.
+// WithCorrelation returns ctx carrying the correlation id of the flow it works for, for its logs;
+// also as W3C baggage (correlation_id), so that it travels with the trace context wherever that
+// goes (NATS headers, HTTP calls, queued commands).
 func WithCorrelation(ctx context.Context, id string) context.Context {
 	if id == "" {
 		return ctx
 	}
-	return context.WithValue(ctx, correlationKey{}, id)
+	ctx = context.WithValue(ctx, correlationKey{}, id)
+	if m, err := baggage.NewMember(correlationMember, url.PathEscape(id)); err == nil {
+		if b, err := baggage.FromContext(ctx).SetMember(m); err == nil {
+			ctx = baggage.ContextWithBaggage(ctx, b)
+		}
+	}
+	return ctx
+}
+
+// correlationMember is the baggage member of the correlation id.
+const correlationMember = "correlation_id"
+
+// CorrelationOf is the correlation id ctx carries: its own, else its baggage's ("" if none).
+func CorrelationOf(ctx context.Context) string {
+	if id, ok := ctx.Value(correlationKey{}).(string); ok {
+		return id
+	}
+	if v := baggage.FromContext(ctx).Member(correlationMember).Value(); v != "" {
+		if id, err := url.PathUnescape(v); err == nil {
+			return id
+		}
+	}
+	return ""
 }
 
 // LogHandler adds the trace_id, span_id and correlation_id of the record's context to every log
@@ -192,7 +218,7 @@ func (h LogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
-	if id, ok := ctx.Value(correlationKey{}).(string); ok {
+	if id := CorrelationOf(ctx); id != "" {
 		r.AddAttrs(slog.String("correlation_id", id))
 	}
 	return h.Handler.Handle(ctx, r)

@@ -288,8 +288,8 @@ func (s *Saga) send(ctx context.Context, js jetstream.JetStream, ns wire.Namespa
 			return err
 		}
 		msgs[i] = jobs.Message{Endpoint: c.Endpoint, ID: c.ID, Data: data}
-		if m, ok := commandMeta(c.Payload); ok { // the flow's trace continues in the queue
-			msgs[i].TraceParent, msgs[i].TraceState = m.TraceParent, m.TraceState
+		if m, ok := commandMeta(c.Payload); ok { // the flow's trace and correlation continue in the queue
+			msgs[i].TraceParent, msgs[i].TraceState, msgs[i].Correlation = m.TraceParent, m.TraceState, m.CorrelationID
 		}
 	}
 	n, perr := jobs.PublishAll(ctx, js, ns, msgs)
@@ -350,8 +350,8 @@ func (s *Saga) dispatchOnce(ctx context.Context, js jetstream.JetStream, ns wire
 		for i, c := range cmds {
 			msgs[i] = jobs.Message{Endpoint: c.endpoint, ID: c.id, Data: c.payload}
 			var p struct{ Meta wire.CommandMeta }
-			if json.Unmarshal(c.payload, &p) == nil { // the flow's trace continues in the queue
-				msgs[i].TraceParent, msgs[i].TraceState = p.Meta.TraceParent, p.Meta.TraceState
+			if json.Unmarshal(c.payload, &p) == nil { // the flow's trace and correlation continue in the queue
+				msgs[i].TraceParent, msgs[i].TraceState, msgs[i].Correlation = p.Meta.TraceParent, p.Meta.TraceState, p.Meta.CorrelationID
 			}
 		}
 		n, perr := jobs.PublishAll(ctx, js, ns, msgs) // the rest stay for the next round
