@@ -242,8 +242,8 @@ func TestKubernetesBase(t *testing.T) {
 }
 
 // TestKubernetesObservabilityOverlay: the overlay adds a collector (the compose file's
-// configuration), a trace backend and a logs backend with probes and resources, and points every
-// target's export at the collector.
+// configuration), a trace backend, a logs backend and Grafana with both (the compose file's data
+// sources), with probes and resources, and points every target's export at the collector.
 func TestKubernetesObservabilityOverlay(t *testing.T) {
 	dir := "../deploy/k8s/overlays/observability"
 	var kust struct {
@@ -255,16 +255,19 @@ func TestKubernetesObservabilityOverlay(t *testing.T) {
 		t.Fatalf("overlay resources %v: want the base", kust.Resources)
 	}
 	otlpPort := ""
-	services := map[string]bool{}
+	services, configs := map[string]bool{}, map[string]bool{}
 	for _, file := range kust.Resources[1:] {
 		for _, doc := range readDocs(t, filepath.Join(dir, file)) {
 			switch doc["kind"] {
-			case "ConfigMap": // the collector's configuration is the compose file's
+			case "ConfigMap": // the collector's configuration and Grafana's data sources are the compose file's
 				var cm struct{ Data map[string]string }
 				remarshal(t, doc, &cm)
-				want, _ := os.ReadFile("../deploy/otel-collector.yaml")
-				if cm.Data["config.yaml"] != string(want) {
-					t.Errorf("overlay %s: the collector's config.yaml is not deploy/otel-collector.yaml", file)
+				for key, path := range map[string]string{"config.yaml": "../deploy/otel-collector.yaml", "logs-and-traces.yml": "../deploy/grafana/provisioning/datasources/logs-and-traces.yml"} {
+					want, _ := os.ReadFile(path)
+					if got, ok := cm.Data[key]; ok && got != string(want) {
+						t.Errorf("overlay %s: %s is not %s", file, key, path)
+					}
+					configs[key] = configs[key] || cm.Data[key] != ""
 				}
 			case "Deployment":
 				var d deployment
@@ -307,7 +310,10 @@ func TestKubernetesObservabilityOverlay(t *testing.T) {
 	if otlpPort != "http://otel-collector:4318" || config["OTEL_EXPORTER_OTLP_ENDPOINT"] != otlpPort {
 		t.Errorf("overlay: targets export to %q, the overlay's OTLP service is %q; want its collector", config["OTEL_EXPORTER_OTLP_ENDPOINT"], otlpPort)
 	}
-	for _, backend := range []string{"jaeger", "loki"} { // where the collector's pipelines go
+	if !configs["config.yaml"] || !configs["logs-and-traces.yml"] {
+		t.Errorf("overlay: configurations %v, want the collector's and Grafana's data sources", configs)
+	}
+	for _, backend := range []string{"jaeger", "loki", "grafana"} { // where the collector's pipelines go, and where to look
 		if !services[backend] {
 			t.Errorf("overlay: no %s service for the collector to send to", backend)
 		}
