@@ -166,10 +166,10 @@ func (c *claims) release(ctx context.Context, parts []int, leave bool) error {
 // waits for a commit of the old owner in flight (at most lock_timeout: then the partition is left
 // for the next try).
 func (c *claims) claim(ctx context.Context, parts []int) (map[int]partition, error) {
-	got := map[int]partition{}
 	if len(parts) == 0 {
-		return got, nil
+		return map[int]partition{}, nil
 	}
+	var got map[int]partition
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `set local lock_timeout = '1s'`); err != nil {
 			return err
@@ -179,27 +179,34 @@ func (c *claims) claim(ctx context.Context, parts []int) (map[int]partition, err
   where name = $1 and part = any($3) and (owner = '' or owner = $2 or expires_at < now()) returning part)
 update projection_checkpoints c set epoch = c.epoch + 1 from taken where c.name = $1 and c.part = taken.part
 returning c.part, c.epoch, c.commit_position, c.prepare_position`, c.name, c.worker, parts, c.ttl.Seconds())
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var part int
-			var pt partition
-			var cp, pp int64
-			if err := rows.Scan(&part, &pt.epoch, &cp, &pp); err != nil {
-				rows.Close()
-				return err
-			}
-			pt.pos = eventstore.Position{Commit: uint64(cp), Prepare: uint64(pp)}
-			got[part] = pt
-		}
-		rows.Close()
-		return rows.Err()
+		got, err = scanPartitions(rows, err)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim partitions of %s: %w", c.name, err)
 	}
 	return got, nil
+}
+
+// scanPartitions reads rows of (part, epoch, commit_position, prepare_position), of a query that
+// failed with err or not.
+func scanPartitions(rows pgx.Rows, err error) (map[int]partition, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int]partition{}
+	for rows.Next() {
+		var part int
+		var pt partition
+		var c, pr int64
+		if err := rows.Scan(&part, &pt.epoch, &c, &pr); err != nil {
+			return nil, err
+		}
+		pt.pos = eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}
+		out[part] = pt
+	}
+	return out, rows.Err()
 }
 
 // PartitionStatus is one partition of a read model as its tables say: where it is, who holds it

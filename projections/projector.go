@@ -562,24 +562,8 @@ on conflict (name) do update set paused = excluded.paused, updated_at = excluded
 // them (where its subscription starts): errFenced if one was taken at another epoch since.
 func (p *Projector) readHeld(ctx context.Context) (eventstore.Position, error) {
 	parts := p.heldParts()
-	rows, err := p.pool.Query(ctx, `select part, epoch, commit_position, prepare_position from projection_checkpoints where name = $1 and part = any($2)`, p.proj.Name(), parts)
+	read, err := scanPartitions(p.pool.Query(ctx, `select part, epoch, commit_position, prepare_position from projection_checkpoints where name = $1 and part = any($2)`, p.proj.Name(), parts))
 	if err != nil {
-		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
-	}
-	read := map[int]partition{}
-	for rows.Next() {
-		var part int
-		var pt partition
-		var c, pr int64
-		if err := rows.Scan(&part, &pt.epoch, &c, &pr); err != nil {
-			rows.Close()
-			return eventstore.Position{}, err
-		}
-		pt.pos = eventstore.Position{Commit: uint64(c), Prepare: uint64(pr)}
-		read[part] = pt
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return eventstore.Position{}, fmt.Errorf("read checkpoints: %w", err)
 	}
 	p.mu.Lock()

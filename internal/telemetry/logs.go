@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"go.opentelemetry.io/contrib/bridges/otelslog"
@@ -19,19 +18,10 @@ import (
 // or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT; /v1/logs is added to a base URL for http/protobuf; the
 // protocol variables), unless OTEL_LOGS_EXPORTER is none.
 func LogsFromEnv(getenv func(string) string) Exporter {
-	if exp := getenv("OTEL_LOGS_EXPORTER"); exp == "none" {
+	if getenv("OTEL_LOGS_EXPORTER") == "none" {
 		return Exporter{}
 	}
-	e := Exporter{Protocol: firstOf(getenv("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")}
-	switch base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); {
-	case getenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") != "":
-		e.Endpoint = getenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
-	case base != "" && e.Protocol == "http/protobuf":
-		e.Endpoint = strings.TrimSuffix(base, "/") + "/v1/logs"
-	default:
-		e.Endpoint = base
-	}
-	return e
+	return signalFromEnv(getenv, "LOGS")
 }
 
 // LogExporter is the OTLP log exporter exp names (nil, nil without an endpoint).
@@ -95,14 +85,20 @@ func (l *Logs) Shutdown(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return shutdownAll(ctx, l.providers, l.processor)
+}
+
+// shutdownAll flushes and stops providers, and so the processor they share (itself, if there is
+// none), answering the first error.
+func shutdownAll[P interface{ Shutdown(context.Context) error }](ctx context.Context, providers map[string]P, processor interface{ Shutdown(context.Context) error }) error {
+	if len(providers) == 0 {
+		return processor.Shutdown(ctx)
+	}
 	var first error
-	for _, lp := range l.providers {
-		if err := lp.Shutdown(ctx); err != nil && first == nil {
+	for _, p := range providers {
+		if err := p.Shutdown(ctx); err != nil && first == nil {
 			first = err
 		}
-	}
-	if len(l.providers) == 0 {
-		return l.processor.Shutdown(ctx)
 	}
 	return first
 }

@@ -81,16 +81,7 @@ func (r *Router) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var first error
-	for _, tp := range r.providers {
-		if err := tp.Shutdown(ctx); err != nil && first == nil {
-			first = err
-		}
-	}
-	if len(r.providers) == 0 {
-		return r.processor.Shutdown(ctx)
-	}
-	return first
+	return shutdownAll(ctx, r.providers, r.processor)
 }
 
 // routedTracer starts each span from the provider of its context's target.

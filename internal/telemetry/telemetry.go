@@ -44,13 +44,18 @@ type Exporter struct {
 
 // ExporterFromEnv reads OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT (a base
 // URL: /v1/traces is added for http/protobuf), and the protocol variables.
-func ExporterFromEnv(getenv func(string) string) Exporter {
-	e := Exporter{Protocol: firstOf(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")}
+func ExporterFromEnv(getenv func(string) string) Exporter { return signalFromEnv(getenv, "TRACES") }
+
+// signalFromEnv is where signal (TRACES, LOGS) goes: OTEL_EXPORTER_OTLP_<signal>_ENDPOINT, else
+// OTEL_EXPORTER_OTLP_ENDPOINT (with /v1/<signal> added for http/protobuf), over
+// OTEL_EXPORTER_OTLP_<signal>_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL.
+func signalFromEnv(getenv func(string) string, signal string) Exporter {
+	e := Exporter{Protocol: firstOf(getenv("OTEL_EXPORTER_OTLP_"+signal+"_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")}
 	switch base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); {
-	case getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
-		e.Endpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	case getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != "":
+		e.Endpoint = getenv("OTEL_EXPORTER_OTLP_" + signal + "_ENDPOINT")
 	case base != "" && e.Protocol == "http/protobuf":
-		e.Endpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
+		e.Endpoint = strings.TrimSuffix(base, "/") + "/v1/" + strings.ToLower(signal)
 	default:
 		e.Endpoint = base
 	}
