@@ -75,7 +75,7 @@ func (l *Logs) Handler(target string) slog.Handler {
 		lp = sdklog.NewLoggerProvider(sdklog.WithProcessor(l.processor), sdklog.WithResource(res))
 		l.providers[target] = lp
 	}
-	return correlated{otelslog.NewHandler(Name, otelslog.WithLoggerProvider(lp))}
+	return LogHandler{Handler: otelslog.NewHandler(Name, otelslog.WithLoggerProvider(lp)), TraceInContext: true}
 }
 
 // Shutdown flushes and stops every provider.
@@ -102,21 +102,6 @@ func shutdownAll[P interface{ Shutdown(context.Context) error }](ctx context.Con
 	}
 	return first
 }
-
-// correlated adds the correlation id of a record's context (the bridge takes its trace and span).
-type correlated struct{ slog.Handler }
-
-func (h correlated) Handle(ctx context.Context, r slog.Record) error {
-	if id := CorrelationOf(ctx); id != "" {
-		r.AddAttrs(slog.String("correlation_id", id))
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h correlated) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return correlated{h.Handler.WithAttrs(attrs)}
-}
-func (h correlated) WithGroup(name string) slog.Handler { return correlated{h.Handler.WithGroup(name)} }
 
 // Tee is a handler that gives each record to both a and b (b may be nil: a alone).
 func Tee(a, b slog.Handler) slog.Handler {

@@ -217,10 +217,15 @@ func CorrelationOf(ctx context.Context) string {
 
 // LogHandler adds the trace_id, span_id and correlation_id of the record's context to every log
 // line logged with one (Logger.InfoContext and the like), so that logs join traces and flows.
-type LogHandler struct{ slog.Handler }
+// With TraceInContext (OpenTelemetry's bridge, which takes the trace from the context itself),
+// only the correlation id.
+type LogHandler struct {
+	slog.Handler
+	TraceInContext bool
+}
 
 func (h LogHandler) Handle(ctx context.Context, r slog.Record) error {
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !h.TraceInContext {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	if id := CorrelationOf(ctx); id != "" {
@@ -230,6 +235,8 @@ func (h LogHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h LogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return LogHandler{h.Handler.WithAttrs(attrs)}
+	return LogHandler{h.Handler.WithAttrs(attrs), h.TraceInContext}
 }
-func (h LogHandler) WithGroup(name string) slog.Handler { return LogHandler{h.Handler.WithGroup(name)} }
+func (h LogHandler) WithGroup(name string) slog.Handler {
+	return LogHandler{h.Handler.WithGroup(name), h.TraceInContext}
+}
