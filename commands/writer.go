@@ -164,8 +164,9 @@ func appendSpan(ctx context.Context, stream string, batch []*request, carried []
 	for _, i := range carried[min(1, len(carried)):] {
 		links = append(links, trace.Link{SpanContext: trace.SpanContextFromContext(batch[i].ctx)})
 	}
-	if len(carried) > 0 {
-		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(batch[carried[0]].ctx))
+	if len(carried) > 0 { // the first command's trace, and its target's service
+		first := batch[carried[0]].ctx
+		ctx = telemetry.WithTarget(trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(first)), telemetry.TargetOf(first))
 	}
 	return telemetry.Tracer().Start(ctx, "append "+streamKind(stream), trace.WithLinks(links...), trace.WithAttributes(
 		attribute.String("orderflow.stream", stream), attribute.Int("orderflow.commands", len(carried)), attribute.Int("orderflow.events", events)))

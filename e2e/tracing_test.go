@@ -91,7 +91,7 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 	for span, service := range map[string]string{"POST /api/v1/orders": "gateway", "order-commands place": "order-commands",
 		"queue stock.reserve": "fulfillment-saga", "job " + ns + ".jobs.stock.reserve": "inventory-commands",
 		"job " + ns + ".jobs.payment.authorize": "payment-commands", "POST /v1/authorizations": "payment-provider",
-		"job " + ns + ".jobs.order.confirm": "order-commands"} {
+		"job " + ns + ".jobs.order.confirm": "order-commands", "append product": "inventory-commands", "append payment": "payment-commands"} {
 		if services[span] != service {
 			t.Errorf("span %q is service %q, want %q", span, services[span], service)
 		}
