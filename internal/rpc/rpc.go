@@ -482,11 +482,12 @@ func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any)
 // Exchange sends an encoded request to subject and answers the encoded answer, with Call's
 // errors: the transport under Call, for a caller that encodes (and keeps) the bytes itself.
 //
-// A request that gets no answer in a try (a quarter of what is left of its budget, at most
-// MaxTry) is sent again: a service's instances share its subject in a queue group, and the next try most
-// likely reaches another instance than one that is frozen or stalled. Every request may be sent
-// twice: queries are reads, and commands carry their command id, so a command carried out twice
-// is answered twice with the first answer.
+// A request that gets no answer for a while (a quarter of what is left of its budget, at most
+// MaxTry) is sent again while the first still waits (hedged): a service's instances share its
+// subject in a queue group, so the next try most likely reaches another instance than one that
+// is frozen, and the first answer wins. Every request may be carried out twice: queries are
+// reads, and commands carry their command id, so a command carried out twice is answered twice
+// with the first answer.
 func Exchange(ctx context.Context, nc *nats.Conn, subject string, data []byte) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -511,37 +512,70 @@ func Exchange(ctx context.Context, nc *nats.Conn, subject string, data []byte) (
 	if strict, _ := ctx.Value(strictKey{}).(bool); strict {
 		h.Set(StrictHeader, "true")
 	}
-	for try := 1; ; try++ {
-		actx, cancel := attempt(ctx)
-		msg, err := exchangeOnce(actx, nc, subject, data, h)
-		cancel()
-		if err == nil {
-			if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-				e := &Error{}
-				if gojson.Unmarshal(msg.Data, e) != nil || e.Code == "" {
-					e = &Error{Code: code, Message: msg.Header.Get(micro.ErrorHeader)}
-				}
-				return nil, e
+	msg, err := hedged(ctx, span, func(ctx context.Context) (*nats.Msg, error) { return exchangeOnce(ctx, nc, subject, data, h) })
+	if err == nil {
+		if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+			e := &Error{}
+			if gojson.Unmarshal(msg.Data, e) != nil || e.Code == "" {
+				e = &Error{Code: code, Message: msg.Header.Get(micro.ErrorHeader)}
 			}
-			return msg.Data, nil
+			return nil, e
 		}
-		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
-			span.AddEvent("no answer in time: sent again", trace.WithAttributes(attribute.Int("orderflow.try", try)))
-			continue
+		return msg.Data, nil
+	}
+	span.SetStatus(codes.Error, err.Error())
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, ctx.Err()
+	}
+	return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: %v", subject, err)}
+}
+
+// hedged sends a request with send and, each time a try goes unanswered for a while (see
+// tryAfter), sends it again while the earlier tries still wait: the first answer wins, the others
+// are dropped. Every try has the caller's whole budget, so a slow instance still finishes what it
+// started (and may answer first); a frozen one costs the caller one wait. It answers the first
+// answer, or the last try's error once none is left waiting.
+func hedged(ctx context.Context, span trace.Span, send func(context.Context) (*nats.Msg, error)) (*nats.Msg, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the tries still waiting stop
+	type answer struct {
+		msg *nats.Msg
+		err error
+	}
+	answers := make(chan answer, maxTries(ctx))
+	try := func() {
+		go func() {
+			m, err := send(ctx)
+			answers <- answer{m, err}
+		}()
+	}
+	try()
+	waiting, sent := 1, 1
+	wait := time.NewTimer(tryAfter(ctx))
+	defer wait.Stop()
+	for {
+		select {
+		case a := <-answers:
+			waiting--
+			if a.err == nil || waiting == 0 {
+				return a.msg, a.err
+			}
+		case <-wait.C:
+			if sent >= cap(answers) {
+				continue
+			}
+			span.AddEvent("no answer yet: sent again", trace.WithAttributes(attribute.Int("orderflow.try", sent+1)))
+			try()
+			waiting, sent = waiting+1, sent+1
+			wait.Reset(tryAfter(ctx))
 		}
-		span.SetStatus(codes.Error, err.Error())
-		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, ctx.Err()
-		}
-		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("%s: %v", subject, err)}
 	}
 }
 
-// MinTry and MaxTry bound a try of a request that is sent again when it goes unanswered: a
-// quarter of what is left of its budget, within these bounds (WithTry sets another MaxTry); with
-// less than twice MinTry left, the last try has all of it. An instance answers in milliseconds
-// unless it is overloaded, when its queue sheds tries whose budget has passed: a try sent again
-// is not carried out twice for nothing.
+// MinTry and MaxTry bound how long a try of a request waits alone before the request is sent
+// again (hedged): a quarter of what is left of its budget, within these bounds (WithTry sets
+// another MaxTry). An instance answers in milliseconds unless it is overloaded or frozen; the
+// earlier tries keep waiting, so an overloaded one's answer still counts.
 const (
 	MinTry = 250 * time.Millisecond
 	MaxTry = time.Second
@@ -554,22 +588,31 @@ func WithTry(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, tryKey{}, d)
 }
 
-// attempt is the context of one try of a request under ctx.
-func attempt(ctx context.Context) (context.Context, context.CancelFunc) {
+// tryAfter is how long a try waits alone before the request is sent again: a quarter of what is
+// left of ctx's budget, between MinTry (or WithTry's bound, if shorter) and MaxTry (or WithTry's).
+func tryAfter(ctx context.Context) time.Duration {
 	deadline, _ := ctx.Deadline()
-	left := time.Until(deadline)
 	longest, ok := ctx.Value(tryKey{}).(time.Duration)
 	if !ok {
 		longest = MaxTry
 	}
-	shortest := min(MinTry, longest)
-	if left < 2*shortest {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, min(longest, max(left/4, shortest)))
+	return min(longest, max(time.Until(deadline)/4, min(MinTry, longest)))
 }
 
-// exchangeOnce sends one try of a request, its budget (the try's) in its headers.
+// maxTries bounds the tries of a request under ctx: one per shortest wait of its budget.
+func maxTries(ctx context.Context) int {
+	deadline, _ := ctx.Deadline()
+	return max(1, min(64, int(time.Until(deadline)/max(tryAfterShortest(ctx), time.Millisecond))+1))
+}
+
+func tryAfterShortest(ctx context.Context) time.Duration {
+	if longest, ok := ctx.Value(tryKey{}).(time.Duration); ok {
+		return min(MinTry, longest)
+	}
+	return MinTry
+}
+
+// exchangeOnce sends one try of a request, what is left of its caller's budget in its headers.
 func exchangeOnce(ctx context.Context, nc *nats.Conn, subject string, data []byte, h nats.Header) (*nats.Msg, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		h = nats.Header(http.Header(h).Clone())

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,5 +217,46 @@ func TestAnUnansweredRequestTriesAnotherInstance(t *testing.T) {
 	}
 	if reached.Load() == 0 {
 		t.Fatal("no call reached the frozen instance: nothing was tried again")
+	}
+}
+
+// TestASlowAnswerStillCounts: the only instance takes longer than a try waits alone; the request
+// is sent again meanwhile, but the first try still waits and its answer wins, and the instance
+// had the caller's whole budget for it.
+func TestASlowAnswerStillCounts(t *testing.T) {
+	t.Parallel()
+	nc := natstest.Connect(t)
+	subject := string(natstest.Namespace(t)) + ".slowly"
+	var received atomic.Int64
+	var budgets sync.Map
+	instance := natstest.Connect(t)
+	if _, err := instance.QueueSubscribe(subject, "q", func(m *nats.Msg) {
+		n := received.Add(1)
+		budgets.Store(n, m.Header.Get(rpc.BudgetHeader))
+		go func() {
+			time.Sleep(1500 * time.Millisecond)
+			_ = m.Respond([]byte(`"late"`))
+		}()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := instance.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	got, err := rpc.Call[string](ctx, nc, subject, 1)
+	if err != nil || got != "late" {
+		t.Fatalf("%q, %v after %s; want the slow instance's answer", got, err, time.Since(start))
+	}
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Errorf("answered after %s, want the first try's answer at about 1.5s", took)
+	}
+	if received.Load() < 2 {
+		t.Errorf("the request was sent %d times; want it sent again while the first waited", received.Load())
+	}
+	if b, _ := budgets.Load(int64(1)); b.(string) < "4000" || len(b.(string)) != 4 {
+		t.Errorf("the first try's budget was %v ms, want the caller's whole budget (about 5000)", b)
 	}
 }
