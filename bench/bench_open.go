@@ -62,7 +62,7 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 	goal := fs.Duration("goal", 250*time.Millisecond, "the placed→confirmed p99 a rate must keep to count as sustained")
 	chart := fs.String("chart", "", "write an SVG chart of p99 latency against offered rate here")
 	profile := fs.String("cpuprofile", "", "write the platform's CPU profile of each run to this file (suffixed with products and rate when there are several runs)")
-	export := fs.Int("export", 0, "also measure, at this rate over the first mix, what exporting traces and logs (OTLP, to a sink in this process) costs against not: two runs, a ratio")
+	export := fs.Int("export", 0, "also measure, at this rate over the first mix, what exporting traces, logs and metrics (OTLP, to a sink in this process; metrics every 10 s) costs against not: two runs, a ratio")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		rates, err := ints(*ratesFlag)
 		if err != nil {
@@ -517,8 +517,9 @@ func cpuProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-// exportCost runs rate over products twice, export off then on (traces and logs over OTLP/HTTP
-// to a sink in this process that answers at once), and prints what export costs as ratios.
+// exportCost runs rate over products twice, export off then on (traces, logs and metrics, these
+// every 10 s as the compose file sends them, over OTLP/HTTP to a sink in this process that
+// answers at once), and prints what export costs as ratios.
 func exportCost(ctx context.Context, server pgServer, products, rate int, duration time.Duration, stdout io.Writer) error {
 	var received atomic.Int64
 	sink := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -537,11 +538,11 @@ func exportCost(ctx context.Context, server pgServer, products, rate int, durati
 	if err != nil {
 		return fmt.Errorf("export off: %w", err)
 	}
-	on, err := openLoop(ctx, server, products, rate, duration, "", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String()}, stdout)
+	on, err := openLoop(ctx, server, products, rate, duration, "", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String(), "OTEL_METRIC_EXPORT_INTERVAL": "10000"}, stdout)
 	if err != nil {
 		return fmt.Errorf("export on: %w", err)
 	}
-	fmt.Fprintf(stdout, "export of traces and logs: %.1f KiB per order sent; CPU per order %s on vs %s off; confirmed p99 %s vs %s\n",
+	fmt.Fprintf(stdout, "export of traces, logs and metrics: %.1f KiB per order sent; CPU per order %s on vs %s off; confirmed p99 %s vs %s\n",
 		float64(received.Load())/1024/float64(max(on.placed, 1)), ms(on.cpu()), ms(off.cpu()), pct(on.confirmed, 99), pct(off.confirmed, 99))
 	fmt.Fprintf(stdout, "export on vs off: CPU per order ratio %.2f\n", float64(on.cpu())/float64(max(off.cpu(), 1)))
 	return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/platform"
 	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/testkit/otelsink"
 )
 
 // TestOneTraceFollowsAnOrder: with a tracer provider installed (an in-memory exporter here, OTLP
@@ -38,8 +39,12 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 	logs := &logSink{}
 	platform.LogExporter = logs // as OTLP export would send them
 	t.Cleanup(func() { platform.LogExporter = nil })
+	metrics := &otelsink.Metrics{}
+	platform.MetricExporter = metrics // as OTLP export would send them
+	t.Cleanup(func() { platform.MetricExporter = nil })
 	ns := string(natstest.Namespace(t))
-	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms", "ORDERFLOW_LOG_LEVEL", "debug")
+	base := startPlatform(t, "targets", "all", "ORDERFLOW_NATS_PREFIX", ns, "PAYMENT_PROVIDER_LATENCY", "1ms", "ORDERFLOW_LOG_LEVEL", "debug",
+		"OTEL_METRIC_EXPORT_INTERVAL", "200")
 	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"traced","sku":"TRACED-1","name":"Traced","priceCents":100}`, nil); s != 201 {
 		t.Fatalf("add product: %d %s", s, b)
 	}
@@ -134,12 +139,36 @@ func TestOneTraceFollowsAnOrder(t *testing.T) {
 		}
 	}
 	t.Logf("the order's log records by service: %v", byService)
-	// Its latencies point to it: exemplars in the OpenMetrics answer of /metrics.
-	_, _, metrics := call(t, "GET", base+"/metrics", "", map[string]string{"Accept": "application/openmetrics-text; version=1.0.0"})
+	// Its latencies point to it: exemplars in the OpenMetrics answer of /metrics, and in the
+	// metrics pushed over OTLP (the process's service, the targets it runs).
+	pushed := func() (otelsink.Point, bool) {
+		points, _ := metrics.Points()
+		i := slices.IndexFunc(points, func(p otelsink.Point) bool {
+			route, _ := p.Attributes.Value("route")
+			return p.Metric == "orderflow_http_request_duration_seconds" && route.AsString() == "/api/v1/orders" && slices.Contains(p.Exemplars, traceID)
+		})
+		if i < 0 {
+			return otelsink.Point{}, false
+		}
+		return points[i], true
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if p, ok := pushed(); ok {
+			if targets, _ := p.Resource.Value("orderflow.targets"); p.Service != "orderflow" || !strings.Contains(targets.AsString(), "fulfillment-saga") || p.Value < 1 {
+				t.Errorf("pushed metric %s: service %q, targets %q, count %v; want the process's service and all its targets", p.Metric, p.Service, targets.AsString(), p.Value)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			points, exports := metrics.Points()
+			t.Fatalf("%d metric exports (%d points): none with the order's request and its trace as exemplar", exports, len(points))
+		}
+	}
+	_, _, openMetrics := call(t, "GET", base+"/metrics", "", map[string]string{"Accept": "application/openmetrics-text; version=1.0.0"})
 	for _, series := range []string{`orderflow_http_request_duration_seconds_bucket{method="POST",route="/api/v1/orders",status="201"`,
 		`orderflow_nats_request_duration_seconds_bucket{endpoint="place",outcome="ok",service="order-commands"`,
 		`orderflow_job_duration_seconds_bucket{endpoint="payment.authorize",outcome="ok"`} {
-		if !slices.ContainsFunc(strings.Split(string(metrics), "\n"), func(l string) bool {
+		if !slices.ContainsFunc(strings.Split(string(openMetrics), "\n"), func(l string) bool {
 			return strings.HasPrefix(l, series) && strings.Contains(l, `# {trace_id="`+traceID+`"}`)
 		}) {
 			t.Errorf("/metrics: no %s… with the order's trace as exemplar", series)

@@ -28,7 +28,8 @@ var EnvVars = []string{
 	"NATS_URL", "ORDERFLOW_NATS_PREFIX", "ORDERFLOW_LOG_FORMAT", "ORDERFLOW_LOG_LEVEL", "ORDERFLOW_CONSISTENCY_TIMEOUT",
 	"ORDERFLOW_JWT_SECRET", "ORDERFLOW_JWKS_FILE", "GATEWAY_RATE_LIMIT", "GATEWAY_ADMIN_RATE_LIMIT", "GATEWAY_CORS_ORIGINS", "GATEWAY_INTROSPECTION",
 	"GATEWAY_MAX_SUBSCRIPTIONS", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_LOGS_EXPORTER", "ORDERFLOW_NATS_SEEDS", "ORDERFLOW_NATS_INSECURE", "ORDERFLOW_NATS_CA", "ORDERFLOW_NATS_CERT", "ORDERFLOW_NATS_KEY", "ORDERFLOW_JWT_PREVIOUS_SECRET",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_LOGS_EXPORTER",
+	"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_METRICS_EXPORTER", "OTEL_METRIC_EXPORT_INTERVAL", "ORDERFLOW_NATS_SEEDS", "ORDERFLOW_NATS_INSECURE", "ORDERFLOW_NATS_CA", "ORDERFLOW_NATS_CERT", "ORDERFLOW_NATS_KEY", "ORDERFLOW_JWT_PREVIOUS_SECRET",
 	"ORDERFLOW_DEBUG_ADDR", "GOGC", "GOMEMLIMIT",
 }
 
@@ -114,6 +115,12 @@ type Config struct {
 	// Logs turns log export on: the same variables as Traces (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT
 	// for logs only), unless OTEL_LOGS_EXPORTER=none. Output logs stay as they are.
 	Logs telemetry.Exporter
+	// Metrics turns metric export on: the same variables as Traces (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+	// for metrics only), unless OTEL_METRICS_EXPORTER=none; every MetricInterval
+	// (OTEL_METRIC_EXPORT_INTERVAL in milliseconds; default 60 s) the process sends what /metrics
+	// serves. /metrics stays as it is.
+	Metrics        telemetry.Exporter
+	MetricInterval time.Duration
 	// DebugAddr, if set, serves Go's profiles (/debug/pprof/, each target's goroutines labelled
 	// target=<name>) and runtime figures (/debug/vars) there (ORDERFLOW_DEBUG_ADDR; keep it on
 	// localhost or a private network).
@@ -229,6 +236,14 @@ func (c *Config) readNATS(env environment) error {
 func (c *Config) readProcess(env environment) error {
 	c.Traces = telemetry.ExporterFromEnv(env)
 	c.Logs = telemetry.LogsFromEnv(env)
+	c.Metrics = telemetry.MetricsFromEnv(env)
+	if v := env("OTEL_METRIC_EXPORT_INTERVAL"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms <= 0 {
+			return fmt.Errorf("OTEL_METRIC_EXPORT_INTERVAL %q: want milliseconds, e.g. 10000", v)
+		}
+		c.MetricInterval = time.Duration(ms) * time.Millisecond
+	}
 	c.DebugAddr = env("ORDERFLOW_DEBUG_ADDR")
 	if env("GOGC") == "" {
 		c.GCPercent = DefaultGCPercent

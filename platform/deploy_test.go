@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -130,6 +131,9 @@ func TestComposeFile(t *testing.T) {
 		if u := cfg.Logs.Endpoint; !strings.HasPrefix(u, "http://otel-collector:") {
 			t.Errorf("compose %s: exports logs to %q, want the compose file's OpenTelemetry Collector", name, u)
 		}
+		if u := cfg.Metrics.Endpoint; !strings.HasPrefix(u, "http://otel-collector:") || cfg.MetricInterval != 10*time.Second {
+			t.Errorf("compose %s: exports metrics to %q every %v, want the compose file's OpenTelemetry Collector every 10 s (Prometheus's scrape)", name, u, cfg.MetricInterval)
+		}
 		for dep, c := range svc.DependsOn {
 			if _, ok := compose.Services[dep]; !ok || c.Condition != "service_healthy" {
 				t.Errorf("compose %s: depends on %s (%s), want an existing service, healthy", name, dep, c.Condition)
@@ -242,8 +246,9 @@ func TestKubernetesBase(t *testing.T) {
 }
 
 // TestKubernetesObservabilityOverlay: the overlay adds a collector (the compose file's
-// configuration), a trace backend, a logs backend and Grafana with both (the compose file's data
-// sources), with probes and resources, and points every target's export at the collector.
+// configuration), a trace backend, a logs backend, Prometheus and Grafana with all three and the
+// dashboard (the compose file's configurations), with probes and resources, and points every
+// target's export at the collector.
 func TestKubernetesObservabilityOverlay(t *testing.T) {
 	dir := "../deploy/k8s/overlays/observability"
 	var kust struct {
@@ -259,15 +264,21 @@ func TestKubernetesObservabilityOverlay(t *testing.T) {
 	for _, file := range kust.Resources[1:] {
 		for _, doc := range readDocs(t, filepath.Join(dir, file)) {
 			switch doc["kind"] {
-			case "ConfigMap": // the collector's configuration and Grafana's data sources are the compose file's
-				var cm struct{ Data map[string]string }
+			case "ConfigMap": // the collector's, Prometheus's and Grafana's configurations are the compose file's
+				var cm struct {
+					Metadata struct{ Name string }
+					Data     map[string]string
+				}
 				remarshal(t, doc, &cm)
-				for key, path := range map[string]string{"config.yaml": "../deploy/otel-collector.yaml", "logs-and-traces.yml": "../deploy/grafana/provisioning/datasources/logs-and-traces.yml"} {
-					want, _ := os.ReadFile(path)
-					if got, ok := cm.Data[key]; ok && got != string(want) {
-						t.Errorf("overlay %s: %s is not %s", file, key, path)
+				for key := range cm.Data {
+					path, ok := overlayFiles[cm.Metadata.Name+"/"+key]
+					if !ok {
+						continue
 					}
-					configs[key] = configs[key] || cm.Data[key] != ""
+					if want, _ := os.ReadFile(path); cm.Data[key] != string(want) {
+						t.Errorf("overlay %s: %s of %s is not %s: copy it", file, key, cm.Metadata.Name, path)
+					}
+					configs[cm.Metadata.Name+"/"+key] = true
 				}
 			case "Deployment":
 				var d deployment
@@ -310,14 +321,27 @@ func TestKubernetesObservabilityOverlay(t *testing.T) {
 	if otlpPort != "http://otel-collector:4318" || config["OTEL_EXPORTER_OTLP_ENDPOINT"] != otlpPort {
 		t.Errorf("overlay: targets export to %q, the overlay's OTLP service is %q; want its collector", config["OTEL_EXPORTER_OTLP_ENDPOINT"], otlpPort)
 	}
-	if !configs["config.yaml"] || !configs["logs-and-traces.yml"] {
-		t.Errorf("overlay: configurations %v, want the collector's and Grafana's data sources", configs)
+	for key := range overlayFiles {
+		if !configs[key] {
+			t.Errorf("overlay: no %s (want %s's)", key, overlayFiles[key])
+		}
 	}
-	for _, backend := range []string{"jaeger", "loki", "grafana"} { // where the collector's pipelines go, and where to look
+	for _, backend := range []string{"jaeger", "loki", "prometheus", "grafana"} { // where the collector's pipelines go, and where to look
 		if !services[backend] {
 			t.Errorf("overlay: no %s service for the collector to send to", backend)
 		}
 	}
+}
+
+// overlayFiles are the observability overlay's configurations (ConfigMap/key) that are the
+// compose file's, by the file each copies.
+var overlayFiles = map[string]string{
+	"otel-collector/config.yaml":                "../deploy/otel-collector.yaml",
+	"prometheus/prometheus.yml":                 "../deploy/prometheus.yml",
+	"grafana-datasources/logs-and-traces.yml":   "../deploy/grafana/provisioning/datasources/logs-and-traces.yml",
+	"grafana-datasources/prometheus.yml":        "../deploy/grafana/provisioning/datasources/prometheus.yml",
+	"grafana-dashboard-providers/orderflow.yml": "../deploy/grafana/provisioning/dashboards/orderflow.yml",
+	"grafana-dashboards/orderflow.json":         "../deploy/grafana/dashboards/orderflow.json",
 }
 
 type probe struct {
@@ -470,7 +494,19 @@ func TestDashboardAndScrapesFollowTheBinary(t *testing.T) {
 	if asked < 10 {
 		t.Errorf("the dashboard asks for %d metrics", asked)
 	}
-	namesAll(t, "../deploy/prometheus.yml", "'%s:8080'", "prometheus.yml does not scrape %s", TargetNames())
+	// Prometheus scrapes the collector the targets push to (TestLogsAndTracesMeetInGrafana checks
+	// its metrics pipeline), keeping each series' target and instance.
+	var prom struct {
+		ScrapeConfigs []struct {
+			HonorLabels   bool `yaml:"honor_labels"`
+			StaticConfigs []struct{ Targets []string } `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	readYAML(t, "../deploy/prometheus.yml", &prom)
+	if len(prom.ScrapeConfigs) != 1 || !prom.ScrapeConfigs[0].HonorLabels || len(prom.ScrapeConfigs[0].StaticConfigs) != 1 ||
+		!slices.Equal(prom.ScrapeConfigs[0].StaticConfigs[0].Targets, []string{"otel-collector:8889"}) {
+		t.Errorf("prometheus.yml: %+v, want the collector's exporter (otel-collector:8889), its labels honoured", prom)
+	}
 	compose, _ := os.ReadFile("../deploy/docker-compose.yml")
 	for _, want := range []string{"./prometheus.yml:/etc/prometheus/prometheus.yml", "./grafana/dashboards:/var/lib/grafana/dashboards"} {
 		if !strings.Contains(string(compose), want) {
@@ -523,8 +559,8 @@ func namesAll(t *testing.T, path, format, complaint string, names []string) {
 	}
 }
 
-// TestLogsAndTracesMeetInGrafana: the compose file's collector sends traces to its Jaeger and logs
-// to its Loki; Grafana has both, a log line's trace id opens its trace and a span its logs; the
+// TestLogsAndTracesMeetInGrafana: the compose file's collector sends traces to its Jaeger, logs
+// to its Loki and serves metrics to its Prometheus; Grafana has both, a log line's trace id opens its trace and a span its logs; the
 // dashboard has a panel of errors by target from the logs.
 func TestLogsAndTracesMeetInGrafana(t *testing.T) {
 	t.Parallel()
@@ -541,7 +577,7 @@ func TestLogsAndTracesMeetInGrafana(t *testing.T) {
 	if err := yaml.Unmarshal(data, &collector); err != nil {
 		t.Fatal(err)
 	}
-	for pipeline, want := range map[string]string{"traces": "jaeger:4317", "logs": "http://loki:3100/otlp"} {
+	for pipeline, want := range map[string]string{"traces": "jaeger:4317", "logs": "http://loki:3100/otlp", "metrics": "0.0.0.0:8889"} {
 		p := collector.Service.Pipelines[pipeline]
 		if !slices.Contains(p.Receivers, "otlp") || len(p.Exporters) != 1 || collector.Exporters[p.Exporters[0]].Endpoint != want {
 			t.Errorf("collector pipeline %s: %+v (exporters %+v), want OTLP in and %s out", pipeline, p, collector.Exporters, want)

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/orderflow/orderflow/dev/pgcluster"
 	"github.com/orderflow/orderflow/domain"
@@ -121,6 +122,29 @@ func openLogs(ctx context.Context, cfg Config, done *Cleanup) (*telemetry.Logs, 
 		_ = logs.Shutdown(ctx) // flush what is still buffered
 	})
 	return logs, nil
+}
+
+// MetricExporter, if set, is where the process's metrics go, as OTLP export would send them
+// (tests; OTEL_EXPORTER_OTLP_ENDPOINT otherwise).
+var MetricExporter sdkmetric.Exporter
+
+// openMetrics sets up the export of reg's metrics cfg asks for, if any; the last figures are sent
+// at done.
+func openMetrics(ctx context.Context, cfg Config, reg prometheus.Gatherer, done *Cleanup) error {
+	exp := MetricExporter
+	if exp == nil {
+		var err error
+		if exp, err = telemetry.MetricExporter(ctx, cfg.Metrics); err != nil || exp == nil {
+			return err
+		}
+	}
+	stop := telemetry.PushMetrics(reg, exp, cfg.MetricInterval, telemetry.Service(cfg.Targets), cfg.Targets)
+	done.Add(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stop(ctx)
+	})
+	return nil
 }
 
 // exported is l whose records also go to h (a target's OpenTelemetry logs; nil: none), at cfg's

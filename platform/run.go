@@ -272,6 +272,9 @@ func startProcess(access natsAccess, conns map[string]*nats.Conn, log *slog.Logg
 func openShared(ctx context.Context, cfg Config, selected []target.Target, proc *target.Process, log *slog.Logger, resources *Cleanup) (target.Deps, error) {
 	d := target.Deps{Namespace: cfg.NATSNamespace, Log: log, Metrics: metricsRegistry(),
 		EventStoreURL: cfg.EventStoreURL, DatabaseURL: cfg.SchemaURL, ConsistencyTimeout: cfg.ConsistencyTimeout}
+	if err := openMetrics(ctx, cfg, d.Metrics, resources); err != nil {
+		return d, fmt.Errorf("metric export: %w", err)
+	}
 	if conns := eventStoreConns(selected); conns > 0 {
 		raw, ping, err := OpenEventStore(ctx, cfg.EventStoreURL, conns, log, resources)
 		if err != nil {

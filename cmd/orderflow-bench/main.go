@@ -23,7 +23,7 @@ Usage:
   orderflow-bench saga [--orders N] [--rate R]          orders/s and latency placed→confirmed
   orderflow-bench open [--rates R1,R2] [--products N1,N2] [--duration D] [--chart FILE] [--export R]
                                                         open loop: latency at a fixed arrival rate
-                                                        (--export: traces and logs exported vs not at R)
+                                                        (--export: traces, logs, metrics exported vs not at R)
   orderflow-bench rebuild [--events N]                  orders read model rebuild vs raw COPY
   orderflow-bench gateway [--clients N]                 GraphQL reads through the gateway vs the query services
   orderflow-bench tracing [--orders N] [--rounds R]     saga throughput with trace export on vs off

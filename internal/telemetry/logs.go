@@ -10,8 +10,6 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
-	"go.opentelemetry.io/otel/sdk/resource"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 )
 
 // LogsFromEnv says where logs go, as the trace export's variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -67,11 +65,7 @@ func (l *Logs) Handler(target string) slog.Handler {
 	defer l.mu.Unlock()
 	lp, ok := l.providers[target]
 	if !ok {
-		res, err := resource.New(context.Background(), resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(),
-			resource.WithAttributes(semconv.ServiceNamespace("orderflow"), semconv.ServiceName(target)))
-		if err != nil {
-			res = resource.NewSchemaless(semconv.ServiceName(target))
-		}
+		res := serviceResource(target)
 		lp = sdklog.NewLoggerProvider(sdklog.WithProcessor(l.processor), sdklog.WithResource(res))
 		l.providers[target] = lp
 	}

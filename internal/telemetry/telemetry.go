@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -85,7 +87,7 @@ func Setup(ctx context.Context, service string, exp Exporter) (shutdown func(con
 	}
 	// Each target its own service (Router); service.namespace is the installation's name.
 	tp := NewRouter(sdktrace.NewBatchSpanProcessor(client), service, resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(),
-		resource.WithAttributes(semconv.ServiceNamespace("orderflow")))
+		resource.WithAttributes(semconv.ServiceNamespace("orderflow"), semconv.ServiceInstanceID(Instance)))
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
 }
@@ -161,6 +163,25 @@ func TraceID(traceparent string) string {
 		return sc.TraceID().String()
 	}
 	return ""
+}
+
+// Instance is this process as an instance of its services (service.instance.id): its host and
+// process id. Two instances of a target are two series of its metrics, not one overwriting the
+// other.
+var Instance = func() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}()
+
+// serviceResource is the resource of service's telemetry from this process: its name, namespace
+// and instance, the host, the SDK, OTEL_RESOURCE_ATTRIBUTES, and attrs.
+func serviceResource(service string, attrs ...attribute.KeyValue) *resource.Resource {
+	attrs = append(attrs, semconv.ServiceNamespace("orderflow"), semconv.ServiceName(service), semconv.ServiceInstanceID(Instance))
+	res, err := resource.New(context.Background(), resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(), resource.WithAttributes(attrs...))
+	if err != nil { // a partial resource is still one: keep what was found
+		res = resource.NewSchemaless(attrs...)
+	}
+	return res
 }
 
 // Service is the service.name of a process running targets: the target's name alone, else
