@@ -45,6 +45,22 @@ type Keyed interface {
 	Keys(events []eventstore.RecordedEvent) []string
 }
 
+// Pipelined is a Projection whose writes for a batch are statements it queues on b rather than
+// sends, after reading through tx what it must: the projector sends them with the batch's
+// checkpoints and its commit, in one round trip. Its Apply is Send of its Queue.
+type Pipelined interface {
+	Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, b *pgx.Batch) error
+}
+
+// Send is Apply for a Pipelined projection: what queue queues for events, sent in tx.
+func Send(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, queue func(context.Context, pgx.Tx, []eventstore.RecordedEvent, *pgx.Batch) error) error {
+	b := &pgx.Batch{}
+	if err := queue(ctx, tx, events, b); err != nil || b.Len() == 0 {
+		return err
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
 // Discarder is a Projection that keeps something of the batch it applied last until the batch
 // commits (the saga, its commands): Discard tells it the batch did not commit.
 type Discarder interface {
@@ -650,41 +666,40 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, touched map[
 		next[part] = pt
 		parts, commits, prepares = append(parts, part), append(commits, int64(pt.pos.Commit)), append(prepares, int64(pt.pos.Prepare))
 	}
-	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		// The batch lock of this read model (schema and name), shared by the workers of its
-		// partitions; a rebuild's swap takes it alone. It is a statement of its own: the
-		// checkpoints' read below must be planned once the lock is held, so that after a swap it
-		// names the new version's table. Read in the same statement (planned before the wait), it
-		// read the retired version's checkpoint, found it as expected, and the batch went into the
-		// new version twice (TestRebuildResumesAndIsExclusive, about 1 run in 100).
-		// A worker frozen inside this transaction would keep its rows locked, and nobody could take
-		// its partitions: the server ends the transaction once it waits that long for its client.
-		if _, err := tx.Exec(ctx, `select set_config('idle_in_transaction_session_timeout', $2, true),
-  pg_advisory_xact_lock_shared(hashtext('orderflow:projection:' || current_schema() || ':' || $1))`, p.proj.Name(), p.idleLimit); err != nil {
-			return err
-		}
-		if p.opts.AsyncCommit {
-			if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
+	save := []any{p.proj.Name(), parts, commits, prepares}
+	if q, ok := p.proj.(Pipelined); ok && !isolate {
+		err = p.commitPipelined(ctx, q, b.Events, expected, save)
+	} else {
+		err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, lockSQL, p.proj.Name(), p.idleLimit); err != nil {
 				return err
 			}
-		}
-		if err := p.checkHeld(ctx, tx, expected); err != nil {
-			return err
-		}
-		switch {
-		case isolate:
-			if err := p.applyParking(ctx, tx, b.Events); err != nil {
+			if p.opts.AsyncCommit {
+				if _, err := tx.Exec(ctx, asyncSQL); err != nil {
+					return err
+				}
+			}
+			rows, err := tx.Query(ctx, checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))
+			if err != nil {
 				return err
 			}
-		case len(b.Events) > 0:
-			if err := p.proj.Apply(ctx, tx, b.Events); err != nil {
-				return fmt.Errorf("apply %d events from %s: %w", len(b.Events), b.Events[0].Position, err)
+			if err := checkHeld(rows, expected); err != nil {
+				return err
 			}
-		}
-		_, err := tx.Exec(ctx, `update projection_checkpoints c set commit_position = v.c, prepare_position = v.p, updated_at = now()
-from unnest($2::int[], $3::bigint[], $4::bigint[]) v(part, c, p) where c.name = $1 and c.part = v.part`, p.proj.Name(), parts, commits, prepares)
-		return err
-	})
+			switch {
+			case isolate:
+				if err := p.applyParking(ctx, tx, b.Events); err != nil {
+					return err
+				}
+			case len(b.Events) > 0:
+				if err := p.proj.Apply(ctx, tx, b.Events); err != nil {
+					return fmt.Errorf("apply %d events from %s: %w", len(b.Events), b.Events[0].Position, err)
+				}
+			}
+			_, err = tx.Exec(ctx, saveSQL, save...)
+			return err
+		})
+	}
 	if err != nil {
 		if d, ok := p.proj.(Discarder); ok && len(b.Events) > 0 {
 			d.Discard()
@@ -708,15 +723,90 @@ from unnest($2::int[], $3::bigint[], $4::bigint[]) v(part, c, p) where c.name = 
 	return nil
 }
 
-// checkHeld locks the checkpoint rows of the partitions in expected, in order, and checks that
-// each is still at expected's epoch and position.
-func (p *Projector) checkHeld(ctx context.Context, tx pgx.Tx, expected map[int]partition) error {
-	parts := slices.Sorted(maps.Keys(expected))
-	rows, err := tx.Query(ctx, `select part, epoch, commit_position, prepare_position from projection_checkpoints
-where name = $1 and part = any($2) order by part for update`, p.proj.Name(), parts)
+// The statements of a batch's transaction, besides the projection's own:
+//
+// lockSQL takes the batch lock of this read model (schema and name), shared by the workers of its
+// partitions; a rebuild's swap takes it alone. It is a statement of its own: the checkpoints' read
+// (checkSQL) must be planned once the lock is held, so that after a swap it names the new
+// version's table. Read in the same statement (planned before the wait), it read the retired
+// version's checkpoint, found it as expected, and the batch went into the new version twice
+// (TestRebuildResumesAndIsExclusive, about 1 run in 100). A worker frozen inside the transaction
+// would keep its rows locked, and nobody could take its partitions: the server ends the
+// transaction once it waits that long for its client (idle_in_transaction_session_timeout).
+//
+// checkSQL locks the checkpoint rows of the batch's partitions, in order, for checkHeld; saveSQL
+// moves them.
+const (
+	lockSQL = `select set_config('idle_in_transaction_session_timeout', $2, true),
+  pg_advisory_xact_lock_shared(hashtext('orderflow:projection:' || current_schema() || ':' || $1))`
+	asyncSQL = `set local synchronous_commit = off`
+	checkSQL = `select part, epoch, commit_position, prepare_position from projection_checkpoints
+where name = $1 and part = any($2) order by part for update`
+	saveSQL = `update projection_checkpoints c set commit_position = v.c, prepare_position = v.p, updated_at = now()
+from unnest($2::int[], $3::bigint[], $4::bigint[]) v(part, c, p) where c.name = $1 and c.part = v.part`
+)
+
+// commitPipelined is commit's transaction for a Pipelined projection, in two round trips rather
+// than six: "begin", the batch lock and the check of the partitions' rows go in one pipeline (the
+// server binds the check once the lock is held, as it does in commit's own transaction); then the
+// projection reads what it must and queues its writes, and they go with the checkpoints and
+// "commit" in another. A failure rolls the transaction back.
+func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []eventstore.RecordedEvent, expected map[int]partition, save []any) (err error) {
+	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
+	defer conn.Release() // a connection left in a transaction is closed, not reused
+	defer func() {
+		if err != nil && !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_, _ = conn.Exec(rctx, "rollback")
+		}
+	}()
+	first := &pgx.Batch{}
+	first.Queue("begin")
+	first.Queue(lockSQL, p.proj.Name(), p.idleLimit)
+	if p.opts.AsyncCommit {
+		first.Queue(asyncSQL)
+	}
+	first.Queue(checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))
+	if err := sendChecked(ctx, conn.Conn(), first, expected); err != nil {
+		return err
+	}
+	last := &pgx.Batch{}
+	if len(events) > 0 {
+		if err := q.Queue(ctx, pipelineTx{conn.Conn()}, events, last); err != nil {
+			return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
+		}
+	}
+	last.Queue(saveSQL, save...)
+	last.Queue("commit")
+	return conn.SendBatch(ctx, last).Close()
+}
+
+// sendChecked sends b, whose last statement is checkSQL, and checks its rows (checkHeld).
+func sendChecked(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, expected map[int]partition) error {
+	br := conn.SendBatch(ctx, b)
+	for range b.Len() - 1 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return err
+		}
+	}
+	rows, err := br.Query()
+	if err == nil {
+		err = checkHeld(rows, expected)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// checkHeld reads rows of checkSQL (and closes them): each partition of expected must still be
+// at expected's epoch and position.
+func checkHeld(rows pgx.Rows, expected map[int]partition) error {
 	defer rows.Close()
 	seen := 0
 	for rows.Next() {
@@ -737,8 +827,8 @@ where name = $1 and part = any($2) order by part for update`, p.proj.Name(), par
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if seen != len(parts) {
-		return fmt.Errorf("%w: %d of %d partitions' checkpoints found", errFenced, seen, len(parts))
+	if seen != len(expected) {
+		return fmt.Errorf("%w: %d of %d partitions' checkpoints found", errFenced, seen, len(expected))
 	}
 	return nil
 }

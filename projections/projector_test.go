@@ -41,7 +41,8 @@ func TestMain(m *testing.M) {
 // whose names start with prefix ("t-" unless set): each event adds weight (1 unless set), so that
 // versions of a read model that weigh differently tell which one answered. It fails on an event
 // whose data is {"fail": true} while failing is set, and sleeps slow per batch, to stretch a
-// rebuild.
+// rebuild. It is Pipelined: its writes go with the projector's commit (the line projection of the
+// rebuild tests is not, and commits in a transaction of its own).
 type tally struct {
 	name, prefix string
 	weight       int
@@ -57,7 +58,7 @@ func (tl *tally) Migrate(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `create table if not exists `+tl.Name()+` (stream text primary key, n int not null)`)
 	return err
 }
-func (tl *tally) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+func (tl *tally) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, b *pgx.Batch) error {
 	time.Sleep(tl.slow)
 	add := `insert into ` + tl.Name() + ` values ($1, $2) on conflict (stream) do update set n = ` + tl.Name() + `.n + $2`
 	for _, e := range events {
@@ -66,11 +67,12 @@ func (tl *tally) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recor
 		if d.Fail && tl.failing.Load() {
 			return errors.New("handler refuses this event")
 		}
-		if _, err := tx.Exec(ctx, add, e.Stream, cmp.Or(tl.weight, 1)); err != nil {
-			return err
-		}
+		b.Queue(add, e.Stream, cmp.Or(tl.weight, 1))
 	}
 	return nil
+}
+func (tl *tally) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	return projections.Send(ctx, tx, events, tl.Queue)
 }
 
 func setup(t *testing.T) (*pgxpool.Pool, *memory.Store) {

@@ -7,12 +7,12 @@ package activity
 import (
 	"context"
 	_ "embed"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/projections"
 )
 
 // Name is the read model's name and schema.
@@ -38,8 +38,8 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-// Apply implements projections.Projection: one row per event with an actor, in one statement.
-func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+// Queue implements projections.Pipelined: one row per event with an actor, in one statement.
+func (Projection) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
 	var commits, prepares, revisions []int64
 	var streams, actors, types, correlations []string
 	var at []time.Time
@@ -55,11 +55,13 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Reco
 	if len(actors) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `insert into activity (commit_position, prepare_position, stream, revision, actor, type, correlation_id, recorded_at)
+	batch.Queue(`insert into activity (commit_position, prepare_position, stream, revision, actor, type, correlation_id, recorded_at)
 select * from unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
 on conflict (stream, revision) do nothing`, commits, prepares, streams, revisions, actors, types, correlations, at)
-	if err != nil {
-		return fmt.Errorf("activity: %w", err)
-	}
 	return nil
+}
+
+// Apply implements projections.Projection: Queue's statements, sent.
+func (p Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	return projections.Send(ctx, tx, events, p.Queue)
 }

@@ -12,6 +12,7 @@ import (
 
 	model "github.com/orderflow/orderflow/domain/inventory"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/projections"
 )
 
 // Name of the read model.
@@ -39,12 +40,11 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-// Apply implements projections.Projection. Stock events carry their quantities, so counters
+// Queue implements projections.Pipelined. Stock events carry their quantities, so counters
 // move without reading rows: the batch's stock changes are summed per product and written in one
 // statement, after the catalog's own changes (adds, prices, discontinuations), in order; a
 // product's updated_at is its last event's time, as if each event were written in turn.
-func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
-	batch := &pgx.Batch{}
+func (Projection) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
 	type delta struct {
 		onHand, reserved int64
 		at               time.Time
@@ -98,8 +98,10 @@ on conflict (product_id) do nothing`, e.ProductID, e.SKU, e.Name, e.PriceCents, 
   from unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) d(product_id, on_hand, reserved, at)
  where p.product_id = d.product_id`, ids, onHand, reserved, at)
 	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	return tx.SendBatch(ctx, batch).Close()
+	return nil
+}
+
+// Apply implements projections.Projection: Queue's statements, sent.
+func (p Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	return projections.Send(ctx, tx, events, p.Queue)
 }

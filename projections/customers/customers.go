@@ -17,6 +17,7 @@ import (
 	order "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/personal"
+	"github.com/orderflow/orderflow/projections"
 )
 
 // Name of the read model.
@@ -47,9 +48,8 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 // redactedAddress is an erased customer's shipping address, as their events read.
 var redactedAddress, _ = json.Marshal(personal.Redact[customer.Address]())
 
-// Apply implements projections.Projection.
-func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
-	batch := &pgx.Batch{}
+// Queue implements projections.Pipelined.
+func (Projection) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
 	var placed struct {
 		orders, customers []string
 		totals            []int64
@@ -102,8 +102,10 @@ select * from unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) on
 	if len(cancelled) > 0 {
 		batch.Queue(`update customer_orders set cancelled = true where order_id = any($1)`, cancelled)
 	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	return tx.SendBatch(ctx, batch).Close()
+	return nil
+}
+
+// Apply implements projections.Projection: Queue's statements, sent.
+func (p Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	return projections.Send(ctx, tx, events, p.Queue)
 }

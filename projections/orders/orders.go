@@ -18,6 +18,7 @@ import (
 	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
+	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -69,16 +70,15 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-// Apply implements projections.Projection. A batch is folded in memory first (an order placed
+// Queue implements projections.Pipelined. A batch is folded in memory first (an order placed
 // and moved on in the same batch is written once, in its last state) and then written with three
 // statements whatever its size: new orders, changes to orders of earlier batches, history rows.
 // Every statement is idempotent (on conflict do nothing, updates to a final value).
-func (Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+func (Projection) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
 	f, err := foldBatch(events)
 	if err != nil {
 		return err
 	}
-	batch := &pgx.Batch{}
 	if len(f.newRows) > 0 {
 		batch.Queue(`insert into orders (order_id, customer_id, status, total_cents, lines, placed_at, updated_at, cancelled_at, cancel_reason)
 select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[])
@@ -89,10 +89,12 @@ on conflict (order_id) do nothing`, newColumns(f.newRows)...)
 		batch.Queue(`insert into order_history (order_id, revision, status, at)
 select * from unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) on conflict do nothing`, historyColumns(f.history)...)
 	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	return tx.SendBatch(ctx, batch).Close()
+	return nil
+}
+
+// Apply implements projections.Projection: Queue's statements, sent.
+func (p Projection) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	return projections.Send(ctx, tx, events, p.Queue)
 }
 
 // Keys implements projections.Keyed: "order:ID" for each order the events change and

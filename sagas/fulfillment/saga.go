@@ -19,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow/domain/payment"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/internal/jobs"
+	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/wire"
 )
 
@@ -100,10 +101,10 @@ func decode(r eventstore.RecordedEvent) (any, error) {
 	return nil, fmt.Errorf("fulfillment: unexpected event type %q", r.Type)
 }
 
-// Apply implements projections.Projection: it loads the batch's sagas in one query, folds the
-// events in memory and writes each changed saga and every command once, in the projector's
-// transaction.
-func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+// Queue implements projections.Pipelined: it loads the batch's sagas in one query, folds the
+// events in memory and queues the writes of each changed saga and every command, once, for the
+// projector's transaction.
+func (s *Saga) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
 	type item struct {
 		event any
 		id    string
@@ -141,13 +142,18 @@ func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 		}
 		cmds = append(cmds, c...)
 	}
-	if err := save(ctx, tx, states, changed, cmds); err != nil {
+	if err := save(batch, states, changed, cmds); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.staged = cmds // the batch's, once committed (Committed); a batch applied again replaces them
 	s.mu.Unlock()
 	return nil
+}
+
+// Apply implements projections.Projection: Queue's statements, sent.
+func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	return projections.Send(ctx, tx, events, s.Queue)
 }
 
 // Committed tells the saga that the projector committed the batch Apply saw last: its commands
@@ -184,10 +190,9 @@ func load(ctx context.Context, tx pgx.Tx, query string, args ...any) (map[string
 	return out, rows.Err()
 }
 
-// save writes the changed sagas and the commands in two statements, whatever their number: a
-// statement costs PostgreSQL more than a row.
-func save(ctx context.Context, tx pgx.Tx, states map[string]*State, changed map[string]bool, cmds []Command) error {
-	batch := &pgx.Batch{}
+// save queues the writes of the changed sagas and the commands on batch, two statements whatever
+// their number: a statement costs PostgreSQL more than a row.
+func save(batch *pgx.Batch, states map[string]*State, changed map[string]bool, cmds []Command) error {
 	if len(changed) > 0 {
 		var ids, data, steps, outcomes []string
 		var deadlines []*time.Time
@@ -219,10 +224,7 @@ on conflict (order_id) do update set state = excluded.state, step = excluded.ste
 		batch.Queue(`insert into fulfillment_outbox (id, endpoint, payload)
 select * from unnest($1::text[], $2::text[], $3::jsonb[]) on conflict (id) do nothing`, ids, endpoints, payloads)
 	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	return tx.SendBatch(ctx, batch).Close()
+	return nil
 }
 
 // Wake tells the dispatcher that the outbox may have new commands (after a committed batch).
@@ -408,7 +410,11 @@ func (s *Saga) Deadlines(ctx context.Context, every time.Duration) error {
 				cmds = append(cmds, c...)
 			}
 			fired = cmds
-			return save(ctx, tx, states, changed, cmds)
+			batch := &pgx.Batch{}
+			if err := save(batch, states, changed, cmds); err != nil {
+				return err
+			}
+			return tx.SendBatch(ctx, batch).Close()
 		})
 		if err != nil && ctx.Err() == nil {
 			s.Log.Warn("fire saga deadlines", "err", err)
