@@ -284,7 +284,7 @@ func scanAll(rows pgx.Rows, horizon *horizon) ([]eventstore.RecordedEvent, error
 			types[typ] = typ
 		}
 		if out == nil {
-			out = make([]eventstore.RecordedEvent, 0, 256)
+			out = make([]eventstore.RecordedEvent, 0, 8)
 		}
 		e := eventstore.RecordedEvent{
 			ID:         uuid.UUID(v[5]),
