@@ -52,6 +52,14 @@ type Pipelined interface {
 	Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, b *pgx.Batch) error
 }
 
+// Reader is a Pipelined projection that reads rows for a batch before it queues the batch's
+// writes: Read queues its queries on b, which the projector sends with the batch lock in the
+// transaction's first round trip, and returns what takes their results (in order); Queue comes
+// after, with what they read.
+type Reader interface {
+	Read(events []eventstore.RecordedEvent, b *pgx.Batch) (func(pgx.BatchResults) error, error)
+}
+
 // Send is Apply for a Pipelined projection: what queue queues for events, sent in tx.
 func Send(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, queue func(context.Context, pgx.Tx, []eventstore.RecordedEvent, *pgx.Batch) error) error {
 	b := &pgx.Batch{}
@@ -771,7 +779,13 @@ func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []e
 		first.Queue(asyncSQL)
 	}
 	first.Queue(checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))
-	if err := sendChecked(ctx, conn.Conn(), first, expected); err != nil {
+	var take func(pgx.BatchResults) error
+	if r, ok := q.(Reader); ok && len(events) > 0 {
+		if take, err = r.Read(events, first); err != nil {
+			return fmt.Errorf("read for %d events from %s: %w", len(events), events[0].Position, err)
+		}
+	}
+	if err := sendChecked(ctx, conn.Conn(), first, expected, take); err != nil {
 		return err
 	}
 	last := &pgx.Batch{}
@@ -785,19 +799,25 @@ func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []e
 	return conn.SendBatch(ctx, last).Close()
 }
 
-// sendChecked sends b, whose last statement is checkSQL, and checks its rows (checkHeld).
-func sendChecked(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, expected map[int]partition) error {
+// sendChecked sends b: statements without rows, then checkSQL, whose rows it checks (checkHeld),
+// then the projection's reads, whose results take takes (nil: none).
+func sendChecked(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, expected map[int]partition, take func(pgx.BatchResults) error) error {
 	br := conn.SendBatch(ctx, b)
-	for range b.Len() - 1 {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return err
+	err := func() error {
+		for i := 0; i < b.Len() && b.QueuedQueries[i].SQL != checkSQL; i++ {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
-	}
-	rows, err := br.Query()
-	if err == nil {
-		err = checkHeld(rows, expected)
-	}
+		rows, err := br.Query()
+		if err == nil {
+			err = checkHeld(rows, expected)
+		}
+		if err == nil && take != nil {
+			err = take(br)
+		}
+		return err
+	}()
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}

@@ -40,6 +40,13 @@ type Saga struct {
 	// projector says it committed (ready): sent at once, not read back from the outbox.
 	mu            sync.Mutex
 	staged, ready []Command
+	// The ids of commands JetStream stored, still in the outbox (sent, since sentAt): the next
+	// batch deletes them in its transaction (deleting, until it commits), or the dispatcher
+	// does after SentFlush if no batch comes.
+	sent, deleting []string
+	sentAt         time.Time
+	// The batch's sagas and events, read with the projector's batch lock (Read), for Queue.
+	read *readBatch
 }
 
 // New returns a saga over pool.
@@ -105,29 +112,21 @@ func decode(r eventstore.RecordedEvent) (any, error) {
 // events in memory and queues the writes of each changed saga and every command, once, for the
 // projector's transaction.
 func (s *Saga) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
-	type item struct {
-		event any
-		id    string
-	}
-	items := make([]item, 0, len(events))
-	var ids []string
-	for _, r := range events {
-		e, err := decode(r)
-		if err != nil {
-			return fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
+	s.mu.Lock()
+	rb := s.read
+	s.read = nil
+	s.mu.Unlock()
+	if rb == nil || len(rb.events) != len(events) || (len(events) > 0 && rb.events[len(events)-1].ID != events[len(events)-1].ID) {
+		var ids []string
+		var err error
+		if rb, ids, err = s.decodeBatch(events); err != nil {
+			return err
 		}
-		if p, ok := e.(order.Placed); ok {
-			e = Started{Placed: p, Flow: Flow{CorrelationID: r.Metadata.CorrelationID, Actor: r.Metadata.Actor, TraceParent: r.Metadata.TraceParent, TraceState: r.Metadata.TraceState}}
-		}
-		if id := orderOf(e); id != "" {
-			items = append(items, item{e, id})
-			ids = append(ids, id)
+		if rb.states, err = load(ctx, tx, sagasOf, ids); err != nil {
+			return err
 		}
 	}
-	states, err := load(ctx, tx, `select state from fulfillment where order_id = any($1) for update`, ids)
-	if err != nil {
-		return err
-	}
+	items, states := rb.items, rb.states
 	changed := map[string]bool{}
 	var cmds []Command
 	for _, it := range items {
@@ -147,8 +146,72 @@ func (s *Saga) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 	}
 	s.mu.Lock()
 	s.staged = cmds // the batch's, once committed (Committed); a batch applied again replaces them
+	s.deleting, s.sent, s.sentAt = append(s.deleting, s.sent...), nil, time.Time{}
+	deleting := s.deleting
 	s.mu.Unlock()
+	if len(deleting) > 0 {
+		batch.Queue(`delete from fulfillment_outbox where id = any($1)`, deleting)
+	}
 	return nil
+}
+
+// readBatch is a batch of events as the saga reads it: each event of an order with the order's
+// id, and the orders' sagas.
+type readBatch struct {
+	events []eventstore.RecordedEvent
+	items  []item
+	states map[string]*State
+}
+
+type item struct {
+	event any
+	id    string
+}
+
+// sagasOf reads the sagas of orders ($1), locked for the batch's transaction.
+const sagasOf = `select state from fulfillment where order_id = any($1) for update`
+
+// decodeBatch decodes events: each event of an order, with the order's id, and the ids.
+func (s *Saga) decodeBatch(events []eventstore.RecordedEvent) (*readBatch, []string, error) {
+	rb := &readBatch{events: events, items: make([]item, 0, len(events))}
+	var ids []string
+	for _, r := range events {
+		e, err := decode(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("event %s at %s: %w", r.ID, r.Position, err)
+		}
+		if p, ok := e.(order.Placed); ok {
+			e = Started{Placed: p, Flow: Flow{CorrelationID: r.Metadata.CorrelationID, Actor: r.Metadata.Actor, TraceParent: r.Metadata.TraceParent, TraceState: r.Metadata.TraceState}}
+		}
+		if id := orderOf(e); id != "" {
+			rb.items = append(rb.items, item{e, id})
+			ids = append(ids, id)
+		}
+	}
+	return rb, ids, nil
+}
+
+// Read implements projections.Reader: the batch's sagas are read with the projector's batch lock,
+// in its first round trip; Queue takes them.
+func (s *Saga) Read(events []eventstore.RecordedEvent, b *pgx.Batch) (func(pgx.BatchResults) error, error) {
+	rb, ids, err := s.decodeBatch(events)
+	if err != nil {
+		return nil, err
+	}
+	b.Queue(sagasOf, ids)
+	return func(br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err == nil {
+			rb.states, err = scanStates(rows)
+		}
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.read = rb
+		s.mu.Unlock()
+		return nil
+	}, nil
 }
 
 // Apply implements projections.Projection: Queue's statements, sent.
@@ -160,7 +223,7 @@ func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 // go to the dispatcher, which sends them without reading the outbox back.
 func (s *Saga) Committed() {
 	s.mu.Lock()
-	s.ready, s.staged = append(s.ready, s.staged...), nil
+	s.ready, s.staged, s.deleting = append(s.ready, s.staged...), nil, nil
 	s.mu.Unlock()
 	s.Wake()
 }
@@ -169,7 +232,10 @@ func (s *Saga) Committed() {
 // lost its partitions, a database error), so its commands are not sent.
 func (s *Saga) Discard() {
 	s.mu.Lock()
-	s.staged = nil
+	s.staged, s.read = nil, nil
+	if len(s.deleting) > 0 { // still in the outbox: deleted by the next batch or the dispatcher
+		s.sent, s.deleting, s.sentAt = append(s.sent, s.deleting...), nil, time.Now()
+	}
 	s.mu.Unlock()
 }
 
@@ -178,6 +244,11 @@ func load(ctx context.Context, tx pgx.Tx, query string, args ...any) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("load sagas: %w", err)
 	}
+	return scanStates(rows)
+}
+
+// scanStates reads rows of sagas' states (and closes them), by order.
+func scanStates(rows pgx.Rows) (map[string]*State, error) {
 	defer rows.Close()
 	out := map[string]*State{}
 	for rows.Next() {
@@ -246,6 +317,13 @@ func (s *Saga) Dispatch(ctx context.Context, js jetstream.JetStream, ns wire.Nam
 	}
 	tick := time.NewTicker(OutboxPoll)
 	defer tick.Stop()
+	flush := time.NewTimer(time.Hour)
+	defer flush.Stop()
+	defer func() { // what was sent, out of the outbox before the process goes
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		s.flushSent(fctx, true)
+	}()
 	poll := true // what a previous process left
 	for {
 		s.mu.Lock()
@@ -268,12 +346,16 @@ func (s *Saga) Dispatch(ctx context.Context, js jetstream.JetStream, ns wire.Nam
 		if poll {
 			continue
 		}
+		if wait := s.flushSent(ctx, false); wait > 0 {
+			flush.Reset(wait)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.wake:
 		case <-tick.C:
 			poll = true
+		case <-flush.C:
 		}
 	}
 }
@@ -294,16 +376,42 @@ func (s *Saga) send(ctx context.Context, js jetstream.JetStream, ns wire.Namespa
 			msgs[i].TraceParent, msgs[i].TraceState, msgs[i].Correlation = m.TraceParent, m.TraceState, m.CorrelationID
 		}
 	}
-	n, perr := jobs.PublishAll(ctx, js, ns, msgs)
-	if n == 0 {
-		return perr
+	n, err := jobs.PublishAll(ctx, js, ns, msgs)
+	s.mu.Lock()
+	if len(s.sent) == 0 && n > 0 {
+		s.sentAt = time.Now()
 	}
-	done := make([]string, n)
-	for i := range done {
-		done[i] = cmds[i].ID
+	for _, c := range cmds[:n] {
+		s.sent = append(s.sent, c.ID)
 	}
-	_, err := s.Pool.Exec(ctx, `delete from fulfillment_outbox where id = any($1)`, done)
-	return errors.Join(perr, err)
+	s.mu.Unlock()
+	return err
+}
+
+// SentFlush is how long the ids of sent commands wait for a batch to delete them from the outbox
+// before the dispatcher deletes them itself: well within the second after which the outbox's
+// poll sends a command again.
+const SentFlush = 200 * time.Millisecond
+
+// flushSent deletes from the outbox the commands sent more than SentFlush ago that no batch took
+// (all, if force), and answers when to look again (0: nothing waits).
+func (s *Saga) flushSent(ctx context.Context, force bool) time.Duration {
+	s.mu.Lock()
+	if len(s.sent) == 0 {
+		s.mu.Unlock()
+		return 0
+	}
+	if wait := SentFlush - time.Since(s.sentAt); wait > 0 && !force {
+		s.mu.Unlock()
+		return wait
+	}
+	ids := s.sent
+	s.sent, s.sentAt = nil, time.Time{}
+	s.mu.Unlock()
+	if _, err := s.Pool.Exec(ctx, `delete from fulfillment_outbox where id = any($1)`, ids); err != nil && ctx.Err() == nil {
+		s.Log.Warn("delete sent saga commands from the outbox", "err", err) // sent again by the poll: harmless
+	}
+	return 0
 }
 
 // commandMeta is the metadata a command's payload carries.

@@ -304,6 +304,64 @@ func TestProviderOutage(t *testing.T) {
 	}
 }
 
+// TestSentCommandsLeaveTheOutbox: a command JetStream stored leaves the outbox soon after (deleted
+// by the saga's next batch, or by the dispatcher when none comes), not a second later when the
+// outbox's poll would send it again.
+func TestSentCommandsLeaveTheOutbox(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, fulfillment.Options{}, cardsim.Options{})
+	r.product("p", 100)
+	ids := []string{"a", "b", "c", "d", "e", "f"}
+	for _, id := range ids {
+		r.place(id, wire.PlaceLine{ProductID: "p", Quantity: 1})
+	}
+	for id, st := range r.settle(ids, 30*time.Second) {
+		if st != order.StatusConfirmed {
+			t.Fatalf("order %s ended %s", id, st)
+		}
+	}
+	r.outboxEmptyWithin(800*time.Millisecond, "after the orders settled") // the next batches took them
+	// A command after which nothing comes (the payment service is away): the dispatcher deletes it.
+	r.mu.Lock()
+	stop := r.stops["payments"]
+	r.mu.Unlock()
+	stop()
+	r.place("g", wire.PlaceLine{ProductID: "p", Quantity: 1})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var step string
+		_ = r.sagaPool.QueryRow(t.Context(), `select step from fulfillment where order_id = 'g'`).Scan(&step)
+		if step == string(fulfillment.StepAuthorizing) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order g's saga is %q after 10 s, want it authorizing", step)
+		}
+	}
+	r.outboxEmptyWithin(800*time.Millisecond, "after the authorization was queued")
+	r.start("payments")
+	r.settle([]string{"g"}, 30*time.Second)
+}
+
+// outboxEmptyWithin fails the test unless the saga's outbox is empty within d: before the outbox's
+// poll, which sends again what is a second old.
+func (r *rig) outboxEmptyWithin(d time.Duration, when string) {
+	r.t.Helper()
+	start := time.Now()
+	for {
+		var left int
+		if err := r.sagaPool.QueryRow(r.t.Context(), `select count(*) from fulfillment_outbox`).Scan(&left); err != nil {
+			r.t.Fatal(err)
+		}
+		if left == 0 {
+			return
+		}
+		if time.Since(start) > d {
+			r.t.Fatalf("%d commands still in the outbox %s %s", left, time.Since(start).Round(time.Millisecond), when)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestDeadlineSurvivesARestart: the payment never comes; the deadline fires although the saga
 // was restarted after setting it.
 func TestDeadlineSurvivesARestart(t *testing.T) {
