@@ -43,7 +43,7 @@ import (
 // The replay: a log of order events is written, then the orders read model is built from it by 1
 // worker, then (into another schema) by 2, in this process; events per second to the last one.
 func benchWorkers(fs *flag.FlagSet) benchRun {
-	n := fs.Int("orders", 1500, "placed orders in the log for each saga run")
+	n := fs.Int("orders", 4000, "placed orders in the log for each saga run")
 	events := fs.Int("events", 200_000, "order events in the log of the replay")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		one, two, err := sagaWorkers(ctx, *n, getenv, stdout, stderr)

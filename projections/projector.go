@@ -678,35 +678,7 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, touched map[
 	if q, ok := p.proj.(Pipelined); ok && !isolate {
 		err = p.commitPipelined(ctx, q, b.Events, expected, save)
 	} else {
-		err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, lockSQL, p.proj.Name(), p.idleLimit); err != nil {
-				return err
-			}
-			if p.opts.AsyncCommit {
-				if _, err := tx.Exec(ctx, asyncSQL); err != nil {
-					return err
-				}
-			}
-			rows, err := tx.Query(ctx, checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))
-			if err != nil {
-				return err
-			}
-			if err := checkHeld(rows, expected); err != nil {
-				return err
-			}
-			switch {
-			case isolate:
-				if err := p.applyParking(ctx, tx, b.Events); err != nil {
-					return err
-				}
-			case len(b.Events) > 0:
-				if err := p.proj.Apply(ctx, tx, b.Events); err != nil {
-					return fmt.Errorf("apply %d events from %s: %w", len(b.Events), b.Events[0].Position, err)
-				}
-			}
-			_, err = tx.Exec(ctx, saveSQL, save...)
-			return err
-		})
+		err = p.commitInTx(ctx, b.Events, expected, save, isolate)
 	}
 	if err != nil {
 		if d, ok := p.proj.(Discarder); ok && len(b.Events) > 0 {
@@ -753,6 +725,40 @@ where name = $1 and part = any($2) order by part for update`
 	saveSQL = `update projection_checkpoints c set commit_position = v.c, prepare_position = v.p, updated_at = now()
 from unnest($2::int[], $3::bigint[], $4::bigint[]) v(part, c, p) where c.name = $1 and c.part = v.part`
 )
+
+// commitInTx is commit's transaction, a statement at a time: for a projection that is not
+// Pipelined, or a batch applied event by event (isolate) to park what fails.
+func (p *Projector) commitInTx(ctx context.Context, events []eventstore.RecordedEvent, expected map[int]partition, save []any, isolate bool) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockSQL, p.proj.Name(), p.idleLimit); err != nil {
+			return err
+		}
+		if p.opts.AsyncCommit {
+			if _, err := tx.Exec(ctx, asyncSQL); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))
+		if err != nil {
+			return err
+		}
+		if err := checkHeld(rows, expected); err != nil {
+			return err
+		}
+		switch {
+		case isolate:
+			if err := p.applyParking(ctx, tx, events); err != nil {
+				return err
+			}
+		case len(events) > 0:
+			if err := p.proj.Apply(ctx, tx, events); err != nil {
+				return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
+			}
+		}
+		_, err = tx.Exec(ctx, saveSQL, save...)
+		return err
+	})
+}
 
 // commitPipelined is commit's transaction for a Pipelined projection, in two round trips rather
 // than six: "begin", the batch lock and the check of the partitions' rows go in one pipeline (the
