@@ -498,7 +498,7 @@ func TestDashboardAndScrapesFollowTheBinary(t *testing.T) {
 	// its metrics pipeline), keeping each series' target and instance.
 	var prom struct {
 		ScrapeConfigs []struct {
-			HonorLabels   bool `yaml:"honor_labels"`
+			HonorLabels   bool                         `yaml:"honor_labels"`
 			StaticConfigs []struct{ Targets []string } `yaml:"static_configs"`
 		} `yaml:"scrape_configs"`
 	}
