@@ -58,8 +58,16 @@ func NewHTTPProvider(baseURL string, opts HTTPProviderOptions) *HTTPProvider {
 	if opts.OnStateChange != nil {
 		st.OnStateChange = func(_ string, from, to gobreaker.State) { opts.OnStateChange(from.String(), to.String()) }
 	}
-	return &HTTPProvider{url: baseURL + "/v1/authorizations", client: &http.Client{Timeout: opts.Timeout, Transport: otelhttp.NewTransport(http.DefaultTransport)}, breaker: gobreaker.NewCircuitBreaker[Answer](st), retries: opts.Retries}
+	// Connections to the gateway are kept for the calls that overlap, not 2 as Go's default
+	// transport keeps per host: past those, every call dialled a connection and dropped it.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = ProviderConns
+	return &HTTPProvider{url: baseURL + "/v1/authorizations", client: &http.Client{Timeout: opts.Timeout, Transport: otelhttp.NewTransport(transport)}, breaker: gobreaker.NewCircuitBreaker[Answer](st), retries: opts.Retries}
 }
+
+// ProviderConns is how many idle connections to the card gateway a payment service keeps: as
+// many as the calls it makes at once (its queued commands, 32 at a time, each one call).
+const ProviderConns = 64
 
 // BreakerState is "closed", "half-open" or "open".
 func (p *HTTPProvider) BreakerState() string { return p.breaker.State().String() }
