@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -108,8 +109,13 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 	}
 	// A command that already has an outcome (a redelivered job) answers with it: stock freed since
 	// a rejection must not be taken by the retry of the rejected command, whose lines are released
-	// (again: releasing what is not held is a no-op).
-	reply, done, head, err := h.decided(ctx, req.OrderID, req.Meta)
+	// (again: releasing what is not held is a no-op). A first delivery has none: its outcome
+	// creates the order's reservation stream, not read first; should the stream exist after all,
+	// that append fails, and the redelivery reads it.
+	reply, done, head, err := wire.CommandReply{}, false, eventstore.NoStream(), error(nil)
+	if !jobs.FirstDelivery(ctx) {
+		reply, done, head, err = h.decided(ctx, req.OrderID, req.Meta)
+	}
 	if done {
 		if err != nil {
 			return release(err)
@@ -155,9 +161,9 @@ func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Met
 	case err != nil:
 		return wire.CommandReply{}, false, eventstore.Any(), nil
 	}
-	id := eventstore.DeriveID(meta.CommandID+":outcome", 0)
+	ids := []uuid.UUID{outcomeID(meta, model.TypeOrderReserved), outcomeID(meta, model.TypeOrderRejected), outcomeID(meta, "")}
 	for _, r := range events {
-		if r.ID != id {
+		if !slices.Contains(ids, r.ID) {
 			continue
 		}
 		reply := wire.CommandReply{ID: orderID, Position: r.Position.String()}
@@ -175,13 +181,25 @@ func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Met
 
 // outcome records what became of an order's reservation on its reservation stream, expecting it at
 // expected. The event id derives from the command id: a retried command records it once.
+// outcomeID is the id of the event that records a command's outcome on an order's reservation
+// stream. A reservation's two outcomes have ids of their own: an outcome appended without reading
+// the stream first (a first delivery) must fail on a stream that holds the other, where an append
+// of the same id passes for its retry. A release keeps the id outcomes had before ("": any other).
+func outcomeID(meta commands.Meta, typ string) uuid.UUID {
+	switch typ {
+	case model.TypeOrderReserved, model.TypeOrderRejected:
+		return eventstore.DeriveID(meta.CommandID+":outcome:"+typ, 0)
+	}
+	return eventstore.DeriveID(meta.CommandID+":outcome", 0)
+}
+
 func (h Handlers) outcome(ctx context.Context, orderID string, meta commands.Meta, expected eventstore.ExpectedRevision, e model.Event) (wire.CommandReply, error) {
 	typ, data, err := model.Codec.Encode(e)
 	if err != nil {
 		return wire.CommandReply{}, err
 	}
 	res, err := h.Store.Append(ctx, model.ReservationStream(orderID), expected, []eventstore.EventData{{
-		ID: eventstore.DeriveID(meta.CommandID+":outcome", 0), Type: typ, Data: data,
+		ID: outcomeID(meta, typ), Type: typ, Data: data,
 		Metadata: commands.EventMetadata(ctx, meta),
 	}})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
 	"github.com/orderflow/orderflow/eventstore/storetest"
+	"github.com/orderflow/orderflow/internal/jobs"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/testkit/pgtest"
@@ -124,6 +125,62 @@ func TestRedeliveredRejectedReservation(t *testing.T) {
 	if s := stock(t, h.Store, "p"); s.ReservedTotal() != 0 {
 		t.Fatalf("the redelivered command reserved %d units", s.ReservedTotal())
 	}
+}
+
+// TestAFirstDeliveryReadsNothing: the first delivery of a reservation does not read the order's
+// reservation stream (its outcome creates it); when the stream exists after all (the command
+// queued again under its id, past the queue's duplicate window), the outcome's append fails and
+// the retry, a redelivery, reads the stream and answers the first outcome, holding nothing.
+func TestAFirstDeliveryReadsNothing(t *testing.T) {
+	t.Parallel()
+	h := fresh()
+	addProduct(t, h, "p", 1)
+	reads := &readCounter{Store: h.Store}
+	h.Store = reads
+	first := jobs.Delivered(t.Context(), 1)
+	ok := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 1, UnitPriceCents: 100}}}
+	commandstest.Must(t)(h.ReserveStock(first, ok))
+	if n := reads.of(model.ReservationStream("o1")); n != 0 {
+		t.Errorf("a first delivery read the reservation stream %d times", n)
+	}
+	refused := wire.ReserveStock{Meta: commandstest.Meta("saga:o2:reserve"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2, UnitPriceCents: 100}}}
+	if _, err := h.ReserveStock(first, refused); !errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("o2 first delivery: %v", err)
+	}
+	commandstest.Must(t)(h.Restock(t.Context(), wire.Restock{Meta: commandstest.Meta("more"), ProductID: "p", Quantity: 5}))
+	// Queued again, delivered "first": its outcome's append finds the stream and fails.
+	if _, err := h.ReserveStock(first, refused); err == nil || errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("o2 queued again: %v, want a failure to retry", err)
+	}
+	if _, err := h.ReserveStock(jobs.Delivered(t.Context(), 2), refused); !errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("o2 redelivered: %v, want the first answer", err)
+	}
+	if s := stock(t, h.Store, "p"); s.ReservedTotal() != 1 {
+		t.Fatalf("%d units reserved, want o1's 1", s.ReservedTotal())
+	}
+}
+
+// readCounter counts the reads of each stream.
+type readCounter struct {
+	eventstore.Store
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (r *readCounter) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
+	r.mu.Lock()
+	if r.reads == nil {
+		r.reads = map[string]int{}
+	}
+	r.reads[stream]++
+	r.mu.Unlock()
+	return r.Store.ReadStream(ctx, stream, opts)
+}
+
+func (r *readCounter) of(stream string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reads[stream]
 }
 
 // faulty is a store on which the next n appends of events of type typ fail with err: a stream

@@ -138,6 +138,19 @@ func Strict(ctx context.Context) context.Context { return context.WithValue(ctx,
 // IsStrict reports whether ctx is Strict.
 func IsStrict(ctx context.Context) bool { v, _ := ctx.Value(strictKey{}).(bool); return v }
 
+type deliveryKey struct{}
+
+// Delivered returns ctx as the n-th delivery of a queued command (what handlers are given; tests).
+func Delivered(ctx context.Context, n uint64) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, n)
+}
+
+// FirstDelivery reports whether ctx carries out a queued command delivered for the first time:
+// no earlier attempt of it can have written anything (a command queued again under its id within
+// the stream's duplicate window is the same message). False outside a queued command, and when
+// the server does not say.
+func FirstDelivery(ctx context.Context) bool { n, _ := ctx.Value(deliveryKey{}).(uint64); return n == 1 }
+
 // Handler carries out one queued command. A *rpc.Error with a code the caller must fix (invalid,
 // not found, conflict) is final: the message is acknowledged and logged. Any other error is
 // retried later.
@@ -197,7 +210,11 @@ func handle(ctx context.Context, trust *auth.Trust, m jetstream.Msg, endpoint st
 		}
 		ctx = auth.With(ctx, p)
 	}
-	hctx, cancel := context.WithTimeout(ctx, HandlerTimeout)
+	delivered := uint64(0) // unknown
+	if md, err := m.Metadata(); err == nil {
+		delivered = md.NumDelivered
+	}
+	hctx, cancel := context.WithTimeout(Delivered(ctx, delivered), HandlerTimeout)
 	defer cancel()
 	hctx, span := telemetry.Tracer().Start(telemetry.Extract(hctx, m.Headers()), "job "+m.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
 	start, outcome := time.Now(), "retried"
@@ -233,11 +250,7 @@ func handle(ctx context.Context, trust *auth.Trust, m jetstream.Msg, endpoint st
 		_ = m.Ack()
 		return
 	}
-	delivered := uint64(1)
-	if md, mderr := m.Metadata(); mderr == nil {
-		delivered = md.NumDelivered
-	}
-	delay := min(time.Duration(1<<min(delivered, 6))*250*time.Millisecond, 15*time.Second)
+	delay := min(time.Duration(1<<min(max(delivered, 1), 6))*250*time.Millisecond, 15*time.Second)
 	log.WarnContext(hctx, "queued command failed; will retry", "subject", m.Subject(), "attempt", delivered, "retry_in", delay, "err", err)
 	_ = m.NakWithDelay(delay)
 }
