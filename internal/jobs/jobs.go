@@ -149,7 +149,10 @@ func Delivered(ctx context.Context, n uint64) context.Context {
 // no earlier attempt of it can have written anything (a command queued again under its id within
 // the stream's duplicate window is the same message). False outside a queued command, and when
 // the server does not say.
-func FirstDelivery(ctx context.Context) bool { n, _ := ctx.Value(deliveryKey{}).(uint64); return n == 1 }
+func FirstDelivery(ctx context.Context) bool {
+	n, _ := ctx.Value(deliveryKey{}).(uint64)
+	return n == 1
+}
 
 // Handler carries out one queued command. A *rpc.Error with a code the caller must fix (invalid,
 // not found, conflict) is final: the message is acknowledged and logged. Any other error is

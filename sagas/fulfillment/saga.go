@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -271,7 +272,7 @@ func save(batch *pgx.Batch, states map[string]*State, changed map[string]bool, c
 		var updated []time.Time
 		for id := range changed {
 			st := states[id]
-			b, err := json.Marshal(st)
+			b, err := gojson.Marshal(st) // read back by pgx with goccy/go-json too (pgschema.FastJSON)
 			if err != nil {
 				return err
 			}
