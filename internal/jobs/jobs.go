@@ -159,6 +159,9 @@ func FirstDelivery(ctx context.Context) bool {
 // retried later.
 type Handler func(ctx context.Context, data []byte) error
 
+// Concurrency is how many queued commands a consumer carries out at once.
+const Concurrency = 32
+
 // Consume runs a durable consumer named durable for the given endpoints until ctx ends.
 func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, durable string, log *slog.Logger, handlers map[string]Handler) error {
 	if err := Ensure(ctx, js, ns); err != nil {
@@ -179,13 +182,27 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 	}
 	log = log.With("consumer", durable)
 	trust := auth.TrustFrom(ctx)
-	sem := make(chan struct{}, 32)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		sem <- struct{}{}
+	// Long-lived workers, not a goroutine per message: a fresh goroutine grows its stack anew for
+	// every command (JSON, pgx and the store go deep), as rpc.NewServer's workers avoid too.
+	msgs := make(chan jetstream.Msg)
+	for range Concurrency {
 		go func() {
-			defer func() { <-sem }()
-			handle(ctx, trust, m, endpoints[m.Subject()], bySubject[m.Subject()], log)
+			for {
+				select {
+				case m := <-msgs:
+					handle(ctx, trust, m, endpoints[m.Subject()], bySubject[m.Subject()], log)
+				case <-ctx.Done():
+					return
+				}
+			}
 		}()
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m: // the callback waits while every worker is busy, as the semaphore did
+		case <-ctx.Done():
+			_ = m.Nak()
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("jobs consumer %s: %w", durable, err)
