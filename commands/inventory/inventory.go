@@ -113,7 +113,7 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 	// creates the order's reservation stream, not read first; should the stream exist after all,
 	// that append fails, and the redelivery reads it.
 	reply, done, head, err := wire.CommandReply{}, false, eventstore.NoStream(), error(nil)
-	if !jobs.FirstDelivery(ctx) {
+	if !jobs.FirstDelivery(ctx, req.Meta.CommandID) {
 		reply, done, head, err = h.decided(ctx, req.OrderID, req.Meta)
 	}
 	if done {

@@ -127,32 +127,39 @@ func TestRedeliveredRejectedReservation(t *testing.T) {
 	}
 }
 
-// TestAFirstDeliveryReadsNothing: the first delivery of a reservation does not read the order's
-// reservation stream (its outcome creates it); when the stream exists after all (the command
-// queued again under its id, past the queue's duplicate window), the outcome's append fails and
-// the retry, a redelivery, reads the stream and answers the first outcome, holding nothing.
+// TestAFirstDeliveryReadsNothing: the first delivery of a reservation's first message does not
+// read the order's reservation stream (its outcome creates it). A command queued again (a message
+// id of its own) reads it and answers the first outcome; and were the first message ever
+// delivered "first" again (past the queue's duplicate window), the outcome's append fails and the
+// retry, a redelivery, reads the stream and answers the first outcome, holding nothing.
 func TestAFirstDeliveryReadsNothing(t *testing.T) {
 	t.Parallel()
 	h := fresh()
 	addProduct(t, h, "p", 1)
 	reads := &readCounter{Store: h.Store}
 	h.Store = reads
-	first := jobs.Delivered(t.Context(), 1)
+	first := func(command string) context.Context { return jobs.Delivered(t.Context(), command, 1) }
 	ok := wire.ReserveStock{Meta: commandstest.Meta("saga:o1:reserve"), OrderID: "o1", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 1, UnitPriceCents: 100}}}
-	commandstest.Must(t)(h.ReserveStock(first, ok))
+	commandstest.Must(t)(h.ReserveStock(first("saga:o1:reserve"), ok))
 	if n := reads.of(model.ReservationStream("o1")); n != 0 {
 		t.Errorf("a first delivery read the reservation stream %d times", n)
 	}
 	refused := wire.ReserveStock{Meta: commandstest.Meta("saga:o2:reserve"), OrderID: "o2", Lines: []wire.OrderLine{{ProductID: "p", Quantity: 2, UnitPriceCents: 100}}}
-	if _, err := h.ReserveStock(first, refused); !errors.Is(err, model.ErrInsufficientStock) {
+	if _, err := h.ReserveStock(first("saga:o2:reserve"), refused); !errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("o2 first delivery: %v", err)
 	}
 	commandstest.Must(t)(h.Restock(t.Context(), wire.Restock{Meta: commandstest.Meta("more"), ProductID: "p", Quantity: 5}))
-	// Queued again, delivered "first": its outcome's append finds the stream and fails.
-	if _, err := h.ReserveStock(first, refused); err == nil || errors.Is(err, model.ErrInsufficientStock) {
-		t.Fatalf("o2 queued again: %v, want a failure to retry", err)
+	// Queued again under its own message id: read first, it answers the first outcome at once.
+	reads.reset()
+	if _, err := h.ReserveStock(first("saga:o2:reserve#1"), refused); !errors.Is(err, model.ErrInsufficientStock) || reads.of(model.ReservationStream("o2")) != 1 {
+		t.Fatalf("o2 queued again: %v after %d reads, want the first answer after one", err, reads.of(model.ReservationStream("o2")))
 	}
-	if _, err := h.ReserveStock(jobs.Delivered(t.Context(), 2), refused); !errors.Is(err, model.ErrInsufficientStock) {
+	// Were it ever delivered "first" under the command's id again (past the queue's duplicate
+	// window): its outcome's append finds the stream and fails, and the redelivery answers.
+	if _, err := h.ReserveStock(first("saga:o2:reserve"), refused); err == nil || errors.Is(err, model.ErrInsufficientStock) {
+		t.Fatalf("o2 delivered first again: %v, want a failure to retry", err)
+	}
+	if _, err := h.ReserveStock(jobs.Delivered(t.Context(), "saga:o2:reserve", 2), refused); !errors.Is(err, model.ErrInsufficientStock) {
 		t.Fatalf("o2 redelivered: %v, want the first answer", err)
 	}
 	if s := stock(t, h.Store, "p"); s.ReservedTotal() != 1 {
@@ -175,6 +182,12 @@ func (r *readCounter) ReadStream(ctx context.Context, stream string, opts events
 	r.reads[stream]++
 	r.mu.Unlock()
 	return r.Store.ReadStream(ctx, stream, opts)
+}
+
+func (r *readCounter) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reads = nil
 }
 
 func (r *readCounter) of(stream string) int {

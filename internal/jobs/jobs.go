@@ -138,20 +138,27 @@ func Strict(ctx context.Context) context.Context { return context.WithValue(ctx,
 // IsStrict reports whether ctx is Strict.
 func IsStrict(ctx context.Context) bool { v, _ := ctx.Value(strictKey{}).(bool); return v }
 
-type deliveryKey struct{}
-
-// Delivered returns ctx as the n-th delivery of a queued command (what handlers are given; tests).
-func Delivered(ctx context.Context, n uint64) context.Context {
-	return context.WithValue(ctx, deliveryKey{}, n)
+// delivery is which message a handler carries out: its id and how many times it was delivered.
+type delivery struct {
+	id string
+	n  uint64
 }
 
-// FirstDelivery reports whether ctx carries out a queued command delivered for the first time:
-// no earlier attempt of it can have written anything (a command queued again under its id within
-// the stream's duplicate window is the same message). False outside a queued command, and when
-// the server does not say.
-func FirstDelivery(ctx context.Context) bool {
-	n, _ := ctx.Value(deliveryKey{}).(uint64)
-	return n == 1
+type deliveryKey struct{}
+
+// Delivered returns ctx as the n-th delivery of the message id (what handlers are given; tests).
+func Delivered(ctx context.Context, id string, n uint64) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, delivery{id, n})
+}
+
+// FirstDelivery reports whether ctx carries out command for the first time: the first delivery
+// of the first message that queued it, whose id is the command's own (a sender that queues a
+// command again gives the message an id of its own: the command may have been carried out
+// already). Nothing an earlier attempt wrote can exist then. False outside a queued command, and
+// when the server does not say.
+func FirstDelivery(ctx context.Context, command string) bool {
+	d, _ := ctx.Value(deliveryKey{}).(delivery)
+	return d.n == 1 && d.id == command
 }
 
 // Handler carries out one queued command. A *rpc.Error with a code the caller must fix (invalid,
@@ -234,7 +241,7 @@ func handle(ctx context.Context, trust *auth.Trust, m jetstream.Msg, endpoint st
 	if md, err := m.Metadata(); err == nil {
 		delivered = md.NumDelivered
 	}
-	hctx, cancel := context.WithTimeout(Delivered(ctx, delivered), HandlerTimeout)
+	hctx, cancel := context.WithTimeout(Delivered(ctx, m.Headers().Get(jetstream.MsgIDHeader), delivered), HandlerTimeout)
 	defer cancel()
 	hctx, span := telemetry.Tracer().Start(telemetry.Extract(hctx, m.Headers()), "job "+m.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
 	start, outcome := time.Now(), "retried"
