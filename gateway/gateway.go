@@ -138,8 +138,10 @@ func (g *gateway) accessLog(next http.Handler) http.Handler {
 		if ww.Status() >= 500 {
 			level = slog.LevelError
 		}
-		g.log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
-			"duration_ms", time.Since(start).Milliseconds())
+		if g.log.Enabled(r.Context(), level) { // the arguments cost allocations even when not logged
+			g.log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+				"duration_ms", time.Since(start).Milliseconds())
+		}
 	})
 }
 

@@ -697,7 +697,7 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, touched map[
 		m.applied.WithLabelValues(p.proj.Name()).Add(float64(len(b.Events)))
 		m.batch.WithLabelValues(p.proj.Name()).Observe(time.Since(start).Seconds())
 	}
-	if len(b.Events) > 0 {
+	if len(b.Events) > 0 && p.opts.Log.Enabled(ctx, slog.LevelDebug) { // its arguments cost allocations even when not logged
 		p.opts.Log.Debug("batch committed", "events", len(b.Events), "position", b.Position.String(), "duration_ms", time.Since(start).Milliseconds())
 	}
 	return nil

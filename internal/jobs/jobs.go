@@ -253,7 +253,9 @@ func handle(ctx context.Context, trust *auth.Trust, m jetstream.Msg, endpoint st
 	}
 	if err == nil {
 		_ = m.Ack()
-		log.DebugContext(hctx, "queued command done", "subject", m.Subject(), "duration_ms", time.Since(start).Milliseconds())
+		if log.Enabled(hctx, slog.LevelDebug) { // its arguments cost allocations even when not logged
+			log.DebugContext(hctx, "queued command done", "subject", m.Subject(), "duration_ms", time.Since(start).Milliseconds())
+		}
 		return
 	}
 	if ctx.Err() != nil {

@@ -223,7 +223,9 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			defer func() { telemetry.Observe(ctx, telemetry.NATSRequests.WithLabelValues(s.name, name, outcome), start) }()
 			if err == nil {
 				s.record(name, time.Since(start), false)
-				s.log.DebugContext(ctx, "request", "endpoint", name, "outcome", "ok", "duration_ms", time.Since(start).Milliseconds())
+				if s.log.Enabled(ctx, slog.LevelDebug) { // its arguments cost allocations even when not logged
+					s.log.DebugContext(ctx, "request", "endpoint", name, "outcome", "ok", "duration_ms", time.Since(start).Milliseconds())
+				}
 			} else {
 				e := s.toError(err)
 				s.record(name, time.Since(start), true)
