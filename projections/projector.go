@@ -52,12 +52,12 @@ type Pipelined interface {
 	Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, b *pgx.Batch) error
 }
 
-// Reader is a Pipelined projection that reads rows for a batch before it queues the batch's
-// writes: Read queues its queries on b, which the projector sends with the batch lock in the
-// transaction's first round trip, and returns what takes their results (in order); Queue comes
-// after, with what they read.
+// Reader is a Pipelined projection that reads rows for a batch before it writes: Read queues its
+// queries on b, which the projector sends with the batch lock in the transaction's first round
+// trip, and returns what takes their results (in order) and answers what queues the batch's
+// writes from them, in place of Queue.
 type Reader interface {
-	Read(events []eventstore.RecordedEvent, b *pgx.Batch) (func(pgx.BatchResults) error, error)
+	Read(events []eventstore.RecordedEvent, b *pgx.Batch) (func(pgx.BatchResults) (func(*pgx.Batch) error, error), error)
 }
 
 // Send is Apply for a Pipelined projection: what queue queues for events, sent in tx.
@@ -784,50 +784,57 @@ func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []e
 	if p.opts.AsyncCommit {
 		first.Queue(asyncSQL)
 	}
+	execs := first.Len() // statements without rows before the check
 	first.Queue(checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))
-	var take func(pgx.BatchResults) error
+	var take func(pgx.BatchResults) (func(*pgx.Batch) error, error)
 	if r, ok := q.(Reader); ok && len(events) > 0 {
 		if take, err = r.Read(events, first); err != nil {
 			return fmt.Errorf("read for %d events from %s: %w", len(events), events[0].Position, err)
 		}
 	}
-	if err := sendChecked(ctx, conn.Conn(), first, expected, take); err != nil {
+	write, err := sendChecked(ctx, conn.Conn(), first, execs, expected, take)
+	if err != nil {
 		return err
 	}
 	last := &pgx.Batch{}
-	if len(events) > 0 {
-		if err := q.Queue(ctx, pipelineTx{conn.Conn()}, events, last); err != nil {
-			return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
-		}
+	switch {
+	case write != nil:
+		err = write(last)
+	case len(events) > 0:
+		err = q.Queue(ctx, pipelineTx{conn.Conn()}, events, last)
+	}
+	if err != nil {
+		return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
 	}
 	last.Queue(saveSQL, save...)
 	last.Queue("commit")
 	return conn.SendBatch(ctx, last).Close()
 }
 
-// sendChecked sends b: statements without rows, then checkSQL, whose rows it checks (checkHeld),
-// then the projection's reads, whose results take takes (nil: none).
-func sendChecked(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, expected map[int]partition, take func(pgx.BatchResults) error) error {
+// sendChecked sends b: execs statements without rows, then checkSQL, whose rows it checks
+// (checkHeld), then the projection's reads, whose results take takes (nil: none), answering what
+// queues the writes from them.
+func sendChecked(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, execs int, expected map[int]partition,
+	take func(pgx.BatchResults) (func(*pgx.Batch) error, error)) (write func(*pgx.Batch) error, err error) {
 	br := conn.SendBatch(ctx, b)
-	err := func() error {
-		for i := 0; i < b.Len() && b.QueuedQueries[i].SQL != checkSQL; i++ {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
 		}
-		rows, err := br.Query()
-		if err == nil {
-			err = checkHeld(rows, expected)
-		}
-		if err == nil && take != nil {
-			err = take(br)
-		}
-		return err
 	}()
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	for range execs {
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
 	}
-	return err
+	rows, err := br.Query()
+	if err == nil {
+		err = checkHeld(rows, expected)
+	}
+	if err != nil || take == nil {
+		return nil, err
+	}
+	return take(br)
 }
 
 // checkHeld reads rows of checkSQL (and closes them): each partition of expected must still be

@@ -46,8 +46,6 @@ type Saga struct {
 	// does after SentFlush if no batch comes.
 	sent, deleting []string
 	sentAt         time.Time
-	// The batch's sagas and events, read with the projector's batch lock (Read), for Queue.
-	read *readBatch
 }
 
 // New returns a saga over pool.
@@ -113,20 +111,18 @@ func decode(r eventstore.RecordedEvent) (any, error) {
 // events in memory and queues the writes of each changed saga and every command, once, for the
 // projector's transaction.
 func (s *Saga) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
-	s.mu.Lock()
-	rb := s.read
-	s.read = nil
-	s.mu.Unlock()
-	if rb == nil || len(rb.events) != len(events) || (len(events) > 0 && rb.events[len(events)-1].ID != events[len(events)-1].ID) {
-		var ids []string
-		var err error
-		if rb, ids, err = s.decodeBatch(events); err != nil {
-			return err
-		}
-		if rb.states, err = load(ctx, tx, sagasOf, ids); err != nil {
-			return err
-		}
+	rb, ids, err := s.decodeBatch(events)
+	if err != nil {
+		return err
 	}
+	if rb.states, err = load(ctx, tx, sagasOf, ids); err != nil {
+		return err
+	}
+	return s.queueBatch(rb, batch)
+}
+
+// queueBatch folds a batch's events into its sagas (rb, read) and queues the writes.
+func (s *Saga) queueBatch(rb *readBatch, batch *pgx.Batch) error {
 	items, states := rb.items, rb.states
 	changed := map[string]bool{}
 	var cmds []Command
@@ -159,7 +155,6 @@ func (s *Saga) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 // readBatch is a batch of events as the saga reads it: each event of an order with the order's
 // id, and the orders' sagas.
 type readBatch struct {
-	events []eventstore.RecordedEvent
 	items  []item
 	states map[string]*State
 }
@@ -174,7 +169,7 @@ const sagasOf = `select state from fulfillment where order_id = any($1) for upda
 
 // decodeBatch decodes events: each event of an order, with the order's id, and the ids.
 func (s *Saga) decodeBatch(events []eventstore.RecordedEvent) (*readBatch, []string, error) {
-	rb := &readBatch{events: events, items: make([]item, 0, len(events))}
+	rb := &readBatch{items: make([]item, 0, len(events))}
 	var ids []string
 	for _, r := range events {
 		e, err := decode(r)
@@ -193,25 +188,22 @@ func (s *Saga) decodeBatch(events []eventstore.RecordedEvent) (*readBatch, []str
 }
 
 // Read implements projections.Reader: the batch's sagas are read with the projector's batch lock,
-// in its first round trip; Queue takes them.
-func (s *Saga) Read(events []eventstore.RecordedEvent, b *pgx.Batch) (func(pgx.BatchResults) error, error) {
+// in its first round trip, and its writes queued from what was read.
+func (s *Saga) Read(events []eventstore.RecordedEvent, b *pgx.Batch) (func(pgx.BatchResults) (func(*pgx.Batch) error, error), error) {
 	rb, ids, err := s.decodeBatch(events)
 	if err != nil {
 		return nil, err
 	}
 	b.Queue(sagasOf, ids)
-	return func(br pgx.BatchResults) error {
+	return func(br pgx.BatchResults) (func(*pgx.Batch) error, error) {
 		rows, err := br.Query()
-		if err == nil {
-			rb.states, err = scanStates(rows)
-		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		s.mu.Lock()
-		s.read = rb
-		s.mu.Unlock()
-		return nil
+		if rb.states, err = scanStates(rows); err != nil {
+			return nil, err
+		}
+		return func(batch *pgx.Batch) error { return s.queueBatch(rb, batch) }, nil
 	}, nil
 }
 
@@ -233,7 +225,7 @@ func (s *Saga) Committed() {
 // lost its partitions, a database error), so its commands are not sent.
 func (s *Saga) Discard() {
 	s.mu.Lock()
-	s.staged, s.read = nil, nil
+	s.staged = nil
 	if len(s.deleting) > 0 { // still in the outbox: deleted by the next batch or the dispatcher
 		s.sent, s.deleting, s.sentAt = append(s.sent, s.deleting...), nil, time.Now()
 	}
