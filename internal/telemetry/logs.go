@@ -15,12 +15,7 @@ import (
 // LogsFromEnv says where logs go, as the trace export's variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
 // or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT; /v1/logs is added to a base URL for http/protobuf; the
 // protocol variables), unless OTEL_LOGS_EXPORTER is none.
-func LogsFromEnv(getenv func(string) string) Exporter {
-	if getenv("OTEL_LOGS_EXPORTER") == "none" {
-		return Exporter{}
-	}
-	return signalFromEnv(getenv, "LOGS")
-}
+func LogsFromEnv(getenv func(string) string) Exporter { return signalFromEnv(getenv, "LOGS") }
 
 // LogExporter is the OTLP log exporter exp names (nil, nil without an endpoint).
 func LogExporter(ctx context.Context, exp Exporter) (sdklog.Exporter, error) {

@@ -19,12 +19,7 @@ import (
 // MetricsFromEnv says where metrics go, as the trace export's variables say
 // (OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT; /v1/metrics is added to a
 // base URL for http/protobuf; the protocol variables), unless OTEL_METRICS_EXPORTER is none.
-func MetricsFromEnv(getenv func(string) string) Exporter {
-	if getenv("OTEL_METRICS_EXPORTER") == "none" {
-		return Exporter{}
-	}
-	return signalFromEnv(getenv, "METRICS")
-}
+func MetricsFromEnv(getenv func(string) string) Exporter { return signalFromEnv(getenv, "METRICS") }
 
 // MetricExporter is the OTLP metric exporter exp names (nil, nil without an endpoint).
 func MetricExporter(ctx context.Context, exp Exporter) (sdkmetric.Exporter, error) {

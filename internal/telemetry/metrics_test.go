@@ -51,3 +51,26 @@ func TestMetricsArePushed(t *testing.T) {
 		t.Errorf("histogram: %+v, want one observation with its trace as exemplar", h)
 	}
 }
+
+// TestEachSignalFromTheEnvironment: one endpoint sends traces, logs and metrics each to its path
+// (http/protobuf), a signal's own endpoint wins, and OTEL_<SIGNAL>_EXPORTER=none turns that one off.
+func TestEachSignalFromTheEnvironment(t *testing.T) {
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:9000/in"}
+	getenv := func(k string) string { return env[k] }
+	for name, got := range map[string]telemetry.Exporter{"traces": telemetry.ExporterFromEnv(getenv), "logs": telemetry.LogsFromEnv(getenv), "metrics": telemetry.MetricsFromEnv(getenv)} {
+		want := map[string]string{"traces": "http://collector:4318/v1/traces", "logs": "http://logs:9000/in", "metrics": "http://collector:4318/v1/metrics"}[name]
+		if got.Endpoint != want || got.Protocol != "http/protobuf" {
+			t.Errorf("%s: %+v, want %s over http/protobuf", name, got, want)
+		}
+	}
+	env["OTEL_METRICS_EXPORTER"], env["OTEL_TRACES_EXPORTER"] = "none", "none"
+	if e := telemetry.MetricsFromEnv(getenv); e.Endpoint != "" {
+		t.Errorf("metrics with OTEL_METRICS_EXPORTER=none: %+v", e)
+	}
+	if e := telemetry.ExporterFromEnv(getenv); e.Endpoint != "" {
+		t.Errorf("traces with OTEL_TRACES_EXPORTER=none: %+v", e)
+	}
+	if e := telemetry.LogsFromEnv(getenv); e.Endpoint == "" {
+		t.Error("logs turned off with the others")
+	}
+}

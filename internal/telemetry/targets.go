@@ -5,9 +5,7 @@ import (
 	"net/http"
 	"sync"
 
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
 )
@@ -34,17 +32,16 @@ func TargetOf(ctx context.Context) string {
 type Router struct {
 	embedded.TracerProvider
 	processor sdktrace.SpanProcessor
-	attrs     []resource.Option
 	fallback  string
 
 	mu        sync.RWMutex
 	providers map[string]*sdktrace.TracerProvider
 }
 
-// NewRouter returns a Router whose providers send their spans to processor, each with a resource
-// of attrs and its service's name (fallback for spans of no target).
-func NewRouter(processor sdktrace.SpanProcessor, fallback string, attrs ...resource.Option) *Router {
-	return &Router{processor: processor, attrs: attrs, fallback: fallback, providers: map[string]*sdktrace.TracerProvider{}}
+// NewRouter returns a Router whose providers send their spans to processor, each with its
+// service's resource (serviceResource; fallback for spans of no target).
+func NewRouter(processor sdktrace.SpanProcessor, fallback string) *Router {
+	return &Router{processor: processor, fallback: fallback, providers: map[string]*sdktrace.TracerProvider{}}
 }
 
 // provider is service's provider, made at its first span.
@@ -63,11 +60,7 @@ func (r *Router) provider(service string) *sdktrace.TracerProvider {
 	if tp, ok := r.providers[service]; ok {
 		return tp
 	}
-	res, err := resource.New(context.Background(), append(r.attrs, resource.WithAttributes(semconv.ServiceName(service)))...)
-	if err != nil { // a partial resource is still one: keep what was found
-		res = resource.NewSchemaless(semconv.ServiceName(service))
-	}
-	tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.processor), sdktrace.WithResource(res))
+	tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.processor), sdktrace.WithResource(serviceResource(service)))
 	r.providers[service] = tp
 	return tp
 }

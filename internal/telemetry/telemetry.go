@@ -45,13 +45,18 @@ type Exporter struct {
 }
 
 // ExporterFromEnv reads OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT (a base
-// URL: /v1/traces is added for http/protobuf), and the protocol variables.
+// URL: /v1/traces is added for http/protobuf), and the protocol variables, unless
+// OTEL_TRACES_EXPORTER is none.
 func ExporterFromEnv(getenv func(string) string) Exporter { return signalFromEnv(getenv, "TRACES") }
 
-// signalFromEnv is where signal (TRACES, LOGS) goes: OTEL_EXPORTER_OTLP_<signal>_ENDPOINT, else
-// OTEL_EXPORTER_OTLP_ENDPOINT (with /v1/<signal> added for http/protobuf), over
-// OTEL_EXPORTER_OTLP_<signal>_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL.
+// signalFromEnv is where signal (TRACES, LOGS, METRICS) goes: nowhere if OTEL_<signal>_EXPORTER is
+// none; else OTEL_EXPORTER_OTLP_<signal>_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT (with
+// /v1/<signal> added for http/protobuf), over OTEL_EXPORTER_OTLP_<signal>_PROTOCOL or
+// OTEL_EXPORTER_OTLP_PROTOCOL.
 func signalFromEnv(getenv func(string) string, signal string) Exporter {
+	if getenv("OTEL_"+signal+"_EXPORTER") == "none" {
+		return Exporter{}
+	}
 	e := Exporter{Protocol: firstOf(getenv("OTEL_EXPORTER_OTLP_"+signal+"_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")}
 	switch base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); {
 	case getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != "":
@@ -86,8 +91,7 @@ func Setup(ctx context.Context, service string, exp Exporter) (shutdown func(con
 		return nil, fmt.Errorf("otlp exporter: %w", err)
 	}
 	// Each target its own service (Router); service.namespace is the installation's name.
-	tp := NewRouter(sdktrace.NewBatchSpanProcessor(client), service, resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost(),
-		resource.WithAttributes(semconv.ServiceNamespace("orderflow"), semconv.ServiceInstanceID(Instance)))
+	tp := NewRouter(sdktrace.NewBatchSpanProcessor(client), service)
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
 }
