@@ -96,13 +96,7 @@ func TestComposeFile(t *testing.T) {
 			Volumes     []string
 		}
 	}
-	data, err := os.ReadFile("../deploy/docker-compose.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, &compose); err != nil {
-		t.Fatal(err)
-	}
+	readYAML(t, "../deploy/docker-compose.yml", &compose)
 	seen := map[string]bool{}
 	for name, svc := range compose.Services {
 		if !slices.ContainsFunc(svc.Command, func(a string) bool { return strings.HasPrefix(a, "--target=") }) {
@@ -570,13 +564,7 @@ func TestLogsAndTracesMeetInGrafana(t *testing.T) {
 			Pipelines map[string]struct{ Receivers, Exporters []string }
 		}
 	}
-	data, err := os.ReadFile("../deploy/otel-collector.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, &collector); err != nil {
-		t.Fatal(err)
-	}
+	readYAML(t, "../deploy/otel-collector.yaml", &collector)
 	for pipeline, want := range map[string]string{"traces": "jaeger:4317", "logs": "http://loki:3100/otlp", "metrics": "0.0.0.0:8889"} {
 		p := collector.Service.Pipelines[pipeline]
 		if !slices.Contains(p.Receivers, "otlp") || len(p.Exporters) != 1 || collector.Exporters[p.Exporters[0]].Endpoint != want {
@@ -605,13 +593,7 @@ func TestLogsAndTracesMeetInGrafana(t *testing.T) {
 			} `yaml:"jsonData"`
 		}
 	}
-	data, err = os.ReadFile("../deploy/grafana/provisioning/datasources/logs-and-traces.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, &sources); err != nil {
-		t.Fatal(err)
-	}
+	readYAML(t, "../deploy/grafana/provisioning/datasources/logs-and-traces.yml", &sources)
 	byUID := map[string]int{}
 	for i, s := range sources.Datasources {
 		byUID[s.UID] = i
