@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/sdk/resource"
 )
 
 // LogsFromEnv says where logs go, as the trace export's variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -34,17 +34,15 @@ func LogExporter(ctx context.Context, exp Exporter) (sdklog.Exporter, error) {
 // (its resource names it as service.name), sharing one batch processor and exporter, bridged
 // from log/slog. A nil *Logs exports nothing.
 type Logs struct {
-	processor sdklog.Processor
-	fallback  string
-
-	mu        sync.Mutex
-	providers map[string]*sdklog.LoggerProvider
+	providers *perService[*sdklog.LoggerProvider]
 }
 
 // NewLogs returns Logs exporting through processor (e.g. sdklog.NewBatchProcessor), with
 // fallback the service of records of no target.
 func NewLogs(processor sdklog.Processor, fallback string) *Logs {
-	return &Logs{processor: processor, fallback: fallback, providers: map[string]*sdklog.LoggerProvider{}}
+	return &Logs{providers: newPerService(fallback, processor, func(res *resource.Resource) *sdklog.LoggerProvider {
+		return sdklog.NewLoggerProvider(sdklog.WithProcessor(processor), sdklog.WithResource(res))
+	})}
 }
 
 // Handler is target's slog handler into OpenTelemetry: its records carry the trace and span of
@@ -53,18 +51,7 @@ func (l *Logs) Handler(target string) slog.Handler {
 	if l == nil {
 		return nil
 	}
-	if target == "" {
-		target = l.fallback
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lp, ok := l.providers[target]
-	if !ok {
-		res := serviceResource(target)
-		lp = sdklog.NewLoggerProvider(sdklog.WithProcessor(l.processor), sdklog.WithResource(res))
-		l.providers[target] = lp
-	}
-	return LogHandler{Handler: otelslog.NewHandler(Name, otelslog.WithLoggerProvider(lp)), TraceInContext: true}
+	return LogHandler{Handler: otelslog.NewHandler(Name, otelslog.WithLoggerProvider(l.providers.of(target))), TraceInContext: true}
 }
 
 // Shutdown flushes and stops every provider.
@@ -72,24 +59,7 @@ func (l *Logs) Shutdown(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return shutdownAll(ctx, l.providers, l.processor)
-}
-
-// shutdownAll flushes and stops providers, and so the processor they share (itself, if there is
-// none), answering the first error.
-func shutdownAll[P interface{ Shutdown(context.Context) error }](ctx context.Context, providers map[string]P, processor interface{ Shutdown(context.Context) error }) error {
-	if len(providers) == 0 {
-		return processor.Shutdown(ctx)
-	}
-	var first error
-	for _, p := range providers {
-		if err := p.Shutdown(ctx); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return l.providers.shutdown(ctx)
 }
 
 // Tee is a handler that gives each record to both a and b (b may be nil: a alone).

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
@@ -31,38 +32,15 @@ func TargetOf(ctx context.Context) string {
 // span processor (one batch, one exporter).
 type Router struct {
 	embedded.TracerProvider
-	processor sdktrace.SpanProcessor
-	fallback  string
-
-	mu        sync.RWMutex
-	providers map[string]*sdktrace.TracerProvider
+	providers *perService[*sdktrace.TracerProvider]
 }
 
 // NewRouter returns a Router whose providers send their spans to processor, each with its
 // service's resource (serviceResource; fallback for spans of no target).
 func NewRouter(processor sdktrace.SpanProcessor, fallback string) *Router {
-	return &Router{processor: processor, fallback: fallback, providers: map[string]*sdktrace.TracerProvider{}}
-}
-
-// provider is service's provider, made at its first span.
-func (r *Router) provider(service string) *sdktrace.TracerProvider {
-	if service == "" {
-		service = r.fallback
-	}
-	r.mu.RLock()
-	tp, ok := r.providers[service]
-	r.mu.RUnlock()
-	if ok {
-		return tp
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if tp, ok := r.providers[service]; ok {
-		return tp
-	}
-	tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.processor), sdktrace.WithResource(serviceResource(service)))
-	r.providers[service] = tp
-	return tp
+	return &Router{providers: newPerService(fallback, processor, func(res *resource.Resource) *sdktrace.TracerProvider {
+		return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(processor), sdktrace.WithResource(res))
+	})}
 }
 
 // Tracer implements trace.TracerProvider.
@@ -71,11 +49,7 @@ func (r *Router) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
 }
 
 // Shutdown flushes and stops every provider (and so the shared processor, once).
-func (r *Router) Shutdown(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return shutdownAll(ctx, r.providers, r.processor)
-}
+func (r *Router) Shutdown(ctx context.Context) error { return r.providers.shutdown(ctx) }
 
 // routedTracer starts each span from the provider of its context's target.
 type routedTracer struct {
@@ -86,7 +60,7 @@ type routedTracer struct {
 }
 
 func (t *routedTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	return t.router.provider(TargetOf(ctx)).Tracer(t.name, t.opts...).Start(ctx, name, opts...)
+	return t.router.providers.of(TargetOf(ctx)).Tracer(t.name, t.opts...).Start(ctx, name, opts...)
 }
 
 // Targeted makes every request target's (WithTarget) before next sees it: an HTTP service's
@@ -97,4 +71,57 @@ func Targeted(target string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(WithTarget(r.Context(), target)))
 		})
 	}
+}
+
+// perService is a provider of each service (tracer, logger), made at its service's first use with
+// its resource, all sharing one processor: one batch, one exporter.
+type perService[P interface{ Shutdown(context.Context) error }] struct {
+	fallback  string
+	processor interface{ Shutdown(context.Context) error }
+	create    func(*resource.Resource) P
+
+	mu        sync.RWMutex
+	providers map[string]P
+}
+
+func newPerService[P interface{ Shutdown(context.Context) error }](fallback string, processor interface{ Shutdown(context.Context) error }, create func(*resource.Resource) P) *perService[P] {
+	return &perService[P]{fallback: fallback, processor: processor, create: create, providers: map[string]P{}}
+}
+
+// of is service's provider (the fallback's for "").
+func (s *perService[P]) of(service string) P {
+	if service == "" {
+		service = s.fallback
+	}
+	s.mu.RLock()
+	p, ok := s.providers[service]
+	s.mu.RUnlock()
+	if ok {
+		return p
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.providers[service]; ok {
+		return p
+	}
+	p = s.create(serviceResource(service))
+	s.providers[service] = p
+	return p
+}
+
+// shutdown flushes and stops every provider, and so the processor they share (itself, if there
+// is none), answering the first error.
+func (s *perService[P]) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.providers) == 0 {
+		return s.processor.Shutdown(ctx)
+	}
+	var first error
+	for _, p := range s.providers {
+		if err := p.Shutdown(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
