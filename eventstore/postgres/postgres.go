@@ -168,10 +168,17 @@ returning tx_id::text, global_position, stream_version`,
 		// Each stream is checked on its own, and only the streams whose check passes append: a
 		// stream left out of what it returns failed its expectation, and is answered alone. Rows
 		// insert in the order of $3..$8, so each stream's events take increasing positions.
+		//
+		// Each stream's head is a correlated lookup of its last revision (ORDER BY ... LIMIT 1):
+		// a subquery the planner cannot turn into a join, so its plan is the index's whatever the
+		// table's size was when the statement was first planned. (With EXISTS and NOT EXISTS
+		// the generic plan made on a young table hashed the whole table twice per append, and
+		// kept doing so as the log grew.) Revisions of a stream have no gaps, so its last one
+		// equals the expected revision exactly when the expected exists and the next does not.
 		appendMany: fence.with + `, a as materialized (
   select a.stream, a.expected from fence, unnest($1::text[], $2::bigint[]) as a(stream, expected)
-   where not exists (select 1 from ` + t + ` x where x.stream_id = a.stream and x.stream_version = a.expected + 1)
-     and (a.expected = -1 or exists (select 1 from ` + t + ` x where x.stream_id = a.stream and x.stream_version = a.expected)))
+   where a.expected = coalesce((select x.stream_version from ` + t + ` x where x.stream_id = a.stream
+                                 order by x.stream_version desc limit 1), -1))
 insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
 select e.stream, a.expected + e.ord, e.id, e.typ, e.data, e.meta
   from unnest($3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::json[], $8::json[]) with ordinality as e(stream, ord, id, typ, data, meta, n)

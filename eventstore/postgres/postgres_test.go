@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -325,6 +326,24 @@ func TestReadsOfAPartitionedReader(t *testing.T) {
 		}
 		if len(want) == 0 || len(want) == 60 || !slices.Equal(got, want) {
 			t.Errorf("partitions %v of 7 by %v: %d events read, %d expected (of 60)", parts, by, len(got), len(want))
+		}
+	}
+}
+
+// TestStreamStatementsUseTheIndexOnAYoungLog: every statement that finds a stream's events keeps
+// to the (stream_id, stream_version) index in the plan PostgreSQL caches for it, even when that
+// plan is made while the log is empty. A plan that scanned the table there scanned it on every
+// append after, however long the log grew (the group append's did, twice, until autovacuum's
+// next analyze happened to replan it).
+func TestStreamStatementsUseTheIndexOnAYoungLog(t *testing.T) {
+	store, pool := newStore(t)
+	for name, sql := range store.StreamStatements() {
+		plan, err := pgtest.GenericPlan(context.Background(), pool, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if strings.Contains(plan, "Seq Scan on events") {
+			t.Errorf("%s scans the log in its cached plan:\n%s", name, plan)
 		}
 	}
 }

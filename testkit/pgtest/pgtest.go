@@ -8,9 +8,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,4 +231,38 @@ func EventStoreAt(tb testing.TB, url string, maxConns int32) *postgres.Store {
 		tb.Fatal(err)
 	}
 	return store
+}
+
+// GenericPlan answers the plan PostgreSQL caches for sql once it has run it a few times on one
+// connection (its generic plan: made once, for any parameters, from the tables' sizes then). A
+// read model's tables and the event log start empty, so a statement whose generic plan scans a
+// table keeps scanning it as the table grows: tests use this to hold each statement to its index.
+func GenericPlan(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, sql string) (string, error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // nothing was written
+	params := 0
+	for _, m := range regexp.MustCompile(`\$(\d+)`).FindAllStringSubmatch(sql, -1) {
+		if n, _ := strconv.Atoi(m[1]); n > params {
+			params = n
+		}
+	}
+	if _, err := tx.Exec(ctx, "set local plan_cache_mode = force_generic_plan"); err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, "prepare orderflow_generic_plan as "+sql); err != nil {
+		return "", fmt.Errorf("prepare: %w", err)
+	}
+	defer tx.Exec(ctx, "deallocate orderflow_generic_plan") //nolint:errcheck // the transaction ends anyway
+	args := strings.TrimSuffix(strings.Repeat("null, ", params), ", ")
+	rows, err := tx.Query(ctx, "explain execute orderflow_generic_plan("+args+")")
+	if err != nil {
+		return "", fmt.Errorf("explain: %w", err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
 }
