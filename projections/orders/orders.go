@@ -308,7 +308,9 @@ func foldBatch(events []eventstore.RecordedEvent) (folded, error) {
 	return f, nil
 }
 
-// queueUpdates queues the changes to orders of earlier batches as one statement.
+// queueUpdates queues the changes to orders of earlier batches as one statement. Its = any($1)
+// gives the planner the primary key's index to find them with: without it, the plan cached while
+// the table was young joined by scanning the whole table, and went on doing so as it grew.
 func (f folded) queueUpdates(batch *pgx.Batch) {
 	if len(f.changed) == 0 {
 		return
@@ -317,7 +319,7 @@ func (f folded) queueUpdates(batch *pgx.Batch) {
   cancelled_at = case when v.cancel then v.cancelled_at else o.cancelled_at end,
   cancel_reason = case when v.cancel then v.reason else o.cancel_reason end
 from unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::bool[]) v(id, status, updated_at, cancelled_at, reason, cancel)
-where o.order_id = v.id`, updateColumns(f.changed)...)
+where o.order_id = v.id and o.order_id = any($1::text[])`, updateColumns(f.changed)...)
 }
 
 // newColumns are new orders as unnest arrays.
