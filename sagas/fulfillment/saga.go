@@ -41,11 +41,10 @@ type Saga struct {
 	// projector says it committed (ready): sent at once, not read back from the outbox.
 	mu            sync.Mutex
 	staged, ready []Command
-	// The ids of commands JetStream stored, still in the outbox (sent, since sentAt): the next
-	// batch deletes them in its transaction (deleting, until it commits), or the dispatcher
-	// does after SentFlush if no batch comes.
-	sent, deleting []string
-	sentAt         time.Time
+	// The ids of commands JetStream stored, still in the outbox (sent, since sentAt): the
+	// dispatcher deletes them together after SentFlush.
+	sent   []string
+	sentAt time.Time
 }
 
 // New returns a saga over pool.
@@ -143,12 +142,7 @@ func (s *Saga) queueBatch(rb *readBatch, batch *pgx.Batch) error {
 	}
 	s.mu.Lock()
 	s.staged = cmds // the batch's, once committed (Committed); a batch applied again replaces them
-	s.deleting, s.sent, s.sentAt = append(s.deleting, s.sent...), nil, time.Time{}
-	deleting := s.deleting
 	s.mu.Unlock()
-	if len(deleting) > 0 {
-		batch.Queue(`delete from fulfillment_outbox where id = any($1)`, deleting)
-	}
 	return nil
 }
 
@@ -216,7 +210,7 @@ func (s *Saga) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 // go to the dispatcher, which sends them without reading the outbox back.
 func (s *Saga) Committed() {
 	s.mu.Lock()
-	s.ready, s.staged, s.deleting = append(s.ready, s.staged...), nil, nil
+	s.ready, s.staged = append(s.ready, s.staged...), nil
 	s.mu.Unlock()
 	s.Wake()
 }
@@ -226,9 +220,6 @@ func (s *Saga) Committed() {
 func (s *Saga) Discard() {
 	s.mu.Lock()
 	s.staged = nil
-	if len(s.deleting) > 0 { // still in the outbox: deleted by the next batch or the dispatcher
-		s.sent, s.deleting, s.sentAt = append(s.sent, s.deleting...), nil, time.Now()
-	}
 	s.mu.Unlock()
 }
 
@@ -381,13 +372,14 @@ func (s *Saga) send(ctx context.Context, js jetstream.JetStream, ns wire.Namespa
 	return err
 }
 
-// SentFlush is how long the ids of sent commands wait for a batch to delete them from the outbox
-// before the dispatcher deletes them itself: well within the second after which the outbox's
-// poll sends a command again.
+// SentFlush is how long the ids of sent commands wait to be deleted from the outbox together:
+// well within the second after which the outbox's poll sends a command again. One delete for all
+// the commands of SentFlush, not one per batch: a queue table's plan is a scan of what it has
+// held since autovacuum last passed (pages of deleted rows), so what a delete costs is its count.
 const SentFlush = 200 * time.Millisecond
 
-// flushSent deletes from the outbox the commands sent more than SentFlush ago that no batch took
-// (all, if force), and answers when to look again (0: nothing waits).
+// flushSent deletes from the outbox the commands sent, once the first of them is SentFlush old
+// (at once, if force), and answers when to look again (0: nothing waits).
 func (s *Saga) flushSent(ctx context.Context, force bool) time.Duration {
 	s.mu.Lock()
 	if len(s.sent) == 0 {

@@ -304,9 +304,9 @@ func TestProviderOutage(t *testing.T) {
 	}
 }
 
-// TestSentCommandsLeaveTheOutbox: a command JetStream stored leaves the outbox soon after (deleted
-// by the saga's next batch, or by the dispatcher when none comes), not a second later when the
-// outbox's poll would send it again.
+// TestSentCommandsLeaveTheOutbox: a command JetStream stored leaves the outbox soon after (the
+// dispatcher deletes what it sent within SentFlush, whether batches follow or not), not a second
+// later when the outbox's poll would send it again.
 func TestSentCommandsLeaveTheOutbox(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, fulfillment.Options{}, cardsim.Options{})
@@ -320,8 +320,8 @@ func TestSentCommandsLeaveTheOutbox(t *testing.T) {
 			t.Fatalf("order %s ended %s", id, st)
 		}
 	}
-	r.outboxEmptyWithin(800*time.Millisecond, "after the orders settled") // the next batches took them
-	// A command after which nothing comes (the payment service is away): the dispatcher deletes it.
+	r.outboxEmptyWithin(800*time.Millisecond, "after the orders settled")
+	// A command after which nothing comes (the payment service is away) is deleted all the same.
 	r.mu.Lock()
 	stop := r.stops["payments"]
 	r.mu.Unlock()
