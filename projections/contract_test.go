@@ -242,8 +242,9 @@ func TestReadModelEventContracts(t *testing.T) {
 
 // TestReadModelWritesKeepToTheirIndexes: every statement a read model writes a batch with finds
 // its rows through an index in the plan PostgreSQL caches for it, even when that plan is made while
-// the read model is empty (as after a fresh start or a rebuild). A plan that scanned a table there
-// went on scanning it for every batch as the table grew, until autovacuum's next analyze.
+// the read model is empty (as after a fresh start or a rebuild), or is planned anew at each run
+// (projections.QueuePlannedNow). A cached plan that scanned a table there went on scanning it for
+// every batch as the table grew, until autovacuum's next analyze.
 func TestReadModelWritesKeepToTheirIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -277,7 +278,19 @@ func TestReadModelWritesKeepToTheirIndexes(t *testing.T) {
 			if len(statements) == 0 {
 				t.Fatal("the read model wrote nothing of the scenario")
 			}
+			custom := false
 			for _, sql := range statements {
+				switch sql {
+				case projections.PlanNow:
+					custom = true
+					continue
+				case projections.PlanCached:
+					custom = false
+					continue
+				}
+				if custom {
+					continue
+				}
 				plan, err := pgtest.GenericPlan(ctx, pool, sql)
 				if err != nil {
 					t.Fatalf("%v\n%s", err, sql)

@@ -69,6 +69,23 @@ func Send(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, que
 	return tx.SendBatch(ctx, b).Close()
 }
 
+// QueuePlannedNow queues sql on b to be planned for its arguments and the tables' sizes at each
+// run (a custom plan), not once for the connection's life. For a statement that joins a batch's
+// rows with a table that grows, such as an update from unnest: the plan PostgreSQL would cache
+// for it was made while the table was small, a scan of it, and stayed a scan as the table grew
+// (until autovacuum's next analyze). Planning it again costs less than one such scan.
+func QueuePlannedNow(b *pgx.Batch, sql string, args ...any) {
+	b.Queue(planNow)
+	b.Queue(sql, args...)
+	b.Queue(planCached)
+}
+
+// The statements around one QueuePlannedNow queues.
+const (
+	planNow    = `set local plan_cache_mode = force_custom_plan`
+	planCached = `set local plan_cache_mode = auto`
+)
+
 // Discarder is a Projection that keeps something of the batch it applied last until the batch
 // commits (the saga, its commands): Discard tells it the batch did not commit.
 type Discarder interface {

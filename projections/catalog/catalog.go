@@ -94,10 +94,10 @@ on conflict (product_id) do nothing`, e.ProductID, e.SKU, e.Name, e.PriceCents, 
 		for i, p := range order {
 			ids[i], onHand[i], reserved[i], at[i] = p, stock[p].onHand, stock[p].reserved, stock[p].at
 		}
-		// = any($1) gives the planner the primary key to find the products with (see orders' queueUpdates).
-		batch.Queue(`update products p set on_hand = p.on_hand + d.on_hand, reserved = p.reserved + d.reserved, updated_at = d.at
+		// Planned for the table's size now, as orders' updates (see QueuePlannedNow).
+		projections.QueuePlannedNow(batch, `update products p set on_hand = p.on_hand + d.on_hand, reserved = p.reserved + d.reserved, updated_at = d.at
   from unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[]) d(product_id, on_hand, reserved, at)
- where p.product_id = d.product_id and p.product_id = any($1::text[])`, ids, onHand, reserved, at)
+ where p.product_id = d.product_id`, ids, onHand, reserved, at)
 	}
 	return nil
 }

@@ -308,18 +308,18 @@ func foldBatch(events []eventstore.RecordedEvent) (folded, error) {
 	return f, nil
 }
 
-// queueUpdates queues the changes to orders of earlier batches as one statement. Its = any($1)
-// gives the planner the primary key's index to find them with: without it, the plan cached while
-// the table was young joined by scanning the whole table, and went on doing so as it grew.
+// queueUpdates queues the changes to orders of earlier batches as one statement, planned for the
+// table's size now (projections.QueuePlannedNow): it finds the orders by their key once the table
+// has grown.
 func (f folded) queueUpdates(batch *pgx.Batch) {
 	if len(f.changed) == 0 {
 		return
 	}
-	batch.Queue(`update orders o set status = v.status, updated_at = v.updated_at,
+	projections.QueuePlannedNow(batch, `update orders o set status = v.status, updated_at = v.updated_at,
   cancelled_at = case when v.cancel then v.cancelled_at else o.cancelled_at end,
   cancel_reason = case when v.cancel then v.reason else o.cancel_reason end
 from unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::bool[]) v(id, status, updated_at, cancelled_at, reason, cancel)
-where o.order_id = v.id and o.order_id = any($1::text[])`, updateColumns(f.changed)...)
+where o.order_id = v.id`, updateColumns(f.changed)...)
 }
 
 // newColumns are new orders as unnest arrays.

@@ -1,0 +1,7 @@
+package projections
+
+// The statements QueuePlannedNow queues around its own.
+const (
+	PlanNow    = planNow
+	PlanCached = planCached
+)
