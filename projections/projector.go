@@ -133,8 +133,10 @@ type Options struct {
 
 // DefaultLinger is Options.Linger by default. An order's events come a few milliseconds apart
 // (placed, reserved, authorized, confirmed), and a transaction for each was most of what a read
-// model cost PostgreSQL; 5 ms is a fraction of the time an order takes to be confirmed.
-const DefaultLinger = 5 * time.Millisecond
+// model cost PostgreSQL. 10 ms rather than 5 halves the batches of a busy read model again (about
+// a tenth of an order's CPU at 200–250 orders/s), and on a machine as busy as that it makes
+// reads visible no later: what a batch waits is won back in queues that are shorter.
+const DefaultLinger = 10 * time.Millisecond
 
 // Projector runs one projection.
 type Projector struct {
