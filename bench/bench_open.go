@@ -44,6 +44,9 @@ type openRun struct {
 	allocs, allocBytes float64
 	pgBackendsOnly     bool
 	byTarget           map[string]float64 // share of the platform's CPU by target
+	// growth is the CPU an order cost in the second half of the window over the first: above 1
+	// where a cost grows with the log or the read models (a plan that scans a table), 0 unknown.
+	growth float64
 }
 
 // cpu is the CPU an order cost, the platform and its PostgreSQL together.
@@ -93,11 +96,11 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 			}
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "products\toffered/s\tachieved/s\tplaced\tfailed\taccepted p99\tvisible p50\tp99\tmax\tconfirmed p50\tp99\tmax\tin flight at end\tall final after\tnot confirmed\tstock exact\tCPU/order\tallocs/order\t")
+		fmt.Fprintln(tw, "products\toffered/s\tachieved/s\tplaced\tfailed\taccepted p99\tvisible p50\tp99\tmax\tconfirmed p50\tp99\tmax\tin flight at end\tall final after\tnot confirmed\tstock exact\tCPU/order\t2nd half/1st\tallocs/order\t")
 		for _, r := range runs {
-			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%.0f\t\n", r.products, r.rate, r.achieved, r.placed, r.failed,
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%.2f\t%.0f\t\n", r.products, r.rate, r.achieved, r.placed, r.failed,
 				pct(r.accepted, 99), pct(r.visible, 50), pct(r.visible, 99), pct(r.visible, 100), pct(r.confirmed, 50), pct(r.confirmed, 99), pct(r.confirmed, 100),
-				r.inFlight, finishedText(r.finished), r.unconfirmed+r.cancelled, yesNo(r.stockExact), ms(r.cpu()), r.allocs)
+				r.inFlight, finishedText(r.finished), r.unconfirmed+r.cancelled, yesNo(r.stockExact), ms(r.cpu()), r.growth, r.allocs)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -172,9 +175,9 @@ func openLoop(ctx context.Context, server pgServer, products, rate int, duration
 	edge := min(2*time.Second, duration/5)
 	window := (duration - 2*edge).Truncate(time.Second)
 	type measured struct {
-		from, to costs
-		byTarget map[string]float64
-		err      error
+		from, mid, to costs
+		byTarget      map[string]float64
+		err           error
 	}
 	measure := make(chan measured, 1)
 	go func() {
@@ -184,6 +187,18 @@ func openLoop(ctx context.Context, server pgServer, products, rate int, duration
 		if m.from, m.err = p.sample(ctx); m.err != nil {
 			return
 		}
+		mid := make(chan error, 1)
+		go func() {
+			time.Sleep(window / 2)
+			var err error
+			m.mid, err = p.sample(ctx)
+			mid <- err
+		}()
+		defer func() {
+			if err := <-mid; m.err == nil {
+				m.err = err
+			}
+		}()
 		if window >= time.Second {
 			m.byTarget, m.err = p.cpuProfile(ctx, window, profilePath)
 		} else {
@@ -231,10 +246,20 @@ func openLoop(ctx context.Context, server pgServer, products, rate int, duration
 		return r, fmt.Errorf("measure the platform's costs: %w", m.err)
 	}
 	wg.Wait()
-	inWindow := 0
+	inWindow, firstHalf := 0, 0
 	for _, at := range sent {
 		if !at.Before(m.from.at) && at.Before(m.to.at) {
 			inWindow++
+			if at.Before(m.mid.at) {
+				firstHalf++
+			}
+		}
+	}
+	if secondHalf := inWindow - firstHalf; firstHalf > 0 && secondHalf > 0 {
+		first := float64(m.mid.platformCPU-m.from.platformCPU+m.mid.pgCPU-m.from.pgCPU) / float64(firstHalf)
+		second := float64(m.to.platformCPU-m.mid.platformCPU+m.to.pgCPU-m.mid.pgCPU) / float64(secondHalf)
+		if first > 0 {
+			r.growth = second / first
 		}
 	}
 	if inWindow > 0 {
@@ -292,8 +317,8 @@ from orders.orders`).Scan(&r.cancelled, &r.unconfirmed); err != nil {
 	slices.Sort(r.accepted)
 	fmt.Fprintf(stdout, "  %d placed (%d failed), %.0f/s achieved; accepted p99 %s; visible p99 %s; confirmed p99 %s; %d sagas in flight at the end, all final %s after the last order; stock exact: %s\n",
 		r.placed, r.failed, r.achieved, pct(r.accepted, 99), pct(r.visible, 99), pct(r.confirmed, 99), r.inFlight, finishedText(r.finished), yesNo(r.stockExact))
-	fmt.Fprintf(stdout, "  an order cost %s of CPU (platform %s, PostgreSQL %s%s), %.0f allocations (%.0f KiB); the platform's CPU by target: %s\n",
-		ms(r.cpu()), ms(r.platformCPU), ms(r.pgCPU), map[bool]string{true: ", its backends only"}[r.pgBackendsOnly], r.allocs, r.allocBytes/1024, shares(r.byTarget))
+	fmt.Fprintf(stdout, "  an order cost %s of CPU (platform %s, PostgreSQL %s%s; the window's second half %.2f× its first), %.0f allocations (%.0f KiB); the platform's CPU by target: %s\n",
+		ms(r.cpu()), ms(r.platformCPU), ms(r.pgCPU), map[bool]string{true: ", its backends only"}[r.pgBackendsOnly], r.growth, r.allocs, r.allocBytes/1024, shares(r.byTarget))
 	return r, nil
 }
 
