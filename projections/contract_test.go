@@ -192,52 +192,42 @@ from information_schema.columns where table_schema = current_schema() group by t
 // TestReadModelEventContracts records each read model's contract with the event log:
 // contracts/<read model>-read-model-events.json.
 func TestReadModelEventContracts(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	url := pgtest.NewDatabase(t)
-	events := log(t)
-	for _, proj := range []projections.Projection{orders.Projection{}, customers.Projection{}, catalog.Projection{}, activity.Projection{}} {
-		t.Run(proj.Name(), func(t *testing.T) {
-			pool, err := pgschema.Open(ctx, url, proj.Name(), 0)
+	eachReadModel(t, func(t *testing.T, proj projections.Projection, pool *pgxpool.Pool, events []eventstore.RecordedEvent) {
+		ctx := t.Context()
+		run := func(events []eventstore.RecordedEvent) string {
+			out, err := rows(ctx, pool, proj, events)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer pool.Close()
-			run := func(events []eventstore.RecordedEvent) string {
-				out, err := rows(ctx, pool, proj, events)
-				if err != nil {
-					t.Fatal(err)
+			return out
+		}
+		baseline := run(events)
+		if baseline != run(events) {
+			t.Fatal("the read model's rows differ between two runs of one log: the test cannot tell what it reads")
+		}
+		consumed := map[string]contracts.Consumed{}
+		for i, e := range events {
+			if run(slices.Delete(slices.Clone(events), i, i+1)) == baseline {
+				continue // the read model makes nothing of this one
+			}
+			c := consumed[e.Type]
+			typ, _ := typeOf(t, e.Type)
+			c.Payload, c.Optional = e.Data, contracts.Optional(typ)
+			payload, _ := contracts.Decode(e.Data)
+			for _, leaf := range contracts.Leaves(payload) {
+				changed := slices.Clone(events)
+				changed[i].Data, _ = json.Marshal(contracts.Without(payload, leaf))
+				if run(changed) != baseline && !slices.Contains(c.Reads, leaf) {
+					c.Reads = append(c.Reads, leaf)
 				}
-				return out
 			}
-			baseline := run(events)
-			if baseline != run(events) {
-				t.Fatal("the read model's rows differ between two runs of one log: the test cannot tell what it reads")
-			}
-			consumed := map[string]contracts.Consumed{}
-			for i, e := range events {
-				if run(slices.Delete(slices.Clone(events), i, i+1)) == baseline {
-					continue // the read model makes nothing of this one
-				}
-				c := consumed[e.Type]
-				typ, _ := typeOf(t, e.Type)
-				c.Payload, c.Optional = e.Data, contracts.Optional(typ)
-				payload, _ := contracts.Decode(e.Data)
-				for _, leaf := range contracts.Leaves(payload) {
-					changed := slices.Clone(events)
-					changed[i].Data, _ = json.Marshal(contracts.Without(payload, leaf))
-					if run(changed) != baseline && !slices.Contains(c.Reads, leaf) {
-						c.Reads = append(c.Reads, leaf)
-					}
-				}
-				consumed[e.Type] = c
-			}
-			if len(consumed) == 0 {
-				t.Fatal("the read model consumes nothing of the scenario")
-			}
-			contracts.Check(t, proj.Name()+"-read-model-events.json", contracts.Events(proj.Name()+"-read-model", consumed))
-		})
-	}
+			consumed[e.Type] = c
+		}
+		if len(consumed) == 0 {
+			t.Fatal("the read model consumes nothing of the scenario")
+		}
+		contracts.Check(t, proj.Name()+"-read-model-events.json", contracts.Events(proj.Name()+"-read-model", consumed))
+	})
 }
 
 // TestReadModelWritesKeepToTheirIndexes: every statement a read model writes a batch with finds
@@ -246,59 +236,67 @@ func TestReadModelEventContracts(t *testing.T) {
 // (projections.QueuePlannedNow). A cached plan that scanned a table there went on scanning it for
 // every batch as the table grew, until autovacuum's next analyze.
 func TestReadModelWritesKeepToTheirIndexes(t *testing.T) {
+	eachReadModel(t, func(t *testing.T, proj projections.Projection, pool *pgxpool.Pool, events []eventstore.RecordedEvent) {
+		ctx := t.Context()
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return proj.Migrate(ctx, tx) }); err != nil {
+			t.Fatal(err)
+		}
+		queue, ok := proj.(projections.Pipelined)
+		if !ok {
+			t.Fatalf("%s is not Pipelined: this test reads the statements it queues", proj.Name())
+		}
+		// Two halves, so that the second half's events change rows of the first (updates).
+		var statements []string
+		for _, half := range [][]eventstore.RecordedEvent{events[:len(events)/2], events[len(events)/2:]} {
+			var b pgx.Batch
+			if err := queue.Queue(ctx, nil, filtered(proj, half), &b); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range b.QueuedQueries {
+				statements = append(statements, q.SQL)
+			}
+		}
+		if len(statements) == 0 {
+			t.Fatal("the read model wrote nothing of the scenario")
+		}
+		custom := false
+		for _, sql := range statements {
+			switch sql {
+			case projections.PlanNow:
+				custom = true
+				continue
+			case projections.PlanCached:
+				custom = false
+				continue
+			}
+			if custom {
+				continue
+			}
+			plan, err := pgtest.GenericPlan(ctx, pool, sql)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, sql)
+			}
+			if strings.Contains(plan, "Seq Scan") {
+				t.Errorf("a write scans a table in its cached plan:\n%s\n%s", sql, plan)
+			}
+		}
+	})
+}
+
+// eachReadModel runs test on each read model, in a schema of its own of one fresh database, with
+// the scenario's log.
+func eachReadModel(t *testing.T, test func(t *testing.T, proj projections.Projection, pool *pgxpool.Pool, events []eventstore.RecordedEvent)) {
 	t.Parallel()
-	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
 	events := log(t)
 	for _, proj := range []projections.Projection{orders.Projection{}, customers.Projection{}, catalog.Projection{}, activity.Projection{}} {
 		t.Run(proj.Name(), func(t *testing.T) {
-			pool, err := pgschema.Open(ctx, url, proj.Name(), 0)
+			pool, err := pgschema.Open(t.Context(), url, proj.Name(), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer pool.Close()
-			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return proj.Migrate(ctx, tx) }); err != nil {
-				t.Fatal(err)
-			}
-			queue, ok := proj.(projections.Pipelined)
-			if !ok {
-				t.Fatalf("%s is not Pipelined: this test reads the statements it queues", proj.Name())
-			}
-			// Two halves, so that the second half's events change rows of the first (updates).
-			var statements []string
-			for _, half := range [][]eventstore.RecordedEvent{events[:len(events)/2], events[len(events)/2:]} {
-				var b pgx.Batch
-				if err := queue.Queue(ctx, nil, filtered(proj, half), &b); err != nil {
-					t.Fatal(err)
-				}
-				for _, q := range b.QueuedQueries {
-					statements = append(statements, q.SQL)
-				}
-			}
-			if len(statements) == 0 {
-				t.Fatal("the read model wrote nothing of the scenario")
-			}
-			custom := false
-			for _, sql := range statements {
-				switch sql {
-				case projections.PlanNow:
-					custom = true
-					continue
-				case projections.PlanCached:
-					custom = false
-					continue
-				}
-				if custom {
-					continue
-				}
-				plan, err := pgtest.GenericPlan(ctx, pool, sql)
-				if err != nil {
-					t.Fatalf("%v\n%s", err, sql)
-				}
-				if strings.Contains(plan, "Seq Scan") {
-					t.Errorf("a write scans a table in its cached plan:\n%s\n%s", sql, plan)
-				}
-			}
+			test(t, proj, pool, events)
 		})
 	}
 }
