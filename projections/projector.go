@@ -133,9 +133,9 @@ type Options struct {
 
 // DefaultLinger is Options.Linger by default. An order's events come a few milliseconds apart
 // (placed, reserved, authorized, confirmed), and a transaction for each was most of what a read
-// model cost PostgreSQL. 10 ms rather than 5 halves the batches of a busy read model again (about
-// a tenth of an order's CPU at 200–250 orders/s), and on a machine as busy as that it makes
-// reads visible no later: what a batch waits is won back in queues that are shorter.
+// model cost PostgreSQL. 10 ms makes half the batches of 5 ms for a busy read model (about a tenth
+// of an order's CPU at 100–250 orders/s); at 200 orders/s on two cores reads become visible no
+// later for it (what a batch waits is won back in shorter queues), at 100/s a few ms later.
 const DefaultLinger = 10 * time.Millisecond
 
 // Projector runs one projection.
