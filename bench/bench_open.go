@@ -64,7 +64,8 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 	duration := fs.Duration("duration", 60*time.Second, "how long each run places orders")
 	goal := fs.Duration("goal", 250*time.Millisecond, "the placed→confirmed p99 a rate must keep to count as sustained")
 	chart := fs.String("chart", "", "write an SVG chart of p99 latency against offered rate here")
-	profile := fs.String("cpuprofile", "", "write the platform's CPU profile of each run to this file (suffixed with products and rate when there are several runs)")
+	cpuProfile := fs.String("cpuprofile", "", "write the platform's CPU profile of each run to this file (suffixed with products and rate when there are several runs)")
+	memProfile := fs.String("memprofile", "", "write what the platform allocated over each run's measuring window (a pprof allocs profile) to this file (suffixed as -cpuprofile's)")
 	export := fs.Int("export", 0, "also measure, at this rate over the first mix, what exporting traces, logs and metrics (OTLP, to a sink in this process; metrics every 10 s) costs against not: two runs, a ratio")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		rates, err := ints(*ratesFlag)
@@ -84,9 +85,9 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 		for _, products := range mixes {
 			for _, rate := range rates {
 				fmt.Fprintf(stdout, "open loop: %d orders/s over %d product(s) for %s, a fresh platform in a process of its own…\n", rate, products, *duration)
-				save := *profile
-				if save != "" && len(mixes)*len(rates) > 1 {
-					save = fmt.Sprintf("%s.%d-%d", save, products, rate)
+				save := profiles{cpu: *cpuProfile, mem: *memProfile}
+				if len(mixes)*len(rates) > 1 {
+					save = save.suffixed(fmt.Sprintf(".%d-%d", products, rate))
 				}
 				r, err := openLoop(ctx, server, products, rate, *duration, save, nil, stdout)
 				if err != nil {
@@ -150,7 +151,20 @@ func ints(s string) ([]int, error) {
 }
 
 // openLoop is one run on a fresh platform in a process of its own, on server.
-func openLoop(ctx context.Context, server pgServer, products, rate int, duration time.Duration, profilePath string, env map[string]string, stdout io.Writer) (openRun, error) {
+// profiles are where a run writes the platform's profiles ("": not written).
+type profiles struct{ cpu, mem string }
+
+// suffixed is ps with suffix after each path that is set.
+func (ps profiles) suffixed(suffix string) profiles {
+	for _, p := range []*string{&ps.cpu, &ps.mem} {
+		if *p != "" {
+			*p += suffix
+		}
+	}
+	return ps
+}
+
+func openLoop(ctx context.Context, server pgServer, products, rate int, duration time.Duration, save profiles, env map[string]string, stdout io.Writer) (openRun, error) {
 	r := openRun{products: products, rate: rate}
 	env = maps.Clone(env)
 	if env == nil {
@@ -200,7 +214,19 @@ func openLoop(ctx context.Context, server pgServer, products, rate int, duration
 			}
 		}()
 		if window >= time.Second {
-			m.byTarget, m.err = p.cpuProfile(ctx, window, profilePath)
+			if save.mem != "" {
+				allocs := make(chan error, 1)
+				go func() {
+					_, err := p.profile(ctx, "allocs", window, save.mem)
+					allocs <- err
+				}()
+				defer func() {
+					if err := <-allocs; m.err == nil {
+						m.err = err
+					}
+				}()
+			}
+			m.byTarget, m.err = p.cpuProfile(ctx, window, save.cpu)
 		} else {
 			time.Sleep(duration - 2*edge) // too short a window to profile (a smoke test)
 		}
@@ -559,11 +585,11 @@ func exportCost(ctx context.Context, server pgServer, products, rate int, durati
 	go func() { _ = sink.Serve(ln) }()
 	defer sink.Close()
 	fmt.Fprintf(stdout, "export: %d orders/s over %d product(s), export off then on…\n", rate, products)
-	off, err := openLoop(ctx, server, products, rate, duration, "", nil, stdout)
+	off, err := openLoop(ctx, server, products, rate, duration, profiles{}, nil, stdout)
 	if err != nil {
 		return fmt.Errorf("export off: %w", err)
 	}
-	on, err := openLoop(ctx, server, products, rate, duration, "", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String(), "OTEL_METRIC_EXPORT_INTERVAL": "10000"}, stdout)
+	on, err := openLoop(ctx, server, products, rate, duration, profiles{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String(), "OTEL_METRIC_EXPORT_INTERVAL": "10000"}, stdout)
 	if err != nil {
 		return fmt.Errorf("export on: %w", err)
 	}

@@ -202,23 +202,9 @@ func (p *childPlatform) sample(ctx context.Context) (costs, error) {
 // the runtime).
 // If save is set, the profile is written there too (go tool pprof reads it).
 func (p *childPlatform) cpuProfile(ctx context.Context, d time.Duration, save string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.debug, int(d.Seconds())), nil)
+	raw, err := p.profile(ctx, "profile", d, save)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := (&http.Client{Timeout: d + time.Minute}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if save != "" {
-		if err := os.WriteFile(save, raw, 0o644); err != nil {
-			return nil, err
-		}
 	}
 	prof, err := profile.ParseData(raw)
 	if err != nil {
@@ -238,6 +224,33 @@ func (p *childPlatform) cpuProfile(ctx context.Context, d time.Duration, save st
 		byTarget[t] /= max(total, 1)
 	}
 	return byTarget, nil
+}
+
+// profile takes the platform's pprof profile kind over the next d ("profile": CPU; "allocs": what
+// it allocated meanwhile) and writes it to save unless that is "".
+func (p *childPlatform) profile(ctx context.Context, kind string, d time.Duration, save string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", p.debug, kind, int(d.Seconds())), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: d + time.Minute}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s profile: %s", kind, resp.Status)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if save != "" {
+		if err := os.WriteFile(save, raw, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return raw, nil
 }
 
 // processCPU is the user and system CPU process pid has used (/proc/<pid>/stat; Linux's clock
