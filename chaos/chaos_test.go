@@ -414,6 +414,17 @@ from fulfillment.fulfillment`).Scan(&open, &stuck); err != nil {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// The finished sagas' figures, kept by the transactions that finish them through every crash
+	// and freeze, are what counting them says.
+	var kept, counted string
+	if err := conn.QueryRow(ctx, `select
+  coalesce((select string_agg(outcome || '=' || n, ',' order by outcome) from (select outcome, sum(sagas) n from fulfillment.fulfillment_outcomes group by outcome having sum(sagas) <> 0) k), ''),
+  coalesce((select string_agg(outcome || '=' || n, ',' order by outcome) from (select outcome, count(*) n from fulfillment.fulfillment where outcome <> '' group by outcome) c), '')`).Scan(&kept, &counted); err != nil {
+		t.Fatal(err)
+	}
+	if kept != counted {
+		t.Errorf("the saga's figures say %s, its sagas %s", kept, counted)
+	}
 	// Every acknowledged order once in the log, and final in the read model.
 	acked := l.acked()
 	rows, err := conn.Query(ctx, `select o.id, (select count(*) from eventstore.events e where e.stream_id = 'order-' || o.id and e.event_type = $2),

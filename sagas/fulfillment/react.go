@@ -46,6 +46,9 @@ const (
 	StepCancelled   Step = "CANCELLED"
 )
 
+// inFlight are the steps of a fulfillment not yet finished: all but the last two.
+var inFlight = []string{string(StepReserving), string(StepAuthorizing), string(StepConfirming)}
+
 // Outcome is how a finished fulfillment ended.
 type Outcome string
 

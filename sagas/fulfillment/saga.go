@@ -1,11 +1,15 @@
 package fulfillment
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +95,23 @@ create table if not exists fulfillment_outbox (
   payload jsonb not null,
   created_at timestamptz not null default clock_timestamp());
 create index if not exists fulfillment_outbox_age on fulfillment_outbox (created_at, id);`)
+	if err != nil {
+		return err
+	}
+	// The finished sagas by outcome, kept by the transactions that finish them (see outcomes):
+	// counted from the table once, when it is made on a database that has sagas already.
+	var counted bool
+	if err := tx.QueryRow(ctx, `select to_regclass('fulfillment_outcomes') is not null`).Scan(&counted); err != nil || counted {
+		return err
+	}
+	_, err = tx.Exec(ctx, `
+create table fulfillment_outcomes (
+  part int not null,
+  outcome text not null,
+  sagas bigint not null,
+  primary key (part, outcome));
+insert into fulfillment_outcomes (part, outcome, sagas)
+select 0, outcome, count(*) from fulfillment where outcome <> '' group by outcome;`)
 	return err
 }
 
@@ -123,6 +144,7 @@ func (s *Saga) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.Recorde
 // queueBatch folds a batch's events into its sagas (rb, read) and queues the writes.
 func (s *Saga) queueBatch(rb *readBatch, batch *pgx.Batch) error {
 	items, states := rb.items, rb.states
+	was := outcomesOf(states)
 	changed := map[string]bool{}
 	var cmds []Command
 	for _, it := range items {
@@ -137,7 +159,7 @@ func (s *Saga) queueBatch(rb *readBatch, batch *pgx.Batch) error {
 		}
 		cmds = append(cmds, c...)
 	}
-	if err := save(batch, states, changed, cmds); err != nil {
+	if err := save(batch, states, was, changed, cmds); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -245,9 +267,20 @@ func scanStates(rows pgx.Rows) (map[string]*State, error) {
 	return out, rows.Err()
 }
 
-// save queues the writes of the changed sagas and the commands on batch, two statements whatever
-// their number: a statement costs PostgreSQL more than a row.
-func save(batch *pgx.Batch, states map[string]*State, changed map[string]bool, cmds []Command) error {
+// outcomesOf are the outcomes of states, by order.
+func outcomesOf(states map[string]*State) map[string]Outcome {
+	was := make(map[string]Outcome, len(states))
+	for id, st := range states {
+		was[id] = st.Outcome
+	}
+	return was
+}
+
+// save queues the writes of the changed sagas (whose outcomes were was), the counts of outcomes
+// they change and the commands on batch, three statements whatever their number: a statement
+// costs PostgreSQL more than a row.
+func save(batch *pgx.Batch, states map[string]*State, was map[string]Outcome, changed map[string]bool, cmds []Command) error {
+	queueOutcomes(batch, states, was, changed)
 	if len(changed) > 0 {
 		var ids, data, steps, outcomes []string
 		var deadlines []*time.Time
@@ -281,6 +314,52 @@ select * from unnest($1::text[], $2::text[], $3::jsonb[]) on conflict (id) do no
 	}
 	return nil
 }
+
+// queueOutcomes queues on batch what the changed sagas add to and take from the counts of finished
+// sagas by outcome (fulfillment_outcomes), so that counting them never reads every saga. Each
+// order counts in a row of its own part of the table (outcomeParts), so that workers finishing
+// different orders seldom wait on one row; the rows are written in one order, so that two
+// transactions never wait on each other.
+func queueOutcomes(batch *pgx.Batch, states map[string]*State, was map[string]Outcome, changed map[string]bool) {
+	type row struct {
+		part    int32
+		outcome Outcome
+	}
+	deltas := map[row]int64{}
+	for id := range changed {
+		before, after := was[id], states[id].Outcome
+		if before == after {
+			continue
+		}
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		part := int32(h.Sum32() % outcomeParts)
+		if before != "" {
+			deltas[row{part, before}]--
+		}
+		if after != "" {
+			deltas[row{part, after}]++
+		}
+	}
+	rows := slices.SortedFunc(maps.Keys(deltas), func(a, b row) int {
+		return cmp.Or(cmp.Compare(a.part, b.part), cmp.Compare(a.outcome, b.outcome))
+	})
+	var parts []int32
+	var outcomes []string
+	var sagas []int64
+	for _, r := range rows {
+		if deltas[r] != 0 {
+			parts, outcomes, sagas = append(parts, r.part), append(outcomes, string(r.outcome)), append(sagas, deltas[r])
+		}
+	}
+	if len(parts) > 0 {
+		batch.Queue(`insert into fulfillment_outcomes (part, outcome, sagas) select * from unnest($1::int[], $2::text[], $3::bigint[])
+on conflict (part, outcome) do update set sagas = fulfillment_outcomes.sagas + excluded.sagas`, parts, outcomes, sagas)
+	}
+}
+
+// outcomeParts is how many rows count the sagas of each outcome.
+const outcomeParts = 16
 
 // Wake tells the dispatcher that the outbox may have new commands (after a committed batch).
 func (s *Saga) Wake() {
@@ -489,7 +568,7 @@ func (s *Saga) Deadlines(ctx context.Context, every time.Duration) error {
 			if err != nil || len(states) == 0 {
 				return err
 			}
-			changed := map[string]bool{}
+			was, changed := outcomesOf(states), map[string]bool{}
 			var cmds []Command
 			for id, st := range states {
 				after, c := React(st, DeadlinePassed{At: now}, now, s.Opts)
@@ -504,7 +583,7 @@ func (s *Saga) Deadlines(ctx context.Context, every time.Duration) error {
 			}
 			fired = cmds
 			batch := &pgx.Batch{}
-			if err := save(batch, states, changed, cmds); err != nil {
+			if err := save(batch, states, was, changed, cmds); err != nil {
 				return err
 			}
 			return tx.SendBatch(ctx, batch).Close()

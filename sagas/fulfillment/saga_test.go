@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -460,4 +461,61 @@ func TestCrashAtEveryStepBoundary(t *testing.T) {
 	if calls := r.gateway.Calls(); calls != len(ids) {
 		t.Errorf("the gateway was asked %d times for %d payments", calls, len(ids))
 	}
+}
+
+// TestCountsAreTheSagas: the saga's figures, kept by the transactions that finish sagas, are what
+// counting every saga says, for orders confirmed and orders cancelled; and sagas finished before
+// the figures were kept (the table made on a database that has sagas) are counted once.
+func TestCountsAreTheSagas(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, fulfillment.Options{}, cardsim.Options{})
+	ctx := t.Context()
+	r.product("p", 3)
+	ids := []string{"a", "b", "c", "d", "e", "f"}
+	for _, id := range ids {
+		r.place(id, wire.PlaceLine{ProductID: "p", Quantity: 1})
+	}
+	r.settle(ids, 30*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) { // the sagas see the orders' ends after them
+		var open int
+		if err := r.sagaPool.QueryRow(ctx, `select count(*) from fulfillment where step not in ('CONFIRMED', 'CANCELLED')`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sagas still in flight 10 s after their orders settled", open)
+		}
+	}
+	queries := fulfillment.Queries{Saga: fulfillment.New(r.sagaPool, r.opts, slog.New(slog.DiscardHandler))}
+	check := func(when string) {
+		t.Helper()
+		got, err := queries.Counts(ctx, struct{}{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want wire.FulfillmentCounts
+		if err := r.sagaPool.QueryRow(ctx, `select count(*) filter (where step not in ('CONFIRMED', 'CANCELLED')),
+  count(*) filter (where outcome = 'confirmed'), count(*) filter (where outcome = 'compensated'),
+  count(*) filter (where outcome = 'timed_out'), count(*) filter (where stuck) from fulfillment`).Scan(
+			&want.InFlight, &want.Confirmed, &want.Compensated, &want.TimedOut, &want.Stuck); err != nil {
+			t.Fatal(err)
+		}
+		if want.Confirmed == 0 || want.Compensated+want.TimedOut == 0 {
+			t.Fatalf("%s: the sagas ended %+v: want some confirmed and some cancelled", when, want)
+		}
+		got.Outbox = 0
+		if got != want {
+			t.Errorf("%s: counts %+v, counting every saga %+v", when, got, want)
+		}
+	}
+	check("after the orders")
+	if _, err := r.sagaPool.Exec(ctx, `drop table fulfillment_outcomes`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgx.BeginFunc(ctx, r.sagaPool, func(tx pgx.Tx) error { return queries.Saga.Migrate(ctx, tx) }); err != nil {
+		t.Fatal(err)
+	}
+	check("after the figures' table was made on finished sagas")
 }
