@@ -98,7 +98,7 @@ create index if not exists fulfillment_outbox_age on fulfillment_outbox (created
 	if err != nil {
 		return err
 	}
-	// The finished sagas by outcome, kept by the transactions that finish them (see outcomes):
+	// The finished sagas by outcome, kept by the transactions that finish them (queueOutcomes):
 	// counted from the table once, when it is made on a database that has sagas already.
 	var counted bool
 	if err := tx.QueryRow(ctx, `select to_regclass('fulfillment_outcomes') is not null`).Scan(&counted); err != nil || counted {
@@ -280,7 +280,6 @@ func outcomesOf(states map[string]*State) map[string]Outcome {
 // they change and the commands on batch, three statements whatever their number: a statement
 // costs PostgreSQL more than a row.
 func save(batch *pgx.Batch, states map[string]*State, was map[string]Outcome, changed map[string]bool, cmds []Command) error {
-	queueOutcomes(batch, states, was, changed)
 	if len(changed) > 0 {
 		var ids, data, steps, outcomes []string
 		var deadlines []*time.Time
@@ -300,6 +299,7 @@ select * from unnest($1::text[], $2::jsonb[], $3::text[], $4::text[], $5::timest
 on conflict (order_id) do update set state = excluded.state, step = excluded.step, outcome = excluded.outcome,
   deadline = excluded.deadline, stuck = excluded.stuck, updated_at = excluded.updated_at`, ids, data, steps, outcomes, deadlines, stuck, updated)
 	}
+	queueOutcomes(batch, states, was, changed) // after the sagas' rows, which both writers lock first
 	if len(cmds) > 0 {
 		ids, endpoints, payloads := make([]string, len(cmds)), make([]string, len(cmds)), make([]string, len(cmds))
 		for i, c := range cmds {
@@ -318,8 +318,8 @@ select * from unnest($1::text[], $2::text[], $3::jsonb[]) on conflict (id) do no
 // queueOutcomes queues on batch what the changed sagas add to and take from the counts of finished
 // sagas by outcome (fulfillment_outcomes), so that counting them never reads every saga. Each
 // order counts in a row of its own part of the table (outcomeParts), so that workers finishing
-// different orders seldom wait on one row; the rows are written in one order, so that two
-// transactions never wait on each other.
+// different orders seldom wait on one row; the rows are written in one order, after the sagas'
+// own, so that two transactions never wait on each other in a circle.
 func queueOutcomes(batch *pgx.Batch, states map[string]*State, was map[string]Outcome, changed map[string]bool) {
 	type row struct {
 		part    int32
