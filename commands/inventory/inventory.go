@@ -112,7 +112,12 @@ func (h Handlers) ReserveStock(ctx context.Context, req wire.ReserveStock) (wire
 	// (again: releasing what is not held is a no-op). A first delivery has none: its outcome
 	// creates the order's reservation stream, not read first; should the stream exist after all,
 	// that append fails, and the redelivery reads it.
-	reply, done, head, err := wire.CommandReply{}, false, eventstore.NoStream(), error(nil)
+	var (
+		reply wire.CommandReply
+		done  bool
+		head  = eventstore.NoStream()
+		err   error
+	)
 	if !jobs.FirstDelivery(ctx, req.Meta.CommandID) {
 		reply, done, head, err = h.decided(ctx, req.OrderID, req.Meta)
 	}
@@ -179,8 +184,6 @@ func (h Handlers) decided(ctx context.Context, orderID string, meta commands.Met
 	return wire.CommandReply{}, false, eventstore.Exact(events[len(events)-1].Revision), nil
 }
 
-// outcome records what became of an order's reservation on its reservation stream, expecting it at
-// expected. The event id derives from the command id: a retried command records it once.
 // outcomeID is the id of the event that records a command's outcome on an order's reservation
 // stream. A reservation's two outcomes have ids of their own: an outcome appended without reading
 // the stream first (a first delivery) must fail on a stream that holds the other, where an append
@@ -193,6 +196,8 @@ func outcomeID(meta commands.Meta, typ string) uuid.UUID {
 	return eventstore.DeriveID(meta.CommandID+":outcome", 0)
 }
 
+// outcome records what became of an order's reservation on its reservation stream, expecting it at
+// expected. The event id derives from the command id (outcomeID): a retried command records it once.
 func (h Handlers) outcome(ctx context.Context, orderID string, meta commands.Meta, expected eventstore.ExpectedRevision, e model.Event) (wire.CommandReply, error) {
 	typ, data, err := model.Codec.Encode(e)
 	if err != nil {

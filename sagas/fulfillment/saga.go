@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"maps"
 	"slices"
@@ -317,8 +316,9 @@ select * from unnest($1::text[], $2::text[], $3::jsonb[]) on conflict (id) do no
 
 // queueOutcomes queues on batch what the changed sagas add to and take from the counts of finished
 // sagas by outcome (fulfillment_outcomes), so that counting them never reads every saga. Each
-// order counts in a row of its own part of the table (outcomeParts), so that workers finishing
-// different orders seldom wait on one row; the rows are written in one order, after the sagas'
+// order counts in the rows of its saga's partition (the projector's, by order), so that a worker
+// writes only rows of the partitions it holds and never waits on another's (only the deadline
+// ticker, which may finish any saga, can); the rows are written in one order, after the sagas'
 // own, so that two transactions never wait on each other in a circle.
 func queueOutcomes(batch *pgx.Batch, states map[string]*State, was map[string]Outcome, changed map[string]bool) {
 	type row struct {
@@ -331,9 +331,7 @@ func queueOutcomes(batch *pgx.Batch, states map[string]*State, was map[string]Ou
 		if before == after {
 			continue
 		}
-		h := fnv.New32a()
-		h.Write([]byte(id))
-		part := int32(h.Sum32() % outcomeParts)
+		part := int32(eventstore.PartitionOf(id, projections.DefaultPartitions))
 		if before != "" {
 			deltas[row{part, before}]--
 		}
@@ -357,9 +355,6 @@ func queueOutcomes(batch *pgx.Batch, states map[string]*State, was map[string]Ou
 on conflict (part, outcome) do update set sagas = fulfillment_outcomes.sagas + excluded.sagas`, parts, outcomes, sagas)
 	}
 }
-
-// outcomeParts is how many rows count the sagas of each outcome.
-const outcomeParts = 16
 
 // Wake tells the dispatcher that the outbox may have new commands (after a committed batch).
 func (s *Saga) Wake() {
