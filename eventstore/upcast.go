@@ -86,6 +86,15 @@ func (s transformed) Append(ctx context.Context, stream string, expected Expecte
 	return s.Store.Append(ctx, stream, expected, events)
 }
 
+// AppendIf implements ConditionalStore: the wrapped store's conditions (see AppendIf).
+func (s transformed) AppendIf(ctx context.Context, stream string, expected ExpectedRevision, events []EventData, conditions []Condition) (AppendResult, error) {
+	events, err := s.t.Write(ctx, stream, events)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return AppendIf(ctx, s.Store, stream, expected, events, conditions)
+}
+
 func (s transformed) ReadStream(ctx context.Context, stream string, opts ReadStreamOptions) ([]RecordedEvent, error) {
 	events, err := s.Store.ReadStream(ctx, stream, opts)
 	if err != nil {

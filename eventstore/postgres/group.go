@@ -3,11 +3,14 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow/eventstore"
 )
@@ -40,6 +43,7 @@ type grouped struct {
 	stream string
 	rev    int64 // expected: -1 for no stream
 	events []eventstore.EventData
+	conds  []eventstore.Condition // checked in the statement (AppendIf)
 	meta   []string
 	done   chan groupAnswer
 }
@@ -57,8 +61,8 @@ const groupTimeout = 10 * time.Second
 
 // appendGrouped appends events to stream at revision rev (-1: no stream) with whatever other
 // appends are queued with it.
-func (s *Store) appendGrouped(ctx context.Context, stream string, rev int64, events []eventstore.EventData) (eventstore.AppendResult, error) {
-	g := &grouped{ctx: ctx, stream: stream, rev: rev, events: events, meta: make([]string, len(events)), done: make(chan groupAnswer, 1)}
+func (s *Store) appendGrouped(ctx context.Context, stream string, rev int64, events []eventstore.EventData, conds []eventstore.Condition) (eventstore.AppendResult, error) {
+	g := &grouped{ctx: ctx, stream: stream, rev: rev, events: events, conds: conds, meta: make([]string, len(events)), done: make(chan groupAnswer, 1)}
 	for i, e := range events {
 		m, err := json.Marshal(e.Metadata)
 		if err != nil {
@@ -133,7 +137,7 @@ func (s *Store) takeGroup() []*grouped {
 
 // appendBatch appends a group and answers each of its appends.
 func (s *Store) appendBatch(batch []*grouped) {
-	if len(batch) == 1 {
+	if len(batch) == 1 && len(batch[0].conds) == 0 {
 		g := batch[0]
 		res, err := s.appendAlone(g.ctx, g)
 		if err == nil {
@@ -154,11 +158,29 @@ func (s *Store) appendBatch(batch []*grouped) {
 			s.wake.NotifyAppend(g.stream, g.events)
 			s.refuseOvertaken(g, res)
 			a.res = res
-		default: // its expectation did not hold: a retry, or a conflict
-			a.res, a.err = s.translate(g.ctx, g.stream, eventstore.Exact(g.rev), g.events, errExpectation)
+		default: // its expectation or a condition did not hold: a retry, or a conflict
+			a.res, a.err = s.refused(g.ctx, g)
 		}
 		g.done <- a
 	}
+}
+
+// refused answers an append the group statement left out: a retry of an append made before, a
+// stream moved (*WrongVersionError), or a condition that no longer holds (*ConditionError).
+func (s *Store) refused(ctx context.Context, g *grouped) (eventstore.AppendResult, error) {
+	res, err := s.translate(ctx, g.stream, eventstore.Exact(g.rev), g.events, errExpectation)
+	if len(g.conds) == 0 || !errors.Is(err, eventstore.ErrWrongVersion) {
+		return res, err
+	}
+	var wrong *eventstore.WrongVersionError
+	if errors.As(err, &wrong) && wrong.Actual != g.rev {
+		return res, err
+	}
+	// The stream was where the append expected it: a condition failed.
+	if err := eventstore.CheckConditions(ctx, s, g.conds); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w (moved while the statement ran)", g.stream, eventstore.ErrConditionFailed)
 }
 
 // refuseOvertaken answers the queued appends that expected the same revision of g's stream as
@@ -195,6 +217,18 @@ func sharesID(a, b []eventstore.EventData) bool {
 
 // appendAlone appends one queued append in a statement of its own.
 func (s *Store) appendAlone(ctx context.Context, g *grouped) (eventstore.AppendResult, error) {
+	if len(g.conds) > 0 { // only the group statement checks conditions: a group of one
+		results, err := s.appendMany(ctx, []*grouped{g})
+		if err != nil {
+			return s.translate(ctx, g.stream, eventstore.Exact(g.rev), g.events, err)
+		}
+		res, ok := results[g.stream]
+		if !ok {
+			return s.refused(ctx, g)
+		}
+		s.wake.NotifyAppend(g.stream, g.events)
+		return res, nil
+	}
 	query, args := s.exactArgs(g.stream, g.rev, g.events, g.meta)
 	res, err := s.appendOnce(ctx, s.pool, g.stream, query, args)
 	if err != nil {
@@ -210,21 +244,27 @@ func (s *Store) appendMany(ctx context.Context, batch []*grouped) (map[string]ev
 	streams := make([]string, len(batch))
 	revs := make([]int64, len(batch))
 	var (
-		evStream, ids, types, data, meta []string
-		ords                             []int64
+		evStream, types, data, meta []string
+		ids                         []uuid.UUID
+		ords                        []int64
+		condOf, condStream          = []string{}, []string{}
+		condRev                     = []int64{}
 	)
 	for i, g := range batch {
 		streams[i], revs[i] = g.stream, g.rev
+		for _, c := range g.conds {
+			condOf, condStream, condRev = append(condOf, g.stream), append(condStream, c.Stream), append(condRev, c.Revision)
+		}
 		for k, e := range g.events {
 			evStream = append(evStream, g.stream)
 			ords = append(ords, int64(k+1))
-			ids = append(ids, e.ID.String())
+			ids = append(ids, e.ID)
 			types = append(types, e.Type)
 			data = append(data, string(e.Data))
 			meta = append(meta, g.meta[k])
 		}
 	}
-	rows, err := s.pool.Query(ctx, s.sql.appendMany, streams, revs, evStream, ords, ids, types, data, meta)
+	rows, err := s.pool.Query(ctx, s.sql.appendMany, streams, revs, evStream, ords, ids, types, data, meta, condOf, condStream, condRev)
 	if err != nil {
 		return nil, err
 	}

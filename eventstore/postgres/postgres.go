@@ -175,10 +175,16 @@ returning tx_id::text, global_position, stream_version`,
 		// the generic plan made on a young table hashed the whole table twice per append, and
 		// kept doing so as the log grew.) Revisions of a stream have no gaps, so its last one
 		// equals the expected revision exactly when the expected exists and the next does not.
+		// $9..$11 are the appends' conditions (AppendIf): the stream whose append depends on
+		// one, the other stream, and the revision it must be at; looked up the same way.
 		appendMany: fence.with + `, a as materialized (
   select a.stream, a.expected from fence, unnest($1::text[], $2::bigint[]) as a(stream, expected)
    where a.expected = coalesce((select x.stream_version from ` + t + ` x where x.stream_id = a.stream
-                                 order by x.stream_version desc limit 1), -1))
+                                 order by x.stream_version desc limit 1), -1)
+     and not exists (select 1 from unnest($9::text[], $10::text[], $11::bigint[]) as c(owner, stream, expected)
+                      where c.owner = a.stream
+                        and c.expected <> coalesce((select y.stream_version from ` + t + ` y where y.stream_id = c.stream
+                                                     order by y.stream_version desc limit 1), -1)))
 insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
 select e.stream, a.expected + e.ord, e.id, e.typ, e.data, e.meta
   from unnest($3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::json[], $8::json[]) with ordinality as e(stream, ord, id, typ, data, meta, n)
@@ -307,6 +313,25 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// AppendIf implements eventstore.ConditionalStore. An append at an exact revision (or to no
+// stream) checks its conditions in its statement, in a group as Append's do: against the log as
+// that statement sees it, as it checks the stream's own revision (a transaction appending to a
+// condition's stream that commits while the statement runs is not seen; no lock orders the two).
+// Other appends read the conditions' streams first.
+func (s *Store) AppendIf(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData, conditions []eventstore.Condition) (eventstore.AppendResult, error) {
+	rev, exact := expected.Revision()
+	if !exact || len(conditions) == 0 {
+		if err := eventstore.CheckConditions(ctx, s, conditions); err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		return s.Append(ctx, stream, expected, events)
+	}
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return s.appendGrouped(ctx, stream, rev, events, conditions)
+}
+
 // Append implements eventstore.Store. Appends at an exact revision (and to no stream) that
 // arrive while others are being written commit together (appendGrouped).
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, error) {
@@ -314,7 +339,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return eventstore.AppendResult{}, err
 	}
 	if rev, exact := expected.Revision(); exact {
-		return s.appendGrouped(ctx, stream, rev, events)
+		return s.appendGrouped(ctx, stream, rev, events, nil)
 	}
 	query, args, err := s.appendArgs(stream, expected, events)
 	if err != nil {
@@ -392,17 +417,19 @@ func (s *Store) appendArgs(stream string, expected eventstore.ExpectedRevision, 
 func (s *Store) exactArgs(stream string, rev int64, events []eventstore.EventData, meta []string) (string, []any) {
 	if len(events) == 1 {
 		e := events[0]
-		return s.sql.appendExactOne, []any{stream, e.ID.String(), e.Type, string(e.Data), meta[0], rev}
+		return s.sql.appendExactOne, []any{stream, e.ID, e.Type, string(e.Data), meta[0], rev}
 	}
 	ids, types, data := columns(events)
 	return s.sql.appendExact, []any{stream, ids, types, data, meta, rev}
 }
 
-// columns are events' ids, types and payloads as statement arguments.
-func columns(events []eventstore.EventData) (ids, types, data []string) {
-	ids, types, data = make([]string, len(events)), make([]string, len(events)), make([]string, len(events))
+// columns are events' ids, types and payloads as statement arguments. The ids go as UUIDs: pgx
+// encodes a string for a uuid parameter only as text, after failing at binary (an error built
+// and dropped for every id list).
+func columns(events []eventstore.EventData) (ids []uuid.UUID, types, data []string) {
+	ids, types, data = make([]uuid.UUID, len(events)), make([]string, len(events)), make([]string, len(events))
 	for i, e := range events {
-		ids[i], types[i], data[i] = e.ID.String(), e.Type, string(e.Data)
+		ids[i], types[i], data[i] = e.ID, e.Type, string(e.Data)
 	}
 	return ids, types, data
 }
@@ -473,9 +500,9 @@ func (s *Store) translate(ctx context.Context, stream string, expected eventstor
 }
 
 func (s *Store) retried(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
-	ids := make([]string, len(events))
+	ids := make([]uuid.UUID, len(events))
 	for i, e := range events {
-		ids[i] = e.ID.String()
+		ids[i] = e.ID
 	}
 	rows, err := s.pool.Query(ctx, s.sql.findIDs, stream, ids)
 	if err != nil {

@@ -37,6 +37,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"AppendAndReadStream", testAppendAndRead},
 		{"ExpectedRevisions", testExpectedRevisions},
 		{"IdempotentRetry", testIdempotentRetry},
+		{"ConditionalAppends", testConditions},
 		{"InvalidAppends", testInvalidAppends},
 		{"ReadStreamSlices", testReadStreamSlices},
 		{"ReadAllPagesAndFilters", testReadAll},
@@ -96,6 +97,58 @@ func mustAppend(t *testing.T, s eventstore.Store, stream string, exp eventstore.
 		t.Fatalf("append %d events to %s (%s): %v", len(evs), stream, exp, err)
 	}
 	return res
+}
+
+// testConditions: an append conditioned on other streams' revisions appends while they hold,
+// refuses with *ConditionError (writing nothing) once one has moved, answers a retry as a retry
+// even then, and keeps its own expected revision; many at once (PostgreSQL groups them) each get
+// their own answer.
+func testConditions(t *testing.T, h Harness) {
+	s, ctx := h.Store, ctxFor(t)
+	price, account, order := Stream("cond-price"), Stream("cond-account"), Stream("cond-order")
+	mustAppend(t, s, price, eventstore.NoStream(), Event("t.v1", 0))
+	holds := []eventstore.Condition{{Stream: price, Revision: 0}, {Stream: account, Revision: eventstore.NoRevision}}
+	placed := Event("t.v1", 1)
+	first, err := eventstore.AppendIf(ctx, s, order, eventstore.NoStream(), []eventstore.EventData{placed}, holds)
+	if err != nil {
+		t.Fatalf("append while its conditions hold: %v", err)
+	}
+	mustAppend(t, s, price, eventstore.Exact(0), Event("t.v1", 2))
+	again, err := eventstore.AppendIf(ctx, s, order, eventstore.NoStream(), []eventstore.EventData{placed}, holds)
+	if err != nil || again != first {
+		t.Errorf("retry after a condition moved = %+v, %v; want the first result %+v", again, err, first)
+	}
+	next := Stream("cond-order")
+	_, err = eventstore.AppendIf(ctx, s, next, eventstore.NoStream(), []eventstore.EventData{Event("t.v1", 3)}, holds)
+	var cerr *eventstore.ConditionError
+	if !errors.As(err, &cerr) || cerr.Condition.Stream != price || cerr.Actual != 1 {
+		t.Fatalf("append on a moved condition: err = %v, want *ConditionError on %s at 1", err, price)
+	}
+	if _, err := s.ReadStream(ctx, next, eventstore.ReadStreamOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Errorf("a refused conditional append wrote: %v", err)
+	}
+	// Its own revision is still checked, conditions holding.
+	holds[0].Revision = 1
+	if _, err := eventstore.AppendIf(ctx, s, order, eventstore.Exact(5), []eventstore.EventData{Event("t.v1", 4)}, holds); !errors.Is(err, eventstore.ErrWrongVersion) {
+		t.Errorf("conditions hold, wrong own revision: err = %v, want ErrWrongVersion", err)
+	}
+	// Many at once: those whose condition holds append, the others are refused, each alone.
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cond := []eventstore.Condition{{Stream: price, Revision: int64(1 - i%2)}} // odd ones stale
+			_, errs[i] = eventstore.AppendIf(ctx, s, Stream("cond-many"), eventstore.NoStream(), []eventstore.EventData{Event("t.v1", i)}, cond)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if stale := i%2 == 1; stale != errors.Is(err, eventstore.ErrConditionFailed) || (!stale && err != nil) {
+			t.Errorf("concurrent conditional append %d (stale %v): err = %v", i, stale, err)
+		}
+	}
 }
 
 // sameJSON compares JSON documents by value: adapters may normalise whitespace and key order.
