@@ -63,7 +63,7 @@ func execute[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stre
 	if meta.CommandID == "" {
 		return Result{}, domain.Rule("commandId", "is required")
 	}
-	return executeOn(ctx, w, agg, stream, meta, decide, creates)
+	return executeOn(ctx, w, agg, stream, meta, decide, run{creates: creates})
 }
 
 // Read shows look the state of stream as it is now, changing nothing: w's cached state, once w has
@@ -72,8 +72,18 @@ func execute[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stre
 // saw the answer.
 func Read[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, look func(S)) error {
 	meta := Meta{CommandID: fmt.Sprintf("read:%d", reads.Add(1))} // appends nothing: never remembered
-	_, err := executeOn(ctx, w, agg, stream, meta, func(s S) ([]E, error) { look(s); return nil, nil }, false)
+	_, err := executeOn(ctx, w, agg, stream, meta, func(s S) ([]E, error) { look(s); return nil, nil }, run{})
 	return err
+}
+
+// Look shows look the state of stream as w holds it, and answers the stream's revision it is the
+// state at. Proven, it is Read's (checked current); else w's cached state as it is, unchecked
+// (the stream is read only when w does not hold it): for an answer that another command's
+// append is then conditioned on (eventstore.Condition at that revision), which the store checks.
+func Look[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, proven bool, look func(S)) (int64, error) {
+	meta := Meta{CommandID: fmt.Sprintf("read:%d", reads.Add(1))}
+	res, err := executeOn(ctx, w, agg, stream, meta, func(s S) ([]E, error) { look(s); return nil, nil }, run{peek: !proven})
+	return res.Revision, err
 }
 
 // reads numbers the reads of this process, which a Writer's batch tells apart by command id.
@@ -136,7 +146,7 @@ func Classify(err error) *rpc.Error {
 		return &rpc.Error{Code: rpc.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, domain.ErrConflict):
 		return &rpc.Error{Code: rpc.CodeConflict, Message: err.Error()}
-	case errors.Is(err, ErrTooBusy):
+	case errors.Is(err, ErrTooBusy), errors.Is(err, eventstore.ErrConditionFailed):
 		return &rpc.Error{Code: rpc.CodeUnavailable, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &rpc.Error{Code: rpc.CodeUnavailable, Message: "timed out"}
@@ -214,6 +224,30 @@ func (d Decider[S, E, C]) Creating(creates func(C) bool) Decider[S, E, C] {
 // Read shows look the current state of aggregate id (see Read).
 func (d Decider[S, E, C]) Read(ctx context.Context, w *Writer, id string, look func(S)) error {
 	return Read(ctx, w, d.Aggregate, d.Stream(id), look)
+}
+
+// Look shows look the state of aggregate id and answers its revision (see Look).
+func (d Decider[S, E, C]) Look(ctx context.Context, w *Writer, id string, proven bool, look func(S)) (int64, error) {
+	return Look(ctx, w, d.Aggregate, d.Stream(id), proven, look)
+}
+
+// AnswerIf is Answer for a command decided on what other aggregates said: its events are appended
+// only while conds hold (eventstore.AppendIf); else it fails with eventstore.ErrConditionFailed
+// and nothing is appended.
+func (d Decider[S, E, C]) AnswerIf(ctx context.Context, w *Writer, id string, meta Meta, c C, now func() time.Time, conds []eventstore.Condition) (wire.CommandReply, error) {
+	if err := d.Validate(c); err != nil {
+		return wire.CommandReply{}, err
+	}
+	if meta.CommandID == "" {
+		return wire.CommandReply{}, domain.Rule("commandId", "is required")
+	}
+	at := Now(now)
+	how := run{creates: d.Creates != nil && d.Creates(c), conds: conds}
+	res, err := executeOn(ctx, w, d.Aggregate, d.Stream(id), meta, func(s S) ([]E, error) { return d.Decide(s, c, at) }, how)
+	if err != nil {
+		return wire.CommandReply{}, err
+	}
+	return wire.CommandReply{ID: id, Position: res.Position.String()}, nil
 }
 
 // Unique is a unique value an aggregate claims before it is created (see Claim): the value's

@@ -147,9 +147,19 @@ type request struct {
 	marshal   func(state any) ([]byte, error)
 	unmarshal func([]byte) (any, error)
 	answer    chan outcome
+	run
+}
+
+// run is how a request is carried out, beyond deciding it.
+type run struct {
 	// creates: the command creates its stream (Decider.Creates): decided on the empty state of a
 	// stream not loaded, without reading it.
 	creates bool
+	// peek: a read that takes the cached state as it is (Decider.Look), not proven current.
+	peek bool
+	// conds: what the command was decided on of other streams; its append holds only while they
+	// do (eventstore.AppendIf).
+	conds []eventstore.Condition
 }
 
 type outcome struct {
@@ -179,12 +189,12 @@ func streamKind(stream string) string {
 }
 
 // executeOn carries out one command through w's writer of stream.
-func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error), creates bool) (_ Result, err error) {
+func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], stream string, meta Meta, decide func(S) ([]E, error), how run) (_ Result, err error) {
 	ctx, span := telemetry.Tracer().Start(ctx, "command "+streamKind(stream), trace.WithAttributes(
 		attribute.String("orderflow.stream", stream), attribute.String("orderflow.command_id", meta.CommandID)))
 	defer func() { telemetry.End(span, err) }()
 	ctx = telemetry.WithCorrelation(ctx, meta.CorrelationID)
-	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1), snapshot: agg.SnapshotVersion, creates: creates,
+	req := &request{ctx: ctx, meta: meta, answer: make(chan outcome, 1), snapshot: agg.SnapshotVersion, run: how,
 		marshal: func(state any) ([]byte, error) { s, _ := state.(S); return json.Marshal(s) },
 		unmarshal: func(data []byte) (any, error) {
 			var s S
@@ -326,7 +336,7 @@ func (w *Writer) process(c *cached, batch []*request) {
 		}
 		d := b.decide(c)
 		if len(d.events) == 0 { // nothing to write: the state already is what they want, or they are refused
-			if !fresh {
+			if !fresh && !peeksOnly(batch, b.answered) {
 				// Nothing was decided into c.state (no command produced an event): it can take
 				// the events another writer appended as it is.
 				moved, err := w.catchUp(c, batch[0])
@@ -357,6 +367,9 @@ func (w *Writer) process(c *cached, batch []*request) {
 		case errors.Is(err, eventstore.ErrWrongVersion):
 			w.forget(c)
 			b.all(fmt.Errorf("%s after %d attempts: %w", c.name, attempt, ErrTooBusy))
+			return
+		case errors.Is(err, eventstore.ErrConditionFailed):
+			b.all(err) // nothing appended, the stream where it was: its cache holds
 			return
 		default:
 			w.forget(c) // the append may have landed: load again before deciding again
@@ -449,8 +462,12 @@ func (w *Writer) appendDecided(c *cached, batch []*request, d decided) (eventsto
 	for k, p := range d.plan {
 		carried[k] = p.i
 	}
+	var conds []eventstore.Condition
+	for _, p := range d.plan {
+		conds = append(conds, batch[p.i].conds...)
+	}
 	ctx, span := appendSpan(ctx, c.name, batch, carried, len(d.events))
-	res, err := w.store.Append(ctx, c.name, eventstore.Exact(c.revision), d.events)
+	res, err := eventstore.AppendIf(ctx, w.store, c.name, eventstore.Exact(c.revision), d.events, conds)
 	telemetry.End(span, err)
 	return res, err
 }
@@ -475,6 +492,16 @@ func (w *Writer) appended(c *cached, b *answers, d decided, res eventstore.Appen
 	d.answerRefused(b) // decided on the state the append proved current
 	w.account(c, added)
 	w.snapshot(c, b.batch[0])
+}
+
+// peeksOnly reports whether every request of batch still to answer is a peek (Decider.Look).
+func peeksOnly(batch []*request, answered []bool) bool {
+	for i, r := range batch {
+		if !answered[i] && !r.peek {
+			return false
+		}
+	}
+	return true
 }
 
 // creatingAll reports whether every command of batch still to answer creates its stream.

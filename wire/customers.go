@@ -15,8 +15,8 @@ var (
 	EndpointEraseCustomer      = endpoint[IDCommand, Erasure](ServiceCustomerCommands, "customer.erase")           // ID: the customer; admins only
 	EndpointCustomerErasure    = endpoint[CustomerByID, Erasure](ServiceCustomerCommands, "customer.erasure")      // not found: not erased; admins only
 	// EndpointCustomerStanding is where the order service learns whether a customer may order
-	// (CustomerByID → CustomerStanding); services only.
-	EndpointCustomerStanding = endpoint[CustomerByID, CustomerStanding](ServiceCustomerCommands, "customer.standing")
+	// (StandingOf → CustomerStanding); services only.
+	EndpointCustomerStanding = endpoint[StandingOf, CustomerStanding](ServiceCustomerCommands, "customer.standing")
 
 	EndpointCustomersByIDs = endpoint[CustomersByIDs, []Customer](ServiceCustomerQueries, "customers.get_many")
 	EndpointCustomerByID   = endpoint[CustomerByID, Customer](ServiceCustomerQueries, "customers.get")
@@ -55,6 +55,15 @@ type CustomerStanding struct {
 	Active     bool   `json:"active"`
 	// Why the account is not active: "deactivated" or "erased".
 	Closed string `json:"closed,omitempty"`
+	// Basis is what it was answered from: the customer's stream at its revision.
+	Basis []StreamAt `json:"basis,omitempty"`
+}
+
+// StandingOf asks for a customer's standing. Proven asks for one checked current against the
+// event store; without it, the service may answer from what it holds (see QuoteProducts).
+type StandingOf struct {
+	ID     string `json:"id"`
+	Proven bool   `json:"proven,omitempty"`
 }
 
 // Customer is the customers read model's view of a customer.

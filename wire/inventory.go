@@ -59,15 +59,27 @@ type ReserveStock struct {
 	Lines   []OrderLine `json:"lines"`
 }
 
-// QuoteProducts asks the catalog's current price of each product.
+// QuoteProducts asks the catalog's current price of each product. Proven asks for prices checked
+// current against the event store; without it, the service may answer from what it holds, and the
+// caller conditions its append on the quote's Basis.
 type QuoteProducts struct {
 	ProductIDs []string `json:"productIds"`
+	Proven     bool     `json:"proven,omitempty"`
 }
 
 // Quote is the catalog's answer to QuoteProducts: the products it knows, with their price now;
-// unknown ones are left out.
+// unknown ones are left out. Basis is what it was answered from: each product's stream at its
+// revision.
 type Quote struct {
 	Products []QuotedProduct `json:"products"`
+	Basis    []StreamAt      `json:"basis,omitempty"`
+}
+
+// StreamAt is a stream of the event store at a revision (-1: no events): what an answer was
+// decided on, for an append that must hold only while it still is (eventstore.Condition).
+type StreamAt struct {
+	Stream   string `json:"stream"`
+	Revision int64  `json:"revision"`
 }
 
 // QuotedProduct is one product of a Quote.

@@ -36,19 +36,20 @@ type Shop struct {
 	Unknown map[string]bool
 }
 
-// Prices answers the prices of the products the shop knows.
-func (s Shop) Prices(_ context.Context, ids []string) (map[string]int64, error) {
+// Prices answers the prices of the products the shop knows, as proven (no basis: the shop is
+// fixed, nothing to condition an order on).
+func (s Shop) Prices(_ context.Context, ids []string, _ bool) (map[string]int64, []wire.StreamAt, error) {
 	out := map[string]int64{}
 	for _, id := range ids {
 		if p, ok := s.Catalog[id]; ok {
 			out[id] = p
 		}
 	}
-	return out, nil
+	return out, nil, nil
 }
 
-// Standing answers a customer's standing in the shop.
-func (s Shop) Standing(_ context.Context, id string) (wire.CustomerStanding, error) {
+// Standing answers a customer's standing in the shop (no basis, as Prices).
+func (s Shop) Standing(_ context.Context, id string, _ bool) (wire.CustomerStanding, error) {
 	switch {
 	case s.Unknown[id]:
 		return wire.CustomerStanding{CustomerID: id}, nil

@@ -132,17 +132,20 @@ func (h Handlers) Erasure(ctx context.Context, req wire.CustomerByID) (wire.Eras
 }
 
 // Standing answers whether customer id has an account and may order, for the order service as it
-// places an order: from this instance's state of the customer once it has checked that no other
-// instance changed it since (commands.Read).
-func (h Handlers) Standing(ctx context.Context, req wire.CustomerByID) (wire.CustomerStanding, error) {
+// places an order: from this instance's state of the customer, at the revision of its stream the
+// answer's Basis names (the order's append holds only while the stream is there); Proven, once it
+// has checked that no other instance changed it since (commands.Look).
+func (h Handlers) Standing(ctx context.Context, req wire.StandingOf) (wire.CustomerStanding, error) {
 	if err := domain.CheckID("id", req.ID); err != nil {
 		return wire.CustomerStanding{}, err
 	}
 	var s model.State
-	if err := aggregate.Read(ctx, h.Writer, req.ID, func(st model.State) { s = st }); err != nil {
+	rev, err := aggregate.Look(ctx, h.Writer, req.ID, req.Proven, func(st model.State) { s = st })
+	if err != nil {
 		return wire.CustomerStanding{}, fmt.Errorf("standing of customer %s: %w", req.ID, err)
 	}
-	st := wire.CustomerStanding{CustomerID: req.ID, Registered: s.Registered, Active: s.Registered && !s.Deactivated && !s.Erased}
+	st := wire.CustomerStanding{CustomerID: req.ID, Registered: s.Registered, Active: s.Registered && !s.Deactivated && !s.Erased,
+		Basis: []wire.StreamAt{{Stream: model.Stream(req.ID), Revision: rev}}}
 	switch {
 	case s.Erased:
 		st.Closed = "erased"

@@ -276,8 +276,10 @@ func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.Comma
 }
 
 // Quote answers the catalog's price of each product now, for the order service as it places an
-// order: from this instance's state of each product once it has checked that no other instance
-// changed it since (commands.Read). Unknown products are left out; at most order.MaxLines.
+// order: from this instance's state of each product, at the revisions of their streams the
+// answer's Basis names (the order's append holds only while they are there); Proven, once it has
+// checked that no other instance changed them since (commands.Look). Unknown products are left
+// out; at most order.MaxLines.
 func (h Handlers) Quote(ctx context.Context, req wire.QuoteProducts) (wire.Quote, error) {
 	if len(req.ProductIDs) > maxQuote {
 		return wire.Quote{}, domain.Rule("productIds", fmt.Sprintf("at most %d products", maxQuote))
@@ -290,9 +292,11 @@ func (h Handlers) Quote(ctx context.Context, req wire.QuoteProducts) (wire.Quote
 			return wire.Quote{}, err
 		}
 		var s model.State
-		if err := aggregate.Read(ctx, h.Writer, id, func(st model.State) { s = st }); err != nil {
+		rev, err := aggregate.Look(ctx, h.Writer, id, req.Proven, func(st model.State) { s = st })
+		if err != nil {
 			return wire.Quote{}, fmt.Errorf("quote %s: %w", id, err)
 		}
+		quote.Basis = append(quote.Basis, wire.StreamAt{Stream: model.Stream(id), Revision: rev})
 		if s.Added {
 			quote.Products = append(quote.Products, wire.QuotedProduct{ProductID: id, PriceCents: s.PriceCents, Discontinued: s.Discontinued})
 		}

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,22 +19,21 @@ import (
 
 	"github.com/orderflow/orderflow/commands"
 	"github.com/orderflow/orderflow/commands/commandstest"
+	"github.com/orderflow/orderflow/commands/inventory"
 	"github.com/orderflow/orderflow/commands/order"
 	"github.com/orderflow/orderflow/domain"
 	model "github.com/orderflow/orderflow/domain/order"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/eventstore/memory"
+	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/testkit/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	natstest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, natstest.Stop) }
 
 var lines = []wire.PlaceLine{{ProductID: "sku-1", Quantity: 2, UnitPriceCents: commandstest.Price(1250)}}
 
@@ -181,6 +181,79 @@ func TestPricesAreTheCatalogs(t *testing.T) {
 	want := []model.Line{{ProductID: "sku-1", Quantity: 2, UnitPriceCents: 1250}, {ProductID: "sku-2", Quantity: 1, UnitPriceCents: 499}, {ProductID: "new", Quantity: 1, UnitPriceCents: 7}}
 	if p := e.(model.Placed); !slices.Equal(p.Lines, want) || p.TotalCents != 3006 {
 		t.Errorf("placed %+v, want lines %+v and total 3006", p, want)
+	}
+}
+
+// countingReads counts the stream reads of an inventory instance (its appends go through, with
+// their conditions).
+type countingReads struct {
+	*postgres.Store
+	reads atomic.Int64
+}
+
+func (c *countingReads) ReadStream(ctx context.Context, stream string, opts eventstore.ReadStreamOptions) ([]eventstore.RecordedEvent, error) {
+	c.reads.Add(1)
+	return c.Store.ReadStream(ctx, stream, opts)
+}
+
+// quoting is the catalog as the order service asks it, over an inventory instance's handlers.
+type quoting struct{ inventory.Handlers }
+
+func (q quoting) Prices(ctx context.Context, ids []string, proven bool) (map[string]int64, []wire.StreamAt, error) {
+	quote, err := q.Quote(ctx, wire.QuoteProducts{ProductIDs: ids, Proven: proven})
+	prices := map[string]int64{}
+	for _, p := range quote.Products {
+		prices[p.ProductID] = p.PriceCents
+	}
+	return prices, quote.Basis, err
+}
+
+// TestAPriceAnotherInstanceChangedIsNeverOrderedAt: two inventory instances over one log (on
+// PostgreSQL); the order service asks one of them, which answers from what it holds. After the
+// other changes the price, an order taking the catalog's price is placed at the new one (its
+// append's condition on the product's revision failed, the catalog was asked again for a proven
+// price), and an order naming the new price is placed, not refused on the old one. Orders while
+// nothing changes read nothing to prove the price: their appends check it.
+func TestAPriceAnotherInstanceChangedIsNeverOrderedAt(t *testing.T) {
+	t.Parallel()
+	store := pgtest.EventStore(t, 0)
+	counted := &countingReads{Store: store}
+	here := inventory.Handlers{Writer: commandstest.Writer(counted), Store: counted}
+	there := inventory.Handlers{Writer: commandstest.Writer(store), Store: store}
+	commandstest.Must(t)(there.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("add"), ProductID: "p", SKU: "SKU-P", Name: "p", PriceCents: 1250}))
+	h := order.Handlers{Writer: commandstest.Writer(store), Catalog: quoting{here}, Customers: shop}
+	placedAt := func(id string, price *int64) (int64, error) {
+		t.Helper()
+		req := wire.PlaceOrder{Meta: commandstest.Meta("place-" + id), OrderID: id, CustomerID: "c1", Lines: []wire.PlaceLine{{ProductID: "p", Quantity: 1, UnitPriceCents: price}}}
+		if _, err := h.Place(t.Context(), req); err != nil {
+			return 0, err
+		}
+		state, _, err := aggregateLoad(t, store, id)
+		return state.TotalCents, err
+	}
+	if total, err := placedAt("o-1", nil); err != nil || total != 1250 {
+		t.Fatalf("first order: total %d, %v; want 1250", total, err)
+	}
+	commandstest.Must(t)(there.ChangePrice(t.Context(), wire.ChangePrice{Meta: commandstest.Meta("raise"), ProductID: "p", PriceCents: 1500}))
+	if total, err := placedAt("o-2", nil); err != nil || total != 1500 {
+		t.Errorf("an order at the catalog's price after another instance raised it: total %d, %v; want 1500", total, err)
+	}
+	commandstest.Must(t)(there.ChangePrice(t.Context(), wire.ChangePrice{Meta: commandstest.Meta("raise-again"), ProductID: "p", PriceCents: 1750}))
+	if total, err := placedAt("o-3", commandstest.Price(1750)); err != nil || total != 1750 {
+		t.Errorf("an order naming the price another instance set: total %d, %v; want 1750", total, err)
+	}
+	if _, err := placedAt("o-4", commandstest.Price(1500)); !errors.Is(err, domain.ErrConflict) {
+		t.Errorf("an order naming the old price: %v, want a conflict", err)
+	}
+	// Nothing changes now: a quote of a product this instance holds reads nothing.
+	before := counted.reads.Load()
+	for i := range 5 {
+		if _, err := placedAt(fmt.Sprintf("o-steady-%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := counted.reads.Load() - before; n != 0 {
+		t.Errorf("5 orders at an unchanged price read streams %d times, want 0 (the appends check the price)", n)
 	}
 }
 

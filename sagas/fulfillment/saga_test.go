@@ -150,13 +150,13 @@ func (r *rig) place(id string, lines ...wire.PlaceLine) {
 // quoting is the order service's catalog as the inventory service answers it.
 type quoting struct{ inventorycmd.Handlers }
 
-func (q quoting) Prices(ctx context.Context, ids []string) (map[string]int64, error) {
-	quote, err := q.Quote(ctx, wire.QuoteProducts{ProductIDs: ids})
+func (q quoting) Prices(ctx context.Context, ids []string, proven bool) (map[string]int64, []wire.StreamAt, error) {
+	quote, err := q.Quote(ctx, wire.QuoteProducts{ProductIDs: ids, Proven: proven})
 	prices := map[string]int64{}
 	for _, p := range quote.Products {
 		prices[p.ProductID] = p.PriceCents
 	}
-	return prices, err
+	return prices, quote.Basis, err
 }
 
 // fold reads a stream into a state with a domain's Decode and Evolve.
