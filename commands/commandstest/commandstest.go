@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/orderflow/orderflow/commands"
+	"github.com/orderflow/orderflow/commands/inventory"
 	"github.com/orderflow/orderflow/eventstore"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -57,6 +58,20 @@ func (s Shop) Standing(_ context.Context, id string, _ bool) (wire.CustomerStand
 		return wire.CustomerStanding{CustomerID: id, Registered: true, Closed: s.Closed[id]}, nil
 	}
 	return wire.CustomerStanding{CustomerID: id, Registered: true, Active: true}, nil
+}
+
+// Quoting is the catalog as the order service asks it (order.Catalog), over an inventory
+// instance's handlers, in the test's process.
+type Quoting struct{ inventory.Handlers }
+
+// Prices implements order.Catalog with the handlers' Quote.
+func (q Quoting) Prices(ctx context.Context, ids []string, proven bool) (map[string]int64, []wire.StreamAt, error) {
+	quote, err := q.Quote(ctx, wire.QuoteProducts{ProductIDs: ids, Proven: proven})
+	prices := map[string]int64{}
+	for _, p := range quote.Products {
+		prices[p.ProductID] = p.PriceCents
+	}
+	return prices, quote.Basis, err
 }
 
 // Price is a price to ask in an order's line.

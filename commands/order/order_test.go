@@ -196,18 +196,6 @@ func (c *countingReads) ReadStream(ctx context.Context, stream string, opts even
 	return c.Store.ReadStream(ctx, stream, opts)
 }
 
-// quoting is the catalog as the order service asks it, over an inventory instance's handlers.
-type quoting struct{ inventory.Handlers }
-
-func (q quoting) Prices(ctx context.Context, ids []string, proven bool) (map[string]int64, []wire.StreamAt, error) {
-	quote, err := q.Quote(ctx, wire.QuoteProducts{ProductIDs: ids, Proven: proven})
-	prices := map[string]int64{}
-	for _, p := range quote.Products {
-		prices[p.ProductID] = p.PriceCents
-	}
-	return prices, quote.Basis, err
-}
-
 // TestAPriceAnotherInstanceChangedIsNeverOrderedAt: two inventory instances over one log (on
 // PostgreSQL); the order service asks one of them, which answers from what it holds. After the
 // other changes the price, an order taking the catalog's price is placed at the new one (its
@@ -221,7 +209,7 @@ func TestAPriceAnotherInstanceChangedIsNeverOrderedAt(t *testing.T) {
 	here := inventory.Handlers{Writer: commandstest.Writer(counted), Store: counted}
 	there := inventory.Handlers{Writer: commandstest.Writer(store), Store: store}
 	commandstest.Must(t)(there.AddProduct(t.Context(), wire.AddProduct{Meta: commandstest.Meta("add"), ProductID: "p", SKU: "SKU-P", Name: "p", PriceCents: 1250}))
-	h := order.Handlers{Writer: commandstest.Writer(store), Catalog: quoting{here}, Customers: shop}
+	h := order.Handlers{Writer: commandstest.Writer(store), Catalog: commandstest.Quoting{Handlers: here}, Customers: shop}
 	placedAt := func(id string, price *int64) (int64, error) {
 		t.Helper()
 		req := wire.PlaceOrder{Meta: commandstest.Meta("place-" + id), OrderID: id, CustomerID: "c1", Lines: []wire.PlaceLine{{ProductID: "p", Quantity: 1, UnitPriceCents: price}}}

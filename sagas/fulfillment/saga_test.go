@@ -141,22 +141,10 @@ func (r *rig) product(id string, units int64) {
 
 // place places an order at the catalog's prices (the rig's inventory answers the quote).
 func (r *rig) place(id string, lines ...wire.PlaceLine) {
-	h := ordercmd.Handlers{Writer: commandstest.Writer(r.store), Catalog: quoting{inventorycmd.Handlers{Writer: commandstest.Writer(r.store), Store: r.store}}, Customers: commandstest.Shop{}}
+	h := ordercmd.Handlers{Writer: commandstest.Writer(r.store), Catalog: commandstest.Quoting{Handlers: inventorycmd.Handlers{Writer: commandstest.Writer(r.store), Store: r.store}}, Customers: commandstest.Shop{}}
 	if _, err := h.Place(r.t.Context(), wire.PlaceOrder{Meta: wire.CommandMeta{CommandID: "place-" + id}, OrderID: id, CustomerID: "c", Lines: lines}); err != nil {
 		r.t.Fatal(err)
 	}
-}
-
-// quoting is the order service's catalog as the inventory service answers it.
-type quoting struct{ inventorycmd.Handlers }
-
-func (q quoting) Prices(ctx context.Context, ids []string, proven bool) (map[string]int64, []wire.StreamAt, error) {
-	quote, err := q.Quote(ctx, wire.QuoteProducts{ProductIDs: ids, Proven: proven})
-	prices := map[string]int64{}
-	for _, p := range quote.Products {
-		prices[p.ProductID] = p.PriceCents
-	}
-	return prices, quote.Basis, err
 }
 
 // fold reads a stream into a state with a domain's Decode and Evolve.
