@@ -4,15 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
-// Condition is a fact about another stream that an append may depend on: that stream is at
-// Revision (NoRevision: it has no events). A command decided on what other aggregates said (an
-// order placed at the catalog's prices, for a customer whose account is open) appends only while
-// what it was told still holds.
+// Condition is a fact about another stream that an append may depend on: that stream has no
+// event of Types after Revision (of any type, when Types is empty; NoRevision: none at all). A
+// command decided on what other aggregates said (an order placed at the catalog's prices, for a
+// customer whose account is open) appends only while what it was told still holds: Types are
+// the events that would change it (a price change, not a reservation of the product's stock).
 type Condition struct {
 	Stream   string
 	Revision int64
+	Types    []string
+}
+
+// brokenBy reports whether event e of Condition c's stream breaks it.
+func (c Condition) brokenBy(e RecordedEvent) bool {
+	return e.Revision > c.Revision && (len(c.Types) == 0 || slices.Contains(c.Types, e.Type))
 }
 
 // ErrConditionFailed: a stream an append was conditioned on has moved since (ConditionError).
@@ -22,12 +30,12 @@ var ErrConditionFailed = errors.New("condition of the append no longer holds")
 // ConditionError says which condition failed. It matches ErrConditionFailed with errors.Is.
 type ConditionError struct {
 	Condition Condition
-	// Actual is the stream's revision when the append was refused.
+	// Actual is the revision of the stream's event that broke it.
 	Actual int64
 }
 
 func (e *ConditionError) Error() string {
-	return fmt.Sprintf("%v: %s was expected at %d, is at %d", ErrConditionFailed, e.Condition.Stream, e.Condition.Revision, e.Actual)
+	return fmt.Sprintf("%v: %s moved past %d (revision %d)", ErrConditionFailed, e.Condition.Stream, e.Condition.Revision, e.Actual)
 }
 
 // Is makes errors.Is(err, ErrConditionFailed) true.
@@ -81,31 +89,19 @@ func holdsAny(ctx context.Context, s Store, stream string, events []EventData) (
 	return false, nil
 }
 
-// CheckConditions reads the head of each condition's stream: a *ConditionError for the first that
-// does not hold.
+// CheckConditions reads each condition's stream after its revision: a *ConditionError for the
+// first that does not hold.
 func CheckConditions(ctx context.Context, s Store, conditions []Condition) error {
 	for _, c := range conditions {
-		actual, err := Head(ctx, s, c.Stream)
-		if err != nil {
-			return err
+		after, err := s.ReadStream(ctx, c.Stream, ReadStreamOptions{From: c.Revision + 1})
+		if err != nil && !errors.Is(err, ErrStreamNotFound) {
+			return fmt.Errorf("check %s after %d: %w", c.Stream, c.Revision, err)
 		}
-		if actual != c.Revision {
-			return &ConditionError{Condition: c, Actual: actual}
+		for _, e := range after {
+			if c.brokenBy(e) {
+				return &ConditionError{Condition: c, Actual: e.Revision}
+			}
 		}
 	}
 	return nil
-}
-
-// Head is stream's revision in s: that of its last event, NoRevision when it has none.
-func Head(ctx context.Context, s Store, stream string) (int64, error) {
-	last, err := s.ReadStream(ctx, stream, ReadStreamOptions{Direction: Backwards, From: -1, Limit: 1})
-	switch {
-	case errors.Is(err, ErrStreamNotFound):
-		return NoRevision, nil
-	case err != nil:
-		return 0, fmt.Errorf("read the head of %s: %w", stream, err)
-	case len(last) == 0:
-		return NoRevision, nil
-	}
-	return last[0].Revision, nil
 }

@@ -75,11 +75,14 @@ type Quote struct {
 	Basis    []StreamAt      `json:"basis,omitempty"`
 }
 
-// StreamAt is a stream of the event store at a revision (-1: no events): what an answer was
-// decided on, for an append that must hold only while it still is (eventstore.Condition).
+// StreamAt is what an answer was decided on: a stream of the event store at a revision (-1: no
+// events), as far as events of Types go (those that would change the answer; none: any event).
+// An append that depends on the answer holds only while the stream has no such event after
+// Revision (eventstore.Condition).
 type StreamAt struct {
-	Stream   string `json:"stream"`
-	Revision int64  `json:"revision"`
+	Stream   string   `json:"stream"`
+	Revision int64    `json:"revision"`
+	Types    []string `json:"types,omitempty"`
 }
 
 // QuotedProduct is one product of a Quote.

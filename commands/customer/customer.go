@@ -145,7 +145,7 @@ func (h Handlers) Standing(ctx context.Context, req wire.StandingOf) (wire.Custo
 		return wire.CustomerStanding{}, fmt.Errorf("standing of customer %s: %w", req.ID, err)
 	}
 	st := wire.CustomerStanding{CustomerID: req.ID, Registered: s.Registered, Active: s.Registered && !s.Deactivated && !s.Erased,
-		Basis: []wire.StreamAt{{Stream: model.Stream(req.ID), Revision: rev}}}
+		Basis: []wire.StreamAt{{Stream: model.Stream(req.ID), Revision: rev, Types: standing}}}
 	switch {
 	case s.Erased:
 		st.Closed = "erased"
@@ -154,6 +154,9 @@ func (h Handlers) Standing(ctx context.Context, req wire.StandingOf) (wire.Custo
 	}
 	return st, nil
 }
+
+// standing are the events that change a customer's standing (not an address changed).
+var standing = []string{model.TypeRegistered, model.TypeDeactivated, model.TypeErased}
 
 // events are customer id's events (model.ErrNotFound: none).
 func (h Handlers) events(ctx context.Context, id string) ([]eventstore.RecordedEvent, error) {

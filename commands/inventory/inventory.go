@@ -296,13 +296,16 @@ func (h Handlers) Quote(ctx context.Context, req wire.QuoteProducts) (wire.Quote
 		if err != nil {
 			return wire.Quote{}, fmt.Errorf("quote %s: %w", id, err)
 		}
-		quote.Basis = append(quote.Basis, wire.StreamAt{Stream: model.Stream(id), Revision: rev})
+		quote.Basis = append(quote.Basis, wire.StreamAt{Stream: model.Stream(id), Revision: rev, Types: quoted})
 		if s.Added {
 			quote.Products = append(quote.Products, wire.QuotedProduct{ProductID: id, PriceCents: s.PriceCents, Discontinued: s.Discontinued})
 		}
 	}
 	return quote, nil
 }
+
+// quoted are the events that change a quote of a product (not its stock's: reservations do not).
+var quoted = []string{model.TypeAdded, model.TypePriceChanged, model.TypeDiscontinued}
 
 // maxQuote bounds the products of one quote: the lines of an order.
 const maxQuote = 100

@@ -88,7 +88,7 @@ func (h Handlers) ask(ctx context.Context, c *model.Place, ids []string, proven 
 	c.Catalog, c.Account = prices, account(ctx, standing)
 	basis := make([]eventstore.Condition, 0, len(quoted)+len(standing.Basis))
 	for _, b := range append(quoted, standing.Basis...) {
-		basis = append(basis, eventstore.Condition{Stream: b.Stream, Revision: b.Revision})
+		basis = append(basis, eventstore.Condition{Stream: b.Stream, Revision: b.Revision, Types: b.Types})
 	}
 	return basis, nil
 }

@@ -244,16 +244,22 @@ func (s *Store) appendMany(ctx context.Context, batch []*grouped) (map[string]ev
 	streams := make([]string, len(batch))
 	revs := make([]int64, len(batch))
 	var (
-		evStream, types, data, meta []string
-		ids                         []uuid.UUID
-		ords                        []int64
-		condOf, condStream          = []string{}, []string{}
-		condRev                     = []int64{}
+		evStream, types, data, meta  []string
+		ids                          []uuid.UUID
+		ords                         []int64
+		condOf, condStream, condType = []string{}, []string{}, []string{}
+		condRev                      = []int64{}
 	)
 	for i, g := range batch {
 		streams[i], revs[i] = g.stream, g.rev
 		for _, c := range g.conds {
-			condOf, condStream, condRev = append(condOf, g.stream), append(condStream, c.Stream), append(condRev, c.Revision)
+			types := c.Types
+			if len(types) == 0 {
+				types = []string{""} // any
+			}
+			for _, typ := range types {
+				condOf, condStream, condRev, condType = append(condOf, g.stream), append(condStream, c.Stream), append(condRev, c.Revision), append(condType, typ)
+			}
 		}
 		for k, e := range g.events {
 			evStream = append(evStream, g.stream)
@@ -264,7 +270,7 @@ func (s *Store) appendMany(ctx context.Context, batch []*grouped) (map[string]ev
 			meta = append(meta, g.meta[k])
 		}
 	}
-	rows, err := s.pool.Query(ctx, s.sql.appendMany, streams, revs, evStream, ords, ids, types, data, meta, condOf, condStream, condRev)
+	rows, err := s.pool.Query(ctx, s.sql.appendMany, streams, revs, evStream, ords, ids, types, data, meta, condOf, condStream, condRev, condType)
 	if err != nil {
 		return nil, err
 	}

@@ -175,16 +175,18 @@ returning tx_id::text, global_position, stream_version`,
 		// the generic plan made on a young table hashed the whole table twice per append, and
 		// kept doing so as the log grew.) Revisions of a stream have no gaps, so its last one
 		// equals the expected revision exactly when the expected exists and the next does not.
-		// $9..$11 are the appends' conditions (AppendIf): the stream whose append depends on
-		// one, the other stream, and the revision it must be at; looked up the same way.
+		// $9..$12 are the appends' conditions (AppendIf), a row per event type ('': any): the
+		// stream whose append depends on one, the other stream, the revision after which it must
+		// have no event of that type; an index range of the stream's newest events (a scalar
+		// subquery with a LIMIT, which no plan turns into a join over the log, as EXISTS was).
 		appendMany: fence.with + `, a as materialized (
   select a.stream, a.expected from fence, unnest($1::text[], $2::bigint[]) as a(stream, expected)
    where a.expected = coalesce((select x.stream_version from ` + t + ` x where x.stream_id = a.stream
                                  order by x.stream_version desc limit 1), -1)
-     and not exists (select 1 from unnest($9::text[], $10::text[], $11::bigint[]) as c(owner, stream, expected)
+     and not exists (select 1 from unnest($9::text[], $10::text[], $11::bigint[], $12::text[]) as c(owner, stream, expected, typ)
                       where c.owner = a.stream
-                        and c.expected <> coalesce((select y.stream_version from ` + t + ` y where y.stream_id = c.stream
-                                                     order by y.stream_version desc limit 1), -1)))
+                        and coalesce((select true from ` + t + ` y where y.stream_id = c.stream and y.stream_version > c.expected
+                                         and (c.typ = '' or y.event_type = c.typ) limit 1), false)))
 insert into ` + t + ` (stream_id, stream_version, event_id, event_type, data, metadata)
 select e.stream, a.expected + e.ord, e.id, e.typ, e.data, e.meta
   from unnest($3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::json[], $8::json[]) with ordinality as e(stream, ord, id, typ, data, meta, n)

@@ -127,8 +127,18 @@ func testConditions(t *testing.T, h Harness) {
 	if _, err := s.ReadStream(ctx, next, eventstore.ReadStreamOptions{}); !errors.Is(err, eventstore.ErrStreamNotFound) {
 		t.Errorf("a refused conditional append wrote: %v", err)
 	}
+	// A condition on some types of events holds while the stream takes others.
+	mustAppend(t, s, price, eventstore.Exact(1), eventstore.EventData{ID: uuid.New(), Type: "t.stock", Data: []byte(`{}`)})
+	priced := []eventstore.Condition{{Stream: price, Revision: 1, Types: []string{"t.price"}}}
+	if _, err := eventstore.AppendIf(ctx, s, Stream("cond-typed"), eventstore.NoStream(), []eventstore.EventData{Event("t.v1", 5)}, priced); err != nil {
+		t.Errorf("a condition on t.price events after another type of event: %v", err)
+	}
+	mustAppend(t, s, price, eventstore.Exact(2), eventstore.EventData{ID: uuid.New(), Type: "t.price", Data: []byte(`{}`)})
+	if _, err := eventstore.AppendIf(ctx, s, Stream("cond-typed"), eventstore.NoStream(), []eventstore.EventData{Event("t.v1", 6)}, priced); !errors.As(err, &cerr) || cerr.Actual != 3 {
+		t.Errorf("a condition on t.price events after one: err = %v, want *ConditionError at 3", err)
+	}
 	// Its own revision is still checked, conditions holding.
-	holds[0].Revision = 1
+	holds[0].Revision = 3
 	if _, err := eventstore.AppendIf(ctx, s, order, eventstore.Exact(5), []eventstore.EventData{Event("t.v1", 4)}, holds); !errors.Is(err, eventstore.ErrWrongVersion) {
 		t.Errorf("conditions hold, wrong own revision: err = %v, want ErrWrongVersion", err)
 	}
@@ -139,7 +149,7 @@ func testConditions(t *testing.T, h Harness) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cond := []eventstore.Condition{{Stream: price, Revision: int64(1 - i%2)}} // odd ones stale
+			cond := []eventstore.Condition{{Stream: price, Revision: int64(3 - i%2)}} // odd ones stale
 			_, errs[i] = eventstore.AppendIf(ctx, s, Stream("cond-many"), eventstore.NoStream(), []eventstore.EventData{Event("t.v1", i)}, cond)
 		}()
 	}
