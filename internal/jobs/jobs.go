@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,14 +94,7 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, 
 		}
 		msg := &nats.Msg{Subject: Subject(ns, m.Endpoint), Data: m.Data, Header: nats.Header{}}
 		if m.TraceParent != "" || m.Correlation != "" {
-			pctx := telemetry.WithCorrelation(ctx, m.Correlation)
-			if m.TraceParent != "" {
-				var span trace.Span
-				pctx, span = telemetry.Tracer().Start(telemetry.WithParent(pctx, m.TraceParent, m.TraceState), "queue "+m.Endpoint,
-					trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("orderflow.command_id", m.ID)))
-				span.End()
-			}
-			telemetry.Inject(pctx, msg.Header)
+			telemetry.Inject(queued(ctx, m), msg.Header)
 		}
 		if assertion != "" {
 			msg.Header.Set(auth.AssertionHeader, assertion)
@@ -121,6 +116,19 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, 
 		}
 	}
 	return len(futures), err
+}
+
+// queued returns ctx in the flow of m (its correlation id), under a span that says it was queued
+// (a child of the flow's trace, when m carries one).
+func queued(ctx context.Context, m Message) context.Context {
+	ctx = telemetry.WithCorrelation(ctx, m.Correlation)
+	if m.TraceParent != "" {
+		var span trace.Span
+		ctx, span = telemetry.Tracer().Start(telemetry.WithParent(ctx, m.TraceParent, m.TraceState), "queue "+m.Endpoint,
+			trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("orderflow.command_id", m.ID)))
+		span.End()
+	}
+	return ctx
 }
 
 // assertedTogether is how many messages one caller assertion vouches for: each carries it all,
@@ -169,7 +177,8 @@ type Handler func(ctx context.Context, data []byte) error
 // Concurrency is how many queued commands a consumer carries out at once.
 const Concurrency = 32
 
-// Consume runs a durable consumer named durable for the given endpoints until ctx ends.
+// Consume runs a durable consumer named durable for the given endpoints until ctx ends. Its
+// handlers also take commands handed to them in this process (Hand) while they have a worker free.
 func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, durable string, log *slog.Logger, handlers map[string]Handler) error {
 	if err := Ensure(ctx, js, ns); err != nil {
 		return err
@@ -188,25 +197,29 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 		return fmt.Errorf("jobs consumer %s: %w", durable, err)
 	}
 	log = log.With("consumer", durable)
-	trust := auth.TrustFrom(ctx)
+	c := &consumer{ctx: ctx, trust: auth.TrustFrom(ctx), log: log, work: make(chan func())}
 	// Long-lived workers, not a goroutine per message: a fresh goroutine grows its stack anew for
 	// every command (JSON, pgx and the store go deep), as rpc.NewServer's workers avoid too.
-	msgs := make(chan jetstream.Msg)
+	var started sync.WaitGroup
+	started.Add(Concurrency)
 	for range Concurrency {
 		go func() {
+			started.Done()
 			for {
 				select {
-				case m := <-msgs:
-					handle(ctx, trust, m, endpoints[m.Subject()], bySubject[m.Subject()], log)
+				case job := <-c.work:
+					job()
 				case <-ctx.Done():
 					return
 				}
 			}
 		}()
 	}
+	started.Wait()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		job := func() { c.delivered(m, endpoints[m.Subject()], bySubject[m.Subject()]) }
 		select {
-		case msgs <- m: // the callback waits while every worker is busy, as the semaphore did
+		case c.work <- job: // the callback waits while every worker is busy
 		case <-ctx.Done():
 			_ = m.Nak()
 		}
@@ -214,24 +227,36 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 	if err != nil {
 		return fmt.Errorf("jobs consumer %s: %w", durable, err)
 	}
+	serveLocally(ns, handlers, c)
 	go func() {
 		<-ctx.Done()
+		stopServingLocally(ns, handlers, c)
 		cc.Stop()
 	}()
 	return nil
 }
 
-func handle(ctx context.Context, trust *auth.Trust, m jetstream.Msg, endpoint string, h Handler, log *slog.Logger) {
+// consumer is a running Consume: its workers (work) and what they check callers with.
+type consumer struct {
+	ctx   context.Context
+	trust *auth.Trust
+	log   *slog.Logger
+	work  chan func()
+}
+
+// delivered carries out a message JetStream delivered, and acknowledges it as carryOut says.
+func (c *consumer) delivered(m jetstream.Msg, endpoint string, h Handler) {
 	if h == nil {
 		_ = m.Term()
 		return
 	}
-	if trust != nil {
-		p, err := trust.Verify(m.Headers().Get(auth.AssertionHeader), m.Subject(), m.Headers().Get(jetstream.MsgIDHeader), time.Now())
+	ctx := c.ctx
+	if c.trust != nil {
+		p, err := c.trust.Verify(m.Headers().Get(auth.AssertionHeader), m.Subject(), m.Headers().Get(jetstream.MsgIDHeader), time.Now())
 		if err != nil {
 			// Only the saga may queue commands (NATS permissions); one that cannot say so is an
 			// intrusion or a misconfigured key, never carried out.
-			log.Warn("queued command refused: no valid caller assertion", "subject", m.Subject(), "err", err)
+			c.log.Warn("queued command refused: no valid caller assertion", "subject", m.Subject(), "err", err)
 			_ = m.Term()
 			return
 		}
@@ -241,26 +266,36 @@ func handle(ctx context.Context, trust *auth.Trust, m jetstream.Msg, endpoint st
 	if md, err := m.Metadata(); err == nil {
 		delivered = md.NumDelivered
 	}
-	hctx, cancel := context.WithTimeout(Delivered(ctx, m.Headers().Get(jetstream.MsgIDHeader), delivered), HandlerTimeout)
+	ctx = telemetry.Extract(Delivered(ctx, m.Headers().Get(jetstream.MsgIDHeader), delivered), m.Headers())
+	switch done, delay := c.carryOut(ctx, m.Subject(), endpoint, h, m.Data(), delivered); {
+	case done:
+		_ = m.Ack()
+	case delay == 0:
+		_ = m.Nak() // this consumer is stopping: let another take it now
+	default:
+		_ = m.NakWithDelay(delay)
+	}
+}
+
+// carryOut runs h on a command and says what became of it: done (carried out, or refused for
+// good), or to be tried again after delay (0: at once, elsewhere: this consumer is stopping).
+func (c *consumer) carryOut(ctx context.Context, subject, endpoint string, h Handler, data []byte, delivered uint64) (done bool, delay time.Duration) {
+	hctx, cancel := context.WithTimeout(ctx, HandlerTimeout)
 	defer cancel()
-	hctx, span := telemetry.Tracer().Start(telemetry.Extract(hctx, m.Headers()), "job "+m.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
+	hctx, span := telemetry.Tracer().Start(hctx, "job "+subject, trace.WithSpanKind(trace.SpanKindConsumer))
 	start, outcome := time.Now(), "retried"
 	defer func() { telemetry.Observe(hctx, telemetry.Jobs.WithLabelValues(endpoint, outcome), start) }()
-	err := h(hctx, m.Data())
+	err := h(hctx, data)
 	telemetry.End(span, err)
 	if err == nil {
 		outcome = "ok"
-	}
-	if err == nil {
-		_ = m.Ack()
-		if log.Enabled(hctx, slog.LevelDebug) { // its arguments cost allocations even when not logged
-			log.DebugContext(hctx, "queued command done", "subject", m.Subject(), "duration_ms", time.Since(start).Milliseconds())
+		if c.log.Enabled(hctx, slog.LevelDebug) { // its arguments cost allocations even when not logged
+			c.log.DebugContext(hctx, "queued command done", "subject", subject, "duration_ms", time.Since(start).Milliseconds())
 		}
-		return
+		return true, 0
 	}
-	if ctx.Err() != nil {
-		_ = m.Nak() // this consumer is stopping: let another take it now
-		return
+	if c.ctx.Err() != nil {
+		return false, 0
 	}
 	var rerr *rpc.Error
 	if errors.As(err, &rerr) && rpc.Final(rerr.Code) {
@@ -274,12 +309,99 @@ func handle(ctx context.Context, trust *auth.Trust, m jetstream.Msg, endpoint st
 		case rpc.CodeForbidden:
 			level = slog.LevelWarn
 		}
-		log.Log(hctx, level, "queued command refused", "subject", m.Subject(), "err", err)
+		c.log.Log(hctx, level, "queued command refused", "subject", subject, "err", err)
 		outcome = "refused"
-		_ = m.Ack()
-		return
+		return true, 0
 	}
-	delay := min(time.Duration(1<<min(max(delivered, 1), 6))*250*time.Millisecond, 15*time.Second)
-	log.WarnContext(hctx, "queued command failed; will retry", "subject", m.Subject(), "attempt", delivered, "retry_in", delay, "err", err)
-	_ = m.NakWithDelay(delay)
+	delay = min(time.Duration(1<<min(max(delivered, 1), 6))*250*time.Millisecond, 15*time.Second)
+	c.log.WarnContext(hctx, "queued command failed; will retry", "subject", subject, "attempt", delivered, "retry_in", delay, "err", err)
+	return false, delay
+}
+
+// Commands handed over in the process. A sender (the saga's dispatcher) whose commands a
+// consumer of the same process serves (`orderflow dev`, or a process running the saga beside a
+// command service) gives them to that consumer's workers at once, rather than through the stream:
+// a stored message, its delivery, its acknowledgement and its removal cost the NATS server more
+// CPU than most commands cost their service. The command is as safe: the sender keeps it (its
+// outbox) until told it is done, and queues it on the stream if it is not (Hand's finished).
+
+// locals are this process's consumers, by namespace and endpoint (several when a test runs two).
+var locals = struct {
+	sync.Mutex
+	by map[localKey][]localHandler
+}{by: map[localKey][]localHandler{}}
+
+type localKey struct {
+	ns       wire.Namespace
+	endpoint string
+}
+
+type localHandler struct {
+	c *consumer
+	h Handler
+}
+
+func serveLocally(ns wire.Namespace, handlers map[string]Handler, c *consumer) {
+	locals.Lock()
+	defer locals.Unlock()
+	for endpoint, h := range handlers {
+		k := localKey{ns, endpoint}
+		locals.by[k] = append(locals.by[k], localHandler{c, h})
+	}
+}
+
+func stopServingLocally(ns wire.Namespace, handlers map[string]Handler, c *consumer) {
+	locals.Lock()
+	defer locals.Unlock()
+	for endpoint := range handlers {
+		k := localKey{ns, endpoint}
+		locals.by[k] = slices.DeleteFunc(locals.by[k], func(l localHandler) bool { return l.c == c })
+		if len(locals.by[k]) == 0 {
+			delete(locals.by, k)
+		}
+	}
+}
+
+// Hand gives each of msgs whose endpoint a consumer of this process serves, with a worker free
+// now, to that consumer, as the first delivery of a message with the command's id, from ctx's
+// caller; and answers which it handed. finished is called once for each handed message, from the
+// worker, when its handler has returned: done as a delivered message would be acknowledged
+// (carried out, or refused for good); not done, the sender queues it (a transient failure, or the
+// consumer stopping). A consumer that checks callers takes nothing from a ctx without one.
+func Hand(ctx context.Context, ns wire.Namespace, msgs []Message, finished func(m Message, done bool)) []bool {
+	handed := make([]bool, len(msgs))
+	p, asserted := auth.From(ctx)
+	locals.Lock()
+	defer locals.Unlock()
+	for i, m := range msgs {
+		for _, l := range locals.by[localKey{ns, m.Endpoint}] {
+			if l.c.trust != nil && !asserted {
+				continue
+			}
+			// The sender's span that queued it, made once a worker took it: the worker waits for it.
+			queuedBy := make(chan trace.SpanContext, 1)
+			job := func() {
+				hctx := l.c.ctx
+				if asserted {
+					hctx = auth.With(hctx, p)
+				}
+				hctx = telemetry.WithCorrelation(Delivered(hctx, m.ID, 1), m.Correlation)
+				if sc := <-queuedBy; sc.IsValid() {
+					hctx = trace.ContextWithRemoteSpanContext(hctx, sc)
+				}
+				done, _ := l.c.carryOut(hctx, Subject(ns, m.Endpoint), m.Endpoint, l.h, m.Data, 1)
+				finished(m, done)
+			}
+			select {
+			case l.c.work <- job:
+				handed[i] = true
+				queuedBy <- trace.SpanContextFromContext(queued(ctx, m))
+			default: // every worker busy
+			}
+			if handed[i] {
+				break
+			}
+		}
+	}
+	return handed
 }

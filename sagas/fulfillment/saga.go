@@ -44,15 +44,19 @@ type Saga struct {
 	// projector says it committed (ready): sent at once, not read back from the outbox.
 	mu            sync.Mutex
 	staged, ready []Command
-	// The ids of commands JetStream stored, still in the outbox (sent, since sentAt): the
-	// dispatcher deletes them together after SentFlush.
+	// The ids of commands JetStream stored or a command service of this process carried out,
+	// still in the outbox (sent, since sentAt): the dispatcher deletes them together after
+	// SentFlush. Those handed to a command service of this process and not finished (handed), and
+	// those it gave back to be queued on JetStream (back).
 	sent   []string
 	sentAt time.Time
+	handed map[string]bool
+	back   []jobs.Message
 }
 
 // New returns a saga over pool.
 func New(pool *pgxpool.Pool, opts Options, log *slog.Logger) *Saga {
-	return &Saga{Pool: pool, Opts: opts.withDefaults(), Log: log.With("saga", Name), wake: make(chan struct{}, 1)}
+	return &Saga{Pool: pool, Opts: opts.withDefaults(), Log: log.With("saga", Name), wake: make(chan struct{}, 1), handed: map[string]bool{}}
 }
 
 func (s *Saga) now() time.Time {
@@ -364,11 +368,13 @@ func (s *Saga) Wake() {
 	}
 }
 
-// Dispatch queues the saga's commands on JetStream until ctx ends: those of each committed batch
-// at once (Committed, Deadlines), then deletes them from the outbox; and, every OutboxPoll, what
-// the outbox still holds past a second (left by a crash, or by a send that failed), oldest first.
-// A command is deleted from the outbox only once the server stored it; a crash in between sends
-// it again, which the stream's duplicate window and the command's id make harmless.
+// Dispatch sends the saga's commands until ctx ends: those of each committed batch at once
+// (Committed, Deadlines), to a command service of this process that takes them now (jobs.Hand),
+// else queued on JetStream; and, every OutboxPoll, what the outbox still holds past a second
+// (left by a crash, or by a send that failed), oldest first, on JetStream. A command is deleted
+// from the outbox only once it was carried out here or the server stored it; a crash in between
+// sends it again, which the command's id makes harmless (a command sent again is a message of its
+// own, so the stream may hold it twice: its second delivery finds it done).
 func (s *Saga) Dispatch(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) error {
 	if err := jobs.Ensure(ctx, js, ns); err != nil {
 		return err
@@ -387,7 +393,15 @@ func (s *Saga) Dispatch(ctx context.Context, js jetstream.JetStream, ns wire.Nam
 		s.mu.Lock()
 		ready := s.ready
 		s.ready = nil
+		back := s.back
+		s.back = nil
 		s.mu.Unlock()
+		if len(back) > 0 { // not carried out here: queued, the stream's consumers redeliver
+			if err := s.queue(ctx, js, ns, back); err != nil && ctx.Err() == nil {
+				s.Log.Warn("dispatch saga commands", "err", err)
+				poll = true
+			}
+		}
 		if len(ready) > 0 {
 			if err := s.send(ctx, js, ns, ready); err != nil && ctx.Err() == nil {
 				s.Log.Warn("dispatch saga commands", "err", err)
@@ -421,7 +435,8 @@ func (s *Saga) Dispatch(ctx context.Context, js jetstream.JetStream, ns wire.Nam
 // OutboxPoll is how often the dispatcher looks for commands the outbox kept past a second.
 const OutboxPoll = time.Second
 
-// send queues cmds, then deletes from the outbox those the server stored.
+// send hands cmds to the command services of this process that take them now (jobs.Hand), and
+// queues the others on JetStream; each leaves the outbox once carried out or stored.
 func (s *Saga) send(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, cmds []Command) error {
 	msgs := make([]jobs.Message, len(cmds))
 	for i, c := range cmds {
@@ -434,16 +449,67 @@ func (s *Saga) send(ctx context.Context, js jetstream.JetStream, ns wire.Namespa
 			msgs[i].TraceParent, msgs[i].TraceState, msgs[i].Correlation = m.TraceParent, m.TraceState, m.CorrelationID
 		}
 	}
+	s.mu.Lock()
+	for _, m := range msgs {
+		s.handed[m.ID] = true // before Hand: a worker may finish it at once
+	}
+	s.mu.Unlock()
+	handed := jobs.Hand(ctx, ns, msgs, s.finished)
+	rest := msgs[:0:0]
+	s.mu.Lock()
+	for i, m := range msgs {
+		if !handed[i] {
+			delete(s.handed, m.ID)
+			rest = append(rest, m)
+		}
+	}
+	s.mu.Unlock()
+	return s.queue(ctx, js, ns, rest)
+}
+
+// finished is told by a command service of this process what became of a command handed to it:
+// done, it leaves the outbox; not, it is queued on JetStream as a message of its own (see
+// resent), to be redelivered.
+func (s *Saga) finished(m jobs.Message, done bool) {
+	s.mu.Lock()
+	delete(s.handed, m.ID)
+	if done {
+		s.sentLocked(m.ID)
+	} else {
+		m.ID = resent(m.ID)
+		s.back = append(s.back, m)
+	}
+	s.mu.Unlock()
+	s.Wake()
+}
+
+// resent is the id of the message that queues command id again: one of its own, so that its
+// delivery is not taken for the command's first (jobs.FirstDelivery).
+func resent(id string) string { return id + "/resent" }
+
+// commandID is the id of the command message id queues.
+func commandID(id string) string { return strings.TrimSuffix(id, "/resent") }
+
+// queue queues msgs on JetStream and marks those the server stored for deletion from the outbox.
+func (s *Saga) queue(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, msgs []jobs.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	n, err := jobs.PublishAll(ctx, js, ns, msgs)
 	s.mu.Lock()
-	if len(s.sent) == 0 && n > 0 {
-		s.sentAt = time.Now()
-	}
-	for _, c := range cmds[:n] {
-		s.sent = append(s.sent, c.ID)
+	for _, m := range msgs[:n] {
+		s.sentLocked(commandID(m.ID))
 	}
 	s.mu.Unlock()
 	return err
+}
+
+// sentLocked marks command id for deletion from the outbox (s.mu held).
+func (s *Saga) sentLocked(id string) {
+	if len(s.sent) == 0 {
+		s.sentAt = time.Now()
+	}
+	s.sent = append(s.sent, id)
 }
 
 // SentFlush is how long the ids of sent commands wait to be deleted from the outbox together:
@@ -515,9 +581,19 @@ func (s *Saga) dispatchOnce(ctx context.Context, js jetstream.JetStream, ns wire
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		// Not those a command service of this process is carrying out, nor those on their way out
+		// of the outbox. The others go again as messages of their own (resent): a command the
+		// outbox still holds may have been attempted.
+		s.mu.Lock()
+		leaving := make(map[string]bool, len(s.sent))
+		for _, id := range s.sent {
+			leaving[id] = true
+		}
+		cmds = slices.DeleteFunc(cmds, func(c cmd) bool { return s.handed[c.id] || leaving[c.id] })
+		s.mu.Unlock()
 		msgs := make([]jobs.Message, len(cmds))
 		for i, c := range cmds {
-			msgs[i] = jobs.Message{Endpoint: c.endpoint, ID: c.id, Data: c.payload}
+			msgs[i] = jobs.Message{Endpoint: c.endpoint, ID: resent(c.id), Data: c.payload}
 			var p struct{ Meta wire.CommandMeta }
 			if json.Unmarshal(c.payload, &p) == nil { // the flow's trace and correlation continue in the queue
 				msgs[i].TraceParent, msgs[i].TraceState, msgs[i].Correlation = p.Meta.TraceParent, p.Meta.TraceState, p.Meta.CorrelationID
