@@ -46,8 +46,6 @@ func TestOrdersWithCustomersAndProductsAreBatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	// Requests are counted by subscriptions of their own: after a flush, every request the
-	// server routed before it is in their queues (Pending), with no handler to lag behind.
 	services := map[string][]string{
 		"order":    {wire.EndpointOrderByID.Name, wire.EndpointOrdersByIDs.Name, wire.EndpointListOrders.Name},
 		"catalog":  {wire.EndpointProductByID.Name, wire.EndpointProductsByIDs.Name},
@@ -55,33 +53,19 @@ func TestOrdersWithCustomersAndProductsAreBatched(t *testing.T) {
 		"saga":     {wire.EndpointFulfillment.Name, wire.EndpointFulfillmentsByIDs.Name},
 	}
 	requests := func(read func()) map[string]int {
-		var subs []*nats.Subscription
-		service := map[*nats.Subscription]string{}
+		service := map[string]string{}
+		var subjects []string
 		for name, endpoints := range services {
 			for _, e := range endpoints {
-				sub, err := nc.SubscribeSync(ns.Subject(e))
-				if err != nil {
-					t.Fatal(err)
-				}
-				subs = append(subs, sub)
-				service[sub] = name
+				service[ns.Subject(e)] = name
+				subjects = append(subjects, ns.Subject(e))
 			}
 		}
-		if err := nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		spy := spyOn(t, nc, subjects...)
 		read()
-		if err := nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
 		n := map[string]int{}
-		for _, sub := range subs {
-			msgs, _, err := sub.Pending()
-			if err != nil {
-				t.Fatal(err)
-			}
-			n[service[sub]] += msgs
-			_ = sub.Unsubscribe()
+		for _, m := range spy.taken(t) {
+			n[service[m.Subject]]++
 		}
 		return n
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go"
 
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/testkit/natstest"
@@ -499,17 +498,7 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 		}
 	}
 	next("PLACED")
-	var reads []*nats.Subscription
-	for _, e := range []string{wire.EndpointOrderByID.Name, wire.EndpointListOrders.Name, wire.EndpointOrdersByIDs.Name} {
-		sub, err := nc.SubscribeSync(ns.Subject(e))
-		if err != nil {
-			t.Fatal(err)
-		}
-		reads = append(reads, sub)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	reads := spyOn(t, nc, wire.EndpointOrderByID.In(ns), wire.EndpointListOrders.In(ns), wire.EndpointOrdersByIDs.In(ns))
 	// Five orders of another customer.
 	for i := range 5 {
 		s, _, b := call(t, "POST", base+"/api/v1/orders", fmt.Sprintf(`{"orderId":"b-%d","customerId":"c-b","lines":[{"productId":"sku-1","quantity":1,"unitPriceCents":100}]}`, i), nil)
@@ -545,29 +534,23 @@ func TestLiveQueriesReadOnlyWhatChanged(t *testing.T) {
 	// One read each, for the cancellation (or an announcement concerning c-a); none for the five
 	// orders of c-b.
 	var got []string
-	for _, sub := range reads {
-		for {
-			m, err := sub.NextMsg(0)
-			if err != nil {
-				break
-			}
-			if !bytes.Contains(m.Data, []byte(`"a"`)) && !bytes.Contains(m.Data, []byte(`"c-a"`)) {
-				continue
-			}
-			var because *wire.Progress
-			for pos, p := range concerning {
-				if bytes.Contains(m.Data, []byte(pos)) {
-					because = &p
-				}
-			}
-			switch {
-			case because == nil:
-				t.Errorf("c-a's live query read on an announcement that does not concern c-a: %s %s", m.Subject, m.Data)
-			case because.Changed != nil && m.Subject == wire.EndpointListOrders.In(ns) && !slices.Contains(because.Changed, wire.CustomerOrdersKey("c-a")):
-				t.Errorf("a change to an order myOrdersChanged holds read the list again, not the order: %s", m.Data)
-			}
-			got = append(got, m.Subject+" "+string(m.Data))
+	for _, m := range reads.taken(t) {
+		if !bytes.Contains(m.Data, []byte(`"a"`)) && !bytes.Contains(m.Data, []byte(`"c-a"`)) {
+			continue
 		}
+		var because *wire.Progress
+		for pos, p := range concerning {
+			if bytes.Contains(m.Data, []byte(pos)) {
+				because = &p
+			}
+		}
+		switch {
+		case because == nil:
+			t.Errorf("c-a's live query read on an announcement that does not concern c-a: %s %s", m.Subject, m.Data)
+		case because.Changed != nil && m.Subject == wire.EndpointListOrders.In(ns) && !slices.Contains(because.Changed, wire.CustomerOrdersKey("c-a")):
+			t.Errorf("a change to an order myOrdersChanged holds read the list again, not the order: %s", m.Data)
+		}
+		got = append(got, m.Subject+" "+string(m.Data))
 	}
 	if len(concerning) == 1 && len(got) != 2 { // the cancellation alone concerned c-a
 		t.Errorf("c-a's live queries read %d times, want twice (once each, for a's cancellation): %v", len(got), got)

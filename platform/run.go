@@ -28,6 +28,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/ops"
+	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/target"
 )
@@ -212,7 +213,11 @@ func connectTargets(ctx context.Context, cfg Config, access natsAccess, selected
 		if err != nil {
 			return nil, fmt.Errorf("connect to nats %s as %s: %w", Mask(cfg.NATSURL), identity, err)
 		}
-		done.Add(func() { _ = nc.Drain() })
+		// Its requests to a service of this process are carried out in the process, where its
+		// permissions would let it send them (rpc.AllowLocal).
+		publish, _, _ := Permissions(identity, cfg.NATSNamespace)
+		rpc.AllowLocal(nc, publish)
+		done.Add(func() { rpc.ForgetLocal(nc); _ = nc.Drain() })
 		if err := CheckNATSServer(nc.ConnectedServerVersion()); err != nil {
 			return nil, fmt.Errorf("nats %s: %w", Mask(cfg.NATSURL), err)
 		}

@@ -133,7 +133,8 @@ func (r *mutationResolver) ReplayParkedEvents(ctx context.Context, projection st
 
 // RebuildProjection is the resolver for the rebuildProjection field.
 func (r *mutationResolver) RebuildProjection(ctx context.Context, name string) (*wire.ProjectionStatus, error) {
-	return admin(ctx, r.Resolver, wire.EndpointProjectionRebuild, wire.ProjectionName{Name: name})
+	// Not hedged: a second try while the first starts the rebuild would be answered "already running".
+	return admin(rpc.Once(ctx), r.Resolver, wire.EndpointProjectionRebuild, wire.ProjectionName{Name: name})
 }
 
 // Status is the resolver for the status field.

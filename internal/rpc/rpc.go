@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -187,8 +189,37 @@ func NewServer(ctx context.Context, nc *nats.Conn, log *slog.Logger, limits Limi
 
 // Handle adapts fn into a micro handler: decode Req, call fn, answer Resp or an *Error.
 func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
+	return s.overNATS(serving(s, name, fn))
+}
+
+// serveFunc carries out a request (its data, headers and subject) and answers it with respond,
+// once: a handler's core, whichever way the request came (overNATS; a call in the process).
+type serveFunc func(data []byte, headers nats.Header, subject string, respond func(*nats.Msg))
+
+// overNATS serves requests that come over NATS with serve, answering on their reply subjects.
+func (s *Server) overNATS(serve serveFunc) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		reply, data, headers, subject := r.Reply(), r.Data(), nats.Header(r.Headers()), r.Subject()
+		reply := r.Reply()
+		serve(r.Data(), nats.Header(r.Headers()), r.Subject(), func(msg *nats.Msg) {
+			if reply == "" {
+				return
+			}
+			msg.Subject = reply
+			if err := s.nc.PublishMsg(msg); err != nil {
+				s.log.Warn("respond", "subject", r.Subject(), "err", err)
+			}
+		})
+	})
+}
+
+// refusal is an answer that the request was not carried out (micro's error headers).
+func refusal(code, message string) *nats.Msg {
+	return &nats.Msg{Header: nats.Header{micro.ErrorCodeHeader: {code}, micro.ErrorHeader: {message}}}
+}
+
+// serving is Handle's core: decode Req, call fn, answer Resp or an *Error.
+func serving[Req, Resp any](s *Server, name string, fn func(ctx context.Context, req Req) (Resp, error)) serveFunc {
+	return func(data []byte, headers nats.Header, subject string, respond func(*nats.Msg)) {
 		received, timeout := time.Now(), s.timeout
 		if budget, err := strconv.ParseInt(headers.Get(BudgetHeader), 10, 64); err == nil && budget > 0 {
 			timeout = min(timeout, time.Duration(budget)*time.Millisecond)
@@ -200,7 +231,7 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 				// delay the requests someone still waits for (a read model that answers slowly
 				// would otherwise work through a backlog nobody reads).
 				s.record(name, 0, true)
-				_ = s.nc.PublishMsg(&nats.Msg{Subject: reply, Header: nats.Header{micro.ErrorCodeHeader: {CodeUnavailable}, micro.ErrorHeader: {"not started before its caller's deadline"}}})
+				respond(refusal(CodeUnavailable, "not started before its caller's deadline"))
 				return
 			}
 			ctx, cancel := context.WithTimeout(s.ctx, timeout-start.Sub(received))
@@ -215,7 +246,7 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			if err == nil {
 				resp, err = decodeAndCall(ctx, data, headers.Get(StrictHeader) != "", fn)
 			}
-			msg := &nats.Msg{Subject: reply, Header: nats.Header{}}
+			msg := &nats.Msg{Header: nats.Header{}}
 			if err == nil {
 				msg.Data, err = json.Marshal(resp)
 			}
@@ -247,15 +278,10 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 				msg.Header.Set(micro.ErrorCodeHeader, e.Code)
 				msg.Header.Set(micro.ErrorHeader, e.Message)
 			}
-			if reply == "" {
-				return
-			}
-			if err := s.nc.PublishMsg(msg); err != nil {
-				s.log.WarnContext(ctx, "respond", "endpoint", name, "err", err)
-			}
+			respond(msg)
 		}
 		if s.ctx.Err() != nil {
-			_ = r.Error(CodeUnavailable, "shutting down", nil)
+			respond(refusal(CodeUnavailable, "shutting down"))
 			return
 		}
 		select {
@@ -266,9 +292,9 @@ func Handle[Req, Resp any](s *Server, name string, fn func(ctx context.Context, 
 			// work that would time out anyway.
 			s.record(name, 0, true)
 			s.log.Info("request shed", "endpoint", name, "outcome", CodeUnavailable)
-			_ = r.Error(CodeUnavailable, "busy: this instance has as much work queued as it can do; retry shortly", nil)
+			respond(refusal(CodeUnavailable, "busy: this instance has as much work queued as it can do; retry shortly"))
 		}
-	})
+	}
 }
 
 // access is who may call an endpoint.
@@ -370,6 +396,8 @@ func (s *Server) toError(err error) *Error {
 type Endpoint struct {
 	Name, Subject string
 	Handler       micro.Handler
+	// serve is Handler's core, for calls in the process (nil: over NATS only).
+	serve serveFunc
 }
 
 // Serve adds service cfg with endpoints on nc (queue group "q": instances share the load),
@@ -387,8 +415,10 @@ func Serve(ctx context.Context, srv *Server, cfg micro.Config, endpoints ...Endp
 			return nil, fmt.Errorf("service %s endpoint %s: %w", cfg.Name, e.Name, err)
 		}
 	}
+	served := serveLocally(endpoints)
 	go func() {
 		<-ctx.Done()
+		stopServingLocally(served)
 		_ = svc.Stop()
 	}()
 	return svc, nil
@@ -413,7 +443,8 @@ type Route func(*Server, wire.Namespace) Endpoint
 // endpoint's request and answers its answer.
 func On[Req, Resp any](name string, endpoint wire.Endpoint[Req, Resp], fn func(ctx context.Context, req Req) (Resp, error)) Route {
 	return func(s *Server, ns wire.Namespace) Endpoint {
-		return Endpoint{Name: name, Subject: endpoint.In(ns), Handler: Handle(s, name, fn)}
+		serve := serving(s, name, fn)
+		return Endpoint{Name: name, Subject: endpoint.In(ns), Handler: s.overNATS(serve), serve: serve}
 	}
 }
 
@@ -514,7 +545,14 @@ func Exchange(ctx context.Context, nc *nats.Conn, subject string, data []byte) (
 	if strict, _ := ctx.Value(strictKey{}).(bool); strict {
 		h.Set(StrictHeader, "true")
 	}
-	msg, err := hedged(ctx, span, func(ctx context.Context) (*nats.Msg, error) { return exchangeOnce(ctx, nc, subject, data, h) })
+	local := localFor(nc, subject)
+	var tried atomic.Bool
+	msg, err := hedged(ctx, span, func(ctx context.Context) (*nats.Msg, error) {
+		if local != nil && !tried.Swap(true) { // the first try in the process, the next ones over NATS
+			return local.call(ctx, subject, data, h)
+		}
+		return exchangeOnce(ctx, nc, subject, data, h)
+	})
 	if err == nil {
 		if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 			e := &Error{}
@@ -601,8 +639,18 @@ func tryAfter(ctx context.Context) time.Duration {
 	return min(longest, max(time.Until(deadline)/4, min(MinTry, longest)))
 }
 
+type onceKey struct{}
+
+// Once makes the requests under ctx go once, never again while they wait (not hedged): for a
+// request that is not safe to carry out twice (starting a rebuild, whose second try would be
+// answered "already running" while the first starts it).
+func Once(ctx context.Context) context.Context { return context.WithValue(ctx, onceKey{}, true) }
+
 // maxTries bounds the tries of a request under ctx: one per shortest wait of its budget.
 func maxTries(ctx context.Context) int {
+	if once, _ := ctx.Value(onceKey{}).(bool); once {
+		return 1
+	}
 	deadline, _ := ctx.Deadline()
 	return max(1, min(64, int(time.Until(deadline)/max(tryAfterShortest(ctx), time.Millisecond))+1))
 }
@@ -616,13 +664,157 @@ func tryAfterShortest(ctx context.Context) time.Duration {
 
 // exchangeOnce sends one try of a request, what is left of its caller's budget in its headers.
 func exchangeOnce(ctx context.Context, nc *nats.Conn, subject string, data []byte, h nats.Header) (*nats.Msg, error) {
-	if deadline, ok := ctx.Deadline(); ok {
-		h = nats.Header(http.Header(h).Clone())
-		h.Set(BudgetHeader, strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10))
-	}
+	h = budgeted(ctx, h)
 	out := &nats.Msg{Subject: subject, Data: data}
 	if len(h) > 0 {
 		out.Header = h
 	}
 	return nc.RequestMsgWithContext(ctx, out)
+}
+
+// budgeted is h with what is left of ctx's budget (BudgetHeader), a copy when ctx has a deadline.
+func budgeted(ctx context.Context, h nats.Header) nats.Header {
+	if deadline, ok := ctx.Deadline(); ok {
+		h = nats.Header(http.Header(h).Clone())
+		h.Set(BudgetHeader, strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10))
+	}
+	return h
+}
+
+// Calls in the process. A request to an endpoint that a service of the caller's own process serves
+// (every target under `orderflow dev`) is carried out there first, without the NATS server: the
+// same handler core (its caller assertion checked, its budget, its queue and load shedding, its
+// span and figures), the answer handed back; only when it has not answered within the first try
+// (hedged) does the request go over NATS, to whichever instance takes it. The caller's NATS
+// permissions still decide: a call is made in the process only from a connection AllowLocal
+// names, to a subject its permissions let it publish to.
+
+// locals are the endpoints this process serves, by subject (several when a test runs two).
+var locals = struct {
+	sync.Mutex
+	by map[string][]localEndpoint
+}{by: map[string][]localEndpoint{}}
+
+type localEndpoint struct {
+	id    *Endpoint
+	serve serveFunc
+}
+
+// localCallers are the connections that may call in the process, with the subjects each may
+// publish to (NATS patterns); localAllowed, what they were found to allow.
+var localCallers, localAllowed sync.Map // *nats.Conn → []string; localCall → bool
+
+type localCall struct {
+	nc      *nats.Conn
+	subject string
+}
+
+// AllowLocal lets connection nc (a target's, as its identity) call in the process what its NATS
+// permissions let it publish to: publish, NATS subject patterns ("*" a token, ">" the rest).
+func AllowLocal(nc *nats.Conn, publish []string) { localCallers.Store(nc, slices.Clone(publish)) }
+
+// ForgetLocal undoes AllowLocal, for a connection that closes.
+func ForgetLocal(nc *nats.Conn) {
+	localCallers.Delete(nc)
+	localAllowed.Range(func(k, _ any) bool {
+		if k.(localCall).nc == nc {
+			localAllowed.Delete(k)
+		}
+		return true
+	})
+}
+
+// mayCall reports whether nc may call subject in the process.
+func mayCall(nc *nats.Conn, subject string) bool {
+	if ok, found := localAllowed.Load(localCall{nc, subject}); found {
+		return ok.(bool)
+	}
+	publish, found := localCallers.Load(nc)
+	if !found {
+		return false
+	}
+	ok := slices.ContainsFunc(publish.([]string), func(p string) bool { return subjectMatches(p, subject) })
+	localAllowed.Store(localCall{nc, subject}, ok)
+	return ok
+}
+
+// subjectMatches reports whether NATS subject pattern covers subject.
+func subjectMatches(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, t := range p {
+		if t == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (t != "*" && t != s[i]) {
+			return false
+		}
+	}
+	return len(p) == len(s)
+}
+
+func serveLocally(endpoints []Endpoint) []*Endpoint {
+	locals.Lock()
+	defer locals.Unlock()
+	var served []*Endpoint
+	for i := range endpoints {
+		e := &endpoints[i]
+		if e.serve == nil {
+			continue
+		}
+		locals.by[e.Subject] = append(locals.by[e.Subject], localEndpoint{e, e.serve})
+		served = append(served, e)
+	}
+	return served
+}
+
+func stopServingLocally(served []*Endpoint) {
+	locals.Lock()
+	defer locals.Unlock()
+	for _, e := range served {
+		locals.by[e.Subject] = slices.DeleteFunc(locals.by[e.Subject], func(l localEndpoint) bool { return l.id == e })
+		if len(locals.by[e.Subject]) == 0 {
+			delete(locals.by, e.Subject)
+		}
+	}
+}
+
+// localFor is the endpoint of this process that nc may call subject on (nil: none, or not allowed).
+func localFor(nc *nats.Conn, subject string) *localEndpoint {
+	locals.Lock()
+	ls := locals.by[subject]
+	var l *localEndpoint
+	if len(ls) > 0 {
+		l = &ls[int(localTurn.Add(1))%len(ls)]
+	}
+	locals.Unlock()
+	if l == nil || !mayCall(nc, subject) {
+		return nil
+	}
+	return l
+}
+
+// localTurn takes a process's instances of an endpoint in turn.
+var localTurn atomic.Uint32
+
+// watchers are told of every call in the process (WatchLocal).
+var watchers sync.Map // *func(subject string, data []byte) → struct{}
+
+// WatchLocal tells watch of every request carried out in the process from now until stop is
+// called: for tests that count a service's requests, which such calls never show NATS.
+func WatchLocal(watch func(subject string, data []byte)) (stop func()) {
+	watchers.Store(&watch, struct{}{})
+	return func() { watchers.Delete(&watch) }
+}
+
+// call carries out a request in the process and answers its answer, as a NATS reply would be.
+func (l *localEndpoint) call(ctx context.Context, subject string, data []byte, h nats.Header) (*nats.Msg, error) {
+	watchers.Range(func(w, _ any) bool { (*w.(*func(string, []byte)))(subject, data); return true })
+	answer := make(chan *nats.Msg, 1)
+	l.serve(data, budgeted(ctx, h), subject, func(m *nats.Msg) { answer <- m })
+	select {
+	case m := <-answer:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -260,3 +260,58 @@ func TestASlowAnswerStillCounts(t *testing.T) {
 		t.Errorf("the first try's budget was %v ms, want the caller's whole budget (about 5000)", b)
 	}
 }
+
+// TestCallsInTheProcess: a request from a connection allowed to send it (AllowLocal, its NATS
+// permissions) to an endpoint this process serves is carried out without the NATS server (the
+// server's connection receives nothing), with the same answers, errors and caller checks; one
+// the permissions do not cover, or from a connection never allowed, goes over NATS.
+func TestCallsInTheProcess(t *testing.T) {
+	ns := natstest.Namespace(t)
+	serverConn, caller, stranger := natstest.Connect(t), natstest.Connect(t), natstest.Connect(t)
+	rpc.AllowLocal(caller, []string{string(ns) + ".greet.*"})
+	t.Cleanup(func() { rpc.ForgetLocal(caller) })
+	greet := wire.Endpoint[string, string]{Service: "greeter", Name: "greet.hello"}
+	shout := wire.Endpoint[string, string]{Service: "greeter", Name: "shout"}
+	answer := func(_ context.Context, name string) (string, error) {
+		if name == "" {
+			return "", &rpc.Error{Code: rpc.CodeInvalid, Message: "who?"}
+		}
+		return "hello " + name, nil
+	}
+	svc := rpc.Service{Name: "greeter", Namespace: ns, Classify: func(err error) *rpc.Error {
+		var e *rpc.Error
+		errors.As(err, &e)
+		return e
+	}}
+	if _, err := svc.Serve(t.Context(), serverConn, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		rpc.On("hello", greet, answer), rpc.On("shout", shout, answer)); err != nil {
+		t.Fatal(err)
+	}
+	received := func() uint64 { return serverConn.Stats().InMsgs }
+	before := received()
+	for range 20 {
+		if got, err := rpc.Ask(t.Context(), caller, ns, greet, "ann"); err != nil || got != "hello ann" {
+			t.Fatalf("in the process: %q, %v", got, err)
+		}
+	}
+	var rerr *rpc.Error
+	if _, err := rpc.Ask(t.Context(), caller, ns, greet, ""); !errors.As(err, &rerr) || rerr.Code != rpc.CodeInvalid {
+		t.Errorf("a refusal in the process: %v, want invalid", err)
+	}
+	if n := received() - before; n != 0 {
+		t.Errorf("the server's connection received %d messages for calls in the process, want 0", n)
+	}
+	for _, c := range []struct {
+		name string
+		nc   *nats.Conn
+		to   wire.Endpoint[string, string]
+	}{{"a subject the permissions do not cover", caller, shout}, {"a connection never allowed", stranger, greet}} {
+		before := received()
+		if got, err := rpc.Ask(t.Context(), c.nc, ns, c.to, "bob"); err != nil || got != "hello bob" {
+			t.Fatalf("%s: %q, %v", c.name, got, err)
+		}
+		if received() == before {
+			t.Errorf("%s: not sent over NATS", c.name)
+		}
+	}
+}
