@@ -81,6 +81,11 @@ type WriterOptions struct {
 	// SnapshotCommands is how many of a stream's latest command ids a snapshot keeps, so that a
 	// repeated command is recognised after a cold load. Default 1,000.
 	SnapshotCommands int
+	// PeekFresh bounds how old a state a peek (Look, not proven) is answered from: past it, the
+	// stream's new events are read first. The answer is then at most that far behind, so that what
+	// a condition on it looks through (the stream's events after its revision) stays short on an
+	// instance that does not write the stream itself. Default 1 s.
+	PeekFresh time.Duration
 }
 
 // NewWriter returns a Writer over store.
@@ -99,6 +104,9 @@ func NewWriter(store eventstore.Store, opts WriterOptions) *Writer {
 	}
 	if opts.SnapshotCommands <= 0 {
 		opts.SnapshotCommands = 1000
+	}
+	if opts.PeekFresh <= 0 {
+		opts.PeekFresh = time.Second
 	}
 	return &Writer{store: store, opts: opts, streams: map[string]*list.Element{}, lru: list.New()}
 }
@@ -119,7 +127,9 @@ type cached struct {
 	done     map[string]Result // by command id: where its last event landed
 	order    []string          // the latest command ids, oldest first (at most 2 × SnapshotCommands)
 	snapped  int64             // revision of the latest snapshot saved or loaded; -1: none
+	proven   time.Time         // when state was last proven the stream's (read to its head, or appended)
 }
+
 
 // remember records that command id's last event landed at res.
 func (w *Writer) remember(c *cached, id string, res Result) (added bool) {
@@ -336,7 +346,7 @@ func (w *Writer) process(c *cached, batch []*request) {
 		}
 		d := b.decide(c)
 		if len(d.events) == 0 { // nothing to write: the state already is what they want, or they are refused
-			if !fresh && !peeksOnly(batch, b.answered) {
+			if !fresh && !(peeksOnly(batch, b.answered) && time.Since(c.proven) < w.opts.PeekFresh) {
 				// Nothing was decided into c.state (no command produced an event): it can take
 				// the events another writer appended as it is.
 				moved, err := w.catchUp(c, batch[0])
@@ -475,7 +485,7 @@ func (w *Writer) appendDecided(c *cached, batch []*request, d decided) (eventsto
 // appended caches the state after d's append (res) and answers the batch.
 func (w *Writer) appended(c *cached, b *answers, d decided, res eventstore.AppendResult) {
 	first := c.revision + 1
-	c.state, c.revision, c.last = d.state, res.NextRevision, res.Position
+	c.state, c.revision, c.last, c.proven = d.state, res.NextRevision, res.Position, time.Now()
 	added := 0
 	for _, p := range d.plan {
 		// Every command of the batch answers the batch's position: at or past its own events,
@@ -556,7 +566,7 @@ func (w *Writer) catchUp(c *cached, r *request) (moved bool, err error) {
 		last := recorded[len(recorded)-1]
 		c.revision, c.last = last.Revision, last.Position
 	}
-	c.state, c.loaded = state, true
+	c.state, c.loaded, c.proven = state, true, time.Now()
 	w.account(c, added)
 	return len(recorded) > 0, nil
 }

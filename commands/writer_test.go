@@ -187,6 +187,42 @@ func TestAStaleCacheNeverRefuses(t *testing.T) {
 	}
 }
 
+// TestALookReadsWhatIsOld: an unproven look answers from the cached state, reading nothing, while
+// that state was proven (read or written) within PeekFresh; past it, it reads what another writer
+// appended first, so that it is never more than that far behind. A proven look always reads.
+func TestALookReadsWhatIsOld(t *testing.T) {
+	t.Parallel()
+	store := counted(memory.New())
+	const fresh = 200 * time.Millisecond
+	a, b := commands.NewWriter(store, commands.WriterOptions{PeekFresh: fresh}), commands.NewWriter(store, commands.WriterOptions{})
+	stocked(t, a, "p", 0) // revision 0, written by a
+	if _, err := run(t.Context(), b, "p", model.Restock{ProductID: "p", Quantity: 3}, "restock-b"); err != nil {
+		t.Fatal(err)
+	}
+	look := func(proven bool) (int64, int64) {
+		t.Helper()
+		reads := store.reads.Load()
+		rev, err := commands.Look(t.Context(), a, product, model.Stream("p"), proven, func(model.State) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev, store.reads.Load() - reads
+	}
+	if rev, reads := look(false); rev != 0 || reads != 0 {
+		t.Errorf("a look within PeekFresh of a's append: revision %d after %d reads, want 0 after none", rev, reads)
+	}
+	if rev, reads := look(true); rev != 1 || reads == 0 {
+		t.Errorf("a proven look: revision %d after %d reads, want 1 after reading", rev, reads)
+	}
+	if _, err := run(t.Context(), b, "p", model.Restock{ProductID: "p", Quantity: 3}, "restock-b2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(fresh + 50*time.Millisecond)
+	if rev, reads := look(false); rev != 2 || reads == 0 {
+		t.Errorf("a look past PeekFresh: revision %d after %d reads, want 2 after reading", rev, reads)
+	}
+}
+
 // TestABatchKeepsEachAnswer: commands decided together keep their own answers: refused ones their
 // error, the others their events; a command twice in one batch is carried out once.
 func TestABatchKeepsEachAnswer(t *testing.T) {

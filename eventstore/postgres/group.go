@@ -219,8 +219,8 @@ func sharesID(a, b []eventstore.EventData) bool {
 func (s *Store) appendAlone(ctx context.Context, g *grouped) (eventstore.AppendResult, error) {
 	if len(g.conds) > 0 { // only the group statement checks conditions: a group of one
 		results, err := s.appendMany(ctx, []*grouped{g})
-		if err != nil {
-			return s.translate(ctx, g.stream, eventstore.Exact(g.rev), g.events, err)
+		if err != nil { // a writer of the stream raced it (a unique violation), or a fault
+			return s.translate(ctx, g.stream, eventstore.Exact(g.rev), g.events, s.insertError(g.stream, err))
 		}
 		res, ok := results[g.stream]
 		if !ok {

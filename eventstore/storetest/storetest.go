@@ -159,6 +159,29 @@ func testConditions(t *testing.T, h Harness) {
 			t.Errorf("concurrent conditional append %d (stale %v): err = %v", i, stale, err)
 		}
 	}
+	// Writers racing to create one stream, conditions holding: one appends, the others learn
+	// the stream exists (ErrWrongVersion), none gets another error.
+	raced := Stream("cond-raced")
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = eventstore.AppendIf(ctx, s, raced, eventstore.NoStream(), []eventstore.EventData{Event("t.v1", i)}, []eventstore.Condition{{Stream: price, Revision: 3}})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, eventstore.ErrWrongVersion):
+			t.Errorf("writer %d racing to create a stream: err = %v, want ErrWrongVersion", i, err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d writers created the stream, want 1", won)
+	}
 }
 
 // sameJSON compares JSON documents by value: adapters may normalise whitespace and key order.

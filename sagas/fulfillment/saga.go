@@ -373,8 +373,8 @@ func (s *Saga) Wake() {
 // else queued on JetStream; and, every OutboxPoll, what the outbox still holds past a second
 // (left by a crash, or by a send that failed), oldest first, on JetStream. A command is deleted
 // from the outbox only once it was carried out here or the server stored it; a crash in between
-// sends it again, which the command's id makes harmless (a command sent again is a message of its
-// own, so the stream may hold it twice: its second delivery finds it done).
+// sends it again, which the stream's duplicate window and the command's id make harmless. One
+// that failed here is queued as a message of its own (resent).
 func (s *Saga) Dispatch(ctx context.Context, js jetstream.JetStream, ns wire.Namespace) error {
 	if err := jobs.Ensure(ctx, js, ns); err != nil {
 		return err
@@ -582,8 +582,11 @@ func (s *Saga) dispatchOnce(ctx context.Context, js jetstream.JetStream, ns wire
 			return err
 		}
 		// Not those a command service of this process is carrying out, nor those on their way out
-		// of the outbox. The others go again as messages of their own (resent): a command the
-		// outbox still holds may have been attempted.
+		// of the outbox. The others go with the command's own message id, as it was first queued:
+		// the stream drops one it holds already (several dispatchers poll the outbox, and a
+		// command queued moments ago may not have left it yet). A crash while a command service
+		// of the same process carried it out may so deliver it as a first delivery: its
+		// handlers find what that attempt wrote (an append expecting no stream fails).
 		s.mu.Lock()
 		leaving := make(map[string]bool, len(s.sent))
 		for _, id := range s.sent {
@@ -593,7 +596,7 @@ func (s *Saga) dispatchOnce(ctx context.Context, js jetstream.JetStream, ns wire
 		s.mu.Unlock()
 		msgs := make([]jobs.Message, len(cmds))
 		for i, c := range cmds {
-			msgs[i] = jobs.Message{Endpoint: c.endpoint, ID: resent(c.id), Data: c.payload}
+			msgs[i] = jobs.Message{Endpoint: c.endpoint, ID: c.id, Data: c.payload}
 			var p struct{ Meta wire.CommandMeta }
 			if json.Unmarshal(c.payload, &p) == nil { // the flow's trace and correlation continue in the queue
 				msgs[i].TraceParent, msgs[i].TraceState, msgs[i].Correlation = p.Meta.TraceParent, p.Meta.TraceState, p.Meta.CorrelationID
