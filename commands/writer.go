@@ -130,7 +130,6 @@ type cached struct {
 	proven   time.Time         // when state was last proven the stream's (read to its head, or appended)
 }
 
-
 // remember records that command id's last event landed at res.
 func (w *Writer) remember(c *cached, id string, res Result) (added bool) {
 	_, had := c.done[id]
