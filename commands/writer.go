@@ -83,8 +83,8 @@ type WriterOptions struct {
 	SnapshotCommands int
 	// PeekFresh bounds how old a state a peek (Look, not proven) is answered from: past it, the
 	// stream's new events are read first. The answer is then at most that far behind, so that what
-	// a condition on it looks through (the stream's events after its revision) stays short on an
-	// instance that does not write the stream itself. Default 1 s.
+	// a condition on it looks through (the stream's events after its revision) stays bounded on
+	// an instance that does not write the stream itself. Default 10 s.
 	PeekFresh time.Duration
 }
 
@@ -106,7 +106,7 @@ func NewWriter(store eventstore.Store, opts WriterOptions) *Writer {
 		opts.SnapshotCommands = 1000
 	}
 	if opts.PeekFresh <= 0 {
-		opts.PeekFresh = time.Second
+		opts.PeekFresh = 10 * time.Second
 	}
 	return &Writer{store: store, opts: opts, streams: map[string]*list.Element{}, lru: list.New()}
 }

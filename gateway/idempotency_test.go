@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,7 @@ import (
 	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	natstest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { natstest.Main(m) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 

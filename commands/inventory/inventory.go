@@ -277,9 +277,9 @@ func (h Handlers) ownStock(ctx context.Context, c wire.ProductStock) (wire.Comma
 
 // Quote answers the catalog's price of each product now, for the order service as it places an
 // order: from this instance's state of each product, at the revisions of their streams the
-// answer's Basis names (the order's append holds only while they are there); Proven, once it has
-// checked that no other instance changed them since (commands.Look). Unknown products are left
-// out; at most order.MaxLines.
+// answer's Basis names (the order's append holds only while they are there); Proven, or for a
+// product another instance owns, once it has checked that no other instance changed them since
+// (commands.Look). Unknown products are left out; at most order.MaxLines.
 func (h Handlers) Quote(ctx context.Context, req wire.QuoteProducts) (wire.Quote, error) {
 	if len(req.ProductIDs) > maxQuote {
 		return wire.Quote{}, domain.Rule("productIds", fmt.Sprintf("at most %d products", maxQuote))
@@ -291,8 +291,12 @@ func (h Handlers) Quote(ctx context.Context, req wire.QuoteProducts) (wire.Quote
 		if err := domain.CheckID("productIds", id); err != nil {
 			return wire.Quote{}, err
 		}
+		// An instance that does not own the product (another one carries out its stock commands)
+		// does not write its stream, and what it holds falls behind by every reservation: its
+		// answer is proven, or the order's condition would look through them all.
+		_, other := h.Router.Owner(id)
 		var s model.State
-		rev, err := aggregate.Look(ctx, h.Writer, id, req.Proven, func(st model.State) { s = st })
+		rev, err := aggregate.Look(ctx, h.Writer, id, req.Proven || other, func(st model.State) { s = st })
 		if err != nil {
 			return wire.Quote{}, fmt.Errorf("quote %s: %w", id, err)
 		}

@@ -380,6 +380,23 @@ func TestOneWriterPerProductAcrossInstances(t *testing.T) {
 	if n := store.n.Load() - before; n != 0 {
 		t.Errorf("%d appends met another instance's: products have more than one writer", n)
 	}
+	// Each instance quotes each product at its head: the owner from what it wrote, the other
+	// (which added it, then wrote nothing) after reading what the owner appended since.
+	for i, h := range instances {
+		quote, err := h.Quote(t.Context(), wire.QuoteProducts{ProductIDs: []string{"hot", "plenty"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range quote.Basis {
+			events, err := pg.ReadStream(t.Context(), b.Stream, eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: -1, Limit: 1})
+			if err != nil || len(events) != 1 {
+				t.Fatalf("head of %s: %v", b.Stream, err)
+			}
+			if events[0].Revision != b.Revision {
+				t.Errorf("instance %d quotes %s at revision %d, its head is at %d", i, b.Stream, b.Revision, events[0].Revision)
+			}
+		}
+	}
 }
 
 // interleaved is a store that, just before the first append of an order's reservation outcome,

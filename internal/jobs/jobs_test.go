@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +16,7 @@ import (
 	"github.com/orderflow/orderflow/testkit/natstest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	natstest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { natstest.Main(m) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,11 +19,7 @@ import (
 	"github.com/orderflow/orderflow/wire"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	natstest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { natstest.Main(m) }
 
 // TestASaturatedServerSheds: with its one worker busy and one request waiting, a server answers
 // the next request "unavailable" at once instead of letting it wait for its caller's timeout;

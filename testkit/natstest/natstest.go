@@ -60,3 +60,10 @@ func Stop() {
 		_ = os.RemoveAll(dir)
 	}
 }
+
+// Main runs a package's tests, then Stop: func TestMain(m *testing.M) { natstest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
