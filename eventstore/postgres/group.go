@@ -137,7 +137,7 @@ func (s *Store) takeGroup() []*grouped {
 
 // appendBatch appends a group and answers each of its appends.
 func (s *Store) appendBatch(batch []*grouped) {
-	if len(batch) == 1 && len(batch[0].conds) == 0 {
+	if len(batch) == 1 { // alone, within its caller's deadline
 		g := batch[0]
 		res, err := s.appendAlone(g.ctx, g)
 		if err == nil {
