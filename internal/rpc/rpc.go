@@ -415,7 +415,7 @@ func Serve(ctx context.Context, srv *Server, cfg micro.Config, endpoints ...Endp
 			return nil, fmt.Errorf("service %s endpoint %s: %w", cfg.Name, e.Name, err)
 		}
 	}
-	served := serveLocally(endpoints)
+	served := serveLocally(nc, endpoints)
 	go func() {
 		<-ctx.Done()
 		stopServingLocally(served)
@@ -689,7 +689,8 @@ func budgeted(ctx context.Context, h nats.Header) nats.Header {
 // permissions still decide: a call is made in the process only from a connection AllowLocal
 // names, to a subject its permissions let it publish to.
 
-// locals are the endpoints this process serves, by subject (several when a test runs two).
+// locals are the endpoints this process serves, by subject (several when a test runs two, or
+// several platforms).
 var locals = struct {
 	sync.Mutex
 	by map[string][]localEndpoint
@@ -697,6 +698,7 @@ var locals = struct {
 
 type localEndpoint struct {
 	id    *Endpoint
+	nc    *nats.Conn // the service's: a caller must be on the same NATS server (one platform)
 	serve serveFunc
 }
 
@@ -752,7 +754,7 @@ func subjectMatches(pattern, subject string) bool {
 	return len(p) == len(s)
 }
 
-func serveLocally(endpoints []Endpoint) []*Endpoint {
+func serveLocally(nc *nats.Conn, endpoints []Endpoint) []*Endpoint {
 	locals.Lock()
 	defer locals.Unlock()
 	var served []*Endpoint
@@ -761,7 +763,7 @@ func serveLocally(endpoints []Endpoint) []*Endpoint {
 		if e.serve == nil {
 			continue
 		}
-		locals.by[e.Subject] = append(locals.by[e.Subject], localEndpoint{e, e.serve})
+		locals.by[e.Subject] = append(locals.by[e.Subject], localEndpoint{e, nc, e.serve})
 		served = append(served, e)
 	}
 	return served
@@ -780,11 +782,19 @@ func stopServingLocally(served []*Endpoint) {
 
 // localFor is the endpoint of this process that nc may call subject on (nil: none, or not allowed).
 func localFor(nc *nats.Conn, subject string) *localEndpoint {
+	server := nc.ConnectedServerId()
 	locals.Lock()
-	ls := locals.by[subject]
 	var l *localEndpoint
-	if len(ls) > 0 {
-		l = &ls[int(localTurn.Add(1))%len(ls)]
+	if ls := locals.by[subject]; len(ls) > 0 {
+		// Of the instances on the caller's NATS server (a test process may run platforms of
+		// several), in turn.
+		turn := int(localTurn.Add(1))
+		for k := range ls {
+			if c := &ls[(turn+k)%len(ls)]; c.nc.ConnectedServerId() == server && server != "" {
+				l = c
+				break
+			}
+		}
 	}
 	locals.Unlock()
 	if l == nil || !mayCall(nc, subject) {

@@ -282,6 +282,9 @@ func TestCallsInTheProcess(t *testing.T) {
 		rpc.On("hello", greet, answer), rpc.On("shout", shout, answer)); err != nil {
 		t.Fatal(err)
 	}
+	if err := serverConn.Flush(); err != nil { // its subscriptions are the server's
+		t.Fatal(err)
+	}
 	received := func() uint64 { return serverConn.Stats().InMsgs }
 	before := received()
 	for range 20 {
