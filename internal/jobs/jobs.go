@@ -197,7 +197,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 		return fmt.Errorf("jobs consumer %s: %w", durable, err)
 	}
 	log = log.With("consumer", durable)
-	c := &consumer{ctx: ctx, trust: auth.TrustFrom(ctx), log: log, work: make(chan func())}
+	c := &consumer{ctx: ctx, nc: js.Conn(), trust: auth.TrustFrom(ctx), log: log, work: make(chan func())}
 	// Long-lived workers, not a goroutine per message: a fresh goroutine grows its stack anew for
 	// every command (JSON, pgx and the store go deep), as rpc.NewServer's workers avoid too.
 	var started sync.WaitGroup
@@ -239,6 +239,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, ns wire.Namespace, dur
 // consumer is a running Consume: its workers (work) and what they check callers with.
 type consumer struct {
 	ctx   context.Context
+	nc    *nats.Conn // its connection: a sender must be on the same NATS server (one platform)
 	trust *auth.Trust
 	log   *slog.Logger
 	work  chan func()
@@ -364,18 +365,22 @@ func stopServingLocally(ns wire.Namespace, handlers map[string]Handler, c *consu
 
 // Hand gives each of msgs whose endpoint a consumer of this process serves, with a worker free
 // now, to that consumer, as the first delivery of a message with the command's id, from ctx's
-// caller; and answers which it handed. finished is called once for each handed message, from the
+// caller (its connection nc: the consumer must be on the same NATS server); and answers which
+// it handed. finished is called once for each handed message, from the
 // worker, when its handler has returned: done as a delivered message would be acknowledged
 // (carried out, or refused for good); not done, the sender queues it (a transient failure, or the
 // consumer stopping). A consumer that checks callers takes nothing from a ctx without one.
-func Hand(ctx context.Context, ns wire.Namespace, msgs []Message, finished func(m Message, done bool)) []bool {
+func Hand(ctx context.Context, nc *nats.Conn, ns wire.Namespace, msgs []Message, finished func(m Message, done bool)) []bool {
 	handed := make([]bool, len(msgs))
 	p, asserted := auth.From(ctx)
+	server := nc.ConnectedServerId()
 	locals.Lock()
 	defer locals.Unlock()
 	for i, m := range msgs {
 		for _, l := range locals.by[localKey{ns, m.Endpoint}] {
-			if l.c.trust != nil && !asserted {
+			// Only a consumer of the same platform (a test process may run several): on the
+			// sender's NATS server, and trusting the sender when it checks callers.
+			if (l.c.trust != nil && !asserted) || server == "" || l.c.nc.ConnectedServerId() != server {
 				continue
 			}
 			// The sender's span that queued it, made once a worker took it: the worker waits for it.

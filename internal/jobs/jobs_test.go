@@ -85,7 +85,7 @@ func TestCommandsHandedInTheProcess(t *testing.T) {
 	o := newOutcomes()
 	// A worker takes a command handed only while it waits for one: the first may not wait yet.
 	probe := []jobs.Message{{Endpoint: "work", ID: "c-probe", Data: []byte("probe")}}
-	for deadline := time.Now().Add(5 * time.Second); !jobs.Hand(context.Background(), ns, probe, o.finished)[0]; {
+	for deadline := time.Now().Add(5 * time.Second); !jobs.Hand(context.Background(), nc, ns, probe, o.finished)[0]; {
 		if time.Now().After(deadline) {
 			t.Fatal("no worker ever took a command handed to it")
 		}
@@ -94,7 +94,7 @@ func TestCommandsHandedInTheProcess(t *testing.T) {
 	o.wait(t, 1)
 	msgs := []jobs.Message{{Endpoint: "work", ID: "c-ok", Data: []byte("ok")}, {Endpoint: "work", ID: "c-flaky", Data: []byte("flaky")},
 		{Endpoint: "work", ID: "c-invalid", Data: []byte("invalid")}, {Endpoint: "elsewhere", ID: "c-else", Data: []byte("ok")}}
-	handed := jobs.Hand(context.Background(), ns, msgs, o.finished)
+	handed := jobs.Hand(context.Background(), nc, ns, msgs, o.finished)
 	if want := []bool{true, true, true, false}; !equal(handed, want) {
 		t.Fatalf("handed %v, want %v", handed, want)
 	}
@@ -111,7 +111,7 @@ func TestCommandsHandedInTheProcess(t *testing.T) {
 	}
 	stop()
 	time.Sleep(100 * time.Millisecond) // the consumer leaves
-	if handed := jobs.Hand(context.Background(), ns, msgs[:1], o.finished); handed[0] {
+	if handed := jobs.Hand(context.Background(), nc, ns, msgs[:1], o.finished); handed[0] {
 		t.Error("a stopped consumer was handed a command")
 	}
 	mu.Lock()

@@ -454,7 +454,7 @@ func (s *Saga) send(ctx context.Context, js jetstream.JetStream, ns wire.Namespa
 		s.handed[m.ID] = true // before Hand: a worker may finish it at once
 	}
 	s.mu.Unlock()
-	handed := jobs.Hand(ctx, ns, msgs, s.finished)
+	handed := jobs.Hand(ctx, js.Conn(), ns, msgs, s.finished)
 	rest := msgs[:0:0]
 	s.mu.Lock()
 	for i, m := range msgs {
