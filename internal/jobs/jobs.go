@@ -378,9 +378,9 @@ func Hand(ctx context.Context, nc *nats.Conn, ns wire.Namespace, msgs []Message,
 	defer locals.Unlock()
 	for i, m := range msgs {
 		for _, l := range locals.by[localKey{ns, m.Endpoint}] {
-			// Only a consumer of the same platform (a test process may run several): on the
-			// sender's NATS server, and trusting the sender when it checks callers.
-			if (l.c.trust != nil && !asserted) || server == "" || l.c.nc.ConnectedServerId() != server {
+			// Only a running consumer of the same platform (a test process may run several): on
+			// the sender's NATS server, and trusting the sender when it checks callers.
+			if (l.c.trust != nil && !asserted) || server == "" || l.c.nc.ConnectedServerId() != server || l.c.ctx.Err() != nil {
 				continue
 			}
 			// The sender's span that queued it, made once a worker took it: the worker waits for it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestCommandsHandedInTheProcess(t *testing.T) {
 	msgs := []jobs.Message{{Endpoint: "work", ID: "c-ok", Data: []byte("ok")}, {Endpoint: "work", ID: "c-flaky", Data: []byte("flaky")},
 		{Endpoint: "work", ID: "c-invalid", Data: []byte("invalid")}, {Endpoint: "elsewhere", ID: "c-else", Data: []byte("ok")}}
 	handed := jobs.Hand(context.Background(), nc, ns, msgs, o.finished)
-	if want := []bool{true, true, true, false}; !equal(handed, want) {
+	if want := []bool{true, true, true, false}; !slices.Equal(handed, want) {
 		t.Fatalf("handed %v, want %v", handed, want)
 	}
 	done := o.wait(t, 3)
@@ -110,7 +111,6 @@ func TestCommandsHandedInTheProcess(t *testing.T) {
 		t.Errorf("the stream holds %+v (%v), want nothing ever stored", info.State, err)
 	}
 	stop()
-	time.Sleep(100 * time.Millisecond) // the consumer leaves
 	if handed := jobs.Hand(context.Background(), nc, ns, msgs[:1], o.finished); handed[0] {
 		t.Error("a stopped consumer was handed a command")
 	}
@@ -119,16 +119,4 @@ func TestCommandsHandedInTheProcess(t *testing.T) {
 	if len(got) != 4 {
 		t.Errorf("handlers ran %d times (%v), want 4 (the probe and three)", len(got), got)
 	}
-}
-
-func equal(a, b []bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
