@@ -42,8 +42,10 @@ type openRun struct {
 	// the platform's process and of its PostgreSQL, and the platform's allocations.
 	platformCPU, pgCPU time.Duration
 	allocs, allocBytes float64
-	pgBackendsOnly     bool
-	byTarget           map[string]float64 // share of the platform's CPU by target
+	// transactions and WAL bytes an order cost its PostgreSQL database.
+	transactions, wal float64
+	pgBackendsOnly    bool
+	byTarget          map[string]float64 // share of the platform's CPU by target
 	// growth is the CPU an order cost in the second half of the window over the first: above 1
 	// where a cost grows with the log or the read models (a plan that scans a table), 0 unknown.
 	growth float64
@@ -293,6 +295,8 @@ func openLoop(ctx context.Context, server pgServer, products, rate int, duration
 		r.pgCPU = (m.to.pgCPU - m.from.pgCPU) / time.Duration(inWindow)
 		r.allocs = float64(m.to.mallocs-m.from.mallocs) / float64(inWindow)
 		r.allocBytes = float64(m.to.allocBytes-m.from.allocBytes) / float64(inWindow)
+		r.transactions = float64(m.to.transactions-m.from.transactions) / float64(inWindow)
+		r.wal = float64(m.to.wal-m.from.wal) / float64(inWindow)
 	}
 	r.pgBackendsOnly, r.byTarget = m.to.pgBackendsOnly, m.byTarget
 	conn, err := pgx.Connect(ctx, p.dbURL)
@@ -343,8 +347,8 @@ from orders.orders`).Scan(&r.cancelled, &r.unconfirmed); err != nil {
 	slices.Sort(r.accepted)
 	fmt.Fprintf(stdout, "  %d placed (%d failed), %.0f/s achieved; accepted p99 %s; visible p99 %s; confirmed p99 %s; %d sagas in flight at the end, all final %s after the last order; stock exact: %s\n",
 		r.placed, r.failed, r.achieved, pct(r.accepted, 99), pct(r.visible, 99), pct(r.confirmed, 99), r.inFlight, finishedText(r.finished), yesNo(r.stockExact))
-	fmt.Fprintf(stdout, "  an order cost %s of CPU (platform %s, PostgreSQL %s%s; the window's second half %.2f× its first), %.0f allocations (%.0f KiB); the platform's CPU by target: %s\n",
-		ms(r.cpu()), ms(r.platformCPU), ms(r.pgCPU), map[bool]string{true: ", its backends only"}[r.pgBackendsOnly], r.growth, r.allocs, r.allocBytes/1024, shares(r.byTarget))
+	fmt.Fprintf(stdout, "  an order cost %s of CPU (platform %s, PostgreSQL %s%s; the window's second half %.2f× its first), %.0f allocations (%.0f KiB), %.1f PostgreSQL transactions and %.1f KiB of WAL; the platform's CPU by target: %s\n",
+		ms(r.cpu()), ms(r.platformCPU), ms(r.pgCPU), map[bool]string{true: ", its backends only"}[r.pgBackendsOnly], r.growth, r.allocs, r.allocBytes/1024, r.transactions, r.wal/1024, shares(r.byTarget))
 	return r, nil
 }
 

@@ -163,6 +163,10 @@ type costs struct {
 	platformCPU, pgCPU  time.Duration // user + system
 	mallocs, allocBytes uint64
 	pgBackendsOnly      bool // a shared server: its backends of the platform's database, not the rest of the cluster
+	// transactions ended in the platform's database (committed or rolled back; PostgreSQL's
+	// statistics, which a busy backend reports at most once a second) and the cluster's WAL
+	// position in bytes.
+	transactions, wal int64
 }
 
 // sample reads what the platform and its PostgreSQL have spent so far.
@@ -194,7 +198,14 @@ func (p *childPlatform) sample(ctx context.Context) (costs, error) {
 		return c, err
 	}
 	c.mallocs, c.allocBytes = vars.Memstats.Mallocs, vars.Memstats.TotalAlloc
-	return c, nil
+	conn, err := pgx.Connect(ctx, p.dbURL)
+	if err != nil {
+		return c, err
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(ctx, `select xact_commit + xact_rollback, (pg_current_wal_lsn() - '0/0')::bigint
+from pg_stat_database where datname = current_database()`).Scan(&c.transactions, &c.wal)
+	return c, err
 }
 
 // cpuProfile takes a CPU profile of the platform for d and answers the share of its CPU each
