@@ -24,8 +24,11 @@ import (
 )
 
 // workerEnv names the database a child process of this test binary works on as a projector
-// worker (runWorker) instead of running tests.
-const workerEnv = "ORDERFLOW_TEST_PROJECTOR_WORKER"
+// worker (runWorker) instead of running tests; writeOnlyEnv set, its tally is a writeOnly one.
+const (
+	workerEnv    = "ORDERFLOW_TEST_PROJECTOR_WORKER"
+	writeOnlyEnv = "ORDERFLOW_TEST_PROJECTOR_WRITE_ONLY"
+)
 
 // fencingOptions are the workers' options in TestPausedWorkerLosesItsPartitions: short claims, so
 // that the test is short.
@@ -35,7 +38,8 @@ func fencingOptions(log *slog.Logger) projections.Options {
 
 // runWorker runs the tally projection of the PostgreSQL event store at url until SIGTERM: a
 // projector worker in a process of its own, to be stopped and continued with signals. Each batch
-// takes 100 ms inside its transaction, so that a SIGSTOP most likely finds it mid-commit.
+// takes 100 ms inside its transaction, so that a SIGSTOP most likely finds it mid-commit (or,
+// write-only, before it sends its batch's transaction: it then sends it at an epoch since moved).
 func runWorker(url string) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
@@ -48,7 +52,11 @@ func runWorker(url string) {
 		panic(err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	p := projections.New(postgres.New(events, postgres.Options{}), pool, &tally{slow: 100 * time.Millisecond}, fencingOptions(log))
+	var proj projections.Projection = &tally{slow: 100 * time.Millisecond}
+	if os.Getenv(writeOnlyEnv) != "" {
+		proj = writeOnly{&tally{slow: 100 * time.Millisecond}}
+	}
+	p := projections.New(postgres.New(events, postgres.Options{}), pool, proj, fencingOptions(log))
 	_ = p.Run(ctx)
 }
 
@@ -56,7 +64,8 @@ func runWorker(url string) {
 // steady stream of events. One is frozen with SIGSTOP (most likely inside a commit, its rows
 // locked): the other takes its partitions within a few seconds and the read model keeps moving
 // while it is frozen. Continued, the frozen one commits nothing it no longer holds (its epochs
-// moved): every event is applied exactly once.
+// moved): every event is applied exactly once. The frozen one sends a batch's transaction in one
+// round trip (writeOnly), the other in two: both ways of committing are fenced.
 func TestPausedWorkerLosesItsPartitions(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
@@ -74,6 +83,9 @@ func TestPausedWorkerLosesItsPartitions(t *testing.T) {
 	for i := range workers {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), workerEnv+"="+url)
+		if i == 0 {
+			cmd.Env = append(cmd.Env, writeOnlyEnv+"=1")
+		}
 		cmd.Stderr = &logs[i]
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -149,8 +161,17 @@ func TestPausedWorkerLosesItsPartitions(t *testing.T) {
 // saved: the new owner claimed them at a new epoch.
 func TestCommitChecksTheEpoch(t *testing.T) {
 	t.Parallel()
+	for name, proj := range map[string]projections.Projection{"two round trips": &tally{}, "one round trip": writeOnly{&tally{}}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			commitChecksTheEpoch(t, proj)
+		})
+	}
+}
+
+func commitChecksTheEpoch(t *testing.T, proj projections.Projection) {
 	pool, store := setup(t)
-	p := projections.New(store, pool, &tally{}, projections.Options{Log: quiet, Partitions: 2, ClaimTTL: time.Hour, Heartbeat: time.Hour})
+	p := projections.New(store, pool, proj, projections.Options{Log: quiet, Partitions: 2, ClaimTTL: time.Hour, Heartbeat: time.Hour})
 	if err := p.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}

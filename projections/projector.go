@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -50,6 +51,17 @@ type Keyed interface {
 // checkpoints and its commit, in one round trip. Its Apply is Send of its Queue.
 type Pipelined interface {
 	Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, b *pgx.Batch) error
+}
+
+// WriteOnly is a Pipelined projection whose Queue writes from the events alone, never reading
+// through its tx (it is given none). The projector then sends a batch's whole transaction in one
+// round trip: the batch lock, the writes, and the move of the checkpoints, which checks the
+// partitions' epochs and positions itself (advanceSQL) so that a failed check rolls back what
+// was written.
+type WriteOnly interface {
+	Pipelined
+	// WritesOnly marks the projection as one whose Queue does not read.
+	WritesOnly()
 }
 
 // Reader is a Pipelined projection that reads rows for a batch before it writes: Read queues its
@@ -245,7 +257,34 @@ create table if not exists projection_parked (
   error text not null,
   attempts int not null,
   parked_at timestamptz not null default now(),
-  primary key (name, event_id))`
+  primary key (name, event_id));
+create or replace function projection_advance(p_name text, p_parts int[], p_epochs bigint[], p_commits bigint[],
+  p_prepares bigint[], p_to_commits bigint[], p_to_prepares bigint[]) returns void language plpgsql as $f$
+declare
+  moved int;
+  r record;
+begin
+  update projection_checkpoints c set commit_position = v.tc, prepare_position = v.tp, updated_at = now()
+    from unnest(p_parts, p_epochs, p_commits, p_prepares, p_to_commits, p_to_prepares) v(part, epoch, fc, fp, tc, tp)
+   where c.name = p_name and c.part = v.part and c.epoch = v.epoch and c.commit_position = v.fc and c.prepare_position = v.fp;
+  get diagnostics moved = row_count;
+  if moved = cardinality(p_parts) then
+    return;
+  end if;
+  for r in select v.part, v.epoch as want, c.epoch, c.commit_position as c, c.prepare_position as p, v.fc, v.fp
+             from unnest(p_parts, p_epochs, p_commits, p_prepares) v(part, epoch, fc, fp)
+             left join projection_checkpoints c on c.name = p_name and c.part = v.part
+            order by v.part loop
+    if r.epoch is distinct from r.want then
+      raise exception 'partition % at epoch %, this worker''s is %', r.part, coalesce(r.epoch::text, 'none (no checkpoint)'), r.want
+        using errcode = 'OF001';
+    end if;
+    if r.c <> r.fc or r.p <> r.fp then
+      raise exception 'partition % saved at %/%, expected %/%', r.part, r.c, r.p, r.fc, r.fp using errcode = 'OF002';
+    end if;
+  end loop;
+  raise exception '% of % partitions'' checkpoints moved', moved, cardinality(p_parts) using errcode = 'OF001';
+end $f$`
 
 // Position is the last committed position.
 func (p *Projector) Position() eventstore.Position {
@@ -662,7 +701,8 @@ func (p *Projector) mine(events []eventstore.RecordedEvent) ([]eventstore.Record
 // moves the touched partitions' checkpoints to its position, in one transaction, if their rows
 // still have the epochs this worker claimed them at (errFenced: another worker took one) and the
 // positions it last saved (errCheckpointMoved: a rebuild swapped a new version in). The rows are
-// locked first, so two writers of one partition never both apply.
+// locked first (or, for a WriteOnly projection, checked as they move, at the end of the
+// transaction), so two writers of one partition never both commit.
 //
 // The checkpoints of the held partitions the batch did not touch move too only with all (every
 // IdleCheckpoint, and with a batch of no events): a partition's row is always at or past its
@@ -745,6 +785,45 @@ where name = $1 and part = any($2) order by part for update`
 from unnest($2::int[], $3::bigint[], $4::bigint[]) v(part, c, p) where c.name = $1 and c.part = v.part`
 )
 
+// advanceSQL moves the checkpoints of a batch's partitions (projection_advance, made with the
+// checkpoints' table) only if each is still at the epoch this worker claimed it at and the
+// position it last saved, and raises advanceFenced or advanceMoved otherwise: the check and the
+// move in one statement, at the end of the batch's transaction, whose rows the move locks.
+const advanceSQL = `select projection_advance($1, $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])`
+
+// The errors projection_advance raises (SQLSTATEs of its own): errFenced's and errCheckpointMoved's.
+const (
+	advanceFenced = "OF001"
+	advanceMoved  = "OF002"
+)
+
+// advanceArgs are advanceSQL's arguments: save's (the name, the partitions and their new
+// positions), with the epochs and the positions expected of those partitions.
+func advanceArgs(save []any, expected map[int]partition) []any {
+	parts := save[1].([]int)
+	epochs, commits, prepares := make([]int64, len(parts)), make([]int64, len(parts)), make([]int64, len(parts))
+	for i, part := range parts {
+		pt := expected[part]
+		epochs[i], commits[i], prepares[i] = pt.epoch, int64(pt.pos.Commit), int64(pt.pos.Prepare)
+	}
+	return []any{save[0], parts, epochs, commits, prepares, save[2], save[3]}
+}
+
+// checkpointError is err, the check of projection_advance's errors made errFenced or
+// errCheckpointMoved.
+func checkpointError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case advanceFenced:
+			return fmt.Errorf("%w: %s", errFenced, pgErr.Message)
+		case advanceMoved:
+			return fmt.Errorf("%w: %s", errCheckpointMoved, pgErr.Message)
+		}
+	}
+	return err
+}
+
 // commitInTx is commit's transaction, a statement at a time: for a projection that is not
 // Pipelined, or a batch applied event by event (isolate) to park what fails.
 func (p *Projector) commitInTx(ctx context.Context, events []eventstore.RecordedEvent, expected map[int]partition, save []any, isolate bool) error {
@@ -783,7 +862,10 @@ func (p *Projector) commitInTx(ctx context.Context, events []eventstore.Recorded
 // than six: "begin", the batch lock and the check of the partitions' rows go in one pipeline (the
 // server binds the check once the lock is held, as it does in commit's own transaction); then the
 // projection reads what it must and queues its writes, and they go with the checkpoints and
-// "commit" in another. A failure rolls the transaction back.
+// "commit" in another. For a WriteOnly projection it is one round trip: "begin", the lock, the
+// writes, the checked move of the checkpoints (advanceSQL) and "commit"; the server runs them in
+// order, so the move is bound once the lock is held too, and it raises where the check fails,
+// which skips the "commit". A failure rolls the transaction back.
 func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []eventstore.RecordedEvent, expected map[int]partition, save []any) (err error) {
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
@@ -802,6 +884,16 @@ func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []e
 	first.Queue(lockSQL, p.proj.Name(), p.idleLimit)
 	if p.opts.AsyncCommit {
 		first.Queue(asyncSQL)
+	}
+	if _, ok := q.(WriteOnly); ok {
+		if len(events) > 0 {
+			if err := q.Queue(ctx, nil, events, first); err != nil {
+				return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
+			}
+		}
+		first.Queue(advanceSQL, advanceArgs(save, expected)...)
+		first.Queue("commit")
+		return checkpointError(conn.SendBatch(ctx, first).Close())
 	}
 	execs := first.Len() // statements without rows before the check
 	first.Queue(checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))

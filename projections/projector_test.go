@@ -75,6 +75,12 @@ func (tl *tally) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recor
 	return projections.Send(ctx, tx, events, tl.Queue)
 }
 
+// writeOnly is a tally whose batches the projector sends in one round trip (projections.WriteOnly):
+// its Queue reads nothing.
+type writeOnly struct{ *tally }
+
+func (writeOnly) WritesOnly() {}
+
 func setup(t *testing.T) (*pgxpool.Pool, *memory.Store) {
 	t.Helper()
 	url := pgtest.NewDatabase(t)

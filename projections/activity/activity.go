@@ -38,6 +38,9 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
+// WritesOnly implements projections.WriteOnly: Queue reads nothing.
+func (Projection) WritesOnly() {}
+
 // Queue implements projections.Pipelined: one row per event with an actor, in one statement.
 func (Projection) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
 	var commits, prepares, revisions []int64

@@ -40,6 +40,9 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
+// WritesOnly implements projections.WriteOnly: Queue reads nothing.
+func (Projection) WritesOnly() {}
+
 // Queue implements projections.Pipelined. Stock events carry their quantities, so counters
 // move without reading rows: the batch's stock changes are summed per product and written in one
 // statement, after the catalog's own changes (adds, prices, discontinuations), in order; a

@@ -48,6 +48,9 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 // redactedAddress is an erased customer's shipping address, as their events read.
 var redactedAddress, _ = json.Marshal(personal.Redact[customer.Address]())
 
+// WritesOnly implements projections.WriteOnly: Queue reads nothing.
+func (Projection) WritesOnly() {}
+
 // Queue implements projections.Pipelined.
 func (Projection) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, batch *pgx.Batch) error {
 	var placed struct {

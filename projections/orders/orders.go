@@ -70,6 +70,9 @@ func (Projection) Migrate(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
+// WritesOnly implements projections.WriteOnly: Queue reads nothing.
+func (Projection) WritesOnly() {}
+
 // Queue implements projections.Pipelined. A batch is folded in memory first (an order placed
 // and moved on in the same batch is written once, in its last state) and then written with three
 // statements whatever its size: new orders, changes to orders of earlier batches, history rows.
