@@ -69,6 +69,8 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 	cpuProfile := fs.String("cpuprofile", "", "write the platform's CPU profile of each run to this file (suffixed with products and rate when there are several runs)")
 	memProfile := fs.String("memprofile", "", "write what the platform allocated over each run's measuring window (a pprof allocs profile) to this file (suffixed as -cpuprofile's)")
 	export := fs.Int("export", 0, "also measure, at this rate over the first mix, what exporting traces, logs and metrics (OTLP, to a sink in this process; metrics every 10 s) costs against not: two runs, a ratio")
+	baseline := fs.String("baseline", "", "compare against this git revision (built in a worktree of its own) or orderflow-bench binary: --pairs pairs of runs per mix and rate, this code's and the baseline's alternating, and the ratios this/baseline with 95% intervals, in place of the table")
+	pairs := fs.Int("pairs", 4, "pairs of runs per mix and rate with --baseline")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		rates, err := ints(*ratesFlag)
 		if err != nil {
@@ -83,6 +85,24 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 			return err
 		}
 		defer server.stop()
+		if *baseline != "" {
+			if *pairs < 1 {
+				return fmt.Errorf("--pairs %d: want at least one", *pairs)
+			}
+			bin, remove, err := baselineBinary(ctx, *baseline, stdout)
+			if err != nil {
+				return err
+			}
+			defer remove()
+			for _, products := range mixes {
+				for _, rate := range rates {
+					if err := abCompare(ctx, server, products, rate, *duration, bin, *pairs, stdout); err != nil {
+						return fmt.Errorf("%d/s over %d products: %w", rate, products, err)
+					}
+				}
+			}
+			return nil
+		}
 		var runs []openRun
 		for _, products := range mixes {
 			for _, rate := range rates {
@@ -91,7 +111,7 @@ func benchOpen(fs *flag.FlagSet) benchRun {
 				if len(mixes)*len(rates) > 1 {
 					save = save.suffixed(fmt.Sprintf(".%d-%d", products, rate))
 				}
-				r, err := openLoop(ctx, server, products, rate, *duration, save, nil, stdout)
+				r, err := openLoop(ctx, server, products, rate, *duration, save, nil, "", stdout)
 				if err != nil {
 					return fmt.Errorf("%d/s over %d products: %w", rate, products, err)
 				}
@@ -152,7 +172,8 @@ func ints(s string) ([]int, error) {
 	return out, nil
 }
 
-// openLoop is one run on a fresh platform in a process of its own, on server.
+// openLoop is one run on a fresh platform in a process of its own, on server: bin's `platform`
+// ("": this binary's).
 // profiles are where a run writes the platform's profiles ("": not written).
 type profiles struct{ cpu, mem string }
 
@@ -166,14 +187,14 @@ func (ps profiles) suffixed(suffix string) profiles {
 	return ps
 }
 
-func openLoop(ctx context.Context, server pgServer, products, rate int, duration time.Duration, save profiles, env map[string]string, stdout io.Writer) (openRun, error) {
+func openLoop(ctx context.Context, server pgServer, products, rate int, duration time.Duration, save profiles, env map[string]string, bin string, stdout io.Writer) (openRun, error) {
 	r := openRun{products: products, rate: rate}
 	env = maps.Clone(env)
 	if env == nil {
 		env = map[string]string{}
 	}
 	env["PAYMENT_PROVIDER_LATENCY"], env["GATEWAY_RATE_LIMIT"] = "5ms", "0"
-	p, err := startChildPlatform(ctx, fmt.Sprintf("open_%d_%d", products, rate), server, env, stdout)
+	p, err := startChildPlatform(ctx, fmt.Sprintf("open_%d_%d", products, rate), server, env, bin, stdout)
 	if err != nil {
 		return r, err
 	}
@@ -589,11 +610,11 @@ func exportCost(ctx context.Context, server pgServer, products, rate int, durati
 	go func() { _ = sink.Serve(ln) }()
 	defer sink.Close()
 	fmt.Fprintf(stdout, "export: %d orders/s over %d product(s), export off then on…\n", rate, products)
-	off, err := openLoop(ctx, server, products, rate, duration, profiles{}, nil, stdout)
+	off, err := openLoop(ctx, server, products, rate, duration, profiles{}, nil, "", stdout)
 	if err != nil {
 		return fmt.Errorf("export off: %w", err)
 	}
-	on, err := openLoop(ctx, server, products, rate, duration, profiles{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String(), "OTEL_METRIC_EXPORT_INTERVAL": "10000"}, stdout)
+	on, err := openLoop(ctx, server, products, rate, duration, profiles{}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String(), "OTEL_METRIC_EXPORT_INTERVAL": "10000"}, "", stdout)
 	if err != nil {
 		return fmt.Errorf("export on: %w", err)
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/xml"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +46,28 @@ func TestCloseRatesGetOneLabel(t *testing.T) {
 	got := spaced([]int{250, 100, 200, 400}, at, 20)
 	if !got[100] || !got[200] || got[250] || !got[400] {
 		t.Errorf("labelled %v, want 100, 200 and 400", got)
+	}
+}
+
+// TestRatioInterval: the geometric mean of the pairs' ratios and Student's 95% interval on their
+// logarithms; one ratio has no interval.
+func TestRatioInterval(t *testing.T) {
+	mean, lo, hi := ratioInterval([]float64{0.9, 1.1, 1.0})
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{{"mean", mean, 0.99666}, {"low", lo, 0.77668}, {"high", hi, 1.27894}} {
+		if math.Abs(c.got-c.want) > 0.0005 {
+			t.Errorf("%s %.5f, want %.5f", c.name, c.got, c.want)
+		}
+	}
+	if v := verdict(lo, hi); v != ": no difference shown" {
+		t.Errorf("verdict %q across 1", v)
+	}
+	if _, lo, hi := ratioInterval([]float64{0.9, 0.91, 0.92}); verdict(lo, hi) != ": lower" {
+		t.Errorf("verdict %q for ratios all below 1 and close", verdict(lo, hi))
+	}
+	if mean, lo, _ := ratioInterval([]float64{1.2}); mean != 1.2 || !math.IsNaN(lo) {
+		t.Errorf("one ratio: mean %v, low %v; want 1.2 and no interval", mean, lo)
 	}
 }

@@ -52,8 +52,9 @@ type childPlatform struct {
 	db     string // its database's name
 }
 
-// startChildPlatform starts a platform process on a fresh database of server, its log in dir.
-func startChildPlatform(ctx context.Context, name string, server pgServer, extraEnv map[string]string, stdout io.Writer) (_ *childPlatform, err error) {
+// startChildPlatform starts a platform process on a fresh database of server, its log in dir: the
+// `platform` command of the orderflow-bench binary bin ("": this one).
+func startChildPlatform(ctx context.Context, name string, server pgServer, extraEnv map[string]string, bin string, stdout io.Writer) (_ *childPlatform, err error) {
 	p := &childPlatform{pg: server, exited: make(chan struct{})}
 	var cleanup []func()
 	p.stop = func() {
@@ -91,11 +92,12 @@ func startChildPlatform(ctx context.Context, name string, server pgServer, extra
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
-	p.cmd = exec.Command(self, "platform")
+	p.cmd = exec.Command(bin, "platform")
 	p.cmd.Env = os.Environ()
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
