@@ -86,6 +86,8 @@ type WriterOptions struct {
 	// a condition on it looks through (the stream's events after its revision) stays bounded on
 	// an instance that does not write the stream itself. Default 10 s.
 	PeekFresh time.Duration
+	// Now is the Writer's clock, for how old a state is (PeekFresh); default time.Now.
+	Now func() time.Time
 }
 
 // NewWriter returns a Writer over store.
@@ -107,6 +109,9 @@ func NewWriter(store eventstore.Store, opts WriterOptions) *Writer {
 	}
 	if opts.PeekFresh <= 0 {
 		opts.PeekFresh = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Writer{store: store, opts: opts, streams: map[string]*list.Element{}, lru: list.New()}
 }
@@ -345,7 +350,7 @@ func (w *Writer) process(c *cached, batch []*request) {
 		}
 		d := b.decide(c)
 		if len(d.events) == 0 { // nothing to write: the state already is what they want, or they are refused
-			if !fresh && !(peeksOnly(batch, b.answered) && time.Since(c.proven) < w.opts.PeekFresh) {
+			if !fresh && !(peeksOnly(batch, b.answered) && w.opts.Now().Sub(c.proven) < w.opts.PeekFresh) {
 				// Nothing was decided into c.state (no command produced an event): it can take
 				// the events another writer appended as it is.
 				moved, err := w.catchUp(c, batch[0])
@@ -484,7 +489,7 @@ func (w *Writer) appendDecided(c *cached, batch []*request, d decided) (eventsto
 // appended caches the state after d's append (res) and answers the batch.
 func (w *Writer) appended(c *cached, b *answers, d decided, res eventstore.AppendResult) {
 	first := c.revision + 1
-	c.state, c.revision, c.last, c.proven = d.state, res.NextRevision, res.Position, time.Now()
+	c.state, c.revision, c.last, c.proven = d.state, res.NextRevision, res.Position, w.opts.Now()
 	added := 0
 	for _, p := range d.plan {
 		// Every command of the batch answers the batch's position: at or past its own events,
@@ -565,7 +570,7 @@ func (w *Writer) catchUp(c *cached, r *request) (moved bool, err error) {
 		last := recorded[len(recorded)-1]
 		c.revision, c.last = last.Revision, last.Position
 	}
-	c.state, c.loaded, c.proven = state, true, time.Now()
+	c.state, c.loaded, c.proven = state, true, w.opts.Now()
 	w.account(c, added)
 	return len(recorded) > 0, nil
 }

@@ -193,8 +193,11 @@ func TestAStaleCacheNeverRefuses(t *testing.T) {
 func TestALookReadsWhatIsOld(t *testing.T) {
 	t.Parallel()
 	store := counted(memory.New())
-	const fresh = 200 * time.Millisecond
-	a, b := commands.NewWriter(store, commands.WriterOptions{PeekFresh: fresh}), commands.NewWriter(store, commands.WriterOptions{})
+	const fresh = 10 * time.Second
+	var clock atomic.Int64 // nanoseconds past start
+	start := time.Now()
+	now := func() time.Time { return start.Add(time.Duration(clock.Load())) }
+	a, b := commands.NewWriter(store, commands.WriterOptions{PeekFresh: fresh, Now: now}), commands.NewWriter(store, commands.WriterOptions{})
 	stocked(t, a, "p", 0) // revision 0, written by a
 	if _, err := run(t.Context(), b, "p", model.Restock{ProductID: "p", Quantity: 3}, "restock-b"); err != nil {
 		t.Fatal(err)
@@ -217,7 +220,11 @@ func TestALookReadsWhatIsOld(t *testing.T) {
 	if _, err := run(t.Context(), b, "p", model.Restock{ProductID: "p", Quantity: 3}, "restock-b2"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(fresh + 50*time.Millisecond)
+	clock.Add(int64(fresh - time.Millisecond))
+	if rev, reads := look(false); rev != 1 || reads != 0 {
+		t.Errorf("a look just within PeekFresh of the proof: revision %d after %d reads, want 1 after none", rev, reads)
+	}
+	clock.Add(int64(2 * time.Millisecond))
 	if rev, reads := look(false); rev != 2 || reads == 0 {
 		t.Errorf("a look past PeekFresh: revision %d after %d reads, want 2 after reading", rev, reads)
 	}
