@@ -55,9 +55,9 @@ type Pipelined interface {
 
 // WriteOnly is a Pipelined projection whose Queue writes from the events alone, never reading
 // through its tx (it is given none). The projector then sends a batch's whole transaction in one
-// round trip: the batch lock, the writes, and the move of the checkpoints, which checks the
-// partitions' epochs and positions itself (advanceSQL) so that a failed check rolls back what
-// was written.
+// round trip: the batch lock, the move of the checkpoints, which checks the partitions' epochs and
+// positions itself (advanceSQL) and raises where they moved, so that nothing after it runs and
+// the transaction rolls back, then the writes.
 type WriteOnly interface {
 	Pipelined
 	// WritesOnly marks the projection as one whose Queue does not read.
@@ -701,8 +701,10 @@ func (p *Projector) mine(events []eventstore.RecordedEvent) ([]eventstore.Record
 // moves the touched partitions' checkpoints to its position, in one transaction, if their rows
 // still have the epochs this worker claimed them at (errFenced: another worker took one) and the
 // positions it last saved (errCheckpointMoved: a rebuild swapped a new version in). The rows are
-// locked first (or, for a WriteOnly projection, checked as they move, at the end of the
-// transaction), so two writers of one partition never both commit.
+// locked first (for a WriteOnly projection, by the checked move itself), so two writers of one
+// partition never both apply, and a batch takes its locks in the order a migration does (the
+// checkpoints' table, then the read model's: the other order deadlocked a worker's batch with a
+// restarting worker's migration).
 //
 // The checkpoints of the held partitions the batch did not touch move too only with all (every
 // IdleCheckpoint, and with a batch of no events): a partition's row is always at or past its
@@ -788,7 +790,8 @@ from unnest($2::int[], $3::bigint[], $4::bigint[]) v(part, c, p) where c.name = 
 // advanceSQL moves the checkpoints of a batch's partitions (projection_advance, made with the
 // checkpoints' table) only if each is still at the epoch this worker claimed it at and the
 // position it last saved, and raises advanceFenced or advanceMoved otherwise: the check and the
-// move in one statement, at the end of the batch's transaction, whose rows the move locks.
+// move in one statement, first in the batch's transaction (after the batch lock), whose rows the
+// move locks: the batch's writes follow in the same transaction, and a failed check skips them.
 const advanceSQL = `select projection_advance($1, $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])`
 
 // The errors projection_advance raises (SQLSTATEs of its own): errFenced's and errCheckpointMoved's.
@@ -863,9 +866,9 @@ func (p *Projector) commitInTx(ctx context.Context, events []eventstore.Recorded
 // server binds the check once the lock is held, as it does in commit's own transaction); then the
 // projection reads what it must and queues its writes, and they go with the checkpoints and
 // "commit" in another. For a WriteOnly projection it is one round trip: "begin", the lock, the
-// writes, the checked move of the checkpoints (advanceSQL) and "commit"; the server runs them in
+// checked move of the checkpoints (advanceSQL), the writes and "commit"; the server runs them in
 // order, so the move is bound once the lock is held too, and it raises where the check fails,
-// which skips the "commit". A failure rolls the transaction back.
+// which skips the writes and the "commit". A failure rolls the transaction back.
 func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []eventstore.RecordedEvent, expected map[int]partition, save []any) (err error) {
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
@@ -886,12 +889,12 @@ func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []e
 		first.Queue(asyncSQL)
 	}
 	if _, ok := q.(WriteOnly); ok {
+		first.Queue(advanceSQL, advanceArgs(save, expected)...)
 		if len(events) > 0 {
 			if err := q.Queue(ctx, nil, events, first); err != nil {
 				return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
 			}
 		}
-		first.Queue(advanceSQL, advanceArgs(save, expected)...)
 		first.Queue("commit")
 		return checkpointError(conn.SendBatch(ctx, first).Close())
 	}

@@ -48,6 +48,7 @@ type tally struct {
 	weight       int
 	slow         time.Duration
 	failing      atomic.Bool
+	indexed      bool // its Migrate also makes an index on the table, as a read model's does
 }
 
 func (tl *tally) Name() string { return cmp.Or(tl.name, "tally") }
@@ -56,6 +57,9 @@ func (tl *tally) Filter() eventstore.Filter {
 }
 func (tl *tally) Migrate(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `create table if not exists `+tl.Name()+` (stream text primary key, n int not null)`)
+	if err == nil && tl.indexed {
+		_, err = tx.Exec(ctx, `create index if not exists `+tl.Name()+`_by_n on `+tl.Name()+` (n)`)
+	}
 	return err
 }
 func (tl *tally) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, b *pgx.Batch) error {
