@@ -59,6 +59,8 @@ var abFigures = []abFigure{
 	{"PostgreSQL CPU per order", func(r openRun) float64 { return float64(r.pgCPU) }, func(v float64) string { return ms(time.Duration(v)) }},
 	{"allocations per order", func(r openRun) float64 { return r.allocs }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
 	{"WAL per order", func(r openRun) float64 { return r.wal }, func(v float64) string { return fmt.Sprintf("%.1f KiB", v/1024) }},
+	{"visible p50", func(r openRun) float64 { return float64(pct(r.visible, 50)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
+	{"confirmed p50", func(r openRun) float64 { return float64(pct(r.confirmed, 50)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
 	{"accepted p99", func(r openRun) float64 { return float64(pct(r.accepted, 99)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
 	{"visible p99", func(r openRun) float64 { return float64(pct(r.visible, 99)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
 	{"confirmed p99", func(r openRun) float64 { return float64(pct(r.confirmed, 99)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
