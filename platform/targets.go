@@ -34,7 +34,7 @@ func own(cfg Config) []target.Target {
 	return []target.Target{
 		ordercmd.Target, customercmd.Target, inventorycmd.Target, cardsim.Target(cfg.PaymentProvider), paymentcmd.Target(cfg.PaymentProviderURL),
 		projections.Target(ReadModels...), orderqueries.Target, catalogqueries.Target, customerqueries.Target,
-		fulfillment.Target(fulfillment.Options{PaymentTimeout: cfg.PaymentTimeout, StepTimeout: cfg.StepTimeout}), gateway.Target(cfg.security),
+		fulfillment.Target(fulfillment.Options{PaymentTimeout: cfg.PaymentTimeout, StepTimeout: cfg.StepTimeout, Linger: cfg.SagaLinger}), gateway.Target(cfg.security),
 	}
 }
 

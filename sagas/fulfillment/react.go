@@ -147,6 +147,11 @@ type Options struct {
 	// MaxRetries bounds the re-sends of one step: then a reservation gives up (the order is
 	// cancelled) and a confirmation or compensation is parked as stuck. Default 8.
 	MaxRetries int
+	// Linger is how long a batch of the saga's events waits for more before it is decided
+	// (projections.Options.Linger; default projections.DefaultLinger). A longer one decides more
+	// orders per transaction and sends the command services larger groups of commands, for up to
+	// that much more latency on each of an order's steps.
+	Linger time.Duration
 }
 
 func (o Options) withDefaults() Options {

@@ -24,7 +24,7 @@ func Target(opts Options) target.Target {
 			saga := New(pool, opts, d.Log)
 			metrics := projections.SharedMetrics(p, d)
 			publish := projections.PublishJSON(d.NC.Publish, d.Namespace.Progress(Name))
-			pr := projections.New(d.Store, pool, saga, projections.Options{Log: d.Log, Metrics: metrics, Publish: func(pr wire.Progress) {
+			pr := projections.New(d.Store, pool, saga, projections.Options{Linger: opts.Linger, Log: d.Log, Metrics: metrics, Publish: func(pr wire.Progress) {
 				saga.Committed()
 				publish(pr)
 			}})
