@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -726,20 +725,19 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, touched map[
 		}
 	}
 	p.mu.Unlock()
-	parts, commits, prepares := make([]int, 0, len(expected)), make([]int64, 0, len(expected)), make([]int64, 0, len(expected))
-	next := make(map[int]partition, len(expected))
+	m := moves{name: p.proj.Name(), expected: expected, to: make(map[int]partition, len(expected))}
 	for part, pt := range expected {
 		if b.Position.Compare(pt.pos) > 0 {
 			pt.pos = b.Position
 		}
-		next[part] = pt
-		parts, commits, prepares = append(parts, part), append(commits, int64(pt.pos.Commit)), append(prepares, int64(pt.pos.Prepare))
+		m.to[part] = pt
+		m.parts = append(m.parts, part)
 	}
-	save := []any{p.proj.Name(), parts, commits, prepares}
+	slices.Sort(m.parts)
 	if q, ok := p.proj.(Pipelined); ok && !isolate {
-		err = p.commitPipelined(ctx, q, b.Events, expected, save)
+		err = p.commitPipelined(ctx, q, b.Events, m)
 	} else {
-		err = p.commitInTx(ctx, b.Events, expected, save, isolate)
+		err = p.commitInTx(ctx, b.Events, m, isolate)
 	}
 	if err != nil {
 		if d, ok := p.proj.(Discarder); ok && len(b.Events) > 0 {
@@ -748,7 +746,7 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, touched map[
 		return fmt.Errorf("commit batch at %s: %w", b.Position, err)
 	}
 	p.mu.Lock()
-	for part, pt := range next {
+	for part, pt := range m.to {
 		if _, ok := p.held[part]; ok {
 			p.held[part] = pt
 		}
@@ -800,16 +798,39 @@ const (
 	advanceMoved  = "OF002"
 )
 
-// advanceArgs are advanceSQL's arguments: save's (the name, the partitions and their new
-// positions), with the epochs and the positions expected of those partitions.
-func advanceArgs(save []any, expected map[int]partition) []any {
-	parts := save[1].([]int)
-	epochs, commits, prepares := make([]int64, len(parts)), make([]int64, len(parts)), make([]int64, len(parts))
-	for i, part := range parts {
-		pt := expected[part]
-		epochs[i], commits[i], prepares[i] = pt.epoch, int64(pt.pos.Commit), int64(pt.pos.Prepare)
+// moves is where a batch moves the checkpoints of its partitions (parts, in order): from where
+// this worker holds them (expected: epoch and position) to where the batch leaves them (to).
+type moves struct {
+	name         string
+	parts        []int
+	expected, to map[int]partition
+}
+
+// positions are the commit and prepare positions of m's partitions in at.
+func (m moves) positions(at map[int]partition) (commits, prepares []int64) {
+	commits, prepares = make([]int64, len(m.parts)), make([]int64, len(m.parts))
+	for i, part := range m.parts {
+		commits[i], prepares[i] = int64(at[part].pos.Commit), int64(at[part].pos.Prepare)
 	}
-	return []any{save[0], parts, epochs, commits, prepares, save[2], save[3]}
+	return commits, prepares
+}
+
+// saveArgs are saveSQL's arguments: the partitions and their new positions.
+func (m moves) saveArgs() []any {
+	commits, prepares := m.positions(m.to)
+	return []any{m.name, m.parts, commits, prepares}
+}
+
+// advanceArgs are advanceSQL's arguments: the partitions, the epochs and positions expected of
+// them, and their new positions.
+func (m moves) advanceArgs() []any {
+	epochs := make([]int64, len(m.parts))
+	for i, part := range m.parts {
+		epochs[i] = m.expected[part].epoch
+	}
+	fromC, fromP := m.positions(m.expected)
+	toC, toP := m.positions(m.to)
+	return []any{m.name, m.parts, epochs, fromC, fromP, toC, toP}
 }
 
 // checkpointError is err, the check of projection_advance's errors made errFenced or
@@ -829,7 +850,7 @@ func checkpointError(err error) error {
 
 // commitInTx is commit's transaction, a statement at a time: for a projection that is not
 // Pipelined, or a batch applied event by event (isolate) to park what fails.
-func (p *Projector) commitInTx(ctx context.Context, events []eventstore.RecordedEvent, expected map[int]partition, save []any, isolate bool) error {
+func (p *Projector) commitInTx(ctx context.Context, events []eventstore.RecordedEvent, m moves, isolate bool) error {
 	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockSQL, p.proj.Name(), p.idleLimit); err != nil {
 			return err
@@ -839,11 +860,11 @@ func (p *Projector) commitInTx(ctx context.Context, events []eventstore.Recorded
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))
+		rows, err := tx.Query(ctx, checkSQL, p.proj.Name(), m.parts)
 		if err != nil {
 			return err
 		}
-		if err := checkHeld(rows, expected); err != nil {
+		if err := checkHeld(rows, m.expected); err != nil {
 			return err
 		}
 		switch {
@@ -856,7 +877,7 @@ func (p *Projector) commitInTx(ctx context.Context, events []eventstore.Recorded
 				return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
 			}
 		}
-		_, err = tx.Exec(ctx, saveSQL, save...)
+		_, err = tx.Exec(ctx, saveSQL, m.saveArgs()...)
 		return err
 	})
 }
@@ -869,7 +890,7 @@ func (p *Projector) commitInTx(ctx context.Context, events []eventstore.Recorded
 // checked move of the checkpoints (advanceSQL), the writes and "commit"; the server runs them in
 // order, so the move is bound once the lock is held too, and it raises where the check fails,
 // which skips the writes and the "commit". A failure rolls the transaction back.
-func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []eventstore.RecordedEvent, expected map[int]partition, save []any) (err error) {
+func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []eventstore.RecordedEvent, m moves) (err error) {
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -889,7 +910,7 @@ func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []e
 		first.Queue(asyncSQL)
 	}
 	if _, ok := q.(WriteOnly); ok {
-		first.Queue(advanceSQL, advanceArgs(save, expected)...)
+		first.Queue(advanceSQL, m.advanceArgs()...)
 		if len(events) > 0 {
 			if err := q.Queue(ctx, nil, events, first); err != nil {
 				return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
@@ -899,14 +920,14 @@ func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []e
 		return checkpointError(conn.SendBatch(ctx, first).Close())
 	}
 	execs := first.Len() // statements without rows before the check
-	first.Queue(checkSQL, p.proj.Name(), slices.Sorted(maps.Keys(expected)))
+	first.Queue(checkSQL, p.proj.Name(), m.parts)
 	var take func(pgx.BatchResults) (func(*pgx.Batch) error, error)
 	if r, ok := q.(Reader); ok && len(events) > 0 {
 		if take, err = r.Read(events, first); err != nil {
 			return fmt.Errorf("read for %d events from %s: %w", len(events), events[0].Position, err)
 		}
 	}
-	write, err := sendChecked(ctx, conn.Conn(), first, execs, expected, take)
+	write, err := sendChecked(ctx, conn.Conn(), first, execs, m.expected, take)
 	if err != nil {
 		return err
 	}
@@ -920,7 +941,7 @@ func (p *Projector) commitPipelined(ctx context.Context, q Pipelined, events []e
 	if err != nil {
 		return fmt.Errorf("apply %d events from %s: %w", len(events), events[0].Position, err)
 	}
-	last.Queue(saveSQL, save...)
+	last.Queue(saveSQL, m.saveArgs()...)
 	last.Queue("commit")
 	return conn.SendBatch(ctx, last).Close()
 }
