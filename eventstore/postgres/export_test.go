@@ -15,3 +15,13 @@ func (s *Store) StreamStatements() map[string]string {
 		"readFwd": s.sql.readFwd, "readBack": s.sql.readBack,
 	}
 }
+
+// ReadAllStatements are the store's two reads of $all (past the cluster's oldest transaction, and
+// past the appends in flight) and the settings they are run with.
+func (s *Store) ReadAllStatements() (oldest, fenced, settings string) {
+	return s.sql.readAllOldest, s.sql.readAll, s.sql.genericRead
+}
+
+// PlanEachTime makes the store run the group append and the reads of $all as PostgreSQL's plan
+// cache decides (as it did before generic.go), for comparison.
+func (s *Store) PlanEachTime() { s.sql.generic, s.sql.genericRead = "", "" }

@@ -270,7 +270,7 @@ func (s *Store) appendMany(ctx context.Context, batch []*grouped) (map[string]ev
 			meta = append(meta, g.meta[k])
 		}
 	}
-	rows, err := s.pool.Query(ctx, s.sql.appendMany, streams, revs, evStream, ords, ids, types, data, meta, condOf, condStream, condRev, condType)
+	rows, err := queryGeneric(ctx, s.pool, s.sql.generic, s.sql.appendMany, streams, revs, evStream, ords, ids, types, data, meta, condOf, condStream, condRev, condType)
 	if err != nil {
 		return nil, err
 	}

@@ -99,6 +99,8 @@ var _ eventstore.Store = (*Store)(nil)
 
 type statements struct {
 	appendExact, appendExactOne, appendHead, appendMany, findIDs, head, readFwd, readBack, readAll, readAllOldest, horizonAge, byCorrelation string
+	// generic and genericRead go before the group append and the reads of $all (generic.go).
+	generic, genericRead string
 }
 
 // New returns a store over pool. Call Migrate once before the first append.
@@ -139,6 +141,7 @@ select h.x::text || ' ' || h.m::text || ' ' || h.n::text, e.tx_id::text, e.globa
 		opts.TailEvents = 10_000
 	}
 	s := &Store{pool: pool, opts: opts, sql: statements{
+		generic: genericSQL, genericRead: genericReadSQL,
 		// Exact revisions (and NoStream) need no head: the unique index on (stream_id,
 		// stream_version) refuses revision n+1 if it exists, and the exists() refuses a stream
 		// shorter than n. One cheap statement, one round trip.

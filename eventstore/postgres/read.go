@@ -108,7 +108,7 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, opts even
 			parts = []int{-1} // none: an empty list would mean every one
 		}
 	}
-	rows, err := s.pool.Query(ctx, query, strconv.FormatUint(from.Commit, 10), int64(from.Prepare), types, streams, limit, parts, of, byOrder)
+	rows, err := queryGeneric(ctx, s.pool, s.sql.genericRead, query, strconv.FormatUint(from.Commit, 10), int64(from.Prepare), types, streams, limit, parts, of, byOrder)
 	if err != nil {
 		return eventstore.Page{}, fmt.Errorf("read $all from %s: %w", from, err)
 	}

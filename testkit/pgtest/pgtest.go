@@ -237,9 +237,10 @@ func EventStoreAt(tb testing.TB, url string, maxConns int32) *postgres.Store {
 // connection (its generic plan: made once, for any parameters, from the tables' sizes then). A
 // read model's tables and the event log start empty, so a statement whose generic plan scans a
 // table keeps scanning it as the table grows: tests use this to hold each statement to its index.
+// settings, if any, run first in the same transaction (the ones sql is planned and run with).
 func GenericPlan(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
-}, sql string) (string, error) {
+}, sql string, settings ...string) (string, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return "", err
@@ -251,8 +252,10 @@ func GenericPlan(ctx context.Context, db interface {
 			params = n
 		}
 	}
-	if _, err := tx.Exec(ctx, "set local plan_cache_mode = force_generic_plan"); err != nil {
-		return "", err
+	for _, s := range append([]string{"set local plan_cache_mode = force_generic_plan"}, settings...) {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return "", err
+		}
 	}
 	if _, err := tx.Exec(ctx, "prepare orderflow_generic_plan as "+sql); err != nil {
 		return "", fmt.Errorf("prepare: %w", err)
