@@ -53,18 +53,22 @@ type abFigure struct {
 	unit func(float64) string
 }
 
-var abFigures = []abFigure{
-	{"CPU per order", func(r openRun) float64 { return float64(r.cpu()) }, func(v float64) string { return ms(time.Duration(v)) }},
-	{"platform CPU per order", func(r openRun) float64 { return float64(r.platformCPU) }, func(v float64) string { return ms(time.Duration(v)) }},
-	{"PostgreSQL CPU per order", func(r openRun) float64 { return float64(r.pgCPU) }, func(v float64) string { return ms(time.Duration(v)) }},
-	{"allocations per order", func(r openRun) float64 { return r.allocs }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
-	{"WAL per order", func(r openRun) float64 { return r.wal }, func(v float64) string { return fmt.Sprintf("%.1f KiB", v/1024) }},
-	{"visible p50", func(r openRun) float64 { return float64(pct(r.visible, 50)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
-	{"confirmed p50", func(r openRun) float64 { return float64(pct(r.confirmed, 50)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
-	{"accepted p99", func(r openRun) float64 { return float64(pct(r.accepted, 99)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
-	{"visible p99", func(r openRun) float64 { return float64(pct(r.visible, 99)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
-	{"confirmed p99", func(r openRun) float64 { return float64(pct(r.confirmed, 99)) }, func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }},
-}
+var abFigures = func() []abFigure {
+	cpu := func(v float64) string { return ms(time.Duration(v)) }
+	latency := func(v float64) string { return time.Duration(v).Round(100 * time.Microsecond).String() }
+	return []abFigure{
+		{"CPU per order", func(r openRun) float64 { return float64(r.cpu()) }, cpu},
+		{"platform CPU per order", func(r openRun) float64 { return float64(r.platformCPU) }, cpu},
+		{"PostgreSQL CPU per order", func(r openRun) float64 { return float64(r.pgCPU) }, cpu},
+		{"allocations per order", func(r openRun) float64 { return r.allocs }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
+		{"WAL per order", func(r openRun) float64 { return r.wal }, func(v float64) string { return fmt.Sprintf("%.1f KiB", v/1024) }},
+		{"visible p50", func(r openRun) float64 { return float64(pct(r.visible, 50)) }, latency},
+		{"confirmed p50", func(r openRun) float64 { return float64(pct(r.confirmed, 50)) }, latency},
+		{"accepted p99", func(r openRun) float64 { return float64(pct(r.accepted, 99)) }, latency},
+		{"visible p99", func(r openRun) float64 { return float64(pct(r.visible, 99)) }, latency},
+		{"confirmed p99", func(r openRun) float64 { return float64(pct(r.confirmed, 99)) }, latency},
+	}
+}()
 
 // printPairs prints the pairs' CPU per order and, for each figure, the ratio this/baseline (the
 // geometric mean of the pairs' ratios) with its 95% interval.

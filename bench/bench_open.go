@@ -41,6 +41,8 @@ type openRun struct {
 	// What an order cost, over the middle of the run (the first and last seconds left out): CPU of
 	// the platform's process and of its PostgreSQL, and the platform's allocations.
 	platformCPU, pgCPU time.Duration
+	// platformSys, pgSys are the shares of platformCPU and pgCPU spent in the kernel.
+	platformSys, pgSys float64
 	allocs, allocBytes float64
 	// transactions and WAL bytes an order cost its PostgreSQL database.
 	transactions, wal float64
@@ -314,6 +316,8 @@ func openLoop(ctx context.Context, server pgServer, products, rate int, duration
 	if inWindow > 0 {
 		r.platformCPU = (m.to.platformCPU - m.from.platformCPU) / time.Duration(inWindow)
 		r.pgCPU = (m.to.pgCPU - m.from.pgCPU) / time.Duration(inWindow)
+		r.platformSys = float64(m.to.platformSys-m.from.platformSys) / float64(max(m.to.platformCPU-m.from.platformCPU, 1))
+		r.pgSys = float64(m.to.pgSys-m.from.pgSys) / float64(max(m.to.pgCPU-m.from.pgCPU, 1))
 		r.allocs = float64(m.to.mallocs-m.from.mallocs) / float64(inWindow)
 		r.allocBytes = float64(m.to.allocBytes-m.from.allocBytes) / float64(inWindow)
 		r.transactions = float64(m.to.transactions-m.from.transactions) / float64(inWindow)
@@ -368,8 +372,8 @@ from orders.orders`).Scan(&r.cancelled, &r.unconfirmed); err != nil {
 	slices.Sort(r.accepted)
 	fmt.Fprintf(stdout, "  %d placed (%d failed), %.0f/s achieved; accepted p99 %s; visible p99 %s; confirmed p99 %s; %d sagas in flight at the end, all final %s after the last order; stock exact: %s\n",
 		r.placed, r.failed, r.achieved, pct(r.accepted, 99), pct(r.visible, 99), pct(r.confirmed, 99), r.inFlight, finishedText(r.finished), yesNo(r.stockExact))
-	fmt.Fprintf(stdout, "  an order cost %s of CPU (platform %s, PostgreSQL %s%s; the window's second half %.2f× its first), %.0f allocations (%.0f KiB), %.1f PostgreSQL transactions and %.1f KiB of WAL; the platform's CPU by target: %s\n",
-		ms(r.cpu()), ms(r.platformCPU), ms(r.pgCPU), map[bool]string{true: ", its backends only"}[r.pgBackendsOnly], r.growth, r.allocs, r.allocBytes/1024, r.transactions, r.wal/1024, shares(r.byTarget))
+	fmt.Fprintf(stdout, "  an order cost %s of CPU (platform %s, %.0f%% of it in the kernel; PostgreSQL %s%s, %.0f%% in the kernel; the window's second half %.2f× its first), %.0f allocations (%.0f KiB), %.1f PostgreSQL transactions and %.1f KiB of WAL; the platform's CPU by target: %s\n",
+		ms(r.cpu()), ms(r.platformCPU), 100*r.platformSys, ms(r.pgCPU), map[bool]string{true: ", its backends only"}[r.pgBackendsOnly], 100*r.pgSys, r.growth, r.allocs, r.allocBytes/1024, r.transactions, r.wal/1024, shares(r.byTarget))
 	return r, nil
 }
 

@@ -48,7 +48,7 @@ func TestEveryBenchmarkRuns(t *testing.T) {
 		{[]string{"append", "--writers", "4", "--duration", "200ms", "--rounds", "1"}, `append vs raw insert: ratio \d`},
 		{[]string{"rebuild", "--events", "3000", "--spread", "50", "--rounds", "1"}, `rebuild vs raw COPY: ratio \d`},
 		{[]string{"saga", "--orders", "40", "--rate", "20", "--duration", "1s"}, `saga latency at 20 orders/s`},
-		{[]string{"open", "--rates", "20", "--products", "5", "--duration", "1s", "--chart", chart, "--export", "20"}, `(?s)an order cost \d+\.\d+ ms of CPU.*sustained.*export on vs off: CPU per order ratio \d`},
+		{[]string{"open", "--rates", "20", "--products", "5", "--duration", "1s", "--chart", chart, "--export", "20"}, `(?s)an order cost \d+\.\d+ ms of CPU \(platform \d+\.\d+ ms, \d+% of it in the kernel; PostgreSQL \d+\.\d+ ms(, its backends only)?, \d+% in the kernel;.*sustained.*export on vs off: CPU per order ratio \d`},
 		{[]string{"open", "--rates", "20", "--products", "5", "--duration", "3s", "--baseline", os.Args[0], "--pairs", "2"}, `(?s)pair 2 of 2, the baseline.*CPU per order, this code against the baseline: ratio \d+\.\d+ \(95% interval \d`},
 		{[]string{"gateway", "--clients", "2", "--duration", "200ms", "--rounds", "1"}, `gateway p99 vs direct p99: ratio \d`},
 		{[]string{"tracing", "--orders", "40", "--rounds", "1"}, `tracing with export on vs off: ratio \d`},

@@ -161,8 +161,10 @@ func tail(s string, n int) string {
 
 // costs is what the platform and its PostgreSQL spent between two samples.
 type costs struct {
-	at                  time.Time
-	platformCPU, pgCPU  time.Duration // user + system
+	at                 time.Time
+	platformCPU, pgCPU time.Duration // user + system
+	// platformSys, pgSys are the system (kernel) part of platformCPU and pgCPU.
+	platformSys, pgSys  time.Duration
 	mallocs, allocBytes uint64
 	pgBackendsOnly      bool // a shared server: its backends of the platform's database, not the rest of the cluster
 	// transactions ended in the platform's database (committed or rolled back; PostgreSQL's
@@ -174,18 +176,19 @@ type costs struct {
 // sample reads what the platform and its PostgreSQL have spent so far.
 func (p *childPlatform) sample(ctx context.Context) (costs, error) {
 	c := costs{at: time.Now()}
-	var err error
-	if c.platformCPU, err = processCPU(p.cmd.Process.Pid); err != nil {
+	user, system, err := processTimes(p.cmd.Process.Pid)
+	if err != nil {
 		return c, err
 	}
+	c.platformCPU, c.platformSys = user+system, system
 	pids, backendsOnly, err := p.pg.pids(ctx, p.db)
 	if err != nil {
 		return c, err
 	}
 	c.pgBackendsOnly = backendsOnly
 	for _, pid := range pids {
-		if d, err := processCPU(pid); err == nil {
-			c.pgCPU += d
+		if user, system, err := processTimes(pid); err == nil {
+			c.pgCPU, c.pgSys = c.pgCPU+user+system, c.pgSys+system
 		}
 	}
 	resp, err := p.client.Get("http://" + p.debug + "/debug/vars")
@@ -266,25 +269,31 @@ func (p *childPlatform) profile(ctx context.Context, kind string, d time.Duratio
 	return raw, nil
 }
 
-// processCPU is the user and system CPU process pid has used (/proc/<pid>/stat; Linux's clock
-// ticks are 100 a second).
+// processCPU is the user and system CPU process pid has used (/proc/<pid>/stat).
 func processCPU(pid int) (time.Duration, error) {
+	user, system, err := processTimes(pid)
+	return user + system, err
+}
+
+// processTimes are the user and the system CPU time process pid has used (/proc/<pid>/stat;
+// Linux's clock ticks are 100 a second).
+func processTimes(pid int) (user, system time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command (field 2) may hold spaces: the fields after it follow its closing parenthesis.
 	s := string(b)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
 	}
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
 	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+	return time.Duration(utime) * 10 * time.Millisecond, time.Duration(stime) * 10 * time.Millisecond, nil
 }
 
 // children are the processes whose parent is pid.

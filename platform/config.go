@@ -15,6 +15,7 @@ import (
 	"github.com/orderflow/orderflow/dev/cardsim"
 	"github.com/orderflow/orderflow/gateway"
 	"github.com/orderflow/orderflow/internal/telemetry"
+	"github.com/orderflow/orderflow/projections"
 	"github.com/orderflow/orderflow/target"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -205,7 +206,7 @@ func (c *Config) readFulfillment(env environment) error {
 	}
 	c.PaymentTimeout = durationEnv("FULFILLMENT_PAYMENT_TIMEOUT", "2m")
 	c.StepTimeout = durationEnv("FULFILLMENT_STEP_TIMEOUT", "30s")
-	c.SagaLinger = durationEnv("FULFILLMENT_LINGER", "10ms")
+	c.SagaLinger = durationEnv("FULFILLMENT_LINGER", projections.DefaultLinger.String())
 	c.PaymentProvider.Latency = durationEnv("PAYMENT_PROVIDER_LATENCY", "20ms")
 	if rate, err := strconv.ParseFloat(env.or("PAYMENT_PROVIDER_DECLINE_RATE", "0"), 64); err != nil || rate < 0 || rate > 1 {
 		perr = errors.Join(perr, errors.New("PAYMENT_PROVIDER_DECLINE_RATE: want a number between 0 and 1"))

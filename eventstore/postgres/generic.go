@@ -14,8 +14,8 @@ import (
 // the log has grown: a generic plan must assume a position anywhere in the log (a third of its
 // rows, a LIMIT of a tenth of them) and arrays of any length, where the custom plans saw the end of
 // a young log and a group's few streams; a connection then plans every execution for as long as
-// it lives. Yet both plans are the same index scans, and planning them costs more than running
-// them (pg_stat_statements: a quarter to a third of a millisecond per execution). So these
+// it lives. Yet both plans are the same index scans, and planning them costs about as much as
+// running them again (BenchmarkTailRead runs the read both ways). So these
 // statements run after genericSQL, in the same pipeline: one implicit transaction, in which the
 // setting holds for the statement and ends with it.
 //
