@@ -97,6 +97,11 @@ type ReadAllFunc func(ctx context.Context, from Position, opts ReadAllOptions) (
 // PollingSubscription turns a ReadAll into a Subscription: it reads pages until it reaches the
 // end of the log, then waits for wake (appends made through this process that its filter passes)
 // or, at the latest, for interval (appends made elsewhere, transactions committing out of order).
+//
+// While it is behind (a page came back full: more follows at once), it reads the next page while
+// its reader handles the one it has: a projector catching up applies and commits one page while
+// the store reads the next, instead of the two in turn. At the end of the log it reads only when
+// asked (or woken): nothing to read ahead.
 type PollingSubscription struct {
 	read     ReadAllFunc
 	from     Position
@@ -106,6 +111,20 @@ type PollingSubscription struct {
 	interval time.Duration
 	closed   chan struct{}
 	once     sync.Once
+
+	mu          sync.Mutex         // ahead, against Close
+	ahead       *readAhead         // the next page's read, started by the last Next; nil: none
+	aheadCtx    context.Context    // reads ahead run with it: Close cancels it
+	cancelAhead context.CancelFunc //
+	reading     sync.WaitGroup     // reads ahead running
+}
+
+// readAhead is a page read in the background from a position.
+type readAhead struct {
+	from Position
+	done chan struct{} // closed when page and err are set
+	page Page
+	err  error
 }
 
 // NewPollingSubscription follows $all after from with read. wake may be nil.
@@ -116,9 +135,10 @@ func NewPollingSubscription(read ReadAllFunc, from Position, opts SubscribeOptio
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &PollingSubscription{
 		read: read, from: from, wake: wake, watcher: wake.Watch(opts.Filter), interval: interval, closed: make(chan struct{}),
-		opts: ReadAllOptions{Filter: opts.Filter, Limit: opts.BatchSize},
+		opts: ReadAllOptions{Filter: opts.Filter, Limit: opts.BatchSize}, aheadCtx: ctx, cancelAhead: cancel,
 	}
 }
 
@@ -132,12 +152,15 @@ func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
 	defer c.stop()
 	for {
 		woken := s.wake.WatchC(s.watcher) // appends its filter passes, not every append
-		page, err := s.read(ctx, s.from, s.opts)
+		page, err := s.readPage(ctx)
 		if err != nil {
 			return Batch{}, err
 		}
 		if len(page.Events) > 0 || page.Position.Compare(s.from) > 0 {
 			s.from = page.Position
+			if !page.AtEnd {
+				s.readAhead()
+			}
 			return Batch{Events: page.Events, Position: page.Position, CaughtUp: page.AtEnd}, nil
 		}
 		if err := c.wait(ctx, woken, s.closed, true); err != nil {
@@ -195,10 +218,58 @@ func (c *chase) wait(ctx context.Context, woken, closed <-chan struct{}, backOff
 	return nil
 }
 
-// Close implements Subscription.
+// readPage reads the page after s.from: the one read ahead if there is one, else now. A read
+// ahead that ctx ends the wait for stays for the next call.
+func (s *PollingSubscription) readPage(ctx context.Context) (Page, error) {
+	s.mu.Lock()
+	a := s.ahead
+	if a == nil || a.from != s.from {
+		s.ahead = nil
+		s.mu.Unlock()
+		return s.read(ctx, s.from, s.opts)
+	}
+	s.mu.Unlock()
+	select {
+	case <-a.done:
+		s.mu.Lock()
+		s.ahead = nil
+		s.mu.Unlock()
+		return a.page, a.err
+	case <-ctx.Done():
+		return Page{}, ctx.Err()
+	case <-s.closed:
+		return Page{}, context.Canceled
+	}
+}
+
+// readAhead starts reading the page after s.from in the background, for the next Next (not once
+// the subscription is closed).
+func (s *PollingSubscription) readAhead() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aheadCtx.Err() != nil {
+		return
+	}
+	a := &readAhead{from: s.from, done: make(chan struct{})}
+	s.ahead = a
+	s.reading.Add(1)
+	go func() {
+		defer s.reading.Done()
+		defer close(a.done)
+		a.page, a.err = s.read(s.aheadCtx, a.from, s.opts)
+	}()
+}
+
+// Close implements Subscription. It returns once a read ahead has ended (Close cancels it), so
+// that nothing reads the store for a closed subscription.
 func (s *PollingSubscription) Close() {
 	s.once.Do(func() {
 		close(s.closed)
 		s.wake.Unwatch(s.watcher)
+		s.mu.Lock()
+		s.cancelAhead()
+		s.ahead = nil
+		s.mu.Unlock()
+		s.reading.Wait()
 	})
 }

@@ -712,6 +712,8 @@ func (p *Projector) mine(events []eventstore.RecordedEvent) ([]eventstore.Record
 // slowest partition's) lags by that much; its announcements do not.
 func (p *Projector) commit(ctx context.Context, b eventstore.Batch, touched map[int]bool, all, isolate bool) (err error) {
 	start := time.Now()
+	ctx, finished := finishing(ctx, commitGrace)
+	defer finished()
 	if len(b.Events) > 0 {
 		var span trace.Span
 		ctx, span = batchSpan(ctx, p.proj.Name(), b.Events)
@@ -764,6 +766,37 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, touched map[
 
 // The statements of a batch's transaction, besides the projection's own:
 //
+// commitGrace is how long a commit begun may go on once its worker is told to stop.
+const commitGrace = 5 * time.Second
+
+// finishing is ctx for work that, once begun, is finished rather than cut short when ctx ends:
+// it ends grace after ctx does (or when the work is done: call finished). A commit cut short is
+// worse than one finished: its worker is stopping because its partitions change hands or the
+// process stops, and a commit that no longer holds its partitions is refused by its own check
+// anyway; but one cut in the middle of sending its pipeline leaves a message half sent, the
+// server waits for the rest, and pgx gives the connection up only 15 s later, a place of the
+// pool (and the pool's Close) held meanwhile (a rebalance did so in one run of `orderflow-bench
+// workers` in three).
+func finishing(ctx context.Context, grace time.Duration) (_ context.Context, finished func()) {
+	c, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var timer *time.Timer
+	var mu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(grace, cancel)
+	})
+	return c, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
 // lockSQL takes the batch lock of this read model (schema and name), shared by the workers of its
 // partitions; a rebuild's swap takes it alone. It is a statement of its own: the checkpoints' read
 // (checkSQL) must be planned once the lock is held, so that after a swap it names the new

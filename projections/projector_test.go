@@ -48,7 +48,8 @@ type tally struct {
 	weight       int
 	slow         time.Duration
 	failing      atomic.Bool
-	indexed      bool // its Migrate also makes an index on the table, as a read model's does
+	indexed      bool   // its Migrate also makes an index on the table, as a read model's does
+	queued       func() // called as each batch's writes are queued, in the commit (nil: none)
 }
 
 func (tl *tally) Name() string { return cmp.Or(tl.name, "tally") }
@@ -64,6 +65,9 @@ func (tl *tally) Migrate(ctx context.Context, tx pgx.Tx) error {
 }
 func (tl *tally) Queue(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent, b *pgx.Batch) error {
 	time.Sleep(tl.slow)
+	if tl.queued != nil {
+		tl.queued()
+	}
 	add := `insert into ` + tl.Name() + ` values ($1, $2) on conflict (stream) do update set n = ` + tl.Name() + `.n + $2`
 	for _, e := range events {
 		var d struct{ Fail bool }
@@ -84,6 +88,17 @@ func (tl *tally) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.Recor
 type writeOnly struct{ *tally }
 
 func (writeOnly) WritesOnly() {}
+
+// inTx is a tally that is not Pipelined: the projector commits its batches in a transaction it
+// begins, and its Apply writes in it.
+type inTx struct{ t *tally }
+
+func (p inTx) Name() string                                 { return p.t.Name() }
+func (p inTx) Filter() eventstore.Filter                    { return p.t.Filter() }
+func (p inTx) Migrate(ctx context.Context, tx pgx.Tx) error { return p.t.Migrate(ctx, tx) }
+func (p inTx) Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error {
+	return p.t.Apply(ctx, tx, events)
+}
 
 func setup(t *testing.T) (*pgxpool.Pool, *memory.Store) {
 	t.Helper()
@@ -161,6 +176,41 @@ func TestRestartResumesExactlyAtTheCheckpoint(t *testing.T) {
 	waitPosition(t, pool, pos)
 	if got := count(t, pool, "t-a"); got != 17 {
 		t.Fatalf("after restart: %d events applied, want 17 (none twice, none lost)", got)
+	}
+}
+
+// TestACommitBegunIsFinishedWhenItsWorkerStops: a worker told to stop while it commits a batch
+// (its partitions change hands, its process stops) finishes the commit, rows and checkpoint,
+// rather than cutting it short (a pipeline cut in the middle of its sending held a connection for
+// 15 s); for a projection whose writes go in the commit's pipeline and for one in a transaction.
+func TestACommitBegunIsFinishedWhenItsWorkerStops(t *testing.T) {
+	t.Parallel()
+	for name, pipelined := range map[string]bool{"write-only": true, "in a transaction": false} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pool, store := setup(t)
+			pos := appendN(t, store, "t-a", 5, `{}`)
+			ctx, stop := context.WithCancel(t.Context())
+			defer stop()
+			tl := &tally{queued: stop} // the stop comes as the batch is being committed
+			var proj projections.Projection = writeOnly{tl}
+			if !pipelined {
+				proj = inTx{tl}
+			}
+			p := projections.New(store, pool, proj, projections.Options{BatchSize: 100, Log: quiet})
+			if err := p.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run: %v", err)
+			}
+			if got := count(t, pool, "t-a"); got != 5 {
+				t.Errorf("%d events applied, want the batch's 5", got)
+			}
+			if cp, err := projections.ReadCheckpoint(t.Context(), pool, "tally"); err != nil || cp != pos {
+				t.Errorf("checkpoint %s (%v), want the batch's %s", cp, err, pos)
+			}
+		})
 	}
 }
 
