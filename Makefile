@@ -53,7 +53,7 @@ bench:
 	$(GO) run ./cmd/orderflow-bench rebuild --events 1000000
 	$(GO) run ./cmd/orderflow-bench gateway --clients 32 --duration 2s --rounds 6
 	$(GO) run ./cmd/orderflow-bench tracing --orders 2000 --rounds 2
-	$(GO) run ./cmd/orderflow-bench workers --orders 1500 --events 200000
+	$(GO) run ./cmd/orderflow-bench workers --orders 1500 --events 200000 --pairs 3
 
 ## generate: regenerate gqlgen code after editing gateway/schema.graphql
 generate:

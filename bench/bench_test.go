@@ -52,7 +52,7 @@ func TestEveryBenchmarkRuns(t *testing.T) {
 		{[]string{"open", "--rates", "20", "--products", "5", "--duration", "3s", "--baseline", os.Args[0], "--pairs", "2"}, `(?s)pair 2 of 2, the baseline.*CPU per order, this code against the baseline: ratio \d+\.\d+ \(95% interval \d`},
 		{[]string{"gateway", "--clients", "2", "--duration", "200ms", "--rounds", "1"}, `gateway p99 vs direct p99: ratio \d`},
 		{[]string{"tracing", "--orders", "40", "--rounds", "1"}, `tracing with export on vs off: ratio \d`},
-		{[]string{"workers", "--orders", "40", "--events", "3000"}, `(?s)saga with 2 workers vs 1: ratio \d.*orders replay with 2 workers vs 1: ratio \d`},
+		{[]string{"workers", "--orders", "40", "--events", "3000", "--pairs", "2"}, `(?s)saga with 2 workers vs 1: ratio \d\.\d+ \(95% interval \d.*orders replay with 2 workers vs 1: ratio \d\.\d+ \(95% interval \d`},
 	} {
 		t.Run(tt.args[0], func(t *testing.T) {
 			var out, errs bytes.Buffer

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/domain/order"
@@ -31,7 +32,7 @@ import (
 )
 
 // benchWorkers runs `orderflow-bench workers`: how the partitioned saga and projector scale with
-// their workers, 1 against 2, in one run.
+// their workers, 1 against 2, in one run (--pairs times each, alternating).
 //
 // The saga: the platform runs in this process without it (the command services it drives, the
 // card simulator); a log of placed orders is written first, then 1 (and, for the next batch of
@@ -45,21 +46,22 @@ import (
 func benchWorkers(fs *flag.FlagSet) benchRun {
 	n := fs.Int("orders", 4000, "placed orders in the log for each saga run (0: no saga runs)")
 	events := fs.Int("events", 200_000, "order events in the log of the replay (0: no replays)")
+	pairs := fs.Int("pairs", 1, "pairs of runs, 1 worker then 2, for each ratio: more than one prints their geometric mean and its 95% interval")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		var ratios []string
 		if *n > 0 {
-			one, two, err := sagaWorkers(ctx, *n, getenv, stdout, stderr)
+			rates, err := sagaWorkers(ctx, *n, max(*pairs, 1), getenv, stdout, stderr)
 			if err != nil {
 				return fmt.Errorf("saga: %w", err)
 			}
-			ratios = append(ratios, fmt.Sprintf("saga with 2 workers vs 1: ratio %.2f (%.0f vs %.0f orders/s)", two/one, two, one))
+			ratios = append(ratios, "saga with 2 workers vs 1: "+pairRatio(rates, "orders/s"))
 		}
 		if *events > 0 {
-			one, two, err := replayWorkers(ctx, *events, getenv, stdout)
+			rates, err := replayWorkers(ctx, *events, max(*pairs, 1), getenv, stdout)
 			if err != nil {
 				return fmt.Errorf("replay: %w", err)
 			}
-			ratios = append(ratios, fmt.Sprintf("orders replay with 2 workers vs 1: ratio %.2f (%.0f vs %.0f events/s)", two/one, two, one))
+			ratios = append(ratios, "orders replay with 2 workers vs 1: "+pairRatio(rates, "events/s"))
 		}
 		for _, r := range ratios {
 			fmt.Fprintln(stdout, r)
@@ -68,8 +70,24 @@ func benchWorkers(fs *flag.FlagSet) benchRun {
 	}
 }
 
-// sagaWorkers measures the saga's orders per second with 1 worker, then with 2.
-func sagaWorkers(ctx context.Context, n int, getenv func(string) string, stdout, stderr io.Writer) (one, two float64, err error) {
+// pairRatio tells the ratio of the rates of pairs of runs ([1 worker, 2 workers] each): one pair's
+// with its rates, several pairs' geometric mean with its 95% interval and each pair's.
+func pairRatio(rates [][2]float64, unit string) string {
+	if len(rates) == 1 {
+		return fmt.Sprintf("ratio %.2f (%.0f vs %.0f %s)", rates[0][1]/rates[0][0], rates[0][1], rates[0][0], unit)
+	}
+	each := make([]float64, len(rates))
+	var list []string
+	for i, r := range rates {
+		each[i] = r[1] / r[0]
+		list = append(list, fmt.Sprintf("%.2f", each[i]))
+	}
+	mean, lo, hi := ratioInterval(each)
+	return fmt.Sprintf("ratio %.2f (95%% interval %.2f–%.2f over %d pairs; each: %s)", mean, lo, hi, len(rates), strings.Join(list, " "))
+}
+
+// sagaWorkers measures the saga's orders per second with 1 worker, then with 2, pairs times.
+func sagaWorkers(ctx context.Context, n, pairs int, getenv func(string) string, stdout, stderr io.Writer) ([][2]float64, error) {
 	var others []string
 	for _, t := range platform.TargetNames() {
 		if t != "fulfillment-saga" {
@@ -78,34 +96,37 @@ func sagaWorkers(ctx context.Context, n int, getenv func(string) string, stdout,
 	}
 	p, err := startBenchPlatformOf(ctx, "workers", strings.Join(others, ","), map[string]string{"PAYMENT_PROVIDER_LATENCY": "5ms"}, getenv, stdout, stderr)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer p.stop()
 	const products = 50
 	if err := seedProducts(p, "bench", products); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	pool, err := pgxpool.New(ctx, p.dbURL)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer pool.Close()
 	store := postgres.New(pool, postgres.Options{})
-	rates := map[int]float64{}
-	for _, workers := range []int{1, 2} {
-		batch := fmt.Sprintf("w%d-", workers)
-		if err := placeOrders(ctx, store, batch, n, products); err != nil {
-			return 0, 0, err
+	rates := make([][2]float64, pairs)
+	for pair := range pairs {
+		for _, workers := range pairOrder(pair) {
+			batch := fmt.Sprintf("p%d-w%d-", pair, workers)
+			if err := placeOrders(ctx, store, batch, n, products); err != nil {
+				return nil, err
+			}
+			settle(ctx, pool)
+			fmt.Fprintf(stdout, "saga: %d placed orders in the log; %d worker(s)…\n", n, workers)
+			rate, err := runSagaWorkers(ctx, p, workers, batch, n, stdout)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(stdout, "saga with %d worker(s): %.0f orders/s\n", workers, rate)
+			rates[pair][workers-1] = rate
 		}
-		fmt.Fprintf(stdout, "saga: %d placed orders in the log; %d worker(s)…\n", n, workers)
-		rate, err := runSagaWorkers(ctx, p, workers, batch, n, stdout)
-		if err != nil {
-			return 0, 0, err
-		}
-		fmt.Fprintf(stdout, "saga with %d worker(s): %.0f orders/s\n", workers, rate)
-		rates[workers] = rate
 	}
-	return rates[1], rates[2], nil
+	return rates, nil
 }
 
 // placeOrders appends n placed orders (ids prefix0…) of one line each over the catalog's products.
@@ -277,43 +298,69 @@ func waitShares(ctx context.Context, pool *pgxpool.Pool, name string, workers in
 }
 
 // replayWorkers measures the orders read model's replay of a log of about events order events
-// with 1 worker, then 2.
-func replayWorkers(ctx context.Context, events int, getenv func(string) string, stdout io.Writer) (one, two float64, err error) {
+// with 1 worker, then 2, pairs times.
+func replayWorkers(ctx context.Context, events, pairs int, getenv func(string) string, stdout io.Writer) ([][2]float64, error) {
 	url, drop, err := benchDatabase(ctx, "replay_workers", getenv, stdout)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer drop()
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer pool.Close()
 	store := postgres.New(pool, postgres.Options{})
 	if err := store.Migrate(ctx); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	n, err := OrderHistory(ctx, pool, events, 25, nil)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	rates := map[int]float64{}
-	for _, workers := range []int{1, 2} {
-		fmt.Fprintf(stdout, "replay: %d order events; %d worker(s)…\n", n, workers)
-		rm, err := pgschema.Open(ctx, url, fmt.Sprintf("orders_w%d", workers), 8)
-		if err != nil {
-			return 0, 0, err
+	rates := make([][2]float64, pairs)
+	for pair := range pairs {
+		for _, workers := range pairOrder(pair) {
+			settle(ctx, pool)
+			fmt.Fprintf(stdout, "replay: %d order events; %d worker(s)…\n", n, workers)
+			schema := fmt.Sprintf("orders_p%d_w%d", pair, workers)
+			rm, err := pgschema.Open(ctx, url, schema, 8)
+			if err != nil {
+				return nil, err
+			}
+			start := time.Now()
+			took, err := replayWith(ctx, store, rm, workers, n, stdout)
+			rm.Close()
+			if err != nil {
+				return nil, err
+			}
+			rates[pair][workers-1] = float64(n) / took.Seconds()
+			fmt.Fprintf(stdout, "replay with %d worker(s): %.0f events/s (%s)\n", workers, rates[pair][workers-1], time.Since(start).Round(time.Millisecond))
+			if _, err := pool.Exec(ctx, `drop schema `+pgx.Identifier{schema}.Sanitize()+` cascade`); err != nil {
+				return nil, err
+			}
 		}
-		start := time.Now()
-		took, err := replayWith(ctx, store, rm, workers, n, stdout)
-		rm.Close()
-		if err != nil {
-			return 0, 0, err
-		}
-		rates[workers] = float64(n) / took.Seconds()
-		fmt.Fprintf(stdout, "replay with %d worker(s): %.0f events/s (%s)\n", workers, rates[workers], time.Since(start).Round(time.Millisecond))
 	}
-	return rates[1], rates[2], nil
+	return rates, nil
+}
+
+// pairOrder is the order of a pair's runs: 1 worker first in even pairs, 2 in odd ones, so that
+// what drifts over a run of the benchmark (a log and tables that grow, a machine that warms)
+// weighs on both sides alike.
+func pairOrder(pair int) []int {
+	if pair%2 == 1 {
+		return []int{2, 1}
+	}
+	return []int{1, 2}
+}
+
+// settle starts a run on a server that has written what the runs before left in its buffers (a
+// CHECKPOINT: the server's own superuser may; elsewhere it is skipped) and in a process that has
+// collected what they left on its heap (the saga's runs' platform among them), so that no run pays
+// for the one before it.
+func settle(ctx context.Context, pool *pgxpool.Pool) {
+	_, _ = pool.Exec(ctx, `checkpoint`)
+	runtime.GC()
 }
 
 // replayWith builds the orders read model in rm's schema with workers projectors until every one
