@@ -112,19 +112,19 @@ type PollingSubscription struct {
 	closed   chan struct{}
 	once     sync.Once
 
-	mu          sync.Mutex         // ahead, against Close
-	ahead       *readAhead         // the next page's read, started by the last Next; nil: none
-	aheadCtx    context.Context    // reads ahead run with it: Close cancels it
-	cancelAhead context.CancelFunc //
-	reading     sync.WaitGroup     // reads ahead running
+	mu      sync.Mutex     // ahead and stopped, against Close
+	ahead   *readAhead     // the next page's read, started by the last Next; nil: none
+	stopped bool           // closed: nothing more is read ahead
+	reading sync.WaitGroup // reads ahead running
 }
 
 // readAhead is a page read in the background from a position.
 type readAhead struct {
-	from Position
-	done chan struct{} // closed when page and err are set
-	page Page
-	err  error
+	from   Position
+	cancel context.CancelFunc // ends the read (Close)
+	done   chan struct{}      // closed when page and err are set
+	page   Page
+	err    error
 }
 
 // NewPollingSubscription follows $all after from with read. wake may be nil.
@@ -135,10 +135,9 @@ func NewPollingSubscription(read ReadAllFunc, from Position, opts SubscribeOptio
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	return &PollingSubscription{
 		read: read, from: from, wake: wake, watcher: wake.Watch(opts.Filter), interval: interval, closed: make(chan struct{}),
-		opts: ReadAllOptions{Filter: opts.Filter, Limit: opts.BatchSize}, aheadCtx: ctx, cancelAhead: cancel,
+		opts: ReadAllOptions{Filter: opts.Filter, Limit: opts.BatchSize},
 	}
 }
 
@@ -159,7 +158,7 @@ func (s *PollingSubscription) Next(ctx context.Context) (Batch, error) {
 		if len(page.Events) > 0 || page.Position.Compare(s.from) > 0 {
 			s.from = page.Position
 			if !page.AtEnd {
-				s.readAhead()
+				s.readAhead(ctx)
 			}
 			return Batch{Events: page.Events, Position: page.Position, CaughtUp: page.AtEnd}, nil
 		}
@@ -224,6 +223,9 @@ func (s *PollingSubscription) readPage(ctx context.Context) (Page, error) {
 	s.mu.Lock()
 	a := s.ahead
 	if a == nil || a.from != s.from {
+		if a != nil {
+			a.cancel()
+		}
 		s.ahead = nil
 		s.mu.Unlock()
 		return s.read(ctx, s.from, s.opts)
@@ -243,20 +245,22 @@ func (s *PollingSubscription) readPage(ctx context.Context) (Page, error) {
 }
 
 // readAhead starts reading the page after s.from in the background, for the next Next (not once
-// the subscription is closed).
-func (s *PollingSubscription) readAhead() {
+// the subscription is closed), with ctx's values (the caller's trace) but not its end: Close ends it.
+func (s *PollingSubscription) readAhead(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.aheadCtx.Err() != nil {
+	if s.stopped {
 		return
 	}
-	a := &readAhead{from: s.from, done: make(chan struct{})}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a := &readAhead{from: s.from, cancel: cancel, done: make(chan struct{})}
 	s.ahead = a
 	s.reading.Add(1)
 	go func() {
 		defer s.reading.Done()
+		defer cancel()
 		defer close(a.done)
-		a.page, a.err = s.read(s.aheadCtx, a.from, s.opts)
+		a.page, a.err = s.read(rctx, a.from, s.opts)
 	}()
 }
 
@@ -267,8 +271,11 @@ func (s *PollingSubscription) Close() {
 		close(s.closed)
 		s.wake.Unwatch(s.watcher)
 		s.mu.Lock()
-		s.cancelAhead()
-		s.ahead = nil
+		s.stopped = true
+		if s.ahead != nil {
+			s.ahead.cancel()
+			s.ahead = nil
+		}
 		s.mu.Unlock()
 		s.reading.Wait()
 	})
