@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/orderflow/orderflow/cli"
 	"github.com/orderflow/orderflow/testkit/natstest"
+	"github.com/orderflow/orderflow/wire"
 )
 
 // TestFulfillmentThroughThePlatform runs every target, the saga and the simulated card gateway
@@ -160,5 +162,47 @@ func TestSagasCommand(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal(`/metrics: no orderflow_fulfillment_sagas{state="stuck"} 1`)
 		}
+	}
+}
+
+// TestTheSagaLingersAsConfigured: FULFILLMENT_LINGER reaches the saga's batches. With 700 ms, the
+// saga decides on an order's reserved stock no sooner than 700 ms after the reservation was
+// recorded (a batch that has an event waits that long for more; with the default 10 ms the
+// decision follows within milliseconds). A lower bound: however busy the machine, it holds.
+func TestTheSagaLingersAsConfigured(t *testing.T) {
+	t.Parallel()
+	const linger = 700 * time.Millisecond
+	base := startPlatform(t, "targets", "all", "PAYMENT_PROVIDER_LATENCY", "1ms", "FULFILLMENT_LINGER", linger.String())
+	if s, _, b := call(t, "POST", base+"/api/v1/products", `{"productId":"slow","sku":"SLOW-1","name":"Slow","priceCents":1000}`, nil); s != 201 {
+		t.Fatalf("add product: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/products/slow/restock", `{"quantity":5}`, nil); s != 200 {
+		t.Fatalf("restock: %d %s", s, b)
+	}
+	if s, _, b := call(t, "POST", base+"/api/v1/orders", `{"orderId":"lingered","customerId":"c1","lines":[{"productId":"slow","quantity":1}]}`, nil); s != 201 {
+		t.Fatalf("place: %d %s", s, b)
+	}
+	var o struct {
+		Status   string
+		Timeline []wire.TimelineEntry
+	}
+	for deadline := time.Now().Add(30 * time.Second); o.Status != "CONFIRMED"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("order not confirmed after 30s: %s %+v", o.Status, o.Timeline)
+		}
+		a := graphQL(t, base, `{ order(id: "lingered") { status timeline { at stream type } } }`, nil, nil)
+		_ = json.Unmarshal(a.Data["order"], &o)
+	}
+	reserved := slices.IndexFunc(o.Timeline, func(e wire.TimelineEntry) bool { return strings.HasPrefix(e.Stream, "stock_reservation-") })
+	if reserved < 0 {
+		t.Fatalf("no reservation in the timeline: %+v", o.Timeline)
+	}
+	next := slices.IndexFunc(o.Timeline[reserved:], func(e wire.TimelineEntry) bool { return strings.HasPrefix(e.Stream, "fulfillment-") })
+	if next < 0 {
+		t.Fatalf("no decision of the saga after the reservation: %+v", o.Timeline)
+	}
+	r, d := o.Timeline[reserved], o.Timeline[reserved+next]
+	if gap := d.At.Sub(r.At); gap < linger-50*time.Millisecond {
+		t.Errorf("the saga decided %s after the reservation (%s at %s, %s at %s), want at least the linger, %s", gap, r.Type, r.At.Format(time.StampMilli), d.Type, d.At.Format(time.StampMilli), linger)
 	}
 }
