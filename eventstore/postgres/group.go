@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/orderflow/orderflow/eventstore"
 )
@@ -245,7 +245,7 @@ func (s *Store) appendMany(ctx context.Context, batch []*grouped) (map[string]ev
 	revs := make([]int64, len(batch))
 	var (
 		evStream, types, data, meta  []string
-		ids                          []uuid.UUID
+		ids                          []pgtype.UUID
 		ords                         []int64
 		condOf, condStream, condType = []string{}, []string{}, []string{}
 		condRev                      = []int64{}
@@ -264,7 +264,7 @@ func (s *Store) appendMany(ctx context.Context, batch []*grouped) (map[string]ev
 		for k, e := range g.events {
 			evStream = append(evStream, g.stream)
 			ords = append(ords, int64(k+1))
-			ids = append(ids, e.ID)
+			ids = append(ids, pgUUID(e.ID))
 			types = append(types, e.Type)
 			data = append(data, string(e.Data))
 			meta = append(meta, g.meta[k])

@@ -58,6 +58,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/eventstore"
@@ -422,22 +423,26 @@ func (s *Store) appendArgs(stream string, expected eventstore.ExpectedRevision, 
 func (s *Store) exactArgs(stream string, rev int64, events []eventstore.EventData, meta []string) (string, []any) {
 	if len(events) == 1 {
 		e := events[0]
-		return s.sql.appendExactOne, []any{stream, e.ID, e.Type, string(e.Data), meta[0], rev}
+		return s.sql.appendExactOne, []any{stream, pgUUID(e.ID), e.Type, string(e.Data), meta[0], rev}
 	}
 	ids, types, data := columns(events)
 	return s.sql.appendExact, []any{stream, ids, types, data, meta, rev}
 }
 
-// columns are events' ids, types and payloads as statement arguments. The ids go as UUIDs: pgx
-// encodes a string for a uuid parameter only as text, after failing at binary (an error built
-// and dropped for every id list).
-func columns(events []eventstore.EventData) (ids []uuid.UUID, types, data []string) {
-	ids, types, data = make([]uuid.UUID, len(events)), make([]string, len(events)), make([]string, len(events))
+// columns are events' ids, types and payloads as statement arguments (the ids as pgUUID makes
+// them).
+func columns(events []eventstore.EventData) (ids []pgtype.UUID, types, data []string) {
+	ids, types, data = make([]pgtype.UUID, len(events)), make([]string, len(events)), make([]string, len(events))
 	for i, e := range events {
-		ids[i], types[i], data[i] = e.ID, e.Type, string(e.Data)
+		ids[i], types[i], data[i] = pgUUID(e.ID), e.Type, string(e.Data)
 	}
 	return ids, types, data
 }
+
+// pgUUID is an event id as a uuid parameter pgx encodes in binary at once. A uuid.UUID goes
+// through its driver.Valuer: formatted as text, parsed back, and for a list by reflection, about
+// 20 allocations per id (26 µs for a list of eight against 1.2 µs).
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 func (s *Store) appendOnce(ctx context.Context, q Querier, stream string, query string, args []any) (eventstore.AppendResult, error) {
 	rows, err := q.Query(ctx, query, args...)
@@ -505,9 +510,9 @@ func (s *Store) translate(ctx context.Context, stream string, expected eventstor
 }
 
 func (s *Store) retried(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
-	ids := make([]uuid.UUID, len(events))
+	ids := make([]pgtype.UUID, len(events))
 	for i, e := range events {
-		ids[i] = e.ID
+		ids[i] = pgUUID(e.ID)
 	}
 	rows, err := s.pool.Query(ctx, s.sql.findIDs, stream, ids)
 	if err != nil {
@@ -520,7 +525,7 @@ func (s *Store) retried(ctx context.Context, stream string, expected eventstore.
 	byID := map[uuid.UUID]found{}
 	for rows.Next() {
 		var (
-			id   uuid.UUID
+			id   pgtype.UUID
 			f    found
 			txID string
 			gp   int64
@@ -531,7 +536,7 @@ func (s *Store) retried(ctx context.Context, stream string, expected eventstore.
 		}
 		commit, _ := strconv.ParseUint(txID, 10, 64)
 		f.pos = eventstore.Position{Commit: commit, Prepare: uint64(gp)}
-		byID[id] = f
+		byID[uuid.UUID(id.Bytes)] = f
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

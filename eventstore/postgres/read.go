@@ -314,7 +314,7 @@ func scanAllRow(rows pgx.Rows, hz *horizon) (eventstore.RecordedEvent, bool, err
 	var (
 		h, txID, stream, typ *string
 		gp, version          *int64
-		id                   *uuid.UUID
+		id                   pgtype.UUID // null with the rest when the page has no row
 		at                   *time.Time
 		data, meta           []byte
 	)
@@ -329,7 +329,7 @@ func scanAllRow(rows pgx.Rows, hz *horizon) (eventstore.RecordedEvent, bool, err
 	if txID == nil {
 		return eventstore.RecordedEvent{}, false, nil
 	}
-	e := eventstore.RecordedEvent{ID: *id, Stream: *stream, Revision: *version, Type: *typ, Data: data, RecordedAt: *at}
+	e := eventstore.RecordedEvent{ID: id.Bytes, Stream: *stream, Revision: *version, Type: *typ, Data: data, RecordedAt: *at}
 	return e, true, decodeRow(&e, *txID, *gp, meta)
 }
 
@@ -339,13 +339,15 @@ func scanEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) {
 	for rows.Next() {
 		var (
 			e    eventstore.RecordedEvent
+			id   pgtype.UUID // scanned in binary, not through uuid.UUID's Scanner (text)
 			txID string
 			gp   int64
 			meta []byte
 		)
-		if err := rows.Scan(&txID, &gp, &e.Stream, &e.Revision, &e.ID, &e.Type, &e.Data, &meta, &e.RecordedAt); err != nil {
+		if err := rows.Scan(&txID, &gp, &e.Stream, &e.Revision, &id, &e.Type, &e.Data, &meta, &e.RecordedAt); err != nil {
 			return nil, err
 		}
+		e.ID = id.Bytes
 		if err := decodeRow(&e, txID, gp, meta); err != nil {
 			return nil, err
 		}
