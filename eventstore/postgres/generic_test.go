@@ -88,13 +88,7 @@ func TestTheReadOfAllKeepsToItsIndex(t *testing.T) {
 		}
 	}
 	check("an empty")
-	if _, err := pool.Exec(ctx, `insert into eventstore.events (stream_id, stream_version, event_id, event_type, data)
-select 'order-' || (g / 5), g % 5, gen_random_uuid(), 't.v1', '{}' from generate_series(0, 19999) g`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `analyze eventstore.events`); err != nil {
-		t.Fatal(err)
-	}
+	growLog(t, pool)
 	check("a grown")
 }
 

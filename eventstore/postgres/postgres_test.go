@@ -372,12 +372,19 @@ func TestStreamStatementsKeepToTheIndexYoungOrGrown(t *testing.T) {
 		}
 	}
 	check("an empty")
-	if _, err := pool.Exec(ctx, `insert into eventstore.events (stream_id, stream_version, event_id, event_type, data)
+	growLog(t, pool)
+	check("a grown")
+}
+
+// growLog adds 20,000 events (4,000 streams of 5) to the store's log and has PostgreSQL analyze
+// it: plans made after it are a grown log's.
+func growLog(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	if _, err := pool.Exec(t.Context(), `insert into eventstore.events (stream_id, stream_version, event_id, event_type, data)
 select 'order-' || (g / 5), g % 5, gen_random_uuid(), 't.v1', '{}' from generate_series(0, 19999) g`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `analyze eventstore.events`); err != nil {
+	if _, err := pool.Exec(t.Context(), `analyze eventstore.events`); err != nil {
 		t.Fatal(err)
 	}
-	check("a grown")
 }
