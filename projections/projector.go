@@ -764,8 +764,6 @@ func (p *Projector) commit(ctx context.Context, b eventstore.Batch, touched map[
 	return nil
 }
 
-// The statements of a batch's transaction, besides the projection's own:
-//
 // commitGrace is how long a commit begun may go on once its worker is told to stop.
 const commitGrace = 5 * time.Second
 
@@ -773,10 +771,11 @@ const commitGrace = 5 * time.Second
 // it ends grace after ctx does (or when the work is done: call finished). A commit cut short is
 // worse than one finished: its worker is stopping because its partitions change hands or the
 // process stops, and a commit that no longer holds its partitions is refused by its own check
-// anyway; but one cut in the middle of sending its pipeline leaves a message half sent, the
-// server waits for the rest, and pgx gives the connection up only 15 s later, a place of the
-// pool (and the pool's Close) held meanwhile (a rebalance did so in one run of `orderflow-bench
-// workers` in three).
+// anyway; but one cut in the middle of sending its pipeline leaves a message half sent: the
+// server waits for the rest, the statements it had run by then keep their locks (the batch lock,
+// the partitions' checkpoint rows, which a worker taking them over waits for), and pgx gives the
+// connection up only 15 s later, a place of the pool (and the pool's Close) held meanwhile (a
+// rebalance did so in one run of `orderflow-bench workers` in three).
 func finishing(ctx context.Context, grace time.Duration) (_ context.Context, finished func()) {
 	c, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var timer *time.Timer
@@ -797,6 +796,8 @@ func finishing(ctx context.Context, grace time.Duration) (_ context.Context, fin
 	}
 }
 
+// The statements of a batch's transaction, besides the projection's own:
+//
 // lockSQL takes the batch lock of this read model (schema and name), shared by the workers of its
 // partitions; a rebuild's swap takes it alone. It is a statement of its own: the checkpoints' read
 // (checkSQL) must be planned once the lock is held, so that after a swap it names the new
