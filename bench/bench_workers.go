@@ -42,11 +42,11 @@ import (
 // and are let go once they hold their shares, so that the figure is the work, not the handover.
 //
 // The replay: a log of order events is written, then the orders read model is built from it by 1
-// worker, then (into another schema) by 2, in this process; events per second to the last one.
+// worker and (into another schema) by 2, in this process; events per second to the last one.
 func benchWorkers(fs *flag.FlagSet) benchRun {
 	n := fs.Int("orders", 4000, "placed orders in the log for each saga run (0: no saga runs)")
 	events := fs.Int("events", 200_000, "order events in the log of the replay (0: no replays)")
-	pairs := fs.Int("pairs", 1, "pairs of runs, 1 worker then 2, for each ratio: more than one prints their geometric mean and its 95% interval")
+	pairs := fs.Int("pairs", 1, "pairs of runs for each ratio, one with 1 worker and one with 2 (alternating which goes first): more than one prints their geometric mean and its 95% interval")
 	return func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 		var ratios []string
 		if *n > 0 {
@@ -86,7 +86,8 @@ func pairRatio(rates [][2]float64, unit string) string {
 	return fmt.Sprintf("ratio %.2f (95%% interval %.2f–%.2f over %d pairs; each: %s)", mean, lo, hi, len(rates), strings.Join(list, " "))
 }
 
-// sagaWorkers measures the saga's orders per second with 1 worker, then with 2, pairs times.
+// sagaWorkers measures the saga's orders per second with 1 worker and with 2, pairs times (in
+// pairOrder), each rate as [1 worker, 2 workers].
 func sagaWorkers(ctx context.Context, n, pairs int, getenv func(string) string, stdout, stderr io.Writer) ([][2]float64, error) {
 	var others []string
 	for _, t := range platform.TargetNames() {
@@ -298,7 +299,7 @@ func waitShares(ctx context.Context, pool *pgxpool.Pool, name string, workers in
 }
 
 // replayWorkers measures the orders read model's replay of a log of about events order events
-// with 1 worker, then 2, pairs times.
+// with 1 worker and with 2, pairs times (in pairOrder), each rate as [1 worker, 2 workers].
 func replayWorkers(ctx context.Context, events, pairs int, getenv func(string) string, stdout io.Writer) ([][2]float64, error) {
 	url, drop, err := benchDatabase(ctx, "replay_workers", getenv, stdout)
 	if err != nil {
