@@ -80,6 +80,11 @@ func startChildPlatform(ctx context.Context, name string, server pgServer, extra
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = server.exec(context.Background(), "drop database if exists "+p.db+" with (force)") })
+	// Every run starts after a checkpoint: what earlier runs left in the server's buffers is not
+	// written during this one, and no timed checkpoint (every 5 minutes by default, counted from
+	// the last one) falls inside its window to make it pay for the full pages written after it.
+	// (The server's own superuser may; on a shared server without the right it is skipped.)
+	_ = server.exec(ctx, "checkpoint")
 	p.dbURL = withDatabase(server.url, p.db)
 	httpAddr, debugAddr := freeAddr(), freeAddr()
 	p.base, p.debug = "http://"+httpAddr, debugAddr
