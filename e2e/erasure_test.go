@@ -17,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore/esdb/esdbtest"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/platform"
+	"github.com/orderflow/orderflow/testkit/logbuf"
 	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -44,7 +45,7 @@ func TestErasureLeavesNoTraceOnEventStoreDB(t *testing.T) {
 
 func erasureLeavesNoTrace(t *testing.T, esdbSrv *esdbtest.Server) {
 	ns := natstest.Namespace(t)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	extra := []string{"targets", "all", "ORDERFLOW_NATS_PREFIX", string(ns), "ORDERFLOW_LOG_LEVEL", "debug"}
 	if esdbSrv != nil {
 		extra = append(extra, "EVENTSTORE_URL", esdbSrv.URL())

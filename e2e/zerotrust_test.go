@@ -28,6 +28,7 @@ import (
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/rpc"
 	"github.com/orderflow/orderflow/platform"
+	"github.com/orderflow/orderflow/testkit/logbuf"
 	"github.com/orderflow/orderflow/testkit/pgtest"
 	"github.com/orderflow/orderflow/wire"
 )
@@ -48,7 +49,7 @@ func TestZeroTrust(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "ORDERFLOW_LOG_LEVEL": "warn", "ORDERFLOW_JWT_SECRET": testSecret, "PAYMENT_PROVIDER_LATENCY": "1ms"}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	base := runAll(t, dir, env, logs)
 	b, err := os.ReadFile(filepath.Join(dir, platform.NATSURLFile))
 	if err != nil {
@@ -278,24 +279,6 @@ func confirmOne(t *testing.T, base, id string) {
 	}
 }
 
-// syncBuffer is a buffer the platform's goroutines log to while a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestNoSecretInLogsOrMetrics runs the platform at the debug log level with a database password,
 // a JWT secret and NATS seeds, serves requests (a customer's order, a bad token, a forbidden call),
 // and finds none of the secrets, nor a bearer token or a caller assertion, in its logs, its
@@ -310,7 +293,7 @@ func TestNoSecretInLogsOrMetrics(t *testing.T) {
 	u.User = url.UserPassword(u.User.Username(), password)
 	dir := t.TempDir()
 	env := map[string]string{"DATABASE_URL": u.String(), "ORDERFLOW_LOG_LEVEL": "debug", "ORDERFLOW_JWT_SECRET": testSecret, "PAYMENT_PROVIDER_LATENCY": "1ms"}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	base := runAll(t, dir, env, logs)
 
 	token := tokenFor(t, "c-secret", auth.Customer)

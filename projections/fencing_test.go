@@ -20,6 +20,7 @@ import (
 	"github.com/orderflow/orderflow/eventstore/postgres"
 	"github.com/orderflow/orderflow/internal/pgschema"
 	"github.com/orderflow/orderflow/projections"
+	"github.com/orderflow/orderflow/testkit/logbuf"
 	"github.com/orderflow/orderflow/testkit/pgtest"
 )
 
@@ -202,7 +203,7 @@ func TestAMigrationBesideBatchesDoesNotDeadlock(t *testing.T) {
 	proj := writeOnly{&tally{indexed: true}}
 	// A deadlock fails one of the two transactions at once: the migration (an error here), or
 	// the batch, which the projector logs as it restarts from its checkpoint.
-	var logged syncBuffer
+	var logged logbuf.Buffer
 	p := projections.New(store, pool, proj, projections.Options{Log: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn})), Partitions: 4, Linger: -1})
 	if err := p.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
@@ -220,22 +221,4 @@ func TestAMigrationBesideBatchesDoesNotDeadlock(t *testing.T) {
 	if l := logged.String(); l != "" {
 		t.Fatalf("the projector's batches failed beside the migrations:\n%s", l)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that goroutines may write at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/orderflow/orderflow/internal/telemetry"
+	"github.com/orderflow/orderflow/testkit/logbuf"
 )
 
 const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -56,7 +56,7 @@ func TestTraceContextTravels(t *testing.T) {
 // interval ends, one more saying how many it stands for, without waiting for another warning;
 // other kinds and info lines pass.
 func TestAFloodIsALinePerInterval(t *testing.T) {
-	var out syncBuffer
+	var out logbuf.Buffer
 	log := slog.New(telemetry.NewQuieter(slog.NewTextHandler(&out, nil), 200*time.Millisecond)).With("target", "t")
 	for i := range 1000 {
 		log.Warn("queued command failed; will retry", "order", i)
@@ -76,22 +76,4 @@ func TestAFloodIsALinePerInterval(t *testing.T) {
 	if last := lines[len(lines)-1]; len(lines) != 5 || !strings.Contains(last, "order=999") || !strings.Contains(last, "target=t") {
 		t.Errorf("the summary is the latest warning with its count:\n%s", out.String())
 	}
-}
-
-// syncBuffer is a buffer a logger writes from a timer while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
