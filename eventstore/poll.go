@@ -112,15 +112,13 @@ type PollingSubscription struct {
 	closed   chan struct{}
 	once     sync.Once
 
-	mu      sync.Mutex     // ahead and stopped, against Close
-	ahead   *readAhead     // the next page's read, started by the last Next; nil: none
-	stopped bool           // closed: nothing more is read ahead
+	mu      sync.Mutex     // ahead, against Close
+	ahead   *readAhead     // the page after from, being read since the last Next; nil: none
 	reading sync.WaitGroup // reads ahead running
 }
 
-// readAhead is a page read in the background from a position.
+// readAhead is a page read in the background.
 type readAhead struct {
-	from   Position
 	cancel context.CancelFunc // ends the read (Close)
 	done   chan struct{}      // closed when page and err are set
 	page   Page
@@ -217,20 +215,16 @@ func (c *chase) wait(ctx context.Context, woken, closed <-chan struct{}, backOff
 	return nil
 }
 
-// readPage reads the page after s.from: the one read ahead if there is one, else now. A read
-// ahead that ctx ends the wait for stays for the next call.
+// readPage reads the page after s.from: the one read ahead if there is one (started from s.from,
+// which only Next moves, before it starts the next one), else now. A read ahead that ctx ends
+// the wait for stays for the next call.
 func (s *PollingSubscription) readPage(ctx context.Context) (Page, error) {
 	s.mu.Lock()
 	a := s.ahead
-	if a == nil || a.from != s.from {
-		if a != nil {
-			a.cancel()
-		}
-		s.ahead = nil
-		s.mu.Unlock()
+	s.mu.Unlock()
+	if a == nil {
 		return s.read(ctx, s.from, s.opts)
 	}
-	s.mu.Unlock()
 	select {
 	case <-a.done:
 		s.mu.Lock()
@@ -249,18 +243,21 @@ func (s *PollingSubscription) readPage(ctx context.Context) (Page, error) {
 func (s *PollingSubscription) readAhead(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopped {
+	select {
+	case <-s.closed: // Close cancels only what it finds
 		return
+	default:
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a := &readAhead{from: s.from, cancel: cancel, done: make(chan struct{})}
+	a := &readAhead{cancel: cancel, done: make(chan struct{})}
 	s.ahead = a
 	s.reading.Add(1)
+	from := s.from
 	go func() {
 		defer s.reading.Done()
 		defer cancel()
 		defer close(a.done)
-		a.page, a.err = s.read(rctx, a.from, s.opts)
+		a.page, a.err = s.read(rctx, from, s.opts)
 	}()
 }
 
@@ -270,8 +267,7 @@ func (s *PollingSubscription) Close() {
 	s.once.Do(func() {
 		close(s.closed)
 		s.wake.Unwatch(s.watcher)
-		s.mu.Lock()
-		s.stopped = true
+		s.mu.Lock() // after close(s.closed): no read ahead starts past this point
 		if s.ahead != nil {
 			s.ahead.cancel()
 			s.ahead = nil

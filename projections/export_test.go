@@ -5,3 +5,6 @@ const (
 	PlanNow    = planNow
 	PlanCached = planCached
 )
+
+// Finishing is finishing, for its test.
+var Finishing = finishing

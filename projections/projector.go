@@ -778,22 +778,11 @@ const commitGrace = 5 * time.Second
 // rebalance did so in one run of `orderflow-bench workers` in three).
 func finishing(ctx context.Context, grace time.Duration) (_ context.Context, finished func()) {
 	c, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var timer *time.Timer
-	var mu sync.Mutex
 	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		timer = time.AfterFunc(grace, cancel)
+		timer := time.AfterFunc(grace, cancel)
+		context.AfterFunc(c, func() { timer.Stop() }) // finished first: no timer left behind
 	})
-	return c, func() {
-		stop()
-		mu.Lock()
-		if timer != nil {
-			timer.Stop()
-		}
-		mu.Unlock()
-		cancel()
-	}
+	return c, func() { stop(); cancel() }
 }
 
 // The statements of a batch's transaction, besides the projection's own:

@@ -558,3 +558,32 @@ func TestPauseAndResume(t *testing.T) {
 		t.Fatalf("after resume %d events applied, want 7", got)
 	}
 }
+
+// TestFinishingOutlivesItsParentByTheGrace: the context a commit runs with does not end with the
+// worker's, only the grace after it, or when the commit says it is finished.
+func TestFinishingOutlivesItsParentByTheGrace(t *testing.T) {
+	t.Parallel()
+	parent, cancel := context.WithCancel(t.Context())
+	c, finished := projections.Finishing(parent, time.Hour)
+	cancel()
+	<-parent.Done()
+	select {
+	case <-c.Done():
+		t.Fatal("the commit's context ended with its worker's")
+	case <-time.After(20 * time.Millisecond):
+	}
+	finished()
+	if c.Err() == nil {
+		t.Fatal("finished did not end the commit's context")
+	}
+
+	parent, cancel = context.WithCancel(t.Context())
+	c, finished = projections.Finishing(parent, time.Millisecond)
+	defer finished()
+	cancel()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the commit's context outlived its worker's by more than the grace")
+	}
+}
