@@ -441,7 +441,7 @@ func columns(events []eventstore.EventData) (ids []pgtype.UUID, types, data []st
 
 // pgUUID is an event id as a uuid parameter pgx encodes in binary at once. A uuid.UUID goes
 // through its driver.Valuer: formatted as text, parsed back, and for a list by reflection, about
-// 20 allocations per id (26 µs for a list of eight against 1.2 µs).
+// 20 allocations per id (BenchmarkEventIDs).
 func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 func (s *Store) appendOnce(ctx context.Context, q Querier, stream string, query string, args []any) (eventstore.AppendResult, error) {
