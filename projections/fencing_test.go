@@ -3,11 +3,13 @@ package projections_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -221,4 +223,56 @@ func TestAMigrationBesideBatchesDoesNotDeadlock(t *testing.T) {
 	if l := logged.String(); l != "" {
 		t.Fatalf("the projector's batches failed beside the migrations:\n%s", l)
 	}
+}
+
+// TestARefusedMoveNamesThePartitionThatRefused: a batch's move of its checkpoints names the
+// partition that refused it and why (taken at another epoch: fenced; saved elsewhere: moved),
+// whichever of the batch's partitions it is, and moves none of them. (A partition that comes
+// before the refusing one, moved by the same statement, was once read as the refusal: "moved".)
+func TestARefusedMoveNamesThePartitionThatRefused(t *testing.T) {
+	t.Parallel()
+	pool, store := setup(t)
+	if err := projections.New(store, pool, &tally{}, projections.Options{Log: quiet, Partitions: 4}).Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Partition 2 was taken by another worker (its epoch moved); partition 3 saved elsewhere (a
+	// rebuild's swap) at this worker's epoch.
+	if _, err := pool.Exec(t.Context(), `update projection_checkpoints set epoch = case part when 2 then 2 else 1 end,
+commit_position = case part when 3 then 9 else 0 end, prepare_position = case part when 3 then 9 else 0 end where name = 'tally'`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		parts []int
+		want  error
+		names string
+	}{
+		{[]int{0, 2}, projections.ErrFenced, "partition 2 at epoch 2"},
+		{[]int{2, 0}, projections.ErrFenced, "partition 2 at epoch 2"},
+		{[]int{1, 3}, projections.ErrCheckpointMoved, "partition 3 saved at 9/9"},
+		{[]int{0, 1, 2, 3}, projections.ErrFenced, "partition 2 at epoch 2"},
+	} {
+		n := len(c.parts)
+		err := projections.Advance(t.Context(), pool, "tally", c.parts, fill(n, int64(1)), fill(n, uint64(0)), fill(n, uint64(5)))
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.names) {
+			t.Errorf("moving %v: %v, want %v naming %q", c.parts, err, c.want, c.names)
+		}
+	}
+	var moved int
+	if err := pool.QueryRow(t.Context(), `select count(*) from projection_checkpoints where name = 'tally' and commit_position = 5`).Scan(&moved); err != nil {
+		t.Fatal(err)
+	}
+	if moved != 0 {
+		t.Errorf("%d checkpoints moved by refused moves", moved)
+	}
+	if err := projections.Advance(t.Context(), pool, "tally", []int{0, 1}, fill(2, int64(1)), fill(2, uint64(0)), fill(2, uint64(5))); err != nil {
+		t.Errorf("moving the partitions this worker holds: %v", err)
+	}
+}
+
+func fill[T any](n int, v T) []T {
+	s := make([]T, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
 }

@@ -270,9 +270,11 @@ begin
   if moved = cardinality(p_parts) then
     return;
   end if;
+  -- Which partition refused: a row this statement moved reads its new position, and is passed over.
   for r in select v.part, v.epoch as want, c.epoch, c.commit_position as c, c.prepare_position as p, v.fc, v.fp
-             from unnest(p_parts, p_epochs, p_commits, p_prepares) v(part, epoch, fc, fp)
+             from unnest(p_parts, p_epochs, p_commits, p_prepares, p_to_commits, p_to_prepares) v(part, epoch, fc, fp, tc, tp)
              left join projection_checkpoints c on c.name = p_name and c.part = v.part
+            where c.epoch is distinct from v.epoch or c.commit_position <> v.tc or c.prepare_position <> v.tp
             order by v.part loop
     if r.epoch is distinct from r.want then
       raise exception 'partition % at epoch %, this worker''s is %', r.part, coalesce(r.epoch::text, 'none (no checkpoint)'), r.want
