@@ -313,6 +313,10 @@ func (w *Writer) drain(c *cached) {
 		c.pending = c.pending[n:]
 		c.mu.Unlock()
 		w.process(c, batch)
+		// The queue's array outlives the batch (the stream's next commands may be appended to
+		// it): it must not keep the commands carried out, their contexts and closures, for as
+		// long as the stream is cached.
+		clear(batch)
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/orderflow/orderflow/commands"
 	"github.com/orderflow/orderflow/commands/commandstest"
@@ -431,3 +433,44 @@ func foldOrder(t testing.TB, store eventstore.Store, id string) (ordermodel.Stat
 	}
 	return s, len(recorded)
 }
+
+// TestACachedStreamKeepsNoCommand: what the cache keeps of a stream is its state, revision and
+// command ids, not the commands carried out on it: a command's context (its trace, its
+// correlation, what its caller put there) is garbage once the command has its answer. (A stream's
+// queue kept its last batch of commands, their contexts and closures with them, for as long as the
+// stream stayed cached: a few kilobytes for every order, payment and reservation a process had
+// written, hundreds of thousands of them by default.)
+func TestACachedStreamKeepsNoCommand(t *testing.T) {
+	t.Parallel()
+	w := commands.NewWriter(memory.New(), commands.WriterOptions{})
+	type carried struct{ _ [64]byte }
+	var gone []weak.Pointer[carried]
+	for i := range 20 {
+		c := &carried{}
+		gone = append(gone, weak.Make(c))
+		ctx := context.WithValue(t.Context(), carriedKey{}, c)
+		id := fmt.Sprint("p", i%4) // 4 streams, each cached, 5 commands each
+		if i < 4 {
+			stocked(t, w, id, 0)
+		}
+		if _, err := run(ctx, w, id, model.Restock{ProductID: id, Quantity: 1}, fmt.Sprint("restock-", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	kept := 0
+	for _, p := range gone {
+		if p.Value() != nil {
+			kept++
+		}
+	}
+	if kept != 0 {
+		t.Errorf("%d of 20 commands' contexts still reachable after their answers", kept)
+	}
+	if _, err := run(t.Context(), w, "p0", model.Restock{ProductID: "p0", Quantity: 1}, "restock-0"); err != nil {
+		t.Fatal(err) // the streams are still cached (the command ids too): a repeat is recognised
+	}
+}
+
+type carriedKey struct{}
