@@ -48,6 +48,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./eventstore/postgres/ ./eventstore/esdb/
 	$(GO) run ./cmd/orderflow-bench saga --orders 2000 --rate 100 --duration 10s
 	$(GO) test -run '^$$' -bench CommandOnALongStream -benchtime 2000x ./commands/
+	$(GO) test -run '^$$' -bench WriterCacheMemory -benchtime 1x ./commands/
 	$(GO) run ./cmd/orderflow-bench open --rates 100,200,250,400,600,800,1000 --products 50 --duration 30s --chart docs/bench/open-loop.svg
 	$(GO) run ./cmd/orderflow-bench open --rates 200 --products 1 --duration 30s
 	$(GO) run ./cmd/orderflow-bench rebuild --events 1000000
