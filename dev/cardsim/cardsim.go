@@ -19,6 +19,10 @@ type Options struct {
 	DeclineRate float64
 	// Outage makes every authorization answer 503 until turned off (PUT /v1/outage).
 	Outage bool
+	// Remember is how many payments' answers are kept for their retries (default 100,000): a
+	// retry of a payment older than that is decided again, from its request alone (the same answer
+	// unless the amount changed), so that the gateway's memory stays bounded however long it runs.
+	Remember int
 }
 
 // Request is an authorization request.
@@ -40,14 +44,46 @@ const MaxAmountCents = 1_000_000_00
 
 // Server is the simulated gateway.
 type Server struct {
-	mu        sync.Mutex
-	opts      Options
-	decisions map[string]Decision
-	calls     int
+	mu    sync.Mutex
+	opts  Options
+	calls int
+	// The answers given, by payment id, in two generations of at most opts.Remember each: when
+	// recent fills up, it becomes older and older is dropped.
+	recent, older map[string]Decision
 }
 
 // New returns a gateway with opts.
-func New(opts Options) *Server { return &Server{opts: opts, decisions: map[string]Decision{}} }
+func New(opts Options) *Server {
+	if opts.Remember <= 0 {
+		opts.Remember = 100_000
+	}
+	return &Server{opts: opts, recent: map[string]Decision{}}
+}
+
+// decision is the answer for req: the one given before, if remembered, else a new one.
+func (s *Server) decision(req Request) Decision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.recent[req.PaymentID]; ok {
+		return d
+	}
+	d, ok := s.older[req.PaymentID]
+	if !ok {
+		d = decide(req, s.opts.DeclineRate)
+	}
+	if len(s.recent) >= s.opts.Remember {
+		s.older, s.recent = s.recent, make(map[string]Decision, len(s.recent))
+	}
+	s.recent[req.PaymentID] = d
+	return d
+}
+
+// remembered is how many payments' answers the gateway holds.
+func (s *Server) remembered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recent) + len(s.older)
+}
 
 // SetOutage turns the outage on or off.
 func (s *Server) SetOutage(on bool) {
@@ -95,15 +131,8 @@ func (s *Server) Handler() http.Handler {
 		case <-r.Context().Done():
 			return
 		}
-		s.mu.Lock()
-		d, seen := s.decisions[req.PaymentID]
-		if !seen {
-			d = decide(req, opts.DeclineRate)
-			s.decisions[req.PaymentID] = d
-		}
-		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(d)
+		_ = json.NewEncoder(w).Encode(s.decision(req))
 	})
 	return mux
 }
