@@ -265,6 +265,14 @@ func executeOn[S, E any](ctx context.Context, w *Writer, agg Aggregate[S, E], st
 	}
 }
 
+// Cached is what the cache holds now: the streams, and the command ids they hold (bounded by
+// WriterOptions.MaxCommands).
+func (w *Writer) Cached() (streams, commands int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.streams), w.held
+}
+
 // entry returns stream's cache entry, the most recently used from now on.
 func (w *Writer) entry(stream string) *cached {
 	w.mu.Lock()

@@ -282,6 +282,9 @@ func TestTheCacheIsBounded(t *testing.T) {
 	for i := range 20 {
 		stocked(t, w, fmt.Sprint("p", i), 5) // two commands each
 	}
+	if streams, held := w.Cached(); streams != 5 || held != 10 {
+		t.Errorf("the cache holds %d streams and %d commands, want the 5 most recent and their 10", streams, held)
+	}
 	reads := store.reads.Load()
 	if _, err := run(t.Context(), w, "p0", model.Reserve{ProductID: "p0", OrderID: "o", Quantity: 1}, "r-p0"); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,9 @@ import (
 	"github.com/orderflow/orderflow/testkit/natstest"
 	"github.com/orderflow/orderflow/wire"
 )
+
+// cachedCommands finds the command services' cache holding commands in /metrics.
+var cachedCommands = regexp.MustCompile(`(?m)^orderflow_command_cache_commands [1-9]`)
 
 // TestFulfillmentThroughThePlatform runs every target, the saga and the simulated card gateway
 // included: 12 orders race for 5 units; each ends CONFIRMED or CANCELLED by itself, exactly 5 are
@@ -127,6 +131,7 @@ func TestSagasCommand(t *testing.T) {
 			strings.Contains(m, `orderflow_projection_events_applied_total{projection="orders"}`) && strings.Contains(m, `orderflow_projection_lag_events{projection="orders"} 0`) &&
 			strings.Contains(m, `orderflow_projection_parked{projection="catalog"} 0`) && strings.Contains(m, `orderflow_projection_up{projection="fulfillment"} 1`) &&
 			strings.Contains(m, "orderflow_eventstore_horizon_age_seconds") && strings.Contains(m, `orderflow_projection_batch_seconds_count{projection="orders"}`) &&
+			cachedCommands.MatchString(m) &&
 			// RED of REST routes, NATS endpoints and queued commands (a refused reservation among them).
 			strings.Contains(m, `orderflow_http_request_duration_seconds_count{method="POST",route="/api/v1/orders",status="201"}`) &&
 			strings.Contains(m, `orderflow_nats_request_duration_seconds_count{endpoint="place",outcome="ok",service="order-commands"}`) &&

@@ -293,6 +293,7 @@ func openShared(ctx context.Context, cfg Config, selected []target.Target, proc 
 		// The command services of this process write through one Writer: one writer per stream,
 		// its decided state cached (see commands.Writer).
 		d.Writer = commands.NewWriter(d.Store, commands.WriterOptions{})
+		d.Metrics.MustRegister(commandCache(d.Writer)...)
 		if pg, ok := raw.(*postgres.Store); ok {
 			d.Metrics.MustRegister(horizonAge(pg))
 		}
@@ -314,6 +315,18 @@ func openShared(ctx context.Context, cfg Config, selected []target.Target, proc 
 	d.Pool = func(schema string) *pgxpool.Pool { return pools[target.Database{Schema: schema}] }
 	d.ReadPool = func(schema string) *pgxpool.Pool { return pools[target.Database{Schema: schema, Reads: true}] }
 	return d, nil
+}
+
+// commandCache is the metrics of what w, the command services' Writer, keeps cached.
+func commandCache(w *commands.Writer) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_command_cache_streams",
+			Help: "Streams whose state the command services of this process keep cached."},
+			func() float64 { streams, _ := w.Cached(); return float64(streams) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_command_cache_commands",
+			Help: "Command ids the cached streams hold: the cache's size, bounded by commands.WriterOptions.MaxCommands (500,000; about 460 bytes each)."},
+			func() float64 { _, commands := w.Cached(); return float64(commands) }),
+	}
 }
 
 // horizonAge is the metric of how long the oldest transaction of pg's cluster holds subscribers back.
