@@ -10,8 +10,6 @@ import (
 
 	gojson "github.com/goccy/go-json"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -83,29 +81,12 @@ func open(ctx context.Context, url, schema string, maxConns int32, params map[st
 	for k, v := range params { // not on the connection above: it may wait for other migrations
 		cfg.ConnConfig.RuntimeParams[k] = v
 	}
-	cfg.ConnConfig.BuildContextWatcherHandler = cancelByRequest
 	cfg.AfterConnect = FastJSON
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
 	return pool, nil
-}
-
-// CancelGrace is how long a statement whose context ended may still take to write or answer,
-// when the server does not answer its cancel request (cancelByRequest).
-const CancelGrace = 2 * time.Second
-
-// cancelByRequest is how a connection gives up a statement whose context ended: it asks the
-// server to cancel it (PostgreSQL's cancel request, on a connection of its own), and breaks off
-// its own reads and writes only CancelGrace later. pgx's default breaks them off at once: a
-// pipeline cut in the middle of a message left the server waiting for the rest of it, with the
-// locks its first statements took (a read model's batch lock, checkpoint rows, an append's fence),
-// until pgx gave up closing the connection 15 s later. Now the message is finished, the server
-// cancels the statement it is running, the transaction rolls back, and the connection goes back
-// to the pool whole (about 100 ms later: pgx waits out a cancel request that might arrive late).
-func cancelByRequest(conn *pgconn.PgConn) ctxwatch.Handler {
-	return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: CancelGrace}
 }
 
 // FastJSON makes conn read and write json and jsonb columns with goccy/go-json (encoding/json's
