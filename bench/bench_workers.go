@@ -83,7 +83,7 @@ func pairRatio(rates [][2]float64, unit string) string {
 		list = append(list, fmt.Sprintf("%.2f", each[i]))
 	}
 	mean, lo, hi := ratioInterval(each)
-	return fmt.Sprintf("ratio %.2f (95%% interval %.2f–%.2f over %d pairs; each: %s)", mean, lo, hi, len(rates), strings.Join(list, " "))
+	return fmt.Sprintf("ratio %.2f (95%% interval %s over %d pairs; each: %s)", mean, interval(lo, hi), len(rates), strings.Join(list, " "))
 }
 
 // sagaWorkers measures the saga's orders per second with 1 worker and with 2, pairs times (in

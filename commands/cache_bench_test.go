@@ -40,7 +40,7 @@ func BenchmarkWriterCacheMemory(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		cached := float64(liveHeap() - before)
+		cached := float64(liveHeap()) - float64(before)
 		b.ReportMetric(cached/orders, "B/order")
 		b.ReportMetric(cached/(2*orders), "B/command")
 		runtime.KeepAlive(w)

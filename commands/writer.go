@@ -69,8 +69,7 @@ type Writer struct {
 type WriterOptions struct {
 	// MaxCommands bounds the cache: the command ids (one per command a cached stream holds) of
 	// every cached stream together. Least recently used streams are forgotten past it.
-	// Default 500,000: some 230 MB of heap (an order placed and confirmed holds two, about 460
-	// bytes each with its stream's state: BenchmarkWriterCacheMemory).
+	// Default DefaultMaxCommands.
 	MaxCommands int
 	// MaxBatch bounds the commands decided and appended together. Default 256.
 	MaxBatch int
@@ -91,10 +90,14 @@ type WriterOptions struct {
 	Now func() time.Time
 }
 
+// DefaultMaxCommands is WriterOptions.MaxCommands by default: some 230 MB of heap (an order placed
+// and confirmed holds two, about 460 bytes each with its stream's state: BenchmarkWriterCacheMemory).
+const DefaultMaxCommands = 500_000
+
 // NewWriter returns a Writer over store.
 func NewWriter(store eventstore.Store, opts WriterOptions) *Writer {
 	if opts.MaxCommands <= 0 {
-		opts.MaxCommands = 500_000
+		opts.MaxCommands = DefaultMaxCommands
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256

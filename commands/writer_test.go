@@ -439,10 +439,8 @@ func foldOrder(t testing.TB, store eventstore.Store, id string) (ordermodel.Stat
 
 // TestACachedStreamKeepsNoCommand: what the cache keeps of a stream is its state, revision and
 // command ids, not the commands carried out on it: a command's context (its trace, its
-// correlation, what its caller put there) is garbage once the command has its answer. (A stream's
-// queue kept its last batch of commands, their contexts and closures with them, for as long as the
-// stream stayed cached: a few kilobytes for every order, payment and reservation a process had
-// written, hundreds of thousands of them by default.)
+// correlation, what its caller put there) is garbage once the command has its answer, however long
+// the stream stays cached.
 func TestACachedStreamKeepsNoCommand(t *testing.T) {
 	t.Parallel()
 	w := commands.NewWriter(memory.New(), commands.WriterOptions{})

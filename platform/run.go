@@ -324,7 +324,7 @@ func commandCache(w *commands.Writer) []prometheus.Collector {
 			Help: "Streams whose state the command services of this process keep cached."},
 			func() float64 { streams, _ := w.Cached(); return float64(streams) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orderflow_command_cache_commands",
-			Help: "Command ids the cached streams hold: the cache's size, bounded by commands.WriterOptions.MaxCommands (500,000; about 460 bytes each)."},
+			Help: fmt.Sprintf("Command ids the cached streams hold: the cache's size, bounded at %d.", commands.DefaultMaxCommands)},
 			func() float64 { _, commands := w.Cached(); return float64(commands) }),
 	}
 }

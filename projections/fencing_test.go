@@ -227,8 +227,8 @@ func TestAMigrationBesideBatchesDoesNotDeadlock(t *testing.T) {
 
 // TestARefusedMoveNamesThePartitionThatRefused: a batch's move of its checkpoints names the
 // partition that refused it and why (taken at another epoch: fenced; saved elsewhere: moved),
-// whichever of the batch's partitions it is, and moves none of them. (A partition that comes
-// before the refusing one, moved by the same statement, was once read as the refusal: "moved".)
+// whichever of the batch's partitions it is (one the same statement moved before it is not the
+// refusal), and moves none of them.
 func TestARefusedMoveNamesThePartitionThatRefused(t *testing.T) {
 	t.Parallel()
 	pool, store := setup(t)

@@ -78,13 +78,6 @@ func (s *Server) decision(req Request) Decision {
 	return d
 }
 
-// remembered is how many payments' answers the gateway holds.
-func (s *Server) remembered() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.recent) + len(s.older)
-}
-
 // SetOutage turns the outage on or off.
 func (s *Server) SetOutage(on bool) {
 	s.mu.Lock()

@@ -429,14 +429,22 @@ func (s *Store) exactArgs(stream string, rev int64, events []eventstore.EventDat
 	return s.sql.appendExact, []any{stream, ids, types, data, meta, rev}
 }
 
-// columns are events' ids, types and payloads as statement arguments (the ids as pgUUID makes
-// them).
+// columns are events' ids, types and payloads as statement arguments.
 func columns(events []eventstore.EventData) (ids []pgtype.UUID, types, data []string) {
-	ids, types, data = make([]pgtype.UUID, len(events)), make([]string, len(events)), make([]string, len(events))
+	types, data = make([]string, len(events)), make([]string, len(events))
 	for i, e := range events {
-		ids[i], types[i], data[i] = pgUUID(e.ID), e.Type, string(e.Data)
+		types[i], data[i] = e.Type, string(e.Data)
 	}
-	return ids, types, data
+	return eventIDs(events), types, data
+}
+
+// eventIDs are events' ids as a uuid[] argument (pgUUID).
+func eventIDs(events []eventstore.EventData) []pgtype.UUID {
+	ids := make([]pgtype.UUID, len(events))
+	for i, e := range events {
+		ids[i] = pgUUID(e.ID)
+	}
+	return ids
 }
 
 // pgUUID is an event id as a uuid parameter pgx encodes in binary at once. A uuid.UUID goes
@@ -510,11 +518,7 @@ func (s *Store) translate(ctx context.Context, stream string, expected eventstor
 }
 
 func (s *Store) retried(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []eventstore.EventData) (eventstore.AppendResult, bool, error) {
-	ids := make([]pgtype.UUID, len(events))
-	for i, e := range events {
-		ids[i] = pgUUID(e.ID)
-	}
-	rows, err := s.pool.Query(ctx, s.sql.findIDs, stream, ids)
+	rows, err := s.pool.Query(ctx, s.sql.findIDs, stream, eventIDs(events))
 	if err != nil {
 		return eventstore.AppendResult{}, false, fmt.Errorf("append to %s: look up event ids: %w", stream, err)
 	}
